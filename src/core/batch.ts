@@ -1,0 +1,184 @@
+/**
+ * The one columnar batch type that travels engine → trace → stats → store → views.
+ *
+ * N tokens × L MoE layers × K selected experts, as typed arrays. Each column maps 1:1 onto a column of the
+ * trace's Arrow record batches (docs/trace-format.md), so recording and replay copy no data.
+ * Layout of the per-token matrices is token-major, then layer, then slot:  index = (t·L + l)·K + k.
+ */
+import { f32ToF16 } from './f16.js';
+
+export type Scoring = 'softmax' | 'sigmoid';
+
+/** What every batch of one stream shares: the routed layers and their shape. */
+export interface RoutingSchema {
+  /** The model's own layer index of each MoE layer, in capture order (dense layers are absent). L = layers.length. */
+  layers: number[];
+  /** Routed experts per MoE layer (E). */
+  experts: number;
+  /** Experts selected per token per layer (K). */
+  topK: number;
+  /** How the router turns logits into scores. */
+  scoring: Scoring;
+  /** Whether batches carry router logits (L·E per token). */
+  hasLogits: boolean;
+}
+
+export interface RoutingBatch {
+  /** Number of tokens (rows). */
+  length: number;
+  /** Sequence id (prompt number, request id). */
+  seq: Uint32Array;
+  /** Position of the token in its sequence. */
+  pos: Uint32Array;
+  tokenId: Int32Array;
+  /** Decoded text of each token. */
+  token: string[];
+  /** 1 when the token belongs to the prompt, 0 when generated. */
+  isPrompt: Uint8Array;
+  /** Wall-clock capture time, ns since the Unix epoch. */
+  tNs: BigInt64Array;
+  /** Selected expert ids, the model's own selection: N·L·K. */
+  experts: Uint16Array;
+  /** Routing weights of those experts as float16 bits (decode with F16_TO_F32): N·L·K. */
+  weights: Uint16Array;
+  /** Router logits as float16 bits: N·L·E, or null when not captured. */
+  logits: Uint16Array | null;
+  /** Optional per-token label (domain of the prompt: "code", "prose" …). */
+  tag: (string | null)[] | null;
+}
+
+export function emptyBatch(schema: RoutingSchema): RoutingBatch {
+  return new RoutingBatchBuilder(schema, 0).finish();
+}
+
+/** One token's routing, as the engine (or an importer) produces it. */
+export interface TokenRouting {
+  seq: number;
+  pos: number;
+  tokenId: number;
+  token: string;
+  isPrompt: boolean;
+  tNs: bigint;
+  /** L·K expert ids, layer-major. */
+  experts: ArrayLike<number>;
+  /** L·K weights as numbers (encoded to float16 here). */
+  weights: ArrayLike<number>;
+  /** L·E logits as numbers, when the schema has logits. */
+  logits?: ArrayLike<number> | null;
+  tag?: string | null;
+}
+
+/** Accumulates tokens into preallocated columns; `finish()` hands out a batch and starts afresh. */
+export class RoutingBatchBuilder {
+  readonly schema: RoutingSchema;
+  readonly capacity: number;
+  private n = 0;
+  private cols!: RoutingBatch;
+  private readonly lk: number;
+  private readonly le: number;
+  private anyTag = false;
+
+  constructor(schema: RoutingSchema, capacity: number) {
+    this.schema = schema;
+    this.capacity = capacity;
+    this.lk = schema.layers.length * schema.topK;
+    this.le = schema.layers.length * schema.experts;
+    this.reset();
+  }
+
+  get length(): number {
+    return this.n;
+  }
+
+  get full(): boolean {
+    return this.n >= this.capacity;
+  }
+
+  private reset(): void {
+    const c = this.capacity;
+    this.n = 0;
+    this.anyTag = false;
+    this.cols = {
+      length: 0,
+      seq: new Uint32Array(c),
+      pos: new Uint32Array(c),
+      tokenId: new Int32Array(c),
+      token: new Array<string>(c),
+      isPrompt: new Uint8Array(c),
+      tNs: new BigInt64Array(c),
+      experts: new Uint16Array(c * this.lk),
+      weights: new Uint16Array(c * this.lk),
+      logits: this.schema.hasLogits ? new Uint16Array(c * this.le) : null,
+      tag: new Array<string | null>(c),
+    };
+  }
+
+  push(r: TokenRouting): void {
+    if (this.n >= this.capacity) throw new RangeError('RoutingBatchBuilder is full; call finish() first');
+    const i = this.n++;
+    const c = this.cols;
+    c.seq[i] = r.seq;
+    c.pos[i] = r.pos;
+    c.tokenId[i] = r.tokenId;
+    c.token[i] = r.token;
+    c.isPrompt[i] = r.isPrompt ? 1 : 0;
+    c.tNs[i] = r.tNs;
+    const o = i * this.lk;
+    for (let j = 0; j < this.lk; j++) {
+      c.experts[o + j] = r.experts[j]!;
+      c.weights[o + j] = f32ToF16(r.weights[j]!);
+    }
+    if (c.logits) {
+      const lo = i * this.le;
+      const src = r.logits;
+      if (src) for (let j = 0; j < this.le; j++) c.logits[lo + j] = f32ToF16(src[j]!);
+      else c.logits.fill(0x7e00, lo, lo + this.le); // NaN: logits missing for this token
+    }
+    c.tag![i] = r.tag ?? null;
+    if (r.tag != null) this.anyTag = true;
+  }
+
+  /** The tokens pushed so far as a batch (trimmed views), then an empty builder. */
+  finish(): RoutingBatch {
+    const n = this.n;
+    const c = this.cols;
+    const out: RoutingBatch = {
+      length: n,
+      seq: c.seq.subarray(0, n),
+      pos: c.pos.subarray(0, n),
+      tokenId: c.tokenId.subarray(0, n),
+      token: c.token.slice(0, n),
+      isPrompt: c.isPrompt.subarray(0, n),
+      tNs: c.tNs.subarray(0, n),
+      experts: c.experts.subarray(0, n * this.lk),
+      weights: c.weights.subarray(0, n * this.lk),
+      logits: c.logits ? c.logits.subarray(0, n * this.le) : null,
+      tag: this.anyTag ? c.tag!.slice(0, n) : null,
+    };
+    this.reset();
+    return out;
+  }
+}
+
+/** Rows [start, end) of a batch, sharing its buffers. */
+export function sliceBatch(b: RoutingBatch, schema: RoutingSchema, start: number, end: number): RoutingBatch {
+  const lk = schema.layers.length * schema.topK;
+  const le = schema.layers.length * schema.experts;
+  return {
+    length: end - start,
+    seq: b.seq.subarray(start, end),
+    pos: b.pos.subarray(start, end),
+    tokenId: b.tokenId.subarray(start, end),
+    token: b.token.slice(start, end),
+    isPrompt: b.isPrompt.subarray(start, end),
+    tNs: b.tNs.subarray(start, end),
+    experts: b.experts.subarray(start * lk, end * lk),
+    weights: b.weights.subarray(start * lk, end * lk),
+    logits: b.logits ? b.logits.subarray(start * le, end * le) : null,
+    tag: b.tag ? b.tag.slice(start, end) : null,
+  };
+}
+
+export function describeSchema(s: RoutingSchema): string {
+  return `${s.layers.length} MoE layers × ${s.experts} experts, top-${s.topK} ${s.scoring}${s.hasLogits ? ', with logits' : ''}`;
+}

@@ -1,0 +1,71 @@
+/**
+ * IEEE-754 half precision, stored as raw bits in Uint16Array — the in-memory form of the trace's
+ * `weights` and `logits` columns, so batches map 1:1 onto Arrow Float16 buffers without copies.
+ */
+
+const table = new Float32Array(65536);
+(() => {
+  for (let h = 0; h < 65536; h++) {
+    const s = h & 0x8000 ? -1 : 1;
+    const e = (h >> 10) & 0x1f;
+    const m = h & 0x3ff;
+    let v: number;
+    if (e === 0) v = m * 2 ** -24;
+    else if (e === 31) v = m === 0 ? Infinity : NaN;
+    else v = (1 + m / 1024) * 2 ** (e - 15);
+    table[h] = s * v;
+  }
+})();
+
+/** Decode table: F16_TO_F32[bits] is the float value. Hot loops index it directly. */
+export const F16_TO_F32: Float32Array = table;
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** Round-to-nearest-even conversion of a number to float16 bits. */
+export function f32ToF16(value: number): number {
+  f32[0] = value;
+  const x = u32[0]!;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0); // Inf / NaN
+  let e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00; // overflow → Inf
+  if (e <= 0) {
+    if (e < -10) return sign; // underflow → ±0
+    mant |= 0x800000;
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    const rest = mant & ((1 << shift) - 1);
+    let m = mant >>> shift;
+    if (rest > half || (rest === half && (m & 1))) m++;
+    return sign | m;
+  }
+  let m = mant >>> 13;
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && (m & 1))) {
+    m++;
+    if (m === 0x400) {
+      m = 0;
+      e++;
+      if (e >= 31) return sign | 0x7c00;
+    }
+  }
+  return sign | (e << 10) | m;
+}
+
+export function f16ToF32(bits: number): number {
+  return table[bits & 0xffff]!;
+}
+
+export function encodeF16(src: ArrayLike<number>, dst: Uint16Array = new Uint16Array(src.length), offset = 0): Uint16Array {
+  for (let i = 0; i < src.length; i++) dst[offset + i] = f32ToF16(src[i]!);
+  return dst;
+}
+
+export function decodeF16(src: Uint16Array, dst: Float32Array = new Float32Array(src.length)): Float32Array {
+  for (let i = 0; i < src.length; i++) dst[i] = table[src[i]!]!;
+  return dst;
+}

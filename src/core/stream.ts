@@ -1,0 +1,27 @@
+import type { Scoring } from './batch.js';
+
+/** One MoE layer's router, as recorded with a stream (a subset of what `inspect` reports). */
+export interface RouterSummary {
+  /** The model's own layer index. */
+  layer: number;
+  experts: number;
+  topK: number;
+  scoring: Scoring;
+  /** Pattern that found it: "softmax-topk", "sigmoid-group-topk", "fused-moe", … ("imported", "synthetic" otherwise). */
+  kind: string;
+  /** Bytes of one routed expert's weights, when known (for per-device memory of a placement). */
+  expertBytes?: number | null;
+}
+
+/** Describes where a stream of routing batches comes from; the trace stores it as schema metadata. */
+export interface StreamMeta {
+  /** Model path or name; null when unknown (imported dumps). */
+  model: string | null;
+  routers: RouterSummary[];
+  /** Tokenizer path, when any. */
+  tokenizer: string | null;
+  /** Compute devices used, e.g. ["cpu"] or ["cuda:0 NVIDIA H200"]. */
+  devices: string[];
+  /** What produced it: "run", "import:megatron", "import:jsonl", "import:npy", "synth". */
+  source: string;
+}
