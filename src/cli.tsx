@@ -53,4 +53,9 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv).then((code) => process.exit(code));
+// A reader that closes the pipe early (`moescope stats T --json | head`) is not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+});
+// Exit only once stdout has drained: process.exit() would cut piped output at the pipe buffer (64 KiB).
+main(process.argv).then((code) => process.stdout.write('', () => process.exit(code)));

@@ -1,6 +1,14 @@
 import type { Command } from 'commander';
 import { intArg } from './options.js';
-import { pending } from './pending.js';
+
+interface PlanFlags {
+  weights?: string;
+  replicas: number;
+  groups: number;
+  nodes: number;
+  gpus: number;
+  json?: boolean;
+}
 
 export function registerPlan(program: Command): void {
   program
@@ -8,10 +16,206 @@ export function registerPlan(program: Command): void {
     .description('expert placement with DeepSeek EPLB: replicate hot experts, pack onto nodes and GPUs')
     .argument('[trace]', 'trace whose expert loads to balance (or --weights)')
     .option('--weights <file>', 'JSON [[load per logical expert] per layer]')
-    .requiredOption('--replicas <r>', 'physical expert slots in all (≥ experts)', intArg('--replicas', 1))
-    .option('--groups <g>', 'expert groups', intArg('--groups', 1), 1)
-    .option('--nodes <n>', 'nodes', intArg('--nodes', 1), 1)
-    .requiredOption('--gpus <p>', 'GPUs in all', intArg('--gpus', 1))
+    .requiredOption(
+      '--replicas <r>',
+      'expert slots per layer over all GPUs (≥ experts, a multiple of --gpus)',
+      intArg('--replicas', 1),
+    )
+    .option(
+      '--groups <g>',
+      'expert groups (DeepSeek-V3: 8); hierarchical policy when --nodes divides it',
+      intArg('--groups', 1),
+      1,
+    )
+    .option('--nodes <n>', 'nodes (GPUs split evenly over them)', intArg('--nodes', 1), 1)
+    .requiredOption('--gpus <p>', 'GPUs in all (EP ranks)', intArg('--gpus', 1))
     .option('--json', 'print phy2log, log2phy, logcnt and balancedness as JSON')
-    .action(async () => pending('plan'));
+    .addHelpText(
+      'after',
+      '\nBefore: experts on GPUs contiguously (expert e on GPU ⌊e·P/E⌋), no replicas. After: EPLB\'s placement.\n' +
+        'Balancedness = mean GPU load ÷ busiest GPU load, as SGLang and vLLM compute it (docs/placement.md).',
+    )
+    .action(async (trace: string | undefined, flags: PlanFlags) => runPlan(trace, flags));
+}
+
+interface Loads {
+  source: string;
+  /** The model's layer index of each row (row position for a weights file). */
+  layers: number[];
+  loads: Float64Array[];
+  /** Something the reader should know about the input (a cut-short trace). */
+  note?: string;
+}
+
+async function runPlan(trace: string | undefined, flags: PlanFlags): Promise<void> {
+  const { UserError } = await import('../core/errors.js');
+  if ((trace === undefined) === (flags.weights === undefined))
+    throw new UserError('plan needs either a trace or --weights FILE.json (not both)');
+  const input = trace !== undefined ? await loadsFromTrace(trace) : await loadsFromWeights(flags.weights!);
+  const { comparePlacements } = await import('../stats/eplb-plan.js');
+  const { replicas, groups, nodes, gpus } = flags;
+  const cmp = comparePlacements(input.loads, { replicas, groups, nodes, gpus });
+  const text = flags.json ? `${JSON.stringify(planJson(input, cmp))}\n` : formatPlan(input, cmp);
+  await writeStdout(text);
+}
+
+/**
+ * Writes and waits until flushed: the CLI calls process.exit() next, which would cut a piped output at 64 KiB.
+ * A reader that went away (`| head`) ends the output quietly.
+ */
+function writeStdout(text: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    // Stays attached: the stream reports a failed write both to the callback and as an 'error' event.
+    process.stdout.on('error', (e: NodeJS.ErrnoException) => (e.code === 'EPIPE' ? resolve() : reject(e)));
+    process.stdout.write(text, (e) => {
+      if (!e) resolve();
+    });
+  });
+}
+
+async function loadsFromWeights(file: string): Promise<Loads> {
+  const { readFileSync } = await import('node:fs');
+  const { UserError, describeError } = await import('../core/errors.js');
+  const { checkLoads } = await import('../stats/placement.js');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(code === 'ENOENT' ? `${file}: no such weights file` : `cannot read ${file}: ${describeError(e)}`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`${file}: not valid JSON (${describeError(e)})`);
+  }
+  if (!Array.isArray(data) || data.length === 0 || !data.every((row) => Array.isArray(row)))
+    throw new UserError(`${file}: expected [[load per logical expert] per layer], a non-empty array of arrays`);
+  const rows = data as unknown[][];
+  try {
+    checkLoads(rows as number[][]);
+  } catch (e) {
+    throw new UserError(`${file}: ${describeError(e)}`);
+  }
+  return { source: file, layers: rows.map((_, i) => i), loads: rows.map((r) => Float64Array.from(r as number[])) };
+}
+
+/** Expert selections per layer over every complete token of the trace: the load a server would have seen. */
+async function loadsFromTrace(path: string): Promise<Loads> {
+  const { UserError } = await import('../core/errors.js');
+  const { openTrace } = await import('../trace/index.js');
+  const { countAssignments } = await import('../stats/counts.js');
+  const t = openTrace(path);
+  try {
+    const { layers, experts, topK } = t.schema;
+    const L = layers.length;
+    if (t.tokenCount === 0) throw new UserError(`${path}: the trace holds no complete tokens to count`);
+    const counts = new Float64Array(L * experts);
+    for (const b of t.batches()) countAssignments(b.experts, 0, b.length, L, topK, experts, counts);
+    const loads = layers.map((_, l) => counts.slice(l * experts, (l + 1) * experts));
+    const note = t.truncated ? `${path} is cut short: counted its ${t.tokenCount} complete tokens` : undefined;
+    return { source: path, layers: [...layers], loads, ...(note ? { note } : {}) };
+  } finally {
+    t.close();
+  }
+}
+
+type Comparison = import('../stats/eplb-plan.js').PlanComparison;
+type Summary = import('../stats/eplb-plan.js').PlacementSummary;
+
+function planJson(input: Loads, c: Comparison): unknown {
+  const side = (s: Summary, placement: string) => ({
+    placement,
+    balancedness: { sglang: s.sglang, vllm: s.vllm },
+    perLayer: s.perLayer,
+    maxOverMean: s.maxOverMean,
+    gpuLoads: s.devices.map((d) => Array.from(d)),
+    gpuTotals: s.gpuTotals,
+  });
+  return {
+    source: input.source,
+    ...(input.note ? { note: input.note } : {}),
+    layers: input.layers,
+    experts: c.experts,
+    ...c.options,
+    policy: c.plan.policy,
+    before: side(c.before, 'contiguous'),
+    after: side(c.after, 'eplb'),
+    phy2log: c.plan.phy2log,
+    log2phy: c.plan.log2phy,
+    logcnt: c.plan.logcnt,
+  };
+}
+
+const num = (v: number, digits = 3) => v.toFixed(digits);
+const load = (v: number) => String(Number(v.toPrecision(6)));
+const pad = (s: string, w: number) => s.padStart(w);
+
+function formatPlan(input: Loads, c: Comparison): string {
+  const { replicas, groups, nodes, gpus } = c.options;
+  const L = c.layers;
+  const out: string[] = [];
+  const policy =
+    c.plan.policy === 'hierarchical' && nodes > 1
+      ? `hierarchical policy: ${groups} groups packed ${groups / nodes} per node`
+      : c.plan.policy === 'hierarchical'
+        ? 'one node: replicas packed over all GPUs'
+        : `global policy: ${groups} groups do not divide over ${nodes} nodes`;
+  out.push(
+    `EPLB plan for ${input.source}: ${L} layer${L === 1 ? '' : 's'} × ${c.experts} experts → ${replicas} slots on ` +
+      `${nodes} node${nodes === 1 ? '' : 's'} × ${gpus / nodes} GPUs (${replicas / gpus} per GPU); ${policy}`,
+  );
+  if (input.note) out.push(`note: ${input.note}`);
+  out.push('');
+  const rows: [string, string, string][] = [
+    ['balancedness (SGLang)', num(c.before.sglang), num(c.after.sglang)],
+    ['balancedness (vLLM)', num(c.before.vllm), num(c.after.vllm)],
+    ['busiest GPU ÷ mean', `${num(c.before.maxOverMean, 2)}×`, `${num(c.after.maxOverMean, 2)}×`],
+  ];
+  const rep = [...new Set(c.replicated)].sort((x, y) => x - y);
+  const repText = rep.length === 1 ? String(rep[0]) : `${rep[0]}–${rep[rep.length - 1]}`;
+  rows.push(['experts replicated', '—', `${repText}/layer${c.maxReplicas > 1 ? `, ≤${c.maxReplicas} copies` : ''}`]);
+  const w0 = Math.max(...rows.map((r) => r[0].length));
+  const w1 = Math.max('contiguous'.length, ...rows.map((r) => r[1].length));
+  const w2 = Math.max('EPLB'.length, ...rows.map((r) => r[2].length));
+  out.push(`${''.padEnd(w0)}  ${pad('before', w1)}  ${pad('after', w2)}`);
+  out.push(`${''.padEnd(w0)}  ${pad('contiguous', w1)}  ${pad('EPLB', w2)}`);
+  for (const [a, b, d] of rows) out.push(`${a.padEnd(w0)}  ${pad(b, w1)}  ${pad(d, w2)}`);
+  out.push('');
+
+  // Per layer when there are few, else the least balanced ones.
+  const label = (i: number) => `layer ${input.layers[i]}`;
+  if (L <= 8) {
+    out.push('per layer (SGLang ratio mean ÷ max GPU load):');
+    for (let i = 0; i < L; i++)
+      out.push(`  ${label(i).padEnd(10)} ${num(c.before.perLayer[i]!)} → ${num(c.after.perLayer[i]!)}`);
+  } else {
+    out.push(`least balanced layers before (of ${L}; SGLang ratio, before → after):`);
+    for (const ch of c.worstBefore) out.push(`  ${label(ch.index).padEnd(10)} ${num(ch.before)} → ${num(ch.after)}`);
+    out.push('least balanced layers after:');
+    for (const ch of c.worstAfter) out.push(`  ${label(ch.index).padEnd(10)} ${num(ch.before)} → ${num(ch.after)}`);
+  }
+  out.push('');
+
+  // Per-GPU load summed over layers.
+  const perNode = gpus / nodes;
+  const b = c.before.gpuTotals;
+  const a = c.after.gpuTotals;
+  const wl = Math.max(6, ...b.map((v) => load(v).length), ...a.map((v) => load(v).length));
+  if (gpus <= 16) {
+    out.push(`load per GPU, summed over ${L === 1 ? 'the layer' : `${L} layers`}:`);
+    out.push(`  GPU  node  ${pad('before', wl)}  ${pad('after', wl)}`);
+    for (let g = 0; g < gpus; g++)
+      out.push(`  ${pad(String(g), 3)}  ${pad(String(Math.floor(g / perNode)), 4)}  ${pad(load(b[g]!), wl)}  ${pad(load(a[g]!), wl)}`);
+  } else {
+    const ext = (s: Summary) =>
+      `busiest GPU ${s.busiestGpu} (${load(s.gpuTotals[s.busiestGpu]!)}), ` +
+      `idlest GPU ${s.idlestGpu} (${load(s.gpuTotals[s.idlestGpu]!)})`;
+    out.push(`load per GPU, summed over ${L} layers (--json lists every GPU):`);
+    out.push(`  before: ${ext(c.before)}`);
+    out.push(`  after:  ${ext(c.after)}`);
+  }
+  out.push('', 'phy2log / log2phy / logcnt: --json');
+  return `${out.join('\n')}\n`;
 }

@@ -1,0 +1,86 @@
+/**
+ * What `moescope plan` reports: balancedness and per-GPU load before (contiguous placement, no replicas) and after
+ * (DeepSeek EPLB's placement), from per-layer expert loads. All arithmetic here; the command only formats.
+ */
+import { balancedness, type Balancedness } from './balancedness.js';
+import { rebalanceExperts, type EplbPlan } from './eplb.js';
+import { checkLoads, contiguousPlacement, type LayerLoads } from './placement.js';
+
+export interface PlanOptions {
+  replicas: number;
+  groups: number;
+  nodes: number;
+  gpus: number;
+}
+
+export interface PlacementSummary extends Balancedness {
+  /** Per GPU, its load summed over layers. */
+  gpuTotals: number[];
+  /** Σ_layers max / Σ_layers mean: how much longer the busiest GPU works than the average one (1/vLLM's value). */
+  maxOverMean: number;
+  /** GPUs with the largest and the smallest summed load (lowest index on ties). */
+  busiestGpu: number;
+  idlestGpu: number;
+}
+
+export interface LayerChange {
+  /** Position of the layer in the load matrix. */
+  index: number;
+  /** SGLang per-layer balancedness before and after. */
+  before: number;
+  after: number;
+}
+
+export interface PlanComparison {
+  layers: number;
+  experts: number;
+  options: PlanOptions;
+  plan: EplbPlan;
+  before: PlacementSummary;
+  after: PlacementSummary;
+  /** Logical experts given more than one replica, per layer. */
+  replicated: number[];
+  /** The most replicas any logical expert gets in any layer. */
+  maxReplicas: number;
+  /** Layers ordered from the least balanced before EPLB (ties: lower index first). */
+  worstBefore: LayerChange[];
+  /** Layers ordered from the least balanced after EPLB. */
+  worstAfter: LayerChange[];
+}
+
+function summarise(b: Balancedness): PlacementSummary {
+  const gpus = b.devices[0]!.length;
+  const gpuTotals = new Array<number>(gpus).fill(0);
+  for (const row of b.devices) for (let d = 0; d < gpus; d++) gpuTotals[d]! += row[d]!;
+  let busiestGpu = 0;
+  let idlestGpu = 0;
+  for (let d = 1; d < gpus; d++) {
+    if (gpuTotals[d]! > gpuTotals[busiestGpu]!) busiestGpu = d;
+    if (gpuTotals[d]! < gpuTotals[idlestGpu]!) idlestGpu = d;
+  }
+  return { ...b, gpuTotals, maxOverMean: b.vllm > 0 ? 1 / b.vllm : NaN, busiestGpu, idlestGpu };
+}
+
+/** Runs EPLB on `loads` and compares its placement with the contiguous one on the same GPUs. */
+export function comparePlacements(loads: LayerLoads, options: PlanOptions, worst = 5): PlanComparison {
+  const { layers, experts } = checkLoads(loads);
+  const { replicas, groups, nodes, gpus } = options;
+  const plan = rebalanceExperts(loads, replicas, groups, nodes, gpus);
+  const before = summarise(balancedness(loads, contiguousPlacement(experts, gpus)));
+  const after = summarise(balancedness(loads, { devices: gpus, phy2log: plan.phy2log }));
+  const changes: LayerChange[] = before.perLayer.map((b, i) => ({ index: i, before: b, after: after.perLayer[i]! }));
+  const by = (key: 'before' | 'after') =>
+    [...changes].sort((x, y) => x[key] - y[key] || x.index - y.index).slice(0, Math.min(worst, layers));
+  return {
+    layers,
+    experts,
+    options: { replicas, groups, nodes, gpus },
+    plan,
+    before,
+    after,
+    replicated: plan.logcnt.map((row) => row.filter((c) => c > 1).length),
+    maxReplicas: plan.logcnt.reduce((m, row) => row.reduce((a, c) => Math.max(a, c), m), 0),
+    worstBefore: by('before'),
+    worstAfter: by('after'),
+  };
+}
