@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { choiceArg, floatArg } from './options.js';
-import { pending } from './pending.js';
+import { choiceArg, floatArg, intListArg } from './options.js';
 
 export function registerDiff(program: Command): void {
   program
@@ -10,7 +9,14 @@ export function registerDiff(program: Command): void {
     .argument('<new>', 'new trace')
     .option('--format <f>', 'text, json, junit, github or markdown',
       choiceArg('--format', ['text', 'json', 'junit', 'github', 'markdown'] as const), 'text')
-    .option('--max-drift <x>', 'fail (exit 1) when a layer drifts more than this (Jensen–Shannon)', floatArg('--max-drift', 0))
+    .option('--max-drift <x>', 'fail (exit 1) when a layer drifts more than this (Jensen–Shannon, bits, 0…1)', floatArg('--max-drift', 0))
+    .option('--max-tv <x>', 'fail when a layer\'s total variation distance exceeds this (0…1)', floatArg('--max-tv', 0))
+    .option('--min-agreement <x>', 'fail when router agreement on identical tokens falls below this (0…1)', floatArg('--min-agreement', 0))
+    .option('--layers <list>', 'only these MoE layers (model layer ids), e.g. 1,2,5', intListArg('--layers'))
+    .option('--config <file>', 'limits from the "diff" section of this file (default: moescope.config.json when present)')
     .option('--output <file>', 'write the report here instead of stdout')
-    .action(async () => pending('diff'));
+    .action(async (base: string, next: string, opts) => {
+      const { diffCommand } = await import('../gate/commands.js');
+      process.exitCode = await diffCommand(base, next, opts);
+    });
 }

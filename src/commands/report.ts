@@ -1,13 +1,16 @@
 import type { Command } from 'commander';
 import { intArg } from './options.js';
-import { pending } from './pending.js';
 
 export function registerReport(program: Command): void {
   program
     .command('report')
-    .description('one self-contained HTML report: heatmap, load bars, metrics, warnings, placement')
+    .description('one self-contained HTML report: heatmap, load bars, metrics, warnings, placement, domains')
     .argument('<trace>', 'Arrow trace (.arrows)')
     .requiredOption('-o, --output <file>', 'HTML file to write')
-    .option('--devices <d>', 'show load per device for D devices', intArg('--devices', 1))
-    .action(async () => pending('report'));
+    .option('--devices <d>', 'show load per device for D devices (contiguous expert placement)', intArg('--devices', 1))
+    .option('--window <w>', 'collapse-detection window in tokens (default 1024, or 1/8 of a shorter trace)', intArg('--window', 1))
+    .action(async (trace: string, opts: { output: string; devices?: number; window?: number }) => {
+      const { reportCommand } = await import('../report/command.js');
+      await reportCommand(trace, opts);
+    });
 }

@@ -1,0 +1,145 @@
+/**
+ * `moescope check`: the routing of a source measured by src/stats, every configured limit judged per layer and
+ * for the model as a whole. The numbers come from RoutingStats; this module only picks and compares them.
+ */
+import { describeSchema } from '../core/batch.js';
+import { UserError } from '../core/errors.js';
+import { RoutingStats, type GlobalMetrics, type LayerMetrics } from '../stats/index.js';
+import { hasCheckRules, type GateConfig } from './config.js';
+import { layerPositions, subsetBatch, subsetSchema } from './subset.js';
+import { RULES, type MetricKey, type RuleSpec, type Thresholds } from './rules.js';
+import type { RoutingSource } from './source.js';
+import { judge, type Column, type GateResult, type Row, type Verdict } from './verdict.js';
+import { fmtCount } from '../report/number.js';
+
+/** Table columns, one per metric a rule reads. */
+const COLUMNS: Record<MetricKey, Column> = {
+  maxVio: { key: 'maxVio', label: 'MaxVio', digits: 3 },
+  cv: { key: 'cv', label: 'CV', digits: 3 },
+  dead: { key: 'dead', label: 'dead', digits: 0 },
+  entropy: { key: 'entropy', label: 'entropy', digits: 3 },
+  hotShare: { key: 'hotShare', label: 'hot share', digits: 3 },
+  zLoss: { key: 'zLoss', label: 'z-loss', digits: 3 },
+};
+
+function layerValues(m: LayerMetrics): Record<MetricKey, number | null> {
+  // RoutingStats is built with topN = 1, so topNShare is the busiest expert's share.
+  return { maxVio: m.maxVio, cv: m.cv, dead: m.deadExperts, entropy: m.entropy, hotShare: m.topNShare, zLoss: m.zLoss };
+}
+
+/** The whole-model row: means over the checked layers, dead experts summed (RoutingStats' `global`). */
+function overallValues(g: GlobalMetrics): Record<MetricKey, number | null> {
+  return { maxVio: g.maxVio, cv: g.cv, dead: g.deadExperts, entropy: g.entropy, hotShare: null, zLoss: g.zLoss };
+}
+
+/** Rules whose metric has no whole-model aggregate. */
+const NO_OVERALL: ReadonlySet<MetricKey> = new Set(['hotShare']);
+
+function validateAgainst(cfg: GateConfig, source: RoutingSource): void {
+  const { schema } = source;
+  const where = cfg.source ?? 'config';
+  if (cfg.layers) layerPositions(schema, cfg.layers, `--layers / ${where} layers`);
+  for (const id of cfg.perLayer.keys()) layerPositions(schema, [id], `${where} perLayer`);
+  for (const rule of RULES) {
+    if (cfg.overall[rule.key] !== undefined && NO_OVERALL.has(rule.metric))
+      throw new UserError(`${where}: overall.${rule.key} is not defined for the model as a whole (set it in thresholds or perLayer)`);
+    if (!rule.needsLogits || schema.hasLogits) continue;
+    const set = cfg.thresholds[rule.key] !== undefined || cfg.overall[rule.key] !== undefined ||
+      [...cfg.perLayer.values()].some((t) => t[rule.key] !== undefined);
+    if (set) throw new UserError(`${rule.flag} needs router logits, and ${source.label} has none (record with logits, e.g. \`moescope run --record … --logits\`)`);
+  }
+}
+
+/** Limits that apply to a layer: `thresholds`, with that layer's `perLayer` entries replacing them. */
+function limitsFor(cfg: GateConfig, layer: number): { limits: Thresholds; origin: Partial<Record<string, string>> } {
+  const origin: Partial<Record<string, string>> = {};
+  const where = cfg.source ?? 'config';
+  const flagged = cfg.flagged;
+  for (const rule of RULES) {
+    if (cfg.thresholds[rule.key] !== undefined) origin[rule.key] = flagged.has(rule.key) ? rule.flag : `${where} thresholds.${rule.key}`;
+  }
+  const own = cfg.perLayer.get(layer) ?? {};
+  for (const k of Object.keys(own)) origin[k] = `${where} perLayer.${layer}.${k}`;
+  return { limits: { ...cfg.thresholds, ...own }, origin };
+}
+
+function verdictsFor(
+  rules: readonly RuleSpec[],
+  layer: number | null,
+  limits: Thresholds,
+  origin: Partial<Record<string, string>>,
+  values: Record<MetricKey, number | null>,
+): Verdict[] {
+  const out: Verdict[] = [];
+  for (const rule of rules) {
+    const limit = limits[rule.key];
+    if (limit === undefined) continue;
+    const value = values[rule.metric];
+    out.push(judge({
+      id: rule.id,
+      label: rule.label,
+      source: origin[rule.key] ?? rule.flag,
+      layer,
+      column: rule.metric,
+      value: value ?? NaN,
+      limit,
+      bound: rule.bound,
+    }));
+  }
+  return out;
+}
+
+export async function runCheck(source: RoutingSource, cfg: GateConfig): Promise<GateResult> {
+  if (!hasCheckRules(cfg))
+    throw new UserError('no thresholds to check: give limits such as --max-maxvio 1.5 --max-dead 0, or a config file (docs/ci.md)');
+  validateAgainst(cfg, source);
+  const full = source.schema;
+  const positions = cfg.layers ? layerPositions(full, cfg.layers, '--layers') : full.layers.map((_, i) => i);
+  const schema = subsetSchema(full, positions);
+  const stats = new RoutingStats(schema, { window: 0, collapse: false, topN: 1 });
+  for await (const b of source.batches()) stats.add(subsetBatch(b, full, positions));
+  if (stats.tokens === 0) throw new UserError(`${source.label} holds no tokens: nothing to check`);
+  const snap = stats.snapshot('run');
+
+  const rows: Row[] = [];
+  const verdicts: Verdict[] = [];
+  for (const m of snap.layers) {
+    const values = layerValues(m);
+    rows.push({ layer: m.layer, values });
+    const { limits, origin } = limitsFor(cfg, m.layer);
+    verdicts.push(...verdictsFor(RULES, m.layer, limits, origin, values));
+  }
+  const overall = overallValues(snap.global);
+  rows.push({ layer: null, values: overall });
+  const where = cfg.source ?? 'config';
+  const overallOrigin = Object.fromEntries(Object.keys(cfg.overall).map((k) => [k, `${where} overall.${k}`]));
+  verdicts.push(...verdictsFor(RULES, null, cfg.overall, overallOrigin, overall));
+
+  const columns = (Object.keys(COLUMNS) as MetricKey[])
+    .filter((k) => k !== 'zLoss' || schema.hasLogits)
+    .map((k) => COLUMNS[k]);
+  const passed = verdicts.every((v) => v.pass);
+  const facts: [string, string][] = [];
+  if (source.meta?.model) facts.push(['model', source.meta.model]);
+  facts.push(['tokens', fmtCount(stats.tokens)]);
+  facts.push(['routing', describeSchema(full)]);
+  if (cfg.layers) facts.push(['layers checked', schema.layers.join(', ')]);
+  if (cfg.source) facts.push(['config', cfg.source]);
+  facts.push(['overall row', 'mean over the checked layers; dead experts summed']);
+  return {
+    command: 'check',
+    subject: source.label,
+    facts,
+    columns,
+    rows,
+    verdicts,
+    notes: [...source.notes],
+    passed,
+    data: {
+      tokens: stats.tokens,
+      schema: { layers: full.layers, experts: full.experts, topK: full.topK, scoring: full.scoring, hasLogits: full.hasLogits },
+      layersChecked: schema.layers,
+      config: cfg.source,
+    },
+  };
+}

@@ -1,0 +1,87 @@
+/**
+ * The actions behind `moescope check` and `moescope diff`: parse inputs, run, print in the chosen format,
+ * and set the exit code (0 pass, 1 a limit broken; bad input throws a UserError → 2).
+ */
+import { writeFileSync } from 'node:fs';
+import { UserError } from '../core/errors.js';
+import { formatResult, type Format } from '../report/formats/index.js';
+import { summaryLine } from '../report/formats/verdicts.js';
+import { runCheck } from './check.js';
+import { loadConfig, needsLogits, withDiffFlags, withFlags, type ThresholdFlags } from './config.js';
+import { runDiff } from './diff.js';
+import { traceSource, type RoutingSource } from './source.js';
+import type { GateResult } from './verdict.js';
+
+export interface OutputOptions {
+  format: Format;
+  output?: string;
+}
+
+export interface CheckOptions extends ThresholdFlags, OutputOptions {
+  model?: string;
+  prompts?: string;
+  maxTokens?: number;
+  config?: string;
+}
+
+export interface DiffOptions extends OutputOptions {
+  config?: string;
+  maxDrift?: number;
+  maxTv?: number;
+  minAgreement?: number;
+  layers?: number[];
+}
+
+/** Prints (or writes) the result and returns the exit code. */
+function emit(r: GateResult, o: OutputOptions): number {
+  const text = formatResult(r, o.format);
+  if (o.output) {
+    try {
+      writeFileSync(o.output, text);
+    } catch (e) {
+      throw new UserError(`cannot write ${o.output}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    process.stdout.write(`moescope ${r.command}: ${r.passed ? 'PASS' : 'FAIL'}, ${summaryLine(r)} (${o.format} written to ${o.output})\n`);
+  } else {
+    process.stdout.write(text);
+  }
+  return r.passed ? 0 : 1;
+}
+
+async function checkSource(trace: string | undefined, o: CheckOptions, wantLogits: boolean): Promise<RoutingSource> {
+  if (trace !== undefined && o.maxTokens !== undefined) throw new UserError('--max-tokens applies to --model only');
+  if (trace !== undefined && (o.model !== undefined || o.prompts !== undefined))
+    throw new UserError('give either a TRACE or --model with --prompts, not both');
+  if (trace !== undefined) return traceSource(trace);
+  if (o.model === undefined) throw new UserError('nothing to check: give a TRACE, or --model MODEL --prompts FILE');
+  if (o.prompts === undefined) throw new UserError('--model needs --prompts FILE (the prompts to route)');
+  const { modelSource } = await import('./model-source.js');
+  return modelSource(o.model, o.prompts, { maxTokens: o.maxTokens ?? 0, logits: wantLogits });
+}
+
+export async function checkCommand(trace: string | undefined, o: CheckOptions): Promise<number> {
+  // Validate the config and flags before opening anything, so usage errors come first.
+  const cfg = withFlags(loadConfig(o.config), o);
+  const source = await checkSource(trace, o, needsLogits(cfg));
+  try {
+    const r = await runCheck(source, cfg);
+    return emit(r, o);
+  } finally {
+    source.close();
+  }
+}
+
+export async function diffCommand(base: string, next: string, o: DiffOptions): Promise<number> {
+  const cfg = withDiffFlags(loadConfig(o.config), o);
+  const a = await traceSource(base);
+  try {
+    const b = await traceSource(next);
+    try {
+      return emit(await runDiff(a, b, cfg), o);
+    } finally {
+      b.close();
+    }
+  } finally {
+    a.close();
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Gathers what the HTML report shows, from one pass over a routing source: run metrics and collapse warnings
+ * (RoutingStats), per-device load under a contiguous placement (stats/balancedness), and OLMoE's domain
+ * specialisation when tokens carry tags (stats/specialisation). Every number is computed by src/stats; this
+ * module only feeds it and keeps the results.
+ */
+import type { RoutingSchema } from '../core/batch.js';
+import { UserError } from '../core/errors.js';
+import { DomainSpecialisation, RoutingStats, type CollapseWarning, type GlobalMetrics, type LayerMetrics } from '../stats/index.js';
+import { balancedness, type Balancedness } from '../stats/balancedness.js';
+import { contiguousPlacement, slotDevice } from '../stats/placement.js';
+import type { RoutingSource } from '../gate/source.js';
+import type { DomainResult } from '../stats/specialisation.js';
+
+/** More distinct tags than this are not shown one by one (the report would become unreadable). */
+export const MAX_DOMAINS = 16;
+
+export interface DevicePlacement {
+  devices: number;
+  /** Expert ids on each device, as [first, last]. */
+  ranges: [number, number][];
+  result: Balancedness;
+}
+
+export interface ReportData {
+  subject: string;
+  schema: RoutingSchema;
+  model: string | null;
+  source: string | null;
+  computeDevices: string[];
+  tokens: number;
+  /** Top-N of `topNShare` (K). */
+  topN: number;
+  layers: LayerMetrics[];
+  global: GlobalMetrics;
+  /** Sliding window (tokens) the collapse detector ran on; 0 when the trace was too short. */
+  window: number;
+  warnings: CollapseWarning[];
+  suppressedWarnings: number;
+  placement: DevicePlacement | null;
+  /** OLMoE domain specialisation per tag, the MAX_DOMAINS most frequent tags; null when no token has a tag. */
+  domains: DomainResult[] | null;
+  /** Tags beyond MAX_DOMAINS, not shown. */
+  otherDomains: number;
+}
+
+export interface CollectOptions {
+  /** Show per-device load for this many devices (contiguous expert placement). */
+  devices?: number;
+  /** Collapse-detection window in tokens; default: 1024, or an eighth of the trace when that is shorter. */
+  window?: number;
+  /** Token count when known up front (sizes the default window). */
+  tokens?: number;
+}
+
+/** 1024 tokens, or an eighth of a shorter trace (≥ 16), so short traces still get collapse warnings. */
+export function defaultWindow(tokens: number | undefined): number {
+  if (tokens === undefined) return 1024;
+  return Math.max(16, Math.min(1024, Math.floor(tokens / 8)));
+}
+
+export async function collectReport(source: RoutingSource, opts: CollectOptions = {}): Promise<ReportData> {
+  const schema = source.schema;
+  const E = schema.experts;
+  if (opts.devices !== undefined && (opts.devices < 1 || opts.devices > E))
+    throw new UserError(`--devices must be between 1 and the ${E} experts per layer, got ${opts.devices}`);
+  const window = opts.window ?? defaultWindow(opts.tokens);
+  const stats = new RoutingStats(schema, { window });
+  const domains = new DomainSpecialisation(schema);
+  for await (const b of source.batches()) {
+    stats.add(b);
+    domains.add(b);
+  }
+  if (stats.tokens === 0) throw new UserError(`${source.label} holds no tokens: nothing to report`);
+  const snap = stats.snapshot('run');
+
+  let placement: DevicePlacement | null = null;
+  if (opts.devices !== undefined) {
+    const p = contiguousPlacement(E, opts.devices);
+    const map = p.phy2log[0]!;
+    const result = balancedness(snap.layers.map((m) => m.load), p);
+    // Which experts each device holds, read off the placement's own slot → device rule.
+    const ranges: [number, number][] = Array.from({ length: opts.devices }, () => [Infinity, -Infinity]);
+    for (let s = 0; s < map.length; s++) {
+      const d = slotDevice(s, map.length, opts.devices);
+      const r = ranges[d]!;
+      r[0] = Math.min(r[0], map[s]!);
+      r[1] = Math.max(r[1], map[s]!);
+    }
+    placement = { devices: opts.devices, ranges, result };
+  }
+
+  const byTokens = domains.result().sort((a, b) => b.tokens - a.tokens || a.tag.localeCompare(b.tag));
+  const domainList = byTokens.length > 0 ? byTokens.slice(0, MAX_DOMAINS) : null;
+
+  return {
+    subject: source.label,
+    schema,
+    model: source.meta?.model ?? null,
+    source: source.meta?.source ?? null,
+    computeDevices: source.meta?.devices ?? [],
+    tokens: stats.tokens,
+    topN: snap.topN,
+    layers: snap.layers,
+    global: snap.global,
+    window: stats.tokens >= window ? window : 0,
+    warnings: stats.warnings,
+    suppressedWarnings: stats.detector?.suppressed ?? 0,
+    placement,
+    domains: domainList,
+    otherDomains: Math.max(0, byTokens.length - MAX_DOMAINS),
+  };
+}

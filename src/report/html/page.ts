@@ -1,0 +1,266 @@
+/**
+ * The HTML report: one self-contained file — inline CSS and SVG, no scripts, no external resources (a
+ * Content-Security-Policy forbids any load) — so it can be attached to a CI run or mailed and opened anywhere.
+ */
+import { describeSchema } from '../../core/batch.js';
+import type { CollapseWarning, LayerMetrics } from '../../stats/index.js';
+import type { ReportData } from '../collect.js';
+import { THEME } from '../colour.js';
+import { fmt, fmtCount } from '../number.js';
+import { barsSvg } from './bars.js';
+import { binLabel, binValues, expertBins, type ExpertBin } from './bins.js';
+import { METRIC_COLUMNS } from './conventions.js';
+import { esc } from './escape.js';
+import { heatmapSvg } from './heatmap.js';
+
+export interface PageOptions {
+  moescopeVersion: string;
+  /** When the report was made (shown in the footer). */
+  generatedAt: Date;
+}
+
+/** Domain heatmaps drawn at most (one per layer would make a 60-layer report tens of MB). */
+const MAX_DOMAIN_MAPS = 8;
+
+/** `k` indices spread evenly over 0 … n−1, first and last included (all of them when n ≤ k). */
+function spreadPick(n: number, k: number): number[] {
+  if (n <= k) return Array.from({ length: n }, (_, i) => i);
+  return Array.from({ length: k }, (_, i) => Math.round((i * (n - 1)) / (k - 1)));
+}
+
+const pct = (v: number) => `${(v * 100).toFixed(v >= 0.1 ? 1 : 2)}%`;
+
+/**
+ * Top of a colour scale: at least twice the balanced value, so balance sits mid-ramp (teal), idle cells go dark
+ * and hot ones yellow — a near-balanced layer does not look alarming just because its cells are the maximum.
+ */
+function scaleMax(values: number[][], balanced: number): number {
+  return Math.max(2 * balanced, ...values.flat(), 1e-12);
+}
+
+const CSS = `
+:root { color-scheme: light; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: ${THEME.text}; margin: 0; background: #fff; }
+main { max-width: 1200px; margin: 0 auto; padding: 24px 32px 48px; }
+h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 36px 0 8px; border-bottom: 1px solid ${THEME.rule}; padding-bottom: 4px; }
+h3 { font-size: 14px; margin: 16px 0 4px; }
+.subject { color: ${THEME.muted}; word-break: break-all; margin: 0 0 12px; }
+dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 0; }
+dl.facts dt { color: ${THEME.muted}; } dl.facts dd { margin: 0; }
+nav { margin: 12px 0 0; } nav a { margin-right: 14px; }
+p.note { color: ${THEME.muted}; max-width: 80ch; }
+table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
+th, td { padding: 3px 8px; border-bottom: 1px solid ${THEME.rule}; text-align: right; vertical-align: top; }
+th { font-weight: 600; } th small { display: block; font-weight: 400; color: ${THEME.muted}; }
+td.l, th.l { text-align: left; }
+tr.total td { font-weight: 600; border-top: 2px solid ${THEME.text}; }
+.table-wrap { overflow-x: auto; }
+.grid { display: flex; flex-wrap: wrap; gap: 6px 18px; }
+svg text { font: 11px system-ui, sans-serif; fill: ${THEME.text}; }
+svg text.axis-title, svg text.legend-title, svg text.bars-title { font-weight: 600; }
+ul.warnings li { margin: 2px 0; } .rule { font-family: ui-monospace, monospace; color: ${THEME.alert}; }
+.ok { color: ${THEME.ok}; }
+footer { margin-top: 40px; color: ${THEME.muted}; font-size: 12px; }
+`;
+
+function facts(d: ReportData): string {
+  const rows: [string, string][] = [];
+  if (d.model) rows.push(['model', d.model]);
+  if (d.source) rows.push(['recorded by', d.source]);
+  if (d.computeDevices.length) rows.push(['compute', d.computeDevices.join(', ')]);
+  rows.push(['tokens', fmtCount(d.tokens)]);
+  rows.push(['routing', describeSchema(d.schema)]);
+  rows.push(['MoE layers', d.schema.layers.join(', ')]);
+  return `<dl class="facts">${rows.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('')}</dl>`;
+}
+
+function loadHeatmap(d: ReportData, bins: ExpertBin[]): string {
+  const E = d.schema.experts;
+  const values = d.layers.map((m) => binValues(m.share, bins));
+  const binSize = bins[0]!.last - bins[0]!.first + 1;
+  const balanced = binSize / E;
+  const max = scaleMax(values, balanced);
+  const heat = heatmapSvg({
+    id: 'load',
+    rowLabels: d.layers.map((m) => `layer ${m.layer}`),
+    colLabels: bins.map((b) => String(b.first)),
+    values,
+    max,
+    rowAxis: 'MoE layer',
+    colAxis: binSize === 1 ? 'expert' : `expert (bins of ${binSize})`,
+    legend: `share of the layer's top-${d.schema.topK} assignments (balanced: ${pct(balanced)} per ${binSize === 1 ? 'expert' : 'bin'})`,
+    format: pct,
+    marks: [{ value: balanced, label: 'balanced' }],
+    title: (r, c) => `layer ${d.layers[r]!.layer} · ${binLabel(bins[c]!)} · ${pct(values[r]![c]!)} of assignments (${fmtCount(binValues(d.layers[r]!.load, [bins[c]!])[0]!)})`,
+    attrs: (r, c) => ({ layer: d.layers[r]!.layer, bin: c, experts: `${bins[c]!.first}-${bins[c]!.last}` }),
+  });
+  return `<section id="heatmap"><h2>Expert load</h2>
+<p class="note">Each cell is the share of a layer's top-${d.schema.topK} assignments that went to an expert${binSize > 1 ? ` bin (${binSize} consecutive experts)` : ''}, over all ${fmtCount(d.tokens)} tokens. Colour: viridis with the balanced share mid-ramp (teal); dark = under-used, yellow = hot. Hover a cell for its numbers.</p>
+<div class="table-wrap">${heat}</div></section>`;
+}
+
+function loadBars(d: ReportData, bins: ExpertBin[]): string {
+  const E = d.schema.experts;
+  const binSize = bins[0]!.last - bins[0]!.first + 1;
+  const all = d.layers.map((m) => binValues(m.share, bins));
+  const max = Math.max(...all.flat(), 1e-12);
+  const charts = d.layers.map((m, i) => {
+    const loads = binValues(m.load, bins);
+    return barsSvg({
+      title: `layer ${m.layer} — MaxVio ${fmt(m.maxVio, 2)}, dead ${m.deadExperts}`,
+      values: all[i]!,
+      labels: bins.map((b, j) => `layer ${m.layer} · ${binLabel(b)} · ${pct(all[i]![j]!)} (${fmtCount(loads[j]!)} assignments)`),
+      dead: loads.map((c) => c === 0),
+      max,
+      balanced: binSize / E,
+      format: pct,
+    });
+  });
+  return `<section id="bars"><h2>Load per layer</h2>
+<p class="note">Bars: share of each layer's assignments per ${binSize === 1 ? 'expert' : `bin of ${binSize} experts`} (same scale in every chart). Dashed line: the balanced share. Marks under the axis: experts that received no token.</p>
+<div class="grid">${charts.join('\n')}</div></section>`;
+}
+
+function metricsTable(d: ReportData): string {
+  const E = d.schema.experts;
+  const K = d.schema.topK;
+  const cols = METRIC_COLUMNS.filter((c) => !c.needsLogits || d.schema.hasLogits);
+  const head = cols
+    .map((c) => {
+      const bal = c.balanced(E, K, d.topN);
+      return `<th title="${esc(c.definition)}">${esc(c.key === 'topN' ? `top-${d.topN} share` : c.header)}<small>${bal ? `balanced ${esc(bal)}` : '&nbsp;'}</small></th>`;
+    })
+    .join('');
+  const row = (m: LayerMetrics) =>
+    `<tr><td class="l">${m.layer}</td>${cols.map((c) => `<td>${esc(fmt(c.layer(m), c.digits))}</td>`).join('')}</tr>`;
+  const total = `<tr class="total"><td class="l">all layers</td>${cols.map((c) => `<td>${esc(c.global ? fmt(c.global(d.global), c.digits) : '–')}</td>`).join('')}</tr>`;
+  const conventions = cols
+    .map((c) => `<tr><td class="l">${esc(c.header)}</td><td class="l">${esc(c.definition)}</td><td class="l">${esc(c.source)}</td></tr>`)
+    .join('\n');
+  const noLogits = d.schema.hasLogits
+    ? ''
+    : '<p class="note">This trace has no router logits, so the auxiliary losses, z-loss and router confidence are not shown (record with logits to get them).</p>';
+  return `<section id="metrics"><h2>Metrics</h2>
+<p class="note">Per MoE layer over the whole trace (T = ${fmtCount(d.tokens)} tokens, E = ${E} experts, K = ${K}). Each column is labelled with its value at perfect balance; conventions below.</p>
+<div class="table-wrap"><table class="metrics"><thead><tr><th class="l">layer</th>${head}</tr></thead>
+<tbody>${d.layers.map(row).join('\n')}${total}</tbody></table></div>${noLogits}
+<h3 id="conventions">Conventions</h3>
+<div class="table-wrap"><table class="conventions"><thead><tr><th class="l">metric</th><th class="l">definition</th><th class="l">convention / source</th></tr></thead>
+<tbody>${conventions}</tbody></table></div></section>`;
+}
+
+function warningItem(w: CollapseWarning): string {
+  const when = `tokens ${fmtCount(w.window.start)}–${fmtCount(w.window.end - 1)}`;
+  const cleared = w.clearedAt === null ? 'still active at the end' : `cleared at token ${fmtCount(w.clearedAt)}`;
+  return `<li><span class="rule">${esc(w.rule)}</span> ${esc(w.message)} — first in window ${esc(when)}; ${esc(cleared)}</li>`;
+}
+
+function warnings(d: ReportData): string {
+  let body: string;
+  if (d.window === 0) {
+    body = `<p class="note">The trace is shorter than one detection window, so collapse detection did not run.</p>`;
+  } else if (d.warnings.length === 0) {
+    body = `<p class="ok">No collapse warnings over sliding windows of ${fmtCount(d.window)} tokens.</p>`;
+  } else {
+    const shown = d.warnings.slice(0, 200);
+    const more = d.warnings.length - shown.length + d.suppressedWarnings;
+    body = `<ul class="warnings">${shown.map(warningItem).join('\n')}</ul>${more > 0 ? `<p class="note">… and ${fmtCount(more)} more.</p>` : ''}`;
+  }
+  return `<section id="warnings"><h2>Warnings (${d.warnings.length})</h2>
+<p class="note">Collapse detection over a sliding window of ${fmtCount(d.window)} tokens: dead experts, hot experts, low load entropy, high MaxVio, and drift (Jensen–Shannon, bits) from the first window; definitions in docs/metrics.md.</p>
+${body}</section>`;
+}
+
+function devices(d: ReportData): string {
+  const p = d.placement;
+  if (!p) return '';
+  const r = p.result;
+  const devLabels = p.ranges.map(([a, b], i) => `GPU ${i} (experts ${a}–${b})`);
+  const values = r.devices.map((row) => Array.from(row));
+  const max = scaleMax(values, Math.max(...r.mean));
+  const heat = heatmapSvg({
+    id: 'devices',
+    rowLabels: d.layers.map((m) => `layer ${m.layer}`),
+    colLabels: p.ranges.map((_, i) => String(i)),
+    values,
+    max,
+    rowAxis: 'MoE layer',
+    colAxis: 'device',
+    legend: 'assignments routed to the device (mid-ramp: the even share)',
+    format: (v) => fmtCount(Math.round(v)),
+    title: (row, c) => `layer ${d.layers[row]!.layer} · ${devLabels[c]} · ${fmtCount(Math.round(r.devices[row]![c]!))} assignments`,
+    attrs: (row, c) => ({ layer: d.layers[row]!.layer, device: c }),
+    maxWidth: 480,
+  });
+  const rows = d.layers
+    .map((m, i) => `<tr><td class="l">${m.layer}</td><td>${fmtCount(Math.round(r.mean[i]!))}</td><td>${fmtCount(Math.round(r.max[i]!))}</td><td>${fmt(r.perLayer[i]!, 3)}</td></tr>`)
+    .join('\n');
+  return `<section id="devices"><h2>Placement on ${p.devices} devices</h2>
+<p class="note">Contiguous expert-parallel placement (expert e on device ⌊e·D/E⌋, no replicas): ${esc(devLabels.join('; '))}. Balancedness is 1 when every device gets the same load.</p>
+<p>Balancedness: <b>${fmt(r.sglang, 3)}</b> (SGLang: mean over layers of (mean + 10⁻⁵)/(max + 10⁻⁵)) · <b>${fmt(r.vllm, 3)}</b> (vLLM: Σ mean / Σ max over layers)</p>
+<div class="table-wrap">${heat}</div>
+<div class="table-wrap"><table><thead><tr><th class="l">layer</th><th>mean device load</th><th>busiest device</th><th>balancedness<small>SGLang, 1 = even</small></th></tr></thead><tbody>${rows}</tbody></table></div></section>`;
+}
+
+function domainsSection(d: ReportData, bins: ExpertBin[]): string {
+  if (!d.domains) return '';
+  const E = d.schema.experts;
+  const K = d.schema.topK;
+  const binSize = bins[0]!.last - bins[0]!.first + 1;
+  const doms = d.domains;
+  const shown = spreadPick(d.layers.length, MAX_DOMAIN_MAPS);
+  const perLayer = shown.map((l) => ({ layer: d.layers[l]!.layer, values: doms.map((dom) => binValues(dom.layers[l]!.share, bins)) }));
+  const max = scaleMax(perLayer.flatMap((p) => p.values), (binSize * K) / E);
+  const maps = perLayer.map((p) =>
+    `<div><h3>layer ${p.layer}</h3>${heatmapSvg({
+      id: `domain-${p.layer}`,
+      rowLabels: doms.map((x) => x.tag),
+      colLabels: bins.map((b) => String(b.first)),
+      values: p.values,
+      max,
+      rowAxis: 'domain',
+      colAxis: binSize === 1 ? 'expert' : `expert (bins of ${binSize})`,
+      legend: "share of the domain's tokens routed to the expert",
+      format: pct,
+      marks: [{ value: (binSize * K) / E, label: 'uniform' }],
+      title: (r, c) => `${doms[r]!.tag} · layer ${p.layer} · ${binLabel(bins[c]!)} · ${pct(p.values[r]![c]!)} of the domain's tokens`,
+      attrs: (r, c) => ({ domain: doms[r]!.tag, layer: p.layer, bin: c }),
+      maxWidth: 520,
+    })}</div>`,
+  );
+  const rows = doms
+    .map((dom) => `<tr><td class="l">${esc(dom.tag)}</td><td>${fmtCount(dom.tokens)}</td>${dom.layers
+      .map((x) => `<td title="${esc(`top experts: ${x.top.map((t) => `${t.expert} (${pct(t.share)})`).join(', ')}`)}">${x.top[0] ? `expert ${x.top[0].expert} · ${fmt(x.specialisation, 2)}×` : '–'}</td>`)
+      .join('')}</tr>`)
+    .join('\n');
+  const other = d.otherDomains > 0 ? `<p class="note">${d.otherDomains} less frequent tags are not shown.</p>` : '';
+  const some = shown.length < d.layers.length ? `<p class="note">Heatmaps for ${shown.length} of the ${d.layers.length} layers, evenly spaced; the table lists every layer.</p>` : '';
+  return `<section id="domains"><h2>Domain specialisation</h2>
+<p class="note">OLMoE's domain specialisation (arXiv 2409.02060 §5): for each domain tag, the share of its tokens routed to each expert (top-${K}); uniform routing gives K/E = ${pct(K / E)} per expert. An expert much brighter in one row than in the others specialises in that domain.</p>
+<div class="table-wrap"><table class="domains"><thead><tr><th class="l">domain</th><th>tokens</th>${d.layers
+    .map((m) => `<th>layer ${m.layer}<small>top expert · × uniform</small></th>`)
+    .join('')}</tr></thead><tbody>${rows}</tbody></table></div>${other}${some}
+<div class="grid">${maps.join('\n')}</div></section>`;
+}
+
+export function renderReportHtml(d: ReportData, opts: PageOptions): string {
+  const bins = expertBins(d.schema.experts);
+  const sections = [loadHeatmap(d, bins), loadBars(d, bins), metricsTable(d), warnings(d), devices(d), domainsSection(d, bins)];
+  const links: [string, string][] = [['heatmap', 'Expert load'], ['bars', 'Load per layer'], ['metrics', 'Metrics'], ['warnings', 'Warnings']];
+  if (d.placement) links.push(['devices', 'Placement']);
+  if (d.domains) links.push(['domains', 'Domains']);
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="moescope ${esc(opts.moescopeVersion)}">
+<title>moescope report — ${esc(d.subject)}</title>
+<style>${CSS}</style></head>
+<body><main>
+<header><h1>MoE routing report</h1><p class="subject">${esc(d.subject)}</p>${facts(d)}</header>
+<nav>${links.map(([id, t]) => `<a href="#${id}">${esc(t)}</a>`).join('')}</nav>
+${sections.filter((s) => s !== '').join('\n')}
+<footer>Generated by moescope ${esc(opts.moescopeVersion)} on ${esc(opts.generatedAt.toISOString())}. Self-contained: no scripts, no network. Metric definitions: docs/metrics.md.</footer>
+</main></body></html>
+`;
+}

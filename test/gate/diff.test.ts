@@ -1,0 +1,63 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { emptyConfig } from '../../src/gate/config.js';
+import { identicalTokens, runDiff } from '../../src/gate/diff.js';
+import { memorySource } from '../../src/gate/source.js';
+import { concatBatches } from '../../src/gate/subset.js';
+import { makeBatches, schemaOf, type TraceSpec } from './fixtures.js';
+
+function source(label: string, spec: TraceSpec) {
+  return memorySource(label, schemaOf(spec), makeBatches(spec));
+}
+
+test('identical tokens: same sequence, position and token id, until the first difference in that sequence', () => {
+  const spec: TraceSpec = { tokens: 96, seqLen: 32 };
+  const a = concatBatches(makeBatches(spec), schemaOf(spec));
+  const b = concatBatches(makeBatches(spec), schemaOf(spec));
+  b.tokenId[32 + 5] = -1; // sequence 1 diverges at position 5: positions 5… of it see another prefix
+  // Sequence 2 is stored in reverse order in b: pairing goes by position, not by row order.
+  const rows = Array.from({ length: 32 }, (_, i) => 64 + i);
+  for (const [i, r] of rows.entries()) {
+    b.seq[r] = a.seq[64 + 31 - i]!;
+    b.pos[r] = a.pos[64 + 31 - i]!;
+    b.tokenId[r] = a.tokenId[64 + 31 - i]!;
+  }
+  const { ia, ib } = identicalTokens(a, b);
+  assert.equal(ia.length, 32 + 5 + 32);
+  for (let j = 0; j < ia.length; j++) {
+    assert.equal(a.seq[ia[j]!], b.seq[ib[j]!]);
+    assert.equal(a.pos[ia[j]!], b.pos[ib[j]!]);
+    assert.equal(a.tokenId[ia[j]!], b.tokenId[ib[j]!]);
+  }
+  assert.ok(![...ia].some((i) => a.seq[i] === 1 && a.pos[i]! >= 5));
+});
+
+test('router agreement is 1 for the same routing and near K/E for independent routing of the same tokens', async () => {
+  const base: TraceSpec = { tokens: 4000, experts: 8, topK: 2 };
+  const same = await runDiff(source('a', base), source('b', base), emptyConfig());
+  for (const r of same.rows) {
+    assert.equal(r.values.agreement, 1);
+    assert.equal(r.values.firstChoice, 1);
+    assert.equal(r.values.tv, 0);
+    assert.equal(r.values.js, 0);
+  }
+  const indep = await runDiff(source('a', base), source('b', { ...base, routeSeed: 99 }), emptyConfig());
+  for (const r of indep.rows) {
+    assert.ok(Math.abs(r.values.agreement! - 2 / 8) < 0.03, `agreement ${r.values.agreement}`);
+    assert.ok(r.values.tv! < 0.05, 'same distribution, different choices: little load drift');
+  }
+  assert.equal(indep.data.identicalTokens, 4000);
+});
+
+test('layers only in one trace are left out with a note; --layers narrows the comparison', async () => {
+  const a: TraceSpec = { tokens: 500, layers: [0, 1, 2, 3] };
+  const b: TraceSpec = { tokens: 500, layers: [1, 2, 3, 4] };
+  const r = await runDiff(source('a', a), source('b', b), emptyConfig());
+  assert.deepEqual(r.rows.map((x) => x.layer), [1, 2, 3]);
+  assert.ok(r.notes.includes('MoE layers only in a, not compared: 0'));
+  assert.ok(r.notes.includes('MoE layers only in b, not compared: 4'));
+  const only = await runDiff(source('a', a), source('b', b), { ...emptyConfig(), layers: [2] });
+  assert.deepEqual(only.rows.map((x) => x.layer), [2]);
+  await assert.rejects(runDiff(source('a', a), source('b', b), { ...emptyConfig(), layers: [0] }), /there is no MoE layer 0/);
+  await assert.rejects(runDiff(source('a', { tokens: 10, layers: [0] }), source('b', { tokens: 10, layers: [1] }), emptyConfig()), /share no MoE layer/);
+});
