@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { pending } from './pending.js';
 
 export function registerExport(program: Command): void {
   program
@@ -8,5 +7,10 @@ export function registerExport(program: Command): void {
     .argument('<trace>', 'Arrow trace (.arrows)')
     .option('--parquet <file>', 'Parquet output')
     .option('--jsonl <file>', 'JSONL interchange output (docs/trace-format.md)')
-    .action(async () => pending('export'));
+    .action(async (trace: string, o: { parquet?: string; jsonl?: string }) => {
+      const { exportTrace } = await import('../trace/export/index.js');
+      const { results, notes } = exportTrace(trace, { jsonl: o.jsonl, parquet: o.parquet });
+      for (const note of notes) process.stderr.write(`moescope: note: ${note}\n`);
+      for (const r of results) process.stdout.write(`wrote ${r.path}: ${r.tokens} tokens (${r.format})\n`);
+    });
 }

@@ -1,6 +1,14 @@
 import type { Command } from 'commander';
-import { choiceArg, intArg } from './options.js';
-import { pending } from './pending.js';
+import { choiceArg, intArg, intListArg } from './options.js';
+
+interface ImportFlags {
+  output: string;
+  topK?: number;
+  scoring: 'softmax' | 'sigmoid';
+  experts?: number;
+  logits: boolean;
+  layerIds?: number[];
+}
 
 export function registerImport(program: Command): void {
   program
@@ -8,8 +16,24 @@ export function registerImport(program: Command): void {
     .description("convert others' routing dumps into a moescope trace (jsonl, megatron, npy)")
     .argument('<format>', 'jsonl, megatron or npy', choiceArg('format', ['jsonl', 'megatron', 'npy'] as const))
     .argument('<files...>', 'input files (megatron: every router_trace_rank*.jsonl)')
-    .requiredOption('-o, --output <trace>', 'trace to write (.arrows)')
+    .requiredOption('-o, --output <trace>', 'trace to write (.arrows); written only if the whole import succeeds')
     .option('--top-k <k>', 'npy: experts selected per token', intArg('--top-k', 1))
-    .option('--scoring <s>', 'npy: softmax or sigmoid', choiceArg('--scoring', ['softmax', 'sigmoid'] as const), 'softmax')
-    .action(async () => pending('import'));
+    .option('--scoring <s>', 'npy, megatron: softmax or sigmoid', choiceArg('--scoring', ['softmax', 'sigmoid'] as const), 'softmax')
+    .option('--experts <e>', 'megatron: experts per layer (default: largest id seen + 1)', intArg('--experts', 1))
+    .option('--layer-ids <ids>', 'npy: model layer id of each layer, e.g. 3,4,5 (default 0…L-1)', intListArg('--layer-ids'))
+    .option('--no-logits', 'npy: do not store the logits, only the selection')
+    .addHelpText('after', '\nFormats: docs/trace-format.md (JSONL interchange, Megatron router traces, NumPy logits).')
+    .action(async (format: 'jsonl' | 'megatron' | 'npy', files: string[], o: ImportFlags) => {
+      const { importTrace } = await import('../trace/import/index.js');
+      const { describeSchema } = await import('../core/batch.js');
+      const r = importTrace(format, files, o.output, {
+        topK: o.topK,
+        scoring: o.scoring,
+        experts: o.experts,
+        logits: o.logits,
+        layerIds: o.layerIds,
+      });
+      for (const note of r.notes) process.stderr.write(`moescope: note: ${note}\n`);
+      process.stdout.write(`wrote ${o.output}: ${r.tokens} tokens, ${describeSchema(r.schema)}\n`);
+    });
 }

@@ -1,0 +1,134 @@
+/**
+ * RoutingBatch → one Arrow IPC record-batch message, as a list of byte ranges to hand to writev. The typed
+ * arrays of the batch are referenced, not copied; only strings, the is_prompt bitmap and validity bitmaps are built.
+ */
+import { BufferRegion, FieldNode, Message, RecordBatch } from 'apache-arrow/ipc/metadata/message';
+import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
+import { frameMessage } from './ipc.js';
+
+const ZERO_PAD = new Uint8Array(8);
+const EMPTY = new Uint8Array(0);
+
+function bytesOf(a: ArrayBufferView): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** UTF-8 offsets + data (+ validity when some are null) of a string column. */
+function encodeStrings(values: readonly (string | null)[] | null, n: number) {
+  const offsets = new Int32Array(n + 1);
+  let nulls = 0;
+  let total = 0;
+  if (values) {
+    for (let i = 0; i < n; i++) {
+      const v = values[i];
+      if (v == null) nulls++;
+      else total += Buffer.byteLength(v, 'utf8');
+    }
+  } else nulls = n;
+  const data = Buffer.allocUnsafe(total);
+  let validity: Uint8Array = EMPTY;
+  if (nulls > 0) validity = new Uint8Array((n + 7) >> 3);
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    const v = values ? values[i] : null;
+    if (v != null) {
+      at += data.write(v, at, 'utf8');
+      if (nulls > 0) validity[i >> 3]! |= 1 << (i & 7);
+    }
+    offsets[i + 1] = at;
+  }
+  return { nulls, validity, offsets: bytesOf(offsets), data: new Uint8Array(data.buffer, data.byteOffset, at) };
+}
+
+function packBits(v: Uint8Array, n: number): Uint8Array {
+  const out = new Uint8Array((n + 7) >> 3);
+  for (let i = 0; i < n; i++) if (v[i]) out[i >> 3]! |= 1 << (i & 7);
+  return out;
+}
+
+export interface EncodedBatch {
+  /** Framed header then body buffers and padding, in file order. */
+  parts: Uint8Array[];
+  byteLength: number;
+}
+
+/** Checks that a batch's columns have the sizes its schema implies and its expert ids are in range. */
+export function checkBatch(b: RoutingBatch, s: RoutingSchema): void {
+  const n = b.length;
+  const lk = s.layers.length * s.topK;
+  const le = s.layers.length * s.experts;
+  const bad = (what: string, got: number, want: number) => {
+    throw new RangeError(`RoutingBatch.${what} has ${got} elements, expected ${want} (${n} tokens)`);
+  };
+  if (b.seq.length !== n) bad('seq', b.seq.length, n);
+  if (b.pos.length !== n) bad('pos', b.pos.length, n);
+  if (b.tokenId.length !== n) bad('tokenId', b.tokenId.length, n);
+  if (b.token.length !== n) bad('token', b.token.length, n);
+  if (b.isPrompt.length !== n) bad('isPrompt', b.isPrompt.length, n);
+  if (b.tNs.length !== n) bad('tNs', b.tNs.length, n);
+  if (b.experts.length !== n * lk) bad('experts', b.experts.length, n * lk);
+  if (b.weights.length !== n * lk) bad('weights', b.weights.length, n * lk);
+  if (s.hasLogits && b.logits && b.logits.length !== n * le) bad('logits', b.logits.length, n * le);
+  if (b.tag && b.tag.length !== n) bad('tag', b.tag.length, n);
+  const ex = b.experts;
+  let max = 0;
+  for (let i = 0; i < ex.length; i++) if (ex[i]! > max) max = ex[i]!;
+  if (ex.length > 0 && max >= s.experts) throw new RangeError(`RoutingBatch has expert id ${max} ≥ ${s.experts} experts`);
+}
+
+/**
+ * The message for one batch. `mem` gives the per-row `mem` cells (null: none). Column order is format.ts's;
+ * logits are NaN-filled when the schema has them and the batch has none.
+ */
+export function encodeBatch(b: RoutingBatch, s: RoutingSchema, mem: readonly (string | null)[] | null): EncodedBatch {
+  const n = b.length;
+  const nodes: FieldNode[] = [];
+  const regions: BufferRegion[] = [];
+  const body: Uint8Array[] = [];
+  let offset = 0;
+  const buf = (bytes: Uint8Array) => {
+    regions.push(new BufferRegion(offset, bytes.byteLength));
+    if (bytes.byteLength === 0) return;
+    body.push(bytes);
+    offset += bytes.byteLength;
+    const pad = (8 - (offset & 7)) & 7;
+    if (pad) {
+      body.push(ZERO_PAD.subarray(0, pad));
+      offset += pad;
+    }
+  };
+  const fixed = (data: ArrayBufferView) => {
+    nodes.push(new FieldNode(n, 0));
+    buf(EMPTY);
+    buf(bytesOf(data));
+  };
+  const strings = (values: readonly (string | null)[] | null) => {
+    const e = encodeStrings(values, n);
+    nodes.push(new FieldNode(n, e.nulls));
+    buf(e.validity);
+    buf(e.offsets);
+    buf(e.data);
+  };
+  const list = (child: Uint16Array) => {
+    nodes.push(new FieldNode(n, 0));
+    buf(EMPTY);
+    nodes.push(new FieldNode(child.length, 0));
+    buf(EMPTY);
+    buf(bytesOf(child));
+  };
+  fixed(b.seq);
+  fixed(b.pos);
+  fixed(b.tokenId);
+  strings(b.token);
+  nodes.push(new FieldNode(n, 0));
+  buf(EMPTY);
+  buf(packBits(b.isPrompt, n));
+  fixed(b.tNs);
+  list(b.experts);
+  list(b.weights);
+  if (s.hasLogits) list(b.logits ?? new Uint16Array(n * s.layers.length * s.experts).fill(0x7e00));
+  strings(b.tag);
+  strings(mem);
+  const header = frameMessage(Message.from(new RecordBatch(n, nodes, regions, null), offset));
+  return { parts: [header, ...body], byteLength: header.byteLength + offset };
+}

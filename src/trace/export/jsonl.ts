@@ -1,0 +1,67 @@
+/** `export --jsonl`: the trace as moescope's JSONL interchange format (docs/trace-format.md). */
+import { F16_TO_F32 } from '../../core/f16.js';
+import type { TraceReader } from '../reader.js';
+import type { TextSink } from './sink.js';
+
+/** Float16 bits as the exact decimal of their value; null for NaN/Inf (JSON has neither). */
+function f16(bits: number): number | null {
+  const v = F16_TO_F32[bits]!;
+  return Number.isFinite(v) ? v : null;
+}
+
+function perLayer(src: Uint16Array, start: number, L: number, n: number, map: (x: number) => number | null): (number | null)[][] {
+  const out: (number | null)[][] = [];
+  for (let l = 0; l < L; l++) {
+    const row: (number | null)[] = new Array(n);
+    for (let k = 0; k < n; k++) row[k] = map(src[start + l * n + k]!);
+    out.push(row);
+  }
+  return out;
+}
+
+export function writeJsonl(trace: TraceReader, out: TextSink): number {
+  const s = trace.schema;
+  const m = trace.meta;
+  const L = s.layers.length;
+  out.line(
+    JSON.stringify({
+      moescope: 1,
+      layers: L,
+      experts: s.experts,
+      topK: s.topK,
+      scoring: s.scoring,
+      layerIds: s.layers,
+      model: m.model,
+      tokenizer: m.tokenizer,
+      devices: m.devices,
+    }),
+  );
+  const id = (x: number) => x;
+  let tokens = 0;
+  for (const c of trace.chunks(0, { reuse: true })) {
+    const b = c.batch;
+    let mi = 0;
+    for (let i = 0; i < b.length; i++) {
+      for (; mi < c.memory.length && c.memory[mi]!.token === c.firstToken + i; mi++) {
+        const smp = c.memory[mi]!.sample;
+        out.line(JSON.stringify({ memory: { ...smp, tNs: smp.tNs.toString() } }));
+      }
+      const o: Record<string, unknown> = {
+        seq: b.seq[i],
+        pos: b.pos[i],
+        tokenId: b.tokenId[i],
+        token: b.token[i],
+        isPrompt: b.isPrompt[i] === 1,
+        tNs: b.tNs[i]!.toString(),
+        experts: perLayer(b.experts, i * L * s.topK, L, s.topK, id),
+        weights: perLayer(b.weights, i * L * s.topK, L, s.topK, f16),
+      };
+      if (b.logits) o.logits = perLayer(b.logits, i * L * s.experts, L, s.experts, f16);
+      const tag = b.tag?.[i];
+      if (tag != null) o.tag = tag;
+      out.line(JSON.stringify(o));
+      tokens++;
+    }
+  }
+  return tokens;
+}

@@ -1,0 +1,170 @@
+/**
+ * The trace format (docs/trace-format.md): an Arrow IPC stream, one row per token, with the stream's
+ * RoutingSchema + StreamMeta as JSON under the schema metadata key "moescope".
+ *
+ * This module owns the column list and the metadata record; writer, reader and the exporters all use it.
+ */
+import { Field, Schema } from 'apache-arrow/schema';
+import {
+  Bool,
+  DataType,
+  FixedSizeList,
+  Float16,
+  Int32,
+  TimestampNanosecond,
+  Uint16,
+  Uint32,
+  Utf8,
+} from 'apache-arrow/type';
+import { Precision, TimeUnit } from 'apache-arrow/enum';
+import type { RoutingSchema, Scoring } from '../core/batch.js';
+import type { RouterSummary, StreamMeta } from '../core/stream.js';
+import { UserError } from '../core/errors.js';
+
+/** Bumped when a reader of an older moescope could misread a newer trace. */
+export const TRACE_FORMAT_VERSION = 1;
+/** Schema metadata key holding the TraceHeader JSON. */
+export const META_KEY = 'moescope';
+
+/** Column names, in file order (`logits` only when the schema has logits). */
+export const COL = {
+  seq: 'seq',
+  pos: 'pos',
+  tokenId: 'token_id',
+  token: 'token',
+  isPrompt: 'is_prompt',
+  tNs: 't_ns',
+  experts: 'experts',
+  weights: 'weights',
+  logits: 'logits',
+  tag: 'tag',
+  mem: 'mem',
+} as const;
+
+/** Everything a trace says about itself, as stored (JSON) in the schema metadata. */
+export interface TraceHeader {
+  /** TRACE_FORMAT_VERSION of the writer. */
+  format: number;
+  /** moescope version that wrote the trace. */
+  moescope: string;
+  /** ISO-8601 creation time. */
+  createdAt: string;
+  schema: RoutingSchema;
+  meta: StreamMeta;
+}
+
+/** Routers of the meta, or one summary per schema layer when the producer gave none. */
+export function routersFor(schema: RoutingSchema, meta: StreamMeta): RouterSummary[] {
+  if (meta.routers.length === 0) {
+    return schema.layers.map((layer) => ({
+      layer,
+      experts: schema.experts,
+      topK: schema.topK,
+      scoring: schema.scoring,
+      kind: meta.source.startsWith('import') ? 'imported' : meta.source === 'synth' ? 'synthetic' : 'unknown',
+    }));
+  }
+  if (meta.routers.length !== schema.layers.length || meta.routers.some((r, i) => r.layer !== schema.layers[i]))
+    throw new Error(
+      `StreamMeta.routers (layers ${meta.routers.map((r) => r.layer).join(',')}) do not match the schema's layers ` +
+        `(${schema.layers.join(',')})`,
+    );
+  return meta.routers;
+}
+
+export function validateSchema(s: RoutingSchema): void {
+  const bad = (why: string): never => {
+    throw new UserError(`invalid routing schema: ${why}`);
+  };
+  if (!Array.isArray(s.layers) || s.layers.length === 0) bad('no MoE layers');
+  if (s.layers.some((l) => !Number.isInteger(l) || l < 0)) bad(`layer ids must be non-negative integers`);
+  if (!Number.isInteger(s.experts) || s.experts < 1 || s.experts > 65536) bad(`experts must be 1…65536, got ${s.experts}`);
+  if (!Number.isInteger(s.topK) || s.topK < 1 || s.topK > s.experts) bad(`topK must be 1…${s.experts}, got ${s.topK}`);
+  if (s.scoring !== 'softmax' && s.scoring !== 'sigmoid') bad(`scoring must be softmax or sigmoid, got ${String(s.scoring)}`);
+}
+
+function fixedList(name: string, size: number, child: DataType): Field {
+  return new Field(name, new FixedSizeList(size, new Field('item', child, false)), false);
+}
+
+/** The Arrow schema of a trace with this routing schema and header. */
+export function arrowSchemaFor(header: TraceHeader): Schema {
+  const s = header.schema;
+  validateSchema(s);
+  const L = s.layers.length;
+  const fields: Field[] = [
+    new Field(COL.seq, new Uint32(), false),
+    new Field(COL.pos, new Uint32(), false),
+    new Field(COL.tokenId, new Int32(), false),
+    new Field(COL.token, new Utf8(), false),
+    new Field(COL.isPrompt, new Bool(), false),
+    new Field(COL.tNs, new TimestampNanosecond(), false),
+    fixedList(COL.experts, L * s.topK, new Uint16()),
+    fixedList(COL.weights, L * s.topK, new Float16()),
+  ];
+  if (s.hasLogits) fields.push(fixedList(COL.logits, L * s.experts, new Float16()));
+  fields.push(new Field(COL.tag, new Utf8(), true), new Field(COL.mem, new Utf8(), true));
+  return new Schema(fields, new Map([[META_KEY, JSON.stringify(header)]]));
+}
+
+/** What a column must be; the reader checks every trace against this before mapping buffers. */
+function expectType(f: Field | undefined, name: string, ok: (t: DataType) => boolean, want: string, file: string): Field {
+  if (!f) throw new UserError(`${file}: not a moescope trace (no "${name}" column)`);
+  if (!ok(f.type)) throw new UserError(`${file}: column "${name}" is ${String(f.type)}, expected ${want}`);
+  return f;
+}
+
+const isInt = (bits: number, signed: boolean) => (t: DataType) =>
+  DataType.isInt(t) && t.bitWidth === bits && t.isSigned === signed;
+const isHalf = (t: DataType) => DataType.isFloat(t) && t.precision === Precision.HALF;
+const isFixedOf = (size: number, child: (t: DataType) => boolean) => (t: DataType) =>
+  DataType.isFixedSizeList(t) && t.listSize === size && child(t.children[0]!.type);
+
+/** Parses and checks the header of a trace's Arrow schema. `file` names the trace in errors. */
+export function parseTraceSchema(arrow: Schema, file: string): TraceHeader {
+  const raw = arrow.metadata.get(META_KEY);
+  if (raw === undefined) throw new UserError(`${file}: not a moescope trace (no "${META_KEY}" schema metadata)`);
+  let h: TraceHeader;
+  try {
+    h = JSON.parse(raw) as TraceHeader;
+  } catch {
+    throw new UserError(`${file}: the "${META_KEY}" schema metadata is not valid JSON`);
+  }
+  if (typeof h !== 'object' || h === null || typeof h.format !== 'number' || !h.schema || !h.meta)
+    throw new UserError(`${file}: the "${META_KEY}" schema metadata lacks format/schema/meta`);
+  if (h.format > TRACE_FORMAT_VERSION)
+    throw new UserError(
+      `${file}: trace format ${h.format} is newer than this moescope understands (${TRACE_FORMAT_VERSION}); upgrade moescope`,
+    );
+  validateSchema(h.schema);
+  const s = h.schema;
+  const L = s.layers.length;
+  const by = new Map(arrow.fields.map((f) => [f.name, f]));
+  expectType(by.get(COL.seq), COL.seq, isInt(32, false), 'uint32', file);
+  expectType(by.get(COL.pos), COL.pos, isInt(32, false), 'uint32', file);
+  expectType(by.get(COL.tokenId), COL.tokenId, isInt(32, true), 'int32', file);
+  expectType(by.get(COL.token), COL.token, DataType.isUtf8, 'utf8', file);
+  expectType(by.get(COL.isPrompt), COL.isPrompt, DataType.isBool, 'bool', file);
+  expectType(
+    by.get(COL.tNs),
+    COL.tNs,
+    (t) => (DataType.isTimestamp(t) && t.unit === TimeUnit.NANOSECOND) || isInt(64, true)(t),
+    'timestamp[ns] or int64',
+    file,
+  );
+  expectType(by.get(COL.experts), COL.experts, isFixedOf(L * s.topK, isInt(16, false)), `fixed_size_list<uint16>[${L * s.topK}]`, file);
+  expectType(by.get(COL.weights), COL.weights, isFixedOf(L * s.topK, isHalf), `fixed_size_list<halffloat>[${L * s.topK}]`, file);
+  const logits = by.get(COL.logits);
+  if (s.hasLogits !== (logits !== undefined))
+    throw new UserError(`${file}: header says hasLogits=${s.hasLogits} but the "logits" column is ${logits ? 'present' : 'absent'}`);
+  if (logits) expectType(logits, COL.logits, isFixedOf(L * s.experts, isHalf), `fixed_size_list<halffloat>[${L * s.experts}]`, file);
+  for (const name of [COL.tag, COL.mem]) {
+    const f = by.get(name);
+    if (f) expectType(f, name, DataType.isUtf8, 'utf8', file);
+  }
+  return h;
+}
+
+export function isScoring(v: unknown): v is Scoring {
+  return v === 'softmax' || v === 'sigmoid';
+}

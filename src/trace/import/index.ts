@@ -1,0 +1,37 @@
+/** `moescope import FORMAT FILE... -o TRACE`: the converters, by format. */
+import type { Scoring } from '../../core/batch.js';
+import { UserError } from '../../core/errors.js';
+import { importJsonl } from './jsonl.js';
+import { importMegatron } from './megatron.js';
+import { importNpy } from './npy.js';
+import type { ImportResult } from './sink.js';
+
+export type ImportFormat = 'jsonl' | 'megatron' | 'npy';
+export type { ImportResult };
+
+export interface ImportOptions {
+  /** npy: experts selected per token (required). */
+  topK?: number;
+  /** npy, megatron: scoring function (default softmax). */
+  scoring?: Scoring;
+  /** megatron: experts per layer (default: largest id + 1). */
+  experts?: number;
+  /** npy: store the logits (default true). */
+  logits?: boolean;
+  /** npy: model layer ids. */
+  layerIds?: number[];
+}
+
+export function importTrace(format: ImportFormat, files: string[], output: string, o: ImportOptions = {}): ImportResult {
+  if (files.length === 0) throw new UserError('no input files');
+  if (files.includes(output)) throw new UserError(`the output ${output} is also an input`);
+  switch (format) {
+    case 'jsonl':
+      return importJsonl(files, output);
+    case 'megatron':
+      return importMegatron(files, output, { experts: o.experts, scoring: o.scoring ?? 'softmax' });
+    case 'npy':
+      if (o.topK === undefined) throw new UserError('import npy needs --top-k K (experts selected per token)');
+      return importNpy(files, output, { topK: o.topK, scoring: o.scoring ?? 'softmax', logits: o.logits ?? true, layerIds: o.layerIds });
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * `import jsonl`: moescope's JSONL interchange format (docs/trace-format.md#jsonl-interchange-format).
+ * Several files concatenate when their headers describe the same routing schema.
+ */
+import type { RoutingSchema, TokenRouting } from '../../core/batch.js';
+import type { MemorySample } from '../../core/memory.js';
+import { UserError } from '../../core/errors.js';
+import { isScoring } from '../format.js';
+import { memoryFromJson } from '../memory-json.js';
+import { selectTopK } from '../topk-from-logits.js';
+import { parseLine, readLines, type Line } from './lines.js';
+import { TraceSink, type ImportResult } from './sink.js';
+
+interface Header {
+  schema: Omit<RoutingSchema, 'hasLogits'>;
+  model: string | null;
+  tokenizer: string | null;
+  devices: string[];
+}
+
+type Obj = Record<string, unknown>;
+
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
+
+function parseHeader(raw: unknown, fail: (why: string) => never): Header {
+  if (!isObj(raw) || raw.moescope === undefined)
+    fail('the first line must be the header {"moescope":1,"layers":L,"experts":E,"topK":K,"scoring":…}');
+  if (raw.moescope !== 1) fail(`unsupported interchange version ${JSON.stringify(raw.moescope)} (this moescope reads 1)`);
+  const L = raw.layers;
+  const E = raw.experts;
+  const K = raw.topK;
+  if (!isInt(L) || L < 1) fail(`header "layers" must be a positive integer, got ${JSON.stringify(L)}`);
+  if (!isInt(E) || E < 1 || E > 65536) fail(`header "experts" must be an integer 1…65536, got ${JSON.stringify(E)}`);
+  if (!isInt(K) || K < 1 || K > E) fail(`header "topK" must be an integer 1…${E}, got ${JSON.stringify(K)}`);
+  if (!isScoring(raw.scoring)) fail(`header "scoring" must be "softmax" or "sigmoid", got ${JSON.stringify(raw.scoring)}`);
+  let layers = Array.from({ length: L }, (_, i) => i);
+  if (raw.layerIds !== undefined) {
+    const ids = raw.layerIds;
+    if (!Array.isArray(ids) || ids.length !== L || !ids.every((x) => isInt(x) && x >= 0))
+      fail(`header "layerIds" must be ${L} non-negative integers`);
+    layers = ids as number[];
+  }
+  const str = (k: string) => (typeof raw[k] === 'string' ? (raw[k] as string) : null);
+  const devices = Array.isArray(raw.devices) ? raw.devices.filter((d): d is string => typeof d === 'string') : [];
+  return { schema: { layers, experts: E, topK: K, scoring: raw.scoring }, model: str('model'), tokenizer: str('tokenizer'), devices };
+}
+
+/** An L×n matrix of numbers, flattened layer-major; `check` vets each value. */
+function matrix(v: unknown, L: number, n: number, what: string, fail: (why: string) => never, check: (x: unknown) => boolean, want: string): number[] {
+  if (!Array.isArray(v) || v.length !== L) fail(`"${what}" must be ${L} arrays (one per layer), got ${Array.isArray(v) ? v.length : typeof v}`);
+  const out: number[] = [];
+  for (let l = 0; l < L; l++) {
+    const row = v[l];
+    if (!Array.isArray(row) || row.length !== n)
+      fail(`${what} of layer ${l} has ${Array.isArray(row) ? row.length : 'no'} values, expected ${n}`);
+    for (const x of row) {
+      if (!check(x)) fail(`${what} of layer ${l} has ${JSON.stringify(x)}, expected ${want}`);
+      out.push(x as number);
+    }
+  }
+  return out;
+}
+
+function tokenFrom(o: Obj, h: Header, hasLogits: boolean, nextPos: Map<number, number>, fail: (why: string) => never): TokenRouting {
+  const { layers, experts: E, topK: K, scoring } = h.schema;
+  const L = layers.length;
+  const finite = (x: unknown) => typeof x === 'number' && Number.isFinite(x);
+  if (o.experts === undefined && o.logits === undefined) fail('a token needs "experts" (with "weights") or "logits"');
+  if ((o.logits !== undefined) !== hasLogits)
+    fail(hasLogits ? 'this token has no "logits" but earlier ones do (all or none)' : 'this token has "logits" but earlier ones do not (all or none)');
+  // null: not captured (exported NaN), as in the trace.
+  const logits =
+    o.logits !== undefined
+      ? matrix(o.logits, L, E, 'logits', fail, (x) => x === null || finite(x), 'a finite number or null').map((x) => x ?? NaN)
+      : null;
+  let experts: ArrayLike<number>;
+  let weights: ArrayLike<number>;
+  if (o.experts !== undefined) {
+    experts = matrix(o.experts, L, K, 'experts', fail, (x) => isInt(x) && x >= 0 && x < E, `an expert id 0…${E - 1}`);
+    for (let l = 0; l < L; l++) {
+      const ids = (experts as number[]).slice(l * K, l * K + K);
+      if (new Set(ids).size !== K) fail(`experts of layer ${l} repeats an id: ${JSON.stringify(ids)}`);
+    }
+    weights = o.weights !== undefined ? matrix(o.weights, L, K, 'weights', fail, finite, 'a finite number') : new Array<number>(L * K).fill(1 / K);
+  } else {
+    if (o.weights !== undefined) fail('"weights" given without "experts"');
+    const sel = selectTopK(logits!, E, K, scoring);
+    experts = sel.experts;
+    weights = sel.weights;
+  }
+  const seq = o.seq ?? 0;
+  if (!isInt(seq) || seq < 0 || seq > 0xffffffff) fail(`"seq" must be a non-negative integer, got ${JSON.stringify(seq)}`);
+  let pos = o.pos;
+  if (pos === undefined) pos = nextPos.get(seq) ?? 0;
+  if (!isInt(pos) || pos < 0 || pos > 0xffffffff) fail(`"pos" must be a non-negative integer, got ${JSON.stringify(pos)}`);
+  nextPos.set(seq, pos + 1);
+  const tokenId = o.tokenId ?? -1;
+  if (!isInt(tokenId) || tokenId < -2147483648 || tokenId > 2147483647) fail(`"tokenId" must be an int32, got ${JSON.stringify(tokenId)}`);
+  const token = o.token ?? '';
+  if (typeof token !== 'string') fail(`"token" must be a string`);
+  const tag = o.tag ?? null;
+  if (tag !== null && typeof tag !== 'string') fail(`"tag" must be a string or null`);
+  if (o.isPrompt !== undefined && typeof o.isPrompt !== 'boolean') fail(`"isPrompt" must be true or false`);
+  return { seq, pos, tokenId, token, tag, isPrompt: o.isPrompt === true, tNs: parseTNs(o.tNs, fail), experts, weights, logits };
+}
+
+function parseTNs(v: unknown, fail: (why: string) => never): bigint {
+  if (v === undefined) return 0n;
+  if (isInt(v) && Number.isSafeInteger(v)) return BigInt(v);
+  if (typeof v === 'string' && /^-?\d+$/.test(v)) {
+    const b = BigInt(v);
+    if (b >= -(2n ** 63n) && b < 2n ** 63n) return b;
+  }
+  return fail(`"tNs" must be an integer (or a decimal string) of ns since the epoch, got ${JSON.stringify(v)}`);
+}
+
+function sameSchema(a: Header['schema'], b: Header['schema']): boolean {
+  return a.experts === b.experts && a.topK === b.topK && a.scoring === b.scoring && a.layers.join() === b.layers.join();
+}
+
+export function importJsonl(files: string[], output: string): ImportResult {
+  const sink = new TraceSink(output);
+  try {
+    let first: Header | null = null;
+    let hasLogits: boolean | null = null;
+    const nextPos = new Map<number, number>();
+    for (const file of files) {
+      let header: Header | null = null;
+      for (const line of readLines(file)) {
+        if (line.text.trim() === '') continue;
+        const fail: (why: string) => never = (why) => {
+          throw new UserError(`${file}:${line.no}: ${why}`);
+        };
+        const raw = parseLine(file, line);
+        if (header === null) {
+          header = parseHeader(raw, fail);
+          if (first && !sameSchema(first.schema, header.schema))
+            fail(`header describes a different routing schema than ${files[0]}'s; import them separately`);
+          first ??= header;
+          continue;
+        }
+        if (!isObj(raw)) fail('expected a JSON object');
+        if (raw.memory !== undefined) {
+          sink.memory(memorySample(raw.memory, file, line));
+          continue;
+        }
+        if (hasLogits === null) {
+          hasLogits = raw.logits !== undefined;
+          sink.open(
+            { ...header.schema, hasLogits },
+            { model: header.model, tokenizer: header.tokenizer, devices: header.devices, source: 'import:jsonl' },
+          );
+        }
+        sink.push(tokenFrom(raw, header, hasLogits, nextPos, fail));
+      }
+      if (header === null) throw new UserError(`${file}: empty (no header line)`);
+    }
+    if (!sink.opened) throw new UserError(`${files.join(', ')}: no tokens after the header`);
+    return sink.finish();
+  } catch (e) {
+    sink.abort();
+    throw e;
+  }
+}
+
+function memorySample(v: unknown, file: string, line: Line): MemorySample {
+  try {
+    const [s] = memoryFromJson(JSON.stringify(v), `${file}:${line.no}`);
+    return s!;
+  } catch (e) {
+    throw new UserError((e as Error).message);
+  }
+}

@@ -1,0 +1,283 @@
+/**
+ * TraceWriter: records RoutingBatches into an Arrow IPC stream file.
+ *
+ * Crash safety: every record batch goes to the file in a single writev, when the pending batch is full and at
+ * least every `flushIntervalMs` (≤ 1 s, by timer and on each write), so a `kill -9` loses only the rows not yet
+ * flushed; the reader reports a file without end-of-stream marker as interrupted and reads every batch in it.
+ * `close()` flushes and writes the end-of-stream marker; `closeOnExit()` does it on SIGINT/SIGTERM/SIGHUP.
+ */
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writevSync } from 'node:fs';
+import { dirname, basename, join } from 'node:path';
+import { Message } from 'apache-arrow/ipc/metadata/message';
+import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
+import { sliceBatch } from '../core/batch.js';
+import type { MemorySample } from '../core/memory.js';
+import type { StreamMeta } from '../core/stream.js';
+import { UserError, describeError } from '../core/errors.js';
+import { moescopeVersion } from '../core/version.js';
+import { ColumnsBuffer } from './columns.js';
+import { checkBatch, encodeBatch } from './encode.js';
+import { TRACE_FORMAT_VERSION, arrowSchemaFor, routersFor, type TraceHeader } from './format.js';
+import { EOS_BYTES, frameMessage } from './ipc.js';
+import { memoryToJson } from './memory-json.js';
+
+export interface TraceWriterOptions {
+  schema: RoutingSchema;
+  meta: StreamMeta;
+  /** Tokens per record batch (default: as many as fit in ~4 MiB, at least 16, at most 65536). */
+  batchTokens?: number;
+  /** Longest time rows wait before being flushed, in ms (default and maximum 1000). */
+  flushIntervalMs?: number;
+  /**
+   * Write to a temporary file next to `path` and rename it into place on close(); abort() (or a crash) leaves
+   * nothing at `path`. For converters (import, synth); a live recording writes `path` directly so it can be followed.
+   */
+  atomic?: boolean;
+  /** Creation time recorded in the header (default: now). */
+  createdAt?: Date;
+}
+
+const TARGET_BATCH_BYTES = 4 * 1024 * 1024;
+const IOV_MAX = 1024;
+
+/** Default tokens per batch for a schema: ~4 MiB of routing payload per batch. */
+export function defaultBatchTokens(s: RoutingSchema): number {
+  const L = s.layers.length;
+  const perToken = 32 + L * s.topK * 4 + (s.hasLogits ? L * s.experts * 2 : 0);
+  return Math.max(16, Math.min(65536, Math.floor(TARGET_BATCH_BYTES / perToken)));
+}
+
+export class TraceWriter {
+  /** Where the finished trace will be. */
+  readonly path: string;
+  readonly schema: RoutingSchema;
+  readonly header: TraceHeader;
+  readonly batchTokens: number;
+  private readonly filePath: string;
+  private readonly atomic: boolean;
+  private fd: number | null;
+  private readonly pending: ColumnsBuffer;
+  private pendingMemory: MemorySample[] = [];
+  private readonly timer: NodeJS.Timeout;
+  private readonly intervalMs: number;
+  private lastFlush = Date.now();
+  private tokens = 0;
+  private batches = 0;
+  private bytes = 0;
+  private uninstall: (() => void) | null = null;
+
+  /** Creates (truncates) the file and writes the schema message. */
+  static create(path: string, opts: TraceWriterOptions): TraceWriter {
+    return new TraceWriter(path, opts);
+  }
+
+  private constructor(path: string, opts: TraceWriterOptions) {
+    this.path = path;
+    this.schema = { ...opts.schema, layers: [...opts.schema.layers] };
+    this.header = {
+      format: TRACE_FORMAT_VERSION,
+      moescope: moescopeVersion(),
+      createdAt: (opts.createdAt ?? new Date()).toISOString(),
+      schema: this.schema,
+      meta: { ...opts.meta, routers: routersFor(this.schema, opts.meta) },
+    };
+    const arrowSchema = arrowSchemaFor(this.header); // validates the schema
+    this.batchTokens = opts.batchTokens ?? defaultBatchTokens(this.schema);
+    if (!Number.isInteger(this.batchTokens) || this.batchTokens < 1) throw new RangeError('batchTokens must be ≥ 1');
+    this.intervalMs = Math.min(1000, Math.max(1, opts.flushIntervalMs ?? 1000));
+    this.atomic = opts.atomic ?? false;
+    this.filePath = this.atomic ? join(dirname(path), `.${basename(path)}.${process.pid}.partial`) : path;
+    try {
+      this.fd = openSync(this.filePath, 'w');
+    } catch (e) {
+      throw new UserError(`cannot create trace ${path}: ${describeError(e)}`);
+    }
+    this.pending = new ColumnsBuffer(this.schema, this.batchTokens);
+    this.writeParts([frameMessage(Message.from(arrowSchema))]);
+    this.timer = setInterval(() => this.flushIfIdle(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  get tokensWritten(): number {
+    return this.tokens + this.pending.length;
+  }
+  get batchesWritten(): number {
+    return this.batches;
+  }
+  get bytesWritten(): number {
+    return this.bytes;
+  }
+  get closed(): boolean {
+    return this.fd === null;
+  }
+
+  /**
+   * Appends a batch. Its rows are copied or written before this returns, so the caller may reuse its arrays.
+   * Batches of at least `batchTokens` rows arriving with nothing pending are written without copying.
+   */
+  write(batch: RoutingBatch): void {
+    this.ensureOpen();
+    checkBatch(batch, this.schema);
+    const n = batch.length;
+    const C = this.batchTokens;
+    let i = 0;
+    while (i < n) {
+      if (this.pending.length === 0 && n - i >= C) {
+        const part = i === 0 && n === C ? batch : sliceBatch(batch, this.schema, i, i + C);
+        this.writeBatch(part, this.takeMemory(part.length));
+        i += C;
+        continue;
+      }
+      const take = Math.min(this.pending.room, n - i);
+      const row = this.pending.length;
+      this.pending.append(batch, i, i + take);
+      if (this.pendingMemory.length) this.pending.setMem(row, this.drainMemory());
+      i += take;
+      if (this.pending.room === 0) this.flush();
+    }
+    if (Date.now() - this.lastFlush >= this.intervalMs) this.flush();
+  }
+
+  /** Records a device-memory sample; it is stored with the next token written (docs/trace-format.md). */
+  writeMemory(sample: MemorySample): void {
+    this.ensureOpen();
+    this.pendingMemory.push(sample);
+  }
+
+  /** Writes the pending rows as one record batch now. */
+  flush(): void {
+    this.lastFlush = Date.now();
+    if (this.fd === null || this.pending.length === 0) return;
+    const { batch, mem } = this.pending.view();
+    this.writeBatch(batch, mem);
+    this.pending.reset();
+  }
+
+  /** Flushes, writes the end-of-stream marker and closes (renaming into place when atomic). Idempotent. */
+  close(): void {
+    if (this.fd === null) return;
+    this.flush();
+    this.pendingMemory = []; // samples after the last token have no row to ride on (docs/trace-format.md)
+    this.writeParts([EOS_BYTES]);
+    clearInterval(this.timer);
+    const fd = this.fd;
+    this.fd = null;
+    this.uninstall?.();
+    try {
+      if (this.atomic) fsyncSync(fd);
+      closeSync(fd);
+      if (this.atomic) renameSync(this.filePath, this.path);
+    } catch (e) {
+      throw new UserError(`cannot finish trace ${this.path}: ${describeError(e)}`);
+    }
+  }
+
+  /**
+   * Stops without finishing: pending rows are dropped. An atomic writer removes its temporary file, so nothing
+   * is left at `path`; a direct writer leaves the batches already written (read back as an interrupted trace).
+   */
+  abort(): void {
+    if (this.fd === null) return;
+    clearInterval(this.timer);
+    const fd = this.fd;
+    this.fd = null;
+    this.uninstall?.();
+    try {
+      closeSync(fd);
+    } finally {
+      if (this.atomic) {
+        try {
+          unlinkSync(this.filePath);
+        } catch {
+          /* already gone */
+        }
+      }
+    }
+  }
+
+  /**
+   * Opt-in: finish the file cleanly when the process gets SIGINT, SIGTERM or SIGHUP, or exits without close()
+   * (an atomic writer aborts instead: a conversion cut short must not land at `path` looking complete).
+   * After that, `onSignal(signal)` is called (the CLI decides how to exit); without it, and with no other
+   * listener for that signal, the signal is re-raised so the process ends as it would have. Returns an
+   * uninstaller (also run by close/abort). Handlers run only when the event loop turns: a recorder that
+   * awaits between batches is interruptible, a synchronous conversion loop is not.
+   */
+  closeOnExit(opts: { onSignal?: (signal: NodeJS.Signals) => void; signals?: NodeJS.Signals[] } = {}): () => void {
+    const signals = opts.signals ?? ['SIGINT', 'SIGTERM', 'SIGHUP'];
+    const finish = () => (this.atomic ? this.abort() : this.close());
+    const onExit = () => finish();
+    const handlers = signals.map((sig) => {
+      const h = () => {
+        uninstall();
+        finish();
+        if (opts.onSignal) opts.onSignal(sig);
+        else if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+      };
+      process.on(sig, h);
+      return [sig, h] as const;
+    });
+    process.on('exit', onExit);
+    const uninstall = () => {
+      for (const [sig, h] of handlers) process.off(sig, h);
+      process.off('exit', onExit);
+      if (this.uninstall === uninstall) this.uninstall = null;
+    };
+    this.uninstall?.();
+    this.uninstall = uninstall;
+    return uninstall;
+  }
+
+  private flushIfIdle(): void {
+    if (Date.now() - this.lastFlush >= this.intervalMs - 5) this.flush();
+  }
+
+  private ensureOpen(): void {
+    if (this.fd === null) throw new Error(`TraceWriter for ${this.path} is closed`);
+  }
+
+  private drainMemory(): string {
+    const json = memoryToJson(this.pendingMemory);
+    this.pendingMemory = [];
+    return json;
+  }
+
+  private takeMemory(n: number): (string | null)[] | null {
+    if (this.pendingMemory.length === 0) return null;
+    const mem = new Array<string | null>(n).fill(null);
+    mem[0] = this.drainMemory();
+    return mem;
+  }
+
+  private writeBatch(batch: RoutingBatch, mem: (string | null)[] | null): void {
+    const enc = encodeBatch(batch, this.schema, mem);
+    this.writeParts(enc.parts);
+    this.tokens += batch.length;
+    this.batches++;
+  }
+
+  /** One message → one writev (looping only on a short write), so a killed process never leaves half a batch
+   *  unless the kernel itself wrote short. */
+  private writeParts(parts: Uint8Array[]): void {
+    const fd = this.fd!;
+    try {
+      let queue = parts.filter((p) => p.byteLength > 0);
+      while (queue.length) {
+        const chunk = queue.slice(0, IOV_MAX);
+        let n = writevSync(fd, chunk);
+        this.bytes += n;
+        const rest: Uint8Array[] = [];
+        for (const p of chunk) {
+          if (n >= p.byteLength) n -= p.byteLength;
+          else {
+            rest.push(p.subarray(n));
+            n = 0;
+          }
+        }
+        queue = [...rest, ...queue.slice(chunk.length)];
+      }
+    } catch (e) {
+      throw new UserError(`cannot write trace ${this.path}: ${describeError(e)}`);
+    }
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * Interop with the Python data stack: the docs' one-liners run on a recorded trace, pyarrow reads every
+ * column as written, and `import npy` reads what np.save writes. Skipped where python3 + pyarrow are absent.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../../src/core/paths.js';
+import { F16_TO_F32 } from '../../src/core/f16.js';
+import { TraceWriter, openTrace, selectTopK } from '../../src/trace/index.js';
+import { importTrace } from '../../src/trace/import/index.js';
+import { META, SCHEMA, makeBatch, plain, tempDir } from './helpers.js';
+
+function python(code: string): { ok: boolean; out: string; err: string } {
+  const r = spawnSync('python3', ['-c', code], { encoding: 'utf8' });
+  return { ok: r.status === 0, out: r.stdout ?? '', err: r.stderr ?? '' };
+}
+const has = (mod: string) => python(`import ${mod}`).ok;
+const HAVE_PYARROW = has('pyarrow');
+
+function recordSample(path: string) {
+  const schema = { ...SCHEMA, hasLogits: true };
+  const w = TraceWriter.create(path, { schema, meta: META, batchTokens: 16 });
+  w.writeMemory({ tNs: 42n, gpus: null, hostRssBytes: 7, ortBytes: null });
+  const b = makeBatch(schema, 40, 0, { tags: true });
+  w.write(b);
+  w.close();
+  return b;
+}
+
+test('the one-liners in docs/trace-format.md work on a recorded trace', { skip: !HAVE_PYARROW && 'python3 with pyarrow not found' }, (ctx) => {
+  const tmp = tempDir(ctx);
+  const path = tmp.path('run.arrows');
+  recordSample(path);
+  const doc = readFileSync(join(PACKAGE_ROOT, 'docs', 'trace-format.md'), 'utf8');
+  const block = /<!-- one-liners[^\n]*\n```sh\n([\s\S]*?)```/.exec(doc);
+  assert.ok(block, 'docs/trace-format.md has the one-liners block');
+  const lines = block[1]!.trim().split('\n');
+  assert.ok(lines.length >= 3);
+  let ran = 0;
+  for (const line of lines) {
+    const mods = /import ([\w., ]+?);/.exec(line)![1]!.split(',').map((m) => m.trim().split(' ')[0]!);
+    if (!mods.every(has)) continue; // polars / duckdb may be absent
+    const r = spawnSync('sh', ['-c', line.replaceAll("'run.arrows'", `'${path}'`)], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${line}\n${r.stderr}`);
+    if (line.includes('t.num_rows')) assert.match(r.stdout, /^40 \['seq', 'pos', 'token_id', 'token', 'is_prompt', 't_ns', 'experts', 'weights', 'logits', 'tag', 'mem'\]/);
+    else assert.ok(r.stdout.trim().length > 0);
+    ran++;
+  }
+  assert.ok(ran >= 1);
+});
+
+test('pyarrow reads every column as written', { skip: !HAVE_PYARROW && 'python3 with pyarrow not found' }, (ctx) => {
+  const tmp = tempDir(ctx);
+  const path = tmp.path('run.arrows');
+  const b = recordSample(path);
+  const r = python(`
+import json, pyarrow as pa
+t = pa.ipc.open_stream('${path}').read_all()
+row = 17
+def col(name): return t.column(name).combine_chunks()
+print(json.dumps({
+  'meta': json.loads(t.schema.metadata[b'moescope']),
+  'experts': col('experts')[row].values.to_pylist(),
+  'weights': [float(x) for x in col('weights')[row].values.to_numpy()],
+  'logits0': float(col('logits')[row].values.to_numpy()[0]),
+  'token': col('token')[row].as_py(), 'tag': col('tag')[row].as_py(), 'seq': col('seq')[row].as_py(),
+  'token_id': col('token_id')[row].as_py(), 'is_prompt': col('is_prompt')[row].as_py(),
+  't_ns': str(col('t_ns').cast('int64')[row].as_py()), 'mem0': col('mem')[0].as_py(), 'mem1': col('mem')[1].as_py(),
+}))`);
+  assert.ok(r.ok, r.err);
+  const got = JSON.parse(r.out) as Record<string, unknown>;
+  const row = 17;
+  const lk = 6;
+  assert.deepEqual(got.experts, [...b.experts.subarray(row * lk, row * lk + lk)]);
+  assert.deepEqual(got.weights, [...b.weights.subarray(row * lk, row * lk + lk)].map((h) => F16_TO_F32[h]));
+  assert.equal(got.logits0, F16_TO_F32[b.logits![row * 24]!]);
+  assert.equal(got.token, b.token[row]);
+  assert.equal(got.tag, b.tag![row]);
+  assert.equal(got.seq, b.seq[row]);
+  assert.equal(got.token_id, b.tokenId[row]);
+  assert.equal(got.is_prompt, b.isPrompt[row] === 1);
+  assert.equal(BigInt(got.t_ns as string), b.tNs[row]); // as a string: 1.7e18 does not fit a JSON number exactly
+  assert.match(got.mem0 as string, /^\[\{"tNs":"42","gpus":null,"hostRssBytes":7,"ortBytes":null\}\]$/);
+  assert.equal(got.mem1, null);
+  const meta = got.meta as { format: number; schema: unknown; meta: { model: string } };
+  assert.equal(meta.format, 1);
+  assert.deepEqual(meta.schema, { ...SCHEMA, hasLogits: true });
+  assert.equal(meta.meta.model, 'test-model');
+});
+
+test('import npy reads what np.save writes and picks what numpy top-k picks', { skip: !has('numpy') && 'python3 with numpy not found' }, (ctx) => {
+  const tmp = tempDir(ctx);
+  const src = tmp.path('logits.npy');
+  const r = python(`
+import json, numpy as np
+x = np.random.default_rng(5).standard_normal((30, 3, 16)).astype(np.float32)
+np.save('${src}', x)
+print(json.dumps(np.argsort(-x, axis=-1, kind='stable')[..., :4].tolist()))`);
+  assert.ok(r.ok, r.err);
+  const expected = (JSON.parse(r.out) as number[][][]).flat(2);
+  const out = tmp.path('npy.arrows');
+  importTrace('npy', [src], out, { topK: 4, scoring: 'softmax' });
+  const t = openTrace(out);
+  const b = t.readRange(0, 30);
+  assert.deepEqual([...b.experts], expected);
+  const logits = [...b.logits!].map((h) => F16_TO_F32[h]!);
+  assert.equal(selectTopK(logits, 16, 4, 'softmax').experts.length, 30 * 3 * 4);
+  t.close();
+});
+
+test('traces rewritten by pyarrow (other batch sizes, validity buffers, Arrow file format) read back the same', { skip: !HAVE_PYARROW && 'python3 with pyarrow not found' }, (ctx) => {
+  const tmp = tempDir(ctx);
+  const path = tmp.path('run.arrows');
+  recordSample(path);
+  const r = python(`
+import pyarrow as pa
+t = pa.ipc.open_stream('${path}').read_all()
+with pa.OSFile('${tmp.path('py.arrows')}', 'wb') as f:
+    w = pa.ipc.new_stream(f, t.schema); w.write_table(t, max_chunksize=7); w.close()
+with pa.OSFile('${tmp.path('py.arrow')}', 'wb') as f:
+    w = pa.ipc.new_file(f, t.schema); w.write_table(t, max_chunksize=13); w.close()`);
+  assert.ok(r.ok, r.err);
+  const ours = openTrace(path);
+  for (const name of ['py.arrows', 'py.arrow']) {
+    const theirs = openTrace(tmp.path(name));
+    assert.ok(theirs.batchCount > 3);
+    assert.deepEqual(plain(theirs.readRange(0, 40)), plain(ours.readRange(0, 40)), name);
+    assert.deepEqual(theirs.memorySamples(), ours.memorySamples());
+    theirs.close();
+  }
+  ours.close();
+});
