@@ -3,10 +3,15 @@ import type { Command } from 'commander';
 export function registerExport(program: Command): void {
   program
     .command('export')
-    .description('write a trace as Parquet or as the moescope JSONL interchange format')
+    .description('write a trace as Parquet (pandas, polars, DuckDB, pyarrow) and/or the moescope JSONL interchange format')
     .argument('<trace>', 'Arrow trace (.arrows)')
-    .option('--parquet <file>', 'Parquet output')
+    .option('--parquet <file>', 'Parquet output: one row per token, float16 widened to float32 (docs/trace-format.md)')
     .option('--jsonl <file>', 'JSONL interchange output (docs/trace-format.md)')
+    .addHelpText(
+      'after',
+      '\nEach output is written to a temporary file and renamed into place only when complete.\n' +
+        'A trace cut short exports its complete tokens, with a note on stderr.',
+    )
     .action(async (trace: string, o: { parquet?: string; jsonl?: string }) => {
       const { exportTrace } = await import('../trace/export/index.js');
       const { results, notes } = exportTrace(trace, { jsonl: o.jsonl, parquet: o.parquet });

@@ -29,7 +29,8 @@
  * ── Pure formulas ──────────────────────────────────────────────────────────────────────────────────────────
  *   load.ts: loadCv, loadMaxVio, loadEntropy, deadExperts, topNShare, coverageExperts, loadShares, jsDivergence
  *   losses.ts: hfAuxLoss, switchAuxLoss, gshardAuxLoss, seqAuxLossTerm, importanceLoss
- *   scores.ts: RowScorer (probabilities, lse, entropy, margin of one row of logits), selectTopK, routerScores
+ *   scores.ts: RowScorer (probabilities, lse, entropy, margin of one row of logits), routerScores
+ *   (top-k ranking — rankTopInto, and the router selection selectTopK — lives in src/core/topk.ts)
  *   counts.ts: countAssignments (the hot counting loop)
  * Placement (placement.ts, balancedness.ts, eplb*.ts) and drift.ts are documented in their own files.
  */
@@ -38,7 +39,7 @@ export type { RoutingStatsOptions, LayerMetrics, GlobalMetrics, StatsSnapshot, S
 export { WindowCounts } from './window.js';
 export { CollapseDetector, defaultCollapseRules, windowCv } from './collapse.js';
 export type { CollapseRules, CollapseRuleName, CollapseWarning } from './collapse.js';
-export { RowScorer, sigmoid, selectTopK, routerScores } from './scores.js';
+export { RowScorer, sigmoid, routerScores } from './scores.js';
 export { countAssignments } from './counts.js';
 export { firstChoice } from './choice.js';
 export { TraceAnalysis, defaultAnalysisOptions, STATS_JSON_VERSION } from './analysis.js';

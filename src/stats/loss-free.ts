@@ -9,8 +9,9 @@
  */
 import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
 import { UserError } from '../core/errors.js';
+import { rankTopInto } from '../core/topk.js';
 import { loadMaxVio } from './load.js';
-import { routerScores, selectTopK } from './scores.js';
+import { routerScores } from './scores.js';
 
 export interface LossFreeOptions {
   /** Bias update speed u (DeepSeek-V3: 0.001). */
@@ -98,7 +99,7 @@ export class LossFreeBalancer {
     if (!routerScores(b.logits!, (t * this.L + l) * E, E, this.schema.scoring, this.scores)) return false;
     const base = l * E;
     for (let e = 0; e < E; e++) this.biased[e] = this.scores[e]! + this.bias[base + e]!;
-    selectTopK(this.biased, E, this.idx, this.val);
+    rankTopInto(this.biased, 0, E, this.idx, this.val);
     return true;
   }
 

@@ -11,6 +11,7 @@
  */
 import { F16_TO_F32 } from '../core/f16.js';
 import type { Scoring } from '../core/batch.js';
+import { rankTopInto } from '../core/topk.js';
 
 export class RowScorer {
   readonly experts: number;
@@ -51,7 +52,7 @@ export class RowScorer {
     const rv = this.rankVal;
     const max = decodeLogits(logits, offset, E, x);
     if (Number.isNaN(max)) return false;
-    selectTopK(x, E, rank, rv);
+    rankTopInto(x, 0, E, rank, rv);
     let z = 0;
     let ex = 0;
     const soft = this.soft;
@@ -94,28 +95,6 @@ export class RowScorer {
 
 export function sigmoid(x: number): number {
   return x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x));
-}
-
-/**
- * Indices of the idx.length largest of v[0 … n), largest first (ties: lower index first), into idx, and their
- * values into val. Insertion into a short sorted list: most values fail the first comparison.
- */
-export function selectTopK(v: ArrayLike<number>, n: number, idx: Int32Array, val: Float64Array): void {
-  const r = idx.length;
-  let filled = 0;
-  for (let i = 0; i < n; i++) {
-    const x = v[i]!;
-    if (filled < r || x > val[r - 1]!) {
-      let j = filled < r ? filled++ : r - 1;
-      while (j > 0 && val[j - 1]! < x) {
-        val[j] = val[j - 1]!;
-        idx[j] = idx[j - 1]!;
-        j--;
-      }
-      val[j] = x;
-      idx[j] = i;
-    }
-  }
 }
 
 /**

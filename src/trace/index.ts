@@ -30,8 +30,8 @@
  * batches share one buffer and each is valid only until the next is read — 2-3× faster streaming for
  * aggregations that keep nothing (use it in stats loops).
  *
- * Also: selectTopK (routing selection from logits), the importers, exporters and synthetic generator
- * (lazy-loaded by the CLI from their own modules).
+ * Also: the importers, exporters and synthetic generator (lazy-loaded by the CLI from their own modules).
+ * The routing selection from logits (selectTopK) lives in src/core/topk.ts, shared with stats.
  */
 export { TraceWriter, defaultBatchTokens, type TraceWriterOptions } from './writer.js';
 export {
@@ -46,4 +46,3 @@ export {
 } from './reader.js';
 export type { TimedMemorySample } from './memory-json.js';
 export { TRACE_FORMAT_VERSION, COL as TRACE_COLUMNS, type TraceHeader } from './format.js';
-export { selectTopK, type TopKSelection } from './topk-from-logits.js';

@@ -15,7 +15,7 @@ import { F16_TO_F32, f32ToF16 } from '../core/f16.js';
 import { UserError } from '../core/errors.js';
 import { allocBatch } from './columns.js';
 import { Rng } from './rng.js';
-import { selectTopKInto } from './topk-from-logits.js';
+import { selectTopKInto } from '../core/topk.js';
 import { TraceWriter, defaultBatchTokens } from './writer.js';
 
 export type Skew = { kind: 'uniform' } | { kind: 'zipf'; s: number };

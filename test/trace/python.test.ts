@@ -4,21 +4,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { PACKAGE_ROOT } from '../../src/core/paths.js';
 import { F16_TO_F32 } from '../../src/core/f16.js';
-import { TraceWriter, openTrace, selectTopK } from '../../src/trace/index.js';
+import { TraceWriter, openTrace } from '../../src/trace/index.js';
+import { selectTopK } from '../../src/core/topk.js';
 import { importTrace } from '../../src/trace/import/index.js';
 import { META, SCHEMA, makeBatch, plain, tempDir } from './helpers.js';
-
-function python(code: string): { ok: boolean; out: string; err: string } {
-  const r = spawnSync('python3', ['-c', code], { encoding: 'utf8' });
-  return { ok: r.status === 0, out: r.stdout ?? '', err: r.stderr ?? '' };
-}
-const has = (mod: string) => python(`import ${mod}`).ok;
-const HAVE_PYARROW = has('pyarrow');
+import { HAVE_PYARROW, has, python, runDocOneLiners } from './python.js';
 
 function recordSample(path: string) {
   const schema = { ...SCHEMA, hasLogits: true };
@@ -34,22 +25,12 @@ test('the one-liners in docs/trace-format.md work on a recorded trace', { skip: 
   const tmp = tempDir(ctx);
   const path = tmp.path('run.arrows');
   recordSample(path);
-  const doc = readFileSync(join(PACKAGE_ROOT, 'docs', 'trace-format.md'), 'utf8');
-  const block = /<!-- one-liners[^\n]*\n```sh\n([\s\S]*?)```/.exec(doc);
-  assert.ok(block, 'docs/trace-format.md has the one-liners block');
-  const lines = block[1]!.trim().split('\n');
-  assert.ok(lines.length >= 3);
-  let ran = 0;
-  for (const line of lines) {
-    const mods = /import ([\w., ]+?);/.exec(line)![1]!.split(',').map((m) => m.trim().split(' ')[0]!);
-    if (!mods.every(has)) continue; // polars / duckdb may be absent
-    const r = spawnSync('sh', ['-c', line.replaceAll("'run.arrows'", `'${path}'`)], { encoding: 'utf8' });
-    assert.equal(r.status, 0, `${line}\n${r.stderr}`);
-    if (line.includes('t.num_rows')) assert.match(r.stdout, /^40 \['seq', 'pos', 'token_id', 'token', 'is_prompt', 't_ns', 'experts', 'weights', 'logits', 'tag', 'mem'\]/);
-    else assert.ok(r.stdout.trim().length > 0);
-    ran++;
+  const ran = runDocOneLiners('one-liners', 'run.arrows', path);
+  for (const { line, stdout } of ran) {
+    if (line.includes('t.num_rows')) assert.match(stdout, /^40 \['seq', 'pos', 'token_id', 'token', 'is_prompt', 't_ns', 'experts', 'weights', 'logits', 'tag', 'mem'\]/);
+    else assert.ok(stdout.trim().length > 0);
   }
-  assert.ok(ran >= 1);
+  assert.ok(ran.length >= 1);
 });
 
 test('pyarrow reads every column as written', { skip: !HAVE_PYARROW && 'python3 with pyarrow not found' }, (ctx) => {

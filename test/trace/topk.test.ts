@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { selectTopK } from '../../src/trace/index.js';
+import { rankTopInto, selectTopK } from '../../src/core/topk.js';
 
 const close = (a: ArrayLike<number>, b: number[], eps = 1e-6) =>
   assert.ok(b.every((x, i) => Math.abs(a[i]! - x) < eps), `${Array.from(a)} ≈ ${b}`);
@@ -28,4 +28,22 @@ test('ties go to the lower expert id, NaN ranks last, K = E selects all', () => 
   assert.deepEqual([...all.experts], [1, 2, 0]);
   close([all.weights.reduce((a, b) => a + b, 0)], [1]);
   assert.throws(() => selectTopK([1, 2, 3], 2, 1, 'softmax'), /whole number of layers/);
+});
+
+test('rankTopInto: the r largest from an offset, largest first, values alongside, ties to the lower index', () => {
+  // What stats' RowScorer ranks (K+1 of E) and loss-free balancing (K of s + b) rely on.
+  const v = [9, /* row starts here */ 0.5, 2, -1, 2, NaN, 7, -Infinity];
+  const idx = new Int32Array(3);
+  const val = new Float64Array(3);
+  rankTopInto(v, 1, 7, idx, val);
+  assert.deepEqual([...idx], [5, 1, 3]);
+  assert.deepEqual([...val], [7, 2, 2]);
+  // NaN ranks as -Infinity: below every number, ties among them to the lower index.
+  const all = new Int32Array(7);
+  rankTopInto(v, 1, 7, all, new Float64Array(7));
+  assert.deepEqual([...all], [5, 1, 3, 0, 2, 4, 6]);
+  // r smaller than the scratch arrays: only the first r slots are written.
+  const big = new Int32Array([-1, -1, -1, -1]);
+  rankTopInto([1, 4, 3], 0, 3, big, new Float64Array(4), 2);
+  assert.deepEqual([...big], [1, 2, -1, -1]);
 });

@@ -1,11 +1,13 @@
 /**
- * `moescope export TRACE --jsonl OUT --parquet OUT`: one exporter per format, each writing atomically.
- * Parquet needs a Parquet writer; apache-arrow's JS build has none and none is bundled yet, so it says so.
+ * `moescope export TRACE --jsonl OUT --parquet OUT`: one exporter per format, each streaming the trace batch by
+ * batch into a temporary file renamed into place only when complete.
  */
+import { resolve } from 'node:path';
 import { UserError } from '../../core/errors.js';
 import { openTrace, type TraceReader } from '../reader.js';
 import { writeJsonl } from './jsonl.js';
-import { TextSink } from './sink.js';
+import { writeParquet } from './parquet.js';
+import { AtomicFile, TextSink } from './sink.js';
 
 export type ExportFormat = 'jsonl' | 'parquet';
 
@@ -17,31 +19,35 @@ export interface ExportResult {
 
 type Exporter = (trace: TraceReader, path: string) => number;
 
+/** Runs `write` into `sink`, keeping the output only when it completes. */
+function atomically<S extends { close(): void; abort(): void }>(sink: S, write: (sink: S) => number): number {
+  try {
+    const n = write(sink);
+    sink.close();
+    return n;
+  } catch (e) {
+    sink.abort();
+    throw e;
+  }
+}
+
 const EXPORTERS: Record<ExportFormat, Exporter> = {
-  jsonl: (trace, path) => {
-    const out = new TextSink(path);
-    try {
-      const n = writeJsonl(trace, out);
-      out.close();
-      return n;
-    } catch (e) {
-      out.abort();
-      throw e;
-    }
-  },
-  parquet: () => {
-    throw new UserError(
-      'Parquet export is not available in this build (no Parquet writer bundled). pandas/polars/DuckDB read the .arrows ' +
-        'trace directly; see docs/trace-format.md for a one-line pyarrow conversion to Parquet',
-    );
-  },
+  jsonl: (trace, path) => atomically(new TextSink(path), (out) => writeJsonl(trace, out)),
+  parquet: (trace, path) => atomically(new AtomicFile(path), (out) => writeParquet(trace, out)),
 };
 
 /** Writes each requested output; returns what was written, and notes (e.g. a truncated source). */
 export function exportTrace(tracePath: string, outputs: Partial<Record<ExportFormat, string>>): { results: ExportResult[]; notes: string[] } {
   const wanted = (Object.keys(EXPORTERS) as ExportFormat[]).filter((f) => outputs[f] !== undefined);
   if (wanted.length === 0) throw new UserError('say what to write: --jsonl FILE and/or --parquet FILE');
-  for (const f of wanted) if (outputs[f] === tracePath) throw new UserError(`--${f} ${tracePath} would overwrite the trace`);
+  const seen = new Map<string, ExportFormat>();
+  for (const f of wanted) {
+    const at = resolve(outputs[f]!);
+    if (at === resolve(tracePath)) throw new UserError(`--${f} ${outputs[f]} would overwrite the trace`);
+    const other = seen.get(at);
+    if (other) throw new UserError(`--${other} and --${f} both write ${outputs[f]}`);
+    seen.set(at, f);
+  }
   const trace = openTrace(tracePath);
   try {
     const notes: string[] = [];

@@ -7,7 +7,7 @@ import type { MemorySample } from '../../core/memory.js';
 import { UserError } from '../../core/errors.js';
 import { isScoring } from '../format.js';
 import { memoryFromJson } from '../memory-json.js';
-import { selectTopK } from '../topk-from-logits.js';
+import { selectTopK } from '../../core/topk.js';
 import { parseLine, readLines, type Line } from './lines.js';
 import { TraceSink, type ImportResult } from './sink.js';
 

@@ -9,7 +9,7 @@ import { F16_TO_F32, f32ToF16 } from '../../core/f16.js';
 import { UserError } from '../../core/errors.js';
 import { allocBatch } from '../columns.js';
 import { preadFully } from '../ipc.js';
-import { selectTopKInto } from '../topk-from-logits.js';
+import { selectTopKInto } from '../../core/topk.js';
 import { defaultBatchTokens } from '../writer.js';
 import { openInput } from './lines.js';
 import { TraceSink, type ImportResult } from './sink.js';

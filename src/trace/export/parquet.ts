@@ -1,0 +1,159 @@
+/**
+ * `export --parquet`: the trace as Parquet (docs/trace-format.md § Exporting), for pandas, polars, DuckDB and
+ * pyarrow: one row per token, the trace's columns under the same names, the trace header JSON as the key-value
+ * metadata `moescope`. Float16 is widened to float32 (exactly): pyarrow reads Parquet's FLOAT16 as `halffloat`,
+ * which its compute functions reject, and older readers do not know it. The per-token matrices become
+ * variable-size lists (Parquet has no fixed-size list), flat and layer-major as in the trace.
+ *
+ * Streaming: one row group per trace batch (split when it holds more than GROUP_VALUES list elements), each
+ * encoded and written out before the next batch is read, through a buffer flushed every FLUSH_BYTES. Memory is
+ * bounded by one row group's encoding (plain JS arrays: ~100-200 bytes per list element), not by the trace.
+ */
+import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
+import type { RoutingBatch, RoutingSchema } from '../../core/batch.js';
+import { F16_TO_F32 } from '../../core/f16.js';
+import { moescopeVersion } from '../../core/version.js';
+import { COL, META_KEY } from '../format.js';
+import { memoryToJson } from '../memory-json.js';
+import type { TraceChunk, TraceReader } from '../reader.js';
+import type { AtomicFile } from './sink.js';
+
+type SchemaElement = ConstructorParameters<typeof ParquetWriter>[0]['schema'][number];
+type ColumnSource = Parameters<ParquetWriter['write']>[0]['columnData'][number];
+
+/** List elements (experts + weights + logits) per row group: bounds the encoder's memory. */
+export const GROUP_VALUES = 1 << 20;
+const FLUSH_BYTES = 1 << 20;
+
+/** hyparquet-writer's output buffer, drained into the file as it fills and after every row group. */
+class FileByteWriter extends ByteWriter {
+  constructor(private readonly out: AtomicFile) {
+    super(FLUSH_BYTES + (64 << 10));
+  }
+
+  // The writer only ever appends (it never seeks back to patch), so anything before `index` can go to disk.
+  override ensure(size: number): void {
+    if (this.index >= FLUSH_BYTES) this.flush();
+    super.ensure(size);
+  }
+
+  flush(): void {
+    if (this.index === 0) return;
+    this.out.write(new Uint8Array(this.buffer, 0, this.index));
+    this.index = 0;
+  }
+
+  override finish(): void {
+    this.flush();
+  }
+}
+
+// Unsigned ints by their legacy converted type alone, which every reader maps to uint16/uint32: hyparquet-writer
+// 0.17 serialises the INTEGER logical type's bitWidth as a Thrift i32 where the spec says i8, and pyarrow then
+// rejects the whole footer ("Couldn't deserialize thrift").
+const unsigned = (bitWidth: 16 | 32): Partial<SchemaElement> => ({ type: 'INT32', converted_type: bitWidth === 16 ? 'UINT_16' : 'UINT_32' });
+const STRING: Partial<SchemaElement> = { type: 'BYTE_ARRAY', converted_type: 'UTF8', logical_type: { type: 'STRING' } };
+
+/** A standard three-level Parquet LIST of required elements. */
+function list(name: string, element: Partial<SchemaElement>): SchemaElement[] {
+  return [
+    { name, repetition_type: 'REQUIRED', num_children: 1, converted_type: 'LIST', logical_type: { type: 'LIST' } },
+    { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
+    { name: 'element', repetition_type: 'REQUIRED', ...element },
+  ];
+}
+
+/** The Parquet schema of a trace; `mem` only when the trace holds memory samples. */
+export function parquetSchema(s: RoutingSchema, withMem: boolean): SchemaElement[] {
+  const req = (name: string, e: Partial<SchemaElement>): SchemaElement => ({ name, repetition_type: 'REQUIRED', ...e });
+  const columns: SchemaElement[][] = [
+    [req(COL.seq, unsigned(32))],
+    [req(COL.pos, unsigned(32))],
+    [req(COL.tokenId, { type: 'INT32' })],
+    [req(COL.token, STRING)],
+    [req(COL.isPrompt, { type: 'BOOLEAN' })],
+    // Same as the trace's timestamp[ns] without zone (and as pyarrow writes it): UTC values, not adjusted.
+    [req(COL.tNs, { type: 'INT64', logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: false, unit: 'NANOS' } })],
+    list(COL.experts, unsigned(16)),
+    list(COL.weights, { type: 'FLOAT' }),
+  ];
+  if (s.hasLogits) columns.push(list(COL.logits, { type: 'FLOAT' }));
+  columns.push([{ name: COL.tag, repetition_type: 'OPTIONAL', ...STRING }]);
+  if (withMem) columns.push([{ name: COL.mem, repetition_type: 'OPTIONAL', ...STRING }]);
+  return [{ name: 'schema', num_children: columns.length }, ...columns.flat()];
+}
+
+/** Rows [a, b) of a per-token matrix of `width` values each, as one JS array per row (what the encoder takes). */
+function rows(src: Uint16Array, a: number, b: number, width: number, decode: Float32Array | null): number[][] {
+  const out = new Array<number[]>(b - a);
+  for (let i = a; i < b; i++) {
+    const row = new Array<number>(width);
+    const o = i * width;
+    if (decode) for (let j = 0; j < width; j++) row[j] = decode[src[o + j]!]!;
+    else for (let j = 0; j < width; j++) row[j] = src[o + j]!;
+    out[i - a] = row;
+  }
+  return out;
+}
+
+/** The `mem` cell of each row of a chunk: the JSON array of the samples riding on it, as in the trace. */
+function memCells(c: TraceChunk): (string | null)[] {
+  const cells = new Array<string | null>(c.batch.length).fill(null);
+  for (let i = 0; i < c.memory.length; ) {
+    const token = c.memory[i]!.token;
+    let j = i;
+    while (j < c.memory.length && c.memory[j]!.token === token) j++;
+    cells[token - c.firstToken] = memoryToJson(c.memory.slice(i, j).map((m) => m.sample));
+    i = j;
+  }
+  return cells;
+}
+
+function columnData(s: RoutingSchema, b: RoutingBatch, mem: (string | null)[] | null, a: number, e: number): ColumnSource[] {
+  const L = s.layers.length;
+  const lk = L * s.topK;
+  const cols: ColumnSource[] = [
+    { name: COL.seq, data: b.seq.subarray(a, e) },
+    { name: COL.pos, data: b.pos.subarray(a, e) },
+    { name: COL.tokenId, data: b.tokenId.subarray(a, e) },
+    { name: COL.token, data: b.token.slice(a, e) },
+    { name: COL.isPrompt, data: Array.from(b.isPrompt.subarray(a, e), (x) => x === 1) },
+    { name: COL.tNs, data: b.tNs.subarray(a, e) },
+    { name: COL.experts, data: rows(b.experts, a, e, lk, null) },
+    { name: COL.weights, data: rows(b.weights, a, e, lk, F16_TO_F32) },
+  ];
+  if (s.hasLogits) cols.push({ name: COL.logits, data: rows(b.logits!, a, e, L * s.experts, F16_TO_F32) });
+  cols.push({ name: COL.tag, data: b.tag ? b.tag.slice(a, e) : new Array(e - a).fill(null) });
+  if (mem) cols.push({ name: COL.mem, data: mem.slice(a, e) });
+  return cols;
+}
+
+/**
+ * Writes the trace's complete tokens as Parquet into `out`; returns the number of rows.
+ * `groupValues`: list elements per row group at most (default GROUP_VALUES; a row group holds at least one row).
+ */
+export function writeParquet(trace: TraceReader, out: AtomicFile, { groupValues = GROUP_VALUES } = {}): number {
+  const s = trace.schema;
+  const L = s.layers.length;
+  const withMem = trace.memorySamples().length > 0;
+  const pq = new ParquetWriter({
+    writer: new FileByteWriter(out),
+    schema: parquetSchema(s, withMem),
+    kvMetadata: [{ key: META_KEY, value: trace.arrowSchema.metadata.get(META_KEY) ?? JSON.stringify(trace.header) }],
+    createdBy: `moescope version ${moescopeVersion()}`,
+  });
+  const perRow = L * s.topK * 2 + (s.hasLogits ? L * s.experts : 0);
+  const groupRows = Math.max(1, Math.floor(groupValues / perRow));
+  let tokens = 0;
+  for (const c of trace.chunks(0, { reuse: true })) {
+    const mem = withMem ? memCells(c) : null;
+    for (let a = 0; a < c.batch.length; a += groupRows) {
+      const e = Math.min(c.batch.length, a + groupRows);
+      // Synchronous: FileByteWriter.flush returns nothing, so the writer never defers a row group.
+      void pq.write({ columnData: columnData(s, c.batch, mem, a, e), rowGroupSize: e - a });
+      tokens += e - a;
+    }
+  }
+  void pq.finish();
+  return tokens;
+}
