@@ -1,10 +1,49 @@
 import type { Command } from 'commander';
-import { pending } from './pending.js';
+import { choiceArg, intArg } from './options.js';
+
+interface DemoFlags {
+  ep: 'cpu' | 'cuda' | 'webgpu';
+  maxTokens: number;
+  devices: number;
+  plan?: string;
+  colormap: 'viridis' | 'cividis';
+  color: boolean;
+}
 
 /** Bare `moescope`: the live demo on the bundled model over the bundled prompts, looping. */
 export function registerDemo(program: Command): void {
   program
+    .option('--ep <provider>', 'execution provider for the demo model: cpu, cuda or webgpu', choiceArg('--ep', ['cpu', 'cuda', 'webgpu'] as const), 'cpu')
+    .option('--max-tokens <n>', 'tokens the demo generates per prompt', intArg('--max-tokens', 0), 48)
+    .option('--devices <d>', 'assume experts are placed contiguously over D devices (Devices view)', intArg('--devices', 1), 1)
+    .option('--plan <file>', 'expert placement from `moescope plan --json` (Devices view)')
+    .option('--colormap <m>', 'heatmap colours, both colour-blind safe: viridis or cividis', choiceArg('--colormap', ['viridis', 'cividis'] as const), 'viridis')
     .option('--no-color', 'draw without colour (also when NO_COLOR is set)')
-    .option('--ep <provider>', 'execution provider for the demo model: cpu, cuda or webgpu', 'cpu')
-    .action(async () => pending('moescope (live demo)'));
+    .action(async (f: DemoFlags) => {
+      const { BUNDLED_MODEL, BUNDLED_PROMPTS } = await import('../core/paths.js');
+      const engine = await import('../engine/index.js');
+      const views = await import('../views/index.js');
+      const live = views.interactive();
+      // On a terminal the demo loops until q; without one it runs the prompts once and prints a summary.
+      const handle = engine.startGeneration({
+        model: BUNDLED_MODEL,
+        ep: f.ep,
+        logits: true,
+        prompts: engine.loadPrompts(BUNDLED_PROMPTS),
+        maxTokens: f.maxTokens,
+        loop: live,
+        buffer: false,
+      });
+      const placementOf = async () => {
+        const { schema } = await handle.ready;
+        return f.plan ? views.readPlanFile(f.plan, schema) : views.contiguousSpec(schema, f.devices);
+      };
+      if (live) {
+        const placement = await placementOf();
+        await views.runLiveTui({ handle, label: 'demo · bundled tiny-moe', placement, color: f.color, colormap: f.colormap });
+        return;
+      }
+      const model = await views.collectLive(handle);
+      process.stdout.write(views.formatSummary(model, { title: 'demo (no terminal: one pass over the bundled prompts)' }, await placementOf()));
+    });
 }

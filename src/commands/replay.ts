@@ -1,6 +1,16 @@
 import type { Command } from 'commander';
-import { floatArg, intArg } from './options.js';
-import { pending } from './pending.js';
+import { choiceArg, floatArg, intArg } from './options.js';
+
+interface ReplayFlags {
+  follow?: boolean;
+  speed: number;
+  devices: number;
+  plan?: string;
+  window: number;
+  colormap: 'viridis' | 'cividis';
+  ui: boolean;
+  color: boolean;
+}
 
 export function registerReplay(program: Command): void {
   program
@@ -8,9 +18,17 @@ export function registerReplay(program: Command): void {
     .description('open the TUI on a recorded trace (play, pause, seek, step); --follow tails a growing one')
     .argument('<trace>', 'Arrow trace (.arrows)')
     .option('--follow', 'keep reading as the trace grows')
-    .option('--speed <x>', 'playback speed ×0.25 … ×64', floatArg('--speed', 0.25), 1)
-    .option('--devices <d>', 'assume experts are placed contiguously over D devices', intArg('--devices', 1))
-    .option('--no-ui', 'print a summary instead of the TUI')
-    .option('--no-color', 'draw without colour')
-    .action(async () => pending('replay'));
+    .option('--speed <x>', 'playback speed ×0.25 … ×64 (1 = as recorded)', floatArg('--speed', 0.25), 1)
+    .option('--devices <d>', 'assume experts are placed contiguously over D devices', intArg('--devices', 1), 1)
+    .option('--plan <file>', 'expert placement from `moescope plan --json` (Devices view)')
+    .option('--window <w>', 'tokens of the sliding window (heatmap and collapse rules)', intArg('--window', 1), 512)
+    .option('--colormap <m>', 'heatmap colours, both colour-blind safe: viridis or cividis', choiceArg('--colormap', ['viridis', 'cividis'] as const), 'viridis')
+    .option('--no-ui', 'print a summary instead of the TUI (also without a terminal)')
+    .option('--no-color', 'draw without colour (also when NO_COLOR is set)')
+    .action(async (trace: string, f: ReplayFlags) => {
+      const { UserError } = await import('../core/errors.js');
+      if (f.speed > 64) throw new UserError(`--speed must be between 0.25 and 64, got ${f.speed}`);
+      const { runReplay } = await import('../views/index.js');
+      await runReplay({ trace, follow: f.follow, speed: f.speed, devices: f.devices, plan: f.plan, window: f.window, colormap: f.colormap, ui: f.ui, color: f.color });
+    });
 }

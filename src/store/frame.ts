@@ -1,0 +1,430 @@
+/**
+ * Frames: immutable snapshots of the model that views render. Built at most ~15 times a second (and at once when
+ * the selection changes), so views never see a half-applied batch and never compute anything themselves.
+ * Every number comes from src/stats; this module only gathers, copies and normalises for display.
+ */
+import { F16_TO_F32 } from '../core/f16.js';
+import type { GpuMemory } from '../core/memory.js';
+import {
+  RowScorer,
+  coverageExperts,
+  deadExperts,
+  loadCv,
+  loadEntropy,
+  loadMaxVio,
+  loadShares,
+  topNShare,
+  type CollapseWarning,
+  type LayerMetrics,
+  type Scope,
+} from '../stats/index.js';
+import { randomCoactivation, type CoactivationPair } from '../stats/coactivation.js';
+import { layerMap, slotDevice } from '../stats/placement.js';
+import type { PlacementSpec } from './placement.js';
+import { balancedness } from '../stats/balancedness.js';
+import type { RoutingModel } from './model.js';
+
+export interface Selection {
+  scope: Scope;
+  /** Selected MoE layer index (0 … L−1). */
+  layer: number;
+  /** Selected token (stream index), or null. */
+  token: number | null;
+  /** Where experts live, for the Devices view (null: not given). */
+  placement: PlacementSpec | null;
+}
+
+export interface Histogram {
+  /** Lower edge of bin i is edges[i]; the last bin's upper edge is edges[bins]. */
+  edges: number[];
+  counts: number[];
+  /** Values counted. */
+  total: number;
+  /** Tokens the histogram covers: [start, end). */
+  range: { start: number; end: number };
+}
+
+export interface LayerDetail {
+  index: number;
+  metrics: LayerMetrics;
+  /** Assignments counted in the scope (tokens × K). */
+  assignments: number;
+  /** Top-N share at perfect balance, N/E. */
+  uniformTopNShare: number;
+  /** Most co-activated pairs over the run (null when the model is too large to keep the L·E² counts). */
+  coactivation: CoactivationPair[] | null;
+  /** coact(i, j) under independent uniform routing, (K−1)/(E−1). */
+  coactivationBaseline: number;
+  /** Router margin (K-th minus (K+1)-th score) over recent tokens with logits; null without logits. */
+  margins: Histogram | null;
+}
+
+export interface TokenLayerRouting {
+  /** The model's own layer index. */
+  layer: number;
+  experts: number[];
+  weights: number[];
+  /** K-th minus (K+1)-th router score; null without logits. */
+  margin: number | null;
+  /** Routing entropy / ln E; null without logits. */
+  entropy: number | null;
+}
+
+export interface TokenDetail {
+  index: number;
+  text: string;
+  tokenId: number;
+  seq: number;
+  pos: number;
+  isPrompt: boolean;
+  tag: string | null;
+  layers: TokenLayerRouting[];
+}
+
+export interface DeviceLoad {
+  device: number;
+  /** Expert slots per layer on it (replicas included), averaged over layers. */
+  slots: number;
+  /** Weight bytes of those slots over all layers; null when the stream does not know expert sizes. */
+  weightBytes: number | null;
+  /** Share of all assignments (over all layers, current scope) landing on it; 1/D at balance. */
+  loadShare: number;
+  /** loadShare ÷ 1/D (1 = even). */
+  relLoad: number;
+}
+
+export interface DeviceSummary {
+  devices: number;
+  /** "contiguous", or the plan file. */
+  label: string;
+  loads: DeviceLoad[];
+  /** Balancedness, both conventions (stats/balancedness.ts). */
+  sglang: number;
+  vllm: number;
+}
+
+export interface GpuView extends GpuMemory {
+  /** usedBytes / totalBytes (NaN when the total is unknown). */
+  usedShare: number;
+}
+
+export interface MemoryView {
+  gpus: GpuView[] | null;
+  /** Used bytes per GPU over the kept samples, oldest first. */
+  gpuHistory: number[][];
+  hostRssBytes: number | null;
+  rssHistory: number[];
+  ortBytes: number | null;
+  /** Samples kept. */
+  samples: number;
+  /** Mean interval between samples, ms; null with fewer than two. */
+  intervalMs: number | null;
+}
+
+/** Read-only access to recent tokens (valid for indices in frame.ring while they are still held). */
+export interface TokenReader {
+  has(i: number): boolean;
+  text(i: number): string;
+  /** Highest-weight expert of token i at MoE layer index l. */
+  firstChoice(i: number, l: number): number;
+  isPrompt(i: number): boolean;
+  seq(i: number): number;
+  tag(i: number): string | null;
+}
+
+export interface Frame {
+  /** Model version this frame shows. */
+  version: number;
+  tokens: number;
+  scope: Scope;
+  /** Tokens of the display window. */
+  windowSize: number;
+  /** Tokens the scope covers: [start, end). */
+  range: { start: number; end: number };
+  layerIds: readonly number[];
+  experts: number;
+  topK: number;
+  hasLogits: boolean;
+  /** L·E: each expert's load share ÷ the uniform share 1/E (1 = balanced, 0 = idle); NaN for a layer with no load. */
+  relLoad: Float32Array;
+  /** L·E assignment counts of the scope. */
+  counts: Float64Array;
+  cv: Float32Array;
+  maxVio: Float32Array;
+  entropy: Float32Array;
+  /** Experts with no assignment, per layer. */
+  dead: Int32Array;
+  /** Busiest expert per layer and its share of the layer's assignments. */
+  busiest: Int32Array;
+  busiestShare: Float32Array;
+  /** Every warning fired, newest first. */
+  warnings: CollapseWarning[];
+  activeWarnings: number;
+  suppressedWarnings: number;
+  /** The detector's window, tokens (0 when off). */
+  detectorWindow: number;
+  /** Tokens readable from the ring at this frame: [start, end). */
+  ring: { start: number; end: number };
+  tokensReader: TokenReader;
+  /** Tokens per second of stream time over the last few seconds; null before two timestamps. */
+  tokensPerSecond: number | null;
+  /** Stream time from the first to the latest token, ms. */
+  elapsedMs: number | null;
+  layer: LayerDetail | null;
+  token: TokenDetail | null;
+  memory: MemoryView;
+  devices: DeviceSummary | null;
+}
+
+const RATE_SPAN_MS = 5000;
+const MARGIN_BINS = 20;
+
+export function buildFrame(model: RoutingModel, sel: Selection): Frame {
+  const L = model.layers;
+  const E = model.experts;
+  const stats = model.stats;
+  const run = sel.scope === 'run';
+  const w = model.displayWindow();
+  const src = run ? stats.load : w.counts;
+  const counts = Float64Array.from(src);
+  const relLoad = new Float32Array(L * E);
+  const cv = new Float32Array(L);
+  const maxVio = new Float32Array(L);
+  const entropy = new Float32Array(L);
+  const dead = new Int32Array(L);
+  const busiest = new Int32Array(L);
+  const busiestShare = new Float32Array(L);
+  for (let l = 0; l < L; l++) {
+    const base = l * E;
+    const shares = loadShares(counts, base, E);
+    let any = false;
+    for (let e = 0; e < E; e++) if (counts[base + e]! > 0) any = true;
+    for (let e = 0; e < E; e++) relLoad[base + e] = any ? shares[e]! * E : NaN;
+    cv[l] = loadCv(counts, base, E);
+    maxVio[l] = loadMaxVio(counts, base, E);
+    entropy[l] = loadEntropy(counts, base, E);
+    dead[l] = deadExperts(counts, base, E);
+    let b = 0;
+    for (let e = 1; e < E; e++) if (counts[base + e]! > counts[base + b]!) b = e;
+    busiest[l] = b;
+    busiestShare[l] = any ? shares[b]! : NaN;
+  }
+  const warnings = stats.warnings.slice().reverse();
+  const det = stats.detector;
+  const layer = Math.min(Math.max(0, sel.layer), L - 1);
+  return {
+    version: model.version,
+    tokens: stats.tokens,
+    scope: sel.scope,
+    windowSize: model.displayWindowSize,
+    // A refilled display window counts from 0 internally: its range in stream terms ends at the newest token.
+    range: run ? { start: 0, end: stats.tokens } : { start: stats.tokens - w.tokens, end: stats.tokens },
+    layerIds: model.schema.layers,
+    experts: E,
+    topK: model.topK,
+    hasLogits: model.schema.hasLogits,
+    relLoad,
+    counts,
+    cv,
+    maxVio,
+    entropy,
+    dead,
+    busiest,
+    busiestShare,
+    warnings,
+    activeWarnings: det ? det.activeWarnings().length : 0,
+    suppressedWarnings: det ? det.suppressed : 0,
+    detectorWindow: stats.window ? stats.window.size : 0,
+    ring: { start: model.ring.start, end: model.ring.end },
+    tokensReader: readerOf(model),
+    tokensPerSecond: rate(model),
+    elapsedMs: model.firstMs !== null && model.lastMs !== null ? model.lastMs - model.firstMs : null,
+    layer: stats.tokens > 0 ? layerDetail(model, layer, sel.scope) : null,
+    token: sel.token !== null && model.ring.has(sel.token) ? tokenDetail(model, sel.token) : null,
+    memory: memoryView(model),
+    devices: sel.placement && stats.tokens > 0 ? deviceSummary(model, counts, sel.placement) : null,
+  };
+}
+
+const readers = new WeakMap<RoutingModel, TokenReader>();
+
+function readerOf(model: RoutingModel): TokenReader {
+  let r = readers.get(model);
+  if (!r) {
+    r = {
+      has: (i) => model.ring.has(i),
+      text: (i) => model.ring.token(i),
+      firstChoice: (i, l) => model.firstChoiceOf(i, l),
+      isPrompt: (i) => model.ring.isPromptAt(i),
+      seq: (i) => model.ring.seqOf(i),
+      tag: (i) => model.ring.tagOf(i),
+    };
+    readers.set(model, r);
+  }
+  return r;
+}
+
+function rate(model: RoutingModel): number | null {
+  const r = model.ring;
+  if (r.end - r.start < 2) return null;
+  const last = r.timeMs(r.end - 1);
+  let i = r.end - 1;
+  while (i > r.start && last - r.timeMs(i - 1) <= RATE_SPAN_MS) i--;
+  const span = last - r.timeMs(i);
+  const n = r.end - 1 - i;
+  return span > 0 && n > 0 ? (n * 1000) / span : null;
+}
+
+function layerDetail(model: RoutingModel, l: number, scope: Selection['scope']): LayerDetail {
+  const stats = model.stats;
+  const w = model.displayWindow();
+  let metrics: LayerMetrics;
+  if (scope === 'run' || w === stats.window) metrics = stats.layerMetrics(l, scope);
+  else {
+    // A display window of another length than the detector's: the same load metrics, on its counts.
+    const E = model.experts;
+    const base = l * E;
+    const c = w.counts;
+    metrics = {
+      ...stats.layerMetrics(l, 'window'),
+      tokens: w.tokens,
+      load: Array.from(c.subarray(base, base + E)),
+      share: Array.from(loadShares(c, base, E)),
+      cv: loadCv(c, base, E),
+      maxVio: loadMaxVio(c, base, E),
+      entropy: loadEntropy(c, base, E),
+      deadExperts: deadExperts(c, base, E),
+      topNShare: topNShare(c, base, E, stats.topN),
+      coverage90: coverageExperts(c, base, E, 0.9),
+    };
+  }
+  return {
+    index: l,
+    metrics,
+    assignments: metrics.load.reduce((a, b) => a + b, 0),
+    uniformTopNShare: stats.topN / model.experts,
+    coactivation: model.coact ? model.coact.topPairs(l, 8) : null,
+    coactivationBaseline: randomCoactivation(model.experts, model.topK),
+    margins: model.schema.hasLogits ? marginHistogram(model, l) : null,
+  };
+}
+
+function marginHistogram(model: RoutingModel, l: number): Histogram | null {
+  const r = model.ring;
+  const E = model.experts;
+  if (model.topK >= E) return null;
+  const scorer = new RowScorer(E, model.topK, model.schema.scoring);
+  const counts = new Array<number>(MARGIN_BINS).fill(0);
+  let total = 0;
+  let start = r.end;
+  for (let i = r.end - 1; i >= r.start && r.hasLogits(i); i--) {
+    start = i;
+    const lg = r.logitsOf(i)!;
+    if (!scorer.score(lg, l * E)) continue;
+    const m = scorer.margin;
+    if (!Number.isFinite(m)) continue;
+    counts[Math.min(MARGIN_BINS - 1, Math.max(0, Math.floor(m * MARGIN_BINS)))]!++;
+    total++;
+  }
+  if (total === 0) return null;
+  return {
+    edges: Array.from({ length: MARGIN_BINS + 1 }, (_, i) => i / MARGIN_BINS),
+    counts,
+    total,
+    range: { start, end: r.end },
+  };
+}
+
+function tokenDetail(model: RoutingModel, i: number): TokenDetail {
+  const r = model.ring;
+  const L = model.layers;
+  const K = model.topK;
+  const E = model.experts;
+  const logits = r.logitsOf(i);
+  const scorer = logits ? new RowScorer(E, K, model.schema.scoring) : null;
+  const layers: TokenLayerRouting[] = [];
+  for (let l = 0; l < L; l++) {
+    const experts: number[] = [];
+    const weights: number[] = [];
+    for (let k = 0; k < K; k++) {
+      experts.push(r.expert(i, l, k));
+      weights.push(F16_TO_F32[r.weightBits(i, l, k)]!);
+    }
+    let margin: number | null = null;
+    let entropy: number | null = null;
+    if (scorer && logits && scorer.score(logits, l * E)) {
+      margin = Number.isFinite(scorer.margin) ? scorer.margin : null;
+      entropy = scorer.entropy;
+    }
+    layers.push({ layer: model.schema.layers[l]!, experts, weights, margin, entropy });
+  }
+  return {
+    index: i,
+    text: r.token(i),
+    tokenId: r.tokenIdOf(i),
+    seq: r.seqOf(i),
+    pos: r.posOf(i),
+    isPrompt: r.isPromptAt(i),
+    tag: r.tagOf(i),
+    layers,
+  };
+}
+
+function memoryView(model: RoutingModel): MemoryView {
+  const samples = model.memory.toArray();
+  const latest = samples[samples.length - 1] ?? null;
+  const gpus = latest?.gpus ? latest.gpus.map((g) => ({ ...g, usedShare: g.totalBytes > 0 ? g.usedBytes / g.totalBytes : NaN })) : null;
+  const gpuHistory = (gpus ?? []).map((g) => samples.map((s) => s.gpus?.find((x) => x.index === g.index)?.usedBytes ?? 0));
+  const n = samples.length;
+  const intervalMs = n >= 2 ? Number(samples[n - 1]!.tNs - samples[0]!.tNs) / 1e6 / (n - 1) : null;
+  return {
+    gpus,
+    gpuHistory,
+    hostRssBytes: latest ? latest.hostRssBytes : null,
+    rssHistory: samples.map((s) => s.hostRssBytes),
+    ortBytes: latest?.ortBytes ?? null,
+    samples: n,
+    intervalMs,
+  };
+}
+
+function deviceSummary(model: RoutingModel, counts: Float64Array, spec: PlacementSpec): DeviceSummary {
+  const L = model.layers;
+  const E = model.experts;
+  const { placement } = spec;
+  const D = placement.devices;
+  const loads = Array.from({ length: L }, (_, l) => counts.subarray(l * E, (l + 1) * E));
+  const b = balancedness(loads, placement);
+  const perDevice = new Float64Array(D);
+  let total = 0;
+  for (const row of b.devices)
+    for (let d = 0; d < D; d++) {
+      perDevice[d]! += row[d]!;
+      total += row[d]!;
+    }
+  const sizes = model.meta.routers.map((r) => r.expertBytes ?? null);
+  const known = sizes.length === L && sizes.every((s) => s !== null);
+  const slots = new Float64Array(D);
+  const bytes = new Float64Array(D);
+  for (let l = 0; l < L; l++) {
+    const map = layerMap(placement, l);
+    for (let s = 0; s < map.length; s++) {
+      const d = slotDevice(s, map.length, D);
+      slots[d]!++;
+      if (known) bytes[d]! += sizes[l]!;
+    }
+  }
+  return {
+    devices: D,
+    label: spec.label,
+    loads: Array.from({ length: D }, (_, d) => ({
+      device: d,
+      slots: slots[d]! / L,
+      weightBytes: known ? bytes[d]! : null,
+      loadShare: total > 0 ? perDevice[d]! / total : 0,
+      relLoad: total > 0 ? (perDevice[d]! / total) * D : 0,
+    })),
+    sglang: b.sglang,
+    vllm: b.vllm,
+  };
+}

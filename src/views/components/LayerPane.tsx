@@ -1,0 +1,210 @@
+/**
+ * Layer detail: per-expert load bars with counts and shares, the layer's balance metrics (and, with logits, the
+ * losses and router margin), the most co-activated expert pairs and the router-margin histogram.
+ */
+import { Box, Text } from 'ink';
+import type { Frame, Histogram, LayerDetail } from '../../store/frame.js';
+import { useView } from '../context.js';
+import { fmtInt, fmtNum, fmtPct } from '../format.js';
+import { bar } from '../glyphs.js';
+import { SGR_INVERSE, SGR_RESET } from '../palette.js';
+import { levelOf } from '../scale.js';
+import { Painted } from './Painted.js';
+
+const SIDE_W = 58;
+
+export function LayerPane({ frame, expert, width, height }: { frame: Frame; expert: number; width: number; height: number }) {
+  const { theme, layout } = useView();
+  const d = frame.layer;
+  if (!d) {
+    return (
+      <Box height={height}>
+        <Text color={theme.muted}>No tokens yet — the layer view fills in as routing arrives.</Text>
+      </Box>
+    );
+  }
+  const m = d.metrics;
+  const E = frame.experts;
+  const L = frame.layerIds.length;
+  const assignments = d.assignments;
+  const side = width >= 120;
+  const headerRows = 4;
+  /** Below the bars when there is no room beside them: co-activation and margins side by side. */
+  const bottomRows = side ? 0 : 8;
+  const listMax = Math.max(1, height - headerRows - bottomRows);
+  const avail = side ? width - SIDE_W - 2 : width;
+  const idW = String(E - 1).length + 1;
+  const fixed = idW + 18;
+  const colsNeeded = Math.ceil(E / listMax);
+  const barW = Math.max(8, Math.min(40, Math.floor(avail / colsNeeded) - fixed));
+  const entryW = fixed + barW;
+  const perRow = Math.max(1, Math.floor(avail / entryW));
+  const listH = Math.min(listMax, Math.ceil(E / perRow));
+  const listW = side ? Math.min(avail, perRow * entryW) : width;
+  layout.barRows = listH;
+  const slots = perRow * listH;
+  const page = Math.floor(Math.min(expert, E - 1) / slots);
+  const first = page * slots;
+  const maxShare = m.share.reduce((a, b) => Math.max(a, b), 0);
+  const lines: React.ReactNode[] = [];
+  for (let r = 0; r < listH; r++) {
+    let s = '';
+    let w = 0;
+    for (let c = 0; c < perRow; c++) {
+      const e = first + c * listH + r; // column-major: experts read down, then across
+      if (e >= E) break;
+      const esc = theme.heatEscape[levelOf(frame.relLoad[d.index * E + e]!)] ?? '';
+      const cursor = e === expert;
+      const id = `e${e}`.padStart(idW);
+      const cell =
+        (cursor ? SGR_INVERSE : '') +
+        id +
+        (cursor ? SGR_RESET : '') +
+        ' ' +
+        esc +
+        bar(maxShare > 0 ? m.share[e]! / maxShare : 0, barW) +
+        SGR_RESET +
+        ' ' +
+        fmtInt(m.load[e]!).padStart(7) +
+        ' ' +
+        fmtPct(m.share[e]!).padStart(6) +
+        '  ';
+      s += cell;
+      w += entryW;
+    }
+    lines.push(<Painted key={r} id={`bars:${r}`} text={s} width={w} />);
+  }
+  const pages = Math.ceil(E / slots);
+  const scope = frame.scope === 'window' ? `window: last ${fmtInt(frame.windowSize)} tokens` : 'cumulative';
+  return (
+    <Box flexDirection="column" width={width} height={height}>
+      <Text wrap="truncate">
+        <Text bold color={theme.accent}>
+          Layer L{m.layer}
+        </Text>
+        <Text color={theme.muted}>
+          {' '}
+          (MoE layer {d.index + 1} of {L}) · {scope} · {fmtInt(m.tokens)} tokens, {fmtInt(assignments)} assignments (top-{frame.topK})
+        </Text>
+      </Text>
+      <Text wrap="truncate">
+        CV <Text bold>{fmtNum(m.cv)}</Text> · MaxVio <Text bold>{fmtNum(m.maxVio)}</Text> · entropy{' '}
+        <Text bold>{fmtNum(m.entropy, 3)}</Text> <Text color={theme.muted}>(1 = balanced)</Text> · dead{' '}
+        <Text bold color={m.deadExperts > 0 ? theme.warn : undefined}>
+          {m.deadExperts}/{E}
+        </Text>{' '}
+        · top-{frame.topK} share {fmtPct(m.topNShare)} <Text color={theme.muted}>(uniform {fmtPct(d.uniformTopNShare)})</Text> · 90% of
+        load on {Number.isFinite(m.coverage90) ? m.coverage90 : '—'} experts
+      </Text>
+      <LossLine frame={frame} d={d} />
+      <Text wrap="truncate" color={theme.muted}>
+        load per expert (bar: share relative to the busiest; colour: load ÷ uniform)
+        {pages > 1 ? ` · experts ${first}–${Math.min(E, first + slots) - 1} of ${E}, page ${page + 1}/${pages} (←→ moves)` : ''}
+      </Text>
+      <Box flexDirection={side ? 'row' : 'column'}>
+        <Box flexDirection="column" width={listW} height={listH} flexShrink={0}>
+          {lines}
+        </Box>
+        {side ? (
+          <Box flexDirection="column" width={SIDE_W} marginLeft={2}>
+            <Coactivation d={d} frame={frame} rows={Math.max(3, listMax - 8)} />
+            <Margins h={d.margins} hasLogits={frame.hasLogits} width={SIDE_W} />
+          </Box>
+        ) : (
+          <Box flexDirection="row" marginTop={1}>
+            <Box flexDirection="column" width={Math.floor(width / 2)}>
+              <Coactivation d={d} frame={frame} rows={5} />
+            </Box>
+            <Box flexDirection="column" width={width - Math.floor(width / 2)}>
+              <Margins h={d.margins} hasLogits={frame.hasLogits} width={width - Math.floor(width / 2)} compact />
+            </Box>
+          </Box>
+        )}
+      </Box>
+    </Box>
+  );
+}
+
+function LossLine({ frame, d }: { frame: Frame; d: LayerDetail }) {
+  const { theme } = useView();
+  const m = d.metrics;
+  if (!frame.hasLogits) {
+    return (
+      <Text wrap="truncate" color={theme.muted}>
+        losses, z-loss, token entropy and margins need router logits (record with --logits)
+      </Text>
+    );
+  }
+  if (m.hfAuxLoss === null) {
+    return (
+      <Text wrap="truncate" color={theme.muted}>
+        losses, z-loss and token entropy are computed over the whole run: press c for cumulative
+      </Text>
+    );
+  }
+  return (
+    <Text wrap="truncate">
+      aux loss HF <Text bold>{fmtNum(m.hfAuxLoss, 3)}</Text> <Text color={theme.muted}>({frame.topK} at balance)</Text> · Switch{' '}
+      <Text bold>{fmtNum(m.switchAuxLoss, 3)}</Text> · GShard {fmtNum(m.gshardAuxLoss, 3)} · seq {fmtNum(m.seqAuxLoss, 3)} · z-loss{' '}
+      {fmtNum(m.zLoss, 2)} · token entropy {fmtNum(m.tokenEntropy, 3)} · margin {fmtNum(m.routerMargin, 3)}
+    </Text>
+  );
+}
+
+function Coactivation({ d, frame, rows }: { d: LayerDetail; frame: Frame; rows: number }) {
+  const { theme } = useView();
+  if (frame.topK < 2) return <Text color={theme.muted}>co-activation: top-1 routing picks one expert per token</Text>;
+  if (!d.coactivation) return <Text color={theme.muted}>co-activation: too many experts to count pairs</Text>;
+  return (
+    <Box flexDirection="column">
+      <Text wrap="truncate">
+        <Text bold>co-activation</Text>
+        <Text color={theme.muted}> N(i∧j)/N(i), whole run · random {fmtNum(d.coactivationBaseline, 3)}</Text>
+      </Text>
+      {d.coactivation.slice(0, rows).map((p, i) => (
+        <Text key={i} wrap="truncate">
+          {`e${p.a} → e${p.b}`.padEnd(14)}
+          <Text bold>{fmtNum(p.ratio, 3)}</Text>
+          <Text color={theme.muted}> {fmtInt(p.together)} together</Text>
+        </Text>
+      ))}
+      {d.coactivation.length === 0 ? <Text color={theme.muted}>no pairs yet</Text> : null}
+    </Box>
+  );
+}
+
+function Margins({ h, hasLogits, width, compact = false }: { h: Histogram | null; hasLogits: boolean; width: number; compact?: boolean }) {
+  const { theme } = useView();
+  if (!hasLogits) return null;
+  if (!h) return <Text color={theme.muted}>router margin: no tokens with logits yet</Text>;
+  const top = h.counts.reduce((a, b) => Math.max(a, b), 0);
+  const HEIGHT = 4;
+  const colW = Math.max(1, Math.min(2, Math.floor((width - 6) / h.counts.length)));
+  const rows: string[] = [];
+  for (let r = HEIGHT - 1; r >= 0; r--) {
+    let s = '';
+    for (const c of h.counts) {
+      const eighths = top > 0 ? Math.round((c / top) * HEIGHT * 8) : 0;
+      const here = Math.min(8, Math.max(0, eighths - r * 8));
+      s += (here === 0 ? ' ' : ' ▁▂▃▄▅▆▇█'[here]!).repeat(colW);
+    }
+    rows.push(s);
+  }
+  const axisW = h.counts.length * colW;
+  const axis = '0'.padEnd(Math.floor(axisW / 2)) + '0.5'.padEnd(axisW - Math.floor(axisW / 2) - 1) + '1';
+  return (
+    <Box flexDirection="column" marginTop={compact ? 0 : 1}>
+      <Text wrap="truncate">
+        <Text bold>router margin</Text>
+        <Text color={theme.muted}>
+          {' '}
+          K-th − (K+1)-th score · {fmtInt(h.total)} tokens ({fmtInt(h.range.start)}–{fmtInt(h.range.end - 1)})
+        </Text>
+      </Text>
+      {rows.map((s, i) => (
+        <Painted key={i} id={`margin:${i}`} text={`${theme.heatEscape[16] ?? ''}${s}${SGR_RESET}`} width={axisW} />
+      ))}
+      <Text color={theme.muted}>{axis}</Text>
+    </Box>
+  );
+}

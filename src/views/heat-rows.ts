@@ -1,0 +1,84 @@
+/**
+ * Heatmap rows as terminal strings: one glyph per column, a colour escape only where the level changes, cached per
+ * row so a row is rebuilt only when its levels (or the cursor on it) change.
+ */
+import { SGR_DIM, SGR_INVERSE, SGR_RESET } from './palette.js';
+import type { Theme } from './theme.js';
+
+/** Level of a column with no data yet. */
+export const NO_DATA = 255;
+const CURSOR_GLYPH = '◆';
+const NO_DATA_GLYPH = '·';
+
+/**
+ * Builds one row: `levels[i]` is a heat level (0 … HEAT_LEVELS-1) or NO_DATA, drawn `cellWidth` columns wide;
+ * `cursor` is a column (or -1) drawn in inverse video with a ◆ in its middle.
+ */
+export function renderHeatRow(levels: Uint8Array, theme: Theme, cursor = -1, cellWidth = 1): string {
+  let out = '';
+  let cur = -2; // level whose escape is active; -2 = none
+  for (let i = 0; i < levels.length; i++) {
+    const lv = levels[i]!;
+    const glyph = lv === NO_DATA ? NO_DATA_GLYPH : theme.heatGlyph[lv]!;
+    if (i === cursor) {
+      const mid = cellWidth >> 1;
+      let cell = '';
+      for (let j = 0; j < cellWidth; j++) cell += j === mid ? CURSOR_GLYPH : ' ';
+      out += (lv === NO_DATA ? SGR_RESET : theme.heatEscape[lv]!) + SGR_INVERSE + cell + SGR_RESET;
+      cur = -2;
+      continue;
+    }
+    if (lv !== cur) {
+      out += lv === NO_DATA ? SGR_RESET + SGR_DIM : cur === NO_DATA ? SGR_RESET + theme.heatEscape[lv]! : theme.heatEscape[lv]!;
+      cur = lv;
+    }
+    out += cellWidth === 1 ? glyph : glyph.repeat(cellWidth);
+  }
+  return out + SGR_RESET;
+}
+
+interface Cached {
+  levels: Uint8Array;
+  cursor: number;
+  cellWidth: number;
+  text: string;
+}
+
+/** Remembers the last string of each row key; returns it unchanged when levels and cursor are unchanged. */
+export class HeatRowCache {
+  private readonly rows = new Map<string, Cached>();
+  private theme: Theme | null = null;
+  /** Rows rebuilt since the last call to takeRebuilt() (for benchmarks and tests). */
+  private rebuilt = 0;
+
+  row(key: string, levels: Uint8Array, theme: Theme, cursor = -1, cellWidth = 1): string {
+    if (theme !== this.theme) {
+      this.rows.clear();
+      this.theme = theme;
+    }
+    const c = this.rows.get(key);
+    if (c && c.cursor === cursor && c.cellWidth === cellWidth && sameBytes(c.levels, levels)) return c.text;
+    const text = renderHeatRow(levels, theme, cursor, cellWidth);
+    this.rebuilt++;
+    if (c) {
+      if (c.levels.length === levels.length) c.levels.set(levels);
+      else c.levels = levels.slice();
+      c.cursor = cursor;
+      c.cellWidth = cellWidth;
+      c.text = text;
+    } else this.rows.set(key, { levels: levels.slice(), cursor, cellWidth, text });
+    return text;
+  }
+
+  takeRebuilt(): number {
+    const n = this.rebuilt;
+    this.rebuilt = 0;
+    return n;
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

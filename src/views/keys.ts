@@ -1,0 +1,169 @@
+/**
+ * Every key binding, as data: the input handler resolves keys through this table and the `?` overlay and the hint
+ * bar are generated from it, so a key cannot work without being listed (or be listed without working).
+ */
+import type { Key } from 'ink';
+import type { Pane } from '../store/app-store.js';
+
+export type ActionId =
+  | 'quit'
+  | 'help'
+  | 'pause'
+  | 'up'
+  | 'down'
+  | 'left'
+  | 'right'
+  | 'pageUp'
+  | 'pageDown'
+  | 'nextPane'
+  | 'prevPane'
+  | 'pane1'
+  | 'pane2'
+  | 'pane3'
+  | 'pane4'
+  | 'pane5'
+  | 'open'
+  | 'back'
+  | 'zoomIn'
+  | 'zoomOut'
+  | 'slower'
+  | 'faster'
+  | 'stepBack'
+  | 'stepForward'
+  | 'start'
+  | 'end'
+  | 'search'
+  | 'searchNext'
+  | 'searchPrev'
+  | 'seek'
+  | 'window'
+  | 'cumulative'
+  | 'prevLayer'
+  | 'nextLayer'
+  | 'redraw';
+
+export interface Binding {
+  action: ActionId;
+  /** Key names that trigger it (see keyName). */
+  names: string[];
+  /** How the overlay shows the keys. */
+  label: string;
+  description: string;
+  group: 'General' | 'Playback' | 'Navigation' | 'Heatmap' | 'Tokens';
+  /** Panes where it applies (all when absent). */
+  panes?: Pane[];
+  /** Shown in the hint bar of these panes. */
+  hint?: Pane[] | 'all';
+  /** Short text for the hint bar, and per pane where it reads differently. */
+  short?: string;
+  shortIn?: Partial<Record<Pane, string>>;
+  /** Keys as the hint bar shows them (default: label). */
+  hintLabel?: string;
+  /** Bindings with the same row id share one row of the overlay (the first one's description). */
+  row?: string;
+}
+
+export const BINDINGS: readonly Binding[] = [
+  { action: 'help', names: ['?'], label: '?', description: 'show / hide this list of keys', group: 'General', hint: 'all', short: 'keys' },
+  { action: 'quit', names: ['q', 'ctrl-c'], label: 'q', description: 'quit (restores the terminal)', group: 'General', hint: 'all', short: 'quit' },
+  { action: 'nextPane', names: ['tab'], label: 'tab', description: 'next / previous pane', group: 'General', hint: 'all', short: 'pane', row: 'pane' },
+  { action: 'prevPane', names: ['backtab'], label: 'S-tab', description: '', group: 'General', row: 'pane' },
+  { action: 'pane1', names: ['1'], label: '1', description: 'Overview Layer Tokens Warnings Devices', group: 'General', row: 'panes' },
+  { action: 'pane2', names: ['2'], label: '2', description: '', group: 'General', row: 'panes' },
+  { action: 'pane3', names: ['3'], label: '3', description: '', group: 'General', row: 'panes' },
+  { action: 'pane4', names: ['4'], label: '4', description: '', group: 'General', row: 'panes' },
+  { action: 'pane5', names: ['5'], label: '5', description: '', group: 'General', row: 'panes' },
+  { action: 'open', names: ['enter'], label: 'enter', description: 'open layer / token routing / warning', group: 'General', hint: ['overview', 'tokens', 'warnings'], short: 'open' },
+  { action: 'back', names: ['escape'], label: 'esc', description: 'back (overlay, prompt, detail, pane)', group: 'General', hint: ['layer', 'tokens', 'warnings', 'devices'], short: 'back' },
+  { action: 'redraw', names: ['ctrl-l'], label: 'C-l', description: 'redraw the screen', group: 'General' },
+
+  { action: 'pause', names: ['space'], label: 'space', description: 'pause/play · live: freeze (buffers)', group: 'Playback', hint: 'all', short: 'pause' },
+  { action: 'slower', names: ['['], label: '[', description: 'replay slower / faster ×¼…×64', group: 'Playback', row: 'speed' },
+  { action: 'faster', names: [']'], label: ']', description: '', group: 'Playback', row: 'speed' },
+  { action: 'stepBack', names: [','], label: ',', description: 'step one token back / forward', group: 'Playback', row: 'step' },
+  { action: 'stepForward', names: ['.'], label: '.', description: '', group: 'Playback', row: 'step' },
+  { action: 'start', names: ['g', 'home'], label: 'g', description: 'go to start / end (live: newest)', group: 'Playback', row: 'ends' },
+  { action: 'end', names: ['G', 'end'], label: 'G', description: '', group: 'Playback', row: 'ends' },
+  { action: 'seek', names: [':'], label: ':', description: 'seek to token N or N% (replay)', group: 'Playback' },
+
+  { action: 'up', names: ['up', 'k'], label: '↑↓←→', description: 'move (layer, expert, token, row)', group: 'Navigation', hint: ['overview', 'warnings'], short: 'move', shortIn: { overview: 'layer', warnings: 'warning' }, hintLabel: '↑↓', row: 'move' },
+  { action: 'down', names: ['down', 'j'], label: 'hjkl', description: '', group: 'Navigation', row: 'move' },
+  { action: 'left', names: ['left', 'h'], label: '', description: '', group: 'Navigation', hint: ['overview', 'layer', 'tokens'], short: 'move', shortIn: { overview: 'expert', layer: 'expert', tokens: 'token' }, hintLabel: '←→', row: 'move' },
+  { action: 'right', names: ['right', 'l'], label: '', description: '', group: 'Navigation', row: 'move' },
+  { action: 'pageUp', names: ['pageup'], label: 'pgup', description: 'page up / down', group: 'Navigation', row: 'page' },
+  { action: 'pageDown', names: ['pagedown'], label: 'pgdn', description: '', group: 'Navigation', row: 'page' },
+  { action: 'prevLayer', names: ['<'], label: '<', description: 'previous / next layer (any pane)', group: 'Navigation', hint: ['tokens', 'layer'], short: 'layer', hintLabel: '<>', row: 'layer' },
+  { action: 'nextLayer', names: ['>'], label: '>', description: '', group: 'Navigation', row: 'layer' },
+
+  { action: 'zoomIn', names: ['+', '='], label: '+', description: 'zoom in / out on experts', group: 'Heatmap', panes: ['overview'], hint: ['overview'], short: 'zoom', hintLabel: '+-', row: 'zoom' },
+  { action: 'zoomOut', names: ['-', '_'], label: '-', description: '', group: 'Heatmap', panes: ['overview'], row: 'zoom' },
+  { action: 'window', names: ['w'], label: 'w', description: 'sliding window (again: resize)', group: 'Heatmap', hint: ['overview', 'layer'], short: 'window' },
+  { action: 'cumulative', names: ['c'], label: 'c', description: 'cumulative (whole run)', group: 'Heatmap', hint: ['overview', 'layer'], short: 'cumulative' },
+
+  { action: 'search', names: ['/'], label: '/', description: 'search token text', group: 'Tokens', hint: ['tokens'], short: 'search' },
+  { action: 'searchNext', names: ['n'], label: 'n', description: 'next / previous match', group: 'Tokens', row: 'match' },
+  { action: 'searchPrev', names: ['N'], label: 'N', description: '', group: 'Tokens', row: 'match' },
+];
+
+export interface OverlayRow {
+  group: Binding['group'];
+  keys: string;
+  description: string;
+}
+
+/** The `?` overlay's rows: bindings sharing a `row` become one row with their keys side by side. */
+export function overlayRows(): OverlayRow[] {
+  const rows: OverlayRow[] = [];
+  let last: { row: string | undefined; out: OverlayRow } | null = null;
+  for (const b of BINDINGS) {
+    if (last && b.row !== undefined && b.row === last.row) {
+      if (b.label) last.out.keys += ` ${b.label}`;
+      continue;
+    }
+    const out = { group: b.group, keys: b.label, description: b.description };
+    rows.push(out);
+    last = { row: b.row, out };
+  }
+  return rows;
+}
+
+/** A stable name for a key press: printable characters as themselves, others by name. */
+export function keyName(input: string, key: Key): string | null {
+  if (key.ctrl && input === 'c') return 'ctrl-c';
+  if (key.ctrl && input === 'l') return 'ctrl-l';
+  if (key.upArrow) return 'up';
+  if (key.downArrow) return 'down';
+  if (key.leftArrow) return 'left';
+  if (key.rightArrow) return 'right';
+  if (key.pageUp) return 'pageup';
+  if (key.pageDown) return 'pagedown';
+  if (key.home) return 'home';
+  if (key.end) return 'end';
+  if (key.return) return 'enter';
+  if (key.escape) return 'escape';
+  if (key.tab) return key.shift ? 'backtab' : 'tab';
+  if (key.backspace || key.delete) return 'backspace';
+  if (input === ' ') return 'space';
+  if (input.length === 1 && !key.ctrl && !key.meta) return input;
+  return null;
+}
+
+/** The binding a key name triggers in a pane, if any. */
+export function resolve(name: string, pane: Pane): Binding | null {
+  for (const b of BINDINGS) if (b.names.includes(name) && (!b.panes || b.panes.includes(pane))) return b;
+  return null;
+}
+
+/** Bindings shown in the hint bar of a pane, in table order. */
+export function hintsFor(pane: Pane): Binding[] {
+  return BINDINGS.filter((b) => b.hint === 'all' || (b.hint && b.hint.includes(pane)));
+}
+
+export const PANE_TITLES: Record<Pane, string> = {
+  overview: 'Overview',
+  layer: 'Layer',
+  tokens: 'Tokens',
+  warnings: 'Warnings',
+  devices: 'Devices',
+};
+

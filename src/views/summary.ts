@@ -1,0 +1,63 @@
+/**
+ * The plain summary printed instead of the TUI when there is no terminal (or with --no-ui): the stream, per-layer
+ * balance over the whole run, and the collapse warnings. Formats a frame; computes nothing.
+ */
+import { describeSchema, type RoutingSchema } from '../core/batch.js';
+import type { StreamMeta } from '../core/stream.js';
+import { buildFrame } from '../store/frame.js';
+import type { RoutingModel } from '../store/model.js';
+import { sequencesHeld } from '../store/selectors.js';
+import type { PlacementSpec } from '../store/placement.js';
+import { fmtDuration, fmtInt, fmtNum, fmtPct } from './format.js';
+
+export interface SummaryHeader {
+  /** "replay trace.arrows", "demo: tiny-moe" … */
+  title: string;
+  /** Extra lines under the title (trace completeness, truncation …). */
+  notes?: string[];
+}
+
+export function formatSummary(model: RoutingModel, header: SummaryHeader, placement: PlacementSpec | null = null): string {
+  const f = buildFrame(model, { scope: 'run', layer: 0, token: null, placement });
+  const schema: RoutingSchema = model.schema;
+  const meta: StreamMeta = model.meta;
+  const out: string[] = [];
+  out.push(`moescope ${header.title}`);
+  out.push(`  ${describeSchema(schema)}${meta.model ? ` · model ${meta.model}` : ''} · source ${meta.source}`);
+  const seqs = sequencesHeld(f);
+  out.push(
+    `  ${fmtInt(f.tokens)} tokens${f.ring.start === 0 ? ` in ${seqs} sequence${seqs === 1 ? '' : 's'}` : ''} · ${fmtDuration(f.elapsedMs)} of stream time` +
+      (f.tokensPerSecond !== null ? ` · ${fmtNum(f.tokensPerSecond, 1)} tok/s at the end` : ''),
+  );
+  for (const n of header.notes ?? []) out.push(`  ${n}`);
+  if (f.tokens === 0) {
+    out.push('  no tokens');
+    return out.join('\n') + '\n';
+  }
+  out.push('');
+  out.push('  balance over the whole run (docs/metrics.md)');
+  const rows: string[][] = [['layer', 'CV', 'MaxVio', 'entropy', 'dead', 'busiest expert']];
+  f.layerIds.forEach((id, l) => {
+    rows.push([`L${id}`, fmtNum(f.cv[l]), fmtNum(f.maxVio[l]), fmtNum(f.entropy[l], 3), String(f.dead[l]), `e${f.busiest[l]} ${fmtPct(f.busiestShare[l])}`]);
+  });
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) out.push('  ' + r.map((c, i) => (i === 0 || i === r.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd());
+  out.push('');
+  if (f.detectorWindow === 0) out.push('  collapse detection off');
+  else if (f.warnings.length === 0)
+    out.push(
+      `  no collapse warnings (rules over ${fmtInt(f.detectorWindow)}-token windows${f.tokens < f.detectorWindow ? '; the stream is shorter than one window' : ''})`,
+    );
+  else {
+    out.push(`  collapse warnings: ${f.warnings.length} fired, ${f.activeWarnings} still active (rules over ${fmtInt(f.detectorWindow)}-token windows), newest first`);
+    for (const w of f.warnings.slice(0, 10))
+      out.push(`    token ${fmtInt(w.firstToken).padStart(7)}  ${w.rule.padEnd(11)}  ${w.message}${w.clearedAt !== null ? ` (cleared at ${fmtInt(w.clearedAt)})` : ''}`);
+    if (f.warnings.length > 10) out.push(`    … ${f.warnings.length - 10} more (moescope stats TRACE --json lists all)`);
+  }
+  if (f.devices) {
+    out.push('');
+    out.push(`  placement ${f.devices.label} over ${f.devices.devices} devices: balancedness SGLang ${fmtNum(f.devices.sglang, 3)}, vLLM ${fmtNum(f.devices.vllm, 3)}`);
+    out.push('    ' + f.devices.loads.map((d) => `dev${d.device} ${fmtPct(d.loadShare)}`).join('  '));
+  }
+  return out.join('\n') + '\n';
+}
