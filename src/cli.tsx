@@ -20,6 +20,9 @@ export function buildProgram(): Command {
     .helpOption('-h, --help', 'show help')
     .showHelpAfterError('(run `moescope --help` for usage)')
     .exitOverride()
+    // The root command (the demo) has its own --ep/--no-color: without positional options commander would hand
+    // `run --ep cuda` to the root and run on the CPU.
+    .enablePositionalOptions()
     .configureHelp({ sortSubcommands: false, showGlobalOptions: false });
   registerCommands(program);
   return program;

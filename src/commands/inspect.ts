@@ -1,11 +1,14 @@
 import type { Command } from 'commander';
-import { pending } from './pending.js';
 
 export function registerInspect(program: Command): void {
   program
     .command('inspect')
     .description('find the MoE routers in an ONNX model by graph pattern and describe them')
-    .argument('<model>', 'path to model.onnx')
+    .argument('<model>', 'path to model.onnx (or its directory; external data beside it is found)')
     .option('--json', 'print the stable JSON form (docs/inspect.md)')
-    .action(async () => pending('inspect'));
+    .action(async (model: string, opts: { json?: boolean }) => {
+      const { inspectModel, formatInspect } = await import('../engine/inspect.js');
+      const report = inspectModel(model);
+      process.stdout.write(opts.json ? JSON.stringify(report, null, 2) + '\n' : formatInspect(report) + '\n');
+    });
 }

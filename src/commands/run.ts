@@ -1,6 +1,23 @@
 import type { Command } from 'commander';
 import { choiceArg, floatArg, intArg, intListArg } from './options.js';
-import { pending } from './pending.js';
+
+interface RunFlags {
+  prompt?: string;
+  prompts?: string;
+  inputIds?: number[];
+  maxTokens: number;
+  greedy?: boolean;
+  temperature?: number;
+  seed: number;
+  ep: 'cpu' | 'cuda' | 'webgpu';
+  deviceId: number;
+  tokenizer?: string;
+  record?: string;
+  logits?: boolean;
+  devices: number;
+  ui: boolean;
+  color: boolean;
+}
 
 export function registerRun(program: Command): void {
   program
@@ -8,7 +25,7 @@ export function registerRun(program: Command): void {
     .description('generate with an ONNX MoE model token by token and capture its routing live')
     .argument('<model>', 'path to an ONNX MoE export (model.onnx; external data beside it is found)')
     .option('--prompt <text>', 'prompt text')
-    .option('--prompts <file>', 'prompts file: JSONL {"text": …, "domain": …} or one prompt per line')
+    .option('--prompts <file>', 'prompts file: JSONL {"text": …, "domain": …} or one prompt per line (default: the bundled demo prompts)')
     .option('--input-ids <ids>', 'token ids instead of text, e.g. 5,17,3', intListArg('--input-ids'))
     .option('--max-tokens <n>', 'tokens to generate per prompt (0 = run the prompt only)', intArg('--max-tokens', 0), 32)
     .option('--greedy', 'greedy decoding (the default)')
@@ -19,8 +36,149 @@ export function registerRun(program: Command): void {
     .option('--tokenizer <file>', 'tokenizer.json (default: the one beside the model)')
     .option('--record <trace>', 'record the routing to an Arrow trace (.arrows)')
     .option('--logits', 'capture router logits too (needed for entropy, z-loss, margins)')
-    .option('--devices <d>', 'assume experts are placed contiguously over D devices', intArg('--devices', 1))
+    .option('--devices <d>', 'assume experts are placed contiguously over D devices', intArg('--devices', 1), 1)
     .option('--no-ui', 'print the text and a routing summary instead of the TUI')
     .option('--no-color', 'draw without colour')
-    .action(async () => pending('run'));
+    .action(async (model: string, flags: RunFlags) => {
+      // The TUI needs a terminal on both ends; piped or redirected, run prints what --no-ui prints.
+      const views = flags.ui ? await import('../views/index.js') : null;
+      if (views?.interactive()) await runLive(model, flags, views);
+      else await runPlain(model, flags);
+    });
+}
+
+/** Prompts and generation options from the flags (shared by both paths). */
+async function generationOptions(model: string, f: RunFlags) {
+  const { UserError } = await import('../core/errors.js');
+  const { BUNDLED_PROMPTS } = await import('../core/paths.js');
+  const sources = [f.prompt !== undefined, f.prompts !== undefined, f.inputIds !== undefined].filter(Boolean).length;
+  if (sources > 1) throw new UserError('give one of --prompt, --prompts and --input-ids.');
+  if (f.greedy && f.temperature !== undefined && f.temperature > 0) throw new UserError('--greedy and --temperature > 0 contradict each other; choose one.');
+  const engine = await import('../engine/index.js');
+  const prompts =
+    f.inputIds !== undefined
+      ? [{ ids: f.inputIds, tag: null }]
+      : f.prompt !== undefined
+        ? [{ text: f.prompt, tag: null }]
+        : engine.loadPrompts(f.prompts ?? BUNDLED_PROMPTS);
+  return {
+    engine,
+    options: {
+      model,
+      ep: f.ep,
+      deviceId: f.deviceId,
+      tokenizer: f.tokenizer ?? null,
+      logits: f.logits ?? false,
+      prompts,
+      maxTokens: f.maxTokens,
+      temperature: f.greedy ? 0 : (f.temperature ?? 0),
+      seed: f.seed,
+    },
+  };
+}
+
+/** The live TUI over the generation (src/views), recording alongside when asked. */
+async function runLive(model: string, f: RunFlags, views: typeof import('../views/index.js')): Promise<void> {
+  const { engine, options } = await generationOptions(model, f);
+  const h = engine.startGeneration({ ...options, buffer: false });
+  const info = await h.ready; // bad input fails here, before the screen is taken over
+  let writer: import('../trace/index.js').TraceWriter | null = null;
+  if (f.record) {
+    const { TraceWriter } = await import('../trace/index.js');
+    const w = TraceWriter.create(f.record, { schema: info.schema, meta: info.meta });
+    w.closeOnExit({ signals: ['SIGTERM', 'SIGHUP'] });
+    h.on('batch', (e: { batch: import('../core/batch.js').RoutingBatch }) => w.write(e.batch));
+    h.on('memory', (e: { sample: import('../core/memory.js').MemorySample }) => w.writeMemory(e.sample));
+    writer = w;
+  }
+  const { basename, dirname } = await import('node:path');
+  const label = `run · ${basename(model) === 'model.onnx' ? basename(dirname(model)) : basename(model)}`;
+  try {
+    await views.runLiveTui({ handle: h, label, recording: f.record ?? null, placement: views.contiguousSpec(info.schema, f.devices), color: f.color });
+  } finally {
+    writer?.close();
+  }
+}
+
+/** `run --no-ui`: stream the generated text, record the trace, and print a routing summary per MoE layer. */
+async function runPlain(model: string, f: RunFlags): Promise<void> {
+  const { engine, options } = await generationOptions(model, f);
+  const h = engine.startGeneration(options);
+  const out = (s: string) => process.stdout.write(s);
+  const info = await h.ready;
+  const { describeSchema } = await import('../core/batch.js');
+  const { RoutingStats, loadShares } = await import('../stats/index.js');
+  const { deviceLoads, contiguousPlacement } = await import('../stats/placement.js');
+  const stats = new RoutingStats(info.schema, { window: 0, collapse: false });
+  let writer: import('../trace/index.js').TraceWriter | null = null;
+  if (f.record) {
+    const { TraceWriter } = await import('../trace/index.js');
+    writer = TraceWriter.create(f.record, { schema: info.schema, meta: info.meta });
+    writer.closeOnExit({ signals: ['SIGTERM', 'SIGHUP'] });
+  }
+  const onInt = () => void h.stop();
+  process.once('SIGINT', onInt);
+
+  out(`${model}: ${describeSchema(info.schema)} · ${info.kvCache ? 'KV-cache decode' : 'full recompute per token'} · ${info.meta.devices.join(', ')}\n`);
+  let promptTokens = 0;
+  let generatedTokens = 0;
+  try {
+    for await (const e of h) {
+      switch (e.type) {
+        case 'batch':
+          stats.add(e.batch);
+          writer?.write(e.batch);
+          for (let i = 0; i < e.batch.length; i++) e.batch.isPrompt[i] ? promptTokens++ : generatedTokens++;
+          break;
+        case 'memory':
+          writer?.writeMemory(e.sample);
+          break;
+        case 'sequence-start':
+          out(`\n[${e.seq}${e.tag ? ' ' + e.tag : ''}] ${e.prompt}`);
+          if (f.maxTokens > 0) out('\n→ ');
+          break;
+        case 'text':
+          out(e.delta);
+          break;
+        case 'sequence-end': {
+          const r = e.result;
+          const rate = r.generatedIds.length && r.decodeMs > 0 ? `, ${((r.generatedIds.length * 1000) / r.decodeMs).toFixed(1)} tok/s` : '';
+          const stop = r.stop === 'eos' ? ', stopped at end-of-sequence' : r.stop === 'stopped' ? ', interrupted' : '';
+          out(`\n  (${r.promptIds.length} prompt + ${r.generatedIds.length} generated tokens${rate}${stop})\n`);
+          break;
+        }
+      }
+    }
+    await h.done;
+  } finally {
+    process.off('SIGINT', onInt);
+    writer?.close();
+  }
+
+  // Routing summary: the busiest experts of each MoE layer, with shares of assignments (src/stats).
+  const E = info.schema.experts;
+  const shown = Math.min(E, Math.max(4, 2 * info.schema.topK), 8);
+  out(`\nrouting: ${promptTokens + generatedTokens} tokens (${promptTokens} prompt, ${generatedTokens} generated)\n`);
+  if (stats.tokens === 0) return;
+  const rows: string[][] = [['layer', `top ${shown} experts (share of assignments)`, 'cv', 'dead']];
+  const loads: Float64Array[] = [];
+  info.schema.layers.forEach((layer, l) => {
+    const m = stats.layerMetrics(l, 'run');
+    loads.push(Float64Array.from(m.load));
+    const top = m.share
+      .map((s, e) => ({ e, s }))
+      .sort((a, b) => b.s - a.s || a.e - b.e)
+      .slice(0, shown)
+      .map((x) => `e${x.e} ${(100 * x.s).toFixed(1)}%`)
+      .join('  ');
+    rows.push([String(layer), top, m.cv.toFixed(2), String(m.deadExperts)]);
+  });
+  if (f.devices > 1) {
+    const per = deviceLoads(loads, contiguousPlacement(E, f.devices));
+    rows[0]!.push(`load on ${f.devices} devices`);
+    per.forEach((d, l) => rows[l + 1]!.push(Array.from(loadShares(d, 0, f.devices), (s) => `${(100 * s).toFixed(0)}%`).join(' / ')));
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) out('  ' + r.map((c, i) => (i === 0 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd() + '\n');
+  if (f.record) out(`recorded ${f.record}\n`);
 }

@@ -1,0 +1,597 @@
+/**
+ * Router discovery by graph pattern. Names change between exporters and transformers versions, so the search
+ * starts from what routing must contain — a selection (TopK, ArgMax, or a fused com.microsoft MoE node) fed by a
+ * gate projection (MatMul/Gemm on a weight initializer) — and reads names only for the layer number.
+ * Patterns (docs/inspect.md): softmax → top-k (Mixtral, Qwen-MoE, OLMoE, TorchScript and dynamo), sigmoid + bias
+ * + group-limited top-k (DeepSeek-V3: the LAST TopK of the chain is the selection), top-k → softmax over the
+ * selected logits, ArgMax top-1 (Switch), ArgMax-pair sparsemixer (Phi-MoE), fused MoE/QMoE (selection derived
+ * from the router-logits input following the op's attributes).
+ */
+import type { Scoring } from '../core/batch.js';
+import { UserError } from '../core/errors.js';
+import { attr, attrInt, GraphIndex, tensorBytes, toNum, type LoadedModel, type OnnxNode, type OnnxTensor } from './onnx-model.js';
+
+export type RouterKind =
+  | 'softmax-topk'
+  | 'sigmoid-topk'
+  | 'topk-softmax'
+  | 'softmax-group-topk'
+  | 'sigmoid-group-topk'
+  | 'switch-top1'
+  | 'sparsemixer'
+  | 'fused-moe'
+  | 'fused-qmoe';
+
+/** How the engine computes the selection itself when it lives inside a fused op. */
+export interface DerivedSelection {
+  k: number;
+  /** Renormalise the selected softmax probabilities to sum to 1 (`normalize_routing_weights`). */
+  normalize: boolean;
+  /** `use_sparse_mixer=1`: Phi-MoE's sparsemixer top-2. */
+  sparseMixer: boolean;
+  /** QMoE input 14: mixing weights taken from this tensor at the selected experts. */
+  weightsTensor: string | null;
+}
+
+export interface RouterInfo {
+  /** The model's own layer index. */
+  layer: number;
+  /** Where the layer index came from: node name, exporter metadata, initializer name, or capture order. */
+  layerSource: 'name' | 'metadata' | 'initializer' | 'order';
+  experts: number;
+  topK: number;
+  scoring: Scoring;
+  kind: RouterKind;
+  /** "graph": ids/weights are the model's own tensors; "derived": computed from its logits by the engine. */
+  selection: 'graph' | 'derived';
+  /** Weights renormalised over the selected experts. */
+  renormalize: boolean;
+  /** Constant the weights are multiplied by after normalisation (DeepSeek's routed_scaling_factor). */
+  scalingFactor: number | null;
+  /** Score-correction bias added before selection (DeepSeek-V3 e_score_correction_bias), by tensor name. */
+  bias: string | null;
+  /** Group-limited routing: experts split into `count` groups, `topk` groups kept. */
+  groups: { count: number; topk: number } | null;
+  tensors: {
+    /** Router logits [tokens, E]. */
+    logits: string;
+    /** Selected expert ids [tokens, K]; null when derived. */
+    ids: string | null;
+    /** Mixing weights of the selected experts [tokens, K]; null when derived. */
+    weights: string | null;
+    /** The gate's weight initializer, when the logits come from one. */
+    gateWeight: string | null;
+  };
+  derived: DerivedSelection | null;
+  /** The node that makes the selection. */
+  node: string;
+  /** A shared (always-on) expert in the same layer, found by its module name; null when none. */
+  sharedExpert: { gated: boolean; bytes: number } | null;
+  /** Bytes of one routed expert's weights, when the expert weights could be attributed to this layer. */
+  expertBytes: number | null;
+}
+
+export interface ModelRouting {
+  routers: RouterInfo[];
+  /** Layer indices seen in the graph that have no router (dense layers), when layers are named. */
+  denseLayers: number[];
+  /** Number of decoder layers seen (max index + 1), or null when the graph names none. */
+  numLayers: number | null;
+}
+
+export const PATTERNS_TRIED = [
+  'gate MatMul/Gemm → softmax → TopK',
+  'gate → sigmoid (+ bias) → group-limited TopK chain (last TopK selects)',
+  'gate → TopK → softmax over the selected',
+  'gate → ArgMax (switch top-1)',
+  'gate → ArgMax pair (sparsemixer)',
+  'com.microsoft MoE/QMoE router input',
+];
+
+const GATE_OPS = new Set(['MatMul', 'Gemm', 'FusedMatMul', 'MatMulNBits', 'MatMulInteger']);
+const MAX_BACK_HOPS = 16;
+
+/** Inputs of a node that carry data (not shapes, indices or masks) for the backward walk to the gate. */
+function dataInputs(n: OnnxNode): string[] {
+  switch (n.op_type) {
+    case 'Shape':
+    case 'Size':
+    case 'ConstantOfShape':
+    case 'Constant':
+    case 'Range':
+      return [];
+    case 'Reshape':
+    case 'Expand':
+    case 'Tile':
+    case 'Slice':
+    case 'Unsqueeze':
+    case 'Squeeze':
+    case 'TopK':
+    case 'Gather':
+    case 'GatherElements':
+    case 'GatherND':
+    case 'Pad':
+      return [n.input[0]!];
+    case 'ScatterElements':
+    case 'ScatterND':
+      return [n.input[0]!, n.input[2]!];
+    case 'Where':
+      return [n.input[1]!, n.input[2]!];
+    default:
+      return n.input.filter((x) => x !== '');
+  }
+}
+
+interface Gate {
+  node: OnnxNode;
+  logits: string;
+  experts: number;
+  weight: string | null;
+}
+
+/** Number of output features of a gate projection, from its weight initializer's shape. */
+function gateExperts(g: GraphIndex, n: OnnxNode): { experts: number; weight: string } | null {
+  if (n.op_type === 'MatMulNBits') {
+    const w = n.input[1]!;
+    return g.initializers.has(w) ? { experts: attrInt(n, 'N', 0), weight: w } : null;
+  }
+  const found = g.weightBehind(n.input[1]!);
+  if (!found) return null;
+  const dims = found.tensor.dims.map(toNum);
+  if (dims.length !== 2) return null;
+  let transB = n.op_type === 'Gemm' && attrInt(n, 'transB', 0) === 1;
+  if (found.transposed) transB = !transB;
+  const experts = transB ? dims[0]! : dims[1]!;
+  return { experts, weight: found.tensor.name || n.input[1]! };
+}
+
+/** Walk back from a tensor to the nearest gate projection on a weight initializer. */
+function gateOf(g: GraphIndex, tensor: string): Gate | null {
+  const seen = new Set<string>();
+  let frontier = [tensor];
+  for (let hop = 0; hop < MAX_BACK_HOPS && frontier.length; hop++) {
+    const next: string[] = [];
+    for (const t of frontier) {
+      if (seen.has(t)) continue;
+      seen.add(t);
+      const p = g.producer.get(t);
+      if (!p) continue;
+      if (GATE_OPS.has(p.op_type)) {
+        const e = gateExperts(g, p);
+        if (e && e.experts > 1) return { node: p, logits: p.output[0]!, experts: e.experts, weight: e.weight };
+        continue; // a projection of activations: routing does not come from beyond it
+      }
+      next.push(...dataInputs(p));
+    }
+    frontier = next;
+  }
+  return null;
+}
+
+/** Nodes on data paths from `logits` to `tensor` (backward walk stopped at the logits). */
+function pathNodes(g: GraphIndex, logits: string, tensor: string): Set<OnnxNode> {
+  const back = new Set<OnnxNode>();
+  const seen = new Set<string>();
+  const stack = [tensor];
+  while (stack.length && back.size < 200) {
+    const t = stack.pop()!;
+    if (seen.has(t) || t === logits) continue;
+    seen.add(t);
+    const p = g.producer.get(t);
+    if (!p) continue;
+    back.add(p);
+    stack.push(...dataInputs(p));
+  }
+  // keep only nodes downstream of the logits
+  const fwd = new Set<OnnxNode>();
+  const queue = [logits];
+  const seenF = new Set<string>();
+  while (queue.length && fwd.size < 400) {
+    const t = queue.shift()!;
+    if (seenF.has(t)) continue;
+    seenF.add(t);
+    for (const c of g.consumersOf(t)) {
+      if (!back.has(c) || fwd.has(c)) continue;
+      fwd.add(c);
+      queue.push(...c.output);
+    }
+  }
+  return fwd;
+}
+
+function topkK(g: GraphIndex, n: OnnxNode): number | null {
+  if (n.input[1]) {
+    const v = g.constValues(n.input[1]);
+    return v && v.length >= 1 ? v[0]! : null;
+  }
+  const a = attr(n, 'k');
+  return a ? toNum(a.i) : null;
+}
+
+const LAYER_RE = /(?:^|[^A-Za-z0-9])(?:layers|layer|blocks|block)[._/](\d+)(?!\d)|(?:^|[^A-Za-z0-9])h\.(\d+)(?!\d)/;
+
+function layerInText(s: string): number | null {
+  const m = LAYER_RE.exec(s);
+  if (!m) return null;
+  return Number(m[1] ?? m[2]);
+}
+
+/** Layer index of a node: from its name, else exporter metadata (dynamo's pkg.torch.onnx.name_scopes). */
+export function nodeLayer(n: OnnxNode): { layer: number; source: 'name' | 'metadata' } | null {
+  const fromName = n.name ? layerInText(n.name) : null;
+  if (fromName !== null) return { layer: fromName, source: 'name' };
+  for (const p of n.metadata_props) {
+    if (p.key === 'pkg.torch.onnx.name_scopes' || p.key === 'namespace') {
+      const l = layerInText(p.value);
+      if (l !== null) return { layer: l, source: 'metadata' };
+    }
+  }
+  return null;
+}
+
+/** Textual scope of a node (name plus dynamo's name scopes), for shared-expert attribution. */
+function nodeScope(n: OnnxNode): string {
+  const md = n.metadata_props.find((p) => p.key === 'pkg.torch.onnx.name_scopes');
+  return `${n.name} ${md?.value ?? ''}`;
+}
+
+interface Candidate {
+  layer: { layer: number; source: RouterInfo['layerSource'] } | null;
+  order: number;
+  info: Omit<RouterInfo, 'layer' | 'layerSource' | 'sharedExpert' | 'expertBytes'>;
+  gate: Gate | null;
+  selectionNode: OnnxNode;
+}
+
+/** Follow the mixing weights forward: renormalisation (Div by their ReduceSum), scaling (Mul by a constant), casts. */
+function followWeights(g: GraphIndex, start: string): { tensor: string; renormalize: boolean; scaling: number | null } {
+  let t = start;
+  let renormalize = false;
+  let scaling: number | null = null;
+  for (let step = 0; step < 8; step++) {
+    const cons = g.consumersOf(t);
+    const div = cons.find((c) => c.op_type === 'Div' && c.input[0] === t && dependsOnReduceSumOf(g, c.input[1]!, t));
+    if (div) {
+      renormalize = true;
+      t = div.output[0]!;
+      continue;
+    }
+    const mul = cons.find((c) => {
+      if (c.op_type !== 'Mul') return false;
+      const other = c.input[0] === t ? c.input[1]! : c.input[1] === t ? c.input[0]! : null;
+      if (other === null) return false;
+      const v = g.constValues(other);
+      return v !== null && v.length === 1;
+    });
+    if (mul) {
+      const other = mul.input[0] === t ? mul.input[1]! : mul.input[0]!;
+      scaling = (scaling ?? 1) * g.constValues(other)![0]!;
+      t = mul.output[0]!;
+      continue;
+    }
+    const cast = cons.find((c) => c.op_type === 'Cast');
+    if (cast && cons.length === 1) {
+      t = cast.output[0]!;
+      continue;
+    }
+    break;
+  }
+  return { tensor: t, renormalize, scaling };
+}
+
+function dependsOnReduceSumOf(g: GraphIndex, tensor: string, of: string): boolean {
+  let frontier = [tensor];
+  for (let hop = 0; hop < 4 && frontier.length; hop++) {
+    const next: string[] = [];
+    for (const t of frontier) {
+      const p = g.producer.get(t);
+      if (!p) continue;
+      if (p.op_type === 'ReduceSum' && p.input[0] === of) return true;
+      if (['Add', 'Cast', 'Clip', 'Max', 'Unsqueeze', 'Reshape'].includes(p.op_type)) next.push(p.input[0]!, ...(p.op_type === 'Add' || p.op_type === 'Max' ? [p.input[1]!] : []));
+    }
+    frontier = next;
+  }
+  return false;
+}
+
+/** A router whose selection is in the graph, from what the pattern found. */
+function graphRouter(
+  g: GraphIndex,
+  gate: Gate,
+  selectionNode: OnnxNode,
+  orderNode: OnnxNode,
+  f: { topK: number; scoring: Scoring; kind: RouterKind; ids: string; weights: ReturnType<typeof followWeights> | null; renormalize?: boolean; bias?: string | null; groups?: RouterInfo['groups'] },
+): Candidate {
+  return {
+    layer: null,
+    order: g.order.get(orderNode)!,
+    gate,
+    selectionNode,
+    info: {
+      experts: gate.experts,
+      topK: f.topK,
+      scoring: f.scoring,
+      kind: f.kind,
+      selection: 'graph',
+      renormalize: f.renormalize ?? f.weights?.renormalize ?? false,
+      scalingFactor: f.weights?.scaling ?? null,
+      bias: f.bias ?? null,
+      groups: f.groups ?? null,
+      tensors: { logits: gate.logits, ids: f.ids, weights: f.weights?.tensor ?? null, gateWeight: gate.weight },
+      derived: null,
+      node: selectionNode.name || selectionNode.op_type,
+    },
+  };
+}
+
+/** Routers selected by TopK chains (one group per gate). */
+function topkRouters(g: GraphIndex, topks: OnnxNode[], gate: Gate): Candidate | null {
+  // The selection is the last TopK of the chain: no other TopK of this gate downstream of it.
+  const feeds = (t: OnnxNode, o: OnnxNode) => t.output.some((x) => x !== '' && g.reaches(x, (n) => n === o) !== null);
+  const downstreamFree = topks.filter((t) => !topks.some((o) => o !== t && feeds(t, o)));
+  const sel = (downstreamFree.length ? downstreamFree : topks).reduce((a, b) => (g.order.get(a)! > g.order.get(b)! ? a : b));
+  const k = topkK(g, sel);
+  if (k === null || k < 1 || k > gate.experts) return null;
+  const ids = sel.output[1];
+  if (!ids || (g.consumersOf(ids).length === 0 && !g.outputs.has(ids))) return null;
+  if (g.outputs.has(gate.logits)) return null; // final vocabulary logits (lm_head), not a router
+  const path = pathNodes(g, gate.logits, sel.input[0]!);
+  const ops = new Set([...path].map((n) => n.op_type));
+  let scoring: Scoring = 'softmax';
+  let weightsStart = sel.output[0]!;
+  let renormFromSoftmax = false;
+  const gather = g.consumersOf(ids).find((c) => c.op_type === 'GatherElements' && c.input[1] === ids);
+  if (ops.has('Sigmoid')) scoring = 'sigmoid';
+  else if (!ops.has('Softmax')) {
+    // top-k on raw logits: the weights are a softmax (or sigmoid) of the selected logits
+    const after = g.consumersOf(sel.output[0]!).find((c) => c.op_type === 'Softmax' || c.op_type === 'Sigmoid');
+    if (after) {
+      scoring = after.op_type === 'Sigmoid' ? 'sigmoid' : 'softmax';
+      weightsStart = after.output[0]!;
+      renormFromSoftmax = after.op_type === 'Softmax';
+    }
+  }
+  if (gather && (ops.has('Add') || ops.has('Where'))) weightsStart = gather.output[0]!; // scores, not biased ones
+  // Group-limited routing (DeepSeek-V3): earlier TopKs of the same gate pick within groups, then pick groups.
+  const intermediates = topks.filter((t) => t !== sel);
+  let groups: RouterInfo['groups'] = null;
+  if (intermediates.length) {
+    const feedingReshape = (t: OnnxNode) => {
+      let p = g.producer.get(t.input[0]!);
+      while (p && p.op_type === 'Cast') p = g.producer.get(p.input[0]!);
+      return p && p.op_type === 'Reshape' ? p : null;
+    };
+    const inGroup = intermediates.find((t) => feedingReshape(t) !== null);
+    const shape = inGroup ? g.constValues(feedingReshape(inGroup)!.input[1]!) : null;
+    const last = shape && shape.length >= 2 ? shape[shape.length - 1]! : 0;
+    const count = last > 0 && gate.experts % last === 0 ? gate.experts / last : shape && shape.length >= 2 ? shape[shape.length - 2]! : 0;
+    const groupSelect = intermediates.filter((t) => t !== inGroup).sort((a, b) => g.order.get(a)! - g.order.get(b)!);
+    const topk = groupSelect.length ? topkK(g, groupSelect[groupSelect.length - 1]!) : null;
+    if (count > 0 && topk !== null) groups = { count, topk };
+  }
+  const kind: RouterKind = groups ? (scoring === 'sigmoid' ? 'sigmoid-group-topk' : 'softmax-group-topk') : renormFromSoftmax ? 'topk-softmax' : scoring === 'sigmoid' ? 'sigmoid-topk' : 'softmax-topk';
+  const w = followWeights(g, weightsStart);
+  const bias = [...path].find((n) => n.op_type === 'Add' && n.input.some((x) => g.initializers.has(x) || g.producer.get(x)?.op_type === 'Constant'));
+  const biasName = bias?.input.find((x) => g.initializers.has(x) || g.producer.get(x)?.op_type === 'Constant') ?? null;
+  return graphRouter(g, gate, sel, sel, { topK: k, scoring, kind, ids, weights: w, renormalize: w.renormalize || renormFromSoftmax, bias: biasName, groups });
+}
+
+/** Routers selected by ArgMax: one (switch top-1) or a pair joined by Concat (sparsemixer). */
+function argmaxRouters(g: GraphIndex, argmaxes: OnnxNode[], gate: Gate): Candidate | null {
+  if (g.outputs.has(gate.logits)) return null;
+  const outs = argmaxes.map((a) => a.output[0]!);
+  if (outs.every((o) => g.consumersOf(o).length === 0)) return null;
+  const sorted = [...argmaxes].sort((a, b) => g.order.get(a)! - g.order.get(b)!);
+  const last = sorted[sorted.length - 1]!;
+  if (argmaxes.length >= 2) {
+    const cat = g.nodes.find((n) => n.op_type === 'Concat' && outs.every((o) => n.input.includes(o)));
+    if (!cat) return null;
+    const gathers = outs.map((o) => g.consumersOf(o).find((c) => c.op_type === 'GatherElements' && c.input[1] === o));
+    const wcat = gathers.every(Boolean)
+      ? g.nodes.find((n) => n.op_type === 'Concat' && gathers.every((ge) => n.input.includes(ge!.output[0]!)))
+      : undefined;
+    const w = wcat ? followWeights(g, wcat.output[0]!) : null;
+    return graphRouter(g, gate, cat, last, { topK: argmaxes.length, scoring: 'softmax', kind: 'sparsemixer', ids: cat.output[0]!, weights: w });
+  }
+  const am = argmaxes[0]!;
+  const path = pathNodes(g, gate.logits, am.input[0]!);
+  const scoring: Scoring = [...path].some((n) => n.op_type === 'Sigmoid') ? 'sigmoid' : 'softmax';
+  const ge = g.consumersOf(am.output[0]!).find((c) => c.op_type === 'GatherElements' && c.input[1] === am.output[0]);
+  const rmax = g.consumersOf(am.input[0]!).find((c) => c.op_type === 'ReduceMax');
+  const wStart = ge?.output[0] ?? rmax?.output[0] ?? null;
+  const w = wStart ? followWeights(g, wStart) : null;
+  return graphRouter(g, gate, am, am, { topK: 1, scoring, kind: 'switch-top1', ids: am.output[0]!, weights: w, renormalize: false });
+}
+
+function fusedRouter(g: GraphIndex, n: OnnxNode): Candidate | null {
+  const logits = n.input[1];
+  if (!logits) return null;
+  const fc1 = g.initializers.get(n.input[2] ?? '');
+  const gate = gateOf(g, logits);
+  const experts = fc1 ? toNum(fc1.dims[0]) : gate?.experts ?? 0;
+  if (experts < 2) return null;
+  const sparseMixer = attrInt(n, 'use_sparse_mixer', 0) === 1;
+  const k = sparseMixer ? 2 : attrInt(n, 'k', 1);
+  const normalize = attrInt(n, 'normalize_routing_weights', 0) === 1;
+  const weightsTensor = n.op_type === 'QMoE' && n.input[14] ? n.input[14] : null;
+  return {
+    layer: null,
+    order: g.order.get(n)!,
+    gate: gate && gate.logits === logits ? gate : null,
+    selectionNode: n,
+    info: {
+      experts,
+      topK: k,
+      scoring: 'softmax',
+      kind: n.op_type === 'QMoE' ? 'fused-qmoe' : 'fused-moe',
+      selection: 'derived',
+      renormalize: normalize,
+      scalingFactor: null,
+      bias: null,
+      groups: null,
+      tensors: { logits, ids: null, weights: null, gateWeight: gate && gate.logits === logits ? gate.weight : null },
+      derived: { k, normalize, sparseMixer, weightsTensor },
+      node: n.name || n.op_type,
+    },
+  };
+}
+
+/** Find every MoE router of a loaded model. Routers come back sorted by layer. */
+export function discoverRouters(m: LoadedModel): ModelRouting {
+  const g = m.graph;
+  const candidates: Candidate[] = [];
+  const topkByGate = new Map<string, { gate: Gate; topks: OnnxNode[]; argmaxes: OnnxNode[] }>();
+  for (const n of g.nodes) {
+    if ((n.op_type === 'MoE' || n.op_type === 'QMoE') && (n.domain === 'com.microsoft' || n.domain === '')) {
+      const c = fusedRouter(g, n);
+      if (c) candidates.push(c);
+      continue;
+    }
+    if (n.op_type !== 'TopK' && n.op_type !== 'ArgMax') continue;
+    const gate = gateOf(g, n.input[0]!);
+    if (!gate) continue;
+    let entry = topkByGate.get(gate.logits);
+    if (!entry) topkByGate.set(gate.logits, (entry = { gate, topks: [], argmaxes: [] }));
+    (n.op_type === 'TopK' ? entry.topks : entry.argmaxes).push(n);
+  }
+  const fusedLogits = new Set(candidates.map((c) => c.info.tensors.logits));
+  for (const { gate, topks, argmaxes } of topkByGate.values()) {
+    if (fusedLogits.has(gate.logits)) continue;
+    const c = topks.length ? topkRouters(g, topks, gate) : argmaxRouters(g, argmaxes, gate);
+    if (c) candidates.push(c);
+  }
+  candidates.sort((a, b) => a.order - b.order);
+
+  // Layer of every node (for dense layers, expert weights and shared experts).
+  const layerOfNode = new Map<OnnxNode, number>();
+  for (const n of g.nodes) {
+    const l = nodeLayer(n);
+    if (l) layerOfNode.set(n, l.layer);
+  }
+  for (const c of candidates) {
+    const sources: (OnnxNode | null | undefined)[] = [c.selectionNode, c.gate?.node];
+    for (const s of sources) {
+      const l = s ? nodeLayer(s) : null;
+      if (l) {
+        c.layer = l;
+        break;
+      }
+    }
+    if (!c.layer && c.info.tensors.gateWeight) {
+      const l = layerInText(c.info.tensors.gateWeight);
+      if (l !== null) c.layer = { layer: l, source: 'initializer' };
+    }
+  }
+  const named = candidates.every((c) => c.layer !== null) && new Set(candidates.map((c) => c.layer!.layer)).size === candidates.length;
+  const routers: RouterInfo[] = candidates.map((c, i) => {
+    const layer = named ? c.layer! : { layer: i, source: 'order' as const };
+    return {
+      layer: layer.layer,
+      layerSource: layer.source,
+      ...c.info,
+      sharedExpert: named ? sharedExpertOf(g, layerOfNode, layer.layer) : null,
+      expertBytes: expertBytesOf(g, layerOfNode, named ? layer.layer : null, c),
+    };
+  });
+  routers.sort((a, b) => a.layer - b.layer);
+  const allLayers = new Set(layerOfNode.values());
+  const routed = new Set(routers.map((r) => r.layer));
+  const numLayers = allLayers.size ? Math.max(...allLayers) + 1 : null;
+  const denseLayers = named && numLayers !== null ? [...Array(numLayers).keys()].filter((l) => allLayers.has(l) && !routed.has(l)) : [];
+  return { routers, denseLayers, numLayers };
+}
+
+function initializerInputs(g: GraphIndex, n: OnnxNode): OnnxTensor[] {
+  const out: OnnxTensor[] = [];
+  for (const x of n.input) {
+    const t = g.initializers.get(x);
+    if (t) out.push(t);
+  }
+  return out;
+}
+
+function sharedExpertOf(g: GraphIndex, layerOfNode: Map<OnnxNode, number>, layer: number): RouterInfo['sharedExpert'] {
+  let bytes = 0;
+  let found = false;
+  let gated = false;
+  const counted = new Set<string>();
+  for (const n of g.nodes) {
+    if (layerOfNode.get(n) !== layer) continue;
+    const scope = nodeScope(n);
+    if (!/shared_expert/.test(scope)) continue;
+    found = true;
+    if (/shared_expert_gate/.test(scope)) {
+      gated = true;
+      continue;
+    }
+    for (const t of initializerInputs(g, n)) {
+      if (t.dims.length < 2 || counted.has(t.name)) continue;
+      counted.add(t.name);
+      bytes += tensorBytes(t);
+    }
+  }
+  return found ? { gated, bytes } : null;
+}
+
+/** Bytes of one routed expert: initializers shaped [E, …] used in the router's layer, divided by E. */
+function expertBytesOf(g: GraphIndex, layerOfNode: Map<OnnxNode, number>, layer: number | null, c: Candidate): number | null {
+  const E = c.info.experts;
+  const n = c.selectionNode;
+  if (n.op_type === 'MoE' || n.op_type === 'QMoE') {
+    let total = 0;
+    for (let i = 2; i < n.input.length; i++) {
+      if (i === 14) continue; // QMoE router weights are not expert weights
+      const t = g.initializers.get(n.input[i]!);
+      if (t && toNum(t.dims[0]) === E) total += tensorBytes(t);
+    }
+    return total > 0 ? total / E : null;
+  }
+  if (layer === null) return null;
+  // Stacked expert weights [E, …] (batched exports), or per-expert modules (`experts.3.w1`) in this layer.
+  let stacked = 0;
+  let perExpert = 0;
+  const counted = new Set<string>();
+  for (const node of g.nodes) {
+    const l = layerOfNode.get(node) ?? null;
+    const scope = nodeScope(node);
+    if (/shared_expert/.test(scope)) continue;
+    for (const t of initializerInputs(g, node)) {
+      if (counted.has(t.name) || t.name === c.info.tensors.gateWeight) continue;
+      if ((l ?? layerInText(t.name)) !== layer) continue;
+      const expertScope = /experts/.test(scope) || /experts/.test(t.name);
+      if (toNum(t.dims[0]) === E && (t.dims.length >= 3 || (t.dims.length === 2 && expertScope))) {
+        counted.add(t.name);
+        stacked += tensorBytes(t);
+      } else if (/experts[._/]\d+[._/]/.test(scope) || /experts[._/]\d+[._/]/.test(t.name)) {
+        counted.add(t.name);
+        perExpert += tensorBytes(t);
+      }
+    }
+  }
+  const total = stacked + perExpert;
+  return total > 0 ? total / E : null;
+}
+
+/** Whether a TopK/ArgMax/MoE node sits inside an If/Loop/Scan subgraph (merged decoders keep their layers there). */
+function routersInSubgraphs(g: GraphIndex): boolean {
+  const visit = (nodes: OnnxNode[], depth: number): boolean =>
+    nodes.some((n) =>
+      n.attribute.some((a) =>
+        [a.g, ...(a.graphs ?? [])].some((sub) => sub && (sub.node.some((x) => depth > 0 && ['TopK', 'ArgMax', 'MoE', 'QMoE'].includes(x.op_type)) || visit(sub.node, depth + 1))),
+      ),
+    );
+  return visit(g.nodes, 1);
+}
+
+/** Like discoverRouters, but a model without any router is a user error naming the patterns tried. */
+export function requireRouters(m: LoadedModel, label: string): ModelRouting {
+  const r = discoverRouters(m);
+  if (r.routers.length === 0) {
+    if (routersInSubgraphs(m.graph))
+      throw new UserError(
+        `${label} keeps its layers inside If/Loop subgraphs (a merged decoder); moescope reads routers in the main graph: use the non-merged export (Optimum: --no-post-process, decoder_model.onnx / decoder_with_past_model.onnx).`,
+      );
+    throw new UserError(`no MoE router found in ${label} (tried: ${PATTERNS_TRIED.join('; ')}).`);
+  }
+  return r;
+}

@@ -1,0 +1,219 @@
+/**
+ * The generation loop: for each prompt, one forward pass over the prompt (one batch of prompt tokens), then one
+ * pass per generated token (one batch each). A generated token's routing is what the model computes when that
+ * token is fed, so N generated tokens take N passes after the prompt; the last pass's logits are not sampled.
+ * Runs wherever it is called — the worker (src/engine/worker.ts) or in-process (tests, benchmarks).
+ */
+import type { RoutingBatch } from '../core/batch.js';
+import { encodeF16 } from '../core/f16.js';
+import { UserError } from '../core/errors.js';
+import type { RoutingRows } from './capture.js';
+import type { ModelRunner } from './runner.js';
+import type { TextCodec } from './tokenizer.js';
+
+export interface PromptSpec {
+  /** Prompt text (needs a tokenizer). */
+  text?: string;
+  /** Token ids instead of text. */
+  ids?: number[];
+  /** Label carried by every token of this prompt (its domain: "code", "prose" …). */
+  tag?: string | null;
+}
+
+export interface GenerateOptions {
+  prompts: PromptSpec[];
+  /** Tokens to generate per prompt; 0 runs the prompt only. */
+  maxTokens: number;
+  /** 0 or absent: greedy. */
+  temperature?: number;
+  seed?: number;
+  /** Cycle through the prompts until stopped (the live demo). */
+  loop?: boolean;
+  /** Stop a sequence at an end-of-sequence token (default true). */
+  stopAtEos?: boolean;
+  /** First sequence id (default 0). */
+  firstSeq?: number;
+}
+
+export type StopReason = 'max-tokens' | 'eos' | 'stopped';
+
+export interface SequenceResult {
+  seq: number;
+  tag: string | null;
+  prompt: string;
+  promptIds: number[];
+  generatedIds: number[];
+  text: string;
+  stop: StopReason;
+  /** Time of the prompt pass and of all decode passes, ms. */
+  promptMs: number;
+  decodeMs: number;
+}
+
+export type GenerationEvent =
+  | { type: 'batch'; batch: RoutingBatch }
+  | { type: 'sequence-start'; seq: number; tag: string | null; prompt: string; promptIds: number[] }
+  /** Text appended to the sequence's decoded output by the latest generated token. */
+  | { type: 'text'; seq: number; tokenId: number; delta: string }
+  | { type: 'sequence-end'; result: SequenceResult };
+
+export interface LoopControl {
+  stopped(): boolean;
+  /** Resolves when not paused. */
+  waitWhilePaused(): Promise<void>;
+}
+
+export const NO_CONTROL: LoopControl = { stopped: () => false, waitWhilePaused: async () => {} };
+
+/**
+ * Incremental detokenisation in constant time per token (transformers' TextStreamer scheme): decode a short window
+ * of recent tokens, emit what it adds, and hold text back while it ends in an incomplete UTF-8 character.
+ */
+export class TextStream {
+  private readonly ids: number[] = [];
+  private prefix = 0;
+  private read = 0;
+  constructor(private readonly codec: TextCodec) {}
+
+  push(id: number): string {
+    this.ids.push(id);
+    const before = this.codec.decode(this.ids.slice(this.prefix, this.read));
+    const now = this.codec.decode(this.ids.slice(this.prefix));
+    if (now.length <= before.length || now.endsWith('\uFFFD')) return '';
+    this.prefix = this.read;
+    this.read = this.ids.length;
+    return now.slice(before.length);
+  }
+}
+
+/** Wall-clock time in ns since the Unix epoch. */
+export function nowNs(): bigint {
+  return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
+}
+
+/** mulberry32: small, fast, seedable — the same seed gives the same samples. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Greedy argmax (first maximum) at temperature 0, else a sample from softmax(logits / T). */
+export function sampleToken(logits: Float32Array, temperature: number, rand: () => number): number {
+  let best = 0;
+  for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
+  if (!(temperature > 0)) return best;
+  const max = logits[best]!;
+  let sum = 0;
+  const p = new Float64Array(logits.length);
+  for (let i = 0; i < logits.length; i++) sum += p[i] = Math.exp((logits[i]! - max) / temperature);
+  let r = rand() * sum;
+  for (let i = 0; i < p.length; i++) {
+    r -= p[i]!;
+    if (r <= 0) return i;
+  }
+  return best;
+}
+
+/**
+ * The RoutingBatch of `rows` (already laid out like the batch columns): built directly, one allocation per
+ * column, float16 through src/core/f16. Token i has id ids[i] and position firstPos + i.
+ */
+export function batchFromRows(rows: RoutingRows, seq: number, firstPos: number, ids: number[], isPrompt: boolean, tag: string | null, codec: TextCodec): RoutingBatch {
+  const n = rows.n;
+  const pos = new Uint32Array(n);
+  for (let t = 0; t < n; t++) pos[t] = firstPos + t;
+  return {
+    length: n,
+    seq: new Uint32Array(n).fill(seq),
+    pos,
+    tokenId: Int32Array.from(ids.slice(0, n)),
+    token: ids.slice(0, n).map((id) => codec.tokenText(id)),
+    isPrompt: new Uint8Array(n).fill(isPrompt ? 1 : 0),
+    tNs: new BigInt64Array(n).fill(nowNs()),
+    experts: Uint16Array.from(rows.experts),
+    weights: encodeF16(rows.weights),
+    logits: rows.logits ? encodeF16(rows.logits) : null,
+    tag: tag === null ? null : new Array<string | null>(n).fill(tag),
+  };
+}
+
+export async function runGeneration(
+  runner: ModelRunner,
+  opts: GenerateOptions,
+  emit: (e: GenerationEvent) => void,
+  control: LoopControl = NO_CONTROL,
+): Promise<SequenceResult[]> {
+  if (opts.prompts.length === 0) throw new UserError('no prompts to run.');
+  if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0) throw new UserError(`max tokens must be a non-negative integer, got ${opts.maxTokens}.`);
+  const rand = seededRandom(opts.seed ?? 0);
+  const temperature = opts.temperature ?? 0;
+  const stopAtEos = opts.stopAtEos ?? true;
+  const codec = runner.codec;
+  const results: SequenceResult[] = [];
+  const encoded = opts.prompts.map((p) => {
+    const ids = p.ids ?? codec.encode(p.text ?? '');
+    if (ids.length === 0) throw new UserError(`prompt ${JSON.stringify((p.text ?? '').slice(0, 40))} has no tokens.`);
+    return { ids, text: p.text ?? codec.decode(ids), tag: p.tag ?? null };
+  });
+  let seq = opts.firstSeq ?? 0;
+
+  const toBatch = (rows: RoutingRows, s: number, firstPos: number, ids: number[], isPrompt: boolean, tag: string | null) =>
+    batchFromRows(rows, s, firstPos, ids, isPrompt, tag, codec);
+
+  do {
+    for (const p of encoded) {
+      await control.waitWhilePaused();
+      if (control.stopped()) return results;
+      const s = seq++;
+      emit({ type: 'sequence-start', seq: s, tag: p.tag, prompt: p.text, promptIds: p.ids });
+      const st = runner.newSequence();
+      let t0 = performance.now();
+      let out = await runner.forward(st, p.ids);
+      const promptMs = performance.now() - t0;
+      if (out.rows) emit({ type: 'batch', batch: toBatch(out.rows, s, 0, p.ids, true, p.tag) });
+      const generated: number[] = [];
+      let text = '';
+      const stream = new TextStream(codec);
+      let stop: StopReason = 'max-tokens';
+      let decodeMs = 0;
+      while (generated.length < opts.maxTokens) {
+        await control.waitWhilePaused();
+        if (control.stopped()) {
+          stop = 'stopped';
+          break;
+        }
+        const next = sampleToken(out.logits, temperature, rand);
+        generated.push(next);
+        const delta = stream.push(next);
+        text += delta;
+        emit({ type: 'text', seq: s, tokenId: next, delta });
+        t0 = performance.now();
+        out = await runner.forward(st, [next]);
+        decodeMs += performance.now() - t0;
+        if (out.rows) emit({ type: 'batch', batch: toBatch(out.rows, s, st.ids.length - 1, [next], false, p.tag) });
+        if (stopAtEos && codec.eos.has(next)) {
+          stop = 'eos';
+          break;
+        }
+      }
+      const rest = codec.decode(generated);
+      if (rest.startsWith(text) && rest.length > text.length) {
+        // bytes held back at the end (an incomplete UTF-8 character): the last token's text event carries them
+        const tail = rest.slice(text.length);
+        text = rest;
+        emit({ type: 'text', seq: s, tokenId: generated[generated.length - 1]!, delta: tail });
+      }
+      const result: SequenceResult = { seq: s, tag: p.tag, prompt: p.text, promptIds: p.ids, generatedIds: generated, text, stop, promptMs, decodeMs };
+      if (!opts.loop) results.push(result); // the live demo loops forever: keep nothing
+      emit({ type: 'sequence-end', result });
+      if (stop === 'stopped') return results;
+    }
+  } while (opts.loop && !control.stopped());
+  return results;
+}

@@ -1,0 +1,150 @@
+/**
+ * `moescope inspect`: what discovery found, as a stable JSON document (docs/inspect.md) and as a table.
+ */
+import { join } from 'node:path';
+import { statSync } from 'node:fs';
+import { PATTERNS_TRIED, discoverRouters, requireRouters, type RouterInfo } from './discover.js';
+import { loadModel, toNum } from './onnx-model.js';
+
+/** One router in the inspect JSON. Field order and names are part of the documented format. */
+export interface InspectRouter {
+  layer: number;
+  experts: number;
+  topK: number;
+  scoring: RouterInfo['scoring'];
+  kind: RouterInfo['kind'];
+  selection: RouterInfo['selection'];
+  renormalize: boolean;
+  scalingFactor: number | null;
+  bias: string | null;
+  groups: RouterInfo['groups'];
+  sharedExpert: RouterInfo['sharedExpert'];
+  expertBytes: number | null;
+  layerSource: RouterInfo['layerSource'];
+  node: string;
+  tensors: RouterInfo['tensors'];
+}
+
+export interface InspectReport {
+  model: string;
+  format: {
+    irVersion: number;
+    opsets: Record<string, number>;
+    producer: string | null;
+    externalData: string[];
+  };
+  inputs: string[];
+  /** True when the model takes past_key_values.* (KV-cache decode). */
+  kvCache: boolean;
+  numLayers: number | null;
+  denseLayers: number[];
+  routers: InspectRouter[];
+  patternsTried: string[];
+}
+
+export interface InspectOptions {
+  /** Throw a UserError when no router is found (default true). */
+  requireRouters?: boolean;
+}
+
+export function inspectModel(path: string, opts: InspectOptions = {}): InspectReport {
+  const m = loadModel(path);
+  const found = opts.requireRouters === false ? discoverRouters(m) : requireRouters(m, path);
+  const model = statSync(path).isDirectory() ? join(path, 'model.onnx') : path;
+  const opsets: Record<string, number> = {};
+  for (const o of m.model.opset_import) opsets[o.domain || 'ai.onnx'] = toNum(o.version);
+  const inputs = [...m.graph.inputs];
+  return {
+    model,
+    format: {
+      irVersion: toNum(m.model.ir_version),
+      opsets,
+      producer: m.model.producer_name ? `${m.model.producer_name}${m.model.producer_version ? ' ' + m.model.producer_version : ''}` : null,
+      externalData: m.externalFiles,
+    },
+    inputs,
+    kvCache: inputs.some((n) => n.startsWith('past_key_values.') || n.startsWith('past.')),
+    numLayers: found.numLayers,
+    denseLayers: found.denseLayers,
+    routers: found.routers.map((r) => ({
+      layer: r.layer,
+      experts: r.experts,
+      topK: r.topK,
+      scoring: r.scoring,
+      kind: r.kind,
+      selection: r.selection,
+      renormalize: r.renormalize,
+      scalingFactor: r.scalingFactor,
+      bias: r.bias,
+      groups: r.groups,
+      sharedExpert: r.sharedExpert,
+      expertBytes: r.expertBytes,
+      layerSource: r.layerSource,
+      node: r.node,
+      tensors: r.tensors,
+    })),
+    patternsTried: PATTERNS_TRIED,
+  };
+}
+
+export function formatBytes(n: number | null): string {
+  if (n === null) return '—';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${u === 0 ? v.toFixed(0) : v.toFixed(1)} ${units[u]}`;
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd());
+}
+
+/** The human-readable form. */
+export function formatInspect(r: InspectReport): string {
+  const out: string[] = [];
+  const opsets = Object.entries(r.format.opsets).map(([d, v]) => (d === 'ai.onnx' ? `opset ${v}` : `${d} ${v}`)).join(', ');
+  out.push(`${r.model}`);
+  out.push(
+    `  IR ${r.format.irVersion}, ${opsets}${r.format.producer ? `, by ${r.format.producer}` : ''}` +
+      `${r.format.externalData.length ? `, external data ${r.format.externalData.join(', ')}` : ''}`,
+  );
+  out.push(`  inputs: ${r.inputs.filter((n) => !n.startsWith('past')).join(', ')}${r.kvCache ? ' + KV cache (past_key_values.*)' : ' (no KV cache: full recompute per token)'}`);
+  const dense = r.denseLayers.length ? `; dense layers ${r.denseLayers.join(', ')}` : '';
+  out.push(`  ${r.routers.length} MoE layer${r.routers.length === 1 ? '' : 's'}${r.numLayers !== null ? ` of ${r.numLayers}` : ''}${dense}`);
+  out.push('');
+  const rows: string[][] = [['layer', 'kind', 'experts', 'k', 'scoring', 'selection', 'renorm', 'scale', 'groups', 'bias', 'shared expert', 'expert size']];
+  for (const x of r.routers)
+    rows.push([
+      String(x.layer),
+      x.kind,
+      String(x.experts),
+      String(x.topK),
+      x.scoring,
+      x.selection,
+      x.renormalize ? 'yes' : 'no',
+      x.scalingFactor === null ? '—' : String(+x.scalingFactor.toPrecision(4)),
+      x.groups ? `${x.groups.topk} of ${x.groups.count}` : '—',
+      x.bias ? 'yes' : '—',
+      x.sharedExpert ? `${formatBytes(x.sharedExpert.bytes)}${x.sharedExpert.gated ? ', gated' : ''}` : '—',
+      formatBytes(x.expertBytes),
+    ]);
+  out.push(...table(rows).map((l) => '  ' + l));
+  out.push('');
+  out.push('  tensors:');
+  for (const x of r.routers) {
+    const t = x.tensors;
+    const parts = [`logits ${t.logits}`];
+    if (t.ids) parts.push(`ids ${t.ids}`);
+    if (t.weights) parts.push(`weights ${t.weights}`);
+    if (x.selection === 'derived') parts.push('selection derived from the logits following the op attributes');
+    out.push(`    L${x.layer}: ${parts.join(' · ')}`);
+  }
+  if (r.routers.some((x) => x.layerSource === 'order'))
+    out.push('  note: the graph does not name its layers; layer numbers are the routers\' order in the graph.');
+  return out.join('\n');
+}
