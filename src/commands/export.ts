@@ -10,12 +10,14 @@ export function registerExport(program: Command): void {
     .addHelpText(
       'after',
       '\nEach output is written to a temporary file and renamed into place only when complete.\n' +
-        'A trace cut short exports its complete tokens, with a note on stderr.',
+        'A trace cut short exports its complete tokens, says so on stderr and exits 2.',
     )
     .action(async (trace: string, o: { parquet?: string; jsonl?: string }) => {
       const { exportTrace } = await import('../trace/export/index.js');
-      const { results, notes } = exportTrace(trace, { jsonl: o.jsonl, parquet: o.parquet });
+      const { flagTruncated } = await import('./truncation.js');
+      const { results, notes, truncated, tokens } = exportTrace(trace, { jsonl: o.jsonl, parquet: o.parquet });
       for (const note of notes) process.stderr.write(`moescope: note: ${note}\n`);
       for (const r of results) process.stdout.write(`wrote ${r.path}: ${r.tokens} tokens (${r.format})\n`);
+      flagTruncated(trace, truncated, tokens);
     });
 }

@@ -115,6 +115,7 @@ async function loadsFromTrace(path: string): Promise<Loads> {
     for (const b of t.batches()) countAssignments(b.experts, 0, b.length, L, topK, experts, counts);
     const loads = layers.map((_, l) => counts.slice(l * experts, (l + 1) * experts));
     const note = t.truncated ? `${path} is cut short: counted its ${t.tokenCount} complete tokens` : undefined;
+    (await import('./truncation.js')).flagTruncated(path, t.truncated, t.tokenCount);
     return { source: path, layers: [...layers], loads, ...(note ? { note } : {}) };
   } finally {
     t.close();

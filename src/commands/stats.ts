@@ -34,7 +34,8 @@ export function registerStats(program: Command): void {
     .option('--warn-drift <bits>', 'drift threshold, JS divergence from the first window in bits (default 0.05)', floatArg('--warn-drift', 0))
     .action(async (file: string, flags: StatsFlags) => {
       process.stdout.write(await runStats(file, flags));
-    });
+    })
+    .addHelpText('after', '\nA trace cut short is analysed over its complete tokens, then reported on stderr with exit code 2.');
 }
 
 /** `moescope stats`: trace reader → stats accumulators → JSON or text (stats never imports trace; this composes them). */
@@ -81,6 +82,8 @@ async function runStats(file: string, flags: StatsFlags): Promise<string> {
     } else extra = { balancedness: null };
     const result = analysis.result(extra);
     const cut = trace.truncated;
+    const { flagTruncated } = await import('./truncation.js');
+    flagTruncated(file, cut, trace.tokenCount);
     if (flags.json) return JSON.stringify({ ...result, truncated: cut !== null }, null, 2) + '\n';
     return formatStatsText(result, {
       file,

@@ -42,6 +42,7 @@ export async function runReplay(opts: ReplayOptions): Promise<void> {
         model.add(c.batch);
       }
       (opts.out ?? process.stdout).write(formatSummary(model, { title: `replay ${opts.trace}`, notes }, placement));
+      if (trace.truncated) process.exitCode = 2; // the summary's note names the cut (docs/tui.md)
       return;
     }
     if (trace.tokenCount === 0 && !opts.follow) throw new UserError(`${opts.trace}: the trace has no tokens (use --follow to wait for them)`);

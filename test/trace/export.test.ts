@@ -43,7 +43,7 @@ test('export --jsonl then import jsonl gives back the same trace, bit for bit', 
   c.close();
 });
 
-test('export of a cut trace exports the complete tokens and says so, in both formats', (ctx) => {
+test('export of a cut trace exports the complete tokens, says so in one line and exits 2, in both formats', (ctx) => {
   const tmp = tempDir(ctx);
   const src = tmp.path('src.arrows');
   const w = TraceWriter.create(src, { schema: SCHEMA, meta: META, batchTokens: 40 });
@@ -53,8 +53,9 @@ test('export of a cut trace exports the complete tokens and says so, in both for
   copyFileSync(src, cut);
   truncateSync(cut, statSync(src).size - 100);
   const r = moescope('export', cut, '--jsonl', tmp.path('cut.jsonl'), '--parquet', tmp.path('cut.parquet'));
-  assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, /cut inside a batch \(40 rows lost\); exporting the 80 complete tokens/);
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /cut\.arrows is truncated at byte \d+ \(40 tokens lost\); the output covers its 80 complete tokens/);
   assert.equal(readFileSync(tmp.path('cut.jsonl'), 'utf8').trim().split('\n').length, 81);
   const pq = readFileSync(tmp.path('cut.parquet'));
   assert.equal(Number(parquetMetadata(pq.buffer.slice(pq.byteOffset, pq.byteOffset + pq.byteLength)).num_rows), 80);

@@ -4,7 +4,7 @@
  */
 import { resolve } from 'node:path';
 import { UserError } from '../../core/errors.js';
-import { openTrace, type TraceReader } from '../reader.js';
+import { openTrace, type TraceReader, type Truncation } from '../reader.js';
 import { writeJsonl } from './jsonl.js';
 import { writeParquet } from './parquet.js';
 import { AtomicFile, TextSink } from './sink.js';
@@ -36,8 +36,11 @@ const EXPORTERS: Record<ExportFormat, Exporter> = {
   parquet: (trace, path) => atomically(new AtomicFile(path), (out) => writeParquet(trace, out)),
 };
 
-/** Writes each requested output; returns what was written, and notes (e.g. a truncated source). */
-export function exportTrace(tracePath: string, outputs: Partial<Record<ExportFormat, string>>): { results: ExportResult[]; notes: string[] } {
+/** Writes each requested output; returns what was written, notes, and the source's truncation (if cut short). */
+export function exportTrace(
+  tracePath: string,
+  outputs: Partial<Record<ExportFormat, string>>,
+): { results: ExportResult[]; notes: string[]; truncated: Truncation | null; tokens: number } {
   const wanted = (Object.keys(EXPORTERS) as ExportFormat[]).filter((f) => outputs[f] !== undefined);
   if (wanted.length === 0) throw new UserError('say what to write: --jsonl FILE and/or --parquet FILE');
   const seen = new Map<string, ExportFormat>();
@@ -51,11 +54,9 @@ export function exportTrace(tracePath: string, outputs: Partial<Record<ExportFor
   const trace = openTrace(tracePath);
   try {
     const notes: string[] = [];
-    if (trace.truncated)
-      notes.push(`${tracePath} is cut inside a batch (${trace.truncated.rowsLost ?? 'an unknown number of'} rows lost); exporting the ${trace.tokenCount} complete tokens`);
-    else if (!trace.complete) notes.push(`${tracePath} has no end-of-stream marker (recording interrupted or still running); exporting its ${trace.tokenCount} tokens`);
+    if (!trace.truncated && !trace.complete) notes.push(`${tracePath} has no end-of-stream marker (recording interrupted or still running); exporting its ${trace.tokenCount} tokens`);
     const results = wanted.map((format) => ({ format, path: outputs[format]!, tokens: EXPORTERS[format](trace, outputs[format]!) }));
-    return { results, notes };
+    return { results, notes, truncated: trace.truncated, tokens: trace.tokenCount };
   } finally {
     trace.close();
   }

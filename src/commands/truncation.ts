@@ -1,0 +1,14 @@
+import type { Truncation } from '../trace/reader.js';
+
+/**
+ * A trace cut short (a killed recorder) is bad input: the command still shows or writes what its complete tokens
+ * say — nothing readable is lost — then names the problem in one line on stderr and exits 2, so scripts notice.
+ */
+export function flagTruncated(path: string, cut: Truncation | null, completeTokens: number): void {
+  if (!cut) return;
+  const lost = cut.rowsLost !== null ? `${cut.rowsLost} tokens lost` : 'its last batch lost';
+  process.stderr.write(
+    `moescope: ${path} is truncated at byte ${cut.atByte} (${lost}); the output covers its ${completeTokens} complete tokens\n`,
+  );
+  process.exitCode = 2;
+}
