@@ -31,7 +31,7 @@ export function registerRun(program: Command): void {
     .option('--greedy', 'greedy decoding (the default)')
     .option('--temperature <t>', 'sample with this temperature', floatArg('--temperature', 0))
     .option('--seed <s>', 'seed for sampling', intArg('--seed', 0), 0)
-    .option('--ep <provider>', 'execution provider', choiceArg('--ep', ['cpu', 'cuda', 'webgpu'] as const), 'cpu')
+    .option('--ep <provider>', 'execution provider: cpu, cuda or webgpu (cuda needs the CUDA build, see README)', choiceArg('--ep', ['cpu', 'cuda', 'webgpu'] as const), 'cpu')
     .option('--device-id <n>', 'GPU index for cuda', intArg('--device-id', 0), 0)
     .option('--tokenizer <file>', 'tokenizer.json (default: the one beside the model)')
     .option('--record <trace>', 'record the routing to an Arrow trace (.arrows)')
