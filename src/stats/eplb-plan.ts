@@ -5,6 +5,7 @@
 import { balancedness, type Balancedness } from './balancedness.js';
 import { rebalanceExperts, type EplbPlan } from './eplb.js';
 import { checkLoads, contiguousPlacement, type LayerLoads } from './placement.js';
+import { deviceTotals } from './device-load.js';
 
 export interface PlanOptions {
   replicas: number;
@@ -49,9 +50,8 @@ export interface PlanComparison {
 }
 
 function summarise(b: Balancedness): PlacementSummary {
-  const gpus = b.devices[0]!.length;
-  const gpuTotals = new Array<number>(gpus).fill(0);
-  for (const row of b.devices) for (let d = 0; d < gpus; d++) gpuTotals[d]! += row[d]!;
+  const gpuTotals = deviceTotals(b.devices);
+  const gpus = gpuTotals.length;
   let busiestGpu = 0;
   let idlestGpu = 0;
   for (let d = 1; d < gpus; d++) {

@@ -56,3 +56,11 @@ export type { LossFreeOptions, LossFreeResult } from './loss-free.js';
 export { formatStatsText } from './text.js';
 export * from './load.js';
 export * from './losses.js';
+// Numbers the live views show (docs/metrics.md § Relative load, § Expert groups, § Router-margin histogram,
+// § Per-device load and weights, § Token rate and memory); the store calls these and only copies the results.
+export * from './relative-load.js';
+export * from './expert-groups.js';
+export * from './margin-histogram.js';
+export * from './device-load.js';
+export * from './token-rate.js';
+export * from './memory-use.js';

@@ -1,25 +1,38 @@
 /**
  * Frames: immutable snapshots of the model that views render. Built at most ~15 times a second (and at once when
  * the selection changes), so views never see a half-applied batch and never compute anything themselves.
- * Every number comes from src/stats; this module only gathers, copies and normalises for display.
+ * Every number comes from src/stats (load.ts, relative-load.ts, margin-histogram.ts, device-load.ts, token-rate.ts,
+ * memory-use.ts …); this module only gathers inputs from the model and copies the results.
  */
 import { F16_TO_F32 } from '../core/f16.js';
 import type { GpuMemory } from '../core/memory.js';
 import {
   RowScorer,
+  busiestExpert,
   coverageExperts,
   deadExperts,
+  deviceShares,
+  deviceSlotsPerLayer,
+  deviceWeightBytes,
+  fractionsOfPeak,
   loadCv,
   loadEntropy,
   loadMaxVio,
   loadShares,
+  marginHistogram,
+  meanSampleIntervalMs,
+  memoryUsedShare,
+  recentTokenRate,
+  relativeLoadsInto,
   topNShare,
+  totalLoad,
+  uniformTopNShare,
   type CollapseWarning,
   type LayerMetrics,
+  type MarginHistogram,
   type Scope,
 } from '../stats/index.js';
 import { randomCoactivation, type CoactivationPair } from '../stats/coactivation.js';
-import { layerMap, slotDevice } from '../stats/placement.js';
 import type { PlacementSpec } from './placement.js';
 import { balancedness } from '../stats/balancedness.js';
 import type { RoutingModel } from './model.js';
@@ -34,12 +47,7 @@ export interface Selection {
   placement: PlacementSpec | null;
 }
 
-export interface Histogram {
-  /** Lower edge of bin i is edges[i]; the last bin's upper edge is edges[bins]. */
-  edges: number[];
-  counts: number[];
-  /** Values counted. */
-  total: number;
+export interface Histogram extends MarginHistogram {
   /** Tokens the histogram covers: [start, end). */
   range: { start: number; end: number };
 }
@@ -51,6 +59,8 @@ export interface LayerDetail {
   assignments: number;
   /** Top-N share at perfect balance, N/E. */
   uniformTopNShare: number;
+  /** Per expert, its share ÷ the busiest expert's share (1 for the busiest; all 0 with no load): bar lengths. */
+  shareOfBusiest: number[];
   /** Most co-activated pairs over the run (null when the model is too large to keep the L·E² counts). */
   coactivation: CoactivationPair[] | null;
   /** coact(i, j) under independent uniform routing, (K−1)/(E−1). */
@@ -177,7 +187,6 @@ export interface Frame {
 }
 
 const RATE_SPAN_MS = 5000;
-const MARGIN_BINS = 20;
 
 export function buildFrame(model: RoutingModel, sel: Selection): Frame {
   const L = model.layers;
@@ -196,18 +205,14 @@ export function buildFrame(model: RoutingModel, sel: Selection): Frame {
   const busiestShare = new Float32Array(L);
   for (let l = 0; l < L; l++) {
     const base = l * E;
-    const shares = loadShares(counts, base, E);
-    let any = false;
-    for (let e = 0; e < E; e++) if (counts[base + e]! > 0) any = true;
-    for (let e = 0; e < E; e++) relLoad[base + e] = any ? shares[e]! * E : NaN;
+    relativeLoadsInto(counts, base, E, relLoad, base);
     cv[l] = loadCv(counts, base, E);
     maxVio[l] = loadMaxVio(counts, base, E);
     entropy[l] = loadEntropy(counts, base, E);
     dead[l] = deadExperts(counts, base, E);
-    let b = 0;
-    for (let e = 1; e < E; e++) if (counts[base + e]! > counts[base + b]!) b = e;
-    busiest[l] = b;
-    busiestShare[l] = any ? shares[b]! : NaN;
+    const b = busiestExpert(counts, base, E);
+    busiest[l] = b.expert;
+    busiestShare[l] = b.share;
   }
   const warnings = stats.warnings.slice().reverse();
   const det = stats.detector;
@@ -266,13 +271,7 @@ function readerOf(model: RoutingModel): TokenReader {
 
 function rate(model: RoutingModel): number | null {
   const r = model.ring;
-  if (r.end - r.start < 2) return null;
-  const last = r.timeMs(r.end - 1);
-  let i = r.end - 1;
-  while (i > r.start && last - r.timeMs(i - 1) <= RATE_SPAN_MS) i--;
-  const span = last - r.timeMs(i);
-  const n = r.end - 1 - i;
-  return span > 0 && n > 0 ? (n * 1000) / span : null;
+  return recentTokenRate((i) => r.timeMs(i), r.start, r.end, RATE_SPAN_MS);
 }
 
 function layerDetail(model: RoutingModel, l: number, scope: Selection['scope']): LayerDetail {
@@ -301,38 +300,29 @@ function layerDetail(model: RoutingModel, l: number, scope: Selection['scope']):
   return {
     index: l,
     metrics,
-    assignments: metrics.load.reduce((a, b) => a + b, 0),
-    uniformTopNShare: stats.topN / model.experts,
+    assignments: totalLoad(metrics.load, 0, metrics.load.length),
+    uniformTopNShare: uniformTopNShare(stats.topN, model.experts),
+    shareOfBusiest: fractionsOfPeak(metrics.share),
     coactivation: model.coact ? model.coact.topPairs(l, 8) : null,
     coactivationBaseline: randomCoactivation(model.experts, model.topK),
-    margins: model.schema.hasLogits ? marginHistogram(model, l) : null,
+    margins: model.schema.hasLogits ? layerMargins(model, l) : null,
   };
 }
 
-function marginHistogram(model: RoutingModel, l: number): Histogram | null {
+function layerMargins(model: RoutingModel, l: number): Histogram | null {
   const r = model.ring;
   const E = model.experts;
   if (model.topK >= E) return null;
   const scorer = new RowScorer(E, model.topK, model.schema.scoring);
-  const counts = new Array<number>(MARGIN_BINS).fill(0);
-  let total = 0;
+  // Gathers the margins of the newest tokens with logits; binning is stats' marginHistogram.
+  const margins: number[] = [];
   let start = r.end;
   for (let i = r.end - 1; i >= r.start && r.hasLogits(i); i--) {
     start = i;
-    const lg = r.logitsOf(i)!;
-    if (!scorer.score(lg, l * E)) continue;
-    const m = scorer.margin;
-    if (!Number.isFinite(m)) continue;
-    counts[Math.min(MARGIN_BINS - 1, Math.max(0, Math.floor(m * MARGIN_BINS)))]!++;
-    total++;
+    if (scorer.score(r.logitsOf(i)!, l * E)) margins.push(scorer.margin);
   }
-  if (total === 0) return null;
-  return {
-    edges: Array.from({ length: MARGIN_BINS + 1 }, (_, i) => i / MARGIN_BINS),
-    counts,
-    total,
-    range: { start, end: r.end },
-  };
+  const h = marginHistogram(margins);
+  return h.total === 0 ? null : { ...h, range: { start, end: r.end } };
 }
 
 function tokenDetail(model: RoutingModel, i: number): TokenDetail {
@@ -373,10 +363,10 @@ function tokenDetail(model: RoutingModel, i: number): TokenDetail {
 function memoryView(model: RoutingModel): MemoryView {
   const samples = model.memory.toArray();
   const latest = samples[samples.length - 1] ?? null;
-  const gpus = latest?.gpus ? latest.gpus.map((g) => ({ ...g, usedShare: g.totalBytes > 0 ? g.usedBytes / g.totalBytes : NaN })) : null;
+  const gpus = latest?.gpus ? latest.gpus.map((g) => ({ ...g, usedShare: memoryUsedShare(g.usedBytes, g.totalBytes) })) : null;
   const gpuHistory = (gpus ?? []).map((g) => samples.map((s) => s.gpus?.find((x) => x.index === g.index)?.usedBytes ?? 0));
   const n = samples.length;
-  const intervalMs = n >= 2 ? Number(samples[n - 1]!.tNs - samples[0]!.tNs) / 1e6 / (n - 1) : null;
+  const intervalMs = n >= 2 ? meanSampleIntervalMs(samples[0]!.tNs, samples[n - 1]!.tNs, n) : null;
   return {
     gpus,
     gpuHistory,
@@ -395,34 +385,19 @@ function deviceSummary(model: RoutingModel, counts: Float64Array, spec: Placemen
   const D = placement.devices;
   const loads = Array.from({ length: L }, (_, l) => counts.subarray(l * E, (l + 1) * E));
   const b = balancedness(loads, placement);
-  const perDevice = new Float64Array(D);
-  let total = 0;
-  for (const row of b.devices)
-    for (let d = 0; d < D; d++) {
-      perDevice[d]! += row[d]!;
-      total += row[d]!;
-    }
+  const shares = deviceShares(b.devices);
   const sizes = model.meta.routers.map((r) => r.expertBytes ?? null);
-  const known = sizes.length === L && sizes.every((s) => s !== null);
-  const slots = new Float64Array(D);
-  const bytes = new Float64Array(D);
-  for (let l = 0; l < L; l++) {
-    const map = layerMap(placement, l);
-    for (let s = 0; s < map.length; s++) {
-      const d = slotDevice(s, map.length, D);
-      slots[d]!++;
-      if (known) bytes[d]! += sizes[l]!;
-    }
-  }
+  const bytes = sizes.length === L && sizes.every((s): s is number => s !== null) ? deviceWeightBytes(placement, sizes) : null;
+  const slots = deviceSlotsPerLayer(placement, L);
   return {
     devices: D,
     label: spec.label,
     loads: Array.from({ length: D }, (_, d) => ({
       device: d,
-      slots: slots[d]! / L,
-      weightBytes: known ? bytes[d]! : null,
-      loadShare: total > 0 ? perDevice[d]! / total : 0,
-      relLoad: total > 0 ? (perDevice[d]! / total) * D : 0,
+      slots: slots[d]!,
+      weightBytes: bytes ? bytes[d]! : null,
+      loadShare: shares.shares[d]!,
+      relLoad: shares.relative[d]!,
     })),
     sglang: b.sglang,
     vllm: b.vllm,

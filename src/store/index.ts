@@ -10,7 +10,7 @@
  *   const pub = startPublishing(store, model, feed, 15)            // frames at ≤ 15 fps, at once on selection change
  *   binnedRelLoad(frame, l, first, bin, columns), binLoad(…), streamTokens(…)   // layout-dependent selectors
  *   contiguousSpec(schema, D), readPlanFile(path, schema)         // placements for the Devices view
- * Every number comes from src/stats; this layer copies, bins and normalises for display.
+ * Every number comes from src/stats; this layer gathers and copies, and decides which experts share a heatmap column.
  */
 export { RoutingModel, DEFAULT_WINDOW, WINDOW_SIZES, type ModelOptions } from './model.js';
 export { TokenRing, SampleRing } from './ring.js';

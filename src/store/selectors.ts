@@ -2,46 +2,29 @@
  * Selectors over a frame that depend on the layout (how many columns the heatmap has, which tokens are on screen).
  * Views call them and only format the results.
  */
+import { groupLoad, groupPeak } from '../stats/index.js';
 import type { Frame } from './frame.js';
 
 /**
  * Relative load of experts [first, first + columns·bin) of MoE layer l, `bin` experts per column, each column the
- * load of its busiest expert (so a hot expert is never averaged away when zoomed out). NaN: no data yet.
+ * load of its busiest expert (stats' groupPeak, so a hot expert is never averaged away when zoomed out). NaN: no
+ * data yet. Which experts fall in column c is layout, decided here.
  */
 export function binnedRelLoad(frame: Frame, l: number, first: number, bin: number, columns: number, out = new Float32Array(columns)): Float32Array {
   const E = frame.experts;
   const base = l * E;
-  const rel = frame.relLoad;
   for (let c = 0; c < columns; c++) {
     const a = first + c * bin;
-    const b = Math.min(E, a + bin);
-    let m = a < b ? -Infinity : NaN;
-    for (let e = a; e < b; e++) {
-      const v = rel[base + e]!;
-      if (Number.isNaN(v)) {
-        m = NaN;
-        break;
-      }
-      if (v > m) m = v;
-    }
-    out[c] = m;
+    out[c] = groupPeak(frame.relLoad, base, a, Math.min(E, a + bin));
   }
   return out;
 }
 
-/** Assignments of experts [a, b) of layer l in the frame's scope, and their share of the layer's assignments. */
+/** Assignments of experts [a, b) of layer l in the frame's scope, their share of the layer's, and the busiest of them. */
 export function binLoad(frame: Frame, l: number, a: number, b: number): { count: number; share: number; busiest: number; busiestRel: number } {
-  const E = frame.experts;
-  const base = l * E;
-  let count = 0;
-  let total = 0;
-  let busiest = a;
-  for (let e = 0; e < E; e++) total += frame.counts[base + e]!;
-  for (let e = a; e < b; e++) {
-    count += frame.counts[base + e]!;
-    if (frame.counts[base + e]! > frame.counts[base + busiest]!) busiest = e;
-  }
-  return { count, share: total > 0 ? count / total : NaN, busiest, busiestRel: frame.relLoad[base + busiest]! };
+  const base = l * frame.experts;
+  const g = groupLoad(frame.counts, base, frame.experts, a, b);
+  return { ...g, busiestRel: frame.relLoad[base + g.busiest]! };
 }
 
 export interface StreamToken {

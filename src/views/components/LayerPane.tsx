@@ -45,7 +45,6 @@ export function LayerPane({ frame, expert, width, height }: { frame: Frame; expe
   const slots = perRow * listH;
   const page = Math.floor(Math.min(expert, E - 1) / slots);
   const first = page * slots;
-  const maxShare = m.share.reduce((a, b) => Math.max(a, b), 0);
   const lines: React.ReactNode[] = [];
   for (let r = 0; r < listH; r++) {
     let s = '';
@@ -62,7 +61,7 @@ export function LayerPane({ frame, expert, width, height }: { frame: Frame; expe
         (cursor ? SGR_RESET : '') +
         ' ' +
         esc +
-        bar(maxShare > 0 ? m.share[e]! / maxShare : 0, barW) +
+        bar(d.shareOfBusiest[e]!, barW) +
         SGR_RESET +
         ' ' +
         fmtInt(m.load[e]!).padStart(7) +
@@ -177,14 +176,13 @@ function Margins({ h, hasLogits, width, compact = false }: { h: Histogram | null
   const { theme } = useView();
   if (!hasLogits) return null;
   if (!h) return <Text color={theme.muted}>router margin: no tokens with logits yet</Text>;
-  const top = h.counts.reduce((a, b) => Math.max(a, b), 0);
   const HEIGHT = 4;
   const colW = Math.max(1, Math.min(2, Math.floor((width - 6) / h.counts.length)));
   const rows: string[] = [];
   for (let r = HEIGHT - 1; r >= 0; r--) {
     let s = '';
-    for (const c of h.counts) {
-      const eighths = top > 0 ? Math.round((c / top) * HEIGHT * 8) : 0;
+    for (const f of h.heights) {
+      const eighths = Math.round(f * HEIGHT * 8);
       const here = Math.min(8, Math.max(0, eighths - r * 8));
       s += (here === 0 ? ' ' : ' ▁▂▃▄▅▆▇█'[here]!).repeat(colW);
     }
