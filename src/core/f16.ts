@@ -60,8 +60,34 @@ export function f16ToF32(bits: number): number {
   return table[bits & 0xffff]!;
 }
 
+/**
+ * Encodes src into dst[offset…] as float16 bits, rounding as f32ToF16 does. The engine hands out Float32Arrays:
+ * those are read as raw bits through a Uint32Array view of the same memory (no float → bits round trip per
+ * value, which made this the engine's largest capture cost with logits), and the values whose float16 is normal
+ * — all but zeros, tiny numbers, overflow, Inf and NaN — are rounded in one step (see below); the rest, and other
+ * inputs, go through f32ToF16.
+ */
 export function encodeF16(src: ArrayLike<number>, dst: Uint16Array = new Uint16Array(src.length), offset = 0): Uint16Array {
-  for (let i = 0; i < src.length; i++) dst[offset + i] = f32ToF16(src[i]!);
+  const n = src.length;
+  if (!(src instanceof Float32Array)) {
+    for (let i = 0; i < n; i++) dst[offset + i] = f32ToF16(src[i]!);
+    return dst;
+  }
+  const bits = new Uint32Array(src.buffer, src.byteOffset, n);
+  for (let i = 0; i < n; i++) {
+    const x = bits[i]!;
+    const r = x & 0x7fffffff; // exponent | mantissa
+    // float32 exponents 113…142 are float16's 1…30 (normal numbers; 142 may still round up to Inf).
+    if (r >= 0x38800000 && r < 0x47800000) {
+      // Adding 0xfff plus the kept part's lowest bit carries into bit 13 exactly when the 13 dropped mantissa
+      // bits are above half, or at half with an odd kept part: round half to even. A carry out of the mantissa
+      // increments the exponent, which is the correctly rounded value (1.11…1 × 2^e rounds to 2^(e+1)), and
+      // subtracting 112 << 10 rebiases the exponent (127 → 15). Values that round past the largest half (65504)
+      // land exactly on 0x7c00: Inf, as f32ToF16 overflows.
+      const h = ((r + 0xfff + ((r >>> 13) & 1)) >>> 13) - (112 << 10);
+      dst[offset + i] = ((x >>> 16) & 0x8000) | h;
+    } else dst[offset + i] = f32ToF16(src[i]!);
+  }
   return dst;
 }
 

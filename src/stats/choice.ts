@@ -3,7 +3,7 @@ import type { RoutingBatch } from '../core/batch.js';
 import { F16_TO_F32 } from '../core/f16.js';
 
 /** The expert in the highest-weight slot (ties: the earlier slot). */
-export function firstChoice(b: RoutingBatch, offset: number, k: number): number {
+export function firstChoice(b: Pick<RoutingBatch, 'experts' | 'weights'>, offset: number, k: number): number {
   let best = -Infinity;
   let e = b.experts[offset]!;
   for (let j = 0; j < k; j++) {

@@ -11,8 +11,13 @@
  *   stats.snapshot('run' | 'window')          // { scope, tokens, range, topN, layers: LayerMetrics[], global }
  *   stats.warnings / stats.detector?.activeWarnings()
  *   stats.window                              // WindowCounts: counts, tokens, start, end, entropy(l), maxCount(l)
+ *   stats.close()                             // optional: stops the logits worker (below) once it has caught up
  * Cost per token: O(L·K) for run and window counts; O(L·E) when the schema has logits; the collapse rules
  * evaluate in O(L·E) every `stride` tokens (default W/16) once the window is full.
+ * Logits are scored through float16 lookup tables (row-kernel.ts), and for large routers (≥ 4096 logits per
+ * token, ≥ 2 cores; option `logitsThread`) in a worker thread (logits-thread.ts) while add() returns to the
+ * caller: results are bit for bit the same either way, and every reader (snapshot, layerMetrics) first waits
+ * for the worker to catch up.
  * LayerMetrics: load, share, cv, maxVio, entropy (normalised), deadExperts, topNShare, coverage90 and — null
  * without logits, and in the window scope — hfAuxLoss, switchAuxLoss, gshardAuxLoss, seqAuxLoss,
  * importanceLoss, zLoss, tokenEntropy, routerMargin. `global` pools HF's loss over layers as HF does and
@@ -30,6 +35,7 @@
  *   load.ts: loadCv, loadMaxVio, loadEntropy, deadExperts, topNShare, coverageExperts, loadShares, jsDivergence
  *   losses.ts: hfAuxLoss, switchAuxLoss, gshardAuxLoss, seqAuxLossTerm, importanceLoss
  *   scores.ts: RowScorer (probabilities, lse, entropy, margin of one row of logits), routerScores
+ *   row-kernel.ts: RowSumsKernel, RowScorer's numbers summed straight into accumulators, fast (what RoutingStats uses)
  *   (top-k ranking — rankTopInto, and the router selection selectTopK — lives in src/core/topk.ts)
  *   counts.ts: countAssignments (the hot counting loop)
  * Placement (placement.ts, balancedness.ts, eplb*.ts) and drift.ts are documented in their own files.

@@ -8,13 +8,13 @@ import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
 import { UserError } from '../core/errors.js';
 import { countAssignments } from './counts.js';
 import { WindowCounts } from './window.js';
-import { RowScorer } from './scores.js';
-import { firstChoice } from './choice.js';
+import { LogitSums, NO_LOGITS, type LogitsMetrics } from './logit-sums.js';
+import { LogitsThread, logitsThreadByDefault } from './logits-thread.js';
 import { CollapseDetector, defaultCollapseRules, type CollapseRules, type CollapseWarning } from './collapse.js';
 import { coverageExperts, deadExperts, loadCv, loadEntropy, loadMaxVio, topNShare } from './load.js';
-import { gshardAuxLoss, hfAuxLoss, importanceLoss, switchAuxLoss, seqAuxLossTerm } from './losses.js';
 
 export type Scope = 'run' | 'window';
+export type { LogitsMetrics } from './logit-sums.js';
 
 export interface RoutingStatsOptions {
   /** Sliding window in tokens (default 1024); 0 turns the window and the collapse detector off. */
@@ -23,26 +23,11 @@ export interface RoutingStatsOptions {
   collapse?: Partial<CollapseRules> | false;
   /** N of the top-N share (default K). */
   topN?: number;
-}
-
-/** Metrics that need router logits: null without them (and in the window scope). */
-export interface LogitsMetrics {
-  /** HF load_balancing_loss_func on this layer alone (K at balance); in `global`, pooled over layers as HF does. */
-  hfAuxLoss: number | null;
-  /** Switch / Megatron aux loss without coefficient (1 at balance). */
-  switchAuxLoss: number | null;
-  /** GShard loss with first-choice counts (1 at balance). */
-  gshardAuxLoss: number | null;
-  /** DeepSeek sequence-wise aux loss without α, mean over sequences (1 at balance). */
-  seqAuxLoss: number | null;
-  /** CV² of the summed probabilities (Shazeer et al. 2017; 0 at balance). */
-  importanceLoss: number | null;
-  /** Router z-loss: mean over tokens of logsumexp(logits)². */
-  zLoss: number | null;
-  /** Mean per-token routing entropy / ln E. */
-  tokenEntropy: number | null;
-  /** Mean score gap between the K-th and (K+1)-th expert. */
-  routerMargin: number | null;
+  /**
+   * Score the logits in a worker thread (logits-thread.ts) — same results, bit for bit, while the calling thread
+   * goes on counting. Default: for routers with ≥ 4096 logits per token on a machine with ≥ 2 cores.
+   */
+  logitsThread?: boolean;
 }
 
 /** Metrics of one layer. */
@@ -94,17 +79,6 @@ export interface StatsSnapshot {
   global: GlobalMetrics;
 }
 
-const NO_LOGITS: LogitsMetrics = {
-  hfAuxLoss: null,
-  switchAuxLoss: null,
-  gshardAuxLoss: null,
-  seqAuxLoss: null,
-  importanceLoss: null,
-  zLoss: null,
-  tokenEntropy: null,
-  routerMargin: null,
-};
-
 export class RoutingStats {
   readonly schema: RoutingSchema;
   readonly layers: number;
@@ -118,6 +92,8 @@ export class RoutingStats {
   readonly detector: CollapseDetector | null;
   private n = 0;
   private readonly logitSums: LogitSums | null;
+  /** The worker filling logitSums, when it is not filled here; null once closed. */
+  private thread: LogitsThread | null = null;
 
   constructor(schema: RoutingSchema, options: RoutingStatsOptions = {}) {
     const L = schema.layers.length;
@@ -136,7 +112,20 @@ export class RoutingStats {
       this.window && options.collapse !== false
         ? new CollapseDetector(schema.layers, E, { ...defaultCollapseRules(E, w), ...(options.collapse ?? {}) })
         : null;
-    this.logitSums = schema.hasLogits ? new LogitSums(schema) : null;
+    const threaded = schema.hasLogits && (options.logitsThread ?? logitsThreadByDefault(schema));
+    // Threaded, the sums live on shared memory: the worker adds, this thread reads.
+    const shared = threaded ? new SharedArrayBuffer(LogitSums.size(schema) * Float64Array.BYTES_PER_ELEMENT) : null;
+    this.logitSums = schema.hasLogits ? new LogitSums(schema, shared ? new Float64Array(shared) : undefined) : null;
+    if (shared) this.thread = new LogitsThread(schema, shared);
+  }
+
+  /**
+   * Stops the logits worker, if any, once it has added every batch (the metrics stay readable; later batches are
+   * scored in the calling thread). Not needed for correctness: an abandoned worker never keeps the process alive.
+   */
+  close(): void {
+    this.thread?.close();
+    this.thread = null;
   }
 
   /** Tokens seen so far. */
@@ -156,6 +145,9 @@ export class RoutingStats {
     const K = this.topK;
     if (batch.experts.length !== N * L * K)
       throw new UserError(`batch has ${batch.experts.length} expert ids for ${N} tokens; the schema needs ${L}×${K} per token`);
+    const logits = this.logitSums ? batch.logits : null;
+    if (logits && logits.length !== N * L * this.experts)
+      throw new UserError(`batch has ${logits.length} logits for ${N} tokens; the schema needs ${L}×${this.experts} per token`);
     countAssignments(batch.experts, 0, N, L, K, this.experts, this.load);
     const fired: CollapseWarning[] = [];
     const w = this.window;
@@ -168,9 +160,18 @@ export class RoutingStats {
         if (det && w.full && (this.n + t + 1) % stride === 0) for (const x of det.evaluate(w)) fired.push(x);
       }
     }
-    if (this.logitSums && batch.logits) this.logitSums.add(batch);
+    if (logits) {
+      if (this.thread) this.thread.push(batch);
+      else this.logitSums!.add(batch);
+    }
     this.n += N;
     return fired;
+  }
+
+  /** The logits sums, complete up to the last batch added (waits for the worker, if any). */
+  private syncedLogitSums(): LogitSums {
+    this.thread?.sync();
+    return this.logitSums!;
   }
 
   /** Every warning fired so far (cleared ones carry clearedAt). */
@@ -193,7 +194,7 @@ export class RoutingStats {
     const load = Array.from(m.subarray(base, base + E));
     const total = load.reduce((a, b) => a + b, 0);
     const tokens = scope === 'run' ? this.n : this.window!.tokens;
-    const logits = scope === 'run' && this.logitSums ? this.logitSums.layer(l) : NO_LOGITS;
+    const logits = scope === 'run' && this.logitSums ? this.syncedLogitSums().layer(l) : NO_LOGITS;
     return {
       layer: this.schema.layers[l]!,
       tokens,
@@ -219,7 +220,7 @@ export class RoutingStats {
       return s / layers.length;
     };
     const run = scope === 'run';
-    const ls = run ? this.logitSums : null;
+    const ls = run && this.logitSums ? this.syncedLogitSums() : null;
     const range = run ? { start: 0, end: this.n } : { start: this.window!.start, end: this.window!.end };
     return {
       scope,
@@ -245,161 +246,5 @@ export class RoutingStats {
         deadExperts: layers.reduce((a, m) => a + m.deadExperts, 0),
       },
     };
-  }
-}
-
-/**
- * Per-layer sums over the tokens whose logits were captured (rows with a NaN logit are skipped — the batch
- * builder writes NaN for a token whose logits are missing).
- */
-class LogitSums {
-  private readonly L: number;
-  private readonly E: number;
-  private readonly K: number;
-  private readonly scorer: RowScorer;
-  /** Rows with logits, per layer. */
-  readonly rows: Float64Array;
-  /** Σ_t prob[t,e] (router convention). */
-  readonly probSum: Float64Array;
-  /** Σ_t softmax[t,e] (HF convention; the same array as probSum for softmax routers). */
-  readonly softSum: Float64Array;
-  /** Recorded assignments, over rows with logits. */
-  readonly count: Float64Array;
-  /** Top-K of the logits (what HF's loss selects). */
-  readonly hfCount: Float64Array;
-  /** Recorded first choice (the highest-weight slot). */
-  readonly top1: Float64Array;
-  readonly zSum: Float64Array;
-  readonly entSum: Float64Array;
-  readonly marginSum: Float64Array;
-  readonly marginRows: Float64Array;
-  // DeepSeek sequence-wise loss: the sequence being accumulated and the finished ones.
-  private seqId = -1;
-  private readonly seqCount: Float64Array;
-  private readonly seqProb: Float64Array;
-  private readonly seqRows: Float64Array;
-  private readonly seqLossSum: Float64Array;
-  private readonly seqDone: Float64Array;
-
-  constructor(schema: RoutingSchema) {
-    const L = (this.L = schema.layers.length);
-    const E = (this.E = schema.experts);
-    this.K = schema.topK;
-    this.scorer = new RowScorer(E, schema.topK, schema.scoring);
-    const le = () => new Float64Array(L * E);
-    const l1 = () => new Float64Array(L);
-    this.rows = l1();
-    this.probSum = le();
-    this.softSum = schema.scoring === 'softmax' ? this.probSum : le();
-    this.count = le();
-    this.hfCount = le();
-    this.top1 = le();
-    this.zSum = l1();
-    this.entSum = l1();
-    this.marginSum = l1();
-    this.marginRows = l1();
-    this.seqCount = le();
-    this.seqProb = le();
-    this.seqRows = l1();
-    this.seqLossSum = l1();
-    this.seqDone = l1();
-  }
-
-  add(b: RoutingBatch): void {
-    const { L, E, K } = this;
-    const logits = b.logits!;
-    if (logits.length !== b.length * L * E)
-      throw new UserError(`batch has ${logits.length} logits for ${b.length} tokens; the schema needs ${L}×${E} per token`);
-    const sc = this.scorer;
-    const soft = sc.soft;
-    const prob = sc.prob;
-    const sep = soft !== prob;
-    for (let t = 0; t < b.length; t++) {
-      const seq = b.seq[t]!;
-      if (seq !== this.seqId) {
-        this.closeSequence();
-        this.seqId = seq;
-      }
-      for (let l = 0; l < L; l++) {
-        if (!sc.score(logits, (t * L + l) * E)) continue;
-        const base = l * E;
-        this.rows[l]!++;
-        this.seqRows[l]!++;
-        for (let e = 0; e < E; e++) {
-          const p = prob[e]!;
-          this.probSum[base + e]! += p;
-          this.seqProb[base + e]! += p;
-        }
-        if (sep) for (let e = 0; e < E; e++) this.softSum[base + e]! += soft[e]!;
-        for (let j = 0; j < K; j++) this.hfCount[base + sc.rank[j]!]!++;
-        const o = (t * L + l) * K;
-        for (let j = 0; j < K; j++) {
-          const x = b.experts[o + j]!;
-          this.count[base + x]!++;
-          this.seqCount[base + x]!++;
-        }
-        const first = firstChoice(b, o, K);
-        this.top1[base + first]!++;
-        this.zSum[l]! += sc.lse * sc.lse;
-        this.entSum[l]! += sc.entropy;
-        if (!Number.isNaN(sc.margin)) {
-          this.marginSum[l]! += sc.margin;
-          this.marginRows[l]!++;
-        }
-      }
-    }
-  }
-
-  private closeSequence(): void {
-    const { L, E, K } = this;
-    for (let l = 0; l < L; l++) {
-      const T = this.seqRows[l]!;
-      if (T === 0) continue;
-      this.seqLossSum[l]! += seqAuxLossTerm(this.seqCount, this.seqProb, l * E, E, K, T);
-      this.seqDone[l]!++;
-      this.seqRows[l] = 0;
-    }
-    this.seqCount.fill(0);
-    this.seqProb.fill(0);
-  }
-
-  layer(l: number): LogitsMetrics {
-    const { E, K } = this;
-    const T = this.rows[l]!;
-    if (T === 0) return NO_LOGITS;
-    const base = l * E;
-    // The open sequence counts as a finished one in the snapshot (it may still grow).
-    const open = this.seqRows[l]!;
-    const seqSum = this.seqLossSum[l]! + (open > 0 ? seqAuxLossTerm(this.seqCount, this.seqProb, base, E, K, open) : 0);
-    const seqN = this.seqDone[l]! + (open > 0 ? 1 : 0);
-    return {
-      hfAuxLoss: hfAuxLoss(this.hfCount, this.softSum, base, E, T),
-      switchAuxLoss: switchAuxLoss(this.count, this.probSum, base, E, K, T),
-      gshardAuxLoss: gshardAuxLoss(this.top1, this.probSum, base, E, T),
-      seqAuxLoss: seqSum / seqN,
-      importanceLoss: importanceLoss(this.probSum, base, E),
-      zLoss: this.zSum[l]! / T,
-      tokenEntropy: this.entSum[l]! / T,
-      routerMargin: this.marginRows[l]! > 0 ? this.marginSum[l]! / this.marginRows[l]! : null,
-    };
-  }
-
-  /** HF's loss exactly as HF pools it: all layers' rows form one matrix. */
-  pooledHfAuxLoss(): number | null {
-    const { L, E } = this;
-    let N = 0;
-    for (let l = 0; l < L; l++) N += this.rows[l]!;
-    if (N === 0) return null;
-    let s = 0;
-    for (let e = 0; e < E; e++) {
-      let c = 0;
-      let p = 0;
-      for (let l = 0; l < L; l++) {
-        c += this.hfCount[l * E + e]!;
-        p += this.softSum[l * E + e]!;
-      }
-      s += (c / N) * (p / N);
-    }
-    return E * s;
   }
 }

@@ -12,6 +12,9 @@
 import { F16_TO_F32 } from '../core/f16.js';
 import type { Scoring } from '../core/batch.js';
 import { rankTopInto } from '../core/topk.js';
+import { logSigmoid, sigmoid } from './sigmoid.js';
+
+export { sigmoid } from './sigmoid.js';
 
 export class RowScorer {
   readonly experts: number;
@@ -76,9 +79,7 @@ export class RowScorer {
       let s = 0;
       let slogs = 0;
       for (let i = 0; i < E; i++) {
-        const xi = x[i]!;
-        // ln σ(x) = −softplus(−x), computed without overflow on either side.
-        const logSig = xi >= 0 ? -Math.log1p(Math.exp(-xi)) : xi - Math.log1p(Math.exp(xi));
+        const logSig = logSigmoid(x[i]!);
         const sig = Math.exp(logSig);
         p[i] = sig;
         s += sig;
@@ -91,10 +92,6 @@ export class RowScorer {
     }
     return true;
   }
-}
-
-export function sigmoid(x: number): number {
-  return x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x));
 }
 
 /**
