@@ -47,8 +47,26 @@ export interface RoutingBatch {
   tag: (string | null)[] | null;
 }
 
+/** A zeroed batch of n rows (empty token strings, no tags), to be filled column by column. */
+export function allocBatch(schema: RoutingSchema, n: number): RoutingBatch {
+  const lk = n * schema.layers.length * schema.topK;
+  return {
+    length: n,
+    seq: new Uint32Array(n),
+    pos: new Uint32Array(n),
+    tokenId: new Int32Array(n),
+    token: new Array<string>(n).fill(''),
+    isPrompt: new Uint8Array(n),
+    tNs: new BigInt64Array(n),
+    experts: new Uint16Array(lk),
+    weights: new Uint16Array(lk),
+    logits: schema.hasLogits ? new Uint16Array(n * schema.layers.length * schema.experts) : null,
+    tag: null,
+  };
+}
+
 export function emptyBatch(schema: RoutingSchema): RoutingBatch {
-  return new RoutingBatchBuilder(schema, 0).finish();
+  return allocBatch(schema, 0);
 }
 
 /** One token's routing, as the engine (or an importer) produces it. */
@@ -95,22 +113,9 @@ export class RoutingBatchBuilder {
   }
 
   private reset(): void {
-    const c = this.capacity;
     this.n = 0;
     this.anyTag = false;
-    this.cols = {
-      length: 0,
-      seq: new Uint32Array(c),
-      pos: new Uint32Array(c),
-      tokenId: new Int32Array(c),
-      token: new Array<string>(c),
-      isPrompt: new Uint8Array(c),
-      tNs: new BigInt64Array(c),
-      experts: new Uint16Array(c * this.lk),
-      weights: new Uint16Array(c * this.lk),
-      logits: this.schema.hasLogits ? new Uint16Array(c * this.le) : null,
-      tag: new Array<string | null>(c),
-    };
+    this.cols = { ...allocBatch(this.schema, this.capacity), tag: new Array<string | null>(this.capacity) };
   }
 
   push(r: TokenRouting): void {

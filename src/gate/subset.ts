@@ -4,7 +4,7 @@
  */
 import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
 import { UserError } from '../core/errors.js';
-import { allocBatch } from '../trace/columns.js';
+import { allocBatch } from '../core/batch.js';
 
 /** Positions (0 … L−1) of the wanted model layer ids; throws naming any the stream lacks. */
 export function layerPositions(schema: RoutingSchema, wanted: readonly number[], what: string): number[] {

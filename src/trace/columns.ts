@@ -2,25 +2,7 @@
  * Preallocated RoutingBatch columns that rows of other batches are copied into (typed-array `set`, no
  * per-element loops): the writer's pending batch, readRange's concatenation, the importers' accumulation.
  */
-import { sliceBatch, type RoutingBatch, type RoutingSchema } from '../core/batch.js';
-
-/** A batch of `n` zeroed tokens (empty strings, no tags) to fill in place. */
-export function allocBatch(schema: RoutingSchema, n: number): RoutingBatch {
-  const L = schema.layers.length;
-  return {
-    length: n,
-    seq: new Uint32Array(n),
-    pos: new Uint32Array(n),
-    tokenId: new Int32Array(n),
-    token: new Array<string>(n).fill(''),
-    isPrompt: new Uint8Array(n),
-    tNs: new BigInt64Array(n),
-    experts: new Uint16Array(n * L * schema.topK),
-    weights: new Uint16Array(n * L * schema.topK),
-    logits: schema.hasLogits ? new Uint16Array(n * L * schema.experts) : null,
-    tag: null,
-  };
-}
+import { allocBatch, sliceBatch, type RoutingBatch, type RoutingSchema } from '../core/batch.js';
 
 export class ColumnsBuffer {
   readonly capacity: number;

@@ -13,7 +13,7 @@
 import { sliceBatch, type RoutingSchema, type Scoring } from '../core/batch.js';
 import { F16_TO_F32, f32ToF16 } from '../core/f16.js';
 import { UserError } from '../core/errors.js';
-import { allocBatch } from './columns.js';
+import { allocBatch } from '../core/batch.js';
 import { Rng } from './rng.js';
 import { selectTopKInto } from '../core/topk.js';
 import { TraceWriter, defaultBatchTokens } from './writer.js';

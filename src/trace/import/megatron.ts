@@ -9,7 +9,7 @@
 import type { RoutingSchema, Scoring } from '../../core/batch.js';
 import { f32ToF16 } from '../../core/f16.js';
 import { UserError } from '../../core/errors.js';
-import { allocBatch } from '../columns.js';
+import { allocBatch } from '../../core/batch.js';
 import { parseLine, readLines } from './lines.js';
 import { TraceSink, type ImportResult } from './sink.js';
 

@@ -7,7 +7,7 @@ import { closeSync, fstatSync } from 'node:fs';
 import type { RoutingSchema, Scoring } from '../../core/batch.js';
 import { F16_TO_F32, f32ToF16 } from '../../core/f16.js';
 import { UserError } from '../../core/errors.js';
-import { allocBatch } from '../columns.js';
+import { allocBatch } from '../../core/batch.js';
 import { preadFully } from '../ipc.js';
 import { selectTopKInto } from '../../core/topk.js';
 import { defaultBatchTokens } from '../writer.js';
