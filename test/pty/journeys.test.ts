@@ -15,7 +15,8 @@ const run = promisify(execFile);
 test('replay journey: heatmap, layer, token, keys, resize 160×50 → 80×24, q restores the terminal', async (t) => {
   const s = PtySession.start(['replay', DEMO_TRACE], { cols: 160, rows: 50 });
   t.after(() => s.kill());
-  let screen = await s.waitFor(/L3\s+█/);
+  // A frame reaches the terminal in several writes: wait for all of it, not for its first lines.
+  let screen = await s.waitFor((x) => /L3\s+█/.test(x) && /load ÷ uniform share/.test(x) && /\? keys/.test(x));
   assert.equal(s.bufferType(), 'alternate');
   assert.match(screen, /^moescope replay .*tiny-moe-demo\.arrows/);
   assert.match(screen, /Load per expert · 4 layers × 8 experts/);
@@ -28,7 +29,7 @@ test('replay journey: heatmap, layer, token, keys, resize 160×50 → 80×24, q 
   s.press('j');
   await s.waitFor(/▶L1/);
   s.press(KEY.enter);
-  screen = await s.waitFor(/Layer L1 \(MoE layer 2 of 4\)/);
+  screen = await s.waitFor((x) => /Layer L1 \(MoE layer 2 of 4\)/.test(x) && /router margin/.test(x) && /\? keys/.test(x));
   assert.match(screen, /CV \d\.\d\d · MaxVio/);
   assert.match(screen, /co-activation/);
   assert.match(screen, /router margin/);
@@ -38,11 +39,11 @@ test('replay journey: heatmap, layer, token, keys, resize 160×50 → 80×24, q 
   s.press(KEY.left);
   await s.waitFor(/token 718 “/);
   s.press(KEY.enter);
-  screen = await s.waitFor(/routing in every layer/);
+  screen = await s.waitFor((x) => /routing in every layer/.test(x) && /▶L1\s+e\d/.test(x));
   assert.match(screen, /▶L1\s+e\d+\s+0\.\d{3}/);
 
   s.press('?');
-  screen = await s.waitFor(/Keys · source: replay/);
+  screen = await s.waitFor((x) => /Keys · source: replay/.test(x) && /q\s+quit/.test(x) && /n N/.test(x));
   assert.match(screen, /space\s+pause\/play/);
   assert.match(screen, /q\s+quit \(restores the terminal\)/);
   s.press('?');
@@ -74,7 +75,7 @@ test('replay journey: heatmap, layer, token, keys, resize 160×50 → 80×24, q 
 test('NO_COLOR=1: no colour escapes anywhere, the glyph ramp instead', async (t) => {
   const s = PtySession.start(['replay', DEMO_TRACE, '--speed', '64'], { cols: 100, rows: 30, env: { NO_COLOR: '1' } });
   t.after(() => s.kill());
-  const screen = await s.waitFor(/■ end/);
+  const screen = await s.waitFor((x) => /■ end/.test(x) && /idle ░/.test(x) && /L2\s+[ ░▒▓█◆]/.test(x) && /\? keys/.test(x));
   assert.match(screen, /"\s" idle ░ <½ ▒ ½–2 ▓ 2–4 █ ≥4/);
   assert.match(screen, /L2\s+[ ░▒▓█◆]+/);
   s.press('3');
