@@ -3,6 +3,7 @@
  * bytes that add graph outputs / nodes / metadata without decoding and re-encoding the model (protobuf merges a
  * repeated field that appears twice, so `ModelProto{graph{output…}}` appended to the file extends the graph).
  */
+import { f16ToF32 } from '../core/f16.js';
 import { existsSync, readFileSync, statSync, openSync, readSync, closeSync } from 'node:fs';
 import { dirname, join, resolve, isAbsolute } from 'node:path';
 import protobuf from 'protobufjs';
@@ -373,7 +374,7 @@ export function tensorValues(t: OnnxTensor, dir: string): number[] | null {
       case DataType.BOOL:
         return Array.from(raw);
       case DataType.FLOAT16:
-        for (let i = 0; i + 2 <= raw.length; i += 2) out.push(halfToFloat(dv.getUint16(i, true)));
+        for (let i = 0; i + 2 <= raw.length; i += 2) out.push(f16ToF32(dv.getUint16(i, true)));
         return out;
       case DataType.BFLOAT16:
         for (let i = 0; i + 2 <= raw.length; i += 2) out.push(bf16ToFloat(dv.getUint16(i, true)));
@@ -386,20 +387,11 @@ export function tensorValues(t: OnnxTensor, dir: string): number[] | null {
   if (t.int64_data.length) return t.int64_data.map(toNum);
   if (t.double_data.length) return t.double_data.slice();
   if (t.int32_data.length) {
-    if (t.data_type === DataType.FLOAT16) return t.int32_data.map(halfToFloat);
+    if (t.data_type === DataType.FLOAT16) return t.int32_data.map((h: number) => f16ToF32(h));
     if (t.data_type === DataType.BFLOAT16) return t.int32_data.map(bf16ToFloat);
     return t.int32_data.slice();
   }
   return n === 0 ? [] : null;
-}
-
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
 const bfView = new DataView(new ArrayBuffer(4));

@@ -137,6 +137,11 @@ export function parseTraceSchema(arrow: Schema, file: string): TraceHeader {
       `${file}: trace format ${h.format} is newer than this moescope understands (${TRACE_FORMAT_VERSION}); upgrade moescope`,
     );
   validateSchema(h.schema);
+  const m = h.meta as Partial<TraceHeader['meta']>;
+  if (!Array.isArray(m.routers) || !Array.isArray(m.devices) || typeof m.source !== 'string')
+    throw new UserError(`${file}: the "${META_KEY}" schema metadata's meta lacks routers/devices/source`);
+  if (m.routers.length !== h.schema.layers.length)
+    throw new UserError(`${file}: the trace names ${m.routers.length} routers for ${h.schema.layers.length} MoE layers`);
   const s = h.schema;
   const L = s.layers.length;
   const by = new Map(arrow.fields.map((f) => [f.name, f]));

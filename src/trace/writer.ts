@@ -93,7 +93,13 @@ export class TraceWriter {
       throw new UserError(`cannot create trace ${path}: ${describeError(e)}`);
     }
     this.pending = new ColumnsBuffer(this.schema, this.batchTokens);
-    this.writeParts([frameMessage(Message.from(arrowSchema))]);
+    try {
+      this.writeParts([frameMessage(Message.from(arrowSchema))]);
+    } catch (e) {
+      this.discard(this.fd); // e.g. disk full: no caller holds this writer yet to abort it
+      this.fd = null;
+      throw e;
+    }
     this.timer = setInterval(() => this.flushIfIdle(), this.intervalMs);
     this.timer.unref();
   }
@@ -168,7 +174,24 @@ export class TraceWriter {
       closeSync(fd);
       if (this.atomic) renameSync(this.filePath, this.path);
     } catch (e) {
+      // A failed atomic finish (target is a folder, no permission) must not leave its temporary file behind.
+      if (this.atomic) this.discard(fd);
       throw new UserError(`cannot finish trace ${this.path}: ${describeError(e)}`);
+    }
+  }
+
+  /** Best-effort close of `fd` and, for an atomic writer, removal of its temporary file. */
+  private discard(fd: number): void {
+    try {
+      closeSync(fd);
+    } catch {
+      /* already closed, or being discarded anyway */
+    }
+    if (!this.atomic) return;
+    try {
+      unlinkSync(this.filePath);
+    } catch {
+      /* already gone */
     }
   }
 
@@ -182,17 +205,7 @@ export class TraceWriter {
     const fd = this.fd;
     this.fd = null;
     this.uninstall?.();
-    try {
-      closeSync(fd);
-    } finally {
-      if (this.atomic) {
-        try {
-          unlinkSync(this.filePath);
-        } catch {
-          /* already gone */
-        }
-      }
-    }
+    this.discard(fd);
   }
 
   /**

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 /** `moescope import FORMAT FILE... -o TRACE`: the converters, by format. */
 import type { Scoring } from '../../core/batch.js';
 import { UserError } from '../../core/errors.js';
@@ -24,7 +25,7 @@ export interface ImportOptions {
 
 export function importTrace(format: ImportFormat, files: string[], output: string, o: ImportOptions = {}): ImportResult {
   if (files.length === 0) throw new UserError('no input files');
-  if (files.includes(output)) throw new UserError(`the output ${output} is also an input`);
+  if (files.some((f) => resolve(f) === resolve(output))) throw new UserError(`the output ${output} is also an input`);
   switch (format) {
     case 'jsonl':
       return importJsonl(files, output);
