@@ -5,6 +5,7 @@ export function intArg(name: string, min = 0): (v: string) => number {
   return (v: string) => {
     if (!/^-?\d+$/.test(v.trim())) throw new InvalidArgumentError(`${name} must be an integer, got "${v}".`);
     const n = Number(v);
+    if (!Number.isSafeInteger(n)) throw new InvalidArgumentError(`${name} is too large: ${v.trim()}.`);
     if (n < min) throw new InvalidArgumentError(`${name} must be ≥ ${min}, got ${n}.`);
     return n;
   };
@@ -33,6 +34,8 @@ export function intListArg(name: string): (v: string) => number[] {
     const parts = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
     if (parts.length === 0 || parts.some((p) => !/^\d+$/.test(p)))
       throw new InvalidArgumentError(`${name} must be a comma-separated list of non-negative integers, got "${v}".`);
-    return parts.map(Number);
+    const out = parts.map(Number);
+    if (out.some((n) => !Number.isSafeInteger(n))) throw new InvalidArgumentError(`${name} holds a number too large to be an id.`);
+    return out;
   };
 }

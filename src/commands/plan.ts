@@ -56,21 +56,7 @@ async function runPlan(trace: string | undefined, flags: PlanFlags): Promise<voi
   const { replicas, groups, nodes, gpus } = flags;
   const cmp = comparePlacements(input.loads, { replicas, groups, nodes, gpus });
   const text = flags.json ? `${JSON.stringify(planJson(input, cmp))}\n` : formatPlan(input, cmp);
-  await writeStdout(text);
-}
-
-/**
- * Writes and waits until flushed: the CLI calls process.exit() next, which would cut a piped output at 64 KiB.
- * A reader that went away (`| head`) ends the output quietly.
- */
-function writeStdout(text: string): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    // Stays attached: the stream reports a failed write both to the callback and as an 'error' event.
-    process.stdout.on('error', (e: NodeJS.ErrnoException) => (e.code === 'EPIPE' ? resolve() : reject(e)));
-    process.stdout.write(text, (e) => {
-      if (!e) resolve();
-    });
-  });
+  process.stdout.write(text); // cli.tsx drains stdout before exiting and ends quietly on EPIPE
 }
 
 async function loadsFromWeights(file: string): Promise<Loads> {

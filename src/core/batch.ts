@@ -65,10 +65,6 @@ export function allocBatch(schema: RoutingSchema, n: number): RoutingBatch {
   };
 }
 
-export function emptyBatch(schema: RoutingSchema): RoutingBatch {
-  return allocBatch(schema, 0);
-}
-
 /** One token's routing, as the engine (or an importer) produces it. */
 export interface TokenRouting {
   seq: number;
