@@ -309,7 +309,21 @@ function layerDetail(model: RoutingModel, l: number, scope: Selection['scope']):
   };
 }
 
+/**
+ * Scoring every held token's logits is the costliest part of a frame (up to 16,384 rows × E), and a key press
+ * rebuilds the frame without new data: keep the last histogram per model until its version or layer changes.
+ */
+const marginCache = new WeakMap<RoutingModel, { version: number; layer: number; hist: Histogram | null }>();
+
 function layerMargins(model: RoutingModel, l: number): Histogram | null {
+  const hit = marginCache.get(model);
+  if (hit && hit.version === model.version && hit.layer === l) return hit.hist;
+  const hist = scoreLayerMargins(model, l);
+  marginCache.set(model, { version: model.version, layer: l, hist });
+  return hist;
+}
+
+function scoreLayerMargins(model: RoutingModel, l: number): Histogram | null {
   const r = model.ring;
   const E = model.experts;
   if (model.topK >= E) return null;
