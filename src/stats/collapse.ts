@@ -5,7 +5,7 @@
  * the same WindowCounts the batch command does. Definitions: docs/metrics.md § Collapse detection.
  */
 import { UserError } from '../core/errors.js';
-import { cvFromSums, jsDivergence } from './load.js';
+import { cvFromSums, jsDivergence, loadMaxVio } from './load.js';
 import type { WindowCounts } from './window.js';
 
 export type CollapseRuleName = 'dead-expert' | 'hot-expert' | 'low-entropy' | 'max-vio' | 'drift';
@@ -135,7 +135,7 @@ export class CollapseDetector {
         this.check(fired, w, 'low-entropy', l, null, ent < r.minEntropy, ent > r.minEntropy + h * (1 - r.minEntropy), ent, r.minEntropy);
       }
       if (r.maxVio !== null) {
-        const mv = (w.maxCount(l) - mean) / mean;
+        const mv = loadMaxVio(w.counts, base, E);
         this.check(fired, w, 'max-vio', l, null, mv > r.maxVio, mv < r.maxVio * (1 - h), mv, r.maxVio);
       }
       if (r.drift !== null && this.reference) {

@@ -70,7 +70,7 @@ export class RepeatRate {
             e2 = x;
           }
         }
-        this.cur1[l] = e1;
+        this.cur1[l] = e1 >= 0 ? e1 : b.experts[o]!; // all weights NaN: the first slot, as firstChoice says
         this.cur2[l] = e2;
       }
       const seq = b.seq[t]!;
