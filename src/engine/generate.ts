@@ -104,16 +104,20 @@ export function seededRandom(seed: number): () => number {
 }
 
 /** Greedy argmax (first maximum) at temperature 0, else a sample from softmax(logits / T). */
+/** Scratch for sampleToken's weights, reused across tokens (a vocabulary of 150k is 1.2 MB per token otherwise). */
+let sampleScratch = new Float64Array(0);
+
 export function sampleToken(logits: Float32Array, temperature: number, rand: () => number): number {
   let best = 0;
   for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
   if (!(temperature > 0)) return best;
   const max = logits[best]!;
   let sum = 0;
-  const p = new Float64Array(logits.length);
+  if (sampleScratch.length < logits.length) sampleScratch = new Float64Array(logits.length);
+  const p = sampleScratch;
   for (let i = 0; i < logits.length; i++) sum += p[i] = Math.exp((logits[i]! - max) / temperature);
   let r = rand() * sum;
-  for (let i = 0; i < p.length; i++) {
+  for (let i = 0; i < logits.length; i++) {
     r -= p[i]!;
     if (r <= 0) return i;
   }

@@ -1,6 +1,7 @@
 /**
  * `moescope inspect`: what discovery found, as a stable JSON document (docs/inspect.md) and as a table.
  */
+import { fmtBytes } from '../core/format.js';
 import { join } from 'node:path';
 import { statSync } from 'node:fs';
 import { PATTERNS_TRIED, discoverRouters, requireRouters, type RouterInfo } from './discover.js';
@@ -87,18 +88,6 @@ export function inspectModel(path: string, opts: InspectOptions = {}): InspectRe
   };
 }
 
-export function formatBytes(n: number | null): string {
-  if (n === null) return '—';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${u === 0 ? v.toFixed(0) : v.toFixed(1)} ${units[u]}`;
-}
-
 function table(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((c, i) => (i === 0 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd());
@@ -130,8 +119,8 @@ export function formatInspect(r: InspectReport): string {
       x.scalingFactor === null ? '—' : String(+x.scalingFactor.toPrecision(4)),
       x.groups ? `${x.groups.topk} of ${x.groups.count}` : '—',
       x.bias ? 'yes' : '—',
-      x.sharedExpert ? `${formatBytes(x.sharedExpert.bytes)}${x.sharedExpert.gated ? ', gated' : ''}` : '—',
-      formatBytes(x.expertBytes),
+      x.sharedExpert ? `${fmtBytes(x.sharedExpert.bytes)}${x.sharedExpert.gated ? ', gated' : ''}` : '—',
+      fmtBytes(x.expertBytes),
     ]);
   out.push(...table(rows).map((l) => '  ' + l));
   out.push('');

@@ -22,18 +22,8 @@ export function fmtTimes(x: number | null | undefined, digits = 2): string {
   return `${x.toFixed(digits)}×`;
 }
 
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-
-export function fmtBytes(n: number | null | undefined, digits = 1): string {
-  if (n === null || n === undefined || !Number.isFinite(n)) return '—';
-  let v = n;
-  let u = 0;
-  while (Math.abs(v) >= 1024 && u < UNITS.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${u === 0 ? v.toFixed(0) : v.toFixed(digits)} ${UNITS[u]}`;
-}
+/** Bytes in binary units; shared with the engine's text output, so it lives in src/core. */
+export { fmtBytes } from '../core/format.js';
 
 /** h:mm:ss, or m:ss under an hour. */
 export function fmtDuration(ms: number | null | undefined): string {
