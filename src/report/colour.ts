@@ -1,24 +1,17 @@
 /**
  * Colour for the HTML report: matplotlib's viridis ramp (perceptually uniform, readable with the common forms of
- * colour blindness and in greyscale), sampled at 11 stops and interpolated linearly in sRGB.
+ * colour blindness and in greyscale), from the palette the TUI draws with (src/views/palette.ts).
  */
-const VIRIDIS = [
-  [0x44, 0x01, 0x54], [0x48, 0x24, 0x75], [0x41, 0x44, 0x87], [0x35, 0x5f, 0x8d], [0x2a, 0x78, 0x8e],
-  [0x21, 0x91, 0x8c], [0x22, 0xa8, 0x84], [0x44, 0xbf, 0x70], [0x7a, 0xd1, 0x51], [0xbd, 0xdf, 0x26],
-  [0xfd, 0xe7, 0x25],
-] as const;
+import { SEQUENTIAL_MAPS, sample } from '../views/palette.js';
 
-const hex2 = (n: number) => Math.round(n).toString(16).padStart(2, '0');
+const VIRIDIS = SEQUENTIAL_MAPS.viridis;
 
-/** Viridis at t ∈ [0, 1] (clamped) as "#rrggbb"; dark purple at 0, yellow at 1. */
+const hex2 = (n: number) => n.toString(16).padStart(2, '0');
+
+/** Viridis at t ∈ [0, 1] (clamped) as "#rrggbb"; dark purple at 0, yellow at 1. Same ramp as the TUI's. */
 export function viridis(t: number): string {
-  const x = Number.isFinite(t) ? Math.min(1, Math.max(0, t)) : 0;
-  const f = x * (VIRIDIS.length - 1);
-  const i = Math.min(VIRIDIS.length - 2, Math.floor(f));
-  const u = f - i;
-  const a = VIRIDIS[i]!;
-  const b = VIRIDIS[i + 1]!;
-  return `#${hex2(a[0] + (b[0] - a[0]) * u)}${hex2(a[1] + (b[1] - a[1]) * u)}${hex2(a[2] + (b[2] - a[2]) * u)}`;
+  const [r, g, b] = sample(VIRIDIS, t);
+  return `#${hex2(r)}${hex2(g)}${hex2(b)}`;
 }
 
 /** Gradient stops for a legend bar, as [offset 0…1, colour]. */
