@@ -4,9 +4,14 @@
  * use_sparse_mixer=1: Phi-MoE's sparsemixer top-2 with jitter ε = 0.01). The op keeps its choice internal, so
  * this is the one place the engine routes by itself; inspect reports such routers as `"selection": "derived"`.
  */
+import { rankTopInto } from '../core/topk.js';
 import type { DerivedSelection } from './discover.js';
 
 const SPARSEMIXER_EPS = 0.01;
+
+/** Top-k scratch, grown to the largest k seen (no allocation per token). */
+let topIdx = new Int32Array(0);
+let topVal = new Float64Array(0);
 
 /**
  * Select for one token. `logits` holds E values from `off` (QMoE mixing weights in `mix` from `mixOff`); writes
@@ -29,26 +34,23 @@ export function deriveRow(
     sparseMixerRow(logits, off, E, ids, weights, outOff, scratch);
     return;
   }
-  let max = -Infinity;
-  for (let e = 0; e < E; e++) max = Math.max(max, logits[off + e]!);
-  let sum = 0;
-  for (let e = 0; e < E; e++) {
-    const v = Math.exp(logits[off + e]! - max);
-    scratch[e] = v;
-    sum += v;
+  // Softmax is monotonic: the top-k of the probabilities is the top-k of the logits, ranked as everywhere else
+  // (src/core/topk.ts: ties to the lower index). Only the k picked need their probability.
+  if (topIdx.length < d.k) {
+    topIdx = new Int32Array(d.k);
+    topVal = new Float64Array(d.k);
   }
-  for (let e = 0; e < E; e++) scratch[e] = scratch[e]! / sum;
+  rankTopInto(logits, off, E, topIdx, topVal, d.k);
+  const max = topVal[0]!;
+  let sum = 0;
+  for (let e = 0; e < E; e++) sum += Math.exp(logits[off + e]! - max);
   let picked = 0;
   for (let j = 0; j < d.k; j++) {
-    let best = -1;
-    for (let e = 0; e < E; e++) {
-      if (scratch[e]! < 0) continue; // already taken
-      if (best < 0 || scratch[e]! > scratch[best]!) best = e;
-    }
+    const best = topIdx[j]!;
+    const p = Math.exp(logits[off + best]! - max) / sum;
     ids[outOff + j] = best;
-    weights[outOff + j] = mix ? mix[mixOff + best]! : scratch[best]!;
-    picked += scratch[best]!;
-    scratch[best] = -1;
+    weights[outOff + j] = mix ? mix[mixOff + best]! : p;
+    picked += p;
   }
   if (d.normalize && !mix && picked > 0) for (let j = 0; j < d.k; j++) weights[outOff + j] = weights[outOff + j]! / picked;
 }
