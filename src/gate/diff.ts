@@ -7,7 +7,7 @@
 import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
 import { describeSchema } from '../core/batch.js';
 import { UserError } from '../core/errors.js';
-import { RouterAgreement, RoutingStats, jsDivergence, type AgreementResult } from '../stats/index.js';
+import { RouterAgreement, RoutingStats, jsDivergence, loadMaxVio, type AgreementResult } from '../stats/index.js';
 import { totalVariation } from '../stats/drift.js';
 import { fmtCount } from '../report/number.js';
 import type { DiffThresholds, GateConfig } from './config.js';
@@ -152,8 +152,8 @@ export async function runDiff(base: RoutingSource, next: RoutingSource, cfg: Gat
         js,
         agreement: ag?.overlap ?? null,
         firstChoice: ag?.firstChoice ?? null,
-        maxVioBase: a.stats.layerMetrics(l).maxVio,
-        maxVioNew: b.stats.layerMetrics(l).maxVio,
+        maxVioBase: loadMaxVio(a.stats.load, base, E),
+        maxVioNew: loadMaxVio(b.stats.load, base, E),
       },
     });
     const v = (id: string, label: string, column: string, value: number, limit: number | undefined, bound: 'max' | 'min', key: string) => {
