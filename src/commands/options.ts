@@ -1,12 +1,13 @@
 /** Flag parsers shared by the command registrations. Bad values become usage errors (exit 2). */
 import { InvalidArgumentError } from 'commander';
 
-export function intArg(name: string, min = 0): (v: string) => number {
+export function intArg(name: string, min = 0, max = Number.MAX_SAFE_INTEGER): (v: string) => number {
   return (v: string) => {
     if (!/^-?\d+$/.test(v.trim())) throw new InvalidArgumentError(`${name} must be an integer, got "${v}".`);
     const n = Number(v);
     if (!Number.isSafeInteger(n)) throw new InvalidArgumentError(`${name} is too large: ${v.trim()}.`);
     if (n < min) throw new InvalidArgumentError(`${name} must be ≥ ${min}, got ${n}.`);
+    if (n > max) throw new InvalidArgumentError(`${name} must be ≤ ${max}, got ${n}.`);
     return n;
   };
 }

@@ -12,6 +12,8 @@ interface SynthFlags {
   logits?: boolean;
   seed: number;
   scoring: 'softmax' | 'sigmoid';
+  rank?: number;
+  stepTokens?: number;
 }
 
 export function registerSynth(program: Command): void {
@@ -28,6 +30,8 @@ export function registerSynth(program: Command): void {
     .option('--logits', 'include router logits (the selection is their top-k)')
     .option('--scoring <s>', 'softmax or sigmoid', choiceArg('--scoring', ['softmax', 'sigmoid'] as const), 'softmax')
     .option('--seed <s>', 'random seed (same seed, same routing)', intArg('--seed', 0), 0)
+    .option('--rank <r>', 'add a rank column holding R (one rank of a multi-process run)', intArg('--rank', 0, 65535))
+    .option('--step-tokens <t>', 'add a step column: T tokens per training step', intArg('--step-tokens', 1))
     .action(async (o: SynthFlags) => {
       const { synthesize, parseSkew, parseCollapse } = await import('../trace/synth.js');
       const { describeSchema } = await import('../core/batch.js');
@@ -42,6 +46,8 @@ export function registerSynth(program: Command): void {
         logits: o.logits ?? false,
         scoring: o.scoring,
         seed: o.seed,
+        rank: o.rank ?? null,
+        stepTokens: o.stepTokens ?? null,
       });
       const s = ((performance.now() - t0) / 1000).toFixed(1);
       process.stdout.write(

@@ -45,12 +45,30 @@ export interface RoutingBatch {
   logits: Uint16Array | null;
   /** Optional per-token label (domain of the prompt: "code", "prose" …). */
   tag: (string | null)[] | null;
+  /**
+   * Optional columns (docs/trace-format.md): absent (undefined or null) when the source has none.
+   * `step`: training step the producer gave; NO_STEP on rows whose producer gave none (a null cell in the trace).
+   */
+  step?: Uint32Array | null;
+  /** Rank of the producer process (multi-process runs). */
+  rank?: Uint16Array | null;
+  /** Whole steps the producer dropped just before this row (0: none; a null cell in the trace). */
+  dropped?: Uint32Array | null;
 }
 
-/** A zeroed batch of n rows (empty token strings, no tags), to be filled column by column. */
-export function allocBatch(schema: RoutingSchema, n: number): RoutingBatch {
+/** The optional per-token columns a trace may hold (besides logits, tag and mem). */
+export type OptionalColumn = 'step' | 'rank' | 'dropped';
+export const OPTIONAL_COLUMNS: readonly OptionalColumn[] = ['step', 'rank', 'dropped'];
+/** `step` of a row whose producer gave no step (stored as null). */
+export const NO_STEP = 0xffffffff;
+
+/**
+ * A zeroed batch of n rows (empty token strings, no tags), to be filled column by column; with the optional
+ * `columns` allocated too (step = NO_STEP, rank = 0, dropped = 0).
+ */
+export function allocBatch(schema: RoutingSchema, n: number, columns: readonly OptionalColumn[] = []): RoutingBatch {
   const lk = n * schema.layers.length * schema.topK;
-  return {
+  const b: RoutingBatch = {
     length: n,
     seq: new Uint32Array(n),
     pos: new Uint32Array(n),
@@ -63,6 +81,15 @@ export function allocBatch(schema: RoutingSchema, n: number): RoutingBatch {
     logits: schema.hasLogits ? new Uint16Array(n * schema.layers.length * schema.experts) : null,
     tag: null,
   };
+  if (columns.includes('step')) b.step = new Uint32Array(n).fill(NO_STEP);
+  if (columns.includes('rank')) b.rank = new Uint16Array(n);
+  if (columns.includes('dropped')) b.dropped = new Uint32Array(n);
+  return b;
+}
+
+/** Which optional columns a batch carries. */
+export function columnsOf(b: RoutingBatch): OptionalColumn[] {
+  return OPTIONAL_COLUMNS.filter((c) => b[c] != null);
 }
 
 /** One token's routing, as the engine (or an importer) produces it. */
@@ -80,6 +107,10 @@ export interface TokenRouting {
   /** L·E logits as numbers, when the schema has logits. */
   logits?: ArrayLike<number> | null;
   tag?: string | null;
+  /** Optional columns; stored only when the builder was made with them. */
+  step?: number | null;
+  rank?: number;
+  dropped?: number;
 }
 
 /** Accumulates tokens into preallocated columns; `finish()` hands out a batch and starts afresh. */
@@ -91,10 +122,12 @@ export class RoutingBatchBuilder {
   private readonly lk: number;
   private readonly le: number;
   private anyTag = false;
+  readonly columns: readonly OptionalColumn[];
 
-  constructor(schema: RoutingSchema, capacity: number) {
+  constructor(schema: RoutingSchema, capacity: number, columns: readonly OptionalColumn[] = []) {
     this.schema = schema;
     this.capacity = capacity;
+    this.columns = columns;
     this.lk = schema.layers.length * schema.topK;
     this.le = schema.layers.length * schema.experts;
     this.reset();
@@ -111,7 +144,7 @@ export class RoutingBatchBuilder {
   private reset(): void {
     this.n = 0;
     this.anyTag = false;
-    this.cols = { ...allocBatch(this.schema, this.capacity), tag: new Array<string | null>(this.capacity) };
+    this.cols = { ...allocBatch(this.schema, this.capacity, this.columns), tag: new Array<string | null>(this.capacity) };
   }
 
   push(r: TokenRouting): void {
@@ -137,6 +170,9 @@ export class RoutingBatchBuilder {
     }
     c.tag![i] = r.tag ?? null;
     if (r.tag != null) this.anyTag = true;
+    if (c.step) c.step[i] = r.step ?? NO_STEP;
+    if (c.rank) c.rank[i] = r.rank ?? 0;
+    if (c.dropped) c.dropped[i] = r.dropped ?? 0;
   }
 
   /** The tokens pushed so far as a batch (trimmed views), then an empty builder. */
@@ -156,6 +192,9 @@ export class RoutingBatchBuilder {
       logits: c.logits ? c.logits.subarray(0, n * this.le) : null,
       tag: this.anyTag ? c.tag!.slice(0, n) : null,
     };
+    if (c.step) out.step = c.step.subarray(0, n);
+    if (c.rank) out.rank = c.rank.subarray(0, n);
+    if (c.dropped) out.dropped = c.dropped.subarray(0, n);
     this.reset();
     return out;
   }
@@ -165,7 +204,7 @@ export class RoutingBatchBuilder {
 export function sliceBatch(b: RoutingBatch, schema: RoutingSchema, start: number, end: number): RoutingBatch {
   const lk = schema.layers.length * schema.topK;
   const le = schema.layers.length * schema.experts;
-  return {
+  const out: RoutingBatch = {
     length: end - start,
     seq: b.seq.subarray(start, end),
     pos: b.pos.subarray(start, end),
@@ -178,6 +217,10 @@ export function sliceBatch(b: RoutingBatch, schema: RoutingSchema, start: number
     logits: b.logits ? b.logits.subarray(start * le, end * le) : null,
     tag: b.tag ? b.tag.slice(start, end) : null,
   };
+  if (b.step) out.step = b.step.subarray(start, end);
+  if (b.rank) out.rank = b.rank.subarray(start, end);
+  if (b.dropped) out.dropped = b.dropped.subarray(start, end);
+  return out;
 }
 
 export function describeSchema(s: RoutingSchema): string {

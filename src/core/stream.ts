@@ -22,6 +22,8 @@ export interface StreamMeta {
   tokenizer: string | null;
   /** Compute devices used, e.g. ["cpu"] or ["cuda:0 NVIDIA H200"]. */
   devices: string[];
-  /** What produced it: "run", "import:megatron", "import:jsonl", "import:npy", "synth". */
+  /** What produced it: "run", "import:megatron", "import:jsonl", "import:npy", "synth", "listen", "merge", "probe". */
   source: string;
+  /** Number of producer processes (ranks) of a multi-process run, when known. */
+  world?: number;
 }

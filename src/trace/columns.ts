@@ -2,7 +2,7 @@
  * Preallocated RoutingBatch columns that rows of other batches are copied into (typed-array `set`, no
  * per-element loops): the writer's pending batch, readRange's concatenation, the importers' accumulation.
  */
-import { allocBatch, sliceBatch, type RoutingBatch, type RoutingSchema } from '../core/batch.js';
+import { NO_STEP, allocBatch, sliceBatch, type OptionalColumn, type RoutingBatch, type RoutingSchema } from '../core/batch.js';
 
 export class ColumnsBuffer {
   readonly capacity: number;
@@ -18,11 +18,13 @@ export class ColumnsBuffer {
   constructor(
     private readonly schema: RoutingSchema,
     capacity: number,
+    /** Optional columns to hold; rows appended from batches without one get NO_STEP / rank 0 / dropped 0. */
+    readonly columns: readonly OptionalColumn[] = [],
   ) {
     this.capacity = capacity;
     this.lk = schema.layers.length * schema.topK;
     this.le = schema.layers.length * schema.experts;
-    this.cols = { ...allocBatch(schema, capacity), length: 0, tag: new Array<string | null>(capacity).fill(null) };
+    this.cols = { ...allocBatch(schema, capacity, columns), length: 0, tag: new Array<string | null>(capacity).fill(null) };
     this.mem = new Array<string | null>(capacity).fill(null);
   }
 
@@ -50,6 +52,18 @@ export class ColumnsBuffer {
     if (c.logits) {
       if (b.logits) c.logits.set(b.logits.subarray(from * this.le, to * this.le), i * this.le);
       else c.logits.fill(0x7e00, i * this.le, (i + k) * this.le); // NaN: not captured for these rows
+    }
+    if (c.step) {
+      if (b.step) c.step.set(b.step.subarray(from, to), i);
+      else c.step.fill(NO_STEP, i, i + k);
+    }
+    if (c.rank) {
+      if (b.rank) c.rank.set(b.rank.subarray(from, to), i);
+      else c.rank.fill(0, i, i + k);
+    }
+    if (c.dropped) {
+      if (b.dropped) c.dropped.set(b.dropped.subarray(from, to), i);
+      else c.dropped.fill(0, i, i + k);
     }
     for (let r = 0; r < k; r++) {
       c.token[i + r] = b.token[from + r]!;

@@ -3,7 +3,7 @@
  * (copied only when a foreign writer left a buffer misaligned); strings are decoded in one pass when ASCII.
  */
 import type { RecordBatch } from 'apache-arrow/ipc/metadata/message';
-import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
+import { NO_STEP, type RoutingBatch, type RoutingSchema } from '../core/batch.js';
 import { UserError } from '../core/errors.js';
 import { COL } from './format.js';
 import type { ColumnSlot } from './layout.js';
@@ -107,6 +107,19 @@ export class BodyView {
     return this.typed(slot.buffer + 2, Uint16Array, n * size, what);
   }
 
+  /** A nullable uint32 column, with `nullValue` in its null cells (copied only when it has nulls). */
+  nullableU32(slot: ColumnSlot, n: number, nullValue: number, what: string): Uint32Array {
+    const node = this.nodeOf(slot);
+    if (node.length !== n) this.corrupt(`column ${what} has ${node.length} rows, expected ${n}`);
+    if (node.nullCount === n) return new Uint32Array(n).fill(nullValue); // data buffer may be omitted then
+    const data = this.typed(slot.buffer + 1, Uint32Array, n, what);
+    const valid = this.validity(slot);
+    if (!valid) return data;
+    const out = data.slice();
+    for (let i = 0; i < n; i++) if (!valid(i)) out[i] = nullValue;
+    return out;
+  }
+
   fixed<T>(slot: ColumnSlot, Ctor: TypedCtor<T>, n: number, what: string): T {
     const node = this.nodeOf(slot);
     if (node.length !== n) this.corrupt(`column ${what} has ${node.length} rows, expected ${n}`);
@@ -162,6 +175,12 @@ export function decodeBatch(
     logits: s.hasLogits ? view.list16(slot(ctx, COL.logits), n, L * s.experts, COL.logits) : null,
     tag: tagSlot ? view.strings(tagSlot, n, COL.tag) : null,
   };
+  const stepSlot = ctx.slots.get(COL.step);
+  if (stepSlot) batch.step = view.nullableU32(stepSlot, n, NO_STEP, COL.step);
+  const rankSlot = ctx.slots.get(COL.rank);
+  if (rankSlot) batch.rank = view.fixed(rankSlot, Uint16Array, n, COL.rank);
+  const droppedSlot = ctx.slots.get(COL.dropped);
+  if (droppedSlot) batch.dropped = view.nullableU32(droppedSlot, n, 0, COL.dropped);
   const mem = withMem && memSlot ? view.strings(memSlot, n, COL.mem) : null;
   return { batch, mem };
 }

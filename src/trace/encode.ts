@@ -3,7 +3,7 @@
  * arrays of the batch are referenced, not copied; only strings, the is_prompt bitmap and validity bitmaps are built.
  */
 import { BufferRegion, FieldNode, Message, RecordBatch } from 'apache-arrow/ipc/metadata/message';
-import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
+import { NO_STEP, type OptionalColumn, type RoutingBatch, type RoutingSchema } from '../core/batch.js';
 import { frameMessage } from './ipc.js';
 
 const ZERO_PAD = new Uint8Array(8);
@@ -52,8 +52,11 @@ export interface EncodedBatch {
   byteLength: number;
 }
 
-/** Checks that a batch's columns have the sizes its schema implies and its expert ids are in range. */
-export function checkBatch(b: RoutingBatch, s: RoutingSchema): void {
+/**
+ * Checks that a batch's columns have the sizes its schema implies and its expert ids are in range; `columns`:
+ * the optional columns the trace holds (a trace with `rank` needs it on every batch: a rank cannot be guessed).
+ */
+export function checkBatch(b: RoutingBatch, s: RoutingSchema, columns: readonly OptionalColumn[] = []): void {
   const n = b.length;
   const lk = s.layers.length * s.topK;
   const le = s.layers.length * s.experts;
@@ -70,17 +73,39 @@ export function checkBatch(b: RoutingBatch, s: RoutingSchema): void {
   if (b.weights.length !== n * lk) bad('weights', b.weights.length, n * lk);
   if (s.hasLogits && b.logits && b.logits.length !== n * le) bad('logits', b.logits.length, n * le);
   if (b.tag && b.tag.length !== n) bad('tag', b.tag.length, n);
+  if (b.step && b.step.length !== n) bad('step', b.step.length, n);
+  if (b.rank && b.rank.length !== n) bad('rank', b.rank.length, n);
+  if (b.dropped && b.dropped.length !== n) bad('dropped', b.dropped.length, n);
+  if (columns.includes('rank') && !b.rank) throw new RangeError('RoutingBatch has no rank, but the trace has a rank column');
   const ex = b.experts;
   let max = 0;
   for (let i = 0; i < ex.length; i++) if (ex[i]! > max) max = ex[i]!;
   if (ex.length > 0 && max >= s.experts) throw new RangeError(`RoutingBatch has expert id ${max} ≥ ${s.experts} experts`);
 }
 
+/** A nullable uint32 column: validity bit set where `valid(value)`. Data under null cells is written as is. */
+function nullableU32(values: Uint32Array | null | undefined, n: number, valid: (v: number) => boolean, fill: number) {
+  const data = values ?? new Uint32Array(n).fill(fill);
+  let nulls = 0;
+  for (let i = 0; i < n; i++) if (!valid(data[i]!)) nulls++;
+  let validity: Uint8Array = EMPTY;
+  if (nulls > 0) {
+    validity = new Uint8Array((n + 7) >> 3);
+    for (let i = 0; i < n; i++) if (valid(data[i]!)) validity[i >> 3]! |= 1 << (i & 7);
+  }
+  return { nulls, validity, data: bytesOf(data) };
+}
+
 /**
  * The message for one batch. `mem` gives the per-row `mem` cells (null: none). Column order is format.ts's;
  * logits are NaN-filled when the schema has them and the batch has none.
  */
-export function encodeBatch(b: RoutingBatch, s: RoutingSchema, mem: readonly (string | null)[] | null): EncodedBatch {
+export function encodeBatch(
+  b: RoutingBatch,
+  s: RoutingSchema,
+  mem: readonly (string | null)[] | null,
+  columns: readonly OptionalColumn[] = [],
+): EncodedBatch {
   const n = b.length;
   const nodes: FieldNode[] = [];
   const regions: BufferRegion[] = [];
@@ -129,6 +154,15 @@ export function encodeBatch(b: RoutingBatch, s: RoutingSchema, mem: readonly (st
   if (s.hasLogits) list(b.logits ?? new Uint16Array(n * s.layers.length * s.experts).fill(0x7e00));
   strings(b.tag);
   strings(mem);
+  const nullable = (e: ReturnType<typeof nullableU32>) => {
+    nodes.push(new FieldNode(n, e.nulls));
+    buf(e.validity);
+    buf(e.data);
+  };
+  // Optional columns, in OPTIONAL_COLUMNS order (format.ts): step (null = NO_STEP), rank, dropped (null = 0).
+  if (columns.includes('step')) nullable(nullableU32(b.step, n, (v) => v !== NO_STEP, NO_STEP));
+  if (columns.includes('rank')) fixed(b.rank!);
+  if (columns.includes('dropped')) nullable(nullableU32(b.dropped, n, (v) => v !== 0, 0));
   const header = frameMessage(Message.from(new RecordBatch(n, nodes, regions, null), offset));
   return { parts: [header, ...body], byteLength: header.byteLength + offset };
 }

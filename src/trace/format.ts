@@ -17,7 +17,7 @@ import {
   Utf8,
 } from 'apache-arrow/type';
 import { Precision, TimeUnit } from 'apache-arrow/enum';
-import type { RoutingSchema, Scoring } from '../core/batch.js';
+import { OPTIONAL_COLUMNS, type OptionalColumn, type RoutingSchema, type Scoring } from '../core/batch.js';
 import type { RouterSummary, StreamMeta } from '../core/stream.js';
 import { UserError } from '../core/errors.js';
 
@@ -39,6 +39,9 @@ export const COL = {
   logits: 'logits',
   tag: 'tag',
   mem: 'mem',
+  step: 'step',
+  rank: 'rank',
+  dropped: 'dropped',
 } as const;
 
 /** Everything a trace says about itself, as stored (JSON) in the schema metadata. */
@@ -87,8 +90,11 @@ function fixedList(name: string, size: number, child: DataType): Field {
   return new Field(name, new FixedSizeList(size, new Field('item', child, false)), false);
 }
 
-/** The Arrow schema of a trace with this routing schema and header. */
-export function arrowSchemaFor(header: TraceHeader): Schema {
+/**
+ * The Arrow schema of a trace with this routing schema and header. The optional columns come last, after `mem`,
+ * in OPTIONAL_COLUMNS order (readers find every column by name).
+ */
+export function arrowSchemaFor(header: TraceHeader, columns: readonly OptionalColumn[] = []): Schema {
   const s = header.schema;
   validateSchema(s);
   const L = s.layers.length;
@@ -104,6 +110,9 @@ export function arrowSchemaFor(header: TraceHeader): Schema {
   ];
   if (s.hasLogits) fields.push(fixedList(COL.logits, L * s.experts, new Float16()));
   fields.push(new Field(COL.tag, new Utf8(), true), new Field(COL.mem, new Utf8(), true));
+  if (columns.includes('step')) fields.push(new Field(COL.step, new Uint32(), true));
+  if (columns.includes('rank')) fields.push(new Field(COL.rank, new Uint16(), false));
+  if (columns.includes('dropped')) fields.push(new Field(COL.dropped, new Uint32(), true));
   return new Schema(fields, new Map([[META_KEY, JSON.stringify(header)]]));
 }
 
@@ -167,7 +176,19 @@ export function parseTraceSchema(arrow: Schema, file: string): TraceHeader {
     const f = by.get(name);
     if (f) expectType(f, name, DataType.isUtf8, 'utf8', file);
   }
+  const f = by.get(COL.step);
+  if (f) expectType(f, COL.step, isInt(32, false), 'uint32', file);
+  const r = by.get(COL.rank);
+  if (r) expectType(r, COL.rank, isInt(16, false), 'uint16', file);
+  const d = by.get(COL.dropped);
+  if (d) expectType(d, COL.dropped, isInt(32, false), 'uint32', file);
   return h;
+}
+
+/** The optional columns (step, rank, dropped) an Arrow trace schema holds. */
+export function optionalColumnsOf(arrow: Schema): OptionalColumn[] {
+  const names = new Set(arrow.fields.map((f) => f.name));
+  return OPTIONAL_COLUMNS.filter((c) => names.has(COL[c]));
 }
 
 export function isScoring(v: unknown): v is Scoring {

@@ -10,12 +10,12 @@ import { closeSync, fstatSync, openSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Message, type RecordBatch } from 'apache-arrow/ipc/metadata/message';
 import type { Schema } from 'apache-arrow/schema';
-import { sliceBatch, type RoutingBatch, type RoutingSchema } from '../core/batch.js';
+import { sliceBatch, type OptionalColumn, type RoutingBatch, type RoutingSchema } from '../core/batch.js';
 import type { StreamMeta } from '../core/stream.js';
 import { UserError, describeError } from '../core/errors.js';
 import { ColumnsBuffer } from './columns.js';
 import { BodyView, decodeBatch, type DecodeContext } from './decode.js';
-import { COL, parseTraceSchema, type TraceHeader } from './format.js';
+import { COL, optionalColumnsOf, parseTraceSchema, type TraceHeader } from './format.js';
 import { preadFully, scanMessageAt } from './ipc.js';
 import { columnSlots } from './layout.js';
 import { memoryFromJson, type TimedMemorySample } from './memory-json.js';
@@ -68,6 +68,8 @@ export class TraceReader {
   readonly path: string;
   readonly arrowSchema: Schema;
   readonly header: TraceHeader;
+  /** The optional columns (step, rank, dropped) the trace holds; its batches carry exactly these. */
+  readonly columns: readonly OptionalColumn[];
   private fd: number | null;
   private readonly ctx: DecodeContext;
   // Index, one entry per record batch: where its flatbuffer header and body are, and its rows.
@@ -108,6 +110,7 @@ export class TraceReader {
       if (!first.message.isSchema()) throw new UserError(`${path}: not an Arrow IPC stream trace (no schema first)`);
       this.arrowSchema = first.message.header() as Schema;
       this.header = parseTraceSchema(this.arrowSchema, path);
+      this.columns = optionalColumnsOf(this.arrowSchema);
       this.ctx = { schema: this.header.schema, slots: columnSlots(this.arrowSchema, path), file: path };
       this.scanPos = first.end;
       this.refresh();
@@ -267,11 +270,11 @@ export class TraceReader {
     let out: ColumnsBuffer | null = null; // only when the range spans batches
     for (const c of this.chunks(start)) {
       if (out === null && n <= c.batch.length) return n === c.batch.length ? c.batch : sliceBatch(c.batch, this.schema, 0, n);
-      out ??= new ColumnsBuffer(this.schema, n);
+      out ??= new ColumnsBuffer(this.schema, n, this.columns);
       out.append(c.batch, 0, Math.min(c.batch.length, n - out.length));
       if (out.length === n) break;
     }
-    return (out ?? new ColumnsBuffer(this.schema, 0)).view().batch;
+    return (out ?? new ColumnsBuffer(this.schema, 0, this.columns)).view().batch;
   }
 
   /** Every memory sample in the indexed batches, reading only the `mem` column of each. */

@@ -39,6 +39,10 @@ export interface SynthSpec {
   scoring?: Scoring;
   /** Tokens per sequence (default 512), of which the first quarter are prompt. */
   seqLen?: number;
+  /** Write a `rank` column with this rank (a trace as one rank of a multi-process run would record it). */
+  rank?: number | null;
+  /** Write a `step` column: token g belongs to step ⌊g / stepTokens⌋. */
+  stepTokens?: number | null;
 }
 
 export function parseSkew(spec: string): Skew {
@@ -143,7 +147,9 @@ export function synthesize(path: string, spec: SynthSpec): SynthResult {
   const seqLen = spec.seqLen ?? 512;
   const collapseFrom = spec.collapse ? Math.floor(spec.collapse.from * N) : Infinity;
   const C = defaultBatchTokens(schema);
-  const batch = allocBatch(schema, C);
+  const columns = [...(spec.stepTokens != null ? (['step'] as const) : []), ...(spec.rank != null ? (['rank'] as const) : [])];
+  const batch = allocBatch(schema, C, columns);
+  if (batch.rank) batch.rank.fill(spec.rank!);
   const stamp = new Uint32Array(E);
   let stampId = 0;
   const w = new Float64Array(K);
@@ -157,6 +163,7 @@ export function synthesize(path: string, spec: SynthSpec): SynthResult {
     meta: { model: null, routers: [], tokenizer: null, devices: [], source: 'synth' },
     batchTokens: C,
     atomic: true,
+    columns,
   });
   try {
     for (let start = 0; start < N; start += C) {
@@ -164,6 +171,7 @@ export function synthesize(path: string, spec: SynthSpec): SynthResult {
       for (let i = 0; i < n; i++) {
         const g = start + i;
         batch.seq[i] = Math.floor(g / seqLen);
+        if (batch.step) batch.step[i] = Math.floor(g / spec.stepTokens!);
         const pos = g % seqLen;
         batch.pos[i] = pos;
         batch.isPrompt[i] = pos < seqLen / 4 ? 1 : 0;

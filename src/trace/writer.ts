@@ -9,8 +9,8 @@
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writevSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { Message } from 'apache-arrow/ipc/metadata/message';
-import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
-import { sliceBatch } from '../core/batch.js';
+import type { OptionalColumn, RoutingBatch, RoutingSchema } from '../core/batch.js';
+import { OPTIONAL_COLUMNS, sliceBatch } from '../core/batch.js';
 import type { MemorySample } from '../core/memory.js';
 import type { StreamMeta } from '../core/stream.js';
 import { UserError, describeError } from '../core/errors.js';
@@ -35,6 +35,12 @@ export interface TraceWriterOptions {
   atomic?: boolean;
   /** Creation time recorded in the header (default: now). */
   createdAt?: Date;
+  /**
+   * Optional columns to write (docs/trace-format.md): `step`, `rank`, `dropped`. A batch without `step` or
+   * `dropped` writes nulls there; a trace with `rank` needs it on every batch. Columns a batch has but the
+   * trace does not are not written.
+   */
+  columns?: readonly OptionalColumn[];
 }
 
 const TARGET_BATCH_BYTES = 4 * 1024 * 1024;
@@ -53,6 +59,8 @@ export class TraceWriter {
   readonly schema: RoutingSchema;
   readonly header: TraceHeader;
   readonly batchTokens: number;
+  /** The optional columns this trace holds. */
+  readonly columns: readonly OptionalColumn[];
   private readonly filePath: string;
   private readonly atomic: boolean;
   private fd: number | null;
@@ -81,7 +89,8 @@ export class TraceWriter {
       schema: this.schema,
       meta: { ...opts.meta, routers: routersFor(this.schema, opts.meta) },
     };
-    const arrowSchema = arrowSchemaFor(this.header); // validates the schema
+    this.columns = OPTIONAL_COLUMNS.filter((c) => opts.columns?.includes(c));
+    const arrowSchema = arrowSchemaFor(this.header, this.columns); // validates the schema
     this.batchTokens = opts.batchTokens ?? defaultBatchTokens(this.schema);
     if (!Number.isInteger(this.batchTokens) || this.batchTokens < 1) throw new RangeError('batchTokens must be ≥ 1');
     this.intervalMs = Math.min(1000, Math.max(1, opts.flushIntervalMs ?? 1000));
@@ -92,7 +101,7 @@ export class TraceWriter {
     } catch (e) {
       throw new UserError(`cannot create trace ${path}: ${describeError(e)}`);
     }
-    this.pending = new ColumnsBuffer(this.schema, this.batchTokens);
+    this.pending = new ColumnsBuffer(this.schema, this.batchTokens, this.columns);
     try {
       this.writeParts([frameMessage(Message.from(arrowSchema))]);
     } catch (e) {
@@ -123,7 +132,7 @@ export class TraceWriter {
    */
   write(batch: RoutingBatch): void {
     this.ensureOpen();
-    checkBatch(batch, this.schema);
+    checkBatch(batch, this.schema, this.columns);
     const n = batch.length;
     const C = this.batchTokens;
     let i = 0;
@@ -263,7 +272,7 @@ export class TraceWriter {
   }
 
   private writeBatch(batch: RoutingBatch, mem: (string | null)[] | null): void {
-    const enc = encodeBatch(batch, this.schema, mem);
+    const enc = encodeBatch(batch, this.schema, mem, this.columns);
     this.writeParts(enc.parts);
     this.tokens += batch.length;
     this.batches++;

@@ -66,7 +66,24 @@ export function plain(b: RoutingBatch) {
     weights: [...b.weights],
     logits: b.logits ? [...b.logits] : null,
     tag: b.tag ? [...b.tag] : null,
+    ...(b.step ? { step: [...b.step] } : {}),
+    ...(b.rank ? { rank: [...b.rank] } : {}),
+    ...(b.dropped ? { dropped: [...b.dropped] } : {}),
   };
+}
+
+/** Adds step / rank / dropped to a batch: steps of 7 tokens (NO_STEP on token 3), rank `rank`, drops every 10th. */
+export function withColumns(b: RoutingBatch, first: number, rank: number, noStepAt = 3): RoutingBatch {
+  const n = b.length;
+  b.step = new Uint32Array(n);
+  b.rank = new Uint16Array(n).fill(rank);
+  b.dropped = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    const t = first + i;
+    b.step[i] = t === noStepAt ? 0xffffffff : Math.floor(t / 7);
+    b.dropped[i] = t % 10 === 9 ? (t % 4) + 1 : 0;
+  }
+  return b;
 }
 
 /** A .npy file as np.save writes it (v1.0 header padded so the data starts 64-aligned). */

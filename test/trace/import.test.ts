@@ -134,6 +134,9 @@ test('megatron: ranks merge step by step; calls, mtp records and inferred E are 
   assert.deepEqual([...b.seq], [0, 0, 0, 1, 1, 1]);
   assert.deepEqual([...b.pos], [0, 1, 2, 0, 1, 2]);
   assert.deepEqual(b.tag, ['rank 0', 'rank 0', 'rank 1', 'rank 0', 'rank 0', 'rank 1']);
+  assert.deepEqual(t.columns, ['step', 'rank']);
+  assert.deepEqual([...b.step!], [0, 0, 0, 1, 1, 1]);
+  assert.deepEqual([...b.rank!], [0, 0, 1, 0, 0, 1]);
   assert.deepEqual([...b.experts], [0, 1, 4, 5, 2, 3, 6, 7, 3, 4, 1, 2, 1, 0, 5, 4, 3, 2, 7, 6, 5, 6, 7, 0]);
   assert.ok([...b.weights].every((h) => F16_TO_F32[h] === 0.5));
   assert.deepEqual([...b.tokenId], [-1, -1, -1, -1, -1, -1]);

@@ -8,7 +8,7 @@ import { F16_TO_F32 } from '../../src/core/f16.js';
 import { TraceWriter, openTrace } from '../../src/trace/index.js';
 import { selectTopK } from '../../src/core/topk.js';
 import { importTrace } from '../../src/trace/import/index.js';
-import { META, SCHEMA, makeBatch, plain, tempDir } from './helpers.js';
+import { META, SCHEMA, makeBatch, plain, tempDir, withColumns } from './helpers.js';
 import { HAVE_PYARROW, has, python, runDocOneLiners } from './python.js';
 
 function recordSample(path: string) {
@@ -113,4 +113,72 @@ with pa.OSFile('${tmp.path('py.arrow')}', 'wb') as f:
     theirs.close();
   }
   ours.close();
+});
+
+test('step, rank, dropped: pyarrow reads them (nulls included) and the docs one-liners run on them', { skip: !HAVE_PYARROW && 'python3 with pyarrow not found' }, (ctx) => {
+  const tmp = tempDir(ctx);
+  const path = tmp.path('ranks.arrows');
+  const w = TraceWriter.create(path, { schema: SCHEMA, meta: META, batchTokens: 16, columns: ['step', 'rank', 'dropped'] });
+  const a = withColumns(makeBatch(SCHEMA, 30, 0), 0, 0);
+  const b = withColumns(makeBatch(SCHEMA, 30, 0), 0, 1, -1);
+  w.write(a);
+  w.write(b);
+  w.close();
+  const r = python(`
+import json, pyarrow as pa
+t = pa.ipc.open_stream('${path}').read_all()
+print(json.dumps({'names': t.schema.names, 'types': [str(t.schema.field(c).type) for c in ('step', 'rank', 'dropped')],
+  'step': t.column('step').to_pylist(), 'rank': t.column('rank').to_pylist(), 'dropped': t.column('dropped').to_pylist()}))`);
+  assert.ok(r.ok, r.err);
+  const got = JSON.parse(r.out) as { names: string[]; types: string[]; step: (number | null)[]; rank: number[]; dropped: (number | null)[] };
+  assert.deepEqual(got.names.slice(-3), ['step', 'rank', 'dropped']);
+  assert.deepEqual(got.types, ['uint32', 'uint16', 'uint32']);
+  const nullIf = (v: Uint32Array, none: number) => [...v].map((x) => (x === none ? null : x));
+  assert.deepEqual(got.step, [...nullIf(a.step!, 0xffffffff), ...nullIf(b.step!, 0xffffffff)]);
+  assert.equal(got.step[3], null);
+  assert.deepEqual(got.rank, [...a.rank!, ...b.rank!]);
+  assert.deepEqual(got.dropped, [...nullIf(a.dropped!, 0), ...nullIf(b.dropped!, 0)]);
+  const ran = runDocOneLiners('rank one-liners', 'ranks.arrows', path);
+  const drops = (v: Uint32Array) => v.reduce((x, y) => x + y, 0);
+  assert.match(ran[0]!.stdout, new RegExp(`rank: \\[\\[0,1\\]\\]\\s+seq_count: \\[\\[30,30\\]\\]\\s+dropped_sum: \\[\\[${drops(a.dropped!)},${drops(b.dropped!)}\\]\\]`));
+});
+
+test('a trace written by pyarrow the way the Python probe writes it (nullable fields, step/rank/dropped) reads back exactly', { skip: !HAVE_PYARROW && 'python3 with pyarrow not found' }, (ctx) => {
+  const tmp = tempDir(ctx);
+  const path = tmp.path('probe.arrows');
+  const header = { format: 1, moescope: 'probe-test', createdAt: '2026-01-01T00:00:00.000Z', schema: SCHEMA, meta: { ...META, source: 'probe', world: 2 } };
+  const r = python(`
+import json, pyarrow as pa, numpy as np
+L, K, n = 3, 2, 10
+hdr = json.loads(${JSON.stringify(JSON.stringify(header))})
+hdr['meta']['routers'] = [{'layer': l, 'experts': 8, 'topK': 2, 'scoring': 'softmax', 'kind': 'test'} for l in hdr['schema']['layers']]
+schema = pa.schema([('seq', pa.uint32()), ('pos', pa.uint32()), ('token_id', pa.int32()), ('token', pa.string()),
+  ('is_prompt', pa.bool_()), ('t_ns', pa.timestamp('ns')), ('experts', pa.list_(pa.uint16(), L * K)),
+  ('weights', pa.list_(pa.float16(), L * K)), ('tag', pa.string()), ('mem', pa.string()),
+  ('step', pa.uint32()), ('rank', pa.uint16()), ('dropped', pa.uint32())], metadata={'moescope': json.dumps(hdr)})
+def batch(first):
+    i = np.arange(first, first + n)
+    ex = ((i[:, None] * 3 + np.arange(L * K)) % 8).astype(np.uint16).reshape(-1)
+    wt = (np.arange(n * L * K) / 64).astype(np.float16)
+    return pa.record_batch([pa.array(i // 4, pa.uint32()), pa.array(i % 4, pa.uint32()), pa.array(i * 11, pa.int32()),
+      pa.array(['t%d' % x for x in i]), pa.array(i % 2 == 0), pa.array(i * 1000, pa.timestamp('ns')),
+      pa.FixedSizeListArray.from_arrays(pa.array(ex), L * K), pa.FixedSizeListArray.from_arrays(pa.array(wt, pa.float16()), L * K),
+      pa.nulls(n, pa.string()), pa.nulls(n, pa.string()), pa.array(i // 5, pa.uint32()), pa.array([1] * n, pa.uint16()),
+      pa.array([3 if x == first else None for x in i], pa.uint32())], schema=schema)
+with pa.OSFile('${path}', 'wb') as f:
+    w = pa.ipc.new_stream(f, schema); w.write_batch(batch(0)); w.write_batch(batch(10)); w.close()
+t = pa.ipc.open_stream('${path}').read_all()
+print(json.dumps({'experts': t.column('experts').combine_chunks().values.to_pylist(), 'step': t.column('step').to_pylist(), 'dropped': t.column('dropped').to_pylist()}))`);
+  assert.ok(r.ok, r.err);
+  const want = JSON.parse(r.out) as { experts: number[]; step: number[]; dropped: (number | null)[] };
+  const t = openTrace(path);
+  assert.deepEqual(t.columns, ['step', 'rank', 'dropped']);
+  assert.equal(t.meta.world, 2);
+  const got = t.readRange(0, 20);
+  assert.deepEqual([...got.experts], want.experts);
+  assert.deepEqual([...got.step!], want.step);
+  assert.deepEqual([...got.rank!], new Array(20).fill(1));
+  assert.deepEqual([...got.dropped!], want.dropped.map((d) => d ?? 0));
+  assert.deepEqual([...got.dropped!].filter((d) => d > 0), [3, 3]);
+  t.close();
 });

@@ -92,3 +92,22 @@ test('synth flags: bad specs are usage errors; the CLI writes the trace it repor
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--skew must be "uniform" or "zipf:S"/);
 });
+
+test('synth --rank --step-tokens: a trace as one rank records it (rank and step columns), same routing as without', (ctx) => {
+  const tmp = tempDir(ctx);
+  const r = moescope('synth', '--tokens', '300', '--seed', '3', '--rank', '5', '--step-tokens', '64', '-o', tmp.path('r.arrows'));
+  assert.equal(r.code, 0, r.stderr);
+  synthesize(tmp.path('p.arrows'), { ...BASE, layers: 4, experts: 8, topK: 2, tokens: 300 });
+  const t = openTrace(tmp.path('r.arrows'));
+  assert.deepEqual(t.columns, ['step', 'rank']);
+  const b = t.readRange(0, 300);
+  assert.ok([...b.rank!].every((x) => x === 5));
+  assert.deepEqual([...b.step!], Array.from({ length: 300 }, (_, g) => Math.floor(g / 64)));
+  const p = openTrace(tmp.path('p.arrows'));
+  assert.deepEqual([...b.experts], [...p.readRange(0, 300).experts]);
+  t.close();
+  p.close();
+  const bad = moescope('synth', '--rank', '70000', '-o', tmp.path('x.arrows'));
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--rank must be ≤ 65535/);
+});

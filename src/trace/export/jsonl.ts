@@ -1,4 +1,5 @@
 /** `export --jsonl`: the trace as moescope's JSONL interchange format (docs/trace-format.md). */
+import { NO_STEP } from '../../core/batch.js';
 import { F16_TO_F32 } from '../../core/f16.js';
 import type { TraceReader } from '../reader.js';
 import type { TextSink } from './sink.js';
@@ -34,6 +35,8 @@ export function writeJsonl(trace: TraceReader, out: TextSink): number {
       model: m.model,
       tokenizer: m.tokenizer,
       devices: m.devices,
+      // Optional columns the trace holds (import jsonl recreates them).
+      ...(trace.columns.length ? { columns: trace.columns } : {}),
     }),
   );
   const id = (x: number) => x;
@@ -59,6 +62,9 @@ export function writeJsonl(trace: TraceReader, out: TextSink): number {
       if (b.logits) o.logits = perLayer(b.logits, i * L * s.experts, L, s.experts, f16);
       const tag = b.tag?.[i];
       if (tag != null) o.tag = tag;
+      if (b.step) o.step = b.step[i] === NO_STEP ? null : b.step[i];
+      if (b.rank) o.rank = b.rank[i];
+      if (b.dropped && b.dropped[i]! > 0) o.dropped = b.dropped[i];
       out.line(JSON.stringify(o));
       tokens++;
     }

@@ -10,7 +10,7 @@
  * bounded by one row group's encoding (plain JS arrays: ~100-200 bytes per list element), not by the trace.
  */
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
-import type { RoutingBatch, RoutingSchema } from '../../core/batch.js';
+import { NO_STEP, type OptionalColumn, type RoutingBatch, type RoutingSchema } from '../../core/batch.js';
 import { F16_TO_F32 } from '../../core/f16.js';
 import { moescopeVersion } from '../../core/version.js';
 import { COL, META_KEY } from '../format.js';
@@ -63,8 +63,8 @@ function list(name: string, element: Partial<SchemaElement>): SchemaElement[] {
   ];
 }
 
-/** The Parquet schema of a trace; `mem` only when the trace holds memory samples. */
-export function parquetSchema(s: RoutingSchema, withMem: boolean): SchemaElement[] {
+/** The Parquet schema of a trace; `mem` only when the trace holds memory samples; then its optional columns. */
+export function parquetSchema(s: RoutingSchema, withMem: boolean, optional: readonly OptionalColumn[] = []): SchemaElement[] {
   const req = (name: string, e: Partial<SchemaElement>): SchemaElement => ({ name, repetition_type: 'REQUIRED', ...e });
   const columns: SchemaElement[][] = [
     [req(COL.seq, unsigned(32))],
@@ -80,6 +80,9 @@ export function parquetSchema(s: RoutingSchema, withMem: boolean): SchemaElement
   if (s.hasLogits) columns.push(list(COL.logits, { type: 'FLOAT' }));
   columns.push([{ name: COL.tag, repetition_type: 'OPTIONAL', ...STRING }]);
   if (withMem) columns.push([{ name: COL.mem, repetition_type: 'OPTIONAL', ...STRING }]);
+  if (optional.includes('step')) columns.push([{ name: COL.step, repetition_type: 'OPTIONAL', ...unsigned(32) }]);
+  if (optional.includes('rank')) columns.push([req(COL.rank, unsigned(16))]);
+  if (optional.includes('dropped')) columns.push([{ name: COL.dropped, repetition_type: 'OPTIONAL', ...unsigned(32) }]);
   return [{ name: 'schema', num_children: columns.length }, ...columns.flat()];
 }
 
@@ -109,7 +112,21 @@ function memCells(c: TraceChunk): (string | null)[] {
   return cells;
 }
 
-function columnData(s: RoutingSchema, b: RoutingBatch, mem: (string | null)[] | null, a: number, e: number): ColumnSource[] {
+/** A nullable uint32 column's cells [a, e): null where the value is `nullValue`. */
+function nullable(v: Uint32Array, a: number, e: number, nullValue: number): (number | null)[] {
+  const out = new Array<number | null>(e - a);
+  for (let i = a; i < e; i++) out[i - a] = v[i] === nullValue ? null : v[i]!;
+  return out;
+}
+
+function columnData(
+  s: RoutingSchema,
+  b: RoutingBatch,
+  mem: (string | null)[] | null,
+  a: number,
+  e: number,
+  optional: readonly OptionalColumn[],
+): ColumnSource[] {
   const L = s.layers.length;
   const lk = L * s.topK;
   const cols: ColumnSource[] = [
@@ -125,6 +142,9 @@ function columnData(s: RoutingSchema, b: RoutingBatch, mem: (string | null)[] | 
   if (s.hasLogits) cols.push({ name: COL.logits, data: rows(b.logits!, a, e, L * s.experts, F16_TO_F32) });
   cols.push({ name: COL.tag, data: b.tag ? b.tag.slice(a, e) : new Array(e - a).fill(null) });
   if (mem) cols.push({ name: COL.mem, data: mem.slice(a, e) });
+  if (optional.includes('step')) cols.push({ name: COL.step, data: nullable(b.step!, a, e, NO_STEP) });
+  if (optional.includes('rank')) cols.push({ name: COL.rank, data: Int32Array.from(b.rank!.subarray(a, e)) });
+  if (optional.includes('dropped')) cols.push({ name: COL.dropped, data: nullable(b.dropped!, a, e, 0) });
   return cols;
 }
 
@@ -138,7 +158,7 @@ export function writeParquet(trace: TraceReader, out: AtomicFile, { groupValues 
   const withMem = trace.memorySamples().length > 0;
   const pq = new ParquetWriter({
     writer: new FileByteWriter(out),
-    schema: parquetSchema(s, withMem),
+    schema: parquetSchema(s, withMem, trace.columns),
     kvMetadata: [{ key: META_KEY, value: trace.arrowSchema.metadata.get(META_KEY) ?? JSON.stringify(trace.header) }],
     createdBy: `moescope version ${moescopeVersion()}`,
   });
@@ -150,7 +170,7 @@ export function writeParquet(trace: TraceReader, out: AtomicFile, { groupValues 
     for (let a = 0; a < c.batch.length; a += groupRows) {
       const e = Math.min(c.batch.length, a + groupRows);
       // Synchronous: FileByteWriter.flush returns nothing, so the writer never defers a row group.
-      void pq.write({ columnData: columnData(s, c.batch, mem, a, e), rowGroupSize: e - a });
+      void pq.write({ columnData: columnData(s, c.batch, mem, a, e, trace.columns), rowGroupSize: e - a });
       tokens += e - a;
     }
   }

@@ -2,7 +2,7 @@
  * `import jsonl`: moescope's JSONL interchange format (docs/trace-format.md#jsonl-interchange-format).
  * Several files concatenate when their headers describe the same routing schema.
  */
-import type { RoutingSchema, TokenRouting } from '../../core/batch.js';
+import { OPTIONAL_COLUMNS, type OptionalColumn, type RoutingSchema, type TokenRouting } from '../../core/batch.js';
 import type { MemorySample } from '../../core/memory.js';
 import { UserError } from '../../core/errors.js';
 import { isScoring } from '../format.js';
@@ -16,6 +16,8 @@ interface Header {
   model: string | null;
   tokenizer: string | null;
   devices: string[];
+  /** Optional columns the header names ("columns": ["step", "rank", "dropped"]). */
+  columns: OptionalColumn[];
 }
 
 type Obj = Record<string, unknown>;
@@ -43,7 +45,16 @@ function parseHeader(raw: unknown, fail: (why: string) => never): Header {
   }
   const str = (k: string) => (typeof raw[k] === 'string' ? (raw[k] as string) : null);
   const devices = Array.isArray(raw.devices) ? raw.devices.filter((d): d is string => typeof d === 'string') : [];
-  return { schema: { layers, experts: E, topK: K, scoring: raw.scoring }, model: str('model'), tokenizer: str('tokenizer'), devices };
+  const cols = raw.columns ?? [];
+  if (!Array.isArray(cols) || !cols.every((c) => (OPTIONAL_COLUMNS as readonly unknown[]).includes(c)))
+    fail(`header "columns" must be a list of ${OPTIONAL_COLUMNS.map((c) => `"${c}"`).join(', ')}, got ${JSON.stringify(raw.columns)}`);
+  return {
+    schema: { layers, experts: E, topK: K, scoring: raw.scoring },
+    model: str('model'),
+    tokenizer: str('tokenizer'),
+    devices,
+    columns: cols as OptionalColumn[],
+  };
 }
 
 /** An L×n matrix of numbers, flattened layer-major; `check` vets each value. */
@@ -62,7 +73,14 @@ function matrix(v: unknown, L: number, n: number, what: string, fail: (why: stri
   return out;
 }
 
-function tokenFrom(o: Obj, h: Header, hasLogits: boolean, nextPos: Map<number, number>, fail: (why: string) => never): TokenRouting {
+function tokenFrom(
+  o: Obj,
+  h: Header,
+  hasLogits: boolean,
+  columns: readonly OptionalColumn[],
+  nextPos: Map<number, number>,
+  fail: (why: string) => never,
+): TokenRouting {
   const { layers, experts: E, topK: K, scoring } = h.schema;
   const L = layers.length;
   const finite = (x: unknown) => typeof x === 'number' && Number.isFinite(x);
@@ -102,7 +120,26 @@ function tokenFrom(o: Obj, h: Header, hasLogits: boolean, nextPos: Map<number, n
   const tag = o.tag ?? null;
   if (tag !== null && typeof tag !== 'string') fail(`"tag" must be a string or null`);
   if (o.isPrompt !== undefined && typeof o.isPrompt !== 'boolean') fail(`"isPrompt" must be true or false`);
-  return { seq, pos, tokenId, token, tag, isPrompt: o.isPrompt === true, tNs: parseTNs(o.tNs, fail), experts, weights, logits };
+  const t: TokenRouting = { seq, pos, tokenId, token, tag, isPrompt: o.isPrompt === true, tNs: parseTNs(o.tNs, fail), experts, weights, logits };
+  for (const c of OPTIONAL_COLUMNS)
+    if (o[c] !== undefined && !columns.includes(c))
+      fail(`"${c}" given, but the first token had none and the header's "columns" does not name it`);
+  if (columns.includes('step')) {
+    const step = o.step ?? null;
+    if (step !== null && (!isInt(step) || step < 0 || step >= 0xffffffff))
+      fail(`"step" must be an integer 0…4294967294 or null, got ${JSON.stringify(step)}`);
+    t.step = step;
+  }
+  if (columns.includes('rank')) {
+    if (!isInt(o.rank) || o.rank < 0 || o.rank > 0xffff) fail(`"rank" must be an integer 0…65535 on every token, got ${JSON.stringify(o.rank)}`);
+    t.rank = o.rank;
+  }
+  if (columns.includes('dropped')) {
+    const d = o.dropped ?? 0;
+    if (!isInt(d) || d < 0 || d > 0xffffffff) fail(`"dropped" must be an integer 0…4294967295, got ${JSON.stringify(d)}`);
+    t.dropped = d;
+  }
+  return t;
 }
 
 function parseTNs(v: unknown, fail: (why: string) => never): bigint {
@@ -124,6 +161,7 @@ export function importJsonl(files: string[], output: string): ImportResult {
   try {
     let first: Header | null = null;
     let hasLogits: boolean | null = null;
+    let columns: OptionalColumn[] = [];
     const nextPos = new Map<number, number>();
     for (const file of files) {
       let header: Header | null = null;
@@ -147,12 +185,15 @@ export function importJsonl(files: string[], output: string): ImportResult {
         }
         if (hasLogits === null) {
           hasLogits = raw.logits !== undefined;
+          // Optional columns: those the header names, and those the first token carries.
+          columns = OPTIONAL_COLUMNS.filter((c) => header!.columns.includes(c) || raw[c] !== undefined);
           sink.open(
             { ...header.schema, hasLogits },
             { model: header.model, tokenizer: header.tokenizer, devices: header.devices, source: 'import:jsonl' },
+            columns,
           );
         }
-        sink.push(tokenFrom(raw, header, hasLogits, nextPos, fail));
+        sink.push(tokenFrom(raw, header, hasLogits, columns, nextPos, fail));
       }
       if (header === null) throw new UserError(`${file}: empty (no header line)`);
     }

@@ -43,6 +43,8 @@ function* records(file: string, skipped: Map<string, number>): Generator<RouterR
     if (typeof r !== 'object' || r === null || Array.isArray(r)) fail('expected a JSON object (a router trace record)');
     for (const k of ['step', 'layer', 'rank', 'num_tokens', 'topk'] as const)
       if (!isInt(r[k]) || (r[k] as number) < 0) fail(`"${k}" must be a non-negative integer, got ${JSON.stringify(r[k])}`);
+    if ((r.rank as number) > 0xffff) fail(`"rank" must be at most 65535, got ${r.rank as number}`);
+    if ((r.step as number) >= 0xffffffff) fail(`"step" must be below 2^32 - 1, got ${r.step as number}`);
     const block = r.block ?? 'decoder';
     const stage = r.stage ?? 'pre_dispatch';
     if (block !== 'decoder' || stage !== 'pre_dispatch') {
@@ -128,7 +130,7 @@ export function importMegatron(files: string[], output: string, opts: MegatronOp
   const schema: RoutingSchema = { layers: s.layers, experts: E, topK: s.topk, scoring: opts.scoring, hasLogits: false };
   const sink = new TraceSink(output);
   try {
-    sink.open(schema, { model: null, tokenizer: null, devices: [], source: 'import:megatron' });
+    sink.open(schema, { model: null, tokenizer: null, devices: [], source: 'import:megatron' }, ['step', 'rank']);
     if (opts.experts === undefined) sink.notes.push(`experts per layer inferred as ${E} (largest id seen + 1); give --experts to set it`);
     for (const [what, n] of s.skipped) sink.notes.push(`skipped ${n} records of ${what} (only decoder pre-dispatch routers are imported)`);
     sink.notes.push('Megatron traces record expert ids only: every weight is 1/K');
@@ -176,9 +178,11 @@ function mergeRanks(files: string[], s: Scan, schema: RoutingSchema, sink: Trace
             throw new UserError(
               `${x.file}:${calls[l]![j]!.line}: num_tokens ${calls[l]![j]!.numTokens} differs from layer ${schema.layers[0]}'s ${n} in the same call`,
             );
-        const b = allocBatch(schema, n);
+        const b = allocBatch(schema, n, ['step', 'rank']);
         b.tag = new Array<string | null>(n).fill(`rank ${group[0]!.rank}`);
         b.seq.fill(step);
+        b.step!.fill(step);
+        b.rank!.fill(group[0]!.rank);
         b.tokenId.fill(-1);
         b.weights.fill(w);
         for (let i = 0; i < n; i++) {

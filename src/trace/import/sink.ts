@@ -2,7 +2,13 @@
  * Where importers put tokens: an atomic TraceWriter (temp file renamed on success, removed on failure), opened
  * once the importer knows the schema, fed tokens one at a time (through core's RoutingBatchBuilder) or by batch.
  */
-import { RoutingBatchBuilder, type RoutingBatch, type RoutingSchema, type TokenRouting } from '../../core/batch.js';
+import {
+  RoutingBatchBuilder,
+  type OptionalColumn,
+  type RoutingBatch,
+  type RoutingSchema,
+  type TokenRouting,
+} from '../../core/batch.js';
 import type { MemorySample } from '../../core/memory.js';
 import type { StreamMeta } from '../../core/stream.js';
 import { validateSchema } from '../format.js';
@@ -32,10 +38,14 @@ export class TraceSink {
     return this.writer.schema;
   }
 
-  open(schema: RoutingSchema, meta: Omit<StreamMeta, 'routers'> & { routers?: StreamMeta['routers'] }): void {
+  open(
+    schema: RoutingSchema,
+    meta: Omit<StreamMeta, 'routers'> & { routers?: StreamMeta['routers'] },
+    columns: readonly OptionalColumn[] = [],
+  ): void {
     validateSchema(schema);
-    this.writer = TraceWriter.create(this.output, { schema, meta: { routers: [], ...meta }, atomic: true });
-    this.builder = new RoutingBatchBuilder(schema, this.writer.batchTokens);
+    this.writer = TraceWriter.create(this.output, { schema, meta: { routers: [], ...meta }, atomic: true, columns });
+    this.builder = new RoutingBatchBuilder(schema, this.writer.batchTokens, this.writer.columns);
     for (const m of this.early) this.writer.writeMemory(m);
     this.early = [];
   }
