@@ -21,7 +21,7 @@ export function registerCheck(program: Command): void {
       choiceArg('--format', ['text', 'json', 'junit', 'github', 'markdown'] as const), 'text')
     .option('--output <file>', 'write the report here instead of stdout')
     .action(async (trace: string | undefined, opts) => {
-      const { checkCommand } = await import('../gate/commands.js');
+      const { checkCommand } = await import('./gate-action.js');
       process.exitCode = await checkCommand(trace, opts);
     });
 }

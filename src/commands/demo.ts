@@ -32,18 +32,14 @@ export function registerDemo(program: Command): void {
         prompts: engine.loadPrompts(BUNDLED_PROMPTS),
         maxTokens: f.maxTokens,
         loop: live,
-        buffer: false,
       });
-      const placementOf = async () => {
-        const { schema } = await handle.ready;
-        return f.plan ? views.readPlanFile(f.plan, schema) : views.contiguousSpec(schema, f.devices);
-      };
+      const stream = await engine.generationStream(handle, 'demo · bundled tiny-moe');
+      const placement = f.plan ? views.readPlanFile(f.plan, stream.schema) : views.contiguousSpec(stream.schema, f.devices);
       if (live) {
-        const placement = await placementOf();
-        await views.runLiveTui({ handle, label: 'demo · bundled tiny-moe', placement, color: f.color, colormap: f.colormap });
+        await views.runLiveTui({ stream, label: stream.label, placement, color: f.color, colormap: f.colormap });
         return;
       }
-      const model = await views.collectLive(handle);
-      process.stdout.write(views.formatSummary(model, { title: 'demo (no terminal: one pass over the bundled prompts)' }, await placementOf()));
+      const model = await views.collectLive(stream);
+      process.stdout.write(views.formatSummary(model, { title: 'demo (no terminal: one pass over the bundled prompts)' }, placement));
     });
 }

@@ -16,7 +16,7 @@ export function registerDiff(program: Command): void {
     .option('--config <file>', 'limits from the "diff" section of this file (default: moescope.config.json when present)')
     .option('--output <file>', 'write the report here instead of stdout')
     .action(async (base: string, next: string, opts) => {
-      const { diffCommand } = await import('../gate/commands.js');
+      const { diffCommand } = await import('./gate-action.js');
       process.exitCode = await diffCommand(base, next, opts);
     });
 }

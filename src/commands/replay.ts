@@ -28,7 +28,11 @@ export function registerReplay(program: Command): void {
     .action(async (trace: string, f: ReplayFlags) => {
       const { UserError } = await import('../core/errors.js');
       if (f.speed > 64) throw new UserError(`--speed must be between 0.25 and 64, got ${f.speed}`);
+      const { openTrace, traceStream } = await import('../trace/index.js');
       const { runReplay } = await import('../views/index.js');
-      await runReplay({ trace, follow: f.follow, speed: f.speed, devices: f.devices, plan: f.plan, window: f.window, colormap: f.colormap, ui: f.ui, color: f.color });
+      const reader = openTrace(trace);
+      const file = { complete: reader.complete, truncated: reader.truncated };
+      const stream = traceStream(reader, { follow: f.follow });
+      await runReplay({ stream, file, follow: f.follow, speed: f.speed, devices: f.devices, plan: f.plan, window: f.window, colormap: f.colormap, ui: f.ui, color: f.color });
     });
 }

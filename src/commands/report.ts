@@ -10,7 +10,7 @@ export function registerReport(program: Command): void {
     .option('--devices <d>', 'show load per device for D devices (contiguous expert placement)', intArg('--devices', 1))
     .option('--window <w>', 'collapse-detection window in tokens (default 1024, or 1/8 of a shorter trace)', intArg('--window', 1))
     .action(async (trace: string, opts: { output: string; devices?: number; window?: number }) => {
-      const { reportCommand } = await import('../report/command.js');
+      const { reportCommand } = await import('./report-action.js');
       await reportCommand(trace, opts);
     });
 }

@@ -80,21 +80,24 @@ async function generationOptions(model: string, f: RunFlags) {
 /** The live TUI over the generation (src/views), recording alongside when asked. */
 async function runLive(model: string, f: RunFlags, views: typeof import('../views/index.js')): Promise<void> {
   const { engine, options } = await generationOptions(model, f);
-  const h = engine.startGeneration({ ...options, buffer: false });
-  const info = await h.ready; // bad input fails here, before the screen is taken over
-  let writer: import('../trace/index.js').TraceWriter | null = null;
-  if (f.record) {
-    const { TraceWriter } = await import('../trace/index.js');
-    const w = TraceWriter.create(f.record, { schema: info.schema, meta: info.meta });
-    w.closeOnExit({ signals: ['SIGTERM', 'SIGHUP'] });
-    h.on('batch', (e: { batch: import('../core/batch.js').RoutingBatch }) => w.write(e.batch));
-    h.on('memory', (e: { sample: import('../core/memory.js').MemorySample }) => w.writeMemory(e.sample));
-    writer = w;
-  }
   const { basename, dirname } = await import('node:path');
   const label = `run · ${basename(model) === 'model.onnx' ? basename(dirname(model)) : basename(model)}`;
+  const live = await engine.generationStream(engine.startGeneration(options), label); // bad input fails here, before the screen is taken over
+  let writer: import('../trace/index.js').TraceWriter | null = null;
+  let stream: import('../core/routing-stream.js').RoutingStream = live;
+  if (f.record) {
+    const { TraceWriter } = await import('../trace/index.js');
+    const { tapStream } = await import('../core/routing-stream.js');
+    const w = TraceWriter.create(f.record, { schema: live.schema, meta: live.meta });
+    w.closeOnExit({ signals: ['SIGTERM', 'SIGHUP'] });
+    stream = tapStream(live, (item) => {
+      if (item.kind === 'tokens') w.write(item.batch);
+      else if (item.kind === 'memory') w.writeMemory(item.sample);
+    });
+    writer = w;
+  }
   try {
-    await views.runLiveTui({ handle: h, label, recording: f.record ?? null, placement: views.contiguousSpec(info.schema, f.devices), color: f.color });
+    await views.runLiveTui({ stream, label: live.label, recording: f.record ?? null, placement: views.contiguousSpec(live.schema, f.devices), color: f.color });
   } finally {
     writer?.close();
   }

@@ -12,6 +12,7 @@
  * pass at a time, in-process), runGeneration (the loop), MemorySampler / parseNvidiaSmi (device memory).
  */
 export { inspectModel, formatInspect, type InspectReport, type InspectRouter, type InspectOptions } from './inspect.js';
+export { generationStream } from './generation-stream.js';
 export { startGeneration, GenerationHandle, type GenerationOptions, type GenerationInfo, type GenerationSummary, type HandleEvent } from './generation.js';
 export { runGeneration, sampleToken, seededRandom, type PromptSpec, type GenerateOptions, type GenerationEvent, type SequenceResult, type StopReason, type LoopControl } from './generate.js';
 export { ModelRunner, type RunnerOptions, type SequenceState, type ForwardResult } from './runner.js';

@@ -1,7 +1,7 @@
 /**
  * `moescope inspect`: what discovery found, as a stable JSON document (docs/inspect.md) and as a table.
  */
-import { fmtBytes } from '../core/format.js';
+import { fmtBytes } from '../core/number-format.js';
 import { join } from 'node:path';
 import { statSync } from 'node:fs';
 import { PATTERNS_TRIED, discoverRouters, requireRouters, type RouterInfo } from './discover.js';

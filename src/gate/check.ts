@@ -8,9 +8,9 @@ import { RoutingStats, type GlobalMetrics, type LayerMetrics } from '../stats/in
 import { hasCheckRules, type GateConfig } from './config.js';
 import { layerPositions, subsetBatch, subsetSchema } from './subset.js';
 import { RULES, type MetricKey, type RuleSpec, type Thresholds } from './rules.js';
-import type { RoutingSource } from './source.js';
+import { tokenBatches, type RoutingStream } from '../core/routing-stream.js';
 import { judge, type Column, type GateResult, type Row, type Verdict } from './verdict.js';
-import { fmtCount } from '../report/number.js';
+import { fmtCount } from '../core/number-format.js';
 
 /** Table columns, one per metric a rule reads. */
 const COLUMNS: Record<MetricKey, Column> = {
@@ -35,7 +35,7 @@ function overallValues(g: GlobalMetrics): Record<MetricKey, number | null> {
 /** Rules whose metric has no whole-model aggregate. */
 const NO_OVERALL: ReadonlySet<MetricKey> = new Set(['hotShare']);
 
-function validateAgainst(cfg: GateConfig, source: RoutingSource): void {
+function validateAgainst(cfg: GateConfig, source: RoutingStream): void {
   const { schema } = source;
   const where = cfg.source ?? 'config';
   if (cfg.layers) layerPositions(schema, cfg.layers, `--layers / ${where} layers`);
@@ -89,7 +89,7 @@ function verdictsFor(
   return out;
 }
 
-export async function runCheck(source: RoutingSource, cfg: GateConfig): Promise<GateResult> {
+export async function runCheck(source: RoutingStream, cfg: GateConfig): Promise<GateResult> {
   if (!hasCheckRules(cfg))
     throw new UserError('no thresholds to check: give limits such as --max-maxvio 1.5 --max-dead 0, or a config file (docs/ci.md)');
   validateAgainst(cfg, source);
@@ -97,7 +97,7 @@ export async function runCheck(source: RoutingSource, cfg: GateConfig): Promise<
   const positions = cfg.layers ? layerPositions(full, cfg.layers, '--layers') : full.layers.map((_, i) => i);
   const schema = subsetSchema(full, positions);
   const stats = new RoutingStats(schema, { window: 0, collapse: false, topN: 1 });
-  for await (const b of source.batches()) stats.add(subsetBatch(b, full, positions));
+  for await (const b of tokenBatches(source)) stats.add(subsetBatch(b, full, positions));
   if (stats.tokens === 0) throw new UserError(`${source.label} holds no tokens: nothing to check`);
   const snap = stats.snapshot('run');
 

@@ -9,9 +9,9 @@ import { describeSchema } from '../core/batch.js';
 import { UserError } from '../core/errors.js';
 import { RouterAgreement, RoutingStats, jsDivergence, loadMaxVio, type AgreementResult } from '../stats/index.js';
 import { totalVariation } from '../stats/drift.js';
-import { fmtCount } from '../report/number.js';
+import { fmtCount } from '../core/number-format.js';
 import type { DiffThresholds, GateConfig } from './config.js';
-import type { RoutingSource } from './source.js';
+import { tokenBatches, type RoutingStream } from '../core/routing-stream.js';
 import { concatBatches, layerPositions, selectRows, subsetBatch, subsetSchema } from './subset.js';
 import { judge, type Column, type GateResult, type Row, type Verdict } from './verdict.js';
 
@@ -19,7 +19,7 @@ import { judge, type Column, type GateResult, type Row, type Verdict } from './v
 const ALIGN_CHUNK = 4096;
 
 interface Side {
-  source: RoutingSource;
+  source: RoutingStream;
   positions: number[];
   schema: RoutingSchema;
   stats: RoutingStats;
@@ -27,12 +27,12 @@ interface Side {
   kept: RoutingBatch[] | null;
 }
 
-async function readSide(source: RoutingSource, common: number[], keep: boolean): Promise<Side> {
+async function readSide(source: RoutingStream, common: number[], keep: boolean): Promise<Side> {
   const positions = layerPositions(source.schema, common, source.label);
   const schema: RoutingSchema = { ...subsetSchema(source.schema, positions), hasLogits: false };
   const stats = new RoutingStats(schema, { window: 0, collapse: false });
   const kept: RoutingBatch[] | null = keep ? [] : null;
-  for await (const b of source.batches()) {
+  for await (const b of tokenBatches(source)) {
     const sub = subsetBatch(b, source.schema, positions);
     const narrowed: RoutingBatch = { ...sub, logits: null };
     stats.add(narrowed);
@@ -109,7 +109,7 @@ function limitsFrom(cfg: GateConfig): { limits: DiffThresholds; origin: Record<s
   return { limits: cfg.diff, origin };
 }
 
-export async function runDiff(base: RoutingSource, next: RoutingSource, cfg: GateConfig): Promise<GateResult> {
+export async function runDiff(base: RoutingStream, next: RoutingStream, cfg: GateConfig): Promise<GateResult> {
   const sa = base.schema;
   const sb = next.schema;
   if (sa.experts !== sb.experts)

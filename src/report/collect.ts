@@ -9,7 +9,7 @@ import { UserError } from '../core/errors.js';
 import { DomainSpecialisation, RoutingStats, type CollapseWarning, type GlobalMetrics, type LayerMetrics } from '../stats/index.js';
 import { balancedness, type Balancedness } from '../stats/balancedness.js';
 import { contiguousPlacement, slotDevice } from '../stats/placement.js';
-import type { RoutingSource } from '../gate/source.js';
+import { tokenBatches, type RoutingStream } from '../core/routing-stream.js';
 import type { DomainResult } from '../stats/specialisation.js';
 
 /** More distinct tags than this are not shown one by one (the report would become unreadable). */
@@ -59,7 +59,7 @@ export function defaultWindow(tokens: number | undefined): number {
   return Math.max(16, Math.min(1024, Math.floor(tokens / 8)));
 }
 
-export async function collectReport(source: RoutingSource, opts: CollectOptions = {}): Promise<ReportData> {
+export async function collectReport(source: RoutingStream, opts: CollectOptions = {}): Promise<ReportData> {
   const schema = source.schema;
   const E = schema.experts;
   if (opts.devices !== undefined && (opts.devices < 1 || opts.devices > E))
@@ -67,7 +67,7 @@ export async function collectReport(source: RoutingSource, opts: CollectOptions 
   const window = opts.window ?? defaultWindow(opts.tokens);
   const stats = new RoutingStats(schema, { window });
   const domains = new DomainSpecialisation(schema);
-  for await (const b of source.batches()) {
+  for await (const b of tokenBatches(source)) {
     stats.add(b);
     domains.add(b);
   }

@@ -1,8 +1,8 @@
 /**
  * Colour for the HTML report: matplotlib's viridis ramp (perceptually uniform, readable with the common forms of
- * colour blindness and in greyscale), from the palette the TUI draws with (src/views/palette.ts).
+ * colour blindness and in greyscale), from the palette the TUI draws with (src/core/palette.ts).
  */
-import { SEQUENTIAL_MAPS, sample } from '../views/palette.js';
+import { SEQUENTIAL_MAPS, sample } from '../core/palette.js';
 
 const VIRIDIS = SEQUENTIAL_MAPS.viridis;
 

@@ -1,12 +1,13 @@
 /**
- * Feeds move routing data into the model: a replay player (play, pause, speed, step, seek over a recorded trace),
- * a follower (tails a growing trace) and a live feed (the engine pushes into it). All three honour pause: the
+ * Feeds move routing data into the model: a replay player (play, pause, speed, step, seek over a seekable
+ * RoutingStream, i.e. a recorded trace), a stream feed (live engine runs and followed traces: any RoutingStream)
+ * and a live feed that a producer pushes into directly. All three honour pause: the
  * replay player stops reading; live and follow keep receiving and buffer what arrives, so pausing freezes the view
  * without ever slowing the producer, and resuming applies the buffered tokens in order.
  */
 import { sliceBatch, type RoutingBatch, type RoutingSchema } from '../core/batch.js';
 import type { MemorySample } from '../core/memory.js';
-import type { StreamMeta } from '../core/stream.js';
+import type { RoutingStream, TokenSeek, TokensItem } from '../core/routing-stream.js';
 import type { RoutingModel } from './model.js';
 
 /** What a feed reports to whoever shows it. */
@@ -51,23 +52,6 @@ export const SPEEDS = [0.25, 0.5, 1, 2, 4, 8, 16, 32, 64] as const;
 export const MIN_SPEED = SPEEDS[0];
 export const MAX_SPEED = SPEEDS[SPEEDS.length - 1];
 
-/** A run of tokens as the trace reader gives it: a batch, where it starts, and the memory samples on its rows. */
-export interface Chunk {
-  firstToken: number;
-  batch: RoutingBatch;
-  memory: { token: number; sample: MemorySample }[];
-}
-
-/** The part of a TraceReader (src/trace) the player needs; tests pass in-memory traces. */
-export interface TraceSource {
-  readonly schema: RoutingSchema;
-  readonly meta: StreamMeta;
-  readonly tokenCount: number;
-  readonly complete: boolean;
-  chunks(fromToken?: number): Iterable<Chunk>;
-  refresh?(): number;
-}
-
 /** Recorded gaps longer than this play as this long (idle time between sessions is not worth waiting for). */
 const MAX_GAP_MS = 1000;
 /** Playback rate ×1 when the trace has no usable timestamps. */
@@ -80,7 +64,8 @@ const SEEK_SLICE = 50_000;
 export class ReplayPlayer implements Feed {
   readonly kind = 'replay';
   onChange: (() => void) | null = null;
-  private readonly trace: TraceSource;
+  private readonly trace: TokenSeek;
+  private readonly schema: RoutingSchema;
   private readonly model: RoutingModel;
   private timer: NodeJS.Timeout | null = null;
   private playing: boolean;
@@ -88,8 +73,8 @@ export class ReplayPlayer implements Feed {
   /** Next token to apply. */
   private pos = 0;
   /** Chunk holding `pos`, and an iterator over the following ones. */
-  private chunk: Chunk | null = null;
-  private iter: Iterator<Chunk> | null = null;
+  private chunk: TokensItem | null = null;
+  private iter: Iterator<TokensItem> | null = null;
   /** Playback clock in stream ms, and the wall time of the last tick. */
   private clockMs = 0;
   private lastTick = 0;
@@ -101,12 +86,15 @@ export class ReplayPlayer implements Feed {
   private prevMs: number | null = null;
   private cappedMs = 0;
 
-  constructor(trace: TraceSource, model: RoutingModel, opts: { speed?: number; playing?: boolean; now?: () => number } = {}) {
-    this.trace = trace;
+  /** `stream` must be seekable (a trace file); the player reads it through `stream.seek`. */
+  constructor(stream: RoutingStream, model: RoutingModel, opts: { speed?: number; playing?: boolean; now?: () => number } = {}) {
+    if (!stream.seek) throw new Error(`${stream.label} cannot be replayed: it is not seekable`);
+    this.trace = stream.seek;
+    this.schema = stream.schema;
     this.model = model;
     this.speed = clampSpeed(opts.speed ?? 1);
     this.playing = opts.playing ?? true;
-    this.nominal = !hasUsableTimes(trace);
+    this.nominal = !hasUsableTimes(this.trace);
     this.now = opts.now ?? (() => performance.now());
   }
 
@@ -226,7 +214,7 @@ export class ReplayPlayer implements Feed {
         to++;
       }
       if (to === from) break;
-      this.model.add(to === b.length && from === 0 ? b : sliceBatch(b, this.trace.schema, from, to));
+      this.model.add(to === b.length && from === 0 ? b : sliceBatch(b, this.schema, from, to));
       const end = c.firstToken + to;
       for (const m of c.memory) if (m.token >= this.pos && m.token < end) this.model.addMemory(m.sample);
       this.pos = end;
@@ -239,7 +227,7 @@ export class ReplayPlayer implements Feed {
     this.clockMs = this.cappedMs;
   }
 
-  private chunkAt(token: number): Chunk | null {
+  private chunkAt(token: number): TokensItem | null {
     const c = this.chunk;
     if (c && token >= c.firstToken && token < c.firstToken + c.batch.length) return c;
     if (!this.iter || !c || token !== c.firstToken + c.batch.length) this.iter = this.trace.chunks(token)[Symbol.iterator]();
@@ -270,7 +258,7 @@ export function nextSpeed(speed: number, dir: 1 | -1): number {
 }
 
 /** Timestamps are usable when they span at least 1 ms per 10 tokens (imports often carry zeros). */
-function hasUsableTimes(trace: TraceSource): boolean {
+function hasUsableTimes(trace: TokenSeek): boolean {
   const n = trace.tokenCount;
   if (n < 2) return false;
   let first: bigint | null = null;
@@ -404,44 +392,47 @@ export class LiveFeed extends PushFeed {
   }
 }
 
-/** The part of TraceReader.follow the follower needs. */
-export interface FollowSource {
-  readonly tokenCount: number;
-  follow(opts: { fromToken?: number; pollMs?: number; signal?: AbortSignal }): AsyncIterable<Chunk>;
-}
+/**
+ * Feeds a RoutingStream into the model as it arrives: a live engine run, or a trace being followed. Pause
+ * buffers (the producer never slows); `stop()` closes the stream (stops the engine, ends the follow).
+ */
+export class StreamFeed extends PushFeed {
+  readonly kind: 'live' | 'follow';
+  private readonly stream: RoutingStream;
+  private pump: Promise<void> | null = null;
 
-/** Tails a growing trace: everything already written, then each batch as it lands. */
-export class FollowFeed extends PushFeed {
-  readonly kind = 'follow';
-  private readonly source: FollowSource;
-  private abort: AbortController | null = null;
-  private readonly pollMs: number;
-
-  constructor(source: FollowSource, model: RoutingModel, pollMs = 200) {
+  constructor(stream: RoutingStream, model: RoutingModel, kind: 'live' | 'follow') {
     super(model);
-    this.source = source;
-    this.pollMs = pollMs;
+    this.stream = stream;
+    this.kind = kind;
   }
 
   start(): void {
-    if (this.abort) return;
-    const abort = (this.abort = new AbortController());
-    void (async () => {
+    this.pump ??= (async () => {
       try {
-        for await (const c of this.source.follow({ fromToken: 0, pollMs: this.pollMs, signal: abort.signal })) {
-          for (const m of c.memory) this.pushMemory(m.sample);
-          this.pushBatch(c.batch);
+        for await (const item of this.stream.items()) {
+          if (item.kind === 'tokens') {
+            for (const m of item.memory) this.pushMemory(m.sample);
+            this.pushBatch(item.batch);
+          } else if (item.kind === 'memory') this.pushMemory(item.sample);
         }
-        if (!abort.signal.aborted) this.ended = true;
+        const end = await this.stream.end();
+        this.error = end.error;
+        this.ended = true;
       } catch (e) {
         this.error = e instanceof Error ? e.message : String(e);
+        this.ended = true;
       }
       this.onChange?.();
     })();
   }
 
   stop(): void {
-    this.abort?.abort();
-    this.abort = null;
+    this.stream.close();
+  }
+
+  /** Resolves once the stream has ended and everything it yielded reached the feed (immediately if never started). */
+  drained(): Promise<void> {
+    return this.pump ?? Promise.resolve();
   }
 }

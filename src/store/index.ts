@@ -3,7 +3,7 @@
  *
  *   const model = new RoutingModel(schema, meta, { window: 512 })   // stats accumulators + ring buffers
  *   model.add(batch); model.addMemory(sample)
- *   const feed = new ReplayPlayer(trace, model, { speed: 1 })      // or FollowFeed(trace, model), LiveFeed(model)
+ *   const feed = new ReplayPlayer(trace, model, { speed: 1 })      // trace: a seekable RoutingStream; or StreamFeed(stream, model, 'live'|'follow'), LiveFeed(model)
  *   feed.start(); feed.setPlaying(false); feed.seek(1200); feed.step(1); feed.setSpeed(4)
  *   buildFrame(model, { scope: 'window', layer: 0, token: null, placement: null })   // an immutable snapshot
  *   const store = createTuiStore({ model, feed, source })          // zustand vanilla: ui, feed state, frame, actions
@@ -15,7 +15,7 @@
 export { RoutingModel, DEFAULT_WINDOW, WINDOW_SIZES, type ModelOptions } from './model.js';
 export { TokenRing, SampleRing } from './ring.js';
 export { buildFrame, type Frame, type Selection, type LayerDetail, type TokenDetail, type DeviceSummary, type MemoryView, type TokenReader } from './frame.js';
-export { ReplayPlayer, FollowFeed, LiveFeed, nextSpeed, SPEEDS, MAX_BUFFERED_TOKENS, type Feed, type FeedState, type TraceSource, type FollowSource, type Chunk } from './feeds.js';
+export { ReplayPlayer, StreamFeed, LiveFeed, nextSpeed, SPEEDS, MAX_BUFFERED_TOKENS, type Feed, type FeedState } from './feeds.js';
 export { createTuiStore, startPublishing, PANES, type TuiStore, type TuiState, type UiState, type SourceInfo, type Pane, type Actions, type Publisher } from './app-store.js';
 export { binnedRelLoad, binLoad, streamTokens, sequencesHeld, type StreamToken } from './selectors.js';
 export { contiguousSpec, readPlanFile, type PlacementSpec } from './placement.js';

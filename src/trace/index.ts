@@ -26,6 +26,7 @@
  *   for await (const c of t.follow({ fromToken, pollMs, signal })) …   // tail a growing trace
  *   t.refresh()                                 // index what was appended since (follow() does this)
  *   t.close()
+ *   traceStream(t, { follow?, reuse? })         // the trace as a RoutingStream (src/core/routing-stream.ts)
  * Batches are views on one read buffer per record batch: keep them as long as needed. With `{ reuse: true }` all
  * batches share one buffer and each is valid only until the next is read — 2-3× faster streaming for
  * aggregations that keep nothing (use it in stats loops).
@@ -45,4 +46,5 @@ export {
   type ReadOptions,
 } from './reader.js';
 export type { TimedMemorySample } from './memory-json.js';
+export { traceStream, type TraceStreamOptions } from './stream.js';
 export { TRACE_FORMAT_VERSION, COL as TRACE_COLUMNS, type TraceHeader } from './format.js';

@@ -4,11 +4,7 @@
  */
 import type { GpuMemory, MemorySample } from '../core/memory.js';
 
-/** A memory sample and the index of the token whose row carries it (samples taken before that token). */
-export interface TimedMemorySample {
-  token: number;
-  sample: MemorySample;
-}
+export type { TimedMemorySample } from '../core/routing-stream.js';
 
 export function memoryToJson(samples: readonly MemorySample[]): string {
   return JSON.stringify(samples.map((s) => ({ ...s, tNs: s.tNs.toString() })));

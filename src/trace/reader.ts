@@ -12,25 +12,16 @@ import { Message, type RecordBatch } from 'apache-arrow/ipc/metadata/message';
 import type { Schema } from 'apache-arrow/schema';
 import { sliceBatch, type OptionalColumn, type RoutingBatch, type RoutingSchema } from '../core/batch.js';
 import type { StreamMeta } from '../core/stream.js';
+import type { TimedMemorySample, Truncation } from '../core/routing-stream.js';
 import { UserError, describeError } from '../core/errors.js';
 import { ColumnsBuffer } from './columns.js';
 import { BodyView, decodeBatch, type DecodeContext } from './decode.js';
 import { COL, optionalColumnsOf, parseTraceSchema, type TraceHeader } from './format.js';
 import { preadFully, scanMessageAt } from './ipc.js';
 import { columnSlots } from './layout.js';
-import { memoryFromJson, type TimedMemorySample } from './memory-json.js';
+import { memoryFromJson } from './memory-json.js';
 
-/** An incomplete message at the end of the file. */
-export interface Truncation {
-  /** Byte offset where the incomplete message starts. */
-  atByte: number;
-  /** Bytes of it present in the file. */
-  bytesPresent: number;
-  /** Bytes missing to complete it; null when even its header is cut. */
-  bytesMissing: number | null;
-  /** Rows of the incomplete batch (lost); null when its header is cut. */
-  rowsLost: number | null;
-}
+export type { Truncation } from '../core/routing-stream.js';
 
 /** One record batch, where it sits in the trace, and the memory samples its rows carry. */
 export interface TraceChunk {

@@ -23,7 +23,7 @@ export function fmtTimes(x: number | null | undefined, digits = 2): string {
 }
 
 /** Bytes in binary units; shared with the engine's text output, so it lives in src/core. */
-export { fmtBytes } from '../core/format.js';
+export { fmtBytes } from '../core/number-format.js';
 
 /** h:mm:ss, or m:ss under an hour. */
 export function fmtDuration(ms: number | null | undefined): string {

@@ -2,7 +2,7 @@
  * Heatmap rows as terminal strings: one glyph per column, a colour escape only where the level changes, cached per
  * row so a row is rebuilt only when its levels (or the cursor on it) change.
  */
-import { SGR_DIM, SGR_INVERSE, SGR_RESET } from './palette.js';
+import { SGR_DIM, SGR_INVERSE, SGR_RESET } from '../core/palette.js';
 import type { Theme } from './theme.js';
 
 /** Level of a column with no data yet. */

@@ -1,28 +1,16 @@
 /**
- * The live TUI over a producer of routing batches — the engine's GenerationHandle or anything shaped like it.
- * The caller owns the producer (and any recording); this subscribes to its events, never slows it, and stops it
- * when the user quits.
+ * The live TUI over a RoutingStream (an engine run, or any live producer). The caller owns the producer (and any
+ * recording, e.g. through tapStream); this consumes the stream, never slows it, and closes it when the user quits.
  */
-import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
-import type { MemorySample } from '../core/memory.js';
-import type { StreamMeta } from '../core/stream.js';
-import { LiveFeed } from '../store/feeds.js';
+import type { RoutingStream } from '../core/routing-stream.js';
+import { StreamFeed } from '../store/feeds.js';
 import { RoutingModel } from '../store/model.js';
 import type { PlacementSpec } from '../store/placement.js';
 import { loadRunTui } from './entry.js';
-import type { SequentialMap } from './palette.js';
-
-/** What the live TUI needs of a producer (src/engine GenerationHandle fits). */
-export interface LiveSource {
-  readonly ready: Promise<{ schema: RoutingSchema; meta: StreamMeta }>;
-  readonly done: Promise<unknown>;
-  on(event: 'batch', listener: (e: { batch: RoutingBatch }) => void): unknown;
-  on(event: 'memory', listener: (e: { sample: MemorySample }) => void): unknown;
-  stop(): Promise<unknown>;
-}
+import type { SequentialMap } from '../core/palette.js';
 
 export interface LiveTuiOptions {
-  handle: LiveSource;
+  stream: RoutingStream;
   /** Shown in the status bar, e.g. the model's name. */
   label: string;
   /** Path of the trace the caller is recording, shown as ● REC. */
@@ -35,17 +23,14 @@ export interface LiveTuiOptions {
   window?: number;
 }
 
-/** Runs the TUI until the user quits (the producer is stopped then) — the producer ending does not close it. */
+/**
+ * Runs the TUI until the user quits — the producer ending does not close it. Then the stream is closed (the
+ * producer stopped) and everything it still yields is consumed before this returns, so a recording is whole.
+ */
 export async function runLiveTui(opts: LiveTuiOptions): Promise<void> {
-  const info = await opts.handle.ready;
-  const model = new RoutingModel(info.schema, info.meta, { window: opts.window });
-  const feed = new LiveFeed(model);
-  opts.handle.on('batch', (e) => feed.push(e.batch));
-  opts.handle.on('memory', (e) => feed.memory(e.sample));
-  opts.handle.done.then(
-    () => feed.end(),
-    (e: unknown) => feed.end(e),
-  );
+  const { stream } = opts;
+  const model = new RoutingModel(stream.schema, stream.meta, { window: opts.window });
+  const feed = new StreamFeed(stream, model, 'live');
   const runTui = await loadRunTui();
   try {
     await runTui({
@@ -56,16 +41,20 @@ export async function runLiveTui(opts: LiveTuiOptions): Promise<void> {
       colormap: opts.colormap,
     });
   } finally {
-    await opts.handle.stop().catch(() => {});
+    stream.close();
+    feed.start(); // no-op when the TUI started it; drains the stream either way
+    await feed.drained();
   }
 }
 
-/** Without a terminal: feeds everything the producer emits into a model and returns it when the producer ends. */
-export async function collectLive(handle: LiveSource, window?: number): Promise<RoutingModel> {
-  const info = await handle.ready;
-  const model = new RoutingModel(info.schema, info.meta, { window });
-  handle.on('batch', (e) => model.add(e.batch));
-  handle.on('memory', (e) => model.addMemory(e.sample));
-  await handle.done;
+/** Without a terminal: feeds everything the stream yields into a model and returns it when the stream ends. */
+export async function collectLive(stream: RoutingStream, window?: number): Promise<RoutingModel> {
+  const model = new RoutingModel(stream.schema, stream.meta, { window });
+  for await (const item of stream.items()) {
+    if (item.kind === 'tokens') {
+      for (const m of item.memory) model.addMemory(m.sample);
+      model.add(item.batch);
+    } else if (item.kind === 'memory') model.addMemory(item.sample);
+  }
   return model;
 }

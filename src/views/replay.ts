@@ -1,16 +1,19 @@
 /** `moescope replay TRACE`: the TUI over a recorded trace (play, pause, seek) or a growing one (--follow). */
 import { UserError } from '../core/errors.js';
-import { FollowFeed, ReplayPlayer } from '../store/feeds.js';
+import type { RoutingStream, Truncation } from '../core/routing-stream.js';
+import { ReplayPlayer, StreamFeed } from '../store/feeds.js';
 import { RoutingModel } from '../store/model.js';
 import { contiguousSpec, readPlanFile } from '../store/placement.js';
-import { openTrace } from '../trace/index.js';
 import { fmtInt } from './format.js';
 import { interactive, loadRunTui } from './entry.js';
-import type { SequentialMap } from './palette.js';
+import type { SequentialMap } from '../core/palette.js';
 import { formatSummary } from './summary.js';
 
 export interface ReplayOptions {
-  trace: string;
+  /** The trace as a stream (src/trace traceStream): seekable, or following when `follow`. Closed on return. */
+  stream: RoutingStream;
+  /** How the file looked when opened: end-of-stream marker present, or cut inside a message. */
+  file: { complete: boolean; truncated: Truncation | null };
   follow?: boolean;
   /** Playback speed ×0.25 … ×64. */
   speed?: number;
@@ -28,35 +31,36 @@ export interface ReplayOptions {
 }
 
 export async function runReplay(opts: ReplayOptions): Promise<void> {
-  const trace = openTrace(opts.trace);
+  const { stream, file } = opts;
   try {
-    const model = new RoutingModel(trace.schema, trace.meta, { window: opts.window });
-    const placement = opts.plan ? readPlanFile(opts.plan, trace.schema) : contiguousSpec(trace.schema, opts.devices ?? 1);
+    const model = new RoutingModel(stream.schema, stream.meta, { window: opts.window });
+    const placement = opts.plan ? readPlanFile(opts.plan, stream.schema) : contiguousSpec(stream.schema, opts.devices ?? 1);
     const notes: string[] = [];
-    if (trace.truncated)
-      notes.push(`the trace is cut short: ${fmtInt(trace.truncated.bytesPresent)} bytes of its last batch present${trace.truncated.rowsLost ? `, ${fmtInt(trace.truncated.rowsLost)} tokens lost` : ''}`);
-    else if (!trace.complete && !opts.follow) notes.push('no end-of-stream marker: the recorder is still writing or was killed (use --follow to tail it)');
+    if (file.truncated)
+      notes.push(`the trace is cut short: ${fmtInt(file.truncated.bytesPresent)} bytes of its last batch present${file.truncated.rowsLost ? `, ${fmtInt(file.truncated.rowsLost)} tokens lost` : ''}`);
+    else if (!file.complete && !opts.follow) notes.push('no end-of-stream marker: the recorder is still writing or was killed (use --follow to tail it)');
     if (opts.ui === false || !interactive()) {
-      for (const c of trace.chunks(0)) {
+      const all = stream.seek;
+      for (const c of all ? all.chunks(0) : []) {
         for (const m of c.memory) model.addMemory(m.sample);
         model.add(c.batch);
       }
-      (opts.out ?? process.stdout).write(formatSummary(model, { title: `replay ${opts.trace}`, notes }, placement));
-      if (trace.truncated) process.exitCode = 2; // the summary's note names the cut (docs/tui.md)
+      (opts.out ?? process.stdout).write(formatSummary(model, { title: `replay ${stream.label}`, notes }, placement));
+      if (file.truncated) process.exitCode = 2; // the summary's note names the cut (docs/tui.md)
       return;
     }
-    if (trace.tokenCount === 0 && !opts.follow) throw new UserError(`${opts.trace}: the trace has no tokens (use --follow to wait for them)`);
-    const feed = opts.follow ? new FollowFeed(trace, model) : new ReplayPlayer(trace, model, { speed: opts.speed ?? 1 });
+    if (stream.tokens === 0 && !opts.follow) throw new UserError(`${stream.label}: the trace has no tokens (use --follow to wait for them)`);
+    const feed = opts.follow ? new StreamFeed(stream, model, 'follow') : new ReplayPlayer(stream, model, { speed: opts.speed ?? 1 });
     const runTui = await loadRunTui();
     await runTui({
       model,
       feed,
-      source: { kind: opts.follow ? 'follow' : 'replay', label: opts.trace, recording: null, placement },
+      source: { kind: opts.follow ? 'follow' : 'replay', label: stream.label, recording: null, placement },
       color: opts.color,
       colormap: opts.colormap,
       ui: notes.length > 0 ? { message: notes.join('; ') } : undefined,
     });
   } finally {
-    trace.close();
+    stream.close();
   }
 }

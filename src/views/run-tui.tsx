@@ -11,7 +11,7 @@ import { App } from './app.js';
 import { makeViewContext, type ViewContext } from './context.js';
 import { ScreenWriter } from './paint.js';
 import { detectColorMode, makeTheme, type ColorMode } from './theme.js';
-import type { SequentialMap } from './palette.js';
+import type { SequentialMap } from '../core/palette.js';
 
 export interface RunTuiOptions {
   model: RoutingModel;

@@ -12,9 +12,9 @@ import {
   fgEscape,
   inkColor,
   sample,
-} from './palette.js';
+} from '../core/palette.js';
 
-export type { ColorMode } from './palette.js';
+export type { ColorMode } from '../core/palette.js';
 
 export interface ColorOptions {
   /** commander's `--no-color` sets this to false. */

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { UserError } from '../../src/core/errors.js';
 import { runCheck } from '../../src/gate/check.js';
 import { emptyConfig, parseConfig, withFlags, type GateConfig } from '../../src/gate/config.js';
-import { memorySource, traceSource } from '../../src/gate/source.js';
+import { memoryStream } from '../../src/core/routing-stream.js';
+import { traceSource } from '../../src/gate/source.js';
 import { RoutingStats } from '../../src/stats/index.js';
 import { TraceWriter } from '../../src/trace/index.js';
 import { META, makeBatches, schemaOf, tempDir, writeTrace, type TraceSpec } from './fixtures.js';
@@ -88,7 +89,7 @@ test('overall limits judge the whole-model row (mean over the checked layers, de
 
 test('z-loss is judged from logits, and asking for it on a trace without logits is bad input', async () => {
   const spec: TraceSpec = { tokens: 600, logits: true, logitScale: 4 };
-  const src = memorySource('mem', schemaOf(spec), makeBatches(spec));
+  const src = memoryStream('mem', schemaOf(spec), makeBatches(spec));
   const r = await runCheck(src, flags({ maxZLoss: 1 }));
   assert.equal(r.passed, false);
   assert.ok(r.columns.some((c) => c.key === 'zLoss'));
@@ -101,7 +102,7 @@ test('bad input: no limits, an unknown layer, an empty trace', async () => {
   await assert.rejects(check(balanced, emptyConfig()), /no thresholds to check/);
   await assert.rejects(check(balanced, flags({ maxCv: 1, layers: [9] })), /there is no MoE layer 9 \(MoE layers: 0, 1, 2, 3\)/);
   await assert.rejects(check(balanced, parseConfig({ thresholds: { maxCv: 1 }, perLayer: { '7': { maxCv: 2 } } }, 'c.json')), /c\.json perLayer: there is no MoE layer 7/);
-  await assert.rejects(runCheck(memorySource('empty', schemaOf(BALANCED), []), flags({ maxCv: 1 })), /empty holds no tokens/);
+  await assert.rejects(runCheck(memoryStream('empty', schemaOf(BALANCED), []), flags({ maxCv: 1 })), /empty holds no tokens/);
 });
 
 test('a trace whose recorder has not finished is checked on its whole batches, with a note saying so', async () => {

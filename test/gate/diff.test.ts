@@ -2,12 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { emptyConfig } from '../../src/gate/config.js';
 import { identicalTokens, runDiff } from '../../src/gate/diff.js';
-import { memorySource } from '../../src/gate/source.js';
+import { memoryStream } from '../../src/core/routing-stream.js';
 import { concatBatches } from '../../src/gate/subset.js';
 import { makeBatches, schemaOf, type TraceSpec } from './fixtures.js';
 
 function source(label: string, spec: TraceSpec) {
-  return memorySource(label, schemaOf(spec), makeBatches(spec));
+  return memoryStream(label, schemaOf(spec), makeBatches(spec));
 }
 
 test('identical tokens: same sequence, position and token id, until the first difference in that sequence', () => {

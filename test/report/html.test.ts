@@ -1,7 +1,7 @@
 /** The HTML report as a file: self-contained, one heatmap cell per layer and expert bin, sections that follow the data. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { memorySource } from '../../src/gate/source.js';
+import { memoryStream } from '../../src/core/routing-stream.js';
 import { collectReport } from '../../src/report/collect.js';
 import { viridis } from '../../src/report/colour.js';
 import { expertBins } from '../../src/report/html/bins.js';
@@ -12,7 +12,7 @@ import { makeBatches, schemaOf, type TraceSpec } from '../gate/fixtures.js';
 const OPTS = { moescopeVersion: '0.0.0-test', generatedAt: new Date('2025-01-01T00:00:00Z') };
 
 async function render(spec: TraceSpec, opts: { devices?: number } = {}) {
-  const data = await collectReport(memorySource('trace <"x">.arrows', schemaOf(spec), makeBatches(spec), null), { ...opts, tokens: spec.tokens });
+  const data = await collectReport(memoryStream('trace <"x">.arrows', schemaOf(spec), makeBatches(spec)), { ...opts, tokens: spec.tokens });
   return { data, html: renderReportHtml(data, OPTS) };
 }
 
@@ -88,5 +88,5 @@ test('metrics table, warnings, placement and domains follow the data', async () 
   assert.match(rich.html, /<td class="l">code<\/td><td>800<\/td><td [^>]*>expert 0 · /);
   assert.match(rich.html, /<td class="l">prose<\/td><td>800<\/td><td [^>]*>expert 1 · /);
   await assert.rejects(render({ tokens: 100 }, { devices: 9 }), /--devices must be between 1 and the 8 experts per layer, got 9/);
-  await assert.rejects(collectReport(memorySource('empty', schemaOf({ tokens: 0 }), []), {}), /empty holds no tokens/);
+  await assert.rejects(collectReport(memoryStream('empty', schemaOf({ tokens: 0 }), []), {}), /empty holds no tokens/);
 });

@@ -5,7 +5,7 @@ import type { RoutingSchema } from '../../src/core/batch.js';
 import { RoutingModel } from '../../src/store/model.js';
 import { LiveFeed, ReplayPlayer } from '../../src/store/feeds.js';
 import { createTuiStore, startPublishing } from '../../src/store/app-store.js';
-import { openTrace } from '../../src/trace/index.js';
+import { openTrace, traceStream } from '../../src/trace/index.js';
 import { DEMO_TRACE, META, batches } from './helpers.js';
 
 const schema: RoutingSchema = { layers: [0, 1, 2], experts: 4, topK: 2, scoring: 'softmax', hasLogits: false };
@@ -119,7 +119,7 @@ test('replay keys: step pauses; seek to a token; start and end', () => {
   const t = openTrace(DEMO_TRACE);
   try {
     const model = new RoutingModel(t.schema, t.meta);
-    const feed = new ReplayPlayer(t, model, { playing: true });
+    const feed = new ReplayPlayer(traceStream(t), model, { playing: true });
     const store = createTuiStore({ model, feed, source: { kind: 'replay', label: 'x', recording: null, placement: null } });
     const a = store.getState().actions;
     a.step(1);

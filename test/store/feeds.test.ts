@@ -3,9 +3,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { RoutingSchema } from '../../src/core/batch.js';
-import { openTrace, TraceWriter } from '../../src/trace/index.js';
+import { openTrace, traceStream, TraceWriter } from '../../src/trace/index.js';
 import { RoutingModel } from '../../src/store/model.js';
-import { FollowFeed, LiveFeed, ReplayPlayer, nextSpeed, type TraceSource } from '../../src/store/feeds.js';
+import { LiveFeed, ReplayPlayer, StreamFeed, nextSpeed } from '../../src/store/feeds.js';
+import { memoryStream } from '../../src/core/routing-stream.js';
 import { DEMO_TRACE, META, batches, tempDir } from './helpers.js';
 
 /** Counts of a model fed tokens [0, n) of the trace directly, for comparison. */
@@ -24,7 +25,7 @@ test('replay: seek forward and back, step, end — the model always equals feedi
   const t = openTrace(DEMO_TRACE);
   try {
     const m = new RoutingModel(t.schema, t.meta);
-    const p = new ReplayPlayer(t, m, { playing: false });
+    const p = new ReplayPlayer(traceStream(t), m, { playing: false });
     p.seek(300);
     assert.equal(m.tokens, 300);
     assert.deepEqual(Array.from(m.stats.load), Array.from(directCounts(DEMO_TRACE, 300)));
@@ -55,19 +56,7 @@ test('replay plays in recorded time scaled by the speed; pause stops the clock',
   // 10 tokens, 100 ms apart in recorded time, and one 60 s gap (played as 1 s).
   const toks = Array.from({ length: 10 }, (_, i) => ({ ms: i * 100 + (i >= 5 ? 60_000 : 0), experts: [[i % 2]] }));
   const bs = batches(schema, toks, 4);
-  const trace: TraceSource = {
-    schema,
-    meta: META,
-    tokenCount: 10,
-    complete: true,
-    *chunks(from = 0) {
-      let first = 0;
-      for (const b of bs) {
-        if (first + b.length > from) yield { firstToken: first, batch: b, memory: [] };
-        first += b.length;
-      }
-    },
-  };
+  const trace = memoryStream('timed', schema, bs, META);
   let now = 0;
   const m = new RoutingModel(schema, META);
   const p = new ReplayPlayer(trace, m, { now: () => now, speed: 2 });
@@ -142,7 +131,7 @@ test('follow: tails a trace while it is being written, and ends at its end-of-st
     w.flush();
     const t = openTrace(path);
     const m = new RoutingModel(schema, META);
-    const f = new FollowFeed(t, m, 10);
+    const f = new StreamFeed(traceStream(t, { follow: true, pollMs: 10 }), m, 'follow');
     const waitFor = async (pred: () => boolean) => {
       for (let i = 0; i < 300 && !pred(); i++) await new Promise((r) => setTimeout(r, 10));
       assert.ok(pred());

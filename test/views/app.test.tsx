@@ -1,7 +1,7 @@
 /** The whole App over a replayed trace: panes, keys, the overlay, too-small terminals. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { openTrace } from '../../src/trace/index.js';
+import { openTrace, traceStream } from '../../src/trace/index.js';
 import { RoutingModel } from '../../src/store/model.js';
 import { ReplayPlayer } from '../../src/store/feeds.js';
 import { createTuiStore, startPublishing } from '../../src/store/app-store.js';
@@ -16,7 +16,7 @@ import { renderView, tick } from './render.js';
 function setup(term = { columns: 100, rows: 30 }) {
   const trace = openTrace(DEMO_TRACE);
   const model = new RoutingModel(trace.schema, trace.meta);
-  const feed = new ReplayPlayer(trace, model, { playing: false });
+  const feed = new ReplayPlayer(traceStream(trace), model, { playing: false });
   const store = createTuiStore({ model, feed, source: { kind: 'replay', label: 'demo.arrows', recording: null, placement: contiguousSpec(trace.schema, 2) }, term });
   const pub = startPublishing(store, model, feed, 1000);
   feed.seek(600);

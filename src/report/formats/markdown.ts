@@ -1,6 +1,6 @@
 /** GitHub-flavoured Markdown for `$GITHUB_STEP_SUMMARY` and PR comments. */
 import { scopeName, type GateResult } from '../../gate/verdict.js';
-import { fmt, fmtValue } from '../number.js';
+import { fmt, fmtValue } from '../../core/number-format.js';
 import { cellKey, failedCells, failures, summaryLine } from './verdicts.js';
 
 /** Text safe inside a Markdown table cell. */

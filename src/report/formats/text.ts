@@ -1,6 +1,6 @@
 /** Plain text for terminals and CI logs: context, an aligned table (broken limits marked "!"), then each failure. */
 import type { GateResult } from '../../gate/verdict.js';
-import { fmt } from '../number.js';
+import { fmt } from '../../core/number-format.js';
 import { cellKey, failedCells, failureLine, failures, summaryLine } from './verdicts.js';
 
 export function formatText(r: GateResult): string {

@@ -1,6 +1,6 @@
 /** Sentences about verdicts, shared by every output format so they all say the same thing. */
 import { scopeName, type GateResult, type Verdict } from '../../gate/verdict.js';
-import { fmtValue } from '../number.js';
+import { fmtValue } from '../../core/number-format.js';
 
 /** "MaxVio (DeepSeek, global) = 2.31 > limit 1.5"; an undefined value: "… is undefined (no assignments), limit ≤ 1.5" */
 export function verdictSentence(v: Verdict): string {

@@ -6,7 +6,7 @@ import { describeSchema } from '../../core/batch.js';
 import type { CollapseWarning, LayerMetrics } from '../../stats/index.js';
 import type { ReportData } from '../collect.js';
 import { THEME } from '../colour.js';
-import { fmt, fmtCount } from '../number.js';
+import { fmt, fmtCount } from '../../core/number-format.js';
 import { barsSvg } from './bars.js';
 import { binLabel, binValues, expertBins, type ExpertBin } from './bins.js';
 import { METRIC_COLUMNS } from './conventions.js';

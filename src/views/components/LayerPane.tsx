@@ -7,7 +7,7 @@ import type { Frame, Histogram, LayerDetail } from '../../store/frame.js';
 import { useView } from '../context.js';
 import { fmtInt, fmtNum, fmtPct } from '../format.js';
 import { bar } from '../glyphs.js';
-import { SGR_INVERSE, SGR_RESET } from '../palette.js';
+import { SGR_INVERSE, SGR_RESET } from '../../core/palette.js';
 import { levelOf } from '../scale.js';
 import { Painted } from './Painted.js';
 

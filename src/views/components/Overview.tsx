@@ -9,7 +9,7 @@ import { binLoad, binnedRelLoad } from '../../store/selectors.js';
 import { useView } from '../context.js';
 import { fmtInt, fmtNum, fmtPct, fmtTimes } from '../format.js';
 import { heatmapViewport, type HeatmapViewport } from '../layout.js';
-import { SGR_BOLD, SGR_INVERSE, SGR_RESET } from '../palette.js';
+import { SGR_BOLD, SGR_INVERSE, SGR_RESET } from '../../core/palette.js';
 import { LEGEND_STOPS, levelOf } from '../scale.js';
 import { GLYPH_RAMP } from '../theme.js';
 import { Painted } from './Painted.js';

@@ -10,7 +10,7 @@ import { useView, type ViewContext } from '../context.js';
 import { fmtInt, fmtNum } from '../format.js';
 import { textWidth, visibleToken } from '../glyphs.js';
 import { scrollWindow } from '../layout.js';
-import { SGR_DIM, SGR_INVERSE, SGR_RESET } from '../palette.js';
+import { SGR_DIM, SGR_INVERSE, SGR_RESET } from '../../core/palette.js';
 import type { Theme } from '../theme.js';
 import { Painted } from './Painted.js';
 

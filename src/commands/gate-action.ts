@@ -6,11 +6,12 @@ import { writeFileSync } from 'node:fs';
 import { UserError } from '../core/errors.js';
 import { formatResult, type Format } from '../report/formats/index.js';
 import { summaryLine } from '../report/formats/verdicts.js';
-import { runCheck } from './check.js';
-import { loadConfig, needsLogits, withDiffFlags, withFlags, type ThresholdFlags } from './config.js';
-import { runDiff } from './diff.js';
-import { traceSource, type RoutingSource } from './source.js';
-import type { GateResult } from './verdict.js';
+import type { RoutingStream } from '../core/routing-stream.js';
+import { runCheck } from '../gate/check.js';
+import { loadConfig, needsLogits, withDiffFlags, withFlags, type ThresholdFlags } from '../gate/config.js';
+import { runDiff } from '../gate/diff.js';
+import { traceSource } from '../gate/source.js';
+import type { GateResult } from '../gate/verdict.js';
 
 export interface OutputOptions {
   format: Format;
@@ -48,14 +49,14 @@ function emit(r: GateResult, o: OutputOptions): number {
   return r.passed ? 0 : 1;
 }
 
-async function checkSource(trace: string | undefined, o: CheckOptions, wantLogits: boolean): Promise<RoutingSource> {
+async function checkSource(trace: string | undefined, o: CheckOptions, wantLogits: boolean): Promise<RoutingStream> {
   if (trace !== undefined && o.maxTokens !== undefined) throw new UserError('--max-tokens applies to --model only');
   if (trace !== undefined && (o.model !== undefined || o.prompts !== undefined))
     throw new UserError('give either a TRACE or --model with --prompts, not both');
   if (trace !== undefined) return traceSource(trace);
   if (o.model === undefined) throw new UserError('nothing to check: give a TRACE, or --model MODEL --prompts FILE');
   if (o.prompts === undefined) throw new UserError('--model needs --prompts FILE (the prompts to route)');
-  const { modelSource } = await import('./model-source.js');
+  const { modelSource } = await import('../gate/model-source.js');
   return modelSource(o.model, o.prompts, { maxTokens: o.maxTokens ?? 0, logits: wantLogits });
 }
 

@@ -1,3 +1,22 @@
+/**
+ * Number formatting for text output, below every layer that prints (engine, gate, report, views): bytes, counts,
+ * fixed-digit metric values and limits.
+ */
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+
+/** Bytes in binary units ("6.0 KiB"); "—" when unknown. */
+export function fmtBytes(n: number | null | undefined, digits = 1): string {
+  if (n === null || n === undefined || !Number.isFinite(n)) return '—';
+  let v = n;
+  let u = 0;
+  while (Math.abs(v) >= 1024 && u < UNITS.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${u === 0 ? v.toFixed(0) : v.toFixed(digits)} ${UNITS[u]}`;
+}
+
 /** How numbers are printed in every report: fixed digits, "–" when not available, "n/a" when undefined (NaN). */
 export function fmt(value: number | null | undefined, digits: number): string {
   if (value === null || value === undefined) return '–';

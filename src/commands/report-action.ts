@@ -3,8 +3,8 @@ import { writeFileSync } from 'node:fs';
 import { UserError } from '../core/errors.js';
 import { moescopeVersion } from '../core/version.js';
 import { traceSource } from '../gate/source.js';
-import { collectReport } from './collect.js';
-import { renderReportHtml } from './html/page.js';
+import { collectReport } from '../report/collect.js';
+import { renderReportHtml } from '../report/html/page.js';
 
 export interface ReportOptions {
   output: string;
@@ -16,7 +16,7 @@ export async function reportCommand(trace: string, o: ReportOptions): Promise<vo
   const source = await traceSource(trace);
   let html: string;
   try {
-    const data = await collectReport(source, { devices: o.devices, window: o.window, tokens: source.tokens });
+    const data = await collectReport(source, { devices: o.devices, window: o.window, tokens: source.tokens ?? undefined });
     html = renderReportHtml(data, { moescopeVersion: moescopeVersion(), generatedAt: new Date() });
   } finally {
     source.close();
