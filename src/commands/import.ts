@@ -8,22 +8,26 @@ interface ImportFlags {
   experts?: number;
   logits: boolean;
   layerIds?: number[];
+  layers?: number;
 }
+
+const FORMATS = ['jsonl', 'megatron', 'npy', 'routed-experts'] as const;
 
 export function registerImport(program: Command): void {
   program
     .command('import')
-    .description("convert others' routing dumps into a moescope trace (jsonl, megatron, npy)")
-    .argument('<format>', 'jsonl, megatron or npy', choiceArg('format', ['jsonl', 'megatron', 'npy'] as const))
-    .argument('<files...>', 'input files (megatron: every router_trace_rank*.jsonl)')
+    .description("convert others' routing dumps into a moescope trace (jsonl, megatron, npy, routed-experts)")
+    .argument('<format>', 'jsonl, megatron, npy or routed-experts', choiceArg('format', FORMATS))
+    .argument('<files...>', 'input files (megatron: every router_trace_rank*.jsonl; routed-experts: saved SGLang / vLLM responses, JSON or JSONL)')
     .requiredOption('-o, --output <trace>', 'trace to write (.arrows); written only if the whole import succeeds')
-    .option('--top-k <k>', 'npy: experts selected per token', intArg('--top-k', 1))
-    .option('--scoring <s>', 'npy, megatron: softmax or sigmoid', choiceArg('--scoring', ['softmax', 'sigmoid'] as const), 'softmax')
-    .option('--experts <e>', 'megatron: experts per layer (default: largest id seen + 1)', intArg('--experts', 1))
+    .option('--top-k <k>', 'npy, routed-experts: experts selected per token', intArg('--top-k', 1))
+    .option('--layers <n>', "routed-experts: layers in SGLang's flat payload (when the response's token counts do not say)", intArg('--layers', 1))
+    .option('--scoring <s>', 'npy, megatron, routed-experts: softmax or sigmoid', choiceArg('--scoring', ['softmax', 'sigmoid'] as const), 'softmax')
+    .option('--experts <e>', 'megatron, routed-experts: experts per layer (default: largest id seen + 1)', intArg('--experts', 1))
     .option('--layer-ids <ids>', 'npy: model layer id of each layer, e.g. 3,4,5 (default 0…L-1)', intListArg('--layer-ids'))
     .option('--no-logits', 'npy: do not store the logits, only the selection')
-    .addHelpText('after', '\nFormats: docs/trace-format.md (JSONL interchange, Megatron router traces, NumPy logits).')
-    .action(async (format: 'jsonl' | 'megatron' | 'npy', files: string[], o: ImportFlags) => {
+    .addHelpText('after', '\nFormats: docs/trace-format.md (JSONL interchange, Megatron router traces, NumPy logits); docs/serving.md (SGLang / vLLM responses).')
+    .action(async (format: (typeof FORMATS)[number], files: string[], o: ImportFlags) => {
       const { importTrace } = await import('../trace/import/index.js');
       const { describeSchema } = await import('../core/batch.js');
       const r = importTrace(format, files, o.output, {
@@ -32,6 +36,7 @@ export function registerImport(program: Command): void {
         experts: o.experts,
         logits: o.logits,
         layerIds: o.layerIds,
+        layers: o.layers,
       });
       for (const note of r.notes) process.stderr.write(`moescope: note: ${note}\n`);
       process.stdout.write(`wrote ${o.output}: ${r.tokens} tokens, ${describeSchema(r.schema)}\n`);

@@ -17,13 +17,23 @@ interface RunFlags {
   devices: number;
   ui: boolean;
   color: boolean;
+  server?: string;
+  model?: string;
+  api?: 'sglang' | 'vllm';
+  layers?: number;
+  topK?: number;
+  experts?: number;
+  scoring: 'softmax' | 'sigmoid';
+  timeout: number;
 }
+
+export type { RunFlags };
 
 export function registerRun(program: Command): void {
   program
     .command('run')
-    .description('generate with an ONNX MoE model token by token and capture its routing live')
-    .argument('<model>', 'path to an ONNX MoE export (model.onnx; external data beside it is found)')
+    .description('generate with an ONNX MoE model token by token, or against an SGLang / vLLM server (--server), and capture its routing live')
+    .argument('[model]', 'path to an ONNX MoE export (model.onnx; external data beside it is found); not with --server')
     .option('--prompt <text>', 'prompt text')
     .option('--prompts <file>', 'prompts file: JSONL {"text": …, "domain": …} or one prompt per line (default: the bundled demo prompts)')
     .option('--input-ids <ids>', 'token ids instead of text, e.g. 5,17,3', intListArg('--input-ids'))
@@ -39,7 +49,23 @@ export function registerRun(program: Command): void {
     .option('--devices <d>', 'assume experts are placed contiguously over D devices', intArg('--devices', 1), 1)
     .option('--no-ui', 'print the text and a routing summary instead of the TUI')
     .option('--no-color', 'draw without colour')
-    .action(async (model: string, flags: RunFlags) => {
+    .option('--server <url>', 'generate on a running SGLang or vLLM server started with --enable-return-routed-experts (docs/serving.md)')
+    .option('--model <name>', '--server: the served model (vLLM needs it when it serves several)')
+    .option('--api <kind>', '--server: sglang or vllm (default: whichever answers)', choiceArg('--api', ['sglang', 'vllm'] as const))
+    .option('--layers <n>', "--server: layers in SGLang's flat routing payload, when the response does not say", intArg('--layers', 1))
+    .option('--top-k <k>', '--server: experts per token, when the response does not say', intArg('--top-k', 1))
+    .option('--experts <e>', '--server: experts per layer (default: largest id in the first response + 1)', intArg('--experts', 1))
+    .option('--scoring <s>', '--server: the router scoring, softmax or sigmoid (servers do not say)', choiceArg('--scoring', ['softmax', 'sigmoid'] as const), 'softmax')
+    .option('--timeout <s>', '--server: seconds to wait for each response', intArg('--timeout', 1), 300)
+    .action(async (model: string | undefined, flags: RunFlags) => {
+      if (flags.server !== undefined) {
+        const { runServer } = await import('./run-server.js');
+        return runServer(model, flags);
+      }
+      const { UserError } = await import('../core/errors.js');
+      if (model === undefined) throw new UserError('run needs a MODEL (an ONNX export) or --server URL');
+      for (const [flag, v] of [['--model', flags.model], ['--api', flags.api], ['--layers', flags.layers], ['--top-k', flags.topK], ['--experts', flags.experts]] as const)
+        if (v !== undefined) throw new UserError(`${flag} goes with --server URL`);
       // The TUI needs a terminal on both ends; piped or redirected, run prints what --no-ui prints.
       const views = flags.ui ? await import('../views/index.js') : null;
       if (views?.interactive()) await runLive(model, flags, views);

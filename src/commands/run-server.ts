@@ -1,0 +1,67 @@
+/** `moescope run --server URL`: the live TUI (or --no-ui text) over a running SGLang / vLLM server's routing. */
+import type { RunFlags } from './run.js';
+
+export async function runServer(model: string | undefined, f: RunFlags): Promise<void> {
+  const { UserError } = await import('../core/errors.js');
+  if (model !== undefined) throw new UserError(`give either a MODEL or --server, not both (got ${model})`);
+  for (const [flag, v] of [['--input-ids', f.inputIds], ['--logits', f.logits], ['--tokenizer', f.tokenizer]] as const)
+    if (v !== undefined) throw new UserError(`${flag} does not go with --server (the server tokenizes; servers return expert ids only)`);
+  if (f.ep !== 'cpu') throw new UserError('--ep does not go with --server (the server runs the model)');
+  if (f.prompt !== undefined && f.prompts !== undefined) throw new UserError('give one of --prompt and --prompts.');
+  if (f.greedy && f.temperature !== undefined && f.temperature > 0) throw new UserError('--greedy and --temperature > 0 contradict each other; choose one.');
+  const { BUNDLED_PROMPTS } = await import('../core/paths.js');
+  const { loadPrompts } = await import('../engine/prompts.js');
+  const prompts = f.prompt !== undefined ? [{ text: f.prompt, tag: null }] : loadPrompts(f.prompts ?? BUNDLED_PROMPTS).map((p) => ({ text: 'text' in p ? String(p.text) : '', tag: p.tag ?? null }));
+  const { ServerRun, printable } = await import('../serving/client.js');
+  const run = new ServerRun({
+    url: f.server!,
+    model: f.model,
+    api: f.api,
+    prompts,
+    maxTokens: f.maxTokens,
+    temperature: f.greedy ? 0 : (f.temperature ?? 0),
+    layers: f.layers,
+    topK: f.topK,
+    experts: f.experts,
+    scoring: f.scoring,
+    timeoutMs: f.timeout * 1000,
+  });
+  const views = f.ui ? await import('../views/index.js') : null;
+  const live = views?.interactive() ?? false;
+  const out = (s: string) => process.stdout.write(s);
+  if (!live)
+    run.on('served', (e: import('../serving/client.js').ServedEvent) => {
+      out(`\n[${e.seq}${e.tag ? ' ' + printable(e.tag) : ''}] ${printable(e.prompt)}\n→ ${printable(e.text ?? '')}\n`);
+      const counts = e.promptTokens !== null && e.generatedTokens !== null ? `${e.promptTokens} prompt + ${e.generatedTokens} generated tokens, ` : '';
+      out(`  (${counts}${e.routedTokens} routed, ${(e.ms / 1000).toFixed(2)} s)\n`);
+    });
+  const info = await run.ready; // a server that is not there, or returns no routing, fails here (one line, exit 2)
+  for (const n of info.notes) process.stderr.write(`moescope: note: ${n}\n`);
+  let writer: import('../trace/index.js').TraceWriter | null = null;
+  if (f.record) {
+    const { TraceWriter } = await import('../trace/index.js');
+    const w = TraceWriter.create(f.record, { schema: info.schema, meta: info.meta });
+    w.closeOnExit({ signals: ['SIGTERM', 'SIGHUP'] });
+    run.on('batch', (e: { batch: import('../core/batch.js').RoutingBatch }) => w.write(e.batch));
+    writer = w;
+  }
+  const label = `server · ${info.meta.model ?? info.api}`;
+  try {
+    if (live && views) {
+      await views.runLiveTui({ handle: run, label, recording: f.record ?? null, placement: views.contiguousSpec(info.schema, f.devices), color: f.color });
+      return;
+    }
+    const { collectLive, formatSummary, contiguousSpec } = await import('../views/index.js');
+    const onInt = () => void run.stop();
+    process.once('SIGINT', onInt);
+    try {
+      const modelView = await collectLive(run);
+      out('\n' + formatSummary(modelView, { title: `run --server ${printable(f.server!)}`, notes: [] }, contiguousSpec(info.schema, f.devices)));
+    } finally {
+      process.off('SIGINT', onInt);
+    }
+    if (f.record) out(`recorded ${f.record}\n`);
+  } finally {
+    writer?.close();
+  }
+}

@@ -1,0 +1,233 @@
+/**
+ * `run --server URL`: generate against a running SGLang or vLLM server, one prompt at a time, and turn each
+ * response's per-request routing into routing batches (docs/serving.md#live-against-a-server).
+ *
+ * SGLang: POST /generate {text, sampling_params, return_routed_experts, return_logprob, logprob_start_len: 0,
+ * return_text_in_logprobs} — the logprobs carry every token's id and text. vLLM: POST /v1/completions {model,
+ * prompt, max_tokens, temperature, return_token_ids, logprobs: 0, prompt_logprobs: 0} — token ids, and texts from
+ * the logprobs. Which server it is comes from --api, else from which of GET /get_model_info (SGLang) and
+ * GET /v1/models (vLLM) answers. The servers return the routing with the finished response, so the view advances one
+ * request at a time.
+ *
+ * The handle has the shape of the engine's GenerationHandle that the live TUI takes (src/views/live.ts): ready,
+ * done, on('batch'), stop().
+ */
+import { EventEmitter } from 'node:events';
+import { RoutingBatchBuilder, type RoutingBatch, type RoutingSchema, type Scoring } from '../core/batch.js';
+import { UserError, describeError } from '../core/errors.js';
+import type { StreamMeta } from '../core/stream.js';
+import { parseResponse, type ServedRequest, type ServerApi } from './responses.js';
+import { requestTokens, servedMeta, servedSchema, type ServedSchema } from './tokens.js';
+
+export interface ServerPrompt {
+  text: string;
+  tag: string | null;
+}
+
+export interface ServerRunOptions {
+  /** Base URL, e.g. http://127.0.0.1:30000 */
+  url: string;
+  /** Served model name (vLLM's `model` field; SGLang: label only). */
+  model?: string;
+  api?: ServerApi;
+  prompts: ServerPrompt[];
+  maxTokens: number;
+  temperature: number;
+  layers?: number;
+  topK?: number;
+  experts?: number;
+  scoring: Scoring;
+  /** Per-request timeout, ms (default 300 s). */
+  timeoutMs?: number;
+}
+
+/** One finished request, for the plain printer. */
+export interface ServedEvent {
+  seq: number;
+  prompt: string;
+  tag: string | null;
+  text: string | null;
+  promptTokens: number | null;
+  generatedTokens: number | null;
+  routedTokens: number;
+  ms: number;
+}
+
+/** Keeps control characters (escape sequences from a hostile server) off the terminal. */
+export function printable(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+export function normalizeUrl(url: string): URL {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new UserError(`--server ${printable(url)} is not a URL (e.g. http://127.0.0.1:30000)`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UserError(`--server ${printable(url)}: only http and https servers`);
+  if (!u.pathname.endsWith('/')) u.pathname += '/';
+  return u;
+}
+
+/** HTTP GET or POST of JSON, with a timeout; a UserError naming the URL for anything but a 2xx JSON answer. */
+export async function requestJson(url: URL, body: unknown | undefined, timeoutMs: number, signal?: AbortSignal): Promise<unknown> {
+  const ctrl = new AbortController();
+  const timer = setTimeout(() => ctrl.abort(new Error(`no answer within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+  const onAbort = () => ctrl.abort(signal!.reason);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const where = printable(url.href);
+  try {
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method: body === undefined ? 'GET' : 'POST',
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: ctrl.signal,
+      });
+    } catch (e) {
+      const cause = (e as { cause?: unknown }).cause;
+      const why = ctrl.signal.aborted ? describeError(ctrl.signal.reason) : describeError(cause ?? e);
+      throw new UserError(`${where}: ${printable(why)}`);
+    }
+    const text = await res.text();
+    if (!res.ok) throw new UserError(`${where}: HTTP ${res.status}${text ? `: ${printable(text.split('\n')[0]!.slice(0, 200))}` : ''}`);
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new UserError(`${where}: the answer is not JSON`);
+    }
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Which server answers at `base`, and the model it serves. */
+export async function detectServer(base: URL, o: { api?: ServerApi; model?: string }, timeoutMs: number): Promise<{ api: ServerApi; model: string | null }> {
+  const info = async (path: string) => {
+    try {
+      return await requestJson(new URL(path, base), undefined, timeoutMs);
+    } catch (e) {
+      if (e instanceof UserError) return e;
+      throw e;
+    }
+  };
+  if (o.api !== 'vllm') {
+    const r = await info('get_model_info');
+    if (!(r instanceof Error) && r && typeof r === 'object' && 'model_path' in r)
+      return { api: 'sglang', model: o.model ?? (typeof r.model_path === 'string' ? r.model_path : null) };
+    if (o.api === 'sglang') throw r instanceof Error ? r : new UserError(`${printable(base.href)}get_model_info: not an SGLang server`);
+  }
+  const r = await info('v1/models');
+  if (r instanceof Error) {
+    if (o.api === 'vllm') throw r;
+    throw new UserError(`${printable(base.href)}: neither an SGLang (GET /get_model_info) nor a vLLM (GET /v1/models) server answered (${r.message})`);
+  }
+  const data = r && typeof r === 'object' && Array.isArray((r as { data?: unknown }).data) ? ((r as { data: { id?: unknown }[] }).data) : [];
+  const ids = data.map((d) => d?.id).filter((x): x is string => typeof x === 'string');
+  if (o.model !== undefined) {
+    if (ids.length && !ids.includes(o.model)) throw new UserError(`the server serves ${ids.map(printable).join(', ')}, not --model ${printable(o.model)}`);
+    return { api: 'vllm', model: o.model };
+  }
+  if (ids.length !== 1) throw new UserError(`the server serves ${ids.length ? ids.map(printable).join(', ') : 'no model it names'}: give --model NAME`);
+  return { api: 'vllm', model: ids[0]! };
+}
+
+function requestBody(api: ServerApi, model: string | null, p: ServerPrompt, o: ServerRunOptions): unknown {
+  if (api === 'sglang')
+    return {
+      text: p.text,
+      sampling_params: { max_new_tokens: o.maxTokens, temperature: o.temperature },
+      return_routed_experts: true,
+      return_logprob: true,
+      logprob_start_len: 0,
+      return_text_in_logprobs: true,
+    };
+  return { model, prompt: p.text, max_tokens: o.maxTokens, temperature: o.temperature, return_token_ids: true, logprobs: 0, prompt_logprobs: 0 };
+}
+
+export interface ServerInfo {
+  schema: RoutingSchema;
+  meta: StreamMeta;
+  api: ServerApi;
+  notes: string[];
+}
+
+export class ServerRun extends EventEmitter {
+  readonly ready: Promise<ServerInfo>;
+  readonly done: Promise<void>;
+  private readonly abort = new AbortController();
+  private resolveReady!: (i: ServerInfo) => void;
+  private rejectReady!: (e: unknown) => void;
+
+  constructor(private readonly o: ServerRunOptions) {
+    super();
+    this.ready = new Promise((res, rej) => {
+      this.resolveReady = res;
+      this.rejectReady = rej;
+    });
+    this.ready.catch(() => {}); // the caller awaits it; an early failure is not unhandled
+    this.done = this.loop();
+    this.done.catch(() => {});
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort(new Error('stopped'));
+    await this.done.catch(() => {});
+  }
+
+  private async loop(): Promise<void> {
+    const o = this.o;
+    const timeout = o.timeoutMs ?? 300_000;
+    let schema: ServedSchema | null = null;
+    try {
+      const base = normalizeUrl(o.url);
+      const { api, model } = await detectServer(base, o, Math.min(timeout, 30_000));
+      const path = api === 'sglang' ? 'generate' : 'v1/completions';
+      for (let seq = 0; seq < o.prompts.length; seq++) {
+        if (this.abort.signal.aborted) break;
+        const p = o.prompts[seq]!;
+        const t0 = performance.now();
+        let answer: unknown;
+        try {
+          answer = await requestJson(new URL(path, base), requestBody(api, model, p, o), timeout, this.abort.signal);
+        } catch (e) {
+          if (this.abort.signal.aborted) break;
+          throw e;
+        }
+        const ms = performance.now() - t0;
+        const reqs: ServedRequest[] = parseResponse(answer, { layers: o.layers, topK: o.topK }, `${printable(base.href)}${path} (prompt ${seq})`);
+        const req = reqs[0]!;
+        if (req.api !== api) throw new UserError(`${printable(base.href)}${path}: the answer is a ${req.api} response, the server looked like ${api}`);
+        if (schema === null) {
+          schema = servedSchema([req], { experts: o.experts, scoring: o.scoring });
+          if (o.experts === undefined) schema.notes.push('later requests must stay below that; give --experts when the model has more');
+          this.resolveReady({ schema: schema.schema, meta: servedMeta(api, model, 'server'), api, notes: schema.notes });
+          // Whoever awaited ready subscribes in its continuation: let it run before the first batch goes out.
+          await new Promise((r) => setImmediate(r));
+        }
+        const tNs = BigInt(Date.now()) * 1_000_000n;
+        const b = new RoutingBatchBuilder(schema.schema, Math.max(req.routing.rows, 1));
+        for (const t of requestTokens(req, seq, schema, tNs)) b.push({ ...t, tag: p.tag });
+        if (b.length > 0) this.emit('batch', { batch: b.finish() satisfies RoutingBatch });
+        this.emit('served', {
+          seq,
+          prompt: p.text,
+          tag: p.tag,
+          text: req.text,
+          promptTokens: req.promptLen,
+          generatedTokens: req.outputLen,
+          routedTokens: req.routing.rows,
+          ms,
+        } satisfies ServedEvent);
+      }
+      if (schema === null) throw new UserError('no prompts were answered');
+    } catch (e) {
+      this.rejectReady(e);
+      throw e;
+    }
+  }
+}
