@@ -45,9 +45,11 @@ export async function runServer(model: string | undefined, f: RunFlags): Promise
     run.on('batch', (e: { batch: import('../core/batch.js').RoutingBatch }) => w.write(e.batch));
     writer = w;
   }
-  const label = `server · ${info.meta.model ?? info.api}`;
+  // The status bar keeps a label's last path component: name the model by its last component.
+  const label = `${info.api} server · ${printable((info.meta.model ?? '').split('/').pop() || f.server!)}`;
   try {
     if (live && views) {
+      run.go();
       await views.runLiveTui({ handle: run, label, recording: f.record ?? null, placement: views.contiguousSpec(info.schema, f.devices), color: f.color });
       return;
     }
@@ -55,6 +57,7 @@ export async function runServer(model: string | undefined, f: RunFlags): Promise
     const onInt = () => void run.stop();
     process.once('SIGINT', onInt);
     try {
+      run.go();
       const modelView = await collectLive(run);
       out('\n' + formatSummary(modelView, { title: `run --server ${printable(f.server!)}`, notes: [] }, contiguousSpec(info.schema, f.devices)));
     } finally {

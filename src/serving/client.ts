@@ -161,6 +161,8 @@ export class ServerRun extends EventEmitter {
   readonly done: Promise<void>;
   private readonly abort = new AbortController();
   private resolveReady!: (i: ServerInfo) => void;
+  private open!: () => void;
+  private readonly gate = new Promise<void>((r) => (this.open = r));
   private rejectReady!: (e: unknown) => void;
 
   constructor(private readonly o: ServerRunOptions) {
@@ -174,7 +176,13 @@ export class ServerRun extends EventEmitter {
     this.done.catch(() => {});
   }
 
+  /** Lets batches flow (the first response waits for it, so that no subscriber misses it). */
+  go(): void {
+    this.open();
+  }
+
   async stop(): Promise<void> {
+    this.open();
     this.abort.abort(new Error('stopped'));
     await this.done.catch(() => {});
   }
@@ -206,7 +214,9 @@ export class ServerRun extends EventEmitter {
           schema = servedSchema([req], { experts: o.experts, scoring: o.scoring });
           if (o.experts === undefined) schema.notes.push('later requests must stay below that; give --experts when the model has more');
           this.resolveReady({ schema: schema.schema, meta: servedMeta(api, model, 'server'), api, notes: schema.notes });
-          // Whoever awaited ready subscribes in its continuation: let it run before the first batch goes out.
+          // Nothing goes out until the caller has subscribed everything it needs (go()), then one more turn of the
+          // event loop so that consumers subscribing in their continuation of `ready` (the live TUI) are in too.
+          await this.gate;
           await new Promise((r) => setImmediate(r));
         }
         const tNs = BigInt(Date.now()) * 1_000_000n;
