@@ -28,16 +28,17 @@ export function registerImport(program: Command): void {
     .option('--no-logits', 'npy: do not store the logits, only the selection')
     .addHelpText('after', '\nFormats: docs/trace-format.md (JSONL interchange, Megatron router traces, NumPy logits); docs/serving.md (SGLang / vLLM responses).')
     .action(async (format: (typeof FORMATS)[number], files: string[], o: ImportFlags) => {
-      const { importTrace } = await import('../trace/import/index.js');
+      const { UserError } = await import('../core/errors.js');
       const { describeSchema } = await import('../core/batch.js');
-      const r = importTrace(format, files, o.output, {
-        topK: o.topK,
-        scoring: o.scoring,
-        experts: o.experts,
-        logits: o.logits,
-        layerIds: o.layerIds,
-        layers: o.layers,
-      });
+      let r: import('../trace/import/index.js').ImportResult;
+      if (format === 'routed-experts') {
+        const { importRoutedExperts } = await import('../serving/import-responses.js');
+        r = importRoutedExperts(files, o.output, { layers: o.layers, topK: o.topK, experts: o.experts, scoring: o.scoring });
+      } else {
+        if (o.layers !== undefined) throw new UserError('--layers goes with import routed-experts');
+        const { importTrace } = await import('../trace/import/index.js');
+        r = importTrace(format, files, o.output, { topK: o.topK, scoring: o.scoring, experts: o.experts, logits: o.logits, layerIds: o.layerIds });
+      }
       for (const note of r.notes) process.stderr.write(`moescope: note: ${note}\n`);
       process.stdout.write(`wrote ${o.output}: ${r.tokens} tokens, ${describeSchema(r.schema)}\n`);
     });

@@ -12,8 +12,12 @@ export async function runServer(model: string | undefined, f: RunFlags): Promise
   const { BUNDLED_PROMPTS } = await import('../core/paths.js');
   const { loadPrompts } = await import('../engine/prompts.js');
   const prompts = f.prompt !== undefined ? [{ text: f.prompt, tag: null }] : loadPrompts(f.prompts ?? BUNDLED_PROMPTS).map((p) => ({ text: 'text' in p ? String(p.text) : '', tag: p.tag ?? null }));
-  const { ServerRun, printable } = await import('../serving/client.js');
-  const run = new ServerRun({
+  const { openServerStream, printable } = await import('../serving/client.js');
+  const views = f.ui ? await import('../views/index.js') : null;
+  const live = views?.interactive() ?? false;
+  const out = (s: string) => process.stdout.write(s);
+  // A server that is not there, or returns no routing, fails here (one line, exit 2), before the screen is taken.
+  const served = await openServerStream({
     url: f.server!,
     model: f.model,
     api: f.api,
@@ -25,41 +29,40 @@ export async function runServer(model: string | undefined, f: RunFlags): Promise
     experts: f.experts,
     scoring: f.scoring,
     timeoutMs: f.timeout * 1000,
+    onServed: live
+      ? undefined
+      : (e) => {
+          out(`\n[${e.seq}${e.tag ? ' ' + printable(e.tag) : ''}] ${printable(e.prompt)}\n→ ${printable(e.text ?? '')}\n`);
+          const counts = e.promptTokens !== null && e.generatedTokens !== null ? `${e.promptTokens} prompt + ${e.generatedTokens} generated tokens, ` : '';
+          out(`  (${counts}${e.routedTokens} routed, ${(e.ms / 1000).toFixed(2)} s)\n`);
+        },
   });
-  const views = f.ui ? await import('../views/index.js') : null;
-  const live = views?.interactive() ?? false;
-  const out = (s: string) => process.stdout.write(s);
-  if (!live)
-    run.on('served', (e: import('../serving/client.js').ServedEvent) => {
-      out(`\n[${e.seq}${e.tag ? ' ' + printable(e.tag) : ''}] ${printable(e.prompt)}\n→ ${printable(e.text ?? '')}\n`);
-      const counts = e.promptTokens !== null && e.generatedTokens !== null ? `${e.promptTokens} prompt + ${e.generatedTokens} generated tokens, ` : '';
-      out(`  (${counts}${e.routedTokens} routed, ${(e.ms / 1000).toFixed(2)} s)\n`);
-    });
-  const info = await run.ready; // a server that is not there, or returns no routing, fails here (one line, exit 2)
-  for (const n of info.notes) process.stderr.write(`moescope: note: ${n}\n`);
+  for (const n of served.notes) process.stderr.write(`moescope: note: ${n}\n`);
+  let stream: import('../core/routing-stream.js').RoutingStream = served;
   let writer: import('../trace/index.js').TraceWriter | null = null;
   if (f.record) {
     const { TraceWriter } = await import('../trace/index.js');
-    const w = TraceWriter.create(f.record, { schema: info.schema, meta: info.meta });
+    const { tapStream } = await import('../core/routing-stream.js');
+    const w = TraceWriter.create(f.record, { schema: served.schema, meta: served.meta });
     w.closeOnExit({ signals: ['SIGTERM', 'SIGHUP'] });
-    run.on('batch', (e: { batch: import('../core/batch.js').RoutingBatch }) => w.write(e.batch));
+    stream = tapStream(served, (item) => {
+      if (item.kind === 'tokens') w.write(item.batch);
+    });
     writer = w;
   }
   // The status bar keeps a label's last path component: name the model by its last component.
-  const label = `${info.api} server · ${printable((info.meta.model ?? '').split('/').pop() || f.server!)}`;
+  const label = `${served.api} server · ${printable((served.meta.model ?? '').split('/').pop() || f.server!)}`;
   try {
     if (live && views) {
-      run.go();
-      await views.runLiveTui({ handle: run, label, recording: f.record ?? null, placement: views.contiguousSpec(info.schema, f.devices), color: f.color });
+      await views.runLiveTui({ stream, label, recording: f.record ?? null, placement: views.contiguousSpec(served.schema, f.devices), color: f.color });
       return;
     }
     const { collectLive, formatSummary, contiguousSpec } = await import('../views/index.js');
-    const onInt = () => void run.stop();
+    const onInt = () => stream.close();
     process.once('SIGINT', onInt);
     try {
-      run.go();
-      const modelView = await collectLive(run);
-      out('\n' + formatSummary(modelView, { title: `run --server ${printable(f.server!)}`, notes: [] }, contiguousSpec(info.schema, f.devices)));
+      const modelView = await collectLive(stream);
+      out('\n' + formatSummary(modelView, { title: `run --server ${printable(f.server!)}`, notes: [] }, contiguousSpec(served.schema, f.devices)));
     } finally {
       process.off('SIGINT', onInt);
     }

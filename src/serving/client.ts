@@ -9,13 +9,11 @@
  * GET /v1/models (vLLM) answers. The servers return the routing with the finished response, so the view advances one
  * request at a time.
  *
- * The handle has the shape of the engine's GenerationHandle that the live TUI takes (src/views/live.ts): ready,
- * done, on('batch'), stop().
+ * The result is a RoutingStream, so the live TUI, the recorder and the summary consume it like any other source.
  */
-import { EventEmitter } from 'node:events';
-import { RoutingBatchBuilder, type RoutingBatch, type RoutingSchema, type Scoring } from '../core/batch.js';
+import { RoutingBatchBuilder, type Scoring } from '../core/batch.js';
 import { UserError, describeError } from '../core/errors.js';
-import type { StreamMeta } from '../core/stream.js';
+import type { RoutingStream, StreamEnd, StreamItem } from '../core/routing-stream.js';
 import { parseResponse, type ServedRequest, type ServerApi } from './responses.js';
 import { requestTokens, servedMeta, servedSchema, type ServedSchema } from './tokens.js';
 
@@ -149,95 +147,87 @@ function requestBody(api: ServerApi, model: string | null, p: ServerPrompt, o: S
   return { model, prompt: p.text, max_tokens: o.maxTokens, temperature: o.temperature, return_token_ids: true, logprobs: 0, prompt_logprobs: 0 };
 }
 
-export interface ServerInfo {
-  schema: RoutingSchema;
-  meta: StreamMeta;
-  api: ServerApi;
-  notes: string[];
+export interface ServerStream extends RoutingStream {
+  readonly api: ServerApi;
 }
 
-export class ServerRun extends EventEmitter {
-  readonly ready: Promise<ServerInfo>;
-  readonly done: Promise<void>;
-  private readonly abort = new AbortController();
-  private resolveReady!: (i: ServerInfo) => void;
-  private open!: () => void;
-  private readonly gate = new Promise<void>((r) => (this.open = r));
-  private rejectReady!: (e: unknown) => void;
-
-  constructor(private readonly o: ServerRunOptions) {
-    super();
-    this.ready = new Promise((res, rej) => {
-      this.resolveReady = res;
-      this.rejectReady = rej;
-    });
-    this.ready.catch(() => {}); // the caller awaits it; an early failure is not unhandled
-    this.done = this.loop();
-    this.done.catch(() => {});
-  }
-
-  /** Lets batches flow (the first response waits for it, so that no subscriber misses it). */
-  go(): void {
-    this.open();
-  }
-
-  async stop(): Promise<void> {
-    this.open();
-    this.abort.abort(new Error('stopped'));
-    await this.done.catch(() => {});
-  }
-
-  private async loop(): Promise<void> {
-    const o = this.o;
-    const timeout = o.timeoutMs ?? 300_000;
-    let schema: ServedSchema | null = null;
-    try {
-      const base = normalizeUrl(o.url);
-      const { api, model } = await detectServer(base, o, Math.min(timeout, 30_000));
-      const path = api === 'sglang' ? 'generate' : 'v1/completions';
-      for (let seq = 0; seq < o.prompts.length; seq++) {
-        if (this.abort.signal.aborted) break;
-        const p = o.prompts[seq]!;
-        const t0 = performance.now();
-        let answer: unknown;
-        try {
-          answer = await requestJson(new URL(path, base), requestBody(api, model, p, o), timeout, this.abort.signal);
-        } catch (e) {
-          if (this.abort.signal.aborted) break;
-          throw e;
+/**
+ * Opens the server as a RoutingStream (src/core/routing-stream.ts). The server is detected and the first prompt
+ * answered before this resolves — a server that is not there, or returns no routing, fails here (a UserError),
+ * before any screen is taken over — because the schema (layers, k, E) comes from that first response. Later
+ * prompts are asked as the consumer pulls; close() aborts the request in flight.
+ */
+export async function openServerStream(o: ServerRunOptions & { onServed?: (e: ServedEvent) => void }): Promise<ServerStream> {
+  const timeout = o.timeoutMs ?? 300_000;
+  const base = normalizeUrl(o.url);
+  const { api, model } = await detectServer(base, o, Math.min(timeout, 30_000));
+  const path = api === 'sglang' ? 'generate' : 'v1/completions';
+  const abort = new AbortController();
+  let closed = false;
+  const ask = async (seq: number) => {
+    const p = o.prompts[seq]!;
+    const t0 = performance.now();
+    const answer = await requestJson(new URL(path, base), requestBody(api, model, p, o), timeout, abort.signal);
+    const ms = performance.now() - t0;
+    const req = parseResponse(answer, { layers: o.layers, topK: o.topK }, `${printable(base.href)}${path} (prompt ${seq})`)[0]!;
+    if (req.api !== api) throw new UserError(`${printable(base.href)}${path}: the answer is a ${req.api} response, the server looked like ${api}`);
+    return { req, ms, tNs: BigInt(Date.now()) * 1_000_000n };
+  };
+  if (o.prompts.length === 0) throw new UserError('no prompts to send');
+  const first = await ask(0);
+  const s: ServedSchema = servedSchema([first.req], { experts: o.experts, scoring: o.scoring });
+  if (o.experts === undefined) s.notes.push('later requests must stay below that; give --experts when the model has more');
+  let finish!: (e: StreamEnd) => void;
+  const ended = new Promise<StreamEnd>((r) => (finish = r));
+  return {
+    api,
+    label: `${api} server ${printable(base.href)}`,
+    schema: s.schema,
+    meta: servedMeta(api, model, 'server'),
+    kind: 'tokens',
+    tokens: null,
+    notes: s.notes,
+    seek: null,
+    end: () => ended,
+    close() {
+      closed = true;
+      abort.abort(new Error('stopped'));
+    },
+    async *items(): AsyncGenerator<StreamItem> {
+      let next = 0;
+      try {
+        for (let seq = 0; seq < o.prompts.length && !closed; seq++) {
+          let r: Awaited<ReturnType<typeof ask>>;
+          try {
+            r = seq === 0 ? first : await ask(seq);
+          } catch (e) {
+            if (closed) break; // the user quit while a request was in flight
+            throw e;
+          }
+          const p = o.prompts[seq]!;
+          const b = new RoutingBatchBuilder(s.schema, Math.max(r.req.routing.rows, 1));
+          for (const t of requestTokens(r.req, seq, s, r.tNs)) b.push({ ...t, tag: p.tag });
+          o.onServed?.({
+            seq,
+            prompt: p.text,
+            tag: p.tag,
+            text: r.req.text,
+            promptTokens: r.req.promptLen,
+            generatedTokens: r.req.outputLen,
+            routedTokens: r.req.routing.rows,
+            ms: r.ms,
+          });
+          if (b.length > 0) {
+            const batch = b.finish();
+            yield { kind: 'tokens', batch, firstToken: next, memory: [] };
+            next += batch.length;
+          }
         }
-        const ms = performance.now() - t0;
-        const reqs: ServedRequest[] = parseResponse(answer, { layers: o.layers, topK: o.topK }, `${printable(base.href)}${path} (prompt ${seq})`);
-        const req = reqs[0]!;
-        if (req.api !== api) throw new UserError(`${printable(base.href)}${path}: the answer is a ${req.api} response, the server looked like ${api}`);
-        if (schema === null) {
-          schema = servedSchema([req], { experts: o.experts, scoring: o.scoring });
-          if (o.experts === undefined) schema.notes.push('later requests must stay below that; give --experts when the model has more');
-          this.resolveReady({ schema: schema.schema, meta: servedMeta(api, model, 'server'), api, notes: schema.notes });
-          // Nothing goes out until the caller has subscribed everything it needs (go()), then one more turn of the
-          // event loop so that consumers subscribing in their continuation of `ready` (the live TUI) are in too.
-          await this.gate;
-          await new Promise((r) => setImmediate(r));
-        }
-        const tNs = BigInt(Date.now()) * 1_000_000n;
-        const b = new RoutingBatchBuilder(schema.schema, Math.max(req.routing.rows, 1));
-        for (const t of requestTokens(req, seq, schema, tNs)) b.push({ ...t, tag: p.tag });
-        if (b.length > 0) this.emit('batch', { batch: b.finish() satisfies RoutingBatch });
-        this.emit('served', {
-          seq,
-          prompt: p.text,
-          tag: p.tag,
-          text: req.text,
-          promptTokens: req.promptLen,
-          generatedTokens: req.outputLen,
-          routedTokens: req.routing.rows,
-          ms,
-        } satisfies ServedEvent);
+        finish({ complete: !closed, truncated: null, error: null });
+      } catch (e) {
+        finish({ complete: false, truncated: null, error: describeError(e) });
+        throw e;
       }
-      if (schema === null) throw new UserError('no prompts were answered');
-    } catch (e) {
-      this.rejectReady(e);
-      throw e;
-    }
-  }
+    },
+  };
 }

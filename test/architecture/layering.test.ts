@@ -21,9 +21,10 @@ const ALLOWED: Record<string, readonly string[]> = {
   stats: ['core'],
   store: ['core', 'stats'],
   views: ['core', 'stats', 'store'],
+  serving: ['core', 'trace'],
   gate: ['core', 'engine', 'trace', 'stats'],
   report: ['core', 'engine', 'trace', 'stats', 'gate'],
-  commands: ['core', 'engine', 'trace', 'stats', 'store', 'views', 'gate', 'report'],
+  commands: ['core', 'engine', 'trace', 'stats', 'store', 'views', 'gate', 'report', 'serving'],
 };
 
 function sourceFiles(dir: string): string[] {

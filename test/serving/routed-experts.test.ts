@@ -8,12 +8,13 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FIXTURES } from '../../src/core/paths.js';
 import { openTrace } from '../../src/trace/index.js';
-import { importTrace } from '../../src/trace/import/index.js';
+import { importRoutedExperts } from '../../src/serving/import-responses.js';
 import { UserError } from '../../src/core/errors.js';
 import { moescope } from '../trace/cli.js';
 import { tempDir } from '../trace/helpers.js';
 
 const DIR = join(FIXTURES, 'serving');
+const importRx = (files: string[], out: string, o: { layers?: number; topK?: number }) => importRoutedExperts(files, out, { ...o, scoring: 'softmax' });
 interface Expected {
   flags?: { layers?: number; topK?: number };
   tokens: number;
@@ -45,7 +46,7 @@ for (const file of Object.keys(EXPECTED)) {
   test(`import routed-experts ${file}: the loads numpy counts`, (ctx) => {
     const want = EXPECTED[file]!;
     const out = tempDir(ctx).path('out.arrows');
-    const r = importTrace('routed-experts', [join(DIR, file)], out, want.flags ?? {});
+    const r = importRx([join(DIR, file)], out, want.flags ?? {});
     assert.equal(r.tokens, want.tokens);
     const { t, b, counts } = traceCounts(out);
     assert.deepEqual(t.schema, { layers: want.layers, experts: want.experts, topK: want.topK, scoring: 'softmax', hasLogits: false });
@@ -58,7 +59,7 @@ for (const file of Object.keys(EXPECTED)) {
 
 test('SGLang: prompt tokens are marked, positions run over prompt + completion − 1, dense layer 0 is left out', (ctx) => {
   const out = tempDir(ctx).path('sg.arrows');
-  const r = importTrace('routed-experts', [join(DIR, 'sglang-generate.json')], out, { topK: 2 });
+  const r = importRx([join(DIR, 'sglang-generate.json')], out, { topK: 2 });
   assert.ok(r.notes.some((n) => /1 of 4 layers hold no routing.*: 0$/.test(n)), r.notes.join('\n'));
   const { b } = traceCounts(out);
   assert.deepEqual([...b.isPrompt], [1, 1, 1, 1, 1, 0, 0, 0]);
@@ -77,17 +78,17 @@ test('SGLang flat payload without token counts: --layers or --top-k decides, not
   delete sg.output_ids;
   const src = tmp.path('nocounts.json');
   writeFileSync(src, JSON.stringify(sg));
-  assert.throws(() => importTrace('routed-experts', [src], tmp.path('a.arrows'), {}), (e: unknown) => e instanceof UserError && /give both --layers and --top-k/.test(e.message));
-  assert.throws(() => importTrace('routed-experts', [src], tmp.path('a.arrows'), { layers: 4 }), /give both --layers and --top-k/);
-  const r = importTrace('routed-experts', [src], tmp.path('b.arrows'), { layers: 4, topK: 2 });
+  assert.throws(() => importRx([src], tmp.path('a.arrows'), {}), (e: unknown) => e instanceof UserError && /give both --layers and --top-k/.test(e.message));
+  assert.throws(() => importRx([src], tmp.path('a.arrows'), { layers: 4 }), /give both --layers and --top-k/);
+  const r = importRx([src], tmp.path('b.arrows'), { layers: 4, topK: 2 });
   assert.equal(r.tokens, EXPECTED['sglang-generate.json']!.tokens);
   assert.deepEqual(traceCounts(tmp.path('b.arrows')).counts, EXPECTED['sglang-generate.json']!.counts);
   // Counts known, shape not: 8 ids per token is 4 × 2 or 2 × 4 or 8 × 1 — ambiguous without a flag.
   const withCounts = JSON.parse(readFileSync(join(DIR, 'sglang-generate.json'), 'utf8'));
   writeFileSync(src, JSON.stringify(withCounts));
-  const r2 = importTrace('routed-experts', [src], tmp.path('c.arrows'), { topK: 2 });
+  const r2 = importRx([src], tmp.path('c.arrows'), { topK: 2 });
   assert.equal(r2.tokens, 8);
-  assert.throws(() => importTrace('routed-experts', [src], tmp.path('d.arrows'), { layers: 3 }), /8 ids per token is not a multiple of 3 layers/);
+  assert.throws(() => importRx([src], tmp.path('d.arrows'), { layers: 3 }), /8 ids per token is not a multiple of 3 layers/);
 });
 
 test('the CLI: ambiguous SGLang payload, hostile and foreign input → one line, exit 2, no output left behind', (ctx) => {

@@ -5,10 +5,9 @@ import { UserError } from '../../core/errors.js';
 import { importJsonl } from './jsonl.js';
 import { importMegatron } from './megatron.js';
 import { importNpy } from './npy.js';
-import { importRoutedExperts } from './routed-experts.js';
 import type { ImportResult } from './sink.js';
 
-export type ImportFormat = 'jsonl' | 'megatron' | 'npy' | 'routed-experts';
+export type ImportFormat = 'jsonl' | 'megatron' | 'npy';
 export type { ImportResult };
 
 export interface ImportOptions {
@@ -22,8 +21,6 @@ export interface ImportOptions {
   logits?: boolean;
   /** npy: model layer ids. */
   layerIds?: number[];
-  /** routed-experts: layers of SGLang's flat payload. */
-  layers?: number;
 }
 
 export function importTrace(format: ImportFormat, files: string[], output: string, o: ImportOptions = {}): ImportResult {
@@ -37,7 +34,5 @@ export function importTrace(format: ImportFormat, files: string[], output: strin
     case 'npy':
       if (o.topK === undefined) throw new UserError('import npy needs --top-k K (experts selected per token)');
       return importNpy(files, output, { topK: o.topK, scoring: o.scoring ?? 'softmax', logits: o.logits ?? true, layerIds: o.layerIds });
-    case 'routed-experts':
-      return importRoutedExperts(files, output, { layers: o.layers, topK: o.topK, experts: o.experts, scoring: o.scoring ?? 'softmax' });
   }
 }

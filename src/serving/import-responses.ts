@@ -4,12 +4,13 @@
  * routed request becomes one sequence of the trace (seq = its order in the file).
  */
 import { fstatSync, closeSync, readFileSync } from 'node:fs';
-import type { Scoring } from '../../core/batch.js';
-import { UserError, describeError } from '../../core/errors.js';
-import { parseResponse, type ServedRequest } from '../../serving/responses.js';
-import { requestTokens, servedMeta, servedSchema } from '../../serving/tokens.js';
-import { openInput, parseLine, readLines } from './lines.js';
-import { TraceSink, type ImportResult } from './sink.js';
+import { resolve } from 'node:path';
+import type { Scoring } from '../core/batch.js';
+import { UserError, describeError } from '../core/errors.js';
+import { openInput, parseLine, readLines } from '../trace/import/lines.js';
+import { TraceSink, type ImportResult } from '../trace/import/sink.js';
+import { parseResponse, type ServedRequest } from './responses.js';
+import { requestTokens, servedMeta, servedSchema } from './tokens.js';
 
 export interface RoutedExpertsOptions {
   layers?: number;
@@ -52,6 +53,8 @@ function* responses(file: string): Generator<{ value: unknown; at: string }> {
 }
 
 export function importRoutedExperts(files: string[], output: string, o: RoutedExpertsOptions): ImportResult {
+  if (files.length === 0) throw new UserError('no input files');
+  if (files.some((f) => resolve(f) === resolve(output))) throw new UserError(`the output ${output} is also an input`);
   const reqs: ServedRequest[] = [];
   for (const file of files)
     for (const r of responses(file)) {
