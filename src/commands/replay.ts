@@ -6,7 +6,7 @@ interface ReplayFlags {
   speed: number;
   devices: number;
   plan?: string;
-  window: number;
+  window?: number;
   colormap: 'viridis' | 'cividis';
   ui: boolean;
   color: boolean;
@@ -21,7 +21,7 @@ export function registerReplay(program: Command): void {
     .option('--speed <x>', 'playback speed ×0.25 … ×64 (1 = as recorded)', floatArg('--speed', 0.25), 1)
     .option('--devices <d>', 'assume experts are placed contiguously over D devices', intArg('--devices', 1), 1)
     .option('--plan <file>', 'expert placement from `moescope plan --json` (Devices view)')
-    .option('--window <w>', 'tokens of the sliding window (heatmap and collapse rules)', intArg('--window', 1), 512)
+    .option('--window <w>', 'tokens of the sliding window (heatmap and collapse rules; default 512, as in stats and report)', intArg('--window', 1))
     .option('--colormap <m>', 'heatmap colours, both colour-blind safe: viridis or cividis', choiceArg('--colormap', ['viridis', 'cividis'] as const), 'viridis')
     .option('--no-ui', 'print a summary instead of the TUI (also without a terminal)')
     .option('--no-color', 'draw without colour (also when NO_COLOR is set)')

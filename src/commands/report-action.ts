@@ -16,7 +16,7 @@ export async function reportCommand(trace: string, o: ReportOptions): Promise<vo
   const source = await traceSource(trace);
   let html: string;
   try {
-    const data = await collectReport(source, { devices: o.devices, window: o.window, tokens: source.tokens ?? undefined });
+    const data = await collectReport(source, { devices: o.devices, window: o.window });
     html = renderReportHtml(data, { moescopeVersion: moescopeVersion(), generatedAt: new Date() });
   } finally {
     source.close();

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { DEFAULT_COLLAPSE_WINDOW } from '../stats/defaults.js';
 import { floatArg, intArg } from './options.js';
 import type { CollapseRules } from '../stats/collapse.js';
 
@@ -23,7 +24,7 @@ export function registerStats(program: Command): void {
     .argument('<trace>', 'Arrow trace (.arrows)')
     .option('--json', 'print the stable JSON form (docs/metrics.md § The stats JSON)')
     .option('--devices <d>', 'balancedness over D devices (contiguous placement)', intArg('--devices', 1))
-    .option('--window <w>', 'sliding window in tokens for collapse detection (0 = off)', intArg('--window', 0), 1024)
+    .option('--window <w>', 'sliding window in tokens for collapse detection (0 = off; default 512, as in report and the TUI)', intArg('--window', 0), DEFAULT_COLLAPSE_WINDOW)
     .option('--capacity-factor <cf>', 'capacity factor of the capacity simulation', floatArg('--capacity-factor', 0), 1.25)
     .option('--batch-tokens <n>', 'tokens per simulated batch (capacity, loss-free bias updates)', intArg('--batch-tokens', 1), 4096)
     .option('--bias-rate <u>', 'bias update rate of the DeepSeek loss-free replay', floatArg('--bias-rate', 0), 0.001)

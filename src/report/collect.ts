@@ -6,7 +6,7 @@
  */
 import type { RoutingSchema } from '../core/batch.js';
 import { UserError } from '../core/errors.js';
-import { DomainSpecialisation, RoutingStats, type CollapseWarning, type GlobalMetrics, type LayerMetrics } from '../stats/index.js';
+import { DEFAULT_COLLAPSE_WINDOW, DomainSpecialisation, RoutingStats, type CollapseWarning, type GlobalMetrics, type LayerMetrics } from '../stats/index.js';
 import { balancedness, type Balancedness } from '../stats/balancedness.js';
 import { contiguousPlacement, slotDevice } from '../stats/placement.js';
 import { tokenBatches, type RoutingStream } from '../core/routing-stream.js';
@@ -47,16 +47,8 @@ export interface ReportData {
 export interface CollectOptions {
   /** Show per-device load for this many devices (contiguous expert placement). */
   devices?: number;
-  /** Collapse-detection window in tokens; default: 1024, or an eighth of the trace when that is shorter. */
+  /** Collapse-detection window in tokens (default DEFAULT_COLLAPSE_WINDOW, as in `stats` and the TUI). */
   window?: number;
-  /** Token count when known up front (sizes the default window). */
-  tokens?: number;
-}
-
-/** 1024 tokens, or an eighth of a shorter trace (≥ 16), so short traces still get collapse warnings. */
-export function defaultWindow(tokens: number | undefined): number {
-  if (tokens === undefined) return 1024;
-  return Math.max(16, Math.min(1024, Math.floor(tokens / 8)));
 }
 
 export async function collectReport(source: RoutingStream, opts: CollectOptions = {}): Promise<ReportData> {
@@ -64,7 +56,7 @@ export async function collectReport(source: RoutingStream, opts: CollectOptions 
   const E = schema.experts;
   if (opts.devices !== undefined && (opts.devices < 1 || opts.devices > E))
     throw new UserError(`--devices must be between 1 and the ${E} experts per layer, got ${opts.devices}`);
-  const window = opts.window ?? defaultWindow(opts.tokens);
+  const window = opts.window ?? DEFAULT_COLLAPSE_WINDOW;
   const stats = new RoutingStats(schema, { window });
   const domains = new DomainSpecialisation(schema);
   for await (const b of tokenBatches(source)) {

@@ -41,6 +41,7 @@
  * Placement (placement.ts, balancedness.ts, eplb*.ts) and drift.ts are documented in their own files.
  */
 export { RoutingStats } from './routing-stats.js';
+export { DEFAULT_COLLAPSE_WINDOW } from './defaults.js';
 export type { RoutingStatsOptions, LayerMetrics, GlobalMetrics, StatsSnapshot, Scope } from './routing-stats.js';
 export { WindowCounts } from './window.js';
 export { CollapseDetector, defaultCollapseRules, windowCv } from './collapse.js';

@@ -8,6 +8,7 @@ import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
 import { UserError } from '../core/errors.js';
 import { countAssignments } from './counts.js';
 import { WindowCounts } from './window.js';
+import { DEFAULT_COLLAPSE_WINDOW } from './defaults.js';
 import { LogitSums, NO_LOGITS, type LogitsMetrics } from './logit-sums.js';
 import { LogitsThread, logitsThreadByDefault } from './logits-thread.js';
 import { CollapseDetector, defaultCollapseRules, type CollapseRules, type CollapseWarning } from './collapse.js';
@@ -17,7 +18,7 @@ export type Scope = 'run' | 'window';
 export type { LogitsMetrics } from './logit-sums.js';
 
 export interface RoutingStatsOptions {
-  /** Sliding window in tokens (default 1024); 0 turns the window and the collapse detector off. */
+  /** Sliding window in tokens (default DEFAULT_COLLAPSE_WINDOW); 0 turns the window and the collapse detector off. */
   window?: number;
   /** Collapse rules overriding the defaults (`defaultCollapseRules`), or false to turn detection off. */
   collapse?: Partial<CollapseRules> | false;
@@ -106,7 +107,7 @@ export class RoutingStats {
     this.topK = K;
     this.topN = options.topN ?? K;
     this.load = new Float64Array(L * E);
-    const w = options.window ?? 1024;
+    const w = options.window ?? DEFAULT_COLLAPSE_WINDOW;
     this.window = w > 0 ? new WindowCounts(w, L, E, K) : null;
     this.detector =
       this.window && options.collapse !== false

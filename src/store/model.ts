@@ -6,13 +6,13 @@
 import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
 import type { MemorySample } from '../core/memory.js';
 import type { StreamMeta } from '../core/stream.js';
-import { RoutingStats, WindowCounts, type CollapseRules, type CollapseWarning } from '../stats/index.js';
+import { DEFAULT_COLLAPSE_WINDOW, RoutingStats, WindowCounts, type CollapseRules, type CollapseWarning } from '../stats/index.js';
 import { Coactivation } from '../stats/coactivation.js';
 import { firstChoice } from '../stats/choice.js';
 import { SampleRing, TokenRing } from './ring.js';
 
 export interface ModelOptions {
-  /** Tokens of the collapse detector's window (and the initial display window). */
+  /** Tokens of the collapse detector's window and the initial display window (default: src/stats' DEFAULT_COLLAPSE_WINDOW, as in `stats` and `report`). */
   window?: number;
   /** Recent tokens kept for the token stream and the routing debugger. */
   ringTokens?: number;
@@ -21,7 +21,7 @@ export interface ModelOptions {
   collapse?: Partial<CollapseRules> | false;
 }
 
-export const DEFAULT_WINDOW = 512;
+export const DEFAULT_WINDOW = DEFAULT_COLLAPSE_WINDOW;
 export const DEFAULT_RING_TOKENS = 16384;
 /** Display windows `w` cycles through. */
 export const WINDOW_SIZES = [64, 256, 512, 1024, 4096] as const;

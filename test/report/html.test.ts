@@ -12,7 +12,7 @@ import { makeBatches, schemaOf, type TraceSpec } from '../gate/fixtures.js';
 const OPTS = { moescopeVersion: '0.0.0-test', generatedAt: new Date('2025-01-01T00:00:00Z') };
 
 async function render(spec: TraceSpec, opts: { devices?: number } = {}) {
-  const data = await collectReport(memoryStream('trace <"x">.arrows', schemaOf(spec), makeBatches(spec)), { ...opts, tokens: spec.tokens });
+  const data = await collectReport(memoryStream('trace <"x">.arrows', schemaOf(spec), makeBatches(spec)), opts);
   return { data, html: renderReportHtml(data, OPTS) };
 }
 
@@ -72,7 +72,7 @@ test('metrics table, warnings, placement and domains follow the data', async () 
   assert.match(plain.html, /<table class="metrics">/);
   assert.match(plain.html, /This trace has no router logits/);
   assert.doesNotMatch(plain.html, /id="devices"|id="domains"/);
-  assert.match(plain.html, /No collapse warnings over sliding windows of 200 tokens\./);
+  assert.match(plain.html, /No collapse warnings over sliding windows of 512 tokens\./);
 
   const rich = await render(
     { tokens: 1600, logits: true, tags: ['code', 'prose'], collapse: { layer: 2, expert: 1, from: 0.5, share: 1 } },
