@@ -3,62 +3,11 @@
  * moescope command line. Each subcommand lives in src/commands/<name>.ts as a thin registration whose action
  * lazy-imports the library code it needs, so `moescope --help` never loads onnxruntime, Arrow or Ink.
  */
-import { Command, CommanderError } from 'commander';
-import { registerCommands } from './commands/index.js';
-import { describeError, isUserError } from './core/errors.js';
-import { moescopeVersion } from './core/version.js';
-
-export function buildProgram(): Command {
-  const program = new Command('moescope');
-  program
-    .description(
-      'Profile and debug Mixture-of-Experts routing: live heatmaps of expert load, a per-token routing ' +
-        'debugger, balance metrics as each framework defines them, collapse warnings, placement planning and CI ' +
-        'gates. With no command: the live demo on the bundled model over the bundled multi-domain prompts.',
-    )
-    .version(moescopeVersion(), '-V, --version', 'print the version')
-    .helpOption('-h, --help', 'show help')
-    .showHelpAfterError('(run `moescope --help` for usage)')
-    .exitOverride()
-    // The root command (the demo) has its own --ep/--no-color: without positional options commander would hand
-    // `run --ep cuda` to the root and run on the CPU.
-    .enablePositionalOptions()
-    .configureHelp({ sortSubcommands: false, showGlobalOptions: false });
-  registerCommands(program);
-  return program;
-}
-
-async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
-  // The root command has an action (the demo), so commander would call a typo "too many arguments".
-  const first = argv[2];
-  if (first !== undefined && !first.startsWith('-') && !program.commands.some((c) => c.name() === first)) {
-    process.stderr.write(`error: unknown command '${first}'\n`);
-    process.stderr.write(program.helpInformation());
-    return 2;
-  }
-  try {
-    await program.parseAsync(argv);
-    return typeof process.exitCode === 'number' ? process.exitCode : 0;
-  } catch (e) {
-    if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
-      return 2; // commander already printed the error and the usage hint
-    }
-    if (isUserError(e)) {
-      process.stderr.write(`moescope: ${e.message}\n`);
-      return e.exitCode;
-    }
-    process.stderr.write(`moescope: internal error: ${describeError(e)}\n`);
-    if (process.env.MOESCOPE_DEBUG) process.stderr.write(`${(e as Error)?.stack ?? ''}\n`);
-    else process.stderr.write('moescope: set MOESCOPE_DEBUG=1 to see the stack trace, and please report it.\n');
-    return 3;
-  }
-}
+import { runCli } from './cli-main.js';
 
 // A reader that closes the pipe early (`moescope stats T --json | head`) is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   if (e.code === 'EPIPE') process.exit(0);
 });
 // Exit only once stdout has drained: process.exit() would cut piped output at the pipe buffer (64 KiB).
-main(process.argv).then((code) => process.stdout.write('', () => process.exit(code)));
+runCli(process.argv).then((code) => process.stdout.write('', () => process.exit(code)));

@@ -40,6 +40,6 @@ export function registerDemo(program: Command): void {
         return;
       }
       const model = await views.collectLive(stream);
-      process.stdout.write(views.formatSummary(model, { title: 'demo (no terminal: one pass over the bundled prompts)' }, placement));
+      (await import('../core/sanitize.js')).printText(views.formatSummary(model, { title: 'demo (no terminal: one pass over the bundled prompts)' }, placement));
     });
 }

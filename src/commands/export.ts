@@ -16,8 +16,9 @@ export function registerExport(program: Command): void {
       const { exportTrace } = await import('../trace/export/index.js');
       const { flagTruncated } = await import('./truncation.js');
       const { results, notes, truncated, tokens } = exportTrace(trace, { jsonl: o.jsonl, parquet: o.parquet });
-      for (const note of notes) process.stderr.write(`moescope: note: ${note}\n`);
-      for (const r of results) process.stdout.write(`wrote ${r.path}: ${r.tokens} tokens (${r.format})\n`);
+      const { printError, printText } = await import('../core/sanitize.js');
+      for (const note of notes) printError(`note: ${note}`);
+      for (const r of results) printText(`wrote ${r.path}: ${r.tokens} tokens (${r.format})\n`);
       flagTruncated(trace, truncated, tokens);
     });
 }

@@ -2,8 +2,9 @@
  * The actions behind `moescope check` and `moescope diff`: parse inputs, run, print in the chosen format,
  * and set the exit code (0 pass, 1 a limit broken; bad input throws a UserError → 2).
  */
-import { writeFileSync } from 'node:fs';
 import { UserError } from '../core/errors.js';
+import { resolveOutput, writeOutputFile } from '../core/output.js';
+import { printJson, printText } from '../core/sanitize.js';
 import { formatResult, type Format } from '../report/formats/index.js';
 import { summaryLine } from '../report/formats/verdicts.js';
 import type { RoutingStream } from '../core/routing-stream.js';
@@ -34,17 +35,15 @@ export interface DiffOptions extends OutputOptions {
 }
 
 /** Prints (or writes) the result and returns the exit code. */
-function emit(r: GateResult, o: OutputOptions): number {
+function emit(r: GateResult, o: OutputOptions, inputs: readonly string[]): number {
   const text = formatResult(r, o.format);
   if (o.output) {
-    try {
-      writeFileSync(o.output, text);
-    } catch (e) {
-      throw new UserError(`cannot write ${o.output}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
-    process.stdout.write(`moescope ${r.command}: ${r.passed ? 'PASS' : 'FAIL'}, ${summaryLine(r)} (${o.format} written to ${o.output})\n`);
+    writeOutputFile(o.output, text, { inputs, what: '--output' });
+    printText(`moescope ${r.command}: ${r.passed ? 'PASS' : 'FAIL'}, ${summaryLine(r)} (${o.format} written to ${o.output})\n`);
+  } else if (o.format === 'json') {
+    printJson(text);
   } else {
-    process.stdout.write(text);
+    printText(text);
   }
   return r.passed ? 0 : 1;
 }
@@ -63,10 +62,12 @@ async function checkSource(trace: string | undefined, o: CheckOptions, wantLogit
 export async function checkCommand(trace: string | undefined, o: CheckOptions): Promise<number> {
   // Validate the config and flags before opening anything, so usage errors come first.
   const cfg = withFlags(loadConfig(o.config), o);
+  const inputs = [trace, o.model, o.prompts, o.config].filter((p): p is string => p !== undefined);
+  if (o.output) resolveOutput(o.output, inputs, '--output'); // refuse before the (possibly long) run
   const source = await checkSource(trace, o, needsLogits(cfg));
   try {
     const r = await runCheck(source, cfg);
-    return emit(r, o);
+    return emit(r, o, inputs);
   } finally {
     source.close();
   }
@@ -74,11 +75,13 @@ export async function checkCommand(trace: string | undefined, o: CheckOptions): 
 
 export async function diffCommand(base: string, next: string, o: DiffOptions): Promise<number> {
   const cfg = withDiffFlags(loadConfig(o.config), o);
+  const inputs = [base, next, o.config].filter((p): p is string => p !== undefined);
+  if (o.output) resolveOutput(o.output, inputs, '--output');
   const a = await traceSource(base);
   try {
     const b = await traceSource(next);
     try {
-      return emit(await runDiff(a, b, cfg), o);
+      return emit(await runDiff(a, b, cfg), o, inputs);
     } finally {
       b.close();
     }

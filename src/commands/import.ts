@@ -39,7 +39,8 @@ export function registerImport(program: Command): void {
         const { importTrace } = await import('../trace/import/index.js');
         r = importTrace(format, files, o.output, { topK: o.topK, scoring: o.scoring, experts: o.experts, logits: o.logits, layerIds: o.layerIds });
       }
-      for (const note of r.notes) process.stderr.write(`moescope: note: ${note}\n`);
-      process.stdout.write(`wrote ${o.output}: ${r.tokens} tokens, ${describeSchema(r.schema)}\n`);
+      const { printError, printText } = await import('../core/sanitize.js');
+      for (const note of r.notes) printError(`note: ${note}`);
+      printText(`wrote ${o.output}: ${r.tokens} tokens, ${describeSchema(r.schema)}\n`);
     });
 }

@@ -9,6 +9,8 @@ export function registerInspect(program: Command): void {
     .action(async (model: string, opts: { json?: boolean }) => {
       const { inspectModel, formatInspect } = await import('../engine/inspect.js');
       const report = inspectModel(model);
-      process.stdout.write(opts.json ? JSON.stringify(report, null, 2) + '\n' : formatInspect(report) + '\n');
+      const { printJson, printText } = await import('../core/sanitize.js');
+      if (opts.json) printJson(JSON.stringify(report, null, 2) + '\n');
+      else printText(formatInspect(report) + '\n');
     });
 }

@@ -30,6 +30,6 @@ export function registerInstrument(program: Command): void {
       const derived = plan.routers.filter((r) => r.selection === 'derived').map((r) => r.layer);
       if (derived.length) lines.push(`  layers ${derived.join(', ')}: fused MoE op, selection derived from the logits following its attributes`);
       for (const l of linked) lines.push(`  linked external data ${l}`);
-      process.stdout.write(lines.join('\n') + '\n');
+      (await import('../core/sanitize.js')).printText(lines.join('\n') + '\n');
     });
 }

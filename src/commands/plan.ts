@@ -55,8 +55,10 @@ async function runPlan(trace: string | undefined, flags: PlanFlags): Promise<voi
   const { comparePlacements } = await import('../stats/eplb-plan.js');
   const { replicas, groups, nodes, gpus } = flags;
   const cmp = comparePlacements(input.loads, { replicas, groups, nodes, gpus });
-  const text = flags.json ? `${JSON.stringify(planJson(input, cmp))}\n` : formatPlan(input, cmp);
-  process.stdout.write(text); // cli.tsx drains stdout before exiting and ends quietly on EPIPE
+  const { printJson, printText } = await import('../core/sanitize.js');
+  // cli.tsx drains stdout before exiting and ends quietly on EPIPE
+  if (flags.json) printJson(`${JSON.stringify(planJson(input, cmp))}\n`);
+  else printText(formatPlan(input, cmp));
 }
 
 async function loadsFromWeights(file: string): Promise<Loads> {

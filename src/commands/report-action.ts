@@ -1,6 +1,6 @@
 /** The action behind `moescope report TRACE -o FILE`: collect from the trace, render, write one HTML file. */
-import { writeFileSync } from 'node:fs';
-import { UserError } from '../core/errors.js';
+import { resolveOutput, writeOutputFile } from '../core/output.js';
+import { printText } from '../core/sanitize.js';
 import { moescopeVersion } from '../core/version.js';
 import { traceSource } from '../gate/source.js';
 import { collectReport } from '../report/collect.js';
@@ -13,6 +13,7 @@ export interface ReportOptions {
 }
 
 export async function reportCommand(trace: string, o: ReportOptions): Promise<void> {
+  resolveOutput(o.output, [trace], 'report'); // never the trace itself; refused before reading it
   const source = await traceSource(trace);
   let html: string;
   try {
@@ -21,10 +22,6 @@ export async function reportCommand(trace: string, o: ReportOptions): Promise<vo
   } finally {
     source.close();
   }
-  try {
-    writeFileSync(o.output, html);
-  } catch (e) {
-    throw new UserError(`cannot write ${o.output}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  process.stdout.write(`moescope report: wrote ${o.output} (${(html.length / 1024).toFixed(0)} KiB)\n`);
+  writeOutputFile(o.output, html, { inputs: [trace], what: 'report' });
+  printText(`moescope report: wrote ${o.output} (${(html.length / 1024).toFixed(0)} KiB)\n`);
 }

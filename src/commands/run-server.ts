@@ -15,7 +15,8 @@ export async function runServer(model: string | undefined, f: RunFlags): Promise
   const { openServerStream, printable } = await import('../serving/client.js');
   const views = f.ui ? await import('../views/index.js') : null;
   const live = views?.interactive() ?? false;
-  const out = (s: string) => process.stdout.write(s);
+  const { printError, printText } = await import('../core/sanitize.js');
+  const out = (s: string) => printText(s); // server text is data: sanitised (src/core/sanitize.ts)
   // A server that is not there, or returns no routing, fails here (one line, exit 2), before the screen is taken.
   const served = await openServerStream({
     url: f.server!,
@@ -37,7 +38,7 @@ export async function runServer(model: string | undefined, f: RunFlags): Promise
           out(`  (${counts}${e.routedTokens} routed, ${(e.ms / 1000).toFixed(2)} s)\n`);
         },
   });
-  for (const n of served.notes) process.stderr.write(`moescope: note: ${n}\n`);
+  for (const n of served.notes) printError(`note: ${n}`);
   let stream: import('../core/routing-stream.js').RoutingStream = served;
   let writer: import('../trace/index.js').TraceWriter | null = null;
   if (f.record) {

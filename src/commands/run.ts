@@ -114,7 +114,7 @@ async function runLive(model: string, f: RunFlags, views: typeof import('../view
   if (f.record) {
     const { TraceWriter } = await import('../trace/index.js');
     const { tapStream } = await import('../core/routing-stream.js');
-    const w = TraceWriter.create(f.record, { schema: live.schema, meta: live.meta });
+    const w = TraceWriter.create(f.record, { schema: live.schema, meta: live.meta, inputs: [model] });
     w.closeOnExit({ signals: ['SIGTERM', 'SIGHUP'] });
     stream = tapStream(live, (item) => {
       if (item.kind === 'tokens') w.write(item.batch);
@@ -133,7 +133,8 @@ async function runLive(model: string, f: RunFlags, views: typeof import('../view
 async function runPlain(model: string, f: RunFlags): Promise<void> {
   const { engine, options } = await generationOptions(model, f);
   const h = engine.startGeneration(options);
-  const out = (s: string) => process.stdout.write(s);
+  const { printText } = await import('../core/sanitize.js');
+  const out = (s: string) => printText(s); // generated text and device names are data: sanitised
   const info = await h.ready;
   const { describeSchema } = await import('../core/batch.js');
   const { RoutingStats, loadShares } = await import('../stats/index.js');
@@ -142,7 +143,7 @@ async function runPlain(model: string, f: RunFlags): Promise<void> {
   let writer: import('../trace/index.js').TraceWriter | null = null;
   if (f.record) {
     const { TraceWriter } = await import('../trace/index.js');
-    writer = TraceWriter.create(f.record, { schema: info.schema, meta: info.meta });
+    writer = TraceWriter.create(f.record, { schema: info.schema, meta: info.meta, inputs: [model] });
     writer.closeOnExit({ signals: ['SIGTERM', 'SIGHUP'] });
   }
   const onInt = () => void h.stop();

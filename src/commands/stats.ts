@@ -34,7 +34,10 @@ export function registerStats(program: Command): void {
     .option('--warn-maxvio <v>', 'MaxVio threshold (default 1.5)', floatArg('--warn-maxvio', 0))
     .option('--warn-drift <bits>', 'drift threshold, JS divergence from the first window in bits (default 0.05)', floatArg('--warn-drift', 0))
     .action(async (file: string, flags: StatsFlags) => {
-      process.stdout.write(await runStats(file, flags));
+      const out = await runStats(file, flags);
+      const { printJson, printText } = await import('../core/sanitize.js');
+      if (flags.json) printJson(out);
+      else printText(out);
     })
     .addHelpText('after', '\nA trace cut short is analysed over its complete tokens, then reported on stderr with exit code 2.');
 }

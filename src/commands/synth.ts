@@ -50,7 +50,7 @@ export function registerSynth(program: Command): void {
         stepTokens: o.stepTokens ?? null,
       });
       const s = ((performance.now() - t0) / 1000).toFixed(1);
-      process.stdout.write(
+      (await import('../core/sanitize.js')).printText(
         `wrote ${o.output}: ${r.tokens} tokens, ${describeSchema(r.schema)}, ${(r.bytes / 2 ** 20).toFixed(1)} MiB in ${s} s\n`,
       );
     });

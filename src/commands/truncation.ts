@@ -1,4 +1,5 @@
 import type { Truncation } from '../trace/reader.js';
+import { printError } from '../core/sanitize.js';
 
 /**
  * A trace cut short (a killed recorder) is bad input: the command still shows or writes what its complete tokens
@@ -7,8 +8,6 @@ import type { Truncation } from '../trace/reader.js';
 export function flagTruncated(path: string, cut: Truncation | null, completeTokens: number): void {
   if (!cut) return;
   const lost = cut.rowsLost !== null ? `${cut.rowsLost} tokens lost` : 'its last batch lost';
-  process.stderr.write(
-    `moescope: ${path} is truncated at byte ${cut.atByte} (${lost}); the output covers its ${completeTokens} complete tokens\n`,
-  );
+  printError(`${path} is truncated at byte ${cut.atByte} (${lost}); the output covers its ${completeTokens} complete tokens`);
   process.exitCode = 2;
 }

@@ -6,9 +6,10 @@
  * has: per router Cast (any dtype → int32 / float32; onnxruntime-node rejects bf16 outputs) → Reshape [-1, K]
  * → one Concat per column.
  */
-import { closeSync, existsSync, linkSync, openSync, symlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, linkSync, openSync, readSync, statSync, symlinkSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { UserError, describeError } from '../core/errors.js';
+import { OutputFile } from '../core/output.js';
 import type { ModelRouting, RouterInfo } from './discover.js';
 import { appendToModel, DataType, type AppendNode, type LoadedModel } from './onnx-model.js';
 
@@ -154,38 +155,70 @@ function reuse(m: LoadedModel, routing: ModelRouting, opts: InstrumentOptions, p
  */
 export function writeInstrumented(m: LoadedModel, bytes: Uint8Array, out: string): { path: string; linked: string[] } {
   const target = resolve(out);
-  if (target === m.path) throw new UserError(`refusing to overwrite the input model ${out}; choose another -o path.`);
+  const dataFiles = m.externalFiles.map((loc) => (isAbsolute(loc) ? loc : join(m.dir, loc)));
+  // Checked first: never the input model or its data (same inode through any path), never a folder.
+  const file = OutputFile.create(out, { inputs: [m.path, ...dataFiles], what: 'instrumented model' });
   const linked: string[] = [];
-  const outDir = dirname(target);
-  if (!existsSync(outDir)) throw new UserError(`output directory does not exist: ${outDir}`);
-  if (outDir !== m.dir) {
-    for (const loc of m.externalFiles) {
-      if (isAbsolute(loc)) continue;
-      const src = join(m.dir, loc);
-      const dst = join(outDir, loc);
-      if (existsSync(dst)) continue;
-      try {
-        linkSync(src, dst);
-      } catch {
-        try {
-          symlinkSync(relative(dirname(dst), src), dst);
-        } catch (e) {
-          throw new UserError(`cannot place external data "${loc}" beside ${out}: ${describeError(e)}`);
+  try {
+    const outDir = dirname(target);
+    if (outDir !== m.dir) {
+      for (const loc of m.externalFiles) {
+        if (isAbsolute(loc)) continue;
+        const src = join(m.dir, loc);
+        const dst = join(outDir, loc);
+        if (existsSync(dst)) {
+          // The model would read this file as its weights: it must be the same data, or the copy is broken.
+          if (!sameContents(src, dst))
+            throw new UserError(
+              `${dst} already exists and differs from the model's external data ${src}; ` +
+                'instrument into an empty folder (or remove it)',
+            );
+          continue;
         }
+        try {
+          linkSync(src, dst);
+        } catch {
+          try {
+            symlinkSync(relative(dirname(dst), src), dst);
+          } catch (e) {
+            throw new UserError(`cannot place external data "${loc}" beside ${out}: ${describeError(e)}`);
+          }
+        }
+        linked.push(dst);
       }
-      linked.push(dst);
     }
-  }
-  let fd: number;
-  try {
-    fd = openSync(target, 'w');
+    file.write(bytes);
+    file.commit();
   } catch (e) {
-    throw new UserError(`cannot write ${out}: ${describeError(e)}`);
-  }
-  try {
-    writeSync(fd, bytes);
-  } finally {
-    closeSync(fd);
+    file.abort();
+    throw e;
   }
   return { path: target, linked };
+}
+
+/** Whether two files hold the same bytes (same inode at once; else size, then 1 MiB chunks). */
+function sameContents(a: string, b: string): boolean {
+  const sa = statSync(a);
+  const sb = statSync(b);
+  if (sa.dev === sb.dev && sa.ino === sb.ino) return true;
+  if (sa.size !== sb.size) return false;
+  const fa = openSync(a, 'r');
+  try {
+    const fb = openSync(b, 'r');
+    try {
+      const ba = Buffer.allocUnsafe(1 << 20);
+      const bb = Buffer.allocUnsafe(1 << 20);
+      for (let at = 0; at < sa.size; ) {
+        const n = readSync(fa, ba, 0, ba.length, at);
+        const k = readSync(fb, bb, 0, n, at);
+        if (n === 0 || k !== n || ba.compare(bb, 0, n, 0, n) !== 0) return false;
+        at += n;
+      }
+      return true;
+    } finally {
+      closeSync(fb);
+    }
+  } finally {
+    closeSync(fa);
+  }
 }

@@ -6,14 +6,14 @@
  * flushed; the reader reports a file without end-of-stream marker as interrupted and reads every batch in it.
  * `close()` flushes and writes the end-of-stream marker; `closeOnExit()` does it on SIGINT/SIGTERM/SIGHUP.
  */
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writevSync } from 'node:fs';
-import { dirname, basename, join } from 'node:path';
+import { closeSync, fsyncSync, openSync, writevSync } from 'node:fs';
 import { Message } from 'apache-arrow/ipc/metadata/message';
 import type { OptionalColumn, RoutingBatch, RoutingSchema } from '../core/batch.js';
 import { OPTIONAL_COLUMNS, sliceBatch } from '../core/batch.js';
 import type { MemorySample } from '../core/memory.js';
 import type { StreamMeta } from '../core/stream.js';
 import { UserError, describeError } from '../core/errors.js';
+import { OutputFile, resolveOutput } from '../core/output.js';
 import { moescopeVersion } from '../core/version.js';
 import { ColumnsBuffer } from './columns.js';
 import { checkBatch, encodeBatch } from './encode.js';
@@ -41,6 +41,8 @@ export interface TraceWriterOptions {
    * trace does not are not written.
    */
   columns?: readonly OptionalColumn[];
+  /** Files the command reads: the trace is never written over one of them (src/core/output.ts). */
+  inputs?: readonly string[];
 }
 
 const TARGET_BATCH_BYTES = 4 * 1024 * 1024;
@@ -61,8 +63,9 @@ export class TraceWriter {
   readonly batchTokens: number;
   /** The optional columns this trace holds. */
   readonly columns: readonly OptionalColumn[];
-  private readonly filePath: string;
   private readonly atomic: boolean;
+  /** The temporary file of an atomic writer (renamed into place by close()). */
+  private readonly out: OutputFile | null;
   private fd: number | null;
   private readonly pending: ColumnsBuffer;
   private pendingMemory: MemorySample[] = [];
@@ -95,11 +98,18 @@ export class TraceWriter {
     if (!Number.isInteger(this.batchTokens) || this.batchTokens < 1) throw new RangeError('batchTokens must be ≥ 1');
     this.intervalMs = Math.min(1000, Math.max(1, opts.flushIntervalMs ?? 1000));
     this.atomic = opts.atomic ?? false;
-    this.filePath = this.atomic ? join(dirname(path), `.${basename(path)}.${process.pid}.partial`) : path;
-    try {
-      this.fd = openSync(this.filePath, 'w');
-    } catch (e) {
-      throw new UserError(`cannot create trace ${path}: ${describeError(e)}`);
+    if (this.atomic) {
+      this.out = OutputFile.create(path, { inputs: opts.inputs, what: 'trace' });
+      this.fd = this.out.fd;
+    } else {
+      // A recording others may follow is written in place, after the same checks (never over an input).
+      this.out = null;
+      resolveOutput(path, opts.inputs, 'trace');
+      try {
+        this.fd = openSync(path, 'w');
+      } catch (e) {
+        throw new UserError(`cannot create trace ${path}: ${describeError(e)}`);
+      }
     }
     this.pending = new ColumnsBuffer(this.schema, this.batchTokens, this.columns);
     try {
@@ -178,29 +188,33 @@ export class TraceWriter {
     const fd = this.fd;
     this.fd = null;
     this.uninstall?.();
+    if (this.out) {
+      try {
+        fsyncSync(fd);
+      } catch (e) {
+        this.out.abort();
+        throw new UserError(`cannot finish trace ${this.path}: ${describeError(e)}`);
+      }
+      this.out.commit(); // renames into place; on failure removes the temporary file and throws a UserError
+      return;
+    }
     try {
-      if (this.atomic) fsyncSync(fd);
       closeSync(fd);
-      if (this.atomic) renameSync(this.filePath, this.path);
     } catch (e) {
-      // A failed atomic finish (target is a folder, no permission) must not leave its temporary file behind.
-      if (this.atomic) this.discard(fd);
       throw new UserError(`cannot finish trace ${this.path}: ${describeError(e)}`);
     }
   }
 
   /** Best-effort close of `fd` and, for an atomic writer, removal of its temporary file. */
   private discard(fd: number): void {
+    if (this.out) {
+      this.out.abort(); // closes fd and removes the temporary file
+      return;
+    }
     try {
       closeSync(fd);
     } catch {
       /* already closed, or being discarded anyway */
-    }
-    if (!this.atomic) return;
-    try {
-      unlinkSync(this.filePath);
-    } catch {
-      /* already gone */
     }
   }
 

@@ -1,5 +1,6 @@
 /** `moescope replay TRACE`: the TUI over a recorded trace (play, pause, seek) or a growing one (--follow). */
 import { UserError } from '../core/errors.js';
+import { printError, sanitizeText } from '../core/sanitize.js';
 import type { RoutingStream, Truncation } from '../core/routing-stream.js';
 import { ReplayPlayer, StreamFeed } from '../store/feeds.js';
 import { RoutingModel } from '../store/model.js';
@@ -45,8 +46,12 @@ export async function runReplay(opts: ReplayOptions): Promise<void> {
         for (const m of c.memory) model.addMemory(m.sample);
         model.add(c.batch);
       }
-      (opts.out ?? process.stdout).write(formatSummary(model, { title: `replay ${stream.label}`, notes }, placement));
-      if (file.truncated) process.exitCode = 2; // the summary's note names the cut (docs/tui.md)
+      (opts.out ?? process.stdout).write(sanitizeText(formatSummary(model, { title: `replay ${stream.label}`, notes }, placement)));
+      if (file.truncated) {
+        // The summary's note names the cut; stderr says it too, so a script that reads stderr sees why it got 2.
+        printError(`${stream.label}: ${notes[0]}; the summary covers its complete tokens`);
+        process.exitCode = 2;
+      }
       return;
     }
     if (stream.tokens === 0 && !opts.follow) throw new UserError(`${stream.label}: the trace has no tokens (use --follow to wait for them)`);

@@ -147,8 +147,8 @@ test('moescope export --parquet: bad input exits 2 with one line and leaves no f
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   };
   fail([tmp.path('missing.arrows'), '--parquet', tmp.path('m.parquet')], /^moescope: .*missing\.arrows: no such trace/);
-  fail([src, '--parquet', tmp.path('no-such-dir/x.parquet')], /^moescope: cannot create .*no-such-dir\/x\.parquet/);
-  fail([src, '--parquet', src], /would overwrite the trace/);
+  fail([src, '--parquet', tmp.path('no-such-dir/x.parquet')], /^moescope: cannot write .*no-such-dir\/x\.parquet/);
+  fail([src, "--parquet", src], /refusing to overwrite/);
   fail([src, '--parquet', tmp.path('same'), '--jsonl', tmp.path('same')], /--jsonl and --parquet both write/);
   writeFileSync(tmp.path('junk.arrows'), 'not a trace at all');
   fail([tmp.path('junk.arrows'), '--parquet', tmp.path('j.parquet')], /^moescope: .*junk\.arrows: not an Arrow IPC stream trace/);

@@ -2,8 +2,8 @@
  * `moescope export TRACE --jsonl OUT --parquet OUT`: one exporter per format, each streaming the trace batch by
  * batch into a temporary file renamed into place only when complete.
  */
-import { resolve } from 'node:path';
 import { UserError } from '../../core/errors.js';
+import { resolveOutput } from '../../core/output.js';
 import { openTrace, type TraceReader, type Truncation } from '../reader.js';
 import { writeJsonl } from './jsonl.js';
 import { writeParquet } from './parquet.js';
@@ -17,7 +17,7 @@ export interface ExportResult {
   tokens: number;
 }
 
-type Exporter = (trace: TraceReader, path: string) => number;
+type Exporter = (trace: TraceReader, path: string, inputs: readonly string[]) => number;
 
 /** Runs `write` into `sink`, keeping the output only when it completes. */
 function atomically<S extends { close(): void; abort(): void }>(sink: S, write: (sink: S) => number): number {
@@ -32,8 +32,8 @@ function atomically<S extends { close(): void; abort(): void }>(sink: S, write: 
 }
 
 const EXPORTERS: Record<ExportFormat, Exporter> = {
-  jsonl: (trace, path) => atomically(new TextSink(path), (out) => writeJsonl(trace, out)),
-  parquet: (trace, path) => atomically(new AtomicFile(path), (out) => writeParquet(trace, out)),
+  jsonl: (trace, path, inputs) => atomically(new TextSink(path, inputs), (out) => writeJsonl(trace, out)),
+  parquet: (trace, path, inputs) => atomically(new AtomicFile(path, inputs), (out) => writeParquet(trace, out)),
 };
 
 /** Writes each requested output; returns what was written, notes, and the source's truncation (if cut short). */
@@ -45,8 +45,7 @@ export function exportTrace(
   if (wanted.length === 0) throw new UserError('say what to write: --jsonl FILE and/or --parquet FILE');
   const seen = new Map<string, ExportFormat>();
   for (const f of wanted) {
-    const at = resolve(outputs[f]!);
-    if (at === resolve(tracePath)) throw new UserError(`--${f} ${outputs[f]} would overwrite the trace`);
+    const at = resolveOutput(outputs[f]!, [tracePath], `--${f}`).real; // never the trace itself (src/core/output.ts)
     const other = seen.get(at);
     if (other) throw new UserError(`--${other} and --${f} both write ${outputs[f]}`);
     seen.set(at, f);
@@ -55,7 +54,7 @@ export function exportTrace(
   try {
     const notes: string[] = [];
     if (!trace.truncated && !trace.complete) notes.push(`${tracePath} has no end-of-stream marker (recording interrupted or still running); exporting its ${trace.tokenCount} tokens`);
-    const results = wanted.map((format) => ({ format, path: outputs[format]!, tokens: EXPORTERS[format](trace, outputs[format]!) }));
+    const results = wanted.map((format) => ({ format, path: outputs[format]!, tokens: EXPORTERS[format](trace, outputs[format]!, [tracePath]) }));
     return { results, notes, truncated: trace.truncated, tokens: trace.tokenCount };
   } finally {
     trace.close();

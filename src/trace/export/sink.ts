@@ -1,58 +1,28 @@
 /**
  * Output files of the exporters, written to a temporary name in the target's folder and renamed into place only
  * when complete: a failed export (bad trace, full disk) leaves no half-written file behind, and never clobbers an
- * existing one with a partial result.
+ * existing one with a partial result, and never writes over the trace it reads (src/core/output.ts).
  */
-import { closeSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import { UserError, describeError } from '../../core/errors.js';
+import { OutputFile } from '../../core/output.js';
 
 /** Bytes or text appended to a temporary file; `close()` renames it to `path`, `abort()` deletes it. */
 export class AtomicFile {
-  private readonly tmp: string;
-  private fd: number | null;
+  private readonly file: OutputFile;
 
-  constructor(readonly path: string) {
-    this.tmp = join(dirname(path), `.${basename(path)}.${process.pid}.partial`);
-    try {
-      this.fd = openSync(this.tmp, 'w');
-    } catch (e) {
-      throw new UserError(`cannot create ${path}: ${describeError(e)}`);
-    }
+  constructor(readonly path: string, inputs: readonly string[] = []) {
+    this.file = OutputFile.create(path, { inputs });
   }
 
   write(data: string | Uint8Array): void {
-    try {
-      if (typeof data === 'string') writeSync(this.fd!, data);
-      else for (let at = 0; at < data.length; ) at += writeSync(this.fd!, data, at, data.length - at);
-    } catch (e) {
-      throw new UserError(`cannot write ${this.path}: ${describeError(e)}`);
-    }
+    this.file.write(data);
   }
 
   close(): void {
-    try {
-      closeSync(this.fd!);
-      this.fd = null;
-      renameSync(this.tmp, this.path);
-    } catch (e) {
-      this.abort();
-      throw new UserError(`cannot write ${this.path}: ${describeError(e)}`);
-    }
+    this.file.commit();
   }
 
   abort(): void {
-    try {
-      if (this.fd !== null) closeSync(this.fd);
-    } catch {
-      /* closing is best effort: the file is being discarded */
-    }
-    this.fd = null;
-    try {
-      unlinkSync(this.tmp);
-    } catch {
-      /* already gone */
-    }
+    this.file.abort();
   }
 }
 
@@ -62,8 +32,8 @@ export class TextSink {
   private parts: string[] = [];
   private size = 0;
 
-  constructor(readonly path: string) {
-    this.file = new AtomicFile(path);
+  constructor(readonly path: string, inputs: readonly string[] = []) {
+    this.file = new AtomicFile(path, inputs);
   }
 
   line(text: string): void {

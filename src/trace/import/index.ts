@@ -1,7 +1,7 @@
-import { resolve } from 'node:path';
 /** `moescope import FORMAT FILE... -o TRACE`: the converters, by format. */
 import type { Scoring } from '../../core/batch.js';
 import { UserError } from '../../core/errors.js';
+import { resolveOutput } from '../../core/output.js';
 import { importJsonl } from './jsonl.js';
 import { importMegatron } from './megatron.js';
 import { importNpy } from './npy.js';
@@ -25,7 +25,7 @@ export interface ImportOptions {
 
 export function importTrace(format: ImportFormat, files: string[], output: string, o: ImportOptions = {}): ImportResult {
   if (files.length === 0) throw new UserError('no input files');
-  if (files.some((f) => resolve(f) === resolve(output))) throw new UserError(`the output ${output} is also an input`);
+  resolveOutput(output, files, '--output'); // never an input, never a folder (src/core/output.ts)
   switch (format) {
     case 'jsonl':
       return importJsonl(files, output);
