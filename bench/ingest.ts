@@ -1,7 +1,9 @@
 /**
  * Live ingest at DeepSeek-V3 scale: a producer streams routing batches (58 MoE layers × 256 experts, top-8,
  * sigmoid router, WITH router logits) into RoutingStats.add and TraceWriter.write — what the main thread of
- * `moescope run --logits --record` does with every batch the engine's worker posts.
+ * `moescope run --logits --record` does with every batch the engine's worker posts. The logits are scored where
+ * they are, in the engine worker (src/stats/live-logits.ts; the main thread gets L × 8 numbers per batch): that
+ * reducer's time is measured on its own (`reducer` tok/s, the worker's added cost) and is not part of ingest.
  *
  *   node dist/bench/ingest.js [--rounds 5] [--round-tokens 20000] [--trace PATH] [--no-logits] [--json]
  *
@@ -24,6 +26,7 @@ import { batchFromRows, seededRandom } from '../src/engine/generate.js';
 import type { RoutingRows } from '../src/engine/capture.js';
 import type { TextCodec } from '../src/engine/tokenizer.js';
 import { RoutingStats } from '../src/stats/index.js';
+import { createBatchReducer } from '../src/stats/live-logits.js';
 import { TraceWriter, openTrace } from '../src/trace/index.js';
 import { flag, fmtInt, fmtSummary, interleave, isMain, loadSha1, numArg, strArg, summarise, type Summary } from './common.js';
 
@@ -143,6 +146,8 @@ export interface IngestResult {
   producer: Summary;
   endToEnd: Summary;
   ingest: Summary;
+  /** Tokens per second of the engine worker's logits reducer (live-logits.ts), null without logits. */
+  reducer: Summary | null;
   /** Share of ingest time in stats.add and writer.write (over all rounds). */
   statsShare: number;
   writerShare: number;
@@ -171,7 +176,9 @@ export function runIngest(opts: { rounds: number; roundTokens: number; logits: b
   };
   const pool = new RowPool(schema, 7);
   const path = opts.trace ?? join(tmpdir(), `moescope-bench-ingest-${process.pid}.arrows`);
-  const stats = new RoutingStats(schema); // defaults of the live views: 1024-token window, collapse detector on
+  // As the live views: default window, collapse detector on, logits metrics posted by the engine worker.
+  const stats = new RoutingStats(schema, { logits: 'posted' });
+  const reduce = createBatchReducer(schema);
   const writer = TraceWriter.create(path, {
     schema,
     meta: { model: 'bench/ingest (synthetic DeepSeek-V3 routing)', routers: [], tokenizer: null, devices: ['cpu'], source: 'run' },
@@ -182,26 +189,32 @@ export function runIngest(opts: { rounds: number; roundTokens: number; logits: b
     wallMs: number;
     statsMs: number;
     writerMs: number;
+    reducerMs: number;
   }
   const samples = interleave(['producer', 'producer+ingest'], opts.rounds, (v): Sample => {
     const p = producers[v]!;
     let tokens = 0;
     let statsMs = 0;
     let writerMs = 0;
+    let reducerMs = 0;
     const t0 = performance.now();
     while (tokens < opts.roundTokens) {
       const b = p.next();
       tokens += b.length;
       if (v === 1) {
+        // The engine worker's share (on the producer's thread in `moescope run`), timed apart from ingest.
+        const t00 = performance.now();
+        const snap = reduce(b);
+        reducerMs += performance.now() - t00;
         const t1 = performance.now();
-        stats.add(b);
+        stats.add(b, snap);
         const t2 = performance.now();
         writer.write(b);
         statsMs += t2 - t1;
         writerMs += performance.now() - t2;
       }
     }
-    return { tokens, wallMs: performance.now() - t0, statsMs, writerMs };
+    return { tokens, wallMs: performance.now() - t0 - reducerMs, statsMs, writerMs, reducerMs };
   });
   const writerTokens = writer.tokensWritten;
   writer.close();
@@ -225,6 +238,7 @@ export function runIngest(opts: { rounds: number; roundTokens: number; logits: b
     producer: summarise(prod.map((s) => tps(s, s.wallMs))),
     endToEnd: summarise(full.map((s) => tps(s, s.wallMs))),
     ingest: summarise(full.map((s) => tps(s, s.statsMs + s.writerMs))),
+    reducer: opts.logits ? summarise(full.map((s) => tps(s, s.reducerMs))) : null,
     statsShare: statsMs / (statsMs + writerMs),
     writerShare: writerMs / (statsMs + writerMs),
     ratio: summarise(full.map((s, i) => s.wallMs / s.tokens / (prod[i]!.wallMs / prod[i]!.tokens))),
@@ -253,6 +267,7 @@ function main(): void {
   out(`  producer alone          ${fmtSummary(r.producer, 0)} tok/s`);
   out(`  producer + ingest       ${fmtSummary(r.endToEnd, 0)} tok/s   time ratio ${fmtSummary(r.ratio, 2)}×`);
   out(`  ingest (stats + trace)  ${fmtSummary(r.ingest, 0)} tok/s   (stats.add ${(r.statsShare * 100).toFixed(0)}%, writer.write ${(r.writerShare * 100).toFixed(0)}%)  goal ≥ 10,000`);
+  if (r.reducer) out(`  engine-worker logits     ${fmtSummary(r.reducer, 0)} tok/s   (live-logits.ts reducer, runs beside the model, not in ingest)`);
   out(
     `  tokens: produced ${fmtInt(r.produced)}, stats ${fmtInt(r.statsTokens)}, writer ${fmtInt(r.writerTokens)}, trace ${fmtInt(r.traceTokens)}` +
       ` (${r.traceComplete ? 'complete' : 'NOT complete'}, ${(r.traceBytes / 2 ** 30).toFixed(2)} GiB) — ${r.ok ? 'none dropped' : 'MISMATCH'}`,

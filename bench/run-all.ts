@@ -197,6 +197,7 @@ function ingestRows(): { trace: string; ingest: IngestResult } | null {
     notes: [
       `${res.ok ? 'no token dropped' : 'TOKENS DROPPED'}: ${counts}`,
       `ingest time: stats.add ${(res.statsShare * 100).toFixed(0)}%, writer.write ${(res.writerShare * 100).toFixed(0)}%; trace ${(res.traceBytes / 2 ** 30).toFixed(2)} GiB`,
+      ...(res.reducer ? [`logits scored in the engine worker (live-logits.ts, not in ingest): ${fmtSummary(res.reducer, 0)} tok/s there`] : []),
     ],
     profile: { script, args: ['--rounds', '1', '--round-tokens', '2000'] },
   });

@@ -25,6 +25,8 @@ export function registerDemo(program: Command): void {
       const views = await import('../views/index.js');
       const live = views.interactive();
       // On a terminal the demo loops until q; without one it runs the prompts once and prints a summary.
+      // The engine worker scores the logits (src/stats/live-logits.ts): the thread that draws gets L × 8 numbers.
+      const { LIVE_LOGITS_REDUCER } = await import('../stats/live-logits.js');
       const handle = engine.startGeneration({
         model: BUNDLED_MODEL,
         ep: f.ep,
@@ -32,14 +34,15 @@ export function registerDemo(program: Command): void {
         prompts: engine.loadPrompts(BUNDLED_PROMPTS),
         maxTokens: f.maxTokens,
         loop: live,
+        reducer: LIVE_LOGITS_REDUCER,
       });
       const stream = await engine.generationStream(handle, 'demo · bundled tiny-moe');
       const placement = f.plan ? views.readPlanFile(f.plan, stream.schema) : views.contiguousSpec(stream.schema, f.devices);
       if (live) {
-        await views.runLiveTui({ stream, label: stream.label, placement, color: f.color, colormap: f.colormap });
+        await views.runLiveTui({ stream, label: stream.label, placement, color: f.color, colormap: f.colormap, postedLogits: true });
         return;
       }
-      const model = await views.collectLive(stream);
+      const model = await views.collectLive(stream, { postedLogits: true });
       (await import('../core/sanitize.js')).printText(views.formatSummary(model, { title: 'demo (no terminal: one pass over the bundled prompts)' }, placement));
     });
 }

@@ -66,7 +66,7 @@ export async function checkCommand(trace: string | undefined, o: CheckOptions): 
   if (o.output) resolveOutput(o.output, inputs, '--output'); // refuse before the (possibly long) run
   const source = await checkSource(trace, o, needsLogits(cfg));
   try {
-    const r = await runCheck(source, cfg);
+    const r = await runCheck(source, cfg, { threads: true });
     return emit(r, o, inputs);
   } finally {
     source.close();

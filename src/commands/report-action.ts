@@ -17,7 +17,7 @@ export async function reportCommand(trace: string, o: ReportOptions): Promise<vo
   const source = await traceSource(trace);
   let html: string;
   try {
-    const data = await collectReport(source, { devices: o.devices, window: o.window });
+    const data = await collectReport(source, { devices: o.devices, window: o.window, threads: true });
     html = renderReportHtml(data, { moescopeVersion: moescopeVersion(), generatedAt: new Date() });
   } finally {
     source.close();

@@ -108,7 +108,9 @@ async function runLive(model: string, f: RunFlags, views: typeof import('../view
   const { engine, options } = await generationOptions(model, f);
   const { basename, dirname } = await import('node:path');
   const label = `run · ${basename(model) === 'model.onnx' ? basename(dirname(model)) : basename(model)}`;
-  const live = await engine.generationStream(engine.startGeneration(options), label); // bad input fails here, before the screen is taken over
+  // With logits, the engine worker scores them (src/stats/live-logits.ts): the thread that draws gets L × 8 numbers.
+  const reducer = options.logits ? (await import('../stats/live-logits.js')).LIVE_LOGITS_REDUCER : undefined;
+  const live = await engine.generationStream(engine.startGeneration({ ...options, reducer }), label); // bad input fails here, before the screen is taken over
   let writer: import('../trace/index.js').TraceWriter | null = null;
   let stream: import('../core/routing-stream.js').RoutingStream = live;
   if (f.record) {
@@ -123,7 +125,7 @@ async function runLive(model: string, f: RunFlags, views: typeof import('../view
     writer = w;
   }
   try {
-    await views.runLiveTui({ stream, label: live.label, recording: f.record ?? null, placement: views.contiguousSpec(live.schema, f.devices), color: f.color });
+    await views.runLiveTui({ stream, label: live.label, recording: f.record ?? null, placement: views.contiguousSpec(live.schema, f.devices), color: f.color, postedLogits: reducer !== undefined });
   } finally {
     writer?.close();
   }

@@ -44,7 +44,7 @@ export function registerStats(program: Command): void {
 
 /** `moescope stats`: trace reader → stats accumulators → JSON or text (stats never imports trace; this composes them). */
 async function runStats(file: string, flags: StatsFlags): Promise<string> {
-  const [{ openTrace }, { TraceAnalysis, defaultAnalysisOptions }, { formatStatsText }, { balancedness }, { contiguousPlacement }, { UserError }] =
+  const [{ openTrace }, { TraceAnalysis, defaultAnalysisOptions }, { formatStatsText }, { balancedness }, { contiguousPlacement }, { UserError }, { logitsScorer }] =
     await Promise.all([
       import('../trace/index.js'),
       import('../stats/analysis.js'),
@@ -52,6 +52,7 @@ async function runStats(file: string, flags: StatsFlags): Promise<string> {
       import('../stats/balancedness.js'),
       import('../stats/placement.js'),
       import('../core/errors.js'),
+      import('../stats/logits-thread.js'),
     ]);
   const trace = openTrace(file);
   try {
@@ -74,6 +75,8 @@ async function runStats(file: string, flags: StatsFlags): Promise<string> {
       batchTokens: flags.batchTokens,
       biasRate: flags.biasRate,
       ...(flags.vocabLayer !== undefined ? { vocabLayer: flags.vocabLayer } : {}),
+      // This command owns its thread and draws nothing: large routers' logits are scored in a worker.
+      logits: logitsScorer(schema, true),
     });
     for (const b of trace.batches()) analysis.add(b);
     if (analysis.wantsSecondPass) for (const b of trace.batches()) analysis.route(b);
@@ -85,6 +88,7 @@ async function runStats(file: string, flags: StatsFlags): Promise<string> {
       extra = { balancedness: { devices: flags.devices, placement: 'contiguous', sglang, vllm, perLayer } };
     } else extra = { balancedness: null };
     const result = analysis.result(extra);
+    analysis.stats.close();
     const cut = trace.truncated;
     const { flagTruncated } = await import('./truncation.js');
     flagTruncated(file, cut, trace.tokenCount);

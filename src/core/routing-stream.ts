@@ -44,6 +44,11 @@ export interface TokensItem {
   firstToken: number;
   /** Memory samples recorded on these rows (token indices are stream-wide); empty when none. */
   memory: TimedMemorySample[];
+  /**
+   * What the producer computed from this batch where its data was, up to the batch's end (the engine worker's
+   * logits metrics: src/stats/live-logits.ts); consumers that asked the producer for it read it, others ignore it.
+   */
+  derived?: unknown;
 }
 
 export interface CountsItem {

@@ -51,7 +51,8 @@ export interface SequenceResult {
 }
 
 export type GenerationEvent =
-  | { type: 'batch'; batch: RoutingBatch }
+  /** `derived`: what GenerationOptions.reducer computed from the batch in the inference thread, when one is set. */
+  | { type: 'batch'; batch: RoutingBatch; derived?: unknown }
   | { type: 'sequence-start'; seq: number; tag: string | null; prompt: string; promptIds: number[] }
   /** Text appended to the sequence's decoded output by the latest generated token. */
   | { type: 'text'; seq: number; tokenId: number; delta: string }

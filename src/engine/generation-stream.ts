@@ -32,7 +32,7 @@ export async function generationStream(h: GenerationHandle, label: string): Prom
       let next = 0;
       for await (const e of h) {
         if (e.type === 'batch') {
-          yield { kind: 'tokens', batch: e.batch, firstToken: next, memory: [] };
+          yield e.derived === undefined ? { kind: 'tokens', batch: e.batch, firstToken: next, memory: [] } : { kind: 'tokens', batch: e.batch, firstToken: next, memory: [], derived: e.derived };
           next += e.batch.length;
         } else if (e.type === 'memory') yield { kind: 'memory', sample: e.sample };
       }

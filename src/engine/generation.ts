@@ -26,6 +26,13 @@ export interface GenerationOptions extends RunnerOptions, GenerateOptions {
    * generation until it catches up). Pass false when consuming only through on(…): nothing is queued then.
    */
   buffer?: boolean;
+  /**
+   * URL of a module exporting `createBatchReducer(schema) → (batch) → result`: run in the inference thread on every
+   * batch, its structured-cloneable result travels with the batch as `derived` (e.g. src/stats/live-logits.ts, so
+   * that logits are scored where they are and the thread that draws gets L × 8 numbers). The engine does not know
+   * what it computes.
+   */
+  reducer?: string;
 }
 
 export interface GenerationInfo {
@@ -71,13 +78,30 @@ export async function openAndRun(req: WorkerRequest, control: LoopControl, post:
       type: 'ready',
       info: { schema: runner.schema, meta: runner.streamMeta(await devicesOf(runner, req.nvidiaSmi)), routers: runner.routing.routers, kvCache: runner.kv !== null },
     });
-    sequences = await runGeneration(runner, req, (event) => post({ type: 'event', event }, event.type === 'batch' ? batchBuffers(event.batch) : []), control);
+    const reduce = req.reducer ? await loadReducer(req.reducer, runner.schema) : null;
+    sequences = await runGeneration(
+      runner,
+      req,
+      (event) => {
+        if (event.type !== 'batch') return post({ type: 'event', event });
+        // Reduce before posting: posting transfers (detaches) the batch's buffers.
+        const e = reduce ? { ...event, derived: reduce(event.batch) } : event;
+        post({ type: 'event', event: e }, batchBuffers(event.batch));
+      },
+      control,
+    );
   } finally {
     // Release the session before saying 'done': the caller may exit right after, and a thread ended inside
     // onnxruntime's native code takes the process down with it.
     await runner.close();
   }
   post({ type: 'done', sequences });
+}
+
+async function loadReducer(url: string, schema: RoutingSchema): Promise<(b: RoutingBatch) => unknown> {
+  const mod = (await import(url)) as { createBatchReducer?: (schema: RoutingSchema) => (b: RoutingBatch) => unknown };
+  if (typeof mod.createBatchReducer !== 'function') throw new Error(`${url} exports no createBatchReducer`);
+  return mod.createBatchReducer(schema);
 }
 
 function batchBuffers(b: RoutingBatch): ArrayBuffer[] {

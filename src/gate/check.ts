@@ -5,6 +5,7 @@
 import { describeSchema } from '../core/batch.js';
 import { UserError } from '../core/errors.js';
 import { RoutingStats, type GlobalMetrics, type LayerMetrics } from '../stats/index.js';
+import { logitsScorer } from '../stats/logits-thread.js';
 import { hasCheckRules, type GateConfig } from './config.js';
 import { layerPositions, subsetBatch, subsetSchema } from './subset.js';
 import { RULES, type MetricKey, type RuleSpec, type Thresholds } from './rules.js';
@@ -89,17 +90,19 @@ function verdictsFor(
   return out;
 }
 
-export async function runCheck(source: RoutingStream, cfg: GateConfig): Promise<GateResult> {
+/** threads: the caller may block (a command, not a view): score large routers' logits in a worker. */
+export async function runCheck(source: RoutingStream, cfg: GateConfig, opts: { threads?: boolean } = {}): Promise<GateResult> {
   if (!hasCheckRules(cfg))
     throw new UserError('no thresholds to check: give limits such as --max-maxvio 1.5 --max-dead 0, or a config file (docs/ci.md)');
   validateAgainst(cfg, source);
   const full = source.schema;
   const positions = cfg.layers ? layerPositions(full, cfg.layers, '--layers') : full.layers.map((_, i) => i);
   const schema = subsetSchema(full, positions);
-  const stats = new RoutingStats(schema, { window: 0, collapse: false, topN: 1 });
+  const stats = new RoutingStats(schema, { window: 0, collapse: false, topN: 1, logits: logitsScorer(schema, opts.threads ?? false) });
   for await (const b of tokenBatches(source)) stats.add(subsetBatch(b, full, positions));
   if (stats.tokens === 0) throw new UserError(`${source.label} holds no tokens: nothing to check`);
   const snap = stats.snapshot('run');
+  stats.close();
 
   const rows: Row[] = [];
   const verdicts: Verdict[] = [];

@@ -8,6 +8,7 @@ import type { RoutingSchema } from '../core/batch.js';
 import { UserError } from '../core/errors.js';
 import { DEFAULT_COLLAPSE_WINDOW, DomainSpecialisation, RoutingStats, type CollapseWarning, type GlobalMetrics, type LayerMetrics } from '../stats/index.js';
 import { balancedness, type Balancedness } from '../stats/balancedness.js';
+import { logitsScorer } from '../stats/logits-thread.js';
 import { contiguousPlacement, slotDevice } from '../stats/placement.js';
 import { tokenBatches, type RoutingStream } from '../core/routing-stream.js';
 import type { DomainResult } from '../stats/specialisation.js';
@@ -49,6 +50,8 @@ export interface CollectOptions {
   devices?: number;
   /** Collapse-detection window in tokens (default DEFAULT_COLLAPSE_WINDOW, as in `stats` and the TUI). */
   window?: number;
+  /** The caller may block (a command, not a view): score large routers' logits in a worker thread. */
+  threads?: boolean;
 }
 
 export async function collectReport(source: RoutingStream, opts: CollectOptions = {}): Promise<ReportData> {
@@ -57,7 +60,7 @@ export async function collectReport(source: RoutingStream, opts: CollectOptions 
   if (opts.devices !== undefined && (opts.devices < 1 || opts.devices > E))
     throw new UserError(`--devices must be between 1 and the ${E} experts per layer, got ${opts.devices}`);
   const window = opts.window ?? DEFAULT_COLLAPSE_WINDOW;
-  const stats = new RoutingStats(schema, { window });
+  const stats = new RoutingStats(schema, { window, logits: logitsScorer(schema, opts.threads ?? false) });
   const domains = new DomainSpecialisation(schema);
   for await (const b of tokenBatches(source)) {
     stats.add(b);
@@ -65,6 +68,7 @@ export async function collectReport(source: RoutingStream, opts: CollectOptions 
   }
   if (stats.tokens === 0) throw new UserError(`${source.label} holds no tokens: nothing to report`);
   const snap = stats.snapshot('run');
+  stats.close();
 
   let placement: DevicePlacement | null = null;
   if (opts.devices !== undefined) {

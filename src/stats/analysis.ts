@@ -4,7 +4,8 @@
  * batches: `add` for every batch; then, if `wantsSecondPass`, `route` for every batch again; then `result`.
  */
 import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
-import { RoutingStats, type LayerMetrics, type GlobalMetrics } from './routing-stats.js';
+import { RoutingStats, type LayerMetrics, type GlobalMetrics, type RoutingStatsOptions } from './routing-stats.js';
+import { DEFAULT_COLLAPSE_WINDOW } from './defaults.js';
 import type { CollapseRules, CollapseWarning } from './collapse.js';
 import { CapacitySim, type LayerCapacity, type PolicyDrops } from './capacity.js';
 import { Coactivation, randomCoactivation, type CoactivationPair } from './coactivation.js';
@@ -32,11 +33,13 @@ export interface AnalysisOptions {
   biasRate: number;
   /** Whether to route the trace a second time with the final loss-free bias. */
   lossFreeSecondPass: boolean;
+  /** Where RoutingStats scores logits (default here; the `stats` command hands it a LogitsThread for large routers). */
+  logits?: RoutingStatsOptions['logits'];
 }
 
 export function defaultAnalysisOptions(schema: RoutingSchema): AnalysisOptions {
   return {
-    window: 1024,
+    window: DEFAULT_COLLAPSE_WINDOW,
     capacityFactor: 1.25,
     batchTokens: 4096,
     coactivationPairs: 5,
@@ -102,6 +105,7 @@ export class TraceAnalysis {
       window: options.window,
       ...(options.collapse ? { collapse: options.collapse } : {}),
       ...(options.topN !== undefined ? { topN: options.topN } : {}),
+      ...(options.logits !== undefined ? { logits: options.logits } : {}),
     });
     this.capacity = new CapacitySim(schema, { capacityFactor: options.capacityFactor, batchTokens: options.batchTokens });
     this.coact = options.coactivationPairs > 0 && schema.topK > 1 ? new Coactivation(schema) : null;

@@ -14,10 +14,11 @@
  *   stats.close()                             // optional: stops the logits worker (below) once it has caught up
  * Cost per token: O(L·K) for run and window counts; O(L·E) when the schema has logits; the collapse rules
  * evaluate in O(L·E) every `stride` tokens (default W/16) once the window is full.
- * Logits are scored through float16 lookup tables (row-kernel.ts), and for large routers (≥ 4096 logits per
- * token, ≥ 2 cores; option `logitsThread`) in a worker thread (logits-thread.ts) while add() returns to the
- * caller: results are bit for bit the same either way, and every reader (snapshot, layerMetrics) first waits
- * for the worker to catch up.
+ * Logits are scored through float16 lookup tables (row-kernel.ts): in add() (option `logits: 'here'`, the
+ * default), in a LogitsThread the caller started and handed over (logits-thread.ts; readers wait for it, so never
+ * on a thread that draws; `logitsScorer(schema, threads)`), or by the producer ('posted': add(batch, snapshot)
+ * with live-logits.ts' snapshot from the engine worker). RoutingStats never starts a thread; results are bit for
+ * bit the same every way.
  * LayerMetrics: load, share, cv, maxVio, entropy (normalised), deadExperts, topNShare, coverage90 and — null
  * without logits, and in the window scope — hfAuxLoss, switchAuxLoss, gshardAuxLoss, seqAuxLoss,
  * importanceLoss, zLoss, tokenEntropy, routerMargin. `global` pools HF's loss over layers as HF does and

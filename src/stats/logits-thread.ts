@@ -1,7 +1,11 @@
 /**
- * LogitsThread: RoutingStats' logits sums (LogitSums) computed in a worker thread, so that live ingest of a large
+ * LogitsThread: RoutingStats' logits sums (LogitSums) computed in a worker thread, so that batch analysis of a large
  * router (DeepSeek-V3: 58 × 256 logits per token) spreads over two cores: the calling thread counts assignments,
- * runs the window and the collapse detector and writes the trace while the worker scores the logits.
+ * runs the window and the collapse detector while the worker scores the logits. RoutingStats never starts one by
+ * itself: a command that may block its thread (`stats`, `check`, `report`) starts it and hands it over
+ * (`new RoutingStats(schema, { logits: new LogitsThread(schema) })`). Never on a thread that draws: reading the
+ * sums waits for the worker with Atomics.wait. The live TUI gets its logits metrics from the engine worker instead
+ * (live-logits.ts).
  *
  * Results are those of the same LogitSums in the calling thread, bit for bit: the worker runs the same code over
  * the same rows in the same order (batches cross in stream order, split at token boundaries, which LogitSums
@@ -16,6 +20,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
+import { LogitSums } from './logit-sums.js';
 
 /** Slots in the ring (a power of two: counters wrap around 2^32 and index with & (SLOTS − 1)). */
 const SLOTS = 8;
@@ -31,9 +36,17 @@ const MESSAGE_BYTES = 1024;
 /** How long sync/push wait for a worker that never started before giving up. */
 const START_TIMEOUT_MS = 60_000;
 
-/** Whether RoutingStats should use a worker by default: large routers (≥ 4096 logits per token), ≥ 2 cores. */
+/** Whether a command should start a LogitsThread: large routers (≥ 4096 logits per token), ≥ 2 cores. */
 export function logitsThreadByDefault(schema: RoutingSchema): boolean {
   return schema.hasLogits && schema.layers.length * schema.experts >= 4096 && availableParallelism() > 1;
+}
+
+/**
+ * For a command that owns its thread and may block it (never one that draws): a started LogitsThread when the
+ * router is large enough to gain from one (logitsThreadByDefault), else 'here'. Pass it as RoutingStats' `logits`.
+ */
+export function logitsScorer(schema: RoutingSchema, threads: boolean): LogitsThread | 'here' {
+  return threads && logitsThreadByDefault(schema) ? new LogitsThread(schema) : 'here';
 }
 
 /** One slot's columns: the rows of up to `tokens` tokens, laid out as in a RoutingBatch. */
@@ -119,6 +132,8 @@ export function serveRing(data: LogitsWorkerData, consume: (slot: SlotViews) => 
 const orphans = new FinalizationRegistry<Worker>((w) => void w.terminate());
 
 export class LogitsThread {
+  /** The sums the worker fills; complete once sync() returned. */
+  readonly sums: LogitSums;
   private readonly schema: RoutingSchema;
   private readonly worker: Worker;
   private readonly ctrl: Int32Array;
@@ -130,9 +145,12 @@ export class LogitsThread {
   private written = 0;
   private closed = false;
 
-  /** sums: the SharedArrayBuffer under the LogitSums that the worker fills and the caller reads. */
-  constructor(schema: RoutingSchema, sums: SharedArrayBuffer) {
+  constructor(schema: RoutingSchema) {
+    if (!schema.hasLogits) throw new Error('LogitsThread needs a schema with logits');
     this.schema = schema;
+    // The sums live on shared memory: the worker adds, this thread reads.
+    const sums = new SharedArrayBuffer(LogitSums.size(schema) * Float64Array.BYTES_PER_ELEMENT);
+    this.sums = new LogitSums(schema, new Float64Array(sums));
     const layout = ringLayout(schema);
     const ring = new SharedArrayBuffer(layout.bytes);
     this.ctrl = new Int32Array(ring, 0, CTRL_BYTES / 4);

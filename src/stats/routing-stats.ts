@@ -10,7 +10,8 @@ import { countAssignments } from './counts.js';
 import { WindowCounts } from './window.js';
 import { DEFAULT_COLLAPSE_WINDOW } from './defaults.js';
 import { LogitSums, NO_LOGITS, type LogitsMetrics } from './logit-sums.js';
-import { LogitsThread, logitsThreadByDefault } from './logits-thread.js';
+import type { LogitsThread } from './logits-thread.js';
+import { isLogitsSnapshot, type LogitsSnapshot } from './live-logits.js';
 import { CollapseDetector, defaultCollapseRules, type CollapseRules, type CollapseWarning } from './collapse.js';
 import { coverageExperts, deadExperts, loadCv, loadEntropy, loadMaxVio, topNShare } from './load.js';
 
@@ -25,10 +26,13 @@ export interface RoutingStatsOptions {
   /** N of the top-N share (default K). */
   topN?: number;
   /**
-   * Score the logits in a worker thread (logits-thread.ts) — same results, bit for bit, while the calling thread
-   * goes on counting. Default: for routers with ≥ 4096 logits per token on a machine with ≥ 2 cores.
+   * Where the logits metrics come from (schemas with logits): 'here' (default) scores each batch in add();
+   * a LogitsThread the caller started scores them in its worker — same results, bit for bit, read after waiting
+   * for it (never on a thread that draws; RoutingStats takes it over and close() stops it); 'posted' takes them
+   * from the LogitsSnapshot the producer computed and passes to add() (live-logits.ts, the engine worker).
+   * RoutingStats itself never starts a thread or waits.
    */
-  logitsThread?: boolean;
+  logits?: 'here' | 'posted' | LogitsThread;
 }
 
 /** Metrics of one layer. */
@@ -95,6 +99,9 @@ export class RoutingStats {
   private readonly logitSums: LogitSums | null;
   /** The worker filling logitSums, when it is not filled here; null once closed. */
   private thread: LogitsThread | null = null;
+  /** Logits metrics come with the batches (options.logits 'posted'); the latest one received. */
+  private readonly postedMode: boolean;
+  private posted: LogitsSnapshot | null = null;
 
   constructor(schema: RoutingSchema, options: RoutingStatsOptions = {}) {
     const L = schema.layers.length;
@@ -113,11 +120,14 @@ export class RoutingStats {
       this.window && options.collapse !== false
         ? new CollapseDetector(schema.layers, E, { ...defaultCollapseRules(E, w), ...(options.collapse ?? {}) })
         : null;
-    const threaded = schema.hasLogits && (options.logitsThread ?? logitsThreadByDefault(schema));
-    // Threaded, the sums live on shared memory: the worker adds, this thread reads.
-    const shared = threaded ? new SharedArrayBuffer(LogitSums.size(schema) * Float64Array.BYTES_PER_ELEMENT) : null;
-    this.logitSums = schema.hasLogits ? new LogitSums(schema, shared ? new Float64Array(shared) : undefined) : null;
-    if (shared) this.thread = new LogitsThread(schema, shared);
+    const mode = options.logits ?? 'here';
+    this.postedMode = schema.hasLogits && mode === 'posted';
+    if (!schema.hasLogits || mode === 'posted') this.logitSums = null;
+    else if (mode === 'here') this.logitSums = new LogitSums(schema);
+    else {
+      this.thread = mode;
+      this.logitSums = mode.sums;
+    }
   }
 
   /**
@@ -136,11 +146,14 @@ export class RoutingStats {
 
   /** Whether logits metrics are being computed. */
   get hasLogits(): boolean {
-    return this.logitSums !== null;
+    return this.logitSums !== null || this.postedMode;
   }
 
-  /** Adds a batch (tokens in stream order); returns the collapse warnings that fired within it. */
-  add(batch: RoutingBatch): CollapseWarning[] {
+  /**
+   * Adds a batch (tokens in stream order); returns the collapse warnings that fired within it. With
+   * `logits: 'posted'`, `posted` is the producer's LogitsSnapshot up to the end of this batch (live-logits.ts).
+   */
+  add(batch: RoutingBatch, posted?: unknown): CollapseWarning[] {
     const N = batch.length;
     const L = this.layers;
     const K = this.topK;
@@ -165,8 +178,15 @@ export class RoutingStats {
       if (this.thread) this.thread.push(batch);
       else this.logitSums!.add(batch);
     }
+    if (this.postedMode && isLogitsSnapshot(posted, L)) this.posted = posted;
     this.n += N;
     return fired;
+  }
+
+  /** The run's logits metrics of layer l: scored here or by the thread, or the producer's; NO_LOGITS without. */
+  private logitsOf(l: number): LogitsMetrics {
+    if (this.postedMode) return this.posted?.layers[l] ?? NO_LOGITS;
+    return this.logitSums ? this.syncedLogitSums().layer(l) : NO_LOGITS;
   }
 
   /** The logits sums, complete up to the last batch added (waits for the worker, if any). */
@@ -195,7 +215,7 @@ export class RoutingStats {
     const load = Array.from(m.subarray(base, base + E));
     const total = load.reduce((a, b) => a + b, 0);
     const tokens = scope === 'run' ? this.n : this.window!.tokens;
-    const logits = scope === 'run' && this.logitSums ? this.syncedLogitSums().layer(l) : NO_LOGITS;
+    const logits = scope === 'run' ? this.logitsOf(l) : NO_LOGITS;
     return {
       layer: this.schema.layers[l]!,
       tokens,
@@ -221,7 +241,7 @@ export class RoutingStats {
       return s / layers.length;
     };
     const run = scope === 'run';
-    const ls = run && this.logitSums ? this.syncedLogitSums() : null;
+    const pooledHf = !run ? null : this.postedMode ? (this.posted?.pooledHfAuxLoss ?? null) : this.logitSums ? this.syncedLogitSums().pooledHfAuxLoss() : null;
     const range = run ? { start: 0, end: this.n } : { start: this.window!.start, end: this.window!.end };
     return {
       scope,
@@ -231,7 +251,7 @@ export class RoutingStats {
       layers,
       global: {
         tokens: range.end - range.start,
-        hfAuxLoss: ls ? ls.pooledHfAuxLoss() : null,
+        hfAuxLoss: pooledHf,
         hfAuxLossLayerMean: mean((m) => m.hfAuxLoss),
         switchAuxLoss: mean((m) => m.switchAuxLoss),
         gshardAuxLoss: mean((m) => m.gshardAuxLoss),

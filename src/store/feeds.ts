@@ -281,7 +281,8 @@ abstract class PushFeed implements Feed {
   onChange: (() => void) | null = null;
   protected readonly model: RoutingModel;
   private playing = true;
-  private pending: ({ batch: RoutingBatch } | { memory: MemorySample })[] = [];
+  /** `derived`: what the producer computed up to the batch's end (see RoutingModel.add); applied with its last row. */
+  private pending: ({ batch: RoutingBatch; derived?: unknown } | { memory: MemorySample })[] = [];
   private pendingTokens = 0;
   protected received = 0;
   protected ended = false;
@@ -309,12 +310,12 @@ abstract class PushFeed implements Feed {
     };
   }
 
-  protected pushBatch(b: RoutingBatch): void {
+  protected pushBatch(b: RoutingBatch, derived?: unknown): void {
     if (b.length === 0) return;
     this.received += b.length;
-    if (this.playing) this.model.add(b);
+    if (this.playing) this.model.add(b, derived);
     else {
-      this.pending.push({ batch: b });
+      this.pending.push({ batch: b, derived });
       this.pendingTokens += b.length;
       if (this.pendingTokens > MAX_BUFFERED_TOKENS) {
         this.notice = `resumed: a frozen view holds back at most ${MAX_BUFFERED_TOKENS.toLocaleString('en-US')} tokens`;
@@ -360,7 +361,7 @@ abstract class PushFeed implements Feed {
       }
       const b = head.batch;
       if (b.length <= left) {
-        this.model.add(b);
+        this.model.add(b, head.derived);
         this.pending.shift();
         left -= b.length;
         this.pendingTokens -= b.length;
@@ -379,8 +380,8 @@ export class LiveFeed extends PushFeed {
   readonly kind = 'live';
   start(): void {}
   stop(): void {}
-  push(b: RoutingBatch): void {
-    this.pushBatch(b);
+  push(b: RoutingBatch, derived?: unknown): void {
+    this.pushBatch(b, derived);
   }
   memory(s: MemorySample): void {
     this.pushMemory(s);
@@ -413,7 +414,7 @@ export class StreamFeed extends PushFeed {
         for await (const item of this.stream.items()) {
           if (item.kind === 'tokens') {
             for (const m of item.memory) this.pushMemory(m.sample);
-            this.pushBatch(item.batch);
+            this.pushBatch(item.batch, item.derived);
           } else if (item.kind === 'memory') this.pushMemory(item.sample);
         }
         const end = await this.stream.end();

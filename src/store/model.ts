@@ -19,6 +19,12 @@ export interface ModelOptions {
   /** Memory samples kept for sparklines. */
   memorySamples?: number;
   collapse?: Partial<CollapseRules> | false;
+  /**
+   * 'posted': logits metrics come with the batches, computed by the producer (the engine worker, see
+   * src/stats/live-logits.ts) and passed to add(); default 'here': scored on this thread. Never a worker that this
+   * thread would wait for: it draws.
+   */
+  logits?: 'here' | 'posted';
 }
 
 export const DEFAULT_WINDOW = DEFAULT_COLLAPSE_WINDOW;
@@ -31,7 +37,7 @@ const MAX_COACT_COUNTERS = 32 * 1024 * 1024;
 export class RoutingModel {
   readonly schema: RoutingSchema;
   readonly meta: StreamMeta;
-  readonly options: Required<Omit<ModelOptions, 'collapse'>> & Pick<ModelOptions, 'collapse'>;
+  readonly options: Required<Omit<ModelOptions, 'collapse' | 'logits'>> & Pick<ModelOptions, 'collapse' | 'logits'>;
   stats!: RoutingStats;
   coact!: Coactivation | null;
   ring!: TokenRing;
@@ -55,6 +61,7 @@ export class RoutingModel {
       ringTokens: options.ringTokens ?? DEFAULT_RING_TOKENS,
       memorySamples: options.memorySamples ?? 600,
       collapse: options.collapse,
+      logits: options.logits,
     };
     this.windowSize = this.options.window;
     this.memory = new SampleRing(this.options.memorySamples);
@@ -79,8 +86,8 @@ export class RoutingModel {
 
   /** Forgets everything (replay seeks backwards by resetting and feeding again). */
   reset(): void {
-    const { window, ringTokens, collapse } = this.options;
-    this.stats = new RoutingStats(this.schema, { window, collapse });
+    const { window, ringTokens, collapse, logits } = this.options;
+    this.stats = new RoutingStats(this.schema, { window, collapse, logits: logits ?? 'here' });
     const L = this.layers;
     const E = this.experts;
     this.coact = L * E * E <= MAX_COACT_COUNTERS ? new Coactivation(this.schema) : null;
@@ -93,10 +100,11 @@ export class RoutingModel {
     this.version++;
   }
 
-  add(b: RoutingBatch): CollapseWarning[] {
+  /** Adds a batch; `derived`: the producer's logits metrics up to its end (with `logits: 'posted'`). */
+  add(b: RoutingBatch, derived?: unknown): CollapseWarning[] {
     if (b.length === 0) return [];
     const slot0 = this.ring.end;
-    const fired = this.stats.add(b);
+    const fired = this.stats.add(b, derived);
     this.coact?.add(b);
     this.ring.push(b);
     const L = this.layers;

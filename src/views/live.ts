@@ -21,6 +21,8 @@ export interface LiveTuiOptions {
   colormap?: SequentialMap;
   /** Collapse detector window in tokens. */
   window?: number;
+  /** The stream's token items carry the producer's logits metrics (`derived`, src/stats/live-logits.ts). */
+  postedLogits?: boolean;
 }
 
 /**
@@ -29,7 +31,7 @@ export interface LiveTuiOptions {
  */
 export async function runLiveTui(opts: LiveTuiOptions): Promise<void> {
   const { stream } = opts;
-  const model = new RoutingModel(stream.schema, stream.meta, { window: opts.window });
+  const model = new RoutingModel(stream.schema, stream.meta, { window: opts.window, logits: opts.postedLogits ? 'posted' : 'here' });
   const feed = new StreamFeed(stream, model, 'live');
   const runTui = await loadRunTui();
   try {
@@ -48,12 +50,12 @@ export async function runLiveTui(opts: LiveTuiOptions): Promise<void> {
 }
 
 /** Without a terminal: feeds everything the stream yields into a model and returns it when the stream ends. */
-export async function collectLive(stream: RoutingStream, window?: number): Promise<RoutingModel> {
-  const model = new RoutingModel(stream.schema, stream.meta, { window });
+export async function collectLive(stream: RoutingStream, opts: { window?: number; postedLogits?: boolean } = {}): Promise<RoutingModel> {
+  const model = new RoutingModel(stream.schema, stream.meta, { window: opts.window, logits: opts.postedLogits ? 'posted' : 'here' });
   for await (const item of stream.items()) {
     if (item.kind === 'tokens') {
       for (const m of item.memory) model.addMemory(m.sample);
-      model.add(item.batch);
+      model.add(item.batch, item.derived);
     } else if (item.kind === 'memory') model.addMemory(item.sample);
   }
   return model;

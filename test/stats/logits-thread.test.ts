@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import { RoutingBatchBuilder, type RoutingBatch, type RoutingSchema, type Scoring } from '../../src/core/batch.js';
 import { UserError } from '../../src/core/errors.js';
 import { RoutingStats } from '../../src/stats/index.js';
-import { logitsThreadByDefault } from '../../src/stats/logits-thread.js';
+import { LogitsThread, logitsThreadByDefault } from '../../src/stats/logits-thread.js';
 import { seededRandom } from '../../src/engine/generate.js';
 
 const L = 5;
@@ -75,8 +75,8 @@ for (const scoring of ['sigmoid', 'softmax'] as Scoring[]) {
     // 12,000 tokens in one batch: more than the ring holds (8 slots × 1,372 tokens here), so push splits it
     // and waits for the worker.
     const { schema, batches } = stream(scoring, [...sizes(3, 60), 12_000, ...sizes(4, 60)], 9);
-    const inline = new RoutingStats(schema, { logitsThread: false });
-    const threaded = new RoutingStats(schema, { logitsThread: true });
+    const inline = new RoutingStats(schema, { logits: 'here' });
+    const threaded = new RoutingStats(schema, { logits: new LogitsThread(schema) });
     try {
       batches.forEach((b, i) => {
         assert.deepEqual(threaded.add(b), inline.add(b));
@@ -95,8 +95,8 @@ for (const scoring of ['sigmoid', 'softmax'] as Scoring[]) {
 
 test('after close() the remaining batches are scored in the calling thread, with the same results', () => {
   const { schema, batches } = stream('sigmoid', sizes(7, 40), 2);
-  const inline = new RoutingStats(schema, { logitsThread: false });
-  const threaded = new RoutingStats(schema, { logitsThread: true });
+  const inline = new RoutingStats(schema, { logits: 'here' });
+  const threaded = new RoutingStats(schema, { logits: new LogitsThread(schema) });
   batches.forEach((b, i) => {
     inline.add(b);
     threaded.add(b);
@@ -108,7 +108,7 @@ test('after close() the remaining batches are scored in the calling thread, with
 
 test('a batch with the wrong number of logits is refused before anything is counted', () => {
   const { schema, batches } = stream('softmax', [10], 1);
-  const stats = new RoutingStats(schema, { logitsThread: true });
+  const stats = new RoutingStats(schema, { logits: new LogitsThread(schema) });
   try {
     const b = batches[0]!;
     assert.throws(() => stats.add({ ...b, logits: b.logits!.subarray(0, b.logits!.length - 1) }), (e) => e instanceof UserError && /logits for 10 tokens/.test(e.message));
