@@ -192,7 +192,12 @@ async function runPlain(model: string, f: RunFlags): Promise<void> {
   const shown = Math.min(E, Math.max(4, 2 * info.schema.topK), 8);
   out(`\nrouting: ${promptTokens + generatedTokens} tokens (${promptTokens} prompt, ${generatedTokens} generated)\n`);
   if (stats.tokens === 0) return;
-  const rows: string[][] = [['layer', `top ${shown} experts (share of assignments)`, 'cv', 'dead']];
+  const { metric } = await import('../stats/catalogue.js');
+  const { formatTable } = await import('../core/text-table.js');
+  const { fmt } = await import('../core/number-format.js');
+  const cv = metric('cv');
+  const dead = metric('dead');
+  const rows: string[][] = [['layer', `top ${shown} experts (share of assignments)`, cv.label, dead.label]];
   const loads: Float64Array[] = [];
   info.schema.layers.forEach((layer, l) => {
     const m = stats.layerMetrics(l, 'run');
@@ -203,14 +208,13 @@ async function runPlain(model: string, f: RunFlags): Promise<void> {
       .slice(0, shown)
       .map((x) => `e${x.e} ${(100 * x.s).toFixed(1)}%`)
       .join('  ');
-    rows.push([String(layer), top, m.cv.toFixed(2), String(m.deadExperts)]);
+    rows.push([String(layer), top, fmt(cv.layer(m), cv.digits), fmt(dead.layer(m), dead.digits)]);
   });
   if (f.devices > 1) {
     const per = deviceLoads(loads, contiguousPlacement(E, f.devices));
     rows[0]!.push(`load on ${f.devices} devices`);
     per.forEach((d, l) => rows[l + 1]!.push(Array.from(loadShares(d, 0, f.devices), (s) => `${(100 * s).toFixed(0)}%`).join(' / ')));
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) out('  ' + r.map((c, i) => (i === 0 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd() + '\n');
+  for (const line of formatTable(rows, { align: rows[0]!.map((_, i) => (i === 0 ? 'right' : 'left')) })) out(line + '\n');
   if (f.record) out(`recorded ${f.record}\n`);
 }

@@ -5,9 +5,12 @@
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
+/** The one glyph for "no value" in every output (text, report, TUI). */
+export const NO_VALUE = '—';
+
 /** Bytes in binary units ("6.0 KiB"); "—" when unknown. */
 export function fmtBytes(n: number | null | undefined, digits = 1): string {
-  if (n === null || n === undefined || !Number.isFinite(n)) return '—';
+  if (n === null || n === undefined || !Number.isFinite(n)) return NO_VALUE;
   let v = n;
   let u = 0;
   while (Math.abs(v) >= 1024 && u < UNITS.length - 1) {
@@ -17,9 +20,9 @@ export function fmtBytes(n: number | null | undefined, digits = 1): string {
   return `${u === 0 ? v.toFixed(0) : v.toFixed(digits)} ${UNITS[u]}`;
 }
 
-/** How numbers are printed in every report: fixed digits, "–" when not available, "n/a" when undefined (NaN). */
+/** How numbers are printed in every report: fixed digits, NO_VALUE when not available, "n/a" when undefined (NaN). */
 export function fmt(value: number | null | undefined, digits: number): string {
-  if (value === null || value === undefined) return '–';
+  if (value === null || value === undefined) return NO_VALUE;
   if (Number.isNaN(value)) return 'n/a';
   if (!Number.isFinite(value)) return value > 0 ? '∞' : '−∞';
   return digits === 0 ? String(Math.round(value)) : value.toFixed(digits);

@@ -2,6 +2,7 @@
  * `moescope inspect`: what discovery found, as a stable JSON document (docs/inspect.md) and as a table.
  */
 import { fmtBytes } from '../core/number-format.js';
+import { formatTable } from '../core/text-table.js';
 import { join } from 'node:path';
 import { statSync } from 'node:fs';
 import { PATTERNS_TRIED, discoverRouters, requireRouters, type RouterInfo } from './discover.js';
@@ -89,8 +90,7 @@ export function inspectModel(path: string, opts: InspectOptions = {}): InspectRe
 }
 
 function table(rows: string[][]): string[] {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd());
+  return formatTable(rows, { indent: '', align: rows[0]!.map((_, i) => (i === 0 ? 'right' : 'left')) });
 }
 
 /** The human-readable form. */

@@ -6,6 +6,7 @@ import { describeSchema } from '../core/batch.js';
 import { UserError } from '../core/errors.js';
 import { RoutingStats, type GlobalMetrics, type LayerMetrics } from '../stats/index.js';
 import { logitsScorer } from '../stats/logits-thread.js';
+import { GATED } from '../stats/catalogue.js';
 import { hasCheckRules, type GateConfig } from './config.js';
 import { layerPositions, subsetBatch, subsetSchema } from './subset.js';
 import { RULES, type MetricKey, type RuleSpec, type Thresholds } from './rules.js';
@@ -13,28 +14,22 @@ import { tokenBatches, type RoutingStream } from '../core/routing-stream.js';
 import { judge, type Column, type GateResult, type Row, type Verdict } from './verdict.js';
 import { fmtCount } from '../core/number-format.js';
 
-/** Table columns, one per metric a rule reads. */
-const COLUMNS: Record<MetricKey, Column> = {
-  maxVio: { key: 'maxVio', label: 'MaxVio', digits: 3 },
-  cv: { key: 'cv', label: 'CV', digits: 3 },
-  dead: { key: 'dead', label: 'dead', digits: 0 },
-  entropy: { key: 'entropy', label: 'entropy', digits: 3 },
-  hotShare: { key: 'hotShare', label: 'hot share', digits: 3 },
-  zLoss: { key: 'zLoss', label: 'z-loss', digits: 3 },
-};
+/** Table columns, one per metric a rule reads (label and digits from the catalogue). */
+const COLUMNS: Record<MetricKey, Column> = Object.fromEntries(
+  GATED.map((m) => [m.key, { key: m.key, label: m.label, digits: m.digits }]),
+) as Record<MetricKey, Column>;
 
 function layerValues(m: LayerMetrics): Record<MetricKey, number | null> {
-  // RoutingStats is built with topN = 1, so topNShare is the busiest expert's share.
-  return { maxVio: m.maxVio, cv: m.cv, dead: m.deadExperts, entropy: m.entropy, hotShare: m.topNShare, zLoss: m.zLoss };
+  return Object.fromEntries(GATED.map((x) => [x.key, x.layer(m)])) as Record<MetricKey, number | null>;
 }
 
-/** The whole-model row: means over the checked layers, dead experts summed (RoutingStats' `global`). */
+/** The whole-model row: RoutingStats' `global` as the catalogue aggregates it (null where it has none). */
 function overallValues(g: GlobalMetrics): Record<MetricKey, number | null> {
-  return { maxVio: g.maxVio, cv: g.cv, dead: g.deadExperts, entropy: g.entropy, hotShare: null, zLoss: g.zLoss };
+  return Object.fromEntries(GATED.map((x) => [x.key, x.global ? x.global(g) : null])) as Record<MetricKey, number | null>;
 }
 
 /** Rules whose metric has no whole-model aggregate. */
-const NO_OVERALL: ReadonlySet<MetricKey> = new Set(['hotShare']);
+const NO_OVERALL: ReadonlySet<MetricKey> = new Set(GATED.filter((m) => m.global === null).map((m) => m.key as MetricKey));
 
 function validateAgainst(cfg: GateConfig, source: RoutingStream): void {
   const { schema } = source;
@@ -118,9 +113,7 @@ export async function runCheck(source: RoutingStream, cfg: GateConfig, opts: { t
   const overallOrigin = Object.fromEntries(Object.keys(cfg.overall).map((k) => [k, `${where} overall.${k}`]));
   verdicts.push(...verdictsFor(RULES, null, cfg.overall, overallOrigin, overall));
 
-  const columns = (Object.keys(COLUMNS) as MetricKey[])
-    .filter((k) => k !== 'zLoss' || schema.hasLogits)
-    .map((k) => COLUMNS[k]);
+  const columns = GATED.filter((m) => !m.needsLogits || schema.hasLogits).map((m) => COLUMNS[m.key as MetricKey]);
   const passed = verdicts.every((v) => v.pass);
   const facts: [string, string][] = [];
   if (source.meta?.model) facts.push(['model', source.meta.model]);

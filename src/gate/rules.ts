@@ -1,12 +1,14 @@
 /**
- * The threshold rules `moescope check` knows: which metric each one reads, which way it fails, and what values it
- * accepts. Config keys are the camelCase of the flags (`--max-hot-share` ↔ `maxHotShare`), as commander names them.
+ * The threshold rules `moescope check` knows, read off the metric catalogue (src/stats/catalogue.ts): which metric
+ * each one reads, which way it fails, and what values it accepts. Config keys are the camelCase of the flags
+ * (`--max-hot-share` ↔ `maxHotShare`), as commander names them.
  */
+import { GATED, type GateSpec } from '../stats/catalogue.js';
 
-/** Per-layer metrics a rule can read (computed by src/stats; see gate/metrics.ts). */
+/** Per-layer metrics a rule can read (catalogue keys). */
 export type MetricKey = 'maxVio' | 'cv' | 'dead' | 'entropy' | 'hotShare' | 'zLoss';
 
-export type RuleKey = 'maxMaxvio' | 'maxCv' | 'maxDead' | 'minEntropy' | 'maxHotShare' | 'maxZLoss';
+export type RuleKey = GateSpec['key'];
 
 export interface RuleSpec {
   key: RuleKey;
@@ -26,14 +28,17 @@ export interface RuleSpec {
   needsLogits: boolean;
 }
 
-export const RULES: readonly RuleSpec[] = [
-  { key: 'maxMaxvio', flag: '--max-maxvio', id: 'max-maxvio', metric: 'maxVio', bound: 'max', label: 'MaxVio (DeepSeek, global)', integer: false, upper: Infinity, needsLogits: false },
-  { key: 'maxCv', flag: '--max-cv', id: 'max-cv', metric: 'cv', bound: 'max', label: 'CV of expert load (population std / mean)', integer: false, upper: Infinity, needsLogits: false },
-  { key: 'maxDead', flag: '--max-dead', id: 'max-dead', metric: 'dead', bound: 'max', label: 'dead experts (no assignment)', integer: true, upper: Infinity, needsLogits: false },
-  { key: 'minEntropy', flag: '--min-entropy', id: 'min-entropy', metric: 'entropy', bound: 'min', label: 'load entropy / ln E', integer: false, upper: 1, needsLogits: false },
-  { key: 'maxHotShare', flag: '--max-hot-share', id: 'max-hot-share', metric: 'hotShare', bound: 'max', label: 'share of the busiest expert', integer: false, upper: 1, needsLogits: false },
-  { key: 'maxZLoss', flag: '--max-z-loss', id: 'max-z-loss', metric: 'zLoss', bound: 'max', label: 'router z-loss (ST-MoE)', integer: false, upper: Infinity, needsLogits: true },
-];
+export const RULES: readonly RuleSpec[] = GATED.map((m) => ({
+  key: m.gate.key,
+  flag: m.gate.flag,
+  id: m.gate.id,
+  metric: m.key as MetricKey,
+  bound: m.gate.bound,
+  label: m.gate.rule,
+  integer: m.gate.integer,
+  upper: m.gate.upper,
+  needsLogits: m.needsLogits,
+}));
 
 export const RULE_KEYS: readonly RuleKey[] = RULES.map((r) => r.key);
 

@@ -31,7 +31,7 @@ export interface Column {
 export interface Row {
   /** Model layer id, or null for the whole-model row. */
   layer: number | null;
-  /** Values by column key; null = not available (shown as "–"). */
+  /** Values by column key; null = not available (shown as NO_VALUE, "—"). */
   values: Record<string, number | null>;
 }
 

@@ -4,6 +4,9 @@
  */
 import type { StatsJson } from './analysis.js';
 import type { CollapseWarning } from './collapse.js';
+import { METRICS, balancedText } from './catalogue.js';
+import { NO_VALUE } from '../core/number-format.js';
+import { formatTable } from '../core/text-table.js';
 
 export interface TextContext {
   /** Trace path as the user gave it. */
@@ -14,13 +17,13 @@ export interface TextContext {
 }
 
 function num(v: number | null | undefined, digits = 3): string {
-  if (v === null || v === undefined) return '—';
+  if (v === null || v === undefined) return NO_VALUE;
   if (Number.isNaN(v)) return 'n/a';
   return v.toFixed(digits);
 }
 
 function pct(v: number | null | undefined, digits = 1): string {
-  return v === null || v === undefined || Number.isNaN(v) ? '—' : `${(v * 100).toFixed(digits)}%`;
+  return v === null || v === undefined || Number.isNaN(v) ? NO_VALUE : `${(v * 100).toFixed(digits)}%`;
 }
 
 function count(n: number): string {
@@ -29,9 +32,7 @@ function count(n: number): string {
 
 /** Columns right-aligned under their headers. */
 function table(head: string[][], rows: string[][]): string[] {
-  const all = [...head, ...rows];
-  const widths = head[0]!.map((_, c) => Math.max(...all.map((r) => (r[c] ?? '').length)));
-  return all.map((r) => '  ' + r.map((cell, c) => cell.padStart(widths[c]!)).join('  '));
+  return formatTable([...head, ...rows], { align: head[0]!.map(() => 'right' as const) });
 }
 
 export function formatStatsText(s: StatsJson, ctx: TextContext): string {
@@ -48,26 +49,15 @@ export function formatStatsText(s: StatsJson, ctx: TextContext): string {
   if (ctx.truncatedNote) out.push(`  ${ctx.truncatedNote}`);
   out.push('');
   out.push('Load per layer (assignments per expert; conventions in docs/metrics.md)');
+  // One column per catalogue metric the text table shows (src/stats/catalogue.ts): header, convention, balance.
+  const cols = METRICS.filter((m) => m.text);
   const head = [
-    ['layer', 'CV', 'MaxVio', 'entropy', 'dead', `top-${s.topN}`, 'cov90', 'HF loss', 'Switch', 'z-loss', 'tok-H', 'margin'],
-    ['', 'std/mean', 'DeepSeek', 'H/lnE', '', 'share', 'experts', 'per layer', 'Megatron', 'ST-MoE', 'H/lnE', 'k−(k+1)'],
-    ['bal.', '0', '0', '1', '0', num(s.topN / E), String(Math.ceil(0.9 * E)), String(K), '1', '', '', ''],
+    ['layer', ...cols.map((m) => m.short.replace('{N}', String(s.topN)))],
+    ['', ...cols.map((m) => m.convention)],
+    ['bal.', ...cols.map((m) => balancedText(m, E, K, s.topN))],
   ];
-  const rows = s.layers.map((m) => [
-    String(m.layer),
-    num(m.cv),
-    num(m.maxVio),
-    num(m.entropy),
-    num(m.deadExperts, 0),
-    num(m.topNShare),
-    num(m.coverage90, 0),
-    num(m.hfAuxLoss),
-    num(m.switchAuxLoss),
-    num(m.zLoss),
-    num(m.tokenEntropy),
-    num(m.routerMargin, 4),
-  ]);
-  rows.push(['mean', num(g.cv), num(g.maxVio), num(g.entropy), String(g.deadExperts), '', '', num(g.hfAuxLossLayerMean), num(g.switchAuxLoss), num(g.zLoss), num(g.tokenEntropy), num(g.routerMargin, 4)]);
+  const rows = s.layers.map((m) => [String(m.layer), ...cols.map((c) => num(c.layer(m), c.digits))]);
+  rows.push(['mean', ...cols.map((c) => (c.layerMean ? num(c.layerMean(g), c.digits) : ''))]);
   out.push(...table(head, rows));
   out.push(`  (dead: total over layers; worst layer MaxVio ${num(g.maxVioWorst)})`);
   out.push('');

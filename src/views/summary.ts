@@ -8,6 +8,8 @@ import { buildFrame } from '../store/frame.js';
 import type { RoutingModel } from '../store/model.js';
 import { sequencesHeld } from '../store/selectors.js';
 import type { PlacementSpec } from '../store/placement.js';
+import { formatTable } from '../core/text-table.js';
+import { metric, type MetricSpec } from '../stats/catalogue.js';
 import { fmtDuration, fmtInt, fmtNum, fmtPct } from './format.js';
 
 export interface SummaryHeader {
@@ -36,12 +38,13 @@ export function formatSummary(model: RoutingModel, header: SummaryHeader, placem
   }
   out.push('');
   out.push('  balance over the whole run (docs/metrics.md)');
-  const rows: string[][] = [['layer', 'CV', 'MaxVio', 'entropy', 'dead', 'busiest expert']];
+  // Labels and digits from the metric catalogue (src/stats/catalogue.ts).
+  const [cv, maxVio, entropy, dead] = ['cv', 'maxVio', 'entropy', 'dead'].map(metric) as [MetricSpec, MetricSpec, MetricSpec, MetricSpec];
+  const rows: string[][] = [['layer', cv.label, maxVio.label, entropy.label, dead.label, 'busiest expert']];
   f.layerIds.forEach((id, l) => {
-    rows.push([`L${id}`, fmtNum(f.cv[l]), fmtNum(f.maxVio[l]), fmtNum(f.entropy[l], 3), String(f.dead[l]), `e${f.busiest[l]} ${fmtPct(f.busiestShare[l])}`]);
+    rows.push([`L${id}`, fmtNum(f.cv[l], cv.digits), fmtNum(f.maxVio[l], maxVio.digits), fmtNum(f.entropy[l], entropy.digits), fmtNum(f.dead[l], dead.digits), `e${f.busiest[l]} ${fmtPct(f.busiestShare[l])}`]);
   });
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) out.push('  ' + r.map((c, i) => (i === 0 || i === r.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd());
+  out.push(...formatTable(rows, { align: rows[0]!.map((_, i) => (i === 0 || i === rows[0]!.length - 1 ? 'left' : 'right')) }));
   out.push('');
   if (f.detectorWindow === 0) out.push('  collapse detection off');
   else if (f.warnings.length === 0)

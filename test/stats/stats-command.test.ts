@@ -78,7 +78,7 @@ test('stats prints a readable table with conventions and balanced values', () =>
   assert.equal(r.status, 0, r.stderr);
   for (const s of ['64 tokens', '3 MoE layers × 8 experts, top-2 softmax', 'MaxVio', 'HF load_balancing_loss_func', 'balanced = K = 2', 'Switch / Megatron', 'z-loss', 'Capacity factor 1.25', 'probs policy', 'position policy', 'same first choice', 'loss-free', 'code (40 tokens)'])
     assert.ok(r.stdout.includes(s), `missing "${s}" in:\n${r.stdout}`);
-  assert.match(r.stdout, /^\s+5\s+0\.\d{3}\s+1\.563\s/m, 'layer 5 (the skewed one) shows MaxVio 1.5625');
+  assert.match(r.stdout, /^\s+5\s+1\.563\s+0\.\d{3}\s/m, 'layer 5 (the skewed one) shows MaxVio 1.5625');
 });
 
 test('bad input: missing file, not a trace, bad flags → one line, exit 2', () => {

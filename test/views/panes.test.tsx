@@ -170,7 +170,7 @@ test('plain summary of the demo trace: per-layer balance and warnings', () => {
   assert.match(s, /^moescope replay demo\.arrows\n {2}4 MoE layers × 8 experts, top-2 softmax, with logits/);
   assert.match(s, /719 tokens in 15 sequences/);
   assert.match(s, /layer\s+CV\s+MaxVio\s+entropy\s+dead\s+busiest expert/);
-  assert.match(s, /L2\s+1\.09\s+2\.42\s+0\.727\s+1\s+e4 42\.8%/);
+  assert.match(s, /L2\s+1\.094\s+2\.421\s+0\.727\s+1\s+e4 42\.8%/);
   assert.match(s, /collapse warnings: \d+ fired/);
   assert.match(s, /placement contiguous over 2 devices: balancedness SGLang \d\.\d{3}, vLLM \d\.\d{3}/);
   assert.doesNotMatch(s, /\x1b/);

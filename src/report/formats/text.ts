@@ -1,6 +1,7 @@
 /** Plain text for terminals and CI logs: context, an aligned table (broken limits marked "!"), then each failure. */
 import type { GateResult } from '../../gate/verdict.js';
 import { fmt } from '../../core/number-format.js';
+import { formatTable } from '../../core/text-table.js';
 import { cellKey, failedCells, failureLine, failures, summaryLine } from './verdicts.js';
 
 export function formatText(r: GateResult): string {
@@ -14,10 +15,8 @@ export function formatText(r: GateResult): string {
     row.layer === null ? 'overall' : String(row.layer),
     ...r.columns.map((c) => fmt(row.values[c.key], c.digits) + (bad.has(cellKey(row.layer, c.key)) ? '!' : ' ')),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length + (i > 0 ? 1 : 0), ...body.map((b) => b[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  out.push(line(header.map((h, i) => (i > 0 ? `${h} ` : h))).trimEnd());
-  for (const b of body) out.push(line(b).trimEnd());
+  // Headers end in a space where the cells end in "!" or " ", so labels line up with the digits.
+  out.push(...formatTable([header.map((h, i) => (i > 0 ? `${h} ` : h)), ...body], { indent: '' }));
   out.push('');
   for (const note of r.notes) out.push(`note: ${note}`);
   for (const v of failures(r)) out.push(`FAIL ${failureLine(v)}`);

@@ -6,7 +6,7 @@ import { describeSchema } from '../../core/batch.js';
 import type { CollapseWarning, LayerMetrics } from '../../stats/index.js';
 import type { ReportData } from '../collect.js';
 import { THEME } from '../colour.js';
-import { fmt, fmtCount } from '../../core/number-format.js';
+import { NO_VALUE, fmt, fmtCount } from '../../core/number-format.js';
 import { barsSvg } from './bars.js';
 import { binLabel, binValues, expertBins, type ExpertBin } from './bins.js';
 import { METRIC_COLUMNS } from './conventions.js';
@@ -133,7 +133,7 @@ function metricsTable(d: ReportData): string {
     .join('');
   const row = (m: LayerMetrics) =>
     `<tr><td class="l">${m.layer}</td>${cols.map((c) => `<td>${esc(fmt(c.layer(m), c.digits))}</td>`).join('')}</tr>`;
-  const total = `<tr class="total"><td class="l">all layers</td>${cols.map((c) => `<td>${esc(c.global ? fmt(c.global(d.global), c.digits) : '–')}</td>`).join('')}</tr>`;
+  const total = `<tr class="total"><td class="l">all layers</td>${cols.map((c) => `<td>${esc(c.global ? fmt(c.global(d.global), c.digits) : NO_VALUE)}</td>`).join('')}</tr>`;
   const conventions = cols
     .map((c) => `<tr><td class="l">${esc(c.header)}</td><td class="l">${esc(c.definition)}</td><td class="l">${esc(c.source)}</td></tr>`)
     .join('\n');
@@ -230,7 +230,7 @@ function domainsSection(d: ReportData, bins: ExpertBin[]): string {
   );
   const rows = doms
     .map((dom) => `<tr><td class="l">${esc(dom.tag)}</td><td>${fmtCount(dom.tokens)}</td>${dom.layers
-      .map((x) => `<td title="${esc(`top experts: ${x.top.map((t) => `${t.expert} (${pct(t.share)})`).join(', ')}`)}">${x.top[0] ? `expert ${x.top[0].expert} · ${fmt(x.specialisation, 2)}×` : '–'}</td>`)
+      .map((x) => `<td title="${esc(`top experts: ${x.top.map((t) => `${t.expert} (${pct(t.share)})`).join(', ')}`)}">${x.top[0] ? `expert ${x.top[0].expert} · ${fmt(x.specialisation, 2)}×` : NO_VALUE}</td>`)
       .join('')}</tr>`)
     .join('\n');
   const other = d.otherDomains > 0 ? `<p class="note">${d.otherDomains} less frequent tags are not shown.</p>` : '';
