@@ -6,6 +6,8 @@ import { registerExport } from './export.js';
 import { registerImport } from './import.js';
 import { registerInspect } from './inspect.js';
 import { registerInstrument } from './instrument.js';
+import { registerListen } from './listen.js';
+import { registerMerge } from './merge.js';
 import { registerPlan } from './plan.js';
 import { registerReplay } from './replay.js';
 import { registerReport } from './report.js';
@@ -18,6 +20,7 @@ export function registerCommands(program: Command): void {
   registerDemo(program);
   registerRun(program);
   registerReplay(program);
+  registerListen(program);
   registerInspect(program);
   registerInstrument(program);
   registerStats(program);
@@ -27,5 +30,6 @@ export function registerCommands(program: Command): void {
   registerPlan(program);
   registerImport(program);
   registerExport(program);
+  registerMerge(program);
   registerSynth(program);
 }

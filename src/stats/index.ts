@@ -70,5 +70,6 @@ export * from './relative-load.js';
 export * from './expert-groups.js';
 export * from './margin-histogram.js';
 export * from './device-load.js';
+export { RankLoads, type RankLoad } from './rank-loads.js';
 export * from './token-rate.js';
 export * from './memory-use.js';

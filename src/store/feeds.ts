@@ -287,7 +287,7 @@ abstract class PushFeed implements Feed {
   protected received = 0;
   protected ended = false;
   protected error: string | null = null;
-  private notice: string | null = null;
+  protected notice: string | null = null;
 
   constructor(model: RoutingModel) {
     this.model = model;
@@ -385,6 +385,11 @@ export class LiveFeed extends PushFeed {
   }
   memory(s: MemorySample): void {
     this.pushMemory(s);
+  }
+  /** A line for the user about the source (e.g. the listener's "rank 3 disconnected"), shown in the hint bar. */
+  note(text: string | null): void {
+    this.notice = text;
+    this.onChange?.();
   }
   end(error?: unknown): void {
     this.ended = true;
