@@ -34,7 +34,7 @@ export function registerListen(program: Command): void {
         'Wire protocol, merging of ranks and what is refused: docs/live.md.',
     )
     .action(async (f: ListenFlags) => {
-      const { runListen } = await import('../listen/session.js');
+      const { runListen } = await import('./listen-action.js');
       const token = f.token ?? (process.env.MOESCOPE_TOKEN || null);
       await runListen({
         host: f.host,

@@ -15,7 +15,7 @@ import { EventEmitter } from 'node:events';
 import { existsSync, lstatSync, chmodSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, isIPv4, isIPv6, type Server, type Socket } from 'node:net';
 import type { OptionalColumn, RoutingBatch, RoutingSchema } from '../core/batch.js';
-import { describeSchema } from '../core/batch.js';
+import { describeSchema, sliceBatch } from '../core/batch.js';
 import type { MemorySample } from '../core/memory.js';
 import type { StreamMeta } from '../core/stream.js';
 import { UserError } from '../core/errors.js';
@@ -188,6 +188,22 @@ export class Listener {
   }
   private idleSeconds: number | null = null;
 
+  /**
+   * Stops reading every producer (TCP backpressure: they block, or — the probe — drop whole steps and count them)
+   * until resume(): what a consumer slower than the producers uses to bound the listener's memory.
+   */
+  pause(): void {
+    this.paused = true;
+    for (const c of this.live.values()) c.socket.pause();
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    for (const c of this.live.values()) c.socket.resume();
+  }
+  private paused = false;
+
   /** Stops accepting, closes every connection (their complete batches were already emitted), resolves `done`. */
   async stop(): Promise<void> {
     if (this.stopped) return;
@@ -321,7 +337,7 @@ export class Listener {
     c.socket.write(answer(true));
     c.socket.on('data', (d: Buffer) => this.onData(c, d));
     if (rest.length) this.onData(c, rest);
-    c.socket.resume();
+    if (!this.paused) c.socket.resume();
   }
 
   private onData(c: Conn, data: Buffer): void {
@@ -348,17 +364,36 @@ export class Listener {
             for (let i = 0; i < b.length; i++) if (b.step[i] !== 0xffffffff && b.step[i]! > m) m = b.step[i]!;
             if (m >= 0) st.step = m;
           }
-          for (const m of ev.memory) this.events.emit('memory', { sample: m.sample, rank });
           c.tokens += b.length;
           st.tokens += b.length;
           this.tokens += b.length;
-          this.events.emit('batch', { batch: b, rank });
+          this.emitBatch(b, ev.memory, rank);
         }
       }
     } catch (e) {
       if (!(e instanceof ProtocolError)) throw e;
       this.fail(c, e.message);
     }
+  }
+
+  /**
+   * Emits a batch in stream order with its memory samples: each sample is emitted just before the row that carries
+   * it (the batch is split there), so a consumer that records writes it on that same row.
+   */
+  private emitBatch(b: RoutingBatch, memory: readonly { row: number; sample: MemorySample }[], rank: number): void {
+    if (memory.length === 0) {
+      this.events.emit('batch', { batch: b, rank });
+      return;
+    }
+    const schema = this.reference!.schema;
+    let from = 0;
+    for (let i = 0; i < memory.length; ) {
+      const row = memory[i]!.row;
+      if (row > from) this.events.emit('batch', { batch: sliceBatch(b, schema, from, row), rank });
+      from = row;
+      for (; i < memory.length && memory[i]!.row === row; i++) this.events.emit('memory', { sample: memory[i]!.sample, rank });
+    }
+    this.events.emit('batch', { batch: from === 0 ? b : sliceBatch(b, schema, from, b.length), rank });
   }
 
   /** Why a producer's schema cannot join the merged stream, or null (the first one sets the reference). */

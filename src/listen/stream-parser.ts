@@ -17,7 +17,8 @@ import { BodyView, decodeBatch, type DecodeContext } from '../trace/decode.js';
 import { checkBatch } from '../trace/encode.js';
 import { optionalColumnsOf, parseTraceSchema, type TraceHeader } from '../trace/format.js';
 import { columnSlots } from '../trace/layout.js';
-import { memoryFromJson, type TimedMemorySample } from '../trace/memory-json.js';
+import { memoryFromJson } from '../trace/memory-json.js';
+import type { MemorySample } from '../core/memory.js';
 
 /** The producer broke the protocol; the message is one line naming what was wrong. */
 export class ProtocolError extends Error {}
@@ -28,7 +29,8 @@ export const DEFAULT_MAX_BODY_BYTES = 256 << 20;
 
 export type StreamEvent =
   | { kind: 'schema'; header: TraceHeader; columns: OptionalColumn[]; arrowSchema: Schema }
-  | { kind: 'batch'; batch: RoutingBatch; memory: TimedMemorySample[]; bytes: number }
+  /** `memory`: the samples riding on the batch's rows (`row` within the batch), in row order. */
+  | { kind: 'batch'; batch: RoutingBatch; memory: { row: number; sample: MemorySample }[]; bytes: number }
   | { kind: 'eos' };
 
 export class IpcStreamParser {
@@ -36,8 +38,8 @@ export class IpcStreamParser {
   private buffered = 0;
   private ctx: DecodeContext | null = null;
   private ended = false;
-  /** Rows decoded so far (memory samples are numbered by row, as in a trace). */
-  private rows = 0;
+  /** Rows decoded so far. */
+  rows = 0;
   /** Size of the message being assembled, once its prefix (and metadata length) is known. */
   private need: { prefix: number; meta: number; body: number | null } | null = null;
   messages = 0;
@@ -190,12 +192,11 @@ export class IpcStreamParser {
       const view = new BodyView(body, rb, `${this.who} (message ${this.messages})`);
       const { batch, mem } = decodeBatch(view, this.ctx!, true);
       checkBatch(batch, this.ctx!.schema); // sizes and expert ids < E: a producer's garbage never reaches the trace
-      const first = this.rows;
       this.rows += batch.length;
-      const memory: TimedMemorySample[] = [];
+      const memory: { row: number; sample: MemorySample }[] = [];
       if (mem)
         mem.forEach((cell, row) => {
-          if (cell !== null) for (const sample of memoryFromJson(cell, this.who)) memory.push({ token: first + row, sample });
+          if (cell !== null) for (const sample of memoryFromJson(cell, this.who)) memory.push({ row, sample });
         });
       return { kind: 'batch', batch, memory, bytes };
     } catch (e) {

@@ -332,6 +332,12 @@ abstract class PushFeed implements Feed {
     this.onChange?.();
   }
 
+  /** A line for the user about the source (e.g. the listener's "rank 3 disconnected"), shown in the hint bar. */
+  note(text: string | null): void {
+    this.notice = text;
+    this.onChange?.();
+  }
+
   setPlaying(p: boolean): void {
     this.playing = p;
     this.notice = null;
@@ -385,11 +391,6 @@ export class LiveFeed extends PushFeed {
   }
   memory(s: MemorySample): void {
     this.pushMemory(s);
-  }
-  /** A line for the user about the source (e.g. the listener's "rank 3 disconnected"), shown in the hint bar. */
-  note(text: string | null): void {
-    this.notice = text;
-    this.onChange?.();
   }
   end(error?: unknown): void {
     this.ended = true;

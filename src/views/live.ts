@@ -23,6 +23,8 @@ export interface LiveTuiOptions {
   window?: number;
   /** The stream's token items carry the producer's logits metrics (`derived`, src/stats/live-logits.ts). */
   postedLogits?: boolean;
+  /** Called with the feed before the TUI starts (e.g. to show a producer's messages with `feed.note(line)`). */
+  onFeed?: (feed: StreamFeed) => void;
 }
 
 /**
@@ -33,6 +35,7 @@ export async function runLiveTui(opts: LiveTuiOptions): Promise<void> {
   const { stream } = opts;
   const model = new RoutingModel(stream.schema, stream.meta, { window: opts.window, logits: opts.postedLogits ? 'posted' : 'here' });
   const feed = new StreamFeed(stream, model, 'live');
+  opts.onFeed?.(feed);
   const runTui = await loadRunTui();
   try {
     await runTui({

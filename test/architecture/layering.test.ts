@@ -22,9 +22,10 @@ const ALLOWED: Record<string, readonly string[]> = {
   store: ['core', 'stats'],
   views: ['core', 'stats', 'store'],
   serving: ['core', 'trace'],
+  listen: ['core', 'trace'],
   gate: ['core', 'engine', 'trace', 'stats'],
   report: ['core', 'engine', 'trace', 'stats', 'gate'],
-  commands: ['core', 'engine', 'trace', 'stats', 'store', 'views', 'gate', 'report', 'serving'],
+  commands: ['core', 'engine', 'trace', 'stats', 'store', 'views', 'gate', 'report', 'serving', 'listen'],
 };
 
 function sourceFiles(dir: string): string[] {

@@ -1,15 +1,15 @@
 /**
- * `moescope listen`: a Listener wired to a recording (one merged trace), to the live TUI (the same store and views
- * as `run`), or — with --no-ui, or without a terminal — to a log: one line per event on stderr, a summary line
- * per interval and the final routing summary on stdout.
+ * `moescope listen`: the Listener (src/listen) as a RoutingStream, recorded into one merged trace (tapStream), shown
+ * in the live TUI (the same store and views as `run`), or — with --no-ui, or without a terminal — logged: one line
+ * per event on stderr, a summary line per interval and the final routing summary on stdout.
  */
-import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
+import type { RoutingSchema } from '../core/batch.js';
 import { describeSchema } from '../core/batch.js';
-import type { MemorySample } from '../core/memory.js';
-import type { StreamMeta } from '../core/stream.js';
+import { tapStream, type RoutingStream, type StreamItem } from '../core/routing-stream.js';
+import { Listener, MERGED_COLUMNS, type ListenOptions } from '../listen/listener.js';
+import { listenStream } from '../listen/stream.js';
 import { RankLoads, RoutingStats, loadMaxVio } from '../stats/index.js';
-import type { TraceWriter } from '../trace/writer.js';
-import { Listener, MERGED_COLUMNS, type ListenOptions } from './listener.js';
+import { TraceWriter } from '../trace/writer.js';
 
 export interface ListenSessionOptions extends ListenOptions {
   record?: string | null;
@@ -26,129 +26,107 @@ export interface ListenSessionOptions extends ListenOptions {
 const fmt = (n: number) => n.toLocaleString('en-US');
 const clock = () => new Date().toISOString().slice(11, 19);
 
-/** Consumers of the merged stream that exist once the first producer's schema is known. */
+/** What the no-UI summary computes from the merged stream (src/stats). */
 interface Sinks {
-  writer: TraceWriter | null;
-  stats: RoutingStats | null;
+  stats: RoutingStats;
   ranks: RankLoads;
   schema: RoutingSchema;
 }
 
 export async function runListen(o: ListenSessionOptions): Promise<void> {
   const listener = new Listener(o);
+  const streamP = listenStream(listener, 'listen');
+  streamP.catch(() => {});
   await listener.start();
   const err = (s: string) => process.stderr.write(`moescope listen: ${s}\n`);
   const out = (s: string) => process.stdout.write(s);
   const views = o.ui ? await import('../views/index.js') : null;
   const tui = views?.interactive() ?? false;
-  const { TraceWriter } = await import('../trace/writer.js');
-  let sinks: Sinks | null = null;
   let problems = 0;
-  let feed: import('../store/feeds.js').LiveFeed | null = null;
-  let model: import('../store/model.js').RoutingModel | null = null;
-  const pending: ({ batch: RoutingBatch } | { sample: MemorySample })[] = [];
-
+  let show: (line: string) => void = err;
   listener.on('log', (line) => {
     if (/^refused |connection closed|without end-of-stream/.test(line)) problems++;
-    if (feed) feed.note(line);
-    else err(line);
+    show(line);
   });
-  listener.on('stream', ({ schema, meta }: { schema: RoutingSchema; meta: StreamMeta }) => {
-    let writer: TraceWriter | null = null;
-    if (o.record) {
-      writer = TraceWriter.create(o.record, { schema, meta, columns: MERGED_COLUMNS });
-      writer.closeOnExit({ signals: [] }); // an exit without close() still ends the file cleanly
-    }
-    sinks = {
-      writer,
-      stats: tui ? null : new RoutingStats(schema, { window: 0, collapse: false }),
-      ranks: new RankLoads(schema.layers.length, schema.experts, schema.topK),
-      schema,
-    };
-  });
-  listener.on('batch', ({ batch }) => {
-    const s = sinks!;
-    s.writer?.write(batch);
-    s.stats?.add(batch);
-    s.ranks.add(batch);
-    if (feed) feed.push(batch);
-    else if (tui) pending.push({ batch });
-  });
-  listener.on('memory', ({ sample }) => {
-    sinks!.writer?.writeMemory(sample);
-    if (feed) feed.memory(sample);
-    else if (tui) pending.push({ sample });
-  });
-
   const stop = () => void listener.stop();
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
   process.on('SIGHUP', stop);
   if (o.exitWhenIdle != null) listener.exitWhenIdle(o.exitWhenIdle);
-  const tokenNote = o.token ? 'token required' : 'no token';
-  err(`listening on ${o.unix ? `unix:${listener.address}` : `tcp://${listener.address}`} (${tokenNote}); ranks connect with moescope_probe.attach(model, "${o.unix ? `unix:${listener.address}` : `tcp://${listener.address}`}")`);
+  const where = o.unix ? `unix:${listener.address}` : `tcp://${listener.address}`;
+  err(`listening on ${where} (${o.token ? 'token required' : 'no token'}); ranks connect with moescope_probe.attach(model, "${where}")`);
 
+  let writer: TraceWriter | null = null;
+  let sinks: Sinks | null = null;
   let timer: NodeJS.Timeout | null = null;
   try {
-    if (tui) {
-      // The TUI needs the stream's schema: it starts with the first producer (Ctrl-C before that just exits).
-      const info = await Promise.race([listener.ready, listener.done.then(() => null)]);
-      if (info === null) return;
-      const { RoutingModel } = await import('../store/model.js');
-      const { LiveFeed } = await import('../store/feeds.js');
-      model = new RoutingModel(info.schema, info.meta);
-      feed = new LiveFeed(model);
-      for (const p of pending.splice(0)) 'batch' in p ? feed.push(p.batch) : feed.memory(p.sample);
-      void listener.done.then(() => feed!.end());
-      const runTui = await views!.loadRunTui();
-      process.off('SIGINT', stop); // the TUI owns Ctrl-C (q quits)
-      await runTui({
-        model,
-        feed,
-        source: {
-          kind: 'live',
-          label: `listen · ${listener.address}`,
-          recording: o.record ?? null,
-          placement: o.devices && o.devices > 1 ? views!.contiguousSpec(info.schema, o.devices) : null,
-        },
-        color: o.color,
+    // Everything needs the stream's schema: it comes with the first producer (a signal before that just ends).
+    const live = await Promise.race([streamP, listener.done.then(() => null)]);
+    if (live === null) return;
+    let stream: RoutingStream = live;
+    if (o.record) {
+      const w = (writer = TraceWriter.create(o.record, { schema: live.schema, meta: live.meta, columns: MERGED_COLUMNS }));
+      w.closeOnExit({ signals: [] }); // an exit without close() still ends the file cleanly
+      stream = tapStream(live, (item: StreamItem) => {
+        if (item.kind === 'tokens') w.write(item.batch);
+        else if (item.kind === 'memory') w.writeMemory(item.sample);
       });
+    }
+    if (tui) {
+      process.off('SIGINT', stop); // the TUI owns Ctrl-C (q quits)
+      await views!.runLiveTui({
+        stream,
+        label: `listen · ${where}`,
+        recording: o.record ?? null,
+        placement: o.devices && o.devices > 1 ? views!.contiguousSpec(live.schema, o.devices) : null,
+        color: o.color,
+        onFeed: (feed) => (show = (line) => feed.note(line)),
+      });
+      show = err;
       await listener.stop();
       return;
     }
+    const s: Sinks = (sinks = {
+      stats: new RoutingStats(live.schema, { window: 0, collapse: false }),
+      ranks: new RankLoads(live.schema.layers.length, live.schema.experts, live.schema.topK),
+      schema: live.schema,
+    });
     let last = { tokens: 0, t: performance.now() };
     timer = setInterval(() => {
       const now = performance.now();
-      const d = listener.tokens - last.tokens;
+      const d = s.stats.tokens - last.tokens;
       const rate = d / ((now - last.t) / 1000);
-      last = { tokens: listener.tokens, t: now };
+      last = { tokens: s.stats.tokens, t: now };
       if (d === 0 && listener.connected === 0) return;
-      out(`[${clock()}] ${intervalLine(listener, sinks, d, rate)}\n`);
+      out(`[${clock()}] ${intervalLine(listener, s, d, rate)}\n`);
     }, (o.interval ?? 10) * 1000);
-    await listener.done;
+    for await (const item of stream.items()) {
+      if (item.kind !== 'tokens') continue;
+      s.stats.add(item.batch);
+      s.ranks.add(item.batch);
+    }
   } finally {
     if (timer) clearInterval(timer);
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
     process.off('SIGHUP', stop);
-    const s = sinks as Sinks | null;
-    s?.writer?.close();
+    writer?.close();
   }
-  out(finalSummary(listener, sinks, o.record ?? null, problems));
+  out(finalSummary(listener, sinks, writer, problems));
   if (problems > 0) process.exitCode = 2;
 }
 
-function intervalLine(l: Listener, s: Sinks | null, delta: number, rate: number): string {
+function intervalLine(l: Listener, s: Sinks, delta: number, rate: number): string {
   const ranks = l.ranks();
   const steps = ranks.map((r) => r.step).filter((x): x is number => x !== null);
   const dropped = ranks.reduce((a, r) => a + r.dropped, 0);
   const parts = [
     `${l.connected} rank${l.connected === 1 ? '' : 's'} connected`,
-    `${fmt(l.tokens)} tokens (+${fmt(delta)}, ${fmt(Math.round(rate))} tok/s)`,
+    `${fmt(s.stats.tokens)} tokens (+${fmt(delta)}, ${fmt(Math.round(rate))} tok/s)`,
   ];
   if (steps.length) parts.push(`step ${Math.min(...steps)}${Math.max(...steps) !== Math.min(...steps) ? `…${Math.max(...steps)}` : ''}`);
   parts.push(`${fmt(dropped)} steps dropped`);
-  if (s?.stats && s.stats.tokens > 0) {
+  if (s.stats.tokens > 0) {
     const E = s.schema.experts;
     const load = s.stats.loadMatrix('run');
     let worst = 0;
@@ -162,7 +140,7 @@ function intervalLine(l: Listener, s: Sinks | null, delta: number, rate: number)
   return parts.join(' · ');
 }
 
-function finalSummary(l: Listener, s: Sinks | null, record: string | null, problems: number): string {
+function finalSummary(l: Listener, s: Sinks | null, writer: TraceWriter | null, problems: number): string {
   const lines: string[] = [];
   const ranks = l.ranks();
   if (!s) {
@@ -183,7 +161,7 @@ function finalSummary(l: Listener, s: Sinks | null, record: string | null, probl
       r.error ?? 'cleanly',
     ]);
   lines.push(...table(rows));
-  if (s.stats && s.stats.tokens > 0) {
+  if (s.stats.tokens > 0) {
     const E = s.schema.experts;
     const K = s.schema.topK;
     const shown = Math.min(E, Math.max(4, 2 * K), 8);
@@ -191,7 +169,7 @@ function finalSummary(l: Listener, s: Sinks | null, record: string | null, probl
     const head = ['layer', `top ${shown} experts`, 'cv', 'MaxVio', ...s.ranks.ranks().map((r) => `r${r.rank}`)];
     const body: string[][] = [head];
     s.schema.layers.forEach((layer, li) => {
-      const m = s.stats!.layerMetrics(li, 'run');
+      const m = s.stats.layerMetrics(li, 'run');
       const top = m.share
         .map((x, e) => ({ e, x }))
         .sort((a, b) => b.x - a.x || a.e - b.e)
@@ -202,7 +180,7 @@ function finalSummary(l: Listener, s: Sinks | null, record: string | null, probl
     });
     lines.push(...table(body));
   }
-  if (record) lines.push(`recorded ${record}: ${fmt(s.writer?.tokensWritten ?? 0)} tokens (merged, every row tagged with its rank)`);
+  if (writer) lines.push(`recorded ${writer.path}: ${fmt(writer.tokensWritten)} tokens (merged, every row tagged with its rank)`);
   if (problems > 0) lines.push(`${problems} connection problem${problems === 1 ? '' : 's'} (see the lines above); exit status 2`);
   return lines.join('\n') + '\n';
 }
