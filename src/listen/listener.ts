@@ -233,6 +233,10 @@ export class Listener {
       return;
     }
     socket.setNoDelay(true);
+    if (this.idleTimer) {
+      clearTimeout(this.idleTimer); // any connection, even one still saying hello, ends the idle countdown
+      this.idleTimer = null;
+    }
     const peer = this.opts.unix ? 'unix socket' : `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     const c: Conn = { socket, peer, hello: null, parser: null, accepted: false, tokens: 0, closedWhy: null };
     this.conns.add(c);
@@ -446,10 +450,10 @@ export class Listener {
   }
 
   private checkIdle(): void {
-    if (this.idleSeconds === null || this.stopped || !this.everConnected || this.live.size > 0 || this.idleTimer) return;
+    if (this.idleSeconds === null || this.stopped || !this.everConnected || this.conns.size > 0 || this.idleTimer) return;
     this.idleTimer = setTimeout(() => {
       this.idleTimer = null;
-      if (this.live.size === 0) void this.stop();
+      if (this.conns.size === 0) void this.stop();
     }, this.idleSeconds * 1000);
   }
 }

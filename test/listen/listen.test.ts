@@ -86,7 +86,7 @@ test('a wrong token, garbage, a disagreeing schema and a killed producer: one li
   rebatch(p('killed-1.arrows'), p('killed.arrows'), 1000); // 6 record batches of 1000 tokens (~51 KB each)
   const l = await startListener(['--no-ui', '--port', '0', '--token', 's3cret', '--record', p('all.arrows'), '--exit-when-idle', '0.5']);
   // The good rank connects first and holds its stream open while the bad ones come and go.
-  const good = produce({ connect: l.address, rank: 0, world: 6, token: 's3cret', trace: p('good.arrows'), holdMs: 2500 });
+  const good = produce({ connect: l.address, rank: 0, world: 6, token: 's3cret', trace: p('good.arrows'), holdMs: 4000 });
   await until(() => /rank 0\/6 connected/.test(l.stderr()), 10_000, 'rank 0');
   const wrong = produce({ connect: l.address, rank: 1, world: 6, token: 'guess', trace: p('good.arrows') });
   const garbage = produce({ connect: l.address, rank: 2, world: 6, token: 's3cret', rawBase64: Buffer.from('hello world, this is not arrow at all '.repeat(50)).toString('base64') });
@@ -146,7 +146,7 @@ test('the token is checked before any data is read; a hello over 4 KiB, a bad he
   const notjson = produce({ connect: l.address, rank: 0, world: 1, helloLine: 'GET / HTTP/1.1' });
   assert.equal(await notjson.exited, 3);
   assert.match(notjson.stdout(), /not a moescope hello/);
-  const first = produce({ connect: l.address, rank: 0, world: 1, token: 'tok', trace: p('a.arrows'), holdMs: 1500 });
+  const first = produce({ connect: l.address, rank: 0, world: 1, token: 'tok', trace: p('a.arrows'), holdMs: 5000 });
   await until(() => /rank 0\/1 connected/.test(l.stderr()), 5000, 'rank 0');
   const dup = produce({ connect: l.address, rank: 0, world: 1, token: 'tok', trace: p('a.arrows') });
   assert.equal(await dup.exited, 3);
@@ -167,14 +167,14 @@ test('unix socket: producers connect, a reconnecting rank continues; a stale soc
   assert.ok(bad instanceof Error);
   assert.match(bad.message, /moescope: --unix .*file\.sock exists and is not a socket; not replacing it/);
   const sock = p('l.sock');
-  const l = await startListener(['--no-ui', '--unix', sock, '--record', p('all.arrows'), '--exit-when-idle', '1']);
+  const l = await startListener(['--no-ui', '--unix', sock, '--record', p('all.arrows'), '--exit-when-idle', '3']);
   assert.equal(l.address, `unix:${sock}`);
   // Rank 0 dies without end-of-stream after its first batch… then comes back and sends everything.
   const a = produce({ connect: l.address, rank: 0, world: 1, trace: p('a.arrows'), eos: false });
-  assert.equal(await a.exited, 0);
+  assert.equal(await a.exited, 0, a.stdout() + a.stderr());
   await until(() => /rank 0 disconnected without end-of-stream/.test(l.stderr()), 5000, 'disconnect');
   const b = produce({ connect: l.address, rank: 0, world: 1, trace: p('a.arrows') });
-  assert.equal(await b.exited, 0);
+  assert.equal(await b.exited, 0, b.stdout() + b.stderr());
   assert.equal(await l.exited, 2);
   assert.match(l.stderr(), /rank 0\/1 connected from .* again/);
   assert.equal(readAll(p('all.arrows')).batch.length, 2400);

@@ -130,7 +130,8 @@ async function main(): Promise<void> {
   if (o.eager) process.stdout.write('sent\n');
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href)
+// Runs only as a producer process (with its JSON argument), not when the test runner loads the folder.
+if (process.argv[2] && process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href)
   main().catch((e: Error) => {
     // The listener closed on us (it refused our stream): say so and exit 4, as a real producer would.
     process.stdout.write(`producer: ${e.message}\n`);
