@@ -8,7 +8,7 @@ import { describeSchema } from '../core/batch.js';
 import { tapStream, type RoutingStream, type StreamItem } from '../core/routing-stream.js';
 import { Listener, MERGED_COLUMNS, type ListenOptions } from '../listen/listener.js';
 import { listenStream } from '../listen/stream.js';
-import { RankLoads, RoutingStats, loadMaxVio } from '../stats/index.js';
+import { RankLoads, loadCv, loadMaxVio, loadShares } from '../stats/index.js';
 import { TraceWriter } from '../trace/writer.js';
 
 export interface ListenSessionOptions extends ListenOptions {
@@ -26,10 +26,13 @@ export interface ListenSessionOptions extends ListenOptions {
 const fmt = (n: number) => n.toLocaleString('en-US');
 const clock = () => new Date().toISOString().slice(11, 19);
 
-/** What the no-UI summary computes from the merged stream (src/stats). */
+/**
+ * What the no-UI summary computes from the merged stream (src/stats): per-rank counts only — the merged load is
+ * their sum (RankLoads.total), so every assignment is counted once.
+ */
 interface Sinks {
-  stats: RoutingStats;
   ranks: RankLoads;
+  tokens: number;
   schema: RoutingSchema;
 }
 
@@ -87,23 +90,23 @@ export async function runListen(o: ListenSessionOptions): Promise<void> {
       return;
     }
     const s: Sinks = (sinks = {
-      stats: new RoutingStats(live.schema, { window: 0, collapse: false }),
+      tokens: 0,
       ranks: new RankLoads(live.schema.layers.length, live.schema.experts, live.schema.topK),
       schema: live.schema,
     });
     let last = { tokens: 0, t: performance.now() };
     timer = setInterval(() => {
       const now = performance.now();
-      const d = s.stats.tokens - last.tokens;
+      const d = s.tokens - last.tokens;
       const rate = d / ((now - last.t) / 1000);
-      last = { tokens: s.stats.tokens, t: now };
+      last = { tokens: s.tokens, t: now };
       if (d === 0 && listener.connected === 0) return;
       out(`[${clock()}] ${intervalLine(listener, s, d, rate)}\n`);
     }, (o.interval ?? 10) * 1000);
     for await (const item of stream.items()) {
       if (item.kind !== 'tokens') continue;
-      s.stats.add(item.batch);
       s.ranks.add(item.batch);
+      s.tokens += item.batch.length;
     }
   } finally {
     if (timer) clearInterval(timer);
@@ -122,13 +125,13 @@ function intervalLine(l: Listener, s: Sinks, delta: number, rate: number): strin
   const dropped = ranks.reduce((a, r) => a + r.dropped, 0);
   const parts = [
     `${l.connected} rank${l.connected === 1 ? '' : 's'} connected`,
-    `${fmt(s.stats.tokens)} tokens (+${fmt(delta)}, ${fmt(Math.round(rate))} tok/s)`,
+    `${fmt(s.tokens)} tokens (+${fmt(delta)}, ${fmt(Math.round(rate))} tok/s)`,
   ];
   if (steps.length) parts.push(`step ${Math.min(...steps)}${Math.max(...steps) !== Math.min(...steps) ? `…${Math.max(...steps)}` : ''}`);
   parts.push(`${fmt(dropped)} steps dropped`);
-  if (s.stats.tokens > 0) {
+  if (s.tokens > 0) {
     const E = s.schema.experts;
-    const load = s.stats.loadMatrix('run');
+    const load = s.ranks.total();
     let worst = 0;
     let at = 0;
     for (let l2 = 0; l2 < s.schema.layers.length; l2++) {
@@ -161,22 +164,25 @@ function finalSummary(l: Listener, s: Sinks | null, writer: TraceWriter | null, 
       r.error ?? 'cleanly',
     ]);
   lines.push(...table(rows));
-  if (s.stats.tokens > 0) {
+  if (s.tokens > 0) {
     const E = s.schema.experts;
     const K = s.schema.topK;
     const shown = Math.min(E, Math.max(4, 2 * K), 8);
     lines.push('', `routing over all ranks (busiest experts, share of assignments; MaxVio per rank: docs/metrics.md)`);
     const head = ['layer', `top ${shown} experts`, 'cv', 'MaxVio', ...s.ranks.ranks().map((r) => `r${r.rank}`)];
     const body: string[][] = [head];
+    const load = s.ranks.total();
     s.schema.layers.forEach((layer, li) => {
-      const m = s.stats.layerMetrics(li, 'run');
-      const top = m.share
+      const share = loadShares(load, li * E, E);
+      const top = Array.from(share)
         .map((x, e) => ({ e, x }))
         .sort((a, b) => b.x - a.x || a.e - b.e)
         .slice(0, shown)
         .map((x) => `e${x.e} ${(100 * x.x).toFixed(1)}%`)
         .join('  ');
-      body.push([String(layer), top, m.cv.toFixed(2), m.maxVio.toFixed(2), ...s.ranks.ranks().map((r) => s.ranks.maxVio(r.rank, li).toFixed(2))]);
+      const cv = loadCv(load, li * E, E);
+      const maxVio = loadMaxVio(load, li * E, E);
+      body.push([String(layer), top, cv.toFixed(2), maxVio.toFixed(2), ...s.ranks.ranks().map((r) => s.ranks.maxVio(r.rank, li).toFixed(2))]);
     });
     lines.push(...table(body));
   }

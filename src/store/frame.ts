@@ -184,6 +184,21 @@ export interface Frame {
   token: TokenDetail | null;
   memory: MemoryView;
   devices: DeviceSummary | null;
+  /** Per producer rank (multi-rank streams: `listen`, merged traces), whole run; null for single-process sources. */
+  ranks: RankRow[] | null;
+}
+
+/** One rank of a multi-rank stream: its tokens, where they go in the selected layer, and on which devices. */
+export interface RankRow {
+  rank: number;
+  tokens: number;
+  /** Selected layer: the rank's busiest expert and its share of the rank's assignments. */
+  busiest: number;
+  busiestShare: number;
+  /** Selected layer: MaxVio of the rank's own tokens. */
+  maxVio: number;
+  /** With a placement: share of the rank's assignments (all layers) each device receives. */
+  deviceShares: number[] | null;
 }
 
 const RATE_SPAN_MS = 5000;
@@ -248,7 +263,23 @@ export function buildFrame(model: RoutingModel, sel: Selection): Frame {
     token: sel.token !== null && model.ring.has(sel.token) ? tokenDetail(model, sel.token) : null,
     memory: memoryView(model),
     devices: sel.placement && stats.tokens > 0 ? deviceSummary(model, counts, sel.placement) : null,
+    ranks: model.ranks ? rankRows(model, layer, sel.placement) : null,
   };
+}
+
+function rankRows(model: RoutingModel, layer: number, spec: PlacementSpec | null): RankRow[] {
+  const r = model.ranks!;
+  const E = model.experts;
+  const L = model.layers;
+  return r.ranks().map((x) => {
+    const b = busiestExpert(x.counts, layer * E, E);
+    let onDevices: number[] | null = null;
+    if (spec) {
+      const loads = Array.from({ length: L }, (_, l) => x.counts.subarray(l * E, (l + 1) * E));
+      onDevices = deviceShares(balancedness(loads, spec.placement).devices).shares;
+    }
+    return { rank: x.rank, tokens: x.tokens, busiest: b.expert, busiestShare: b.share, maxVio: r.maxVio(x.rank, layer), deviceShares: onDevices };
+  });
 }
 
 const readers = new WeakMap<RoutingModel, TokenReader>();

@@ -6,7 +6,7 @@
 import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
 import type { MemorySample } from '../core/memory.js';
 import type { StreamMeta } from '../core/stream.js';
-import { DEFAULT_COLLAPSE_WINDOW, RoutingStats, WindowCounts, type CollapseRules, type CollapseWarning } from '../stats/index.js';
+import { DEFAULT_COLLAPSE_WINDOW, RankLoads, RoutingStats, WindowCounts, type CollapseRules, type CollapseWarning } from '../stats/index.js';
 import { Coactivation } from '../stats/coactivation.js';
 import { firstChoice } from '../stats/choice.js';
 import { SampleRing, TokenRing } from './ring.js';
@@ -49,6 +49,8 @@ export class RoutingModel {
   private windowSize: number;
   /** Bumped by every change; frames remember the version they were built from. */
   version = 0;
+  /** Per-rank load when the stream's rows carry a rank (`listen`, a merged trace); null otherwise. */
+  ranks: RankLoads | null = null;
   /** Capture time (ms since epoch) of the first and the latest token. */
   firstMs: number | null = null;
   lastMs: number | null = null;
@@ -95,6 +97,7 @@ export class RoutingModel {
     this.first = new Uint16Array(this.ring.capacity * L);
     this.ownWindow = this.windowSize === window ? null : new WindowCounts(this.windowSize, L, E, this.topK);
     this.memory.clear();
+    this.ranks = null;
     this.firstMs = null;
     this.lastMs = null;
     this.version++;
@@ -106,6 +109,7 @@ export class RoutingModel {
     const slot0 = this.ring.end;
     const fired = this.stats.add(b, derived);
     this.coact?.add(b);
+    if (b.rank) (this.ranks ??= new RankLoads(this.layers, this.experts, this.topK)).add(b);
     this.ring.push(b);
     const L = this.layers;
     const K = this.topK;

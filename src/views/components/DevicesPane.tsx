@@ -77,6 +77,38 @@ export function DevicesPane({ frame, width, height }: { frame: Frame; width: num
           </Text>
         </>
       ) : null}
+      {frame.ranks ? <RanksSection frame={frame} width={width} /> : null}
     </Box>
+  );
+}
+
+/** Multi-rank streams (`moescope listen`, merged traces): which rank's tokens go to which experts, and devices. */
+function RanksSection({ frame, width }: { frame: Frame; width: number }) {
+  const { theme } = useView();
+  const rows = frame.ranks!;
+  const layerId = frame.layerIds[frame.layer?.index ?? 0] ?? frame.layerIds[0];
+  return (
+    <>
+      <Box marginTop={1}>
+        <Text wrap="truncate">
+          <Text bold>Ranks</Text>
+          <Text color={theme.muted}>
+            {` · ${rows.length} · whole run · layer L${layerId}: busiest expert, MaxVio of the rank's own tokens`}
+            {frame.devices ? ' · load on each device, all layers' : ''}
+          </Text>
+        </Text>
+      </Box>
+      {rows.map((r) => (
+        <Text key={r.rank} wrap="truncate">
+          {`rank ${r.rank}`.padEnd(9)}
+          {`${fmtInt(r.tokens)} tok`.padStart(13)}
+          <Text color={theme.muted}> busiest </Text>
+          {`e${r.busiest} ${fmtPct(r.busiestShare)}`.padEnd(12)}
+          <Text color={theme.muted}>MaxVio </Text>
+          <Text color={r.maxVio > 1.5 ? theme.warn : undefined}>{fmtNum(r.maxVio).padStart(6)}</Text>
+          {r.deviceShares && width >= 60 ? <Text color={theme.muted}>{'  ' + r.deviceShares.map((x, i) => `d${i} ${fmtPct(x, 0)}`).join(' ')}</Text> : null}
+        </Text>
+      ))}
+    </>
   );
 }
