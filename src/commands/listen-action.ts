@@ -71,7 +71,7 @@ export async function runListen(o: ListenSessionOptions): Promise<void> {
       const w = (writer = TraceWriter.create(o.record, { schema: live.schema, meta: live.meta, columns: MERGED_COLUMNS }));
       w.closeOnExit({ signals: [] }); // an exit without close() still ends the file cleanly
       stream = tapStream(live, (item: StreamItem) => {
-        if (item.kind === 'tokens') w.write(item.batch);
+        if (item.kind === 'tokens') w.write(item.batch, { checked: true }); // the listener checked every batch
         else if (item.kind === 'memory') w.writeMemory(item.sample);
       });
     }

@@ -5,6 +5,7 @@
  * The token is compared in constant time (over SHA-256 digests, so lengths leak nothing either).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { cutMiddle, sanitizeLine } from '../core/sanitize.js';
 
 export const PROTOCOL_VERSION = 1;
 export const MAX_HELLO_BYTES = 4096;
@@ -59,9 +60,7 @@ export function answer(ok: boolean, error?: string): Buffer {
   return Buffer.from(JSON.stringify(ok ? { ok: true } : { ok: false, error }) + '\n', 'utf8');
 }
 
-/** Printable form of text a remote peer chose: control characters (escape sequences) become `?`. */
+/** Text a remote peer chose, safe for one terminal line (src/core/sanitize.ts), at most `max` characters. */
 export function printable(s: string, max = 200): string {
-  // eslint-disable-next-line no-control-regex
-  const clean = s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
-  return clean.length > max ? clean.slice(0, max) + '…' : clean;
+  return cutMiddle(sanitizeLine(s), max);
 }

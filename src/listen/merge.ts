@@ -12,10 +12,9 @@
  * merge taking from each input the longest run of rows that comes before every other input's next row (the
  * writer copies runs with typed-array `set`s).
  */
-import { existsSync, realpathSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { NO_STEP, OPTIONAL_COLUMNS, sliceBatch, type OptionalColumn, type RoutingBatch, type RoutingSchema } from '../core/batch.js';
 import { UserError } from '../core/errors.js';
+import { resolveOutput } from '../core/output.js';
 import { openTrace, type TraceReader } from '../trace/reader.js';
 import { TraceWriter } from '../trace/writer.js';
 import type { TimedMemorySample } from '../trace/memory-json.js';
@@ -46,18 +45,6 @@ export interface MergeResult {
   notes: string[];
   /** Inputs cut short (their complete tokens were merged). */
   truncated: { path: string; cut: NonNullable<TraceReader['truncated']>; tokens: number }[];
-}
-
-function sameFile(a: string, b: string): boolean {
-  if (resolve(a) === resolve(b)) return true;
-  if (!existsSync(b)) return false;
-  try {
-    const x = statSync(a);
-    const y = statSync(b);
-    return x.dev === y.dev && x.ino === y.ino;
-  } catch {
-    return realpathSync(a) === realpathSync(b);
-  }
 }
 
 /** One input being merged: its current batch and row, the rank of its rows, and its ordering key. */
@@ -127,7 +114,7 @@ const before = (a: [number, bigint], b: [number, bigint]) => a[0] < b[0] || (a[0
  */
 export function mergeTraces(inputs: string[], output: string): MergeResult {
   if (inputs.length < 1) throw new UserError('merge needs at least one input trace');
-  for (const f of inputs) if (sameFile(f, output)) throw new UserError(`the output ${output} is also an input; write the merge elsewhere`);
+  resolveOutput(output, inputs, 'merge output'); // never an input (src/core/output.ts), checked before reading
   const traces: TraceReader[] = [];
   try {
     for (const f of inputs) traces.push(openTrace(f));
@@ -172,6 +159,7 @@ export function mergeTraces(inputs: string[], output: string): MergeResult {
       meta: { ...ref.meta, source: 'merge', world },
       columns,
       atomic: true,
+      inputs,
     });
     try {
       const cursors = traces.map((t, i) => new Cursor(t, withRank[i] ? null : i, byStep));

@@ -78,9 +78,16 @@ export function checkBatch(b: RoutingBatch, s: RoutingSchema, columns: readonly 
   if (b.dropped && b.dropped.length !== n) bad('dropped', b.dropped.length, n);
   if (columns.includes('rank') && !b.rank) throw new RangeError('RoutingBatch has no rank, but the trace has a rank column');
   const ex = b.experts;
+  const E = s.experts;
+  if ((E & (E - 1)) === 0) {
+    // E a power of two (256, 64, …): every id < E ⇔ their OR < E — branch-free, this runs on every live batch.
+    let or = 0;
+    for (let i = 0; i < ex.length; i++) or |= ex[i]!;
+    if (or < E) return;
+  }
   let max = 0;
   for (let i = 0; i < ex.length; i++) if (ex[i]! > max) max = ex[i]!;
-  if (ex.length > 0 && max >= s.experts) throw new RangeError(`RoutingBatch has expert id ${max} ≥ ${s.experts} experts`);
+  if (ex.length > 0 && max >= E) throw new RangeError(`RoutingBatch has expert id ${max} ≥ ${E} experts`);
 }
 
 /** A nullable uint32 column: validity bit set where `valid(value)`. Data under null cells is written as is. */

@@ -140,9 +140,10 @@ export class TraceWriter {
    * Appends a batch. Its rows are copied or written before this returns, so the caller may reuse its arrays.
    * Batches of at least `batchTokens` rows arriving with nothing pending are written without copying.
    */
-  write(batch: RoutingBatch): void {
+  write(batch: RoutingBatch, opts: { checked?: boolean } = {}): void {
     this.ensureOpen();
-    checkBatch(batch, this.schema, this.columns);
+    // `checked`: the caller already ran checkBatch on this batch against this schema (the listener does, per batch).
+    if (!opts.checked) checkBatch(batch, this.schema, this.columns);
     const n = batch.length;
     const C = this.batchTokens;
     let i = 0;

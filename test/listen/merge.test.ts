@@ -100,6 +100,6 @@ test('merge refuses, in one line and exit 2: pipeline stages, other experts, one
   }
   const r = moescope('merge', p('a.arrows'), p('b.arrows'), '-o', p('a.arrows'));
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /moescope: the output .*a\.arrows is also an input/);
+  assert.match(r.stderr, /moescope: merge output .*a\.arrows is also an input; refusing to overwrite it/);
   assert.deepEqual(readFileSync(p('a.arrows')), before);
 });
