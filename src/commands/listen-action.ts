@@ -3,6 +3,7 @@
  * in the live TUI (the same store and views as `run`), or — with --no-ui, or without a terminal — logged: one line
  * per event on stderr, a summary line per interval and the final routing summary on stdout.
  */
+import { basename } from 'node:path';
 import type { RoutingSchema } from '../core/batch.js';
 import { describeSchema } from '../core/batch.js';
 import { tapStream, type RoutingStream, type StreamItem } from '../core/routing-stream.js';
@@ -79,7 +80,8 @@ export async function runListen(o: ListenSessionOptions): Promise<void> {
       process.off('SIGINT', stop); // the TUI owns Ctrl-C (q quits)
       await views!.runLiveTui({
         stream,
-        label: `listen · ${where}`,
+        // No '/' in it: the status bar shortens a label with one to its last part (a path's file name).
+        label: o.unix ? `listen · unix socket ${basename(listener.address)}` : `listen · ${listener.address}`,
         recording: o.record ?? null,
         placement: o.devices && o.devices > 1 ? views!.contiguousSpec(live.schema, o.devices) : null,
         color: o.color,
