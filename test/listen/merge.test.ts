@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NO_STEP } from '../../src/core/batch.js';
@@ -102,4 +102,24 @@ test('merge refuses, in one line and exit 2: pipeline stages, other experts, one
   assert.equal(r.code, 2);
   assert.match(r.stderr, /moescope: merge output .*a\.arrows is also an input; refusing to overwrite it/);
   assert.deepEqual(readFileSync(p('a.arrows')), before);
+});
+
+test('merge of a trace cut short: its complete tokens are merged, one line names the cut, exit 2', (ctx) => {
+  const p = tmp(ctx);
+  const w = TraceWriter.create(p('cut-src.arrows'), { schema: SCHEMA, meta: META, batchTokens: 10 });
+  w.write(makeBatch(SCHEMA, 30, 0));
+  w.close();
+  const bytes = readFileSync(p('cut-src.arrows'));
+  writeFileSync(p('cut.arrows'), bytes.subarray(0, bytes.length - 8 - 20)); // inside the last batch, no end marker
+  const ok = TraceWriter.create(p('ok.arrows'), { schema: SCHEMA, meta: META });
+  ok.write(makeBatch(SCHEMA, 5, 100));
+  ok.close();
+  const r = moescope('merge', p('ok.arrows'), p('cut.arrows'), '-o', p('m.arrows'));
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /cut\.arrows is truncated at byte \d+ \(10 tokens lost\); the output covers its 20 complete tokens/);
+  const t = openTrace(p('m.arrows'));
+  assert.equal(t.tokenCount, 25);
+  assert.ok(t.complete);
+  t.close();
 });
