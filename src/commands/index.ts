@@ -14,11 +14,13 @@ import { registerReport } from './report.js';
 import { registerRun } from './run.js';
 import { registerStats } from './stats.js';
 import { registerSynth } from './synth.js';
+import { registerWatch } from './watch.js';
 
 /** Every subcommand, in the order --help lists them. */
 export function registerCommands(program: Command): void {
   registerDemo(program);
   registerRun(program);
+  registerWatch(program);
   registerReplay(program);
   registerListen(program);
   registerInspect(program);

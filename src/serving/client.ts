@@ -69,13 +69,20 @@ export function normalizeUrl(url: string): URL {
   return u;
 }
 
-/** HTTP GET or POST of JSON, with a timeout; a UserError naming the URL for anything but a 2xx JSON answer. */
-export async function requestJson(url: URL, body: unknown | undefined, timeoutMs: number, signal?: AbortSignal): Promise<unknown> {
+/** Largest answer read (a long request's routing of 61 layers × k 8 is a few MB). */
+const MAX_ANSWER_BYTES = 256 << 20;
+
+async function request(url: URL, body: unknown | undefined, timeoutMs: number, signal?: AbortSignal): Promise<string> {
   const ctrl = new AbortController();
   const timer = setTimeout(() => ctrl.abort(new Error(`no answer within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
   const onAbort = () => ctrl.abort(signal!.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
   const where = printable(url.href);
+  const failed = (e: unknown) => {
+    const cause = (e as { cause?: unknown }).cause;
+    const why = ctrl.signal.aborted ? describeError(ctrl.signal.reason) : describeError(cause ?? e);
+    return new UserError(`${where}: ${printable(why)}`);
+  };
   try {
     let res: Response;
     try {
@@ -86,20 +93,37 @@ export async function requestJson(url: URL, body: unknown | undefined, timeoutMs
         signal: ctrl.signal,
       });
     } catch (e) {
-      const cause = (e as { cause?: unknown }).cause;
-      const why = ctrl.signal.aborted ? describeError(ctrl.signal.reason) : describeError(cause ?? e);
-      throw new UserError(`${where}: ${printable(why)}`);
+      throw failed(e);
     }
-    const text = await res.text();
-    if (!res.ok) throw new UserError(`${where}: HTTP ${res.status}${text ? `: ${printable(text.split('\n')[0]!.slice(0, 200))}` : ''}`);
+    const declared = Number(res.headers.get('content-length') ?? NaN);
+    if (declared > MAX_ANSWER_BYTES) throw new UserError(`${where}: an answer of ${declared} bytes is beyond what moescope reads`);
+    let text: string;
     try {
-      return JSON.parse(text);
-    } catch {
-      throw new UserError(`${where}: the answer is not JSON`);
+      text = await res.text();
+    } catch (e) {
+      throw failed(e);
     }
+    if (text.length > MAX_ANSWER_BYTES) throw new UserError(`${where}: an answer of ${text.length} characters is beyond what moescope reads`);
+    if (!res.ok) throw new UserError(`${where}: HTTP ${res.status}${text ? `: ${printable(text.split('\n')[0]!.slice(0, 200))}` : ''}`);
+    return text;
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** HTTP GET of text, with a timeout; a UserError naming the URL for anything but a 2xx answer. */
+export function requestText(url: URL, timeoutMs: number, signal?: AbortSignal): Promise<string> {
+  return request(url, undefined, timeoutMs, signal);
+}
+
+/** HTTP GET or POST of JSON, with a timeout; a UserError naming the URL for anything but a 2xx JSON answer. */
+export async function requestJson(url: URL, body: unknown | undefined, timeoutMs: number, signal?: AbortSignal): Promise<unknown> {
+  const text = await request(url, body, timeoutMs, signal);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new UserError(`${printable(url.href)}: the answer is not JSON`);
   }
 }
 

@@ -1,0 +1,71 @@
+/** `moescope watch URL`: the Prometheus watcher's counts stream, printed per interval (or shown live). */
+import { fmt, fmtCount } from '../core/number-format.js';
+import type { CountBatch } from '../core/routing-stream.js';
+import { printable } from '../serving/client.js';
+import type { EplbInterval } from '../serving/prometheus.js';
+import { openWatchStream } from '../serving/watch.js';
+import { balancednessOfDeviceLoads } from '../stats/balancedness.js';
+import type { WatchFlags } from './watch.js';
+
+/** Per-layer rows of one count row (axis = device). */
+function layerRows(counts: Float64Array, layers: number, ranks: number): Float64Array[] {
+  return Array.from({ length: layers }, (_, l) => counts.subarray(l * ranks, (l + 1) * ranks));
+}
+
+export async function runWatch(url: string, f: WatchFlags): Promise<void> {
+  const out = (s: string) => process.stdout.write(s);
+  const err = (s: string) => process.stderr.write(s);
+  let L = 0;
+  let R = 0;
+  const line = (i: EplbInterval) => {
+    const rows = layerRows(i.counts, L, R);
+    const total = i.counts.reduce((a, b) => a + b, 0);
+    const b = total > 0 ? balancednessOfDeviceLoads(rows).sglang : null;
+    const parts = [`interval ${i.step}`, `${i.seconds.toFixed(1)} s`, `${fmtCount(total)} assignments`];
+    parts.push(b === null ? 'no traffic' : `balancedness ${fmt(b, 3)}`);
+    if (i.balancednessMean !== null) parts.push(`server's sglang:eplb_balancedness ${fmt(i.balancednessMean, 3)}`);
+    for (const [k, v] of Object.entries(i.vllm)) parts.push(`${printable(k)} ${fmt(v, 3)}`);
+    if (i.resets.length) parts.push(`counters reset (server restarted) in layers ${i.resets.join(',')}`);
+    out(parts.join(' · ') + '\n');
+  };
+  const stream = await openWatchStream({
+    url,
+    intervalMs: f.interval * 1000,
+    samples: f.samples ?? null,
+    onInterval: line,
+    onWaiting: (m) => err(`moescope: ${m}\n`),
+  });
+  L = stream.schema.layers.length;
+  R = stream.first.ranks;
+  out(`watching ${printable(stream.metricsUrl)}: ${L} layers × ${R} GPUs, every ${f.interval} s\n`);
+  const onInt = () => stream.close();
+  process.once('SIGINT', onInt);
+  const sum = new Float64Array(L * R);
+  let n = 0;
+  try {
+    for await (const item of stream.items()) {
+      if (item.kind !== 'counts') continue;
+      const b: CountBatch = item.batch;
+      for (let j = 0; j < sum.length; j++) sum[j]! += b.counts[j]!;
+      n += b.length;
+    }
+  } finally {
+    process.off('SIGINT', onInt);
+  }
+  const end = await stream.end();
+  if (n === 0) return;
+  // Per layer over every interval watched: each GPU's share, and SGLang's balancedness of the layer.
+  const rows = layerRows(sum, L, R);
+  const bal = balancednessOfDeviceLoads(rows);
+  out(`\nover ${n} interval${n === 1 ? '' : 's'}: share of each GPU's assignments per layer\n`);
+  const shown = Math.min(R, 16);
+  const table: string[][] = [['layer', ...Array.from({ length: shown }, (_, r) => `gpu${r}`), ...(R > shown ? ['…'] : []), 'balancedness']];
+  stream.schema.layers.forEach((layer, l) => {
+    const t = rows[l]!.reduce((a, b) => a + b, 0);
+    table.push([String(layer), ...Array.from({ length: shown }, (_, r) => (t > 0 ? `${((100 * rows[l]![r]!) / t).toFixed(1)}%` : '–')), ...(R > shown ? ['…'] : []), fmt(bal.perLayer[l]!, 3)]);
+  });
+  const w = table[0]!.map((_, c) => Math.max(...table.map((r) => r[c]!.length)));
+  for (const r of table) out('  ' + r.map((c, i) => c.padStart(w[i]!)).join('  ') + '\n');
+  out(`  balancedness (SGLang: mean over layers of (mean + 1e-5) / (max + 1e-5)) ${fmt(bal.sglang, 3)}\n`);
+  if (end.error) err(`moescope: ${end.error}\n`);
+}
