@@ -17,6 +17,7 @@ export function registerCheck(program: Command): void {
     cmd.option(`${g.flag} ${g.integer ? '<n>' : '<x>'}`, g.help, g.integer ? intArg(g.flag, 0) : floatArg(g.flag, 0));
   }
   cmd
+    .option('--min-balancedness <x>', 'smallest allowed mean balancedness (0…1) of a balancedness series (`import log`)', floatArg('--min-balancedness', 0))
     .option('--layers <list>', 'only these MoE layers (model layer ids), e.g. 1,2,5', intListArg('--layers'))
     .option('--format <f>', 'text, json, junit, github or markdown',
       choiceArg('--format', ['text', 'json', 'junit', 'github', 'markdown'] as const), 'text')

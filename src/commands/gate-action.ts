@@ -20,6 +20,7 @@ export interface OutputOptions {
 }
 
 export interface CheckOptions extends ThresholdFlags, OutputOptions {
+  minBalancedness?: number;
   model?: string;
   prompts?: string;
   maxTokens?: number;
@@ -59,7 +60,27 @@ async function checkSource(trace: string | undefined, o: CheckOptions, wantLogit
   return modelSource(o.model, o.prompts, { maxTokens: o.maxTokens ?? 0, logits: wantLogits });
 }
 
+/** `check` on a balancedness series from a server log: only --min-balancedness applies. */
+async function checkSeriesCommand(trace: string, o: CheckOptions): Promise<number> {
+  const { readSeriesTrace } = await import('../trace/series.js');
+  const { checkSeries } = await import('../gate/series-check.js');
+  const { RULES } = await import('../gate/rules.js');
+  for (const r of RULES)
+    if ((o as unknown as Record<string, unknown>)[r.key] !== undefined)
+      throw new UserError(`${trace} holds a balancedness series (no per-expert loads): ${r.flag} does not apply; use --min-balancedness`);
+  if (o.layers !== undefined || o.config !== undefined) throw new UserError(`${trace} holds a balancedness series: --layers and --config do not apply`);
+  if (o.minBalancedness === undefined) throw new UserError(`${trace} holds a balancedness series: give --min-balancedness X`);
+  if (o.minBalancedness > 1) throw new UserError(`--min-balancedness must be between 0 and 1, got ${o.minBalancedness}`);
+  return emit(checkSeries(trace, readSeriesTrace(trace), o.minBalancedness), o);
+}
+
 export async function checkCommand(trace: string | undefined, o: CheckOptions): Promise<number> {
+  if (trace !== undefined) {
+    const { traceKind } = await import('../trace/series.js');
+    if (traceKind(trace) === 'series') return checkSeriesCommand(trace, o);
+  }
+  if (o.minBalancedness !== undefined)
+    throw new UserError('--min-balancedness reads a balancedness series (`moescope import log`); for tokens or counts, `moescope plan` gives balancedness per placement');
   // Validate the config and flags before opening anything, so usage errors come first.
   const cfg = withFlags(loadConfig(o.config), o);
   const inputs = [trace, o.model, o.prompts, o.config].filter((p): p is string => p !== undefined);

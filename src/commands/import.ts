@@ -11,14 +11,14 @@ interface ImportFlags {
   layers?: number;
 }
 
-const FORMATS = ['jsonl', 'megatron', 'npy', 'routed-experts'] as const;
+const FORMATS = ['jsonl', 'megatron', 'npy', 'routed-experts', 'log'] as const;
 
 export function registerImport(program: Command): void {
   program
     .command('import')
-    .description("convert others' routing dumps into a moescope trace (jsonl, megatron, npy, routed-experts)")
-    .argument('<format>', 'jsonl, megatron, npy or routed-experts', choiceArg('format', FORMATS))
-    .argument('<files...>', 'input files (megatron: every router_trace_rank*.jsonl; routed-experts: saved SGLang / vLLM responses, JSON or JSONL)')
+    .description("convert others' routing dumps into a moescope trace (jsonl, megatron, npy, routed-experts, log)")
+    .argument('<format>', 'jsonl, megatron, npy, routed-experts or log', choiceArg('format', FORMATS))
+    .argument('<files...>', 'input files (megatron: every router_trace_rank*.jsonl; routed-experts: saved SGLang / vLLM responses, JSON or JSONL; log: SGLang / vLLM server logs)')
     .requiredOption('-o, --output <trace>', 'trace to write (.arrows); written only if the whole import succeeds')
     .option('--top-k <k>', 'npy, routed-experts: experts selected per token', intArg('--top-k', 1))
     .option('--layers <n>', "routed-experts: layers in SGLang's flat payload (when the response's token counts do not say)", intArg('--layers', 1))
@@ -30,6 +30,17 @@ export function registerImport(program: Command): void {
     .action(async (format: (typeof FORMATS)[number], files: string[], o: ImportFlags) => {
       const { UserError } = await import('../core/errors.js');
       const { describeSchema } = await import('../core/batch.js');
+      if (format === 'log') {
+        for (const [flag, v] of [['--top-k', o.topK], ['--layers', o.layers], ['--experts', o.experts], ['--layer-ids', o.layerIds]] as const)
+          if (v !== undefined) throw new UserError(`${flag} does not go with import log`);
+        const { resolve } = await import('node:path');
+        if (files.some((f) => resolve(f) === resolve(o.output))) throw new UserError(`the output ${o.output} is also an input`);
+        const { importEplbLog } = await import('../trace/import/eplb-log.js');
+        const r = importEplbLog(files, o.output);
+        for (const note of r.notes) process.stderr.write(`moescope: note: ${note}\n`);
+        process.stdout.write(`wrote ${o.output}: a ${r.producer} balancedness series of ${r.rows} steps\n`);
+        return;
+      }
       let r: import('../trace/import/index.js').ImportResult;
       if (format === 'routed-experts') {
         const { importRoutedExperts } = await import('../serving/import-responses.js');
