@@ -71,7 +71,7 @@ async function checkSeriesCommand(trace: string, o: CheckOptions): Promise<numbe
   if (o.layers !== undefined || o.config !== undefined) throw new UserError(`${trace} holds a balancedness series: --layers and --config do not apply`);
   if (o.minBalancedness === undefined) throw new UserError(`${trace} holds a balancedness series: give --min-balancedness X`);
   if (o.minBalancedness > 1) throw new UserError(`--min-balancedness must be between 0 and 1, got ${o.minBalancedness}`);
-  return emit(checkSeries(trace, readSeriesTrace(trace), o.minBalancedness), o);
+  return emit(checkSeries(trace, readSeriesTrace(trace), o.minBalancedness), o, [trace]);
 }
 
 export async function checkCommand(trace: string | undefined, o: CheckOptions): Promise<number> {

@@ -139,6 +139,8 @@ export function parseTraceSchema(arrow: Schema, file: string): TraceHeader {
   } catch {
     throw new UserError(`${file}: the "${META_KEY}" schema metadata is not valid JSON`);
   }
+  if (typeof h === 'object' && h !== null && (h as { kind?: unknown }).kind === 'series')
+    throw new UserError(`${file} holds a balancedness series (moescope import log), not routing: read it with check --min-balancedness or report`);
   if (typeof h !== 'object' || h === null || typeof h.format !== 'number' || !h.schema || !h.meta)
     throw new UserError(`${file}: the "${META_KEY}" schema metadata lacks format/schema/meta`);
   if (h.format > TRACE_FORMAT_VERSION)

@@ -106,3 +106,18 @@ test('a series trace reads in pyarrow as the docs say', { skip: !HAVE_PYARROW &&
   assert.ok(r.ok, r.err);
   assert.equal(r.out.trim(), `series sglang 120 ${Number(EXPECTED['sglang.log']!.mean.toFixed(6))}`);
 });
+
+test('report on a log series: a self-contained page with the summary and balancedness over the steps', (ctx) => {
+  const tmp = tempDir(ctx);
+  const out = tmp.path('sg.arrows');
+  assert.equal(moescope('import', 'log', join(DIR, 'sglang.log'), '-o', out).code, 0);
+  const html = tmp.path('r.html');
+  const r = moescope('report', out, '-o', html);
+  assert.equal(r.code, 0, r.stderr);
+  const page = readFileSync(html, 'utf8');
+  assert.match(page, /EPLB balancedness report/);
+  assert.match(page, new RegExp(`mean balancedness</td><td>${EXPECTED['sglang.log']!.mean.toFixed(3)}`));
+  assert.match(page, new RegExp(`lowest</td><td>${EXPECTED['sglang.log']!.min.toFixed(3)}`));
+  assert.equal((page.match(/<path d="M[\d.,L]+"/g) ?? []).length, 2, 'the balancedness and its 100-pass average');
+  assert.doesNotMatch(page, /<script|https?:\/\/(?!www\.w3)/);
+});
