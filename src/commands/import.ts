@@ -9,6 +9,7 @@ interface ImportFlags {
   logits: boolean;
   layerIds?: number[];
   layers?: number;
+  follow?: boolean;
 }
 
 const FORMATS = ['jsonl', 'megatron', 'npy', 'routed-experts', 'log'] as const;
@@ -23,13 +24,35 @@ export function registerImport(program: Command): void {
     .option('--top-k <k>', 'npy, routed-experts: experts selected per token', intArg('--top-k', 1))
     .option('--layers <n>', "routed-experts: layers in SGLang's flat payload (when the response's token counts do not say)", intArg('--layers', 1))
     .option('--scoring <s>', 'npy, megatron, routed-experts: softmax or sigmoid', choiceArg('--scoring', ['softmax', 'sigmoid'] as const), 'softmax')
-    .option('--experts <e>', 'megatron, routed-experts: experts per layer (default: largest id seen + 1)', intArg('--experts', 1))
+    .option('--experts <e>', 'megatron, routed-experts: experts per layer (default: the logits\' width, else largest id seen + 1)', intArg('--experts', 1))
     .option('--layer-ids <ids>', 'npy: model layer id of each layer, e.g. 3,4,5 (default 0…L-1)', intListArg('--layer-ids'))
-    .option('--no-logits', 'npy: do not store the logits, only the selection')
+    .option('--follow', 'megatron: keep reading the rank files while training writes them, recording each step once every rank is past it (Ctrl-C stops; needs --experts)')
+    .option('--no-logits', 'npy, megatron: do not store the logits (megatron: the logits_rank*.bin sidecar), only the selection')
     .addHelpText('after', '\nFormats: docs/trace-format.md (JSONL interchange, Megatron router traces, NumPy logits); docs/serving.md (SGLang / vLLM responses).')
     .action(async (format: (typeof FORMATS)[number], files: string[], o: ImportFlags) => {
       const { UserError } = await import('../core/errors.js');
       const { describeSchema } = await import('../core/batch.js');
+      if (o.follow && format !== 'megatron') throw new UserError('--follow goes with import megatron');
+      if (o.follow) {
+        if (o.experts === undefined) throw new UserError('import megatron --follow needs --experts E (later steps may use experts the first did not)');
+        const { resolve } = await import('node:path');
+        if (files.some((f) => resolve(f) === resolve(o.output))) throw new UserError(`the output ${o.output} is also an input`);
+        const { followMegatron } = await import('../trace/import/megatron-follow.js');
+        const ctrl = new AbortController();
+        const stop = () => ctrl.abort();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        process.stderr.write(`moescope: following ${files.length} rank file${files.length === 1 ? '' : 's'} into ${o.output}; Ctrl-C stops\n`);
+        try {
+          const r = await followMegatron(files, o.output, { experts: o.experts, scoring: o.scoring, logits: o.logits, signal: ctrl.signal });
+          for (const note of r.notes) process.stderr.write(`moescope: note: ${note}\n`);
+          if (r.schema) process.stdout.write(`wrote ${o.output}: ${r.tokens} tokens in ${r.steps} steps, ${describeSchema(r.schema)}\n`);
+        } finally {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+        }
+        return;
+      }
       if (format === 'log') {
         for (const [flag, v] of [['--top-k', o.topK], ['--layers', o.layers], ['--experts', o.experts], ['--layer-ids', o.layerIds]] as const)
           if (v !== undefined) throw new UserError(`${flag} does not go with import log`);

@@ -30,7 +30,7 @@ export function importTrace(format: ImportFormat, files: string[], output: strin
     case 'jsonl':
       return importJsonl(files, output);
     case 'megatron':
-      return importMegatron(files, output, { experts: o.experts, scoring: o.scoring ?? 'softmax' });
+      return importMegatron(files, output, { experts: o.experts, scoring: o.scoring ?? 'softmax', logits: o.logits ?? true });
     case 'npy':
       if (o.topK === undefined) throw new UserError('import npy needs --top-k K (experts selected per token)');
       return importNpy(files, output, { topK: o.topK, scoring: o.scoring ?? 'softmax', logits: o.logits ?? true, layerIds: o.layerIds });

@@ -5,15 +5,23 @@
  *
  * Two passes: the first validates every record and learns the layers, K and the largest expert id; the second
  * merges the ranks' files step by step, holding one step of one rank in memory at a time.
+ *
+ * Router logits (`--moe-routing-trace-capture-logits`): each record then names its slice of the rank's sidecar
+ * logits_rank{rank}.bin (beside the JSONL) with logit_offset, logit_bytes and logit_shape [num_tokens, experts] —
+ * bfloat16, little-endian, C order (router_trace.py writes them with tensor.view(int16).numpy().tobytes()). They are
+ * stored (as float16) unless --no-logits; a record without them (its gating call failed) gets NaN logits.
  */
-import type { RoutingSchema, Scoring } from '../../core/batch.js';
+import type { RoutingBatch, RoutingSchema, Scoring } from '../../core/batch.js';
 import { f32ToF16 } from '../../core/f16.js';
 import { UserError } from '../../core/errors.js';
 import { allocBatch } from '../../core/batch.js';
-import { parseLine, readLines } from './lines.js';
+import { closeSync, fstatSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { preadFully } from '../ipc.js';
+import { openInput, parseLine, readLines } from './lines.js';
 import { TraceSink, type ImportResult } from './sink.js';
 
-interface RouterRecord {
+export interface RouterRecord {
   step: number;
   layer: number;
   rank: number;
@@ -21,51 +29,81 @@ interface RouterRecord {
   topk: number;
   rows: number[][];
   line: number;
+  /** Where the record's pre-top-k logits are in the rank's sidecar, when captured. */
+  logit: { offset: number; bytes: number; experts: number } | null;
 }
 
 export interface MegatronOptions {
-  /** Experts per layer; default: largest id seen + 1. */
+  /** Experts per layer; default: the logits' width, else largest id seen + 1. */
   experts?: number;
   scoring: Scoring;
+  /** Store the sidecar logits when the records name them (default true). */
+  logits?: boolean;
+}
+
+/** The logits sidecar of a rank's JSONL: logits_rank{rank}.bin in the same directory. */
+export function logitsSidecar(file: string, rank: number): string {
+  return join(dirname(file), `logits_rank${rank}.bin`);
 }
 
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
+
+/**
+ * One line of a router trace, validated: the record, or null for a record of another block or stage (counted in
+ * `skipped`) and for a blank line.
+ */
+export function parseRecord(file: string, no: number, text: string, skipped: Map<string, number>): RouterRecord | null {
+  if (text.trim() === '') return null;
+  const fail: (why: string) => never = (why) => {
+    throw new UserError(`${file}:${no}: ${why}`);
+  };
+  const r = parseLine(file, { text, no }) as Record<string, unknown>;
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) fail('expected a JSON object (a router trace record)');
+  for (const k of ['step', 'layer', 'rank', 'num_tokens', 'topk'] as const)
+    if (!isInt(r[k]) || (r[k] as number) < 0) fail(`"${k}" must be a non-negative integer, got ${JSON.stringify(r[k])}`);
+  if ((r.rank as number) > 0xffff) fail(`"rank" must be at most 65535, got ${r.rank as number}`);
+  if ((r.step as number) >= 0xffffffff) fail(`"step" must be below 2^32 - 1, got ${r.step as number}`);
+  const block = r.block ?? 'decoder';
+  const stage = r.stage ?? 'pre_dispatch';
+  if (block !== 'decoder' || stage !== 'pre_dispatch') {
+    const key = block !== 'decoder' ? `block "${String(block)}"` : `stage "${String(stage)}"`;
+    skipped.set(key, (skipped.get(key) ?? 0) + 1);
+    return null;
+  }
+  const n = r.num_tokens as number;
+  const k = r.topk as number;
+  const rows = r.top_indices;
+  if (!Array.isArray(rows) || rows.length !== n)
+    fail(`"top_indices" must have num_tokens = ${n} rows, got ${Array.isArray(rows) ? rows.length : typeof rows}`);
+  for (let i = 0; i < n; i++) {
+    const row = rows[i] as unknown;
+    if (!Array.isArray(row) || row.length !== k) fail(`top_indices row ${i} must have topk = ${k} ids`);
+    for (const id of row) if (!isInt(id) || id < 0 || id > 65535) fail(`top_indices row ${i} has ${JSON.stringify(id)}, expected an expert id`);
+  }
+  let logit: RouterRecord['logit'] = null;
+  if (r.logit_offset !== undefined) {
+    const shape = r.logit_shape;
+    if (!isInt(r.logit_offset) || r.logit_offset < 0 || !isInt(r.logit_bytes) || r.logit_bytes < 0)
+      fail(`"logit_offset" and "logit_bytes" must be non-negative integers`);
+    if (!Array.isArray(shape) || shape.length !== 2 || !shape.every((d) => isInt(d) && d >= 0) || shape[0] !== n)
+      fail(`"logit_shape" must be [num_tokens = ${n}, experts], got ${JSON.stringify(shape)}`);
+    const E = (shape as number[])[1]!;
+    if (E < 1 || E > 65536) fail(`"logit_shape" has ${E} experts`);
+    if ((r.logit_bytes as number) !== n * E * 2) fail(`"logit_bytes" ${r.logit_bytes as number} is not ${n} × ${E} bfloat16 values (${n * E * 2} bytes)`);
+    logit = { offset: r.logit_offset as number, bytes: r.logit_bytes as number, experts: E };
+  }
+  return { step: r.step as number, layer: r.layer as number, rank: r.rank as number, numTokens: n, topk: k, rows: rows as number[][], line: no, logit };
+}
 
 /** Decoder-block, pre-dispatch records of a file, validated; other records are counted in `skipped`. */
 function* records(file: string, skipped: Map<string, number>): Generator<RouterRecord> {
   let lastStep = -Infinity;
   for (const line of readLines(file)) {
-    if (line.text.trim() === '') continue;
-    const fail: (why: string) => never = (why) => {
-      throw new UserError(`${file}:${line.no}: ${why}`);
-    };
-    const r = parseLine(file, line) as Record<string, unknown>;
-    if (typeof r !== 'object' || r === null || Array.isArray(r)) fail('expected a JSON object (a router trace record)');
-    for (const k of ['step', 'layer', 'rank', 'num_tokens', 'topk'] as const)
-      if (!isInt(r[k]) || (r[k] as number) < 0) fail(`"${k}" must be a non-negative integer, got ${JSON.stringify(r[k])}`);
-    if ((r.rank as number) > 0xffff) fail(`"rank" must be at most 65535, got ${r.rank as number}`);
-    if ((r.step as number) >= 0xffffffff) fail(`"step" must be below 2^32 - 1, got ${r.step as number}`);
-    const block = r.block ?? 'decoder';
-    const stage = r.stage ?? 'pre_dispatch';
-    if (block !== 'decoder' || stage !== 'pre_dispatch') {
-      const key = block !== 'decoder' ? `block "${String(block)}"` : `stage "${String(stage)}"`;
-      skipped.set(key, (skipped.get(key) ?? 0) + 1);
-      continue;
-    }
-    const n = r.num_tokens as number;
-    const k = r.topk as number;
-    const rows = r.top_indices;
-    if (!Array.isArray(rows) || rows.length !== n)
-      fail(`"top_indices" must have num_tokens = ${n} rows, got ${Array.isArray(rows) ? rows.length : typeof rows}`);
-    for (let i = 0; i < n; i++) {
-      const row = rows[i] as unknown;
-      if (!Array.isArray(row) || row.length !== k) fail(`top_indices row ${i} must have topk = ${k} ids`);
-      for (const id of row) if (!isInt(id) || id < 0 || id > 65535) fail(`top_indices row ${i} has ${JSON.stringify(id)}, expected an expert id`);
-    }
-    const step = r.step as number;
-    if (step < lastStep) fail(`step ${step} comes after step ${lastStep}; records must be in step order`);
-    lastStep = step;
-    yield { step, layer: r.layer as number, rank: r.rank as number, numTokens: n, topk: k, rows: rows as number[][], line: line.no };
+    const r = parseRecord(file, line.no, line.text, skipped);
+    if (r === null) continue;
+    if (r.step < lastStep) throw new UserError(`${file}:${line.no}: step ${r.step} comes after step ${lastStep}; records must be in step order`);
+    lastStep = r.step;
+    yield r;
   }
 }
 
@@ -89,6 +127,10 @@ interface Scan {
   maxAt: string;
   rankOf: Map<string, number>;
   skipped: Map<string, number>;
+  /** Width of the logits the records name (null when none do), and how many records name them. */
+  logitExperts: number | null;
+  logitRecords: number;
+  records: number;
 }
 
 function scan(files: string[]): Scan {
@@ -98,9 +140,22 @@ function scan(files: string[]): Scan {
   let topk = -1;
   let maxId = -1;
   let maxAt = '';
+  let logitExperts: number | null = null;
+  let logitRecords = 0;
+  let count = 0;
   for (const file of files) {
+    let sidecarSize = -1;
     for (const r of records(file, skipped)) {
       const at = `${file}:${r.line}`;
+      count++;
+      if (r.logit) {
+        if (logitExperts === null) logitExperts = r.logit.experts;
+        else if (r.logit.experts !== logitExperts) throw new UserError(`${at}: logits of ${r.logit.experts} experts, earlier records have ${logitExperts}`);
+        if (sidecarSize < 0) sidecarSize = fileSize(logitsSidecar(file, r.rank));
+        if (r.logit.offset + r.logit.bytes > sidecarSize)
+          throw new UserError(`${at}: logits at bytes ${r.logit.offset}…${r.logit.offset + r.logit.bytes} are beyond the ${sidecarSize} bytes of ${logitsSidecar(file, r.rank)}`);
+        logitRecords++;
+      }
       if (topk === -1) topk = r.topk;
       else if (r.topk !== topk) throw new UserError(`${at}: topk ${r.topk} differs from the ${topk} of earlier records`);
       const rank = rankOf.get(file);
@@ -118,20 +173,33 @@ function scan(files: string[]): Scan {
   if (topk === -1) throw new UserError(`${files.join(', ')}: no decoder router records found`);
   const ranks = [...rankOf.values()];
   if (new Set(ranks).size !== ranks.length) throw new UserError(`two of the files hold the same rank; give each rank's file once`);
-  return { layers: [...layers].sort((a, b) => a - b), topk, maxId, maxAt, rankOf, skipped };
+  return { layers: [...layers].sort((a, b) => a - b), topk, maxId, maxAt, rankOf, skipped, logitExperts, logitRecords, records: count };
+}
+
+function fileSize(path: string): number {
+  const fd = openInput(path);
+  try {
+    return fstatSync(fd).size;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export function importMegatron(files: string[], output: string, opts: MegatronOptions): ImportResult {
   const s = scan(files);
-  let E = opts.experts;
+  const withLogits = opts.logits !== false && s.logitExperts !== null;
+  let E = opts.experts ?? s.logitExperts ?? undefined;
+  if (s.logitExperts !== null && E !== s.logitExperts) throw new UserError(`--experts ${E} differs from the ${s.logitExperts} experts of the records' logits`);
   if (E === undefined) E = s.maxId + 1;
-  else if (s.maxId >= E) throw new UserError(`${s.maxAt}: expert id ${s.maxId} ≥ --experts ${E}`);
+  else if (s.maxId >= E) throw new UserError(`${s.maxAt}: expert id ${s.maxId} ≥ ${opts.experts !== undefined ? '--experts' : 'the logits\' width'} ${E}`);
   if (s.topk > E) throw new UserError(`topk ${s.topk} exceeds the ${E} experts`);
-  const schema: RoutingSchema = { layers: s.layers, experts: E, topK: s.topk, scoring: opts.scoring, hasLogits: false };
+  const schema: RoutingSchema = { layers: s.layers, experts: E, topK: s.topk, scoring: opts.scoring, hasLogits: withLogits };
   const sink = new TraceSink(output);
   try {
     sink.open(schema, { model: null, tokenizer: null, devices: [], source: 'import:megatron' }, ['step', 'rank']);
-    if (opts.experts === undefined) sink.notes.push(`experts per layer inferred as ${E} (largest id seen + 1); give --experts to set it`);
+    if (opts.experts === undefined && s.logitExperts === null) sink.notes.push(`experts per layer inferred as ${E} (largest id seen + 1); give --experts to set it`);
+    if (withLogits && s.logitRecords < s.records) sink.notes.push(`${s.records - s.logitRecords} of ${s.records} records have no logits in the sidecar: their tokens' logits are NaN`);
+    if (!withLogits && s.logitExperts !== null) sink.notes.push('the records name sidecar logits; --no-logits left them out');
     for (const [what, n] of s.skipped) sink.notes.push(`skipped ${n} records of ${what} (only decoder pre-dispatch routers are imported)`);
     sink.notes.push('Megatron traces record expert ids only: every weight is 1/K');
     mergeRanks(files, s, schema, sink);
@@ -142,14 +210,36 @@ export function importMegatron(files: string[], output: string, opts: MegatronOp
   }
 }
 
+/** bfloat16 bits → float16 bits (through float32: a bfloat16 is the top half of a float32). */
+const BF16 = new Uint32Array(1);
+const BF16_F = new Float32Array(BF16.buffer);
+function bf16ToF16(bits: number): number {
+  BF16[0] = bits << 16;
+  return f32ToF16(BF16_F[0]!);
+}
+
 function mergeRanks(files: string[], s: Scan, schema: RoutingSchema, sink: TraceSink): void {
   const byRank = [...files].sort((a, b) => s.rankOf.get(a)! - s.rankOf.get(b)!).filter((f) => s.rankOf.has(f));
+  const sidecars = new Map<string, number>();
+  try {
+    if (schema.hasLogits)
+      for (const f of byRank) {
+        try {
+          sidecars.set(f, openInput(logitsSidecar(f, s.rankOf.get(f)!)));
+        } catch {
+          // a rank whose records name no logits has no sidecar; its tokens get NaN logits
+        }
+      }
+    mergeRanksWith(byRank, s, schema, sink, sidecars);
+  } finally {
+    for (const fd of sidecars.values()) closeSync(fd);
+  }
+}
+
+function mergeRanksWith(byRank: string[], s: Scan, schema: RoutingSchema, sink: TraceSink, sidecars: Map<string, number>): void {
   const iters = byRank.map((f) => ({ file: f, it: stepGroups(f), cur: null as RouterRecord[] | null }));
+  const scratch = { buf: new Uint8Array(0) };
   for (const x of iters) x.cur = x.it.next().value ?? null;
-  const L = schema.layers.length;
-  const K = schema.topK;
-  const layerIndex = new Map(schema.layers.map((id, i) => [id, i]));
-  const w = f32ToF16(1 / K);
   for (;;) {
     const live = iters.filter((x) => x.cur !== null);
     if (live.length === 0) break;
@@ -157,44 +247,86 @@ function mergeRanks(files: string[], s: Scan, schema: RoutingSchema, sink: Trace
     let pos = 0;
     for (const x of live) {
       if (x.cur![0]!.step !== step) continue;
-      const group = x.cur!;
-      const at = `${x.file}:${group[0]!.line}`;
-      const calls: RouterRecord[][] = schema.layers.map(() => []);
-      for (const r of group) calls[layerIndex.get(r.layer)!]!.push(r);
-      const m = calls[0]!.length;
-      const missing = schema.layers.filter((_, l) => calls[l]!.length === 0);
-      if (missing.length)
-        throw new UserError(
-          `${at}: step ${step} of rank ${group[0]!.rank} has no records for layers ${missing.join(',')} that other ranks/steps have ` +
-            `(pipeline-parallel traces, whose ranks hold different layers, are not supported; import one stage at a time)`,
-        );
-      const uneven = calls.findIndex((c) => c.length !== m);
-      if (uneven >= 0)
-        throw new UserError(`${at}: step ${step}: layer ${schema.layers[uneven]} has ${calls[uneven]!.length} router calls but layer ${schema.layers[0]} has ${m}`);
-      for (let j = 0; j < m; j++) {
-        const n = calls[0]![j]!.numTokens;
-        for (let l = 1; l < L; l++)
-          if (calls[l]![j]!.numTokens !== n)
-            throw new UserError(
-              `${x.file}:${calls[l]![j]!.line}: num_tokens ${calls[l]![j]!.numTokens} differs from layer ${schema.layers[0]}'s ${n} in the same call`,
-            );
-        const b = allocBatch(schema, n, ['step', 'rank']);
-        b.tag = new Array<string | null>(n).fill(`rank ${group[0]!.rank}`);
-        b.seq.fill(step);
-        b.step!.fill(step);
-        b.rank!.fill(group[0]!.rank);
-        b.tokenId.fill(-1);
-        b.weights.fill(w);
-        for (let i = 0; i < n; i++) {
-          b.pos[i] = pos++;
-          for (let l = 0; l < L; l++) {
-            const row = calls[l]![j]!.rows[i]!;
-            for (let k = 0; k < K; k++) b.experts[(i * L + l) * K + k] = row[k]!;
-          }
-        }
-        sink.write(b);
-      }
+      pos = emitGroup(x.file, x.cur!, step, pos, schema, (b) => sink.write(b), sidecars, scratch);
       x.cur = x.it.next().value ?? null;
     }
   }
+}
+
+/**
+ * The tokens of one rank's records of one step, as batches (one per router call): token i of call j is row i of
+ * the j-th record of every layer. Returns the next position within the step.
+ */
+export function emitGroup(
+  file: string,
+  group: RouterRecord[],
+  step: number,
+  posStart: number,
+  schema: RoutingSchema,
+  write: (b: RoutingBatch) => void,
+  sidecars: Map<string, number>,
+  scratch: { buf: Uint8Array },
+): number {
+  const L = schema.layers.length;
+  const K = schema.topK;
+  const E = schema.experts;
+  const layerIndex = new Map(schema.layers.map((id, i) => [id, i]));
+  const w = f32ToF16(1 / K);
+  let pos = posStart;
+  const at = `${file}:${group[0]!.line}`;
+  const calls: RouterRecord[][] = schema.layers.map(() => []);
+  for (const r of group) {
+    const l = layerIndex.get(r.layer);
+    if (l === undefined) throw new UserError(`${file}:${r.line}: layer ${r.layer} was not in the trace's first step (layers ${schema.layers.join(',')})`);
+    calls[l]!.push(r);
+  }
+  const m = calls[0]!.length;
+  const missing = schema.layers.filter((_, l) => calls[l]!.length === 0);
+  if (missing.length)
+    throw new UserError(
+      `${at}: step ${step} of rank ${group[0]!.rank} has no records for layers ${missing.join(',')} that other ranks/steps have ` +
+        `(pipeline-parallel traces, whose ranks hold different layers, are not supported; import one stage at a time)`,
+    );
+  const uneven = calls.findIndex((c) => c.length !== m);
+  if (uneven >= 0)
+    throw new UserError(`${at}: step ${step}: layer ${schema.layers[uneven]} has ${calls[uneven]!.length} router calls but layer ${schema.layers[0]} has ${m}`);
+  for (let j = 0; j < m; j++) {
+    const n = calls[0]![j]!.numTokens;
+    for (let l = 1; l < L; l++)
+      if (calls[l]![j]!.numTokens !== n)
+        throw new UserError(`${file}:${calls[l]![j]!.line}: num_tokens ${calls[l]![j]!.numTokens} differs from layer ${schema.layers[0]}'s ${n} in the same call`);
+    const b = allocBatch(schema, n, ['step', 'rank']);
+    b.tag = new Array<string | null>(n).fill(`rank ${group[0]!.rank}`);
+    b.seq.fill(step);
+    b.step!.fill(step);
+    b.rank!.fill(group[0]!.rank);
+    b.tokenId.fill(-1);
+    b.weights.fill(w);
+    for (let i = 0; i < n; i++) {
+      b.pos[i] = pos++;
+      for (let l = 0; l < L; l++) {
+        const row = calls[l]![j]!.rows[i]!;
+        for (let k = 0; k < K; k++) {
+          if (row[k]! >= E) throw new UserError(`${file}:${calls[l]![j]!.line}: expert id ${row[k]} ≥ ${E} experts`);
+          b.experts[(i * L + l) * K + k] = row[k]!;
+        }
+      }
+    }
+    if (b.logits) {
+      b.logits.fill(0x7e00); // NaN where a record has no logits
+      const fd = sidecars.get(file);
+      for (let l = 0; l < L; l++) {
+        const rec = calls[l]![j]!;
+        if (!rec.logit || fd === undefined) continue;
+        if (rec.logit.experts !== E) throw new UserError(`${file}:${rec.line}: logits of ${rec.logit.experts} experts, the trace has ${E}`);
+        if (scratch.buf.length < rec.logit.bytes) scratch.buf = new Uint8Array(rec.logit.bytes);
+        const got = preadFully(fd, scratch.buf.subarray(0, rec.logit.bytes), rec.logit.offset);
+        if (got < rec.logit.bytes) throw new UserError(`${file}:${rec.line}: the logits sidecar ended while reading this record's logits`);
+        const dv = new DataView(scratch.buf.buffer, 0, rec.logit.bytes);
+        for (let i = 0; i < n; i++) for (let e = 0; e < E; e++) b.logits[(i * L + l) * E + e] = bf16ToF16(dv.getUint16((i * E + e) * 2, true));
+      }
+    }
+    write(b);
+  }
+  return pos;
 }
