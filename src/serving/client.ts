@@ -13,6 +13,7 @@
  */
 import { RoutingBatchBuilder, type Scoring } from '../core/batch.js';
 import { UserError, describeError } from '../core/errors.js';
+import { sanitizeLine } from '../core/sanitize.js';
 import type { RoutingStream, StreamEnd, StreamItem } from '../core/routing-stream.js';
 import { parseResponse, type ServedRequest, type ServerApi } from './responses.js';
 import { requestTokens, servedMeta, servedSchema, type ServedSchema } from './tokens.js';
@@ -51,10 +52,9 @@ export interface ServedEvent {
   ms: number;
 }
 
-/** Keeps control characters (escape sequences from a hostile server) off the terminal. */
+/** Server-supplied text on one terminal line (core's sanitiser: escapes made visible, never interpreted). */
 export function printable(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return sanitizeLine(s);
 }
 
 export function normalizeUrl(url: string): URL {

@@ -7,8 +7,8 @@
  *
  * Series are small (one row per logged pass), so they are written and read whole.
  */
-import { closeSync, openSync, readFileSync, readSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { writeOutputFile } from '../core/output.js';
 import { Field, Float64, Int64, RecordBatch, Schema, Struct, Table, TimestampNanosecond, makeData, tableFromIPC, tableToIPC, RecordBatchReader } from 'apache-arrow';
 import { UserError, describeError } from '../core/errors.js';
 import type { StreamMeta } from '../core/stream.js';
@@ -51,7 +51,7 @@ export interface Series {
 }
 
 /** Writes a series trace atomically (a temporary file renamed into place). */
-export function writeSeriesTrace(path: string, s: Omit<Series, 'header'> & { producer: 'sglang' | 'vllm'; meta: StreamMeta }): void {
+export function writeSeriesTrace(path: string, s: Omit<Series, 'header'> & { producer: 'sglang' | 'vllm'; meta: StreamMeta; inputs?: readonly string[] }): void {
   const columns = (Object.keys(SERIES_COLUMNS) as SeriesColumn[]).filter((c) => s.values[c] !== undefined);
   const header: SeriesHeader = {
     format: TRACE_FORMAT_VERSION,
@@ -83,18 +83,7 @@ export function writeSeriesTrace(path: string, s: Omit<Series, 'header'> & { pro
     }),
   ];
   const table = new Table(schema, [new RecordBatch(schema, makeData({ type: new Struct(fields), length: n, children }))]);
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.partial`);
-  try {
-    writeFileSync(tmp, tableToIPC(table, 'stream'));
-    renameSync(tmp, path);
-  } catch (e) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // never written
-    }
-    throw new UserError(`cannot write ${path}: ${describeError(e)}`);
-  }
+  writeOutputFile(path, tableToIPC(table, 'stream'), { inputs: s.inputs ?? [], what: 'output' });
 }
 
 /** The header kind of a trace file ('tokens' when it names none), or null when it is not a moescope trace. */

@@ -90,6 +90,7 @@ export function importEplbLog(files: string[], output: string): LogImportResult 
     values[c] = f;
   }
   writeSeriesTrace(output, {
+    inputs: files,
     producer,
     meta: { model: null, routers: [], tokenizer: null, devices: [], source: `import:log:${producer}` },
     length: n,
