@@ -12,7 +12,40 @@ function layerRows(counts: Float64Array, layers: number, ranks: number): Float64
   return Array.from({ length: layers }, (_, l) => counts.subarray(l * ranks, (l + 1) * ranks));
 }
 
+/** On a terminal: the live view (src/views/watch.tsx) over the counts stream, until the user quits. */
+async function runWatchLive(url: string, f: WatchFlags): Promise<void> {
+  let serverMean: number | null = null;
+  const stream = await openWatchStream({
+    url,
+    intervalMs: f.interval * 1000,
+    samples: f.samples ?? null,
+    onInterval: (i) => (serverMean = i.balancednessMean),
+    onWaiting: (m) => process.stderr.write(`moescope: ${m}\n`),
+  });
+  const { WatchModel } = await import('../store/watch.js');
+  const { runWatchTui } = await import('../views/watch.js');
+  const model = new WatchModel(stream.schema.layers, stream.first.ranks);
+  const pump = (async () => {
+    try {
+      for await (const item of stream.items()) if (item.kind === 'counts') model.add(item.batch, serverMean);
+      model.end((await stream.end()).error);
+    } catch (e) {
+      model.end(e instanceof Error ? e.message : String(e));
+    }
+  })();
+  try {
+    await runWatchTui({ model, label: stream.metricsUrl, intervalS: f.interval, color: f.color });
+  } finally {
+    stream.close();
+    await pump;
+  }
+}
+
 export async function runWatch(url: string, f: WatchFlags): Promise<void> {
+  if (f.ui) {
+    const { interactive } = await import('../views/entry.js');
+    if (interactive()) return runWatchLive(url, f);
+  }
   const out = (s: string) => process.stdout.write(s);
   const err = (s: string) => process.stderr.write(s);
   let L = 0;
