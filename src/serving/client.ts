@@ -127,8 +127,28 @@ export async function requestJson(url: URL, body: unknown | undefined, timeoutMs
   }
 }
 
-/** Which server answers at `base`, and the model it serves. */
-export async function detectServer(base: URL, o: { api?: ServerApi; model?: string }, timeoutMs: number): Promise<{ api: ServerApi; model: string | null }> {
+/**
+ * Layers and k of the model, when the server's model info says (SGLang's /get_model_info does not in the releases
+ * read here; a build or proxy that adds the HF config's num_hidden_layers / num_experts_per_tok is used).
+ */
+function shapeFromInfo(r: Record<string, unknown>): { layers?: number; topK?: number } {
+  const out: { layers?: number; topK?: number } = {};
+  for (const src of [r, r.hf_config, r.model_config, r.config]) {
+    if (!src || typeof src !== 'object') continue;
+    const o = src as Record<string, unknown>;
+    const pos = (v: unknown) => (Number.isSafeInteger(v) && (v as number) > 0 ? (v as number) : undefined);
+    out.layers ??= pos(o.num_hidden_layers);
+    out.topK ??= pos(o.num_experts_per_tok);
+  }
+  return out;
+}
+
+/** Which server answers at `base`, and the model it serves (with its layers and k when the server says). */
+export async function detectServer(
+  base: URL,
+  o: { api?: ServerApi; model?: string },
+  timeoutMs: number,
+): Promise<{ api: ServerApi; model: string | null; layers?: number; topK?: number }> {
   const info = async (path: string) => {
     try {
       return await requestJson(new URL(path, base), undefined, timeoutMs);
@@ -140,7 +160,7 @@ export async function detectServer(base: URL, o: { api?: ServerApi; model?: stri
   if (o.api !== 'vllm') {
     const r = await info('get_model_info');
     if (!(r instanceof Error) && r && typeof r === 'object' && 'model_path' in r)
-      return { api: 'sglang', model: o.model ?? (typeof r.model_path === 'string' ? r.model_path : null) };
+      return { api: 'sglang', model: o.model ?? (typeof r.model_path === 'string' ? r.model_path : null), ...shapeFromInfo(r as Record<string, unknown>) };
     if (o.api === 'sglang') throw r instanceof Error ? r : new UserError(`${printable(base.href)}get_model_info: not an SGLang server`);
   }
   const r = await info('v1/models');
@@ -184,7 +204,11 @@ export interface ServerStream extends RoutingStream {
 export async function openServerStream(o: ServerRunOptions & { onServed?: (e: ServedEvent) => void }): Promise<ServerStream> {
   const timeout = o.timeoutMs ?? 300_000;
   const base = normalizeUrl(o.url);
-  const { api, model } = await detectServer(base, o, Math.min(timeout, 30_000));
+  const info = await detectServer(base, o, Math.min(timeout, 30_000));
+  const { api, model } = info;
+  // Flags win; the server's model info fills in what they leave out (SGLang's flat payload needs layers or k).
+  const layers = o.layers ?? info.layers;
+  const topK = o.topK ?? info.topK;
   const path = api === 'sglang' ? 'generate' : 'v1/completions';
   const abort = new AbortController();
   let closed = false;
@@ -193,7 +217,7 @@ export async function openServerStream(o: ServerRunOptions & { onServed?: (e: Se
     const t0 = performance.now();
     const answer = await requestJson(new URL(path, base), requestBody(api, model, p, o), timeout, abort.signal);
     const ms = performance.now() - t0;
-    const req = parseResponse(answer, { layers: o.layers, topK: o.topK }, `${printable(base.href)}${path} (prompt ${seq})`)[0]!;
+    const req = parseResponse(answer, { layers, topK }, `${printable(base.href)}${path} (prompt ${seq})`)[0]!;
     if (req.api !== api) throw new UserError(`${printable(base.href)}${path}: the answer is a ${req.api} response, the server looked like ${api}`);
     return { req, ms, tNs: BigInt(Date.now()) * 1_000_000n };
   };

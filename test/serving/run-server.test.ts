@@ -108,7 +108,7 @@ test('run --server: a server that is not there, errors, no routing, ambiguity, a
     [['--server', deadUrl], /ECONNREFUSED|connect/],
     [['--server', 'ftp://x'], /only http and https/],
     [['--server', sg.url, '--top-k', '2'], /without meta_info\.routed_experts.*--enable-return-routed-experts/],
-    [['--server', sgOk.url], /ids per token is layers × top-k.*--layers or --top-k/],
+    [['--server', sgOk.url], /ids per token is layers × top-k.*--layers or --top-k/], // SGLang's /get_model_info has no layers or k
     [['--server', err.url, '--top-k', '2'], /generate: HTTP 500: .*boom/],
     [['--server', vl.url, '--model', 'other'], /serves tiny-moe, not --model other/],
     [['--server', other.url], /neither an SGLang .* nor a vLLM .* server answered/],
@@ -123,4 +123,15 @@ test('run --server: a server that is not there, errors, no routing, ambiguity, a
     assert.equal(r.stderr.trim().split('\n').length, 1, `${args.join(' ')}: one line: ${r.stderr}`);
     assert.doesNotMatch(r.stderr, /\u001b/);
   }
+});
+
+test('run --server: layers and k from the server model info when it carries the HF config (no flag needed)', async (ctx) => {
+  const srv = await serve({
+    'GET /get_model_info': json({ ...SGLANG_MODEL_INFO, hf_config: { num_hidden_layers: 4, num_experts_per_tok: 2 } }),
+    'POST /generate': json(fixture('sglang-generate.json')),
+  });
+  ctx.after(() => srv.close());
+  const r = await moescopeAsync(['run', '--server', srv.url, '--prompt', 'hi', '--no-ui']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /3 MoE layers × 8 experts, top-2/);
 });
