@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { registerCheck } from './check.js';
+import { registerDash } from './dash.js';
 import { registerDemo } from './demo.js';
 import { registerDiff } from './diff.js';
 import { registerExport } from './export.js';
@@ -23,6 +24,7 @@ export function registerCommands(program: Command): void {
   registerWatch(program);
   registerReplay(program);
   registerListen(program);
+  registerDash(program);
   registerInspect(program);
   registerInstrument(program);
   registerStats(program);

@@ -1,0 +1,93 @@
+import type { Command } from 'commander';
+import { choiceArg, floatArg, intArg } from './options.js';
+
+interface DashFlags {
+  follow?: boolean;
+  devices: number;
+  plan?: string;
+  window: number;
+  maxMaxvio: number;
+  maxCv?: number;
+  minBalancedness?: number;
+  prompts?: string;
+  maxTokens: number;
+  ep: 'cpu' | 'cuda' | 'webgpu';
+  deviceId: number;
+  logits?: boolean;
+  colormap: 'viridis' | 'cividis';
+  color: boolean;
+}
+
+/** `moescope dash SOURCE`: the long-run dashboard (src/dash) over a model (generating live) or a trace. */
+export function registerDash(program: Command): void {
+  program
+    .command('dash')
+    .description('long-run dashboard: balance over time per layer, load grid, tokens per device, VRAM, rate, warnings')
+    .argument('<source>', 'an ONNX MoE model (model.onnx, or its folder) to run live, or an Arrow trace (.arrows)')
+    .option('--follow', 'trace: keep reading as it grows')
+    .option('--devices <d>', 'assume experts are placed contiguously over D devices (tokens per device, balancedness)', intArg('--devices', 1), 1)
+    .option('--plan <file>', 'expert placement from `moescope plan --json`')
+    .option('--window <w>', 'tokens of the sliding window (balance values, heat grid, collapse rules)', intArg('--window', 1), 512)
+    .option('--max-maxvio <x>', 'MaxVio limit drawn on the chart (default: the collapse rule\'s 1.5)', floatArg('--max-maxvio', 0), 1.5)
+    .option('--max-cv <x>', 'CV limit drawn on the chart', floatArg('--max-cv', 0))
+    .option('--min-balancedness <x>', 'balancedness limit drawn on the chart (0 … 1)', floatArg('--min-balancedness', 0))
+    .option('--prompts <file>', 'model: prompts file, JSONL or one per line (default: the bundled prompts), looped until q')
+    .option('--max-tokens <n>', 'model: tokens to generate per prompt', intArg('--max-tokens', 0), 48)
+    .option('--ep <provider>', 'model: execution provider cpu, cuda or webgpu', choiceArg('--ep', ['cpu', 'cuda', 'webgpu'] as const), 'cpu')
+    .option('--device-id <n>', 'model: GPU index for cuda', intArg('--device-id', 0), 0)
+    .option('--logits', 'model: capture router logits too')
+    .option('--colormap <m>', 'heat grid colours, both colour-blind safe: viridis or cividis', choiceArg('--colormap', ['viridis', 'cividis'] as const), 'viridis')
+    .option('--no-color', 'draw without colour (also when NO_COLOR is set)')
+    .addHelpText(
+      'after',
+      '\nKeys: q quit · ? keys · space freeze (live, --follow) · w window · c whole run · m CV/balancedness · ↑↓ or the wheel scroll the grid.\n' +
+        'Needs a terminal of at least 80×24. docs/dash.md describes every chart.',
+    )
+    .action(async (source: string, f: DashFlags) => {
+      const { UserError } = await import('../core/errors.js');
+      const { interactive } = await import('../views/entry.js');
+      if (!interactive()) throw new UserError('dash needs a terminal (stdin and stdout a TTY); use `moescope stats` or `replay --no-ui` for text');
+      if (f.minBalancedness !== undefined && f.minBalancedness > 1) throw new UserError(`--min-balancedness must be between 0 and 1, got ${f.minBalancedness}`);
+      const thresholds = { maxVio: f.maxMaxvio, cv: f.maxCv ?? null, balancedness: f.minBalancedness ?? null };
+      const common = { thresholds, devices: f.devices, plan: f.plan, window: f.window, color: f.color, colormap: f.colormap };
+      const dash = await import('../dash/index.js');
+      const model = await modelPath(source);
+      if (model === null) return dash.runDashOnTrace({ ...common, trace: source, follow: f.follow });
+      if (f.follow) throw new UserError('--follow is for traces; a model is shown live anyway');
+      const engine = await import('../engine/index.js');
+      const { BUNDLED_PROMPTS } = await import('../core/paths.js');
+      const { basename, dirname } = await import('node:path');
+      const handle = engine.startGeneration({
+        model,
+        ep: f.ep,
+        deviceId: f.deviceId,
+        logits: f.logits ?? false,
+        prompts: engine.loadPrompts(f.prompts ?? BUNDLED_PROMPTS),
+        maxTokens: f.maxTokens,
+        loop: true,
+        buffer: false,
+      });
+      try {
+        await handle.ready; // bad input fails here, before the screen is taken over
+      } catch (e) {
+        await handle.stop().catch(() => undefined);
+        throw e;
+      }
+      const label = `run · ${basename(model) === 'model.onnx' ? basename(dirname(model)) : basename(model)}`;
+      await dash.runDashLive({ ...common, handle, label });
+    });
+}
+
+/** The model file SOURCE names (a .onnx file, or a folder holding model.onnx), or null for a trace. */
+async function modelPath(source: string): Promise<string | null> {
+  const { existsSync, statSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { UserError } = await import('../core/errors.js');
+  if (!existsSync(source)) throw new UserError(`${source}: no such file or folder`);
+  if (statSync(source).isDirectory()) {
+    const m = join(source, 'model.onnx');
+    if (existsSync(m)) return m;
+    throw new UserError(`${source}: a folder without model.onnx (dash takes a model or a trace)`);
+  }
+  return source.toLowerCase().endsWith('.onnx') ? source : null;
+}

@@ -1,0 +1,350 @@
+/**
+ * The ONE module that touches blessed and blessed-contrib. Everything else in src/dash asks this module for a
+ * screen and widgets, and hands it plain numbers and strings.
+ *
+ * Maintenance state (what it means for us): blessed 0.1.81 was last released in 2016 and blessed-contrib 4.11.0's
+ * last commit is from 2022; neither is maintained. Both are pinned to exact versions in package.json and only ever
+ * loaded here, so replacing them (a fork such as neo-blessed, or drawing the same charts ourselves) touches one
+ * file. Nothing in them is needed for the Ink TUI, and the dashboard is loaded lazily by `moescope dash` only.
+ *
+ * Broken or awkward on Node 20 / today's terminals, and worked around here:
+ *  - blessed cannot parse the terminfo that ncurses 6 writes (32-bit numbers) and falls back to its bundled xterm
+ *    terminfo; with `warnings` on it then pops a "Terminfo parse error" box over the dashboard. Warnings are off.
+ *  - contrib's canvas charts (line, bar, gauge) size their drawing canvas once, when attached: after a resize they
+ *    draw at the old size. The dashboard rebuilds its widgets on every resize (`rebuild` in dashboard.ts).
+ *  - contrib's line chart rescans every series for its maximum for every point it draws (quadratic), and lodash 4's
+ *    `_.max(array, fn)` ignores fn and lets NaN through: we always pass minY/maxY, and never NaN (`finiteSeries`).
+ *  - contrib's line chart draws its axes in black (invisible on dark terminals): we pass the baseline colour.
+ *  - contrib's sparkline draws the FIRST width values of a series (the oldest, for a time series) and its titles
+ *    as literal `{bold}` unless tags are on: we pass the newest values and turn tags on.
+ *  - contrib's gauge reads a value ≤ 1.001 as a fraction and anything above as a percentage, so 0.5 % shows as 50 %:
+ *    we always pass a fraction clamped to [0, 1].
+ *  - blessed has no heatmap (nor contrib): `HeatGrid` below writes cells straight into the screen's cell buffer,
+ *    which blessed then diffs against the terminal (cheap: a few ms for 58 × 256).
+ *  - blessed parses `{…}` tags in content when tags are on: every string that comes from data (paths, model names,
+ *    warning text) goes through `plain()`, which drops control characters and escapes tags.
+ */
+import { createRequire } from 'node:module';
+import type { Widgets } from 'blessed';
+
+const require = createRequire(import.meta.url);
+
+// blessed-contrib ships no types; these are the parts used here.
+interface ContribWidget extends Widgets.BoxElement {
+  setData(...args: unknown[]): void;
+}
+interface LogWidget extends Widgets.ListElement {
+  log(line: string): void;
+  logLines: string[];
+}
+interface Contrib {
+  line(opts: object): ContribWidget;
+  bar(opts: object): ContribWidget;
+  gauge(opts: object): ContribWidget & { setPercent(p: number): void };
+  sparkline(opts: object): ContribWidget;
+  log(opts: object): LogWidget;
+}
+
+type Blessed = typeof import('blessed');
+
+let loaded: { blessed: Blessed; contrib: Contrib } | null = null;
+
+function load(): { blessed: Blessed; contrib: Contrib } {
+  loaded ??= { blessed: require('blessed') as Blessed, contrib: require('blessed-contrib') as Contrib };
+  return loaded;
+}
+
+/** Text from data made safe to show: no control characters (escape sequences), no blessed tags. */
+export function plain(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\x00-\x1f\x7f-\x9f]/g, '').replace(/[{}]/g, (c) => (c === '{' ? '{open}' : '{close}'));
+}
+
+export interface ScreenOptions {
+  output?: NodeJS.WritableStream;
+  input?: NodeJS.ReadableStream;
+  title?: string;
+}
+
+export type Screen = Widgets.Screen;
+export type Box = Widgets.BoxElement;
+
+export function createScreen(opts: ScreenOptions = {}): Screen {
+  const { blessed } = load();
+  return blessed.screen({
+    output: opts.output as NodeJS.WriteStream | undefined,
+    input: opts.input as NodeJS.ReadStream | undefined,
+    smartCSR: true,
+    fullUnicode: true,
+    forceUnicode: true,
+    warnings: false, // see the note at the top: a terminfo warning box would cover the dashboard
+    autoPadding: true,
+    title: opts.title,
+  });
+}
+
+/** Position of a widget in percent of the screen (or of its parent). */
+export interface Place {
+  top: number | string;
+  left: number | string;
+  width: number | string;
+  height: number | string;
+}
+
+const BORDER = { type: 'line' as const };
+
+export function box(screen: Screen, place: Place, label: string, opts: { border?: boolean; tags?: boolean } = {}): Box {
+  const { blessed } = load();
+  const b = blessed.box({
+    ...place,
+    label: label ? ` ${label} ` : undefined,
+    tags: opts.tags ?? true,
+    border: opts.border === false ? undefined : BORDER,
+    style: { border: { fg: 'cyan' } },
+  });
+  screen.append(b);
+  return b;
+}
+
+export interface LineSeries {
+  title: string;
+  values: readonly number[];
+  color: string;
+}
+
+/** A contrib line chart: series share the x labels; a threshold is a constant series of its own. */
+export class LineChart {
+  readonly widget: ContribWidget;
+  constructor(screen: Screen, place: Place, label: string, color: boolean) {
+    const { contrib } = load();
+    this.widget = contrib.line({
+      ...place,
+      label: ` ${label} `,
+      border: BORDER,
+      showLegend: true,
+      legend: { width: 22 },
+      style: { line: 'yellow', text: color ? 'green' : 'white', baseline: 'white', border: { fg: 'cyan' } },
+      xLabelPadding: 3,
+      xPadding: 5,
+      numYLabels: 4,
+      tags: true,
+    });
+    screen.append(this.widget);
+  }
+
+  setLabel(label: string): void {
+    this.widget.setLabel(` ${label} `);
+  }
+
+  /** Draws the series over x labels `x` (strings), the y axis from 0 to a little above the largest value. */
+  set(x: readonly string[], series: readonly LineSeries[]): void {
+    if (x.length === 0 || series.length === 0) return;
+    let max = 0;
+    for (const s of series) for (const v of s.values) if (Number.isFinite(v) && v > max) max = v;
+    const maxY = max > 0 ? max * 1.15 : 1;
+    this.widget.setData(series.map((s) => ({ title: s.title, x: x.slice(), y: finiteSeries(s.values), style: { line: s.color } })));
+  }
+}
+
+/** NaN (a bucket without a value) carries the previous value forward; leading NaNs take the first value (or 0). */
+export function finiteSeries(values: readonly number[]): number[] {
+  const out = new Array<number>(values.length);
+  let first = 0;
+  for (const v of values)
+    if (Number.isFinite(v)) {
+      first = v;
+      break;
+    }
+  let prev = first;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    prev = Number.isFinite(v) ? v : prev;
+    out[i] = prev;
+  }
+  return out;
+}
+
+export class BarChart {
+  readonly widget: ContribWidget;
+  constructor(screen: Screen, place: Place, label: string, bars: number) {
+    const { contrib } = load();
+    // Bar width from the space: contrib places bars at fixed offsets and does not wrap.
+    const inner = typeof place.width === 'number' ? place.width - 2 : 40;
+    const spacing = Math.max(4, Math.floor((inner - 2) / Math.max(1, bars)));
+    this.widget = contrib.bar({
+      ...place,
+      label: ` ${label} `,
+      border: BORDER,
+      barWidth: Math.max(1, spacing - 3),
+      barSpacing: spacing,
+      xOffset: 1,
+      maxHeight: 1,
+      barBgColor: 'cyan',
+      style: { border: { fg: 'cyan' } },
+    });
+    screen.append(this.widget);
+  }
+  setLabel(label: string): void {
+    this.widget.setLabel(` ${label} `);
+  }
+  set(titles: readonly string[], data: readonly number[]): void {
+    this.widget.setData({ titles: titles.slice(), data: data.map((v) => (Number.isFinite(v) ? v : 0)) });
+  }
+}
+
+export class Gauge {
+  readonly widget: ContribWidget & { setPercent(p: number): void };
+  constructor(screen: Screen, place: Place, label: string) {
+    const { contrib } = load();
+    this.widget = contrib.gauge({ ...place, label: ` ${label} `, border: BORDER, stroke: 'green', fill: 'white', style: { border: { fg: 'cyan' } } });
+    screen.append(this.widget);
+  }
+  setLabel(label: string): void {
+    this.widget.setLabel(` ${label} `);
+  }
+  /** `fraction` of the whole, 0 … 1 (see the note at the top about contrib's percent guessing). */
+  set(fraction: number): void {
+    this.widget.setPercent(Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0);
+  }
+}
+
+export class Sparklines {
+  readonly widget: ContribWidget;
+  constructor(screen: Screen, place: Place, label: string) {
+    const { contrib } = load();
+    this.widget = contrib.sparkline({ ...place, label: ` ${label} `, border: BORDER, tags: true, style: { fg: 'cyan', titleFg: 'white', border: { fg: 'cyan' } } });
+    screen.append(this.widget);
+  }
+  /** One titled sparkline per series, each its newest values that fit the width. */
+  set(titles: readonly string[], series: readonly (readonly number[])[]): void {
+    const w = Math.max(1, (this.widget.width as number) - 2);
+    this.widget.setData(
+      titles.map(plain),
+      series.map((s) => {
+        const f = finiteSeries(s);
+        return f.length > 0 ? f.slice(-w) : [0];
+      }),
+    );
+  }
+}
+
+export class LogPane {
+  readonly widget: LogWidget;
+  constructor(screen: Screen, place: Place, label: string, lines: number) {
+    const { contrib } = load();
+    this.widget = contrib.log({
+      ...place,
+      label: ` ${label} `,
+      border: BORDER,
+      tags: true,
+      bufferLength: lines,
+      mouse: true, // the wheel scrolls the log
+      scrollable: true,
+      style: { fg: 'white', border: { fg: 'cyan' } },
+    });
+    screen.append(this.widget);
+  }
+  setLabel(label: string): void {
+    this.widget.setLabel(` ${label} `);
+  }
+  /** Replaces the lines (oldest first; the newest is scrolled into view). */
+  setLines(lines: readonly string[]): void {
+    this.widget.logLines = lines.map(plain);
+    this.widget.setItems(this.widget.logLines as never);
+    this.widget.scrollTo(this.widget.logLines.length);
+  }
+}
+
+/** blessed's cell attribute: flags << 18 | fg << 9 | bg, 0x1ff = the terminal's default colour. */
+const DEFAULT_COLOR = 0x1ff;
+function cellAttr(fg: number, bg: number, flags = 0): number {
+  return (flags << 18) | (fg << 9) | bg;
+}
+
+export interface HeatCells {
+  /** Rows × columns of colour indices (0–255) or -1 for the terminal default; `glyphs` the character of each cell. */
+  rows: number;
+  columns: number;
+  fg: Int16Array;
+  glyphs: string[];
+  /** Text at the start of each row (e.g. "L12"), drawn in the default colour. */
+  labels: string[];
+  labelWidth: number;
+}
+
+/**
+ * A heat grid (layer × expert or layer × device): a bordered box whose inside is written cell by cell into
+ * blessed's screen buffer at render time. `onScroll` is called with ±1 when the mouse wheel turns over it.
+ */
+export class HeatGrid {
+  readonly widget: Box;
+  private cells: HeatCells | null = null;
+
+  constructor(screen: Screen, place: Place, label: string, onScroll?: (dir: 1 | -1) => void) {
+    const { blessed } = load();
+    this.widget = blessed.box({ ...place, label: ` ${label} `, border: BORDER, tags: false, style: { border: { fg: 'cyan' } } });
+    // blessed draws the border and label, then the cells go straight into its screen buffer.
+    const w = this.widget as unknown as { render(): { xi: number; xl: number; yi: number; yl: number } | undefined };
+    const base = w.render.bind(w);
+    w.render = () => {
+      const ret = base();
+      if (ret && this.cells) this.paint(ret);
+      return ret;
+    };
+    if (onScroll) {
+      this.widget.on('wheeldown', () => onScroll(1));
+      this.widget.on('wheelup', () => onScroll(-1));
+    }
+    screen.append(this.widget);
+  }
+
+  /** Inner size in cells. */
+  get inner(): { columns: number; rows: number } {
+    return { columns: Math.max(0, (this.widget.width as number) - 2), rows: Math.max(0, (this.widget.height as number) - 2) };
+  }
+
+  setLabel(label: string): void {
+    this.widget.setLabel(` ${label} `);
+  }
+
+  set(cells: HeatCells): void {
+    this.cells = cells;
+  }
+
+  private paint(pos: { xi: number; xl: number; yi: number; yl: number }): void {
+    const c = this.cells!;
+    const screen = this.widget.screen as Screen & { lines: ([number, string][] & { dirty?: boolean })[] };
+    const x0 = pos.xi + 1;
+    const y0 = pos.yi + 1;
+    const xEnd = pos.xl - 1;
+    const yEnd = pos.yl - 1;
+    const plainAttr = cellAttr(DEFAULT_COLOR, DEFAULT_COLOR);
+    for (let r = 0; r < c.rows && y0 + r < yEnd; r++) {
+      const line = screen.lines[y0 + r];
+      if (!line) break;
+      let x = x0;
+      const label = c.labels[r] ?? '';
+      for (let i = 0; i < c.labelWidth && x < xEnd; i++, x++) {
+        const cell = line[x]!;
+        const ch = label[i] ?? ' ';
+        if (cell[0] !== plainAttr || cell[1] !== ch) {
+          cell[0] = plainAttr;
+          cell[1] = ch;
+          line.dirty = true;
+        }
+      }
+      const o = r * c.columns;
+      for (let k = 0; k < c.columns && x < xEnd; k++, x++) {
+        const f = c.fg[o + k]!;
+        const attr = cellAttr(f < 0 ? DEFAULT_COLOR : f, DEFAULT_COLOR);
+        const ch = c.glyphs[o + k]!;
+        const cell = line[x]!;
+        if (cell[0] !== attr || cell[1] !== ch) {
+          cell[0] = attr;
+          cell[1] = ch;
+          line.dirty = true;
+        }
+      }
+    }
+  }
+}

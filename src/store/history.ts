@@ -1,0 +1,219 @@
+/**
+ * History of a long run for the dashboard (src/dash): after every batch the model receives, one step is recorded —
+ * each layer's MaxVio and CV over the sliding window, and its balancedness over the placement's devices — and every
+ * memory sample records the GPUs' used bytes and the host RSS. Both go into stats' BucketHistory (downsampled,
+ * bounded: a day of steps keeps as many points as a minute). `HistoryModel` is the TUI's RoutingModel with this
+ * history attached, so the dashboard reads the same model, feeds and store as the Ink views — no second pipeline.
+ * Every number comes from src/stats (load.ts, balancedness.ts, history.ts); this module gathers and copies.
+ */
+import { sliceBatch, type RoutingBatch, type RoutingSchema } from '../core/batch.js';
+import type { MemorySample } from '../core/memory.js';
+import type { StreamMeta } from '../core/stream.js';
+import { loadCv, loadMaxVio, type CollapseWarning } from '../stats/index.js';
+import { balancednessOfDeviceLoads } from '../stats/balancedness.js';
+import { deviceLoads, type Placement } from '../stats/placement.js';
+import { BucketHistory, bucketRates, worstChannels } from '../stats/history.js';
+import { RoutingModel, type ModelOptions } from './model.js';
+
+/** Points kept per chart, whatever the run length. */
+export const HISTORY_POINTS = 256;
+
+export type BalanceMetric = 'maxVio' | 'cv' | 'balancedness';
+export const BALANCE_METRICS: readonly BalanceMetric[] = ['maxVio', 'cv', 'balancedness'];
+
+export interface HistoryOptions {
+  /** Buckets per series (default HISTORY_POINTS). */
+  points?: number;
+  /**
+   * Tokens per step: a step is recorded every `stepTokens` tokens (and at the end of each batch that ends between
+   * two), so a trace read in large batches has as many points as the same run seen live. Default: the collapse
+   * detector's stride, window / 16.
+   */
+  stepTokens?: number;
+  /** Devices for the balancedness history; null: one device, no balancedness. */
+  placement?: Placement | null;
+}
+
+export interface LayerSeries {
+  /** Position among the MoE layers, and the model's own layer id. */
+  layerIndex: number;
+  layer: number;
+  /** Mean per bucket, oldest first (NaN: no value in that bucket). */
+  values: number[];
+  /** Mean of the newest bucket. */
+  latest: number;
+}
+
+export interface MetricHistory {
+  metric: BalanceMetric;
+  /** The worst layers by their newest value (highest; lowest for balancedness), worst first. */
+  worst: LayerSeries[];
+}
+
+export interface HistoryView {
+  /** Buckets (chart points) and steps (batches) per bucket. */
+  points: number;
+  span: number;
+  /** Steps recorded in all. */
+  steps: number;
+  /** Stream tokens and capture time (ms since the epoch) at the end of each bucket, oldest first. */
+  tokens: number[];
+  timeMs: number[];
+  maxVio: MetricHistory;
+  cv: MetricHistory;
+  /** null without a placement over more than one device. */
+  balancedness: MetricHistory | null;
+  /** Tokens per second of stream time in each bucket (stats' bucketRates). */
+  rate: number[];
+  memory: MemoryHistory | null;
+}
+
+export interface MemoryHistory {
+  points: number;
+  /** Used bytes per GPU (mean per bucket), by GPU index; empty without GPUs. */
+  gpus: { index: number; name: string; used: number[] }[];
+  rss: number[];
+}
+
+export class RoutingHistory {
+  readonly layers: number;
+  readonly experts: number;
+  readonly placement: Placement | null;
+  readonly points: number;
+  /** Channels: MaxVio of each layer, then CV, then balancedness. */
+  readonly balance: BucketHistory;
+  memory: BucketHistory | null = null;
+  private gpuNames: { index: number; name: string }[] = [];
+  private readonly step: Float64Array;
+
+  constructor(layers: number, experts: number, opts: HistoryOptions = {}) {
+    this.layers = layers;
+    this.experts = experts;
+    this.placement = opts.placement && opts.placement.devices > 1 ? opts.placement : null;
+    this.points = opts.points ?? HISTORY_POINTS;
+    this.balance = new BucketHistory(3 * layers, this.points);
+    this.step = new Float64Array(3 * layers).fill(NaN);
+  }
+
+  clear(): void {
+    this.balance.clear();
+    this.memory = null;
+    this.gpuNames = [];
+  }
+
+  /** Records one step: per-layer MaxVio and CV of `counts` (L·E), balancedness of its device loads. */
+  record(tokens: number, tMs: number, counts: ArrayLike<number>): void {
+    const L = this.layers;
+    const E = this.experts;
+    const v = this.step;
+    for (let l = 0; l < L; l++) {
+      v[l] = loadMaxVio(counts, l * E, E);
+      v[L + l] = loadCv(counts, l * E, E);
+    }
+    if (this.placement) {
+      const loads = Array.from({ length: L }, (_, l) => (counts as Float64Array | Int32Array).subarray(l * E, (l + 1) * E));
+      const b = balancednessOfDeviceLoads(deviceLoads(loads, this.placement));
+      for (let l = 0; l < L; l++) v[2 * L + l] = b.perLayer[l]!;
+    }
+    this.balance.push(tokens, tMs, v);
+  }
+
+  recordMemory(tokens: number, s: MemorySample): void {
+    const gpus = s.gpus ?? [];
+    if (!this.memory) {
+      this.gpuNames = gpus.map((g) => ({ index: g.index, name: g.name }));
+      this.memory = new BucketHistory(this.gpuNames.length + 1, this.points);
+    }
+    const v = new Float64Array(this.gpuNames.length + 1).fill(NaN);
+    this.gpuNames.forEach((g, i) => {
+      const m = gpus.find((x) => x.index === g.index);
+      if (m) v[i] = m.usedBytes;
+    });
+    v[this.gpuNames.length] = s.hostRssBytes;
+    this.memory.push(tokens, Number(s.tNs / 1_000_000n), v);
+  }
+
+  /** Copies for the dashboard: the worst `worst` layers of each metric, rates and memory. */
+  view(layerIds: readonly number[], worst = 3): HistoryView {
+    const h = this.balance;
+    const L = this.layers;
+    const metric = (m: BalanceMetric, offset: number, lower: boolean): MetricHistory => {
+      const channels = Array.from({ length: L }, (_, l) => offset + l);
+      return {
+        metric: m,
+        worst: worstChannels(h, channels, worst, lower).map((c) => ({
+          layerIndex: c - offset,
+          layer: layerIds[c - offset]!,
+          values: Array.from(h.means(c)),
+          latest: h.latestMean(c),
+        })),
+      };
+    };
+    const mem = this.memory;
+    return {
+      points: h.length,
+      span: h.span,
+      steps: h.steps,
+      tokens: Array.from(h.x1.subarray(0, h.length)),
+      timeMs: Array.from(h.t1.subarray(0, h.length)),
+      maxVio: metric('maxVio', 0, false),
+      cv: metric('cv', L, false),
+      balancedness: this.placement ? metric('balancedness', 2 * L, true) : null,
+      rate: Array.from(bucketRates(h)),
+      memory: mem
+        ? {
+            points: mem.length,
+            gpus: this.gpuNames.map((g, i) => ({ ...g, used: Array.from(mem.means(i)) })),
+            rss: Array.from(mem.means(this.gpuNames.length)),
+          }
+        : null,
+    };
+  }
+}
+
+/**
+ * The TUI's model with a history: every batch it receives also records a step (the sliding window's counts, or
+ * the run's when the window is off), every memory sample a memory point; a reset (replay seeking back) clears it.
+ */
+export class HistoryModel extends RoutingModel {
+  history!: RoutingHistory;
+  readonly stepTokens: number;
+
+  constructor(schema: RoutingSchema, meta: StreamMeta, options: ModelOptions & HistoryOptions = {}) {
+    super(schema, meta, options);
+    this.history = new RoutingHistory(schema.layers.length, schema.experts, options);
+    this.stepTokens = Math.max(1, Math.floor(options.stepTokens ?? this.options.window / 16));
+  }
+
+  override reset(): void {
+    super.reset();
+    // Called by the base constructor before `history` exists.
+    (this.history as RoutingHistory | undefined)?.clear();
+  }
+
+  override add(b: RoutingBatch): CollapseWarning[] {
+    const S = this.stepTokens;
+    if (b.length <= S) {
+      const fired = super.add(b);
+      if (b.length > 0) this.recordStep();
+      return fired;
+    }
+    // A long batch (a trace's record batch): a step at every S tokens, as if it had arrived S tokens at a time.
+    const fired: CollapseWarning[] = [];
+    for (let a = 0; a < b.length; a += S) {
+      fired.push(...super.add(sliceBatch(b, this.schema, a, Math.min(b.length, a + S))));
+      this.recordStep();
+    }
+    return fired;
+  }
+
+  private recordStep(): void {
+    const w = this.stats.window;
+    this.history.record(this.tokens, this.lastMs ?? 0, w ? w.counts : this.stats.load);
+  }
+
+  override addMemory(s: MemorySample): void {
+    super.addMemory(s);
+    this.history.recordMemory(this.tokens, s);
+  }
+}
