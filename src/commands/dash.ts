@@ -52,11 +52,26 @@ export function registerDash(program: Command): void {
       const common = { thresholds, devices: f.devices, plan: f.plan, window: f.window, color: f.color, colormap: f.colormap };
       const dash = await import('../dash/index.js');
       const model = await modelPath(source);
-      if (model === null) return dash.runDashOnTrace({ ...common, trace: source, follow: f.follow });
+      if (model === null) {
+        const { openTrace, traceStream } = await import('../trace/index.js');
+        const reader = openTrace(source);
+        const notice = reader.truncated
+          ? 'the trace is cut short: its complete tokens are shown'
+          : !reader.complete && !f.follow
+            ? 'no end-of-stream marker: the recorder is still writing or was killed (--follow tails it)'
+            : null;
+        if (reader.tokenCount === 0 && !f.follow) {
+          reader.close();
+          throw new UserError(`${source}: the trace has no tokens (use --follow to wait for them)`);
+        }
+        const stream = traceStream(reader, { follow: f.follow });
+        return dash.runDashboard({ ...common, stream, kind: f.follow ? 'follow' : 'replay', notice });
+      }
       if (f.follow) throw new UserError('--follow is for traces; a model is shown live anyway');
       const engine = await import('../engine/index.js');
       const { BUNDLED_PROMPTS } = await import('../core/paths.js');
       const { basename, dirname } = await import('node:path');
+      const label = `run · ${basename(model) === 'model.onnx' ? basename(dirname(model)) : basename(model)}`;
       const handle = engine.startGeneration({
         model,
         ep: f.ep,
@@ -65,16 +80,9 @@ export function registerDash(program: Command): void {
         prompts: engine.loadPrompts(f.prompts ?? BUNDLED_PROMPTS),
         maxTokens: f.maxTokens,
         loop: true,
-        buffer: false,
       });
-      try {
-        await handle.ready; // bad input fails here, before the screen is taken over
-      } catch (e) {
-        await handle.stop().catch(() => undefined);
-        throw e;
-      }
-      const label = `run · ${basename(model) === 'model.onnx' ? basename(dirname(model)) : basename(model)}`;
-      await dash.runDashLive({ ...common, handle, label });
+      const stream = await engine.generationStream(handle, label); // bad input fails here, before the screen is taken over
+      await dash.runDashboard({ ...common, stream, kind: 'live' });
     });
 }
 

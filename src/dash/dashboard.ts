@@ -3,17 +3,14 @@
  * the history (src/store/history.ts) and the feed state. Formatting and layout only: every number comes from the
  * store, which takes it from src/stats. Widgets come from ./blessed.ts (the only module touching blessed).
  */
-import { fmtBytes } from '../core/format.js';
+import { fmtBytes } from '../core/number-format.js';
+import type { SequentialMap } from '../core/palette.js';
 import type { FeedState } from '../store/feeds.js';
 import type { Frame } from '../store/frame.js';
 import type { BalanceMetric, HistoryView, MetricHistory } from '../store/history.js';
 import { binnedRelLoad } from '../store/selectors.js';
 import type { SourceInfo } from '../store/app-store.js';
-import { levelOf } from '../views/scale.js';
-import { NO_DATA } from '../views/heat-rows.js';
-import { GLYPH_RAMP, makeTheme } from '../views/theme.js';
-import { glyphIndexOf } from '../views/scale.js';
-import type { SequentialMap } from '../views/palette.js';
+import { HeatScale } from './heat.js';
 import { BarChart, Gauge, HeatGrid, LineChart, LogPane, Sparklines, box, plain, type Box, type LineSeries, type Screen } from './blessed.js';
 
 /** The smallest terminal the dashboard draws in. */
@@ -90,16 +87,13 @@ export class Dashboard {
   private readonly opts: DashOptions;
   private w: Widgets | null = null;
   private tooSmall: Box | null = null;
-  /** xterm-256 colour of each heat level (the Ink overview's colours), or null without colour. */
-  private readonly heatColors: number[] | null;
+  private readonly scale: HeatScale;
   private logVersion = '';
 
   constructor(screen: Screen, opts: DashOptions) {
     this.screen = screen;
     this.opts = opts;
-    this.heatColors = opts.color
-      ? makeTheme('ansi256', opts.colormap).heatEscape.map((e) => Number(/38;5;(\d+)m/.exec(e)?.[1] ?? 7))
-      : null;
+    this.scale = new HeatScale(opts.color, opts.colormap);
   }
 
   /** Removes every widget; the next `update` lays the screen out again at its current size. */
@@ -236,18 +230,9 @@ export class Dashboard {
     for (let r = 0; r < rows; r++) {
       binnedRelLoad(frame, first + r, 0, bin, columns / cellWidth, rel);
       for (let c = 0; c < columns; c++) {
-        const lv = levelOf(rel[Math.floor(c / cellWidth)]!);
-        const o = r * columns + c;
-        if (lv === NO_DATA) {
-          fg[o] = -1;
-          glyphs[o] = '·';
-        } else if (this.heatColors) {
-          fg[o] = this.heatColors[lv]!;
-          glyphs[o] = '█';
-        } else {
-          fg[o] = -1;
-          glyphs[o] = GLYPH_RAMP[glyphIndexOf(lv)]!;
-        }
+        const cell = this.scale.cell(rel[Math.floor(c / cellWidth)]!);
+        fg[r * columns + c] = cell.fg;
+        glyphs[r * columns + c] = cell.glyph;
       }
     }
     const scope = frame.scope === 'run' ? 'whole run' : `last ${fmtInt(frame.range.end - frame.range.start)} tokens`;

@@ -7,7 +7,7 @@
 import { createTuiStore, startPublishing, type SourceInfo, type TuiStore } from '../store/app-store.js';
 import type { Feed } from '../store/feeds.js';
 import type { HistoryModel } from '../store/history.js';
-import type { SequentialMap } from '../views/palette.js';
+import type { SequentialMap } from '../core/palette.js';
 import { createScreen, type Screen } from './blessed.js';
 import { Dashboard, WORST_LAYERS, type DashUi, type Thresholds } from './dashboard.js';
 

@@ -23,9 +23,10 @@ const ALLOWED: Record<string, readonly string[]> = {
   views: ['core', 'stats', 'store'],
   serving: ['core', 'trace'],
   listen: ['core', 'trace'],
+  dash: ['core', 'store'],
   gate: ['core', 'engine', 'trace', 'stats'],
   report: ['core', 'engine', 'trace', 'stats', 'gate'],
-  commands: ['core', 'engine', 'trace', 'stats', 'store', 'views', 'gate', 'report', 'serving', 'listen'],
+  commands: ['core', 'engine', 'trace', 'stats', 'store', 'views', 'dash', 'gate', 'report', 'serving', 'listen'],
 };
 
 function sourceFiles(dir: string): string[] {
