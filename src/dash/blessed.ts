@@ -93,6 +93,13 @@ export interface Place {
 
 const BORDER = { type: 'line' as const };
 
+/** Sets a border label from raw text: cut to the widget's width (a longer one spills into the box), made plain. */
+export function setLabel(w: Widgets.BoxElement, text: string): void {
+  const room = Math.max(1, (w.width as number) - 6);
+  const cut = text.length > room ? text.slice(0, room - 1) + '…' : text;
+  w.setLabel(` ${plain(cut)} `);
+}
+
 export function box(screen: Screen, place: Place, label: string, opts: { border?: boolean; tags?: boolean } = {}): Box {
   const { blessed } = load();
   const b = blessed.box({
@@ -133,7 +140,7 @@ export class LineChart {
   }
 
   setLabel(label: string): void {
-    this.widget.setLabel(` ${label} `);
+    setLabel(this.widget, label);
   }
 
   /** Draws the series over x labels `x` (strings), the y axis from 0 to a little above the largest value. */
@@ -180,12 +187,13 @@ export class BarChart {
       xOffset: 1,
       maxHeight: 1,
       barBgColor: 'cyan',
+      tags: true,
       style: { border: { fg: 'cyan' } },
     });
     screen.append(this.widget);
   }
   setLabel(label: string): void {
-    this.widget.setLabel(` ${label} `);
+    setLabel(this.widget, label);
   }
   set(titles: readonly string[], data: readonly number[]): void {
     this.widget.setData({ titles: titles.slice(), data: data.map((v) => (Number.isFinite(v) ? v : 0)) });
@@ -196,11 +204,11 @@ export class Gauge {
   readonly widget: ContribWidget & { setPercent(p: number): void };
   constructor(screen: Screen, place: Place, label: string) {
     const { contrib } = load();
-    this.widget = contrib.gauge({ ...place, label: ` ${label} `, border: BORDER, stroke: 'green', fill: 'white', style: { border: { fg: 'cyan' } } });
+    this.widget = contrib.gauge({ ...place, label: ` ${label} `, border: BORDER, tags: true, stroke: 'green', fill: 'white', style: { border: { fg: 'cyan' } } });
     screen.append(this.widget);
   }
   setLabel(label: string): void {
-    this.widget.setLabel(` ${label} `);
+    setLabel(this.widget, label);
   }
   /** `fraction` of the whole, 0 … 1 (see the note at the top about contrib's percent guessing). */
   set(fraction: number): void {
@@ -245,7 +253,7 @@ export class LogPane {
     screen.append(this.widget);
   }
   setLabel(label: string): void {
-    this.widget.setLabel(` ${label} `);
+    setLabel(this.widget, label);
   }
   /** Replaces the lines (oldest first; the newest is scrolled into view). */
   setLines(lines: readonly string[]): void {
@@ -282,7 +290,7 @@ export class HeatGrid {
 
   constructor(screen: Screen, place: Place, label: string, onScroll?: (dir: 1 | -1) => void) {
     const { blessed } = load();
-    this.widget = blessed.box({ ...place, label: ` ${label} `, border: BORDER, tags: false, style: { border: { fg: 'cyan' } } });
+    this.widget = blessed.box({ ...place, label: ` ${label} `, border: BORDER, tags: true, style: { border: { fg: 'cyan' } } });
     // blessed draws the border and label, then the cells go straight into its screen buffer.
     const w = this.widget as unknown as { render(): { xi: number; xl: number; yi: number; yl: number } | undefined };
     const base = w.render.bind(w);
@@ -304,7 +312,7 @@ export class HeatGrid {
   }
 
   setLabel(label: string): void {
-    this.widget.setLabel(` ${label} `);
+    setLabel(this.widget, label);
   }
 
   set(cells: HeatCells): void {

@@ -11,7 +11,7 @@ import type { BalanceMetric, HistoryView, MetricHistory } from '../store/history
 import { binnedRelLoad } from '../store/selectors.js';
 import type { SourceInfo } from '../store/app-store.js';
 import { HeatScale } from './heat.js';
-import { BarChart, Gauge, HeatGrid, LineChart, LogPane, Sparklines, box, plain, type Box, type LineSeries, type Screen } from './blessed.js';
+import { BarChart, Gauge, HeatGrid, LineChart, LogPane, Sparklines, box, plain, type Box, type HeatCells, type LineSeries, type Screen } from './blessed.js';
 
 /** The smallest terminal the dashboard draws in. */
 export const MIN_COLUMNS = 80;
@@ -173,7 +173,7 @@ export class Dashboard {
     if (mem.gpus && w.gauges.length > 0) {
       w.gauges.forEach((g, i) => {
         const gpu = mem.gpus![i]!;
-        g.setLabel(`GPU ${gpu.index} ${plain(gpu.name).slice(0, 20)} · ${fmtBytes(gpu.usedBytes)} / ${fmtBytes(gpu.totalBytes)}`);
+        g.setLabel(`GPU ${gpu.index} ${fmtBytes(gpu.usedBytes)} / ${fmtBytes(gpu.totalBytes)} · ${gpu.name}`);
         g.set(gpu.usedShare);
       });
     } else if (w.noGpu) {
@@ -212,33 +212,13 @@ export class Dashboard {
   }
 
   private heat(g: HeatGrid, frame: Frame, top: number): void {
+    const { cells, first } = heatCells(frame, this.scale, g.inner, top);
     const L = frame.layerIds.length;
-    const E = frame.experts;
-    const labels = frame.layerIds.map((id) => `L${id}`);
-    const labelWidth = Math.max(...labels.map((l) => l.length)) + 1;
-    const inner = g.inner;
-    const avail = Math.max(1, inner.columns - labelWidth);
-    const bin = Math.ceil(E / avail);
-    // Few experts: each drawn several cells wide, as the overview does.
-    const cellWidth = bin === 1 ? Math.max(1, Math.min(8, Math.floor(avail / E))) : 1;
-    const columns = Math.ceil(E / bin) * cellWidth;
-    const rows = Math.min(L, inner.rows);
-    const first = Math.max(0, Math.min(top, L - rows));
-    const fg = new Int16Array(rows * columns);
-    const glyphs = new Array<string>(rows * columns);
-    const rel = new Float32Array(columns / cellWidth);
-    for (let r = 0; r < rows; r++) {
-      binnedRelLoad(frame, first + r, 0, bin, columns / cellWidth, rel);
-      for (let c = 0; c < columns; c++) {
-        const cell = this.scale.cell(rel[Math.floor(c / cellWidth)]!);
-        fg[r * columns + c] = cell.fg;
-        glyphs[r * columns + c] = cell.glyph;
-      }
-    }
     const scope = frame.scope === 'run' ? 'whole run' : `last ${fmtInt(frame.range.end - frame.range.start)} tokens`;
-    const shown = rows < L ? ` · layers ${first + 1}–${first + rows} of ${L} (↑↓)` : '';
-    g.setLabel(`load ÷ uniform · ${L} layers × ${E} experts${bin > 1 ? ` (${bin}/column, busiest)` : ''} · ${scope}${shown}`);
-    g.set({ rows, columns, fg, glyphs, labels: labels.slice(first, first + rows), labelWidth });
+    const shown = cells.rows < L ? ` · layers ${first + 1}–${first + cells.rows} of ${L} (↑↓)` : '';
+    const bin = Math.ceil(frame.experts / Math.max(1, g.inner.columns - cells.labelWidth));
+    g.setLabel(`load ÷ uniform · ${L} layers × ${frame.experts} experts${bin > 1 ? ` (${bin}/column, busiest)` : ''} · ${scope}${shown}`);
+    g.set(cells);
   }
 
   private barData(frame: Frame, cols: number): { label: string; titles: string[]; values: number[] } {
@@ -278,6 +258,37 @@ export class Dashboard {
     w.help.setContent(lines.join('\n'));
     w.help.setFront();
   }
+}
+
+/**
+ * The heat grid's cells for a frame in `inner` (columns × rows of the box's inside), from layer row `top`: each row
+ * a layer, each column the busiest expert of its bin (store's binnedRelLoad, as the overview), few experts drawn
+ * several cells wide.
+ */
+export function heatCells(frame: Frame, scale: HeatScale, inner: { columns: number; rows: number }, top = 0): { cells: HeatCells; first: number } {
+  const L = frame.layerIds.length;
+  const E = frame.experts;
+  const labels = frame.layerIds.map((id) => `L${id}`);
+  const labelWidth = Math.max(...labels.map((l) => l.length)) + 1;
+  const avail = Math.max(1, inner.columns - labelWidth);
+  const bin = Math.ceil(E / avail);
+  const cellWidth = bin === 1 ? Math.max(1, Math.min(8, Math.floor(avail / E))) : 1;
+  const bins = Math.ceil(E / bin);
+  const columns = bins * cellWidth;
+  const rows = Math.max(0, Math.min(L, inner.rows));
+  const first = Math.max(0, Math.min(top, L - rows));
+  const fg = new Int16Array(rows * columns);
+  const glyphs = new Array<string>(rows * columns);
+  const rel = new Float32Array(bins);
+  for (let r = 0; r < rows; r++) {
+    binnedRelLoad(frame, first + r, 0, bin, bins, rel);
+    for (let c = 0; c < columns; c++) {
+      const cell = scale.cell(rel[Math.floor(c / cellWidth)]!);
+      fg[r * columns + c] = cell.fg;
+      glyphs[r * columns + c] = cell.glyph;
+    }
+  }
+  return { cells: { rows, columns, fg, glyphs, labels: labels.slice(first, first + rows), labelWidth }, first };
 }
 
 function fmt(v: number): string {

@@ -25,9 +25,9 @@ export interface HistoryOptions {
   /** Buckets per series (default HISTORY_POINTS). */
   points?: number;
   /**
-   * Tokens per step: a step is recorded every `stepTokens` tokens (and at the end of each batch that ends between
-   * two), so a trace read in large batches has as many points as the same run seen live. Default: the collapse
-   * detector's stride, window / 16.
+   * Tokens per step: a step is recorded at every `stepTokens`-th token, however the source cuts its batches, so a
+   * trace read in large batches has the same points as the same run seen live. Default: the collapse detector's
+   * stride, window / 16.
    */
   stepTokens?: number;
   /** Devices for the balancedness history; null: one device, no balancedness. */
@@ -193,16 +193,15 @@ export class HistoryModel extends RoutingModel {
 
   override add(b: RoutingBatch): CollapseWarning[] {
     const S = this.stepTokens;
-    if (b.length <= S) {
-      const fired = super.add(b);
-      if (b.length > 0) this.recordStep();
-      return fired;
-    }
-    // A long batch (a trace's record batch): a step at every S tokens, as if it had arrived S tokens at a time.
     const fired: CollapseWarning[] = [];
-    for (let a = 0; a < b.length; a += S) {
-      fired.push(...super.add(sliceBatch(b, this.schema, a, Math.min(b.length, a + S))));
-      this.recordStep();
+    // A step at every S-th token, wherever the batches are cut (a trace's long record batches are split there).
+    for (let a = 0; a < b.length; ) {
+      const take = Math.min(b.length - a, S - (this.tokens % S));
+      const part = a === 0 && take === b.length ? b : sliceBatch(b, this.schema, a, a + take);
+      const f = super.add(part);
+      if (f.length > 0) fired.push(...f);
+      a += take;
+      if (this.tokens % S === 0) this.recordStep();
     }
     return fired;
   }

@@ -1,0 +1,119 @@
+/**
+ * `moescope dash` in a real terminal (node-pty + @xterm/headless, CI=false for the child): on a recorded trace and
+ * on a live run of the bundled model, the screen shows every chart's title, the MaxVio limit as a chart series, a
+ * VRAM gauge whose percentage is the recorded used / total, host RSS, and the collapse warnings in the log.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { DEMO_TRACE, tempDir } from '../store/helpers.js';
+import { CLI, PtySession } from './harness.js';
+
+const run = promisify(execFile);
+const GiB = 1024 ** 3;
+const MODEL = join(process.cwd(), 'fixtures', 'models', 'tiny-moe');
+
+const TITLES = [/MaxVio over time · worst L\d/, /CV over time · worst L\d/, /load ÷ uniform · 4 layers × 8 experts/, /tokens per/, /rate · memory/, /warnings · \d+/];
+
+/** The demo trace with a GPU's memory recorded beside it (the GPU name carries escape sequences and tags). */
+async function traceWithGpu(dir: string): Promise<{ path: string; used: number; total: number }> {
+  const { openTrace, TraceWriter } = await import('../../src/trace/index.js');
+  const src = openTrace(DEMO_TRACE);
+  const path = join(dir, 'gpu.arrows');
+  const w = TraceWriter.create(path, { schema: src.schema, meta: src.meta, batchTokens: 64 });
+  const used = 40 * GiB;
+  const total = 141 * GiB;
+  const n = src.tokenCount;
+  for (let a = 0; a < n; a += 100) {
+    const b = src.readRange(a, Math.min(n, a + 100));
+    w.write(b);
+    w.writeMemory({
+      tNs: b.tNs[b.length - 1]!,
+      gpus: [{ index: 0, name: 'H200\x1b[31m\x1b]0;pwned\x07{red-fg}x', usedBytes: used - (a === 0 ? GiB : 0), totalBytes: total, utilization: 50 }],
+      hostRssBytes: 300 * 1024 ** 2,
+      ortBytes: null,
+    });
+  }
+  w.close();
+  src.close();
+  return { path, used, total };
+}
+
+test('dash on a trace: every chart, the limit line, a VRAM gauge equal to the recorded share, warnings; keys, resize, q', async (t) => {
+  const { dir, cleanup } = tempDir();
+  t.after(cleanup);
+  const { path, used, total } = await traceWithGpu(dir);
+  const s = PtySession.start(['dash', path, '--devices', '4'], { cols: 140, rows: 44 });
+  t.after(() => s.kill());
+  let screen = await s.waitFor((x) => TITLES.every((r) => r.test(x)) && /■ end/.test(x) && /token [\d,]+ · layer \d/.test(x) && /\? keys/.test(x));
+  assert.equal(s.bufferType(), 'alternate');
+  assert.match(screen, /limit 1\.5/, 'the MaxVio limit is a series of the chart');
+  assert.match(screen, /tokens per device, % · balancedness \d\.\d\d/);
+  assert.match(screen, /d0\s+d1\s+d2\s+d3/);
+  // The gauge: the newest sample's used / total, as the store computes it (40 of 141 GiB = 28 %).
+  const pct = `${Math.round((100 * used) / total)}%`;
+  assert.match(screen, /GPU 0 40\.0 GiB \/ 141\.0 GiB · H200\[31m\]/, 'control characters dropped, tags shown as text');
+  assert.ok(screen.includes(pct), `gauge shows ${pct}`);
+  assert.ok(!s.raw.includes('\x1b]0;pwned'), 'no escape sequence from the data reaches the terminal');
+  assert.match(screen, /host RSS 300\.0 MiB/);
+  assert.match(screen, /token 511 · layer \d+( expert \d+)?: /, 'a collapse warning with its token');
+  assert.match(screen, /moescope dash replay .*gpu\.arrows │ ■ end │ 719 tokens/);
+
+  s.press('?');
+  screen = await s.waitFor(/Keys · source: replay/);
+  assert.match(screen, /space\s+freeze the view/);
+  s.press('?');
+  await s.waitFor((x) => !x.includes('Keys · source'));
+  s.press('m');
+  await s.waitFor(/balancedness \(SGLang\) over time · worst L\d/);
+  s.press('m');
+  await s.waitFor(/CV over time/);
+
+  s.resize(70, 20);
+  await s.waitFor(/needs a terminal of at least 80×24; this one is 70×20/);
+  s.resize(100, 30);
+  screen = await s.waitFor((x) => TITLES.every((r) => r.test(x)) && x.split('\n').length === 30);
+  assert.ok(!/needs a terminal/.test(screen));
+
+  s.press('q');
+  assert.equal((await s.exited).exitCode, 0);
+  await s.waitFor(() => s.bufferType() === 'normal');
+});
+
+test('dash on a live run of the bundled model: charts fill in, warnings arrive, space freezes, q stops the engine', async (t) => {
+  const s = PtySession.start(['dash', MODEL, '--max-tokens', '24', '--window', '128'], { cols: 120, rows: 40 });
+  t.after(() => s.kill());
+  let screen = await s.waitFor((x) => TITLES.every((r) => r.test(x)) && /● live/.test(x) && /token [\d,]+ · layer \d/.test(x), 60_000);
+  assert.match(screen, /limit 1\.5/);
+  assert.match(screen, /moescope dash live run · tiny-moe/);
+  assert.match(screen, /host RSS \d+\.\d MiB/);
+  assert.match(screen, /tok\/s \d/);
+  assert.match(screen, /no GPU/);
+  s.press(' ');
+  await s.waitFor(/❚❚ frozen/);
+  // The frame at the moment of freezing may still be published; once tokens are buffered the view stands still.
+  screen = await s.waitFor(/\+[\d,]+ buffered/);
+  const count = /│ ([\d,]+) tokens/.exec(screen)![1];
+  const buffered = (x: string) => Number((/\+([\d,]+) buffered/.exec(x)?.[1] ?? '0').replace(/,/g, ''));
+  const before = buffered(screen);
+  screen = await s.waitFor((x) => buffered(x) > before);
+  assert.ok(screen.includes(`│ ${count} tokens`), 'the view stays frozen while tokens arrive');
+  s.press(' ');
+  await s.waitFor(/● live/);
+  s.press('q');
+  assert.equal((await s.exited).exitCode, 0);
+});
+
+test('dash without a terminal, or on a missing source: one line, exit 2', async () => {
+  await assert.rejects(run(process.execPath, [CLI, 'dash', DEMO_TRACE]), (e: { code: number; stderr: string }) => {
+    assert.equal(e.code, 2);
+    assert.match(e.stderr, /^moescope: dash needs a terminal/);
+    return true;
+  });
+  const s = PtySession.start(['dash', '/nonexistent/run.arrows']);
+  const exit = await s.exited;
+  assert.equal(exit.exitCode, 2);
+  assert.match(s.raw, /moescope: \/nonexistent\/run\.arrows: no such file or folder/);
+});
