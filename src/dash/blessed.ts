@@ -19,6 +19,9 @@
  *    as literal `{bold}` unless tags are on: we pass the newest values and turn tags on.
  *  - contrib's gauge reads a value ≤ 1.001 as a fraction and anything above as a percentage, so 0.5 % shows as 50 %:
  *    we always pass a fraction clamped to [0, 1].
+ *  - contrib's canvas widgets re-parse their whole drawing on every screen render, changed or not
+ *    (`renderOnChange`), and its log is a List with one element per line (tens of ms to replace a few hundred
+ *    lines): the warnings log is a scrollable text box instead.
  *  - blessed has no heatmap (nor contrib): `HeatGrid` below writes cells straight into the screen's cell buffer,
  *    which blessed then diffs against the terminal (cheap: a few ms for 58 × 256).
  *  - blessed parses `{…}` tags in content when tags are on: every string that comes from data (paths, model names,
@@ -33,16 +36,11 @@ const require = createRequire(import.meta.url);
 interface ContribWidget extends Widgets.BoxElement {
   setData(...args: unknown[]): void;
 }
-interface LogWidget extends Widgets.ListElement {
-  log(line: string): void;
-  logLines: string[];
-}
 interface Contrib {
   line(opts: object): ContribWidget;
   bar(opts: object): ContribWidget;
   gauge(opts: object): ContribWidget & { setPercent(p: number): void };
   sparkline(opts: object): ContribWidget;
-  log(opts: object): LogWidget;
 }
 
 type Blessed = typeof import('blessed');
@@ -93,6 +91,45 @@ export interface Place {
 
 const BORDER = { type: 'line' as const };
 
+/**
+ * contrib's canvas widgets (line, bar, gauge) turn their canvas into a content string and re-parse it on every
+ * screen render, changed or not; this re-parses only after setData drew something new.
+ */
+function renderOnChange<T extends ContribWidget>(w: T): T {
+  const x = w as unknown as {
+    setData: (...a: unknown[]) => void;
+    setPercent?: (p: number) => void;
+    render: () => unknown;
+    _render: () => unknown;
+    clearPos: (b: boolean) => void;
+    setContent: (s: string) => void;
+    ctx: { _canvas: { frame(): string } };
+  };
+  let dirty = true;
+  const setData = x.setData.bind(w);
+  x.setData = (...a: unknown[]) => {
+    dirty = true;
+    setData(...a);
+  };
+  if (x.setPercent) {
+    const setPercent = x.setPercent.bind(w);
+    x.setPercent = (p: number) => {
+      dirty = true;
+      setPercent(p);
+    };
+  }
+  x.render = () => {
+    x.clearPos(true);
+    if (dirty && x.ctx) {
+      x.setContent(x.ctx._canvas.frame());
+      dirty = false;
+    }
+    return x._render();
+  };
+  w.on('attach', () => (dirty = true));
+  return w;
+}
+
 /** Sets a border label from raw text: cut to the widget's width (a longer one spills into the box), made plain. */
 export function setLabel(w: Widgets.BoxElement, text: string): void {
   const room = Math.max(1, (w.width as number) - 6);
@@ -124,7 +161,7 @@ export class LineChart {
   readonly widget: ContribWidget;
   constructor(screen: Screen, place: Place, label: string, color: boolean) {
     const { contrib } = load();
-    this.widget = contrib.line({
+    this.widget = renderOnChange(contrib.line({
       ...place,
       label: ` ${label} `,
       border: BORDER,
@@ -135,7 +172,7 @@ export class LineChart {
       xPadding: 5,
       numYLabels: 4,
       tags: true,
-    });
+    }));
     screen.append(this.widget);
   }
 
@@ -148,7 +185,10 @@ export class LineChart {
     if (x.length === 0 || series.length === 0) return;
     let max = 0;
     for (const s of series) for (const v of s.values) if (Number.isFinite(v) && v > max) max = v;
-    const maxY = max > 0 ? max * 1.15 : 1;
+    // contrib reads minY/maxY from its options on every draw (without maxY it rescans every series per point)
+    const o = (this.widget as unknown as { options: { minY: number; maxY: number } }).options;
+    o.maxY = max > 0 ? max * 1.15 : 1;
+    o.minY = 0;
     this.widget.setData(series.map((s) => ({ title: s.title, x: x.slice(), y: finiteSeries(s.values), style: { line: s.color } })));
   }
 }
@@ -178,7 +218,7 @@ export class BarChart {
     // Bar width from the space: contrib places bars at fixed offsets and does not wrap.
     const inner = typeof place.width === 'number' ? place.width - 2 : 40;
     const spacing = Math.max(4, Math.floor((inner - 2) / Math.max(1, bars)));
-    this.widget = contrib.bar({
+    this.widget = renderOnChange(contrib.bar({
       ...place,
       label: ` ${label} `,
       border: BORDER,
@@ -189,7 +229,7 @@ export class BarChart {
       barBgColor: 'cyan',
       tags: true,
       style: { border: { fg: 'cyan' } },
-    });
+    }));
     screen.append(this.widget);
   }
   setLabel(label: string): void {
@@ -204,7 +244,7 @@ export class Gauge {
   readonly widget: ContribWidget & { setPercent(p: number): void };
   constructor(screen: Screen, place: Place, label: string) {
     const { contrib } = load();
-    this.widget = contrib.gauge({ ...place, label: ` ${label} `, border: BORDER, tags: true, stroke: 'green', fill: 'white', style: { border: { fg: 'cyan' } } });
+    this.widget = renderOnChange(contrib.gauge({ ...place, label: ` ${label} `, border: BORDER, tags: true, stroke: 'green', fill: 'white', style: { border: { fg: 'cyan' } } }));
     screen.append(this.widget);
   }
   setLabel(label: string): void {
@@ -237,17 +277,21 @@ export class Sparklines {
 }
 
 export class LogPane {
-  readonly widget: LogWidget;
-  constructor(screen: Screen, place: Place, label: string, lines: number) {
-    const { contrib } = load();
-    this.widget = contrib.log({
+  readonly widget: Box;
+  private lines: readonly string[] = [];
+  constructor(screen: Screen, place: Place, label: string, _lines: number) {
+    const { blessed } = load();
+    // Not contrib's log: that is a blessed List, one element per line, and replacing a few hundred lines cost tens of
+    // ms a frame. A scrollable text box parses one string.
+    this.widget = blessed.box({
       ...place,
       label: ` ${label} `,
       border: BORDER,
       tags: true,
-      bufferLength: lines,
-      mouse: true, // the wheel scrolls the log
       scrollable: true,
+      alwaysScroll: true,
+      mouse: true, // the wheel scrolls the log
+      scrollbar: { ch: ' ', style: { bg: 'cyan' } } as never,
       style: { fg: 'white', border: { fg: 'cyan' } },
     });
     screen.append(this.widget);
@@ -255,11 +299,13 @@ export class LogPane {
   setLabel(label: string): void {
     setLabel(this.widget, label);
   }
-  /** Replaces the lines (oldest first; the newest is scrolled into view). */
+  /** Replaces the lines (oldest first); the view follows the newest unless scrolled up. */
   setLines(lines: readonly string[]): void {
-    this.widget.logLines = lines.map(plain);
-    this.widget.setItems(this.widget.logLines as never);
-    this.widget.scrollTo(this.widget.logLines.length);
+    if (lines.length === this.lines.length && lines.every((l, i) => l === this.lines[i])) return;
+    const follow = this.lines.length === 0 || this.widget.getScrollPerc() >= 100 || this.widget.getScrollHeight() <= (this.widget.height as number) - 2;
+    this.lines = lines;
+    this.widget.setContent(lines.map(plain).join('\n'));
+    if (follow) this.widget.setScrollPerc(100);
   }
 }
 

@@ -14,6 +14,8 @@ import { HeatScale } from './heat.js';
 import { BarChart, Gauge, HeatGrid, LineChart, LogPane, Sparklines, box, plain, type Box, type HeatCells, type LineSeries, type Screen } from './blessed.js';
 
 /** The smallest terminal the dashboard draws in. */
+type CollapseWarning = Frame['warnings'][number];
+
 export const MIN_COLUMNS = 80;
 export const MIN_ROWS = 24;
 /** Warning lines the log keeps (the store keeps them all; the log scrolls through the newest). */
@@ -190,16 +192,25 @@ export class Dashboard {
     const key = `${frame.warnings.length}:${frame.activeWarnings}:${frame.warnings[0]?.firstToken ?? -1}:${frame.warnings[0]?.clearedAt ?? -1}`;
     if (key !== this.logVersion) {
       this.logVersion = key;
-      const lines: string[] = [];
-      const shown = frame.warnings.slice(0, LOG_LINES).reverse();
-      for (const wr of shown)
-        lines.push(`token ${fmtInt(wr.firstToken)} · ${wr.message}${wr.clearedAt === null ? '' : ` · cleared at ${fmtInt(wr.clearedAt)}`}`);
+      const n = Math.min(LOG_LINES, frame.warnings.length);
+      const lines = new Array<string>(n);
+      for (let i = 0; i < n; i++) lines[n - 1 - i] = this.logLine(frame.warnings[i]!);
       w.log.setLines(lines);
       w.log.setLabel(`warnings · ${frame.warnings.length} (${frame.activeWarnings} active${frame.suppressedWarnings ? `, ${fmtInt(frame.suppressedWarnings)} more not kept` : ''})`);
     }
 
     w.status.setContent(statusLine(input, cols));
     this.helpOverlay(w, ui.help, source.kind);
+  }
+
+  /** A warning's log line, formatted once per warning object and state (a frame holds every warning). */
+  private readonly lineCache = new WeakMap<CollapseWarning, { cleared: number | null; line: string }>();
+  private logLine(wr: CollapseWarning): string {
+    const hit = this.lineCache.get(wr);
+    if (hit && hit.cleared === wr.clearedAt) return hit.line;
+    const line = `token ${fmtInt(wr.firstToken)} · ${wr.message}${wr.clearedAt === null ? '' : ` · cleared at ${fmtInt(wr.clearedAt)}`}`;
+    this.lineCache.set(wr, { cleared: wr.clearedAt, line });
+    return line;
   }
 
   private chart(c: LineChart, name: string, m: MetricHistory, x: string[], limit: number | null, h: HistoryView): void {
@@ -295,8 +306,9 @@ function fmt(v: number): string {
   return Number.isFinite(v) ? v.toFixed(2) : '—';
 }
 
+/** 12,345 (toLocaleString costs microseconds a call; the log formats hundreds of lines). */
 function fmtInt(n: number): string {
-  return Math.round(n).toLocaleString('en-US');
+  return String(Math.round(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
 }
 
 /** X labels: stream time since the first point (h:mm:ss), or the token count when the stream has no timestamps. */

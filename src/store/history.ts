@@ -11,7 +11,8 @@ import type { MemorySample } from '../core/memory.js';
 import type { StreamMeta } from '../core/stream.js';
 import { loadCv, loadMaxVio, type CollapseWarning } from '../stats/index.js';
 import { balancednessOfDeviceLoads } from '../stats/balancedness.js';
-import { deviceLoads, type Placement } from '../stats/placement.js';
+import type { Placement } from '../stats/placement.js';
+import { DeviceMap } from '../stats/device-map.js';
 import { BucketHistory, bucketRates, worstChannels } from '../stats/history.js';
 import { RoutingModel, type ModelOptions } from './model.js';
 
@@ -85,6 +86,9 @@ export class RoutingHistory {
   memory: BucketHistory | null = null;
   private gpuNames: { index: number; name: string }[] = [];
   private readonly step: Float64Array;
+  private readonly deviceMap: DeviceMap | null;
+  /** Per layer, its device loads at the current step (reused). */
+  private readonly devLoads: Float64Array[];
 
   constructor(layers: number, experts: number, opts: HistoryOptions = {}) {
     this.layers = layers;
@@ -93,6 +97,8 @@ export class RoutingHistory {
     this.points = opts.points ?? HISTORY_POINTS;
     this.balance = new BucketHistory(3 * layers, this.points);
     this.step = new Float64Array(3 * layers).fill(NaN);
+    this.deviceMap = this.placement ? new DeviceMap(this.placement, layers, experts) : null;
+    this.devLoads = this.placement ? Array.from({ length: layers }, () => new Float64Array(this.placement!.devices)) : [];
   }
 
   clear(): void {
@@ -110,9 +116,9 @@ export class RoutingHistory {
       v[l] = loadMaxVio(counts, l * E, E);
       v[L + l] = loadCv(counts, l * E, E);
     }
-    if (this.placement) {
-      const loads = Array.from({ length: L }, (_, l) => (counts as Float64Array | Int32Array).subarray(l * E, (l + 1) * E));
-      const b = balancednessOfDeviceLoads(deviceLoads(loads, this.placement));
+    if (this.deviceMap) {
+      for (let l = 0; l < L; l++) this.deviceMap.layerInto(counts, l, this.devLoads[l]!);
+      const b = balancednessOfDeviceLoads(this.devLoads);
       for (let l = 0; l < L; l++) v[2 * L + l] = b.perLayer[l]!;
     }
     this.balance.push(tokens, tMs, v);

@@ -86,3 +86,16 @@ test('bucketRates: tokens per second between bucket ends', () => {
   for (let b = 1; b < h.length; b++) assert.equal(r[b], 10);
   assert.equal(r[0], 10);
 });
+
+test('DeviceMap gives the loads deviceLoads gives, with replicas and per-layer maps', async () => {
+  const { DeviceMap } = await import('../../src/stats/device-map.js');
+  const { deviceLoads } = await import('../../src/stats/placement.js');
+  const rand = lcg(3);
+  const L = 3;
+  const E = 6;
+  const placement = { devices: 3, phy2log: [Int32Array.from([0, 1, 2, 3, 4, 5, 0, 1, 2]), Int32Array.from([5, 4, 3, 2, 1, 0, 5, 5, 5]), Int32Array.from([0, 0, 1, 2, 3, 4, 5, 1, 2])] };
+  const counts = Float64Array.from({ length: L * E }, () => Math.floor(rand() * 100));
+  const m = new DeviceMap(placement, L, E);
+  const ref = deviceLoads(Array.from({ length: L }, (_, l) => counts.subarray(l * E, (l + 1) * E)), placement);
+  for (let l = 0; l < L; l++) assert.deepEqual(Array.from(m.layerInto(counts, l, new Float64Array(3))), Array.from(ref[l]!));
+});
