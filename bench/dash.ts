@@ -123,6 +123,7 @@ async function child(steps: number, frames: number, cols: number, rows: number):
     dash.update({ frame: s.frame, feed: s.feed, source: s.source, history, ui, notice: null });
     const c = performance.now();
     screen.render();
+    (screen as unknown as { program: { flush(): void } }).program.flush(); // blessed writes on the next tick otherwise
     parts.history.push(b - a);
     parts.widgets.push(c - b);
     parts.render.push(performance.now() - c);

@@ -62,6 +62,32 @@ export interface ScreenOptions {
   output?: NodeJS.WritableStream;
   input?: NodeJS.ReadableStream;
   title?: string;
+  /** false (NO_COLOR, --no-color): no colour escape reaches the terminal; bold, inverse and underline remain. */
+  color?: boolean;
+}
+
+/**
+ * Drops the colour parameters of every SGR sequence (30–37, 38;5;n, 38;2;r;g;b, 39, 40–47, 48;…, 49, 90–97,
+ * 100–107), keeping the rest. blessed and contrib choose colours in many places (borders, chart lines, bars); cutting
+ * them on the way out is the one place that sees them all.
+ */
+export function stripColour(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/\x1b\[([0-9;]*)m/g, (all, params: string) => {
+    if (params === '') return all;
+    const p = params.split(';');
+    const keep: string[] = [];
+    for (let i = 0; i < p.length; i++) {
+      const n = Number(p[i]);
+      if (n === 38 || n === 48) {
+        i += p[i + 1] === '5' ? 2 : p[i + 1] === '2' ? 4 : 0;
+        continue;
+      }
+      if ((n >= 30 && n <= 39) || (n >= 40 && n <= 49) || (n >= 90 && n <= 97) || (n >= 100 && n <= 107)) continue;
+      keep.push(p[i]!);
+    }
+    return keep.length === 0 ? '' : `\x1b[${keep.join(';')}m`;
+  });
 }
 
 export type Screen = Widgets.Screen;
@@ -69,7 +95,7 @@ export type Box = Widgets.BoxElement;
 
 export function createScreen(opts: ScreenOptions = {}): Screen {
   const { blessed } = load();
-  return blessed.screen({
+  const screen = blessed.screen({
     output: opts.output as NodeJS.WriteStream | undefined,
     input: opts.input as NodeJS.ReadStream | undefined,
     smartCSR: true,
@@ -79,6 +105,12 @@ export function createScreen(opts: ScreenOptions = {}): Screen {
     autoPadding: true,
     title: opts.title,
   });
+  if (opts.color === false) {
+    const program = (screen as unknown as { program: { _owrite(t: string): unknown; write(t: string): unknown } }).program;
+    const write = program._owrite.bind(program);
+    program._owrite = program.write = (t: string) => write(stripColour(t));
+  }
+  return screen;
 }
 
 /** Position of a widget in percent of the screen (or of its parent). */
@@ -290,6 +322,7 @@ export class LogPane {
       tags: true,
       scrollable: true,
       alwaysScroll: true,
+      wrap: false,
       mouse: true, // the wheel scrolls the log
       scrollbar: { ch: ' ', style: { bg: 'cyan' } } as never,
       style: { fg: 'white', border: { fg: 'cyan' } },

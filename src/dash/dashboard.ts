@@ -364,7 +364,7 @@ function statusLine(input: DashInput, cols: number): string {
     ...(input.notice ? [plain(input.notice)] : []),
   ];
   let line = parts.join(' │ ');
-  const room = cols - keys.length - 3;
+  const room = cols - keys.length - 4;
   if (line.length > room) line = line.slice(0, room - 1) + '…';
   return `${line}${' '.repeat(Math.max(1, room - line.length))} │ ${keys}`;
 }

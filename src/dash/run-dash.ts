@@ -43,7 +43,7 @@ export async function runDash(opts: RunDashOptions): Promise<void> {
   });
   opts.onStore?.(store);
   const publisher = startPublishing(store, opts.model, opts.feed, opts.fps ?? 4);
-  const screen: Screen = createScreen({ output, input: opts.input, title: 'moescope dash' });
+  const screen: Screen = createScreen({ output, input: opts.input, title: 'moescope dash', color });
   const ui: DashUi = { metric: 'cv', help: false, heatTop: 0 };
   let drawScheduled: NodeJS.Immediate | null = null;
   const dash = new Dashboard(screen, {

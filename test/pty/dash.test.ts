@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { DEMO_TRACE, tempDir } from '../store/helpers.js';
-import { CLI, PtySession } from './harness.js';
+import { CLI, PtySession, colourEscapes } from './harness.js';
 
 const run = promisify(execFile);
 const GiB = 1024 ** 3;
@@ -85,7 +85,8 @@ test('dash on a trace: every chart, the limit line, a VRAM gauge equal to the re
 test('dash on a live run of the bundled model: charts fill in, warnings arrive, space freezes, q stops the engine', async (t) => {
   const s = PtySession.start(['dash', MODEL, '--max-tokens', '24', '--window', '128'], { cols: 120, rows: 40 });
   t.after(() => s.kill());
-  let screen = await s.waitFor((x) => TITLES.every((r) => r.test(x)) && /● live/.test(x) && /token [\d,]+ · layer \d/.test(x), 60_000);
+  // Memory is sampled once a second; the warnings need a full window (128 tokens).
+  let screen = await s.waitFor((x) => TITLES.every((r) => r.test(x)) && /● live/.test(x) && /token [\d,]+ · layer \d/.test(x) && /host RSS \d/.test(x), 60_000);
   assert.match(screen, /limit 1\.5/);
   assert.match(screen, /moescope dash live run · tiny-moe/);
   assert.match(screen, /host RSS \d+\.\d MiB/);
@@ -104,6 +105,17 @@ test('dash on a live run of the bundled model: charts fill in, warnings arrive, 
   await s.waitFor(/● live/);
   s.press('q');
   assert.equal((await s.exited).exitCode, 0);
+});
+
+test('NO_COLOR=1: no colour escape anywhere; the heat grid uses the glyph ramp', async (t) => {
+  const s = PtySession.start(['dash', DEMO_TRACE], { cols: 100, rows: 30, env: { NO_COLOR: '1' } });
+  t.after(() => s.kill());
+  const screen = await s.waitFor((x) => TITLES.every((r) => r.test(x)) && /■ end/.test(x));
+  assert.match(screen, /L2 [ ░▒▓█]+/);
+  assert.match(screen, /░|▒|▓/, 'the ramp tells loads apart without colour');
+  s.press('q');
+  assert.equal((await s.exited).exitCode, 0);
+  assert.deepEqual(colourEscapes(s.raw), []);
 });
 
 test('dash without a terminal, or on a missing source: one line, exit 2', async () => {
