@@ -28,7 +28,7 @@ export function registerDash(program: Command): void {
     .option('--devices <d>', 'assume experts are placed contiguously over D devices (tokens per device, balancedness)', intArg('--devices', 1), 1)
     .option('--plan <file>', 'expert placement from `moescope plan --json`')
     .option('--window <w>', 'tokens of the sliding window (balance values, heat grid, collapse rules)', intArg('--window', 1), 512)
-    .option('--max-maxvio <x>', 'MaxVio limit drawn on the chart (default: the collapse rule\'s 1.5)', floatArg('--max-maxvio', 0), 1.5)
+    .option('--max-maxvio <x>', 'MaxVio limit drawn on the chart (the collapse rule\'s)', floatArg('--max-maxvio', 0), 1.5)
     .option('--max-cv <x>', 'CV limit drawn on the chart', floatArg('--max-cv', 0))
     .option('--min-balancedness <x>', 'balancedness limit drawn on the chart (0 … 1)', floatArg('--min-balancedness', 0))
     .option('--prompts <file>', 'model: prompts file, JSONL or one per line (default: the bundled prompts), looped until q')
