@@ -25,10 +25,12 @@
  *  - blessed has no heatmap (nor contrib): `HeatGrid` below writes cells straight into the screen's cell buffer,
  *    which blessed then diffs against the terminal (cheap: a few ms for 58 × 256).
  *  - blessed parses `{…}` tags in content when tags are on: every string that comes from data (paths, model names,
- *    warning text) goes through `plain()`, which drops control characters and escapes tags.
+ *    GPU names, warning text) goes through `plain()`: core's sanitiser shows control characters as visible escapes
+ *    (`\x1b`), then tags are escaped.
  */
 import { createRequire } from 'node:module';
 import type { Widgets } from 'blessed';
+import { sanitizeLine } from '../core/sanitize.js';
 
 const require = createRequire(import.meta.url);
 
@@ -52,10 +54,13 @@ function load(): { blessed: Blessed; contrib: Contrib } {
   return loaded;
 }
 
-/** Text from data made safe to show: no control characters (escape sequences), no blessed tags. */
+/** Text from data made safe to show: control and bidi characters made visible (core's sanitiser), tags escaped. */
 export function plain(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\x00-\x1f\x7f-\x9f]/g, '').replace(/[{}]/g, (c) => (c === '{' ? '{open}' : '{close}'));
+  return escapeTags(sanitizeLine(s));
+}
+
+function escapeTags(s: string): string {
+  return s.replace(/[{}]/g, (c) => (c === '{' ? '{open}' : '{close}'));
 }
 
 export interface ScreenOptions {
@@ -165,8 +170,9 @@ function renderOnChange<T extends ContribWidget>(w: T): T {
 /** Sets a border label from raw text: cut to the widget's width (a longer one spills into the box), made plain. */
 export function setLabel(w: Widgets.BoxElement, text: string): void {
   const room = Math.max(1, (w.width as number) - 6);
-  const cut = text.length > room ? text.slice(0, room - 1) + '…' : text;
-  w.setLabel(` ${plain(cut)} `);
+  const safe = sanitizeLine(text);
+  const cut = safe.length > room ? safe.slice(0, room - 1) + '…' : safe;
+  w.setLabel(` ${escapeTags(cut)} `);
 }
 
 export function box(screen: Screen, place: Place, label: string, opts: { border?: boolean; tags?: boolean } = {}): Box {
