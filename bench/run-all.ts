@@ -355,6 +355,7 @@ function uiRow(): void {
     const naive = ms('naive Ink heatmap', b);
     const data = ms('moescope, data frame', b);
     const cursor = ms('moescope, cursor move', b);
+    const peer = ms('blessed, same heatmap', b);
     if (!size || !data) continue;
     found++;
     row({
@@ -362,7 +363,9 @@ function uiRow(): void {
       what: `${what}, ${size[1]} terminal`,
       goal,
       result: `data frame ${data.median.toFixed(1)} ms (p90 ${data.p90.toFixed(1)})${cursor ? `; cursor ${cursor.median.toFixed(1)} ms` : ''}`,
-      baseline: naive ? `naive Ink heatmap ${naive.median.toFixed(1)} ms (p90 ${naive.p90.toFixed(1)}); ${(data.median / naive.median).toFixed(2)}× of it` : '—',
+      baseline:
+        (naive ? `naive Ink heatmap ${naive.median.toFixed(1)} ms (p90 ${naive.p90.toFixed(1)}); ${(data.median / naive.median).toFixed(2)}× of it` : '—') +
+        (peer ? `; blessed (moescope dash's grid) ${peer.median.toFixed(1)} ms, ${(data.median / peer.median).toFixed(2)}× of it` : ''),
       verdict: data.median <= 33 ? 'met' : 'MISSED',
       notes: found === 1 ? [/^ingest: .*/m.exec(r.stdout)?.[0] ?? '', `${size[1]}: heatmap ${size[2]}`].filter(Boolean) : [`${size[1]}: heatmap ${size[2]}`],
       profile: { script, args: ['--frames', '20', '--naive-frames', '2', '--size', size[1]!.replace('×', 'x')] },

@@ -7,6 +7,8 @@
  *
  * Frames: "data" = after 64 new tokens, the frame is built, rendered and written (every visible row changes);
  * "cursor" = one key moves the cursor.
+ * Peer: the same frames' heatmap drawn with blessed (bench/ui-blessed.ts, as `moescope dash` draws it), interleaved
+ * with the data frames, so the ratio is also against the fastest peer, not only naive Ink.
  * Also reports the cost of ingesting a token (stats, ring, co-activation) — what the UI thread spends per token.
  */
 process.env.FORCE_COLOR = '2';
@@ -17,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { median } from './common.js';
 import { FakeStdin, FakeTty } from './ui-fakes.js';
+import { blessedHeatmap } from './ui-blessed.js';
 
 interface Args {
   frames: number;
@@ -105,6 +108,9 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 50));
       const data: number[] = [];
       const cursor: number[] = [];
+      // The peer: blessed drawing the same frame's heatmap at the same size, one frame after each Ink data frame.
+      const peer = blessedHeatmap(cols, rows);
+      const blessedTimes: number[] = [];
       let bytes = 0;
       for (let f = 0; f < args.frames; f++) {
         await new Promise((r) => setTimeout(r, 2));
@@ -116,6 +122,7 @@ async function main(): Promise<void> {
         if (!(await wrote)) throw new Error('no frame written');
         data.push(performance.now() - t0);
         bytes += tty.bytes - b0;
+        blessedTimes.push(peer.draw(store.getState().frame));
         wrote = tty.nextWrite(5000);
         const t1 = performance.now();
         store.getState().actions.selectExpert(store.getState().ui.expert + 4);
@@ -123,6 +130,7 @@ async function main(): Promise<void> {
         cursor.push(performance.now() - t1);
       }
       ink.unmount();
+      peer.destroy();
 
       // Baseline: the naive Ink heatmap of the same viewport, one pre-coloured <Text> per row.
       const frame = store.getState().frame;
@@ -168,6 +176,7 @@ async function main(): Promise<void> {
       console.log('frame                      median ms   p90 ms   ÷ naive');
       console.log(`naive Ink heatmap           ${base.toFixed(1).padStart(8)} ${p90(naive).toFixed(1).padStart(8)}     1.000`);
       console.log(`moescope, data frame        ${median(data).toFixed(1).padStart(8)} ${p90(data).toFixed(1).padStart(8)} ${(median(data) / base).toFixed(3).padStart(9)}   (${Math.round(bytes / args.frames)} bytes/frame)`);
+      console.log(`blessed, same heatmap       ${median(blessedTimes).toFixed(1).padStart(8)} ${p90(blessedTimes).toFixed(1).padStart(8)} ${(median(blessedTimes) / base).toFixed(3).padStart(9)}   (${peer.rows} rows × ${peer.columns} columns, ${Math.round(peer.bytes / args.frames)} bytes/frame; interleaved with the data frames)`);
       console.log(`moescope, cursor move       ${median(cursor).toFixed(1).padStart(8)} ${p90(cursor).toFixed(1).padStart(8)} ${(median(cursor) / base).toFixed(3).padStart(9)}`);
       console.log(`  of which Ink's layout and output (median): ${median(inkTimes).toFixed(1)} ms`);
       console.log(`goal: ≤ 33 ms per frame (the UI draws ≤ 15 frames/s) — ${median(data) <= 33 ? 'met' : 'NOT met'} here`);
