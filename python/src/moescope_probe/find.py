@@ -48,6 +48,8 @@ def _expert_count(m: nn.Module) -> Optional[int]:
         if len(kids) >= 2 and len({type(k) for k in kids}) == 1:
             return len(kids)
         return None
+    if isinstance(m, nn.modules.conv._ConvNd):  # a convolution's 3-D weight is [out, in, kernel], not experts
+        return None
     stacked = {p.shape[0] for p in m.parameters(recurse=False) if p.dim() == 3}
     if len(stacked) == 1:
         return int(next(iter(stacked)))
@@ -79,6 +81,15 @@ def _declared_experts(m: nn.Module) -> set[int]:
 def _holds_experts(m: nn.Module) -> bool:
     """`m` is (or contains) an experts container: then it is a MoE block or experts, not a router."""
     return any(_expert_count(sub) is not None for sub in m.modules())
+
+
+def _extra_rows(m: nn.Module, rows: set[int], count: int) -> bool:
+    """A scorer with more rows than experts (e.g. an extra shared-expert gate row) that keeps a per-expert vector
+    (a score-correction bias of length E): still the router of those E experts."""
+    if not any(r > count for r in rows):
+        return False
+    vecs = [t for t in (*m.parameters(), *m.buffers()) if t.dim() == 1]
+    return any(int(t.shape[0]) == count for t in vecs)
 
 
 def _n_params(m: nn.Module) -> int:
@@ -115,7 +126,7 @@ def find_routers(model: nn.Module) -> list[RouterSite]:
                 continue
             match: Optional[tuple[int, Optional[nn.Module]]] = None
             for other_name, other, count in holders:
-                if other is not child and count is not None and count in rows:
+                if other is not child and count is not None and (count in rows or _extra_rows(child, rows, count)):
                     match = (count, other)
                     break
             if match is None:
