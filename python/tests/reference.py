@@ -48,6 +48,7 @@ class Reference:
 
     def __init__(self, model: torch.nn.Module, experts: int) -> None:
         self.E = experts
+        self._model = model
         self.layers: list[LayerRef] = []
         self.handles: list[Any] = []
         self.input_ids: list[np.ndarray] = []
@@ -64,7 +65,22 @@ class Reference:
             if router is not None:
                 self.handles.append(router.register_forward_hook(self._router_hook(ref, state)))
             self.handles.append(parent.register_forward_hook(self._block_hook(ref, state)))
+        # JetMoE-style blocks: no `experts` child; the router returns the selection sorted by expert.
+        for name, mod in model.named_modules():
+            router = getattr(mod, "router", None)
+            if router is None or hasattr(mod, "experts") and name.rsplit(".", 1)[-1] != "experts":
+                continue
+            if any(isinstance(c, torch.nn.Module) and n == "experts" for n, c in mod.named_children()):
+                continue
+            ref = LayerRef(f"{name}.router")
+            self.layers.append(ref)
+            self.handles.append(router.register_forward_hook(self._sorted_hook(ref)))
+        self.layers.sort(key=lambda r: self._order.get(r.name.rsplit(".", 1)[0], 0))
         self.handles.append(model.register_forward_pre_hook(self._model_hook, with_kwargs=True))
+
+    @property
+    def _order(self) -> dict[str, int]:
+        return {n: i for i, (n, _) in enumerate(self._model.named_modules())}
 
     def _model_hook(self, module: Any, args: Any, kwargs: dict[str, Any]) -> None:
         ids = kwargs.get("input_ids", args[0] if args else None)
@@ -100,3 +116,21 @@ class Reference:
     def close(self) -> None:
         for h in self.handles:
             h.remove()
+
+
+    def _sorted_hook(self, ref: LayerRef) -> Any:
+        """Decodes (index_sorted_experts, batch_index, batch_gates, expert_size, logits): sorted position p holds
+        flat slot i = t·K + k of token t, for the expert whose block of `expert_size` covers p."""
+        def hook(module: Any, args: Any, out: Any) -> None:
+            sorted_idx, _, gates, sizes, _ = out
+            K = int(module.top_k)
+            T = sorted_idx.numel() // K
+            bounds = np.cumsum(np.asarray(sizes))
+            expert_of = np.searchsorted(bounds, np.arange(sorted_idx.numel()), side="right")
+            ids = np.empty(T * K, np.int64)
+            w = np.empty(T * K, np.float32)
+            ids[sorted_idx.numpy()] = expert_of
+            w[sorted_idx.numpy()] = gates.float().numpy()
+            ref.ids.append(ids.reshape(T, K))
+            ref.weights.append(w.reshape(T, K))
+        return hook

@@ -77,6 +77,7 @@ class TinyModel:
 def moe_model_types() -> list[tuple[str, type]]:
     """(model_type, config class) of every config declaring experts."""
     out: list[tuple[str, type]] = []
+    seen: set[type] = set()  # multimodal wrappers and their text configs build the same text model: once
     for model_type in sorted(configuration_auto.CONFIG_MAPPING_NAMES):
         try:
             cls = configuration_auto.CONFIG_MAPPING[model_type]
@@ -88,7 +89,9 @@ def moe_model_types() -> list[tuple[str, type]]:
                 cfg = cls()
             except Exception:
                 continue
-        if _declares_experts(cfg) or _declares_experts(_text_config(cfg)):
+        effective = cls if _declares_experts(cfg) else type(_text_config(cfg)) if _declares_experts(_text_config(cfg)) else None
+        if effective is not None and effective not in seen:
+            seen.add(effective)
             out.append((model_type, cls))
     return out
 

@@ -103,7 +103,7 @@ def trace_schema(layout: TraceLayout, created: Optional[datetime] = None) -> pa.
         fields.append(_fixed("logits", layout.layers * layout.experts, pa.float16()))
     fields += [pa.field("tag", pa.utf8(), nullable=True), pa.field("mem", pa.utf8(), nullable=True)]
     if layout.has_step:
-        fields.append(pa.field("step", pa.uint32(), nullable=False))
+        fields.append(pa.field("step", pa.uint32(), nullable=True))
     if layout.has_rank:
         fields.append(pa.field("rank", pa.uint16(), nullable=False))
     fields.append(pa.field("dropped", pa.uint32(), nullable=True))
