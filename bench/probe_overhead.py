@@ -1,0 +1,118 @@
+"""Overhead of moescope_probe on a CPU MoE model whose forward dominates: time per step without the probe, with it
+(ids + weights), and with logits; interleaved rounds (each round runs the three variants in a shuffled order).
+
+    python bench/probe_overhead.py [--hidden 1024 --layers 8 --experts 64 --top-k 8 --ffn 256 --batch 4 --seq 256]
+                                   [--rounds 5 --steps 3] [--threads N] [--profile]
+
+A step is one forward pass (torch.no_grad) of a Mixtral-architecture model with random weights: the hardest case
+for the probe (a training step adds a backward that the probe does not touch). The probe's background writer runs
+during the next step, so each variant times `--steps` consecutive steps on one attached probe; attach and close
+are not timed. Prints one JSON line per variant and a summary; `--profile` prints a cProfile of the ids variant.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import random
+import statistics
+import tempfile
+import time
+from typing import Optional
+
+import torch
+from transformers import MixtralConfig, MixtralForCausalLM
+
+import moescope_probe
+
+
+def build(a: argparse.Namespace) -> torch.nn.Module:
+    torch.manual_seed(0)
+    cfg = MixtralConfig(
+        hidden_size=a.hidden, intermediate_size=a.ffn, num_hidden_layers=a.layers, num_attention_heads=16,
+        num_key_value_heads=4, num_local_experts=a.experts, num_experts_per_tok=a.top_k, vocab_size=1024,
+        max_position_embeddings=max(512, a.seq),
+    )
+    return MixtralForCausalLM(cfg).eval()
+
+
+def time_steps(model: torch.nn.Module, x: torch.Tensor, steps: int, sink: Optional[str], logits: bool) -> list[float]:
+    probe = moescope_probe.attach(model, sink, logits=logits) if sink else None
+    out: list[float] = []
+    with torch.no_grad():
+        for s in range(steps):
+            if probe:
+                probe.step(s)
+            t0 = time.perf_counter()
+            model(input_ids=x)
+            out.append(time.perf_counter() - t0)
+    if probe:
+        rep = probe.close()
+        assert rep.steps_dropped == 0, rep
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--hidden", type=int, default=1024)
+    p.add_argument("--layers", type=int, default=8)
+    p.add_argument("--experts", type=int, default=64)
+    p.add_argument("--top-k", type=int, default=8)
+    p.add_argument("--ffn", type=int, default=256)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--seq", type=int, default=256)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--profile", action="store_true")
+    a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    model = build(a)
+    x = torch.randint(0, 1024, (a.batch, a.seq), generator=torch.Generator().manual_seed(1))
+    tmp = tempfile.mkdtemp(prefix="probe-bench-")
+    sinks = {"off": (None, False), "ids": (os.path.join(tmp, "ids.arrows"), False), "logits": (os.path.join(tmp, "lg.arrows"), True)}
+    load_before = os.getloadavg()
+    time_steps(model, x, 1, None, False)  # warm-up
+    per: dict[str, list[float]] = {k: [] for k in sinks}
+    rng = random.Random(0)
+    for _ in range(a.rounds):
+        order = list(sinks)
+        rng.shuffle(order)
+        for k in order:
+            sink, lg = sinks[k]
+            per[k].append(statistics.median(time_steps(model, x, a.steps, sink, lg)))
+    load_after = os.getloadavg()
+    base = statistics.median(per["off"])
+    res = {
+        "model": f"Mixtral-arch hidden {a.hidden}, {a.layers} layers, {a.experts} experts, top-{a.top_k}, expert ffn {a.ffn}",
+        "batch": f"{a.batch} x {a.seq} = {a.batch * a.seq} tokens/step",
+        "torch_threads": torch.get_num_threads(),
+        "rounds": a.rounds,
+        "steps_per_round": a.steps,
+        "load_before": load_before,
+        "load_after": load_after,
+    }
+    for k in sinks:
+        med = statistics.median(per[k])
+        # Paired by round: the overhead of each round against the same round's run without the probe.
+        paired = [v / o - 1 for v, o in zip(per[k], per["off"])]
+        res[k] = {
+            "step_ms_median": round(med * 1e3, 1),
+            "step_ms_min_max": [round(min(per[k]) * 1e3, 1), round(max(per[k]) * 1e3, 1)],
+            "overhead_vs_off": round(med / base - 1, 4),
+            "overhead_paired_median": round(statistics.median(paired), 4),
+        }
+    print(json.dumps(res, indent=1))
+    if a.profile:
+        prof = cProfile.Profile()
+        prof.enable()
+        time_steps(model, x, a.steps, sinks["ids"][0], False)
+        prof.disable()
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
+
+
+if __name__ == "__main__":
+    main()
