@@ -38,15 +38,26 @@ def build(a: argparse.Namespace) -> torch.nn.Module:
     return MixtralForCausalLM(cfg).eval()
 
 
-def time_steps(model: torch.nn.Module, x: torch.Tensor, steps: int, sink: Optional[str], logits: bool) -> list[float]:
+def sync(x: torch.Tensor) -> None:
+    if x.is_cuda:
+        torch.cuda.synchronize()
+
+
+def time_steps(
+    model: torch.nn.Module, x: torch.Tensor, steps: int, sink: Optional[str], logits: bool, hooks_only: bool = False
+) -> list[float]:
     probe = moescope_probe.attach(model, sink, logits=logits) if sink else None
+    if probe and hooks_only:  # breakdown: the forward-path work alone (hooks + copies), nothing queued or written
+        probe.writer.submit = lambda key, p: None  # type: ignore[method-assign]
     out: list[float] = []
     with torch.no_grad():
         for s in range(steps):
             if probe:
                 probe.step(s)
+            sync(x)
             t0 = time.perf_counter()
             model(input_ids=x)
+            sync(x)
             out.append(time.perf_counter() - t0)
     if probe:
         rep = probe.close()
@@ -67,13 +78,20 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--profile", action="store_true")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    model = build(a)
-    x = torch.randint(0, 1024, (a.batch, a.seq), generator=torch.Generator().manual_seed(1))
+    model = build(a).to(device=a.device, dtype=getattr(torch, a.dtype))
+    x = torch.randint(0, 1024, (a.batch, a.seq), generator=torch.Generator().manual_seed(1)).to(a.device)
     tmp = tempfile.mkdtemp(prefix="probe-bench-")
-    sinks = {"off": (None, False), "ids": (os.path.join(tmp, "ids.arrows"), False), "logits": (os.path.join(tmp, "lg.arrows"), True)}
+    sinks = {
+        "off": (None, False),
+        "ids": (os.path.join(tmp, "ids.arrows"), False),
+        "logits": (os.path.join(tmp, "lg.arrows"), True),
+        "hooks-only": (os.path.join(tmp, "h.arrows"), False),
+    }
     load_before = os.getloadavg()
     time_steps(model, x, 1, None, False)  # warm-up
     per: dict[str, list[float]] = {k: [] for k in sinks}
@@ -83,13 +101,15 @@ def main() -> None:
         rng.shuffle(order)
         for k in order:
             sink, lg = sinks[k]
-            per[k].append(statistics.median(time_steps(model, x, a.steps, sink, lg)))
+            per[k].append(statistics.median(time_steps(model, x, a.steps, sink, lg, hooks_only=k == "hooks-only")))
     load_after = os.getloadavg()
     base = statistics.median(per["off"])
     res = {
         "model": f"Mixtral-arch hidden {a.hidden}, {a.layers} layers, {a.experts} experts, top-{a.top_k}, expert ffn {a.ffn}",
         "batch": f"{a.batch} x {a.seq} = {a.batch * a.seq} tokens/step",
         "torch_threads": torch.get_num_threads(),
+        "device": str(x.device) + (f" {torch.cuda.get_device_name()}" if x.is_cuda else ""),
+        "dtype": a.dtype,
         "rounds": a.rounds,
         "steps_per_round": a.steps,
         "load_before": load_before,

@@ -31,7 +31,7 @@ def _select(ts: list[torch.Tensor], E: int) -> Optional[tuple[np.ndarray, Option
             ids = t.reshape(-1, t.shape[-1])
             T, K = ids.shape
             w = next((u for u in ts if u.is_floating_point() and u.shape[-1] == K and u.numel() == T * K), None)
-            return ids.numpy().copy(), (w.reshape(T, K).float().numpy().copy() if w is not None else None), True
+            return ids.cpu().numpy().copy(), (w.reshape(T, K).float().cpu().numpy().copy() if w is not None else None), True
     # Sparse scores [T, E], zero outside the selection (Llama-4): ids = nonzero columns, sorted.
     for t in ts:
         if t.is_floating_point() and t.dim() == 2 and t.shape[-1] == E:
@@ -39,7 +39,7 @@ def _select(ts: list[torch.Tensor], E: int) -> Optional[tuple[np.ndarray, Option
             if bool((nz == nz[0]).all()) and 0 < int(nz[0]) < E:
                 K = int(nz[0])
                 ids = torch.sort((t != 0).to(torch.int8), dim=-1, stable=True)[1][:, -K:]
-                return ids.numpy().copy(), t.gather(1, ids).float().numpy().copy(), False
+                return ids.cpu().numpy().copy(), t.gather(1, ids).float().cpu().numpy().copy(), False
     return None
 
 
@@ -85,7 +85,7 @@ class Reference:
     def _model_hook(self, module: Any, args: Any, kwargs: dict[str, Any]) -> None:
         ids = kwargs.get("input_ids", args[0] if args else None)
         if isinstance(ids, torch.Tensor):
-            self.input_ids.append(ids.reshape(-1).numpy().copy())
+            self.input_ids.append(ids.reshape(-1).cpu().numpy().copy())
 
     def _experts_hook(self, ref: LayerRef, state: dict[str, Any]) -> Any:
         def hook(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
@@ -129,8 +129,8 @@ class Reference:
             expert_of = np.searchsorted(bounds, np.arange(sorted_idx.numel()), side="right")
             ids = np.empty(T * K, np.int64)
             w = np.empty(T * K, np.float32)
-            ids[sorted_idx.numpy()] = expert_of
-            w[sorted_idx.numpy()] = gates.float().numpy()
+            ids[sorted_idx.cpu().numpy()] = expert_of
+            w[sorted_idx.cpu().numpy()] = gates.float().cpu().numpy()
             ref.ids.append(ids.reshape(T, K))
             ref.weights.append(w.reshape(T, K))
         return hook

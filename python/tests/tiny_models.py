@@ -108,6 +108,8 @@ def _declares_experts(cfg: Any) -> bool:
     if cfg is None:
         return False
     d = cfg.to_dict() if hasattr(cfg, "to_dict") else {}
+    if any(isinstance(v, dict) and k not in ("text_config", "vision_config") and _declares_experts_dict(v) for k, v in d.items()):
+        return True  # DBRX: ffn_config.moe_num_experts
     for k in EXPERT_KEYS:
         v = d.get(k)
         if isinstance(v, int) and not isinstance(v, bool) and v >= 2:
@@ -124,6 +126,12 @@ def _overrides(cls: type, defaults: dict[str, Any]) -> dict[str, Any]:
     for k in TOPK_KEYS:
         if k in params and (isinstance(defaults.get(k), int) or defaults.get(k) is None):
             kw[k] = TOP_K
+    for key, sub in defaults.items():  # nested MoE settings (DBRX's ffn_config)
+        if isinstance(sub, dict) and key not in ("text_config", "vision_config") and _declares_experts_dict(sub):
+            small = {k: EXPERTS for k in EXPERT_KEYS if k in sub}
+            small.update({k: TOP_K for k in (*TOPK_KEYS, "moe_top_k") if k in sub})
+            small.update({k: 32 for k in ("ffn_hidden_size",) if k in sub})
+            kw[key] = small
     lt = defaults.get("layer_types")
     if isinstance(lt, list) and lt:  # keep one layer of each of the first two kinds (hybrid attention / mamba)
         other = next((t for t in lt if t != lt[0]), lt[0])

@@ -142,7 +142,7 @@ def encode(rows: list[Rows], schema: pa.Schema, layout: TraceLayout, tag: Option
         pa.array(cat("seq"), pa.uint32()),
         pa.array(cat("pos"), pa.uint32()),
         pa.array(cat("token_id"), pa.int32()),
-        pa.array([""] * n, pa.utf8()) if n else pa.array([], pa.utf8()),
+        _same_string(n, ""),
         pa.array(cat("is_prompt"), pa.bool_()),
         pa.array(cat("t_ns"), pa.timestamp("ns")),
         pa.FixedSizeListArray.from_arrays(pa.array(cat("experts").reshape(-1), pa.uint16()), type=by_name["experts"]),
@@ -151,16 +151,24 @@ def encode(rows: list[Rows], schema: pa.Schema, layout: TraceLayout, tag: Option
     if layout.has_logits:
         lg = cat("logits")
         arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(lg.reshape(-1), pa.float16()), type=by_name["logits"]))
-    arrays.append(pa.array([tag] * n, pa.utf8()))
+    arrays.append(_same_string(n, tag))
     arrays.append(pa.nulls(n, pa.utf8()))
     if layout.has_step:
         steps = np.concatenate([np.full(r.n, r.step if r.step is not None else 0, np.uint32) for r in rows])
         arrays.append(pa.array(steps, pa.uint32()))
     if layout.has_rank:
         arrays.append(pa.array(np.full(n, rank or 0, np.uint16), pa.uint16()))
-    dropped: list[Optional[int]] = []
-    for r in rows:
-        dropped.append(r.dropped if r.dropped > 0 else None)
-        dropped.extend([None] * (r.n - 1))
-    arrays.append(pa.array(dropped, pa.uint32()))
+    dropped = np.zeros(n, np.uint32)
+    first = np.cumsum([0] + [r.n for r in rows[:-1]])
+    dropped[first] = [r.dropped for r in rows]
+    arrays.append(pa.array(dropped, pa.uint32(), mask=dropped == 0))  # null where nothing was dropped
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _same_string(n: int, s: Optional[str]) -> pa.Array:
+    """n copies of `s` (nulls for None), built from buffers rather than a Python list of n strings."""
+    if s is None:
+        return pa.nulls(n, pa.utf8())
+    data = s.encode("utf-8")
+    offsets = np.arange(n + 1, dtype=np.int32) * len(data)
+    return pa.Array.from_buffers(pa.utf8(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data * n)])

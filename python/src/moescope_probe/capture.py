@@ -40,7 +40,7 @@ class LayerCapture:
     weights: Optional[torch.Tensor]  # [T, K] float, None = uniform 1/K
     logits: Optional[torch.Tensor]  # [T, E] float
     in_shape: tuple[int, ...]  # the router input's shape (to map rows to tokens)
-    event: Optional[Any] = None  # torch.cuda.Event when the copy is asynchronous
+    pending: bool = False  # a non-blocking device→host copy: wait for the pass's event before reading
 
 
 def _tensors(out: Any) -> list[torch.Tensor]:
@@ -127,20 +127,33 @@ class RouterHooks:
         self._spy_open = False
         self._in_shape: tuple[int, ...] = ()
         self._handles: list[Any] = []
+        self._pre_handle: Optional[Any] = None
 
     # -- installation -------------------------------------------------------------------------------------------
 
     def install(self) -> None:
+        """Hooks for the first call; once the router is classified only those its reading needs stay (for a router
+        that returns ids: one forward hook, nothing else on the forward path)."""
         m = self.site.module
-        self._handles.append(m.register_forward_pre_hook(self._pre))
+        self._pre_handle = m.register_forward_pre_hook(self._pre)
         self._handles.append(m.register_forward_hook(self._post, always_call=True))
-        if self.site.block is not None:
-            self._handles.append(self.site.block.register_forward_hook(self._block_post, always_call=True))
-        if self.site.experts_module is not None:
-            self._handles.append(self.site.experts_module.register_forward_pre_hook(self._experts_pre))
+
+    def _settle(self) -> None:
+        assert self.plan is not None
+        if self.plan.mode in ("ids", "mask") and self._pre_handle is not None:
+            self._pre_handle.remove()
+            self._pre_handle = None
+        if self.plan.mode == "spy-outer":
+            if self.site.block is not None:
+                self._handles.append(self.site.block.register_forward_hook(self._block_post, always_call=True))
+            if self.site.experts_module is not None:
+                self._handles.append(self.site.experts_module.register_forward_pre_hook(self._experts_pre))
 
     def remove(self) -> None:
         self._close_spy()
+        if self._pre_handle is not None:
+            self._pre_handle.remove()
+            self._pre_handle = None
         for h in self._handles:
             h.remove()
         self._handles.clear()
@@ -148,11 +161,7 @@ class RouterHooks:
     # -- hooks ----------------------------------------------------------------------------------------------------
 
     def _pre(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
-        if not self.active():
-            return
-        x = args[0] if args and isinstance(args[0], torch.Tensor) else None
-        self._in_shape = tuple(x.shape) if x is not None else ()
-        if self.plan is None or self.plan.mode == "spy-inner":
+        if self.active() and (self.plan is None or self.plan.mode == "spy-inner"):
             self._open_spy()
 
     def _post(self, module: torch.nn.Module, args: tuple[Any, ...], out: Any) -> None:
@@ -160,9 +169,11 @@ class RouterHooks:
         self._close_spy()
         if not self.active() or out is None:
             return
+        self._in_shape = tuple(args[0].shape) if args and isinstance(args[0], torch.Tensor) else ()
         ts = _tensors(out)
         if self.plan is None:
             self.plan = self._classify(ts, spy)
+            self._settle()
         plan = self.plan
         if plan.mode == "ids":
             ids = ts[plan.ids_at].reshape(-1, ts[plan.ids_at].shape[-1])
@@ -345,11 +356,8 @@ def _to_cpu(
     ids_c, a1 = _copy(ids)
     w_c, a2 = _copy(w) if w is not None else (None, False)
     l_c, a3 = _copy(logits) if logits is not None else (None, False)
-    event = None
-    if a1 or a2 or a3:
-        event = torch.cuda.Event()
-        event.record()
-    return LayerCapture(slot, ids_c, w_c, l_c, in_shape, event)
+    # In flight: one CUDA event recorded at the end of the pass covers every copy of it (same stream).
+    return LayerCapture(slot, ids_c, w_c, l_c, in_shape, a1 or a2 or a3)
 
 
 @dataclass

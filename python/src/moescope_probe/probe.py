@@ -110,6 +110,7 @@ class Probe:
         self._passes = 0
         self._active = False
         self._pass: Optional[PassCapture] = None
+        self._pending = False
         self._closed = False
         self._report: Optional[ProbeReport] = None
         self._scoring = [_scoring(s) for s in self.sites]
@@ -189,21 +190,17 @@ class Probe:
         ids = kwargs.get("input_ids")
         if ids is None and args and isinstance(args[0], torch.Tensor) and not args[0].is_floating_point():
             ids = args[0]
-        token_ids, event = None, None
+        token_ids, pending = None, False
         if isinstance(ids, torch.Tensor) and ids.dim() in (1, 2):
             token_ids, pending = _copy(ids if ids.dim() == 2 else ids.unsqueeze(0))
-            if pending:
-                event = torch.cuda.Event()
-                event.record()
         past = _past_length(kwargs.get("past_key_values"))
         pos = kwargs.get("position_ids")
         positions = None
         if isinstance(pos, torch.Tensor) and not pos.is_floating_point():
-            positions, pending = _copy(pos)
-            if pending and event is None:
-                event = torch.cuda.Event()
-                event.record()
-        self._pass = PassCapture(time.time_ns(), self._step, token_ids, past, positions, [], event)
+            positions, p2 = _copy(pos)
+            pending = pending or p2
+        self._pass = PassCapture(time.time_ns(), self._step, token_ids, past, positions, [], None)
+        self._pending = pending
         self._active = True
 
     def _on_layer(self, c: LayerCapture) -> None:
@@ -217,6 +214,9 @@ class Probe:
         p, self._pass = self._pass, None
         if p is None or not p.layers:
             return
+        if self._pending or any(c.pending for c in p.layers):
+            p.event = torch.cuda.Event()  # recorded after every copy of the pass, on the same stream
+            p.event.record()
         key: Hashable = ("step", p.step) if p.step is not None else ("pass", self._passes)
         self._passes += 1
         self.writer.submit(key, p)

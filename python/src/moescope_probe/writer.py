@@ -135,9 +135,6 @@ class Writer:
         with self._lock:
             if key in self._dropped_keys:
                 return
-        for c in p.layers:
-            if c.event is not None:
-                c.event.synchronize()
         if p.event is not None:
             p.event.synchronize()
         if self._layout is None:
