@@ -49,10 +49,13 @@ def test_trace_equals_the_routers_own_selection(model_type: str, cls: type, tmp_
     try:
         probe = moescope_probe.attach(model, str(trace), logits=True, tag="test")
     except moescope_probe.NoRouterError as e:
+        # Only acceptable when the model routes nothing the test's own hooks can see either.
+        with torch.no_grad():
+            model(input_ids=ids)
         ref.close()
         assert model_type not in REQUIRED
-        assert not any(layer.ids for layer in ref.layers) or not ref.layers, f"routers missed: {e}"
-        pytest.skip(f"{model_type}: router not a top-k over E experts: {e}")
+        assert not any(layer.ids for layer in ref.layers), f"routing the probe missed: {e}"
+        pytest.skip(f"{model_type}: the tiny model routes no token through a top-k router (dense at this size): {e}")
     with probe, torch.no_grad():
         model(input_ids=ids)
         if built.causal_lm and hasattr(model, "generate"):
@@ -67,7 +70,8 @@ def test_trace_equals_the_routers_own_selection(model_type: str, cls: type, tmp_
     t = _read(trace)
     meta = t.schema.metadata[b"moescope"]
     L, K = len(routed), routed[0].ids[0].shape[1]
-    assert f'"topK":{K}'.encode() in meta and f'"experts":{tm.EXPERTS}'.encode() in meta
+    routed_over = tm.EXPERTS + (getattr(model.config, "zero_expert_num", None) or 0)  # LongCat's identity experts
+    assert f'"topK":{K}'.encode() in meta and f'"experts":{routed_over}'.encode() in meta
     got_ids = t.column("experts").combine_chunks().values.to_numpy().reshape(-1, L, K)
     got_w = t.column("weights").combine_chunks().values.to_numpy(zero_copy_only=False).reshape(-1, L, K)
     for l, layer in enumerate(routed):

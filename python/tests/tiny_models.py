@@ -52,6 +52,7 @@ SMALL: dict[str, Any] = {
     "qk_nope_head_dim": 16,
     "v_head_dim": 16,
     "num_shared_experts": 1,
+    "zero_expert_num": 2,  # LongCat-Flash: routed over E + 2 identity ("zero-computation") experts
     "n_shared_experts": 1,
     "sliding_window": 64,
     "pad_token_id": 0,

@@ -50,9 +50,11 @@ def _expert_count(m: nn.Module) -> Optional[int]:
         return None
     if isinstance(m, nn.modules.conv._ConvNd):  # a convolution's 3-D weight is [out, in, kernel], not experts
         return None
-    stacked = {p.shape[0] for p in m.parameters(recurse=False) if p.dim() == 3}
-    if len(stacked) == 1:
-        return int(next(iter(stacked)))
+    stacked = {int(p.shape[0]) for p in m.parameters(recurse=False) if p.dim() == 3}
+    if stacked:
+        # The largest: LongCat-Flash stacks E routed + Z "zero-computation" experts in one weight, E in another,
+        # and routes over all E + Z.
+        return max(stacked)
     for child in m.children():  # e.g. Megatron SequentialMLP.local_experts
         if isinstance(child, (nn.ModuleList, nn.ModuleDict)):
             n = _expert_count(child)
