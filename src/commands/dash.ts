@@ -3,6 +3,9 @@ import { choiceArg, floatArg, intArg } from './options.js';
 
 interface DashFlags {
   follow?: boolean;
+  listen?: number;
+  host: string;
+  token?: string;
   devices: number;
   plan?: string;
   window: number;
@@ -23,8 +26,11 @@ export function registerDash(program: Command): void {
   program
     .command('dash')
     .description('long-run dashboard: balance over time per layer, load grid, tokens per device, VRAM, rate, warnings')
-    .argument('<source>', 'an ONNX MoE model (model.onnx, or its folder) to run live, or an Arrow trace (.arrows)')
+    .argument('[source]', 'an ONNX MoE model (model.onnx, or its folder) to run live, or an Arrow trace (.arrows)')
     .option('--follow', 'trace: keep reading as it grows')
+    .option('--listen <port>', 'instead of SOURCE: receive PyTorch ranks (moescope_probe) on this TCP port, as `moescope listen`', intArg('--listen', 0, 65535))
+    .option('--host <addr>', '--listen: address to listen on (anything but loopback needs --token)', '127.0.0.1')
+    .option('--token <t>', '--listen: shared secret every producer must send (default: $MOESCOPE_TOKEN)')
     .option('--devices <d>', 'assume experts are placed contiguously over D devices (tokens per device, balancedness)', intArg('--devices', 1), 1)
     .option('--plan <file>', 'expert placement from `moescope plan --json`')
     .option('--window <w>', 'tokens of the sliding window (balance values, heat grid, collapse rules)', intArg('--window', 1), 512)
@@ -43,7 +49,7 @@ export function registerDash(program: Command): void {
       '\nKeys: q quit · ? keys · space freeze (live, --follow) · w window · c whole run · m CV/balancedness · ↑↓ or the wheel scroll the grid.\n' +
         'Needs a terminal of at least 80×24. docs/dash.md describes every chart.',
     )
-    .action(async (source: string, f: DashFlags) => {
+    .action(async (source: string | undefined, f: DashFlags) => {
       const { UserError } = await import('../core/errors.js');
       const { interactive } = await import('../views/entry.js');
       if (!interactive()) throw new UserError('dash needs a terminal (stdin and stdout a TTY); use `moescope stats` or `replay --no-ui` for text');
@@ -51,6 +57,11 @@ export function registerDash(program: Command): void {
       const thresholds = { maxVio: f.maxMaxvio, cv: f.maxCv ?? null, balancedness: f.minBalancedness ?? null };
       const common = { thresholds, devices: f.devices, plan: f.plan, window: f.window, color: f.color, colormap: f.colormap };
       const dash = await import('../dash/index.js');
+      if (f.listen !== undefined) {
+        if (source !== undefined) throw new UserError('give SOURCE or --listen PORT, not both');
+        return dashListen(f.listen, f, common);
+      }
+      if (source === undefined) throw new UserError('dash needs a SOURCE (a model or a trace) or --listen PORT');
       const model = await modelPath(source);
       if (model === null) {
         const { openTrace, traceStream } = await import('../trace/index.js');
@@ -84,6 +95,32 @@ export function registerDash(program: Command): void {
       const stream = await engine.generationStream(handle, label); // bad input fails here, before the screen is taken over
       await dash.runDashboard({ ...common, stream, kind: 'live' });
     });
+}
+
+/** `dash --listen PORT`: the listener (src/listen) as the source; its log lines go to the status bar. */
+async function dashListen(port: number, f: DashFlags, common: Omit<import('../dash/index.js').DashboardOptions, 'stream' | 'kind'>): Promise<void> {
+  const { Listener } = await import('../listen/listener.js');
+  const { listenStream } = await import('../listen/stream.js');
+  const dash = await import('../dash/index.js');
+  const listener = new Listener({ host: f.host, port, token: f.token ?? (process.env.MOESCOPE_TOKEN || null) });
+  const streamP = listenStream(listener, 'listen');
+  streamP.catch(() => {});
+  await listener.start();
+  let show: (line: string) => void = (line) => void process.stderr.write(`moescope dash: ${line}\n`);
+  listener.on('log', (line) => show(line));
+  const stop = () => void listener.stop();
+  process.on('SIGINT', stop);
+  show(`listening on tcp://${listener.address} (${f.token || process.env.MOESCOPE_TOKEN ? 'token required' : 'no token'}); waiting for the first rank (moescope_probe.attach)`);
+  try {
+    // The dashboard needs the stream's schema: it comes with the first producer.
+    const live = await Promise.race([streamP, listener.done.then(() => null)]);
+    if (live === null) return;
+    process.off('SIGINT', stop); // the dashboard owns ctrl-c (q quits)
+    await dash.runDashboard({ ...common, stream: live, label: `listen · ${listener.address}`, kind: 'live', onFeed: (feed) => (show = (line) => feed.note(line)) });
+  } finally {
+    process.off('SIGINT', stop);
+    await listener.stop();
+  }
 }
 
 /** The model file SOURCE names (a .onnx file, or a folder holding model.onnx), or null for a trace. */

@@ -234,6 +234,10 @@ export class Dashboard {
 
   private barData(frame: Frame, cols: number): { label: string; titles: string[]; values: number[] } {
     const fit = Math.max(1, Math.floor((cols * 0.4 - 4) / 5));
+    if (frame.ranks && frame.ranks.length > 1) {
+      const r = frame.ranks.slice(0, fit);
+      return { label: 'tokens per rank', titles: r.map((x) => `r${x.rank}`), values: r.map((x) => x.tokens) };
+    }
     if (frame.devices) {
       const d = frame.devices.loads.slice(0, fit);
       return {

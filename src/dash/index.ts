@@ -21,6 +21,8 @@ export interface DashboardOptions {
   /** The source. `replay` needs a seekable stream (a trace) and reads all of it; the stream is closed on return. */
   stream: RoutingStream;
   kind: 'live' | 'replay' | 'follow';
+  /** How the status line names the source (default: the stream's label). */
+  label?: string;
   thresholds: Thresholds;
   /** Contiguous placement over D devices, or a plan file (`moescope plan --json`). */
   devices?: number;
@@ -31,6 +33,8 @@ export interface DashboardOptions {
   colormap?: SequentialMap;
   /** A line for the status bar (e.g. the trace is cut short). */
   notice?: string | null;
+  /** Called with the live / follow feed once it exists (the listener passes its log lines to `feed.note`). */
+  onFeed?: (feed: StreamFeed) => void;
 }
 
 /** Runs the dashboard until the user quits; then the stream is closed (a live producer is stopped). */
@@ -45,13 +49,17 @@ export async function runDashboard(o: DashboardOptions): Promise<void> {
       const player = new ReplayPlayer(stream, model, { playing: false });
       player.seek(stream.tokens ?? Number.MAX_SAFE_INTEGER);
       feed = player;
-    } else feed = new StreamFeed(stream, model, o.kind);
+    } else {
+      const f = new StreamFeed(stream, model, o.kind);
+      o.onFeed?.(f);
+      feed = f;
+    }
     const notes = [o.notice, ...stream.notes].filter((n): n is string => !!n);
     const { runDash } = await import('./run-dash.js');
     await runDash({
       model,
       feed,
-      source: { kind: o.kind, label: stream.label, recording: null, placement },
+      source: { kind: o.kind, label: o.label ?? stream.label, recording: null, placement },
       thresholds: o.thresholds,
       color: o.color,
       colormap: o.colormap,

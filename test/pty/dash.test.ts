@@ -129,3 +129,19 @@ test('dash without a terminal, or on a missing source: one line, exit 2', async 
   assert.equal(exit.exitCode, 2);
   assert.match(s.raw, /moescope: \/nonexistent\/run\.arrows: no such file or folder/);
 });
+
+test('dash --listen: two producer ranks stream in; tokens per rank, charts and warnings; q stops the listener', async (t) => {
+  const { produce } = await import('../listen/helpers.js');
+  const s = PtySession.start(['dash', '--listen', '0', '--window', '128'], { cols: 120, rows: 40 });
+  t.after(() => s.kill());
+  await s.waitFor(/listening on tcp:\/\/127\.0\.0\.1:\d+/);
+  const address = /listening on (tcp:\/\/127\.0\.0\.1:\d+)/.exec(s.screen())![1]!;
+  const producers = [0, 1].map((rank) => produce({ connect: address, rank, world: 2, trace: DEMO_TRACE, holdMs: 20_000 }));
+  t.after(() => producers.forEach((p) => p.child.kill()));
+  const screen = await s.waitFor((x) => TITLES.every((r) => r.test(x)) && /tokens per rank/.test(x) && /r0\s+r1/.test(x) && /token [\d,]+ · layer \d/.test(x), 30_000);
+  assert.match(screen, /moescope dash live listen · 127\.0\.0\.1:\d+/);
+  assert.match(screen, /1,438 tokens/, 'both ranks, 719 tokens each');
+  assert.match(screen, /limit 1\.5/);
+  s.press('q');
+  assert.equal((await s.exited).exitCode, 0);
+});
