@@ -52,13 +52,15 @@ async function runPlan(trace: string | undefined, flags: PlanFlags): Promise<voi
   if ((trace === undefined) === (flags.weights === undefined))
     throw new UserError('plan needs either a trace or --weights FILE.json (not both)');
   const input = trace !== undefined ? await loadsFromTrace(trace) : await loadsFromWeights(flags.weights!);
-  const { comparePlacements } = await import('../stats/eplb-plan.js');
+  const { comparePlacements, eplbAdvice } = await import('../stats/eplb-plan.js');
   const { replicas, groups, nodes, gpus } = flags;
   const cmp = comparePlacements(input.loads, { replicas, groups, nodes, gpus });
+  const advice = eplbAdvice(cmp);
   const { printJson, printText } = await import('../core/sanitize.js');
   // cli.tsx drains stdout before exiting and ends quietly on EPIPE
-  if (flags.json) printJson(`${JSON.stringify(planJson(input, cmp))}\n`);
-  else printText(formatPlan(input, cmp));
+  if (flags.json) printJson(`${JSON.stringify(planJson(input, cmp, advice))}
+`);
+  else printText(formatPlan(input, cmp, advice));
 }
 
 async function loadsFromWeights(file: string): Promise<Loads> {
@@ -93,16 +95,21 @@ async function loadsFromWeights(file: string): Promise<Loads> {
 async function loadsFromTrace(path: string): Promise<Loads> {
   const { UserError } = await import('../core/errors.js');
   const { openTrace } = await import('../trace/index.js');
-  const { countAssignments } = await import('../stats/counts.js');
+  const { addCountRows, countAssignments } = await import('../stats/counts.js');
   const t = openTrace(path);
   try {
     const { layers, experts, topK } = t.schema;
     const L = layers.length;
-    if (t.tokenCount === 0) throw new UserError(`${path}: the trace holds no complete tokens to count`);
+    const info = t.countInfo;
+    if (info && info.axis !== 'expert')
+      throw new UserError(`${path} counts load per device without expert ids: placement needs counts per expert`);
+    if (t.tokenCount === 0) throw new UserError(`${path}: the trace holds no complete ${info ? 'steps' : 'tokens'} to count`);
     const counts = new Float64Array(L * experts);
-    for (const b of t.batches()) countAssignments(b.experts, 0, b.length, L, topK, experts, counts);
+    if (info) for (const b of t.countBatches()) addCountRows(b.counts, b.length, L, experts, counts);
+    else for (const b of t.batches()) countAssignments(b.experts, 0, b.length, L, topK, experts, counts);
     const loads = layers.map((_, l) => counts.slice(l * experts, (l + 1) * experts));
-    const note = t.truncated ? `${path} is cut short: counted its ${t.tokenCount} complete tokens` : undefined;
+    const unit = info ? 'steps' : 'tokens';
+    const note = t.truncated ? `${path} is cut short: counted its ${t.tokenCount} complete ${unit}` : undefined;
     (await import('./truncation.js')).flagTruncated(path, t.truncated, t.tokenCount);
     return { source: path, layers: [...layers], loads, ...(note ? { note } : {}) };
   } finally {
@@ -113,7 +120,9 @@ async function loadsFromTrace(path: string): Promise<Loads> {
 type Comparison = import('../stats/eplb-plan.js').PlanComparison;
 type Summary = import('../stats/eplb-plan.js').PlacementSummary;
 
-function planJson(input: Loads, c: Comparison): unknown {
+type Advice = import('../stats/eplb-plan.js').EplbAdvice;
+
+function planJson(input: Loads, c: Comparison, advice: Advice): unknown {
   const side = (s: Summary, placement: string) => ({
     placement,
     balancedness: { sglang: s.sglang, vllm: s.vllm },
@@ -134,6 +143,7 @@ function planJson(input: Loads, c: Comparison): unknown {
     phy2log: c.plan.phy2log,
     log2phy: c.plan.log2phy,
     logcnt: c.plan.logcnt,
+    advice: { turnOn: advice.turnOn, speedup: advice.speedup, text: advice.text },
   };
 }
 
@@ -141,7 +151,7 @@ const num = (v: number, digits = 3) => v.toFixed(digits);
 const load = (v: number) => String(Number(v.toPrecision(6)));
 const pad = (s: string, w: number) => s.padStart(w);
 
-function formatPlan(input: Loads, c: Comparison): string {
+function formatPlan(input: Loads, c: Comparison, advice: Advice): string {
   const { replicas, groups, nodes, gpus } = c.options;
   const L = c.layers;
   const out: string[] = [];
@@ -205,6 +215,7 @@ function formatPlan(input: Loads, c: Comparison): string {
     out.push(`  before: ${ext(c.before)}`);
     out.push(`  after:  ${ext(c.after)}`);
   }
+  out.push('', `should EPLB be on? ${advice.text}`);
   out.push('', 'phy2log / log2phy / logcnt: --json');
   return `${out.join('\n')}\n`;
 }

@@ -56,6 +56,7 @@ async function runStats(file: string, flags: StatsFlags): Promise<string> {
     ]);
   const trace = openTrace(file);
   try {
+    if (trace.kind === 'counts') return await countStats(trace, file, flags);
     const schema = trace.schema;
     const L = schema.layers.length;
     if (flags.vocabLayer !== undefined && flags.vocabLayer >= L)
@@ -101,4 +102,29 @@ async function runStats(file: string, flags: StatsFlags): Promise<string> {
   } finally {
     trace.close();
   }
+}
+
+/** `moescope stats` on a count trace: the metrics counts define, by the same formulas (stats/count-analysis.ts). */
+async function countStats(trace: import('../trace/index.js').TraceReader, file: string, flags: StatsFlags): Promise<string> {
+  const [{ CountAnalysis }, { formatCountStatsText }, { flagTruncated }] = await Promise.all([
+    import('../stats/count-analysis.js'),
+    import('../stats/count-text.js'),
+    import('./truncation.js'),
+  ]);
+  const info = trace.countInfo!;
+  const analysis = new CountAnalysis(trace.schema, info, {
+    totalSteps: trace.rowCount,
+    ...(flags.devices !== undefined ? { devices: flags.devices } : {}),
+  });
+  for (const b of trace.countBatches()) analysis.add(b);
+  const result = analysis.result();
+  const cut = trace.truncated;
+  flagTruncated(file, cut, trace.rowCount);
+  if (flags.json) return JSON.stringify({ ...result, truncated: cut !== null }, null, 2) + '\n';
+  return formatCountStatsText(result, {
+    file,
+    model: trace.meta.model,
+    source: trace.meta.source,
+    truncatedNote: cut ? `trace cut short: ${cut.rowsLost ?? 'some'} rows lost at byte ${cut.atByte}; metrics cover the complete rows` : null,
+  });
 }

@@ -30,3 +30,18 @@ export function countAssignments(
   }
   if (bad >= 0) throw new UserError(`expert id ${bad} out of range: the schema has ${e} experts per layer`);
 }
+
+/**
+ * The count-trace twin of countAssignments: adds `rows` rows of an (r·L + l)·bins + b count matrix into
+ * `out[l·bins + b]` (the same L·E layout countAssignments fills), so load metrics read one matrix whichever kind
+ * of record fed it. Returns Σ of the first layer's counts (= tokens × K, the assignments of one layer).
+ */
+export function addCountRows(counts: Float64Array, rows: number, layers: number, bins: number, out: Float64Array): number {
+  const W = layers * bins;
+  let firstLayer = 0;
+  for (let r = 0, i = 0; r < rows; r++) {
+    for (let b = 0; b < bins; b++) firstLayer += counts[i + b]!;
+    for (let j = 0; j < W; j++, i++) out[j]! += counts[i]!;
+  }
+  return firstLayer;
+}

@@ -84,3 +84,32 @@ export function comparePlacements(loads: LayerLoads, options: PlanOptions, worst
     worstAfter: by('after'),
   };
 }
+
+export interface EplbAdvice {
+  /** Whether EPLB's placement is worth turning on for this load (the gain passes `minGain`). */
+  turnOn: boolean;
+  /**
+   * Busiest-GPU load before ÷ after (Σ_layers max before / Σ_layers max after): an expert-parallel MoE layer waits
+   * for its busiest GPU, so this is the bound on the MoE layers' speed-up from placement alone.
+   */
+  speedup: number;
+  /** One sentence: the answer to "should I turn EPLB on". */
+  text: string;
+}
+
+/**
+ * "Should I turn EPLB on?" from a plan comparison: yes when EPLB's placement would cut the busiest GPU's load by at
+ * least `minGain` (default 5 %), the share at which re-placement (weights moved between GPUs) usually pays.
+ */
+export function eplbAdvice(c: PlanComparison, minGain = 0.05): EplbAdvice {
+  const speedup = c.after.maxOverMean > 0 ? c.before.maxOverMean / c.after.maxOverMean : NaN;
+  const f = (v: number) => v.toFixed(3);
+  const load = `the busiest GPU carries ${c.before.maxOverMean.toFixed(2)}× the mean load without EPLB, ` +
+    `${c.after.maxOverMean.toFixed(2)}× with it (balancedness ${f(c.before.sglang)} → ${f(c.after.sglang)}, SGLang convention)`;
+  if (!Number.isFinite(speedup)) return { turnOn: false, speedup, text: 'no load to balance: nothing to decide' };
+  const turnOn = speedup >= 1 + minGain;
+  const text = turnOn
+    ? `turn EPLB on: ${load}; MoE layers bound by their busiest GPU would run up to ${speedup.toFixed(2)}× faster`
+    : `EPLB would gain little here (< ${Math.round(minGain * 100)}%): ${load}`;
+  return { turnOn, speedup, text };
+}

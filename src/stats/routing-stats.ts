@@ -5,8 +5,9 @@
  * collapse detector on the window. Cost: O(L·K) per token for counts and window, O(L·E) per token with logits.
  */
 import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
+import type { CountBatch } from '../core/count-batch.js';
 import { UserError } from '../core/errors.js';
-import { countAssignments } from './counts.js';
+import { addCountRows, countAssignments } from './counts.js';
 import { WindowCounts } from './window.js';
 import { DEFAULT_COLLAPSE_WINDOW } from './defaults.js';
 import { LogitSums, NO_LOGITS, type LogitsMetrics } from './logit-sums.js';
@@ -96,6 +97,10 @@ export class RoutingStats {
   readonly window: WindowCounts | null;
   readonly detector: CollapseDetector | null;
   private n = 0;
+  /** Assignments of the first layer added from count rows (tokens = that ÷ K: every token picks K per layer). */
+  private countedAssignments = 0;
+  /** Count rows (steps) added with addCounts. */
+  private countRows = 0;
   private readonly logitSums: LogitSums | null;
   /** The worker filling logitSums, when it is not filled here; null once closed. */
   private thread: LogitsThread | null = null;
@@ -139,9 +144,30 @@ export class RoutingStats {
     this.thread = null;
   }
 
-  /** Tokens seen so far. */
+  /** Tokens seen so far (from count rows: the first layer's assignments ÷ K). */
   get tokens(): number {
-    return this.n;
+    return this.n + this.countedAssignments / this.topK;
+  }
+
+  /** Count rows (steps) added with addCounts. */
+  get steps(): number {
+    return this.countRows;
+  }
+
+  /**
+   * Adds load counts per (step, layer, expert) — a count trace's rows — to the same run counts that `add` fills
+   * from tokens, so every load metric (layerMetrics, snapshot) is the one formula for both. Counts carry no
+   * per-token data: the window, the collapse detector and the logits metrics need tokens, so a RoutingStats fed
+   * counts must be created with `window: 0` and a schema without logits.
+   */
+  addCounts(b: CountBatch): void {
+    if (b.axis !== 'expert') throw new UserError(`load counts per ${b.axis} have no expert ids: expert metrics need counts per expert`);
+    if (b.bins !== this.experts) throw new UserError(`count rows have ${b.bins} experts per layer; the schema has ${this.experts}`);
+    if (this.window || this.logitSums) throw new Error('RoutingStats fed counts needs window: 0 and no logits');
+    const W = this.layers * this.experts;
+    if (b.counts.length !== b.length * W) throw new UserError(`count batch has ${b.counts.length} counts for ${b.length} rows; the schema needs ${this.layers}×${this.experts} per row`);
+    this.countedAssignments += addCountRows(b.counts, b.length, this.layers, this.experts, this.load);
+    this.countRows += b.length;
   }
 
   /** Whether logits metrics are being computed. */
@@ -214,7 +240,7 @@ export class RoutingStats {
     const base = l * E;
     const load = Array.from(m.subarray(base, base + E));
     const total = load.reduce((a, b) => a + b, 0);
-    const tokens = scope === 'run' ? this.n : this.window!.tokens;
+    const tokens = scope === 'run' ? this.tokens : this.window!.tokens;
     const logits = scope === 'run' ? this.logitsOf(l) : NO_LOGITS;
     return {
       layer: this.schema.layers[l]!,
@@ -242,10 +268,10 @@ export class RoutingStats {
     };
     const run = scope === 'run';
     const pooledHf = !run ? null : this.postedMode ? (this.posted?.pooledHfAuxLoss ?? null) : this.logitSums ? this.syncedLogitSums().pooledHfAuxLoss() : null;
-    const range = run ? { start: 0, end: this.n } : { start: this.window!.start, end: this.window!.end };
+    const range = run ? { start: 0, end: this.tokens } : { start: this.window!.start, end: this.window!.end };
     return {
       scope,
-      tokens: this.n,
+      tokens: this.tokens,
       range,
       topN: this.topN,
       layers,

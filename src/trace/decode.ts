@@ -5,7 +5,8 @@
 import type { RecordBatch } from 'apache-arrow/ipc/metadata/message';
 import { NO_STEP, type RoutingBatch, type RoutingSchema } from '../core/batch.js';
 import { UserError } from '../core/errors.js';
-import { COL } from './format.js';
+import type { CountAxis, CountBatch } from '../core/count-batch.js';
+import { COL, COUNT_COL } from './format.js';
 import type { ColumnSlot } from './layout.js';
 
 type TypedCtor<T> = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): T; BYTES_PER_ELEMENT: number };
@@ -120,6 +121,15 @@ export class BodyView {
     return out;
   }
 
+  /** The child values of a FixedSizeList column of any fixed-width type (count traces: float64). */
+  listOf<T>(slot: ColumnSlot, Ctor: TypedCtor<T>, n: number, size: number, what: string): T {
+    const parent = this.nodeOf(slot);
+    const child = this.nodeOf(slot, 1);
+    if (parent.length !== n || child.length !== n * size) this.corrupt(`column ${what} has the wrong number of values`);
+    if (parent.nullCount !== 0 || child.nullCount !== 0) this.corrupt(`column ${what} has nulls`);
+    return this.typed(slot.buffer + 2, Ctor, n * size, what);
+  }
+
   fixed<T>(slot: ColumnSlot, Ctor: TypedCtor<T>, n: number, what: string): T {
     const node = this.nodeOf(slot);
     if (node.length !== n) this.corrupt(`column ${what} has ${node.length} rows, expected ${n}`);
@@ -148,6 +158,21 @@ function slot(ctx: DecodeContext, name: string): ColumnSlot {
   const s = ctx.slots.get(name);
   if (!s) throw new UserError(`${ctx.file}: not a moescope trace (no "${name}" column)`);
   return s;
+}
+
+/** The CountBatch of a count trace's body (step int64 → Float64Array; counts copied, checked finite ≥ 0). */
+export function decodeCountBatch(view: BodyView, ctx: DecodeContext, axis: CountAxis, bins: number): CountBatch {
+  const n = view.rb.length;
+  const w = ctx.schema.layers.length * bins;
+  const steps = view.fixed(slot(ctx, COUNT_COL.step), BigInt64Array, n, COUNT_COL.step);
+  const step = new Float64Array(n);
+  for (let i = 0; i < n; i++) step[i] = Number(steps[i]!);
+  const counts = view.listOf(slot(ctx, COUNT_COL.counts), Float64Array, n, w, COUNT_COL.counts);
+  for (let i = 0; i < counts.length; i++) {
+    const v = counts[i]!;
+    if (!(v >= 0) || v === Infinity) view.corrupt(`count ${v} in row ${Math.floor(i / w)} (counts must be finite numbers ≥ 0)`);
+  }
+  return { length: n, step, tNs: view.fixed(slot(ctx, COUNT_COL.tNs), BigInt64Array, n, COUNT_COL.tNs), axis, bins, counts };
 }
 
 /** The RoutingBatch of a body; `mem` cells too when asked. */

@@ -10,7 +10,9 @@ import {
   DataType,
   FixedSizeList,
   Float16,
+  Float64,
   Int32,
+  Int64,
   TimestampNanosecond,
   Uint16,
   Uint32,
@@ -19,6 +21,7 @@ import {
 import { Precision, TimeUnit } from 'apache-arrow/enum';
 import { OPTIONAL_COLUMNS, type OptionalColumn, type RoutingSchema, type Scoring } from '../core/batch.js';
 import type { RouterSummary, StreamMeta } from '../core/stream.js';
+import type { CountAxis } from '../core/count-batch.js';
 import { UserError } from '../core/errors.js';
 
 /** Bumped when a reader of an older moescope could misread a newer trace. */
@@ -44,6 +47,31 @@ export const COL = {
   dropped: 'dropped',
 } as const;
 
+/** Columns of a count trace (`kind: "counts"`), in file order. */
+export const COUNT_COL = {
+  step: 'step',
+  tNs: 't_ns',
+  counts: 'counts',
+} as const;
+
+/** What a count trace's header says about its rows (docs/trace-format.md § Count traces). */
+export interface CountTraceInfo {
+  /** What a bin is: a logical expert, or a device (GPU / EP rank) without expert ids. */
+  axis: CountAxis;
+  /** Bins per layer: E for axis expert, the number of devices for axis device. */
+  bins: number;
+  /** Whether schema.topK is the producer's K (false: unknown, schema.topK is 1 and tokens are not derivable). */
+  topKKnown: boolean;
+  /** Whether schema.experts is the model's E (false for device counts of an unknown model: then it equals bins). */
+  expertsKnown: boolean;
+  /**
+   * The placement the counts were measured under, when the producer had one (SGLang's physical → logical map):
+   * devices, and per layer (one entry per MoE layer, or one shared by all) physical slot → logical expert; slot s of
+   * S lies on device ⌊s·D/S⌋. Redundant experts are the logical ids that appear more than once.
+   */
+  placement?: { devices: number; phy2log: number[][] } | null;
+}
+
 /** Everything a trace says about itself, as stored (JSON) in the schema metadata. */
 export interface TraceHeader {
   /** TRACE_FORMAT_VERSION of the writer. */
@@ -54,6 +82,50 @@ export interface TraceHeader {
   createdAt: string;
   schema: RoutingSchema;
   meta: StreamMeta;
+  /** What one row is: a token (default, absent in token traces), or load counts of one step. */
+  kind?: 'tokens' | 'counts';
+  /** Count traces only. */
+  counts?: CountTraceInfo;
+}
+
+/** The L·bins width of a count trace's `counts` column. */
+export function countWidth(h: TraceHeader): number {
+  return h.schema.layers.length * h.counts!.bins;
+}
+
+/** The Arrow schema of a count trace. */
+export function arrowCountSchemaFor(header: TraceHeader): Schema {
+  validateSchema(header.schema);
+  validateCountInfo(header, 'count trace');
+  const fields: Field[] = [
+    new Field(COUNT_COL.step, new Int64(), false),
+    new Field(COUNT_COL.tNs, new TimestampNanosecond(), false),
+    fixedList(COUNT_COL.counts, countWidth(header), new Float64()),
+  ];
+  return new Schema(fields, new Map([[META_KEY, JSON.stringify(header)]]));
+}
+
+function validateCountInfo(h: TraceHeader, file: string): void {
+  const c = h.counts;
+  const bad = (why: string): never => {
+    throw new UserError(`${file}: invalid count-trace header: ${why}`);
+  };
+  if (typeof c !== 'object' || c === null) bad('no "counts" record');
+  if (c!.axis !== 'expert' && c!.axis !== 'device') bad(`counts.axis must be expert or device, got ${String(c!.axis)}`);
+  if (!Number.isInteger(c!.bins) || c!.bins < 1 || c!.bins > 1 << 20) bad(`counts.bins must be 1…${1 << 20}, got ${c!.bins}`);
+  if (c!.axis === 'expert' && c!.bins !== h.schema.experts) bad(`counts.bins (${c!.bins}) must equal the schema's ${h.schema.experts} experts`);
+  if (typeof c!.topKKnown !== 'boolean' || typeof c!.expertsKnown !== 'boolean') bad('counts.topKKnown / expertsKnown must be booleans');
+  const p = c!.placement;
+  if (p !== undefined && p !== null) {
+    if (!Number.isInteger(p.devices) || p.devices < 1) bad('counts.placement.devices must be an integer ≥ 1');
+    if (!Array.isArray(p.phy2log) || (p.phy2log.length !== 1 && p.phy2log.length !== h.schema.layers.length))
+      bad('counts.placement.phy2log must hold one map, or one per MoE layer');
+    const S = p.phy2log[0]!.length;
+    for (const m of p.phy2log) {
+      if (!Array.isArray(m) || m.length !== S || S < p.devices) bad('counts.placement.phy2log maps must all have the same number (≥ devices) of slots');
+      for (const e of m) if (!Number.isInteger(e) || e < 0 || e >= h.schema.experts) bad(`counts.placement.phy2log holds ${String(e)}, not an expert id`);
+    }
+  }
 }
 
 /** Routers of the meta, or one summary per schema layer when the producer gave none. */
@@ -153,6 +225,9 @@ export function parseTraceSchema(arrow: Schema, file: string): TraceHeader {
     throw new UserError(`${file}: the "${META_KEY}" schema metadata's meta lacks routers/devices/source`);
   if (m.routers.length !== h.schema.layers.length)
     throw new UserError(`${file}: the trace names ${m.routers.length} routers for ${h.schema.layers.length} MoE layers`);
+  if (h.kind !== undefined && h.kind !== 'tokens' && h.kind !== 'counts')
+    throw new UserError(`${file}: unknown trace kind ${JSON.stringify(h.kind)} (this moescope reads "tokens" and "counts")`);
+  if (h.kind === 'counts') return parseCountColumns(h, arrow, file);
   const s = h.schema;
   const L = s.layers.length;
   const by = new Map(arrow.fields.map((f) => [f.name, f]));
@@ -191,6 +266,23 @@ export function parseTraceSchema(arrow: Schema, file: string): TraceHeader {
 export function optionalColumnsOf(arrow: Schema): OptionalColumn[] {
   const names = new Set(arrow.fields.map((f) => f.name));
   return OPTIONAL_COLUMNS.filter((c) => names.has(COL[c]));
+}
+
+function parseCountColumns(h: TraceHeader, arrow: Schema, file: string): TraceHeader {
+  validateCountInfo(h, file);
+  const by = new Map(arrow.fields.map((f) => [f.name, f]));
+  expectType(by.get(COUNT_COL.step), COUNT_COL.step, isInt(64, true), 'int64', file);
+  expectType(
+    by.get(COUNT_COL.tNs),
+    COUNT_COL.tNs,
+    (t) => (DataType.isTimestamp(t) && t.unit === TimeUnit.NANOSECOND) || isInt(64, true)(t),
+    'timestamp[ns] or int64',
+    file,
+  );
+  const w = countWidth(h);
+  const isDouble = (t: DataType) => DataType.isFloat(t) && t.precision === Precision.DOUBLE;
+  expectType(by.get(COUNT_COL.counts), COUNT_COL.counts, isFixedOf(w, isDouble), `fixed_size_list<double>[${w}]`, file);
+  return h;
 }
 
 export function isScoring(v: unknown): v is Scoring {

@@ -8,7 +8,7 @@
  * Message, then the body (bodyLength bytes, buffers 8-byte aligned). End of stream: 0xFFFFFFFF 0x00000000.
  * https://arrow.apache.org/docs/format/Columnar.html#encapsulated-message-format
  */
-import { readSync } from 'node:fs';
+import { readSync, writevSync } from 'node:fs';
 import { Message } from 'apache-arrow/ipc/metadata/message';
 import { MessageHeader } from 'apache-arrow/enum';
 import { UserError } from '../core/errors.js';
@@ -98,4 +98,28 @@ export function scanMessageAt(fd: number, start: number, fileSize: number, file:
     return { kind: 'partial', start, present: avail, total: end - start, rows };
   }
   return { kind: 'message', start, message, metaOffset: start + headerLen, bodyOffset, bodyLength, end };
+}
+
+/**
+ * Writes `parts` to `fd` with writev, in chunks of at most 1024 buffers, looping only on a short write (so one
+ * message normally reaches the file in one system call). Returns the bytes written.
+ */
+export function writevAll(fd: number, parts: readonly Uint8Array[]): number {
+  let written = 0;
+  let queue = parts.filter((p) => p.byteLength > 0);
+  while (queue.length) {
+    const chunk = queue.slice(0, 1024);
+    let n = writevSync(fd, chunk);
+    written += n;
+    const rest: Uint8Array[] = [];
+    for (const p of chunk) {
+      if (n >= p.byteLength) n -= p.byteLength;
+      else {
+        rest.push(p.subarray(n));
+        n = 0;
+      }
+    }
+    queue = [...rest, ...queue.slice(chunk.length)];
+  }
+  return written;
 }

@@ -15,8 +15,9 @@ import type { StreamMeta } from '../core/stream.js';
 import type { TimedMemorySample, Truncation } from '../core/routing-stream.js';
 import { UserError, describeError } from '../core/errors.js';
 import { ColumnsBuffer } from './columns.js';
-import { BodyView, decodeBatch, type DecodeContext } from './decode.js';
-import { COL, optionalColumnsOf, parseTraceSchema, type TraceHeader } from './format.js';
+import { BodyView, decodeBatch, decodeCountBatch, type DecodeContext } from './decode.js';
+import { COL, optionalColumnsOf, parseTraceSchema, type CountTraceInfo, type TraceHeader } from './format.js';
+import type { CountBatch } from '../core/count-batch.js';
 import { preadFully, scanMessageAt } from './ipc.js';
 import { columnSlots } from './layout.js';
 import { memoryFromJson } from './memory-json.js';
@@ -133,7 +134,26 @@ export class TraceReader {
   get createdAt(): Date {
     return new Date(this.header.createdAt);
   }
-  /** Tokens in complete batches (as of the last refresh). */
+  /** What one row is: a token, or the load counts of one step (docs/trace-format.md § Count traces). */
+  get kind(): 'tokens' | 'counts' {
+    return this.header.kind ?? 'tokens';
+  }
+  /** A count trace's axis, bins and placement; null for a token trace. */
+  get countInfo(): CountTraceInfo | null {
+    return this.header.kind === 'counts' ? this.header.counts! : null;
+  }
+  /** Throws the one-line error every token-only reading of a count trace gives. */
+  requireTokens(what = 'this command'): void {
+    if (this.kind === 'counts')
+      throw new UserError(
+        `${this.path} is a count trace (load counts per step, no per-token routing): ${what} needs per-token data`,
+      );
+  }
+  /** Rows in complete batches: tokens in a token trace, steps in a count trace. */
+  get rowCount(): number {
+    return this.total;
+  }
+  /** Tokens in complete batches (as of the last refresh); the rows (steps) of a count trace. */
   get tokenCount(): number {
     return this.total;
   }
@@ -217,6 +237,30 @@ export class TraceReader {
    * keep batches); otherwise they are the batch's own.
    */
   readBatch(index: number, opts: ReadOptions = {}): TraceChunk {
+    this.requireTokens('reading tokens');
+    const { buf, rb, where } = this.readMessage(index, opts);
+    const view = new BodyView(buf.subarray(this.bodyOffset[index]! - this.metaOffset[index]!), rb, where);
+    const { batch, mem } = decodeBatch(view, this.ctx, true);
+    const firstToken = this.firstToken[index]!;
+    return { index, firstToken, batch, memory: mem ? samplesOf(mem, firstToken, where) : [] };
+  }
+
+  /** Record batch `index` of a count trace, decoded (its own memory). */
+  readCountBatch(index: number): CountBatch {
+    const info = this.countInfo;
+    if (!info) throw new UserError(`${this.path} is a token trace, not a count trace`);
+    const { buf, rb, where } = this.readMessage(index, {});
+    const view = new BodyView(buf.subarray(this.bodyOffset[index]! - this.metaOffset[index]!), rb, where);
+    return decodeCountBatch(view, this.ctx, info.axis, info.bins);
+  }
+
+  /** Every complete record batch of a count trace, in order. */
+  *countBatches(): Generator<CountBatch> {
+    for (let i = 0; i < this.rows.length; i++) yield this.readCountBatch(i);
+  }
+
+  /** Header + body bytes of batch `index` and its decoded header. */
+  private readMessage(index: number, opts: ReadOptions): { buf: Buffer; rb: RecordBatch; where: string } {
     if (!Number.isInteger(index) || index < 0 || index >= this.rows.length)
       throw new RangeError(`batch ${index} is outside the trace (0…${this.rows.length - 1})`);
     const fd = this.openFd();
@@ -232,11 +276,8 @@ export class TraceReader {
     } else buf = Buffer.allocUnsafeSlow(size);
     if (preadFully(fd, buf, metaStart) !== buf.byteLength) throw new UserError(`${this.path}: trace shrank while being read`);
     const rb = Message.decode(buf.subarray(0, bodyStart - metaStart)).header() as RecordBatch;
-    const where = `${this.path} (batch ${index})`;
-    const view = new BodyView(buf.subarray(bodyStart - metaStart), rb, where);
-    const { batch, mem } = decodeBatch(view, this.ctx, true);
-    const firstToken = this.firstToken[index]!;
-    return { index, firstToken, batch, memory: mem ? samplesOf(mem, firstToken, where) : [] };
+    if (rb.length !== this.rows[index]) throw new UserError(`${this.path}: trace changed while being read`);
+    return { buf, rb, where: `${this.path} (batch ${index})` };
   }
 
   /** Decoded batches from the one holding `fromToken` (the first is sliced to start there), to the indexed end. */

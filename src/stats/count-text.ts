@@ -1,0 +1,83 @@
+/** The readable form of `moescope stats` on a count trace; input is the stable JSON, so text and JSON agree. */
+import type { CountStatsJson } from './count-analysis.js';
+
+function num(v: number | null | undefined, digits = 3): string {
+  if (v === null || v === undefined) return '—';
+  if (Number.isNaN(v)) return 'n/a';
+  return v.toFixed(digits);
+}
+
+function count(n: number): string {
+  return Number.isInteger(n) ? n.toLocaleString('en-US') : n.toFixed(1);
+}
+
+function table(head: string[][], rows: string[][]): string[] {
+  const all = [...head, ...rows];
+  const widths = head[0]!.map((_, c) => Math.max(...all.map((r) => (r[c] ?? '').length)));
+  return all.map((r) => '  ' + r.map((cell, c) => cell.padStart(widths[c]!)).join('  '));
+}
+
+export interface CountTextContext {
+  file: string;
+  model: string | null;
+  source: string;
+  truncatedNote: string | null;
+}
+
+export function formatCountStatsText(s: CountStatsJson, ctx: CountTextContext): string {
+  const { schema } = s;
+  const L = schema.layers.length;
+  const out: string[] = [];
+  out.push(`moescope stats  ${ctx.file}`);
+  const what = s.axis === 'expert' ? `${s.bins} experts` : `${s.bins} devices (no expert ids)`;
+  out.push(
+    `  count trace (${ctx.source}): ${count(s.steps)} steps · ${count(s.assignments)} assignments` +
+      `${s.tokens !== null ? ` · ${count(s.tokens)} tokens (÷ top-${schema.topK})` : ' · tokens unknown (top-k not recorded)'}` +
+      ` · ${L} MoE layers × ${what}${ctx.model ? ` · ${ctx.model}` : ''}`,
+  );
+  if (ctx.truncatedNote) out.push(`  ${ctx.truncatedNote}`);
+  out.push('');
+  if (s.layers && s.global) {
+    const g = s.global;
+    const E = schema.experts;
+    out.push('Load per layer (assignments per expert, summed over every step; docs/metrics.md)');
+    const head = [
+      ['layer', 'CV', 'MaxVio', 'entropy', 'dead', `top-${s.topN}`, 'cov90'],
+      ['', 'std/mean', 'DeepSeek', 'H/lnE', '', 'share', 'experts'],
+      ['bal.', '0', '0', '1', '0', num(s.topN / E), String(Math.ceil(0.9 * E))],
+    ];
+    const rows = s.layers.map((m) => [String(m.layer), num(m.cv), num(m.maxVio), num(m.entropy), num(m.deadExperts, 0), num(m.topNShare), num(m.coverage90, 0)]);
+    rows.push(['mean', num(g.cv), num(g.maxVio), num(g.entropy), String(g.deadExperts), '', '']);
+    out.push(...table(head, rows));
+    out.push(`  (dead: total over layers; worst layer MaxVio ${num(g.maxVioWorst)})`);
+    out.push('');
+  }
+  const d = s.devices;
+  if (d) {
+    const from =
+      d.placement === 'counts'
+        ? 'counted per device'
+        : d.placement === 'trace'
+          ? `the recorded placement: ${d.slots} slots per layer${d.replicatedExperts ? `, up to ${d.replicatedExperts} experts replicated (a replica takes an even share of its expert's load)` : ', no replicas'}`
+          : `contiguous placement over ${d.devices} devices (--devices)`;
+    out.push(`Balancedness over ${d.devices} devices (mean ÷ busiest device load; 1 = even) — ${from}`);
+    out.push(`  SGLang convention (mean over layers of (mean+1e-5)/(max+1e-5)): ${num(d.sglang)}`);
+    out.push(`  vLLM convention (Σ mean ÷ Σ max over layers):                 ${num(d.vllm)}`);
+    if (d.perStep)
+      out.push(`  per step, SGLang convention (as its "[Expert Balancedness]" log): mean ${num(d.perStep.mean)}, worst ${num(d.perStep.min)}, last ${num(d.perStep.last)}`);
+    const total = d.totals.reduce((a, x) => a + x, 0);
+    if (d.devices <= 16 && total > 0)
+      out.push(`  share per device: ${d.totals.map((t, i) => `${i}:${((t / total) * 100).toFixed(1)}%`).join(' ')}`);
+    out.push('');
+  } else if (s.axis === 'expert') {
+    out.push('Balancedness: give --devices D (contiguous placement), or `moescope plan` for EPLB before / after');
+    out.push('');
+  }
+  if (s.drift) {
+    out.push(`Drift: JS divergence (bits) of each layer's load, first ${s.drift.steps} steps vs last ${s.drift.steps}: mean ${num(s.drift.mean, 4)}, worst ${num(s.drift.worst, 4)}`);
+    out.push('');
+  }
+  out.push('Not in this trace (it holds load counts per step, no per-token routing):');
+  for (const m of s.needsTokens) out.push(`  - ${m}`);
+  return `${out.join('\n')}\n`;
+}
