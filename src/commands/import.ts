@@ -10,25 +10,31 @@ interface ImportFlags {
   layerIds?: number[];
   layers?: number;
   follow?: boolean;
+  gpus?: number;
 }
 
-const FORMATS = ['jsonl', 'megatron', 'npy', 'routed-experts', 'log'] as const;
+const FORMATS = ['jsonl', 'megatron', 'npy', 'routed-experts', 'log', 'sglang'] as const;
 
 export function registerImport(program: Command): void {
   program
     .command('import')
-    .description("convert others' routing dumps into a moescope trace (jsonl, megatron, npy, routed-experts, log)")
-    .argument('<format>', 'jsonl, megatron, npy, routed-experts or log', choiceArg('format', FORMATS))
-    .argument('<files...>', 'input files (megatron: every router_trace_rank*.jsonl; routed-experts: saved SGLang / vLLM responses, JSON or JSONL; log: SGLang / vLLM server logs)')
+    .description("convert others' routing dumps into a moescope trace (jsonl, megatron, npy, routed-experts, log, sglang)")
+    .argument('<format>', 'jsonl, megatron, npy, routed-experts, log or sglang', choiceArg('format', FORMATS))
+    .argument('<files...>', "input files (megatron: every router_trace_rank*.jsonl; routed-experts: saved SGLang / vLLM responses, JSON or JSONL; log: SGLang / vLLM server logs; sglang: every rank's expert_distribution_recorder_*.pt)")
     .requiredOption('-o, --output <trace>', 'trace to write (.arrows); written only if the whole import succeeds')
-    .option('--top-k <k>', 'npy, routed-experts: experts selected per token', intArg('--top-k', 1))
+    .option('--top-k <k>', "npy, routed-experts: experts selected per token; sglang: the model's top-k (counts tokens in stat / per_pass dumps)", intArg('--top-k', 1))
     .option('--layers <n>', "routed-experts: layers in SGLang's flat payload (when the response's token counts do not say)", intArg('--layers', 1))
-    .option('--scoring <s>', 'npy, megatron, routed-experts: softmax or sigmoid', choiceArg('--scoring', ['softmax', 'sigmoid'] as const), 'softmax')
+    .option('--gpus <n>', 'sglang: expert-parallel GPUs (default: the ranks in the dumps)', intArg('--gpus', 1))
+    .option('--scoring <s>', 'npy, megatron, routed-experts, sglang: softmax or sigmoid', choiceArg('--scoring', ['softmax', 'sigmoid'] as const), 'softmax')
     .option('--experts <e>', 'megatron, routed-experts: experts per layer (default: the logits\' width, else largest id seen + 1)', intArg('--experts', 1))
     .option('--layer-ids <ids>', 'npy: model layer id of each layer, e.g. 3,4,5 (default 0…L-1)', intListArg('--layer-ids'))
     .option('--follow', 'megatron: keep reading the rank files while training writes them, recording each step once every rank is past it (Ctrl-C stops; needs --experts)')
     .option('--no-logits', 'npy, megatron: do not store the logits (megatron: the logits_rank*.bin sidecar), only the selection')
-    .addHelpText('after', '\nFormats: docs/trace-format.md (JSONL interchange, Megatron router traces, NumPy logits); docs/serving.md (SGLang / vLLM responses).')
+    .addHelpText(
+      'after',
+      '\nFormats: docs/trace-format.md (JSONL interchange, Megatron router traces, NumPy logits); docs/serving.md (SGLang / vLLM\n' +
+        "responses, server logs; SGLang's expert-distribution dumps: stat and per_pass become count traces, per_token a token trace).",
+    )
     .action(async (format: (typeof FORMATS)[number], files: string[], o: ImportFlags) => {
       const { UserError } = await import('../core/errors.js');
       const { describeSchema } = await import('../core/batch.js');
@@ -54,7 +60,7 @@ export function registerImport(program: Command): void {
         return;
       }
       if (format === 'log') {
-        for (const [flag, v] of [['--top-k', o.topK], ['--layers', o.layers], ['--experts', o.experts], ['--layer-ids', o.layerIds]] as const)
+        for (const [flag, v] of [['--top-k', o.topK], ['--layers', o.layers], ['--experts', o.experts], ['--layer-ids', o.layerIds], ['--gpus', o.gpus]] as const)
           if (v !== undefined) throw new UserError(`${flag} does not go with import log`);
         const { resolve } = await import('node:path');
         if (files.some((f) => resolve(f) === resolve(o.output))) throw new UserError(`the output ${o.output} is also an input`);
@@ -70,11 +76,15 @@ export function registerImport(program: Command): void {
         r = importRoutedExperts(files, o.output, { layers: o.layers, topK: o.topK, experts: o.experts, scoring: o.scoring });
       } else {
         if (o.layers !== undefined) throw new UserError('--layers goes with import routed-experts');
+        if (o.gpus !== undefined && format !== 'sglang') throw new UserError('--gpus goes with import sglang');
         const { importTrace } = await import('../trace/import/index.js');
-        r = importTrace(format, files, o.output, { topK: o.topK, scoring: o.scoring, experts: o.experts, logits: o.logits, layerIds: o.layerIds });
+        r = importTrace(format, files, o.output, { topK: o.topK, scoring: o.scoring, experts: o.experts, logits: o.logits, layerIds: o.layerIds, gpus: o.gpus });
       }
       const { printError, printText } = await import('../core/sanitize.js');
       for (const note of r.notes) printError(`note: ${note}`);
-      printText(`wrote ${o.output}: ${r.tokens} tokens, ${describeSchema(r.schema)}\n`);
+      if (r.kind === 'counts') {
+        const s = r.schema;
+        printText(`wrote ${o.output}: count trace, ${r.steps} steps, ${s.layers.length} MoE layers × ${s.experts} experts\n`);
+      } else printText(`wrote ${o.output}: ${r.tokens} tokens, ${describeSchema(r.schema)}\n`);
     });
 }

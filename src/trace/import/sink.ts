@@ -16,6 +16,10 @@ import { TraceWriter } from '../writer.js';
 
 export interface ImportResult {
   tokens: number;
+  /** What was written: a token trace (default) or a count trace. */
+  kind?: 'tokens' | 'counts';
+  /** Rows (steps) of a count trace. */
+  steps?: number;
   schema: RoutingSchema;
   /** Things the user should know (skipped records, inferred values). */
   notes: string[];

@@ -1,0 +1,447 @@
+/**
+ * `moescope import sglang FILE…`: SGLang's expert-distribution recorder dumps (`torch.save` files, read without
+ * Python by ./torch/), structures as SGLang's python/sglang/srt/eplb/expert_distribution.py writes them and its
+ * eplb_simulator/reader.py reads them (docs/serving.md):
+ *  - `stat` / `stat_approx` (rank 0): `logical_count` [buffer steps, layers, logical experts], already summed over
+ *    ranks → a count trace, one row per filled buffer step (unfilled rows of the circular buffer are all zero and
+ *    are left out);
+ *  - `per_pass` (every rank): records of `global_physical_count` [layers, physical experts] per forward pass and rank
+ *    → a count trace, one row per forward pass: each pass's counts summed over ranks, then physical → logical
+ *    through `last_physical_to_logical_map` (exactly reader.py's order), with that map and the GPU count in the
+ *    header as the placement (redundant experts = logical ids with several slots);
+ *  - `per_token` (every rank): `topk_ids_of_layer` [layers, tokens, 8] physical ids (−1 past the model's top-k) →
+ *    a token trace: ids mapped to logical experts, tokens ordered by forward pass, then rank.
+ * Layers whose counts are zero throughout (a model's dense layers: SGLang counts every layer) are left out.
+ */
+import { basename } from 'node:path';
+import type { RoutingSchema, Scoring } from '../../core/batch.js';
+import type { CountBatch } from '../../core/count-batch.js';
+import { UserError } from '../../core/errors.js';
+import { CountTraceWriter } from '../count-writer.js';
+import { TraceSink, type ImportResult } from './sink.js';
+import { TorchFile, type TensorData } from './torch/load.js';
+import { PyTuple, dictGet, type PyValue, type TensorRef } from './torch/unpickle.js';
+
+export interface SglangOptions {
+  /** Expert-parallel GPUs (default: the ranks found in per_pass / per_token dumps; none for stat dumps). */
+  gpus?: number;
+  /** The model's top-k (stat / per_pass dumps do not record it; per_token: checked against the dump). */
+  topK?: number;
+  scoring: Scoring;
+}
+
+type Mode = 'stat' | 'per_pass' | 'per_token';
+
+interface Loaded {
+  file: string;
+  torch: TorchFile;
+  mode: Mode;
+}
+
+/** SGLang's ForwardMode values (model_executor/forward_batch_info.py): EXTEND = 1, DECODE = 2, MIXED = 3, IDLE = 4. */
+const FORWARD_MODES: Record<number, string> = { 1: 'extend', 2: 'decode', 3: 'mixed', 4: 'idle' };
+
+function isTensor(v: PyValue | undefined): v is TensorRef {
+  return typeof v === 'object' && v !== null && (v as TensorRef).kind === 'tensor';
+}
+
+function modeOf(t: TorchFile, file: string): Mode {
+  const root = t.root;
+  if (!(root instanceof Map)) throw new UserError(`${file}: not an SGLang expert-distribution dump (the file holds no dict)`);
+  if (isTensor(dictGet(root, 'logical_count'))) return 'stat';
+  const records = dictGet(root, 'records');
+  if (Array.isArray(records) && isTensor(dictGet(root, 'last_physical_to_logical_map'))) {
+    const first = records.find((r) => r instanceof Map);
+    return first && isTensor(dictGet(first, 'topk_ids_of_layer')) ? 'per_token' : 'per_pass';
+  }
+  throw new UserError(`${file}: not an SGLang expert-distribution dump (no logical_count, nor records with last_physical_to_logical_map)`);
+}
+
+/** Dump time from SGLang's file name `expert_distribution_recorder_{time.time()}[_{rank}].pt`, for ordering. */
+function dumpTime(file: string): number {
+  const m = /expert_distribution_recorder_(\d+(?:\.\d+)?)/.exec(basename(file));
+  return m ? Number(m[1]) : NaN;
+}
+
+function int(v: PyValue | undefined, what: string, file: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new UserError(`${file}: ${what} is not an integer`);
+  return v;
+}
+
+function tensorOf(t: TorchFile, v: PyValue | undefined, what: string, rank: number, file: string): TensorData {
+  if (!isTensor(v)) throw new UserError(`${file}: ${what} is not a tensor`);
+  const d = t.tensor(v, what);
+  if (d.shape.length !== rank) throw new UserError(`${file}: ${what} has shape [${d.shape.join(', ')}], expected ${rank} dimensions`);
+  return d;
+}
+
+function checkCounts(d: TensorData, what: string, file: string): void {
+  const v = d.values;
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i]!;
+    if (!(x >= 0) || !Number.isFinite(x)) throw new UserError(`${file}: ${what} holds ${x}; counts must be finite numbers ≥ 0`);
+  }
+}
+
+export function importSglang(files: string[], output: string, opts: SglangOptions): ImportResult {
+  if (opts.gpus !== undefined && (!Number.isInteger(opts.gpus) || opts.gpus < 1)) throw new UserError('--gpus must be an integer ≥ 1');
+  const loaded: Loaded[] = [];
+  try {
+    for (const file of files) {
+      const torch = new TorchFile(file);
+      loaded.push({ file, torch, mode: 'stat' });
+      loaded[loaded.length - 1]!.mode = modeOf(torch, file);
+    }
+    const modes = [...new Set(loaded.map((l) => l.mode))];
+    if (modes.length > 1) throw new UserError(`the files mix recorder modes (${modes.join(', ')}): import one mode at a time`);
+    // Dumps in time order (SGLang names them by time.time()); the order given when names carry no time.
+    loaded.sort((a, b) => {
+      const ta = dumpTime(a.file);
+      const tb = dumpTime(b.file);
+      return Number.isNaN(ta) || Number.isNaN(tb) ? 0 : ta - tb;
+    });
+    switch (modes[0]!) {
+      case 'stat':
+        return importStat(loaded, output, opts);
+      case 'per_pass':
+        return importPerPass(loaded, output, opts);
+      default:
+        return importPerToken(loaded, output, opts);
+    }
+  } finally {
+    for (const l of loaded) l.torch.close();
+  }
+}
+
+/** Model layers whose counts are zero throughout (dense layers), given Σ counts per layer. */
+function routedLayers(perLayer: Float64Array): number[] {
+  const keep: number[] = [];
+  perLayer.forEach((s, l) => {
+    if (s > 0) keep.push(l);
+  });
+  return keep;
+}
+
+function denseNote(all: number, kept: number[]): string | null {
+  if (kept.length === all) return null;
+  const gone = Array.from({ length: all }, (_, l) => l).filter((l) => !kept.includes(l));
+  return `${gone.length === 1 ? 'layer' : 'layers'} ${gone.join(', ')} routed no tokens (dense layers) and ${gone.length === 1 ? 'is' : 'are'} left out`;
+}
+
+function schemaFor(layers: number[], experts: number, opts: SglangOptions): RoutingSchema {
+  if (opts.topK !== undefined && (opts.topK < 1 || opts.topK > experts)) throw new UserError(`--top-k must be 1…${experts}, got ${opts.topK}`);
+  return { layers, experts, topK: opts.topK ?? 1, scoring: opts.scoring, hasLogits: false };
+}
+
+const META = (source: string, devices: number | null) => ({
+  model: null,
+  routers: [],
+  tokenizer: null,
+  devices: devices === null ? [] : Array.from({ length: devices }, (_, r) => `rank ${r}`),
+  source,
+});
+
+/** Writes count rows (each L_all × E, model layers) keeping only `keep` layers. */
+function writeCounts(
+  output: string,
+  schema: RoutingSchema,
+  rows: { step: number; counts: Float64Array }[],
+  allLayers: number,
+  opts: SglangOptions,
+  source: string,
+  placement: { devices: number; phy2log: number[][] } | null,
+): number {
+  const L = schema.layers.length;
+  const E = schema.experts;
+  const w = CountTraceWriter.create(output, {
+    schema,
+    meta: META(source, placement ? placement.devices : null),
+    axis: 'expert',
+    bins: E,
+    topKKnown: opts.topK !== undefined,
+    placement,
+    atomic: true,
+  });
+  try {
+    const batch: CountBatch = { length: rows.length, step: new Float64Array(rows.length), tNs: new BigInt64Array(rows.length), axis: 'expert', bins: E, counts: new Float64Array(rows.length * L * E) };
+    rows.forEach((r, i) => {
+      batch.step[i] = r.step;
+      schema.layers.forEach((layer, l) => batch.counts.set(r.counts.subarray(layer * E, (layer + 1) * E), (i * L + l) * E));
+    });
+    void allLayers;
+    w.write(batch);
+    w.close();
+  } catch (e) {
+    w.abort();
+    throw e;
+  }
+  return rows.length;
+}
+
+function importStat(loaded: Loaded[], output: string, opts: SglangOptions): ImportResult {
+  const notes: string[] = [];
+  let shape: number[] | null = null;
+  const rows: { step: number; counts: Float64Array }[] = [];
+  let empty = 0;
+  for (const { file, torch } of loaded) {
+    const root = torch.root as Map<PyValue, PyValue>;
+    const d = tensorOf(torch, dictGet(root, 'logical_count'), 'logical_count', 3, file);
+    checkCounts(d, 'logical_count', file);
+    const [S, L, E] = d.shape as [number, number, number];
+    if (shape && (shape[1] !== L || shape[2] !== E))
+      throw new UserError(`${file}: logical_count is [·, ${L}, ${E}], the first dump was [·, ${shape[1]}, ${shape[2]}]: different models`);
+    shape = d.shape;
+    const rate = dictGet(root, 'average_utilization_rate_over_window');
+    if (typeof rate === 'number') notes.push(`${basename(file)}: SGLang's average utilization rate over its window: ${rate.toFixed(3)}`);
+    for (let s = 0; s < S; s++) {
+      const counts = d.values.slice(s * L * E, (s + 1) * L * E);
+      if (counts.every((x) => x === 0)) {
+        empty++;
+        continue;
+      }
+      rows.push({ step: rows.length, counts });
+    }
+  }
+  const [, L, E] = shape as [number, number, number];
+  if (rows.length === 0) throw new UserError(`${loaded.map((l) => l.file).join(', ')}: every logical_count step is zero: nothing was recorded`);
+  if (empty) notes.push(`${empty} all-zero buffer steps left out (the circular buffer was not full)`);
+  notes.push('stat dumps do not record which buffer row was written last: steps are in buffer order, which is not time order once the buffer has wrapped');
+  const perLayer = new Float64Array(L);
+  for (const r of rows) for (let l = 0; l < L; l++) for (let e = 0; e < E; e++) perLayer[l]! += r.counts[l * E + e]!;
+  const keep = routedLayers(perLayer);
+  const dn = denseNote(L, keep);
+  if (dn) notes.push(dn);
+  if (opts.topK === undefined) notes.push('top-k is not in stat dumps: counts are assignments; give --top-k K to count tokens');
+  const schema = schemaFor(keep, E, opts);
+  const placement = opts.gpus !== undefined ? contiguous(E, opts.gpus) : null;
+  const steps = writeCounts(output, schema, rows, L, opts, 'import:sglang:stat', placement);
+  return { tokens: 0, steps, kind: 'counts', schema, notes };
+}
+
+function contiguous(experts: number, gpus: number): { devices: number; phy2log: number[][] } {
+  if (gpus > experts) throw new UserError(`--gpus ${gpus} is more than the ${experts} experts`);
+  return { devices: gpus, phy2log: [Array.from({ length: experts }, (_, e) => e)] };
+}
+
+interface DetailDump {
+  file: string;
+  map: TensorData;
+  records: Map<PyValue, PyValue>[];
+}
+
+function detailDumps(loaded: Loaded[], notes: string[]): { dumps: DetailDump[]; map: TensorData; L: number; P: number; E: number } {
+  const dumps: DetailDump[] = [];
+  let skipped = 0;
+  for (const { file, torch } of loaded) {
+    const root = torch.root as Map<PyValue, PyValue>;
+    const map = tensorOf(torch, dictGet(root, 'last_physical_to_logical_map'), 'last_physical_to_logical_map', 2, file);
+    const records: Map<PyValue, PyValue>[] = [];
+    for (const r of dictGet(root, 'records') as PyValue[]) {
+      if (!(r instanceof Map)) throw new UserError(`${file}: a record is not a dict`);
+      const key = dictGet(r, 'gatherer_key');
+      if (key !== undefined && key !== 'primary') {
+        skipped++;
+        continue;
+      }
+      records.push(r);
+    }
+    dumps.push({ file, map, records });
+  }
+  if (skipped) notes.push(`${skipped} records of gatherers other than "primary" skipped`);
+  // SGLang's reader keeps the map of the file it loaded last; say so when the files disagree.
+  const map = dumps[dumps.length - 1]!.map;
+  const [L, P] = map.shape as [number, number];
+  for (const d of dumps) {
+    if (d.map.shape[0] !== L || d.map.shape[1] !== P) throw new UserError(`${d.file}: last_physical_to_logical_map is [${d.map.shape.join(', ')}], another dump's is [${L}, ${P}]: different deployments`);
+    if (d.map.values.some((v, i) => v !== map.values[i])) {
+      notes.push('the dumps hold different physical → logical maps (EPLB re-placed experts while recording): the last one is used, as SGLang\'s reader does');
+      break;
+    }
+  }
+  let E = 0;
+  for (const v of map.values) {
+    if (!Number.isInteger(v) || v < 0) throw new UserError(`${dumps[0]!.file}: last_physical_to_logical_map holds ${v}, not an expert id`);
+    E = Math.max(E, v + 1);
+  }
+  return { dumps, map, L, P, E };
+}
+
+/** Counts [L, P] of physical slots → [L, E] of logical experts, added into `out` (SGLang's scatter-add). */
+function addLogical(physical: Float64Array, map: Float64Array, L: number, P: number, E: number, out: Float64Array): void {
+  for (let l = 0; l < L; l++) for (let s = 0; s < P; s++) out[l * E + map[l * P + s]!]! += physical[l * P + s]!;
+}
+
+function devicesFor(P: number, ranks: number, opts: SglangOptions, notes: string[]): number | null {
+  const D = opts.gpus ?? ranks;
+  if (P % D !== 0) {
+    notes.push(`${P} physical experts do not divide over ${D} GPUs: no placement recorded (give --gpus)`);
+    return null;
+  }
+  return D;
+}
+
+function importPerPass(loaded: Loaded[], output: string, opts: SglangOptions): ImportResult {
+  const notes: string[] = [];
+  const { dumps, map, L, P, E } = detailDumps(loaded, notes);
+  const byPass = new Map<number, { ranks: Set<number>; physical: Float64Array }>();
+  const ranks = new Set<number>();
+  for (const d of dumps) {
+    const torch = loaded.find((l) => l.file === d.file)!.torch;
+    for (const r of d.records) {
+      const fp = int(dictGet(r, 'forward_pass_id'), 'forward_pass_id', d.file);
+      const rank = int(dictGet(r, 'rank'), 'rank', d.file);
+      const gpc = tensorOf(torch, dictGet(r, 'global_physical_count'), `global_physical_count of forward pass ${fp}`, 2, d.file);
+      if (gpc.shape[0] !== L || gpc.shape[1] !== P) throw new UserError(`${d.file}: global_physical_count of forward pass ${fp} is [${gpc.shape.join(', ')}], the map is [${L}, ${P}]`);
+      checkCounts(gpc, `global_physical_count of forward pass ${fp}`, d.file);
+      let entry = byPass.get(fp);
+      if (!entry) byPass.set(fp, (entry = { ranks: new Set(), physical: new Float64Array(L * P) }));
+      if (entry.ranks.has(rank)) throw new UserError(`${d.file}: forward pass ${fp} of rank ${rank} appears twice (the same dump given twice?)`);
+      entry.ranks.add(rank);
+      ranks.add(rank);
+      for (let i = 0; i < L * P; i++) entry.physical[i]! += gpc.values[i]!;
+    }
+  }
+  if (byPass.size === 0) throw new UserError(`${dumps.map((d) => d.file).join(', ')}: no forward-pass records`);
+  const partial = [...byPass].filter(([, v]) => v.ranks.size < ranks.size).length;
+  if (partial) notes.push(`${partial} forward passes lack some ranks' records (their counts cover the ranks present)`);
+  const rows = [...byPass.keys()].sort((a, b) => a - b).map((fp) => {
+    const counts = new Float64Array(L * E);
+    addLogical(byPass.get(fp)!.physical, map.values, L, P, E, counts);
+    return { step: fp, counts };
+  });
+  const perLayer = new Float64Array(L);
+  for (const r of rows) for (let i = 0; i < L * E; i++) perLayer[Math.floor(i / E)]! += r.counts[i]!;
+  const keep = routedLayers(perLayer);
+  const dn = denseNote(L, keep);
+  if (dn) notes.push(dn);
+  if (keep.length === 0) throw new UserError(`${dumps.map((d) => d.file).join(', ')}: every count is zero: nothing was recorded`);
+  if (opts.topK === undefined) notes.push('top-k is not in per_pass dumps: counts are assignments; give --top-k K to count tokens');
+  const schema = schemaFor(keep, E, opts);
+  const D = devicesFor(P, ranks.size, opts, notes);
+  const placement = D === null ? null : { devices: D, phy2log: keep.map((l) => Array.from(map.values.subarray(l * P, (l + 1) * P))) };
+  if (placement && P > E) notes.push(`${P - E} redundant expert slots per layer (${P} physical for ${E} logical) on ${D} GPUs`);
+  const steps = writeCounts(output, schema, rows, L, opts, 'import:sglang:per_pass', placement);
+  return { tokens: 0, steps, kind: 'counts', schema, notes };
+}
+
+interface TokenRecord {
+  fp: number;
+  rank: number;
+  file: string;
+  record: Map<PyValue, PyValue>;
+}
+
+function intList(v: PyValue | undefined, what: string, file: string): number[] {
+  if (!Array.isArray(v)) throw new UserError(`${file}: ${what} is not a list`);
+  return v.map((x) => int(x, what, file));
+}
+
+function importPerToken(loaded: Loaded[], output: string, opts: SglangOptions): ImportResult {
+  const notes: string[] = [];
+  const { dumps, map, L, P, E } = detailDumps(loaded, notes);
+  const recs: TokenRecord[] = [];
+  const seen = new Set<string>();
+  for (const d of dumps)
+    for (const r of d.records) {
+      const fp = int(dictGet(r, 'forward_pass_id'), 'forward_pass_id', d.file);
+      const rank = int(dictGet(r, 'rank'), 'rank', d.file);
+      const key = `${fp}/${rank}`;
+      if (seen.has(key)) throw new UserError(`${d.file}: forward pass ${fp} of rank ${rank} appears twice (the same dump given twice?)`);
+      seen.add(key);
+      recs.push({ fp, rank, file: d.file, record: r });
+    }
+  recs.sort((a, b) => a.fp - b.fp || a.rank - b.rank);
+  if (recs.length === 0) throw new UserError(`${dumps.map((d) => d.file).join(', ')}: no forward-pass records`);
+  const torchOf = (file: string) => loaded.find((l) => l.file === file)!.torch;
+
+  // First pass: which layers route, and the top-k (valid slots per token), from the ids alone.
+  const routed = new Uint8Array(L);
+  let K = 0;
+  const ids: TensorData[] = [];
+  for (const r of recs) {
+    const t = tensorOf(torchOf(r.file), dictGet(r.record, 'topk_ids_of_layer'), `topk_ids_of_layer of forward pass ${r.fp}`, 3, r.file);
+    if (t.shape[0] !== L) throw new UserError(`${r.file}: topk_ids_of_layer of forward pass ${r.fp} has ${t.shape[0]} layers, the map ${L}`);
+    const [, T, S] = t.shape as [number, number, number];
+    for (let l = 0; l < L; l++)
+      for (let x = 0; x < T; x++) {
+        let valid = 0;
+        for (let s = 0; s < S; s++) {
+          const v = t.values[(l * T + x) * S + s]!;
+          if (v === -1) continue;
+          if (!Number.isInteger(v) || v < 0 || v >= P) throw new UserError(`${r.file}: topk_ids_of_layer of forward pass ${r.fp} holds ${v}, not a physical expert id (0…${P - 1})`);
+          valid++;
+        }
+        if (valid > 0) routed[l] = 1;
+        K = Math.max(K, valid);
+      }
+    ids.push(t);
+  }
+  const keep = Array.from({ length: L }, (_, l) => l).filter((l) => routed[l]);
+  if (keep.length === 0) throw new UserError(`${dumps.map((d) => d.file).join(', ')}: every top-k id is -1: nothing was recorded`);
+  const dn = denseNote(L, keep);
+  if (dn) notes.push(dn);
+  if (opts.topK !== undefined && opts.topK !== K) throw new UserError(`--top-k ${opts.topK}, but the dumps select ${K} experts per token`);
+  const schema: RoutingSchema = { layers: keep, experts: E, topK: K, scoring: opts.scoring, hasLogits: false };
+  const D = devicesFor(P, new Set(recs.map((r) => r.rank)).size, opts, notes);
+  if (D !== null && P > E) notes.push(`${P - E} redundant expert slots per layer: ids are mapped to their logical experts`);
+  notes.push('SGLang records expert ids only: every weight is 1/K; requests are split by extend_seq_lens within a forward pass (seq), position from positions');
+
+  const sink = new TraceSink(output);
+  let padded = 0;
+  let tokens = 0;
+  try {
+    sink.open(schema, META('import:sglang:per_token', D));
+    const experts = new Array<number>(keep.length * K);
+    const weights = new Array<number>(keep.length * K).fill(1 / K);
+    let seq = 0;
+    recs.forEach((r, i) => {
+      const t = ids[i]!;
+      const [, T, S] = t.shape as [number, number, number];
+      const inputIds = intList(dictGet(r.record, 'input_ids'), 'input_ids', r.file);
+      const positions = intList(dictGet(r.record, 'positions'), 'positions', r.file);
+      if (inputIds.length !== T || positions.length !== T)
+        throw new UserError(`${r.file}: forward pass ${r.fp} of rank ${r.rank} has ${T} tokens of top-k ids but ${inputIds.length} input_ids, ${positions.length} positions`);
+      const mode = int(dictGet(r.record, 'forward_mode'), 'forward_mode', r.file);
+      const lensRaw = dictGet(r.record, 'extend_seq_lens');
+      const lens = lensRaw === null || lensRaw === undefined ? null : intList(lensRaw instanceof PyTuple ? lensRaw.items : lensRaw, 'extend_seq_lens', r.file);
+      if (lens && lens.reduce((a, b) => a + b, 0) !== T) throw new UserError(`${r.file}: forward pass ${r.fp}: extend_seq_lens sum to ${lens.reduce((a, b) => a + b, 0)}, not its ${T} tokens`);
+      // Request boundaries: extend_seq_lens in an extend pass; one token per request otherwise.
+      const starts = new Set<number>();
+      if (lens) lens.reduce((at, n) => (starts.add(at), at + n), 0);
+      const tag = FORWARD_MODES[mode] ?? `forward mode ${mode}`;
+      for (let x = 0; x < T; x++) {
+        if (x > 0 && (!lens || starts.has(x))) seq++;
+        let valid = 0;
+        let all = 0;
+        keep.forEach((l, li) => {
+          let k = 0;
+          for (let s = 0; s < S; s++) {
+            const v = t.values[(l * T + x) * S + s]!;
+            if (v === -1) continue;
+            all++;
+            if (k < K) experts[li * K + k] = map.values[l * P + v]!;
+            k++;
+          }
+          if (k === K) valid++;
+          else if (k !== 0)
+            throw new UserError(`${r.file}: forward pass ${r.fp}, token ${x}, layer ${l} has ${k} of the ${K} top-k ids (the rest -1): moescope traces hold K experts per layer`);
+        });
+        if (all === 0) {
+          padded++;
+          continue;
+        }
+        if (valid !== keep.length) throw new UserError(`${r.file}: forward pass ${r.fp}, token ${x} is routed in some MoE layers and -1 in others`);
+        sink.push({ seq, pos: positions[x]!, tokenId: inputIds[x]!, token: '', isPrompt: mode === 1, tNs: 0n, experts, weights, tag });
+        tokens++;
+      }
+      seq++;
+    });
+    if (padded) notes.push(`${padded} padding tokens (every top-k id -1) skipped`);
+    if (tokens === 0) throw new UserError(`${dumps.map((d) => d.file).join(', ')}: no routed tokens`);
+    const res = sink.finish();
+    return { ...res, notes: [...notes, ...res.notes] };
+  } catch (e) {
+    sink.abort();
+    throw e;
+  }
+}
