@@ -8,23 +8,12 @@
  * Layout of `counts`: row-major, then layer, then bin:  index = (r·L + l)·bins + b.
  */
 
-/** What one bin of a count row is. */
-export type CountAxis = 'expert' | 'device';
+import type { CountBatch } from './routing-stream.js';
 
-export interface CountBatch {
-  /** Rows (steps). */
-  length: number;
-  /** Step id of each row (forward_pass_id, training step, scrape number). */
-  step: Float64Array;
-  /** Time of each row, ns since the Unix epoch (0 when unknown). */
-  tNs: BigInt64Array;
-  /** What a bin is: a logical expert, or a GPU / EP rank (no expert ids). */
-  axis: CountAxis;
-  /** E when axis = expert, the number of devices when axis = device. */
-  bins: number;
-  /** length·L·bins: assignments (token, expert choices) routed to each bin in each layer of each row. */
-  counts: Float64Array;
-}
+export type { CountBatch };
+
+/** What one bin of a count row is. */
+export type CountAxis = CountBatch['axis'];
 
 /** A zeroed batch of n rows. */
 export function allocCountBatch(n: number, layers: number, axis: CountAxis, bins: number): CountBatch {

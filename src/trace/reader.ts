@@ -102,7 +102,7 @@ export class TraceReader {
       if (!first.message.isSchema()) throw new UserError(`${path}: not an Arrow IPC stream trace (no schema first)`);
       this.arrowSchema = first.message.header() as Schema;
       this.header = parseTraceSchema(this.arrowSchema, path);
-      this.columns = optionalColumnsOf(this.arrowSchema);
+      this.columns = this.header.kind === 'counts' ? [] : optionalColumnsOf(this.arrowSchema);
       this.ctx = { schema: this.header.schema, slots: columnSlots(this.arrowSchema, path), file: path };
       this.scanPos = first.end;
       this.refresh();

@@ -3,7 +3,8 @@
  * carry, random access for replay, and how the file ends (end-of-stream marker, truncation). With `follow`, the
  * stream tails a growing trace until its writer finishes or the stream is closed.
  */
-import type { RoutingStream, StreamEnd, TokenSeek, TokensItem } from '../core/routing-stream.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { CountsItem, RoutingStream, StreamEnd, TokenSeek, TokensItem } from '../core/routing-stream.js';
 import type { TraceChunk, TraceReader } from './reader.js';
 
 export interface TraceStreamOptions {
@@ -24,6 +25,7 @@ const asItem = (c: TraceChunk): TokensItem => ({ kind: 'tokens', batch: c.batch,
 
 /** The stream over an open trace; closing the stream closes the reader. */
 export function traceStream(reader: TraceReader, opts: TraceStreamOptions = {}): RoutingStream {
+  if (reader.kind === 'counts') return countTraceStream(reader, opts);
   const label = opts.label ?? reader.path;
   const follow = opts.follow ?? false;
   const abort = new AbortController();
@@ -63,6 +65,60 @@ export function traceStream(reader: TraceReader, opts: TraceStreamOptions = {}):
     },
     end: () => ended,
     seek,
+    close() {
+      abort.abort();
+      settle(fileEnd());
+      reader.close();
+    },
+  };
+}
+
+/**
+ * A count trace (docs/trace-format.md § Count traces) as a stream of `counts` items, one per record batch; with
+ * `follow`, polling for appended batches until the end-of-stream marker or close(). Not seekable.
+ */
+function countTraceStream(reader: TraceReader, opts: TraceStreamOptions): RoutingStream {
+  const label = opts.label ?? reader.path;
+  const follow = opts.follow ?? false;
+  const pollMs = opts.pollMs ?? 200;
+  const abort = new AbortController();
+  const notes: string[] = [];
+  if (!follow && !reader.complete && !reader.truncated)
+    notes.push(`${label} has no end-of-stream marker: its recorder was killed or is still writing; ${reader.rowCount} complete steps were read`);
+  const fileEnd = (error: string | null = null): StreamEnd => ({ complete: reader.complete, truncated: reader.truncated, error });
+  let settle: (e: StreamEnd) => void = () => {};
+  const ended: Promise<StreamEnd> = follow ? new Promise((res) => (settle = res)) : Promise.resolve(fileEnd());
+  return {
+    label,
+    schema: reader.schema,
+    meta: reader.meta,
+    kind: 'counts',
+    tokens: null,
+    notes,
+    async *items(): AsyncGenerator<CountsItem> {
+      let next = 0;
+      try {
+        for (;;) {
+          for (; next < reader.batchCount; next++) {
+            if (abort.signal.aborted) break;
+            yield { kind: 'counts', batch: reader.readCountBatch(next) };
+          }
+          if (!follow || reader.complete || abort.signal.aborted) break;
+          try {
+            await sleep(pollMs, undefined, { signal: abort.signal });
+          } catch {
+            break; // closed
+          }
+          reader.refresh();
+        }
+        settle(fileEnd());
+      } catch (e) {
+        settle(fileEnd(e instanceof Error ? e.message : String(e)));
+        throw e;
+      }
+    },
+    end: () => ended,
+    seek: null,
     close() {
       abort.abort();
       settle(fileEnd());
