@@ -8,7 +8,7 @@ import { RoutingStats, type GlobalMetrics, type LayerMetrics } from '../stats/in
 import { logitsScorer } from '../stats/logits-thread.js';
 import { GATED } from '../stats/catalogue.js';
 import { hasCheckRules, type GateConfig } from './config.js';
-import { layerPositions, subsetBatch, subsetSchema } from './subset.js';
+import { layerPositions, subsetBatch, subsetCounts, subsetSchema } from './subset.js';
 import { RULES, type MetricKey, type RuleSpec, type Thresholds } from './rules.js';
 import { tokenBatches, type RoutingStream } from '../core/routing-stream.js';
 import { judge, type Column, type GateResult, type Row, type Verdict } from './verdict.js';
@@ -42,6 +42,8 @@ function validateAgainst(cfg: GateConfig, source: RoutingStream): void {
     if (!rule.needsLogits || schema.hasLogits) continue;
     const set = cfg.thresholds[rule.key] !== undefined || cfg.overall[rule.key] !== undefined ||
       [...cfg.perLayer.values()].some((t) => t[rule.key] !== undefined);
+    if (set && source.kind === 'counts')
+      throw new UserError(`${rule.flag} needs per-token router logits, and ${source.label} is a count trace (load counts per step, no per-token data)`);
     if (set) throw new UserError(`${rule.flag} needs router logits, and ${source.label} has none (record with logits, e.g. \`moescope run --record … --logits\`)`);
   }
 }
@@ -94,8 +96,14 @@ export async function runCheck(source: RoutingStream, cfg: GateConfig, opts: { t
   const positions = cfg.layers ? layerPositions(full, cfg.layers, '--layers') : full.layers.map((_, i) => i);
   const schema = subsetSchema(full, positions);
   const stats = new RoutingStats(schema, { window: 0, collapse: false, topN: 1, logits: logitsScorer(schema, opts.threads ?? false) });
-  for await (const b of tokenBatches(source)) stats.add(subsetBatch(b, full, positions));
-  if (stats.tokens === 0) throw new UserError(`${source.label} holds no tokens: nothing to check`);
+  // Token batches and count batches (a count trace) fill the same load counts: one formula for both.
+  const L = full.layers.length;
+  for await (const item of source.items()) {
+    if (item.kind === 'tokens') stats.add(subsetBatch(item.batch, full, positions));
+    else if (item.kind === 'counts') stats.addCounts(subsetCounts(item.batch, L, positions));
+  }
+  const counts = source.kind === 'counts';
+  if (stats.tokens === 0) throw new UserError(`${source.label} holds no ${counts ? 'counts' : 'tokens'}: nothing to check`);
   const snap = stats.snapshot('run');
   stats.close();
 
@@ -117,7 +125,8 @@ export async function runCheck(source: RoutingStream, cfg: GateConfig, opts: { t
   const passed = verdicts.every((v) => v.pass);
   const facts: [string, string][] = [];
   if (source.meta?.model) facts.push(['model', source.meta.model]);
-  facts.push(['tokens', fmtCount(stats.tokens)]);
+  if (counts) facts.push(['steps', `${fmtCount(stats.steps)} (a count trace: load counts per step, no per-token data)`]);
+  else facts.push(['tokens', fmtCount(stats.tokens)]);
   facts.push(['routing', describeSchema(full)]);
   if (cfg.layers) facts.push(['layers checked', schema.layers.join(', ')]);
   if (cfg.source) facts.push(['config', cfg.source]);

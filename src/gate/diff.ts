@@ -11,8 +11,8 @@ import { RouterAgreement, RoutingStats, jsDivergence, loadMaxVio, type Agreement
 import { totalVariation } from '../stats/drift.js';
 import { fmtCount } from '../core/number-format.js';
 import type { DiffThresholds, GateConfig } from './config.js';
-import { tokenBatches, type RoutingStream } from '../core/routing-stream.js';
-import { concatBatches, layerPositions, selectRows, subsetBatch, subsetSchema } from './subset.js';
+import type { RoutingStream } from '../core/routing-stream.js';
+import { concatBatches, layerPositions, selectRows, subsetBatch, subsetCounts, subsetSchema } from './subset.js';
 import { judge, type Column, type GateResult, type Row, type Verdict } from './verdict.js';
 
 /** Tokens fed to the agreement accumulator at a time (bounds the aligned copies). */
@@ -31,8 +31,16 @@ async function readSide(source: RoutingStream, common: number[], keep: boolean):
   const positions = layerPositions(source.schema, common, source.label);
   const schema: RoutingSchema = { ...subsetSchema(source.schema, positions), hasLogits: false };
   const stats = new RoutingStats(schema, { window: 0, collapse: false });
-  const kept: RoutingBatch[] | null = keep ? [] : null;
-  for await (const b of tokenBatches(source)) {
+  // A count trace has no tokens to align: its side adds its counts to the same load matrix, agreement is skipped.
+  const kept: RoutingBatch[] | null = keep && source.kind === 'tokens' ? [] : null;
+  const L = source.schema.layers.length;
+  for await (const item of source.items()) {
+    if (item.kind === 'counts') {
+      stats.addCounts(subsetCounts(item.batch, L, positions));
+      continue;
+    }
+    if (item.kind !== 'tokens') continue;
+    const b = item.batch;
     const sub = subsetBatch(b, source.schema, positions);
     const narrowed: RoutingBatch = { ...sub, logits: null };
     stats.add(narrowed);
@@ -109,6 +117,10 @@ function limitsFrom(cfg: GateConfig): { limits: DiffThresholds; origin: Record<s
   return { limits: cfg.diff, origin };
 }
 
+function sideText(s: RoutingStream, stats: RoutingStats): string {
+  return s.kind === 'counts' ? `count trace, ${fmtCount(stats.steps)} steps` : `${fmtCount(stats.tokens)} tokens`;
+}
+
 export async function runDiff(base: RoutingStream, next: RoutingStream, cfg: GateConfig): Promise<GateResult> {
   const sa = base.schema;
   const sb = next.schema;
@@ -131,9 +143,13 @@ export async function runDiff(base: RoutingStream, next: RoutingStream, cfg: Gat
   const b = await readSide(next, common, true);
   if (a.stats.tokens === 0) throw new UserError(`${base.label} holds no tokens: nothing to compare`);
   if (b.stats.tokens === 0) throw new UserError(`${next.label} holds no tokens: nothing to compare`);
-  const agreement = agreementOf(a, b);
-  if (!agreement) notes.push('router agreement not computed: the traces hold no identical tokens (same sequence, position and token id, in the same context)');
+  const anyCounts = base.kind === 'counts' || next.kind === 'counts';
+  const agreement = anyCounts ? null : agreementOf(a, b);
+  if (anyCounts) notes.push('router agreement not computed: a count trace holds load counts per step, no per-token routing');
+  else if (!agreement) notes.push('router agreement not computed: the traces hold no identical tokens (same sequence, position and token id, in the same context)');
   const { limits, origin } = limitsFrom(cfg);
+  if (limits.minAgreement !== undefined && anyCounts)
+    throw new UserError(`${origin.minAgreement} needs per-token routing in both traces; a count trace has none`);
   if (limits.minAgreement !== undefined && !agreement)
     throw new UserError(`${origin.minAgreement} needs both traces to hold the same tokens (record both on the same prompts); these share none`);
 
@@ -165,8 +181,8 @@ export async function runDiff(base: RoutingStream, next: RoutingStream, cfg: Gat
   });
 
   const facts: [string, string][] = [
-    ['base', `${base.label} — ${fmtCount(a.stats.tokens)} tokens, ${describeSchema(sa)}`],
-    ['new', `${next.label} — ${fmtCount(b.stats.tokens)} tokens, ${describeSchema(sb)}`],
+    ['base', `${base.label} — ${sideText(base, a.stats)}, ${describeSchema(sa)}`],
+    ['new', `${next.label} — ${sideText(next, b.stats)}, ${describeSchema(sb)}`],
     ['identical tokens', agreement ? `${fmtCount(agreement.result.tokens)} of ${fmtCount(agreement.baseTokens)} in base` : 'none'],
     ['TV', 'total variation ½ Σ |p − q| of the expert shares (0 same … 1 disjoint)'],
     ['JS', 'Jensen–Shannon divergence of the expert shares, base 2 (0 same … 1 disjoint)'],

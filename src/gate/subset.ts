@@ -5,6 +5,7 @@
 import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
 import { UserError } from '../core/errors.js';
 import { allocBatch } from '../core/batch.js';
+import type { CountBatch } from '../core/routing-stream.js';
 
 /** Positions (0 … L−1) of the wanted model layer ids; throws naming any the stream lacks. */
 export function layerPositions(schema: RoutingSchema, wanted: readonly number[], what: string): number[] {
@@ -94,4 +95,18 @@ export function concatBatches(batches: readonly RoutingBatch[], schema: RoutingS
     o += b.length;
   }
   return out;
+}
+
+/** A count batch with only the layers at `positions` (of `layers`); the batch itself when every layer is kept. */
+export function subsetCounts(b: CountBatch, layers: number, positions: readonly number[]): CountBatch {
+  if (positions.length === layers) return b;
+  const W = b.bins;
+  const M = positions.length;
+  const counts = new Float64Array(b.length * M * W);
+  for (let r = 0; r < b.length; r++)
+    for (let j = 0; j < M; j++) {
+      const src = (r * layers + positions[j]!) * W;
+      counts.set(b.counts.subarray(src, src + W), (r * M + j) * W);
+    }
+  return { ...b, counts };
 }

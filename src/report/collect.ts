@@ -10,7 +10,7 @@ import { DEFAULT_COLLAPSE_WINDOW, DomainSpecialisation, RoutingStats, type Colla
 import { balancedness, type Balancedness } from '../stats/balancedness.js';
 import { logitsScorer } from '../stats/logits-thread.js';
 import { contiguousPlacement, slotDevice } from '../stats/placement.js';
-import { tokenBatches, type RoutingStream } from '../core/routing-stream.js';
+import type { RoutingStream } from '../core/routing-stream.js';
 import type { DomainResult } from '../stats/specialisation.js';
 
 /** More distinct tags than this are not shown one by one (the report would become unreadable). */
@@ -43,6 +43,8 @@ export interface ReportData {
   domains: DomainResult[] | null;
   /** Tags beyond MAX_DOMAINS, not shown. */
   otherDomains: number;
+  /** Set for a count trace (load counts per step): its steps; no window, warnings or domains (no per-token data). */
+  counts: { steps: number } | null;
 }
 
 export interface CollectOptions {
@@ -59,12 +61,16 @@ export async function collectReport(source: RoutingStream, opts: CollectOptions 
   const E = schema.experts;
   if (opts.devices !== undefined && (opts.devices < 1 || opts.devices > E))
     throw new UserError(`--devices must be between 1 and the ${E} experts per layer, got ${opts.devices}`);
-  const window = opts.window ?? DEFAULT_COLLAPSE_WINDOW;
+  const counts = source.kind === 'counts';
+  // A count trace has no tokens to slide a window over: its counts fill the same load matrix, nothing else.
+  const window = counts ? 0 : (opts.window ?? DEFAULT_COLLAPSE_WINDOW);
   const stats = new RoutingStats(schema, { window, logits: logitsScorer(schema, opts.threads ?? false) });
   const domains = new DomainSpecialisation(schema);
-  for await (const b of tokenBatches(source)) {
-    stats.add(b);
-    domains.add(b);
+  for await (const item of source.items()) {
+    if (item.kind === 'tokens') {
+      stats.add(item.batch);
+      domains.add(item.batch);
+    } else if (item.kind === 'counts') stats.addCounts(item.batch);
   }
   if (stats.tokens === 0) throw new UserError(`${source.label} holds no tokens: nothing to report`);
   const snap = stats.snapshot('run');
@@ -99,11 +105,12 @@ export async function collectReport(source: RoutingStream, opts: CollectOptions 
     topN: snap.topN,
     layers: snap.layers,
     global: snap.global,
-    window: stats.tokens >= window ? window : 0,
+    window: !counts && stats.tokens >= window ? window : 0,
     warnings: stats.warnings,
     suppressedWarnings: stats.detector?.suppressed ?? 0,
     placement,
     domains: domainList,
     otherDomains: Math.max(0, byTokens.length - MAX_DOMAINS),
+    counts: counts ? { steps: stats.steps } : null,
   };
 }

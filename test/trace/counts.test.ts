@@ -179,3 +179,59 @@ test('the count-trace one-liners in docs/trace-format.md work, and pyarrow reads
   assert.equal(r.out.trim(), `[100, 101, 102, 103, 104, 105, 106, 107] timestamp[ns] fixed_size_list<item: double not null>[24]`);
   assert.ok(readFileSync(counts).length > 0);
 });
+
+test('check, diff, report and export read a count trace; per-token rules say the trace has none', (ctx) => {
+  const tmp = tempDir(ctx);
+  const { tokens, counts } = writeBoth(tmp);
+  // check: the same per-layer numbers and verdicts as on the token trace it was counted from.
+  const ct = cli('check', tokens, '--max-maxvio', '0.05', '--format', 'json');
+  const cc = cli('check', counts, '--max-maxvio', '0.05', '--format', 'json');
+  assert.ok(ct.status === 0 || ct.status === 1, ct.stderr);
+  assert.equal(cc.status, ct.status, cc.stderr);
+  const jt = JSON.parse(ct.stdout);
+  const jc = JSON.parse(cc.stdout);
+  assert.deepEqual(jc.rows, jt.rows);
+  assert.deepEqual(jc.verdicts, jt.verdicts);
+  const z = cli('check', counts, '--max-z-loss', '1');
+  assert.equal(z.status, 2);
+  assert.match(z.stderr, /^moescope: --max-z-loss needs per-token router logits, and .* is a count trace \(load counts per step, no per-token data\)\n$/);
+  // diff: zero drift between a token trace and its own counts; agreement skipped with a note.
+  const d = cli('diff', tokens, counts, '--max-drift', '0', '--format', 'json');
+  assert.equal(d.status, 0, d.stdout + d.stderr);
+  const jd = JSON.parse(d.stdout);
+  for (const row of jd.rows) assert.equal(row.js, 0);
+  assert.ok(jd.notes.some((n: string) => /a count trace holds load counts per step/.test(n)));
+  const da = cli('diff', tokens, counts, '--min-agreement', '0.5');
+  assert.equal(da.status, 2);
+  assert.match(da.stderr, /needs per-token routing in both traces; a count trace has none/);
+  // report: the load heatmap of the counts, and a plain word instead of collapse warnings.
+  const html = tmp.path('r.html');
+  const r = cli('report', counts, '-o', html);
+  assert.equal(r.status, 0, r.stderr);
+  const page = readFileSync(html, 'utf8');
+  assert.match(page, /a count trace: load counts per step, no per-token data/);
+  assert.match(page, /collapse detection over token windows did not run/);
+  // export: JSONL rows equal the counts; Parquet read back by pyarrow when present.
+  const jsonl = tmp.path('c.jsonl');
+  const e = cli('export', counts, '--jsonl', jsonl);
+  assert.equal(e.status, 0, e.stderr);
+  assert.match(e.stdout, /8 steps \(jsonl\)/);
+  const lines = readFileSync(jsonl, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(lines[0].kind, 'counts');
+  assert.equal(lines.length, 9);
+  assert.deepEqual(lines[1].counts.flat(), [...writeBoth(tempDir(ctx)).cb.counts.subarray(0, 24)]);
+});
+
+test('export --parquet of a count trace reads back in pyarrow', { skip: !HAVE_PYARROW && 'python3 with pyarrow not found' }, (ctx) => {
+  const tmp = tempDir(ctx);
+  const { cb, counts } = writeBoth(tmp);
+  const pq = tmp.path('c.parquet');
+  const e = cli('export', counts, '--parquet', pq);
+  assert.equal(e.status, 0, e.stderr);
+  const r = python(`import pyarrow.parquet as pq, json; t = pq.read_table(${JSON.stringify(pq)}); print(json.dumps([t.column('step').to_pylist(), [x for row in t.column('counts').to_pylist() for x in row], str(t.schema.field('t_ns').type)]))`);
+  assert.ok(r.ok, r.err);
+  const [steps, flat, tType] = JSON.parse(r.out);
+  assert.deepEqual(steps, [...cb.step]);
+  assert.deepEqual(flat, [...cb.counts]);
+  assert.equal(tType, 'timestamp[ns]');
+});

@@ -68,6 +68,7 @@ function facts(d: ReportData): string {
   if (d.model) rows.push(['model', d.model]);
   if (d.source) rows.push(['recorded by', d.source]);
   if (d.computeDevices.length) rows.push(['compute', d.computeDevices.join(', ')]);
+  if (d.counts) rows.push(['steps', `${fmtCount(d.counts.steps)} — a count trace: load counts per step, no per-token data (tokens = assignments ÷ K)`]);
   rows.push(['tokens', fmtCount(d.tokens)]);
   rows.push(['routing', describeSchema(d.schema)]);
   rows.push(['MoE layers', d.schema.layers.join(', ')]);
@@ -157,7 +158,9 @@ function warningItem(w: CollapseWarning): string {
 
 function warnings(d: ReportData): string {
   let body: string;
-  if (d.window === 0) {
+  if (d.counts) {
+    body = `<p class="note">A count trace holds load counts per step, no per-token routing: collapse detection over token windows did not run.</p>`;
+  } else if (d.window === 0) {
     body = `<p class="note">The trace is shorter than one detection window, so collapse detection did not run.</p>`;
   } else if (d.warnings.length === 0) {
     body = `<p class="ok">No collapse warnings over sliding windows of ${fmtCount(d.window)} tokens.</p>`;
