@@ -33,6 +33,6 @@ export function registerReplay(program: Command): void {
       const reader = openTrace(trace);
       const file = { complete: reader.complete, truncated: reader.truncated };
       const stream = traceStream(reader, { follow: f.follow });
-      await runReplay({ stream, file, follow: f.follow, speed: f.speed, devices: f.devices, plan: f.plan, window: f.window, colormap: f.colormap, ui: f.ui, color: f.color });
+      await runReplay({ stream, file, counts: reader.countInfo, follow: f.follow, speed: f.speed, devices: f.devices, plan: f.plan, window: f.window, colormap: f.colormap, ui: f.ui, color: f.color });
     });
 }

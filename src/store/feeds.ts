@@ -7,7 +7,7 @@
  */
 import { sliceBatch, type RoutingBatch, type RoutingSchema } from '../core/batch.js';
 import type { MemorySample } from '../core/memory.js';
-import type { RoutingStream, TokenSeek, TokensItem } from '../core/routing-stream.js';
+import type { CountBatch, RoutingStream, TokenSeek, TokensItem } from '../core/routing-stream.js';
 import type { RoutingModel } from './model.js';
 
 /** What a feed reports to whoever shows it. */
@@ -282,7 +282,7 @@ abstract class PushFeed implements Feed {
   protected readonly model: RoutingModel;
   private playing = true;
   /** `derived`: what the producer computed up to the batch's end (see RoutingModel.add); applied with its last row. */
-  private pending: ({ batch: RoutingBatch; derived?: unknown } | { memory: MemorySample })[] = [];
+  private pending: ({ batch: RoutingBatch; derived?: unknown } | { memory: MemorySample } | { counts: CountBatch })[] = [];
   private pendingTokens = 0;
   protected received = 0;
   protected ended = false;
@@ -298,7 +298,7 @@ abstract class PushFeed implements Feed {
 
   state(): FeedState {
     return {
-      position: this.model.tokens,
+      position: this.model.countsOnly ? this.model.steps : this.model.tokens,
       total: this.received,
       playing: this.playing,
       speed: 1,
@@ -323,6 +323,15 @@ abstract class PushFeed implements Feed {
         this.flush(Infinity);
       }
     }
+    this.onChange?.();
+  }
+
+  /** Count rows (a count stream): applied at once, or held while paused (a step applies one batch of rows). */
+  protected pushCounts(b: CountBatch): void {
+    if (b.length === 0) return;
+    this.received += b.length;
+    if (this.playing) this.model.addCounts(b);
+    else this.pending.push({ counts: b });
     this.onChange?.();
   }
 
@@ -363,6 +372,12 @@ abstract class PushFeed implements Feed {
       if ('memory' in head) {
         this.model.addMemory(head.memory);
         this.pending.shift();
+        continue;
+      }
+      if ('counts' in head) {
+        this.model.addCounts(head.counts);
+        this.pending.shift();
+        left -= 1;
         continue;
       }
       const b = head.batch;
@@ -421,7 +436,8 @@ export class StreamFeed extends PushFeed {
           if (item.kind === 'tokens') {
             for (const m of item.memory) this.pushMemory(m.sample);
             this.pushBatch(item.batch, item.derived);
-          } else if (item.kind === 'memory') this.pushMemory(item.sample);
+          } else if (item.kind === 'counts') this.pushCounts(item.batch);
+          else if (item.kind === 'memory') this.pushMemory(item.sample);
         }
         const end = await this.stream.end();
         this.error = end.error;

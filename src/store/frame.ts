@@ -207,9 +207,10 @@ export function buildFrame(model: RoutingModel, sel: Selection): Frame {
   const L = model.layers;
   const E = model.experts;
   const stats = model.stats;
-  const run = sel.scope === 'run';
-  const w = model.displayWindow();
-  const src = run ? stats.load : w.counts;
+  // A count stream has no token window: its views show the counts of the whole stream.
+  const run = sel.scope === 'run' || model.countsOnly;
+  const w = run ? null : model.displayWindow();
+  const src = w ? w.counts : stats.load;
   const counts = Float64Array.from(src);
   const relLoad = new Float32Array(L * E);
   const cv = new Float32Array(L);
@@ -235,10 +236,10 @@ export function buildFrame(model: RoutingModel, sel: Selection): Frame {
   return {
     version: model.version,
     tokens: stats.tokens,
-    scope: sel.scope,
+    scope: run ? 'run' : sel.scope,
     windowSize: model.displayWindowSize,
     // A refilled display window counts from 0 internally: its range in stream terms ends at the newest token.
-    range: run ? { start: 0, end: stats.tokens } : { start: stats.tokens - w.tokens, end: stats.tokens },
+    range: w ? { start: stats.tokens - w.tokens, end: stats.tokens } : { start: 0, end: stats.tokens },
     layerIds: model.schema.layers,
     experts: E,
     topK: model.topK,
@@ -259,7 +260,7 @@ export function buildFrame(model: RoutingModel, sel: Selection): Frame {
     tokensReader: readerOf(model),
     tokensPerSecond: rate(model),
     elapsedMs: model.firstMs !== null && model.lastMs !== null ? model.lastMs - model.firstMs : null,
-    layer: stats.tokens > 0 ? layerDetail(model, layer, sel.scope) : null,
+    layer: stats.tokens > 0 ? layerDetail(model, layer, run ? 'run' : sel.scope) : null,
     token: sel.token !== null && model.ring.has(sel.token) ? tokenDetail(model, sel.token) : null,
     memory: memoryView(model),
     devices: sel.placement && stats.tokens > 0 ? deviceSummary(model, counts, sel.placement) : null,

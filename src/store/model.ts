@@ -4,6 +4,7 @@
  * samples, and stream timing. Mutable and fast; views never read it directly but through frames (frame.ts).
  */
 import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
+import type { CountBatch } from '../core/routing-stream.js';
 import type { MemorySample } from '../core/memory.js';
 import type { StreamMeta } from '../core/stream.js';
 import { DEFAULT_COLLAPSE_WINDOW, RankLoads, RoutingStats, WindowCounts, type CollapseRules, type CollapseWarning } from '../stats/index.js';
@@ -25,6 +26,12 @@ export interface ModelOptions {
    * thread would wait for: it draws.
    */
   logits?: 'here' | 'posted';
+  /**
+   * The stream carries load counts, not tokens (a count trace, a Prometheus watch): no window, collapse detector,
+   * co-activation or token ring — the views show the counts over the whole stream. With per-device counts the
+   * schema's experts are the devices (the caller builds it so) and each bin is shown as a column.
+   */
+  counts?: boolean;
 }
 
 export const DEFAULT_WINDOW = DEFAULT_COLLAPSE_WINDOW;
@@ -37,7 +44,11 @@ const MAX_COACT_COUNTERS = 32 * 1024 * 1024;
 export class RoutingModel {
   readonly schema: RoutingSchema;
   readonly meta: StreamMeta;
-  readonly options: Required<Omit<ModelOptions, 'collapse' | 'logits'>> & Pick<ModelOptions, 'collapse' | 'logits'>;
+  readonly options: Required<Omit<ModelOptions, 'collapse' | 'logits' | 'counts'>> & Pick<ModelOptions, 'collapse' | 'logits'>;
+  /** Fed load counts (a count stream) rather than tokens. */
+  readonly countsOnly: boolean;
+  /** Count rows (steps) added. */
+  steps = 0;
   stats!: RoutingStats;
   coact!: Coactivation | null;
   ring!: TokenRing;
@@ -65,6 +76,7 @@ export class RoutingModel {
       collapse: options.collapse,
       logits: options.logits,
     };
+    this.countsOnly = options.counts ?? false;
     this.windowSize = this.options.window;
     this.memory = new SampleRing(this.options.memorySamples);
     this.reset();
@@ -89,13 +101,17 @@ export class RoutingModel {
   /** Forgets everything (replay seeks backwards by resetting and feeding again). */
   reset(): void {
     const { window, ringTokens, collapse, logits } = this.options;
-    this.stats = new RoutingStats(this.schema, { window, collapse, logits: logits ?? 'here' });
     const L = this.layers;
     const E = this.experts;
-    this.coact = L * E * E <= MAX_COACT_COUNTERS ? new Coactivation(this.schema) : null;
-    this.ring = new TokenRing(this.schema, Math.max(ringTokens, WINDOW_SIZES[WINDOW_SIZES.length - 1]));
+    const counts = this.countsOnly;
+    this.stats = counts
+      ? new RoutingStats(this.schema, { window: 0, collapse: false })
+      : new RoutingStats(this.schema, { window, collapse, logits: logits ?? 'here' });
+    this.coact = !counts && L * E * E <= MAX_COACT_COUNTERS ? new Coactivation(this.schema) : null;
+    this.ring = new TokenRing(this.schema, counts ? 1 : Math.max(ringTokens, WINDOW_SIZES[WINDOW_SIZES.length - 1]));
     this.first = new Uint16Array(this.ring.capacity * L);
-    this.ownWindow = this.windowSize === window ? null : new WindowCounts(this.windowSize, L, E, this.topK);
+    this.ownWindow = counts || this.windowSize === window ? null : new WindowCounts(this.windowSize, L, E, this.topK);
+    this.steps = 0;
     this.memory.clear();
     this.ranks = null;
     this.firstMs = null;
@@ -127,6 +143,22 @@ export class RoutingModel {
     return fired;
   }
 
+  /**
+   * Adds count rows to the run counts (RoutingStats.addCounts: the load metrics are the token formulas). Per-device
+   * counts go in as the columns of a model whose schema has one "expert" per device (see ModelOptions.counts).
+   */
+  addCounts(b: CountBatch): void {
+    if (!this.countsOnly) throw new Error('RoutingModel was not created for counts');
+    if (b.length === 0) return;
+    this.stats.addCounts(b.axis === 'device' ? { ...b, axis: 'expert' } : b);
+    this.steps += b.length;
+    const t0 = Number(b.tNs[0]! / 1_000_000n);
+    const t1 = Number(b.tNs[b.length - 1]! / 1_000_000n);
+    if (t0 > 0 && this.firstMs === null) this.firstMs = t0;
+    if (t1 > 0) this.lastMs = t1;
+    this.version++;
+  }
+
   addMemory(s: MemorySample): void {
     this.memory.push(s);
     this.version++;
@@ -149,7 +181,7 @@ export class RoutingModel {
 
   /** Changes the display window's length, refilling it from the token ring (the detector keeps its own). */
   setDisplayWindow(size: number): void {
-    if (size === this.windowSize) return;
+    if (size === this.windowSize || this.countsOnly) return;
     this.windowSize = size;
     if (size === this.options.window) this.ownWindow = null;
     else {

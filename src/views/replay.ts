@@ -29,10 +29,13 @@ export interface ReplayOptions {
   /** Collapse detector window in tokens. */
   window?: number;
   out?: NodeJS.WritableStream;
+  /** A count trace's header (`counts`): what a bin is, and the placement the counts were measured under. */
+  counts?: { axis: 'expert' | 'device'; bins: number; placement?: { devices: number; phy2log: number[][] } | null } | null;
 }
 
 export async function runReplay(opts: ReplayOptions): Promise<void> {
   const { stream, file } = opts;
+  if (stream.kind === 'counts') return replayCounts(opts);
   try {
     const model = new RoutingModel(stream.schema, stream.meta, { window: opts.window });
     const placement = opts.plan ? readPlanFile(opts.plan, stream.schema) : contiguousSpec(stream.schema, opts.devices ?? 1);
@@ -64,6 +67,60 @@ export async function runReplay(opts: ReplayOptions): Promise<void> {
       color: opts.color,
       colormap: opts.colormap,
       ui: notes.length > 0 ? { message: notes.join('; ') } : undefined,
+    });
+  } finally {
+    stream.close();
+  }
+}
+
+/**
+ * A count trace in the TUI (or its summary): the counts of the whole trace feed the heatmap, the load metrics and
+ * the Devices view — under the trace's own placement (SGLang's physical → logical map, redundant replicas included)
+ * unless --plan / --devices say otherwise. Per-device counts (no expert ids) are shown one column per device, and
+ * the Devices view shows them as they were counted.
+ */
+async function replayCounts(opts: ReplayOptions): Promise<void> {
+  const { stream, file } = opts;
+  try {
+    const info = opts.counts;
+    if (!info) throw new Error('replay of a count stream needs its count header');
+    const perDevice = info.axis === 'device';
+    const schema = perDevice ? { ...stream.schema, experts: info.bins } : stream.schema;
+    const model = new RoutingModel(schema, stream.meta, { counts: true });
+    const identity = (n: number) => Array.from({ length: n }, (_, i) => i);
+    const recorded = info.placement;
+    const placement = opts.plan
+      ? readPlanFile(opts.plan, schema)
+      : perDevice
+        ? { placement: { devices: info.bins, phy2log: [Int32Array.from(identity(info.bins))] }, label: 'counted per device' }
+        : recorded && (opts.devices ?? 1) <= 1
+          ? {
+              placement: { devices: recorded.devices, phy2log: recorded.phy2log.map((m) => Int32Array.from(m)) },
+              label: `recorded (${recorded.phy2log[0]!.length} slots for ${schema.experts} experts${recorded.phy2log[0]!.length > schema.experts ? ', redundant replicas' : ''})`,
+            }
+          : contiguousSpec(schema, opts.devices ?? 1);
+    const notes: string[] = [
+      perDevice
+        ? `count trace: load per step × layer × device (no expert ids); columns are devices`
+        : 'count trace: load counts per step, no per-token data (no token window, Tokens pane or debugger)',
+    ];
+    if (file.truncated) notes.push(`the trace is cut short: ${fmtInt(file.truncated.bytesPresent)} bytes of its last batch present${file.truncated.rowsLost ? `, ${fmtInt(file.truncated.rowsLost)} steps lost` : ''}`);
+    else if (!file.complete && !opts.follow) notes.push('no end-of-stream marker: the recorder is still writing or was killed (use --follow to tail it)');
+    if (opts.ui === false || !interactive()) {
+      for await (const item of stream.items()) if (item.kind === 'counts') model.addCounts(item.batch);
+      (opts.out ?? process.stdout).write(formatSummary(model, { title: `replay ${stream.label}`, notes }, placement));
+      if (file.truncated) process.exitCode = 2;
+      return;
+    }
+    const feed = new StreamFeed(stream, model, 'follow');
+    const runTui = await loadRunTui();
+    await runTui({
+      model,
+      feed,
+      source: { kind: opts.follow ? 'follow' : 'replay', label: stream.label, recording: null, placement },
+      color: opts.color,
+      colormap: opts.colormap,
+      ui: { message: notes.join('; ') },
     });
   } finally {
     stream.close();

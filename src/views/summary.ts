@@ -27,7 +27,8 @@ export function formatSummary(model: RoutingModel, header: SummaryHeader, placem
   out.push(`moescope ${header.title}`);
   out.push(`  ${describeSchema(schema)}${meta.model ? ` · model ${meta.model}` : ''} · source ${meta.source}`);
   const seqs = sequencesHeld(f);
-  out.push(
+  if (model.countsOnly) out.push(`  ${fmtInt(model.steps)} steps of load counts · ${fmtInt(Math.round(f.tokens))} tokens (assignments ÷ top-${schema.topK}) · ${fmtDuration(f.elapsedMs)} of stream time`);
+  else out.push(
     `  ${fmtInt(f.tokens)} tokens${f.ring.start === 0 ? ` in ${seqs} sequence${seqs === 1 ? '' : 's'}` : ''} · ${fmtDuration(f.elapsedMs)} of stream time` +
       (f.tokensPerSecond !== null ? ` · ${fmtNum(f.tokensPerSecond, 1)} tok/s at the end` : ''),
   );
@@ -46,7 +47,8 @@ export function formatSummary(model: RoutingModel, header: SummaryHeader, placem
   });
   out.push(...formatTable(rows, { align: rows[0]!.map((_, i) => (i === 0 || i === rows[0]!.length - 1 ? 'left' : 'right')) }));
   out.push('');
-  if (f.detectorWindow === 0) out.push('  collapse detection off');
+  if (model.countsOnly) out.push('  collapse detection needs per-token data: a count trace has none');
+  else if (f.detectorWindow === 0) out.push('  collapse detection off');
   else if (f.warnings.length === 0)
     out.push(
       `  no collapse warnings (rules over ${fmtInt(f.detectorWindow)}-token windows${f.tokens < f.detectorWindow ? '; the stream is shorter than one window' : ''})`,
