@@ -21,8 +21,12 @@ test('replay of a count trace: heatmap of the counts, Devices view under the rec
   assert.equal(imp.status, 0, imp.stderr);
   const s = PtySession.start(['replay', out], { cols: 120, rows: 36 });
   t.after(() => s.kill());
-  let screen = await s.waitFor((x) => /Load per expert · 3 layers × 8 experts · cumulative: all 63 tokens/.test(x) && /count trace: load counts per step/.test(x), 30_000);
-  assert.match(screen, /L2 █+\s+0\.64\s+1\.16\s+0\.907/, 'the load metrics of the counts');
+  // The load metrics of the counts (the frame is complete once the last layer's row carries them).
+  let screen = await s.waitFor(
+    (x) => /cumulative: all 63 tokens/.test(x) && /L2 █+\s+0\.64\s+1\.16\s+0\.907/.test(x) && /L3 .+0\.46\s+0\.84\s+0\.953/.test(x) && /count trace: load counts per step/.test(x),
+    30_000,
+  );
+  assert.match(screen, /Load per expert · 3 layers × 8 experts/);
   s.press('5');
   screen = await s.waitFor((x) => /recorded \(10 slots for 8 experts, redundant replicas\)/.test(x));
   assert.match(screen, /0\.70\d/, 'SGLang balancedness under the recorded placement');

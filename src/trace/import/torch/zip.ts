@@ -25,6 +25,7 @@ const ZIP64_EOCD_SIG = 0x06064b50;
 const CEN_SIG = 0x02014b50;
 const LOC_SIG = 0x04034b50;
 const MAX_ENTRIES = 1 << 20;
+const MAX_INFLATED = 256 << 20;
 
 export class ZipReader {
   readonly path: string;
@@ -154,6 +155,9 @@ export class ZipReader {
       if (e.compressedSize !== e.size) this.bad(`stored entry ${name} has two sizes`);
       return raw;
     }
+    // torch.save stores entries uncompressed; a deflated one (an archive re-zipped by hand) may not inflate past
+    // MAX_INFLATED bytes whatever its header claims (a zip bomb's header can claim anything).
+    if (e.size > MAX_INFLATED) this.bad(`deflated entry ${name} claims ${e.size} bytes (at most ${MAX_INFLATED} are inflated)`);
     try {
       const out = inflateRawSync(raw, { maxOutputLength: Math.max(1, e.size) });
       if (out.length !== e.size) this.bad(`entry ${name} inflates to ${out.length} bytes, not ${e.size}`);
