@@ -8,14 +8,14 @@
  * kill -9) loses at most the last second of rows. `atomic: true` (importers) writes a temporary file and
  * renames it into place on close.
  */
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { closeSync, fsyncSync, openSync } from 'node:fs';
 import { BufferRegion, FieldNode, Message, RecordBatch } from 'apache-arrow/ipc/metadata/message';
 import type { RoutingSchema } from '../core/batch.js';
 import { checkCountBatch, type CountAxis, type CountBatch } from '../core/count-batch.js';
 import type { StreamMeta } from '../core/stream.js';
 import { UserError, describeError } from '../core/errors.js';
 import { moescopeVersion } from '../core/version.js';
+import { OutputFile, resolveOutput } from '../core/output.js';
 import { TRACE_FORMAT_VERSION, arrowCountSchemaFor, routersFor, type CountTraceInfo, type TraceHeader } from './format.js';
 import { EOS_BYTES, frameMessage, writevAll } from './ipc.js';
 
@@ -37,6 +37,8 @@ export interface CountTraceWriterOptions {
   flushIntervalMs?: number;
   /** Write a temporary file and rename it into place on close (converters). */
   atomic?: boolean;
+  /** The command's input files: the trace is never written over one of them (src/core/output.ts). */
+  inputs?: readonly string[];
   createdAt?: Date;
 }
 
@@ -46,8 +48,9 @@ export class CountTraceWriter {
   readonly batchRows: number;
   private readonly layers: number;
   private readonly width: number;
-  private readonly filePath: string;
   private readonly atomic: boolean;
+  /** The temporary file of an atomic writer (renamed into place by close()). */
+  private readonly out: OutputFile | null;
   private fd: number | null;
   private step: Float64Array;
   private tNs: BigInt64Array;
@@ -92,11 +95,18 @@ export class CountTraceWriter {
     this.counts = new Float64Array(this.batchRows * this.width);
     this.intervalMs = Math.min(1000, Math.max(1, opts.flushIntervalMs ?? 1000));
     this.atomic = opts.atomic ?? false;
-    this.filePath = this.atomic ? join(dirname(path), `.${basename(path)}.${process.pid}.partial`) : path;
-    try {
-      this.fd = openSync(this.filePath, 'w');
-    } catch (e) {
-      throw new UserError(`cannot create trace ${path}: ${describeError(e)}`);
+    if (this.atomic) {
+      this.out = OutputFile.create(path, { inputs: opts.inputs, what: 'trace' });
+      this.fd = this.out.fd;
+    } else {
+      // A recording others may follow is written in place, after the same checks (never over an input).
+      this.out = null;
+      resolveOutput(path, opts.inputs, 'trace');
+      try {
+        this.fd = openSync(path, 'w');
+      } catch (e) {
+        throw new UserError(`cannot create trace ${path}: ${describeError(e)}`);
+      }
     }
     try {
       this.writeParts([frameMessage(Message.from(arrowSchema))]);
@@ -163,12 +173,19 @@ export class CountTraceWriter {
     const fd = this.fd;
     this.fd = null;
     this.uninstall?.();
+    if (this.out) {
+      try {
+        fsyncSync(fd);
+      } catch (e) {
+        this.out.abort();
+        throw new UserError(`cannot finish trace ${this.path}: ${describeError(e)}`);
+      }
+      this.out.commit(); // renames into place; on failure removes the temporary file and throws a UserError
+      return;
+    }
     try {
-      if (this.atomic) fsyncSync(fd);
       closeSync(fd);
-      if (this.atomic) renameSync(this.filePath, this.path);
     } catch (e) {
-      if (this.atomic) this.discard(fd);
       throw new UserError(`cannot finish trace ${this.path}: ${describeError(e)}`);
     }
   }
@@ -210,16 +227,14 @@ export class CountTraceWriter {
   }
 
   private discard(fd: number): void {
+    if (this.out) {
+      this.out.abort(); // closes fd and removes the temporary file
+      return;
+    }
     try {
       closeSync(fd);
     } catch {
       /* already closed */
-    }
-    if (!this.atomic) return;
-    try {
-      unlinkSync(this.filePath);
-    } catch {
-      /* already gone */
     }
   }
 

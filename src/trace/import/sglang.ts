@@ -143,6 +143,7 @@ const META = (source: string, devices: number | null) => ({
 
 /** Writes count rows (each L_all × E, model layers) keeping only `keep` layers. */
 function writeCounts(
+  inputs: readonly string[],
   output: string,
   schema: RoutingSchema,
   rows: { step: number; counts: Float64Array }[],
@@ -161,6 +162,7 @@ function writeCounts(
     topKKnown: opts.topK !== undefined,
     placement,
     atomic: true,
+    inputs,
   });
   try {
     const batch: CountBatch = { length: rows.length, step: new Float64Array(rows.length), tNs: new BigInt64Array(rows.length), axis: 'expert', bins: E, counts: new Float64Array(rows.length * L * E) };
@@ -214,7 +216,7 @@ function importStat(loaded: Loaded[], output: string, opts: SglangOptions): Impo
   if (opts.topK === undefined) notes.push('top-k is not in stat dumps: counts are assignments; give --top-k K to count tokens');
   const schema = schemaFor(keep, E, opts);
   const placement = opts.gpus !== undefined ? contiguous(E, opts.gpus) : null;
-  const steps = writeCounts(output, schema, rows, L, opts, 'import:sglang:stat', placement);
+  const steps = writeCounts(loaded.map((l) => l.file), output, schema, rows, L, opts, 'import:sglang:stat', placement);
   return { tokens: 0, steps, kind: 'counts', schema, notes };
 }
 
@@ -320,7 +322,7 @@ function importPerPass(loaded: Loaded[], output: string, opts: SglangOptions): I
   const D = devicesFor(P, ranks.size, opts, notes);
   const placement = D === null ? null : { devices: D, phy2log: keep.map((l) => Array.from(map.values.subarray(l * P, (l + 1) * P))) };
   if (placement && P > E) notes.push(`${P - E} redundant expert slots per layer (${P} physical for ${E} logical) on ${D} GPUs`);
-  const steps = writeCounts(output, schema, rows, L, opts, 'import:sglang:per_pass', placement);
+  const steps = writeCounts(loaded.map((l) => l.file), output, schema, rows, L, opts, 'import:sglang:per_pass', placement);
   return { tokens: 0, steps, kind: 'counts', schema, notes };
 }
 
