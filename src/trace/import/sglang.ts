@@ -260,9 +260,11 @@ function detailDumps(loaded: Loaded[], notes: string[]): { dumps: DetailDump[]; 
       break;
     }
   }
+  // Every logical expert has at least one physical slot, so logical ids lie below P (which bounds E, and L·E).
   let E = 0;
   for (const v of map.values) {
-    if (!Number.isInteger(v) || v < 0) throw new UserError(`${dumps[0]!.file}: last_physical_to_logical_map holds ${v}, not an expert id`);
+    if (!Number.isInteger(v) || v < 0 || v >= P)
+      throw new UserError(`${dumps[dumps.length - 1]!.file}: last_physical_to_logical_map holds ${v}, not a logical expert id (0…${P - 1})`);
     E = Math.max(E, v + 1);
   }
   return { dumps, map, L, P, E };
