@@ -19,13 +19,16 @@ import { balancednessOfDeviceLoads, balancedness } from './balancedness.js';
 import { contiguousPlacement, deviceLoads, type Placement } from './placement.js';
 import { deviceTotals } from './device-load.js';
 import { jsDivergence } from './load.js';
+import { METRICS } from './catalogue.js';
 
 export const COUNT_STATS_JSON_VERSION = 1;
 
-/** Metrics `moescope stats` gives for token traces that need one row per token (what a count trace lacks). */
+/**
+ * What a count trace cannot give: the catalogue's per-layer metrics flagged `needsTokens` (src/stats/catalogue.ts),
+ * then the per-token analyses `moescope stats` runs beside them.
+ */
 export const PER_TOKEN_METRICS: readonly string[] = [
-  'auxiliary losses (HF, Switch/Megatron, GShard, DeepSeek sequence-wise, importance)',
-  'router z-loss, token entropy and router margin (need logits)',
+  ...METRICS.filter((m) => m.needsTokens).map((m) => `${m.label} (${m.convention})`),
   'co-activation of expert pairs',
   'capacity-factor drops',
   'consecutive-token repetition',
@@ -86,7 +89,8 @@ export interface CountStatsJson {
   topN: number;
   /** Per-expert metrics; null for device counts (no expert ids). */
   layers: CountLayerMetrics[] | null;
-  global: Pick<GlobalMetrics, 'cv' | 'maxVio' | 'maxVioWorst' | 'entropy' | 'deadExperts'> | null;
+  /** The whole-model metrics (the logits ones are null: a count trace has none). */
+  global: GlobalMetrics | null;
   devices: CountDevicesJson | null;
   /** JS divergence (bits) of each layer's load over the first quarter of the steps from the last quarter. */
   drift: { steps: number; perLayer: number[]; mean: number; worst: number } | null;
@@ -178,7 +182,7 @@ export class CountAnalysis {
       const snap = this.stats.snapshot('run');
       layers = snap.layers.map(({ share: _share, ...m }) => ({ ...m, tokens: this.info.topKKnown ? m.tokens : NaN }));
       const g = snap.global;
-      global = { cv: g.cv, maxVio: g.maxVio, maxVioWorst: g.maxVioWorst, entropy: g.entropy, deadExperts: g.deadExperts };
+      global = g;
       if (this.placement) {
         const E = s.experts;
         const loads = Array.from({ length: this.L }, (_, l) => this.stats!.load.subarray(l * E, (l + 1) * E));

@@ -1,8 +1,11 @@
 /** The readable form of `moescope stats` on a count trace; input is the stable JSON, so text and JSON agree. */
 import type { CountStatsJson } from './count-analysis.js';
+import { METRICS, balancedText } from './catalogue.js';
+import { NO_VALUE } from '../core/number-format.js';
+import { formatTable } from '../core/text-table.js';
 
 function num(v: number | null | undefined, digits = 3): string {
-  if (v === null || v === undefined) return '—';
+  if (v === null || v === undefined) return NO_VALUE;
   if (Number.isNaN(v)) return 'n/a';
   return v.toFixed(digits);
 }
@@ -11,10 +14,9 @@ function count(n: number): string {
   return Number.isInteger(n) ? n.toLocaleString('en-US') : n.toFixed(1);
 }
 
+/** Columns right-aligned under their headers (the shared table helper). */
 function table(head: string[][], rows: string[][]): string[] {
-  const all = [...head, ...rows];
-  const widths = head[0]!.map((_, c) => Math.max(...all.map((r) => (r[c] ?? '').length)));
-  return all.map((r) => '  ' + r.map((cell, c) => cell.padStart(widths[c]!)).join('  '));
+  return formatTable([...head, ...rows], { align: head[0]!.map(() => 'right' as const) });
 }
 
 export interface CountTextContext {
@@ -41,13 +43,15 @@ export function formatCountStatsText(s: CountStatsJson, ctx: CountTextContext): 
     const g = s.global;
     const E = schema.experts;
     out.push('Load per layer (assignments per expert, summed over every step; docs/metrics.md)');
+    // The catalogue's text columns that counts define (src/stats/catalogue.ts), as `stats` shows them for tokens.
+    const cols = METRICS.filter((m) => m.text && !m.needsTokens);
     const head = [
-      ['layer', 'CV', 'MaxVio', 'entropy', 'dead', `top-${s.topN}`, 'cov90'],
-      ['', 'std/mean', 'DeepSeek', 'H/lnE', '', 'share', 'experts'],
-      ['bal.', '0', '0', '1', '0', num(s.topN / E), String(Math.ceil(0.9 * E))],
+      ['layer', ...cols.map((m) => m.short.replace('{N}', String(s.topN)))],
+      ['', ...cols.map((m) => m.convention)],
+      ['bal.', ...cols.map((m) => balancedText(m, E, schema.topK, s.topN))],
     ];
-    const rows = s.layers.map((m) => [String(m.layer), num(m.cv), num(m.maxVio), num(m.entropy), num(m.deadExperts, 0), num(m.topNShare), num(m.coverage90, 0)]);
-    rows.push(['mean', num(g.cv), num(g.maxVio), num(g.entropy), String(g.deadExperts), '', '']);
+    const rows = s.layers.map((m) => [String(m.layer), ...cols.map((c) => num(c.layer(m), c.digits))]);
+    rows.push(['mean', ...cols.map((c) => (c.layerMean ? num(c.layerMean(g), c.digits) : ''))]);
     out.push(...table(head, rows));
     out.push(`  (dead: total over layers; worst layer MaxVio ${num(g.maxVioWorst)})`);
     out.push('');

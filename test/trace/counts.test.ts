@@ -102,7 +102,8 @@ test('stats on a count trace gives the load metrics of the token trace it was co
   for (const k of ['cv', 'maxVio', 'maxVioWorst', 'entropy', 'deadExperts']) assert.equal(jb.global[k], ja.global[k], k);
   assert.equal(jb.devices.sglang, ja.global.balancedness.sglang);
   assert.equal(jb.devices.vllm, ja.global.balancedness.vllm);
-  assert.ok(jb.needsTokens.some((m: string) => /auxiliary losses/.test(m)));
+  assert.ok(jb.needsTokens.some((m: string) => /^z-loss/.test(m)));
+  assert.ok(jb.needsTokens.some((m: string) => /co-activation/.test(m)));
   const text = cli('stats', counts);
   assert.equal(text.status, 0, text.stderr);
   assert.match(text.stdout, /count trace \(test:counts\): 8 steps/);
