@@ -226,7 +226,7 @@ export function parseTraceSchema(arrow: Schema, file: string): TraceHeader {
   if (m.routers.length !== h.schema.layers.length)
     throw new UserError(`${file}: the trace names ${m.routers.length} routers for ${h.schema.layers.length} MoE layers`);
   if (h.kind !== undefined && h.kind !== 'tokens' && h.kind !== 'counts')
-    throw new UserError(`${file}: unknown trace kind ${JSON.stringify(h.kind)} (this moescope reads "tokens" and "counts")`);
+    throw new UserError(`${file}: unknown trace kind ${JSON.stringify(h.kind)} (this moescope reads "tokens", "counts" and "series")`);
   if (h.kind === 'counts') return parseCountColumns(h, arrow, file);
   const s = h.schema;
   const L = s.layers.length;
