@@ -6,6 +6,28 @@ import type { EplbInterval } from '../serving/prometheus.js';
 import { openWatchStream } from '../serving/watch.js';
 import { balancednessOfDeviceLoads } from '../stats/balancedness.js';
 import type { WatchFlags } from './watch.js';
+import type { RoutingStream } from '../core/routing-stream.js';
+import type { WatchStream } from '../serving/watch.js';
+
+/**
+ * With --record: the stream, teed into a count trace (axis = device: a bin is a GPU; E and K unknown), and the
+ * writer to close. The trace is written in place, so `replay --follow` can show it while watch runs.
+ */
+async function recording(stream: WatchStream, f: WatchFlags): Promise<{ stream: RoutingStream; close: () => void }> {
+  if (!f.record) return { stream, close: () => {} };
+  const { CountTraceWriter } = await import('../trace/count-writer.js');
+  const { tapStream } = await import('../core/routing-stream.js');
+  const w = CountTraceWriter.create(f.record, {
+    schema: stream.schema,
+    meta: stream.meta,
+    axis: 'device',
+    bins: stream.first.ranks,
+    topKKnown: false,
+    expertsKnown: false,
+  });
+  w.closeOnExit();
+  return { stream: tapStream(stream, (item) => item.kind === 'counts' && w.write(item.batch)), close: () => w.close() };
+}
 
 /** Per-layer rows of one count row (axis = device). */
 function layerRows(counts: Float64Array, layers: number, ranks: number): Float64Array[] {
@@ -25,9 +47,10 @@ async function runWatchLive(url: string, f: WatchFlags): Promise<void> {
   const { WatchModel } = await import('../store/watch.js');
   const { runWatchTui } = await import('../views/watch.js');
   const model = new WatchModel(stream.schema.layers, stream.first.ranks);
+  const rec = await recording(stream, f);
   const pump = (async () => {
     try {
-      for await (const item of stream.items()) if (item.kind === 'counts') model.add(item.batch, serverMean);
+      for await (const item of rec.stream.items()) if (item.kind === 'counts') model.add(item.batch, serverMean);
       model.end((await stream.end()).error);
     } catch (e) {
       model.end(e instanceof Error ? e.message : String(e));
@@ -38,6 +61,7 @@ async function runWatchLive(url: string, f: WatchFlags): Promise<void> {
   } finally {
     stream.close();
     await pump;
+    rec.close();
   }
 }
 
@@ -75,8 +99,9 @@ export async function runWatch(url: string, f: WatchFlags): Promise<void> {
   process.once('SIGINT', onInt);
   const sum = new Float64Array(L * R);
   let n = 0;
+  const rec = await recording(stream, f);
   try {
-    for await (const item of stream.items()) {
+    for await (const item of rec.stream.items()) {
       if (item.kind !== 'counts') continue;
       const b: CountBatch = item.batch;
       for (let j = 0; j < sum.length; j++) sum[j]! += b.counts[j]!;
@@ -84,8 +109,10 @@ export async function runWatch(url: string, f: WatchFlags): Promise<void> {
     }
   } finally {
     process.off('SIGINT', onInt);
+    rec.close();
   }
   const end = await stream.end();
+  if (f.record) out(`recorded ${printable(f.record)}: ${n} intervals\n`);
   if (n === 0) return;
   // Per layer over every interval watched: each GPU's share, and SGLang's balancedness of the layer.
   const rows = layerRows(sum, L, R);

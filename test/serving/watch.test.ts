@@ -108,3 +108,49 @@ test('watch: nothing listening, not a metrics page, never an EPLB histogram → 
     assert.doesNotMatch(r.stderr, /\u001b/);
   }
 });
+
+test('watch --record: the intervals as a count trace (axis = GPU) holding exactly the decoded counts', async (ctx) => {
+  const srv = await serve({ 'GET /metrics': pages() });
+  ctx.after(() => srv.close());
+  const { tempDir } = await import('../trace/helpers.js');
+  const out = tempDir(ctx).path('watch.arrows');
+  const n = EXPECTED.intervals.length;
+  const r = await moescopeAsync(['watch', srv.url, '--interval', '0.05', '--samples', String(n), '--no-ui', '--record', out]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`recorded .*watch\\.arrows: ${n} intervals`));
+  const { openTrace } = await import('../../src/trace/index.js');
+  const t = openTrace(out);
+  try {
+    assert.equal(t.kind, 'counts');
+    assert.equal(t.complete, true);
+    assert.deepEqual(t.schema.layers, EXPECTED.layers);
+    const rows: number[][] = [];
+    for (const b of t.countBatches()) {
+      assert.equal(b.axis, 'device');
+      assert.equal(b.bins, EXPECTED.ranks);
+      for (let i = 0; i < b.length; i++) rows.push([...b.counts.subarray(i * 12, (i + 1) * 12)]);
+    }
+    assert.deepEqual(rows, EXPECTED.intervals.map((i) => i.counts.flat()));
+  } finally {
+    t.close();
+  }
+});
+
+test("vLLM's vllm:eplb_* series are passed through: gauges averaged over label sets, counters summed", () => {
+  const page = [
+    '# HELP vllm:eplb_balancedness_avg Average balancedness.',
+    '# TYPE vllm:eplb_balancedness_avg gauge',
+    'vllm:eplb_balancedness_avg{engine="0",model_name="m"} 0.8',
+    'vllm:eplb_balancedness_avg{engine="1",model_name="m"} 0.6',
+    '# TYPE vllm:eplb_rearrangements_total counter',
+    'vllm:eplb_rearrangements_total{engine="0",model_name="m"} 3.0',
+    'vllm:eplb_rearrangements_total{engine="1",model_name="m"} 2.0',
+    '# TYPE vllm:num_requests_running gauge',
+    'vllm:num_requests_running{engine="0",model_name="m"} 7.0',
+  ].join('\n');
+  const s = decodeEplb(parseMetricsPage(page, 'p'), 0n, 'p');
+  assert.equal(s.ranks, 0, 'no per-GPU counts on a vLLM page');
+  assert.ok(Math.abs(s.vllm['vllm:eplb_balancedness_avg']! - 0.7) < 1e-12);
+  assert.equal(s.vllm['vllm:eplb_rearrangements_total'], 5);
+  assert.equal(s.vllm['vllm:num_requests_running'], undefined);
+});
