@@ -4,8 +4,8 @@
  *   string   the rows built as strings, no Ink (the floor)
  *   ink      one pre-coloured <Text> per row
  *   ink+inc  the same with Ink's incrementalRendering
- *   painted  rows laid out by Ink as markers, expanded by moescope's ScreenWriter, which writes changed lines at
- *            absolute positions (src/views/paint.ts; Ink in debug mode hands it whole frames)
+ *   layer    Ink (incremental) lays out an empty box, the heatmap layer writes the changed rows into it at their
+ *            absolute rows (src/views/heatmap-layer.ts: what the TUI does)
  *
  * Every frame changes every row (the worst case: a batch touched all layers). Prints the median / p90 frame time
  * (data change → bytes written) and each as a ratio of the `ink` variant measured in the same run.
@@ -48,7 +48,8 @@ async function main(): Promise<void> {
   const { Box, Text, render } = await import('ink');
   const { makeTheme, HEAT_LEVELS } = await import('../src/views/theme.js');
   const { HeatRowCache, renderHeatRow } = await import('../src/views/heat-rows.js');
-  const { PaintRegistry, ScreenWriter, MARKER_WIDTH } = await import('../src/views/paint.js');
+  const { HeatmapLayer, InkStdout } = await import('../src/views/heatmap-layer.js');
+  const { useLayoutEffect } = React;
   const theme = makeTheme('ansi256');
   const h = React.createElement;
 
@@ -86,29 +87,27 @@ async function main(): Promise<void> {
       results.push({ name: 'string', median: quantile(times, 0.5), p90: quantile(times, 0.9), bytes: 0 });
     }
 
-    for (const variant of ['ink', 'ink+inc', 'painted'] as const) {
+    for (const variant of ['ink', 'ink+inc', 'layer'] as const) {
       const tty = new FakeTty(cols, rows);
-      const registry = new PaintRegistry();
-      const painted = variant.startsWith('painted');
-      const out = painted ? new ScreenWriter(tty as unknown as NodeJS.WriteStream, registry) : tty;
+      const layer = new HeatmapLayer(tty);
+      const painted = variant === 'layer';
+      const out = painted ? new InkStdout(tty as unknown as NodeJS.WriteStream, layer) : tty;
       let setFrame: (n: number) => void = () => {};
       const cache = new HeatRowCache();
       function Heatmap(): React.ReactElement {
-        const [, set] = React.useState(0);
+        const [n, set] = React.useState(0);
         setFrame = set;
+        const rowsOut = painted ? levels.map((row, r) => `L${String(r).padStart(2)} ` + cache.row(`r${r}`, row, theme)) : [];
+        useLayoutEffect(() => {
+          if (painted) layer.paint(1, rowsOut);
+        }, [n]);
         return h(
           Box,
           { flexDirection: 'column' },
           h(Text, { bold: true }, `heatmap ${args.layers} × ${args.experts}`),
-          ...levels.map((row, r) => {
-            const s = painted ? cache.row(`r${r}`, row, theme) : renderHeatRow(row, theme);
-            return h(
-              Text,
-              { key: r, wrap: 'truncate' },
-              `L${String(r).padStart(2)} `,
-              painted ? registry.marker(`r${r}`, s, Math.max(MARKER_WIDTH, width)) : s,
-            );
-          }),
+          ...(painted
+            ? [h(Box, { key: 'box', height: levels.length, width: width + 4 })]
+            : levels.map((row, r) => h(Text, { key: r, wrap: 'truncate' }, `L${String(r).padStart(2)} `, renderHeatRow(row, theme)))),
         );
       }
       const inst = render(h(Heatmap), {
@@ -117,8 +116,7 @@ async function main(): Promise<void> {
         patchConsole: false,
         exitOnCtrlC: false,
         maxFps: 1000,
-        debug: painted,
-        incrementalRendering: variant.endsWith('+inc'),
+        incrementalRendering: variant !== 'ink',
       });
       await tty.nextWrite(2000);
       const times: number[] = [];

@@ -1,12 +1,13 @@
 /**
  * The overview at 58 MoE layers × 256 experts (DeepSeek-V3's shape): median frame time of the real TUI — the App
- * with its store, frames and painted heatmap rows, rendered by Ink into moescope's ScreenWriter — against a naive
- * Ink heatmap (one pre-coloured <Text> per row) measured in the same run.
+ * with its store and frames, rendered by Ink as runTui does (Ink's standard renderer, the heatmap layer for the
+ * heatmap's lines; --incremental: Ink's incremental renderer, for its cost — it misplaces lines, docs/tui.md) — against a naive Ink heatmap (one pre-coloured <Text> per row) measured in the same run.
  *
- *   node dist/bench/ui.js [--frames N] [--size 160x50,300x70] [--naive-frames N]
+ *   node dist/bench/ui.js [--frames N] [--size 160x50,300x70] [--naive-frames N] [--incremental]
  *
  * Frames: "data" = after 64 new tokens, the frame is built, rendered and written (every visible row changes);
- * "cursor" = one key moves the cursor.
+ * "cursor" = one key moves the cursor. Ink's maxFps only spaces frames out (the TUI uses 15); frames here are
+ * timed one at a time with the throttle out of the way, so the numbers are the cost of a frame.
  * Peer: the same frames' heatmap drawn with blessed (bench/ui-blessed.ts, as `moescope dash` draws it), interleaved
  * with the data frames, so the ratio is also against the fastest peer, not only naive Ink.
  * Also reports the cost of ingesting a token (stats, ring, co-activation) — what the UI thread spends per token.
@@ -25,15 +26,17 @@ interface Args {
   frames: number;
   naiveFrames: number;
   sizes: [number, number][];
+  incremental: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { frames: 40, naiveFrames: 8, sizes: [[160, 50], [300, 70]] };
+  const a: Args = { frames: 40, naiveFrames: 8, sizes: [[160, 50], [300, 70]], incremental: false };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i + 1] ?? '';
     if (argv[i] === '--frames') a.frames = Number(v);
     else if (argv[i] === '--naive-frames') a.naiveFrames = Number(v);
     else if (argv[i] === '--size') a.sizes = v.split(',').map((s) => s.split('x').map(Number) as [number, number]);
+    else if (argv[i] === '--incremental') a.incremental = true;
   }
   return a;
 }
@@ -52,11 +55,11 @@ async function main(): Promise<void> {
   const { App } = await import('../src/views/app.js');
   const { makeViewContext } = await import('../src/views/context.js');
   const { makeTheme } = await import('../src/views/theme.js');
-  const { ScreenWriter } = await import('../src/views/paint.js');
+  const { InkStdout } = await import('../src/views/heatmap-layer.js');
   const { renderHeatRow } = await import('../src/views/heat-rows.js');
   const { levelOf } = await import('../src/views/scale.js');
   const { binnedRelLoad } = await import('../src/store/selectors.js');
-  const { overviewGeometry } = await import('../src/views/components/Overview.js');
+  const { overviewLayout } = await import('../src/store/layout.js');
   const { sliceBatch } = await import('../src/core/batch.js');
 
   const dir = mkdtempSync(join(tmpdir(), 'moescope-bench-ui-'));
@@ -93,15 +96,16 @@ async function main(): Promise<void> {
       const store = createTuiStore({ model, feed, source: { kind: 'live', label: 'bench', recording: null, placement: null }, term: { columns: cols, rows } });
       const pub = startPublishing(store, model, feed, 1000);
       pub.stop(); // frames are published by hand below
-      const view = makeViewContext(theme);
       const tty = new FakeTty(cols, rows);
-      const screen = new ScreenWriter(tty as unknown as NodeJS.WriteStream, view.registry);
+      const view = makeViewContext(theme, tty);
+      const screen = new InkStdout(tty as unknown as NodeJS.WriteStream, view.heat);
       const inkTimes: number[] = [];
       const ink = render(React.createElement(App, { store, view }), {
         stdout: screen as unknown as NodeJS.WriteStream,
         stdin: new FakeStdin() as unknown as NodeJS.ReadStream,
         onRender: ({ renderTime }) => inkTimes.push(renderTime),
-        debug: true,
+        incrementalRendering: args.incremental,
+        maxFps: 1000,
         patchConsole: false,
         exitOnCtrlC: false,
       });
@@ -113,7 +117,7 @@ async function main(): Promise<void> {
       const blessedTimes: number[] = [];
       let bytes = 0;
       for (let f = 0; f < args.frames; f++) {
-        await new Promise((r) => setTimeout(r, 2));
+        await new Promise((r) => setTimeout(r, 3)); // past Ink's throttle (1 ms at maxFps 1000)
         feedMore(64); // ingesting is the producer's side, reported above per token
         let wrote = tty.nextWrite(5000);
         const b0 = tty.bytes;
@@ -123,6 +127,7 @@ async function main(): Promise<void> {
         data.push(performance.now() - t0);
         bytes += tty.bytes - b0;
         blessedTimes.push(peer.draw(store.getState().frame));
+        await new Promise((r) => setTimeout(r, 3));
         wrote = tty.nextWrite(5000);
         const t1 = performance.now();
         store.getState().actions.selectExpert(store.getState().ui.expert + 4);
@@ -134,7 +139,7 @@ async function main(): Promise<void> {
 
       // Baseline: the naive Ink heatmap of the same viewport, one pre-coloured <Text> per row.
       const frame = store.getState().frame;
-      const g = overviewGeometry(frame, cols, rows - 3, 0, 0, 0);
+      const g = overviewLayout(frame, { columns: cols, rows }, { zoom: 0, layer: 0, expert: 0 });
       const naiveTty = new FakeTty(cols, rows);
       let setN: (n: number) => void = () => {};
       const levels = new Uint8Array(g.vp.columns);
@@ -178,7 +183,7 @@ async function main(): Promise<void> {
       console.log(`moescope, data frame        ${median(data).toFixed(1).padStart(8)} ${p90(data).toFixed(1).padStart(8)} ${(median(data) / base).toFixed(3).padStart(9)}   (${Math.round(bytes / args.frames)} bytes/frame)`);
       console.log(`blessed, same heatmap       ${median(blessedTimes).toFixed(1).padStart(8)} ${p90(blessedTimes).toFixed(1).padStart(8)} ${(median(blessedTimes) / base).toFixed(3).padStart(9)}   (${peer.rows} rows × ${peer.columns} columns, ${Math.round(peer.bytes / args.frames)} bytes/frame; interleaved with the data frames)`);
       console.log(`moescope, cursor move       ${median(cursor).toFixed(1).padStart(8)} ${p90(cursor).toFixed(1).padStart(8)} ${(median(cursor) / base).toFixed(3).padStart(9)}`);
-      console.log(`  of which Ink's layout and output (median): ${median(inkTimes).toFixed(1)} ms`);
+      console.log(`  of which Ink's layout and output (median): ${median(inkTimes).toFixed(1)} ms; incremental rendering ${args.incremental ? 'on' : 'off'}`);
       console.log(`goal: ≤ 33 ms per frame (the UI draws ≤ 15 frames/s) — ${median(data) <= 33 ? 'met' : 'NOT met'} here`);
     }
   } finally {

@@ -9,6 +9,7 @@ import { buildFrame, type Frame, type Selection } from './frame.js';
 import { nextSpeed, type Feed, type FeedState } from './feeds.js';
 import { WINDOW_SIZES, type RoutingModel } from './model.js';
 import type { PlacementSpec } from './placement.js';
+import { screenOf, tokenSpan, type Term } from './layout.js';
 
 export type Pane = 'overview' | 'layer' | 'tokens' | 'warnings' | 'devices';
 export const PANES: readonly Pane[] = ['overview', 'layer', 'tokens', 'warnings', 'devices'];
@@ -41,8 +42,11 @@ export interface UiState {
   token: number | null;
   /** Token stream: the selected token's routing in every layer is open. */
   tokenDetail: boolean;
-  /** Selected row of the warnings list. */
-  warning: number;
+  /**
+   * Selected warning, by its place in the order warnings fired (oldest 0; the list is append-only, so the cursor
+   * stays on its warning while newer ones push the list down); null: the newest.
+   */
+  warning: number | null;
   prompt: Prompt | null;
   /** Last search query (n / N repeat it). */
   query: string;
@@ -59,7 +63,9 @@ export interface TuiState {
   /** Bumped when the screen must be redrawn from scratch (resize, ctrl-L). */
   redraws: number;
   /** Terminal size. */
-  term: { columns: number; rows: number };
+  term: Term;
+  /** Drawn without colour (token stream: the expert as a subscript). */
+  mono: boolean;
   actions: Actions;
 }
 
@@ -78,6 +84,8 @@ export interface Actions {
   selectLayer(l: number): void;
   selectExpert(e: number): void;
   setZoom(expertsPerColumn: number): void;
+  /** Moves the warnings cursor by `d` rows of the list (newest first). */
+  moveWarning(d: number): void;
   setScope(s: Scope): void;
   /** `w`: switch to the window scope, or when already there, to the next window length. */
   windowKey(): void;
@@ -101,8 +109,11 @@ export interface CreateStoreOptions {
   feed: Feed;
   source: SourceInfo;
   ui?: Partial<UiState>;
-  term?: { columns: number; rows: number };
+  term?: Term;
+  mono?: boolean;
 }
+
+const DEFAULT_TERM: Term = { columns: 120, rows: 40 };
 
 const INITIAL_UI: UiState = {
   pane: 'overview',
@@ -113,15 +124,17 @@ const INITIAL_UI: UiState = {
   scope: 'window',
   token: null,
   tokenDetail: false,
-  warning: 0,
+  warning: null,
   prompt: null,
   query: '',
   message: null,
   quit: false,
 };
 
-export function selectionOf(s: Pick<TuiState, 'ui' | 'source'>): Selection {
-  return { scope: s.ui.scope, layer: s.ui.layer, token: s.ui.token, placement: s.source.placement };
+export function selectionOf(s: Pick<TuiState, 'ui' | 'source' | 'term'>): Selection {
+  // Token text is copied into frames only while the Tokens pane shows it.
+  const span = s.ui.pane === 'tokens' && !s.ui.help && !screenOf(s.term).tooSmall ? tokenSpan(s.term) : 0;
+  return { scope: s.ui.scope, layer: s.ui.layer, token: s.ui.token, placement: s.source.placement, tokenSpan: span };
 }
 
 export function createTuiStore(opts: CreateStoreOptions): TuiStore {
@@ -142,7 +155,9 @@ export function createTuiStore(opts: CreateStoreOptions): TuiStore {
       slower: () => withFeed(() => feed.setSpeed(nextSpeed(feed.state().speed, -1))),
       step: (n) =>
         withFeed(() => {
-          if (feed.state().playing) feed.setPlaying(false);
+          // Pause first, also at the end of a replay: there the feed reports "not playing" but would play on as
+          // soon as a step back put it before the end.
+          if (feed.kind === 'replay' || feed.state().playing) feed.setPlaying(false);
           feed.step(n);
         }),
       seek: (t) => withFeed(() => feed.seek(t)),
@@ -174,6 +189,13 @@ export function createTuiStore(opts: CreateStoreOptions): TuiStore {
       selectToken: (i) => ui({ token: i }),
       setTokenDetail: (open) => ui({ tokenDetail: open }),
       selectWarning: (i) => ui({ warning: Math.max(0, Math.min(get().frame.warnings.length - 1, i)) }),
+      moveWarning: (d) => {
+        const n = get().frame.warnings.length;
+        if (n === 0) return;
+        const cur = get().ui.warning ?? n - 1;
+        // The list shows the newest first: down (d > 0) goes to older warnings.
+        ui({ warning: Math.max(0, Math.min(n - 1, cur - d)) });
+      },
       openPrompt: (kind) => ui({ prompt: { kind, text: '' } }),
       editPrompt: (text) => set((s) => ({ ui: { ...s.ui, prompt: s.ui.prompt ? { ...s.ui.prompt, text } : null } })),
       closePrompt: () => ui({ prompt: null }),
@@ -202,9 +224,10 @@ export function createTuiStore(opts: CreateStoreOptions): TuiStore {
       source: opts.source,
       feed: feed.state(),
       ui: ui0,
-      frame: buildFrame(model, selectionOf({ ui: ui0, source: opts.source })),
+      frame: buildFrame(model, selectionOf({ ui: ui0, source: opts.source, term: opts.term ?? DEFAULT_TERM })),
       redraws: 0,
-      term: opts.term ?? { columns: 120, rows: 40 },
+      term: opts.term ?? DEFAULT_TERM,
+      mono: opts.mono ?? false,
       actions,
     };
   });
@@ -276,7 +299,7 @@ export function startPublishing(store: TuiStore, model: RoutingModel, feed: Feed
 }
 
 function sameSelection(a: Selection, b: Selection): boolean {
-  return a.scope === b.scope && a.layer === b.layer && a.token === b.token && a.placement === b.placement;
+  return a.scope === b.scope && a.layer === b.layer && a.token === b.token && a.placement === b.placement && a.tokenSpan === b.tokenSpan;
 }
 
 function sameFeed(a: FeedState, b: FeedState): boolean {

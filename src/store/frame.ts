@@ -45,6 +45,13 @@ export interface Selection {
   token: number | null;
   /** Where experts live, for the Devices view (null: not given). */
   placement: PlacementSpec | null;
+  /**
+   * Tokens the frame copies for the token stream: up to `span` either side of the selected token (or before the
+   * newest), with their first choice at the selected layer. Absent or 0: none (panes that do not show text).
+   */
+  tokenSpan?: number;
+  /** Count the distinct sequences held (the plain summary). */
+  countSequences?: boolean;
 }
 
 export interface Histogram extends MarginHistogram {
@@ -131,15 +138,15 @@ export interface MemoryView {
   intervalMs: number | null;
 }
 
-/** Read-only access to recent tokens (valid for indices in frame.ring while they are still held). */
-export interface TokenReader {
-  has(i: number): boolean;
-  text(i: number): string;
-  /** Highest-weight expert of token i at MoE layer index l. */
-  firstChoice(i: number, l: number): number;
-  isPrompt(i: number): boolean;
-  seq(i: number): number;
-  tag(i: number): string | null;
+/** A held token as the stream shows it, copied into the frame. */
+export interface StreamToken {
+  index: number;
+  text: string;
+  /** First choice in the selected layer. */
+  expert: number;
+  isPrompt: boolean;
+  seq: number;
+  tag: string | null;
 }
 
 export interface Frame {
@@ -173,9 +180,12 @@ export interface Frame {
   suppressedWarnings: number;
   /** The detector's window, tokens (0 when off). */
   detectorWindow: number;
-  /** Tokens readable from the ring at this frame: [start, end). */
+  /** Tokens held in the ring at this frame: [start, end). */
   ring: { start: number; end: number };
-  tokensReader: TokenReader;
+  /** Copies of the held tokens the selection asked for (Selection.tokenSpan), oldest first; [] when none. */
+  stream: readonly StreamToken[];
+  /** Distinct sequences among the held tokens (Selection.countSequences), or null. */
+  sequences: number | null;
   /** Tokens per second of stream time over the last few seconds; null before two timestamps. */
   tokensPerSecond: number | null;
   /** Stream time from the first to the latest token, ms. */
@@ -257,7 +267,8 @@ export function buildFrame(model: RoutingModel, sel: Selection): Frame {
     suppressedWarnings: det ? det.suppressed : 0,
     detectorWindow: stats.window ? stats.window.size : 0,
     ring: { start: model.ring.start, end: model.ring.end },
-    tokensReader: readerOf(model),
+    stream: sel.tokenSpan ? copyStream(model, layer, sel.token, sel.tokenSpan) : [],
+    sequences: sel.countSequences ? countSequences(model) : null,
     tokensPerSecond: rate(model),
     elapsedMs: model.firstMs !== null && model.lastMs !== null ? model.lastMs - model.firstMs : null,
     layer: stats.tokens > 0 ? layerDetail(model, layer, run ? 'run' : sel.scope) : null,
@@ -283,22 +294,27 @@ function rankRows(model: RoutingModel, layer: number, spec: PlacementSpec | null
   });
 }
 
-const readers = new WeakMap<RoutingModel, TokenReader>();
 
-function readerOf(model: RoutingModel): TokenReader {
-  let r = readers.get(model);
-  if (!r) {
-    r = {
-      has: (i) => model.ring.has(i),
-      text: (i) => model.ring.token(i),
-      firstChoice: (i, l) => model.firstChoiceOf(i, l),
-      isPrompt: (i) => model.ring.isPromptAt(i),
-      seq: (i) => model.ring.seqOf(i),
-      tag: (i) => model.ring.tagOf(i),
-    };
-    readers.set(model, r);
-  }
-  return r;
+/**
+ * The tokens around the anchor (the selected token, or the newest) copied out of the ring: a frame is a snapshot,
+ * and the ring moves on under it.
+ */
+function copyStream(model: RoutingModel, l: number, token: number | null, span: number): StreamToken[] {
+  const r = model.ring;
+  const anchor = token !== null && r.has(token) ? token : r.end - 1;
+  const from = Math.max(r.start, anchor - span);
+  const to = Math.min(r.end, anchor + span);
+  const out: StreamToken[] = [];
+  for (let i = from; i < to; i++)
+    out.push({ index: i, text: r.token(i), expert: model.firstChoiceOf(i, l), isPrompt: r.isPromptAt(i), seq: r.seqOf(i), tag: r.tagOf(i) });
+  return out;
+}
+
+function countSequences(model: RoutingModel): number {
+  const r = model.ring;
+  const seqs = new Set<number>();
+  for (let i = r.start; i < r.end; i++) seqs.add(r.seqOf(i));
+  return seqs.size;
 }
 
 function rate(model: RoutingModel): number | null {

@@ -4,6 +4,7 @@
  */
 import { groupLoad, groupPeak } from '../stats/index.js';
 import type { Frame } from './frame.js';
+export type { StreamToken } from './frame.js';
 
 /**
  * Relative load of experts [first, first + columns·bin) of MoE layer l, `bin` experts per column, each column the
@@ -25,34 +26,4 @@ export function binLoad(frame: Frame, l: number, a: number, b: number): { count:
   const base = l * frame.experts;
   const g = groupLoad(frame.counts, base, frame.experts, a, b);
   return { ...g, busiestRel: frame.relLoad[base + g.busiest]! };
-}
-
-export interface StreamToken {
-  index: number;
-  text: string;
-  /** First choice in the selected layer. */
-  expert: number;
-  isPrompt: boolean;
-  seq: number;
-  tag: string | null;
-}
-
-/** Tokens [from, to) still held, with their first choice at layer index l. */
-export function streamTokens(frame: Frame, from: number, to: number, l: number): StreamToken[] {
-  const r = frame.tokensReader;
-  const out: StreamToken[] = [];
-  const a = Math.max(from, frame.ring.start);
-  const b = Math.min(to, frame.ring.end);
-  for (let i = a; i < b; i++) {
-    if (!r.has(i)) continue;
-    out.push({ index: i, text: r.text(i), expert: r.firstChoice(i, l), isPrompt: r.isPrompt(i), seq: r.seq(i), tag: r.tag(i) });
-  }
-  return out;
-}
-
-/** Distinct sequences among the tokens held. */
-export function sequencesHeld(frame: Frame): number {
-  const seqs = new Set<number>();
-  for (let i = frame.ring.start; i < frame.ring.end; i++) seqs.add(frame.tokensReader.seq(i));
-  return seqs.size;
 }

@@ -1,7 +1,11 @@
-/** The TUI's root: bars, the current pane (or the `?` overlay), key input. Reads the store; computes nothing. */
-import { Box, useInput } from 'ink';
-import { useStore } from 'zustand';
+/**
+ * The TUI's root: bars, the current pane (or the `?` overlay), input. Each part reads its own slice of the store
+ * (context.ts useTui), so a part re-renders only when its slice changes; nothing here computes a metric.
+ */
+import { Box, useInput, useStdout } from 'ink';
+import { useContext, useEffect, useRef } from 'react';
 import type { TuiStore } from '../store/app-store.js';
+import { MIN_COLUMNS, MIN_ROWS, screenOf } from '../store/layout.js';
 import { StatusBar, TabBar, HintBar, PromptLine } from './components/Bars.js';
 import { DevicesPane } from './components/DevicesPane.js';
 import { HelpOverlay, TooSmall } from './components/HelpOverlay.js';
@@ -9,52 +13,57 @@ import { LayerPane } from './components/LayerPane.js';
 import { Overview } from './components/Overview.js';
 import { TokensPane } from './components/TokensPane.js';
 import { WarningsPane } from './components/WarningsPane.js';
-import { ViewCtx, type ViewContext } from './context.js';
-import { handleKey } from './input.js';
-import { keyName } from './keys.js';
-import { MIN_COLUMNS, MIN_ROWS, screenOf } from './layout.js';
+import { StoreCtx, ViewCtx, useTui, useView, type ViewContext } from './context.js';
+import { handleInput } from './input.js';
+import { inputEvents } from './keys.js';
 
 export function App({ store, view }: { store: TuiStore; view: ViewContext }) {
-  const s = useStore(store);
-  useInput((input, key) => {
-    const name = keyName(input, key);
-    if (name === null) return;
-    const st = store.getState();
-    if (screenOf(st.term.columns, st.term.rows).tooSmall) {
-      if (name === 'q' || name === 'ctrl-c') st.actions.quit();
+  return (
+    <StoreCtx.Provider value={store}>
+      <ViewCtx.Provider value={view}>
+        <Root />
+      </ViewCtx.Provider>
+    </StoreCtx.Provider>
+  );
+}
+
+/** Clears the terminal; Ink writes its whole frame again after it (useStdout().write). */
+const CLEAR_SCREEN = '\x1b[H\x1b[2J';
+
+function Root() {
+  const store = useContext(StoreCtx)!;
+  const { heat } = useView();
+  const { pane, help, prompt, term, redraws } = useTui((s) => ({ pane: s.ui.pane, help: s.ui.help, prompt: s.ui.prompt !== null, term: s.term, redraws: s.redraws }));
+  useInput((input, key) => handleInput(inputEvents(input, key), store.getState));
+  // ctrl-L: Ink's own way to write outside its frame clears its lines, writes ours and draws the whole frame
+  // again; the heatmap layer repaints after it. (A resize is run-tui's: the frame changes size.)
+  const { write } = useStdout();
+  const first = useRef(true);
+  useEffect(() => {
+    if (first.current) {
+      first.current = false;
       return;
     }
-    handleKey(name, st, view.layout);
-  });
-  const scr = screenOf(s.term.columns, s.term.rows);
-  if (scr.tooSmall)
-    return (
-      <ViewCtx.Provider value={view}>
-        <TooSmall columns={s.term.columns} rows={s.term.rows} needColumns={MIN_COLUMNS} needRows={MIN_ROWS} />
-      </ViewCtx.Provider>
-    );
-  const { ui, frame } = s;
-  const w = scr.columns;
-  const h = scr.body;
-  let pane: React.ReactNode;
-  if (ui.help) pane = <HelpOverlay width={w} height={h} kind={s.source.kind} />;
-  else if (ui.pane === 'overview')
-    pane = <Overview frame={frame} layer={ui.layer} expert={ui.expert} zoom={ui.zoom} width={w} height={h} />;
-  else if (ui.pane === 'layer') pane = <LayerPane frame={frame} expert={ui.expert} width={w} height={h} />;
-  else if (ui.pane === 'tokens')
-    pane = <TokensPane frame={frame} layer={ui.layer} token={ui.token} detail={ui.tokenDetail} query={ui.query} width={w} height={h} />;
-  else if (ui.pane === 'warnings') pane = <WarningsPane frame={frame} selected={ui.warning} width={w} height={h} />;
-  else pane = <DevicesPane frame={frame} width={w} height={h} />;
+    heat.invalidate();
+    write(CLEAR_SCREEN);
+  }, [redraws, write, heat]);
+  const scr = screenOf(term);
+  if (scr.tooSmall) return <TooSmall columns={term.columns} rows={term.rows} needColumns={MIN_COLUMNS} needRows={MIN_ROWS} />;
+  let body: React.ReactNode;
+  if (help) body = <HelpOverlay width={scr.columns} height={scr.body} />;
+  else if (pane === 'overview') body = <Overview />;
+  else if (pane === 'layer') body = <LayerPane />;
+  else if (pane === 'tokens') body = <TokensPane />;
+  else if (pane === 'warnings') body = <WarningsPane />;
+  else body = <DevicesPane />;
   return (
-    <ViewCtx.Provider value={view}>
-      <Box flexDirection="column" width={w} height={scr.rows}>
-        <StatusBar source={s.source} feed={s.feed} frame={frame} width={w} />
-        <TabBar pane={ui.pane} frame={frame} width={w} />
-        <Box height={h} overflow="hidden">
-          {pane}
-        </Box>
-        {ui.prompt ? <PromptLine prompt={ui.prompt} width={w} /> : <HintBar pane={ui.pane} help={ui.help} message={ui.message ?? s.feed.notice} width={w} />}
+    <Box flexDirection="column" width={scr.columns} height={scr.frameRows}>
+      <StatusBar />
+      <TabBar />
+      <Box height={scr.body} flexDirection="column" overflow="hidden">
+        {body}
       </Box>
-    </ViewCtx.Provider>
+      {prompt ? <PromptLine /> : <HintBar />}
+    </Box>
   );
 }

@@ -1,41 +1,37 @@
-/** What every component needs besides the store: the theme and the painted-region registry. */
+/**
+ * What every component needs besides its props: the store (read through selectors, so a pane re-renders only when
+ * its slice changes), the theme, and the heatmap's cached rows and layer. Nothing here is written while rendering.
+ */
 import { createContext, useContext } from 'react';
+import { useStore } from 'zustand';
+import { useShallow } from 'zustand/react/shallow';
+import type { TuiState, TuiStore } from '../store/app-store.js';
 import { HeatRowCache } from './heat-rows.js';
-import { PaintRegistry } from './paint.js';
+import { HeatmapLayer } from './heatmap-layer.js';
 import { makeTheme, type Theme } from './theme.js';
 
 export interface ViewContext {
   theme: Theme;
-  registry: PaintRegistry;
   heatRows: HeatRowCache;
-  /** Layout facts the input handler needs (rows per page, tokens per line), written by the panes as they render. */
-  layout: LayoutFacts;
+  /** Where the heatmap's lines go (heatmap-layer.ts). */
+  heat: HeatmapLayer;
 }
 
-export interface LayoutFacts {
-  /** Heatmap: layer rows visible, experts per column now and when fitting the width. */
-  heatRows: number;
-  heatBin: number;
-  heatFitBin: number;
-  /** Tokens pane: each visible line's tokens and the column each starts at. */
-  tokenGrid: { index: number; col: number }[][];
-  /** Layer pane: experts per column of the bar list, and columns. */
-  barRows: number;
-  /** Rows of the warnings list. */
-  listRows: number;
-}
-
-export function makeViewContext(theme: Theme = makeTheme('ansi256')): ViewContext {
-  return {
-    theme,
-    registry: new PaintRegistry(),
-    heatRows: new HeatRowCache(),
-    layout: { heatRows: 10, heatBin: 1, heatFitBin: 1, tokenGrid: [], barRows: 10, listRows: 10 },
-  };
+/** A view context; the heatmap layer writes to `out` (the terminal; tests and benchmarks pass their own). */
+export function makeViewContext(theme: Theme = makeTheme('ansi256'), out: { write(s: string): unknown } = { write: () => true }): ViewContext {
+  return { theme, heatRows: new HeatRowCache(), heat: new HeatmapLayer(out) };
 }
 
 export const ViewCtx = createContext<ViewContext>(makeViewContext());
+export const StoreCtx = createContext<TuiStore | null>(null);
 
 export function useView(): ViewContext {
   return useContext(ViewCtx);
+}
+
+/** A slice of the store; the component re-renders only when the slice changes (shallowly). */
+export function useTui<T>(select: (s: TuiState) => T): T {
+  const store = useContext(StoreCtx);
+  if (!store) throw new Error('useTui outside <App>');
+  return useStore(store, useShallow(select));
 }

@@ -4,6 +4,7 @@
  */
 import { SGR_DIM, SGR_INVERSE, SGR_RESET } from '../core/palette.js';
 import type { Theme } from './theme.js';
+import { cellEdge } from '../store/layout.js';
 
 /** Level of a column with no data yet. */
 export const NO_DATA = 255;
@@ -11,15 +12,18 @@ const CURSOR_GLYPH = '◆';
 const NO_DATA_GLYPH = '·';
 
 /**
- * Builds one row: `levels[i]` is a heat level (0 … HEAT_LEVELS-1) or NO_DATA, drawn `cellWidth` columns wide;
- * `cursor` is a column (or -1) drawn in inverse video with a ◆ in its middle.
+ * Builds one row: `levels[i]` is a heat level (0 … HEAT_LEVELS-1) or NO_DATA; the row spans `span` terminal columns
+ * (default one per level), shared evenly (cellEdge in src/store/layout.ts); `cursor` is a column (or -1) drawn in
+ * inverse video with a ◆ in its middle.
  */
-export function renderHeatRow(levels: Uint8Array, theme: Theme, cursor = -1, cellWidth = 1): string {
+export function renderHeatRow(levels: Uint8Array, theme: Theme, cursor = -1, span = levels.length): string {
   let out = '';
   let cur = -2; // level whose escape is active; -2 = none
-  for (let i = 0; i < levels.length; i++) {
+  const n = levels.length;
+  for (let i = 0; i < n; i++) {
     const lv = levels[i]!;
     const glyph = lv === NO_DATA ? NO_DATA_GLYPH : theme.heatGlyph[lv]!;
+    const cellWidth = span === n ? 1 : cellEdge({ columns: n, span }, i + 1) - cellEdge({ columns: n, span }, i);
     if (i === cursor) {
       const mid = cellWidth >> 1;
       let cell = '';
@@ -40,7 +44,7 @@ export function renderHeatRow(levels: Uint8Array, theme: Theme, cursor = -1, cel
 interface Cached {
   levels: Uint8Array;
   cursor: number;
-  cellWidth: number;
+  span: number;
   text: string;
 }
 
@@ -51,22 +55,22 @@ export class HeatRowCache {
   /** Rows rebuilt since the last call to takeRebuilt() (for benchmarks and tests). */
   private rebuilt = 0;
 
-  row(key: string, levels: Uint8Array, theme: Theme, cursor = -1, cellWidth = 1): string {
+  row(key: string, levels: Uint8Array, theme: Theme, cursor = -1, span = levels.length): string {
     if (theme !== this.theme) {
       this.rows.clear();
       this.theme = theme;
     }
     const c = this.rows.get(key);
-    if (c && c.cursor === cursor && c.cellWidth === cellWidth && sameBytes(c.levels, levels)) return c.text;
-    const text = renderHeatRow(levels, theme, cursor, cellWidth);
+    if (c && c.cursor === cursor && c.span === span && sameBytes(c.levels, levels)) return c.text;
+    const text = renderHeatRow(levels, theme, cursor, span);
     this.rebuilt++;
     if (c) {
       if (c.levels.length === levels.length) c.levels.set(levels);
       else c.levels = levels.slice();
       c.cursor = cursor;
-      c.cellWidth = cellWidth;
+      c.span = span;
       c.text = text;
-    } else this.rows.set(key, { levels: levels.slice(), cursor, cellWidth, text });
+    } else this.rows.set(key, { levels: levels.slice(), cursor, span, text });
     return text;
   }
 

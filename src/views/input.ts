@@ -1,11 +1,21 @@
 /**
- * Key handling: a key name (keys.ts) and the state give store actions. Pane-specific movement uses the layout the
- * panes recorded while rendering (rows on screen, token positions), so "down" moves to what is visibly below.
+ * Input: key names (keys.ts) and mouse reports become store actions. Movement uses the store's layout functions
+ * (src/store/layout.ts, token-lines.ts) — the same numbers the panes draw with — so "down" moves to what is
+ * visibly below and a click lands on what is under the pointer.
  */
 import type { TuiState } from '../store/app-store.js';
-import type { LayoutFacts } from './context.js';
-import { resolve } from './keys.js';
-import { nextZoom } from './layout.js';
+import {
+  cellEdge,
+  layerBarsLayout,
+  nextZoom,
+  overviewLayout,
+  screenOf,
+  scrollWindow,
+  tokenStreamRows,
+  warningListRows,
+} from '../store/layout.js';
+import { tokenLines } from '../store/token-lines.js';
+import { resolve, tabSpans, type InputEvent } from './keys.js';
 
 /** Parses a seek target: "1200" (a token) or "50%" of `total`. Null when not a number. */
 export function parseSeek(text: string, total: number): number | null {
@@ -16,7 +26,25 @@ export function parseSeek(text: string, total: number): number | null {
   return null;
 }
 
-export function handleKey(name: string, s: TuiState, layout: LayoutFacts): void {
+/** Applies one read's events in order, each against the state the previous one left. */
+export function handleInput(events: InputEvent[], get: () => TuiState): void {
+  for (const e of events) {
+    const s = get();
+    if (screenOf(s.term).tooSmall) {
+      if (e.kind === 'key' && (e.name === 'q' || e.name === 'ctrl-c')) s.actions.quit();
+      continue;
+    }
+    if (e.kind === 'key') handleKey(e.name, s);
+    else handleMouse(e, s);
+  }
+}
+
+function tokenGrid(s: TuiState) {
+  const lines = tokenLines(s.frame, s.term.columns, tokenStreamRows(s.term, s.frame.token !== null), s.ui.token, s.mono);
+  return lines.filter((x) => x.items.length > 0).map((x) => x.items.map((it) => ({ index: it.index, col: it.col })));
+}
+
+export function handleKey(name: string, s: TuiState): void {
   const a = s.actions;
   const ui = s.ui;
   const frame = s.frame;
@@ -34,9 +62,9 @@ export function handleKey(name: string, s: TuiState, layout: LayoutFacts): void 
       if (target === null) return a.setMessage(`not a token number or percentage: "${p.text}"`);
       return a.seek(target);
     }
-    if (name === 'backspace') return a.editPrompt(p.text.slice(0, -1));
+    if (name === 'backspace') return a.editPrompt([...p.text].slice(0, -1).join(''));
     if (name === 'space') return a.editPrompt(p.text + ' ');
-    if (name.length === 1) return a.editPrompt(p.text + name);
+    if ([...name].length === 1) return a.editPrompt(p.text + name);
     return;
   }
 
@@ -46,6 +74,7 @@ export function handleKey(name: string, s: TuiState, layout: LayoutFacts): void 
   const pane = ui.pane;
   const L = frame.layerIds.length;
   const tokenSel = ui.token ?? (frame.ring.end > frame.ring.start ? frame.ring.end - 1 : null);
+  const overview = () => overviewLayout(frame, s.term, ui);
 
   const moveToken = (d: number) => {
     if (frame.ring.end === frame.ring.start) return;
@@ -53,7 +82,7 @@ export function handleKey(name: string, s: TuiState, layout: LayoutFacts): void 
     a.selectToken(Math.max(frame.ring.start, Math.min(frame.ring.end - 1, base + d)));
   };
   const moveTokenLine = (d: number) => {
-    const grid = layout.tokenGrid;
+    const grid = tokenGrid(s);
     if (tokenSel === null || grid.length === 0) return;
     const row = grid.findIndex((line) => line.some((t) => t.index === tokenSel));
     if (row < 0) return moveToken(d);
@@ -78,8 +107,11 @@ export function handleKey(name: string, s: TuiState, layout: LayoutFacts): void 
       return a.faster();
     case 'stepBack':
       if (s.source.kind !== 'replay') return a.setMessage('stepping back needs a replay (moescope replay TRACE)');
+      if (s.feed.position <= 0) return a.setMessage('at the start of the trace');
       return a.step(-1);
     case 'stepForward':
+      if (s.source.kind === 'replay' && s.feed.total !== null && s.feed.position >= s.feed.total)
+        return a.setMessage('at the end of the trace: , steps back, g goes to the start');
       return a.step(1);
     case 'start':
       return a.seekStart();
@@ -120,8 +152,19 @@ export function handleKey(name: string, s: TuiState, layout: LayoutFacts): void 
     case 'redraw':
       return a.redraw();
     case 'zoomIn':
-    case 'zoomOut':
-      return a.setZoom(nextZoom({ bin: layout.heatBin, fitBin: layout.heatFitBin }, b.action === 'zoomIn' ? 1 : -1));
+    case 'zoomOut': {
+      const vp = overview().vp;
+      const z = nextZoom(vp, b.action === 'zoomIn' ? 1 : -1);
+      if (z === null)
+        return a.setMessage(
+          b.action === 'zoomIn'
+            ? 'zoomed in all the way: one expert per column'
+            : vp.fitBin === 1
+              ? `all ${frame.experts} experts fit the width: nothing to zoom out of`
+              : 'zoomed out all the way: every expert fits the width',
+        );
+      return a.setZoom(z);
+    }
     case 'back':
       if (ui.help) return a.toggleHelp();
       if (pane === 'tokens' && ui.tokenDetail) return a.setTokenDetail(false);
@@ -134,19 +177,7 @@ export function handleKey(name: string, s: TuiState, layout: LayoutFacts): void 
         if (ui.token === null) return moveToken(0);
         return a.setTokenDetail(true);
       }
-      if (pane === 'warnings') {
-        const w = frame.warnings[ui.warning];
-        if (!w) return;
-        a.selectLayer(w.layerIndex);
-        if (w.expert !== null) a.selectExpert(w.expert);
-        if (frame.ring.start <= w.firstToken && w.firstToken < frame.ring.end) {
-          a.selectToken(w.firstToken);
-          a.setPane('tokens');
-        } else {
-          a.setPane('layer');
-          a.setMessage(`token ${w.firstToken} is no longer held; showing layer L${w.layer}`);
-        }
-      }
+      if (pane === 'warnings') return openWarning(s);
       return;
     case 'up':
     case 'down': {
@@ -154,30 +185,123 @@ export function handleKey(name: string, s: TuiState, layout: LayoutFacts): void 
       if (pane === 'overview') return a.selectLayer(ui.layer + d);
       if (pane === 'layer') return a.selectExpert(ui.expert + d);
       if (pane === 'tokens') return ui.tokenDetail ? a.selectLayer(ui.layer + d) : moveTokenLine(d);
-      if (pane === 'warnings') return a.selectWarning(ui.warning + d);
+      if (pane === 'warnings') return a.moveWarning(d);
       return;
     }
     case 'left':
     case 'right': {
       const d = b.action === 'left' ? -1 : 1;
-      if (pane === 'overview') return a.selectExpert(clampBinStart(ui.expert, layout.heatBin) + d * layout.heatBin);
-      if (pane === 'layer') return a.selectExpert(ui.expert + d * layout.barRows);
+      if (pane === 'overview') {
+        const bin = overview().vp.bin;
+        return a.selectExpert(Math.floor(ui.expert / bin) * bin + d * bin);
+      }
+      if (pane === 'layer') return a.selectExpert(ui.expert + d * layerBarsLayout(frame.experts, s.term).rows);
       if (pane === 'tokens') return moveToken(d);
       return;
     }
     case 'pageUp':
     case 'pageDown': {
       const d = b.action === 'pageUp' ? -1 : 1;
-      if (pane === 'overview') return a.selectLayer(Math.max(0, Math.min(L - 1, ui.layer + d * Math.max(1, layout.heatRows - 1))));
-      if (pane === 'warnings') return a.selectWarning(ui.warning + d * Math.max(1, layout.listRows - 1));
-      if (pane === 'tokens') return moveTokenLine(d * Math.max(1, layout.tokenGrid.length - 1));
-      if (pane === 'layer') return a.selectExpert(ui.expert + d * layout.barRows);
+      if (pane === 'overview') return a.selectLayer(Math.max(0, Math.min(L - 1, ui.layer + d * Math.max(1, overview().vp.layers - 1))));
+      if (pane === 'warnings') return a.moveWarning(d * Math.max(1, warningListRows(s.term) - 1));
+      if (pane === 'tokens') return moveTokenLine(d * Math.max(1, tokenGrid(s).length - 1));
+      if (pane === 'layer') return a.selectExpert(ui.expert + d * layerBarsLayout(frame.experts, s.term).rows);
       return;
     }
   }
 }
 
-/** First expert of the column holding `e`. */
-function clampBinStart(e: number, bin: number): number {
-  return Math.floor(e / bin) * bin;
+/** Enter on a warning: its token in the Tokens pane, or its layer when the token is no longer held. */
+function openWarning(s: TuiState): void {
+  const a = s.actions;
+  const list = s.frame.warnings;
+  if (list.length === 0) return;
+  const id = Math.min(list.length - 1, s.ui.warning ?? list.length - 1);
+  const w = list[list.length - 1 - id]!;
+  a.selectLayer(w.layerIndex);
+  if (w.expert !== null) a.selectExpert(w.expert);
+  if (s.frame.ring.start <= w.firstToken && w.firstToken < s.frame.ring.end) {
+    a.selectToken(w.firstToken);
+    a.setPane('tokens');
+  } else {
+    a.setPane('layer');
+    a.setMessage(`token ${w.firstToken} is no longer held; showing layer L${w.layer}`);
+  }
+}
+
+const WHEEL_UP = 64;
+const WHEEL_DOWN = 65;
+
+/** A click selects what is under it (a second click on the selection opens it); the wheel moves as ↑ ↓ do. */
+export function handleMouse(e: Extract<InputEvent, { kind: 'mouse' }>, s: TuiState): void {
+  if (e.release) return;
+  if (e.button === WHEEL_UP || e.button === WHEEL_DOWN) {
+    if (s.ui.prompt) return;
+    return handleKey(e.button === WHEEL_UP ? 'up' : 'down', s);
+  }
+  if (e.button !== 0) return;
+  const a = s.actions;
+  const x = e.column - 1;
+  const y = e.row - 1;
+  const scr = screenOf(s.term);
+  if (y === 1) {
+    const tab = tabSpans(s.frame.activeWarnings).find((t) => x >= t.start && x < t.end);
+    if (tab) a.setPane(tab.pane);
+    return;
+  }
+  if (s.ui.help || s.ui.prompt || y < scr.bodyTop || y >= scr.bodyTop + scr.body) return;
+  const frame = s.frame;
+  switch (s.ui.pane) {
+    case 'overview': {
+      const lay = overviewLayout(frame, s.term, s.ui);
+      const line = y - lay.heatTop;
+      if (line < 0 || line >= lay.heatLines) return;
+      const layer = lay.vp.firstLayer + Math.floor(line / lay.rowHeight);
+      const cx = x - lay.labelW;
+      let expert = s.ui.expert;
+      if (cx >= 0 && cx < lay.vp.span) {
+        let c = 0;
+        while (c + 1 < lay.vp.columns && cellEdge(lay.vp, c + 1) <= cx) c++;
+        expert = Math.min(frame.experts - 1, lay.vp.firstExpert + c * lay.vp.bin);
+      }
+      if (layer === s.ui.layer && Math.floor(expert / lay.vp.bin) === Math.floor(s.ui.expert / lay.vp.bin)) return a.setPane('layer');
+      a.selectLayer(layer);
+      a.selectExpert(expert);
+      return;
+    }
+    case 'warnings': {
+      const list = frame.warnings;
+      const rows = warningListRows(s.term);
+      const selected = list.length - 1 - Math.min(list.length - 1, s.ui.warning ?? list.length - 1);
+      const win = scrollWindow(list.length, rows, Math.max(0, selected));
+      const r = y - scr.bodyTop - 2;
+      if (r < 0 || r >= win.count) return;
+      const row = win.first + r;
+      if (row === selected) return openWarning(s);
+      a.selectWarning(list.length - 1 - row);
+      return;
+    }
+    case 'tokens': {
+      if (s.ui.tokenDetail) return;
+      const lines = tokenLines(frame, s.term.columns, tokenStreamRows(s.term, frame.token !== null), s.ui.token, s.mono);
+      const line = lines[y - scr.bodyTop - 1];
+      const it = line?.items.find((t) => x >= t.col && x < t.col + t.width);
+      if (!it) return;
+      if (it.index === s.ui.token) return a.setTokenDetail(true);
+      a.selectToken(it.index);
+      return;
+    }
+    case 'layer': {
+      const g = layerBarsLayout(frame.experts, s.term);
+      const r = y - scr.bodyTop - 4;
+      const c = Math.floor(x / g.entryW);
+      if (r < 0 || r >= g.rows || c >= g.perRow || x >= g.listW) return;
+      const page = Math.floor(Math.min(s.ui.expert, frame.experts - 1) / g.perPage);
+      const e = page * g.perPage + c * g.rows + r;
+      if (e < frame.experts) a.selectExpert(e);
+      return;
+    }
+    default:
+      return;
+  }
 }

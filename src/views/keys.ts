@@ -167,3 +167,95 @@ export const PANE_TITLES: Record<Pane, string> = {
   devices: 'Devices',
 };
 
+
+/** A hint as the hint bar shows it. */
+export interface Hint {
+  keys: string;
+  text: string;
+}
+
+/** The hints of a pane, in table order (the order they are dropped in is the reverse). */
+export function paneHints(pane: Pane): Hint[] {
+  return hintsFor(pane).map((b) => ({ keys: b.hintLabel ?? b.label, text: b.shortIn?.[pane] ?? b.short ?? '' }));
+}
+
+const HINT_GAP = 2;
+
+/** Columns a hint takes: "keys text" and the gap after it. */
+function hintWidth(h: Hint): number {
+  return h.keys.length + 1 + h.text.length + HINT_GAP;
+}
+
+/**
+ * The hints that fit in `width` columns, dropping from the end of the table (the least needed) and keeping room
+ * for a "+N more: ?" note when any are dropped.
+ */
+export function fitHints(hints: readonly Hint[], width: number): { shown: Hint[]; dropped: number } {
+  const total = hints.reduce((a, h) => a + hintWidth(h), 0);
+  if (total <= width) return { shown: hints.slice(), dropped: 0 };
+  const noteW = 14; // "+10 more: ? " at most
+  const shown: Hint[] = [];
+  let w = 0;
+  for (const h of hints) {
+    if (w + hintWidth(h) > width - noteW) break;
+    shown.push(h);
+    w += hintWidth(h);
+  }
+  return { shown, dropped: hints.length - shown.length };
+}
+
+/** The tab bar's tabs: title and the columns each takes ([start, end)), the same for drawing and for clicks. */
+export function tabSpans(activeWarnings: number): { pane: Pane; label: string; start: number; end: number }[] {
+  const PANE_ORDER: Pane[] = ['overview', 'layer', 'tokens', 'warnings', 'devices'];
+  const out: { pane: Pane; label: string; start: number; end: number }[] = [];
+  let x = 0;
+  PANE_ORDER.forEach((p, i) => {
+    const title = p === 'warnings' && activeWarnings > 0 ? `${PANE_TITLES[p]} (${activeWarnings})` : PANE_TITLES[p];
+    const label = ` ${i + 1} ${title} `;
+    out.push({ pane: p, label, start: x, end: x + label.length });
+    x += label.length + 1;
+  });
+  return out;
+}
+
+/** What one read of the terminal holds: keys, in order, and mouse reports. */
+export type InputEvent = { kind: 'key'; name: string } | { kind: 'mouse'; button: number; column: number; row: number; release: boolean };
+
+/** A key name for one character read on its own within a longer chunk. */
+function charKeyName(ch: string): string | null {
+  if (ch === '\r' || ch === '\n') return 'enter';
+  if (ch === '\t') return 'tab';
+  if (ch === '\x7f' || ch === '\b') return 'backspace';
+  if (ch === ' ') return 'space';
+  if (ch === '\x1b') return 'escape';
+  if (ch === '\x03') return 'ctrl-c';
+  if (ch === '\x0c') return 'ctrl-l';
+  const cp = ch.codePointAt(0)!;
+  if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0)) return null;
+  return ch;
+}
+
+// SGR mouse report (mode 1006) as Ink hands it over, its ESC already removed: [<button;column;row M (press) or m.
+const MOUSE = /^\[<(\d+);(\d+);(\d+)([Mm])$/;
+
+/**
+ * Every key in what Ink's useInput hands over. Ink splits escape sequences apart but gives a run of plain
+ * characters as one string (a paste, auto-repeat, keys typed over SSH or tmux faster than they are read): each
+ * character is a key of its own, so `www` is three presses and a pasted query reaches the prompt whole.
+ */
+export function inputEvents(input: string, key: Key): InputEvent[] {
+  const m = MOUSE.exec(input);
+  if (m) return [{ kind: 'mouse', button: Number(m[1]), column: Number(m[2]), row: Number(m[3]), release: m[4] === 'm' }];
+  const special =
+    key.upArrow || key.downArrow || key.leftArrow || key.rightArrow || key.pageUp || key.pageDown || key.home || key.end || key.ctrl || key.meta || key.tab;
+  if ([...input].length <= 1 || special) {
+    const name = keyName(input, key);
+    return name === null ? [] : [{ kind: 'key', name }];
+  }
+  const out: InputEvent[] = [];
+  for (const ch of input) {
+    const name = charKeyName(ch);
+    if (name !== null) out.push({ kind: 'key', name });
+  }
+  return out;
+}

@@ -1,21 +1,33 @@
 /**
- * Runs the TUI on a model fed by a feed: alternate screen, Ink with painted regions, redraw on resize, and a
- * terminal restored on every way out (q, ctrl-c, an exception, process exit).
+ * Runs the TUI: alternate screen, Ink (frames capped at `fps`), the heatmap layer, mouse
+ * reporting, redraw on resize, and a terminal restored on every way out (q, ctrl-c, an exception, process exit).
+ * The first frame is drawn at once: while the source is still opening (`open`), a loading screen says what it waits
+ * for.
  */
 import chalk from 'chalk';
-import { render, type Instance } from 'ink';
-import { createTuiStore, startPublishing, type SourceInfo, type TuiStore, type UiState } from '../store/app-store.js';
+import { Box, Text, render, useInput, type Instance } from 'ink';
+import { createStore, type StoreApi } from 'zustand/vanilla';
+import { useStore } from 'zustand';
+import { createTuiStore, startPublishing, type Publisher, type SourceInfo, type TuiStore, type UiState } from '../store/app-store.js';
 import type { Feed } from '../store/feeds.js';
 import type { RoutingModel } from '../store/model.js';
 import { App } from './app.js';
 import { makeViewContext, type ViewContext } from './context.js';
-import { ScreenWriter } from './paint.js';
+import { InkStdout } from './heatmap-layer.js';
 import { detectColorMode, makeTheme, type ColorMode } from './theme.js';
 import type { SequentialMap } from '../core/palette.js';
 
 export interface RunTuiOptions {
-  model: RoutingModel;
-  feed: Feed;
+  /** The model and the feed that fills it … */
+  model?: RoutingModel;
+  feed?: Feed;
+  /**
+   * … or how to get them: called after the first frame is on screen; `progress` changes the loading screen's
+   * line. Quitting while it runs resolves runTui at once (the caller stops what it started).
+   */
+  open?: (progress: (what: string) => void) => Promise<{ model: RoutingModel; feed: Feed }>;
+  /** What the loading screen says first (default: "opening <label>…"). */
+  loading?: string;
   source: SourceInfo;
   /** commander's --no-color gives false. */
   color?: boolean;
@@ -35,11 +47,34 @@ export interface RunTuiOptions {
 // at the margin instead of spilling into the next row.
 const ENTER_ALT = '\x1b[?1049h\x1b[?7l\x1b[H\x1b[2J';
 const LEAVE_ALT = '\x1b[?7h\x1b[?1049l';
-const HIDE_CURSOR = '\x1b[?25l';
+// Mouse: button presses and the wheel (1000), reported as SGR sequences (1006) that Ink's input parser splits.
+const MOUSE_ON = '\x1b[?1000h\x1b[?1006h';
+const MOUSE_OFF = '\x1b[?1006l\x1b[?1000l';
 const SHOW_CURSOR = '\x1b[?25h';
+const CLEAR_SCREEN = '\x1b[H\x1b[2J';
 const RESIZE_SETTLE_MS = 40;
 
 const CHALK_LEVEL: Record<ColorMode, 0 | 1 | 2 | 3> = { none: 1, ansi256: 2, truecolor: 3 };
+
+/** The loading screen's state: what is being opened, since when, and whether the user asked to quit. */
+interface LoadingState {
+  what: string;
+  quit: boolean;
+}
+
+function Loading({ state, source, start }: { state: StoreApi<LoadingState>; source: SourceInfo; start: number }) {
+  const what = useStore(state, (s) => s.what);
+  return (
+    <Box flexDirection="column">
+      <Text>
+        <Text bold>moescope</Text> {source.kind} <Text bold>{source.label}</Text>
+      </Text>
+      <Text> </Text>
+      <Text>⧗ {what}</Text>
+      <Text dimColor>started {((performance.now() - start) / 1000).toFixed(1)} s ago · q quits</Text>
+    </Box>
+  );
+}
 
 /** Resolves when the user quits. The feed is started here and stopped before returning. */
 export async function runTui(opts: RunTuiOptions): Promise<void> {
@@ -49,89 +84,129 @@ export async function runTui(opts: RunTuiOptions): Promise<void> {
   // Ink colours through chalk; "none" keeps level 1 for bold/inverse, and the theme hands out no colours.
   const previousLevel = chalk.level;
   chalk.level = CHALK_LEVEL[mode];
-  const view: ViewContext = makeViewContext(makeTheme(mode, opts.colormap));
-  const store = createTuiStore({
-    model: opts.model,
-    feed: opts.feed,
-    source: opts.source,
-    ui: opts.ui,
-    term: { columns: stdout.columns || 80, rows: stdout.rows || 24 },
-  });
-  opts.onStore?.(store);
-  const publisher = startPublishing(store, opts.model, opts.feed, opts.fps ?? 15);
+  const view: ViewContext = makeViewContext(makeTheme(mode, opts.colormap), stdout);
+  const inkOut = new InkStdout(stdout, view.heat);
   const restoreConsole = captureConsole();
-
-  const screen = new ScreenWriter(stdout, view.registry);
   let restored = false;
   const restore = () => {
     if (restored) return;
     restored = true;
-    stdout.write(`\x1b[0m${SHOW_CURSOR}${LEAVE_ALT}`);
+    stdout.write(`\x1b[0m${MOUSE_OFF}${SHOW_CURSOR}${LEAVE_ALT}`);
   };
   process.once('exit', restore);
-  // A polite kill (or the terminal going away) quits like q does, so the caller can close what it opened.
-  const onSignal = () => store.getState().actions.quit();
-  process.on('SIGTERM', onSignal);
-  process.on('SIGHUP', onSignal);
-  stdout.write(ENTER_ALT + HIDE_CURSOR);
+  stdout.write(ENTER_ALT + MOUSE_ON);
 
-  const redrawAll = () => {
-    view.registry.invalidate();
-    screen.invalidate();
-  };
+  const started = performance.now();
+  const loading = createStore<LoadingState>(() => ({ what: opts.loading ?? `opening ${opts.source.label}…`, quit: false }));
+  let store: TuiStore | null = null;
+  let publisher: Publisher | null = null;
+  let feed: Feed | null = null;
+  const quit = () => (store ? store.getState().actions.quit() : loading.setState({ quit: true }));
+  // A polite kill (or the terminal going away) quits like q does, so the caller can close what it opened.
+  process.on('SIGTERM', quit);
+  process.on('SIGHUP', quit);
+
+  let ink: Instance | null = null;
   let resizeTimer: NodeJS.Timeout | null = null;
   const onResize = () => {
     if (resizeTimer) clearTimeout(resizeTimer);
     resizeTimer = setTimeout(() => {
       resizeTimer = null;
-      redrawAll();
-      store.getState().actions.resize(stdout.columns || 80, stdout.rows || 24);
+      const columns = stdout.columns || 80;
+      const rows = stdout.rows || 24;
+      if (!store) return;
+      const t = store.getState().term;
+      if (t.columns === columns && t.rows === rows) return store.getState().actions.redraw();
+      // Clear the screen and Ink's memory of it: the frame at the new size is written whole, from the top.
+      stdout.write(CLEAR_SCREEN);
+      ink?.clear();
+      view.heat.invalidate();
+      store.getState().actions.resize(columns, rows);
     }, RESIZE_SETTLE_MS);
   };
   stdout.on('resize', onResize);
-  let redraws = store.getState().redraws;
-  const unsubRedraw = store.subscribe((s) => {
-    if (s.redraws !== redraws) {
-      redraws = s.redraws;
-      redrawAll();
-    }
-  });
 
-  let ink: Instance | null = null;
   try {
-    // Debug mode: Ink hands over each whole frame (and draws even when CI is set); ScreenWriter puts the changed
-    // lines on screen. The publisher limits frames to `fps`.
-    ink = render(<App store={store} view={view} />, {
-      stdout: screen as unknown as NodeJS.WriteStream,
+    const renderOpts = {
+      stdout: inkOut as unknown as NodeJS.WriteStream,
       stdin,
-      debug: true,
       exitOnCtrlC: false,
       patchConsole: false,
+      // Ink's standard renderer: each frame erases the last and writes the new one inside a synchronized update.
+      // Ink 6.8's incremental renderer writes changed lines one row too low whenever a frame is shorter than the
+      // terminal (it ends the frame with a newline but moves up as if it had not), and a frame as tall as the
+      // terminal makes Ink clear the whole screen every frame instead (docs/tui.md § How it is built).
+      incrementalRendering: false,
+      maxFps: opts.fps ?? 15,
+    };
+    let opened: { model: RoutingModel; feed: Feed };
+    if (opts.model && opts.feed) opened = { model: opts.model, feed: opts.feed };
+    else {
+      if (!opts.open) throw new Error('runTui needs a model and a feed, or open()');
+      ink = render(<LoadingInput state={loading} source={opts.source} start={started} />, renderOpts);
+      const tick = setInterval(() => loading.setState({}), 100);
+      try {
+        const quitting = new Promise<null>((resolve) => {
+          if (loading.getState().quit) resolve(null);
+          loading.subscribe((s) => s.quit && resolve(null));
+        });
+        const r = await Promise.race([opts.open((what) => loading.setState({ what })), quitting]);
+        if (r === null) return;
+        opened = r;
+      } finally {
+        clearInterval(tick);
+      }
+    }
+    feed = opened.feed;
+    store = createTuiStore({
+      model: opened.model,
+      feed: opened.feed,
+      source: opts.source,
+      ui: opts.ui,
+      term: { columns: stdout.columns || 80, rows: stdout.rows || 24 },
+      mono: mode === 'none',
     });
-    opts.feed.start();
+    opts.onStore?.(store);
+    publisher = startPublishing(store, opened.model, opened.feed, opts.fps ?? 15);
+    if (ink) ink.rerender(<App store={store} view={view} />);
+    else ink = render(<App store={store} view={view} />, renderOpts);
+    opened.feed.start();
+    const s = store;
     await new Promise<void>((resolve) => {
-      if (store.getState().ui.quit) return resolve();
-      const unsub = store.subscribe((s) => {
-        if (s.ui.quit) {
+      if (s.getState().ui.quit) return resolve();
+      const unsub = s.subscribe((st) => {
+        if (st.ui.quit) {
           unsub();
           resolve();
         }
       });
     });
   } finally {
-    opts.feed.stop();
-    publisher.stop();
-    unsubRedraw();
+    feed?.stop();
+    publisher?.stop();
     stdout.off('resize', onResize);
     if (resizeTimer) clearTimeout(resizeTimer);
     (ink as Instance | null)?.unmount();
+    inkOut.dispose();
     restore();
     process.off('exit', restore);
-    process.off('SIGTERM', onSignal);
-    process.off('SIGHUP', onSignal);
+    process.off('SIGTERM', quit);
+    process.off('SIGHUP', quit);
     chalk.level = previousLevel;
     restoreConsole();
   }
+}
+
+/** The loading screen, with q / ctrl-c to give up waiting. */
+function LoadingInput(props: { state: StoreApi<LoadingState>; source: SourceInfo; start: number }) {
+  useInputQuit(props.state);
+  return <Loading {...props} />;
+}
+
+function useInputQuit(state: StoreApi<LoadingState>) {
+  useInput((input, key) => {
+    if (input === 'q' || (key.ctrl && input === 'c')) state.setState({ quit: true });
+  });
 }
 
 /** Holds console output while the screen belongs to the TUI, and prints it to stderr afterwards. */

@@ -6,7 +6,6 @@ import { describeSchema, type RoutingSchema } from '../core/batch.js';
 import type { StreamMeta } from '../core/stream.js';
 import { buildFrame } from '../store/frame.js';
 import type { RoutingModel } from '../store/model.js';
-import { sequencesHeld } from '../store/selectors.js';
 import type { PlacementSpec } from '../store/placement.js';
 import { formatTable } from '../core/text-table.js';
 import { metric, type MetricSpec } from '../stats/catalogue.js';
@@ -20,13 +19,13 @@ export interface SummaryHeader {
 }
 
 export function formatSummary(model: RoutingModel, header: SummaryHeader, placement: PlacementSpec | null = null): string {
-  const f = buildFrame(model, { scope: 'run', layer: 0, token: null, placement });
+  const f = buildFrame(model, { scope: 'run', layer: 0, token: null, placement, countSequences: true });
   const schema: RoutingSchema = model.schema;
   const meta: StreamMeta = model.meta;
   const out: string[] = [];
   out.push(`moescope ${header.title}`);
   out.push(`  ${describeSchema(schema)}${meta.model ? ` · model ${meta.model}` : ''} · source ${meta.source}`);
-  const seqs = sequencesHeld(f);
+  const seqs = f.sequences ?? 0;
   if (model.countsOnly) out.push(`  ${fmtInt(model.steps)} steps of load counts · ${fmtInt(Math.round(f.tokens))} tokens (assignments ÷ top-${schema.topK}) · ${fmtDuration(f.elapsedMs)} of stream time`);
   else out.push(
     `  ${fmtInt(f.tokens)} tokens${f.ring.start === 0 ? ` in ${seqs} sequence${seqs === 1 ? '' : 's'}` : ''} · ${fmtDuration(f.elapsedMs)} of stream time` +

@@ -7,7 +7,7 @@ import { f32ToF16 } from '../../src/core/f16.js';
 import { RoutingModel } from '../../src/store/model.js';
 import { buildFrame } from '../../src/store/frame.js';
 import { contiguousSpec } from '../../src/store/placement.js';
-import { binLoad, binnedRelLoad, streamTokens } from '../../src/store/selectors.js';
+import { binLoad, binnedRelLoad } from '../../src/store/selectors.js';
 import { META, batches } from './helpers.js';
 
 const schema: RoutingSchema = { layers: [1, 3], experts: 4, topK: 2, scoring: 'softmax', hasLogits: false };
@@ -63,8 +63,8 @@ test('window scope counts only the last W tokens; a resized display window refil
 test('token stream: first choice is the highest-weight slot; token detail decodes weights; sequences kept', () => {
   const m = new RoutingModel(schema, META);
   for (const b of batches(schema, toks)) m.add(b);
-  const f = buildFrame(m, { scope: 'run', layer: 1, token: 4, placement: null });
-  const st = streamTokens(f, 0, 6, 1);
+  const f = buildFrame(m, { scope: 'run', layer: 1, token: 4, placement: null, tokenSpan: 10 });
+  const st = f.stream.slice(0, 6);
   assert.deepEqual(
     st.map((t) => t.expert),
     [2, 2, 2, 3, 3, 3],

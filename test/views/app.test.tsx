@@ -22,7 +22,7 @@ function setup(term = { columns: 100, rows: 30 }) {
   feed.seek(600);
   pub.flush();
   const view = makeViewContext(makeTheme('ansi256'));
-  const r = renderView(<App store={store} view={view} />, 'ansi256', view);
+  const r = renderView(<App store={store} view={view} />, { view });
   return {
     store,
     r,
@@ -109,7 +109,7 @@ test('tokens: select with ←, open the routing with enter, / searches', async (
     assert.match(s.r.text(), /\/License/);
     await s.press('\r');
     const t = s.store.getState().ui.token!;
-    assert.ok(s.store.getState().frame.tokensReader.text(t).toLowerCase().includes('license'));
+    assert.ok(s.store.getState().frame.stream.find((x) => x.index === t)!.text.toLowerCase().includes('license'));
   } finally {
     s.done();
   }
@@ -138,7 +138,7 @@ test('playback keys: . steps, : seeks to a percentage, G goes to the end', async
 test('a terminal below 80×24 says which size is needed', async () => {
   const s = setup({ columns: 60, rows: 20 });
   try {
-    assert.match(s.r.text(), /needs a terminal of at least 80×24;\s+this one is 60×20/);
+    assert.match(s.r.text(), /needs a terminal of at least 80×24;\s+this one\s+is\s+60×20\.\s+Enlarge it, or press q to quit\./);
   } finally {
     s.done();
   }

@@ -1,4 +1,4 @@
-/** Tokens, Warnings and Devices panes, and the painted-region machinery they rely on. */
+/** Tokens, Warnings and Devices panes, and the heatmap layer. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RoutingSchema } from '../../src/core/batch.js';
@@ -11,12 +11,12 @@ import { TokensPane } from '../../src/views/components/TokensPane.js';
 import { WarningsPane } from '../../src/views/components/WarningsPane.js';
 import { DevicesPane } from '../../src/views/components/DevicesPane.js';
 import { HeatRowCache, NO_DATA, renderHeatRow } from '../../src/views/heat-rows.js';
-import { MARKER_WIDTH, PaintRegistry, ScreenWriter } from '../../src/views/paint.js';
+import { HeatmapLayer } from '../../src/views/heatmap-layer.js';
 import { makeTheme } from '../../src/views/theme.js';
 import { visibleToken } from '../../src/views/glyphs.js';
 import { formatSummary } from '../../src/views/summary.js';
 import { DEMO_TRACE, META, batches } from '../store/helpers.js';
-import { colourEscapes, renderView, strip } from './render.js';
+import { colourEscapes, paneStore, renderView, strip, tick } from './render.js';
 
 const schema: RoutingSchema = { layers: [0, 1], experts: 4, topK: 2, scoring: 'softmax', hasLogits: false };
 const words = ['def', ' f', '(x', '):\n', '  return', ' x', '\t#', ' done\x07'];
@@ -28,10 +28,11 @@ function tokensModel() {
   return m;
 }
 
-test('tokens: text made visible, sequences under headers, the selected token routed', () => {
+test('tokens: text made visible, sequences under headers, the selected token routed', async () => {
   const m = tokensModel();
-  const f = buildFrame(m, { scope: 'run', layer: 0, token: 5, placement: null });
-  const r = renderView(<TokensPane frame={f} layer={0} token={5} detail={false} query="" width={100} height={16} />);
+  const f = buildFrame(m, { scope: 'run', layer: 0, token: 5, placement: null, tokenSpan: 1000 });
+  const store = paneStore(m, f, 100, 16, { pane: 'tokens', layer: 0, token: 5 });
+  const r = renderView(<TokensPane />, { store, pane: true });
   const t = r.text();
   assert.match(t, /── sequence 0 · code ──/);
   assert.match(t, /── sequence 1 · prose ──/);
@@ -40,8 +41,11 @@ test('tokens: text made visible, sequences under headers, the selected token rou
   assert.match(t, /token 5 “ x”/);
   assert.match(t, /L0: e1 0\.750 {2}e2 0\.250/);
   // The selected token is drawn in inverse video, coloured by its first-choice expert.
-  assert.ok(r.frame().includes(`${r.view.theme.expertEscape(1, 4)}\x1b[7m x`));
-  r.rerender(<TokensPane frame={f} layer={0} token={5} detail={true} query="" width={100} height={16} />);
+  const line = r.frame().split('\n').find((x) => strip(x).includes('return x'))!;
+  assert.match(line, /\x1b\[7m(\x1b\[[0-9;]*m)* x/);
+  assert.ok(colourEscapes(line).length >= 2);
+  store.getState().actions.setTokenDetail(true);
+  await tick();
   assert.match(r.text(), /routing in every layer/);
   assert.match(r.text(), /▶L0\s+e1\s+0\.750\s+e2\s+0\.250/);
   assert.match(r.text(), /L1\s+e3\s+0\.750\s+e2\s+0\.250/);
@@ -50,8 +54,8 @@ test('tokens: text made visible, sequences under headers, the selected token rou
 
 test('tokens without colour: the expert as a subscript, no colour escapes', () => {
   const m = tokensModel();
-  const f = buildFrame(m, { scope: 'run', layer: 1, token: null, placement: null });
-  const r = renderView(<TokensPane frame={f} layer={1} token={null} detail={false} query="" width={100} height={12} />, 'none');
+  const f = buildFrame(m, { scope: 'run', layer: 1, token: null, placement: null, tokenSpan: 1000 });
+  const r = renderView(<TokensPane />, { store: paneStore(m, f, 100, 12, { pane: 'tokens', layer: 1 }, true), pane: true, mode: 'none' });
   assert.match(r.text(), /def₃ f₃\(x₃/);
   assert.deepEqual(colourEscapes(r.frame()), []);
   r.unmount();
@@ -71,7 +75,7 @@ test('warnings from the demo trace, newest first, with rule, layer, expert, valu
   t.close();
   const f = buildFrame(m, { scope: 'run', layer: 0, token: null, placement: null });
   assert.ok(f.warnings.length > 0, 'the demo model collapses enough to warn');
-  const r = renderView(<WarningsPane frame={f} selected={0} width={140} height={20} />);
+  const r = renderView(<WarningsPane />, { store: paneStore(m, f, 140, 20, { pane: 'warnings' }), pane: true });
   const text = r.text();
   assert.match(text, new RegExp(`${f.activeWarnings} active`));
   const first = f.warnings[0]!;
@@ -96,7 +100,7 @@ test('devices: one line per GPU with used/total and a sparkline; no GPU says so'
   });
   for (let i = 0; i < 5; i++) m.addMemory(sample(i));
   const f = buildFrame(m, { scope: 'run', layer: 0, token: null, placement: contiguousSpec(schema, 2) });
-  const r = renderView(<DevicesPane frame={f} width={120} height={24} />);
+  const r = renderView(<DevicesPane />, { store: paneStore(m, f, 120, 24), pane: true });
   const t = r.text();
   assert.match(t, /sampled every 1\.0 s/);
   for (let g = 0; g < 8; g++) assert.match(t, new RegExp(`GPU${g}\\s+NVIDIA H200`));
@@ -107,41 +111,34 @@ test('devices: one line per GPU with used/total and a sparkline; no GPU says so'
   r.unmount();
   const m2 = tokensModel();
   m2.addMemory({ tNs: 1n, gpus: null, hostRssBytes: 1, ortBytes: null });
-  const r2 = renderView(<DevicesPane frame={buildFrame(m2, { scope: 'run', layer: 0, token: null, placement: null })} width={100} height={10} />);
+  const r2 = renderView(<DevicesPane />, { store: paneStore(m2, buildFrame(m2, { scope: 'run', layer: 0, token: null, placement: null }), 100, 20), pane: true });
   assert.match(r2.text(), /no GPU: running on the CPU/);
   assert.match(r2.text(), /none given: --devices D \(contiguous\) or --plan FILE/);
   r2.unmount();
 });
 
-test('painted regions: markers expand to their text, padding consumed, a new version only when text changes', () => {
-  const reg = new PaintRegistry();
-  const a1 = reg.marker('a', '\x1b[31mhello\x1b[0m', 5);
-  assert.equal(a1.length, MARKER_WIDTH);
-  assert.equal(reg.marker('a', '\x1b[31mhello\x1b[0m', 5), a1, 'same text, same marker');
-  assert.equal(reg.expand(`[${a1} ] x`), '[\x1b[31mhello\x1b[0m] x');
-  assert.equal(reg.expand(`[${a1}`), '[\x1b[31mhello\x1b[0m', 'trailing padding trimmed by Ink');
-  const a2 = reg.marker('a', 'world', 5);
-  assert.notEqual(a2, a1);
-  assert.equal(reg.expand(a2 + ' '), 'world');
-});
-
-test('screen writer: rewrites only changed lines, at absolute rows; invalidate clears and redraws all', () => {
-  const reg = new PaintRegistry();
+test('heatmap layer: writes changed lines at their rows with the cursor kept, repaints after an erase, blanks on removal', () => {
   const out: string[] = [];
-  const tty = { isTTY: true, columns: 20, rows: 5, write: (s: string) => out.push(s) } as unknown as NodeJS.WriteStream;
-  const w = new ScreenWriter(tty, reg);
-  w.write('one\ntwo\nthree');
-  assert.ok(out[0]!.includes('\x1b[1;1Hone') && out[0]!.includes('\x1b[3;1Hthree'));
-  w.write('one\n2\nthree');
+  const layer = new HeatmapLayer({ write: (x: string) => out.push(x) });
+  layer.paint(4, ['aaa', 'bbb', 'ccc']);
+  assert.equal(out.length, 1);
+  assert.ok(out[0]!.includes('\x1b7') && out[0]!.endsWith('\x1b8\x1b[?2026l'), 'cursor saved and restored, in a synchronized update');
+  assert.ok(out[0]!.includes('\x1b[5;1H\x1b[0maaa') && out[0]!.includes('\x1b[7;1H\x1b[0mccc'), 'row 4 (0-based) is terminal row 5');
+  layer.afterInkWrite('\x1b[1;1Hstatus\x1b[K'); // the box is new: Ink's first write after it repaints all
   assert.equal(out.length, 2);
-  assert.ok(out[1]!.includes('\x1b[2;1H2') && !out[1]!.includes('one'));
-  w.write('one\n2\nthree');
-  assert.equal(out.length, 2, 'unchanged frame: nothing written');
-  w.write('\x1b[?25h');
-  assert.equal(out.length, 2, 'cursor toggles are not frames');
-  w.invalidate();
-  w.write('one\n2\nthree');
-  assert.ok(out[2]!.includes('\x1b[2J') && out[2]!.includes('one'));
+  layer.paint(4, ['aaa', 'BBB', 'ccc']);
+  assert.equal(out.length, 3);
+  assert.ok(out[2]!.includes('\x1b[6;1H\x1b[0mBBB') && !out[2]!.includes('aaa'), 'only the changed line');
+  layer.paint(4, ['aaa', 'BBB', 'ccc']);
+  assert.equal(out.length, 3, 'nothing changed: nothing written');
+  layer.afterInkWrite('\x1b[3;1Hother line\x1b[K');
+  assert.equal(out.length, 3, "Ink rewrote another line: the heatmap's are untouched");
+  layer.afterInkWrite('\x1b[2K\x1b[1A\x1b[2K\x1b[G');
+  assert.equal(out.length, 4);
+  assert.ok(['aaa', 'BBB', 'ccc'].every((x) => out[3]!.includes(x)), 'Ink erased lines: all repainted');
+  layer.remove();
+  assert.ok(out[4]!.includes('\x1b[5;1H\x1b[2K') && out[4]!.includes('\x1b[7;1H\x1b[2K'));
+  assert.deepEqual(layer.snapshot().rows, []);
 });
 
 test('heat rows: escapes only where the level changes; the cache rebuilds only changed rows', () => {

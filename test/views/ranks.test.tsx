@@ -7,7 +7,7 @@ import { RoutingModel } from '../../src/store/model.js';
 import { buildFrame } from '../../src/store/frame.js';
 import { contiguousSpec } from '../../src/store/placement.js';
 import { DevicesPane } from '../../src/views/components/DevicesPane.js';
-import { renderView } from './render.js';
+import { paneStore, renderView } from './render.js';
 
 const schema: RoutingSchema = { layers: [2, 5], experts: 8, topK: 2, scoring: 'softmax', hasLogits: false };
 const meta = { model: null, routers: [], tokenizer: null, devices: [], source: 'listen', world: 2 };
@@ -37,7 +37,7 @@ test('devices pane: one line per rank — its tokens, busiest expert in the sele
   );
   // MaxVio of rank 1 in layer 0: c̄ = 30·2/8 = 7.5, max 30 → 3.
   assert.equal(f.ranks![1]!.maxVio, 3);
-  const r = renderView(<DevicesPane frame={f} width={120} height={30} />);
+  const r = renderView(<DevicesPane />, { store: paneStore(m, f, 120, 30), pane: true });
   const text = r.text();
   assert.match(text, /Ranks · 2 · whole run · layer L2: busiest expert, MaxVio of the rank's own tokens · load on each device, all layers/);
   assert.match(text, /rank 0\s+20 tok busiest e0 50\.0%\s+MaxVio\s+3\.00\s+d0 88% d1 13%/);

@@ -1,13 +1,17 @@
 /** The frame around every pane: status bar, pane tabs, context hints (or the open prompt). */
 import { Box, Text } from 'ink';
-import type { FeedState } from '../../store/feeds.js';
-import type { Frame } from '../../store/frame.js';
-import { PANES, type Pane, type Prompt, type SourceInfo } from '../../store/app-store.js';
-import { useView } from '../context.js';
+import { useTui, useView } from '../context.js';
 import { fmtDuration, fmtInt, fmtNum, fmtPct, fmtSpeed } from '../format.js';
-import { PANE_TITLES, hintsFor } from '../keys.js';
+import { fitHints, paneHints, tabSpans } from '../keys.js';
 
-export function StatusBar({ source, feed, frame, width }: { source: SourceInfo; feed: FeedState; frame: Frame; width: number }) {
+export function StatusBar() {
+  const { source, feed, rate, elapsed, width } = useTui((s) => ({
+    source: s.source,
+    feed: s.feed,
+    rate: s.frame.tokensPerSecond,
+    elapsed: s.frame.elapsedMs,
+    width: s.term.columns,
+  }));
   const { theme } = useView();
   const state = feed.error
     ? '✖ error'
@@ -31,104 +35,107 @@ export function StatusBar({ source, feed, frame, width }: { source: SourceInfo; 
       ? `token ${fmtInt(feed.position)} / ${fmtInt(feed.total)} (${fmtPct(feed.total > 0 ? feed.position / feed.total : 0, 0)})`
       : `${fmtInt(feed.position)} tokens`;
   const buffered = feed.buffered > 0 ? ` +${fmtInt(feed.buffered)} buffered` : '';
-  const rate = frame.tokensPerSecond !== null ? `${fmtNum(frame.tokensPerSecond, 1)} tok/s` : '— tok/s';
+  const rateText = rate !== null ? `${fmtNum(rate, 1)} tok/s` : '— tok/s';
   // A long trace path would push the numbers off a narrow screen: its file name is enough there.
   const label = width < 130 && source.label.includes('/') ? source.label.slice(source.label.lastIndexOf('/') + 1) : source.label;
   return (
-    <Box width={width}>
-      <Text wrap="truncate">
-        <Text bold color={theme.accent}>
-          moescope
-        </Text>
-        <Text> {source.kind} </Text>
-        <Text bold>{label}</Text>
-        <Text color={feed.error ? theme.error : feed.playing ? theme.ok : theme.warn}> {state}</Text>
-        {source.kind === 'replay' ? <Text> {fmtSpeed(feed.speed)}</Text> : null}
-        <Text> │ {position}{buffered}</Text>
-        <Text> │ {rate}</Text>
-        <Text> │ {fmtDuration(frame.elapsedMs)}</Text>
-        {source.recording ? (
-          <Text color={theme.error}>
-            {' '}
-            │ ● REC {source.recording}
-          </Text>
-        ) : null}
-        {feed.error ? <Text color={theme.error}> │ {feed.error}</Text> : null}
+    <Text wrap="truncate">
+      <Text bold color={theme.accent}>
+        moescope
       </Text>
-    </Box>
-  );
-}
-
-export function TabBar({ pane, frame, width }: { pane: Pane; frame: Frame; width: number }) {
-  const { theme } = useView();
-  const l = Math.min(frame.layer?.index ?? 0, frame.layerIds.length - 1);
-  return (
-    <Box width={width}>
-      <Text wrap="truncate">
-        {PANES.map((p, i) => {
-          const title = p === 'warnings' && frame.activeWarnings > 0 ? `${PANE_TITLES[p]} (${frame.activeWarnings})` : PANE_TITLES[p];
-          const on = p === pane;
-          return (
-            <Text key={p}>
-              <Text inverse={on} bold={on} color={on ? theme.accent : p === 'warnings' && frame.activeWarnings > 0 ? theme.warn : undefined}>
-                {` ${i + 1} ${title} `}
-              </Text>
-              <Text> </Text>
-            </Text>
-          );
-        })}
-        <Text color={theme.muted}>
+      <Text> {source.kind} </Text>
+      <Text bold>{label}</Text>
+      <Text color={feed.error ? theme.error : feed.playing ? theme.ok : theme.warn}> {state}</Text>
+      {source.kind === 'replay' ? <Text> {fmtSpeed(feed.speed)}</Text> : null}
+      <Text>
+        {' '}
+        │ {position}
+        {buffered}
+      </Text>
+      <Text> │ {rateText}</Text>
+      <Text> │ {fmtDuration(elapsed)}</Text>
+      {source.recording ? (
+        <Text color={theme.error}>
           {' '}
-          layer L{frame.layerIds[l]} · {frame.scope === 'window' ? `window ${fmtInt(frame.windowSize)} tok` : 'cumulative'} · {frame.layerIds.length}×
-          {frame.experts} top-{frame.topK}
+          │ ● REC {source.recording}
         </Text>
-      </Text>
-    </Box>
+      ) : null}
+      {feed.error ? <Text color={theme.error}> │ {feed.error}</Text> : null}
+    </Text>
   );
 }
 
-export function HintBar({ pane, help, message, width }: { pane: Pane; help: boolean; message: string | null; width: number }) {
+export function TabBar() {
+  const { pane, active, layerId, scope, windowSize, layers, experts, topK } = useTui((s) => ({
+    pane: s.ui.pane,
+    active: s.frame.activeWarnings,
+    layerId: s.frame.layerIds[Math.min(s.ui.layer, s.frame.layerIds.length - 1)],
+    scope: s.frame.scope,
+    windowSize: s.frame.windowSize,
+    layers: s.frame.layerIds.length,
+    experts: s.frame.experts,
+    topK: s.frame.topK,
+  }));
+  const { theme } = useView();
+  return (
+    <Text wrap="truncate">
+      {tabSpans(active).map((t) => {
+        const on = t.pane === pane;
+        return (
+          <Text key={t.pane}>
+            <Text inverse={on} bold={on} color={on ? theme.accent : t.pane === 'warnings' && active > 0 ? theme.warn : undefined}>
+              {t.label}
+            </Text>{' '}
+          </Text>
+        );
+      })}
+      <Text color={theme.muted}>
+        {' '}
+        layer L{layerId} · {scope === 'window' ? `window ${fmtInt(windowSize)} tok` : 'cumulative'} · {layers}×{experts} top-{topK}
+      </Text>
+    </Text>
+  );
+}
+
+export function HintBar() {
+  const { pane, help, message, width } = useTui((s) => ({ pane: s.ui.pane, help: s.ui.help, message: s.ui.message ?? s.feed.notice, width: s.term.columns }));
   const { theme } = useView();
   if (message) {
     return (
-      <Box width={width}>
-        <Text wrap="truncate" color={theme.warn}>
-          {message}
-        </Text>
-      </Box>
+      <Text wrap="truncate" color={theme.warn}>
+        {message}
+      </Text>
     );
   }
-  const hints = help ? [{ hintLabel: '? esc', short: 'close', label: '' }] : hintsFor(pane).map((b) => ({ ...b, short: b.shortIn?.[pane] ?? b.short }));
+  const { shown, dropped } = fitHints(help ? [{ keys: '? esc', text: 'close' }] : paneHints(pane), width);
   return (
-    <Box width={width}>
-      <Text wrap="truncate">
-        {hints.map((b, i) => (
-          <Text key={i}>
-            <Text bold color={theme.accent}>
-              {b.hintLabel ?? b.label}
-            </Text>
-            <Text color={theme.muted}> {b.short} </Text>
-            <Text> </Text>
+    <Text wrap="truncate">
+      {shown.map((h, i) => (
+        <Text key={i}>
+          <Text bold color={theme.accent}>
+            {h.keys}
           </Text>
-        ))}
-      </Text>
-    </Box>
+          <Text color={theme.muted}> {h.text} </Text>{' '}
+        </Text>
+      ))}
+      {dropped > 0 ? <Text color={theme.warn}>+{dropped} more: ?</Text> : null}
+    </Text>
   );
 }
 
-export function PromptLine({ prompt, width }: { prompt: Prompt; width: number }) {
+export function PromptLine() {
+  const prompt = useTui((s) => s.ui.prompt);
   const { theme } = useView();
+  if (!prompt) return null;
   const label = prompt.kind === 'search' ? '/' : 'go to token (number or %): ';
   return (
-    <Box width={width}>
-      <Text wrap="truncate">
-        <Text bold color={theme.accent}>
-          {label}
-        </Text>
-        <Text>{prompt.text}</Text>
-        <Text inverse> </Text>
-        <Text color={theme.muted}> enter: {prompt.kind === 'search' ? 'find' : 'go'} · esc: cancel</Text>
+    <Text wrap="truncate">
+      <Text bold color={theme.accent}>
+        {label}
       </Text>
-    </Box>
+      <Text>{prompt.text}</Text>
+      <Text inverse> </Text>
+      <Text color={theme.muted}> enter: {prompt.kind === 'search' ? 'find' : 'go'} · esc: cancel</Text>
+    </Text>
   );
 }

@@ -4,11 +4,12 @@
  */
 import { Box, Text } from 'ink';
 import type { Frame } from '../../store/frame.js';
-import { useView } from '../context.js';
+import { useTui, useView } from '../context.js';
 import { fmtBytes, fmtInt, fmtNum, fmtPct } from '../format.js';
 import { bar, sparkline } from '../glyphs.js';
 
-export function DevicesPane({ frame, width, height }: { frame: Frame; width: number; height: number }) {
+export function DevicesPane() {
+  const { frame, width } = useTui((s) => ({ frame: s.frame, width: s.term.columns }));
   const { theme } = useView();
   const m = frame.memory;
   const sparkW = width >= 120 ? 30 : 16;
@@ -16,7 +17,7 @@ export function DevicesPane({ frame, width, height }: { frame: Frame; width: num
   const interval = m.intervalMs !== null ? `sampled every ${fmtNum(m.intervalMs / 1000, 1)} s` : m.samples === 1 ? 'one sample' : 'no samples';
   const d = frame.devices;
   return (
-    <Box flexDirection="column" width={width} height={height}>
+    <Box flexDirection="column" width={width}>
       <Text wrap="truncate">
         <Text bold>Memory</Text>
         <Text color={theme.muted}>

@@ -1,9 +1,10 @@
 /** The `?` overlay: every key, generated from the binding table (keys.ts), grouped, in one or two columns. */
 import { Box, Text } from 'ink';
-import { useView } from '../context.js';
+import { useTui, useView } from '../context.js';
 import { overlayRows } from '../keys.js';
 
-export function HelpOverlay({ width, height, kind }: { width: number; height: number; kind: 'live' | 'replay' | 'follow' }) {
+export function HelpOverlay({ width, height }: { width: number; height: number }) {
+  const kind = useTui((s) => s.source.kind);
   const { theme } = useView();
   const rows = overlayRows();
   const columns = rows.length + 2 <= height ? 1 : 2;
@@ -44,12 +45,15 @@ export function HelpOverlay({ width, height, kind }: { width: number; height: nu
   );
 }
 
+/**
+ * A terminal below the minimum: what is needed and how to leave, wrapped to whatever width there is (at 40×12
+ * every word of it shows).
+ */
 export function TooSmall({ columns, rows, needColumns, needRows }: { columns: number; rows: number; needColumns: number; needRows: number }) {
   return (
-    <Box flexDirection="column">
-      <Text wrap="truncate">moescope needs a terminal of at least {needColumns}×{needRows};</Text>
-      <Text wrap="truncate">
-        this one is {columns}×{rows}. Enlarge it, or press q to quit.
+    <Box flexDirection="column" width={Math.max(1, columns)}>
+      <Text wrap="wrap">
+        moescope needs a terminal of at least {needColumns}×{needRows}; this one is {columns}×{rows}. Enlarge it, or press q to quit.
       </Text>
     </Box>
   );

@@ -4,21 +4,21 @@
  */
 import { Box, Text } from 'ink';
 import type { Frame, Histogram, LayerDetail } from '../../store/frame.js';
-import { useView } from '../context.js';
+import { LAYER_SIDE_W, layerBarsLayout } from '../../store/layout.js';
+import { useTui, useView } from '../context.js';
 import { fmtInt, fmtNum, fmtPct } from '../format.js';
 import { bar } from '../glyphs.js';
-import { SGR_INVERSE, SGR_RESET } from '../../core/palette.js';
 import { levelOf } from '../scale.js';
-import { Painted } from './Painted.js';
 
-const SIDE_W = 58;
 
-export function LayerPane({ frame, expert, width, height }: { frame: Frame; expert: number; width: number; height: number }) {
-  const { theme, layout } = useView();
+export function LayerPane() {
+  const { frame, expert, term } = useTui((s) => ({ frame: s.frame, expert: s.ui.expert, term: s.term }));
+  const { theme } = useView();
+  const width = term.columns;
   const d = frame.layer;
   if (!d) {
     return (
-      <Box height={height}>
+      <Box>
         <Text color={theme.muted}>No tokens yet — the layer view fills in as routing arrives.</Text>
       </Box>
     );
@@ -27,56 +27,37 @@ export function LayerPane({ frame, expert, width, height }: { frame: Frame; expe
   const E = frame.experts;
   const L = frame.layerIds.length;
   const assignments = d.assignments;
-  const side = width >= 120;
-  const headerRows = 4;
-  /** Below the bars when there is no room beside them: co-activation and margins side by side. */
-  const bottomRows = side ? 0 : 8;
-  const listMax = Math.max(1, height - headerRows - bottomRows);
-  const avail = side ? width - SIDE_W - 2 : width;
-  const idW = String(E - 1).length + 1;
-  const fixed = idW + 18;
-  const colsNeeded = Math.ceil(E / listMax);
-  const barW = Math.max(8, Math.min(40, Math.floor(avail / colsNeeded) - fixed));
-  const entryW = fixed + barW;
-  const perRow = Math.max(1, Math.floor(avail / entryW));
-  const listH = Math.min(listMax, Math.ceil(E / perRow));
-  const listW = side ? Math.min(avail, perRow * entryW) : width;
-  layout.barRows = listH;
-  const slots = perRow * listH;
+  const g = layerBarsLayout(E, term);
+  const { side, idW, barW, perRow, perPage: slots } = g;
+  const listH = g.rows;
+  const listW = g.listW;
   const page = Math.floor(Math.min(expert, E - 1) / slots);
   const first = page * slots;
   const lines: React.ReactNode[] = [];
   for (let r = 0; r < listH; r++) {
-    let s = '';
-    let w = 0;
+    const cells: React.ReactNode[] = [];
     for (let c = 0; c < perRow; c++) {
       const e = first + c * listH + r; // column-major: experts read down, then across
       if (e >= E) break;
-      const esc = theme.heatEscape[levelOf(frame.relLoad[d.index * E + e]!)] ?? '';
-      const cursor = e === expert;
-      const id = `e${e}`.padStart(idW);
-      const cell =
-        (cursor ? SGR_INVERSE : '') +
-        id +
-        (cursor ? SGR_RESET : '') +
-        ' ' +
-        esc +
-        bar(d.shareOfBusiest[e]!, barW) +
-        SGR_RESET +
-        ' ' +
-        fmtInt(m.load[e]!).padStart(7) +
-        ' ' +
-        fmtPct(m.share[e]!).padStart(6) +
-        '  ';
-      s += cell;
-      w += entryW;
+      cells.push(
+        <Text key={c}>
+          <Text inverse={e === expert}>{`e${e}`.padStart(idW)}</Text>{' '}
+          <Text color={theme.heatInk[levelOf(frame.relLoad[d.index * E + e]!)]}>{bar(d.shareOfBusiest[e]!, barW)}</Text> {fmtInt(m.load[e]!).padStart(7)}{' '}
+          {fmtPct(m.share[e]!).padStart(6)}
+          {'  '}
+        </Text>,
+      );
     }
-    lines.push(<Painted key={r} id={`bars:${r}`} text={s} width={w} />);
+    lines.push(
+      <Text key={r} wrap="truncate">
+        {cells}
+      </Text>,
+    );
   }
   const pages = Math.ceil(E / slots);
   const scope = frame.scope === 'window' ? `window: last ${fmtInt(frame.windowSize)} tokens` : 'cumulative';
   return (
-    <Box flexDirection="column" width={width} height={height}>
+    <Box flexDirection="column" width={width}>
       <Text wrap="truncate">
         <Text bold color={theme.accent}>
           Layer L{m.layer}
@@ -105,9 +86,9 @@ export function LayerPane({ frame, expert, width, height }: { frame: Frame; expe
           {lines}
         </Box>
         {side ? (
-          <Box flexDirection="column" width={SIDE_W} marginLeft={2}>
-            <Coactivation d={d} frame={frame} rows={Math.max(3, listMax - 8)} />
-            <Margins h={d.margins} hasLogits={frame.hasLogits} width={SIDE_W} />
+          <Box flexDirection="column" width={LAYER_SIDE_W} marginLeft={2}>
+            <Coactivation d={d} frame={frame} rows={g.sideRows} />
+            <Margins h={d.margins} hasLogits={frame.hasLogits} width={LAYER_SIDE_W} />
           </Box>
         ) : (
           <Box flexDirection="row" marginTop={1}>
@@ -200,7 +181,9 @@ function Margins({ h, hasLogits, width, compact = false }: { h: Histogram | null
         </Text>
       </Text>
       {rows.map((s, i) => (
-        <Painted key={i} id={`margin:${i}`} text={`${theme.heatEscape[16] ?? ''}${s}${SGR_RESET}`} width={axisW} />
+        <Text key={i} color={theme.heatInk[16]}>
+          {s}
+        </Text>
       ))}
       <Text color={theme.muted}>{axis}</Text>
     </Box>

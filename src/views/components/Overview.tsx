@@ -1,109 +1,62 @@
 /**
  * Overview: MoE layers × experts, coloured by each expert's load relative to the uniform share, in the window or
- * over the whole run. Heatmap rows are painted regions (paint.ts) built from cached strings (heat-rows.ts);
- * the rest is a handful of <Text> nodes.
+ * over the whole run. The layout (which layers and experts, metric columns, row height) is the store's
+ * (src/store/layout.ts); the heatmap lines are drawn by <Heatmap>, everything else is plain Ink.
  */
 import { Box, Text } from 'ink';
+import { useMemo } from 'react';
 import type { Frame } from '../../store/frame.js';
+import { cellEdge, overviewLayout, type HeatmapViewport, type OverviewLayout, type RowMetric } from '../../store/layout.js';
 import { binLoad, binnedRelLoad } from '../../store/selectors.js';
-import { useView } from '../context.js';
+import { useTui, useView, type ViewContext } from '../context.js';
 import { fmtInt, fmtNum, fmtPct, fmtTimes } from '../format.js';
-import { heatmapViewport, type HeatmapViewport } from '../layout.js';
 import { SGR_BOLD, SGR_INVERSE, SGR_RESET } from '../../core/palette.js';
 import { LEGEND_STOPS, levelOf } from '../scale.js';
 import { GLYPH_RAMP } from '../theme.js';
-import { Painted } from './Painted.js';
+import { Heatmap } from './Heatmap.js';
 
-export interface OverviewProps {
-  frame: Frame;
-  layer: number;
-  expert: number;
-  zoom: number;
-  width: number;
-  height: number;
-}
+const METRIC_HEAD: Record<RowMetric, string> = { cv: '    CV', maxVio: ' MaxVio', entropy: ' entropy' };
 
-/** Lines above and below the heatmap rows: title, axis / cursor info, legend, latest warning. */
-const CHROME_ROWS = 5;
-const MAX_ROW_HEIGHT = 3;
-/** " CV MaxVio entropy" beside each row: 1 + 5 + 1 + 6 + 1 + 7 columns. */
-const FULL_METRICS_W = 21;
-
-export function overviewGeometry(frame: Frame, width: number, height: number, zoom: number, layer: number, expert: number) {
-  const labelW = Math.max(...frame.layerIds.map((l) => `L${l}`.length)) + 2;
-  const metricsW = width >= 120 ? FULL_METRICS_W : width >= 96 ? 7 : 0;
-  const cells = Math.max(4, width - labelW - metricsW - 1);
-  const rows = Math.max(1, height - CHROME_ROWS);
-  const vp = heatmapViewport(frame.experts, frame.layerIds.length, cells, rows, zoom, expert, layer);
-  // Few layers: taller rows (up to 3 lines each) so a small model's heatmap is not a thin strip.
-  const rowHeight = Math.max(1, Math.min(MAX_ROW_HEIGHT, Math.floor(rows / Math.max(1, vp.layers))));
-  return { labelW, metricsW, cells, rows, vp, rowHeight };
-}
-
-export function Overview({ frame, layer, expert, zoom, width, height }: OverviewProps) {
-  const { theme, heatRows, layout } = useView();
-  const { labelW, metricsW, vp, rowHeight } = overviewGeometry(frame, width, height, zoom, layer, expert);
-  layout.heatRows = vp.layers;
-  layout.heatBin = vp.bin;
-  layout.heatFitBin = vp.fitBin;
+export function Overview() {
+  const { frame, layer, expert, zoom, term } = useTui((s) => ({ frame: s.frame, layer: s.ui.layer, expert: s.ui.expert, zoom: s.ui.zoom, term: s.term }));
+  const view = useView();
+  const { theme } = view;
+  const lay = useMemo(() => overviewLayout(frame, term, { zoom, layer, expert }), [frame, term, zoom, layer, expert]);
+  const rows = useMemo(() => heatLines(view, frame, lay, layer), [view, frame, lay, layer]);
+  const { vp } = lay;
   const L = frame.layerIds.length;
   const E = frame.experts;
-  const binned = new Float32Array(vp.columns);
-  const levels = new Uint8Array(vp.columns);
-  const rows: React.ReactNode[] = [];
-  for (let r = 0; r < vp.layers; r++) {
-    const l = vp.firstLayer + r;
-    binnedRelLoad(frame, l, vp.firstExpert, vp.bin, vp.columns, binned);
-    for (let c = 0; c < vp.columns; c++) levels[c] = levelOf(binned[c]!);
-    const selected = l === layer;
-    const text = heatRows.row(`r${r}`, levels, theme, selected ? vp.cursorColumn : -1, vp.cellWidth);
-    const label = `L${frame.layerIds[l]}`.padStart(labelW - 2);
-    const hasWarning = frame.warnings.some((w) => w.layerIndex === l && w.clearedAt === null);
-    const mid = rowHeight >> 1;
-    const cellsW = vp.columns * vp.cellWidth;
-    // The whole row — label, cells, metrics — is one painted region: Ink handles 4 characters per row.
-    const labelOn =
-      (selected ? SGR_BOLD + theme.esc.accent + (theme.mode === 'none' ? SGR_INVERSE : '') : hasWarning ? theme.esc.warn : '') +
-      (selected ? '▶' : hasWarning ? '!' : ' ') +
-      label +
-      SGR_RESET +
-      ' ';
-    const blank = ' '.repeat(labelW);
-    const metrics = metricsW > 0 ? theme.esc.muted + rowMetrics(frame, l, metricsW) + SGR_RESET : '';
-    for (let k = 0; k < rowHeight; k++) {
-      const labelled = k === mid;
-      const line = (labelled ? labelOn : blank) + text + (labelled ? metrics : '');
-      rows.push(<Painted key={`${r}:${k}`} id={`heat:${r}:${k}`} text={line} width={labelW + cellsW + (labelled ? metricsW : 0)} />);
-    }
-  }
+  const width = term.columns;
   const scopeText =
     frame.scope === 'window'
       ? `window: last ${fmtInt(frame.windowSize)} tokens (${fmtInt(frame.range.end - frame.range.start)} in it)`
       : `cumulative: all ${fmtInt(frame.tokens)} tokens`;
   const layersText = vp.layers < L ? `layers ${vp.firstLayer + 1}–${vp.firstLayer + vp.layers} of ${L}` : `${L} layers`;
   const expertsText =
-    vp.columns * vp.bin < E || vp.firstExpert > 0
-      ? `experts ${vp.firstExpert}–${Math.min(E, vp.firstExpert + vp.columns * vp.bin) - 1} of ${E}`
-      : `${E} experts`;
+    vp.columns * vp.bin < E || vp.firstExpert > 0 ? `experts ${vp.firstExpert}–${Math.min(E, vp.firstExpert + vp.columns * vp.bin) - 1} of ${E}` : `${E} experts`;
   const binText = vp.bin > 1 ? ` · ${vp.bin} experts/column (busiest shown)` : '';
+  const dropped =
+    lay.droppedMetrics.length > 0
+      ? ` · ${lay.droppedMetrics.map((m) => METRIC_HEAD[m].trim()).join(', ')} columns need ${lay.allMetricsColumns} columns (the cursor line shows them)`
+      : '';
   return (
-    <Box flexDirection="column" width={width} height={height}>
+    <Box flexDirection="column" width={width}>
       <Text wrap="truncate">
         <Text bold>Load per expert</Text>
         <Text color={theme.muted}>
           {' '}
           · {layersText} × {expertsText}
           {binText} · {scopeText}
+          {frame.tokens === 0 ? ' · waiting for the first tokens…' : ''}
         </Text>
+        <Text color={theme.warn}>{dropped}</Text>
       </Text>
       <Text wrap="truncate">
-        {' '.repeat(labelW)}
+        {' '.repeat(lay.labelW)}
         {axisLine(vp)}
-        {metricsW >= FULL_METRICS_W ? <Text color={theme.muted}>{'    CV MaxVio entropy'}</Text> : metricsW > 0 ? <Text color={theme.muted}>{'     CV'}</Text> : null}
+        {lay.metrics.length > 0 ? <Text color={theme.muted}>{' ' + lay.metrics.map((m) => METRIC_HEAD[m]).join('')}</Text> : null}
       </Text>
-      {rows}
-      {frame.tokens === 0 ? <Text color={theme.muted}>waiting for the first tokens…</Text> : null}
-      <Box flexGrow={1} />
+      <Heatmap rows={rows} top={lay.heatTop} width={width} />
       <CursorInfo frame={frame} layer={layer} vp={vp} />
       <Legend frame={frame} width={width} vp={vp} />
       <LatestWarning frame={frame} />
@@ -111,23 +64,57 @@ export function Overview({ frame, layer, expert, zoom, width, height }: Overview
   );
 }
 
-function rowMetrics(frame: Frame, l: number, w: number): string {
-  if (w >= FULL_METRICS_W) return ` ${fmtNum(frame.cv[l]).padStart(5)} ${fmtNum(frame.maxVio[l]).padStart(6)} ${fmtNum(frame.entropy[l], 3).padStart(7)}`;
-  return ` ${fmtNum(frame.cv[l]).padStart(6)}`;
+/** The heatmap's lines: label, cells and the row's metrics, each layer `rowHeight` lines tall. */
+function heatLines({ theme, heatRows }: ViewContext, frame: Frame, lay: OverviewLayout, layer: number): string[] {
+  const { vp, labelW, rowHeight } = lay;
+  const binned = new Float32Array(vp.columns);
+  const levels = new Uint8Array(vp.columns);
+  const lines: string[] = [];
+  const blank = ' '.repeat(labelW);
+  const mid = rowHeight >> 1;
+  for (let r = 0; r < vp.layers; r++) {
+    const l = vp.firstLayer + r;
+    binnedRelLoad(frame, l, vp.firstExpert, vp.bin, vp.columns, binned);
+    for (let c = 0; c < vp.columns; c++) levels[c] = levelOf(binned[c]!);
+    const selected = l === layer;
+    const cells = heatRows.row(`r${r}`, levels, theme, selected ? vp.cursorColumn : -1, vp.span);
+    const hasWarning = frame.warnings.some((w) => w.layerIndex === l && w.clearedAt === null);
+    const label =
+      (selected ? SGR_BOLD + theme.esc.accent + (theme.mode === 'none' ? SGR_INVERSE : '') : hasWarning ? theme.esc.warn : '') +
+      (selected ? '▶' : hasWarning ? '!' : ' ') +
+      `L${frame.layerIds[l]}`.padStart(labelW - 2) +
+      SGR_RESET +
+      ' ';
+    const metrics = lay.metrics.length > 0 ? theme.esc.muted + ' ' + rowMetrics(frame, l, lay.metrics) + SGR_RESET : '';
+    for (let k = 0; k < rowHeight; k++) lines.push(k === mid ? label + cells + metrics : blank + cells);
+  }
+  return lines;
+}
+
+function rowMetrics(frame: Frame, l: number, metrics: RowMetric[]): string {
+  let s = '';
+  for (const m of metrics) {
+    if (m === 'cv') s += fmtNum(frame.cv[l]).padStart(6);
+    else if (m === 'maxVio') s += fmtNum(frame.maxVio[l]).padStart(7);
+    else s += fmtNum(frame.entropy[l], 3).padStart(8);
+  }
+  return s;
 }
 
 /** Expert numbers every few columns, ▼ over the cursor's column. */
 function axisLine(vp: HeatmapViewport): string {
-  const width = vp.columns * vp.cellWidth;
+  const width = vp.span;
   const chars = new Array<string>(width).fill(' ');
-  const step = Math.max(1, Math.ceil(8 / vp.cellWidth));
-  for (let c = 0; c < vp.columns; c += step) {
+  const cx = (cellEdge(vp, vp.cursorColumn) + cellEdge(vp, vp.cursorColumn + 1)) >> 1;
+  let nextFree = 0;
+  for (let c = 0; c < vp.columns; c++) {
+    const x = cellEdge(vp, c);
     const label = String(vp.firstExpert + c * vp.bin);
-    const x = c * vp.cellWidth;
-    if (x + label.length > width) break;
+    // Labels two apart at least, and none under the cursor's ▼.
+    if (x < nextFree || x + label.length > width || (cx >= x - 1 && cx <= x + label.length)) continue;
     for (let i = 0; i < label.length; i++) chars[x + i] = label[i]!;
+    nextFree = x + label.length + 2;
   }
-  const cx = vp.cursorColumn * vp.cellWidth + (vp.cellWidth >> 1);
   if (cx < width) chars[cx] = '▼';
   return chars.join('');
 }
@@ -161,26 +148,23 @@ function Legend({ frame, width, vp }: { frame: Frame; width: number; vp: Heatmap
   if (theme.mode === 'none') {
     return (
       <Text wrap="truncate" color={theme.muted}>
-        load ÷ uniform share (1/{frame.experts}): "{GLYPH_RAMP[0]}" idle {GLYPH_RAMP[1]} &lt;½ {GLYPH_RAMP[2]} ½–2 {GLYPH_RAMP[3]} 2–4{' '}
-        {GLYPH_RAMP[4]} ≥4 · ◆ cursor · · no tokens yet
+        load ÷ uniform share (1/{frame.experts}): "{GLYPH_RAMP[0]}" idle {GLYPH_RAMP[1]} &lt;½ {GLYPH_RAMP[2]} ½–2 {GLYPH_RAMP[3]} 2–4 {GLYPH_RAMP[4]} ≥4 · ◆
+        cursor · · no tokens yet
       </Text>
     );
   }
-  let swatches = '';
-  let w = 0;
-  for (const s of LEGEND_STOPS) {
-    const lv = levelOf(s.rel);
-    swatches += `${theme.heatEscape[lv]}██${SGR_RESET} ${s.label} `;
-    w += 3 + s.label.length + 1;
-  }
   const head = `load ÷ uniform share (1/${frame.experts}), log scale `;
-  const tail = ` ${vp.bin > 1 ? '· busiest expert of each column' : ''}`;
+  const tail = vp.bin > 1 ? ' · busiest expert of each column' : '';
   return (
-    <Box height={1}>
+    <Text wrap="truncate">
       <Text color={theme.muted}>{head}</Text>
-      <Painted id="legend" text={swatches} width={w} />
-      <Text color={theme.muted}>{width > head.length + w + tail.length ? tail : ''}</Text>
-    </Box>
+      {LEGEND_STOPS.map((s) => (
+        <Text key={s.label}>
+          <Text color={theme.heatInk[levelOf(s.rel)]}>██</Text> {s.label}{' '}
+        </Text>
+      ))}
+      <Text color={theme.muted}>{width > head.length + 60 ? tail : ''}</Text>
+    </Text>
   );
 }
 

@@ -1,22 +1,23 @@
 /** Collapse warnings from src/stats, newest first: rule, layer, expert, value against threshold, token. */
 import { Box, Text } from 'ink';
-import type { Frame } from '../../store/frame.js';
-import { useView } from '../context.js';
+import { scrollWindow, warningListRows } from '../../store/layout.js';
+import { useTui, useView } from '../context.js';
 import { fmtInt, fmtNum, fmtPct } from '../format.js';
-import { scrollWindow } from '../layout.js';
 
 function fmtValue(rule: string, v: number): string {
   return rule === 'hot-expert' ? fmtPct(v) : rule === 'dead-expert' ? fmtInt(v) : fmtNum(v, 3);
 }
 
-export function WarningsPane({ frame, selected, width, height }: { frame: Frame; selected: number; width: number; height: number }) {
-  const { theme, layout } = useView();
-  const list = frame.warnings;
-  const rows = Math.max(1, height - 3);
-  layout.listRows = rows;
-  const win = scrollWindow(list.length, rows, selected);
+export function WarningsPane() {
+  const { frame, warning, term } = useTui((s) => ({ frame: s.frame, warning: s.ui.warning, term: s.term }));
+  const { theme } = useView();
+  const list = frame.warnings; // newest first
+  const rows = warningListRows(term);
+  // ui.warning counts from the oldest (the list only grows), so the cursor stays on its warning.
+  const selected = list.length === 0 ? -1 : list.length - 1 - Math.min(list.length - 1, warning ?? list.length - 1);
+  const win = scrollWindow(list.length, rows, Math.max(0, selected));
   return (
-    <Box flexDirection="column" width={width} height={height}>
+    <Box flexDirection="column" width={term.columns}>
       <Text wrap="truncate">
         <Text bold>Collapse warnings</Text>
         <Text color={theme.muted}>
@@ -35,28 +36,29 @@ export function WarningsPane({ frame, selected, width, height }: { frame: Frame;
         {'limit'.padEnd(9)}
         {'status'.padEnd(18)}message
       </Text>
-      {list.length === 0 ? (
-        <Text color={theme.ok}>
-          ✓ no warnings{frame.tokens < frame.detectorWindow ? ` yet (rules start once ${fmtInt(frame.detectorWindow)} tokens have arrived)` : ''}
-        </Text>
-      ) : null}
-      {list.slice(win.first, win.first + win.count).map((w, i) => {
-        const sel = win.first + i === selected;
-        const active = w.clearedAt === null;
-        return (
-          <Text key={i} wrap="truncate" inverse={sel}>
-            {(sel ? '▶ ' : '  ') + fmtInt(w.firstToken).padEnd(8)}
-            <Text color={active ? theme.warn : theme.muted}>{w.rule.padEnd(13)}</Text>
-            {`L${w.layer}`.padEnd(7)}
-            {(w.expert === null ? '—' : `e${w.expert}`).padEnd(8)}
-            {fmtValue(w.rule, w.value).padEnd(9)}
-            {fmtValue(w.rule, w.threshold).padEnd(9)}
-            <Text color={active ? theme.warn : theme.muted}>{(active ? 'active' : `cleared @${fmtInt(w.clearedAt!)}`).padEnd(18)}</Text>
-            <Text color={theme.muted}>{w.message}</Text>
+      <Box flexDirection="column" height={rows}>
+        {list.length === 0 ? (
+          <Text color={theme.ok}>
+            ✓ no warnings{frame.tokens < frame.detectorWindow ? ` yet (rules start once ${fmtInt(frame.detectorWindow)} tokens have arrived)` : ''}
           </Text>
-        );
-      })}
-      <Box flexGrow={1} />
+        ) : null}
+        {list.slice(win.first, win.first + win.count).map((w, i) => {
+          const sel = win.first + i === selected;
+          const active = w.clearedAt === null;
+          return (
+            <Text key={i} wrap="truncate" inverse={sel}>
+              {(sel ? '▶ ' : '  ') + fmtInt(w.firstToken).padEnd(8)}
+              <Text color={active ? theme.warn : theme.muted}>{w.rule.padEnd(13)}</Text>
+              {`L${w.layer}`.padEnd(7)}
+              {(w.expert === null ? '—' : `e${w.expert}`).padEnd(8)}
+              {fmtValue(w.rule, w.value).padEnd(9)}
+              {fmtValue(w.rule, w.threshold).padEnd(9)}
+              <Text color={active ? theme.warn : theme.muted}>{(active ? 'active' : `cleared @${fmtInt(w.clearedAt!)}`).padEnd(18)}</Text>
+              <Text color={theme.muted}>{w.message}</Text>
+            </Text>
+          );
+        })}
+      </Box>
       <Text color={theme.muted} wrap="truncate">
         enter: show the token where it fired (Tokens) and its layer · definitions: docs/metrics.md § Collapse detection
       </Text>
