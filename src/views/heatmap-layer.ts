@@ -40,6 +40,8 @@ export class HeatmapLayer {
    * repaint every line after it.
    */
   private moved = false;
+  /** A repaint of every line is queued (afterInkWrite). */
+  private pending = false;
   /** Bytes written by the layer (benchmarks, tests). */
   bytes = 0;
 
@@ -55,7 +57,7 @@ export class HeatmapLayer {
       this.moved = true;
     }
     this.rows = rows;
-    this.flush(false, true);
+    if (!this.pending) this.flush(false, true);
   }
 
   /** The heatmap left the screen: blank its lines (Ink's lines there are empty and will not be rewritten). */
@@ -75,14 +77,23 @@ export class HeatmapLayer {
     return { top: this.top, rows: this.rows };
   }
 
-  /** Ink wrote `chunk`: when it erased lines, or laid out a new or moved box, repaint every line. */
+  /**
+   * Ink wrote `chunk`: when it erased lines, or laid out a new or moved box, repaint every line — once the
+   * current React commit is over (a microtask), so the lines painted are the ones <Heatmap> holds for this frame,
+   * not the last frame's at the last frame's place.
+   */
   afterInkWrite(chunk: string): void {
-    if (this.rows.length === 0) return;
-    if (this.moved || ERASES.some((e) => chunk.includes(e))) {
-      this.moved = false;
+    if (this.rows.length === 0 && !this.moved) return;
+    if (!this.moved && !ERASES.some((e) => chunk.includes(e))) return;
+    this.moved = false;
+    this.shown = [];
+    if (this.pending) return;
+    this.pending = true;
+    queueMicrotask(() => {
+      this.pending = false;
       this.shown = [];
-      this.flush(true, false); // inside Ink's own synchronized update
-    }
+      this.flush(true, true);
+    });
   }
 
   private flush(all: boolean, sync: boolean): void {

@@ -11,6 +11,7 @@ import { useStore } from 'zustand';
 import { createTuiStore, startPublishing, type Publisher, type SourceInfo, type TuiStore, type UiState } from '../store/app-store.js';
 import type { Feed } from '../store/feeds.js';
 import type { RoutingModel } from '../store/model.js';
+import type { PlacementSpec } from '../store/placement.js';
 import { App } from './app.js';
 import { makeViewContext, type ViewContext } from './context.js';
 import { InkStdout } from './heatmap-layer.js';
@@ -25,7 +26,7 @@ export interface RunTuiOptions {
    * … or how to get them: called after the first frame is on screen; `progress` changes the loading screen's
    * line. Quitting while it runs resolves runTui at once (the caller stops what it started).
    */
-  open?: (progress: (what: string) => void) => Promise<{ model: RoutingModel; feed: Feed }>;
+  open?: (progress: (what: string) => void) => Promise<{ model: RoutingModel; feed: Feed; placement?: PlacementSpec | null }>;
   /** What the loading screen says first (default: "opening <label>…"). */
   loading?: string;
   source: SourceInfo;
@@ -139,7 +140,7 @@ export async function runTui(opts: RunTuiOptions): Promise<void> {
       incrementalRendering: false,
       maxFps: opts.fps ?? 15,
     };
-    let opened: { model: RoutingModel; feed: Feed };
+    let opened: { model: RoutingModel; feed: Feed; placement?: PlacementSpec | null };
     if (opts.model && opts.feed) opened = { model: opts.model, feed: opts.feed };
     else {
       if (!opts.open) throw new Error('runTui needs a model and a feed, or open()');
@@ -161,7 +162,7 @@ export async function runTui(opts: RunTuiOptions): Promise<void> {
     store = createTuiStore({
       model: opened.model,
       feed: opened.feed,
-      source: opts.source,
+      source: opened.placement !== undefined ? { ...opts.source, placement: opened.placement } : opts.source,
       ui: opts.ui,
       term: { columns: stdout.columns || 80, rows: stdout.rows || 24 },
       mono: mode === 'none',

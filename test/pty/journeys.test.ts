@@ -89,7 +89,10 @@ test('NO_COLOR=1: no colour escapes anywhere, the glyph ramp instead', async (t)
 test('live demo: the bundled model streams in; space freezes it; q stops the engine and exits 0', async (t) => {
   const s = PtySession.start([], { cols: 120, rows: 36, env: { COLORTERM: 'truecolor' } });
   t.after(() => s.kill());
+  await s.waitFor(/loading the bundled tiny-moe model|● live/, 10_000);
   await s.waitFor(/● live │ [\d,]+ tokens/, 30_000);
+  const loading = s.raw.indexOf('loading the bundled tiny-moe model');
+  assert.ok(loading >= 0 && loading < s.raw.indexOf('Load per expert'), 'a first frame says what is loading, before the heatmap');
   await s.waitFor(/L3\s+[█◆]/);
   assert.ok(s.raw.includes('\x1b[38;2;'), 'truecolor when COLORTERM says so');
   s.press(' ');

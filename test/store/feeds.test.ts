@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { statSync, truncateSync } from 'node:fs';
 import type { RoutingSchema } from '../../src/core/batch.js';
 import { openTrace, traceStream, TraceWriter } from '../../src/trace/index.js';
 import { RoutingModel } from '../../src/store/model.js';
@@ -164,4 +165,57 @@ test('a frozen live view resumes on its own rather than hold back more than MAX_
   assert.equal(m.tokens, MAX_BUFFERED_TOKENS + 2, 'everything applied, nothing lost');
   assert.equal(f.state().playing, true);
   assert.match(f.state().notice ?? '', /resumed: a frozen view holds back at most 200,000 tokens/);
+});
+
+test('follow: says when the writer stopped without its end-of-stream marker, and when a half batch sits at the end', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const schema: RoutingSchema = { layers: [0, 1], experts: 4, topK: 2, scoring: 'softmax', hasLogits: false };
+    const toks = Array.from({ length: 6 }, (_, i) => ({ experts: [[i % 4, (i + 1) % 4], [0, 1]] }));
+    const bs = batches(schema, toks, 2);
+    const watch = { stallMs: 300, partialMs: 150, checkMs: 20 };
+    const waitFor = async (pred: () => boolean, what: string) => {
+      for (let i = 0; i < 300 && !pred(); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(pred(), what);
+    };
+
+    // A writer that stops: the notice comes once nothing has arrived for stallMs, and goes when tokens flow again.
+    const path = join(dir, 'stall.arrows');
+    const w = TraceWriter.create(path, { schema, meta: META, batchTokens: 2 });
+    w.write(bs[0]!);
+    w.flush();
+    const t = openTrace(path);
+    const m = new RoutingModel(schema, META);
+    const f = new FollowFeed(t, m, 10, watch);
+    f.start();
+    await waitFor(() => m.tokens === 2, 'the first batch');
+    assert.equal(f.state().notice, null, 'not yet');
+    await waitFor(() => /no new tokens for \d+ s and no end-of-stream marker: the writer may have stopped/.test(f.state().notice ?? ''), 'stall notice');
+    w.write(bs[1]!);
+    w.flush();
+    await waitFor(() => m.tokens === 4 && f.state().notice === null, 'the notice clears when tokens arrive');
+    f.stop();
+    t.close();
+    w.close();
+
+    // A writer killed mid-batch: the file ends inside a record batch.
+    const cut = join(dir, 'cut.arrows');
+    const w2 = TraceWriter.create(cut, { schema, meta: META, batchTokens: 2 });
+    w2.write(bs[0]!);
+    w2.flush();
+    const whole = statSync(cut).size;
+    w2.write(bs[1]!);
+    w2.flush();
+    truncateSync(cut, whole + Math.floor((statSync(cut).size - whole) / 2));
+    const t2 = openTrace(cut);
+    const m2 = new RoutingModel(schema, META);
+    const f2 = new FollowFeed(t2, m2, 10, watch);
+    f2.start();
+    await waitFor(() => /a partial batch \([\d,]+ bytes\) has sat at the end for \d+ s: the writer may have died mid-write/.test(f2.state().notice ?? ''), 'partial notice');
+    assert.equal(m2.tokens, 2, 'every complete token is shown');
+    f2.stop();
+    t2.close();
+  } finally {
+    cleanup();
+  }
 });

@@ -157,3 +157,68 @@ test('every key name is bound once per pane', () => {
     }
   }
 });
+
+test('keys arriving together in one read are each handled: jj moves two layers, a pasted seek target reaches the prompt', async () => {
+  const s = setup();
+  try {
+    await s.press('jj');
+    assert.equal(s.store.getState().ui.layer, 2, 'two presses in one chunk');
+    await s.press(':');
+    await s.press('50%\r'); // pasted with its enter
+    assert.equal(s.store.getState().feed.position, 360);
+    await s.press('3');
+    await s.press('/');
+    await s.press('License');
+    assert.match(s.r.text(), /\/License/, 'the whole paste is in the prompt');
+  } finally {
+    s.done();
+  }
+});
+
+test('the warnings cursor stays on its warning while newer warnings push the list down', async () => {
+  const s = setup();
+  try {
+    // The first position with two warnings, fewer than the whole trace has.
+    for (let pos = 0; pos <= 719; pos += 10) {
+      s.store.getState().actions.seek(pos);
+      await s.press('');
+      if (s.store.getState().frame.warnings.length >= 2) break;
+    }
+    await s.press('4');
+    await s.press('j');
+    const before = s.store.getState().frame.warnings;
+    const id = s.store.getState().ui.warning!;
+    const chosen = before[before.length - 1 - id]!;
+    assert.match(s.r.text(), new RegExp(`▶ ${chosen.firstToken.toLocaleString('en-US')}\\s+${chosen.rule}`));
+    s.store.getState().actions.seek(719);
+    await s.press('');
+    const after = s.store.getState().frame.warnings;
+    assert.ok(after.length > before.length, 'newer warnings arrived');
+    assert.match(s.r.text(), new RegExp(`▶ ${chosen.firstToken.toLocaleString('en-US')}\\s+${chosen.rule}`), 'the cursor is still on it');
+    await s.press('\r');
+    assert.equal(s.store.getState().ui.token, chosen.firstToken, 'enter opens the chosen warning');
+  } finally {
+    s.done();
+  }
+});
+
+test('at the end of a replay , steps back (and stays paused); + and - say why nothing zooms when every expert fits', async () => {
+  const s = setup();
+  try {
+    s.store.getState().actions.seekEnd();
+    await s.press('');
+    assert.equal(s.store.getState().feed.position, 719);
+    await s.press(',');
+    await new Promise((r) => setTimeout(r, 80));
+    await s.press('');
+    assert.equal(s.store.getState().feed.position, 718);
+    assert.equal(s.store.getState().feed.playing, false);
+    await s.press('1');
+    await s.press('-');
+    assert.match(s.r.text(), /all 8 experts fit the width: nothing to zoom out of/);
+    await s.press('+');
+    assert.match(s.r.text(), /zoomed in all the way: one expert per column/);
+  } finally {
+    s.done();
+  }
+});

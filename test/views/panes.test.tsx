@@ -117,7 +117,8 @@ test('devices: one line per GPU with used/total and a sparkline; no GPU says so'
   r2.unmount();
 });
 
-test('heatmap layer: writes changed lines at their rows with the cursor kept, repaints after an erase, blanks on removal', () => {
+test('heatmap layer: writes changed lines at their rows with the cursor kept, repaints after an erase, blanks on removal', async () => {
+  const settle = () => new Promise<void>((r) => queueMicrotask(r));
   const out: string[] = [];
   const layer = new HeatmapLayer({ write: (x: string) => out.push(x) });
   layer.paint(4, ['aaa', 'bbb', 'ccc']);
@@ -125,6 +126,7 @@ test('heatmap layer: writes changed lines at their rows with the cursor kept, re
   assert.ok(out[0]!.includes('\x1b7') && out[0]!.endsWith('\x1b8\x1b[?2026l'), 'cursor saved and restored, in a synchronized update');
   assert.ok(out[0]!.includes('\x1b[5;1H\x1b[0maaa') && out[0]!.includes('\x1b[7;1H\x1b[0mccc'), 'row 4 (0-based) is terminal row 5');
   layer.afterInkWrite('\x1b[1;1Hstatus\x1b[K'); // the box is new: Ink's first write after it repaints all
+  await settle();
   assert.equal(out.length, 2);
   layer.paint(4, ['aaa', 'BBB', 'ccc']);
   assert.equal(out.length, 3);
@@ -132,8 +134,11 @@ test('heatmap layer: writes changed lines at their rows with the cursor kept, re
   layer.paint(4, ['aaa', 'BBB', 'ccc']);
   assert.equal(out.length, 3, 'nothing changed: nothing written');
   layer.afterInkWrite('\x1b[3;1Hother line\x1b[K');
+  await settle();
   assert.equal(out.length, 3, "Ink rewrote another line: the heatmap's are untouched");
   layer.afterInkWrite('\x1b[2K\x1b[1A\x1b[2K\x1b[G');
+  layer.paint(4, ['aaa', 'BBB', 'ccc']); // the same commit's rows: painted once, by the queued repaint
+  await settle();
   assert.equal(out.length, 4);
   assert.ok(['aaa', 'BBB', 'ccc'].every((x) => out[3]!.includes(x)), 'Ink erased lines: all repainted');
   layer.remove();

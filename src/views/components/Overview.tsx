@@ -37,19 +37,19 @@ export function Overview() {
   const binText = vp.bin > 1 ? ` · ${vp.bin} experts/column (busiest shown)` : '';
   const dropped =
     lay.droppedMetrics.length > 0
-      ? ` · ${lay.droppedMetrics.map((m) => METRIC_HEAD[m].trim()).join(', ')} columns need ${lay.allMetricsColumns} columns (the cursor line shows them)`
+      ? ` · ${lay.droppedMetrics.map((m) => METRIC_HEAD[m].trim()).join(', ')} columns need ${lay.allMetricsColumns} columns (below: the selected layer's)`
       : '';
   return (
     <Box flexDirection="column" width={width}>
       <Text wrap="truncate">
         <Text bold>Load per expert</Text>
+        <Text color={theme.warn}>{dropped}</Text>
         <Text color={theme.muted}>
           {' '}
           · {layersText} × {expertsText}
           {binText} · {scopeText}
           {frame.tokens === 0 ? ' · waiting for the first tokens…' : ''}
         </Text>
-        <Text color={theme.warn}>{dropped}</Text>
       </Text>
       <Text wrap="truncate">
         {' '.repeat(lay.labelW)}
@@ -57,7 +57,7 @@ export function Overview() {
         {lay.metrics.length > 0 ? <Text color={theme.muted}>{' ' + lay.metrics.map((m) => METRIC_HEAD[m]).join('')}</Text> : null}
       </Text>
       <Heatmap rows={rows} top={lay.heatTop} width={width} />
-      <CursorInfo frame={frame} layer={layer} vp={vp} />
+      <CursorInfo frame={frame} layer={layer} vp={vp} metricsFirst={lay.droppedMetrics.length > 0} />
       <Legend frame={frame} width={width} vp={vp} />
       <LatestWarning frame={frame} />
     </Box>
@@ -119,26 +119,32 @@ function axisLine(vp: HeatmapViewport): string {
   return chars.join('');
 }
 
-function CursorInfo({ frame, layer, vp }: { frame: Frame; layer: number; vp: HeatmapViewport }) {
+/** The cell under the cursor; the layer's metrics come first when the rows have no room for them. */
+function CursorInfo({ frame, layer, vp, metricsFirst }: { frame: Frame; layer: number; vp: HeatmapViewport; metricsFirst: boolean }) {
   const { theme } = useView();
   const a = vp.firstExpert + vp.cursorColumn * vp.bin;
   const b = Math.min(frame.experts, a + vp.bin);
   const l = Math.min(layer, frame.layerIds.length - 1);
   const info = binLoad(frame, l, a, b);
   const which = b - a > 1 ? `experts ${a}–${b - 1} (busiest ${info.busiest})` : `expert ${a}`;
+  const metrics = `CV ${fmtNum(frame.cv[l])} · MaxVio ${fmtNum(frame.maxVio[l])} · entropy ${fmtNum(frame.entropy[l], 3)}`;
+  const load = `load ${fmtTimes(info.busiestRel)} uniform · ${fmtInt(info.count)} assignments = ${fmtPct(info.share, 2)} of the layer`;
   return (
     <Text wrap="truncate">
       <Text bold color={theme.accent}>
         L{frame.layerIds[l]} {which}
       </Text>
-      <Text>
-        {' '}
-        load {fmtTimes(info.busiestRel)} uniform · {fmtInt(info.count)} assignments = {fmtPct(info.share, 2)} of the layer
-      </Text>
-      <Text color={theme.muted}>
-        {' '}
-        · CV {fmtNum(frame.cv[l])} · MaxVio {fmtNum(frame.maxVio[l])} · entropy {fmtNum(frame.entropy[l], 3)}
-      </Text>
+      {metricsFirst ? (
+        <>
+          <Text> {metrics} ·</Text>
+          <Text color={theme.muted}> {load}</Text>
+        </>
+      ) : (
+        <>
+          <Text> {load}</Text>
+          <Text color={theme.muted}> · {metrics}</Text>
+        </>
+      )}
     </Text>
   );
 }
