@@ -41,6 +41,9 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
+/** Resolves after every microtask queued so far (the heatmap layer's repaint is one). */
+const drained = () => new Promise<void>((r) => setImmediate(r));
+
 const p90 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.9))]!;
 
 async function main(): Promise<void> {
@@ -124,6 +127,7 @@ async function main(): Promise<void> {
         const t0 = performance.now();
         pub.flush(); // build the frame (src/store), render it (React, Ink), write the changed lines
         if (!(await wrote)) throw new Error('no frame written');
+        await drained(); // the heatmap layer repaints in a microtask after Ink's write
         data.push(performance.now() - t0);
         bytes += tty.bytes - b0;
         blessedTimes.push(peer.draw(store.getState().frame));
@@ -132,6 +136,7 @@ async function main(): Promise<void> {
         const t1 = performance.now();
         store.getState().actions.selectExpert(store.getState().ui.expert + 4);
         if (!(await wrote)) throw new Error('no frame written for a cursor move');
+        await drained();
         cursor.push(performance.now() - t1);
       }
       ink.unmount();

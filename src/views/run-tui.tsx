@@ -15,6 +15,7 @@ import type { PlacementSpec } from '../store/placement.js';
 import { App } from './app.js';
 import { makeViewContext, type ViewContext } from './context.js';
 import { InkStdout } from './heatmap-layer.js';
+import { loadingScreenHandedOver } from './loading-screen.js';
 import { detectColorMode, makeTheme, type ColorMode } from './theme.js';
 import type { SequentialMap } from '../core/palette.js';
 
@@ -95,6 +96,7 @@ export async function runTui(opts: RunTuiOptions): Promise<void> {
     stdout.write(`\x1b[0m${MOUSE_OFF}${SHOW_CURSOR}${LEAVE_ALT}`);
   };
   process.once('exit', restore);
+  loadingScreenHandedOver();
   stdout.write(ENTER_ALT + MOUSE_ON);
 
   const started = performance.now();

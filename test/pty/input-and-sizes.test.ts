@@ -112,3 +112,17 @@ test('250×70: the heatmap uses the space — every row and the full width', asy
   s.press('q');
   assert.equal((await s.exited).exitCode, 0);
 });
+
+test('a bad trace on a terminal: the error is printed on the normal screen, exit 2', async (t) => {
+  const { dir, cleanup } = tempDir();
+  t.after(cleanup);
+  const { writeFileSync } = await import('node:fs');
+  const bad = join(dir, 'bad.arrows');
+  writeFileSync(bad, 'not a trace at all');
+  const s = PtySession.start(['replay', bad], { cols: 100, rows: 30 });
+  t.after(() => s.kill());
+  const exit = await s.exited;
+  assert.equal(exit.exitCode, 2);
+  await s.waitFor(() => s.bufferType() === 'normal');
+  await s.waitFor(/^moescope: .*bad\.arrows/m);
+});

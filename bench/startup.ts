@@ -1,0 +1,117 @@
+/**
+ * Startup as a user sees it, in a real pseudo-terminal (node-pty + @xterm/headless, as test/pty does): the time
+ * from spawning the command to its first frame on screen (any moescope screen: the loading screen counts), and to
+ * the first heatmap drawn with data, for `npm start` (the live demo on the bundled model), the same started as
+ * `node dist/src/cli.js`, and `replay` of the bundled demo trace. Runs alternate between the commands; the
+ * summary is min / median / max over the runs.
+ *
+ *   node dist/bench/startup.js [--runs 5] [--json]
+ *
+ * Goals (issue 17): first frame ≤ 0.5 s, first heatmap ≤ 2 s on the bundled model, medians.
+ */
+import xterm from '@xterm/headless';
+import { spawn } from 'node-pty';
+import { join } from 'node:path';
+import { BENCH_DIR, flag, fmtSummary, loadLine, machineLine, numArg, summarise, type Summary } from './common.js';
+
+const ROOT = join(BENCH_DIR, '..', '..');
+const CLI = join(ROOT, 'dist', 'src', 'cli.js');
+const DEMO_TRACE = join(ROOT, 'fixtures', 'traces', 'tiny-moe-demo.arrows');
+
+interface Variant {
+  name: string;
+  cmd: string;
+  args: string[];
+}
+
+const VARIANTS: Variant[] = [
+  { name: 'npm start (live demo)', cmd: 'npm', args: ['start', '--silent'] },
+  { name: 'node dist/src/cli.js (live demo)', cmd: process.execPath, args: [CLI] },
+  { name: 'replay tiny-moe-demo.arrows', cmd: process.execPath, args: [CLI, 'replay', DEMO_TRACE] },
+];
+
+/** A moescope screen (loading or the TUI), not npm's banner. */
+const FIRST_FRAME = /moescope (live|replay)/;
+/** A heatmap row with data (a layer label followed by cells). */
+const HEATMAP = /^[ !▶]L\d+\s+[█◆▓▒░]/m;
+
+async function once(v: Variant): Promise<{ first: number; heatmap: number }> {
+  const cols = 120;
+  const rows = 36;
+  const term = new xterm.Terminal({ cols, rows, allowProposedApi: true });
+  const env: Record<string, string> = {};
+  for (const [k, val] of Object.entries(process.env)) if (val !== undefined) env[k] = val;
+  Object.assign(env, { TERM: 'xterm-256color', CI: 'false', NO_COLOR: '' });
+  const t0 = performance.now();
+  const p = spawn(v.cmd, v.args, { name: 'xterm-256color', cols, rows, cwd: ROOT, env });
+  let first = NaN;
+  let heatmap = NaN;
+  let parsed = Promise.resolve();
+  return await new Promise((resolve, reject) => {
+    const timeout = setTimeout(() => finish(new Error(`${v.name}: no heatmap within 60 s`)), 60_000);
+    const finish = (e?: Error) => {
+      clearTimeout(timeout);
+      try {
+        p.kill();
+      } catch {
+        // gone
+      }
+      term.dispose();
+      if (e) reject(e);
+      else resolve({ first, heatmap });
+    };
+    p.onData((d) => {
+      const at = performance.now() - t0;
+      parsed = parsed.then(
+        () =>
+          new Promise<void>((r) =>
+            term.write(d, () => {
+              const b = term.buffer.active;
+              let screen = '';
+              for (let y = 0; y < rows; y++) screen += (b.getLine(b.viewportY + y)?.translateToString(true) ?? '') + '\n';
+              if (Number.isNaN(first) && FIRST_FRAME.test(screen)) first = at;
+              if (Number.isNaN(heatmap) && HEATMAP.test(screen) && /Load per expert/.test(screen)) {
+                heatmap = at;
+                finish();
+              }
+              r();
+            }),
+          ),
+      );
+    });
+    p.onExit((e) => {
+      if (Number.isNaN(heatmap)) finish(new Error(`${v.name} exited ${e.exitCode} before a heatmap`));
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  const runs = numArg(process.argv, '--runs', 5);
+  const first: number[][] = VARIANTS.map(() => []);
+  const heat: number[][] = VARIANTS.map(() => []);
+  // One warm-up round (page cache), then rounds with the order rotating.
+  for (let r = -1; r < runs; r++) {
+    for (let j = 0; j < VARIANTS.length; j++) {
+      const v = (j + Math.max(r, 0)) % VARIANTS.length;
+      const x = await once(VARIANTS[v]!);
+      if (r >= 0) {
+        first[v]!.push(x.first);
+        heat[v]!.push(x.heatmap);
+      }
+    }
+  }
+  const out: { name: string; first: Summary; heatmap: Summary }[] = VARIANTS.map((v, i) => ({ name: v.name, first: summarise(first[i]!), heatmap: summarise(heat[i]!) }));
+  console.log(`${machineLine()}\n${loadLine()}\nstartup in a pseudo-terminal, ${runs} runs each (min / median / max):`);
+  for (const o of out) {
+    console.log(`  ${o.name.padEnd(34)} first frame ${fmtSummary(o.first, 0, ' ms')}   first heatmap ${fmtSummary(o.heatmap, 0, ' ms')}`);
+    console.log(
+      `  ${''.padEnd(34)} goals: first frame ≤ 500 ms ${o.first.median <= 500 ? 'met' : 'NOT met'}; first heatmap ≤ 2000 ms ${o.heatmap.median <= 2000 ? 'met' : 'NOT met'}`,
+    );
+  }
+  if (flag(process.argv, '--json')) console.log(JSON.stringify(out));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
