@@ -28,11 +28,27 @@ export function registerReplay(program: Command): void {
     .action(async (trace: string, f: ReplayFlags) => {
       const { UserError } = await import('../core/errors.js');
       if (f.speed > 64) throw new UserError(`--speed must be between 0.25 and 64, got ${f.speed}`);
-      const { openTrace, traceStream } = await import('../trace/index.js');
-      const { runReplay } = await import('../views/index.js');
-      const reader = openTrace(trace);
-      const file = { complete: reader.complete, truncated: reader.truncated };
-      const stream = traceStream(reader, { follow: f.follow });
-      await runReplay({ stream, file, counts: reader.countInfo, follow: f.follow, speed: f.speed, devices: f.devices, plan: f.plan, window: f.window, colormap: f.colormap, ui: f.ui, color: f.color });
+      // The first frame goes up before Arrow and Ink are imported (src/views/loading-screen.ts); an error while
+      // opening gives the screen back before it is printed.
+      const screen = await import('../views/loading-screen.js');
+      if (f.ui !== false && screen.onTerminal()) screen.drawLoadingScreen(`${f.follow ? 'follow' : 'replay'} ${trace}`, 'opening the trace…');
+      try {
+        const { openTrace, traceStream } = await import('../trace/index.js');
+        const { runReplay } = await import('../views/index.js');
+        const reader = openTrace(trace);
+        // Read live: a followed trace's end changes as its writer appends, stops, or dies mid-batch.
+        const file = {
+          get complete() {
+            return reader.complete;
+          },
+          get truncated() {
+            return reader.truncated;
+          },
+        };
+        const stream = traceStream(reader, { follow: f.follow });
+        await runReplay({ stream, file, counts: reader.countInfo, follow: f.follow, speed: f.speed, devices: f.devices, plan: f.plan, window: f.window, colormap: f.colormap, ui: f.ui, color: f.color });
+      } finally {
+        screen.leaveLoadingScreen();
+      }
     });
 }

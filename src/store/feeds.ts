@@ -418,18 +418,77 @@ export class LiveFeed extends PushFeed {
  * Feeds a RoutingStream into the model as it arrives: a live engine run, or a trace being followed. Pause
  * buffers (the producer never slows); `stop()` closes the stream (stops the engine, ends the follow).
  */
+/** How a followed trace file ends right now (TraceReader's complete and truncated, read live). */
+export interface FileProbe {
+  readonly complete: boolean;
+  readonly truncated: { bytesPresent: number } | null;
+}
+
+/** Following a trace that stops growing without its end-of-stream marker: when to say so. */
+export interface FollowWatch {
+  /** No new tokens for this long: the writer may have stopped (ms). */
+  stallMs: number;
+  /** A partial batch at the end for this long: the writer may have died mid-write (ms). */
+  partialMs: number;
+  /** How often to look (ms). */
+  checkMs: number;
+}
+
+export const FOLLOW_WATCH: FollowWatch = { stallMs: 10_000, partialMs: 3_000, checkMs: 1_000 };
+
 export class StreamFeed extends PushFeed {
   readonly kind: 'live' | 'follow';
   private readonly stream: RoutingStream;
   private pump: Promise<void> | null = null;
+  private readonly file: FileProbe | null;
+  private readonly watch: FollowWatch;
+  private watchTimer: NodeJS.Timeout | null = null;
+  private lastGrowth = 0;
+  private partialSince: number | null = null;
 
-  constructor(stream: RoutingStream, model: RoutingModel, kind: 'live' | 'follow') {
+  /**
+   * @param file when following a trace: how its end looks now (the reader's live state), so a writer that stopped
+   * or died mid-batch is reported (`watch`).
+   */
+  constructor(stream: RoutingStream, model: RoutingModel, kind: 'live' | 'follow', opts: { file?: FileProbe; watch?: FollowWatch } = {}) {
     super(model);
     this.stream = stream;
     this.kind = kind;
+    this.file = opts.file ?? null;
+    this.watch = opts.watch ?? FOLLOW_WATCH;
+  }
+
+  protected override pushBatch(b: RoutingBatch, derived?: unknown): void {
+    this.lastGrowth = performance.now();
+    super.pushBatch(b, derived);
+  }
+
+  /**
+   * Says when a followed trace stops growing without its end-of-stream marker (the writer stopped or was killed),
+   * and when a partial batch sits at its end (killed mid-write); the notice clears once tokens flow again.
+   */
+  private check(): void {
+    if (this.ended || this.error || !this.file) return;
+    const now = performance.now();
+    const cut = this.file.truncated;
+    if (cut) this.partialSince ??= now;
+    else this.partialSince = null;
+    let notice: string | null = null;
+    if (this.partialSince !== null && now - this.partialSince >= this.watch.partialMs)
+      notice = `a partial batch (${cut!.bytesPresent.toLocaleString('en-US')} bytes) has sat at the end for ${Math.round((now - this.partialSince) / 1000)} s: the writer may have died mid-write`;
+    else if (!this.file.complete && now - this.lastGrowth >= this.watch.stallMs)
+      notice = `no new tokens for ${Math.round((now - this.lastGrowth) / 1000)} s and no end-of-stream marker: the writer may have stopped`;
+    if (notice !== this.notice) {
+      this.notice = notice;
+      this.onChange?.();
+    }
   }
 
   start(): void {
+    if (this.kind === 'follow' && this.file && !this.watchTimer && !this.pump) {
+      this.lastGrowth = performance.now();
+      this.watchTimer = setInterval(() => this.check(), this.watch.checkMs);
+    }
     this.pump ??= (async () => {
       try {
         for await (const item of this.stream.items()) {
@@ -446,12 +505,20 @@ export class StreamFeed extends PushFeed {
         this.error = e instanceof Error ? e.message : String(e);
         this.ended = true;
       }
+      this.notice = null;
+      this.stopWatch();
       this.onChange?.();
     })();
   }
 
   stop(): void {
+    this.stopWatch();
     this.stream.close();
+  }
+
+  private stopWatch(): void {
+    if (this.watchTimer) clearInterval(this.watchTimer);
+    this.watchTimer = null;
   }
 
   /** Resolves once the stream has ended and everything it yielded reached the feed (immediately if never started). */

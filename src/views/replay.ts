@@ -13,7 +13,7 @@ import { formatSummary } from './summary.js';
 export interface ReplayOptions {
   /** The trace as a stream (src/trace traceStream): seekable, or following when `follow`. Closed on return. */
   stream: RoutingStream;
-  /** How the file looked when opened: end-of-stream marker present, or cut inside a message. */
+  /** How the file ends: end-of-stream marker present, or cut inside a message (read live when following). */
   file: { complete: boolean; truncated: Truncation | null };
   follow?: boolean;
   /** Playback speed ×0.25 … ×64. */
@@ -58,7 +58,7 @@ export async function runReplay(opts: ReplayOptions): Promise<void> {
       return;
     }
     if (stream.tokens === 0 && !opts.follow) throw new UserError(`${stream.label}: the trace has no tokens (use --follow to wait for them)`);
-    const feed = opts.follow ? new StreamFeed(stream, model, 'follow') : new ReplayPlayer(stream, model, { speed: opts.speed ?? 1 });
+    const feed = opts.follow ? new StreamFeed(stream, model, 'follow', { file }) : new ReplayPlayer(stream, model, { speed: opts.speed ?? 1 });
     const runTui = await loadRunTui();
     await runTui({
       model,

@@ -1,17 +1,13 @@
 /**
  * Runs the TUI: alternate screen, Ink (frames capped at `fps`), the heatmap layer, mouse
  * reporting, redraw on resize, and a terminal restored on every way out (q, ctrl-c, an exception, process exit).
- * The first frame is drawn at once: while the source is still opening (`open`), a loading screen says what it waits
- * for.
+ * Until Ink's first frame, the commands' loading screen (loading-screen.ts) is on the screen.
  */
 import chalk from 'chalk';
-import { Box, Text, render, useInput, type Instance } from 'ink';
-import { createStore, type StoreApi } from 'zustand/vanilla';
-import { useStore } from 'zustand';
-import { createTuiStore, startPublishing, type Publisher, type SourceInfo, type TuiStore, type UiState } from '../store/app-store.js';
+import { render, type Instance } from 'ink';
+import { createTuiStore, startPublishing, type SourceInfo, type TuiStore, type UiState } from '../store/app-store.js';
 import type { Feed } from '../store/feeds.js';
 import type { RoutingModel } from '../store/model.js';
-import type { PlacementSpec } from '../store/placement.js';
 import { App } from './app.js';
 import { makeViewContext, type ViewContext } from './context.js';
 import { InkStdout } from './heatmap-layer.js';
@@ -20,16 +16,8 @@ import { detectColorMode, makeTheme, type ColorMode } from './theme.js';
 import type { SequentialMap } from '../core/palette.js';
 
 export interface RunTuiOptions {
-  /** The model and the feed that fills it … */
-  model?: RoutingModel;
-  feed?: Feed;
-  /**
-   * … or how to get them: called after the first frame is on screen; `progress` changes the loading screen's
-   * line. Quitting while it runs resolves runTui at once (the caller stops what it started).
-   */
-  open?: (progress: (what: string) => void) => Promise<{ model: RoutingModel; feed: Feed; placement?: PlacementSpec | null }>;
-  /** What the loading screen says first (default: "opening <label>…"). */
-  loading?: string;
+  model: RoutingModel;
+  feed: Feed;
   source: SourceInfo;
   /** commander's --no-color gives false. */
   color?: boolean;
@@ -58,26 +46,6 @@ const RESIZE_SETTLE_MS = 40;
 
 const CHALK_LEVEL: Record<ColorMode, 0 | 1 | 2 | 3> = { none: 1, ansi256: 2, truecolor: 3 };
 
-/** The loading screen's state: what is being opened, since when, and whether the user asked to quit. */
-interface LoadingState {
-  what: string;
-  quit: boolean;
-}
-
-function Loading({ state, source, start }: { state: StoreApi<LoadingState>; source: SourceInfo; start: number }) {
-  const what = useStore(state, (s) => s.what);
-  return (
-    <Box flexDirection="column">
-      <Text>
-        <Text bold>moescope</Text> {source.kind} <Text bold>{source.label}</Text>
-      </Text>
-      <Text> </Text>
-      <Text>⧗ {what}</Text>
-      <Text dimColor>started {((performance.now() - start) / 1000).toFixed(1)} s ago · q quits</Text>
-    </Box>
-  );
-}
-
 /** Resolves when the user quits. The feed is started here and stopped before returning. */
 export async function runTui(opts: RunTuiOptions): Promise<void> {
   const stdout = opts.stdout ?? process.stdout;
@@ -99,12 +67,17 @@ export async function runTui(opts: RunTuiOptions): Promise<void> {
   loadingScreenHandedOver();
   stdout.write(ENTER_ALT + MOUSE_ON);
 
-  const started = performance.now();
-  const loading = createStore<LoadingState>(() => ({ what: opts.loading ?? `opening ${opts.source.label}…`, quit: false }));
-  let store: TuiStore | null = null;
-  let publisher: Publisher | null = null;
-  let feed: Feed | null = null;
-  const quit = () => (store ? store.getState().actions.quit() : loading.setState({ quit: true }));
+  const store = createTuiStore({
+    model: opts.model,
+    feed: opts.feed,
+    source: opts.source,
+    ui: opts.ui,
+    term: { columns: stdout.columns || 80, rows: stdout.rows || 24 },
+    mono: mode === 'none',
+  });
+  opts.onStore?.(store);
+  const publisher = startPublishing(store, opts.model, opts.feed, opts.fps ?? 15);
+  const quit = () => store.getState().actions.quit();
   // A polite kill (or the terminal going away) quits like q does, so the caller can close what it opened.
   process.on('SIGTERM', quit);
   process.on('SIGHUP', quit);
@@ -117,7 +90,6 @@ export async function runTui(opts: RunTuiOptions): Promise<void> {
       resizeTimer = null;
       const columns = stdout.columns || 80;
       const rows = stdout.rows || 24;
-      if (!store) return;
       const t = store.getState().term;
       if (t.columns === columns && t.rows === rows) return store.getState().actions.redraw();
       // Clear the screen and Ink's memory of it: the frame at the new size is written whole, from the top.
@@ -142,42 +114,11 @@ export async function runTui(opts: RunTuiOptions): Promise<void> {
       incrementalRendering: false,
       maxFps: opts.fps ?? 15,
     };
-    let opened: { model: RoutingModel; feed: Feed; placement?: PlacementSpec | null };
-    if (opts.model && opts.feed) opened = { model: opts.model, feed: opts.feed };
-    else {
-      if (!opts.open) throw new Error('runTui needs a model and a feed, or open()');
-      ink = render(<LoadingInput state={loading} source={opts.source} start={started} />, renderOpts);
-      const tick = setInterval(() => loading.setState({}), 100);
-      try {
-        const quitting = new Promise<null>((resolve) => {
-          if (loading.getState().quit) resolve(null);
-          loading.subscribe((s) => s.quit && resolve(null));
-        });
-        const r = await Promise.race([opts.open((what) => loading.setState({ what })), quitting]);
-        if (r === null) return;
-        opened = r;
-      } finally {
-        clearInterval(tick);
-      }
-    }
-    feed = opened.feed;
-    store = createTuiStore({
-      model: opened.model,
-      feed: opened.feed,
-      source: opened.placement !== undefined ? { ...opts.source, placement: opened.placement } : opts.source,
-      ui: opts.ui,
-      term: { columns: stdout.columns || 80, rows: stdout.rows || 24 },
-      mono: mode === 'none',
-    });
-    opts.onStore?.(store);
-    publisher = startPublishing(store, opened.model, opened.feed, opts.fps ?? 15);
-    if (ink) ink.rerender(<App store={store} view={view} />);
-    else ink = render(<App store={store} view={view} />, renderOpts);
-    opened.feed.start();
-    const s = store;
+    ink = render(<App store={store} view={view} />, renderOpts);
+    opts.feed.start();
     await new Promise<void>((resolve) => {
-      if (s.getState().ui.quit) return resolve();
-      const unsub = s.subscribe((st) => {
+      if (store.getState().ui.quit) return resolve();
+      const unsub = store.subscribe((st) => {
         if (st.ui.quit) {
           unsub();
           resolve();
@@ -185,8 +126,8 @@ export async function runTui(opts: RunTuiOptions): Promise<void> {
       });
     });
   } finally {
-    feed?.stop();
-    publisher?.stop();
+    opts.feed.stop();
+    publisher.stop();
     stdout.off('resize', onResize);
     if (resizeTimer) clearTimeout(resizeTimer);
     (ink as Instance | null)?.unmount();
@@ -198,18 +139,6 @@ export async function runTui(opts: RunTuiOptions): Promise<void> {
     chalk.level = previousLevel;
     restoreConsole();
   }
-}
-
-/** The loading screen, with q / ctrl-c to give up waiting. */
-function LoadingInput(props: { state: StoreApi<LoadingState>; source: SourceInfo; start: number }) {
-  useInputQuit(props.state);
-  return <Loading {...props} />;
-}
-
-function useInputQuit(state: StoreApi<LoadingState>) {
-  useInput((input, key) => {
-    if (input === 'q' || (key.ctrl && input === 'c')) state.setState({ quit: true });
-  });
 }
 
 /** Holds console output while the screen belongs to the TUI, and prints it to stderr afterwards. */

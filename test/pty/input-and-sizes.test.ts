@@ -90,7 +90,8 @@ test('80×24 at DeepSeek scale: metric columns and key hints that do not fit are
   await run(process.execPath, [CLI, 'synth', '-o', trace, '--layers', '58', '--experts', '256', '--top-k', '8', '--tokens', '400', '--skew', 'zipf:1.1']);
   const s = PtySession.start(['replay', trace], { cols: 80, rows: 24 });
   t.after(() => s.kill());
-  const screen = await s.waitFor((x) => /■ end/.test(x) && /\+\d+ more: \?/.test(x), 30_000);
+  // A frame reaches the terminal in several writes (Ink's, then the heatmap's): wait for all of it.
+  const screen = await s.waitFor((x) => /■ end/.test(x) && /\+\d+ more: \?/.test(x) && /^ *L14 /m.test(x), 30_000);
   assert.match(screen, /^Load per expert · MaxVio, entropy columns need \d+ columns/m);
   assert.match(screen, /^ *L\d+ .*\d\.\d\d$/m, 'the CV column stays');
   assert.match(screen, /^L\d+ experts? [\d–]+.* CV [\d.—]+ · MaxVio [\d.—]+ · entropy [\d.—]+/m, 'the cursor line carries the dropped metrics');

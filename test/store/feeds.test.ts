@@ -186,7 +186,7 @@ test('follow: says when the writer stopped without its end-of-stream marker, and
     w.flush();
     const t = openTrace(path);
     const m = new RoutingModel(schema, META);
-    const f = new FollowFeed(t, m, 10, watch);
+    const f = new StreamFeed(traceStream(t, { follow: true, pollMs: 10 }), m, 'follow', { file: t, watch });
     f.start();
     await waitFor(() => m.tokens === 2, 'the first batch');
     assert.equal(f.state().notice, null, 'not yet');
@@ -195,7 +195,6 @@ test('follow: says when the writer stopped without its end-of-stream marker, and
     w.flush();
     await waitFor(() => m.tokens === 4 && f.state().notice === null, 'the notice clears when tokens arrive');
     f.stop();
-    t.close();
     w.close();
 
     // A writer killed mid-batch: the file ends inside a record batch.
@@ -209,12 +208,11 @@ test('follow: says when the writer stopped without its end-of-stream marker, and
     truncateSync(cut, whole + Math.floor((statSync(cut).size - whole) / 2));
     const t2 = openTrace(cut);
     const m2 = new RoutingModel(schema, META);
-    const f2 = new FollowFeed(t2, m2, 10, watch);
+    const f2 = new StreamFeed(traceStream(t2, { follow: true, pollMs: 10 }), m2, 'follow', { file: t2, watch });
     f2.start();
     await waitFor(() => /a partial batch \([\d,]+ bytes\) has sat at the end for \d+ s: the writer may have died mid-write/.test(f2.state().notice ?? ''), 'partial notice');
     assert.equal(m2.tokens, 2, 'every complete token is shown');
     f2.stop();
-    t2.close();
   } finally {
     cleanup();
   }
