@@ -11,6 +11,7 @@
  *   5 trace bytes / raw routing payload                                    bench/trace-size.ts
  *   6 peak RSS streaming a multi-GB trace                                  bench/trace-size.ts, bench/rss-stream.ts
  *   7 `moescope --help` cold start vs `node -e 0`                          bench/cold-start.ts
+ *   8 first frame and first heatmap of `npm start` / `replay` in a PTY     bench/startup.ts
  *
  * Every bench runs as a child process (its own heap, JIT and peak RSS); a bench that is missing prints "not
  * available", one that fails prints FAILED with its last words — neither stops the others. The N-token trace
@@ -45,6 +46,7 @@ import {
   type Frame,
 } from './common.js';
 import type { ColdStartResult } from './cold-start.js';
+import type { StartupResult } from './startup.js';
 import type { IngestResult } from './ingest.js';
 import type { RssStreamResult } from './rss-stream.js';
 
@@ -396,6 +398,29 @@ function coldRow(): void {
   });
 }
 
+// ── 8. startup in a terminal ──────────────────────────────────────────────────────────────────────────────────
+
+function startupRows(): void {
+  const goal = 'first frame ≤ 500 ms; heatmap ≤ 2 s (medians)';
+  const script = benchScript('startup');
+  if (!script) return missing(8, 'first frame / first heatmap in a PTY', goal, 'startup');
+  const runs = QUICK ? 3 : 5;
+  progress(`8 startup in a PTY: ${runs} runs each`);
+  const r = runChild(process.execPath, [script, '--runs', String(runs), '--json'], { timeout: 900_000 });
+  const res = lastJsonLine<StartupResult[]>(r.stdout);
+  if (!res) return failed(8, 'first frame / first heatmap in a PTY', goal, failure('startup.js', r));
+  const floor = res.find((x) => x.floor);
+  for (const x of res.filter((y) => !y.floor))
+    row({
+      n: 8,
+      what: `startup in a PTY: ${x.name}`,
+      goal,
+      result: `first frame ${fmtSummary(x.first, 0, ' ms')}; heatmap ${fmtSummary(x.heatmap, 0, ' ms')}`,
+      baseline: floor ? `a Node process printing at once: ${fmtSummary(floor.first, 0, ' ms')}` : '—',
+      verdict: x.first.median <= 500 && x.heatmap.median <= 2000 ? 'met' : 'MISSED',
+    });
+}
+
 // ── Table ──────────────────────────────────────────────────────────────────────────────────────────────────────
 
 function table(): string {
@@ -450,6 +475,7 @@ function main(): void {
   if (want(3)) engineRow();
   if (want(4)) uiRow();
   if (want(7)) coldRow();
+  if (want(8)) startupRows();
   rows.sort((a, b) => a.n - b.n);
 
   if (PROFILE)
