@@ -173,3 +173,19 @@ test('a plan file from EPLB: replicas split their expert\'s load; balancedness m
     cleanup();
   }
 });
+
+test('a frame is a snapshot: tokens arriving after it was built (the ring wrapping over the ones it shows) do not change it', () => {
+  const m = new RoutingModel(schema, META, { ringTokens: 8 }); // held: the largest window (4096) at least
+  const words = Array.from({ length: 8 }, (_, i) => ({ text: ` w${i}`, experts: [[i % 4, (i + 1) % 4], [3, 2]] }));
+  for (const b of batches(schema, words)) m.add(b);
+  const f = buildFrame(m, { scope: 'run', layer: 0, token: 5, placement: null, tokenSpan: 100 });
+  const shown = JSON.stringify({ stream: f.stream, token: f.token, ring: f.ring, counts: Array.from(f.counts) });
+  assert.deepEqual(
+    f.stream.map((t) => t.text),
+    words.map((w) => w.text),
+  );
+  const later = Array.from({ length: 4200 }, (_, i) => ({ text: ` later${i}`, experts: [[3, 2], [0, 1]] }));
+  for (const b of batches(schema, later)) m.add(b);
+  assert.ok(!m.ring.has(5), 'the ring has moved past the tokens the frame shows');
+  assert.equal(JSON.stringify({ stream: f.stream, token: f.token, ring: f.ring, counts: Array.from(f.counts) }), shown);
+});

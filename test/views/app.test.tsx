@@ -222,3 +222,42 @@ test('at the end of a replay , steps back (and stays paused); + and - say why no
     s.done();
   }
 });
+
+test('selectors: a cursor move re-renders the Overview, not the status bar; a feed change re-renders the status bar, not the Overview', async () => {
+  const { Profiler } = await import('react');
+  const { StatusBar } = await import('../../src/views/components/Bars.js');
+  const { Overview } = await import('../../src/views/components/Overview.js');
+  const { StoreCtx, ViewCtx } = await import('../../src/views/context.js');
+  const { render } = await import('ink-testing-library');
+  const s = setup();
+  try {
+    const renders = { status: 0, overview: 0 };
+    const view = makeViewContext(makeTheme('ansi256'));
+    const r = render(
+      <StoreCtx.Provider value={s.store}>
+        <ViewCtx.Provider value={view}>
+          <Profiler id="status" onRender={() => renders.status++}>
+            <StatusBar />
+          </Profiler>
+          <Profiler id="overview" onRender={() => renders.overview++}>
+            <Overview />
+          </Profiler>
+        </ViewCtx.Provider>
+      </StoreCtx.Provider>,
+    );
+    await tick();
+    const before = { ...renders };
+    s.store.getState().actions.selectExpert(3);
+    await tick();
+    assert.ok(renders.overview > before.overview, 'the Overview shows the cursor');
+    assert.equal(renders.status, before.status, 'the status bar did not re-render');
+    const mid = { ...renders };
+    s.store.setState({ feed: { ...s.store.getState().feed, speed: 4 } });
+    await tick();
+    assert.ok(renders.status > mid.status, 'the status bar shows the speed');
+    assert.equal(renders.overview, mid.overview, 'the Overview did not re-render');
+    r.unmount();
+  } finally {
+    s.done();
+  }
+});
