@@ -110,7 +110,11 @@ async function runLive(model: string, f: RunFlags, views: typeof import('../view
   const label = `run · ${basename(model) === 'model.onnx' ? basename(dirname(model)) : basename(model)}`;
   // With logits, the engine worker scores them (src/stats/live-logits.ts): the thread that draws gets L × 8 numbers.
   const reducer = options.logits ? (await import('../stats/live-logits.js')).LIVE_LOGITS_REDUCER : undefined;
-  const live = await engine.generationStream(engine.startGeneration({ ...options, reducer }), label); // bad input fails here, before the screen is taken over
+  const handle = engine.startGeneration({ ...options, reducer });
+  // Ink, React and Yoga load on this thread while the worker opens the model (a failed load is not waited for).
+  const tui = views.loadRunTui().catch(() => null);
+  const live = await engine.generationStream(handle, label); // bad input fails here, before the screen is taken over
+  await tui;
   let writer: import('../trace/index.js').TraceWriter | null = null;
   let stream: import('../core/routing-stream.js').RoutingStream = live;
   if (f.record) {
