@@ -55,7 +55,8 @@ test('mouse: clicking a tab opens its pane, clicking a heatmap row selects the l
   await s.waitFor(/Tokens · coloured by first-choice expert/);
   const overview = tabSpans(active).find((x) => x.pane === 'overview')!;
   s.press(mouse(0, overview.start + 3, 2));
-  screen = await s.waitFor(/Load per expert/);
+  // Ink's frame and the heatmap's lines reach the terminal in separate writes: wait for the row itself.
+  screen = await s.waitFor((x) => /Load per expert/.test(x) && /^[ !▶]L2\s+[█◆]/m.test(x));
   const row = screen.split('\n').findIndex((l) => /^[ !▶]L2\s/.test(l));
   assert.ok(row > 0, 'the L2 row is on screen');
   s.press(mouse(0, 10, row + 1));
