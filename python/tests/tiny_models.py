@@ -52,7 +52,11 @@ SMALL: dict[str, Any] = {
     "qk_nope_head_dim": 16,
     "v_head_dim": 16,
     "num_shared_experts": 1,
-    "zero_expert_num": 2,  # LongCat-Flash: routed over E + 2 identity ("zero-computation") experts
+    "zero_expert_num": 2,
+    "attn_layer_period": 2,  # Jamba: layer 1 attention, layer 0 mamba; both MoE
+    "attn_layer_offset": 1,
+    "expert_layer_period": 1,
+    "expert_layer_offset": 0,  # LongCat-Flash: routed over E + 2 identity ("zero-computation") experts
     "n_shared_experts": 1,
     "sliding_window": 64,
     "pad_token_id": 0,
