@@ -358,12 +358,14 @@ function importPerToken(loaded: Loaded[], output: string, opts: SglangOptions): 
   if (recs.length === 0) throw new UserError(`${dumps.map((d) => d.file).join(', ')}: no forward-pass records`);
   const torchOf = (file: string) => loaded.find((l) => l.file === file)!.torch;
 
-  // First pass: which layers route, and the top-k (valid slots per token), from the ids alone.
+  // First pass: which layers route, and the top-k (valid slots per token), from the ids alone. Each record's ids
+  // are read again in the second pass rather than kept: memory holds one record's tensor, not the dump's.
   const routed = new Uint8Array(L);
   let K = 0;
-  const ids: TensorData[] = [];
+  const idsOf = (r: TokenRecord): TensorData =>
+    tensorOf(torchOf(r.file), dictGet(r.record, 'topk_ids_of_layer'), `topk_ids_of_layer of forward pass ${r.fp}`, 3, r.file);
   for (const r of recs) {
-    const t = tensorOf(torchOf(r.file), dictGet(r.record, 'topk_ids_of_layer'), `topk_ids_of_layer of forward pass ${r.fp}`, 3, r.file);
+    const t = idsOf(r);
     if (t.shape[0] !== L) throw new UserError(`${r.file}: topk_ids_of_layer of forward pass ${r.fp} has ${t.shape[0]} layers, the map ${L}`);
     const [, T, S] = t.shape as [number, number, number];
     for (let l = 0; l < L; l++)
@@ -378,7 +380,6 @@ function importPerToken(loaded: Loaded[], output: string, opts: SglangOptions): 
         if (valid > 0) routed[l] = 1;
         K = Math.max(K, valid);
       }
-    ids.push(t);
   }
   const keep = Array.from({ length: L }, (_, l) => l).filter((l) => routed[l]);
   if (keep.length === 0) throw new UserError(`${dumps.map((d) => d.file).join(', ')}: every top-k id is -1: nothing was recorded`);
@@ -398,8 +399,8 @@ function importPerToken(loaded: Loaded[], output: string, opts: SglangOptions): 
     const experts = new Array<number>(keep.length * K);
     const weights = new Array<number>(keep.length * K).fill(1 / K);
     let seq = 0;
-    recs.forEach((r, i) => {
-      const t = ids[i]!;
+    recs.forEach((r) => {
+      const t = idsOf(r);
       const [, T, S] = t.shape as [number, number, number];
       const inputIds = intList(dictGet(r.record, 'input_ids'), 'input_ids', r.file);
       const positions = intList(dictGet(r.record, 'positions'), 'positions', r.file);
