@@ -152,11 +152,20 @@ export function validateSchema(s: RoutingSchema): void {
     throw new UserError(`invalid routing schema: ${why}`);
   };
   if (!Array.isArray(s.layers) || s.layers.length === 0) bad('no MoE layers');
-  if (s.layers.some((l) => !Number.isInteger(l) || l < 0)) bad(`layer ids must be non-negative integers`);
+  if (s.layers.length > MAX_LAYERS) bad(`${s.layers.length} MoE layers is more than ${MAX_LAYERS}`);
+  if (s.layers.some((l) => !Number.isInteger(l) || l < 0 || l > 0x7fffffff)) bad(`layer ids must be non-negative integers`);
   if (!Number.isInteger(s.experts) || s.experts < 1 || s.experts > 65536) bad(`experts must be 1…65536, got ${s.experts}`);
   if (!Number.isInteger(s.topK) || s.topK < 1 || s.topK > s.experts) bad(`topK must be 1…${s.experts}, got ${s.topK}`);
   if (s.scoring !== 'softmax' && s.scoring !== 'sigmoid') bad(`scoring must be softmax or sigmoid, got ${String(s.scoring)}`);
+  // One token's row must stay a sane size (the writer, reader and stats allocate per-token arrays of L·E).
+  if (s.layers.length * s.experts > MAX_LAYER_EXPERTS)
+    bad(`${s.layers.length} layers × ${s.experts} experts is more than ${MAX_LAYER_EXPERTS.toLocaleString('en-US')} per token`);
 }
+
+/** Most MoE layers (routers) a trace may declare: far above any model (DeepSeek-V3: 58), far below a bad header. */
+export const MAX_LAYERS = 4096;
+/** Most layers × experts per token (a token's logits row): 16 Mi values, 32 MiB of float16 per token. */
+export const MAX_LAYER_EXPERTS = 1 << 24;
 
 function fixedList(name: string, size: number, child: DataType): Field {
   return new Field(name, new FixedSizeList(size, new Field('item', child, false)), false);

@@ -9,8 +9,15 @@
  * https://arrow.apache.org/docs/format/Columnar.html#encapsulated-message-format
  */
 import { readSync, writevSync } from 'node:fs';
-import { Message } from 'apache-arrow/ipc/metadata/message';
+import { Message, type RecordBatch } from 'apache-arrow/ipc/metadata/message';
 import { MessageHeader } from 'apache-arrow/enum';
+import type { Schema } from 'apache-arrow/schema';
+import { ByteBuffer } from 'flatbuffers';
+import { Message as FbMessage } from 'apache-arrow/fb/message';
+import { Schema as FbSchema } from 'apache-arrow/fb/schema';
+import { Field as FbField } from 'apache-arrow/fb/field';
+import { RecordBatch as FbRecordBatch } from 'apache-arrow/fb/record-batch';
+import { DictionaryBatch as FbDictionaryBatch } from 'apache-arrow/fb/dictionary-batch';
 import { UserError } from '../core/errors.js';
 
 const CONTINUATION = 0xffffffff;
@@ -38,6 +45,8 @@ export type ScannedMessage =
       kind: 'message';
       start: number;
       message: Message;
+      /** The decoded header (validated: see decodeMessage). */
+      header: Schema | RecordBatch | null;
       /** Where the flatbuffer starts (after the framing). */
       metaOffset: number;
       bodyOffset: number;
@@ -84,20 +93,106 @@ export function scanMessageAt(fd: number, start: number, fileSize: number, file:
   if (avail < headerLen + metaLen) return { kind: 'partial', start, present: avail, total: null, rows: null };
   const meta = new Uint8Array(metaLen);
   preadFully(fd, meta, start + headerLen);
-  let message: Message;
-  try {
-    message = Message.decode(meta);
-  } catch (e) {
-    throw new UserError(`${file}: corrupt trace: unreadable message header at byte ${start}`);
-  }
+  const { message, header } = decodeMessage(meta, file, start);
   const bodyOffset = start + headerLen + metaLen;
   const bodyLength = message.bodyLength;
   const end = bodyOffset + bodyLength;
   if (end > fileSize) {
-    const rows = message.headerType === MessageHeader.RecordBatch ? (message.header() as { length: number }).length : null;
+    const rows = message.headerType === MessageHeader.RecordBatch ? (header as RecordBatch).length : null;
     return { kind: 'partial', start, present: avail, total: end - start, rows };
   }
-  return { kind: 'message', start, message, metaOffset: start + headerLen, bodyOffset, bodyLength, end };
+  return { kind: 'message', start, message, header, metaOffset: start + headerLen, bodyOffset, bodyLength, end };
+}
+
+/**
+ * A message's flatbuffer, decoded and checked before anything uses it: apache-arrow turns int64 fields into
+ * numbers lazily and throws a TypeError on values past 2^53, and trusts lengths and offsets. Every size the
+ * header declares must be a non-negative safe integer, every buffer must lie inside the body, no field node may
+ * have more nulls than rows. `at` is the message's byte offset (for the message).
+ */
+export function decodeMessage(meta: Uint8Array, file: string, at: number): { message: Message; header: Schema | RecordBatch | null } {
+  const corrupt = (why: string): never => {
+    throw new UserError(`${file}: corrupt trace: ${why} in the message at byte ${at}`);
+  };
+  const tooMany = vectorLengthProblem(meta);
+  if (tooMany) corrupt(tooMany);
+  let message: Message;
+  let header: Schema | RecordBatch | null;
+  try {
+    message = Message.decode(meta);
+    header = message.headerType === MessageHeader.NONE ? null : (message.header() as Schema | RecordBatch);
+  } catch {
+    return corrupt('unreadable header');
+  }
+  const body = message.bodyLength;
+  if (!Number.isSafeInteger(body) || body < 0) corrupt(`bad body length ${body}`);
+  if (message.headerType === MessageHeader.RecordBatch) {
+    const rb = header as RecordBatch;
+    if (!Number.isSafeInteger(rb.length) || rb.length < 0) corrupt(`bad row count ${rb.length}`);
+    for (const [i, b] of rb.buffers.entries())
+      if (!(Number.isSafeInteger(b.offset) && Number.isSafeInteger(b.length) && b.offset >= 0 && b.length >= 0 && b.offset + b.length <= body))
+        corrupt(`buffer ${i} lies outside the body`);
+    for (const [i, n] of rb.nodes.entries())
+      if (!(Number.isSafeInteger(n.length) && Number.isSafeInteger(n.nullCount) && n.length >= 0 && n.nullCount >= 0 && n.nullCount <= n.length))
+        corrupt(`bad field node ${i}`);
+  }
+  return { message, header };
+}
+
+/**
+ * apache-arrow loops over every flatbuffer vector a header declares (fields, children, field nodes, buffers …):
+ * a corrupt length of 2^31 runs it out of memory before any check of ours. A vector of n entries takes at least
+ * 4·n bytes of the M-byte flatbuffer (16·n for nodes and buffers), and all the fields of a schema together at
+ * least 4 bytes each: anything more is corrupt. Returns the problem, or null.
+ */
+function vectorLengthProblem(meta: Uint8Array): string | null {
+  const M = meta.byteLength;
+  let budget = Math.floor(M / 4); // fields (with children) a schema of M bytes can hold
+  const check = (what: string, n: number, bytesEach = 4): string | null =>
+    !Number.isInteger(n) || n < 0 || n * bytesEach > M ? `${what} count ${n} does not fit in its ${M}-byte header` : null;
+  try {
+    const msg = FbMessage.getRootAsMessage(new ByteBuffer(meta));
+    const top = check('metadata', msg.customMetadataLength());
+    if (top) return top;
+    const batch = (rb: FbRecordBatch | null): string | null =>
+      rb === null
+        ? null
+        : (check('field node', rb.nodesLength(), 16) ??
+          check('buffer', rb.buffersLength(), 16) ??
+          check('variadic buffer', rb.variadicBufferCountsLength(), 8));
+    const field = (f: FbField | null, depth: number): string | null => {
+      if (f === null) return null;
+      if (--budget < 0 || depth > 64) return 'schema fields do not fit in its header';
+      const own = check('child field', f.childrenLength()) ?? check('field metadata', f.customMetadataLength());
+      if (own) return own;
+      for (let i = 0; i < f.childrenLength(); i++) {
+        const p = field(f.children(i), depth + 1);
+        if (p) return p;
+      }
+      return null;
+    };
+    switch (msg.headerType()) {
+      case MessageHeader.Schema: {
+        const sc = msg.header(new FbSchema()) as FbSchema | null;
+        if (sc === null) return null;
+        const own = check('field', sc.fieldsLength()) ?? check('schema metadata', sc.customMetadataLength()) ?? check('feature', sc.featuresLength(), 8);
+        if (own) return own;
+        for (let i = 0; i < sc.fieldsLength(); i++) {
+          const p = field(sc.fields(i), 0);
+          if (p) return p;
+        }
+        return null;
+      }
+      case MessageHeader.RecordBatch:
+        return batch(msg.header(new FbRecordBatch()) as FbRecordBatch | null);
+      case MessageHeader.DictionaryBatch:
+        return batch((msg.header(new FbDictionaryBatch()) as FbDictionaryBatch | null)?.data() ?? null);
+      default:
+        return null;
+    }
+  } catch {
+    return 'unreadable header';
+  }
 }
 
 /**

@@ -8,7 +8,7 @@
  */
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Message, type RecordBatch } from 'apache-arrow/ipc/metadata/message';
+import type { RecordBatch } from 'apache-arrow/ipc/metadata/message';
 import type { Schema } from 'apache-arrow/schema';
 import { sliceBatch, type OptionalColumn, type RoutingBatch, type RoutingSchema } from '../core/batch.js';
 import type { StreamMeta } from '../core/stream.js';
@@ -18,7 +18,7 @@ import { ColumnsBuffer } from './columns.js';
 import { BodyView, decodeBatch, decodeCountBatch, type DecodeContext } from './decode.js';
 import { COL, optionalColumnsOf, parseTraceSchema, type CountTraceInfo, type TraceHeader } from './format.js';
 import type { CountBatch } from '../core/count-batch.js';
-import { preadFully, scanMessageAt } from './ipc.js';
+import { decodeMessage, preadFully, scanMessageAt } from './ipc.js';
 import { columnSlots } from './layout.js';
 import { memoryFromJson } from './memory-json.js';
 
@@ -100,7 +100,7 @@ export class TraceReader {
       if (first === null || first.kind === 'eos') throw new UserError(`${path}: not an Arrow IPC stream trace`);
       if (first.kind === 'partial') throw new TraceNotReadyError(`${path}: trace cut short inside its schema (${this.size} bytes)`);
       if (!first.message.isSchema()) throw new UserError(`${path}: not an Arrow IPC stream trace (no schema first)`);
-      this.arrowSchema = first.message.header() as Schema;
+      this.arrowSchema = first.header as Schema;
       this.header = parseTraceSchema(this.arrowSchema, path);
       this.columns = this.header.kind === 'counts' ? [] : optionalColumnsOf(this.arrowSchema);
       this.ctx = { schema: this.header.schema, slots: columnSlots(this.arrowSchema, path), file: path };
@@ -198,7 +198,11 @@ export class TraceReader {
         break;
       }
       if (m.message.isRecordBatch()) {
-        const rb = m.message.header() as RecordBatch;
+        const rb = m.header as RecordBatch;
+        // Every row holds at least its 4-byte seq: a header claiming more rows than that is corrupt (checked here,
+        // before any count or allocation trusts it).
+        if (rb.length * 4 > m.bodyLength)
+          throw new UserError(`${this.path}: corrupt trace: a batch at byte ${m.start} claims ${rb.length} rows in ${m.bodyLength} bytes`);
         if (rb.compression) throw new UserError(`${this.path}: compressed record batches are not supported in traces`);
         this.metaOffset.push(m.metaOffset);
         this.bodyOffset.push(m.bodyOffset);
@@ -275,7 +279,7 @@ export class TraceReader {
       buf = this.scratch.subarray(0, size);
     } else buf = Buffer.allocUnsafeSlow(size);
     if (preadFully(fd, buf, metaStart) !== buf.byteLength) throw new UserError(`${this.path}: trace shrank while being read`);
-    const rb = Message.decode(buf.subarray(0, bodyStart - metaStart)).header() as RecordBatch;
+    const rb = decodeMessage(buf.subarray(0, bodyStart - metaStart), this.path, metaStart).header as RecordBatch;
     if (rb.length !== this.rows[index]) throw new UserError(`${this.path}: trace changed while being read`);
     return { buf, rb, where: `${this.path} (batch ${index})` };
   }
@@ -319,7 +323,7 @@ export class TraceReader {
       const metaStart = this.metaOffset[i]!;
       const meta = Buffer.allocUnsafeSlow(this.bodyOffset[i]! - metaStart);
       preadFully(fd, meta, metaStart);
-      const rb = Message.decode(meta).header() as RecordBatch;
+      const rb = decodeMessage(meta, this.path, metaStart).header as RecordBatch;
       const node = rb.nodes[memSlot.node];
       if (!node || node.nullCount === node.length) continue;
       const regions = [0, 1, 2].map((k) => rb.buffers[memSlot.buffer + k]).filter((r) => r && r.length > 0);
