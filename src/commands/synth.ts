@@ -33,10 +33,10 @@ export function registerSynth(program: Command): void {
     .option('--rank <r>', 'add a rank column holding R (one rank of a multi-process run)', intArg('--rank', 0, 65535))
     .option('--step-tokens <t>', 'add a step column: T tokens per training step', intArg('--step-tokens', 1))
     .action(async (o: SynthFlags) => {
-      const { synthesize, parseSkew, parseCollapse } = await import('../trace/synth.js');
+      const { synthesizeInterruptible, parseSkew, parseCollapse } = await import('../trace/synth.js');
       const { describeSchema } = await import('../core/batch.js');
       const t0 = performance.now();
-      const r = synthesize(o.output, {
+      const r = await synthesizeInterruptible(o.output, {
         layers: o.layers,
         experts: o.experts,
         topK: o.topK,

@@ -152,14 +152,24 @@ export function validateSchema(s: RoutingSchema): void {
     throw new UserError(`invalid routing schema: ${why}`);
   };
   if (!Array.isArray(s.layers) || s.layers.length === 0) bad('no MoE layers');
-  if (s.layers.length > MAX_LAYERS) bad(`${s.layers.length} MoE layers is more than ${MAX_LAYERS}`);
   if (s.layers.some((l) => !Number.isInteger(l) || l < 0 || l > 0x7fffffff)) bad(`layer ids must be non-negative integers`);
   if (!Number.isInteger(s.experts) || s.experts < 1 || s.experts > 65536) bad(`experts must be 1…65536, got ${s.experts}`);
   if (!Number.isInteger(s.topK) || s.topK < 1 || s.topK > s.experts) bad(`topK must be 1…${s.experts}, got ${s.topK}`);
   if (s.scoring !== 'softmax' && s.scoring !== 'sigmoid') bad(`scoring must be softmax or sigmoid, got ${String(s.scoring)}`);
-  // One token's row must stay a sane size (the writer, reader and stats allocate per-token arrays of L·E).
-  if (s.layers.length * s.experts > MAX_LAYER_EXPERTS)
-    bad(`${s.layers.length} layers × ${s.experts} experts is more than ${MAX_LAYER_EXPERTS.toLocaleString('en-US')} per token`);
+  checkShape(s.layers.length, s.experts, s.topK, bad);
+}
+
+/**
+ * The sizes a file may declare for a routing schema, checked before anything is allocated for them (trace headers,
+ * JSONL headers, npy shapes, synth flags): layers ≤ MAX_LAYERS, experts ≤ 65536, and one token's row
+ * (layers × experts) ≤ MAX_LAYER_EXPERTS. `bad` throws.
+ */
+export function checkShape(L: number, E: number, K: number, bad: (why: string) => never): void {
+  if (!Number.isSafeInteger(L) || L < 1 || L > MAX_LAYERS) bad(`MoE layers must be 1…${MAX_LAYERS}, got ${L}`);
+  if (!Number.isSafeInteger(E) || E < 1 || E > 65536) bad(`experts must be 1…65536, got ${E}`);
+  if (!Number.isSafeInteger(K) || K < 1 || K > E) bad(`topK must be 1…${E}, got ${K}`);
+  if (L * E > MAX_LAYER_EXPERTS)
+    bad(`${L} layers × ${E} experts is more than ${MAX_LAYER_EXPERTS.toLocaleString('en-US')} values per token`);
 }
 
 /** Most MoE layers (routers) a trace may declare: far above any model (DeepSeek-V3: 58), far below a bad header. */

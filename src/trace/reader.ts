@@ -6,7 +6,8 @@
  * reported in `truncated` and its complete batches are all readable; a file without end-of-stream marker is
  * `complete: false` (still being written, or its writer was killed). `follow()` tails a growing trace.
  */
-import { closeSync, fstatSync, openSync } from 'node:fs';
+import { closeSync, fstatSync } from 'node:fs';
+import { openSeekableInput } from '../core/input.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RecordBatch } from 'apache-arrow/ipc/metadata/message';
 import type { Schema } from 'apache-arrow/schema';
@@ -83,11 +84,10 @@ export class TraceReader {
   constructor(path: string) {
     this.path = path;
     try {
-      this.fd = openSync(path, 'r');
+      this.fd = openSeekableInput(path, 'trace'); // folders refused; a pipe is buffered to an unlinked file
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') throw new TraceNotReadyError(`${path}: no such trace`);
-      throw new UserError(`cannot open trace ${path}: ${describeError(e)}`);
+      if (e instanceof UserError && /: no such file$/.test(e.message)) throw new TraceNotReadyError(`${path}: no such trace`);
+      throw e;
     }
     try {
       const fd = this.fd;

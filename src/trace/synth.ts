@@ -12,7 +12,10 @@
  */
 import { sliceBatch, type RoutingSchema, type Scoring } from '../core/batch.js';
 import { F16_TO_F32, f32ToF16 } from '../core/f16.js';
+import { statfsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { UserError } from '../core/errors.js';
+import { checkShape } from './format.js';
 import { allocBatch } from '../core/batch.js';
 import { Rng } from './rng.js';
 import { selectTopKInto } from '../core/topk.js';
@@ -133,11 +136,65 @@ export interface SynthResult {
   schema: RoutingSchema;
 }
 
-/** Writes the synthetic trace to `path` (atomically). */
+/** Writes the synthetic trace to `path` (atomically), synchronously (tests, benchmarks). */
 export function synthesize(path: string, spec: SynthSpec): SynthResult {
+  const steps = synthSteps(path, spec);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * As synthesize(), yielding to the event loop after every batch so that SIGINT / SIGTERM / SIGHUP are handled
+ * while it runs: the temporary file is removed and nothing is left at `path` (the `moescope synth` command).
+ */
+export async function synthesizeInterruptible(path: string, spec: SynthSpec): Promise<SynthResult> {
+  const steps = synthSteps(path, spec);
+  let hooked = false;
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    if (!hooked) {
+      r.value.closeOnExit(); // atomic: aborts on a signal or exit, then the signal ends the process as usual
+      hooked = true;
+    }
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Bytes of trace per token of a schema, roughly (routing columns, logits, per-token columns and string). */
+export function traceBytesPerToken(L: number, E: number, K: number, logits: boolean): number {
+  return 40 + L * K * 4 + (logits ? L * E * 2 : 0);
+}
+
+/** Refuses a synthetic trace larger than the free space where it would be written, before writing a byte. */
+function checkRoom(path: string, spec: SynthSpec): void {
+  const bytes = spec.tokens * traceBytesPerToken(spec.layers, spec.experts, spec.topK, spec.logits);
+  let free = Infinity;
+  try {
+    const st = statfsSync(dirname(resolve(path)));
+    free = st.bavail * st.bsize;
+  } catch {
+    /* the output check names a missing folder */
+  }
+  const gib = (b: number) => `${(b / 2 ** 30).toFixed(b < 2 ** 30 ? 3 : 1)} GiB`;
+  if (bytes > free)
+    throw new UserError(
+      `this trace would take about ${gib(bytes)} (${spec.tokens.toLocaleString('en-US')} tokens × ${traceBytesPerToken(spec.layers, spec.experts, spec.topK, spec.logits).toLocaleString('en-US')} bytes); only ${gib(free)} is free there`,
+    );
+}
+
+function* synthSteps(path: string, spec: SynthSpec): Generator<TraceWriter, SynthResult> {
   const { layers: L, experts: E, topK: K, tokens: N } = spec;
   if (E > 65536) throw new UserError(`--experts must be ≤ 65536, got ${E}`);
   if (K > E) throw new UserError(`--top-k (${K}) cannot exceed --experts (${E})`);
+  // Shape limits first (the same as every trace's: src/trace/format.ts), then the size against the disk.
+  checkShape(L, E, K, (why) => {
+    throw new UserError(`--layers/--experts: ${why}`);
+  });
+  if (!Number.isSafeInteger(N) || N < 1) throw new UserError(`--tokens must be a positive integer, got ${N}`);
+  checkRoom(path, spec);
   const scoring = spec.scoring ?? 'softmax';
   const schema: RoutingSchema = { layers: Array.from({ length: L }, (_, i) => i), experts: E, topK: K, scoring, hasLogits: spec.logits };
   const rng = new Rng(spec.seed);
@@ -256,11 +313,11 @@ export function synthesize(path: string, spec: SynthSpec): SynthResult {
         }
       }
       writer.write(n === C ? batch : sliceBatch(batch, schema, 0, n));
+      yield writer;
     }
     writer.close();
-  } catch (e) {
-    writer.abort();
-    throw e;
+  } finally {
+    if (!writer.closed) writer.abort(); // an error, or a caller that stopped iterating
   }
   return { tokens: N, bytes: writer.bytesWritten, schema };
 }

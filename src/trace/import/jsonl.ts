@@ -5,7 +5,7 @@
 import { OPTIONAL_COLUMNS, type OptionalColumn, type RoutingSchema, type TokenRouting } from '../../core/batch.js';
 import type { MemorySample } from '../../core/memory.js';
 import { UserError } from '../../core/errors.js';
-import { isScoring } from '../format.js';
+import { checkShape, isScoring } from '../format.js';
 import { memoryFromJson } from '../memory-json.js';
 import { selectTopK } from '../../core/topk.js';
 import { parseLine, readLines, type Line } from './lines.js';
@@ -36,6 +36,7 @@ function parseHeader(raw: unknown, fail: (why: string) => never): Header {
   if (!isInt(E) || E < 1 || E > 65536) fail(`header "experts" must be an integer 1…65536, got ${JSON.stringify(E)}`);
   if (!isInt(K) || K < 1 || K > E) fail(`header "topK" must be an integer 1…${E}, got ${JSON.stringify(K)}`);
   if (!isScoring(raw.scoring)) fail(`header "scoring" must be "softmax" or "sigmoid", got ${JSON.stringify(raw.scoring)}`);
+  checkShape(L, E, K, (why) => fail(`header: ${why}`)); // before allocating anything of size L
   let layers = Array.from({ length: L }, (_, i) => i);
   if (raw.layerIds !== undefined) {
     const ids = raw.layerIds;

@@ -1,5 +1,6 @@
 /** Lines of a text file, read in 1 MiB chunks (multi-GB dumps never sit in memory whole). */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
+import { openSeekableInput } from '../../core/input.js';
 import { StringDecoder } from 'node:string_decoder';
 import { UserError, describeError } from '../../core/errors.js';
 
@@ -11,12 +12,7 @@ export interface Line {
 
 /** Opens an input file for reading, or a UserError naming it. */
 export function openInput(path: string): number {
-  try {
-    return openSync(path, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(code === 'ENOENT' ? `${path}: no such file` : `cannot read ${path}: ${describeError(e)}`);
-  }
+  return openSeekableInput(path); // folders refused, pipes buffered (src/core/input.ts)
 }
 
 export function* readLines(path: string): Generator<Line> {
