@@ -109,8 +109,9 @@ async function loadsFromTrace(path: string): Promise<Loads> {
     else for (const b of t.batches()) countAssignments(b.experts, 0, b.length, L, topK, experts, counts);
     const loads = layers.map((_, l) => counts.slice(l * experts, (l + 1) * experts));
     const unit = info ? 'steps' : 'tokens';
-    const note = t.truncated ? `${path} is cut short: counted its ${t.tokenCount} complete ${unit}` : undefined;
-    (await import('./truncation.js')).flagTruncated(path, t.truncated, t.tokenCount);
+    const { flagTruncated, noteUnclosed } = await import('./truncation.js');
+    const note = t.truncated ? `${path} is cut short: counted its ${t.tokenCount} complete ${unit}` : (noteUnclosed(path, t) ?? undefined);
+    flagTruncated(path, t.truncated, t.tokenCount);
     return { source: path, layers: [...layers], loads, ...(note ? { note } : {}) };
   } finally {
     t.close();

@@ -1,7 +1,7 @@
 /** The action behind `moescope report TRACE -o FILE`: collect from the trace, render, write one HTML file. */
 import { UserError } from '../core/errors.js';
 import { resolveOutput, writeOutputFile } from '../core/output.js';
-import { printText } from '../core/sanitize.js';
+import { printError, printText } from '../core/sanitize.js';
 import { moescopeVersion } from '../core/version.js';
 import { traceSource } from '../gate/source.js';
 import { collectReport } from '../report/collect.js';
@@ -39,13 +39,16 @@ async function seriesReport(trace: string, o: ReportOptions): Promise<string> {
 export async function reportCommand(trace: string, o: ReportOptions): Promise<void> {
   resolveOutput(o.output, [trace], 'report'); // never the trace itself; refused before reading it
   const { traceKind } = await import('../trace/series.js');
-  const html = traceKind(trace) === 'series' ? await seriesReport(trace, o) : await tokenReport(trace, o);
+  const notes: string[] = [];
+  const html = traceKind(trace) === 'series' ? await seriesReport(trace, o) : await tokenReport(trace, o, notes);
   writeOutputFile(o.output, html, { inputs: [trace], what: 'report' });
   printText(`moescope report: wrote ${o.output} (${(html.length / 1024).toFixed(0)} KiB)\n`);
+  for (const n of notes) printError(`note: ${n}`); // e.g. a trace that ended without being closed
 }
 
-async function tokenReport(trace: string, o: ReportOptions): Promise<string> {
+async function tokenReport(trace: string, o: ReportOptions, notes: string[]): Promise<string> {
   const source = await traceSource(trace);
+  notes.push(...source.notes);
   let html: string;
   try {
     const data = await collectReport(source, { devices: o.devices, window: o.window, threads: true });

@@ -91,13 +91,18 @@ async function runStats(file: string, flags: StatsFlags): Promise<string> {
     const result = analysis.result(extra);
     analysis.stats.close();
     const cut = trace.truncated;
-    const { flagTruncated } = await import('./truncation.js');
+    const { flagTruncated, noteUnclosed } = await import('./truncation.js');
     flagTruncated(file, cut, trace.tokenCount);
-    if (flags.json) return JSON.stringify({ ...result, truncated: cut !== null }, null, 2) + '\n';
+    const unclosed = noteUnclosed(file, trace);
+    if (flags.json) return JSON.stringify({ ...result, truncated: cut !== null, closed: trace.complete }, null, 2) + '\n';
     return formatStatsText(result, {
       file,
       model: trace.meta.model,
-      truncatedNote: cut ? `trace cut short: ${cut.rowsLost ?? 'some'} rows lost at byte ${cut.atByte}; metrics cover the complete rows` : null,
+      truncatedNote: cut
+        ? `trace cut short: ${cut.rowsLost ?? 'some'} rows lost at byte ${cut.atByte}; metrics cover the complete rows`
+        : unclosed
+          ? 'trace ended without being closed (no end-of-stream marker); metrics cover its complete batches'
+          : null,
     });
   } finally {
     trace.close();

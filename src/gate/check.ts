@@ -19,6 +19,36 @@ const COLUMNS: Record<MetricKey, Column> = Object.fromEntries(
   GATED.map((m) => [m.key, { key: m.key, label: m.label, digits: m.digits }]),
 ) as Record<MetricKey, Column>;
 
+/** Rows (token × layer) whose float16 router logits hold +Inf or -Inf, per layer. */
+class InfiniteLogits {
+  readonly positive: Float64Array;
+  rows = 0;
+  constructor(
+    private readonly L: number,
+    private readonly E: number,
+  ) {
+    this.positive = new Float64Array(L);
+  }
+  add(b: { length: number; logits: Uint16Array | null }): void {
+    const logits = b.logits;
+    if (!logits) return;
+    const { L, E } = this;
+    for (let r = 0; r < b.length * L; r++) {
+      let pos = false;
+      let any = false;
+      for (let i = r * E, end = i + E; i < end; i++) {
+        const h = logits[i]!;
+        if ((h & 0x7fff) === 0x7c00) {
+          any = true;
+          if (h === 0x7c00) pos = true;
+        }
+      }
+      if (any) this.rows++;
+      if (pos) this.positive[r % L]!++;
+    }
+  }
+}
+
 function layerValues(m: LayerMetrics): Record<MetricKey, number | null> {
   return Object.fromEntries(GATED.map((x) => [x.key, x.layer(m)])) as Record<MetricKey, number | null>;
 }
@@ -96,10 +126,16 @@ export async function runCheck(source: RoutingStream, cfg: GateConfig, opts: { t
   const positions = cfg.layers ? layerPositions(full, cfg.layers, '--layers') : full.layers.map((_, i) => i);
   const schema = subsetSchema(full, positions);
   const stats = new RoutingStats(schema, { window: 0, collapse: false, topN: 1, logits: logitsScorer(schema, opts.threads ?? false) });
+  // Router logits that overflowed (float16 ±Inf) drop out of every logit metric; a gate must not pass on that.
+  const inf = schema.hasLogits ? new InfiniteLogits(schema.layers.length, schema.experts) : null;
   // Token batches and count batches (a count trace) fill the same load counts: one formula for both.
   const L = full.layers.length;
   for await (const item of source.items()) {
-    if (item.kind === 'tokens') stats.add(subsetBatch(item.batch, full, positions));
+    if (item.kind === 'tokens') {
+      const part = subsetBatch(item.batch, full, positions);
+      stats.add(part);
+      inf?.add(part);
+    }
     else if (item.kind === 'counts') stats.addCounts(subsetCounts(item.batch, L, positions));
   }
   const counts = source.kind === 'counts';
@@ -109,13 +145,16 @@ export async function runCheck(source: RoutingStream, cfg: GateConfig, opts: { t
 
   const rows: Row[] = [];
   const verdicts: Verdict[] = [];
-  for (const m of snap.layers) {
+  for (const [i, m] of snap.layers.entries()) {
     const values = layerValues(m);
+    // logsumexp over a row with a +Inf logit is +Inf: the layer's z-loss is infinite, not the mean of the rest.
+    if (inf && inf.positive[i]! > 0) values.zLoss = Infinity;
     rows.push({ layer: m.layer, values });
     const { limits, origin } = limitsFor(cfg, m.layer);
     verdicts.push(...verdictsFor(RULES, m.layer, limits, origin, values));
   }
   const overall = overallValues(snap.global);
+  if (inf && inf.positive.some((n) => n > 0)) overall.zLoss = Infinity; // a mean over layers with an infinite one
   rows.push({ layer: null, values: overall });
   const where = cfg.source ?? 'config';
   const overallOrigin = Object.fromEntries(Object.keys(cfg.overall).map((k) => [k, `${where} overall.${k}`]));
@@ -127,6 +166,8 @@ export async function runCheck(source: RoutingStream, cfg: GateConfig, opts: { t
   if (source.meta?.model) facts.push(['model', source.meta.model]);
   if (counts) facts.push(['steps', `${fmtCount(stats.steps)} (a count trace: load counts per step, no per-token data)`]);
   else facts.push(['tokens', fmtCount(stats.tokens)]);
+  if (inf && inf.rows > 0)
+    facts.push(['non-finite logits', `${fmtCount(inf.rows)} token-layer rows with ±Inf router logits (z-loss is infinite where a logit is +Inf)`]);
   facts.push(['routing', describeSchema(full)]);
   if (cfg.layers) facts.push(['layers checked', schema.layers.join(', ')]);
   if (cfg.source) facts.push(['config', cfg.source]);

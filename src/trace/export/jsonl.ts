@@ -4,16 +4,27 @@ import { F16_TO_F32 } from '../../core/f16.js';
 import type { TraceReader } from '../reader.js';
 import type { TextSink } from './sink.js';
 
-/** Float16 bits as the exact decimal of their value; null for NaN/Inf (JSON has neither). */
-function f16(bits: number): number | null {
+/**
+ * Float16 bits as the exact decimal of their value. JSON has no Infinity or NaN: ±Inf are written as the strings
+ * "Infinity" / "-Infinity" and NaN as "NaN" (import jsonl reads them back, so the round trip holds); a NaN logit
+ * marks a token whose logits were not captured and is written as null, as import writes NaN for null.
+ */
+function f16(bits: number): number | string {
   const v = F16_TO_F32[bits]!;
-  return Number.isFinite(v) ? v : null;
+  return Number.isFinite(v) ? v : String(v);
 }
 
-function perLayer(src: Uint16Array, start: number, L: number, n: number, map: (x: number) => number | null): (number | null)[][] {
-  const out: (number | null)[][] = [];
+function f16Logit(bits: number): number | string | null {
+  const v = F16_TO_F32[bits]!;
+  return Number.isNaN(v) ? null : Number.isFinite(v) ? v : String(v);
+}
+
+type Cell = number | string | null;
+
+function perLayer(src: Uint16Array, start: number, L: number, n: number, map: (x: number) => Cell): Cell[][] {
+  const out: Cell[][] = [];
   for (let l = 0; l < L; l++) {
-    const row: (number | null)[] = new Array(n);
+    const row: Cell[] = new Array(n);
     for (let k = 0; k < n; k++) row[k] = map(src[start + l * n + k]!);
     out.push(row);
   }
@@ -59,7 +70,7 @@ export function writeJsonl(trace: TraceReader, out: TextSink): number {
         experts: perLayer(b.experts, i * L * s.topK, L, s.topK, id),
         weights: perLayer(b.weights, i * L * s.topK, L, s.topK, f16),
       };
-      if (b.logits) o.logits = perLayer(b.logits, i * L * s.experts, L, s.experts, f16);
+      if (b.logits) o.logits = perLayer(b.logits, i * L * s.experts, L, s.experts, f16Logit);
       const tag = b.tag?.[i];
       if (tag != null) o.tag = tag;
       if (b.step) o.step = b.step[i] === NO_STEP ? null : b.step[i];

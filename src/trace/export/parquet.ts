@@ -119,6 +119,14 @@ function nullable(v: Uint32Array, a: number, e: number, nullValue: number): (num
   return out;
 }
 
+/**
+ * A uint32 column for Parquet's UINT_32 (physical INT32 holding the same bits). As plain numbers: hyparquet-writer
+ * maps those ≥ 2^31 onto the INT32 bits, but passes a Uint32Array through unchanged and then rejects those values.
+ */
+function uint32Values(v: Uint32Array, a: number, e: number): number[] {
+  return Array.from(v.subarray(a, e));
+}
+
 function columnData(
   s: RoutingSchema,
   b: RoutingBatch,
@@ -130,8 +138,8 @@ function columnData(
   const L = s.layers.length;
   const lk = L * s.topK;
   const cols: ColumnSource[] = [
-    { name: COL.seq, data: b.seq.subarray(a, e) },
-    { name: COL.pos, data: b.pos.subarray(a, e) },
+    { name: COL.seq, data: uint32Values(b.seq, a, e) },
+    { name: COL.pos, data: uint32Values(b.pos, a, e) },
     { name: COL.tokenId, data: b.tokenId.subarray(a, e) },
     { name: COL.token, data: b.token.slice(a, e) },
     { name: COL.isPrompt, data: Array.from(b.isPrompt.subarray(a, e), (x) => x === 1) },

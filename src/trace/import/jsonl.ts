@@ -5,6 +5,7 @@
 import { OPTIONAL_COLUMNS, type OptionalColumn, type RoutingSchema, type TokenRouting } from '../../core/batch.js';
 import type { MemorySample } from '../../core/memory.js';
 import { UserError } from '../../core/errors.js';
+import { quoteValue } from '../../core/sanitize.js';
 import { checkShape, isScoring } from '../format.js';
 import { memoryFromJson } from '../memory-json.js';
 import { selectTopK } from '../../core/topk.js';
@@ -74,6 +75,13 @@ function matrix(v: unknown, L: number, n: number, what: string, fail: (why: stri
   return out;
 }
 
+/** Keys a token line may have (docs/trace-format.md § JSONL interchange). */
+const TOKEN_KEYS = new Set(['seq', 'pos', 'tokenId', 'token', 'isPrompt', 'tNs', 'experts', 'weights', 'logits', 'tag', ...OPTIONAL_COLUMNS]);
+
+/** Non-finite values as export --jsonl writes them (JSON has no Infinity / NaN), so the round trip holds. */
+const NON_FINITE: Record<string, number> = { Infinity: Infinity, '-Infinity': -Infinity, NaN: NaN };
+const nonFinite = (x: unknown): boolean => typeof x === 'string' && x in NON_FINITE;
+
 function tokenFrom(
   o: Obj,
   h: Header,
@@ -85,13 +93,21 @@ function tokenFrom(
   const { layers, experts: E, topK: K, scoring } = h.schema;
   const L = layers.length;
   const finite = (x: unknown) => typeof x === 'number' && Number.isFinite(x);
+  // A misspelt key ("weightsx") would silently mean its default (weights 1/K): every key must be known.
+  for (const k of Object.keys(o))
+    if (!TOKEN_KEYS.has(k)) {
+      const near = [...TOKEN_KEYS].find((t) => t.toLowerCase() === k.toLowerCase() || k.startsWith(t) || t.startsWith(k));
+      fail(`unknown key ${quoteValue(k, 40)} on a token line${near ? ` (did you mean "${near}"?)` : ''}`);
+    }
   if (o.experts === undefined && o.logits === undefined) fail('a token needs "experts" (with "weights") or "logits"');
   if ((o.logits !== undefined) !== hasLogits)
     fail(hasLogits ? 'this token has no "logits" but earlier ones do (all or none)' : 'this token has "logits" but earlier ones do not (all or none)');
   // null: not captured (exported NaN), as in the trace.
   const logits =
     o.logits !== undefined
-      ? matrix(o.logits, L, E, 'logits', fail, (x) => x === null || finite(x), 'a finite number or null').map((x) => x ?? NaN)
+      ? matrix(o.logits, L, E, 'logits', fail, (x) => x === null || finite(x) || nonFinite(x), 'a number, "Infinity", "-Infinity", "NaN" or null').map(
+          (x) => (x === null ? NaN : typeof x === 'string' ? NON_FINITE[x]! : (x as number)),
+        )
       : null;
   let experts: ArrayLike<number>;
   let weights: ArrayLike<number>;
@@ -101,7 +117,12 @@ function tokenFrom(
       const ids = (experts as number[]).slice(l * K, l * K + K);
       if (new Set(ids).size !== K) fail(`experts of layer ${l} repeats an id: ${JSON.stringify(ids)}`);
     }
-    weights = o.weights !== undefined ? matrix(o.weights, L, K, 'weights', fail, finite, 'a finite number') : new Array<number>(L * K).fill(1 / K);
+    weights =
+      o.weights !== undefined
+        ? matrix(o.weights, L, K, 'weights', fail, (x) => finite(x) || nonFinite(x), 'a number, "Infinity", "-Infinity" or "NaN"').map((x) =>
+            typeof x === 'string' ? NON_FINITE[x]! : (x as number),
+          )
+        : new Array<number>(L * K).fill(1 / K);
   } else {
     if (o.weights !== undefined) fail('"weights" given without "experts"');
     const sel = selectTopK(logits!, E, K, scoring);

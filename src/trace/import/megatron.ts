@@ -14,6 +14,7 @@
 import type { RoutingBatch, RoutingSchema, Scoring } from '../../core/batch.js';
 import { f32ToF16 } from '../../core/f16.js';
 import { UserError } from '../../core/errors.js';
+import { quoteValue } from '../../core/sanitize.js';
 import { allocBatch } from '../../core/batch.js';
 import { closeSync, fstatSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -78,7 +79,9 @@ export function parseRecord(file: string, no: number, text: string, skipped: Map
   for (let i = 0; i < n; i++) {
     const row = rows[i] as unknown;
     if (!Array.isArray(row) || row.length !== k) fail(`top_indices row ${i} must have topk = ${k} ids`);
-    for (const id of row) if (!isInt(id) || id < 0 || id > 65535) fail(`top_indices row ${i} has ${JSON.stringify(id)}, expected an expert id`);
+    for (const id of row) if (!isInt(id) || id < 0 || id > 65535) fail(`top_indices row ${i} has ${quoteValue(id, 40)}, expected an expert id`);
+    // A top-k selection never repeats an expert (import jsonl refuses the same).
+    if (new Set(row).size !== k) fail(`top_indices row ${i} repeats an expert id: ${quoteValue(row, 80)}`);
   }
   let logit: RouterRecord['logit'] = null;
   if (r.logit_offset !== undefined) {

@@ -79,7 +79,7 @@ export function importNpy(files: string[], output: string, opts: NpyOptions): Im
     if (layers.length !== L) throw new UserError(`--layer-ids has ${layers.length} ids but ${file} has ${L} layers`);
     const schema: RoutingSchema = { layers, experts: E, topK: opts.topK, scoring: opts.scoring, hasLogits: opts.logits };
     sink.open(schema, { model: null, tokenizer: null, devices: [], source: 'import:npy' });
-    if (T === 0) sink.notes.push(`${file} holds no tokens`);
+    if (T === 0) throw new UserError(`${file} holds no tokens (shape [0, …]): nothing to import`); // as import jsonl refuses an empty file
     convert(fd, file, h, T, L, E, schema, sink);
     return sink.finish();
   } catch (e) {
