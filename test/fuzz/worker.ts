@@ -5,6 +5,8 @@
 import { parentPort } from 'node:worker_threads';
 import { runCli } from '../../src/cli-main.js';
 
+// `node --test dist/test/` also runs this file on its own: without a parent it does nothing.
+const port = parentPort;
 let out: string[] = [];
 let err: string[] = [];
 const capture = (into: () => string[]) =>
@@ -14,10 +16,12 @@ const capture = (into: () => string[]) =>
     if (typeof done === 'function') queueMicrotask(() => (done as () => void)());
     return true;
   }) as typeof process.stdout.write;
-process.stdout.write = capture(() => out);
-process.stderr.write = capture(() => err);
+if (port) {
+  process.stdout.write = capture(() => out);
+  process.stderr.write = capture(() => err);
+}
 
-parentPort!.on('message', async (m: { id: number; argv: string[] }) => {
+port?.on('message', async (m: { id: number; argv: string[] }) => {
   out = [];
   err = [];
   process.exitCode = undefined;
@@ -30,7 +34,7 @@ parentPort!.on('message', async (m: { id: number; argv: string[] }) => {
     code = 99;
   }
   const stdout = out.join('');
-  parentPort!.postMessage({
+  port!.postMessage({
     id: m.id,
     code,
     stdout: stdout.length > 4096 ? stdout.slice(0, 4096) : stdout,
