@@ -42,8 +42,10 @@ export async function runListen(o: ListenSessionOptions): Promise<void> {
   const streamP = listenStream(listener, 'listen');
   streamP.catch(() => {});
   await listener.start();
-  const err = (s: string) => process.stderr.write(`moescope listen: ${s}\n`);
-  const out = (s: string) => process.stdout.write(s);
+  // Producers' hosts, errors and tags are data: terminal-safe through src/core/sanitize.ts.
+  const { oneLine, printText } = await import('../core/sanitize.js');
+  const err = (s: string) => process.stderr.write(`moescope listen: ${oneLine(s)}\n`);
+  const out = (s: string) => printText(s);
   const views = o.ui ? await import('../views/index.js') : null;
   const tui = views?.interactive() ?? false;
   let problems = 0;

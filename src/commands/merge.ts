@@ -12,9 +12,10 @@ export function registerMerge(program: Command): void {
       const { describeSchema } = await import('../core/batch.js');
       const { flagTruncated } = await import('./truncation.js');
       const r = mergeTraces(traces, o.output);
-      for (const note of r.notes) process.stderr.write(`moescope: note: ${note}\n`);
+      const { printError, printText } = await import('../core/sanitize.js');
+      for (const note of r.notes) printError(`note: ${note}`);
       const per = r.perInput.map((p) => `${p.path} (rank ${p.ranks.join(',')}): ${p.tokens}`).join(', ');
-      process.stdout.write(`wrote ${o.output}: ${r.tokens} tokens, ${describeSchema(r.schema)} · ${per}\n`);
+      printText(`wrote ${o.output}: ${r.tokens} tokens, ${describeSchema(r.schema)} · ${per}\n`);
       for (const t of r.truncated) flagTruncated(t.path, t.cut, t.tokens);
     });
 }

@@ -6,6 +6,7 @@
 import { fstatSync, closeSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Scoring } from '../core/batch.js';
+import { resolveOutput } from '../core/output.js';
 import { UserError, describeError } from '../core/errors.js';
 import { openInput, parseLine, readLines } from '../trace/import/lines.js';
 import { TraceSink, type ImportResult } from '../trace/import/sink.js';
@@ -54,7 +55,7 @@ function* responses(file: string): Generator<{ value: unknown; at: string }> {
 
 export function importRoutedExperts(files: string[], output: string, o: RoutedExpertsOptions): ImportResult {
   if (files.length === 0) throw new UserError('no input files');
-  if (files.some((f) => resolve(f) === resolve(output))) throw new UserError(`the output ${output} is also an input`);
+  resolveOutput(output, files, '--output'); // never an input (same inode through any path), never a folder
   const reqs: ServedRequest[] = [];
   for (const file of files)
     for (const r of responses(file)) {
