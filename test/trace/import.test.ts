@@ -81,7 +81,7 @@ test('jsonl: malformed input names file, line and reason; exit 2; nothing left b
     ['repeat', jl(HEADER, { experts: [[1, 1], [2, 3]] }), /:2: experts of layer 0 repeats an id/],
     ['layers', jl(HEADER, { experts: [[0, 1]] }), /:2: "experts" must be 2 arrays \(one per layer\), got 1/],
     ['mixed', jl(HEADER, ok, { logits: [[0, 0, 0, 0], [0, 0, 0, 0]] }), /:3: this token has "logits" but earlier ones do not/],
-    ['nan', jl(HEADER, '{"logits": [[0, 1, 2, "x"], [0, 0, 0, 0]]}'), /:2: logits of layer 0 has "x", expected a finite number or null/],
+    ['nan', jl(HEADER, '{"logits": [[0, 1, 2, "x"], [0, 0, 0, 0]]}'), /:2: logits of layer 0 has "x", expected a number, "Infinity", "-Infinity", "NaN" or null/],
     ['time', jl(HEADER, { ...ok, tNs: 'soon' }), /:2: "tNs" must be an integer/],
     ['empty', jl(HEADER), /no tokens after the header/],
     ['nothing', jl(HEADER, { token: 'a' }), /:2: a token needs "experts" \(with "weights"\) or "logits"/],
