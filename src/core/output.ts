@@ -143,14 +143,18 @@ export class OutputFile {
       target.kind === 'special'
         ? target.real
         : join(dirname(target.real), `.${basename(target.real)}.${process.pid}.${randomBytes(3).toString('hex')}.partial`);
+    // The signal handlers go in before the file exists: a signal arriving in between would otherwise take the
+    // default action and leave the temporary file behind (handlers run only when the event loop next turns, by
+    // which time the file is registered below).
+    if (target.kind !== 'special') hook();
     try {
       this.fdValue = openSync(this.tempPath, target.kind === 'special' ? 'w' : 'wx', 0o666);
     } catch (e) {
+      if (live.size === 0) unhook();
       throw new UserError(`cannot create ${target.path}: ${describeError(e)}`);
     }
     if (target.kind !== 'special') {
       live.add(this);
-      hook();
       if (target.mode !== null) {
         try {
           fchmodSync(this.fdValue, target.mode);
