@@ -210,15 +210,25 @@ export function arrowSchemaFor(header: TraceHeader, columns: readonly OptionalCo
 /** What a column must be; the reader checks every trace against this before mapping buffers. */
 function expectType(f: Field | undefined, name: string, ok: (t: DataType) => boolean, want: string, file: string): Field {
   if (!f) throw new UserError(`${file}: not a moescope trace (no "${name}" column)`);
-  if (!ok(f.type)) throw new UserError(`${file}: column "${name}" is ${String(f.type)}, expected ${want}`);
+  if (!ok(f.type)) throw new UserError(`${file}: column "${name}" is ${typeName(f.type)}, expected ${want}`);
   return f;
+}
+
+/** apache-arrow's own toString throws on a malformed type (a list without its child field). */
+function typeName(t: DataType): string {
+  try {
+    return String(t);
+  } catch {
+    return 'a malformed type';
+  }
 }
 
 const isInt = (bits: number, signed: boolean) => (t: DataType) =>
   DataType.isInt(t) && t.bitWidth === bits && t.isSigned === signed;
 const isHalf = (t: DataType) => DataType.isFloat(t) && t.precision === Precision.HALF;
 const isFixedOf = (size: number, child: (t: DataType) => boolean) => (t: DataType) =>
-  DataType.isFixedSizeList(t) && t.listSize === size && child(t.children[0]!.type);
+  // A corrupt schema can declare a list with no child field: that is a wrong type, not a crash.
+  DataType.isFixedSizeList(t) && t.listSize === size && t.children[0] !== undefined && child(t.children[0].type);
 
 /** Parses and checks the header of a trace's Arrow schema. `file` names the trace in errors. */
 export function parseTraceSchema(arrow: Schema, file: string): TraceHeader {

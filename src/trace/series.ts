@@ -7,13 +7,16 @@
  *
  * Series are small (one row per logged pass), so they are written and read whole.
  */
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { writeOutputFile } from '../core/output.js';
-import { Field, Float64, Int64, RecordBatch, Schema, Struct, Table, TimestampNanosecond, makeData, tableFromIPC, tableToIPC, RecordBatchReader } from 'apache-arrow';
+import { Field, Float64, Int64, RecordBatch, Schema, Struct, Table, TimestampNanosecond, makeData, tableFromIPC, tableToIPC } from 'apache-arrow';
+import { MessageHeader } from 'apache-arrow/enum';
+import type { Schema as ArrowSchema } from 'apache-arrow/schema';
 import { UserError, describeError } from '../core/errors.js';
 import type { StreamMeta } from '../core/stream.js';
 import { moescopeVersion } from '../core/version.js';
 import { META_KEY, TRACE_FORMAT_VERSION } from './format.js';
+import { scanMessageAt } from './ipc.js';
 
 /** The quantities a series may hold, in column order. */
 export const SERIES_COLUMNS = {
@@ -95,16 +98,32 @@ export function traceKind(path: string): string | null {
     return null; // the reader that opens it next names the problem
   }
   try {
-    const head = Buffer.alloc(1 << 20);
-    const n = readSync(fd, head, 0, head.length, 0);
-    const reader = RecordBatchReader.from(head.subarray(0, n));
-    reader.open();
-    const raw = reader.schema?.metadata.get(META_KEY);
+    // The schema message through the trace reader's own checks (ipc.ts): apache-arrow alone trusts every length a
+    // corrupt header declares (a 4-million-field schema took seconds and hundreds of MB before any error).
+    const first = scanMessageAt(fd, 0, fstatSync(fd).size, path);
+    if (first?.kind !== 'message' || first.message.headerType !== MessageHeader.Schema) return null;
+    const raw = (first.header as ArrowSchema).metadata.get(META_KEY);
     if (raw === undefined) return null;
     const kind = (JSON.parse(raw) as { kind?: unknown }).kind;
     return typeof kind === 'string' ? kind : 'tokens';
   } catch {
-    return null;
+    return null; // the reader that opens it next names the problem in one line
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Every message header of an IPC file checked as the trace reader checks them, before apache-arrow reads it. */
+function checkMessages(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    for (let at = 0; at < size; ) {
+      const m = scanMessageAt(fd, at, size, path);
+      if (m === null || m.kind === 'eos') return;
+      if (m.kind === 'partial') throw new UserError(`${path}: the series trace is cut at byte ${at}`);
+      at = m.end;
+    }
   } finally {
     closeSync(fd);
   }
@@ -118,8 +137,10 @@ export function isSeriesTrace(path: string): boolean {
 export function readSeriesTrace(path: string): Series {
   let table: Table;
   try {
+    checkMessages(path);
     table = tableFromIPC(readFileSync(path));
   } catch (e) {
+    if (e instanceof UserError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new UserError(code === 'ENOENT' ? `${path}: no such file` : `${path}: not a readable series trace (${describeError(e)})`);
   }

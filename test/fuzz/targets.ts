@@ -10,6 +10,32 @@ import type { RoutingSchema } from '../../src/core/batch.js';
 import { TraceWriter } from '../../src/trace/writer.js';
 import { exportTrace } from '../../src/trace/export/index.js';
 import { makeBatch, npy } from '../trace/helpers.js';
+import { readdirSync } from 'node:fs';
+import { FIXTURES } from '../../src/core/paths.js';
+import { allocCountBatch } from '../../src/core/count-batch.js';
+import { CountTraceWriter } from '../../src/trace/count-writer.js';
+
+const SERVING_FIXTURES = join(FIXTURES, 'serving');
+const SGLANG_FIXTURES = join(FIXTURES, 'sglang');
+const firstFile = (dir: string) => join(dir, readdirSync(dir).sort()[0]!);
+
+/** The seed count trace: 6 steps × 3 layers × 8 experts, uneven loads. */
+export function writeSeedCountTrace(path: string): void {
+  const w = CountTraceWriter.create(path, {
+    schema: { layers: [0, 2, 5], experts: 8, topK: 2, scoring: 'softmax', hasLogits: false },
+    meta: { model: 'fuzz-model', routers: [], tokenizer: null, devices: [], source: 'test' },
+    axis: 'expert',
+    bins: 8,
+  });
+  const b = allocCountBatch(6, 3, 'expert', 8);
+  for (let r = 0; r < 6; r++) {
+    b.step[r] = r;
+    b.tNs[r] = 1_700_000_000_000_000_000n + BigInt(r) * 1_000_000n;
+    for (let i = 0; i < 24; i++) b.counts[r * 24 + i] = ((r + 1) * (i + 3) * 7) % 23;
+  }
+  w.write(b);
+  w.close();
+}
 
 export interface FuzzContext {
   dir: string;
@@ -86,6 +112,62 @@ export const TARGETS: FuzzTarget[] = [
     kind: 'binary',
     seed: () => npy('<f4', [6, 2, 8], Float32Array.from({ length: 96 }, (_, i) => Math.sin(i) * 3)),
     commands: [(f, c) => ['import', 'npy', f, '--top-k', '2', '-o', c.out('n.arrows')]],
+  },
+  {
+    // Saved per-request routing (vLLM base64 .npy; SGLang flat base64 int32): docs/serving.md.
+    name: 'routed-experts',
+    ext: 'json',
+    kind: 'text',
+    seed: () => readFileSync(join(SERVING_FIXTURES, 'vllm-completion.json'), 'utf8'),
+    commands: [(f, c) => ['import', 'routed-experts', f, '-o', c.out('r.arrows')], (f, c) => ['import', 'routed-experts', f, '--top-k', '2', '-o', c.out('r.arrows')]],
+  },
+  {
+    name: 'routed-experts-sglang',
+    ext: 'json',
+    kind: 'text',
+    seed: () => readFileSync(join(SERVING_FIXTURES, 'sglang-generate.json'), 'utf8'),
+    commands: [(f, c) => ['import', 'routed-experts', f, '--top-k', '2', '--experts', '8', '-o', c.out('r.arrows')]],
+  },
+  {
+    // Server logs with SGLang's balancedness lines.
+    name: 'server-log',
+    ext: 'log',
+    kind: 'text',
+    seed: () => readFileSync(join(SERVING_FIXTURES, 'logs', 'sglang.log'), 'utf8').split('\n').slice(0, 24).join('\n') + '\n',
+    commands: [(f, c) => ['import', 'log', f, '-o', c.out('s.arrows')]],
+  },
+  {
+    // SGLang expert-distribution dumps (torch.save zip + pickle), read by moescope's own unpickler.
+    name: 'sglang-stat',
+    ext: 'pt',
+    kind: 'binary',
+    seed: () => readFileSync(firstFile(join(SGLANG_FIXTURES, 'stat'))),
+    commands: [(f, c) => ['import', 'sglang', f, '-o', c.out('g.arrows')]],
+  },
+  {
+    name: 'sglang-per-token',
+    ext: 'pt',
+    kind: 'binary',
+    seed: () => readFileSync(firstFile(join(SGLANG_FIXTURES, 'per_token'))),
+    commands: [(f, c) => ['import', 'sglang', f, '-o', c.out('g.arrows')]],
+  },
+  {
+    // A count trace (the second kind of trace): every analysing command reads it.
+    name: 'count-trace',
+    ext: 'arrows',
+    kind: 'binary',
+    seed: (ctx) => {
+      const p = join(ctx.dir, 'seed-counts.arrows');
+      writeSeedCountTrace(p);
+      return readFileSync(p);
+    },
+    commands: [
+      (f) => ['stats', f, '--json'],
+      (f) => ['check', f, '--max-maxvio', '100'],
+      (f) => ['plan', f, '--replicas', '10', '--gpus', '2'],
+      (f, c) => ['report', f, '-o', c.out('r.html')],
+      (f, c) => ['export', f, '--jsonl', c.out('e.jsonl')],
+    ],
   },
   {
     name: 'config',

@@ -138,7 +138,9 @@ test('dash --listen: two producer ranks stream in; tokens per rank, charts and w
   const address = /listening on (tcp:\/\/127\.0\.0\.1:\d+)/.exec(s.screen())![1]!;
   const producers = [0, 1].map((rank) => produce({ connect: address, rank, world: 2, trace: DEMO_TRACE, holdMs: 20_000 }));
   t.after(() => producers.forEach((p) => p.child.kill()));
-  const screen = await s.waitFor((x) => TITLES.every((r) => r.test(x)) && /tokens per rank/.test(x) && /r0\s+r1/.test(x) && /token [\d,]+ · layer \d/.test(x), 30_000);
+  const screen = await s.waitFor((x) => TITLES.every((r) => r.test(x)) && /tokens per rank/.test(x) && /r0\s+r1/.test(x) && /token [\d,]+ · layer \d/.test(x) &&
+      // the status line too: a frame arrives in several writes, so wait for all of it rather than its first rows
+      /moescope dash live listen · 127\.0\.0\.1:\d+/.test(x) && /1,438 tokens/.test(x), 30_000);
   assert.match(screen, /moescope dash live listen · 127\.0\.0\.1:\d+/);
   assert.match(screen, /1,438 tokens/, 'both ranks, 719 tokens each');
   assert.match(screen, /limit 1\.5/);
