@@ -119,7 +119,9 @@ def test_reconnects_after_the_listener_comes_back_and_counts_the_loss() -> None:
         probe.step(0)
         model(input_ids=torch.randint(0, 128, (1, 4)))
         probe.step(1)  # step 0 is complete: sent
+        deadline = time.time() + 60
         while probe.writer.stats.batches < 1:
+            assert time.time() < deadline, "step 0 was never sent"
             model(input_ids=torch.randint(0, 128, (1, 4)))
             time.sleep(0.2)
         server.kill()

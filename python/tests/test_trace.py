@@ -96,24 +96,31 @@ def test_a_full_queue_drops_whole_steps_and_counts_them(tmp_path: Path) -> None:
         release.wait(120)
         real_take(key, p)
 
-    def run_step(step: int) -> None:
+    def until(cond: Any, what: str) -> None:  # bounded: a slow machine fails this test, never hangs it
+        deadline = time.monotonic() + 60
+        while not cond():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.01)
+
+    def run_step(step: int, drain: bool) -> None:
         probe.step(step)
         for _ in range(2):  # two micro-batches per step
             model(input_ids=torch.full((1, 4), step + 3))
+            if drain:  # the writer has taken this pass before the next is queued (a 1-place queue)
+                until(probe.writer.queue.empty, f"the writer to take a pass of step {step}")
             if step == 1:
-                entered.wait(10)  # the writer holds step 1's first pass: the queue (1 place) is then free
+                assert entered.wait(60), "the writer never took step 1's first pass"
+                # the writer holds step 1's first pass: the queue (1 place) is then free
 
     with torch.no_grad():
-        run_step(0)
-        while probe.writer.stats.passes < 2:
-            time.sleep(0.01)
+        run_step(0, drain=True)
+        until(lambda: probe.writer.stats.passes >= 2, "step 0's two passes")
         probe.writer._take = slow_take  # type: ignore[method-assign]
         for step in range(1, 6):
-            run_step(step)  # step 1 fills the queue; steps 2…5 find it full
+            run_step(step, drain=False)  # step 1 fills the queue; steps 2…5 find it full
         release.set()
-        while not probe.writer.queue.empty():
-            time.sleep(0.01)
-        run_step(6)
+        until(probe.writer.queue.empty, "the stalled writer to catch up")
+        run_step(6, drain=True)
     report = probe.close()
     t = read(trace)
     steps = t.column("step").to_numpy()
