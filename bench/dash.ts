@@ -58,7 +58,7 @@ async function child(steps: number, frames: number, cols: number, rows: number):
   const { HistoryModel } = await import('../src/store/history.js');
   const { StreamFeed } = await import('../src/store/feeds.js');
   const { createTuiStore, startPublishing } = await import('../src/store/app-store.js');
-  const { contiguousSpec } = await import('../src/store/placement.js');
+  const { contiguousSpec } = await import('../src/store/placement-spec.js');
   const { createScreen } = await import('../src/dash/blessed.js');
   const { Dashboard, WORST_LAYERS } = await import('../src/dash/dashboard.js');
 

@@ -15,7 +15,7 @@
  *   node dist/bench/engine.js [--reps 10] [--tokens 64] [--threads 1] [--model PATH]
  */
 import { BUNDLED_MODEL, BUNDLED_PROMPTS } from '../src/core/paths.js';
-import { batchFromRows, sampleToken } from '../src/engine/generate.js';
+import { batchFromRows, sampleToken } from '../src/engine/generation-loop.js';
 import { loadPrompts } from '../src/engine/prompts.js';
 import { ModelRunner, type SequenceState } from '../src/engine/runner.js';
 

@@ -22,7 +22,7 @@ import { rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RoutingBatch, RoutingSchema } from '../src/core/batch.js';
-import { batchFromRows, seededRandom } from '../src/engine/generate.js';
+import { batchFromRows, seededRandom } from '../src/engine/generation-loop.js';
 import type { RoutingRows } from '../src/engine/capture.js';
 import type { TextCodec } from '../src/engine/tokenizer.js';
 import { RoutingStats } from '../src/stats/index.js';

@@ -5,8 +5,8 @@
 import { UserError } from '../core/errors.js';
 import { resolveOutput, writeOutputFile } from '../core/output.js';
 import { printJson, printText } from '../core/sanitize.js';
-import { formatResult, type Format } from '../report/formats/index.js';
-import { summaryLine } from '../report/formats/verdicts.js';
+import { formatResult, type Format } from '../report/result-formats/index.js';
+import { summaryLine } from '../report/result-formats/verdicts.js';
 import type { RoutingStream } from '../core/routing-stream.js';
 import { runCheck } from '../gate/check.js';
 import { loadConfig, needsLogits, withDiffFlags, withFlags, type ThresholdFlags } from '../gate/config.js';

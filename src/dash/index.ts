@@ -12,7 +12,7 @@ import type { RoutingStream } from '../core/routing-stream.js';
 import type { SequentialMap } from '../core/palette.js';
 import { ReplayPlayer, StreamFeed, type Feed } from '../store/feeds.js';
 import { HistoryModel } from '../store/history.js';
-import { contiguousSpec, readPlanFile } from '../store/placement.js';
+import { contiguousSpec, readPlanFile } from '../store/placement-spec.js';
 import type { Thresholds } from './dashboard.js';
 
 export { DASH_KEYS, MIN_COLUMNS, MIN_ROWS, type Thresholds } from './dashboard.js';

@@ -4,7 +4,7 @@
  * `buffer: true`); a consumer that falls far behind pauses generation until it catches up.
  */
 import type { RoutingStream, StreamEnd, StreamItem } from '../core/routing-stream.js';
-import type { GenerationHandle, GenerationInfo } from './generation.js';
+import type { GenerationHandle, GenerationInfo } from './generation-handle.js';
 
 /** Waits for the model to open (rejects with a UserError on bad input), then streams its routing. */
 export async function generationStream(h: GenerationHandle, label: string): Promise<RoutingStream & { info: GenerationInfo }> {

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { UserError, describeError } from '../core/errors.js';
-import type { PromptSpec } from './generate.js';
+import type { PromptSpec } from './generation-loop.js';
 
 export function parsePrompts(text: string, label: string): PromptSpec[] {
   const out: PromptSpec[] = [];

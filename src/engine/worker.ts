@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { isUserError, describeError } from '../core/errors.js';
-import { openAndRun, type WorkerMessage, type WorkerRequest } from './generation.js';
+import { openAndRun, type WorkerMessage, type WorkerRequest } from './generation-handle.js';
 
 const port = parentPort!;
 const req = workerData as WorkerRequest;

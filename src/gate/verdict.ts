@@ -1,5 +1,5 @@
 /**
- * The shape `check` and `diff` hand to the output formatters (src/report/formats): a table of the measured
+ * The shape `check` and `diff` hand to the output formatters (src/report/result-formats): a table of the measured
  * numbers, one verdict per (scope, rule) and whether all passed. Formatters only lay this out.
  */
 

@@ -15,7 +15,7 @@ import type { OptionalColumn, RoutingBatch } from '../core/batch.js';
 import { UserError } from '../core/errors.js';
 import { BodyView, decodeBatch, type DecodeContext } from '../trace/decode.js';
 import { checkBatch } from '../trace/encode.js';
-import { optionalColumnsOf, parseTraceSchema, type TraceHeader } from '../trace/format.js';
+import { optionalColumnsOf, parseTraceSchema, type TraceHeader } from '../trace/arrow-schema.js';
 import { columnSlots } from '../trace/layout.js';
 import { memoryFromJson } from '../trace/memory-json.js';
 import type { MemorySample } from '../core/memory.js';

@@ -8,7 +8,7 @@ import type { Scope } from '../stats/index.js';
 import { buildFrame, type Frame, type Selection } from './frame.js';
 import { nextSpeed, type Feed, type FeedState } from './feeds.js';
 import { WINDOW_SIZES, type RoutingModel } from './model.js';
-import type { PlacementSpec } from './placement.js';
+import type { PlacementSpec } from './placement-spec.js';
 import { screenOf, tokenSpan, type Term } from './layout.js';
 
 export type Pane = 'overview' | 'layer' | 'tokens' | 'warnings' | 'devices';

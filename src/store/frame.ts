@@ -33,7 +33,7 @@ import {
   type Scope,
 } from '../stats/index.js';
 import { randomCoactivation, type CoactivationPair } from '../stats/coactivation.js';
-import type { PlacementSpec } from './placement.js';
+import type { PlacementSpec } from './placement-spec.js';
 import { balancedness } from '../stats/balancedness.js';
 import type { RoutingModel } from './model.js';
 

@@ -19,4 +19,4 @@ export { buildFrame, type Frame, type Selection, type LayerDetail, type TokenDet
 export { ReplayPlayer, StreamFeed, LiveFeed, nextSpeed, SPEEDS, MAX_BUFFERED_TOKENS, type Feed, type FeedState } from './feeds.js';
 export { createTuiStore, startPublishing, PANES, type TuiStore, type TuiState, type UiState, type SourceInfo, type Pane, type Actions, type Publisher } from './app-store.js';
 export { binnedRelLoad, binLoad, type StreamToken } from './selectors.js';
-export { contiguousSpec, readPlanFile, type PlacementSpec } from './placement.js';
+export { contiguousSpec, readPlanFile, type PlacementSpec } from './placement-spec.js';

@@ -6,7 +6,7 @@ import type { RecordBatch } from 'apache-arrow/ipc/metadata/message';
 import { NO_STEP, type RoutingBatch, type RoutingSchema } from '../core/batch.js';
 import { UserError } from '../core/errors.js';
 import type { CountAxis, CountBatch } from '../core/count-batch.js';
-import { COL, COUNT_COL } from './format.js';
+import { COL, COUNT_COL } from './arrow-schema.js';
 import type { ColumnSlot } from './layout.js';
 
 type TypedCtor<T> = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): T; BYTES_PER_ELEMENT: number };

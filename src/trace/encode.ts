@@ -104,7 +104,7 @@ function nullableU32(values: Uint32Array | null | undefined, n: number, valid: (
 }
 
 /**
- * The message for one batch. `mem` gives the per-row `mem` cells (null: none). Column order is format.ts's;
+ * The message for one batch. `mem` gives the per-row `mem` cells (null: none). Column order is arrow-schema.ts's;
  * logits are NaN-filled when the schema has them and the batch has none.
  */
 export function encodeBatch(
@@ -166,7 +166,7 @@ export function encodeBatch(
     buf(e.validity);
     buf(e.data);
   };
-  // Optional columns, in OPTIONAL_COLUMNS order (format.ts): step (null = NO_STEP), rank, dropped (null = 0).
+  // Optional columns, in OPTIONAL_COLUMNS order (arrow-schema.ts): step (null = NO_STEP), rank, dropped (null = 0).
   if (columns.includes('step')) nullable(nullableU32(b.step, n, (v) => v !== NO_STEP, NO_STEP));
   if (columns.includes('rank')) fixed(b.rank!);
   if (columns.includes('dropped')) nullable(nullableU32(b.dropped, n, (v) => v !== 0, 0));

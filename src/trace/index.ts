@@ -47,4 +47,4 @@ export {
 } from './reader.js';
 export type { TimedMemorySample } from './memory-json.js';
 export { traceStream, type TraceStreamOptions } from './stream.js';
-export { TRACE_FORMAT_VERSION, COL as TRACE_COLUMNS, type TraceHeader } from './format.js';
+export { TRACE_FORMAT_VERSION, COL as TRACE_COLUMNS, type TraceHeader } from './arrow-schema.js';

@@ -17,7 +17,7 @@ import type { TimedMemorySample, Truncation } from '../core/routing-stream.js';
 import { UserError, describeError } from '../core/errors.js';
 import { ColumnsBuffer } from './columns.js';
 import { BodyView, decodeBatch, decodeCountBatch, type DecodeContext } from './decode.js';
-import { COL, optionalColumnsOf, parseTraceSchema, type CountTraceInfo, type TraceHeader } from './format.js';
+import { COL, optionalColumnsOf, parseTraceSchema, type CountTraceInfo, type TraceHeader } from './arrow-schema.js';
 import type { CountBatch } from '../core/count-batch.js';
 import { decodeMessage, preadFully, scanMessageAt } from './ipc.js';
 import { columnSlots } from './layout.js';

@@ -15,7 +15,7 @@ import type { Schema as ArrowSchema } from 'apache-arrow/schema';
 import { UserError, describeError } from '../core/errors.js';
 import type { StreamMeta } from '../core/stream.js';
 import { moescopeVersion } from '../core/version.js';
-import { META_KEY, TRACE_FORMAT_VERSION } from './format.js';
+import { META_KEY, TRACE_FORMAT_VERSION } from './arrow-schema.js';
 import { scanMessageAt } from './ipc.js';
 
 /** The quantities a series may hold, in column order. */

@@ -15,7 +15,7 @@ import { F16_TO_F32, f32ToF16 } from '../core/f16.js';
 import { statfsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { UserError } from '../core/errors.js';
-import { checkShape } from './format.js';
+import { checkShape } from './arrow-schema.js';
 import { allocBatch } from '../core/batch.js';
 import { Rng } from './rng.js';
 import { selectTopKInto } from '../core/topk.js';
@@ -189,7 +189,7 @@ function* synthSteps(path: string, spec: SynthSpec): Generator<TraceWriter, Synt
   const { layers: L, experts: E, topK: K, tokens: N } = spec;
   if (E > 65536) throw new UserError(`--experts must be ≤ 65536, got ${E}`);
   if (K > E) throw new UserError(`--top-k (${K}) cannot exceed --experts (${E})`);
-  // Shape limits first (the same as every trace's: src/trace/format.ts), then the size against the disk.
+  // Shape limits first (the same as every trace's: src/trace/arrow-schema.ts), then the size against the disk.
   checkShape(L, E, K, (why) => {
     throw new UserError(`--layers/--experts: ${why}`);
   });

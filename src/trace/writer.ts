@@ -17,7 +17,7 @@ import { OutputFile, resolveOutput } from '../core/output.js';
 import { moescopeVersion } from '../core/version.js';
 import { ColumnsBuffer } from './columns.js';
 import { checkBatch, encodeBatch } from './encode.js';
-import { TRACE_FORMAT_VERSION, arrowSchemaFor, routersFor, type TraceHeader } from './format.js';
+import { TRACE_FORMAT_VERSION, arrowSchemaFor, routersFor, type TraceHeader } from './arrow-schema.js';
 import { EOS_BYTES, frameMessage } from './ipc.js';
 import { memoryToJson } from './memory-json.js';
 

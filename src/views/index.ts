@@ -11,6 +11,6 @@
 export { runReplay, type ReplayOptions } from './replay.js';
 export { runLiveTui, collectLive, type LiveTuiOptions } from './live.js';
 export { formatSummary, type SummaryHeader } from './summary.js';
-export { contiguousSpec, readPlanFile, type PlacementSpec } from '../store/placement.js';
+export { contiguousSpec, readPlanFile, type PlacementSpec } from '../store/placement-spec.js';
 export { interactive, loadRunTui } from './entry.js';
 export type { RunTuiOptions } from './run-tui.js';

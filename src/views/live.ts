@@ -5,7 +5,7 @@
 import type { RoutingStream } from '../core/routing-stream.js';
 import { StreamFeed } from '../store/feeds.js';
 import { RoutingModel } from '../store/model.js';
-import type { PlacementSpec } from '../store/placement.js';
+import type { PlacementSpec } from '../store/placement-spec.js';
 import { loadRunTui } from './entry.js';
 import type { SequentialMap } from '../core/palette.js';
 
@@ -15,7 +15,7 @@ export interface LiveTuiOptions {
   label: string;
   /** Path of the trace the caller is recording, shown as ● REC. */
   recording?: string | null;
-  /** Where experts live, for the Devices view (store/placement.ts: contiguousSpec, readPlanFile). */
+  /** Where experts live, for the Devices view (store/placement-spec.ts: contiguousSpec, readPlanFile). */
   placement?: PlacementSpec | null;
   color?: boolean;
   colormap?: SequentialMap;

@@ -6,10 +6,10 @@ import { describeSchema, type RoutingSchema } from '../core/batch.js';
 import type { StreamMeta } from '../core/stream.js';
 import { buildFrame } from '../store/frame.js';
 import type { RoutingModel } from '../store/model.js';
-import type { PlacementSpec } from '../store/placement.js';
+import type { PlacementSpec } from '../store/placement-spec.js';
 import { formatTable } from '../core/text-table.js';
 import { metric, type MetricSpec } from '../stats/catalogue.js';
-import { fmtDuration, fmtInt, fmtNum, fmtPct } from './format.js';
+import { fmtDuration, fmtInt, fmtNum, fmtPct } from './number-text.js';
 
 export interface SummaryHeader {
   /** "replay trace.arrows", "demo: tiny-moe" … */

@@ -1,6 +1,6 @@
 /**
  * Bad input ends in one line and exit 2, never a crash, a hang or an unbounded allocation: sizes a file declares
- * are bounded before anything is allocated (src/trace/format.ts checkShape), synth estimates its size first and
+ * are bounded before anything is allocated (src/trace/arrow-schema.ts checkShape), synth estimates its size first and
  * cleans up when interrupted, folders are refused and pipes / FIFOs read (src/core/input.ts).
  */
 import { test } from 'node:test';

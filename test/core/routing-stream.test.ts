@@ -11,7 +11,7 @@ import type { RoutingSchema } from '../../src/core/batch.js';
 import { BUNDLED_MODEL, BUNDLED_PROMPTS } from '../../src/core/paths.js';
 import { memoryStream, tapStream, tokenBatches, type RoutingStream, type StreamItem } from '../../src/core/routing-stream.js';
 import { generationStream } from '../../src/engine/generation-stream.js';
-import { startGeneration } from '../../src/engine/generation.js';
+import { startGeneration } from '../../src/engine/generation-handle.js';
 import { loadPrompts } from '../../src/engine/prompts.js';
 import { openTrace, traceStream, TraceWriter } from '../../src/trace/index.js';
 import { DEMO_TRACE, META, batches, tempDir } from '../store/helpers.js';

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ModelRunner } from '../../src/engine/runner.js';
-import { sampleToken } from '../../src/engine/generate.js';
+import { sampleToken } from '../../src/engine/generation-loop.js';
 import { hasFixture, meta, modelPath, MOE_FIXTURES, reference, sameSet } from './helpers.js';
 
 const TOL = 1e-4;

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeF16, f32ToF16, F16_TO_F32 } from '../../src/core/f16.js';
-import { seededRandom } from '../../src/engine/generate.js';
+import { seededRandom } from '../../src/engine/generation-loop.js';
 
 /** Float32 values from raw bit patterns. */
 function fromBits(bits: ArrayLike<number>): Float32Array {

@@ -9,7 +9,7 @@ import { RoutingBatchBuilder, type RoutingBatch, type RoutingSchema, type Scorin
 import { UserError } from '../../src/core/errors.js';
 import { RoutingStats } from '../../src/stats/index.js';
 import { LogitsThread, logitsThreadByDefault } from '../../src/stats/logits-thread.js';
-import { seededRandom } from '../../src/engine/generate.js';
+import { seededRandom } from '../../src/engine/generation-loop.js';
 
 const L = 5;
 const E = 64;

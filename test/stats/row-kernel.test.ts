@@ -15,7 +15,7 @@ import { F16_TO_F32, f32ToF16 } from '../../src/core/f16.js';
 import type { Scoring } from '../../src/core/batch.js';
 import { RowScorer } from '../../src/stats/scores.js';
 import { RowSumsKernel } from '../../src/stats/row-kernel.js';
-import { seededRandom } from '../../src/engine/generate.js';
+import { seededRandom } from '../../src/engine/generation-loop.js';
 
 type Gen = (rand: () => number, E: number) => number[];
 

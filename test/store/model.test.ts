@@ -6,7 +6,7 @@ import { RowScorer } from '../../src/stats/index.js';
 import { f32ToF16 } from '../../src/core/f16.js';
 import { RoutingModel } from '../../src/store/model.js';
 import { buildFrame } from '../../src/store/frame.js';
-import { contiguousSpec } from '../../src/store/placement.js';
+import { contiguousSpec } from '../../src/store/placement-spec.js';
 import { binLoad, binnedRelLoad } from '../../src/store/selectors.js';
 import { META, batches } from './helpers.js';
 
@@ -144,7 +144,7 @@ test('a plan file from EPLB: replicas split their expert\'s load; balancedness m
   const { join } = await import('node:path');
   const { openTrace } = await import('../../src/trace/index.js');
   const { comparePlacements } = await import('../../src/stats/eplb-plan.js');
-  const { readPlanFile } = await import('../../src/store/placement.js');
+  const { readPlanFile } = await import('../../src/store/placement-spec.js');
   const { DEMO_TRACE, tempDir } = await import('./helpers.js');
   const t = openTrace(DEMO_TRACE);
   const m = new RoutingModel(t.schema, t.meta);

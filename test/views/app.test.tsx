@@ -5,7 +5,7 @@ import { openTrace, traceStream } from '../../src/trace/index.js';
 import { RoutingModel } from '../../src/store/model.js';
 import { ReplayPlayer } from '../../src/store/feeds.js';
 import { createTuiStore, startPublishing } from '../../src/store/app-store.js';
-import { contiguousSpec } from '../../src/store/placement.js';
+import { contiguousSpec } from '../../src/store/placement-spec.js';
 import { App } from '../../src/views/app.js';
 import { BINDINGS, overlayRows } from '../../src/views/keys.js';
 import { makeViewContext } from '../../src/views/context.js';

@@ -6,7 +6,7 @@ import type { MemorySample } from '../../src/core/memory.js';
 import { openTrace } from '../../src/trace/index.js';
 import { RoutingModel } from '../../src/store/model.js';
 import { buildFrame } from '../../src/store/frame.js';
-import { contiguousSpec } from '../../src/store/placement.js';
+import { contiguousSpec } from '../../src/store/placement-spec.js';
 import { TokensPane } from '../../src/views/components/TokensPane.js';
 import { WarningsPane } from '../../src/views/components/WarningsPane.js';
 import { DevicesPane } from '../../src/views/components/DevicesPane.js';

@@ -5,7 +5,7 @@ import type { RoutingSchema } from '../../src/core/batch.js';
 import { allocBatch } from '../../src/core/batch.js';
 import { RoutingModel } from '../../src/store/model.js';
 import { buildFrame } from '../../src/store/frame.js';
-import { contiguousSpec } from '../../src/store/placement.js';
+import { contiguousSpec } from '../../src/store/placement-spec.js';
 import { DevicesPane } from '../../src/views/components/DevicesPane.js';
 import { paneStore, renderView } from './render.js';
 

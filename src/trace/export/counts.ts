@@ -6,7 +6,7 @@
  */
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import { moescopeVersion } from '../../core/version.js';
-import { COUNT_COL, META_KEY } from '../format.js';
+import { COUNT_COL, META_KEY } from '../arrow-schema.js';
 import type { TraceReader } from '../reader.js';
 import type { AtomicFile, TextSink } from './sink.js';
 

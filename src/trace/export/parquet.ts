@@ -13,7 +13,7 @@ import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import { NO_STEP, type OptionalColumn, type RoutingBatch, type RoutingSchema } from '../../core/batch.js';
 import { F16_TO_F32 } from '../../core/f16.js';
 import { moescopeVersion } from '../../core/version.js';
-import { COL, META_KEY } from '../format.js';
+import { COL, META_KEY } from '../arrow-schema.js';
 import { memoryToJson } from '../memory-json.js';
 import type { TraceChunk, TraceReader } from '../reader.js';
 import type { AtomicFile } from './sink.js';

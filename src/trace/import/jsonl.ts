@@ -6,7 +6,7 @@ import { OPTIONAL_COLUMNS, type OptionalColumn, type RoutingSchema, type TokenRo
 import type { MemorySample } from '../../core/memory.js';
 import { UserError } from '../../core/errors.js';
 import { quoteValue } from '../../core/sanitize.js';
-import { checkShape, isScoring } from '../format.js';
+import { checkShape, isScoring } from '../arrow-schema.js';
 import { memoryFromJson } from '../memory-json.js';
 import { selectTopK } from '../../core/topk.js';
 import { parseLine, readLines, type Line } from './lines.js';

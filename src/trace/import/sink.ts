@@ -11,7 +11,7 @@ import {
 } from '../../core/batch.js';
 import type { MemorySample } from '../../core/memory.js';
 import type { StreamMeta } from '../../core/stream.js';
-import { validateSchema } from '../format.js';
+import { validateSchema } from '../arrow-schema.js';
 import { TraceWriter } from '../writer.js';
 
 export interface ImportResult {

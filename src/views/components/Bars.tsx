@@ -1,7 +1,7 @@
 /** The frame around every pane: status bar, pane tabs, context hints (or the open prompt). */
 import { Box, Text } from 'ink';
 import { useTui, useView } from '../context.js';
-import { fmtDuration, fmtInt, fmtNum, fmtPct, fmtSpeed } from '../format.js';
+import { fmtDuration, fmtInt, fmtNum, fmtPct, fmtSpeed } from '../number-text.js';
 import { fitHints, paneHints, tabSpans } from '../keys.js';
 
 export function StatusBar() {

@@ -5,7 +5,7 @@
 import { Box, Text } from 'ink';
 import type { Frame } from '../../store/frame.js';
 import { useTui, useView } from '../context.js';
-import { fmtBytes, fmtInt, fmtNum, fmtPct } from '../format.js';
+import { fmtBytes, fmtInt, fmtNum, fmtPct } from '../number-text.js';
 import { bar, sparkline } from '../glyphs.js';
 
 export function DevicesPane() {

@@ -6,7 +6,7 @@ import { Box, Text } from 'ink';
 import type { Frame, Histogram, LayerDetail } from '../../store/frame.js';
 import { LAYER_SIDE_W, layerBarsLayout } from '../../store/layout.js';
 import { useTui, useView } from '../context.js';
-import { fmtInt, fmtNum, fmtPct } from '../format.js';
+import { fmtInt, fmtNum, fmtPct } from '../number-text.js';
 import { bar } from '../glyphs.js';
 import { levelOf } from '../scale.js';
 

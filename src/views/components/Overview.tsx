@@ -9,7 +9,7 @@ import type { Frame } from '../../store/frame.js';
 import { cellEdge, overviewLayout, type HeatmapViewport, type OverviewLayout, type RowMetric } from '../../store/layout.js';
 import { binLoad, binnedRelLoad } from '../../store/selectors.js';
 import { useTui, useView, type ViewContext } from '../context.js';
-import { fmtInt, fmtNum, fmtPct, fmtTimes } from '../format.js';
+import { fmtInt, fmtNum, fmtPct, fmtTimes } from '../number-text.js';
 import { SGR_BOLD, SGR_INVERSE, SGR_RESET } from '../../core/palette.js';
 import { LEGEND_STOPS, levelOf } from '../scale.js';
 import { GLYPH_RAMP } from '../theme.js';

@@ -8,7 +8,7 @@ import type { Frame, TokenDetail } from '../../store/frame.js';
 import { screenOf, scrollWindow, tokenStreamRows } from '../../store/layout.js';
 import { tokenLines, type TokenLine } from '../../store/token-lines.js';
 import { useTui, useView } from '../context.js';
-import { fmtInt, fmtNum } from '../format.js';
+import { fmtInt, fmtNum } from '../number-text.js';
 import { visibleToken } from '../glyphs.js';
 import type { Theme } from '../theme.js';
 

@@ -2,7 +2,7 @@
 import { Box, Text } from 'ink';
 import { scrollWindow, warningListRows } from '../../store/layout.js';
 import { useTui, useView } from '../context.js';
-import { fmtInt, fmtNum, fmtPct } from '../format.js';
+import { fmtInt, fmtNum, fmtPct } from '../number-text.js';
 
 function fmtValue(rule: string, v: number): string {
   return rule === 'hot-expert' ? fmtPct(v) : rule === 'dead-expert' ? fmtInt(v) : fmtNum(v, 3);

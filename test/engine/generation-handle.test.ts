@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { RoutingBatch } from '../../src/core/batch.js';
 import { BUNDLED_MODEL, BUNDLED_PROMPTS } from '../../src/core/paths.js';
 import { UserError } from '../../src/core/errors.js';
-import { startGeneration, type HandleEvent } from '../../src/engine/generation.js';
+import { startGeneration, type HandleEvent } from '../../src/engine/generation-handle.js';
 import { loadPrompts } from '../../src/engine/prompts.js';
 import { jsDivergence } from '../../src/stats/index.js';
 import { DomainSpecialisation } from '../../src/stats/specialisation.js';

@@ -2,8 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { judge, type GateResult } from '../../src/gate/verdict.js';
-import { formatResult, FORMATS } from '../../src/report/formats/index.js';
-import { escapeData, escapeProperty } from '../../src/report/formats/github.js';
+import { formatResult, FORMATS } from '../../src/report/result-formats/index.js';
+import { escapeData, escapeProperty } from '../../src/report/result-formats/github.js';
 import { childrenNamed, parseXml } from './xml.js';
 
 const NASTY = 'runs/50%<&>"quoted"|pipe\nnext line.arrows';

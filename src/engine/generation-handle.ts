@@ -10,7 +10,7 @@ import { UserError } from '../core/errors.js';
 import type { MemorySample } from '../core/memory.js';
 import type { StreamMeta } from '../core/stream.js';
 import type { RouterInfo } from './discover.js';
-import { runGeneration, type GenerateOptions, type GenerationEvent, type LoopControl, type SequenceResult } from './generate.js';
+import { runGeneration, type GenerateOptions, type GenerationEvent, type LoopControl, type SequenceResult } from './generation-loop.js';
 import { MemorySampler } from './memory.js';
 import { ModelRunner, type RunnerOptions } from './runner.js';
 
