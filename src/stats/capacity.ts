@@ -63,11 +63,10 @@ export class CapacitySim {
   private readonly L: number;
   private readonly E: number;
   private readonly K: number;
-  // The batch being filled: B·L·K experts and weights.
+  // The batch being filled, layer-major (bufExperts[l·B·K + t·K + j]) so that a layer's simulation reads one
+  // contiguous run instead of K ids every L·K: expert ids and weights as float16 bits.
   private readonly bufExperts: Uint16Array;
-  private readonly bufWeights: Float32Array;
-  /** The same weights as order keys: a larger weight has a smaller key (see weightOrderKey). */
-  private readonly bufKeys: Uint16Array;
+  private readonly bufWeights: Uint16Array;
   private fill = 0;
   private batches = 0;
   private assignments = 0;
@@ -77,13 +76,13 @@ export class CapacitySim {
   private readonly droppedWeight: Float64Array; // 2·L: [policy][layer]
   private readonly affected: Float64Array; // 2·L
   private readonly fully: Float64Array; // 2·L
-  // Scratch for one layer of one batch. After the expert pass, start[e] … start[e+1] is expert e's slice.
-  private readonly start: Int32Array;
-  private readonly order: Int32Array;
-  private readonly lostPerToken: Uint16Array;
-  private readonly orderProbs: Int32Array;
-  private readonly scratch: Int32Array;
-  private readonly buckets: Int32Array;
+  // Scratch for one layer of one batch.
+  private readonly seen: Int32Array; // E: assignments met so far per expert
+  private readonly next: Int32Array; // E: where each over-capacity expert's slice of `slices` fills next (−1: not over)
+  private readonly lostPos: Uint16Array; // B: experts each token lost, position policy
+  private readonly lostProbs: Uint16Array; // B: the same, probs policy
+  private readonly slices: Int32Array; // B·K: positions of over-capacity experts' assignments, grouped by expert
+  private readonly hist: Int32Array; // 256: one byte of the order keys
 
   constructor(schema: RoutingSchema, options: CapacityOptions) {
     if (!(options.capacityFactor > 0) || !Number.isFinite(options.capacityFactor))
@@ -97,32 +96,41 @@ export class CapacitySim {
     this.K = schema.topK;
     const B = options.batchTokens;
     this.bufExperts = new Uint16Array(B * this.L * this.K);
-    this.bufWeights = new Float32Array(B * this.L * this.K);
-    this.bufKeys = new Uint16Array(B * this.L * this.K);
+    this.bufWeights = new Uint16Array(B * this.L * this.K);
     this.dropped = new Float64Array(this.L * this.E);
     this.weightTotal = new Float64Array(this.L);
     this.droppedWeight = new Float64Array(2 * this.L);
     this.affected = new Float64Array(2 * this.L);
     this.fully = new Float64Array(2 * this.L);
-    this.start = new Int32Array(this.E + 1);
-    this.order = new Int32Array(B * this.K);
-    this.lostPerToken = new Uint16Array(B);
-    this.orderProbs = new Int32Array(B * this.K);
-    this.scratch = new Int32Array(B * this.K);
-    this.buckets = new Int32Array(257);
+    this.seen = new Int32Array(this.E);
+    this.next = new Int32Array(this.E);
+    this.lostPos = new Uint16Array(B);
+    this.lostProbs = new Uint16Array(B);
+    this.slices = new Int32Array(B * this.K);
+    this.hist = new Int32Array(256);
   }
 
   add(b: RoutingBatch): void {
-    const lk = this.L * this.K;
+    const { L, K } = this;
+    const lk = L * K;
     const B = this.options.batchTokens;
+    const bk = B * K;
+    const ex = b.experts;
+    const w = b.weights;
+    const bufE = this.bufExperts;
+    const bufW = this.bufWeights;
     let t = 0;
     while (t < b.length) {
       const n = Math.min(B - this.fill, b.length - t);
-      this.bufExperts.set(b.experts.subarray(t * lk, (t + n) * lk), this.fill * lk);
-      const w = b.weights;
-      for (let i = t * lk, j = this.fill * lk, end = (t + n) * lk; i < end; i++, j++) {
-        this.bufWeights[j] = F16_TO_F32[w[i]!]!;
-        this.bufKeys[j] = weightOrderKey(w[i]!);
+      // Token-major (t, l, j) → layer-major (l, t, j).
+      for (let l = 0; l < L; l++) {
+        let src = t * lk + l * K;
+        let dst = l * bk + this.fill * K;
+        for (let u = 0; u < n; u++, src += lk - K)
+          for (let j = 0; j < K; j++, src++, dst++) {
+            bufE[dst] = ex[src]!;
+            bufW[dst] = w[src]!;
+          }
       }
       this.fill += n;
       t += n;
@@ -164,62 +172,120 @@ export class CapacitySim {
     };
   }
 
+  /**
+   * Simulates the filled batch, one layer at a time, in a few O(T·K) passes (no sort). The dropped-weight sums
+   * are exact in float64 whatever order they are added in (every float16 value is a multiple of 2⁻²⁴, so sums
+   * below 2²⁹ carry no rounding), which lets each policy add its drops in the order it finds them.
+   */
   private flush(): void {
     const { L, E, K } = this;
     const T = this.fill;
     const n = T * K;
+    const bk = this.options.batchTokens * K;
     const cap = capacityFor(T, K, E, this.options.capacityFactor);
-    const ex = this.bufExperts;
-    const wt = this.bufWeights;
-    const keys = this.bufKeys;
-    const byPos = this.order;
-    const byProbs = this.orderProbs;
-    const tmp = this.scratch;
-    const start = this.start;
-    const lost = this.lostPerToken;
+    const seen = this.seen;
+    const next = this.next;
+    const lostPos = this.lostPos;
+    const lostProbs = this.lostProbs;
+    const slices = this.slices;
+    const hist = this.hist;
     for (let l = 0; l < L; l++) {
-      // This layer's assignments (buffer indices) in token order.
+      const o = l * bk;
+      const ex = this.bufExperts.subarray(o, o + n);
+      const wb = this.bufWeights.subarray(o, o + n);
+      // Weight total (token order, as before) and the position policy: an expert keeps the first `cap`
+      // assignments it meets in token order.
+      seen.fill(0);
+      lostPos.fill(0, 0, T);
       let wsum = 0;
+      let lostWeight = 0;
       for (let t = 0, q = 0; t < T; t++)
-        for (let j = 0, i = (t * L + l) * K; j < K; j++, i++, q++) {
-          tmp[q] = i;
-          wsum += wt[i]!;
+        for (let j = 0; j < K; j++, q++) {
+          const x = F16_TO_F32[wb[q]!]!;
+          wsum += x;
+          if (++seen[ex[q]!]! > cap) {
+            lostWeight += x;
+            lostPos[t]!++;
+          }
         }
       this.weightTotal[l]! += wsum;
-      // position policy order: grouped by expert, token order within (stable counting sort).
-      countingSort(tmp, byPos, n, (i) => ex[i]!, E, start);
-      // probs policy order: by weight key (two stable byte passes), then grouped by expert — so within an
-      // expert, highest weight first and, among equal weights, the earlier token first.
-      countingSort(tmp, byProbs, n, (i) => keys[i]! & 0xff, 256, this.buckets);
-      countingSort(byProbs, tmp, n, (i) => keys[i]! >>> 8, 256, this.buckets);
-      countingSort(tmp, byProbs, n, (i) => ex[i]!, E, start);
+      this.droppedWeight[L + l]! += lostWeight;
+      // Over-capacity experts: where their slices of `slices` start, in expert order.
+      let over = 0;
+      let fillAt = 0;
       for (let e = 0; e < E; e++) {
-        const over = start[e + 1]! - start[e]! - cap;
-        if (over > 0) this.dropped[l * E + e]! += over;
+        const c = seen[e]!;
+        if (c > cap) {
+          this.dropped[l * E + e]! += c - cap;
+          over++;
+          next[e] = fillAt;
+          fillAt += c;
+        } else next[e] = -1;
       }
-      for (let p = 0; p < 2; p++) {
-        const order = p === 0 ? byProbs : byPos;
-        lost.fill(0, 0, T);
-        for (let e = 0; e < E; e++) {
-          const a = start[e]!;
-          const end = start[e + 1]!;
-          for (let q = a + cap; q < end; q++) this.drop(p, l, order[q]!, lost);
+      lostProbs.fill(0, 0, T);
+      if (over > 0) {
+        // probs policy: an over-capacity expert keeps its `cap` highest weights (smallest order keys), the earlier
+        // token first among equal weights. Its assignments are gathered in token order; a two-level histogram of
+        // the key (high byte, then low byte within the boundary bucket) finds the cut without sorting.
+        for (let q = 0; q < n; q++) {
+          const e = ex[q]!;
+          const at = next[e]!;
+          if (at >= 0) {
+            slices[at] = q;
+            next[e] = at + 1;
+          }
         }
-        for (let t = 0; t < T; t++) {
-          if (lost[t]! > 0) this.affected[p * L + l]!++;
-          if (lost[t]! >= K) this.fully[p * L + l]!++;
+        lostWeight = 0;
+        for (let e = 0, a = 0; e < E; e++) {
+          const c = seen[e]!;
+          if (c <= cap) continue;
+          const end = a + c;
+          hist.fill(0);
+          for (let s = a; s < end; s++) hist[weightOrderKey(wb[slices[s]!]!) >>> 8]!++;
+          let hi = 0;
+          let keep = cap;
+          while (hist[hi]! <= keep) keep -= hist[hi++]!;
+          hist.fill(0);
+          for (let s = a; s < end; s++) {
+            const k = weightOrderKey(wb[slices[s]!]!);
+            if (k >>> 8 === hi) hist[k & 0xff]!++;
+          }
+          let lo = 0;
+          while (hist[lo]! <= keep) keep -= hist[lo++]!;
+          // Keys above hi·256 + lo are dropped; of those equal to it, the first `keep` in token order stay.
+          const cut = (hi << 8) | lo;
+          for (let s = a; s < end; s++) {
+            const q = slices[s]!;
+            const k = weightOrderKey(wb[q]!);
+            if (k < cut || (k === cut && keep-- > 0)) continue;
+            lostWeight += F16_TO_F32[wb[q]!]!;
+            lostProbs[(q / K) | 0]!++;
+          }
+          a = end;
         }
+        this.droppedWeight[l]! += lostWeight;
       }
+      let affPos = 0;
+      let fullPos = 0;
+      let affProbs = 0;
+      let fullProbs = 0;
+      for (let t = 0; t < T; t++) {
+        const a = lostPos[t]!;
+        const b = lostProbs[t]!;
+        if (a > 0) affPos++;
+        if (a >= K) fullPos++;
+        if (b > 0) affProbs++;
+        if (b >= K) fullProbs++;
+      }
+      this.affected[l]! += affProbs;
+      this.fully[l]! += fullProbs;
+      this.affected[L + l]! += affPos;
+      this.fully[L + l]! += fullPos;
     }
     this.tokens += T;
     this.assignments += T * K * L;
     this.batches++;
     this.fill = 0;
-  }
-
-  private drop(p: number, l: number, i: number, lost: Uint16Array): void {
-    this.droppedWeight[p * this.L + l]! += this.bufWeights[i]!;
-    lost[Math.floor(i / (this.L * this.K))]!++;
   }
 }
 
@@ -231,19 +297,4 @@ export function weightOrderKey(bits: number): number {
   if ((bits & 0x7fff) > 0x7c00) return 0xffff; // NaN
   const ordered = bits & 0x8000 ? ~bits & 0x7fff : bits | 0x8000; // ascending with the value
   return 0xfffe - ordered;
-}
-
-/**
- * Stable counting sort of src[0 … n) into dst by bucket(item) ∈ [0, buckets); `start` (length ≥ buckets + 1)
- * receives each bucket's first position, start[buckets] = n.
- */
-function countingSort(src: Int32Array, dst: Int32Array, n: number, bucket: (i: number) => number, buckets: number, start: Int32Array): void {
-  start.fill(0, 0, buckets + 1);
-  for (let q = 0; q < n; q++) start[bucket(src[q]!) + 1]!++;
-  for (let b = 0; b < buckets; b++) start[b + 1]! += start[b]!;
-  const next = start.slice(0, buckets);
-  for (let q = 0; q < n; q++) {
-    const i = src[q]!;
-    dst[next[bucket(i)]!++] = i;
-  }
 }

@@ -41,17 +41,18 @@ export class Coactivation {
     const { L, E, K } = this;
     const ex = b.experts;
     const P = this.pairs;
-    for (let t = 0; t < b.length; t++) {
-      for (let l = 0; l < L; l++) {
-        const o = (t * L + l) * K;
-        const base = l * E;
+    const lk = L * K;
+    // Layer by layer: one layer's E² counters (256 KiB at E = 256) stay in cache while every token of the batch
+    // is counted into them, instead of touching all L matrices for each token.
+    for (let l = 0; l < L; l++) {
+      const M = P.subarray(l * E * E, (l + 1) * E * E);
+      for (let t = 0, o = l * K; t < b.length; t++, o += lk) {
         for (let x = 0; x < K; x++) {
           const i = ex[o + x]!;
-          P[(base + i) * E + i]!++;
+          M[i * E + i]!++;
           for (let y = x + 1; y < K; y++) {
             const j = ex[o + y]!;
-            if (j > i) P[(base + i) * E + j]!++;
-            else if (j < i) P[(base + j) * E + i]!++;
+            if (j !== i) M[Math.min(i, j) * E + Math.max(i, j)]!++;
           }
         }
       }

@@ -5,7 +5,7 @@
  * the same WindowCounts the batch command does. Definitions: docs/metrics.md § Collapse detection.
  */
 import { UserError } from '../core/errors.js';
-import { cvFromSums, jsDivergence, loadMaxVio } from './load.js';
+import { cvFromSums, JsDivergenceFromReference, loadMaxVio } from './load.js';
 import type { WindowCounts } from './window.js';
 
 export type CollapseRuleName = 'dead-expert' | 'hot-expert' | 'low-entropy' | 'max-vio' | 'drift';
@@ -67,6 +67,10 @@ export interface CollapseWarning {
  * flaps on a skewed trace cannot crowd out the others. */
 const MAX_WARNINGS_PER_RULE = 2_000;
 
+const DEAD_ACTIVE = 1;
+const HOT_ACTIVE = 2;
+const flagOf = (rule: CollapseRuleName): number => (rule === 'dead-expert' ? DEAD_ACTIVE : HOT_ACTIVE);
+
 export class CollapseDetector {
   readonly rules: CollapseRules;
   readonly layerIds: readonly number[];
@@ -80,9 +84,12 @@ export class CollapseDetector {
    */
   private readonly activeExpert: Record<'dead-expert' | 'hot-expert', (CollapseWarning | undefined)[]>;
   private readonly activeLayer: Record<'low-entropy' | 'max-vio' | 'drift', (CollapseWarning | undefined)[]>;
+  /** The same for the per-expert rules as bits (DEAD_ACTIVE, HOT_ACTIVE) per l·E + e: the hot loop reads these. */
+  private readonly expertFlags: Uint8Array;
   private activeCount = 0;
   private readonly kept: Partial<Record<CollapseRuleName, number>> = {};
-  private reference: Int32Array | null = null;
+  /** Drift from the first full window (set at the first evaluation). */
+  private drift: JsDivergenceFromReference | null = null;
 
   constructor(layerIds: readonly number[], experts: number, rules: CollapseRules) {
     for (const [k, v] of Object.entries(rules)) {
@@ -95,8 +102,10 @@ export class CollapseDetector {
     this.experts = experts;
     const le = layerIds.length * experts;
     const l = layerIds.length;
-    this.activeExpert = { 'dead-expert': new Array(le), 'hot-expert': new Array(le) };
-    this.activeLayer = { 'low-entropy': new Array(l), 'max-vio': new Array(l), drift: new Array(l) };
+    const slots = (n: number) => new Array<CollapseWarning | undefined>(n).fill(undefined); // packed, not holey
+    this.activeExpert = { 'dead-expert': slots(le), 'hot-expert': slots(le) };
+    this.activeLayer = { 'low-entropy': slots(l), 'max-vio': slots(l), drift: slots(l) };
+    this.expertFlags = new Uint8Array(le);
   }
 
   /** Warnings currently holding. */
@@ -117,16 +126,24 @@ export class CollapseDetector {
     const total = w.tokens * w.topK;
     if (total === 0) return fired;
     const mean = total / E;
-    if (!this.reference && r.drift !== null) this.reference = w.counts.slice();
+    if (!this.drift && r.drift !== null) this.drift = new JsDivergenceFromReference(w.counts, E);
     for (let l = 0; l < w.layers; l++) {
       const base = l * E;
       if (r.dead || r.hotShare !== null) {
-        for (let e = 0; e < E; e++) {
-          const c = w.counts[base + e]!;
-          if (r.dead) this.check(fired, w, 'dead-expert', l, e, c === 0, c / mean >= h, c, 0);
-          if (r.hotShare !== null) {
+        // check() acts only when a rule holds or its warning is active; testing that here first (with the
+        // active flags in a byte array) spares the call for nearly all of the L·E experts.
+        const counts = w.counts;
+        const flags = this.expertFlags;
+        const dead = r.dead;
+        const hotShare = r.hotShare;
+        for (let e = 0, i = base; e < E; e++, i++) {
+          const c = counts[i]!;
+          const f = flags[i]!;
+          if (dead && (c === 0 || (f & DEAD_ACTIVE) !== 0)) this.check(fired, w, 'dead-expert', l, e, c === 0, c / mean >= h, c, 0);
+          if (hotShare !== null) {
             const share = c / total;
-            this.check(fired, w, 'hot-expert', l, e, share > r.hotShare, share < r.hotShare * (1 - h), share, r.hotShare);
+            if (share > hotShare || (f & HOT_ACTIVE) !== 0)
+              this.check(fired, w, 'hot-expert', l, e, share > hotShare, share < hotShare * (1 - h), share, hotShare);
           }
         }
       }
@@ -138,8 +155,8 @@ export class CollapseDetector {
         const mv = loadMaxVio(w.counts, base, E);
         this.check(fired, w, 'max-vio', l, null, mv > r.maxVio, mv < r.maxVio * (1 - h), mv, r.maxVio);
       }
-      if (r.drift !== null && this.reference) {
-        const d = jsDivergence(w.counts, base, this.reference, base, E);
+      if (r.drift !== null && this.drift) {
+        const d = this.drift.divergence(w.counts, l);
         this.check(fired, w, 'drift', l, null, d > r.drift, d < r.drift * (1 - h), d, r.drift);
       }
     }
@@ -164,6 +181,7 @@ export class CollapseDetector {
       if (clears) {
         cur.clearedAt = w.end - 1;
         slots[slot] = undefined;
+        if (expert !== null) this.expertFlags[slot]! &= ~flagOf(rule);
         this.activeCount--;
       }
       return;
@@ -182,6 +200,7 @@ export class CollapseDetector {
       message: describeWarning(rule, this.layerIds[l]!, expert, value, threshold),
     };
     slots[slot] = warning;
+    if (expert !== null) this.expertFlags[slot]! |= flagOf(rule);
     this.activeCount++;
     const kept = (this.kept[rule] = (this.kept[rule] ?? 0) + 1);
     if (kept <= MAX_WARNINGS_PER_RULE) this.warnings.push(warning);

@@ -125,8 +125,73 @@ export function jsDivergence(a: ArrayLike<number>, aOff: number, b: ArrayLike<nu
     const p = a[aOff + i]! / sa;
     const q = b[bOff + i]! / sb;
     const m = 0.5 * (p + q);
-    if (p > 0) js += 0.5 * p * Math.log2(p / m);
-    if (q > 0) js += 0.5 * q * Math.log2(q / m);
+    js += jsTerm(p, m);
+    js += jsTerm(q, m);
   }
   return Math.max(0, js);
+}
+
+/** One side's term of the JS divergence at one expert: ½·x·log₂(x/m), 0 when x is 0 (or not a share). */
+function jsTerm(x: number, m: number): number {
+  return x > 0 ? 0.5 * x * Math.log2(x / m) : 0;
+}
+
+/**
+ * jsDivergence of an L·E matrix's rows (a window's counts, evaluated again and again) from a fixed reference,
+ * bit for bit the same value: each expert's two terms are kept with the count they were computed for and
+ * recomputed only when that count (or the row's total) has changed, so an evaluation costs E additions plus two
+ * logarithms per expert whose count moved since the last one.
+ */
+export class JsDivergenceFromReference {
+  private readonly reference: Int32Array;
+  private readonly experts: number;
+  private readonly refSums: Float64Array;
+  private readonly rowSums: Float64Array;
+  private readonly counts: Float64Array;
+  private readonly pTerms: Float64Array;
+  private readonly qTerms: Float64Array;
+
+  /** `reference` is copied: rows of E counts, one per layer. */
+  constructor(reference: Int32Array, experts: number) {
+    this.reference = reference.slice();
+    this.experts = experts;
+    const layers = Math.floor(reference.length / experts);
+    this.refSums = new Float64Array(layers);
+    for (let l = 0; l < layers; l++) for (let i = 0; i < experts; i++) this.refSums[l]! += this.reference[l * experts + i]!;
+    this.rowSums = new Float64Array(layers).fill(NaN);
+    this.counts = new Float64Array(reference.length);
+    this.pTerms = new Float64Array(reference.length);
+    this.qTerms = new Float64Array(reference.length);
+  }
+
+  /** jsDivergence(counts, l·E, reference, l·E, E). */
+  divergence(counts: Int32Array, l: number): number {
+    const e = this.experts;
+    const base = l * e;
+    let sa = 0;
+    for (let i = 0; i < e; i++) sa += counts[base + i]!;
+    const sb = this.refSums[l]!;
+    if (sa <= 0 || sb <= 0) return NaN;
+    const fresh = sa !== this.rowSums[l];
+    this.rowSums[l] = sa;
+    const cached = this.counts;
+    const pt = this.pTerms;
+    const qt = this.qTerms;
+    let js = 0;
+    for (let i = base, end = base + e; i < end; i++) {
+      const c = counts[i]!;
+      if (fresh || c !== cached[i]) {
+        const p = c / sa;
+        const q = this.reference[i]! / sb;
+        const m = 0.5 * (p + q);
+        // jsTerm, written out: a call per term here costs as much as the logarithm.
+        pt[i] = p > 0 ? 0.5 * p * Math.log2(p / m) : 0;
+        qt[i] = q > 0 ? 0.5 * q * Math.log2(q / m) : 0;
+        cached[i] = c;
+      }
+      js += pt[i]!;
+      js += qt[i]!;
+    }
+    return Math.max(0, js);
+  }
 }
