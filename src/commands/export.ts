@@ -15,7 +15,7 @@ export function registerExport(program: Command): void {
     .action(async (trace: string, o: { parquet?: string; jsonl?: string }) => {
       const { exportTrace } = await import('../trace/export/index.js');
       const { flagTruncated } = await import('./truncation.js');
-      const { results, notes, truncated, tokens, unit } = exportTrace(trace, { jsonl: o.jsonl, parquet: o.parquet });
+      const { results, notes, truncated, tokens, unit } = await exportTrace(trace, { jsonl: o.jsonl, parquet: o.parquet });
       const { printError, printText } = await import('../core/sanitize.js');
       for (const note of notes) printError(`note: ${note}`);
       for (const r of results) printText(`wrote ${r.path}: ${r.tokens} ${unit} (${r.format})\n`);

@@ -70,16 +70,23 @@ export function registerImport(program: Command): void {
         process.stdout.write(`wrote ${o.output}: a ${r.producer} balancedness series of ${r.rows} steps\n`);
         return;
       }
-      let r: import('../trace/import/index.js').ImportResult;
-      if (format === 'routed-experts') {
-        const { importRoutedExperts } = await import('../serving/import-responses.js');
-        r = importRoutedExperts(files, o.output, { layers: o.layers, topK: o.topK, experts: o.experts, scoring: o.scoring });
-      } else {
+      // The importer produces a RoutingStream; the trace writer writes it (temporary file, renamed when complete).
+      if (format !== 'routed-experts') {
         if (o.layers !== undefined) throw new UserError('--layers goes with import routed-experts');
         if (o.gpus !== undefined && format !== 'sglang') throw new UserError('--gpus goes with import sglang');
-        const { importTrace } = await import('../trace/import/index.js');
-        r = importTrace(format, files, o.output, { topK: o.topK, scoring: o.scoring, experts: o.experts, logits: o.logits, layerIds: o.layerIds, gpus: o.gpus });
       }
+      const { resolveOutput } = await import('../core/output.js');
+      resolveOutput(o.output, files, '--output'); // never an input (same inode through any path), never a folder
+      let stream: import('../core/routing-stream.js').RoutingStream;
+      if (format === 'routed-experts') {
+        const { routedExpertsStream } = await import('../serving/import-responses.js');
+        stream = routedExpertsStream(files, { layers: o.layers, topK: o.topK, experts: o.experts, scoring: o.scoring });
+      } else {
+        const { importStream } = await import('../trace/import/index.js');
+        stream = importStream(format, files, { topK: o.topK, scoring: o.scoring, experts: o.experts, logits: o.logits, layerIds: o.layerIds, gpus: o.gpus });
+      }
+      const { writeImport } = await import('../trace/import/import-stream.js');
+      const r = await writeImport(stream, o.output, files);
       const { printError, printText } = await import('../core/sanitize.js');
       for (const note of r.notes) printError(`note: ${note}`);
       if (r.kind === 'counts') {

@@ -91,30 +91,33 @@ async function loadsFromWeights(file: string): Promise<Loads> {
   return { source: file, layers: rows.map((_, i) => i), loads: rows.map((r) => Float64Array.from(r as number[])) };
 }
 
-/** Expert selections per layer over every complete token of the trace: the load a server would have seen. */
+/** Expert selections per layer over every complete token of the trace (read as a RoutingStream): the load a server would have seen. */
 async function loadsFromTrace(path: string): Promise<Loads> {
   const { UserError } = await import('../core/errors.js');
-  const { openTrace } = await import('../trace/index.js');
+  const { openTrace, traceStream } = await import('../trace/index.js');
   const { addCountRows, countAssignments } = await import('../stats/counts.js');
-  const t = openTrace(path);
+  const stream = traceStream(openTrace(path), { reuse: true }); // counting keeps no batch
   try {
-    const { layers, experts, topK } = t.schema;
+    const { layers, experts, topK } = stream.schema;
     const L = layers.length;
-    const info = t.countInfo;
+    const info = stream.countInfo;
     if (info && info.axis !== 'expert')
       throw new UserError(`${path} counts load per device without expert ids: placement needs counts per expert`);
-    if (t.tokenCount === 0) throw new UserError(`${path}: the trace holds no complete ${info ? 'steps' : 'tokens'} to count`);
+    const rows = stream.tokens!;
+    if (rows === 0) throw new UserError(`${path}: the trace holds no complete ${info ? 'steps' : 'tokens'} to count`);
     const counts = new Float64Array(L * experts);
-    if (info) for (const b of t.countBatches()) addCountRows(b.counts, b.length, L, experts, counts);
-    else for (const b of t.batches()) countAssignments(b.experts, 0, b.length, L, topK, experts, counts);
+    for await (const item of stream.items())
+      if (item.kind === 'counts') addCountRows(item.batch.counts, item.batch.length, L, experts, counts);
+      else if (item.kind === 'tokens') countAssignments(item.batch.experts, 0, item.batch.length, L, topK, experts, counts);
     const loads = layers.map((_, l) => counts.slice(l * experts, (l + 1) * experts));
     const unit = info ? 'steps' : 'tokens';
+    const { complete, truncated } = await stream.end();
     const { flagTruncated, noteUnclosed } = await import('./truncation.js');
-    const note = t.truncated ? `${path} is cut short: counted its ${t.tokenCount} complete ${unit}` : (noteUnclosed(path, t) ?? undefined);
-    flagTruncated(path, t.truncated, t.tokenCount);
+    const note = truncated ? `${path} is cut short: counted its ${rows} complete ${unit}` : (noteUnclosed(path, { complete, truncated, tokenCount: rows }) ?? undefined);
+    flagTruncated(path, truncated, rows);
     return { source: path, layers: [...layers], loads, ...(note ? { note } : {}) };
   } finally {
-    t.close();
+    stream.close();
   }
 }
 

@@ -42,11 +42,15 @@ export function registerStats(program: Command): void {
     .addHelpText('after', '\nA trace cut short is analysed over its complete tokens, then reported on stderr with exit code 2.');
 }
 
-/** `moescope stats`: trace reader → stats accumulators → JSON or text (stats never imports trace; this composes them). */
+/**
+ * `moescope stats`: the trace as a RoutingStream → stats accumulators → JSON or text (stats never imports trace;
+ * this composes them). A second pass, when an analysis needs one, re-reads the file through the stream's `seek`.
+ */
 async function runStats(file: string, flags: StatsFlags): Promise<string> {
-  const [{ openTrace }, { TraceAnalysis, defaultAnalysisOptions }, { formatStatsText }, { balancedness }, { contiguousPlacement }, { UserError }, { logitsScorer }] =
+  const [{ openTrace, traceStream }, { tokenBatches }, { TraceAnalysis, defaultAnalysisOptions }, { formatStatsText }, { balancedness }, { contiguousPlacement }, { UserError }, { logitsScorer }] =
     await Promise.all([
       import('../trace/index.js'),
+      import('../core/routing-stream.js'),
       import('../stats/analysis.js'),
       import('../stats/text.js'),
       import('../stats/balancedness.js'),
@@ -54,10 +58,10 @@ async function runStats(file: string, flags: StatsFlags): Promise<string> {
       import('../core/errors.js'),
       import('../stats/logits-thread.js'),
     ]);
-  const trace = openTrace(file);
+  const stream = traceStream(openTrace(file));
   try {
-    if (trace.kind === 'counts') return await countStats(trace, file, flags);
-    const schema = trace.schema;
+    if (stream.kind === 'counts') return await countStats(stream, file, flags);
+    const schema = stream.schema;
     const L = schema.layers.length;
     if (flags.vocabLayer !== undefined && flags.vocabLayer >= L)
       throw new UserError(`--vocab-layer must be 0…${L - 1} (the trace has ${L} MoE layers), got ${flags.vocabLayer}`);
@@ -79,8 +83,8 @@ async function runStats(file: string, flags: StatsFlags): Promise<string> {
       // This command owns its thread and draws nothing: large routers' logits are scored in a worker.
       logits: logitsScorer(schema, true),
     });
-    for (const b of trace.batches()) analysis.add(b);
-    if (analysis.wantsSecondPass) for (const b of trace.batches()) analysis.route(b);
+    for await (const b of tokenBatches(stream)) analysis.add(b);
+    if (analysis.wantsSecondPass) for (const c of stream.seek!.chunks(0)) analysis.route(c.batch);
     let extra = {};
     if (flags.devices !== undefined) {
       const E = schema.experts;
@@ -90,14 +94,15 @@ async function runStats(file: string, flags: StatsFlags): Promise<string> {
     } else extra = { balancedness: null };
     const result = analysis.result(extra);
     analysis.stats.close();
-    const cut = trace.truncated;
+    const { complete, truncated: cut } = await stream.end();
+    const tokens = stream.tokens!;
     const { flagTruncated, noteUnclosed } = await import('./truncation.js');
-    flagTruncated(file, cut, trace.tokenCount);
-    const unclosed = noteUnclosed(file, trace);
-    if (flags.json) return JSON.stringify({ ...result, truncated: cut !== null, closed: trace.complete }, null, 2) + '\n';
+    flagTruncated(file, cut, tokens);
+    const unclosed = noteUnclosed(file, { complete, truncated: cut, tokenCount: tokens });
+    if (flags.json) return JSON.stringify({ ...result, truncated: cut !== null, closed: complete }, null, 2) + '\n';
     return formatStatsText(result, {
       file,
-      model: trace.meta.model,
+      model: stream.meta.model,
       truncatedNote: cut
         ? `trace cut short: ${cut.rowsLost ?? 'some'} rows lost at byte ${cut.atByte}; metrics cover the complete rows`
         : unclosed
@@ -105,31 +110,31 @@ async function runStats(file: string, flags: StatsFlags): Promise<string> {
           : null,
     });
   } finally {
-    trace.close();
+    stream.close();
   }
 }
 
 /** `moescope stats` on a count trace: the metrics counts define, by the same formulas (stats/count-analysis.ts). */
-async function countStats(trace: import('../trace/index.js').TraceReader, file: string, flags: StatsFlags): Promise<string> {
+async function countStats(stream: import('../core/routing-stream.js').RoutingStream, file: string, flags: StatsFlags): Promise<string> {
   const [{ CountAnalysis }, { formatCountStatsText }, { flagTruncated }] = await Promise.all([
     import('../stats/count-analysis.js'),
     import('../stats/count-text.js'),
     import('./truncation.js'),
   ]);
-  const info = trace.countInfo!;
-  const analysis = new CountAnalysis(trace.schema, info, {
-    totalSteps: trace.rowCount,
+  const steps = stream.tokens!;
+  const analysis = new CountAnalysis(stream.schema, stream.countInfo!, {
+    totalSteps: steps,
     ...(flags.devices !== undefined ? { devices: flags.devices } : {}),
   });
-  for (const b of trace.countBatches()) analysis.add(b);
+  for await (const item of stream.items()) if (item.kind === 'counts') analysis.add(item.batch);
   const result = analysis.result();
-  const cut = trace.truncated;
-  flagTruncated(file, cut, trace.rowCount);
+  const cut = (await stream.end()).truncated;
+  flagTruncated(file, cut, steps);
   if (flags.json) return JSON.stringify({ ...result, truncated: cut !== null }, null, 2) + '\n';
   return formatCountStatsText(result, {
     file,
-    model: trace.meta.model,
-    source: trace.meta.source,
+    model: stream.meta.model,
+    source: stream.meta.source,
     truncatedNote: cut ? `trace cut short: ${cut.rowsLost ?? 'some'} rows lost at byte ${cut.atByte}; metrics cover the complete rows` : null,
   });
 }

@@ -7,7 +7,7 @@
  * `end()`: complete, cut short (a truncated file), or failed. Consumers never need to know which source it is.
  * Sources that can be re-read from any token (a trace file) also expose `seek`, which replay uses.
  */
-import { sliceBatch, type RoutingBatch, type RoutingSchema } from './batch.js';
+import { sliceBatch, type OptionalColumn, type RoutingBatch, type RoutingSchema } from './batch.js';
 import type { MemorySample } from './memory.js';
 import type { StreamMeta } from './stream.js';
 
@@ -28,6 +28,24 @@ export interface CountBatch {
   bins: number;
   /** length·L·bins assignments routed; index (r·L + l)·bins + b. */
   counts: Float64Array;
+}
+
+/** What a count stream's bins are, and what its producer knew (a count trace stores it in its header). */
+export interface CountInfo {
+  /** What a bin is: a logical expert, or a device (GPU / EP rank) without expert ids. */
+  axis: CountBatch['axis'];
+  /** Bins per layer: E for axis expert, the number of devices for axis device. */
+  bins: number;
+  /** Whether schema.topK is the producer's K (false: unknown, schema.topK is 1 and tokens are not derivable). */
+  topKKnown: boolean;
+  /** Whether schema.experts is the model's E (false for device counts of an unknown model: then it equals bins). */
+  expertsKnown: boolean;
+  /**
+   * The placement the counts were measured under, when the producer had one (SGLang's physical → logical map):
+   * devices, and per layer (one entry per MoE layer, or one shared by all) physical slot → logical expert; slot s of
+   * S lies on device ⌊s·D/S⌋. Redundant experts are the logical ids that appear more than once.
+   */
+  placement?: { devices: number; phy2log: number[][] } | null;
 }
 
 /** A memory sample and the index of the token whose row carries it (samples taken before that token). */
@@ -91,6 +109,8 @@ export interface TokenSeek {
   /** Tokens readable now. */
   readonly tokenCount: number;
   chunks(fromToken?: number): Iterable<TokensItem>;
+  /** Every memory sample of the stream, when the source can list them without reading every batch (a trace). */
+  memorySamples?(): TimedMemorySample[];
 }
 
 export interface RoutingStream {
@@ -100,8 +120,14 @@ export interface RoutingStream {
   readonly meta: StreamMeta;
   /** What `items()` carries besides memory samples: token batches, or count batches. */
   readonly kind: 'tokens' | 'counts';
-  /** Total tokens when known in advance (a trace already written), else null. */
+  /** Total rows when known in advance (a trace already written): tokens, or steps of a count stream; else null. */
   readonly tokens: number | null;
+  /** The optional per-token columns (step, rank, dropped) its token batches carry; absent when none. */
+  readonly columns?: readonly OptionalColumn[];
+  /** A count stream's bins and what its producer knew; absent for token streams and producers that do not say. */
+  readonly countInfo?: CountInfo;
+  /** The header its source recorded, as JSON (a trace file's schema metadata): exporters carry it over as is. */
+  readonly recordedHeader?: string;
   /** Caveats shown with results (e.g. a trace without end-of-stream marker). */
   readonly notes: string[];
   /** The data, in stream order. Call it once. */

@@ -4,12 +4,12 @@
  * routed request becomes one sequence of the trace (seq = its order in the file).
  */
 import { fstatSync, closeSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import type { Scoring } from '../core/batch.js';
 import { resolveOutput } from '../core/output.js';
 import { UserError, describeError } from '../core/errors.js';
 import { openInput, parseLine, readLines } from '../trace/import/lines.js';
-import { TraceSink, type ImportResult } from '../trace/import/sink.js';
+import type { RoutingStream } from '../core/routing-stream.js';
+import { TokenItems, importStream, writeImport, type ImportEvent, type ImportResult } from '../trace/import/import-stream.js';
 import { parseResponse, type ServedRequest } from './responses.js';
 import { requestTokens, servedMeta, servedSchema } from './tokens.js';
 
@@ -53,9 +53,21 @@ function* responses(file: string): Generator<{ value: unknown; at: string }> {
   }
 }
 
-export function importRoutedExperts(files: string[], output: string, o: RoutedExpertsOptions): ImportResult {
+/** The saved responses' routing as a stream (parsed up front: the schema needs every request's shape). */
+export function routedExpertsStream(files: string[], o: RoutedExpertsOptions): RoutingStream {
+  if (files.length === 0) throw new UserError('no input files');
+  const notes: string[] = [];
+  return importStream(files.join(', '), routedExpertsEvents(files, o, notes), notes);
+}
+
+/** Imports saved responses into the trace `output`, written only if the whole import succeeds. */
+export async function importRoutedExperts(files: string[], output: string, o: RoutedExpertsOptions): Promise<ImportResult> {
   if (files.length === 0) throw new UserError('no input files');
   resolveOutput(output, files, '--output'); // never an input (same inode through any path), never a folder
+  return writeImport(routedExpertsStream(files, o), output, files);
+}
+
+function* routedExpertsEvents(files: string[], o: RoutedExpertsOptions, notes: string[]): Generator<ImportEvent, void, undefined> {
   const reqs: ServedRequest[] = [];
   for (const file of files)
     for (const r of responses(file)) {
@@ -69,18 +81,16 @@ export function importRoutedExperts(files: string[], output: string, o: RoutedEx
   if (reqs.length === 0) throw new UserError(`${files.join(', ')}: no responses found`);
   const apis = new Set(reqs.map((r) => r.api));
   const s = servedSchema(reqs, { experts: o.experts, scoring: o.scoring });
-  const sink = new TraceSink(output);
-  try {
-    sink.open(s.schema, servedMeta([...apis].join('+'), null, 'import:routed-experts'));
-    sink.notes.push(...s.notes);
-    const missing = reqs.filter((r) => r.ids === null).length;
-    if (missing) sink.notes.push(`${missing} of ${reqs.length} requests carry no token ids (ask with return_logprob / return_token_ids for the Tokens pane)`);
-    reqs.forEach((r, seq) => {
-      for (const t of requestTokens(r, seq, s, 0n)) sink.push(t);
-    });
-    return sink.finish();
-  } catch (e) {
-    sink.abort();
-    throw e;
-  }
+  yield { kind: 'open', schema: s.schema, meta: servedMeta([...apis].join('+'), null, 'import:routed-experts') };
+  notes.push(...s.notes);
+  const missing = reqs.filter((r) => r.ids === null).length;
+  if (missing) notes.push(`${missing} of ${reqs.length} requests carry no token ids (ask with return_logprob / return_token_ids for the Tokens pane)`);
+  const tokens = new TokenItems(s.schema);
+  for (const [seq, r] of reqs.entries())
+    for (const t of requestTokens(r, seq, s, 0n)) {
+      const done = tokens.push(t);
+      if (done) yield done;
+    }
+  const rest = tokens.finish();
+  if (rest) yield rest;
 }

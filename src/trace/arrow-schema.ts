@@ -21,7 +21,7 @@ import {
 import { Precision, TimeUnit } from 'apache-arrow/enum';
 import { OPTIONAL_COLUMNS, type OptionalColumn, type RoutingSchema, type Scoring } from '../core/batch.js';
 import type { RouterSummary, StreamMeta } from '../core/stream.js';
-import type { CountAxis } from '../core/count-batch.js';
+import type { CountInfo } from '../core/routing-stream.js';
 import { UserError } from '../core/errors.js';
 
 /** Bumped when a reader of an older moescope could misread a newer trace. */
@@ -54,23 +54,8 @@ export const COUNT_COL = {
   counts: 'counts',
 } as const;
 
-/** What a count trace's header says about its rows (docs/trace-format.md § Count traces). */
-export interface CountTraceInfo {
-  /** What a bin is: a logical expert, or a device (GPU / EP rank) without expert ids. */
-  axis: CountAxis;
-  /** Bins per layer: E for axis expert, the number of devices for axis device. */
-  bins: number;
-  /** Whether schema.topK is the producer's K (false: unknown, schema.topK is 1 and tokens are not derivable). */
-  topKKnown: boolean;
-  /** Whether schema.experts is the model's E (false for device counts of an unknown model: then it equals bins). */
-  expertsKnown: boolean;
-  /**
-   * The placement the counts were measured under, when the producer had one (SGLang's physical → logical map):
-   * devices, and per layer (one entry per MoE layer, or one shared by all) physical slot → logical expert; slot s of
-   * S lies on device ⌊s·D/S⌋. Redundant experts are the logical ids that appear more than once.
-   */
-  placement?: { devices: number; phy2log: number[][] } | null;
-}
+/** What a count trace's header says about its rows (docs/trace-format.md § Count traces): the stream's CountInfo. */
+export type CountTraceInfo = CountInfo;
 
 /** Everything a trace says about itself, as stored (JSON) in the schema metadata. */
 export interface TraceHeader {

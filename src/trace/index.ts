@@ -31,7 +31,9 @@
  * batches share one buffer and each is valid only until the next is read — 2-3× faster streaming for
  * aggregations that keep nothing (use it in stats loops).
  *
- * Also: the importers, exporters and synthetic generator (lazy-loaded by the CLI from their own modules).
+ * Also (lazy-loaded by the CLI from their own modules): the importers, each producing a RoutingStream
+ * (import/index.ts importStream), writeStreamTrace (write-stream.ts) that writes any stream as a trace, the
+ * exporters, each consuming one (export/), and the synthetic generator.
  * The routing selection from logits (selectTopK) lives in src/core/topk.ts, shared with stats.
  */
 export { TraceWriter, defaultBatchTokens, type TraceWriterOptions } from './writer.js';

@@ -5,6 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CountsItem, RoutingStream, StreamEnd, TokenSeek, TokensItem } from '../core/routing-stream.js';
+import { META_KEY } from './arrow-schema.js';
 import type { TraceChunk, TraceReader } from './reader.js';
 
 export interface TraceStreamOptions {
@@ -20,6 +21,9 @@ export interface TraceStreamOptions {
    */
   reuse?: boolean;
 }
+
+/** The header JSON exactly as the file stores it. */
+const recordedHeader = (reader: TraceReader): string => reader.arrowSchema.metadata.get(META_KEY) ?? JSON.stringify(reader.header);
 
 const asItem = (c: TraceChunk): TokensItem => ({ kind: 'tokens', batch: c.batch, firstToken: c.firstToken, memory: c.memory });
 
@@ -42,6 +46,7 @@ export function traceStream(reader: TraceReader, opts: TraceStreamOptions = {}):
     *chunks(fromToken = 0) {
       for (const c of reader.chunks(fromToken)) yield asItem(c);
     },
+    memorySamples: () => reader.memorySamples(),
   };
   return {
     label,
@@ -49,6 +54,8 @@ export function traceStream(reader: TraceReader, opts: TraceStreamOptions = {}):
     meta: reader.meta,
     kind: 'tokens',
     tokens: follow ? null : reader.tokenCount,
+    columns: reader.columns,
+    recordedHeader: recordedHeader(reader),
     notes,
     async *items() {
       if (!follow) {
@@ -93,7 +100,9 @@ function countTraceStream(reader: TraceReader, opts: TraceStreamOptions): Routin
     schema: reader.schema,
     meta: reader.meta,
     kind: 'counts',
-    tokens: null,
+    tokens: follow ? null : reader.rowCount,
+    countInfo: reader.countInfo!,
+    recordedHeader: recordedHeader(reader),
     notes,
     async *items(): AsyncGenerator<CountsItem> {
       let next = 0;

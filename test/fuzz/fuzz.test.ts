@@ -113,7 +113,7 @@ test('fuzz: mutated traces, JSONL / Megatron / npy imports, check configs and pl
     for (const target of TARGETS) {
       const ctx: FuzzContext = { dir, trace: seedTrace, out: (name) => join(dir, 'out', `${n}-${name}`) };
       mkdirSync(join(dir, 'out'), { recursive: true });
-      const seedPath = writeSeed(target, ctx);
+      const seedPath = await writeSeed(target, ctx);
       const seed = readFileSync(seedPath);
       // The unmutated seed must pass cleanly: a row whose seed fails tests nothing.
       for (const cmd of target.commands) {

@@ -49,7 +49,7 @@ export interface FuzzTarget {
   name: string;
   ext: string;
   kind: 'binary' | 'text';
-  seed(ctx: FuzzContext): Uint8Array | string;
+  seed(ctx: FuzzContext): Uint8Array | string | Promise<Uint8Array | string>;
   commands: ((file: string, ctx: FuzzContext) => string[])[];
 }
 
@@ -91,9 +91,9 @@ export const TARGETS: FuzzTarget[] = [
     name: 'jsonl',
     ext: 'jsonl',
     kind: 'text',
-    seed: (ctx) => {
+    seed: async (ctx) => {
       const p = join(ctx.dir, 'seed.jsonl');
-      exportTrace(ctx.trace, { jsonl: p });
+      await exportTrace(ctx.trace, { jsonl: p });
       return readFileSync(p, 'utf8').split('\n').slice(0, 40).join('\n') + '\n';
     },
     commands: [(f, c) => ['import', 'jsonl', f, '-o', c.out('i.arrows')]],
@@ -192,8 +192,8 @@ export const TARGETS: FuzzTarget[] = [
   },
 ];
 
-export function writeSeed(t: FuzzTarget, ctx: FuzzContext): string {
+export async function writeSeed(t: FuzzTarget, ctx: FuzzContext): Promise<string> {
   const p = join(ctx.dir, `seed-${t.name}.${t.ext}`);
-  writeFileSync(p, t.seed(ctx));
+  writeFileSync(p, await t.seed(ctx));
   return p;
 }

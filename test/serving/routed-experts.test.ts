@@ -43,10 +43,10 @@ function traceCounts(path: string) {
 }
 
 for (const file of Object.keys(EXPECTED)) {
-  test(`import routed-experts ${file}: the loads numpy counts`, (ctx) => {
+  test(`import routed-experts ${file}: the loads numpy counts`, async (ctx) => {
     const want = EXPECTED[file]!;
     const out = tempDir(ctx).path('out.arrows');
-    const r = importRx([join(DIR, file)], out, want.flags ?? {});
+    const r = await importRx([join(DIR, file)], out, want.flags ?? {});
     assert.equal(r.tokens, want.tokens);
     const { t, b, counts } = traceCounts(out);
     assert.deepEqual(t.schema, { layers: want.layers, experts: want.experts, topK: want.topK, scoring: 'softmax', hasLogits: false });
@@ -57,9 +57,9 @@ for (const file of Object.keys(EXPECTED)) {
   });
 }
 
-test('SGLang: prompt tokens are marked, positions run over prompt + completion − 1, dense layer 0 is left out', (ctx) => {
+test('SGLang: prompt tokens are marked, positions run over prompt + completion − 1, dense layer 0 is left out', async (ctx) => {
   const out = tempDir(ctx).path('sg.arrows');
-  const r = importRx([join(DIR, 'sglang-generate.json')], out, { topK: 2 });
+  const r = await importRx([join(DIR, 'sglang-generate.json')], out, { topK: 2 });
   assert.ok(r.notes.some((n) => /1 of 4 layers hold no routing.*: 0$/.test(n)), r.notes.join('\n'));
   const { b } = traceCounts(out);
   assert.deepEqual([...b.isPrompt], [1, 1, 1, 1, 1, 0, 0, 0]);
@@ -68,7 +68,7 @@ test('SGLang: prompt tokens are marked, positions run over prompt + completion �
   assert.ok(w.every((h) => h === w[0]), 'every weight is 1/K');
 });
 
-test('SGLang flat payload without token counts: --layers or --top-k decides, nothing → one clear error', (ctx) => {
+test('SGLang flat payload without token counts: --layers or --top-k decides, nothing → one clear error', async (ctx) => {
   const tmp = tempDir(ctx);
   const sg = JSON.parse(readFileSync(join(DIR, 'sglang-generate.json'), 'utf8'));
   delete sg.meta_info.prompt_tokens;
@@ -78,17 +78,17 @@ test('SGLang flat payload without token counts: --layers or --top-k decides, not
   delete sg.output_ids;
   const src = tmp.path('nocounts.json');
   writeFileSync(src, JSON.stringify(sg));
-  assert.throws(() => importRx([src], tmp.path('a.arrows'), {}), (e: unknown) => e instanceof UserError && /give both --layers and --top-k/.test(e.message));
-  assert.throws(() => importRx([src], tmp.path('a.arrows'), { layers: 4 }), /give both --layers and --top-k/);
-  const r = importRx([src], tmp.path('b.arrows'), { layers: 4, topK: 2 });
+  await assert.rejects(() => importRx([src], tmp.path('a.arrows'), {}), (e: unknown) => e instanceof UserError && /give both --layers and --top-k/.test(e.message));
+  await assert.rejects(() => importRx([src], tmp.path('a.arrows'), { layers: 4 }), /give both --layers and --top-k/);
+  const r = await importRx([src], tmp.path('b.arrows'), { layers: 4, topK: 2 });
   assert.equal(r.tokens, EXPECTED['sglang-generate.json']!.tokens);
   assert.deepEqual(traceCounts(tmp.path('b.arrows')).counts, EXPECTED['sglang-generate.json']!.counts);
   // Counts known, shape not: 8 ids per token is 4 × 2 or 2 × 4 or 8 × 1 — ambiguous without a flag.
   const withCounts = JSON.parse(readFileSync(join(DIR, 'sglang-generate.json'), 'utf8'));
   writeFileSync(src, JSON.stringify(withCounts));
-  const r2 = importRx([src], tmp.path('c.arrows'), { topK: 2 });
+  const r2 = await importRx([src], tmp.path('c.arrows'), { topK: 2 });
   assert.equal(r2.tokens, 8);
-  assert.throws(() => importRx([src], tmp.path('d.arrows'), { layers: 3 }), /8 ids per token is not a multiple of 3 layers/);
+  await assert.rejects(() => importRx([src], tmp.path('d.arrows'), { layers: 3 }), /8 ids per token is not a multiple of 3 layers/);
 });
 
 test('the CLI: ambiguous SGLang payload, hostile and foreign input → one line, exit 2, no output left behind', (ctx) => {

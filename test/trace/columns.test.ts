@@ -69,7 +69,7 @@ test('export --jsonl and --parquet carry step, rank and dropped; import jsonl gi
   w.close();
   const jsonl = tmp.path('x.jsonl');
   const parquet = tmp.path('x.parquet');
-  exportTrace(src, { jsonl, parquet });
+  await exportTrace(src, { jsonl, parquet });
   const lines = readFileSync(jsonl, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.deepEqual(lines[0]!.columns, ['step', 'rank', 'dropped']);
   assert.equal(lines[1 + 3]!.step, null);
@@ -78,7 +78,7 @@ test('export --jsonl and --parquet carry step, rank and dropped; import jsonl gi
   assert.equal(lines[1 + 8]!.dropped, undefined);
   assert.equal(lines[1]!.rank, 5);
   const back = tmp.path('back.arrows');
-  importTrace('jsonl', [jsonl], back);
+  await importTrace('jsonl', [jsonl], back);
   const t0 = openTrace(src);
   const t1 = openTrace(back);
   assert.deepEqual(t1.columns, ['step', 'rank', 'dropped']);
@@ -95,13 +95,13 @@ test('export --jsonl and --parquet carry step, rank and dropped; import jsonl gi
   );
 });
 
-test('import jsonl: a token with a column the trace does not hold is an error naming the line', (ctx) => {
+test('import jsonl: a token with a column the trace does not hold is an error naming the line', async (ctx) => {
   const tmp = tempDir(ctx);
   const f = tmp.path('bad.jsonl');
   const head = JSON.stringify({ moescope: 1, layers: 1, experts: 4, topK: 1, scoring: 'softmax' });
   const tok = (o: object) => JSON.stringify({ experts: [[1]], ...o });
   writeFileSync(f, [head, tok({ rank: 0 }), tok({ rank: 1, step: 4 })].join('\n'));
-  assert.throws(() => importTrace('jsonl', [f], tmp.path('o.arrows')), /bad\.jsonl:3: "step" given, but the first token had none/);
+  await assert.rejects(() => importTrace('jsonl', [f], tmp.path('o.arrows')), /bad\.jsonl:3: "step" given, but the first token had none/);
   writeFileSync(f, [head, tok({ rank: 0 }), tok({})].join('\n'));
-  assert.throws(() => importTrace('jsonl', [f], tmp.path('o.arrows')), /bad\.jsonl:3: "rank" must be an integer 0…65535 on every token/);
+  await assert.rejects(() => importTrace('jsonl', [f], tmp.path('o.arrows')), /bad\.jsonl:3: "rank" must be an integer 0…65535 on every token/);
 });

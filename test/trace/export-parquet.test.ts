@@ -8,7 +8,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { parquetMetadata, parquetReadObjects, type FileMetaData } from 'hyparquet';
 import type { RoutingSchema } from '../../src/core/batch.js';
 import { F16_TO_F32 } from '../../src/core/f16.js';
-import { TraceWriter, openTrace } from '../../src/trace/index.js';
+import { TraceWriter, openTrace, traceStream } from '../../src/trace/index.js';
 import { exportTrace } from '../../src/trace/export/index.js';
 import { writeParquet } from '../../src/trace/export/parquet.js';
 import { AtomicFile } from '../../src/trace/export/sink.js';
@@ -84,7 +84,7 @@ test('export --parquet: every column of every token reads back equal (hyparquet)
   const src = tmp.path('run.arrows');
   record(src, LOGITS, { memory: true });
   const out = tmp.path('run.parquet');
-  const r = exportTrace(src, { parquet: out });
+  const r = await exportTrace(src, { parquet: out });
   assert.deepEqual(r.results, [{ format: 'parquet', path: out, tokens: 100 }]);
   const { meta, rows } = await readJs(out);
   assert.deepEqual(Object.keys(rows[0]!), ['seq', 'pos', 'token_id', 'token', 'is_prompt', 't_ns', 'experts', 'weights', 'logits', 'tag', 'mem']);
@@ -108,7 +108,7 @@ test('row groups split a batch when it holds more list values than the bound; no
   const trace = openTrace(src);
   const file = new AtomicFile(out);
   // 12 list values per row (experts + weights, L·K = 6 each): 60 values → 5 rows per group.
-  assert.equal(writeParquet(trace, file, { groupValues: 60 }), 100);
+  assert.equal(await writeParquet(traceStream(trace, { reuse: true }), file, { groupValues: 60 }), 100);
   file.close();
   trace.close();
   const { meta, rows } = await readJs(out);
@@ -122,7 +122,7 @@ test('an empty trace exports a valid Parquet file with the schema and no rows', 
   const src = tmp.path('empty.arrows');
   TraceWriter.create(src, { schema: LOGITS, meta: META }).close();
   const out = tmp.path('empty.parquet');
-  assert.equal(exportTrace(src, { parquet: out }).results[0]!.tokens, 0);
+  assert.equal((await exportTrace(src, { parquet: out })).results[0]!.tokens, 0);
   const { meta, rows } = await readJs(out);
   assert.equal(rows.length, 0);
   assert.equal(Number(meta.num_rows), 0);
@@ -167,12 +167,12 @@ test('moescope export --parquet: bad input exits 2 with one line and leaves no f
   assert.equal(existsSync(tmp.path('j.parquet')), false);
 });
 
-test('pyarrow reads the export with the documented types and the trace values', { skip: !HAVE_PYARROW && 'python3 with pyarrow not found' }, (ctx) => {
+test('pyarrow reads the export with the documented types and the trace values', { skip: !HAVE_PYARROW && 'python3 with pyarrow not found' }, async (ctx) => {
   const tmp = tempDir(ctx);
   const src = tmp.path('run.arrows');
   record(src, LOGITS, { memory: true });
   const out = tmp.path('run.parquet');
-  exportTrace(src, { parquet: out });
+  await exportTrace(src, { parquet: out });
   const r = python(`
 import json, pyarrow.parquet as pq
 t = pq.read_table('${out}')
@@ -220,12 +220,12 @@ print(json.dumps({
   assert.equal(got.row_groups, 4);
 });
 
-test('the Parquet one-liners in docs/trace-format.md work on an export', { skip: !HAVE_PYARROW && 'python3 with pyarrow not found' }, (ctx) => {
+test('the Parquet one-liners in docs/trace-format.md work on an export', { skip: !HAVE_PYARROW && 'python3 with pyarrow not found' }, async (ctx) => {
   const tmp = tempDir(ctx);
   const src = tmp.path('run.arrows');
   record(src, LOGITS);
   const out = tmp.path('run.parquet');
-  exportTrace(src, { parquet: out });
+  await exportTrace(src, { parquet: out });
   const ran = runDocOneLiners('parquet one-liners', 'run.parquet', out);
   for (const { line, stdout } of ran) {
     if (line.includes('t.num_rows'))

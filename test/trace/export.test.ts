@@ -5,13 +5,15 @@ import { parquetMetadata } from 'hyparquet';
 import type { RoutingSchema } from '../../src/core/batch.js';
 import { TraceWriter, openTrace } from '../../src/trace/index.js';
 import { exportTrace } from '../../src/trace/export/index.js';
-import { importTrace } from '../../src/trace/import/index.js';
+import { importStream, importTrace } from '../../src/trace/import/index.js';
+import { writeJsonl } from '../../src/trace/export/jsonl.js';
+import { TextSink } from '../../src/trace/export/sink.js';
 import { moescope } from './cli.js';
 import { META, SCHEMA, makeBatch, plain, tempDir } from './helpers.js';
 
 const LOGITS: RoutingSchema = { ...SCHEMA, hasLogits: true };
 
-test('export --jsonl then import jsonl gives back the same trace, bit for bit', (ctx) => {
+test('export --jsonl then import jsonl gives back the same trace, bit for bit', async (ctx) => {
   const tmp = tempDir(ctx);
   const src = tmp.path('src.arrows');
   const meta = { ...META, tokenizer: 'tok.json', devices: ['cpu', 'cuda:0 test'] };
@@ -22,11 +24,11 @@ test('export --jsonl then import jsonl gives back the same trace, bit for bit', 
   w.write(b);
   w.close();
   const jsonl = tmp.path('x.jsonl');
-  const r = exportTrace(src, { jsonl });
+  const r = await exportTrace(src, { jsonl });
   assert.deepEqual(r.results, [{ format: 'jsonl', path: jsonl, tokens: 100 }]);
   assert.deepEqual(r.notes, []);
   const back = tmp.path('back.arrows');
-  importTrace('jsonl', [jsonl], back);
+  await importTrace('jsonl', [jsonl], back);
   const a = openTrace(src);
   const c = openTrace(back);
   assert.deepEqual(c.schema, a.schema);
@@ -37,8 +39,17 @@ test('export --jsonl then import jsonl gives back the same trace, bit for bit', 
   assert.deepEqual(c.memorySamples(), a.memorySamples());
   // A second export of the re-imported trace is byte-identical.
   const again = tmp.path('again.jsonl');
-  exportTrace(back, { jsonl: again });
+  await exportTrace(back, { jsonl: again });
   assert.equal(readFileSync(again, 'utf8'), readFileSync(jsonl, 'utf8'));
+  // The importer's stream feeds the exporter directly, no trace file between: the same text again.
+  const stream = importStream('jsonl', [jsonl]);
+  assert.deepEqual(stream.schema, a.schema); // known before any data is read
+  const direct = tmp.path('direct.jsonl');
+  const sink = new TextSink(direct);
+  assert.equal(await writeJsonl(stream, sink), 100);
+  sink.close();
+  assert.equal(readFileSync(direct, 'utf8'), readFileSync(jsonl, 'utf8'));
+  assert.deepEqual(await stream.end(), { complete: true, truncated: null, error: null });
   a.close();
   c.close();
 });

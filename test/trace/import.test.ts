@@ -12,7 +12,7 @@ import { npy, tempDir } from './helpers.js';
 const jl = (...objs: unknown[]) => objs.map((o) => (typeof o === 'string' ? o : JSON.stringify(o))).join('\n') + '\n';
 const HEADER = { moescope: 1, layers: 2, experts: 4, topK: 2, scoring: 'softmax', layerIds: [1, 3], model: 'm' };
 
-test('jsonl: selections, defaults, tags, time and memory samples read back', (ctx) => {
+test('jsonl: selections, defaults, tags, time and memory samples read back', async (ctx) => {
   const tmp = tempDir(ctx);
   const src = tmp.path('in.jsonl');
   writeFileSync(
@@ -27,7 +27,7 @@ test('jsonl: selections, defaults, tags, time and memory samples read back', (ct
     ),
   );
   const out = tmp.path('out.arrows');
-  const r = importTrace('jsonl', [src], out);
+  const r = await importTrace('jsonl', [src], out);
   assert.equal(r.tokens, 3);
   const t = openTrace(out);
   assert.deepEqual(t.schema, { layers: [1, 3], experts: 4, topK: 2, scoring: 'softmax', hasLogits: false });
@@ -47,7 +47,7 @@ test('jsonl: selections, defaults, tags, time and memory samples read back', (ct
   t.close();
 });
 
-test('jsonl with logits only: the selection is selectTopK of the scoring function, logits kept', (ctx) => {
+test('jsonl with logits only: the selection is selectTopK of the scoring function, logits kept', async (ctx) => {
   const tmp = tempDir(ctx);
   const src = tmp.path('logits.jsonl');
   const tokens = [
@@ -56,7 +56,7 @@ test('jsonl with logits only: the selection is selectTopK of the scoring functio
   ];
   writeFileSync(src, jl({ ...HEADER, scoring: 'sigmoid' }, ...tokens.map((logits) => ({ logits }))));
   const out = tmp.path('logits.arrows');
-  importTrace('jsonl', [src], out);
+  await importTrace('jsonl', [src], out);
   const t = openTrace(out);
   assert.equal(t.schema.hasLogits, true);
   const b = t.readRange(0, 2);
@@ -69,7 +69,7 @@ test('jsonl with logits only: the selection is selectTopK of the scoring functio
   t.close();
 });
 
-test('jsonl: malformed input names file, line and reason; exit 2; nothing left behind', (ctx) => {
+test('jsonl: malformed input names file, line and reason; exit 2; nothing left behind', async (ctx) => {
   const tmp = tempDir(ctx);
   const ok = { experts: [[0, 1], [2, 3]], weights: [[0.5, 0.5], [0.5, 0.5]] };
   const cases: [string, string, RegExp][] = [
@@ -90,7 +90,7 @@ test('jsonl: malformed input names file, line and reason; exit 2; nothing left b
     const src = tmp.path(`${name}.jsonl`);
     writeFileSync(src, content);
     const out = tmp.path(`${name}.arrows`);
-    assert.throws(() => importTrace('jsonl', [src], out), (e: unknown) => e instanceof UserError && re.test(e.message) && e.message.startsWith(src), name);
+    await assert.rejects(() => importTrace('jsonl', [src], out), (e: unknown) => e instanceof UserError && re.test(e.message) && e.message.startsWith(src), name);
     assert.equal(existsSync(out), false, name);
   }
   // Through the CLI: one line on stderr, exit 2, no trace, no temp file.
@@ -104,7 +104,7 @@ test('jsonl: malformed input names file, line and reason; exit 2; nothing left b
 const rec = (step: number, layer: number, rank: number, rows: number[][], extra: object = {}) =>
   ({ step, stage: 'pre_dispatch', block: 'decoder', layer, rank, num_tokens: rows.length, topk: rows[0]?.length ?? 2, top_indices: rows, ...extra });
 
-test('megatron: ranks merge step by step; calls, mtp records and inferred E are handled as documented', (ctx) => {
+test('megatron: ranks merge step by step; calls, mtp records and inferred E are handled as documented', async (ctx) => {
   const tmp = tempDir(ctx);
   const r0 = tmp.path('router_trace_rank0.jsonl');
   const r1 = tmp.path('router_trace_rank1.jsonl');
@@ -123,7 +123,7 @@ test('megatron: ranks merge step by step; calls, mtp records and inferred E are 
   writeFileSync(r1, jl(rec(0, 5, 1, [[1, 2]]), rec(0, 2, 1, [[3, 4]]), rec(1, 2, 1, [[5, 6]]), rec(1, 5, 1, [[7, 0]])));
   const out = tmp.path('mega.arrows');
   // Files given out of rank order: tokens still come rank 0 first.
-  const res = importTrace('megatron', [r1, r0], out);
+  const res = await importTrace('megatron', [r1, r0], out);
   assert.equal(res.tokens, 6);
   assert.ok(res.notes.some((n) => /inferred as 8/.test(n)));
   assert.ok(res.notes.some((n) => /skipped 1 records of block "mtp"/.test(n)));
@@ -141,7 +141,7 @@ test('megatron: ranks merge step by step; calls, mtp records and inferred E are 
   assert.ok([...b.weights].every((h) => F16_TO_F32[h] === 0.5));
   assert.deepEqual([...b.tokenId], [-1, -1, -1, -1, -1, -1]);
   t.close();
-  importTrace('megatron', [r0], out, { experts: 16, scoring: 'sigmoid' });
+  await importTrace('megatron', [r0], out, { experts: 16, scoring: 'sigmoid' });
   const t2 = openTrace(out);
   assert.equal(t2.schema.experts, 16);
   assert.equal(t2.schema.scoring, 'sigmoid');
@@ -149,7 +149,7 @@ test('megatron: ranks merge step by step; calls, mtp records and inferred E are 
   t2.close();
 });
 
-test('megatron: inconsistent records are errors naming file and line', (ctx) => {
+test('megatron: inconsistent records are errors naming file and line', async (ctx) => {
   const tmp = tempDir(ctx);
   const cases: [string, string[], RegExp, number?][] = [
     ['pp', [jl(rec(0, 1, 0, [[0, 1]]), rec(0, 2, 0, [[0, 1]])), jl(rec(0, 3, 1, [[0, 1]]), rec(0, 4, 1, [[0, 1]]))], /rank0\.jsonl:1: step 0 of rank 0 has no records for layers 3,4.*pipeline-parallel/],
@@ -167,12 +167,12 @@ test('megatron: inconsistent records are errors naming file and line', (ctx) => 
       return p;
     });
     const out = tmp.path(`${name}.arrows`);
-    assert.throws(() => importTrace('megatron', files, out, { experts }), (e: unknown) => e instanceof UserError && re.test(e.message), name);
+    await assert.rejects(() => importTrace('megatron', files, out, { experts }), (e: unknown) => e instanceof UserError && re.test(e.message), name);
     assert.equal(existsSync(out), false);
   }
 });
 
-test('npy: float16/32/64 logits [T, L, E] or [T, E] give selectTopK selections and stored logits', (ctx) => {
+test('npy: float16/32/64 logits [T, L, E] or [T, E] give selectTopK selections and stored logits', async (ctx) => {
   const tmp = tempDir(ctx);
   const T = 7;
   const L = 2;
@@ -188,7 +188,7 @@ test('npy: float16/32/64 logits [T, L, E] or [T, E] give selectTopK selections a
     const src = tmp.path('x.npy');
     writeFileSync(src, npy(dtype as '<f4', shape, data));
     const out = tmp.path('x.arrows');
-    importTrace('npy', [src], out, { topK: 3, scoring: 'softmax', layerIds: shape.length === 3 ? [4, 9] : undefined });
+    await importTrace('npy', [src], out, { topK: 3, scoring: 'softmax', layerIds: shape.length === 3 ? [4, 9] : undefined });
     const t = openTrace(out);
     const l = shape.length === 3 ? L : 1;
     assert.deepEqual(t.schema, { layers: shape.length === 3 ? [4, 9] : [0], experts: E, topK: 3, scoring: 'softmax', hasLogits: true });
@@ -204,14 +204,14 @@ test('npy: float16/32/64 logits [T, L, E] or [T, E] give selectTopK selections a
     t.close();
   }
   writeFileSync(tmp.path('y.npy'), npy('<f4', [T, L, E], Float32Array.from(values)));
-  importTrace('npy', [tmp.path('y.npy')], tmp.path('y.arrows'), { topK: 2, scoring: 'sigmoid', logits: false });
+  await importTrace('npy', [tmp.path('y.npy')], tmp.path('y.arrows'), { topK: 2, scoring: 'sigmoid', logits: false });
   const t = openTrace(tmp.path('y.arrows'));
   assert.equal(t.schema.hasLogits, false);
   assert.deepEqual([...t.readRange(0, T).experts], [...selectTopK([...Float32Array.from(values)], E, 2, 'sigmoid').experts]);
   t.close();
 });
 
-test('npy: wrong dtype, Fortran order, truncation, NaN and missing --top-k are clear errors', (ctx) => {
+test('npy: wrong dtype, Fortran order, truncation, NaN and missing --top-k are clear errors', async (ctx) => {
   const tmp = tempDir(ctx);
   const f = (name: string, buf: Buffer) => {
     writeFileSync(tmp.path(name), buf);
@@ -228,7 +228,7 @@ test('npy: wrong dtype, Fortran order, truncation, NaN and missing --top-k are c
   ];
   for (const [src, re, topK] of cases) {
     const out = tmp.path('o.arrows');
-    assert.throws(() => importTrace('npy', [src], out, { topK: topK ?? 2 }), (e: unknown) => e instanceof UserError && re.test(e.message), src);
+    await assert.rejects(() => importTrace('npy', [src], out, { topK: topK ?? 2 }), (e: unknown) => e instanceof UserError && re.test(e.message), src);
     assert.equal(existsSync(out), false);
   }
   const r = moescope('import', 'npy', tmp.path('ok.npy'), '-o', tmp.path('o.arrows'));

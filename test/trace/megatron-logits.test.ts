@@ -47,7 +47,7 @@ function writeRank(dir: string, rank: number, steps: { layer: number; rows: numb
 
 const L8 = (t: number, l: number) => Array.from({ length: 4 }, (_, e) => ((t * 7 + l * 3 + e * 5) % 33) / 8 - 2);
 
-test('megatron logits sidecar: bfloat16 logits stored per token and layer; E from their width; a record without them is NaN', (ctx) => {
+test('megatron logits sidecar: bfloat16 logits stored per token and layer; E from their width; a record without them is NaN', async (ctx) => {
   const tmp = tempDir(ctx);
   const r0 = writeRank(tmp.path('r0'), 0, [
     [
@@ -61,7 +61,7 @@ test('megatron logits sidecar: bfloat16 logits stored per token and layer; E fro
   ]);
   const r1 = writeRank(tmp.path('r1'), 1, [[{ layer: 1, rows: [[1, 2]], logits: [L8(3, 1)] }, { layer: 3, rows: [[2, 1]], logits: [L8(3, 3)] }]]);
   const out = tmp.path('m.arrows');
-  const r = importTrace('megatron', [r0, r1], out, {});
+  const r = await importTrace('megatron', [r0, r1], out, {});
   assert.ok(r.notes.some((n) => /1 of 6 records have no logits/.test(n)), r.notes.join('\n'));
   const t = openTrace(out);
   assert.deepEqual(t.schema, { layers: [1, 3], experts: 4, topK: 2, scoring: 'softmax', hasLogits: true });
@@ -82,14 +82,14 @@ test('megatron logits sidecar: bfloat16 logits stored per token and layer; E fro
     }),
   );
   // --no-logits keeps the selection only.
-  importTrace('megatron', [r0, r1], out, { logits: false });
+  await importTrace('megatron', [r0, r1], out, { logits: false });
   const t2 = openTrace(out);
   assert.equal(t2.schema.hasLogits, false);
   assert.equal(t2.schema.experts, 4);
   t2.close();
 });
 
-test('megatron logits sidecar: missing, short or inconsistent → one error naming file and line, no trace', (ctx) => {
+test('megatron logits sidecar: missing, short or inconsistent → one error naming file and line, no trace', async (ctx) => {
   const tmp = tempDir(ctx);
   const good = writeRank(tmp.path('g'), 0, [[{ layer: 1, rows: [[0, 1]], logits: [L8(0, 1)] }]]);
   const line = (o: object) => JSON.stringify({ step: 0, stage: 'pre_dispatch', block: 'decoder', layer: 1, rank: 0, num_tokens: 1, topk: 2, top_indices: [[0, 1]], ...o }) + '\n';
@@ -107,8 +107,8 @@ test('megatron logits sidecar: missing, short or inconsistent → one error nami
     writeFileSync(f, body);
     setup(dir);
     const out = tmp.path(`${name}.arrows`);
-    assert.throws(() => importTrace('megatron', [f], out, {}), (e: unknown) => e instanceof UserError && re.test(e.message), name);
+    await assert.rejects(() => importTrace('megatron', [f], out, {}), (e: unknown) => e instanceof UserError && re.test(e.message), name);
     assert.equal(existsSync(out), false);
   }
-  assert.throws(() => importTrace('megatron', [good], tmp.path('x.arrows'), { experts: 8 }), /--experts 8 differs from the 4 experts of the records' logits/);
+  await assert.rejects(() => importTrace('megatron', [good], tmp.path('x.arrows'), { experts: 8 }), /--experts 8 differs from the 4 experts of the records' logits/);
 });

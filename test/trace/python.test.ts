@@ -72,7 +72,7 @@ print(json.dumps({
   assert.equal(meta.meta.model, 'test-model');
 });
 
-test('import npy reads what np.save writes and picks what numpy top-k picks', { skip: !has('numpy') && 'python3 with numpy not found' }, (ctx) => {
+test('import npy reads what np.save writes and picks what numpy top-k picks', { skip: !has('numpy') && 'python3 with numpy not found' }, async (ctx) => {
   const tmp = tempDir(ctx);
   const src = tmp.path('logits.npy');
   const r = python(`
@@ -83,7 +83,7 @@ print(json.dumps(np.argsort(-x, axis=-1, kind='stable')[..., :4].tolist()))`);
   assert.ok(r.ok, r.err);
   const expected = (JSON.parse(r.out) as number[][][]).flat(2);
   const out = tmp.path('npy.arrows');
-  importTrace('npy', [src], out, { topK: 4, scoring: 'softmax' });
+  await importTrace('npy', [src], out, { topK: 4, scoring: 'softmax' });
   const t = openTrace(out);
   const b = t.readRange(0, 30);
   assert.deepEqual([...b.experts], expected);

@@ -7,16 +7,28 @@
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import { moescopeVersion } from '../../core/version.js';
 import { COUNT_COL, META_KEY } from '../arrow-schema.js';
-import type { TraceReader } from '../reader.js';
+import type { CountInfo, CountsItem, RoutingStream } from '../../core/routing-stream.js';
+import { exportHeader } from './header.js';
 import type { AtomicFile, TextSink } from './sink.js';
 
-export function writeCountsJsonl(trace: TraceReader, out: TextSink): number {
-  const s = trace.schema;
-  const info = trace.countInfo!;
+function countInfoOf(stream: RoutingStream): CountInfo {
+  if (!stream.countInfo) throw new Error(`${stream.label}: a count stream without its axis and bins`);
+  return stream.countInfo;
+}
+
+/** The count batches of a stream, in order. */
+async function* countBatches(stream: RoutingStream): AsyncGenerator<CountsItem['batch']> {
+  for await (const item of stream.items()) if (item.kind === 'counts') yield item.batch;
+}
+
+export async function writeCountsJsonl(stream: RoutingStream, out: TextSink): Promise<number> {
+  const s = stream.schema;
+  const info = countInfoOf(stream);
   const L = s.layers.length;
-  out.line(JSON.stringify({ moescope: 1, kind: 'counts', layers: L, layerIds: s.layers, axis: info.axis, bins: info.bins, header: trace.header }));
+  const header = JSON.parse(exportHeader(stream)) as unknown;
+  out.line(JSON.stringify({ moescope: 1, kind: 'counts', layers: L, layerIds: s.layers, axis: info.axis, bins: info.bins, header }));
   let rows = 0;
-  for (const b of trace.countBatches()) {
+  for await (const b of countBatches(stream)) {
     for (let r = 0; r < b.length; r++) {
       const counts: number[][] = [];
       for (let l = 0; l < L; l++) counts.push(Array.from(b.counts.subarray((r * L + l) * b.bins, (r * L + l + 1) * b.bins)));
@@ -27,7 +39,7 @@ export function writeCountsJsonl(trace: TraceReader, out: TextSink): number {
   return rows;
 }
 
-export function writeCountsParquet(trace: TraceReader, out: AtomicFile): number {
+export async function writeCountsParquet(stream: RoutingStream, out: AtomicFile): Promise<number> {
   const w = new ByteWriter();
   const pq = new ParquetWriter({
     writer: w,
@@ -39,12 +51,12 @@ export function writeCountsParquet(trace: TraceReader, out: AtomicFile): number 
       { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
       { name: 'element', repetition_type: 'REQUIRED', type: 'DOUBLE' },
     ],
-    kvMetadata: [{ key: META_KEY, value: trace.arrowSchema.metadata.get(META_KEY) ?? JSON.stringify(trace.header) }],
+    kvMetadata: [{ key: META_KEY, value: exportHeader(stream) }],
     createdBy: `moescope version ${moescopeVersion()}`,
   });
-  const W = trace.schema.layers.length * trace.countInfo!.bins;
+  const W = stream.schema.layers.length * countInfoOf(stream).bins;
   let rows = 0;
-  for (const b of trace.countBatches()) {
+  for await (const b of countBatches(stream)) {
     const counts = Array.from({ length: b.length }, (_, r) => Array.from(b.counts.subarray(r * W, (r + 1) * W)));
     const step = BigInt64Array.from(b.step, (x) => BigInt(x));
     void pq.write({ columnData: [{ name: COUNT_COL.step, data: step }, { name: COUNT_COL.tNs, data: b.tNs }, { name: COUNT_COL.counts, data: counts }], rowGroupSize: b.length });

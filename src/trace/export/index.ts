@@ -1,10 +1,13 @@
 /**
- * `moescope export TRACE --jsonl OUT --parquet OUT`: one exporter per format, each streaming the trace batch by
- * batch into a temporary file renamed into place only when complete.
+ * `moescope export TRACE --jsonl OUT --parquet OUT`: one exporter per format, each consuming the trace as a
+ * RoutingStream (src/core/routing-stream.ts) batch by batch into a temporary file renamed into place only when
+ * complete.
  */
 import { UserError } from '../../core/errors.js';
 import { resolveOutput } from '../../core/output.js';
-import { openTrace, type TraceReader, type Truncation } from '../reader.js';
+import type { RoutingStream } from '../../core/routing-stream.js';
+import { openTrace, type Truncation } from '../reader.js';
+import { traceStream } from '../stream.js';
 import { writeJsonl } from './jsonl.js';
 import { writeParquet } from './parquet.js';
 import { writeCountsJsonl, writeCountsParquet } from './counts.js';
@@ -19,12 +22,12 @@ export interface ExportResult {
   tokens: number;
 }
 
-type Exporter = (trace: TraceReader, path: string, inputs: readonly string[]) => number;
+type Exporter = (stream: RoutingStream, path: string, inputs: readonly string[]) => Promise<number>;
 
 /** Runs `write` into `sink`, keeping the output only when it completes. */
-function atomically<S extends { close(): void; abort(): void }>(sink: S, write: (sink: S) => number): number {
+async function atomically<S extends { close(): void; abort(): void }>(sink: S, write: (sink: S) => Promise<number>): Promise<number> {
   try {
-    const n = write(sink);
+    const n = await write(sink);
     sink.close();
     return n;
   } catch (e) {
@@ -34,17 +37,17 @@ function atomically<S extends { close(): void; abort(): void }>(sink: S, write: 
 }
 
 const EXPORTERS: Record<ExportFormat, Exporter> = {
-  jsonl: (trace, path, inputs) =>
-    atomically(new TextSink(path, inputs), (out) => (trace.kind === 'counts' ? writeCountsJsonl(trace, out) : writeJsonl(trace, out))),
-  parquet: (trace, path, inputs) =>
-    atomically(new AtomicFile(path, inputs), (out) => (trace.kind === 'counts' ? writeCountsParquet(trace, out) : writeParquet(trace, out))),
+  jsonl: (stream, path, inputs) =>
+    atomically(new TextSink(path, inputs), (out) => (stream.kind === 'counts' ? writeCountsJsonl(stream, out) : writeJsonl(stream, out))),
+  parquet: (stream, path, inputs) =>
+    atomically(new AtomicFile(path, inputs), (out) => (stream.kind === 'counts' ? writeCountsParquet(stream, out) : writeParquet(stream, out))),
 };
 
 /** Writes each requested output; returns what was written, notes, and the source's truncation (if cut short). */
-export function exportTrace(
+export async function exportTrace(
   tracePath: string,
   outputs: Partial<Record<ExportFormat, string>>,
-): { results: ExportResult[]; notes: string[]; truncated: Truncation | null; tokens: number; unit: 'tokens' | 'steps' } {
+): Promise<{ results: ExportResult[]; notes: string[]; truncated: Truncation | null; tokens: number; unit: 'tokens' | 'steps' }> {
   const wanted = (Object.keys(EXPORTERS) as ExportFormat[]).filter((f) => outputs[f] !== undefined);
   if (wanted.length === 0) throw new UserError('say what to write: --jsonl FILE and/or --parquet FILE');
   const seen = new Map<string, ExportFormat>();
@@ -56,10 +59,16 @@ export function exportTrace(
   }
   const trace = openTrace(tracePath);
   try {
+    // One stream per output (a stream is read once), over the one reader; streaming exporters keep no batch.
+    const streams = wanted.map(() => traceStream(trace, { reuse: true }));
+    const { complete, truncated } = await streams[0]!.end();
+    const tokens = streams[0]!.tokens!;
     const notes: string[] = [];
-    if (!trace.truncated && !trace.complete) notes.push(`${tracePath} has no end-of-stream marker (recording interrupted or still running); exporting its ${trace.tokenCount} tokens`);
-    const results = wanted.map((format) => ({ format, path: outputs[format]!, tokens: EXPORTERS[format](trace, outputs[format]!, [tracePath]) }));
-    return { results, notes, truncated: trace.truncated, tokens: trace.tokenCount, unit: trace.kind === 'counts' ? 'steps' : 'tokens' };
+    if (!truncated && !complete) notes.push(`${tracePath} has no end-of-stream marker (recording interrupted or still running); exporting its ${tokens} tokens`);
+    const results: ExportResult[] = [];
+    for (const [i, format] of wanted.entries())
+      results.push({ format, path: outputs[format]!, tokens: await EXPORTERS[format](streams[i]!, outputs[format]!, [tracePath]) });
+    return { results, notes, truncated, tokens, unit: trace.kind === 'counts' ? 'steps' : 'tokens' };
   } finally {
     trace.close();
   }

@@ -1,7 +1,7 @@
 /** `export --jsonl`: the trace as moescope's JSONL interchange format (docs/trace-format.md). */
 import { NO_STEP } from '../../core/batch.js';
 import { F16_TO_F32 } from '../../core/f16.js';
-import type { TraceReader } from '../reader.js';
+import type { RoutingStream } from '../../core/routing-stream.js';
 import type { TextSink } from './sink.js';
 
 /**
@@ -31,9 +31,11 @@ function perLayer(src: Uint16Array, start: number, L: number, n: number, map: (x
   return out;
 }
 
-export function writeJsonl(trace: TraceReader, out: TextSink): number {
-  const s = trace.schema;
-  const m = trace.meta;
+/** Writes a token stream's header line, then its memory samples and tokens in stream order; returns the tokens. */
+export async function writeJsonl(stream: RoutingStream, out: TextSink): Promise<number> {
+  const s = stream.schema;
+  const m = stream.meta;
+  const columns = stream.columns ?? [];
   const L = s.layers.length;
   out.line(
     JSON.stringify({
@@ -47,12 +49,13 @@ export function writeJsonl(trace: TraceReader, out: TextSink): number {
       tokenizer: m.tokenizer,
       devices: m.devices,
       // Optional columns the trace holds (import jsonl recreates them).
-      ...(trace.columns.length ? { columns: trace.columns } : {}),
+      ...(columns.length ? { columns } : {}),
     }),
   );
   const id = (x: number) => x;
   let tokens = 0;
-  for (const c of trace.chunks(0, { reuse: true })) {
+  for await (const c of stream.items()) {
+    if (c.kind !== 'tokens') continue;
     const b = c.batch;
     let mi = 0;
     for (let i = 0; i < b.length; i++) {

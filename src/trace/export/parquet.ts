@@ -15,7 +15,8 @@ import { F16_TO_F32 } from '../../core/f16.js';
 import { moescopeVersion } from '../../core/version.js';
 import { COL, META_KEY } from '../arrow-schema.js';
 import { memoryToJson } from '../memory-json.js';
-import type { TraceChunk, TraceReader } from '../reader.js';
+import type { RoutingStream, TokensItem } from '../../core/routing-stream.js';
+import { exportHeader } from './header.js';
 import type { AtomicFile } from './sink.js';
 
 type SchemaElement = ConstructorParameters<typeof ParquetWriter>[0]['schema'][number];
@@ -100,7 +101,7 @@ function rows(src: Uint16Array, a: number, b: number, width: number, decode: Flo
 }
 
 /** The `mem` cell of each row of a chunk: the JSON array of the samples riding on it, as in the trace. */
-function memCells(c: TraceChunk): (string | null)[] {
+function memCells(c: TokensItem): (string | null)[] {
   const cells = new Array<string | null>(c.batch.length).fill(null);
   for (let i = 0; i < c.memory.length; ) {
     const token = c.memory[i]!.token;
@@ -157,28 +158,33 @@ function columnData(
 }
 
 /**
- * Writes the trace's complete tokens as Parquet into `out`; returns the number of rows.
+ * Writes a token stream as Parquet into `out`; returns the number of rows.
  * `groupValues`: list elements per row group at most (default GROUP_VALUES; a row group holds at least one row).
+ * The `mem` column is there when the stream holds memory samples; a stream that cannot list them up front (not a
+ * trace) gets the column, null where a row carries none.
  */
-export function writeParquet(trace: TraceReader, out: AtomicFile, { groupValues = GROUP_VALUES } = {}): number {
-  const s = trace.schema;
+export async function writeParquet(stream: RoutingStream, out: AtomicFile, { groupValues = GROUP_VALUES } = {}): Promise<number> {
+  const s = stream.schema;
   const L = s.layers.length;
-  const withMem = trace.memorySamples().length > 0;
+  const columns = stream.columns ?? [];
+  const listed = stream.seek?.memorySamples?.();
+  const withMem = listed === undefined || listed.length > 0;
   const pq = new ParquetWriter({
     writer: new FileByteWriter(out),
-    schema: parquetSchema(s, withMem, trace.columns),
-    kvMetadata: [{ key: META_KEY, value: trace.arrowSchema.metadata.get(META_KEY) ?? JSON.stringify(trace.header) }],
+    schema: parquetSchema(s, withMem, columns),
+    kvMetadata: [{ key: META_KEY, value: exportHeader(stream) }],
     createdBy: `moescope version ${moescopeVersion()}`,
   });
   const perRow = L * s.topK * 2 + (s.hasLogits ? L * s.experts : 0);
   const groupRows = Math.max(1, Math.floor(groupValues / perRow));
   let tokens = 0;
-  for (const c of trace.chunks(0, { reuse: true })) {
+  for await (const c of stream.items()) {
+    if (c.kind !== 'tokens') continue;
     const mem = withMem ? memCells(c) : null;
     for (let a = 0; a < c.batch.length; a += groupRows) {
       const e = Math.min(c.batch.length, a + groupRows);
       // Synchronous: FileByteWriter.flush returns nothing, so the writer never defers a row group.
-      void pq.write({ columnData: columnData(s, c.batch, mem, a, e, trace.columns), rowGroupSize: e - a });
+      void pq.write({ columnData: columnData(s, c.batch, mem, a, e, columns), rowGroupSize: e - a });
       tokens += e - a;
     }
   }

@@ -1,12 +1,16 @@
-/** `moescope import FORMAT FILE... -o TRACE`: the converters, by format. */
+/**
+ * `moescope import FORMAT FILE... -o TRACE`: the importers, by format — each produces a RoutingStream
+ * (importStream), which importTrace writes with the trace writer.
+ */
 import type { Scoring } from '../../core/batch.js';
 import { UserError } from '../../core/errors.js';
 import { resolveOutput } from '../../core/output.js';
-import { importJsonl } from './jsonl.js';
-import { importMegatron } from './megatron.js';
-import { importNpy } from './npy.js';
-import { importSglang } from './sglang.js';
-import type { ImportResult } from './sink.js';
+import type { RoutingStream } from '../../core/routing-stream.js';
+import { writeImport, type ImportResult } from './import-stream.js';
+import { jsonlStream } from './jsonl.js';
+import { megatronStream } from './megatron.js';
+import { npyStream } from './npy.js';
+import { sglangStream } from './sglang.js';
 
 export type ImportFormat = 'jsonl' | 'megatron' | 'npy' | 'sglang';
 export type { ImportResult };
@@ -26,22 +30,29 @@ export interface ImportOptions {
   gpus?: number;
 }
 
-export function importTrace(format: ImportFormat, files: string[], output: string, o: ImportOptions = {}): ImportResult {
+/** The importer of `format` over `files`, as a stream (its files are read as the stream is). */
+export function importStream(format: ImportFormat, files: string[], o: ImportOptions = {}): RoutingStream {
   if (files.length === 0) throw new UserError('no input files');
-  resolveOutput(output, files, '--output'); // never an input, never a folder (src/core/output.ts)
   switch (format) {
     case 'jsonl':
-      return importJsonl(files, output);
+      return jsonlStream(files);
     case 'megatron':
-      return importMegatron(files, output, { experts: o.experts, scoring: o.scoring ?? 'softmax', logits: o.logits ?? true });
+      return megatronStream(files, { experts: o.experts, scoring: o.scoring ?? 'softmax', logits: o.logits ?? true });
     case 'npy':
       if (o.topK === undefined) throw new UserError('import npy needs --top-k K (experts selected per token)');
-      return importNpy(files, output, { topK: o.topK, scoring: o.scoring ?? 'softmax', logits: o.logits ?? true, layerIds: o.layerIds });
+      return npyStream(files, { topK: o.topK, scoring: o.scoring ?? 'softmax', logits: o.logits ?? true, layerIds: o.layerIds });
     case 'sglang':
-      return importSglang(files, output, {
+      return sglangStream(files, {
         scoring: o.scoring ?? 'softmax',
         ...(o.topK !== undefined ? { topK: o.topK } : {}),
         ...(o.gpus !== undefined ? { gpus: o.gpus } : {}),
       });
   }
+}
+
+/** Imports `files` into the trace `output`, written only if the whole import succeeds. */
+export async function importTrace(format: ImportFormat, files: string[], output: string, o: ImportOptions = {}): Promise<ImportResult> {
+  if (files.length === 0) throw new UserError('no input files');
+  resolveOutput(output, files, '--output'); // never an input, never a folder (src/core/output.ts)
+  return writeImport(importStream(format, files, o), output, files);
 }

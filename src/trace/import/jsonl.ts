@@ -10,7 +10,8 @@ import { checkShape, isScoring } from '../arrow-schema.js';
 import { memoryFromJson } from '../memory-json.js';
 import { selectTopK } from '../../core/topk.js';
 import { parseLine, readLines, type Line } from './lines.js';
-import { TraceSink, type ImportResult } from './sink.js';
+import type { RoutingStream } from '../../core/routing-stream.js';
+import { TokenItems, importStream, type ImportEvent } from './import-stream.js';
 
 interface Header {
   schema: Omit<RoutingSchema, 'hasLogits'>;
@@ -178,53 +179,65 @@ function sameSchema(a: Header['schema'], b: Header['schema']): boolean {
   return a.experts === b.experts && a.topK === b.topK && a.scoring === b.scoring && a.layers.join() === b.layers.join();
 }
 
-export function importJsonl(files: string[], output: string): ImportResult {
-  const sink = new TraceSink(output);
-  try {
-    let first: Header | null = null;
-    let hasLogits: boolean | null = null;
-    let columns: OptionalColumn[] = [];
-    const nextPos = new Map<number, number>();
-    for (const file of files) {
-      let header: Header | null = null;
-      for (const line of readLines(file)) {
-        if (line.text.trim() === '') continue;
-        const fail: (why: string) => never = (why) => {
-          throw new UserError(`${file}:${line.no}: ${why}`);
-        };
-        const raw = parseLine(file, line);
-        if (header === null) {
-          header = parseHeader(raw, fail);
-          if (first && !sameSchema(first.schema, header.schema))
-            fail(`header describes a different routing schema than ${files[0]}'s; import them separately`);
-          first ??= header;
-          continue;
-        }
-        if (!isObj(raw)) fail('expected a JSON object');
-        if (raw.memory !== undefined) {
-          sink.memory(memorySample(raw.memory, file, line));
-          continue;
-        }
-        if (hasLogits === null) {
-          hasLogits = raw.logits !== undefined;
-          // Optional columns: those the header names, and those the first token carries.
-          columns = OPTIONAL_COLUMNS.filter((c) => header!.columns.includes(c) || raw[c] !== undefined);
-          sink.open(
-            { ...header.schema, hasLogits },
-            { model: header.model, tokenizer: header.tokenizer, devices: header.devices, source: 'import:jsonl' },
-            columns,
-          );
-        }
-        sink.push(tokenFrom(raw, header, hasLogits, columns, nextPos, fail));
+/** Several files concatenate when their headers describe the same routing schema. */
+export function jsonlStream(files: string[]): RoutingStream {
+  return importStream(files.join(', '), jsonlEvents(files), []);
+}
+
+function* jsonlEvents(files: string[]): Generator<ImportEvent, void, undefined> {
+  let first: Header | null = null;
+  let hasLogits: boolean | null = null;
+  let columns: OptionalColumn[] = [];
+  let tokens: TokenItems | null = null;
+  const early: MemorySample[] = []; // samples before the first token (the stream opens at the first token)
+  const nextPos = new Map<number, number>();
+  for (const file of files) {
+    let header: Header | null = null;
+    for (const line of readLines(file)) {
+      if (line.text.trim() === '') continue;
+      const fail: (why: string) => never = (why) => {
+        throw new UserError(`${file}:${line.no}: ${why}`);
+      };
+      const raw = parseLine(file, line);
+      if (header === null) {
+        header = parseHeader(raw, fail);
+        if (first && !sameSchema(first.schema, header.schema))
+          fail(`header describes a different routing schema than ${files[0]}'s; import them separately`);
+        first ??= header;
+        continue;
       }
-      if (header === null) throw new UserError(`${file}: empty (no header line)`);
+      if (!isObj(raw)) fail('expected a JSON object');
+      if (raw.memory !== undefined) {
+        const sample = memorySample(raw.memory, file, line);
+        if (tokens === null) early.push(sample);
+        else {
+          const done = tokens.sample(sample);
+          if (done) yield done;
+        }
+        continue;
+      }
+      if (hasLogits === null) {
+        hasLogits = raw.logits !== undefined;
+        // Optional columns: those the header names, and those the first token carries.
+        columns = OPTIONAL_COLUMNS.filter((c) => header!.columns.includes(c) || raw[c] !== undefined);
+        const schema = { ...header.schema, hasLogits };
+        yield {
+          kind: 'open',
+          schema,
+          meta: { model: header.model, tokenizer: header.tokenizer, devices: header.devices, source: 'import:jsonl' },
+          columns,
+        };
+        tokens = new TokenItems(schema, columns);
+        for (const m of early) tokens.sample(m);
+      }
+      const done = tokens!.push(tokenFrom(raw, header, hasLogits, columns, nextPos, fail));
+      if (done) yield done;
     }
-    if (!sink.opened) throw new UserError(`${files.join(', ')}: no tokens after the header`);
-    return sink.finish();
-  } catch (e) {
-    sink.abort();
-    throw e;
+    if (header === null) throw new UserError(`${file}: empty (no header line)`);
   }
+  if (tokens === null) throw new UserError(`${files.join(', ')}: no tokens after the header`);
+  const rest = tokens.finish();
+  if (rest) yield rest;
 }
 
 function memorySample(v: unknown, file: string, line: Line): MemorySample {

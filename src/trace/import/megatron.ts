@@ -20,7 +20,8 @@ import { closeSync, fstatSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { preadFully } from '../ipc.js';
 import { openInput, parseLine, readLines } from './lines.js';
-import { TraceSink, type ImportResult } from './sink.js';
+import type { RoutingStream } from '../../core/routing-stream.js';
+import { TokenItems, importStream, type ImportEvent } from './import-stream.js';
 
 export interface RouterRecord {
   step: number;
@@ -188,7 +189,12 @@ function fileSize(path: string): number {
   }
 }
 
-export function importMegatron(files: string[], output: string, opts: MegatronOptions): ImportResult {
+export function megatronStream(files: string[], opts: MegatronOptions): RoutingStream {
+  const notes: string[] = [];
+  return importStream(files.join(', '), megatronEvents(files, opts, notes), notes);
+}
+
+function* megatronEvents(files: string[], opts: MegatronOptions, notes: string[]): Generator<ImportEvent, void, undefined> {
   const s = scan(files);
   const withLogits = opts.logits !== false && s.logitExperts !== null;
   let E = opts.experts ?? s.logitExperts ?? undefined;
@@ -197,20 +203,14 @@ export function importMegatron(files: string[], output: string, opts: MegatronOp
   else if (s.maxId >= E) throw new UserError(`${s.maxAt}: expert id ${s.maxId} ≥ ${opts.experts !== undefined ? '--experts' : 'the logits\' width'} ${E}`);
   if (s.topk > E) throw new UserError(`topk ${s.topk} exceeds the ${E} experts`);
   const schema: RoutingSchema = { layers: s.layers, experts: E, topK: s.topk, scoring: opts.scoring, hasLogits: withLogits };
-  const sink = new TraceSink(output);
-  try {
-    sink.open(schema, { model: null, tokenizer: null, devices: [], source: 'import:megatron' }, ['step', 'rank']);
-    if (opts.experts === undefined && s.logitExperts === null) sink.notes.push(`experts per layer inferred as ${E} (largest id seen + 1); give --experts to set it`);
-    if (withLogits && s.logitRecords < s.records) sink.notes.push(`${s.records - s.logitRecords} of ${s.records} records have no logits in the sidecar: their tokens' logits are NaN`);
-    if (!withLogits && s.logitExperts !== null) sink.notes.push('the records name sidecar logits; --no-logits left them out');
-    for (const [what, n] of s.skipped) sink.notes.push(`skipped ${n} records of ${what} (only decoder pre-dispatch routers are imported)`);
-    sink.notes.push('Megatron traces record expert ids only: every weight is 1/K');
-    mergeRanks(files, s, schema, sink);
-    return sink.finish();
-  } catch (e) {
-    sink.abort();
-    throw e;
-  }
+  const columns = ['step', 'rank'] as const;
+  yield { kind: 'open', schema, meta: { model: null, tokenizer: null, devices: [], source: 'import:megatron' }, columns };
+  if (opts.experts === undefined && s.logitExperts === null) notes.push(`experts per layer inferred as ${E} (largest id seen + 1); give --experts to set it`);
+  if (withLogits && s.logitRecords < s.records) notes.push(`${s.records - s.logitRecords} of ${s.records} records have no logits in the sidecar: their tokens' logits are NaN`);
+  if (!withLogits && s.logitExperts !== null) notes.push('the records name sidecar logits; --no-logits left them out');
+  for (const [what, n] of s.skipped) notes.push(`skipped ${n} records of ${what} (only decoder pre-dispatch routers are imported)`);
+  notes.push('Megatron traces record expert ids only: every weight is 1/K');
+  yield* mergeRanks(files, s, schema, new TokenItems(schema, columns));
 }
 
 /** bfloat16 bits → float16 bits (through float32: a bfloat16 is the top half of a float32). */
@@ -221,7 +221,7 @@ function bf16ToF16(bits: number): number {
   return f32ToF16(BF16_F[0]!);
 }
 
-function mergeRanks(files: string[], s: Scan, schema: RoutingSchema, sink: TraceSink): void {
+function* mergeRanks(files: string[], s: Scan, schema: RoutingSchema, tokens: TokenItems): Generator<ImportEvent, void, undefined> {
   const byRank = [...files].sort((a, b) => s.rankOf.get(a)! - s.rankOf.get(b)!).filter((f) => s.rankOf.has(f));
   const sidecars = new Map<string, number>();
   try {
@@ -233,13 +233,20 @@ function mergeRanks(files: string[], s: Scan, schema: RoutingSchema, sink: Trace
           // a rank whose records name no logits has no sidecar; its tokens get NaN logits
         }
       }
-    mergeRanksWith(byRank, s, schema, sink, sidecars);
+    yield* mergeRanksWith(byRank, s, schema, tokens, sidecars);
   } finally {
     for (const fd of sidecars.values()) closeSync(fd);
   }
 }
 
-function mergeRanksWith(byRank: string[], s: Scan, schema: RoutingSchema, sink: TraceSink, sidecars: Map<string, number>): void {
+function* mergeRanksWith(
+  byRank: string[],
+  s: Scan,
+  schema: RoutingSchema,
+  tokens: TokenItems,
+  sidecars: Map<string, number>,
+): Generator<ImportEvent, void, undefined> {
+  const batches: RoutingBatch[] = []; // one rank's batches of one step (emitGroup allocates each)
   const iters = byRank.map((f) => ({ file: f, it: stepGroups(f), cur: null as RouterRecord[] | null }));
   const scratch = { buf: new Uint8Array(0) };
   for (const x of iters) x.cur = x.it.next().value ?? null;
@@ -250,7 +257,9 @@ function mergeRanksWith(byRank: string[], s: Scan, schema: RoutingSchema, sink: 
     let pos = 0;
     for (const x of live) {
       if (x.cur![0]!.step !== step) continue;
-      pos = emitGroup(x.file, x.cur!, step, pos, schema, (b) => sink.write(b), sidecars, scratch);
+      pos = emitGroup(x.file, x.cur!, step, pos, schema, (b) => batches.push(b), sidecars, scratch);
+      for (const b of batches) yield* tokens.batch(b);
+      batches.length = 0;
       x.cur = x.it.next().value ?? null;
     }
   }

@@ -11,8 +11,10 @@ import { allocBatch } from '../../core/batch.js';
 import { preadFully } from '../ipc.js';
 import { selectTopKInto } from '../../core/topk.js';
 import { defaultBatchTokens } from '../writer.js';
+import { validateSchema } from '../arrow-schema.js';
 import { openInput } from './lines.js';
-import { TraceSink, type ImportResult } from './sink.js';
+import type { RoutingStream } from '../../core/routing-stream.js';
+import { importStream, type ImportEvent } from './import-stream.js';
 
 export interface NpyOptions {
   topK: number;
@@ -59,11 +61,13 @@ export function parseNpyHeader(bytes: Buffer, file: string): NpyHeader {
   return { dtype: `f${m![2]}` as NpyHeader['dtype'], shape, dataOffset: start + hlen };
 }
 
-export function importNpy(files: string[], output: string, opts: NpyOptions): ImportResult {
+export function npyStream(files: string[], opts: NpyOptions): RoutingStream {
   if (files.length !== 1) throw new UserError(`import npy takes one .npy file, got ${files.length}`);
-  const file = files[0]!;
+  return importStream(files[0]!, npyEvents(files[0]!, opts), []);
+}
+
+function* npyEvents(file: string, opts: NpyOptions): Generator<ImportEvent, void, undefined> {
   const fd = openInput(file);
-  const sink = new TraceSink(output);
   try {
     const head = Buffer.alloc(65536);
     const got = preadFully(fd, head, 0);
@@ -78,19 +82,16 @@ export function importNpy(files: string[], output: string, opts: NpyOptions): Im
     const layers = opts.layerIds ?? Array.from({ length: L }, (_, i) => i);
     if (layers.length !== L) throw new UserError(`--layer-ids has ${layers.length} ids but ${file} has ${L} layers`);
     const schema: RoutingSchema = { layers, experts: E, topK: opts.topK, scoring: opts.scoring, hasLogits: opts.logits };
-    sink.open(schema, { model: null, tokenizer: null, devices: [], source: 'import:npy' });
+    validateSchema(schema);
     if (T === 0) throw new UserError(`${file} holds no tokens (shape [0, …]): nothing to import`); // as import jsonl refuses an empty file
-    convert(fd, file, h, T, L, E, schema, sink);
-    return sink.finish();
-  } catch (e) {
-    sink.abort();
-    throw e;
+    yield { kind: 'open', schema, meta: { model: null, tokenizer: null, devices: [], source: 'import:npy' } };
+    yield* convert(fd, file, h, T, L, E, schema);
   } finally {
     closeSync(fd);
   }
 }
 
-function convert(fd: number, file: string, h: NpyHeader, T: number, L: number, E: number, schema: RoutingSchema, sink: TraceSink): void {
+function* convert(fd: number, file: string, h: NpyHeader, T: number, L: number, E: number, schema: RoutingSchema): Generator<ImportEvent, void, undefined> {
   const K = schema.topK;
   const item = Number(h.dtype.slice(1));
   const perToken = L * E * item;
@@ -130,6 +131,6 @@ function convert(fd: number, file: string, h: NpyHeader, T: number, L: number, E
         }
       }
     }
-    sink.write(b);
+    yield { kind: 'tokens', batch: b, firstToken: start, memory: [] };
   }
 }

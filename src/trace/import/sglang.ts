@@ -17,8 +17,8 @@ import { basename } from 'node:path';
 import type { RoutingSchema, Scoring } from '../../core/batch.js';
 import type { CountBatch } from '../../core/count-batch.js';
 import { UserError } from '../../core/errors.js';
-import { CountTraceWriter } from '../count-writer.js';
-import { TraceSink, type ImportResult } from './sink.js';
+import type { RoutingStream } from '../../core/routing-stream.js';
+import { TokenItems, importStream, type ImportEvent } from './import-stream.js';
 import { TorchFile, type TensorData } from './torch/load.js';
 import { PyTuple, dictGet, type PyValue, type TensorRef } from './torch/unpickle.js';
 
@@ -83,7 +83,12 @@ function checkCounts(d: TensorData, what: string, file: string): void {
   }
 }
 
-export function importSglang(files: string[], output: string, opts: SglangOptions): ImportResult {
+export function sglangStream(files: string[], opts: SglangOptions): RoutingStream {
+  const notes: string[] = [];
+  return importStream(files.join(', '), sglangEvents(files, opts, notes), notes);
+}
+
+function* sglangEvents(files: string[], opts: SglangOptions, notes: string[]): Generator<ImportEvent, void, undefined> {
   if (opts.gpus !== undefined && (!Number.isInteger(opts.gpus) || opts.gpus < 1)) throw new UserError('--gpus must be an integer ≥ 1');
   const loaded: Loaded[] = [];
   try {
@@ -102,11 +107,11 @@ export function importSglang(files: string[], output: string, opts: SglangOption
     });
     switch (modes[0]!) {
       case 'stat':
-        return importStat(loaded, output, opts);
+        return yield* importStat(loaded, opts, notes);
       case 'per_pass':
-        return importPerPass(loaded, output, opts);
+        return yield* importPerPass(loaded, opts, notes);
       default:
-        return importPerToken(loaded, output, opts);
+        return yield* importPerToken(loaded, opts, notes);
     }
   } finally {
     for (const l of loaded) l.torch.close();
@@ -141,47 +146,31 @@ const META = (source: string, devices: number | null) => ({
   source,
 });
 
-/** Writes count rows (each L_all × E, model layers) keeping only `keep` layers. */
-function writeCounts(
-  inputs: readonly string[],
-  output: string,
+/** The count stream of rows (each L_all × E, model layers) keeping only the schema's layers: one batch. */
+function* countEvents(
   schema: RoutingSchema,
   rows: { step: number; counts: Float64Array }[],
-  allLayers: number,
   opts: SglangOptions,
   source: string,
   placement: { devices: number; phy2log: number[][] } | null,
-): number {
+): Generator<ImportEvent, void, undefined> {
   const L = schema.layers.length;
   const E = schema.experts;
-  const w = CountTraceWriter.create(output, {
+  yield {
+    kind: 'open',
     schema,
     meta: META(source, placement ? placement.devices : null),
-    axis: 'expert',
-    bins: E,
-    topKKnown: opts.topK !== undefined,
-    placement,
-    atomic: true,
-    inputs,
+    countInfo: { axis: 'expert', bins: E, topKKnown: opts.topK !== undefined, expertsKnown: true, ...(placement ? { placement } : {}) },
+  };
+  const batch: CountBatch = { length: rows.length, step: new Float64Array(rows.length), tNs: new BigInt64Array(rows.length), axis: 'expert', bins: E, counts: new Float64Array(rows.length * L * E) };
+  rows.forEach((r, i) => {
+    batch.step[i] = r.step;
+    schema.layers.forEach((layer, l) => batch.counts.set(r.counts.subarray(layer * E, (layer + 1) * E), (i * L + l) * E));
   });
-  try {
-    const batch: CountBatch = { length: rows.length, step: new Float64Array(rows.length), tNs: new BigInt64Array(rows.length), axis: 'expert', bins: E, counts: new Float64Array(rows.length * L * E) };
-    rows.forEach((r, i) => {
-      batch.step[i] = r.step;
-      schema.layers.forEach((layer, l) => batch.counts.set(r.counts.subarray(layer * E, (layer + 1) * E), (i * L + l) * E));
-    });
-    void allLayers;
-    w.write(batch);
-    w.close();
-  } catch (e) {
-    w.abort();
-    throw e;
-  }
-  return rows.length;
+  yield { kind: 'counts', batch };
 }
 
-function importStat(loaded: Loaded[], output: string, opts: SglangOptions): ImportResult {
-  const notes: string[] = [];
+function* importStat(loaded: Loaded[], opts: SglangOptions, notes: string[]): Generator<ImportEvent, void, undefined> {
   let shape: number[] | null = null;
   const rows: { step: number; counts: Float64Array }[] = [];
   let empty = 0;
@@ -216,8 +205,7 @@ function importStat(loaded: Loaded[], output: string, opts: SglangOptions): Impo
   if (opts.topK === undefined) notes.push('top-k is not in stat dumps: counts are assignments; give --top-k K to count tokens');
   const schema = schemaFor(keep, E, opts);
   const placement = opts.gpus !== undefined ? contiguous(E, opts.gpus) : null;
-  const steps = writeCounts(loaded.map((l) => l.file), output, schema, rows, L, opts, 'import:sglang:stat', placement);
-  return { tokens: 0, steps, kind: 'counts', schema, notes };
+  yield* countEvents(schema, rows, opts, 'import:sglang:stat', placement);
 }
 
 function contiguous(experts: number, gpus: number): { devices: number; phy2log: number[][] } {
@@ -284,8 +272,7 @@ function devicesFor(P: number, ranks: number, opts: SglangOptions, notes: string
   return D;
 }
 
-function importPerPass(loaded: Loaded[], output: string, opts: SglangOptions): ImportResult {
-  const notes: string[] = [];
+function* importPerPass(loaded: Loaded[], opts: SglangOptions, notes: string[]): Generator<ImportEvent, void, undefined> {
   const { dumps, map, L, P, E } = detailDumps(loaded, notes);
   const byPass = new Map<number, { ranks: Set<number>; physical: Float64Array }>();
   const ranks = new Set<number>();
@@ -324,8 +311,7 @@ function importPerPass(loaded: Loaded[], output: string, opts: SglangOptions): I
   const D = devicesFor(P, ranks.size, opts, notes);
   const placement = D === null ? null : { devices: D, phy2log: keep.map((l) => Array.from(map.values.subarray(l * P, (l + 1) * P))) };
   if (placement && P > E) notes.push(`${P - E} redundant expert slots per layer (${P} physical for ${E} logical) on ${D} GPUs`);
-  const steps = writeCounts(loaded.map((l) => l.file), output, schema, rows, L, opts, 'import:sglang:per_pass', placement);
-  return { tokens: 0, steps, kind: 'counts', schema, notes };
+  yield* countEvents(schema, rows, opts, 'import:sglang:per_pass', placement);
 }
 
 interface TokenRecord {
@@ -340,8 +326,7 @@ function intList(v: PyValue | undefined, what: string, file: string): number[] {
   return v.map((x) => int(x, what, file));
 }
 
-function importPerToken(loaded: Loaded[], output: string, opts: SglangOptions): ImportResult {
-  const notes: string[] = [];
+function* importPerToken(loaded: Loaded[], opts: SglangOptions, notes: string[]): Generator<ImportEvent, void, undefined> {
   const { dumps, map, L, P, E } = detailDumps(loaded, notes);
   const recs: TokenRecord[] = [];
   const seen = new Set<string>();
@@ -391,62 +376,58 @@ function importPerToken(loaded: Loaded[], output: string, opts: SglangOptions): 
   if (D !== null && P > E) notes.push(`${P - E} redundant expert slots per layer: ids are mapped to their logical experts`);
   notes.push('SGLang records expert ids only: every weight is 1/K; requests are split by extend_seq_lens within a forward pass (seq), position from positions');
 
-  const sink = new TraceSink(output);
   let padded = 0;
   let tokens = 0;
-  try {
-    sink.open(schema, META('import:sglang:per_token', D));
-    const experts = new Array<number>(keep.length * K);
-    const weights = new Array<number>(keep.length * K).fill(1 / K);
-    let seq = 0;
-    recs.forEach((r) => {
-      const t = idsOf(r);
-      const [, T, S] = t.shape as [number, number, number];
-      const inputIds = intList(dictGet(r.record, 'input_ids'), 'input_ids', r.file);
-      const positions = intList(dictGet(r.record, 'positions'), 'positions', r.file);
-      if (inputIds.length !== T || positions.length !== T)
-        throw new UserError(`${r.file}: forward pass ${r.fp} of rank ${r.rank} has ${T} tokens of top-k ids but ${inputIds.length} input_ids, ${positions.length} positions`);
-      const mode = int(dictGet(r.record, 'forward_mode'), 'forward_mode', r.file);
-      const lensRaw = dictGet(r.record, 'extend_seq_lens');
-      const lens = lensRaw === null || lensRaw === undefined ? null : intList(lensRaw instanceof PyTuple ? lensRaw.items : lensRaw, 'extend_seq_lens', r.file);
-      if (lens && lens.reduce((a, b) => a + b, 0) !== T) throw new UserError(`${r.file}: forward pass ${r.fp}: extend_seq_lens sum to ${lens.reduce((a, b) => a + b, 0)}, not its ${T} tokens`);
-      // Request boundaries: extend_seq_lens in an extend pass; one token per request otherwise.
-      const starts = new Set<number>();
-      if (lens) lens.reduce((at, n) => (starts.add(at), at + n), 0);
-      const tag = FORWARD_MODES[mode] ?? `forward mode ${mode}`;
-      for (let x = 0; x < T; x++) {
-        if (x > 0 && (!lens || starts.has(x))) seq++;
-        let valid = 0;
-        let all = 0;
-        keep.forEach((l, li) => {
-          let k = 0;
-          for (let s = 0; s < S; s++) {
-            const v = t.values[(l * T + x) * S + s]!;
-            if (v === -1) continue;
-            all++;
-            if (k < K) experts[li * K + k] = map.values[l * P + v]!;
-            k++;
-          }
-          if (k === K) valid++;
-          else if (k !== 0)
-            throw new UserError(`${r.file}: forward pass ${r.fp}, token ${x}, layer ${l} has ${k} of the ${K} top-k ids (the rest -1): moescope traces hold K experts per layer`);
-        });
-        if (all === 0) {
-          padded++;
-          continue;
+  yield { kind: 'open', schema, meta: META('import:sglang:per_token', D) };
+  const items = new TokenItems(schema);
+  const experts = new Array<number>(keep.length * K);
+  const weights = new Array<number>(keep.length * K).fill(1 / K);
+  let seq = 0;
+  for (const r of recs) {
+    const t = idsOf(r);
+    const [, T, S] = t.shape as [number, number, number];
+    const inputIds = intList(dictGet(r.record, 'input_ids'), 'input_ids', r.file);
+    const positions = intList(dictGet(r.record, 'positions'), 'positions', r.file);
+    if (inputIds.length !== T || positions.length !== T)
+      throw new UserError(`${r.file}: forward pass ${r.fp} of rank ${r.rank} has ${T} tokens of top-k ids but ${inputIds.length} input_ids, ${positions.length} positions`);
+    const mode = int(dictGet(r.record, 'forward_mode'), 'forward_mode', r.file);
+    const lensRaw = dictGet(r.record, 'extend_seq_lens');
+    const lens = lensRaw === null || lensRaw === undefined ? null : intList(lensRaw instanceof PyTuple ? lensRaw.items : lensRaw, 'extend_seq_lens', r.file);
+    if (lens && lens.reduce((a, b) => a + b, 0) !== T) throw new UserError(`${r.file}: forward pass ${r.fp}: extend_seq_lens sum to ${lens.reduce((a, b) => a + b, 0)}, not its ${T} tokens`);
+    // Request boundaries: extend_seq_lens in an extend pass; one token per request otherwise.
+    const starts = new Set<number>();
+    if (lens) lens.reduce((at, n) => (starts.add(at), at + n), 0);
+    const tag = FORWARD_MODES[mode] ?? `forward mode ${mode}`;
+    for (let x = 0; x < T; x++) {
+      if (x > 0 && (!lens || starts.has(x))) seq++;
+      let valid = 0;
+      let all = 0;
+      keep.forEach((l, li) => {
+        let k = 0;
+        for (let s = 0; s < S; s++) {
+          const v = t.values[(l * T + x) * S + s]!;
+          if (v === -1) continue;
+          all++;
+          if (k < K) experts[li * K + k] = map.values[l * P + v]!;
+          k++;
         }
-        if (valid !== keep.length) throw new UserError(`${r.file}: forward pass ${r.fp}, token ${x} is routed in some MoE layers and -1 in others`);
-        sink.push({ seq, pos: positions[x]!, tokenId: inputIds[x]!, token: '', isPrompt: mode === 1, tNs: 0n, experts, weights, tag });
-        tokens++;
+        if (k === K) valid++;
+        else if (k !== 0)
+          throw new UserError(`${r.file}: forward pass ${r.fp}, token ${x}, layer ${l} has ${k} of the ${K} top-k ids (the rest -1): moescope traces hold K experts per layer`);
+      });
+      if (all === 0) {
+        padded++;
+        continue;
       }
-      seq++;
-    });
-    if (padded) notes.push(`${padded} padding tokens (every top-k id -1) skipped`);
-    if (tokens === 0) throw new UserError(`${dumps.map((d) => d.file).join(', ')}: no routed tokens`);
-    const res = sink.finish();
-    return { ...res, notes: [...notes, ...res.notes] };
-  } catch (e) {
-    sink.abort();
-    throw e;
+      if (valid !== keep.length) throw new UserError(`${r.file}: forward pass ${r.fp}, token ${x} is routed in some MoE layers and -1 in others`);
+      const done = items.push({ seq, pos: positions[x]!, tokenId: inputIds[x]!, token: '', isPrompt: mode === 1, tNs: 0n, experts, weights, tag });
+      if (done) yield done;
+      tokens++;
+    }
+    seq++;
   }
+  if (padded) notes.push(`${padded} padding tokens (every top-k id -1) skipped`);
+  if (tokens === 0) throw new UserError(`${dumps.map((d) => d.file).join(', ')}: no routed tokens`);
+  const rest = items.finish();
+  if (rest) yield rest;
 }
