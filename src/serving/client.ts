@@ -191,6 +191,41 @@ function requestBody(api: ServerApi, model: string | null, p: ServerPrompt, o: S
   return { model, prompt: p.text, max_tokens: o.maxTokens, temperature: o.temperature, return_token_ids: true, logprobs: 0, prompt_logprobs: 0 };
 }
 
+/** What a polled source says of itself before its data. */
+export type StreamHead = Pick<RoutingStream, 'label' | 'schema' | 'meta' | 'kind' | 'tokens' | 'notes'>;
+
+/**
+ * A stream over a server moescope polls (asking prompts, scraping metrics): close() aborts the request in flight
+ * through `abort`; end() is complete when `produce` ran out on its own (not closed), else names the error.
+ */
+export function polledStream<T extends StreamHead>(
+  head: T,
+  abort: AbortController,
+  produce: (closed: () => boolean) => AsyncGenerator<StreamItem>,
+): T & RoutingStream {
+  let closed = false;
+  let finish!: (e: StreamEnd) => void;
+  const ended = new Promise<StreamEnd>((r) => (finish = r));
+  return {
+    ...head,
+    seek: null,
+    end: () => ended,
+    close() {
+      closed = true;
+      abort.abort(new Error('stopped'));
+    },
+    async *items(): AsyncGenerator<StreamItem> {
+      try {
+        yield* produce(() => closed);
+        finish({ complete: !closed, truncated: null, error: null });
+      } catch (e) {
+        finish({ complete: false, truncated: null, error: describeError(e) });
+        throw e;
+      }
+    },
+  };
+}
+
 export interface ServerStream extends RoutingStream {
   readonly api: ServerApi;
 }
@@ -211,7 +246,6 @@ export async function openServerStream(o: ServerRunOptions & { onServed?: (e: Se
   const topK = o.topK ?? info.topK;
   const path = api === 'sglang' ? 'generate' : 'v1/completions';
   const abort = new AbortController();
-  let closed = false;
   const ask = async (seq: number) => {
     const p = o.prompts[seq]!;
     const t0 = performance.now();
@@ -225,57 +259,35 @@ export async function openServerStream(o: ServerRunOptions & { onServed?: (e: Se
   const first = await ask(0);
   const s: ServedSchema = servedSchema([first.req], { experts: o.experts, scoring: o.scoring });
   if (o.experts === undefined) s.notes.push('later requests must stay below that; give --experts when the model has more');
-  let finish!: (e: StreamEnd) => void;
-  const ended = new Promise<StreamEnd>((r) => (finish = r));
-  return {
-    api,
-    label: `${api} server ${printable(base.href)}`,
-    schema: s.schema,
-    meta: servedMeta(api, model, 'server'),
-    kind: 'tokens',
-    tokens: null,
-    notes: s.notes,
-    seek: null,
-    end: () => ended,
-    close() {
-      closed = true;
-      abort.abort(new Error('stopped'));
-    },
-    async *items(): AsyncGenerator<StreamItem> {
-      let next = 0;
+  const head = { api, label: `${api} server ${printable(base.href)}`, schema: s.schema, meta: servedMeta(api, model, 'server'), kind: 'tokens' as const, tokens: null, notes: s.notes };
+  return polledStream(head, abort, async function* (closed) {
+    let next = 0;
+    for (let seq = 0; seq < o.prompts.length && !closed(); seq++) {
+      let r: Awaited<ReturnType<typeof ask>>;
       try {
-        for (let seq = 0; seq < o.prompts.length && !closed; seq++) {
-          let r: Awaited<ReturnType<typeof ask>>;
-          try {
-            r = seq === 0 ? first : await ask(seq);
-          } catch (e) {
-            if (closed) break; // the user quit while a request was in flight
-            throw e;
-          }
-          const p = o.prompts[seq]!;
-          const b = new RoutingBatchBuilder(s.schema, Math.max(r.req.routing.rows, 1));
-          for (const t of requestTokens(r.req, seq, s, r.tNs)) b.push({ ...t, tag: p.tag });
-          o.onServed?.({
-            seq,
-            prompt: p.text,
-            tag: p.tag,
-            text: r.req.text,
-            promptTokens: r.req.promptLen,
-            generatedTokens: r.req.outputLen,
-            routedTokens: r.req.routing.rows,
-            ms: r.ms,
-          });
-          if (b.length > 0) {
-            const batch = b.finish();
-            yield { kind: 'tokens', batch, firstToken: next, memory: [] };
-            next += batch.length;
-          }
-        }
-        finish({ complete: !closed, truncated: null, error: null });
+        r = seq === 0 ? first : await ask(seq);
       } catch (e) {
-        finish({ complete: false, truncated: null, error: describeError(e) });
+        if (closed()) break; // the user quit while a request was in flight
         throw e;
       }
-    },
-  };
+      const p = o.prompts[seq]!;
+      const b = new RoutingBatchBuilder(s.schema, Math.max(r.req.routing.rows, 1));
+      for (const t of requestTokens(r.req, seq, s, r.tNs)) b.push({ ...t, tag: p.tag });
+      o.onServed?.({
+        seq,
+        prompt: p.text,
+        tag: p.tag,
+        text: r.req.text,
+        promptTokens: r.req.promptLen,
+        generatedTokens: r.req.outputLen,
+        routedTokens: r.req.routing.rows,
+        ms: r.ms,
+      });
+      if (b.length > 0) {
+        const batch = b.finish();
+        yield { kind: 'tokens', batch, firstToken: next, memory: [] };
+        next += batch.length;
+      }
+    }
+  });
 }

@@ -4,10 +4,10 @@
  * like any other source (docs/serving.md#prometheus).
  */
 import type { RoutingSchema } from '../core/batch.js';
-import { UserError, describeError } from '../core/errors.js';
-import type { CountBatch, RoutingStream, StreamEnd, StreamItem } from '../core/routing-stream.js';
+import { UserError } from '../core/errors.js';
+import type { CountBatch, RoutingStream } from '../core/routing-stream.js';
 import type { StreamMeta } from '../core/stream.js';
-import { normalizeUrl, printable, requestText } from './client.js';
+import { normalizeUrl, polledStream, printable, requestText } from './client.js';
 import { EplbIntervals, decodeEplb, parseMetricsPage, type EplbInterval, type EplbScrape } from './prometheus.js';
 
 export interface WatchOptions {
@@ -66,7 +66,6 @@ export async function openWatchStream(o: WatchOptions): Promise<WatchStream> {
   const where = printable(url.href);
   const timeout = o.timeoutMs ?? Math.max(10_000, o.intervalMs);
   const abort = new AbortController();
-  let closed = false;
   const scrape = async (): Promise<EplbScrape> => {
     const text = await requestText(url, timeout, abort.signal);
     return decodeEplb(parseMetricsPage(text, where), BigInt(Date.now()) * 1_000_000n, where);
@@ -88,47 +87,33 @@ export async function openWatchStream(o: WatchOptions): Promise<WatchStream> {
   intervals.push(first, where);
   const schema: RoutingSchema = { layers: first.layers, experts: first.ranks, topK: 1, scoring: 'softmax', hasLogits: false };
   const meta: StreamMeta = { model: null, routers: [], tokenizer: null, devices: [], source: 'watch:sglang' };
-  let finish!: (e: StreamEnd) => void;
-  const ended = new Promise<StreamEnd>((r) => (finish = r));
-  return {
+  const head = {
     metricsUrl: url.href,
     first,
     label: `watch ${where}`,
     schema,
     meta,
-    kind: 'counts',
+    kind: 'counts' as const,
     tokens: null,
     notes: ['load counts per layer × GPU from sglang:eplb_gpu_physical_count (no expert ids, no per-token routing)'],
-    seek: null,
-    end: () => ended,
-    close() {
-      closed = true;
-      abort.abort(new Error('stopped'));
-    },
-    async *items(): AsyncGenerator<StreamItem> {
-      let n = 0;
+  };
+  return polledStream(head, abort, async function* (closed) {
+    let n = 0;
+    while (!closed() && (o.samples === null || n < o.samples)) {
+      await sleep(o.intervalMs, abort.signal);
+      if (closed()) break;
+      let s: EplbScrape;
       try {
-        while (!closed && (o.samples === null || n < o.samples)) {
-          await sleep(o.intervalMs, abort.signal);
-          if (closed) break;
-          let s: EplbScrape;
-          try {
-            s = await scrape();
-          } catch (e) {
-            if (closed) break;
-            throw e;
-          }
-          const i = intervals.push(s, where);
-          if (!i) continue;
-          n++;
-          o.onInterval?.(i);
-          yield { kind: 'counts', batch: intervalBatch(i, intervals.ranks) };
-        }
-        finish({ complete: !closed, truncated: null, error: null });
+        s = await scrape();
       } catch (e) {
-        finish({ complete: false, truncated: null, error: describeError(e) });
+        if (closed()) break;
         throw e;
       }
-    },
-  };
+      const i = intervals.push(s, where);
+      if (!i) continue;
+      n++;
+      o.onInterval?.(i);
+      yield { kind: 'counts', batch: intervalBatch(i, intervals.ranks) };
+    }
+  });
 }

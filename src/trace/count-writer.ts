@@ -9,7 +9,7 @@
  * renames it into place on close.
  */
 import { closeSync, fsyncSync, openSync } from 'node:fs';
-import { BufferRegion, FieldNode, Message, RecordBatch } from 'apache-arrow/ipc/metadata/message';
+import { Message } from 'apache-arrow/ipc/metadata/message';
 import type { RoutingSchema } from '../core/batch.js';
 import { checkCountBatch, type CountAxis, type CountBatch } from '../core/count-batch.js';
 import type { StreamMeta } from '../core/stream.js';
@@ -17,6 +17,7 @@ import { UserError, describeError } from '../core/errors.js';
 import { moescopeVersion } from '../core/version.js';
 import { OutputFile, resolveOutput } from '../core/output.js';
 import { TRACE_FORMAT_VERSION, arrowCountSchemaFor, routersFor, type CountTraceInfo, type TraceHeader } from './arrow-schema.js';
+import { MessageBody } from './encode.js';
 import { EOS_BYTES, frameMessage, writevAll } from './ipc.js';
 
 export interface CountTraceWriterOptions {
@@ -247,37 +248,19 @@ export class CountTraceWriter {
   }
 }
 
-const ZERO_PAD = new Uint8Array(8);
-
 /** One record-batch message of a count trace: step int64, t_ns timestamp[ns], counts fixed_size_list<double>. */
 function encodeCounts(n: number, step: BigInt64Array, tNs: BigInt64Array, counts: Float64Array): Uint8Array[] {
-  const nodes: FieldNode[] = [];
-  const regions: BufferRegion[] = [];
-  const body: Uint8Array[] = [];
-  let offset = 0;
-  const buf = (a: ArrayBufferView | null) => {
-    const bytes = a ? new Uint8Array(a.buffer, a.byteOffset, a.byteLength) : new Uint8Array(0);
-    regions.push(new BufferRegion(offset, bytes.byteLength));
-    if (bytes.byteLength === 0) return;
-    body.push(bytes);
-    offset += bytes.byteLength;
-    const pad = (8 - (offset & 7)) & 7;
-    if (pad) {
-      body.push(ZERO_PAD.subarray(0, pad));
-      offset += pad;
-    }
-  };
-  nodes.push(new FieldNode(n, 0));
-  buf(null);
-  buf(step);
-  nodes.push(new FieldNode(n, 0));
-  buf(null);
-  buf(tNs);
-  nodes.push(new FieldNode(n, 0));
-  buf(null);
-  nodes.push(new FieldNode(counts.length, 0));
-  buf(null);
-  buf(counts);
-  const header = frameMessage(Message.from(new RecordBatch(n, nodes, regions, null), offset));
-  return [header, ...body];
+  const body = new MessageBody();
+  body.node(n);
+  body.buffer(null);
+  body.buffer(step);
+  body.node(n);
+  body.buffer(null);
+  body.buffer(tNs);
+  body.node(n);
+  body.buffer(null);
+  body.node(counts.length);
+  body.buffer(null);
+  body.buffer(counts);
+  return body.message(n);
 }

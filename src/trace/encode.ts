@@ -13,6 +13,43 @@ function bytesOf(a: ArrayBufferView): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
+/**
+ * The body of one record-batch message, built column by column: field nodes, buffer regions and the byte ranges
+ * they point at, each buffer padded to 8 bytes as the IPC format requires. Token and count traces both use it.
+ */
+export class MessageBody {
+  readonly nodes: FieldNode[] = [];
+  readonly regions: BufferRegion[] = [];
+  readonly parts: Uint8Array[] = [];
+  /** Body bytes so far. */
+  length = 0;
+
+  /** A field node: `length` values, `nulls` of them null. */
+  node(length: number, nulls = 0): void {
+    this.nodes.push(new FieldNode(length, nulls));
+  }
+
+  /** The next buffer of the current field (empty: an absent validity bitmap). Referenced, not copied. */
+  buffer(data: ArrayBufferView | null): void {
+    const bytes = data ? bytesOf(data) : EMPTY;
+    this.regions.push(new BufferRegion(this.length, bytes.byteLength));
+    if (bytes.byteLength === 0) return;
+    this.parts.push(bytes);
+    this.length += bytes.byteLength;
+    const pad = (8 - (this.length & 7)) & 7;
+    if (pad) {
+      this.parts.push(ZERO_PAD.subarray(0, pad));
+      this.length += pad;
+    }
+  }
+
+  /** The framed message of `rows` rows: its header, then the body's parts (for one writev). */
+  message(rows: number): Uint8Array[] {
+    const header = frameMessage(Message.from(new RecordBatch(rows, this.nodes, this.regions, null), this.length));
+    return [header, ...this.parts];
+  }
+}
+
 /** UTF-8 offsets + data (+ validity when some are null) of a string column. */
 function encodeStrings(values: readonly (string | null)[] | null, n: number) {
   const offsets = new Int32Array(n + 1);
@@ -114,47 +151,33 @@ export function encodeBatch(
   columns: readonly OptionalColumn[] = [],
 ): EncodedBatch {
   const n = b.length;
-  const nodes: FieldNode[] = [];
-  const regions: BufferRegion[] = [];
-  const body: Uint8Array[] = [];
-  let offset = 0;
-  const buf = (bytes: Uint8Array) => {
-    regions.push(new BufferRegion(offset, bytes.byteLength));
-    if (bytes.byteLength === 0) return;
-    body.push(bytes);
-    offset += bytes.byteLength;
-    const pad = (8 - (offset & 7)) & 7;
-    if (pad) {
-      body.push(ZERO_PAD.subarray(0, pad));
-      offset += pad;
-    }
-  };
+  const body = new MessageBody();
   const fixed = (data: ArrayBufferView) => {
-    nodes.push(new FieldNode(n, 0));
-    buf(EMPTY);
-    buf(bytesOf(data));
+    body.node(n);
+    body.buffer(null);
+    body.buffer(data);
   };
   const strings = (values: readonly (string | null)[] | null) => {
     const e = encodeStrings(values, n);
-    nodes.push(new FieldNode(n, e.nulls));
-    buf(e.validity);
-    buf(e.offsets);
-    buf(e.data);
+    body.node(n, e.nulls);
+    body.buffer(e.validity);
+    body.buffer(e.offsets);
+    body.buffer(e.data);
   };
   const list = (child: Uint16Array) => {
-    nodes.push(new FieldNode(n, 0));
-    buf(EMPTY);
-    nodes.push(new FieldNode(child.length, 0));
-    buf(EMPTY);
-    buf(bytesOf(child));
+    body.node(n);
+    body.buffer(null);
+    body.node(child.length);
+    body.buffer(null);
+    body.buffer(child);
   };
   fixed(b.seq);
   fixed(b.pos);
   fixed(b.tokenId);
   strings(b.token);
-  nodes.push(new FieldNode(n, 0));
-  buf(EMPTY);
-  buf(packBits(b.isPrompt, n));
+  body.node(n);
+  body.buffer(null);
+  body.buffer(packBits(b.isPrompt, n));
   fixed(b.tNs);
   list(b.experts);
   list(b.weights);
@@ -162,14 +185,14 @@ export function encodeBatch(
   strings(b.tag);
   strings(mem);
   const nullable = (e: ReturnType<typeof nullableU32>) => {
-    nodes.push(new FieldNode(n, e.nulls));
-    buf(e.validity);
-    buf(e.data);
+    body.node(n, e.nulls);
+    body.buffer(e.validity);
+    body.buffer(e.data);
   };
   // Optional columns, in OPTIONAL_COLUMNS order (arrow-schema.ts): step (null = NO_STEP), rank, dropped (null = 0).
   if (columns.includes('step')) nullable(nullableU32(b.step, n, (v) => v !== NO_STEP, NO_STEP));
   if (columns.includes('rank')) fixed(b.rank!);
   if (columns.includes('dropped')) nullable(nullableU32(b.dropped, n, (v) => v !== 0, 0));
-  const header = frameMessage(Message.from(new RecordBatch(n, nodes, regions, null), offset));
-  return { parts: [header, ...body], byteLength: header.byteLength + offset };
+  const parts = body.message(n);
+  return { parts, byteLength: parts[0]!.byteLength + body.length };
 }

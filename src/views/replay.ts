@@ -9,6 +9,7 @@ import { fmtInt } from './number-text.js';
 import { interactive, loadRunTui } from './entry.js';
 import type { SequentialMap } from '../core/palette.js';
 import { formatSummary } from './summary.js';
+import type { RunTuiOptions } from './run-tui.js';
 
 export interface ReplayOptions {
   /** The trace as a stream (src/trace traceStream): seekable, or following when `follow`. Closed on return. */
@@ -59,15 +60,7 @@ export async function runReplay(opts: ReplayOptions): Promise<void> {
     }
     if (stream.tokens === 0 && !opts.follow) throw new UserError(`${stream.label}: the trace has no tokens (use --follow to wait for them)`);
     const feed = opts.follow ? new StreamFeed(stream, model, 'follow', { file }) : new ReplayPlayer(stream, model, { speed: opts.speed ?? 1 });
-    const runTui = await loadRunTui();
-    await runTui({
-      model,
-      feed,
-      source: { kind: opts.follow ? 'follow' : 'replay', label: stream.label, recording: null, placement },
-      color: opts.color,
-      colormap: opts.colormap,
-      ui: notes.length > 0 ? { message: notes.join('; ') } : undefined,
-    });
+    await replayTui(opts, { model, feed, placement }, notes);
   } finally {
     stream.close();
   }
@@ -112,17 +105,25 @@ async function replayCounts(opts: ReplayOptions): Promise<void> {
       if (file.truncated) process.exitCode = 2;
       return;
     }
-    const feed = new StreamFeed(stream, model, 'follow');
-    const runTui = await loadRunTui();
-    await runTui({
-      model,
-      feed,
-      source: { kind: opts.follow ? 'follow' : 'replay', label: stream.label, recording: null, placement },
-      color: opts.color,
-      colormap: opts.colormap,
-      ui: { message: notes.join('; ') },
-    });
+    await replayTui(opts, { model, feed: new StreamFeed(stream, model, 'follow'), placement }, notes);
   } finally {
     stream.close();
   }
+}
+
+/** The TUI over a trace's feed until the user quits, with the notes on the file in its status line. */
+async function replayTui(
+  opts: ReplayOptions,
+  view: Pick<RunTuiOptions, 'model' | 'feed'> & { placement: RunTuiOptions['source']['placement'] },
+  notes: readonly string[],
+): Promise<void> {
+  const runTui = await loadRunTui();
+  await runTui({
+    model: view.model,
+    feed: view.feed,
+    source: { kind: opts.follow ? 'follow' : 'replay', label: opts.stream.label, recording: null, placement: view.placement },
+    color: opts.color,
+    colormap: opts.colormap,
+    ui: notes.length > 0 ? { message: notes.join('; ') } : undefined,
+  });
 }

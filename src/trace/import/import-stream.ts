@@ -66,7 +66,8 @@ export function importStream(label: string, events: Generator<ImportEvent, void,
   }
   const open = first.value;
   validateSchema(open.schema);
-  const meta: StreamMeta = { ...open.meta, routers: routersFor(open.schema, { routers: [], ...open.meta }) };
+  const given: StreamMeta = { routers: [], ...open.meta }; // routers first: the header's key order as before
+  const meta: StreamMeta = { ...given, routers: routersFor(open.schema, given) };
   let settle!: (e: StreamEnd) => void;
   const ended = new Promise<StreamEnd>((r) => (settle = r));
   return {
