@@ -9,7 +9,7 @@ import { describeError, isUserError } from './core/errors.js';
 import { oneLine } from './core/sanitize.js';
 import { moescopeVersion } from './core/version.js';
 
-export function buildProgram(): Command {
+function buildProgram(): Command {
   const program = new Command('moescope');
   program
     .description(

@@ -46,16 +46,3 @@ export function checkCountBatch(b: CountBatch, layers: number): void {
     if (!(v >= 0) || v === Infinity) throw new RangeError(`CountBatch.counts[${i}] is ${v}; counts must be finite numbers ≥ 0`);
   }
 }
-
-/** Rows [start, end) of a batch, sharing its buffers. */
-export function sliceCountBatch(b: CountBatch, layers: number, start: number, end: number): CountBatch {
-  const w = layers * b.bins;
-  return {
-    length: end - start,
-    step: b.step.subarray(start, end),
-    tNs: b.tNs.subarray(start, end),
-    axis: b.axis,
-    bins: b.bins,
-    counts: b.counts.subarray(start * w, end * w),
-  };
-}

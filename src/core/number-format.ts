@@ -28,11 +28,6 @@ export function fmt(value: number | null | undefined, digits: number): string {
   return digits === 0 ? String(Math.round(value)) : value.toFixed(digits);
 }
 
-/** A limit as the user wrote it (no padding zeros). */
-export function fmtLimit(value: number): string {
-  return String(value);
-}
-
 /** 12345 → "12,345". */
 export function fmtCount(n: number): string {
   return n.toLocaleString('en-US');

@@ -63,7 +63,7 @@ export function cutMiddle(s: string, max: number): string {
 }
 
 /** Longest error line the CLI prints (characters). */
-export const MAX_MESSAGE = 400;
+const MAX_MESSAGE = 400;
 
 /** An error message for stderr: one line, terminal-safe, at most `max` characters. */
 export function oneLine(message: string, max = MAX_MESSAGE): string {

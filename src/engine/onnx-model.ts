@@ -182,7 +182,7 @@ export function tensorBytes(t: OnnxTensor): number {
   return n * (ELEM_BYTES[t.data_type] ?? 4);
 }
 
-export function externalLocation(t: OnnxTensor): string | null {
+function externalLocation(t: OnnxTensor): string | null {
   if (t.data_location !== 1) return null;
   return t.external_data.find((e) => e.key === 'location')?.value ?? null;
 }
@@ -325,15 +325,10 @@ export function attrInt(n: OnnxNode, name: string, dflt: number): number {
   return a ? toNum(a.i) : dflt;
 }
 
-export function attrString(n: OnnxNode, name: string, dflt: string): string {
-  const a = attr(n, name);
-  return a?.s ? Buffer.from(a.s).toString('utf8') : dflt;
-}
-
 const MAX_CONST_ELEMENTS = 1 << 16;
 
 /** Numeric values of a tensor (raw_data, typed fields or small external data); null for big or odd tensors. */
-export function tensorValues(t: OnnxTensor, dir: string): number[] | null {
+function tensorValues(t: OnnxTensor, dir: string): number[] | null {
   const n = t.dims.reduce<number>((a, d) => a * toNum(d), 1);
   if (n > MAX_CONST_ELEMENTS) return null;
   let raw = t.raw_data && t.raw_data.length ? t.raw_data : null;

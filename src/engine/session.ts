@@ -58,7 +58,7 @@ export async function createSession(req: SessionRequest): Promise<InferenceSessi
 }
 
 /** One line saying what failed and what to do. */
-export function providerError(req: Pick<SessionRequest, 'ep' | 'label'>, message: string): UserError {
+function providerError(req: Pick<SessionRequest, 'ep' | 'label'>, message: string): UserError {
   const msg = message.replace(/\s+/g, ' ').trim();
   if (req.ep === 'cuda' && /cuda|shared library|libcu|cudnn|provider/i.test(msg))
     return new UserError(

@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { UserError } from '../core/errors.js';
 import { RULES, RULE_KEYS, type RuleKey, type Thresholds } from './rules.js';
 
-export const DEFAULT_CONFIG = 'moescope.config.json';
+const DEFAULT_CONFIG = 'moescope.config.json';
 
 export interface DiffThresholds {
   /** Largest allowed Jensen–Shannon divergence (base 2) between a layer's load distributions. */

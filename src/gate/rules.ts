@@ -42,9 +42,5 @@ export const RULES: readonly RuleSpec[] = GATED.map((m) => ({
 
 export const RULE_KEYS: readonly RuleKey[] = RULES.map((r) => r.key);
 
-export function ruleByKey(key: RuleKey): RuleSpec {
-  return RULES.find((r) => r.key === key)!;
-}
-
 /** Limits of some rules; absent keys are not checked. */
 export type Thresholds = Partial<Record<RuleKey, number>>;

@@ -7,7 +7,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { cutMiddle, sanitizeLine } from '../core/sanitize.js';
 
-export const PROTOCOL_VERSION = 1;
+const PROTOCOL_VERSION = 1;
 export const MAX_HELLO_BYTES = 4096;
 
 export interface Hello {

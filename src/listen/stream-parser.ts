@@ -24,7 +24,7 @@ import type { MemorySample } from '../core/memory.js';
 export class ProtocolError extends Error {}
 
 const CONTINUATION = 0xffffffff;
-export const MAX_META_BYTES = 1 << 20;
+const MAX_META_BYTES = 1 << 20;
 export const DEFAULT_MAX_BODY_BYTES = 256 << 20;
 
 export type StreamEvent =

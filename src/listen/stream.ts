@@ -12,8 +12,8 @@ import type { RoutingSchema } from '../core/batch.js';
 import type { StreamMeta } from '../core/stream.js';
 import type { Listener } from './listener.js';
 
-export const HIGH_TOKENS = 1 << 16;
-export const LOW_TOKENS = 1 << 14;
+const HIGH_TOKENS = 1 << 16;
+const LOW_TOKENS = 1 << 14;
 
 export function listenStream(listener: Listener, label = 'listen'): Promise<RoutingStream> {
   const queue: StreamItem[] = [];

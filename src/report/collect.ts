@@ -14,7 +14,7 @@ import type { RoutingStream } from '../core/routing-stream.js';
 import type { DomainResult } from '../stats/specialisation.js';
 
 /** More distinct tags than this are not shown one by one (the report would become unreadable). */
-export const MAX_DOMAINS = 16;
+const MAX_DOMAINS = 16;
 
 export interface DevicePlacement {
   devices: number;

@@ -118,7 +118,7 @@ export function requestText(url: URL, timeoutMs: number, signal?: AbortSignal): 
 }
 
 /** HTTP GET or POST of JSON, with a timeout; a UserError naming the URL for anything but a 2xx JSON answer. */
-export async function requestJson(url: URL, body: unknown | undefined, timeoutMs: number, signal?: AbortSignal): Promise<unknown> {
+async function requestJson(url: URL, body: unknown | undefined, timeoutMs: number, signal?: AbortSignal): Promise<unknown> {
   const text = await request(url, body, timeoutMs, signal);
   try {
     return JSON.parse(text);
@@ -144,7 +144,7 @@ function shapeFromInfo(r: Record<string, unknown>): { layers?: number; topK?: nu
 }
 
 /** Which server answers at `base`, and the model it serves (with its layers and k when the server says). */
-export async function detectServer(
+async function detectServer(
   base: URL,
   o: { api?: ServerApi; model?: string },
   timeoutMs: number,

@@ -63,7 +63,7 @@ function intList(v: unknown): number[] | null {
 }
 
 /** Which server wrote this response object, or null when it holds no routing. */
-export function responseApi(o: unknown): ServerApi | null {
+function responseApi(o: unknown): ServerApi | null {
   if (!isObj(o)) return null;
   if (isObj(o.meta_info) && 'routed_experts' in o.meta_info) return 'sglang';
   if (isObj(o.sglext) && 'routed_experts' in o.sglext) return 'sglang';

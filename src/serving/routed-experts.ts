@@ -36,12 +36,12 @@ const NPY_DESCR: Record<string, IntDtype> = {
   '<i8': 'int64',
 };
 
-export function isIntDtype(s: unknown): s is IntDtype {
+function isIntDtype(s: unknown): s is IntDtype {
   return typeof s === 'string' && Object.hasOwn(DTYPE_BYTES, s);
 }
 
 /** Strict base64 (standard alphabet, padded or not): a lenient decoder would turn garbage into ids. */
-export function decodeBase64(s: string, what: string): Buffer {
+function decodeBase64(s: string, what: string): Buffer {
   const t = s.trim();
   if (t.length % 4 === 1 || !/^[A-Za-z0-9+/]*={0,2}$/.test(t)) throw new UserError(`${what} is not base64`);
   if ((t.length * 3) / 4 > MAX_IDS * 4) throw new UserError(`${what} is too large (${t.length} base64 characters)`);
@@ -49,7 +49,7 @@ export function decodeBase64(s: string, what: string): Buffer {
 }
 
 /** Little-endian integers of `dtype` in `bytes` → Int32Array (values beyond int32 are refused). */
-export function intsFromBytes(bytes: Uint8Array, dtype: IntDtype, what: string): Int32Array {
+function intsFromBytes(bytes: Uint8Array, dtype: IntDtype, what: string): Int32Array {
   const size = DTYPE_BYTES[dtype];
   if (bytes.length % size !== 0) throw new UserError(`${what}: ${bytes.length} bytes is not a whole number of ${dtype} values`);
   const n = bytes.length / size;
@@ -75,7 +75,7 @@ export function intsFromBytes(bytes: Uint8Array, dtype: IntDtype, what: string):
 }
 
 /** The bytes of an .npy file holding an integer array: its shape and values. */
-export function parseNpyInts(bytes: Uint8Array, what: string): { shape: number[]; ids: Int32Array } {
+function parseNpyInts(bytes: Uint8Array, what: string): { shape: number[]; ids: Int32Array } {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (buf.length < 10 || buf.toString('latin1', 0, 6) !== '\x93NUMPY') throw new UserError(`${what} is not an .npy array (bad magic)`);
   const major = buf[6]!;

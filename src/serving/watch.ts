@@ -31,7 +31,7 @@ export interface WatchStream extends RoutingStream {
 }
 
 /** `URL` as given when it names a path, else URL/metrics. */
-export function metricsUrl(url: string): URL {
+function metricsUrl(url: string): URL {
   const u = normalizeUrl(url);
   if (u.pathname === '/') u.pathname = '/metrics';
   else u.pathname = u.pathname.replace(/\/$/, '');
@@ -52,7 +52,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /** One row of load counts: an interval's counts per layer × GPU. */
-export function intervalBatch(i: EplbInterval, ranks: number): CountBatch {
+function intervalBatch(i: EplbInterval, ranks: number): CountBatch {
   return { length: 1, step: Float64Array.of(i.step), tNs: BigInt64Array.of(i.tNs), axis: 'device', bins: ranks, counts: i.counts };
 }
 

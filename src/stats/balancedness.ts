@@ -14,7 +14,7 @@
 import { deviceLoads, type LayerLoads, type Placement } from './placement.js';
 
 /** SGLang's smoothing term in (mean + ε) / (max + ε): an idle layer counts as balanced (1). */
-export const SGLANG_EPSILON = 1e-5;
+const SGLANG_EPSILON = 1e-5;
 
 export interface BalancednessSummary {
   /** SGLang convention: mean over layers of (mean + 1e-5) / (max + 1e-5). */

@@ -21,13 +21,13 @@ import { deviceTotals } from './device-load.js';
 import { jsDivergence } from './load.js';
 import { METRICS } from './catalogue.js';
 
-export const COUNT_STATS_JSON_VERSION = 1;
+const COUNT_STATS_JSON_VERSION = 1;
 
 /**
  * What a count trace cannot give: the catalogue's per-layer metrics flagged `needsTokens` (src/stats/catalogue.ts),
  * then the per-token analyses `moescope stats` runs beside them.
  */
-export const PER_TOKEN_METRICS: readonly string[] = [
+const PER_TOKEN_METRICS: readonly string[] = [
   ...METRICS.filter((m) => m.needsTokens).map((m) => `${m.label} (${m.convention})`),
   'co-activation of expert pairs',
   'capacity-factor drops',

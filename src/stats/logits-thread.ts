@@ -76,7 +76,7 @@ function ringLayout(schema: RoutingSchema): RingLayout {
 }
 
 /** Views of slot s of a ring (the same layout on both sides). */
-export function slotViews(ring: SharedArrayBuffer, schema: RoutingSchema, s: number): SlotViews {
+function slotViews(ring: SharedArrayBuffer, schema: RoutingSchema, s: number): SlotViews {
   const { tokens, slotBytes } = ringLayout(schema);
   const lk = tokens * schema.layers.length * schema.topK;
   let at = CTRL_BYTES + MESSAGE_BYTES + s * slotBytes;

@@ -131,7 +131,7 @@ const INITIAL_UI: UiState = {
   quit: false,
 };
 
-export function selectionOf(s: Pick<TuiState, 'ui' | 'source' | 'term'>): Selection {
+function selectionOf(s: Pick<TuiState, 'ui' | 'source' | 'term'>): Selection {
   // Token text is copied into frames only while the Tokens pane shows it.
   const span = s.ui.pane === 'tokens' && !s.ui.help && !screenOf(s.term).tooSmall ? tokenSpan(s.term) : 0;
   return { scope: s.ui.scope, layer: s.ui.layer, token: s.ui.token, placement: s.source.placement, tokenSpan: span };

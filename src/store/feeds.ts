@@ -49,8 +49,8 @@ export interface Feed {
 }
 
 export const SPEEDS = [0.25, 0.5, 1, 2, 4, 8, 16, 32, 64] as const;
-export const MIN_SPEED = SPEEDS[0];
-export const MAX_SPEED = SPEEDS[SPEEDS.length - 1];
+const MIN_SPEED = SPEEDS[0];
+const MAX_SPEED = SPEEDS[SPEEDS.length - 1];
 
 /** Recorded gaps longer than this play as this long (idle time between sessions is not worth waiting for). */
 const MAX_GAP_MS = 1000;
@@ -434,7 +434,7 @@ export interface FollowWatch {
   checkMs: number;
 }
 
-export const FOLLOW_WATCH: FollowWatch = { stallMs: 10_000, partialMs: 3_000, checkMs: 1_000 };
+const FOLLOW_WATCH: FollowWatch = { stallMs: 10_000, partialMs: 3_000, checkMs: 1_000 };
 
 export class StreamFeed extends PushFeed {
   readonly kind: 'live' | 'follow';

@@ -78,7 +78,7 @@ export function cellEdge(vp: Pick<HeatmapViewport, 'columns' | 'span'>, c: numbe
  * @param cells terminal columns available for cells; @param rows rows available for layers; zoom = experts per
  * column requested (0 = fit the width). Columns share the whole width, so a few experts get wide cells.
  */
-export function heatmapViewport(experts: number, layers: number, cells: number, rows: number, zoom: number, cursorExpert: number, cursorLayer: number): HeatmapViewport {
+function heatmapViewport(experts: number, layers: number, cells: number, rows: number, zoom: number, cursorExpert: number, cursorLayer: number): HeatmapViewport {
   const width = Math.max(1, cells);
   const fitBin = Math.max(1, Math.ceil(experts / width));
   const bin = zoom > 0 ? Math.min(zoom, fitBin) : fitBin;
@@ -108,7 +108,7 @@ export function nextZoom(v: Pick<HeatmapViewport, 'bin' | 'fitBin'>, dir: 1 | -1
 
 /** Per-row metric columns beside the heatmap, in the order they are dropped when the width runs short. */
 export type RowMetric = 'cv' | 'maxVio' | 'entropy';
-export const ROW_METRICS: readonly { id: RowMetric; label: string; width: number }[] = [
+const ROW_METRICS: readonly { id: RowMetric; label: string; width: number }[] = [
   { id: 'cv', label: 'CV', width: 6 },
   { id: 'maxVio', label: 'MaxVio', width: 7 },
   { id: 'entropy', label: 'entropy', width: 8 },

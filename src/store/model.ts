@@ -35,7 +35,7 @@ export interface ModelOptions {
 }
 
 export const DEFAULT_WINDOW = DEFAULT_COLLAPSE_WINDOW;
-export const DEFAULT_RING_TOKENS = 16384;
+const DEFAULT_RING_TOKENS = 16384;
 /** Display windows `w` cycles through. */
 export const WINDOW_SIZES = [64, 256, 512, 1024, 4096] as const;
 /** Co-activation keeps L·E² counters; above this many it is skipped (the view says so). */

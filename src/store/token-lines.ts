@@ -33,7 +33,7 @@ function subscript(n: number): string {
 }
 
 /** Wraps tokens into lines of `width` columns; a new sequence starts a new line under a header line. */
-export function wrapTokens(tokens: readonly StreamToken[], width: number, mono: boolean): TokenLine[] {
+function wrapTokens(tokens: readonly StreamToken[], width: number, mono: boolean): TokenLine[] {
   const lines: TokenLine[] = [];
   let cur: TokenLine | null = null;
   let col = 0;

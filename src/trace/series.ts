@@ -129,10 +129,6 @@ function checkMessages(path: string): void {
   }
 }
 
-export function isSeriesTrace(path: string): boolean {
-  return traceKind(path) === 'series';
-}
-
 /** Reads a whole series trace; anything else, or a broken one, is a UserError naming the file. */
 export function readSeriesTrace(path: string): Series {
   let table: Table;

@@ -164,7 +164,7 @@ export async function synthesizeInterruptible(path: string, spec: SynthSpec): Pr
 }
 
 /** Bytes of trace per token of a schema, roughly (routing columns, logits, per-token columns and string). */
-export function traceBytesPerToken(L: number, E: number, K: number, logits: boolean): number {
+function traceBytesPerToken(L: number, E: number, K: number, logits: boolean): number {
   return 40 + L * K * 4 + (logits ? L * E * 2 : 0);
 }
 

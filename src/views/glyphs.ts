@@ -1,6 +1,6 @@
 /** Bar and sparkline glyphs; token text made visible and its width (src/core/terminal-text.ts). */
 
-export { charWidth, textWidth, visibleToken } from '../core/terminal-text.js';
+export { visibleToken } from '../core/terminal-text.js';
 
 const EIGHTHS = ['', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
 

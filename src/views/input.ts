@@ -18,7 +18,7 @@ import { tokenLines } from '../store/token-lines.js';
 import { resolve, tabSpans, type InputEvent } from './keys.js';
 
 /** Parses a seek target: "1200" (a token) or "50%" of `total`. Null when not a number. */
-export function parseSeek(text: string, total: number): number | null {
+function parseSeek(text: string, total: number): number | null {
   const t = text.trim();
   const pct = /^(\d+(?:\.\d+)?)\s*%$/.exec(t);
   if (pct) return Math.round((Number(pct[1]) / 100) * total);
@@ -44,7 +44,7 @@ function tokenGrid(s: TuiState) {
   return lines.filter((x) => x.items.length > 0).map((x) => x.items.map((it) => ({ index: it.index, col: it.col })));
 }
 
-export function handleKey(name: string, s: TuiState): void {
+function handleKey(name: string, s: TuiState): void {
   const a = s.actions;
   const ui = s.ui;
   const frame = s.frame;
@@ -233,7 +233,7 @@ const WHEEL_UP = 64;
 const WHEEL_DOWN = 65;
 
 /** A click selects what is under it (a second click on the selection opens it); the wheel moves as ↑ ↓ do. */
-export function handleMouse(e: Extract<InputEvent, { kind: 'mouse' }>, s: TuiState): void {
+function handleMouse(e: Extract<InputEvent, { kind: 'mouse' }>, s: TuiState): void {
   if (e.release) return;
   if (e.button === WHEEL_UP || e.button === WHEEL_DOWN) {
     if (s.ui.prompt) return;

@@ -128,7 +128,7 @@ export function overlayRows(): OverlayRow[] {
 }
 
 /** A stable name for a key press: printable characters as themselves, others by name. */
-export function keyName(input: string, key: Key): string | null {
+function keyName(input: string, key: Key): string | null {
   if (key.ctrl && input === 'c') return 'ctrl-c';
   if (key.ctrl && input === 'l') return 'ctrl-l';
   if (key.upArrow) return 'up';
@@ -155,11 +155,11 @@ export function resolve(name: string, pane: Pane): Binding | null {
 }
 
 /** Bindings shown in the hint bar of a pane, in table order. */
-export function hintsFor(pane: Pane): Binding[] {
+function hintsFor(pane: Pane): Binding[] {
   return BINDINGS.filter((b) => b.hint === 'all' || (b.hint && b.hint.includes(pane)));
 }
 
-export const PANE_TITLES: Record<Pane, string> = {
+const PANE_TITLES: Record<Pane, string> = {
   overview: 'Overview',
   layer: 'Layer',
   tokens: 'Tokens',

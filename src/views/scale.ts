@@ -18,7 +18,7 @@ export function levelOf(rel: number): number {
 }
 
 /** Glyph ramp steps as relative loads: ' ' idle, ░ below ½×, ▒ ½×–2×, ▓ 2×–4×, █ 4× and more. */
-export const GLYPH_STEPS = [0.5, 2, 4] as const;
+const GLYPH_STEPS = [0.5, 2, 4] as const;
 
 /** Index into the glyph ramp (0 … 4) of a heat level. */
 export function glyphIndexOf(level: number): number {

@@ -2,7 +2,7 @@
  * Expert bins for drawing: one column per expert up to MAX_BINS experts, otherwise ⌈E/MAX_BINS⌉ consecutive experts
  * per column, so a 256-expert layer still fits on a screen. A bin's value is the sum of its experts' shares.
  */
-export const MAX_BINS = 128;
+const MAX_BINS = 128;
 
 export interface ExpertBin {
   /** First and last expert id in the bin. */

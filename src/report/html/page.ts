@@ -38,7 +38,7 @@ function scaleMax(values: number[][], balanced: number): number {
   return Math.max(2 * balanced, ...values.flat(), 1e-12);
 }
 
-export const CSS = `
+const CSS = `
 :root { color-scheme: light; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: ${THEME.text}; margin: 0; background: #fff; }
 main { max-width: 1200px; margin: 0 auto; padding: 24px 32px 48px; }

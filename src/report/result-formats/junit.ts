@@ -6,7 +6,7 @@ import { scopeName, type GateResult, type Verdict } from '../../gate/verdict.js'
 import { failureLine, verdictSentence } from './verdicts.js';
 
 /** XML-escapes text and attribute values, dropping characters XML 1.0 forbids. */
-export function xmlEscape(s: string): string {
+function xmlEscape(s: string): string {
   return s
     // eslint-disable-next-line no-control-regex
     .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g, '')

@@ -4,7 +4,7 @@ import { fmt, fmtValue } from '../../core/number-format.js';
 import { cellKey, failedCells, failures, summaryLine } from './verdicts.js';
 
 /** Text safe inside a Markdown table cell. */
-export function mdCell(s: string): string {
+function mdCell(s: string): string {
   return s.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\n/g, ' ').replace(/([*_`<>[\]])/g, '\\$1');
 }
 
