@@ -1,7 +1,7 @@
 /**
  * A whole RoutingStream written as a trace file (what `import` does with an importer's stream): token streams
  * through TraceWriter, count streams through CountTraceWriter, atomically — the file appears complete or not at
- * all, and never over one of `inputs` (src/core/output.ts).
+ * all, and never over one of `inputs` (src/core/output.ts) — or, for a live stream, in place as it grows.
  */
 import { sliceBatch } from '../core/batch.js';
 import type { RoutingStream, TokensItem } from '../core/routing-stream.js';
@@ -14,17 +14,27 @@ export interface WrittenTrace {
   rows: number;
 }
 
-export async function writeStreamTrace(stream: RoutingStream, path: string, opts: { inputs?: readonly string[] } = {}): Promise<WrittenTrace> {
+export interface WriteStreamOptions {
+  /** The command's input files: the trace is never written over one of them. */
+  inputs?: readonly string[];
+  /**
+   * A token stream that grows while it is written (import megatron --follow): the trace is written in place, so
+   * `replay --follow` can show it, and a stream that fails keeps what was written, finished with its end marker.
+   */
+  live?: boolean;
+}
+
+export async function writeStreamTrace(stream: RoutingStream, path: string, opts: WriteStreamOptions = {}): Promise<WrittenTrace> {
   try {
     if (stream.kind === 'counts') return { kind: 'counts', rows: await writeCounts(stream, path, opts.inputs) };
-    return { kind: 'tokens', rows: await writeTokens(stream, path, opts.inputs) };
+    return { kind: 'tokens', rows: await writeTokens(stream, path, opts.inputs, opts.live ?? false) };
   } finally {
     stream.close();
   }
 }
 
-async function writeTokens(stream: RoutingStream, path: string, inputs?: readonly string[]): Promise<number> {
-  const w = TraceWriter.create(path, { schema: stream.schema, meta: stream.meta, atomic: true, columns: stream.columns ?? [], inputs });
+async function writeTokens(stream: RoutingStream, path: string, inputs: readonly string[] | undefined, live: boolean): Promise<number> {
+  const w = TraceWriter.create(path, { schema: stream.schema, meta: stream.meta, atomic: !live, columns: stream.columns ?? [], inputs });
   try {
     for await (const item of stream.items()) {
       if (item.kind === 'tokens') writeItem(w, item);
@@ -34,7 +44,8 @@ async function writeTokens(stream: RoutingStream, path: string, inputs?: readonl
     w.close();
     return w.tokensWritten;
   } catch (e) {
-    w.abort();
+    if (live) w.close();
+    else w.abort();
     throw e;
   }
 }

@@ -7,13 +7,14 @@
  * it is complete on every rank given. Lines are read as they are appended (a line without its newline yet waits).
  * Stopping (Ctrl-C, SIGTERM) records what was read — the last steps as far as they got — and closes the trace.
  * The schema comes from the first complete step of the first rank: E must be given (--experts), as later steps may
- * use experts the first did not.
+ * use experts the first did not. The follower is a RoutingStream (megatronFollowStream); followMegatron writes it.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
-import type { RoutingSchema, Scoring } from '../../core/batch.js';
-import { UserError } from '../../core/errors.js';
-import { TraceWriter } from '../writer.js';
+import type { RoutingBatch, RoutingSchema, Scoring } from '../../core/batch.js';
+import { UserError, describeError } from '../../core/errors.js';
+import type { RoutingStream, StreamEnd } from '../../core/routing-stream.js';
+import { writeStreamTrace } from '../write-stream.js';
 import { openInput } from './lines.js';
 import { emitGroup, logitsSidecar, parseRecord, type RouterRecord } from './megatron.js';
 
@@ -82,17 +83,22 @@ interface RankState {
   lastStep: number;
 }
 
-export async function followMegatron(files: string[], output: string, o: MegatronFollowOptions): Promise<MegatronFollowResult> {
+/**
+ * The rank files as a RoutingStream that grows as training writes them. Resolves once the first step is recorded
+ * (its records give the schema), or with a null stream when following stopped before any decoder step was read;
+ * `notes` fills in as the stream ends. The stream ends when `o.signal` aborts, after recording what was read.
+ */
+export async function megatronFollowStream(files: string[], o: MegatronFollowOptions): Promise<{ stream: RoutingStream | null; notes: string[]; steps: () => number }> {
   const pollMs = o.pollMs ?? 250;
   const skipped = new Map<string, number>();
+  const notes: string[] = [];
   const ranks: RankState[] = files.map((f) => ({ tail: new Tail(f, openInput(f)), rank: null, steps: new Map(), lastStep: -1 }));
-  let writer: TraceWriter | null = null;
   let schema: RoutingSchema | null = null;
   const sidecars = new Map<string, number>();
   const scratch = { buf: new Uint8Array(0) };
-  let tokens = 0;
-  let stepsWritten = 0;
-  let nextStep = -1; // steps below this are written
+  let stepsRead = 0;
+  let done = false; // every line read and flushed (following stopped)
+  const ready: RoutingBatch[] = []; // batches of recorded steps not yet handed out
 
   const take = (st: RankState, line: { text: string; no: number }) => {
     const r = parseRecord(st.tail.file, line.no, line.text, skipped);
@@ -114,7 +120,6 @@ export async function followMegatron(files: string[], output: string, o: Megatro
     if (K > o.experts) throw new UserError(`topk ${K} exceeds --experts ${o.experts}`);
     const hasLogits = o.logits && first.some((r) => r.logit !== null);
     schema = { layers, experts: o.experts, topK: K, scoring: o.scoring, hasLogits };
-    writer = TraceWriter.create(output, { schema, meta: { model: null, routers: [], tokenizer: null, devices: [], source: 'import:megatron' }, columns: ['step', 'rank'] });
     if (hasLogits)
       for (const st of ranks)
         try {
@@ -124,7 +129,7 @@ export async function followMegatron(files: string[], output: string, o: Megatro
         }
   };
 
-  /** Writes every step below `upTo` that all ranks hold (all of them when upTo is Infinity). */
+  /** Records every step below `upTo` that all ranks hold (all of them when upTo is Infinity). */
   const flush = (upTo: number) => {
     for (;;) {
       const pending = ranks.flatMap((st) => [...st.steps.keys()]).filter((s) => s < upTo);
@@ -139,42 +144,96 @@ export async function followMegatron(files: string[], output: string, o: Megatro
       for (const st of sorted) {
         const group = st.steps.get(step)!;
         st.steps.delete(step);
-        pos = emitGroup(st.tail.file, group, step, pos, schema!, (b) => writer!.write(b), sidecars, scratch);
+        pos = emitGroup(st.tail.file, group, step, pos, schema!, (b) => ready.push(b), sidecars, scratch);
       }
-      tokens += pos;
-      stepsWritten++;
-      nextStep = step + 1;
+      stepsRead++;
       o.onStep?.(step, pos);
     }
   };
 
-  try {
-    for (;;) {
-      for (const st of ranks) for (const line of st.tail.lines()) take(st, line);
-      // A step is complete on a rank once a later one appears there; on all ranks, once every rank is past it.
-      if (ranks.every((st) => st.rank !== null)) flush(Math.min(...ranks.map((st) => st.lastStep)));
-      if (o.signal.aborted) break;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, pollMs);
-        o.signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-      });
-    }
+  /** Reads what was appended; records the steps every rank is past; when stopped, everything read. */
+  const poll = () => {
+    for (const st of ranks) for (const line of st.tail.lines()) take(st, line);
+    // A step is complete on a rank once a later one appears there; on all ranks, once every rank is past it.
+    if (ranks.every((st) => st.rank !== null)) flush(Math.min(...ranks.map((st) => st.lastStep)));
+    if (!o.signal.aborted) return;
     for (const st of ranks) {
-      for (const line of st.tail.lines()) take(st, line);
+      for (const line of st.tail.lines()) take(st, line); // appended since the read above
       const last = st.tail.finish();
       if (last) take(st, last);
     }
     flush(Infinity);
-  } catch (e) {
-    (writer as TraceWriter | null)?.close();
-    throw e;
-  } finally {
+    done = true;
+  };
+
+  const wait = () =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, pollMs);
+      o.signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    });
+
+  let closed = false;
+  const release = () => {
+    if (closed) return;
+    closed = true;
     for (const st of ranks) st.tail.close();
     for (const fd of sidecars.values()) closeSync(fd);
+    for (const [what, n] of skipped) notes.push(`skipped ${n} records of ${what} (only decoder pre-dispatch routers are imported)`);
+    if (stepsRead === 0) notes.push('no complete decoder step was read: nothing written');
+  };
+
+  try {
+    for (poll(); schema === null && !done; poll()) await wait();
+  } catch (e) {
+    release();
+    throw e;
   }
-  (writer as TraceWriter | null)?.close();
-  const notes: string[] = [];
-  for (const [what, n] of skipped) notes.push(`skipped ${n} records of ${what} (only decoder pre-dispatch routers are imported)`);
-  if (nextStep < 0) notes.push('no complete decoder step was read: nothing written');
-  return { tokens, steps: stepsWritten, schema, notes };
+  const steps = () => stepsRead;
+  if (schema === null) {
+    release();
+    return { stream: null, notes, steps };
+  }
+  let settle!: (e: StreamEnd) => void;
+  const ended = new Promise<StreamEnd>((r) => (settle = r));
+  const stream: RoutingStream = {
+    label: files.join(', '),
+    schema,
+    meta: { model: null, routers: [], tokenizer: null, devices: [], source: 'import:megatron' },
+    kind: 'tokens',
+    tokens: null,
+    columns: ['step', 'rank'],
+    notes,
+    seek: null,
+    end: () => ended,
+    close: release,
+    async *items() {
+      let next = 0;
+      try {
+        for (;;) {
+          for (let b = ready.shift(); b; b = ready.shift()) {
+            yield { kind: 'tokens', batch: b, firstToken: next, memory: [] };
+            next += b.length;
+          }
+          if (done) break;
+          await wait();
+          poll();
+        }
+        settle({ complete: true, truncated: null, error: null });
+      } catch (e) {
+        settle({ complete: false, truncated: null, error: describeError(e) });
+        throw e;
+      } finally {
+        release();
+      }
+    },
+  };
+  return { stream, notes, steps };
+}
+
+/** Follows the rank files into the trace `output`, written in place so that `replay --follow` can show it. */
+export async function followMegatron(files: string[], output: string, o: MegatronFollowOptions): Promise<MegatronFollowResult> {
+  const { stream, notes, steps } = await megatronFollowStream(files, o);
+  if (stream === null) return { tokens: 0, steps: 0, schema: null, notes };
+  const w = await writeStreamTrace(stream, output, { inputs: files, live: true });
+  return { tokens: w.rows, steps: steps(), schema: stream.schema, notes };
 }
