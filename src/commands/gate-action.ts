@@ -11,7 +11,8 @@ import type { RoutingStream } from '../core/routing-stream.js';
 import { runCheck } from '../gate/check.js';
 import { loadConfig, needsLogits, withDiffFlags, withFlags, type ThresholdFlags } from '../gate/config.js';
 import { runDiff } from '../gate/diff.js';
-import { traceSource } from '../gate/source.js';
+import { routingSource } from './dataset-action.js';
+import type { DatasetFlags } from './options.js';
 import type { GateResult } from '../gate/verdict.js';
 
 export interface OutputOptions {
@@ -19,7 +20,7 @@ export interface OutputOptions {
   output?: string;
 }
 
-export interface CheckOptions extends ThresholdFlags, OutputOptions {
+export interface CheckOptions extends ThresholdFlags, OutputOptions, DatasetFlags {
   minBalancedness?: number;
   model?: string;
   prompts?: string;
@@ -27,7 +28,7 @@ export interface CheckOptions extends ThresholdFlags, OutputOptions {
   config?: string;
 }
 
-export interface DiffOptions extends OutputOptions {
+export interface DiffOptions extends OutputOptions, DatasetFlags {
   config?: string;
   maxDrift?: number;
   maxTv?: number;
@@ -53,7 +54,7 @@ async function checkSource(trace: string | undefined, o: CheckOptions, wantLogit
   if (trace !== undefined && o.maxTokens !== undefined) throw new UserError('--max-tokens applies to --model only');
   if (trace !== undefined && (o.model !== undefined || o.prompts !== undefined))
     throw new UserError('give either a TRACE or --model with --prompts, not both');
-  if (trace !== undefined) return traceSource(trace);
+  if (trace !== undefined) return routingSource(trace, o);
   if (o.model === undefined) throw new UserError('nothing to check: give a TRACE, or --model MODEL --prompts FILE');
   if (o.prompts === undefined) throw new UserError('--model needs --prompts FILE (the prompts to route)');
   const { modelSource } = await import('../gate/model-source.js');
@@ -77,7 +78,8 @@ async function checkSeriesCommand(trace: string, o: CheckOptions): Promise<numbe
 export async function checkCommand(trace: string | undefined, o: CheckOptions): Promise<number> {
   if (trace !== undefined) {
     const { traceKind } = await import('../trace/series.js');
-    if (traceKind(trace) === 'series') return checkSeriesCommand(trace, o);
+    const { isDatasetArg } = await import('../scale/inputs.js');
+    if (!isDatasetArg(trace) && traceKind(trace) === 'series') return checkSeriesCommand(trace, o);
   }
   if (o.minBalancedness !== undefined)
     throw new UserError('--min-balancedness reads a balancedness series (`moescope import log`); for tokens or counts, `moescope plan` gives balancedness per placement');
@@ -98,9 +100,9 @@ export async function diffCommand(base: string, next: string, o: DiffOptions): P
   const cfg = withDiffFlags(loadConfig(o.config), o);
   const inputs = [base, next, o.config].filter((p): p is string => p !== undefined);
   if (o.output) resolveOutput(o.output, inputs, '--output');
-  const a = await traceSource(base);
+  const a = await routingSource(base, o);
   try {
-    const b = await traceSource(next);
+    const b = await routingSource(next, o);
     try {
       return emit(await runDiff(a, b, cfg), o, inputs);
     } finally {

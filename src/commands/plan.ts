@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { intArg } from './options.js';
+import { datasetOptions, intArg, type DatasetFlags } from './options.js';
 
-interface PlanFlags {
+interface PlanFlags extends DatasetFlags {
   weights?: string;
   replicas: number;
   groups: number;
@@ -11,10 +11,10 @@ interface PlanFlags {
 }
 
 export function registerPlan(program: Command): void {
-  program
+  const cmd = program
     .command('plan')
     .description('expert placement with DeepSeek EPLB: replicate hot experts, pack onto nodes and GPUs')
-    .argument('[trace]', 'trace whose expert loads to balance (or --weights)')
+    .argument('[trace]', 'trace whose expert loads to balance, or a folder / quoted glob of traces (or --weights)')
     .option('--weights <file>', 'JSON [[load per logical expert] per layer]')
     .requiredOption(
       '--replicas <r>',
@@ -34,7 +34,8 @@ export function registerPlan(program: Command): void {
       'after',
       '\nBefore: experts on GPUs contiguously (expert e on GPU ⌊e·P/E⌋), no replicas. After: EPLB\'s placement.\n' +
         'Balancedness = mean GPU load ÷ busiest GPU load, as SGLang and vLLM compute it (docs/placement.md).',
-    )
+    );
+  datasetOptions(cmd)
     .action(async (trace: string | undefined, flags: PlanFlags) => runPlan(trace, flags));
 }
 
@@ -51,7 +52,9 @@ async function runPlan(trace: string | undefined, flags: PlanFlags): Promise<voi
   const { UserError } = await import('../core/errors.js');
   if ((trace === undefined) === (flags.weights === undefined))
     throw new UserError('plan needs either a trace or --weights FILE.json (not both)');
-  const input = trace !== undefined ? await loadsFromTrace(trace) : await loadsFromWeights(flags.weights!);
+  const { isDataset } = await import('./dataset-action.js');
+  const input =
+    trace === undefined ? await loadsFromWeights(flags.weights!) : (await isDataset(trace, flags)) ? await loadsFromDataset(trace, flags) : await loadsFromTrace(trace);
   const { comparePlacements, eplbAdvice } = await import('../stats/eplb-plan.js');
   const { replicas, groups, nodes, gpus } = flags;
   const cmp = comparePlacements(input.loads, { replicas, groups, nodes, gpus });
@@ -89,6 +92,19 @@ async function loadsFromWeights(file: string): Promise<Loads> {
     throw new UserError(`${file}: ${describeError(e)}`);
   }
   return { source: file, layers: rows.map((_, i) => i), loads: rows.map((r) => Float64Array.from(r as number[])) };
+}
+
+/** A dataset's expert loads, counted by its engine (docs/scale.md) and summed over every step window. */
+async function loadsFromDataset(arg: string, flags: PlanFlags): Promise<Loads> {
+  const { countDatasetArg, datasetNote } = await import('./dataset-action.js');
+  const { addCountRows } = await import('../stats/counts.js');
+  const c = await countDatasetArg(arg, flags);
+  const { layers, experts } = c.ds.schema;
+  const L = layers.length;
+  const b = c.table.toBatch();
+  const counts = new Float64Array(L * experts);
+  addCountRows(b.counts, b.length, L, experts, counts);
+  return { source: arg, layers: [...layers], loads: layers.map((_, l) => counts.slice(l * experts, (l + 1) * experts)), note: datasetNote(c) };
 }
 
 /** Expert selections per layer over every complete token of the trace (read as a RoutingStream): the load a server would have seen. */

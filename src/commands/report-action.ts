@@ -3,11 +3,12 @@ import { UserError } from '../core/errors.js';
 import { resolveOutput, writeOutputFile } from '../core/output.js';
 import { printError, printText } from '../core/sanitize.js';
 import { moescopeVersion } from '../core/version.js';
-import { traceSource } from '../gate/source.js';
+import { routingSource } from './dataset-action.js';
+import type { DatasetFlags } from './options.js';
 import { collectReport } from '../report/collect.js';
 import { renderReportHtml } from '../report/html/page.js';
 
-export interface ReportOptions {
+export interface ReportOptions extends DatasetFlags {
   output: string;
   devices?: number;
   window?: number;
@@ -40,14 +41,15 @@ export async function reportCommand(trace: string, o: ReportOptions): Promise<vo
   resolveOutput(o.output, [trace], 'report'); // never the trace itself; refused before reading it
   const { traceKind } = await import('../trace/series.js');
   const notes: string[] = [];
-  const html = traceKind(trace) === 'series' ? await seriesReport(trace, o) : await tokenReport(trace, o, notes);
+  const { isDatasetArg } = await import('../scale/inputs.js');
+  const html = !isDatasetArg(trace) && traceKind(trace) === 'series' ? await seriesReport(trace, o) : await tokenReport(trace, o, notes);
   writeOutputFile(o.output, html, { inputs: [trace], what: 'report' });
   printText(`moescope report: wrote ${o.output} (${(html.length / 1024).toFixed(0)} KiB)\n`);
   for (const n of notes) printError(`note: ${n}`); // e.g. a trace that ended without being closed
 }
 
 async function tokenReport(trace: string, o: ReportOptions, notes: string[]): Promise<string> {
-  const source = await traceSource(trace);
+  const source = await routingSource(trace, o);
   notes.push(...source.notes);
   let html: string;
   try {

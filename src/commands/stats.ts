@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { DEFAULT_COLLAPSE_WINDOW } from '../stats/defaults.js';
-import { floatArg, intArg } from './options.js';
+import { datasetOptions, floatArg, intArg, type DatasetFlags } from './options.js';
 import type { CollapseRules } from '../stats/collapse.js';
 
-interface StatsFlags {
+interface StatsFlags extends DatasetFlags {
   json?: boolean;
   devices?: number;
   window: number;
@@ -18,10 +18,10 @@ interface StatsFlags {
 }
 
 export function registerStats(program: Command): void {
-  program
+  const cmd = program
     .command('stats')
     .description('balance metrics of a trace, each labelled with its framework convention (docs/metrics.md)')
-    .argument('<trace>', 'Arrow trace (.arrows)')
+    .argument('<trace>', 'Arrow trace (.arrows), or a folder / quoted glob of Arrow and Parquet traces (docs/scale.md)')
     .option('--json', 'print the stable JSON form (docs/metrics.md § The stats JSON)')
     .option('--devices <d>', 'balancedness over D devices (contiguous placement)', intArg('--devices', 1))
     .option('--window <w>', 'sliding window in tokens for collapse detection (0 = off; default 512, as in report and the TUI)', intArg('--window', 0), DEFAULT_COLLAPSE_WINDOW)
@@ -32,14 +32,21 @@ export function registerStats(program: Command): void {
     .option('--warn-hot <share>', 'hot-expert threshold: share of a layer\'s assignments (default 3/E)', floatArg('--warn-hot', 0))
     .option('--warn-entropy <h>', 'low load-entropy threshold, normalised (default 0.8)', floatArg('--warn-entropy', 0))
     .option('--warn-maxvio <v>', 'MaxVio threshold (default 1.5)', floatArg('--warn-maxvio', 0))
-    .option('--warn-drift <bits>', 'drift threshold, JS divergence from the first window in bits (default 0.05)', floatArg('--warn-drift', 0))
+    .option('--warn-drift <bits>', 'drift threshold, JS divergence from the first window in bits (default 0.05)', floatArg('--warn-drift', 0));
+  datasetOptions(cmd)
     .action(async (file: string, flags: StatsFlags) => {
-      const out = await runStats(file, flags);
+      const { isDataset } = await import('./dataset-action.js');
+      const out = (await isDataset(file, flags)) ? await datasetStats(file, flags) : await runStats(file, flags);
       const { printJson, printText } = await import('../core/sanitize.js');
       if (flags.json) printJson(out);
       else printText(out);
     })
-    .addHelpText('after', '\nA trace cut short is analysed over its complete tokens, then reported on stderr with exit code 2.');
+    .addHelpText(
+      'after',
+      '\nA trace cut short is analysed over its complete tokens, then reported on stderr with exit code 2.\n' +
+        'A folder or glob (quoted: \'runs/*.parquet\') is counted per (step window, layer, expert) by --engine\n' +
+        '(duckdb past one file) and measured from those counts: the count-defined metrics (docs/scale.md).',
+    );
 }
 
 /**
@@ -136,5 +143,45 @@ async function countStats(stream: import('../core/routing-stream.js').RoutingStr
     model: stream.meta.model,
     source: stream.meta.source,
     truncatedNote: cut ? `trace cut short: ${cut.rowsLost ?? 'some'} rows lost at byte ${cut.atByte}; metrics cover the complete rows` : null,
+  });
+}
+
+/** `moescope stats` on a dataset: counted by an engine, measured by the count-trace formulas (docs/scale.md). */
+async function datasetStats(arg: string, flags: StatsFlags): Promise<string> {
+  const [{ countDatasetArg }, { CountAnalysis }, { formatCountStatsText }] = await Promise.all([
+    import('./dataset-action.js'),
+    import('../stats/count-analysis.js'),
+    import('../stats/count-text.js'),
+  ]);
+  const c = await countDatasetArg(arg, flags);
+  const { ds, table } = c;
+  const batch = table.toBatch();
+  const analysis = new CountAnalysis(ds.schema, { axis: 'expert', bins: ds.schema.experts, topKKnown: true }, {
+    totalSteps: batch.length,
+    ...(flags.devices !== undefined ? { devices: flags.devices } : {}),
+  });
+  if (batch.length) analysis.add(batch);
+  const result = analysis.result();
+  const tokens = ds.files.reduce((a, f) => a + f.rows, 0);
+  const dataset = {
+    engine: c.engine,
+    files: ds.files.map((f) => ({ path: f.path, format: f.format, tokens: f.rows })),
+    tokens,
+    stepWindow: flags.stepWindow ?? 1,
+    skipped: ds.skipped,
+    notes: ds.notes,
+  };
+  if (flags.json) return JSON.stringify({ ...result, dataset }, null, 2) + '\n';
+  const parquet = ds.files.filter((f) => f.format === 'parquet').length;
+  return formatCountStatsText(result, {
+    file: arg,
+    model: ds.meta.model,
+    source: ds.meta.source,
+    truncatedNote: null,
+    subject: `dataset of ${ds.files.length} files (${parquet} Parquet, ${ds.files.length - parquet} Arrow), counted by ${c.engine} in ${c.seconds.toFixed(2)} s, ${dataset.stepWindow === 1 ? 'one row per step' : `rows of ${dataset.stepWindow} steps`}`,
+    extra: [
+      ...ds.skipped.map((s) => `skipped ${s.reason}`),
+      ...ds.notes.filter((n) => !n.includes('(--skip-bad)')),
+    ],
   });
 }

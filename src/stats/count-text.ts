@@ -24,6 +24,10 @@ export interface CountTextContext {
   model: string | null;
   source: string;
   truncatedNote: string | null;
+  /** What the counts are, in the heading line (default: `count trace (SOURCE)`). */
+  subject?: string;
+  /** Lines after the heading (a dataset's files, engine and skipped files). */
+  extra?: string[];
 }
 
 export function formatCountStatsText(s: CountStatsJson, ctx: CountTextContext): string {
@@ -33,11 +37,12 @@ export function formatCountStatsText(s: CountStatsJson, ctx: CountTextContext): 
   out.push(`moescope stats  ${ctx.file}`);
   const what = s.axis === 'expert' ? `${s.bins} experts` : `${s.bins} devices (no expert ids)`;
   out.push(
-    `  count trace (${ctx.source}): ${count(s.steps)} steps · ${count(s.assignments)} assignments` +
+    `  ${ctx.subject ?? `count trace (${ctx.source})`}: ${count(s.steps)} steps · ${count(s.assignments)} assignments` +
       `${s.tokens !== null ? ` · ${count(s.tokens)} tokens (÷ top-${schema.topK})` : ' · tokens unknown (top-k not recorded)'}` +
       ` · ${L} MoE layers × ${what}${ctx.model ? ` · ${ctx.model}` : ''}`,
   );
   if (ctx.truncatedNote) out.push(`  ${ctx.truncatedNote}`);
+  for (const line of ctx.extra ?? []) out.push(`  ${line}`);
   out.push('');
   if (s.layers && s.global) {
     const g = s.global;
@@ -81,7 +86,7 @@ export function formatCountStatsText(s: CountStatsJson, ctx: CountTextContext): 
     out.push(`Drift: JS divergence (bits) of each layer's load, first ${s.drift.steps} steps vs last ${s.drift.steps}: mean ${num(s.drift.mean, 4)}, worst ${num(s.drift.worst, 4)}`);
     out.push('');
   }
-  out.push('Not in this trace (it holds load counts per step, no per-token routing):');
+  out.push(ctx.subject ? 'Not computed from counts (they need per-token routing):' : 'Not in this trace (it holds load counts per step, no per-token routing):');
   for (const m of s.needsTokens) out.push(`  - ${m}`);
   return `${out.join('\n')}\n`;
 }

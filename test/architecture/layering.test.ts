@@ -26,7 +26,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   dash: ['core', 'store'],
   gate: ['core', 'engine', 'trace', 'stats'],
   report: ['core', 'engine', 'trace', 'stats', 'gate'],
-  commands: ['core', 'engine', 'trace', 'stats', 'store', 'views', 'dash', 'gate', 'report', 'serving', 'listen'],
+  scale: ['core', 'trace', 'stats'],
+  commands: ['core', 'engine', 'trace', 'stats', 'store', 'views', 'dash', 'gate', 'report', 'serving', 'listen', 'scale'],
 };
 
 function sourceFiles(dir: string): string[] {
