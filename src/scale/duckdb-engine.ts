@@ -44,7 +44,7 @@ export async function duckdbCounts(ds: Dataset, window: number, table: CountTabl
     });
     const con = await instance.connect();
     try {
-      const source = `read_parquet([${files.map((f) => sqlString(f.path)).join(', ')}], union_by_name = true)`;
+      const source = `read_parquet([${files.map((f) => sqlString(f.path)).join(', ')}], union_by_name = true, hive_partitioning = false)`;
       const sql = renderSql(COUNTS_SQL, { source, hasStep: files.some((f) => f.hasStep), window, topK: ds.schema.topK });
       let reader;
       try {

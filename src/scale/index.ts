@@ -64,7 +64,7 @@ export function datasetStream(ds: Dataset, table: CountTable): RoutingStream {
     schema: ds.schema,
     meta: ds.meta,
     kind: 'counts',
-    countInfo: { axis: 'expert', bins: ds.schema.experts, topKKnown: true },
+    countInfo: { axis: 'expert', bins: ds.schema.experts, topKKnown: true, expertsKnown: true },
     tokens: null,
     notes,
     async *items() {

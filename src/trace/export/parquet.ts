@@ -101,7 +101,7 @@ function rows(src: Uint16Array, a: number, b: number, width: number, decode: Flo
 }
 
 /** The `mem` cell of each row of a chunk: the JSON array of the samples riding on it, as in the trace. */
-function memCells(c: TokensItem): (string | null)[] {
+export function memCells(c: Pick<TokensItem, 'batch' | 'firstToken' | 'memory'>): (string | null)[] {
   const cells = new Array<string | null>(c.batch.length).fill(null);
   for (let i = 0; i < c.memory.length; ) {
     const token = c.memory[i]!.token;
@@ -158,36 +158,62 @@ function columnData(
 }
 
 /**
+ * One Parquet file of a trace's rows, written row group by row group: `writeParquet` (a whole stream) and the
+ * partitioned export (src/trace/export/dataset.ts: a trace's rows spread over a folder) both use it.
+ */
+export class ParquetTraceWriter {
+  private readonly pq: ParquetWriter;
+  private readonly groupRows: number;
+  rows = 0;
+
+  constructor(
+    private readonly s: RoutingSchema,
+    out: AtomicFile,
+    private readonly opts: {
+      headerJson: string;
+      withMem: boolean;
+      columns: readonly OptionalColumn[];
+      groupValues?: number;
+      /** More key-value metadata (the partition a file of a dataset holds). */
+      extraMetadata?: { key: string; value: string }[];
+    },
+  ) {
+    this.pq = new ParquetWriter({
+      writer: new FileByteWriter(out),
+      schema: parquetSchema(s, opts.withMem, opts.columns),
+      kvMetadata: [{ key: META_KEY, value: opts.headerJson }, ...(opts.extraMetadata ?? [])],
+      createdBy: `moescope version ${moescopeVersion()}`,
+    });
+    const perRow = s.layers.length * s.topK * 2 + (s.hasLogits ? s.layers.length * s.experts : 0);
+    this.groupRows = Math.max(1, Math.floor((opts.groupValues ?? GROUP_VALUES) / perRow));
+  }
+
+  /** Rows [a, e) of an item's batch (its `mem` cells when the file has that column), in row groups of at most groupValues. */
+  write(c: Pick<TokensItem, 'batch' | 'firstToken' | 'memory'>, a = 0, e = c.batch.length, mem: (string | null)[] | null = this.opts.withMem ? memCells(c) : null): void {
+    for (let i = a; i < e; i += this.groupRows) {
+      const j = Math.min(e, i + this.groupRows);
+      // Synchronous: FileByteWriter.flush returns nothing, so the writer never defers a row group.
+      void this.pq.write({ columnData: columnData(this.s, c.batch, mem, i, j, this.opts.columns), rowGroupSize: j - i });
+      this.rows += j - i;
+    }
+  }
+
+  finish(): void {
+    void this.pq.finish();
+  }
+}
+
+/**
  * Writes a token stream as Parquet into `out`; returns the number of rows.
  * `groupValues`: list elements per row group at most (default GROUP_VALUES; a row group holds at least one row).
  * The `mem` column is there when the stream holds memory samples; a stream that cannot list them up front (not a
  * trace) gets the column, null where a row carries none.
  */
 export async function writeParquet(stream: RoutingStream, out: AtomicFile, { groupValues = GROUP_VALUES } = {}): Promise<number> {
-  const s = stream.schema;
-  const L = s.layers.length;
-  const columns = stream.columns ?? [];
   const listed = stream.seek?.memorySamples?.();
   const withMem = listed === undefined || listed.length > 0;
-  const pq = new ParquetWriter({
-    writer: new FileByteWriter(out),
-    schema: parquetSchema(s, withMem, columns),
-    kvMetadata: [{ key: META_KEY, value: exportHeader(stream) }],
-    createdBy: `moescope version ${moescopeVersion()}`,
-  });
-  const perRow = L * s.topK * 2 + (s.hasLogits ? L * s.experts : 0);
-  const groupRows = Math.max(1, Math.floor(groupValues / perRow));
-  let tokens = 0;
-  for await (const c of stream.items()) {
-    if (c.kind !== 'tokens') continue;
-    const mem = withMem ? memCells(c) : null;
-    for (let a = 0; a < c.batch.length; a += groupRows) {
-      const e = Math.min(c.batch.length, a + groupRows);
-      // Synchronous: FileByteWriter.flush returns nothing, so the writer never defers a row group.
-      void pq.write({ columnData: columnData(s, c.batch, mem, a, e, columns), rowGroupSize: e - a });
-      tokens += e - a;
-    }
-  }
-  void pq.finish();
-  return tokens;
+  const w = new ParquetTraceWriter(stream.schema, out, { headerJson: exportHeader(stream), withMem, columns: stream.columns ?? [], groupValues });
+  for await (const c of stream.items()) if (c.kind === 'tokens') w.write(c);
+  w.finish();
+  return w.rows;
 }
