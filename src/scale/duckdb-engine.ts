@@ -52,8 +52,9 @@ export async function duckdbCounts(ds: Dataset, window: number, table: CountTabl
       } catch (e) {
         throw new UserError(`DuckDB could not count ${ds.label}: ${describeError(e).split('\n')[0]}`);
       }
-      const [steps, layers, experts, n] = reader.getColumns() as [bigint[], bigint[], bigint[], number[]];
-      for (let i = 0; i < n.length; i++) table.add(Number(steps[i]), Number(layers[i]), Number(experts[i]), n[i]!);
+      // Integer columns arrive as bigint or number depending on their DuckDB type: Number() takes either.
+      const [steps, layers, experts, n] = reader.getColumns() as (number | bigint)[][];
+      for (let i = 0; i < n!.length; i++) table.add(Number(steps![i]), Number(layers![i]), Number(experts![i]), Number(n![i]));
     } finally {
       con.closeSync();
     }
