@@ -28,7 +28,7 @@ const TOKENS = 2_500;
 const STEP_TOKENS = 400;
 
 /** Three ranks' traces (Arrow) and their Parquet exports, in arrow/ and parquet/ of a temporary folder. */
-function makeDataset(t: { after: (fn: () => void) => void }): { dir: string; arrow: string; parquet: string } {
+async function makeDataset(t: { after: (fn: () => void) => void }): Promise<{ dir: string; arrow: string; parquet: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'moescope-scale-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const arrow = join(dir, 'arrow');
@@ -38,7 +38,7 @@ function makeDataset(t: { after: (fn: () => void) => void }): { dir: string; arr
   for (let r = 0; r < RANKS; r++) {
     const a = join(arrow, `rank-${r}.arrows`);
     synthesize(a, { layers: L, experts: E, topK: K, tokens: TOKENS + r * 100, skew: { kind: 'zipf', s: 1.2 }, collapse: null, logits: false, seed: r + 1, rank: r, stepTokens: STEP_TOKENS });
-    exportTrace(a, { parquet: join(parquet, `rank-${r}.parquet`) });
+    await exportTrace(a, { parquet: join(parquet, `rank-${r}.parquet`) });
   }
   return { dir, arrow, parquet };
 }
@@ -49,7 +49,7 @@ const matrix = (t: CountTable) => {
 };
 
 test('stream (Arrow and Parquet) and DuckDB give the same count records, and the metrics a streamed trace gives', async (t) => {
-  const { arrow, parquet } = makeDataset(t);
+  const { arrow, parquet } = await makeDataset(t);
   const fromArrow = await countDataset(openDataset(arrow), { engine: 'stream' });
   const fromParquet = await countDataset(openDataset(parquet), { engine: 'stream' });
   const duck = await countDataset(openDataset(parquet), { engine: 'duckdb', threads: 2 });
@@ -94,7 +94,7 @@ test('stream (Arrow and Parquet) and DuckDB give the same count records, and the
 });
 
 test('numpy counts the Parquet dataset as the engines do', { skip: !HAVE_PYARROW && 'python3 with pyarrow not found' }, async (t) => {
-  const { parquet } = makeDataset(t);
+  const { parquet } = await makeDataset(t);
   const duck = matrix(await countDataset(openDataset(parquet), { engine: 'duckdb' }));
   const code = `
 import glob, json, numpy as np, pyarrow.parquet as pq
@@ -111,8 +111,8 @@ print(json.dumps(out.reshape(-1).tolist()))`;
   assert.deepEqual(JSON.parse(r.out), duck.counts);
 });
 
-test('stats on a folder and on a glob; a corrupt or foreign file is named in one line, --skip-bad lists it', (t) => {
-  const { dir, arrow, parquet } = makeDataset(t);
+test('stats on a folder and on a glob; a corrupt or foreign file is named in one line, --skip-bad lists it', async (t) => {
+  const { dir, arrow, parquet } = await makeDataset(t);
   const folder = moescope('stats', parquet, '--json');
   assert.equal(folder.code, 0, folder.stderr);
   const j = JSON.parse(folder.stdout);
@@ -151,8 +151,8 @@ test('stats on a folder and on a glob; a corrupt or foreign file is named in one
   assert.match(other.stdout + other.stderr, /other\.arrows/);
 });
 
-test('check, diff, plan and report read a dataset', (t) => {
-  const { dir, arrow, parquet } = makeDataset(t);
+test('check, diff, plan and report read a dataset', async (t) => {
+  const { dir, arrow, parquet } = await makeDataset(t);
   const check = moescope('check', parquet, '--max-maxvio', '0.01', '--format', 'json');
   assert.equal(check.code, 1, check.stderr); // zipf-skewed: MaxVio is far above 0.01
   const diff = moescope('diff', arrow, parquet, '--max-drift', '1e-12', '--format', 'json');
