@@ -12,6 +12,8 @@
  *   6 peak RSS streaming a multi-GB trace                                  bench/trace-size.ts, bench/rss-stream.ts
  *   7 `moescope --help` cold start vs `node -e 0`                          bench/cold-start.ts
  *   8 first frame and first heatmap of `npm start` / `replay` in a PTY     bench/startup.ts
+ *   9 `stats` over a 16-partition dataset: DuckDB vs stream vs polars      bench/scale.ts (+ scale_polars.py)
+ *     — only when asked (`--only 9`, `--scale-tokens N`, default 10M): its dataset takes long to make once
  *
  * Every bench runs as a child process (its own heap, JIT and peak RSS); a bench that is missing prints "not
  * available", one that fails prints FAILED with its last words — neither stops the others. The N-token trace
@@ -79,7 +81,8 @@ interface Row {
 
 const rows: Row[] = [];
 const progress = (s: string) => process.stderr.write(`· ${s}\n`);
-const want = (n: number) => ONLY === null || ONLY.includes(n);
+const want = (n: number) => (ONLY === null ? n !== 9 : ONLY.includes(n));
+const SCALE_TOKENS = numArg(argv, '--scale-tokens', 10_000_000);
 const row = (r: Omit<Row, 'notes'> & { notes?: string[] }): void => {
   rows.push({ notes: [], ...r });
 };
@@ -449,6 +452,34 @@ function profiles(): string {
   return out.join('\n');
 }
 
+// ── 9. counting pushed down (opt-in) ─────────────────────────────────────────────────────────────────────────
+
+function scaleRow(): void {
+  const what = `stats over ${fmtInt(SCALE_TOKENS)} tokens in 16 partitions: duckdb / stream / polars`;
+  const goal = '≥ 1.8× stream, ≤ 1.0× polars, RSS flat';
+  const script = benchScript('scale');
+  if (!script) return missing(9, what, goal, 'scale');
+  progress(`9 scale: ${fmtInt(SCALE_TOKENS)} tokens (the dataset is made once and cached)`);
+  const r = runChild(process.execPath, [script, '--tokens', String(SCALE_TOKENS), '--json'], { timeout: 6 * 3_600_000 });
+  const res = lastJsonLine<import('./scale.js').ScaleResult>(r.stdout);
+  if (!res) return failed(9, what, goal, failure('scale.js', r));
+  const med = (xs: number[]) => summarise(xs).median;
+  const met = res.agree && res.speedupVsStream >= 1.8 && res.vsPolars !== null && res.vsPolars <= 1 && res.memory.ratio < 1.5;
+  row({
+    n: 9,
+    what,
+    goal,
+    result: `duckdb ${fmtSummary(summarise(res.seconds.duckdb), 1, ' s')}: ${res.speedupVsStream.toFixed(2)}× stream, ${res.vsPolars?.toFixed(2) ?? 'n/a'}× polars`,
+    baseline: `stream ${med(res.seconds.stream).toFixed(1)} s, polars ${med(res.seconds.polars).toFixed(1)} s`,
+    verdict: !res.agree ? 'FAILED' : met ? 'met' : 'MISSED',
+    notes: [
+      `peak RSS: duckdb ${med(res.rssMB.duckdb).toFixed(0)} MB (¼ of the partitions: ${res.memory.quarterMB.toFixed(0)} MB), stream ${med(res.rssMB.stream).toFixed(0)} MB, polars ${med(res.rssMB.polars).toFixed(0)} MB`,
+      'spark: not measured (pyspark is not installable from the package indexes here)',
+      ...res.notes,
+    ],
+  });
+}
+
 function main(): void {
   const started = new Date();
   const t0 = performance.now();
@@ -476,6 +507,7 @@ function main(): void {
   if (want(4)) uiRow();
   if (want(7)) coldRow();
   if (want(8)) startupRows();
+  if (want(9)) scaleRow();
   rows.sort((a, b) => a.n - b.n);
 
   if (PROFILE)
