@@ -65,6 +65,8 @@ async function countParquet(f: DatasetFile, ds: Dataset, window: number, table: 
   for (let rowStart = 0; rowStart < f.rows; rowStart += PARQUET_ROWS) {
     const rowEnd = Math.min(f.rows, rowStart + PARQUET_ROWS);
     const rows = (await parquetReadObjects({ file, metadata, columns, rowStart, rowEnd })) as { experts: number[]; step?: number | null }[];
+    // Never loop on a promise the data does not keep: rows missing where the footer put them are corruption.
+    if (rows.length !== rowEnd - rowStart) throw new UserError(`rows ${rowStart}…${rowEnd - 1} hold ${rows.length} rows: the file is corrupt`);
     for (const r of rows) {
       const ids = r.experts;
       if (!Array.isArray(ids) || ids.length !== LK) throw new UserError(`a row's experts list has ${Array.isArray(ids) ? ids.length : 'no'} ids, expected ${LK}`);

@@ -86,7 +86,12 @@ export function readParquetTraceInfo(path: string): ParquetTraceInfo {
       i = skipSubtree(schema, i);
     }
     if (!columns.includes('experts')) throw new UserError(`${path}: not a moescope trace export (no "experts" column)`);
-    return { path, header: h, rows: Number(meta.num_rows), rowGroups: meta.row_groups.length, columns, bytes: size };
+    // A footer whose row count is not the sum of its row groups' is corrupt (and would send a reader looking for rows that are not there).
+    const rows = Number(meta.num_rows);
+    const inGroups = meta.row_groups.reduce((a, g) => a + Number(g.num_rows), 0);
+    if (!Number.isSafeInteger(rows) || rows < 0 || rows !== inGroups)
+      throw new UserError(`${path}: corrupt Parquet footer (declares ${String(meta.num_rows)} rows, its row groups hold ${inGroups})`);
+    return { path, header: h, rows, rowGroups: meta.row_groups.length, columns, bytes: size };
   } finally {
     closeSync(fd);
   }

@@ -162,6 +162,11 @@ test('check, diff, plan and report read a dataset', async (t) => {
   const report = moescope('report', parquet, '-o', join(dir, 'r.html'));
   assert.equal(report.code, 0, report.stderr);
   assert.match(readFileSync(join(dir, 'r.html'), 'utf8'), /<html/i);
+  // DuckDB under a small memory limit on one thread counts the same; a limit it cannot parse is a usage error.
+  const small = moescope('stats', parquet, '--engine', 'duckdb', '--memory-limit', '64MB', '--threads', '1', '--json');
+  assert.equal(small.code, 0, small.stderr);
+  assert.deepEqual(JSON.parse(small.stdout).layers, JSON.parse(moescope('stats', arrow, '--json').stdout).layers);
+  assert.equal(moescope('stats', parquet, '--memory-limit', 'lots').code, 2);
   const flags = moescope('stats', join(arrow, 'rank-0.arrows'), '--engine', 'duckdb');
   assert.equal(flags.code, 2);
   assert.match(flags.stderr, /one Arrow trace/);
