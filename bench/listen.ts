@@ -4,7 +4,10 @@
  * whole command as users run it — and into a discard server (the transport baseline: the same producers and
  * bytes into a Node process that only counts them). Rounds interleave the two, order rotating.
  *
- *   node dist/bench/listen.js [--producers 8] [--loops 3] [--rounds 3] [--record-dir DIR] [--profile] [--json]
+ *   node dist/bench/listen.js [--producers 8] [--loops 3] [--rounds 3] [--record-dir DIR] [--baseline DIST] [--profile] [--json]
+ *
+ * `--baseline DIST`: also runs the listener of another build (a copy of an older dist/, inside the checkout so its
+ * imports resolve) in the same rounds, interleaved: before/after figures from one run.
  *
  * Each producer is test/listen/producer.ts replaying the bytes of one synthetic 8,192-token trace (zipf 1.1,
  * 1,024 tokens per step) `loops` times: what the Python probe sends, minus the model. Merged rate = tokens sent /
@@ -14,10 +17,10 @@
  * rows per rank) — plus the merged loads equal the sum of every rank's own counts. Goal ≥ 100,000 tokens/s merged.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, loadavg } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openTrace } from '../src/trace/index.js';
 import { synthesize } from '../src/trace/synth.js';
@@ -36,8 +39,12 @@ export interface ListenBenchResult {
   listen: Summary;
   /** Tokens/s through the discard server (transport + producers alone). */
   discard: Summary;
-  /** Tokens per CPU-second of the listener process (user + sys): its capacity on one core; null without GNU time. */
+  /** Tokens per CPU-second of the listener process (user + sys, every thread); null where /proc is missing. */
   capacity: Summary | null;
+  /** Tokens per CPU-second of the listener's main thread (the one that parses every socket): its ceiling. */
+  mainThread: Summary | null;
+  /** The same three figures for `--baseline DIST`'s listener, same rounds. */
+  baseline: { dist: string; listen: Summary; capacity: Summary | null; mainThread: Summary | null } | null;
   counts: { sent: number; listener: number; perRank: number[]; trace: number; traceComplete: boolean; traceRanks: number[]; loadsEqual: boolean }[];
   traceBytes: number;
   ok: boolean;
@@ -67,14 +74,26 @@ function producers(address: string, n: number, trace: string, loops: number): Pr
 }
 
 /** The listener, started and waited for; returns the wall time from the producers' start to its exit. */
-async function roundListen(trace: string, n: number, loops: number, out: string, profileDir: string | null) {
+async function roundListen(trace: string, n: number, loops: number, out: string, profileDir: string | null, cli = CLI) {
   const args = ['listen', '--no-ui', '--port', '0', '--record', out, '--exit-when-idle', '0', '--interval', '3600'];
-  const node = [process.execPath, ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), CLI, ...args];
-  // GNU time reports the listener's own CPU seconds: its capacity, whatever else the machine runs.
-  const timed = existsSync('/usr/bin/time') && !profileDir;
-  const c = spawn(timed ? '/usr/bin/time' : node[0]!, timed ? ['-f', 'moescope-cpu %U %S', ...node] : node.slice(1), {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const node = [process.execPath, ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), cli, ...args];
+  const c = spawn(node[0]!, node.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  // The listener's own CPU seconds, whatever else the machine runs: the process (every thread: the thread pool
+  // writing the recording, the GC's helpers) and its main thread, sampled from /proc until it exits.
+  let cpuS: number | null = null;
+  let mainS: number | null = null;
+  const ticks = (f: string) => {
+    try {
+      const x = readFileSync(f, 'utf8').split(') ')[1]!.split(' ');
+      return (Number(x[11]) + Number(x[12])) / 100; // utime + stime, in USER_HZ (100 on Linux)
+    } catch {
+      return null;
+    }
+  };
+  const poll = setInterval(() => {
+    cpuS = ticks(`/proc/${c.pid}/stat`) ?? cpuS;
+    mainS = ticks(`/proc/${c.pid}/task/${c.pid}/stat`) ?? mainS;
+  }, 5);
   let stdout = '';
   let stderr = '';
   c.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -94,9 +113,9 @@ async function roundListen(trace: string, n: number, loops: number, out: string,
   await Promise.all(producers(address, n, trace, loops));
   const code = await exited;
   const ms = performance.now() - t0;
+  clearInterval(poll);
   if (code !== 0) throw new Error(`listener exited ${code}: ${stderr}`);
-  const cpu = /moescope-cpu ([\d.]+) ([\d.]+)/.exec(stderr);
-  return { ms, stdout, cpuS: cpu ? Number(cpu[1]) + Number(cpu[2]) : null };
+  return { ms, stdout, cpuS: profileDir ? null : cpuS, mainS: profileDir ? null : mainS };
 }
 
 /** The transport baseline: a server that only counts bytes, until `n` connections have closed. */
@@ -127,7 +146,16 @@ async function roundDiscard(trace: string, n: number, loops: number) {
   return { ms, bytes };
 }
 
-export async function runListenBench(o: { producers: number; loops: number; rounds: number; recordDir: string; profile: boolean }): Promise<ListenBenchResult> {
+export async function runListenBench(o: {
+  producers: number;
+  loops: number;
+  rounds: number;
+  recordDir: string;
+  profile: boolean;
+  baseline?: string | null;
+}): Promise<ListenBenchResult> {
+  const baseCli = o.baseline ? resolve(o.baseline, 'src/cli.js') : null;
+  if (baseCli && !existsSync(baseCli)) throw new Error(`--baseline ${o.baseline}: no src/cli.js there`);
   const src = cached('listen-ds-8192', SPEC, (p) => synthesize(p, SPEC), (p) => statSync(p).size > 0).path;
   const t = openTrace(src);
   const L = t.schema.layers.length;
@@ -139,13 +167,17 @@ export async function runListenBench(o: { producers: number; loops: number; roun
   const tokens = o.producers * o.loops * TRACE_TOKENS;
   const listen: number[] = [];
   const capacity: number[] = [];
+  const mainThread: number[] = [];
+  const base = { listen: [] as number[], capacity: [] as number[], mainThread: [] as number[] };
   const discard: number[] = [];
   const counts: ListenBenchResult['counts'] = [];
   let traceBytes = 0;
   const dir = mkdtempSync(join(o.recordDir, 'moescope-bench-listen-'));
   try {
     for (let r = -1; r < o.rounds; r++) {
-      const order = (r + 2) % 2 === 0 ? ['listen', 'discard'] : ['discard', 'listen'];
+      const variants = baseCli ? ['listen', 'discard', 'baseline'] : ['listen', 'discard'];
+      const shift = (r + variants.length) % variants.length;
+      const order = [...variants.slice(shift), ...variants.slice(0, shift)];
       for (const v of order) {
         if (v === 'discard') {
           const d = await roundDiscard(src, o.producers, o.loops);
@@ -153,10 +185,12 @@ export async function runListenBench(o: { producers: number; loops: number; roun
           continue;
         }
         const out = join(dir, 'merged.arrows');
-        const l = await roundListen(src, o.producers, o.loops, out, null);
+        const l = await roundListen(src, o.producers, o.loops, out, null, v === 'baseline' ? baseCli! : CLI);
         if (r < 0) continue;
-        listen.push((tokens / l.ms) * 1000);
-        if (l.cpuS) capacity.push(tokens / l.cpuS);
+        const into = v === 'baseline' ? base : { listen, capacity, mainThread };
+        into.listen.push((tokens / l.ms) * 1000);
+        if (l.cpuS) into.capacity.push(tokens / l.cpuS);
+        if (l.mainS) into.mainThread.push(tokens / l.mainS);
         const listener = Number(/([\d,]+) tokens from \d+ ranks/.exec(l.stdout)?.[1]?.replace(/,/g, '') ?? NaN);
         const perRank = [...l.stdout.matchAll(/^\s+(\d+)\s+\S+\s+\d+\s+([\d,]+)\s/gm)].map((m) => Number(m[2]!.replace(/,/g, '')));
         const m = openTrace(out);
@@ -198,6 +232,15 @@ export async function runListenBench(o: { producers: number; loops: number; roun
       listen: s,
       discard: summarise(discard),
       capacity: capacity.length ? summarise(capacity) : null,
+      mainThread: mainThread.length ? summarise(mainThread) : null,
+      baseline: o.baseline
+        ? {
+            dist: o.baseline,
+            listen: summarise(base.listen),
+            capacity: base.capacity.length ? summarise(base.capacity) : null,
+            mainThread: base.mainThread.length ? summarise(base.mainThread) : null,
+          }
+        : null,
       counts,
       traceBytes,
       ok,
@@ -219,12 +262,20 @@ async function main(): Promise<void> {
     rounds: numArg(argv, '--rounds', 3),
     recordDir: strArg(argv, '--record-dir') ?? tmpdir(),
     profile: flag(argv, '--profile'),
+    baseline: strArg(argv, '--baseline') ?? null,
   });
   const out = (s: string) => process.stdout.write(s + '\n');
   out(`listener ingest — ${r.producers} producers × ${fmtInt(r.tokensPerRound / r.producers)} tokens, 58 MoE layers × 256 experts, top-8, no logits; ${r.rounds} interleaved rounds; ${machineLine()}; load ${r.load}`);
   out(`  moescope listen --no-ui --record   ${fmtSummary(r.listen, 0)} tok/s merged   goal ≥ ${fmtInt(r.goal)}: ${r.met ? 'met' : 'MISSED'}`);
   out(`  discard server (transport alone)   ${fmtSummary(r.discard, 0)} tok/s`);
   if (r.capacity) out(`  listener CPU (user + sys)          ${fmtSummary(r.capacity, 0)} tokens per CPU-second`);
+  if (r.mainThread) out(`  listener main thread CPU           ${fmtSummary(r.mainThread, 0)} tokens per CPU-second`);
+  if (r.baseline) {
+    out(`  baseline ${r.baseline.dist}, same rounds:`);
+    out(`    listen --no-ui --record          ${fmtSummary(r.baseline.listen, 0)} tok/s merged`);
+    if (r.baseline.capacity) out(`    listener CPU (user + sys)        ${fmtSummary(r.baseline.capacity, 0)} tokens per CPU-second`);
+    if (r.baseline.mainThread) out(`    listener main thread CPU         ${fmtSummary(r.baseline.mainThread, 0)} tokens per CPU-second`);
+  }
   for (const c of r.counts)
     out(
       `  tokens: sent ${fmtInt(c.sent)}, listener ${fmtInt(c.listener)} (per rank ${c.perRank.map(fmtInt).join('/')}), trace ${fmtInt(c.trace)} ` +

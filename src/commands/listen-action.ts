@@ -71,7 +71,15 @@ export async function runListen(o: ListenSessionOptions): Promise<void> {
     if (live === null) return;
     let stream: RoutingStream = live;
     if (o.record) {
-      const w = (writer = TraceWriter.create(o.record, { schema: live.schema, meta: live.meta, columns: MERGED_COLUMNS }));
+      const w = (writer = TraceWriter.create(o.record, {
+        schema: live.schema,
+        meta: live.meta,
+        columns: MERGED_COLUMNS,
+        // The thread that reads every producer's socket does not also wait for the disk; a disk slower than the
+        // producers pauses them (TCP backpressure) instead.
+        background: true,
+        onBacklog: (over) => (over ? listener.pause('recording') : listener.resume('recording')),
+      }));
       w.closeOnExit({ signals: [] }); // an exit without close() still ends the file cleanly
       stream = tapStream(live, (item: StreamItem) => {
         if (item.kind === 'tokens') w.write(item.batch, { checked: true }); // the listener checked every batch

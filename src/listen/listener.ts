@@ -190,19 +190,21 @@ export class Listener {
 
   /**
    * Stops reading every producer (TCP backpressure: they block, or — the probe — drop whole steps and count them)
-   * until resume(): what a consumer slower than the producers uses to bound the listener's memory.
+   * until resume(): what a consumer slower than the producers uses to bound the listener's memory. Each `holder`
+   * (the stream's queue, the recording's disk backlog) pauses and resumes for itself; reading resumes when none
+   * holds it.
    */
-  pause(): void {
-    this.paused = true;
-    for (const c of this.live.values()) c.socket.pause();
+  pause(holder = 'consumer'): void {
+    const was = this.holds.size > 0;
+    this.holds.add(holder);
+    if (!was) for (const c of this.live.values()) c.socket.pause();
   }
 
-  resume(): void {
-    if (!this.paused) return;
-    this.paused = false;
+  resume(holder = 'consumer'): void {
+    if (!this.holds.delete(holder) || this.holds.size > 0) return;
     for (const c of this.live.values()) c.socket.resume();
   }
-  private paused = false;
+  private readonly holds = new Set<string>();
 
   /** Stops accepting, closes every connection (their complete batches were already emitted), resolves `done`. */
   async stop(): Promise<void> {
@@ -341,7 +343,7 @@ export class Listener {
     c.socket.write(answer(true));
     c.socket.on('data', (d: Buffer) => this.onData(c, d));
     if (rest.length) this.onData(c, rest);
-    if (!this.paused) c.socket.resume();
+    if (this.holds.size === 0) c.socket.resume();
   }
 
   private onData(c: Conn, data: Buffer): void {

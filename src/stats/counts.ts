@@ -19,15 +19,41 @@ export function countAssignments(
 ): void {
   let i = from * layers * k;
   let bad = -1;
-  for (let t = from; t < to; t++) {
-    for (let l = 0, base = 0; l < layers; l++, base += e) {
-      for (let j = 0; j < k; j++, i++) {
-        const x = experts[i]!;
-        if (x >= e) bad = x;
-        else out[base + x]!++;
+  if ((k & 3) === 0) {
+    // Four ids at a time (top-8, top-4, …): about twice the speed of the plain loop in V8 (bench/listen.ts counts
+    // 464 ids a token per rank); a group with an id out of range takes the checked path.
+    const W = layers * e;
+    for (let t = from; t < to; t++) {
+      for (let base = 0; base < W; base += e) {
+        for (let j = 0; j < k; j += 4, i += 4) {
+          const a = experts[i]!;
+          const b = experts[i + 1]!;
+          const c = experts[i + 2]!;
+          const d = experts[i + 3]!;
+          if (a < e && b < e && c < e && d < e) {
+            out[base + a]!++;
+            out[base + b]!++;
+            out[base + c]!++;
+            out[base + d]!++;
+          } else
+            for (let q = i; q < i + 4; q++) {
+              const x = experts[q]!;
+              if (x >= e) bad = x;
+              else out[base + x]!++;
+            }
+        }
       }
     }
-  }
+  } else
+    for (let t = from; t < to; t++) {
+      for (let l = 0, base = 0; l < layers; l++, base += e) {
+        for (let j = 0; j < k; j++, i++) {
+          const x = experts[i]!;
+          if (x >= e) bad = x;
+          else out[base + x]!++;
+        }
+      }
+    }
   if (bad >= 0) throw new UserError(`expert id ${bad} out of range: the schema has ${e} experts per layer`);
 }
 

@@ -119,7 +119,13 @@ export function checkBatch(b: RoutingBatch, s: RoutingSchema, columns: readonly 
   if ((E & (E - 1)) === 0) {
     // E a power of two (256, 64, …): every id < E ⇔ their OR < E — branch-free, this runs on every live batch.
     let or = 0;
-    for (let i = 0; i < ex.length; i++) or |= ex[i]!;
+    if ((ex.byteOffset & 3) === 0) {
+      // Two ids per 32-bit word (body columns are 8-aligned): half the loop.
+      const words = new Uint32Array(ex.buffer, ex.byteOffset, ex.length >> 1);
+      for (let i = 0; i < words.length; i++) or |= words[i]!;
+      or = (or | (or >>> 16)) & 0xffff;
+      if (ex.length & 1) or |= ex[ex.length - 1]!;
+    } else for (let i = 0; i < ex.length; i++) or |= ex[i]!;
     if (or < E) return;
   }
   let max = 0;

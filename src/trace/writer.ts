@@ -6,7 +6,7 @@
  * flushed; the reader reports a file without end-of-stream marker as interrupted and reads every batch in it.
  * `close()` flushes and writes the end-of-stream marker; `closeOnExit()` does it on SIGINT/SIGTERM/SIGHUP.
  */
-import { closeSync, fsyncSync, openSync, writevSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, writev, writevSync } from 'node:fs';
 import { Message } from 'apache-arrow/ipc/metadata/message';
 import type { OptionalColumn, RoutingBatch, RoutingSchema } from '../core/batch.js';
 import { OPTIONAL_COLUMNS, sliceBatch } from '../core/batch.js';
@@ -43,10 +43,40 @@ export interface TraceWriterOptions {
   columns?: readonly OptionalColumn[];
   /** Files the command reads: the trace is never written over one of them (src/core/output.ts). */
   inputs?: readonly string[];
+  /**
+   * Write record batches from libuv's thread pool instead of the calling thread (a live recorder whose thread
+   * also parses sockets or draws: `moescope listen`). Messages still reach the file whole and in order (one
+   * positional writev each, one at a time); up to BACKLOG_BYTES may wait, beyond that write() writes them
+   * synchronously; close() writes whatever has not been confirmed synchronously, so it finishes the file
+   * as a synchronous writer does. Not with `atomic`.
+   */
+  background?: boolean;
+  /**
+   * Background writer: called with true when the queue grows past BACKLOG_HIGH_BYTES (the disk is slower than
+   * the stream: the caller should stop reading its sources) and with false once it is below BACKLOG_LOW_BYTES.
+   */
+  onBacklog?: (over: boolean) => void;
 }
 
 const TARGET_BATCH_BYTES = 4 * 1024 * 1024;
 const IOV_MAX = 1024;
+/**
+ * A batch of at least this many rows (or batchTokens, when smaller) arriving with nothing pending is written as
+ * its own record batch, straight from its arrays: batches that big are already a good record-batch size, and
+ * copying them into the pending batch first cost a copy of every token (the listener's batches are 1,024 rows).
+ */
+export const DIRECT_MIN_ROWS = 256;
+/** Background writer: onBacklog(true) above HIGH, onBacklog(false) below LOW, synchronous writes above BACKLOG_BYTES. */
+export const BACKLOG_HIGH_BYTES = 32 << 20;
+export const BACKLOG_LOW_BYTES = 8 << 20;
+export const BACKLOG_BYTES = 256 << 20;
+
+/** A message queued for a background write: its parts and where it goes in the file. */
+interface QueuedWrite {
+  parts: Uint8Array[];
+  position: number;
+  length: number;
+}
 
 /** Default tokens per batch for a schema: ~4 MiB of routing payload per batch. */
 export function defaultBatchTokens(s: RoutingSchema): number {
@@ -67,7 +97,7 @@ export class TraceWriter {
   /** The temporary file of an atomic writer (renamed into place by close()). */
   private readonly out: OutputFile | null;
   private fd: number | null;
-  private readonly pending: ColumnsBuffer;
+  private pending: ColumnsBuffer;
   private pendingMemory: MemorySample[] = [];
   private readonly timer: NodeJS.Timeout;
   private readonly intervalMs: number;
@@ -76,6 +106,19 @@ export class TraceWriter {
   private batches = 0;
   private bytes = 0;
   private uninstall: (() => void) | null = null;
+  /** File offset of the next message (background writes are positional). */
+  private position = 0;
+  private readonly background: boolean;
+  /** Background messages not yet confirmed written, in file order; the first may be in flight. */
+  private queue: QueuedWrite[] = [];
+  private queuedBytes = 0;
+  private inFlight: QueuedWrite | null = null;
+  /** A background write failed: thrown (as a UserError) by the next write, flush or close. */
+  private failure: unknown = null;
+  /** close() ran while a background write was in flight: its callback closes the descriptor. */
+  private closeWhenIdle: number | null = null;
+  private readonly onBacklog: ((over: boolean) => void) | null;
+  private over = false;
 
   /** Creates (truncates) the file and writes the schema message. */
   static create(path: string, opts: TraceWriterOptions): TraceWriter {
@@ -98,6 +141,8 @@ export class TraceWriter {
     if (!Number.isInteger(this.batchTokens) || this.batchTokens < 1) throw new RangeError('batchTokens must be ≥ 1');
     this.intervalMs = Math.min(1000, Math.max(1, opts.flushIntervalMs ?? 1000));
     this.atomic = opts.atomic ?? false;
+    this.background = (opts.background ?? false) && !this.atomic;
+    this.onBacklog = opts.onBacklog ?? null;
     if (this.atomic) {
       this.out = OutputFile.create(path, { inputs: opts.inputs, what: 'trace' });
       this.fd = this.out.fd;
@@ -113,7 +158,7 @@ export class TraceWriter {
     }
     this.pending = new ColumnsBuffer(this.schema, this.batchTokens, this.columns);
     try {
-      this.writeParts([frameMessage(Message.from(arrowSchema))]);
+      this.writeSync([frameMessage(Message.from(arrowSchema))]);
     } catch (e) {
       this.discard(this.fd); // e.g. disk full: no caller holds this writer yet to abort it
       this.fd = null;
@@ -129,15 +174,22 @@ export class TraceWriter {
   get batchesWritten(): number {
     return this.batches;
   }
+  /** Bytes of the file so far (a background writer's queued messages included). */
   get bytesWritten(): number {
     return this.bytes;
+  }
+  /** Bytes a background writer has queued and not yet seen written. */
+  get backlogBytes(): number {
+    return this.queuedBytes;
   }
   get closed(): boolean {
     return this.fd === null;
   }
 
   /**
-   * Appends a batch. Its rows are copied or written before this returns, so the caller may reuse its arrays.
+   * Appends a batch. Its rows are copied or written before this returns, so the caller may reuse its arrays —
+   * except with `background`, where a batch written directly is read by the thread pool later: the caller must
+   * not change its arrays (the listener's batches are views of buffers nothing else writes).
    * Batches of at least `batchTokens` rows arriving with nothing pending are written without copying.
    */
   write(batch: RoutingBatch, opts: { checked?: boolean } = {}): void {
@@ -146,12 +198,14 @@ export class TraceWriter {
     if (!opts.checked) checkBatch(batch, this.schema, this.columns);
     const n = batch.length;
     const C = this.batchTokens;
+    const direct = Math.min(C, DIRECT_MIN_ROWS);
     let i = 0;
     while (i < n) {
-      if (this.pending.length === 0 && n - i >= C) {
-        const part = i === 0 && n === C ? batch : sliceBatch(batch, this.schema, i, i + C);
+      if (this.pending.length === 0 && n - i >= direct) {
+        const end = Math.min(n, i + C);
+        const part = i === 0 && end === n ? batch : sliceBatch(batch, this.schema, i, end);
         this.writeBatch(part, this.takeMemory(part.length));
-        i += C;
+        i = end;
         continue;
       }
       const take = Math.min(this.pending.room, n - i);
@@ -176,7 +230,9 @@ export class TraceWriter {
     if (this.fd === null || this.pending.length === 0) return;
     const { batch, mem } = this.pending.view();
     this.writeBatch(batch, mem);
-    this.pending.reset();
+    // A background write still reads the pending arrays: the next rows go to fresh ones.
+    if (this.background) this.pending = new ColumnsBuffer(this.schema, this.batchTokens, this.columns);
+    else this.pending.reset();
   }
 
   /** Flushes, writes the end-of-stream marker and closes (renaming into place when atomic). Idempotent. */
@@ -184,11 +240,17 @@ export class TraceWriter {
     if (this.fd === null) return;
     this.flush();
     this.pendingMemory = []; // samples after the last token have no row to ride on (docs/trace-format.md)
-    this.writeParts([EOS_BYTES]);
+    this.drainSync();
+    this.writeSync([EOS_BYTES]);
     clearInterval(this.timer);
     const fd = this.fd;
     this.fd = null;
     this.uninstall?.();
+    if (this.inFlight) {
+      // The thread pool still writes (bytes drainSync already wrote, at the same place): close after it.
+      this.closeWhenIdle = fd;
+      return;
+    }
     if (this.out) {
       try {
         fsyncSync(fd);
@@ -229,6 +291,12 @@ export class TraceWriter {
     const fd = this.fd;
     this.fd = null;
     this.uninstall?.();
+    this.queue = [];
+    this.queuedBytes = 0;
+    if (this.inFlight) {
+      this.closeWhenIdle = fd;
+      return;
+    }
     this.discard(fd);
   }
 
@@ -271,6 +339,7 @@ export class TraceWriter {
 
   private ensureOpen(): void {
     if (this.fd === null) throw new Error(`TraceWriter for ${this.path} is closed`);
+    if (this.failure !== null) throw new UserError(`cannot write trace ${this.path}: ${describeError(this.failure)}`);
   }
 
   private drainMemory(): string {
@@ -293,28 +362,118 @@ export class TraceWriter {
     this.batches++;
   }
 
-  /** One message → one writev (looping only on a short write), so a killed process never leaves half a batch
-   *  unless the kernel itself wrote short. */
+  /** One message: written now, or (background) queued for the thread pool behind the messages before it. */
   private writeParts(parts: Uint8Array[]): void {
+    if (!this.background) {
+      this.writeSync(parts);
+      return;
+    }
+    let length = 0;
+    for (const p of parts) length += p.byteLength;
+    this.queue.push({ parts, position: this.position, length });
+    this.position += length;
+    this.bytes += length;
+    this.queuedBytes += length;
+    // The disk is slower than the stream: the caller is asked to stop reading (onBacklog); if it cannot (or goes
+    // on), past BACKLOG_BYTES this thread waits for the disk itself, so memory stays bounded either way.
+    if (this.queuedBytes > BACKLOG_BYTES) this.drainSync();
+    else this.pump();
+    this.backlogChanged();
+  }
+
+  /** Starts the next background write when none is in flight. */
+  private pump(): void {
+    if (this.inFlight || this.queue.length === 0 || this.fd === null) return;
+    const w = (this.inFlight = this.queue[0]!);
+    const parts = w.parts.filter((p) => p.byteLength > 0).slice(0, IOV_MAX);
+    writev(this.fd, parts, w.position, (err, n) => {
+      this.inFlight = null;
+      if (this.closeWhenIdle !== null) {
+        const fd = this.closeWhenIdle;
+        this.closeWhenIdle = null;
+        this.discardFd(fd);
+        return;
+      }
+      if (this.queue[0] !== w) return this.pump(); // drainSync wrote it meanwhile
+      if (err) {
+        this.failure = err;
+        return;
+      }
+      // A short write (or more than IOV_MAX parts): the rest goes next, at its place.
+      const rest = skipBytes(w.parts, n);
+      if (rest.length) {
+        w.parts = rest;
+        w.position += n;
+        w.length -= n;
+      } else this.queue.shift();
+      this.queuedBytes -= n;
+      this.pump();
+      this.backlogChanged();
+    });
+  }
+
+  private backlogChanged(): void {
+    if (!this.onBacklog) return;
+    if (!this.over && this.queuedBytes > BACKLOG_HIGH_BYTES) this.onBacklog((this.over = true));
+    else if (this.over && this.queuedBytes < BACKLOG_LOW_BYTES) this.onBacklog((this.over = false));
+  }
+
+  /**
+   * Writes every queued background message synchronously, in order, at its place — the one in flight too (the
+   * thread pool writes the same bytes there): after it the file holds everything written so far.
+   */
+  private drainSync(): void {
+    if (this.failure !== null) throw new UserError(`cannot write trace ${this.path}: ${describeError(this.failure)}`);
+    const queue = this.queue;
+    this.queue = [];
+    this.queuedBytes = 0;
+    for (const w of queue) this.writeSync(w.parts, w.position);
+    this.backlogChanged();
+  }
+
+  private discardFd(fd: number): void {
+    try {
+      closeSync(fd);
+    } catch {
+      /* closing after the last background write: nothing more to report */
+    }
+  }
+
+  /**
+   * One message → one writev (looping only on a short write), so a killed process never leaves half a batch
+   * unless the kernel itself wrote short. `position`: a background writer's place for it (else the file's end).
+   */
+  private writeSync(parts: Uint8Array[], position: number | null = null): void {
     const fd = this.fd!;
     try {
       let queue = parts.filter((p) => p.byteLength > 0);
+      // Positional always: a background writer's file offset never moves (its writes are all positional).
+      let at = position ?? this.position;
       while (queue.length) {
         const chunk = queue.slice(0, IOV_MAX);
-        let n = writevSync(fd, chunk);
-        this.bytes += n;
-        const rest: Uint8Array[] = [];
-        for (const p of chunk) {
-          if (n >= p.byteLength) n -= p.byteLength;
-          else {
-            rest.push(p.subarray(n));
-            n = 0;
-          }
+        const n = writevSync(fd, chunk, at);
+        at += n;
+        if (position === null) {
+          this.bytes += n;
+          this.position += n;
         }
-        queue = [...rest, ...queue.slice(chunk.length)];
+        queue = [...skipBytes(chunk, n), ...queue.slice(chunk.length)];
       }
     } catch (e) {
       throw new UserError(`cannot write trace ${this.path}: ${describeError(e)}`);
     }
   }
+}
+
+/** `parts` after their first `n` bytes. */
+function skipBytes(parts: Uint8Array[], n: number): Uint8Array[] {
+  const rest: Uint8Array[] = [];
+  for (const p of parts) {
+    if (n >= p.byteLength) n -= p.byteLength;
+    else {
+      rest.push(n > 0 ? p.subarray(n) : p);
+      n = 0;
+    }
+  }
+  return rest;
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { sliceBatch, type RoutingSchema } from '../../src/core/batch.js';
 import { UserError } from '../../src/core/errors.js';
 import { TraceWriter, openTrace } from '../../src/trace/index.js';
@@ -150,4 +150,43 @@ test('not-a-trace files are a UserError naming the file', (ctx) => {
   }
   assert.throws(() => openTrace(tmp.path('missing.arrows')), /no such trace/);
   assert.ok(statSync(tmp.dir).isDirectory());
+});
+
+test('a background writer (moescope listen) writes the same file as a synchronous one, whatever close() finds in flight', async (ctx) => {
+  const tmp = tempDir(ctx);
+  const write = (path: string, background: boolean) => {
+    const w = TraceWriter.create(path, { schema: SCHEMA, meta: META, batchTokens: 64, background, createdAt: new Date(0), columns: ['rank'] });
+    const sizes = [1, 3, 300, 64, 7, 1000, 2, 256];
+    let at = 0;
+    for (let i = 0; i < 40; i++) {
+      const n = sizes[i % sizes.length]!;
+      if (i % 5 === 0) w.writeMemory({ tNs: BigInt(at), gpus: [], hostRssBytes: at, ortBytes: null });
+      // Fresh arrays each time: a background writer reads a batch written directly after write() returns.
+      w.write({ ...makeBatch(SCHEMA, n, at), rank: new Uint16Array(n).fill(i % 3) });
+      at += n;
+    }
+    return { w, tokens: at };
+  };
+  const { w: sync, tokens } = write(tmp.path('sync.arrows'), false);
+  sync.close();
+  // Closed at once: writes are still queued or in the thread pool; close() finishes them itself.
+  const { w: bg } = write(tmp.path('bg.arrows'), true);
+  assert.ok(bg.backlogBytes > 0, 'writes were queued for the thread pool');
+  bg.close();
+  assert.deepEqual(readFileSync(tmp.path('bg.arrows')), readFileSync(tmp.path('sync.arrows')));
+  // Closed after the thread pool caught up.
+  const { w: bg2 } = write(tmp.path('bg2.arrows'), true);
+  for (let i = 0; i < 200 && bg2.backlogBytes > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(bg2.backlogBytes, 0);
+  const growing = openTrace(tmp.path('bg2.arrows'));
+  assert.ok(growing.tokenCount > tokens - 64, `the record batches written so far are readable (${growing.tokenCount})`);
+  assert.equal(growing.complete, false);
+  growing.close();
+  bg2.close();
+  await new Promise((r) => setTimeout(r, 50)); // a callback after close() must not touch the file again
+  assert.deepEqual(readFileSync(tmp.path('bg2.arrows')), readFileSync(tmp.path('sync.arrows')));
+  const t = openTrace(tmp.path('bg.arrows'));
+  assert.equal(t.tokenCount, tokens);
+  assert.equal(t.complete, true);
+  t.close();
 });
