@@ -21,7 +21,11 @@
  *    we always pass a fraction clamped to [0, 1].
  *  - contrib's canvas widgets re-parse their whole drawing on every screen render, changed or not
  *    (`renderOnChange`), and its log is a List with one element per line (tens of ms to replace a few hundred
- *    lines): the warnings log is a scrollable text box instead.
+ *    lines): the warnings log is a plain box holding the lines that fit, the wheel choosing which (a scrollable box
+ *    re-parses all of its lines on every change).
+ *  - drawille's canvas under contrib's line chart clears by filling triangles point by point and wraps every braille
+ *    cell in its own colour escape, which blessed re-parses escape by escape: `fastCanvas` clears the arrays and
+ *    writes one escape per run of one colour (the same picture: test/dash/braille-frame.test.ts).
  *  - blessed has no heatmap (nor contrib): `HeatGrid` below writes cells straight into the screen's cell buffer,
  *    which blessed then diffs against the terminal (cheap: a few ms for 58 × 256).
  *  - blessed parses `{…}` tags in content when tags are on: every string that comes from data (paths, model names,
@@ -128,9 +132,26 @@ export interface Place {
 
 const BORDER = { type: 'line' as const };
 
+/** contrib's drawing canvas (drawille): braille cells, their colour and text written over them. */
+interface DrawilleCanvas {
+  width: number;
+  height: number;
+  content: Uint8Array;
+  /** Each cell's foreground escape (`ESC[33m`, `ESC[38;5;nm`), as contrib's canvas stores it. */
+  colors: (string | null | undefined)[];
+  chars: (string | null | undefined)[];
+  frame(delimiter?: string): string;
+}
+interface DrawilleContext {
+  _canvas: DrawilleCanvas;
+  _matrix: ArrayLike<number>;
+  clearRect(x: number, y: number, w: number, h: number): void;
+}
+
 /**
  * contrib's canvas widgets (line, bar, gauge) turn their canvas into a content string and re-parse it on every
- * screen render, changed or not; this re-parses only after setData drew something new.
+ * screen render, changed or not; this re-parses only after setData drew something new. It also replaces two slow
+ * parts of the drawille canvas underneath (see fastCanvas).
  */
 function renderOnChange<T extends ContribWidget>(w: T): T {
   const x = w as unknown as {
@@ -140,7 +161,7 @@ function renderOnChange<T extends ContribWidget>(w: T): T {
     _render: () => unknown;
     clearPos: (b: boolean) => void;
     setContent: (s: string) => void;
-    ctx: { _canvas: { frame(): string } };
+    ctx: DrawilleContext;
   };
   let dirty = true;
   const setData = x.setData.bind(w);
@@ -163,8 +184,72 @@ function renderOnChange<T extends ContribWidget>(w: T): T {
     }
     return x._render();
   };
-  w.on('attach', () => (dirty = true));
+  w.on('attach', () => {
+    dirty = true;
+    if (x.ctx) fastCanvas(x.ctx); // contrib's own attach handler (registered first) made the context
+  });
   return w;
+}
+
+/**
+ * Two parts of the drawille canvas that dominated a dashboard frame (bench/dash.ts):
+ *  - `clearRect` of the whole canvas fills two triangles point by point (through gl-matrix transforms): every
+ *    setData clears first. Clearing the whole, untransformed canvas is resetting its three arrays.
+ *  - `frame()` wraps EVERY braille cell in its own colour escape and reset (`ESC[33m⠉ESC[39m`), which blessed then
+ *    parses escape by escape on every content change. The same picture with one escape per run of one colour
+ *    (a chart line is mostly one colour) has a fraction of the escapes; text written over the canvas (axes labels,
+ *    legend) keeps its own escapes, as drawille wrote them.
+ */
+export function fastCanvas(ctx: DrawilleContext): void {
+  const canvas = ctx._canvas;
+  // The braille canvas (line charts) keeps three arrays; ansi-term's (bar chart, gauge) one array of cell strings.
+  const braille = canvas.content instanceof Uint8Array && Array.isArray(canvas.colors) && Array.isArray(canvas.chars);
+  const ansi = Array.isArray(canvas.content);
+  if (!braille && !ansi) return;
+  const clearRect = ctx.clearRect.bind(ctx);
+  ctx.clearRect = (x0, y0, w, h) => {
+    const m = ctx._matrix;
+    const identity = m[0] === 1 && m[1] === 0 && m[2] === 0 && m[3] === 1 && m[4] === 0 && m[5] === 0;
+    if (!identity || x0 > 0 || y0 > 0 || x0 + w < canvas.width || y0 + h < canvas.height) return clearRect(x0, y0, w, h);
+    if (ansi) return void (canvas.content as unknown as unknown[]).fill(null);
+    canvas.content.fill(0);
+    canvas.colors.fill(null);
+    canvas.chars.fill(null);
+  };
+  if (braille) canvas.frame = (delimiter = '\n') => brailleFrame(canvas, delimiter);
+}
+
+/** drawille's frame() with one colour escape per run of cells of one colour (see fastCanvas). */
+export function brailleFrame(canvas: Pick<DrawilleCanvas, 'width' | 'content' | 'colors' | 'chars'>, delimiter = '\n'): string {
+  const out: string[] = [];
+  const perRow = canvas.width / 2;
+  let color: string | null = null; // the colour escape in effect (null: the default)
+  for (let i = 0, j = 0; i < canvas.content.length; i++, j++) {
+    if (j === perRow) {
+      if (color !== null) out.push('\x1b[39m');
+      color = null;
+      out.push(delimiter);
+      j = 0;
+    }
+    const ch = canvas.chars[i];
+    const v = canvas.content[i]!;
+    if (ch) {
+      if (color !== null) out.push('\x1b[39m');
+      color = null;
+      out.push(ch);
+    } else if (v === 0) out.push(' '); // a blank looks the same in any foreground colour
+    else {
+      const c = canvas.colors[i] || '\x1b[39m';
+      if (c !== color) {
+        out.push(c);
+        color = c;
+      }
+      out.push(String.fromCharCode(0x2800 + v));
+    }
+  }
+  if (color !== null) out.push('\x1b[39m');
+  out.push(delimiter);
+  return out.join('');
 }
 
 /** Sets a border label from raw text: cut to the widget's width (a longer one spills into the box), made plain. */
@@ -172,8 +257,13 @@ export function setLabel(w: Widgets.BoxElement, text: string): void {
   const room = Math.max(1, (w.width as number) - 6);
   const safe = sanitizeLine(text);
   const cut = safe.length > room ? safe.slice(0, room - 1) + '…' : safe;
-  w.setLabel(` ${escapeTags(cut)} `);
+  const label = ` ${escapeTags(cut)} `;
+  // blessed's setLabel destroys and makes the label element again: only when the text changed.
+  if (labels.get(w) === label) return;
+  labels.set(w, label);
+  w.setLabel(label);
 }
+const labels = new WeakMap<Widgets.BoxElement, string>();
 
 export function box(screen: Screen, place: Place, label: string, opts: { border?: boolean; tags?: boolean } = {}): Box {
   const { blessed } = load();
@@ -273,8 +363,13 @@ export class BarChart {
   setLabel(label: string): void {
     setLabel(this.widget, label);
   }
+  private last = '';
   set(titles: readonly string[], data: readonly number[]): void {
-    this.widget.setData({ titles: titles.slice(), data: data.map((v) => (Number.isFinite(v) ? v : 0)) });
+    const values = data.map((v) => (Number.isFinite(v) ? v : 0));
+    const key = `${titles.join('\u0000')}\u0001${values.join(',')}`;
+    if (key === this.last) return; // unchanged bars are not drawn again
+    this.last = key;
+    this.widget.setData({ titles: titles.slice(), data: values });
   }
 }
 
@@ -289,8 +384,12 @@ export class Gauge {
     setLabel(this.widget, label);
   }
   /** `fraction` of the whole, 0 … 1 (see the note at the top about contrib's percent guessing). */
+  private last = NaN;
   set(fraction: number): void {
-    this.widget.setPercent(Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0);
+    const f = Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : 0;
+    if (f === this.last) return; // an unchanged gauge is not drawn again
+    this.last = f;
+    this.widget.setPercent(f);
   }
 }
 
@@ -317,34 +416,53 @@ export class Sparklines {
 export class LogPane {
   readonly widget: Box;
   private lines: readonly string[] = [];
+  /** First line shown, or null: following the newest. */
+  private top: number | null = null;
+  private shown = '';
   constructor(screen: Screen, place: Place, label: string, _lines: number) {
     const { blessed } = load();
     // Not contrib's log: that is a blessed List, one element per line, and replacing a few hundred lines cost tens of
-    // ms a frame. A scrollable text box parses one string.
+    // ms a frame. Nor a scrollable box holding every line: blessed re-parses all of them (tags, wrapping) on each
+    // change. The box holds the lines that fit; the wheel moves which ones.
     this.widget = blessed.box({
       ...place,
       label: ` ${label} `,
       border: BORDER,
       tags: true,
-      scrollable: true,
-      alwaysScroll: true,
       wrap: false,
-      mouse: true, // the wheel scrolls the log
-      scrollbar: { ch: ' ', style: { bg: 'cyan' } } as never,
       style: { fg: 'white', border: { fg: 'cyan' } },
     });
+    this.widget.on('wheelup', () => this.scroll(-3));
+    this.widget.on('wheeldown', () => this.scroll(3));
     screen.append(this.widget);
   }
   setLabel(label: string): void {
     setLabel(this.widget, label);
   }
+  /** Lines that fit inside the border. */
+  private get rows(): number {
+    return Math.max(1, (this.widget.height as number) - 2);
+  }
   /** Replaces the lines (oldest first); the view follows the newest unless scrolled up. */
   setLines(lines: readonly string[]): void {
-    if (lines.length === this.lines.length && lines.every((l, i) => l === this.lines[i])) return;
-    const follow = this.lines.length === 0 || this.widget.getScrollPerc() >= 100 || this.widget.getScrollHeight() <= (this.widget.height as number) - 2;
     this.lines = lines;
-    this.widget.setContent(lines.map(plain).join('\n'));
-    if (follow) this.widget.setScrollPerc(100);
+    this.show();
+  }
+  private scroll(by: number): void {
+    const last = Math.max(0, this.lines.length - this.rows);
+    const top = Math.max(0, Math.min(last, (this.top ?? last) + by));
+    this.top = top >= last ? null : top;
+    this.show();
+    this.widget.screen.render();
+  }
+  private show(): void {
+    const rows = this.rows;
+    const last = Math.max(0, this.lines.length - rows);
+    const top = Math.min(this.top ?? last, last);
+    const text = this.lines.slice(top, top + rows).map(plain).join('\n');
+    if (text === this.shown) return;
+    this.shown = text;
+    this.widget.setContent(text);
   }
 }
 
