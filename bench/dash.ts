@@ -120,7 +120,7 @@ async function child(steps: number, frames: number, cols: number, rows: number):
     const a = performance.now();
     const history = model.history.view(s.frame.layerIds, WORST_LAYERS);
     const b = performance.now();
-    dash.update({ frame: s.frame, feed: s.feed, source: s.source, history, ui, notice: null });
+    dash.update({ frame: s.frame, feed: s.feed, source: s.source, history, ui, notice: null, counts: null });
     const c = performance.now();
     screen.render();
     (screen as unknown as { program: { flush(): void } }).program.flush(); // blessed writes on the next tick otherwise

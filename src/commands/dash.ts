@@ -4,6 +4,9 @@ import { choiceArg, floatArg, intArg } from './options.js';
 interface DashFlags {
   follow?: boolean;
   listen?: number;
+  watch?: string;
+  interval: number;
+  samples?: number;
   host: string;
   token?: string;
   devices: number;
@@ -29,6 +32,9 @@ export function registerDash(program: Command): void {
     .argument('[source]', 'an ONNX MoE model (model.onnx, or its folder) to run live, or an Arrow trace (.arrows)')
     .option('--follow', 'trace: keep reading as it grows')
     .option('--listen <port>', 'instead of SOURCE: receive PyTorch ranks (moescope_probe) on this TCP port, as `moescope listen`', intArg('--listen', 0, 65535))
+    .option('--watch <url>', "instead of SOURCE: an SGLang server's Prometheus /metrics, as `moescope watch` (load per layer × GPU each interval)")
+    .option('--interval <s>', '--watch: seconds between scrapes', floatArg('--interval', 0.05), 5)
+    .option('--samples <n>', '--watch: stop reading after N intervals (the dashboard stays until q)', intArg('--samples', 1))
     .option('--host <addr>', '--listen: address to listen on (anything but loopback needs --token)', '127.0.0.1')
     .option('--token <t>', '--listen: shared secret every producer must send (default: $MOESCOPE_TOKEN)')
     .option('--devices <d>', 'assume experts are placed contiguously over D devices (tokens per device, balancedness)', intArg('--devices', 1), 1)
@@ -46,7 +52,8 @@ export function registerDash(program: Command): void {
     .option('--no-color', 'draw without colour (also when NO_COLOR is set)')
     .addHelpText(
       'after',
-      '\nKeys: q quit · ? keys · space freeze (live, --follow) · w window · c whole run · m CV/balancedness · ↑↓ or the wheel scroll the grid.\n' +
+      '\nSOURCE: a model, a trace (--follow), or instead --listen PORT (PyTorch ranks) or --watch URL (SGLang metrics).\n' +
+        'Keys: q quit · ? keys · space freeze (live, --follow) · w window · c whole run · m CV/balancedness · ↑↓ or the wheel scroll the grid.\n' +
         'Needs a terminal of at least 80×24. docs/dash.md describes every chart.',
     )
     .action(async (source: string | undefined, f: DashFlags) => {
@@ -57,11 +64,11 @@ export function registerDash(program: Command): void {
       const thresholds = { maxVio: f.maxMaxvio, cv: f.maxCv ?? null, balancedness: f.minBalancedness ?? null };
       const common = { thresholds, devices: f.devices, plan: f.plan, window: f.window, color: f.color, colormap: f.colormap };
       const dash = await import('../dash/index.js');
-      if (f.listen !== undefined) {
-        if (source !== undefined) throw new UserError('give SOURCE or --listen PORT, not both');
-        return dashListen(f.listen, f, common);
-      }
-      if (source === undefined) throw new UserError('dash needs a SOURCE (a model or a trace) or --listen PORT');
+      const given = [source !== undefined && 'SOURCE', f.listen !== undefined && '--listen PORT', f.watch !== undefined && '--watch URL'].filter(Boolean);
+      if (given.length > 1) throw new UserError(`give one of SOURCE, --listen PORT or --watch URL, not ${given.join(' and ')}`);
+      if (f.listen !== undefined) return dashListen(f.listen, f, common);
+      if (f.watch !== undefined) return dashWatch(f.watch, f, common);
+      if (source === undefined) throw new UserError('dash needs a SOURCE (a model or a trace), --listen PORT or --watch URL');
       const model = await modelPath(source);
       if (model === null) {
         const { openTrace, traceStream } = await import('../trace/index.js');
@@ -121,6 +128,24 @@ async function dashListen(port: number, f: DashFlags, common: Omit<import('../da
     process.off('SIGINT', stop);
     await listener.stop();
   }
+}
+
+/**
+ * `dash --watch URL`: a server's EPLB counts per layer × GPU (src/serving/watch.ts) as a count stream: the same model
+ * (RoutingModel.addCounts, as `watch` and `replay` of a count trace feed it), one history point per interval.
+ */
+async function dashWatch(url: string, f: DashFlags, common: Omit<import('../dash/index.js').DashboardOptions, 'stream' | 'kind'>): Promise<void> {
+  const { openWatchStream } = await import('../serving/watch.js');
+  const { printable } = await import('../serving/client.js');
+  const dash = await import('../dash/index.js');
+  // Bad URLs, pages that are not Prometheus, a server without the histogram: one line here, before the screen.
+  const stream = await openWatchStream({
+    url,
+    intervalMs: f.interval * 1000,
+    samples: f.samples ?? null,
+    onWaiting: (m) => process.stderr.write(`moescope dash: ${m}\n`),
+  });
+  await dash.runDashboard({ ...common, stream, kind: 'live', countsPerDevice: true, label: `watch ${printable(stream.metricsUrl)}` });
 }
 
 /** The model file SOURCE names (a .onnx file, or a folder holding model.onnx), or null for a trace. */

@@ -47,6 +47,8 @@ export interface DashInput {
   ui: DashUi;
   /** One line for the status bar (a note about the source, feedback to a key), or null. */
   notice: string | null;
+  /** A count stream (load counts per step, no tokens): its steps so far and what its bins are; null for tokens. */
+  counts?: { steps: number; bins: 'experts' | 'GPUs' } | null;
 }
 
 export interface DashOptions {
@@ -117,7 +119,7 @@ export class Dashboard {
     }
     if (this.tooSmall) this.invalidate();
     const gpus = Math.min(4, input.frame.memory.gpus?.length ?? 0);
-    const barCount = this.barData(input.frame, cols).titles.length;
+    const barCount = this.barData(input.frame, cols, input.counts ?? null).titles.length;
     if (!this.w || this.w.gpus !== gpus || this.w.barCount !== barCount) {
       if (this.w) this.invalidate();
       this.w = this.build(cols, rows, gpus, barCount);
@@ -163,10 +165,10 @@ export class Dashboard {
     this.chart(w.second, second.metric === 'cv' ? 'CV' : 'balancedness (SGLang)', second, x, second.metric === 'cv' ? t.cv : t.balancedness, history);
 
     // Heat grid: layers × experts of the frame's scope, binned to the width like the overview.
-    this.heat(w.heat, frame, ui.heatTop);
+    this.heat(w.heat, frame, ui.heatTop, input.counts ?? null);
 
     // Bars: tokens per device (placement), or the busiest experts of the worst layer.
-    const bars = this.barData(frame, cols);
+    const bars = this.barData(frame, cols, input.counts ?? null);
     w.bars.setLabel(bars.label);
     w.bars.set(bars.titles, bars.values);
 
@@ -181,10 +183,11 @@ export class Dashboard {
     } else if (w.noGpu) {
       w.noGpu.setContent(mem.samples === 0 ? 'no memory samples in this source' : 'no GPU (the source reports host memory only)');
     }
-    const rate = frame.tokensPerSecond;
     const rss = mem.hostRssBytes;
+    // A count stream has no tokens: its history's x is the assignments counted, so the rate is assignments/s.
+    const rate = input.counts ? lastFinite(history.rate) : frame.tokensPerSecond;
     w.spark.set(
-      [`tok/s ${rate === null ? '—' : rate.toFixed(1)}`, `host RSS ${fmtBytes(rss)}`],
+      [`${input.counts ? 'assignments/s' : 'tok/s'} ${rate === null ? '—' : rate.toFixed(1)}`, `host RSS ${fmtBytes(rss)}`],
       [history.rate, history.memory?.rss ?? []],
     );
 
@@ -196,7 +199,11 @@ export class Dashboard {
       const lines = new Array<string>(n);
       for (let i = 0; i < n; i++) lines[n - 1 - i] = this.logLine(frame.warnings[i]!);
       w.log.setLines(lines);
-      w.log.setLabel(`warnings · ${frame.warnings.length} (${frame.activeWarnings} active${frame.suppressedWarnings ? `, ${fmtInt(frame.suppressedWarnings)} more not kept` : ''})`);
+      w.log.setLabel(
+        input.counts
+          ? 'warnings · none on load counts (no collapse detector)'
+          : `warnings · ${frame.warnings.length} (${frame.activeWarnings} active${frame.suppressedWarnings ? `, ${fmtInt(frame.suppressedWarnings)} more not kept` : ''})`,
+      );
     }
 
     w.status.setContent(statusLine(input, cols));
@@ -222,18 +229,30 @@ export class Dashboard {
     c.set(x, series);
   }
 
-  private heat(g: HeatGrid, frame: Frame, top: number): void {
+  private heat(g: HeatGrid, frame: Frame, top: number, counts: DashInput['counts'] | null): void {
     const { cells, first } = heatCells(frame, this.scale, g.inner, top);
     const L = frame.layerIds.length;
-    const scope = frame.scope === 'run' ? 'whole run' : `last ${fmtInt(frame.range.end - frame.range.start)} tokens`;
+    const scope = counts
+      ? `all ${fmtInt(counts.steps)} interval${counts.steps === 1 ? '' : 's'}`
+      : frame.scope === 'run'
+        ? 'whole run'
+        : `last ${fmtInt(frame.range.end - frame.range.start)} tokens`;
     const shown = cells.rows < L ? ` · layers ${first + 1}–${first + cells.rows} of ${L} (↑↓)` : '';
     const bin = Math.ceil(frame.experts / Math.max(1, g.inner.columns - cells.labelWidth));
-    g.setLabel(`load ÷ uniform · ${L} layers × ${frame.experts} experts${bin > 1 ? ` (${bin}/column, busiest)` : ''} · ${scope}${shown}`);
+    g.setLabel(`load ÷ uniform · ${L} layers × ${frame.experts} ${counts?.bins ?? 'experts'}${bin > 1 ? ` (${bin}/column, busiest)` : ''} · ${scope}${shown}`);
     g.set(cells);
   }
 
-  private barData(frame: Frame, cols: number): { label: string; titles: string[]; values: number[] } {
+  private barData(frame: Frame, cols: number, stream: DashInput['counts'] | null = null): { label: string; titles: string[]; values: number[] } {
     const fit = Math.max(1, Math.floor((cols * 0.4 - 4) / 5));
+    if (stream?.bins === 'GPUs' && frame.devices) {
+      const d = frame.devices.loads.slice(0, fit);
+      return {
+        label: `assignments per GPU, % · balancedness ${fmt(frame.devices.sglang)}`,
+        titles: d.map((x) => `gpu${x.device}`),
+        values: d.map((x) => Math.round(100 * x.loadShare)),
+      };
+    }
     if (frame.ranks && frame.ranks.length > 1) {
       const r = frame.ranks.slice(0, fit);
       return { label: 'tokens per rank', titles: r.map((x) => `r${x.rank}`), values: r.map((x) => x.tokens) };
@@ -306,6 +325,12 @@ export function heatCells(frame: Frame, scale: HeatScale, inner: { columns: numb
   return { cells: { rows, columns, fg, glyphs, labels: labels.slice(first, first + rows), labelWidth }, first };
 }
 
+/** The newest finite value of a series, or null. */
+function lastFinite(xs: readonly number[]): number | null {
+  for (let i = xs.length - 1; i >= 0; i--) if (Number.isFinite(xs[i]!)) return xs[i]!;
+  return null;
+}
+
 function fmt(v: number): string {
   return Number.isFinite(v) ? v.toFixed(2) : '—';
 }
@@ -362,7 +387,7 @@ function statusLine(input: DashInput, cols: number): string {
   const parts = [
     `moescope dash ${source.kind} ${plain(label)}`,
     state,
-    `${fmtInt(frame.tokens)} tokens`,
+    input.counts ? `${fmtInt(input.counts.steps)} interval${input.counts.steps === 1 ? '' : 's'}` : `${fmtInt(frame.tokens)} tokens`,
     range,
     `${history.points} points × ${history.span} step${history.span > 1 ? 's' : ''}`,
     ...(input.notice ? [plain(input.notice)] : []),

@@ -18,8 +18,14 @@ import type { Thresholds } from './dashboard.js';
 export { DASH_KEYS, MIN_COLUMNS, MIN_ROWS, type Thresholds } from './dashboard.js';
 
 export interface DashboardOptions {
-  /** The source. `replay` needs a seekable stream (a trace) and reads all of it; the stream is closed on return. */
+  /**
+   * The source. `replay` needs a seekable stream (a trace) and reads all of it; the stream is closed on return. A
+   * count stream (kind `counts`: a server's Prometheus counts per layer × GPU) feeds the same model through
+   * RoutingModel.addCounts, its schema's experts being the GPUs (`countsPerDevice`).
+   */
   stream: RoutingStream;
+  /** A count stream's bins are devices (GPUs), not experts: the grid, the bars and balancedness are per GPU. */
+  countsPerDevice?: boolean;
   kind: 'live' | 'replay' | 'follow';
   /** How the status line names the source (default: the stream's label). */
   label?: string;
@@ -41,8 +47,16 @@ export interface DashboardOptions {
 export async function runDashboard(o: DashboardOptions): Promise<void> {
   const { stream } = o;
   try {
-    const placement = o.plan ? readPlanFile(o.plan, stream.schema) : contiguousSpec(stream.schema, o.devices ?? 1);
-    const model = new HistoryModel(stream.schema, stream.meta, { window: o.window, placement: placement?.placement ?? null });
+    const counts = stream.kind === 'counts';
+    const perDevice = counts && (o.countsPerDevice ?? false);
+    // Counted per device: each bin is a GPU, placed on itself (as `replay` shows a per-device count trace).
+    const G = stream.schema.experts;
+    const placement = perDevice
+      ? { placement: { devices: G, phy2log: [Int32Array.from({ length: G }, (_, i) => i)] }, label: 'counted per GPU' }
+      : o.plan
+        ? readPlanFile(o.plan, stream.schema)
+        : contiguousSpec(stream.schema, o.devices ?? 1);
+    const model = new HistoryModel(stream.schema, stream.meta, { window: o.window, placement: placement?.placement ?? null, counts });
     let feed: Feed;
     if (o.kind === 'replay') {
       // Read everything: the player seeks in slices (one now, then one per tick), so the screen stays responsive.
@@ -60,6 +74,7 @@ export async function runDashboard(o: DashboardOptions): Promise<void> {
       model,
       feed,
       source: { kind: o.kind, label: o.label ?? stream.label, recording: null, placement },
+      bins: perDevice ? 'GPUs' : 'experts',
       thresholds: o.thresholds,
       color: o.color,
       colormap: o.colormap,

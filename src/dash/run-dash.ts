@@ -22,6 +22,8 @@ export interface RunDashOptions {
   fps?: number;
   output?: NodeJS.WriteStream;
   input?: NodeJS.ReadStream;
+  /** What the model's bins are: experts, or GPUs (a server's counts per device). */
+  bins?: 'experts' | 'GPUs';
   /** A message for the status line's first frames (e.g. a trace that is cut short). */
   notice?: string | null;
   onStore?: (store: TuiStore) => void;
@@ -56,7 +58,15 @@ export async function runDash(opts: RunDashOptions): Promise<void> {
   const draw = () => {
     drawScheduled = null;
     const s = store.getState();
-    dash.update({ frame: s.frame, feed: s.feed, source: s.source, history: opts.model.history.view(s.frame.layerIds, WORST_LAYERS), ui, notice: s.ui.message ?? s.feed.notice });
+    dash.update({
+      frame: s.frame,
+      feed: s.feed,
+      source: s.source,
+      history: opts.model.history.view(s.frame.layerIds, WORST_LAYERS),
+      ui,
+      notice: s.ui.message ?? s.feed.notice,
+      counts: opts.model.countsOnly ? { steps: opts.model.steps, bins: opts.bins ?? 'experts' } : null,
+    });
     screen.render();
     opts.onDraw?.();
   };

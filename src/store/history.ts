@@ -8,6 +8,7 @@
  */
 import { sliceBatch, type RoutingBatch, type RoutingSchema } from '../core/batch.js';
 import type { MemorySample } from '../core/memory.js';
+import type { CountBatch } from '../core/routing-stream.js';
 import type { StreamMeta } from '../core/stream.js';
 import { loadCv, loadMaxVio, type CollapseWarning } from '../stats/index.js';
 import { balancednessOfDeviceLoads } from '../stats/balancedness.js';
@@ -193,6 +194,7 @@ export class HistoryModel extends RoutingModel {
 
   override reset(): void {
     super.reset();
+    this.assignments = 0;
     // Called by the base constructor before `history` exists.
     (this.history as RoutingHistory | undefined)?.clear();
   }
@@ -211,6 +213,23 @@ export class HistoryModel extends RoutingModel {
     }
     return fired;
   }
+
+  /**
+   * A count stream (a Prometheus watch, a count trace): every row is a step of its own — the history of per-interval
+   * balance — recorded at the assignments so far (its first layer's: tokens × K), so the rate is assignments/s.
+   */
+  override addCounts(b: CountBatch): void {
+    const L = this.layers;
+    const W = L * b.bins;
+    for (let r = 0; r < b.length; r++) {
+      const row = b.counts.subarray(r * W, (r + 1) * W);
+      super.addCounts({ ...b, length: 1, step: b.step.subarray(r, r + 1), tNs: b.tNs.subarray(r, r + 1), counts: row });
+      for (let e = 0; e < b.bins; e++) this.assignments += row[e]!;
+      this.history.record(this.assignments, this.lastMs ?? 0, row);
+    }
+  }
+  /** Count streams: assignments of the first layer so far (the history's x). */
+  private assignments = 0;
 
   private recordStep(): void {
     const w = this.stats.window;

@@ -2,9 +2,13 @@
  * What the `watch` view shows, kept up to date from the counts stream: per layer × GPU, the last interval's and the
  * whole watch's load relative to an even share, balancedness per layer (SGLang's formula, src/stats), and the
  * balancedness of every interval so far (the line over time). Views draw snapshots of it; they compute nothing.
+ *
+ * The whole watch's counts are the store's RoutingModel fed through addCounts — the one path every count stream
+ * takes (`replay` of a count trace, `dash --watch`); this model adds the per-interval view on top.
  */
 import type { CountBatch } from '../core/routing-stream.js';
 import { balancednessOfDeviceLoads } from '../stats/balancedness.js';
+import { RoutingModel } from './model.js';
 
 export interface WatchLoads {
   /** Per layer, each GPU's load ÷ the layer's mean GPU load (1 = even); 0 for an idle layer. */
@@ -40,7 +44,8 @@ function loadsOf(counts: Float64Array, L: number, G: number): WatchLoads {
 }
 
 export class WatchModel {
-  private readonly sum: Float64Array;
+  /** The whole watch: the store's model of a count stream, one "expert" per GPU (RoutingModel.addCounts). */
+  readonly model: RoutingModel;
   private snap: WatchSnapshot;
   version = 0;
 
@@ -48,7 +53,8 @@ export class WatchModel {
     readonly layers: number[],
     readonly gpus: number,
   ) {
-    this.sum = new Float64Array(layers.length * gpus);
+    const schema = { layers, experts: gpus, topK: 1, scoring: 'softmax' as const, hasLogits: false };
+    this.model = new RoutingModel(schema, { model: null, routers: [], tokenizer: null, devices: [], source: 'watch' }, { counts: true });
     this.snap = { layers, gpus, intervals: 0, last: null, total: null, history: [], serverMean: null, ended: false, error: null };
   }
 
@@ -58,12 +64,12 @@ export class WatchModel {
     const history = this.snap.history.slice(-(HISTORY - b.length));
     let last: WatchLoads | null = this.snap.last;
     for (let r = 0; r < b.length; r++) {
-      const row = b.counts.subarray(r * L * G, (r + 1) * L * G);
-      for (let i = 0; i < row.length; i++) this.sum[i]! += row[i]!;
-      last = loadsOf(row, L, G);
+      last = loadsOf(b.counts.subarray(r * L * G, (r + 1) * L * G), L, G);
       if (last.assignments > 0) history.push(last.balancedness);
     }
-    this.snap = { ...this.snap, intervals: this.snap.intervals + b.length, last, total: loadsOf(this.sum, L, G), history, serverMean: serverMean ?? this.snap.serverMean };
+    this.model.addCounts(b);
+    const total = loadsOf(this.model.stats.load, L, G);
+    this.snap = { ...this.snap, intervals: this.model.steps, last, total, history, serverMean: serverMean ?? this.snap.serverMean };
     this.version++;
   }
 

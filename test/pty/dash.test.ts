@@ -147,3 +147,40 @@ test('dash --listen: two producer ranks stream in; tokens per rank, charts and w
   s.press('q');
   assert.equal((await s.exited).exitCode, 0);
 });
+
+test('dash --watch: a loopback SGLang /metrics — balance charts, layer × GPU grid, GPU shares and balancedness as the page generator computed them', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const { SERVING, serve } = await import('../serving/fake-servers.js');
+  const expected = JSON.parse(readFileSync(join(SERVING, 'metrics', 'expected.json'), 'utf8')) as { intervals: { counts: number[][]; countsBalancedness: number }[] };
+  const pages = Array.from({ length: 5 }, (_, i) => readFileSync(join(SERVING, 'metrics', `page-${i}.txt`), 'utf8'));
+  let next = 0;
+  const srv = await serve({
+    'GET /metrics': (_q, _b, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+      res.end(pages[Math.min(next++, pages.length - 1)]);
+    },
+  });
+  t.after(() => srv.close());
+  // One interval: the whole watch is interval 1, whose balancedness and GPU shares the page generator recorded.
+  const s = PtySession.start(['dash', '--watch', srv.url, '--interval', '0.2', '--samples', '1'], { cols: 140, rows: 44 });
+  t.after(() => s.kill());
+  const want = expected.intervals[0]!;
+  const screen = await s.waitFor(
+    (x) => /■ end/.test(x) && /load ÷ uniform · 3 layers × 4 GPUs · all 1 interval /.test(x) && /assignments per GPU, % · balancedness/.test(x) && /\? keys/.test(x),
+    30_000,
+  );
+  assert.match(screen, /MaxVio over time · worst L\d/);
+  assert.match(screen, /CV over time · worst L\d/);
+  assert.match(screen, /limit 1\.5/);
+  assert.match(screen, /moescope dash live watch http:\/\/127\.0\.0\.1:\d+\/metrics/);
+  assert.match(screen, /│ 1 interval │/);
+  assert.match(screen, new RegExp(`balancedness ${want.countsBalancedness.toFixed(2)}`), 'SGLang balancedness of the interval, as the page generator computed it');
+  // Each GPU's share of all assignments (over the layers), from the generator's counts.
+  const perGpu = [0, 1, 2, 3].map((g) => want.counts.reduce((a, row) => a + row[g]!, 0));
+  const all = perGpu.reduce((a, b) => a + b, 0);
+  assert.match(screen, new RegExp(perGpu.map((c) => String(Math.round((100 * c) / all))).join('\\s+')));
+  assert.match(screen, /gpu0\s+gpu1\s+gpu2\s+gpu3/);
+  assert.match(screen, /warnings · none on load counts \(no collapse detector\)/);
+  s.press('q');
+  assert.equal((await s.exited).exitCode, 0);
+});
