@@ -2,10 +2,13 @@
 (ids + weights), and with logits; interleaved rounds (each round runs the three variants in a shuffled order).
 
     python bench/probe_overhead.py [--hidden 1024 --layers 8 --experts 64 --top-k 8 --ffn 256 --batch 4 --seq 256]
-                                   [--rounds 5 --steps 3] [--threads N] [--profile]
+                                   [--rounds 5 --steps 3] [--threads N] [--train] [--profile]
 
 A step is one forward pass (torch.no_grad) of a Mixtral-architecture model with random weights: the hardest case
-for the probe (a training step adds a backward that the probe does not touch). The probe's background writer runs
+for the probe (a training step adds a backward that the probe does not touch); `--train` times whole training steps
+instead (forward with labels, backward, SGD step). Besides the wall time of a step, the CPU time of the process per
+step (every thread: torch's, the probe's writer) is reported: on a shared, loaded machine the wall time swings with
+the load, while the CPU seconds the probe adds do not. The probe's background writer runs
 during the next step, so each variant times `--steps` consecutive steps on one attached probe; attach and close
 are not timed. Prints one JSON line per variant and a summary; `--profile` prints a cProfile of the ids variant.
 """
@@ -44,21 +47,34 @@ def sync(x: torch.Tensor) -> None:
 
 
 def time_steps(
-    model: torch.nn.Module, x: torch.Tensor, steps: int, sink: Optional[str], logits: bool, hooks_only: bool = False
-) -> list[float]:
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    steps: int,
+    sink: Optional[str],
+    logits: bool,
+    hooks_only: bool = False,
+    train: Optional[torch.optim.Optimizer] = None,
+) -> list[tuple[float, float]]:
+    """(wall seconds, process CPU seconds) of each step."""
     probe = moescope_probe.attach(model, sink, logits=logits) if sink else None
     if probe and hooks_only:  # breakdown: the forward-path work alone (hooks + copies), nothing queued or written
         probe.writer.submit = lambda key, p: None  # type: ignore[method-assign]
-    out: list[float] = []
-    with torch.no_grad():
+    out: list[tuple[float, float]] = []
+    with torch.set_grad_enabled(train is not None):
         for s in range(steps):
             if probe:
                 probe.step(s)
             sync(x)
             t0 = time.perf_counter()
-            model(input_ids=x)
+            c0 = time.process_time()
+            if train is not None:
+                model(input_ids=x, labels=x).loss.backward()
+                train.step()
+                train.zero_grad(set_to_none=True)
+            else:
+                model(input_ids=x)
             sync(x)
-            out.append(time.perf_counter() - t0)
+            out.append((time.perf_counter() - t0, time.process_time() - c0))
     if probe:
         rep = probe.close()
         assert rep.steps_dropped == 0, rep
@@ -78,12 +94,16 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--profile", action="store_true")
+    p.add_argument("--train", action="store_true", help="time training steps (forward, backward, SGD) instead of forward passes")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     model = build(a).to(device=a.device, dtype=getattr(torch, a.dtype))
+    if a.train:
+        model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4) if a.train else None
     x = torch.randint(0, 1024, (a.batch, a.seq), generator=torch.Generator().manual_seed(1)).to(a.device)
     tmp = tempfile.mkdtemp(prefix="probe-bench-")
     sinks = {
@@ -93,20 +113,25 @@ def main() -> None:
         "hooks-only": (os.path.join(tmp, "h.arrows"), False),
     }
     load_before = os.getloadavg()
-    time_steps(model, x, 1, None, False)  # warm-up
+    time_steps(model, x, 1, None, False, train=opt)  # warm-up
     per: dict[str, list[float]] = {k: [] for k in sinks}
+    cpu: dict[str, list[float]] = {k: [] for k in sinks}
     rng = random.Random(0)
     for _ in range(a.rounds):
         order = list(sinks)
         rng.shuffle(order)
         for k in order:
             sink, lg = sinks[k]
-            per[k].append(statistics.median(time_steps(model, x, a.steps, sink, lg, hooks_only=k == "hooks-only")))
+            t = time_steps(model, x, a.steps, sink, lg, hooks_only=k == "hooks-only", train=opt)
+            per[k].append(statistics.median(w for w, _ in t))
+            cpu[k].append(statistics.median(c for _, c in t))
     load_after = os.getloadavg()
     base = statistics.median(per["off"])
+    base_cpu = statistics.median(cpu["off"])
     res = {
         "model": f"Mixtral-arch hidden {a.hidden}, {a.layers} layers, {a.experts} experts, top-{a.top_k}, expert ffn {a.ffn}",
         "batch": f"{a.batch} x {a.seq} = {a.batch * a.seq} tokens/step",
+        "step": "training step (forward, backward, SGD)" if a.train else "forward pass (no_grad)",
         "torch_threads": torch.get_num_threads(),
         "device": str(x.device) + (f" {torch.cuda.get_device_name()}" if x.is_cuda else ""),
         "dtype": a.dtype,
@@ -124,12 +149,15 @@ def main() -> None:
             "step_ms_min_max": [round(min(per[k]) * 1e3, 1), round(max(per[k]) * 1e3, 1)],
             "overhead_vs_off": round(med / base - 1, 4),
             "overhead_paired_median": round(statistics.median(paired), 4),
+            "cpu_ms_median": round(statistics.median(cpu[k]) * 1e3, 1),
+            "cpu_overhead_vs_off": round(statistics.median(cpu[k]) / base_cpu - 1, 4),
+            "cpu_overhead_paired_median": round(statistics.median([v / o - 1 for v, o in zip(cpu[k], cpu["off"])]), 4),
         }
     print(json.dumps(res, indent=1))
     if a.profile:
         prof = cProfile.Profile()
         prof.enable()
-        time_steps(model, x, a.steps, sinks["ids"][0], False)
+        time_steps(model, x, a.steps, sinks["ids"][0], False, train=opt)
         prof.disable()
         pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
 

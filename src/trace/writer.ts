@@ -65,11 +65,11 @@ const IOV_MAX = 1024;
  * its own record batch, straight from its arrays: batches that big are already a good record-batch size, and
  * copying them into the pending batch first cost a copy of every token (the listener's batches are 1,024 rows).
  */
-export const DIRECT_MIN_ROWS = 256;
+const DIRECT_MIN_ROWS = 256;
 /** Background writer: onBacklog(true) above HIGH, onBacklog(false) below LOW, synchronous writes above BACKLOG_BYTES. */
-export const BACKLOG_HIGH_BYTES = 32 << 20;
-export const BACKLOG_LOW_BYTES = 8 << 20;
-export const BACKLOG_BYTES = 256 << 20;
+const BACKLOG_HIGH_BYTES = 32 << 20;
+const BACKLOG_LOW_BYTES = 8 << 20;
+const BACKLOG_BYTES = 256 << 20;
 
 /** A message queued for a background write: its parts and where it goes in the file. */
 interface QueuedWrite {
