@@ -106,10 +106,27 @@ async function runStats(file: string, flags: StatsFlags): Promise<string> {
     const { flagTruncated, noteUnclosed } = await import('./truncation.js');
     flagTruncated(file, cut, tokens);
     const unclosed = noteUnclosed(file, { complete, truncated: cut, tokenCount: tokens });
-    if (flags.json) return JSON.stringify({ ...result, truncated: cut !== null, closed: complete }, null, 2) + '\n';
+    const unfollowed = stream.meta.routers.filter((r) => r.mixing === 'not-followed');
+    if (flags.json)
+      return (
+        JSON.stringify(
+          {
+            ...result,
+            truncated: cut !== null,
+            closed: complete,
+            // only when some router's weights were not followed to the mixing (the JSON is otherwise unchanged)
+            ...(unfollowed.length ? { weightsNotFollowed: unfollowed.map((r) => ({ layer: r.layer, note: r.mixingNote ?? null })) } : {}),
+          },
+          null,
+          2,
+        ) + '\n'
+      );
     return formatStatsText(result, {
       file,
       model: stream.meta.model,
+      notes: unfollowed.map(
+        (r) => `layer ${r.layer}: weights not followed to the mixing (${r.mixingNote ?? 'no reason recorded'}); its selection is the model's, its weights are NaN`,
+      ),
       truncatedNote: cut
         ? `trace cut short: ${cut.rowsLost ?? 'some'} rows lost at byte ${cut.atByte}; metrics cover the complete rows`
         : unclosed

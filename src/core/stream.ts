@@ -6,11 +6,20 @@ export interface RouterSummary {
   layer: number;
   experts: number;
   topK: number;
-  scoring: Scoring;
+  /** How the router scores logits; "unknown" when the model's graph does not say (traces from `run`). */
+  scoring: Scoring | 'unknown';
   /** Pattern that found it: "softmax-topk", "sigmoid-group-topk", "fused-moe", … ("imported", "synthetic" otherwise). */
   kind: string;
   /** Bytes of one routed expert's weights, when known (for per-device memory of a placement). */
   expertBytes?: number | null;
+  /**
+   * Whether the recorded weights are what the experts were multiplied by: "followed" (traced to the mixing in the
+   * graph), "not-followed" (only the selection is trustworthy: weights are NaN), "derived" (computed from the logits
+   * as a fused op does). Absent in traces written before it existed and in imports, which carry their source's weights.
+   */
+  mixing?: 'followed' | 'not-followed' | 'derived';
+  /** Why the weights were not followed to the mixing (or what on the way is unclassified). */
+  mixingNote?: string | null;
 }
 
 /** Describes where a stream of routing batches comes from; the trace stores it as schema metadata. */

@@ -3,7 +3,7 @@
  * token-major, then MoE layer, then slot — experts[(t·L + l)·K + k], logits[(t·L + l)·E + e]. When every router's
  * selection is in the graph, the outputs already have this layout and rows are plain slices.
  */
-import type { RoutingSchema } from '../core/batch.js';
+import type { RoutingSchema, Scoring } from '../core/batch.js';
 import { UserError } from '../core/errors.js';
 import { deriveRow } from './derive.js';
 import type { RouterInfo } from './discover.js';
@@ -39,7 +39,9 @@ export function schemaFor(routers: RouterInfo[], hasLogits: boolean): RoutingSch
     layers: routers.map((r) => r.layer),
     experts: r0.experts,
     topK: r0.topK,
-    scoring: r0.scoring,
+    // The stream's scoring turns captured logits into scores (entropy, margins): the first router that says,
+    // softmax when none does (each router's own `scoring` in the stream meta still says "unknown").
+    scoring: routers.map((r) => r.scoring).find((s): s is Scoring => s !== 'unknown') ?? 'softmax',
     hasLogits,
   };
 }

@@ -9,12 +9,15 @@
  */
 import type { Scoring } from '../core/batch.js';
 import { UserError } from '../core/errors.js';
+import { followToMixing, type MixingFollow, type WeightsLayout } from './mixing.js';
 import { attr, attrInt, GraphIndex, tensorBytes, toNum, type LoadedModel, type OnnxNode, type OnnxTensor } from './onnx-model.js';
 
 export type RouterKind =
   | 'softmax-topk'
   | 'sigmoid-topk'
   | 'topk-softmax'
+  | 'topk-sigmoid'
+  | 'topk-unknown'
   | 'softmax-group-topk'
   | 'sigmoid-group-topk'
   | 'switch-top1'
@@ -40,12 +43,13 @@ export interface RouterInfo {
   layerSource: 'name' | 'metadata' | 'initializer' | 'order';
   experts: number;
   topK: number;
-  scoring: Scoring;
+  /** How logits become scores; "unknown" when the graph does not say (never a guess). */
+  scoring: Scoring | 'unknown';
   kind: RouterKind;
   /** "graph": ids/weights are the model's own tensors; "derived": computed from its logits by the engine. */
   selection: 'graph' | 'derived';
-  /** Weights renormalised over the selected experts. */
-  renormalize: boolean;
+  /** Weights renormalised over the selected experts; null when the graph does something the engine cannot classify. */
+  renormalize: boolean | null;
   /** Constant the weights are multiplied by after normalisation (DeepSeek's routed_scaling_factor). */
   scalingFactor: number | null;
   /** Score-correction bias added before selection (DeepSeek-V3 e_score_correction_bias), by tensor name. */
@@ -63,6 +67,18 @@ export interface RouterInfo {
     gateWeight: string | null;
   };
   derived: DerivedSelection | null;
+  /** How the weights were followed from the selection to where the experts' outputs are mixed (src/engine/mixing.ts). */
+  mixing: {
+    /** followed: `tensors.weights` is what the experts are multiplied by; not-followed: the engine could not follow
+     * the selection to the mixing, so only the selection is recorded (weights NaN); derived: fused op, computed. */
+    status: 'followed' | 'not-followed' | 'derived';
+    /** Layout of `tensors.weights`: [tokens, K] in selection order, or dense [tokens, E] (gathered at the ids). */
+    layout: WeightsLayout | null;
+    /** The node that applies the weights (Mul/MatMul), when found. */
+    node: string | null;
+    /** Why the weights could not be followed, or what on the way is unclassified; null when fully followed. */
+    note: string | null;
+  };
   /** The node that makes the selection. */
   node: string;
   /** A shared (always-on) expert in the same layer, found by its module name; null when none. */
@@ -243,55 +259,49 @@ interface Candidate {
   selectionNode: OnnxNode;
 }
 
-/** Follow the mixing weights forward: renormalisation (Div by their ReduceSum), scaling (Mul by a constant), casts. */
-function followWeights(g: GraphIndex, start: string): { tensor: string; renormalize: boolean; scaling: number | null } {
-  let t = start;
-  let renormalize = false;
-  let scaling: number | null = null;
-  for (let step = 0; step < 8; step++) {
-    const cons = g.consumersOf(t);
-    const div = cons.find((c) => c.op_type === 'Div' && c.input[0] === t && dependsOnReduceSumOf(g, c.input[1]!, t));
-    if (div) {
-      renormalize = true;
-      t = div.output[0]!;
-      continue;
-    }
-    const mul = cons.find((c) => {
-      if (c.op_type !== 'Mul') return false;
-      const other = c.input[0] === t ? c.input[1]! : c.input[1] === t ? c.input[0]! : null;
-      if (other === null) return false;
-      const v = g.constValues(other);
-      return v !== null && v.length === 1;
-    });
-    if (mul) {
-      const other = mul.input[0] === t ? mul.input[1]! : mul.input[0]!;
-      scaling = (scaling ?? 1) * g.constValues(other)![0]!;
-      t = mul.output[0]!;
-      continue;
-    }
-    const cast = cons.find((c) => c.op_type === 'Cast');
-    if (cast && cons.length === 1) {
-      t = cast.output[0]!;
-      continue;
-    }
-    break;
+/** The selected ids and what reshapes and casts make of them (the indices gathers and scatters use). */
+function idsClosure(g: GraphIndex, ids: string): Set<string> {
+  const out = new Set<string>([ids]);
+  const stack = [ids];
+  while (stack.length && out.size < 64) {
+    const t = stack.pop()!;
+    for (const c of g.consumersOf(t))
+      if (['Reshape', 'Cast', 'Unsqueeze', 'Squeeze', 'Flatten', 'Identity'].includes(c.op_type) && c.input[0] === t && c.output[0] && !out.has(c.output[0])) {
+        out.add(c.output[0]);
+        stack.push(c.output[0]);
+      }
   }
-  return { tensor: t, renormalize, scaling };
+  return out;
 }
 
-function dependsOnReduceSumOf(g: GraphIndex, tensor: string, of: string): boolean {
-  let frontier = [tensor];
-  for (let hop = 0; hop < 4 && frontier.length; hop++) {
-    const next: string[] = [];
-    for (const t of frontier) {
-      const p = g.producer.get(t);
-      if (!p) continue;
-      if (p.op_type === 'ReduceSum' && p.input[0] === of) return true;
-      if (['Add', 'Cast', 'Clip', 'Max', 'Unsqueeze', 'Reshape'].includes(p.op_type)) next.push(p.input[0]!, ...(p.op_type === 'Add' || p.op_type === 'Max' ? [p.input[1]!] : []));
-    }
-    frontier = next;
+/**
+ * Follow the selection to the mixing: seeds are the selection's values and gathers of the router's scores at the
+ * selected ids. `router` is every tensor from the logits to the selection.
+ */
+function mixingOf(g: GraphIndex, values: string[], ids: Set<string>, router: Set<string>): MixingFollow {
+  const seeds: { tensor: string; layout: 'sel' | 'dense' }[] = values.map((t) => ({ tensor: t, layout: 'sel' as const }));
+  for (const i of ids)
+    for (const c of g.consumersOf(i))
+      if (c.op_type === 'GatherElements' && c.input[1] === i && router.has(c.input[0]!) && c.output[0]) seeds.push({ tensor: c.output[0], layout: 'sel' });
+  return followToMixing(g, seeds, router, ids);
+}
+
+/** The initializer behind a tensor (through Identity, Cast, Reshape, Unsqueeze, Constant): its name, else null. */
+function initializerBehind(g: GraphIndex, t: string): string | null {
+  for (let hop = 0; hop < 6; hop++) {
+    if (g.initializers.has(t)) return t;
+    const p = g.producer.get(t);
+    if (!p) return null;
+    if (p.op_type === 'Constant') return null; // folded: no name to give
+    if (!['Identity', 'Cast', 'Reshape', 'Unsqueeze', 'Squeeze', 'Expand'].includes(p.op_type)) return null;
+    t = p.input[0]!;
   }
-  return false;
+  return null;
+}
+
+function mixingInfo(mix: MixingFollow): RouterInfo['mixing'] {
+  const note = mix.reason ?? (mix.unclassified.length ? `unclassified on the way to the mixing: ${[...new Set(mix.unclassified)].join(', ')}` : null);
+  return { status: mix.tensor ? 'followed' : 'not-followed', layout: mix.layout, node: mix.node, note };
 }
 
 /** A router whose selection is in the graph, from what the pattern found. */
@@ -300,7 +310,7 @@ function graphRouter(
   gate: Gate,
   selectionNode: OnnxNode,
   orderNode: OnnxNode,
-  f: { topK: number; scoring: Scoring; kind: RouterKind; ids: string; weights: ReturnType<typeof followWeights> | null; renormalize?: boolean; bias?: string | null; groups?: RouterInfo['groups'] },
+  f: { topK: number; scoring: RouterInfo['scoring']; kind: RouterKind; ids: string; mix: MixingFollow; renormalize?: boolean | null; bias?: string | null; groups?: RouterInfo['groups'] },
 ): Candidate {
   return {
     layer: null,
@@ -313,15 +323,23 @@ function graphRouter(
       scoring: f.scoring,
       kind: f.kind,
       selection: 'graph',
-      renormalize: f.renormalize ?? f.weights?.renormalize ?? false,
-      scalingFactor: f.weights?.scaling ?? null,
+      renormalize: f.renormalize !== undefined ? f.renormalize : f.mix.renormalize,
+      scalingFactor: f.mix.tensor ? f.mix.scaling : null,
       bias: f.bias ?? null,
       groups: f.groups ?? null,
-      tensors: { logits: gate.logits, ids: f.ids, weights: f.weights?.tensor ?? null, gateWeight: gate.weight },
+      tensors: { logits: gate.logits, ids: f.ids, weights: f.mix.tensor, gateWeight: gate.weight },
       derived: null,
+      mixing: mixingInfo(f.mix),
       node: selectionNode.name || selectionNode.op_type,
     },
   };
+}
+
+/** Every tensor on the router's path from the logits to the selection input, the logits included. */
+function routerTensors(gate: Gate, path: Set<OnnxNode>): Set<string> {
+  const out = new Set<string>([gate.logits]);
+  for (const n of path) for (const o of n.output) if (o) out.add(o);
+  return out;
 }
 
 /** Routers selected by TopK chains (one group per gate). */
@@ -337,43 +355,72 @@ function topkRouters(g: GraphIndex, topks: OnnxNode[], gate: Gate): Candidate | 
   if (g.outputs.has(gate.logits)) return null; // final vocabulary logits (lm_head), not a router
   const path = pathNodes(g, gate.logits, sel.input[0]!);
   const ops = new Set([...path].map((n) => n.op_type));
-  let scoring: Scoring = 'softmax';
-  let weightsStart = sel.output[0]!;
-  let renormFromSoftmax = false;
-  const gather = g.consumersOf(ids).find((c) => c.op_type === 'GatherElements' && c.input[1] === ids);
-  if (ops.has('Sigmoid')) scoring = 'sigmoid';
-  else if (!ops.has('Softmax')) {
-    // top-k on raw logits: the weights are a softmax (or sigmoid) of the selected logits
-    const after = g.consumersOf(sel.output[0]!).find((c) => c.op_type === 'Softmax' || c.op_type === 'Sigmoid');
-    if (after) {
-      scoring = after.op_type === 'Sigmoid' ? 'sigmoid' : 'softmax';
-      weightsStart = after.output[0]!;
-      renormFromSoftmax = after.op_type === 'Softmax';
+  const router = routerTensors(gate, path);
+  for (const t of topks) for (const o of t.output) if (o) router.add(o);
+  const mix = mixingOf(g, [sel.output[0]!], idsClosure(g, ids), router);
+  // Scoring: what the router does to the logits before selecting; top-k on raw logits takes it from what the
+  // weights go through after the selection (softmax over the selected: GPT-OSS; sigmoid: Llama-4).
+  const before: 'softmax' | 'sigmoid' | null = ops.has('Sigmoid') ? 'sigmoid' : ops.has('Softmax') ? 'softmax' : null;
+  const scoring: RouterInfo['scoring'] = before ?? mix.scoring ?? 'unknown';
+  // Group-limited routing (DeepSeek-V2/V3): earlier TopKs (or a ReduceMax) of the same gate score groups, then pick groups.
+  const groups = groupsOf(g, topks.filter((t) => t !== sel), path, gate.experts);
+  const kind: RouterKind = groups
+    ? scoring === 'sigmoid' ? 'sigmoid-group-topk' : 'softmax-group-topk'
+    : before === 'softmax' ? 'softmax-topk'
+      : before === 'sigmoid' ? 'sigmoid-topk'
+        : mix.scoring === 'softmax' ? 'topk-softmax' : mix.scoring === 'sigmoid' ? 'topk-sigmoid' : 'topk-unknown';
+  // The score-correction bias: an Add on the selection path whose other input is an initializer (named).
+  let biasName: string | null = null;
+  for (const n of path) {
+    if (n.op_type !== 'Add') continue;
+    const other = n.input.find((x) => !router.has(x) && x !== '');
+    const name = other ? initializerBehind(g, other) : null;
+    if (name) {
+      biasName = name;
+      break;
     }
   }
-  if (gather && (ops.has('Add') || ops.has('Where'))) weightsStart = gather.output[0]!; // scores, not biased ones
-  // Group-limited routing (DeepSeek-V3): earlier TopKs of the same gate pick within groups, then pick groups.
-  const intermediates = topks.filter((t) => t !== sel);
-  let groups: RouterInfo['groups'] = null;
-  if (intermediates.length) {
-    const feedingReshape = (t: OnnxNode) => {
-      let p = g.producer.get(t.input[0]!);
-      while (p && p.op_type === 'Cast') p = g.producer.get(p.input[0]!);
-      return p && p.op_type === 'Reshape' ? p : null;
-    };
-    const inGroup = intermediates.find((t) => feedingReshape(t) !== null);
-    const shape = inGroup ? g.constValues(feedingReshape(inGroup)!.input[1]!) : null;
-    const last = shape && shape.length >= 2 ? shape[shape.length - 1]! : 0;
-    const count = last > 0 && gate.experts % last === 0 ? gate.experts / last : shape && shape.length >= 2 ? shape[shape.length - 2]! : 0;
-    const groupSelect = intermediates.filter((t) => t !== inGroup).sort((a, b) => g.order.get(a)! - g.order.get(b)!);
-    const topk = groupSelect.length ? topkK(g, groupSelect[groupSelect.length - 1]!) : null;
-    if (count > 0 && topk !== null) groups = { count, topk };
+  return graphRouter(g, gate, sel, sel, { topK: k, scoring, kind, ids, mix, bias: biasName, groups });
+}
+
+/**
+ * Group-limited routing: the scores reshaped into groups, each group scored (top-2 sum: DeepSeek-V3; max:
+ * DeepSeek-V2's group_limited_greedy), a TopK choosing groups, then a mask and the final TopK.
+ */
+function groupsOf(g: GraphIndex, intermediates: OnnxNode[], path: Set<OnnxNode>, experts: number): RouterInfo['groups'] {
+  const reshapeBefore = (t: OnnxNode) => {
+    let p = g.producer.get(t.input[0]!);
+    while (p && p.op_type === 'Cast') p = g.producer.get(p.input[0]!);
+    return p && p.op_type === 'Reshape' ? p : null;
+  };
+  const countFrom = (shape: number[] | null): number => {
+    if (!shape || shape.length < 2) return 0;
+    const last = shape[shape.length - 1]!;
+    return last > 0 && experts % last === 0 ? experts / last : shape[shape.length - 2]! > 0 ? shape[shape.length - 2]! : 0;
+  };
+  if (!intermediates.length) return null;
+  // V3: a TopK inside the groups (fed by the Reshape into groups), then the group-choosing TopK.
+  const inGroup = intermediates.find((t) => reshapeBefore(t) !== null);
+  let count = inGroup ? countFrom(g.constValues(reshapeBefore(inGroup)!.input[1]!)) : 0;
+  if (!inGroup) {
+    // V2: a ReduceMax over a Reshape into groups feeds the group-choosing TopK.
+    for (const n of g.nodes) {
+      if (n.op_type !== 'ReduceMax') continue;
+      const r = g.producer.get(n.input[0]!);
+      if (!r || r.op_type !== 'Reshape') continue;
+      if (!intermediates.some((t) => g.reaches(n.output[0]!, (x) => x === t, 40) !== null)) continue;
+      if (![...path].some((p) => p.output.includes(r.input[0]!)) && !path.has(g.producer.get(r.input[0]!)!)) {
+        // the reshaped tensor must be the router's scores (on the path, or the scores the path starts from)
+        const src = g.producer.get(r.input[0]!);
+        if (!src || !['Softmax', 'Sigmoid', 'Add'].includes(src.op_type)) continue;
+      }
+      count = countFrom(g.constValues(r.input[1]!));
+      if (count > 0) break;
+    }
   }
-  const kind: RouterKind = groups ? (scoring === 'sigmoid' ? 'sigmoid-group-topk' : 'softmax-group-topk') : renormFromSoftmax ? 'topk-softmax' : scoring === 'sigmoid' ? 'sigmoid-topk' : 'softmax-topk';
-  const w = followWeights(g, weightsStart);
-  const bias = [...path].find((n) => n.op_type === 'Add' && n.input.some((x) => g.initializers.has(x) || g.producer.get(x)?.op_type === 'Constant'));
-  const biasName = bias?.input.find((x) => g.initializers.has(x) || g.producer.get(x)?.op_type === 'Constant') ?? null;
-  return graphRouter(g, gate, sel, sel, { topK: k, scoring, kind, ids, weights: w, renormalize: w.renormalize || renormFromSoftmax, bias: biasName, groups });
+  const groupSelect = intermediates.filter((t) => t !== inGroup).sort((a, b) => g.order.get(a)! - g.order.get(b)!);
+  const topk = groupSelect.length ? topkK(g, groupSelect[groupSelect.length - 1]!) : null;
+  return count > 0 && topk !== null ? { count, topk } : null;
 }
 
 /** Routers selected by ArgMax: one (switch top-1) or a pair joined by Concat (sparsemixer). */
@@ -390,17 +437,21 @@ function argmaxRouters(g: GraphIndex, argmaxes: OnnxNode[], gate: Gate): Candida
     const wcat = gathers.every(Boolean)
       ? g.nodes.find((n) => n.op_type === 'Concat' && gathers.every((ge) => n.input.includes(ge!.output[0]!)))
       : undefined;
-    const w = wcat ? followWeights(g, wcat.output[0]!) : null;
-    return graphRouter(g, gate, cat, last, { topK: argmaxes.length, scoring: 'softmax', kind: 'sparsemixer', ids: cat.output[0]!, weights: w });
+    const router = routerTensors(gate, pathNodes(g, gate.logits, last.input[0]!));
+    for (const ge of gathers) if (ge) router.add(ge.output[0]!);
+    const mix = wcat ? mixingOf(g, [wcat.output[0]!], idsClosure(g, cat.output[0]!), router) : followToMixing(g, [], router, new Set());
+    // Sparsemixer: each weight is a softmax over the experts within a jitter band of the pick — not renormalised over the selection.
+    return graphRouter(g, gate, cat, last, { topK: argmaxes.length, scoring: 'softmax', kind: 'sparsemixer', ids: cat.output[0]!, mix, renormalize: mix.tensor ? false : null });
   }
   const am = argmaxes[0]!;
   const path = pathNodes(g, gate.logits, am.input[0]!);
-  const scoring: Scoring = [...path].some((n) => n.op_type === 'Sigmoid') ? 'sigmoid' : 'softmax';
+  const scoring: RouterInfo['scoring'] = [...path].some((n) => n.op_type === 'Sigmoid') ? 'sigmoid' : [...path].some((n) => n.op_type === 'Softmax') ? 'softmax' : 'unknown';
+  const router = routerTensors(gate, path);
   const ge = g.consumersOf(am.output[0]!).find((c) => c.op_type === 'GatherElements' && c.input[1] === am.output[0]);
   const rmax = g.consumersOf(am.input[0]!).find((c) => c.op_type === 'ReduceMax');
-  const wStart = ge?.output[0] ?? rmax?.output[0] ?? null;
-  const w = wStart ? followWeights(g, wStart) : null;
-  return graphRouter(g, gate, am, am, { topK: 1, scoring, kind: 'switch-top1', ids: am.output[0]!, weights: w, renormalize: false });
+  const values = [ge?.output[0], rmax?.output[0]].filter((x): x is string => !!x);
+  const mix = mixingOf(g, values, idsClosure(g, am.output[0]!), router);
+  return graphRouter(g, gate, am, am, { topK: 1, scoring, kind: 'switch-top1', ids: am.output[0]!, mix, renormalize: mix.tensor ? false : null });
 }
 
 function fusedRouter(g: GraphIndex, n: OnnxNode): Candidate | null {
@@ -431,6 +482,7 @@ function fusedRouter(g: GraphIndex, n: OnnxNode): Candidate | null {
       groups: null,
       tensors: { logits, ids: null, weights: null, gateWeight: gate && gate.logits === logits ? gate.weight : null },
       derived: { k, normalize, sparseMixer, weightsTensor },
+      mixing: { status: 'derived', layout: null, node: n.name || n.op_type, note: null },
       node: n.name || n.op_type,
     },
   };
@@ -454,9 +506,24 @@ export function discoverRouters(m: LoadedModel): ModelRouting {
     if (!entry) topkByGate.set(gate.logits, (entry = { gate, topks: [], argmaxes: [] }));
     (n.op_type === 'TopK' ? entry.topks : entry.argmaxes).push(n);
   }
+  // A TopK over another TopK's indices sorts the selection (JetMoE orders tokens by expert): it selects nothing.
+  const indexOutputs = new Set(g.nodes.filter((n) => n.op_type === 'TopK' && n.output[1]).map((n) => n.output[1]!));
+  const sortsIndices = (n: OnnxNode): boolean => {
+    let frontier = [n.input[0]!];
+    for (let hop = 0; hop < 6 && frontier.length; hop++) {
+      if (frontier.some((t) => indexOutputs.has(t))) return true;
+      frontier = frontier.flatMap((t) => {
+        const p = g.producer.get(t);
+        return p && ['Reshape', 'Cast', 'Flatten', 'Unsqueeze', 'Squeeze', 'View', 'Identity'].includes(p.op_type) ? [p.input[0]!] : [];
+      });
+    }
+    return false;
+  };
+  for (const entry of topkByGate.values()) entry.topks = entry.topks.filter((t) => !sortsIndices(t));
   const fusedLogits = new Set(candidates.map((c) => c.info.tensors.logits));
   for (const { gate, topks, argmaxes } of topkByGate.values()) {
     if (fusedLogits.has(gate.logits)) continue;
+    if (!topks.length && !argmaxes.length) continue;
     const c = topks.length ? topkRouters(g, topks, gate) : argmaxRouters(g, argmaxes, gate);
     if (c) candidates.push(c);
   }
@@ -510,6 +577,10 @@ function initializerInputs(g: GraphIndex, n: OnnxNode): OnnxTensor[] {
   return out;
 }
 
+/** Module names of always-on shared experts (Qwen2-MoE/DeepSeek `shared_expert(s)`, GraniteMoeShared `shared_mlp`) and of their own gates. */
+const SHARED_RE = /shared_(?:experts?|mlp)(?![A-Za-z])/;
+const SHARED_GATE_RE = /shared_(?:experts?|mlp)_gate/;
+
 function sharedExpertOf(g: GraphIndex, layerOfNode: Map<OnnxNode, number>, layer: number): RouterInfo['sharedExpert'] {
   let bytes = 0;
   let found = false;
@@ -518,9 +589,9 @@ function sharedExpertOf(g: GraphIndex, layerOfNode: Map<OnnxNode, number>, layer
   for (const n of g.nodes) {
     if (layerOfNode.get(n) !== layer) continue;
     const scope = nodeScope(n);
-    if (!/shared_expert/.test(scope)) continue;
+    if (!SHARED_RE.test(scope)) continue;
     found = true;
-    if (/shared_expert_gate/.test(scope)) {
+    if (SHARED_GATE_RE.test(scope)) {
       gated = true;
       continue;
     }
@@ -554,7 +625,7 @@ function expertBytesOf(g: GraphIndex, layerOfNode: Map<OnnxNode, number>, layer:
   for (const node of g.nodes) {
     const l = layerOfNode.get(node) ?? null;
     const scope = nodeScope(node);
-    if (/shared_expert/.test(scope)) continue;
+    if (SHARED_RE.test(scope)) continue;
     for (const t of initializerInputs(g, node)) {
       if (counted.has(t.name) || t.name === c.info.tensors.gateWeight) continue;
       if ((l ?? layerInText(t.name)) !== layer) continue;

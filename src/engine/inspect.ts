@@ -16,7 +16,7 @@ export interface InspectRouter {
   scoring: RouterInfo['scoring'];
   kind: RouterInfo['kind'];
   selection: RouterInfo['selection'];
-  renormalize: boolean;
+  renormalize: boolean | null;
   scalingFactor: number | null;
   bias: string | null;
   groups: RouterInfo['groups'];
@@ -25,6 +25,7 @@ export interface InspectRouter {
   layerSource: RouterInfo['layerSource'];
   node: string;
   tensors: RouterInfo['tensors'];
+  mixing: RouterInfo['mixing'];
 }
 
 export interface InspectReport {
@@ -84,6 +85,7 @@ export function inspectModel(path: string, opts: InspectOptions = {}): InspectRe
       layerSource: r.layerSource,
       node: r.node,
       tensors: r.tensors,
+      mixing: r.mixing,
     })),
     patternsTried: PATTERNS_TRIED,
   };
@@ -106,7 +108,7 @@ export function formatInspect(r: InspectReport): string {
   const dense = r.denseLayers.length ? `; dense layers ${r.denseLayers.join(', ')}` : '';
   out.push(`  ${r.routers.length} MoE layer${r.routers.length === 1 ? '' : 's'}${r.numLayers !== null ? ` of ${r.numLayers}` : ''}${dense}`);
   out.push('');
-  const rows: string[][] = [['layer', 'kind', 'experts', 'k', 'scoring', 'selection', 'renorm', 'scale', 'groups', 'bias', 'shared expert', 'expert size']];
+  const rows: string[][] = [['layer', 'kind', 'experts', 'k', 'scoring', 'selection', 'renorm', 'scale', 'groups', 'bias', 'shared expert', 'expert size', 'weights']];
   for (const x of r.routers)
     rows.push([
       String(x.layer),
@@ -115,12 +117,13 @@ export function formatInspect(r: InspectReport): string {
       String(x.topK),
       x.scoring,
       x.selection,
-      x.renormalize ? 'yes' : 'no',
+      x.renormalize === null ? '?' : x.renormalize ? 'yes' : 'no',
       x.scalingFactor === null ? '—' : String(+x.scalingFactor.toPrecision(4)),
       x.groups ? `${x.groups.topk} of ${x.groups.count}` : '—',
       x.bias ? 'yes' : '—',
       x.sharedExpert ? `${fmtBytes(x.sharedExpert.bytes)}${x.sharedExpert.gated ? ', gated' : ''}` : '—',
       fmtBytes(x.expertBytes),
+      x.mixing.status === 'followed' ? (x.mixing.note ? 'followed*' : 'followed') : x.mixing.status,
     ]);
   out.push(...table(rows).map((l) => '  ' + l));
   out.push('');
@@ -132,6 +135,11 @@ export function formatInspect(r: InspectReport): string {
     if (t.weights) parts.push(`weights ${t.weights}`);
     if (x.selection === 'derived') parts.push('selection derived from the logits following the op attributes');
     out.push(`    L${x.layer}: ${parts.join(' · ')}`);
+  }
+  for (const x of r.routers) {
+    if (x.mixing.status === 'not-followed')
+      out.push(`  L${x.layer}: weights not followed to the mixing (${x.mixing.note}); the selection is recorded, its weights are not.`);
+    else if (x.mixing.note) out.push(`  L${x.layer}*: ${x.mixing.note}: scoring/renormalisation reported as unknown where it matters.`);
   }
   if (r.routers.some((x) => x.layerSource === 'order'))
     out.push('  note: the graph does not name its layers; layer numbers are the routers\' order in the graph.');

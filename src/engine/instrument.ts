@@ -78,7 +78,14 @@ export function instrumentModel(m: LoadedModel, routing: ModelRouting, opts: Ins
       cols.ids.push(ids);
       if (r.tensors.weights) {
         o.hasWeights = true;
-        cols.weights.push(block(r.layer, 'weights', r.tensors.weights, DataType.FLOAT, r.topK));
+        if (r.mixing.layout === 'dense') {
+          // Dense [tokens, E] weights (scattered, e.g. Llama-4's sigmoid of the scattered logits): gather at the ids.
+          const dense = block(r.layer, 'weights_dense', r.tensors.weights, DataType.FLOAT, r.experts);
+          const ids64 = block(r.layer, 'ids64', r.tensors.ids, DataType.INT64, r.topK);
+          const picked = `${OUTPUT_PREFIX}L${r.layer}/weights`;
+          nodes.push({ name: picked, op_type: 'GatherElements', input: [dense, ids64], output: [picked], attribute: [{ name: 'axis', type: 2, i: 1 }] });
+          cols.weights.push(picked);
+        } else cols.weights.push(block(r.layer, 'weights', r.tensors.weights, DataType.FLOAT, r.topK));
       } else {
         // No mixing-weights tensor in the graph: a NaN block of the same shape keeps the columns aligned.
         if (!nanConst) {

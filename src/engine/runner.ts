@@ -137,7 +137,7 @@ export class ModelRunner {
 
   /** Router summaries as streams record them. */
   routerSummaries(): RouterSummary[] {
-    return this.routing.routers.map((r) => ({ layer: r.layer, experts: r.experts, topK: r.topK, scoring: r.scoring, kind: r.kind, expertBytes: r.expertBytes }));
+    return this.routing.routers.map((r) => ({ layer: r.layer, experts: r.experts, topK: r.topK, scoring: r.scoring, kind: r.kind, expertBytes: r.expertBytes, mixing: r.mixing.status, mixingNote: r.mixing.note }));
   }
 
   streamMeta(devices: string[]): StreamMeta {

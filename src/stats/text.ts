@@ -14,6 +14,8 @@ export interface TextContext {
   model: string | null;
   /** Set when the trace was cut short. */
   truncatedNote: string | null;
+  /** Lines about the trace itself shown under the header (routers whose weights were not followed to the mixing). */
+  notes?: string[];
 }
 
 function num(v: number | null | undefined, digits = 3): string {
@@ -47,6 +49,7 @@ export function formatStatsText(s: StatsJson, ctx: TextContext): string {
       `${schema.hasLogits ? ', with logits' : ', no logits (loss columns need them)'}${ctx.model ? ` · ${ctx.model}` : ''}`,
   );
   if (ctx.truncatedNote) out.push(`  ${ctx.truncatedNote}`);
+  for (const n of ctx.notes ?? []) out.push(`  ${n}`);
   out.push('');
   out.push('Load per layer (assignments per expert; conventions in docs/metrics.md)');
   // One column per catalogue metric the text table shows (src/stats/catalogue.ts): header, convention, balance.
