@@ -47,7 +47,44 @@ ALL = os.environ.get("MOESCOPE_ALL_FAMILIES") == "1"
 INPUTS = [[int(x) for x in torch.randint(3, tm.VOCAB, (11,), generator=torch.Generator().manual_seed(11))]]
 KEEP = os.environ.get("MOESCOPE_EXPORT_DIR")
 
+# inspect --json routers per (family, exporter), for the exporters-agree test below.
+INSPECTED: dict[tuple[str, str], list[dict]] = {}
+
 MODEL_TYPES = [(mt, cls) for mt, cls in tm.moe_model_types() if ALL or mt in FAMILIES]
+
+
+class _BatchedExperts(torch.nn.Module):
+    """The same experts, same weights, computed as transformers' batched_mm does (gather each selected expert's
+    weights, one batched matmul, weight, sum over k) instead of an eager per-expert loop, which the TorchScript
+    exporter bakes into the graph for the trace's inputs (DBRX, DeepSeek-V2 have no batched_mm of their own)."""
+
+    def __init__(self, ex: torch.nn.Module, model_type: str) -> None:
+        super().__init__()
+        if model_type == "dbrx":
+            E, I, H = ex.num_experts, ex.ffn_hidden_size, ex.hidden_size
+            self.gate = ex.mlp.w1.view(E, I, H)
+            self.up = ex.mlp.v1.view(E, I, H)
+            self.down = ex.mlp.w2.view(E, I, H).transpose(1, 2)  # [E, H, I]
+            self.act = ex.mlp.activation_fn
+        else:  # DeepSeek-V2: gate_up_proj [E, 2I, H], down_proj [E, H, I]
+            gate, up = ex.gate_up_proj.chunk(2, dim=1)
+            self.gate, self.up, self.down, self.act = gate, up, ex.down_proj, ex.act_fn
+
+    def forward(self, hidden_states, top_k_index, top_k_weights):  # type: ignore[no-untyped-def]
+        H = hidden_states.shape[-1]
+        x = hidden_states.reshape(-1, H)
+        T, K = top_k_index.shape
+        ids = top_k_index.reshape(-1)
+        xs = x.repeat_interleave(K, dim=0).unsqueeze(-1)  # [T·K, H, 1]
+        inter = self.act(torch.bmm(self.gate[ids], xs)) * torch.bmm(self.up[ids], xs)  # [T·K, I, 1]
+        out = torch.bmm(self.down[ids], inter).squeeze(-1)  # [T·K, H]
+        out = (out * top_k_weights.reshape(-1, 1)).view(T, K, H).sum(dim=1)
+        return out.view(hidden_states.shape)
+
+
+# Families whose experts are an eager per-expert loop: exported with _BatchedExperts (the "-eager" case keeps the
+# loop, whose TorchScript export the engine cannot follow to the mixing and must say so).
+EAGER_EXPERTS = {"dbrx", "deepseek_v2"}
 
 
 class _MoeStack(torch.nn.Module):
@@ -143,6 +180,8 @@ def _cases() -> list[tuple[str, type, str]]:
     out = []
     for mt, cls in MODEL_TYPES:
         out.append((mt, cls, "torchscript"))
+        if mt == "dbrx":
+            out.append((mt, cls, "torchscript-eager"))
         if mt in DYNAMO:
             out.append((mt, cls, "dynamo"))
     return out
@@ -164,6 +203,15 @@ def test_onnx_export_routing_equals_pytorch(model_type: str, cls: type, exporter
     for m in model.modules():  # DBRX: clip_qkv None reaches torch.clamp(min=None, max=None) in 5.18
         if model_type == "dbrx" and hasattr(m, "clip_qkv") and m.clip_qkv is None:
             m.clip_qkv = 8.0
+    if model_type in EAGER_EXPERTS and exporter != "torchscript-eager":
+        for name, m in list(model.named_modules()):
+            ex = getattr(m, "experts", None)
+            if isinstance(ex, torch.nn.Module) and not isinstance(ex, _BatchedExperts):
+                m.experts = _BatchedExperts(ex, model_type)
+    if model_type == "deepseek_v2":  # DeepSeek-V2's group-limited greedy: groups scored by their max
+        for m in model.modules():
+            if hasattr(m, "topk_method"):
+                m.topk_method = "group_limited_greedy"
     if model_type in MOE_ONLY:
         model = _MoeStack(model).eval()
     if getattr(model, "_can_set_experts_implementation", lambda: False)():
@@ -192,6 +240,10 @@ def test_onnx_export_routing_equals_pytorch(model_type: str, cls: type, exporter
     if not routed:
         assert model_type not in REQUIRED
         pytest.skip(f"{model_type}: the tiny model routes no token through a top-k router the hooks see")
+
+    ins = subprocess.run(["node", str(CLI), "inspect", str(path), "--json"], capture_output=True, text=True, timeout=120)
+    assert ins.returncode == 0, ins.stderr
+    INSPECTED[(model_type, exporter)] = json.loads(ins.stdout)["routers"]
 
     summary: list[str] = []
     for i, s in enumerate(INPUTS):
@@ -234,3 +286,22 @@ def test_onnx_export_routing_equals_pytorch(model_type: str, cls: type, exporter
     if KEEP:
         with open(Path(KEEP) / "summary.txt", "a") as f:
             f.write(f"{model_type} {exporter}: {'; '.join(summary[: len(routed)])}\n")
+
+
+SAME_ACROSS_EXPORTERS = ("layer", "experts", "topK", "scoring", "kind", "renormalize", "scalingFactor", "groups")
+
+
+def test_torchscript_and_dynamo_exports_of_one_model_report_the_same_router() -> None:
+    """What inspect says about a router is the model's, not the exporter's: scoring, renormalisation, scaling factor
+    (TorchScript keeps a Mul by 1.0 that dynamo folds), groups and kind agree between the two exports."""
+    pairs = [mt for (mt, e) in INSPECTED if e == "dynamo" and (mt, "torchscript") in INSPECTED]
+    if not pairs:
+        pytest.skip("no family was exported by both exporters in this run")
+    for mt in pairs:
+        a, b = INSPECTED[(mt, "torchscript")], INSPECTED[(mt, "dynamo")]
+        assert len(a) == len(b), mt
+        for ra, rb in zip(a, b):
+            for f in SAME_ACROSS_EXPORTERS:
+                assert ra[f] == rb[f], f"{mt} layer {ra['layer']}: {f} is {ra[f]!r} (TorchScript) but {rb[f]!r} (dynamo)"
+            assert (ra["bias"] is None) == (rb["bias"] is None), f"{mt}: bias {ra['bias']!r} vs {rb['bias']!r}"
+            assert ra["mixing"]["status"] == rb["mixing"]["status"], mt
