@@ -60,24 +60,26 @@ class _BatchedExperts(torch.nn.Module):
 
     def __init__(self, ex: torch.nn.Module, model_type: str) -> None:
         super().__init__()
-        if model_type == "dbrx":
+        self.ex = ex  # the original module: its parameters stay parameters (initializers in the export)
+        self.dbrx = model_type == "dbrx"
+
+    def _weights(self):  # type: ignore[no-untyped-def]
+        ex = self.ex
+        if self.dbrx:
             E, I, H = ex.num_experts, ex.ffn_hidden_size, ex.hidden_size
-            self.gate = ex.mlp.w1.view(E, I, H)
-            self.up = ex.mlp.v1.view(E, I, H)
-            self.down = ex.mlp.w2.view(E, I, H).transpose(1, 2)  # [E, H, I]
-            self.act = ex.mlp.activation_fn
-        else:  # DeepSeek-V2: gate_up_proj [E, 2I, H], down_proj [E, H, I]
-            gate, up = ex.gate_up_proj.chunk(2, dim=1)
-            self.gate, self.up, self.down, self.act = gate, up, ex.down_proj, ex.act_fn
+            return ex.mlp.w1.view(E, I, H), ex.mlp.v1.view(E, I, H), ex.mlp.w2.view(E, I, H).transpose(1, 2), ex.mlp.activation_fn
+        gate, up = ex.gate_up_proj.chunk(2, dim=1)  # DeepSeek-V2: gate_up_proj [E, 2I, H], down_proj [E, H, I]
+        return gate, up, ex.down_proj, ex.act_fn
 
     def forward(self, hidden_states, top_k_index, top_k_weights):  # type: ignore[no-untyped-def]
+        gate, up, down, act = self._weights()
         H = hidden_states.shape[-1]
         x = hidden_states.reshape(-1, H)
         T, K = top_k_index.shape
         ids = top_k_index.reshape(-1)
         xs = x.repeat_interleave(K, dim=0).unsqueeze(-1)  # [T·K, H, 1]
-        inter = self.act(torch.bmm(self.gate[ids], xs)) * torch.bmm(self.up[ids], xs)  # [T·K, I, 1]
-        out = torch.bmm(self.down[ids], inter).squeeze(-1)  # [T·K, H]
+        inter = act(torch.bmm(gate[ids], xs)) * torch.bmm(up[ids], xs)  # [T·K, I, 1]
+        out = torch.bmm(down[ids], inter).squeeze(-1)  # [T·K, H]
         out = (out * top_k_weights.reshape(-1, 1)).view(T, K, H).sum(dim=1)
         return out.view(hidden_states.shape)
 

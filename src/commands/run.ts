@@ -6,6 +6,7 @@ interface RunFlags {
   prompts?: string;
   inputIds?: number[];
   maxTokens: number;
+  batch: number;
   greedy?: boolean;
   temperature?: number;
   seed: number;
@@ -38,6 +39,7 @@ export function registerRun(program: Command): void {
     .option('--prompts <file>', 'prompts file: JSONL {"text": …, "domain": …} or one prompt per line (default: the bundled demo prompts)')
     .option('--input-ids <ids>', 'token ids instead of text, e.g. 5,17,3', intListArg('--input-ids'))
     .option('--max-tokens <n>', 'tokens to generate per prompt (0 = run the prompt only)', intArg('--max-tokens', 0), 32)
+    .option('--batch <n>', 'sequences per forward pass: prompts run N at a time, left-padded into one batch (routing and greedy output as with 1)', intArg('--batch', 1, 1024), 1)
     .option('--greedy', 'greedy decoding (the default)')
     .option('--temperature <t>', 'sample with this temperature', floatArg('--temperature', 0))
     .option('--seed <s>', 'seed for sampling', intArg('--seed', 0), 0)
@@ -97,6 +99,7 @@ async function generationOptions(model: string, f: RunFlags) {
       logits: f.logits ?? false,
       prompts,
       maxTokens: f.maxTokens,
+      batch: f.batch,
       temperature: f.greedy ? 0 : (f.temperature ?? 0),
       seed: f.seed,
     },

@@ -33,6 +33,12 @@ export interface GenerateOptions {
   stopAtEos?: boolean;
   /** First sequence id (default 0). */
   firstSeq?: number;
+  /**
+   * Sequences per forward pass (default 1). Above 1, prompts run in groups of this many, left-padded into one
+   * batch (runner.forwardBatch); each sequence's events are emitted together, in order, when its group finishes.
+   * Greedy output and routing equal batch 1; sampling draws from the same seeded generator in another order.
+   */
+  batch?: number;
 }
 
 export type StopReason = 'max-tokens' | 'eos' | 'stopped';
@@ -171,6 +177,23 @@ export async function runGeneration(
   const toBatch = (rows: RoutingRows, s: number, firstPos: number, ids: number[], isPrompt: boolean, tag: string | null) =>
     batchFromRows(rows, s, firstPos, ids, isPrompt, tag, codec);
 
+  const B = opts.batch ?? 1;
+  if (!Number.isInteger(B) || B < 1 || B > 1024) throw new UserError(`batch must be an integer 1…1024, got ${opts.batch}.`);
+  if (B > 1) {
+    do {
+      for (let at = 0; at < encoded.length; at += B) {
+        await control.waitWhilePaused();
+        if (control.stopped()) return results;
+        const group = encoded.slice(at, at + B);
+        const seqs = group.map(() => seq++);
+        const done = await runGroup(runner, group, seqs, opts, temperature, stopAtEos, rand, emit, control, toBatch);
+        if (!opts.loop) results.push(...done);
+        if (done.some((r) => r.stop === 'stopped')) return results;
+      }
+    } while (opts.loop && !control.stopped());
+    return results;
+  }
+
   do {
     for (const p of encoded) {
       await control.waitWhilePaused();
@@ -220,5 +243,82 @@ export async function runGeneration(
       if (stop === 'stopped') return results;
     }
   } while (opts.loop && !control.stopped());
+  return results;
+}
+
+/** One group of sequences decoded together (see GenerateOptions.batch); events per sequence, in order, at the end. */
+async function runGroup(
+  runner: ModelRunner,
+  group: { ids: number[]; text: string; tag: string | null }[],
+  seqs: number[],
+  opts: GenerateOptions,
+  temperature: number,
+  stopAtEos: boolean,
+  rand: () => number,
+  emit: (e: GenerationEvent) => void,
+  control: LoopControl,
+  toBatch: (rows: RoutingRows, s: number, firstPos: number, ids: number[], isPrompt: boolean, tag: string | null) => RoutingBatch,
+): Promise<SequenceResult[]> {
+  const codec = runner.codec;
+  const n = group.length;
+  const events: GenerationEvent[][] = group.map((p, b) => [{ type: 'sequence-start', seq: seqs[b]!, tag: p.tag, prompt: p.text, promptIds: p.ids }]);
+  const st = runner.newBatch(n);
+  let t0 = performance.now();
+  let outs = await runner.forwardBatch(st, group.map((p) => p.ids));
+  const promptMs = performance.now() - t0;
+  outs.forEach((o, b) => {
+    if (o.rows) events[b]!.push({ type: 'batch', batch: toBatch(o.rows, seqs[b]!, 0, group[b]!.ids, true, group[b]!.tag) });
+  });
+  const generated: number[][] = group.map(() => []);
+  const texts = group.map(() => '');
+  const streams = group.map(() => new TextStream(codec));
+  const stop: (StopReason | null)[] = group.map(() => null);
+  let decodeMs = 0;
+  for (let step = 0; step < opts.maxTokens && stop.some((x) => x === null); step++) {
+    await control.waitWhilePaused();
+    if (control.stopped()) {
+      stop.forEach((x, b) => (stop[b] = x ?? 'stopped'));
+      break;
+    }
+    // A finished sequence keeps its place in the batch (fed its last token again); its rows are dropped.
+    const next = outs.map((o, b) => (stop[b] === null ? sampleToken(o.logits, temperature, rand) : st.ids[b]![st.ids[b]!.length - 1]!));
+    next.forEach((id, b) => {
+      if (stop[b] !== null) return;
+      generated[b]!.push(id);
+      const delta = streams[b]!.push(id);
+      texts[b] += delta;
+      events[b]!.push({ type: 'text', seq: seqs[b]!, tokenId: id, delta });
+    });
+    t0 = performance.now();
+    outs = await runner.forwardBatch(st, next.map((id) => [id]));
+    decodeMs += performance.now() - t0;
+    outs.forEach((o, b) => {
+      if (stop[b] !== null) return;
+      if (o.rows) events[b]!.push({ type: 'batch', batch: toBatch(o.rows, seqs[b]!, st.ids[b]!.length - 1, [next[b]!], false, group[b]!.tag) });
+      if (stopAtEos && codec.eos.has(next[b]!)) stop[b] = 'eos';
+    });
+  }
+  const results: SequenceResult[] = [];
+  group.forEach((p, b) => {
+    const rest = codec.decode(generated[b]!);
+    if (rest.startsWith(texts[b]!) && rest.length > texts[b]!.length) {
+      events[b]!.push({ type: 'text', seq: seqs[b]!, tokenId: generated[b]![generated[b]!.length - 1]!, delta: rest.slice(texts[b]!.length) });
+      texts[b] = rest;
+    }
+    const result: SequenceResult = {
+      seq: seqs[b]!,
+      tag: p.tag,
+      prompt: p.text,
+      promptIds: p.ids,
+      generatedIds: generated[b]!,
+      text: texts[b]!,
+      stop: stop[b] ?? 'max-tokens',
+      promptMs: promptMs / n,
+      decodeMs: decodeMs / n,
+    };
+    events[b]!.push({ type: 'sequence-end', result });
+    for (const e of events[b]!) emit(e);
+    results.push(result);
+  });
   return results;
 }

@@ -31,6 +31,20 @@ export interface RunnerOptions {
   threads?: number;
 }
 
+/**
+ * Several sequences decoded together, one forward pass for all (as servers batch requests). Sequences are
+ * left-padded to a common length: pads are masked out of attention (attention_mask 0) and real tokens keep
+ * positions 0, 1, … of their own sequence, so each sequence's routing is what it would be alone.
+ */
+export interface BatchState {
+  /** Real token ids of each sequence fed so far. */
+  ids: number[][];
+  /** Left pads of each sequence (fixed by the first pass: every later pass feeds one token per sequence). */
+  pads: number[];
+  /** KV cache of the last pass (KV models only), batch dimension = number of sequences. */
+  past: Record<string, Tensor> | null;
+}
+
 /** A sequence being decoded. */
 export interface SequenceState {
   /** Every token id fed so far. */
@@ -191,10 +205,78 @@ export class ModelRunner {
     return { logits, rows };
   }
 
-  /** Zero-length past tensor shaped from the input's metadata: batch 1, past length 0, fixed dims kept. */
-  private emptyPast(k: KvInput): Tensor {
-    const dims = k.shape.map((d, i) => (typeof d === 'number' && d >= 0 ? d : i === 0 ? 1 : 0));
-    if (dims[0] === 0) dims[0] = 1;
+  newBatch(n: number): BatchState {
+    return { ids: Array.from({ length: n }, () => []), pads: [], past: null };
+  }
+
+  /**
+   * Feed each sequence its `ids` (the prompts on the first pass, one token each afterwards) in one forward pass;
+   * returns, per sequence, its next-token logits and the routing of the tokens it was fed (pads dropped).
+   */
+  async forwardBatch(st: BatchState, ids: number[][]): Promise<ForwardResult[]> {
+    const N = st.ids.length;
+    if (ids.length !== N || ids.some((x) => x.length === 0)) throw new Error('forwardBatch() needs tokens for every sequence');
+    const first = st.pads.length === 0;
+    if (!first && ids.some((x) => x.length !== 1)) throw new Error('after the first pass, forwardBatch() feeds one token per sequence');
+    if (first) {
+      const longest = Math.max(...ids.map((x) => x.length));
+      st.pads = ids.map((x) => longest - x.length);
+    }
+    const ort = this.ort;
+    const width = st.pads[0]! + st.ids[0]!.length + ids[0]!.length; // padded length after this pass (same for all)
+    const pastLen = this.kv ? (first ? 0 : width - 1) : 0;
+    const S = this.kv ? width - pastLen : width;
+    const total = pastLen + S;
+    const rowTokens = (b: number): number[] => {
+      const all = [...new Array<number>(st.pads[b]!).fill(0), ...st.ids[b]!, ...ids[b]!];
+      return all.slice(all.length - S);
+    };
+    const input = new BigInt64Array(N * S);
+    const mask = new BigInt64Array(N * total);
+    const pos = new BigInt64Array(N * S);
+    for (let b = 0; b < N; b++) {
+      const row = rowTokens(b);
+      const pad = st.pads[b]!;
+      for (let i = 0; i < S; i++) {
+        input[b * S + i] = BigInt(row[i]!);
+        const at = total - S + i; // position of this slot in the padded timeline
+        pos[b * S + i] = BigInt(Math.max(0, at - pad));
+      }
+      for (let i = 0; i < total; i++) mask[b * total + i] = i < pad ? 0n : 1n;
+    }
+    const feeds: Record<string, Tensor> = { input_ids: new ort.Tensor('int64', input, [N, S]) };
+    if (this.inputNames.has('attention_mask')) feeds.attention_mask = new ort.Tensor('int64', mask, [N, total]);
+    if (this.inputNames.has('position_ids')) feeds.position_ids = new ort.Tensor('int64', pos, [N, S]);
+    if (this.inputNames.has('token_type_ids')) feeds.token_type_ids = new ort.Tensor('int64', new BigInt64Array(N * S), [N, S]);
+    if (this.inputNames.has('use_cache_branch')) feeds.use_cache_branch = new ort.Tensor('bool', new Uint8Array([pastLen > 0 ? 1 : 0]), [1]);
+    if (this.kv) for (const k of this.kv) feeds[k.input] = st.past?.[k.input] ?? this.emptyPast(k, N);
+    let out: InferenceSession.ReturnType;
+    try {
+      out = await this.session.run(feeds, this.fetches);
+    } catch (e) {
+      throw new UserError(`onnxruntime failed running ${this.modelPath} on ${N} sequences × ${S} tokens: ${describeError(e).replace(/\s+/g, ' ').slice(0, 300)}`);
+    }
+    const lg = out[this.logitsName]!;
+    const V = lg.dims[lg.dims.length - 1]!;
+    const results: ForwardResult[] = [];
+    for (let b = 0; b < N; b++) {
+      // Routing rows are token-major over the flattened [N, S] batch: sequence b's fed tokens end at (b + 1)·S.
+      const rows = this.reader ? this.reader.read(out, N * S, (b + 1) * S - ids[b]!.length, (b + 1) * S) : null;
+      results.push({ logits: lastRow(lg, V, (b + 1) * S * V), rows });
+      st.ids[b]!.push(...ids[b]!);
+    }
+    if (this.kv) {
+      const past: Record<string, Tensor> = {};
+      for (const k of this.kv) past[k.input] = out[k.output]!;
+      st.past = past;
+    }
+    return results;
+  }
+
+  /** Zero-length past tensor shaped from the input's metadata: batch `n` (default 1), past length 0, fixed dims kept. */
+  private emptyPast(k: KvInput, n = 1): Tensor {
+    const dims = k.shape.map((d, i) => (typeof d === 'number' && d >= 0 ? d : i === 0 ? n : 0));
+    if (dims[0] === 0) dims[0] = n;
     const make = k.type === 'float16' ? new Uint16Array(0) : new Float32Array(0);
     return new this.ort.Tensor(k.type === 'float16' ? 'float16' : 'float32', make, dims);
   }
@@ -204,9 +286,9 @@ export class ModelRunner {
   }
 }
 
-/** The last position's row of [1, S, V] logits as float32. */
-function lastRow(t: Tensor, V: number): Float32Array {
-  const n = (t.data as ArrayLike<number>).length;
+/** The V logits ending at `end` (default: the last position's row of [1, S, V]) as float32. */
+function lastRow(t: Tensor, V: number, end?: number): Float32Array {
+  const n = end ?? (t.data as ArrayLike<number>).length;
   if (t.type === 'float32') return (t.data as Float32Array).slice(n - V, n);
   if (t.type === 'float16') {
     const raw = t.data as unknown as Uint16Array | Float32Array;

@@ -117,6 +117,38 @@ test('run --no-ui --input-ids --max-tokens 0 --record: prompt only, summary per 
   }
 });
 
+test('run --batch 4 records every sequence as run --batch 1 does: same tokens, positions, experts, weights and text', () => {
+  const one = join(tmp, 'b1.arrows');
+  const four = join(tmp, 'b4.arrows');
+  const a = run('run', modelPath('tiny-moe'), '--no-ui', '--max-tokens', '5', '--record', one);
+  const b = run('run', modelPath('tiny-moe'), '--no-ui', '--max-tokens', '5', '--batch', '4', '--record', four);
+  assert.equal(a.status, 0, a.stderr);
+  assert.equal(b.status, 0, b.stderr);
+  const text = (s: string) => s.split('\n').filter((l) => /^\[\d+|^→/.test(l));
+  assert.deepEqual(text(b.stdout), text(a.stdout));
+  const ta = openTrace(one);
+  const tb = openTrace(four);
+  try {
+    assert.equal(tb.tokenCount, ta.tokenCount);
+    const x = ta.readRange(0, ta.tokenCount);
+    const y = tb.readRange(0, tb.tokenCount);
+    assert.deepEqual(Array.from(y.seq), Array.from(x.seq));
+    assert.deepEqual(Array.from(y.pos), Array.from(x.pos));
+    assert.deepEqual(Array.from(y.tokenId), Array.from(x.tokenId));
+    assert.deepEqual(Array.from(y.isPrompt), Array.from(x.isPrompt));
+    const K = ta.schema.topK;
+    const L = ta.schema.layers.length;
+    for (let i = 0; i < ta.tokenCount * L; i++) assert.ok(sameSet(y.experts.subarray(i * K, (i + 1) * K), x.experts.subarray(i * K, (i + 1) * K)), `row ${i}`);
+    assert.deepEqual(Array.from(y.weights), Array.from(x.weights)); // float16 in the trace: equal to its precision
+  } finally {
+    ta.close();
+    tb.close();
+  }
+  const bad = run('run', modelPath('tiny-moe'), '--no-ui', '--batch', '0');
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /--batch must be ≥ 1/);
+});
+
 test('run --prompts FILE streams the text of each prompt; Ctrl-C stops cleanly and still prints the summary', { timeout: 60_000 }, async () => {
   const prompts = join(tmp, 'p.jsonl');
   writeFileSync(prompts, '{"text": "def main():", "domain": "code"}\n\nThe cat sat on the\n');

@@ -100,3 +100,61 @@ for (const name of ['tiny-moe', 'tiny-deepseek', 'hf-mixtral'].filter(hasFixture
     }
   });
 }
+
+/** Several sequences per forward pass (left-padded, as servers batch requests): each sequence's routing — prompt
+ * and decoded tokens — equals the routing of that sequence run alone, and so do its greedy tokens. */
+for (const name of ['tiny-moe', 'tiny-deepseek', 'tiny-switch', 'hf-mixtral', 'hf-qwen3-moe', 'hf-deepseek-v3'].filter(hasFixture)) {
+  test(`${name}: a batch of sequences of different lengths routes each exactly as it routes alone`, async () => {
+    const ref = reference(name);
+    const r = await ModelRunner.open({ model: modelPath(name), logits: true, threads: 1 });
+    try {
+      const prompts = ref.inputIds.slice(0, 3).map((p, i) => p.slice(0, 6 + 5 * i)); // lengths 6, 11, 16: pads of 10, 5, 0
+      const L = r.schema.layers.length;
+      const K = r.schema.topK;
+      const steps = 4;
+      type Run = { experts: number[][]; weights: number[][]; tokens: number[] };
+      const collect = (runs: Run[], b: number, rows: NonNullable<Awaited<ReturnType<typeof r.forward>>['rows']>) => {
+        for (let t = 0; t < rows.n; t++) {
+          runs[b]!.experts.push([...rows.experts.subarray(t * L * K, (t + 1) * L * K)]);
+          runs[b]!.weights.push([...rows.weights.subarray(t * L * K, (t + 1) * L * K)]);
+        }
+      };
+      const alone: Run[] = prompts.map(() => ({ experts: [], weights: [], tokens: [] }));
+      for (const [b, p] of prompts.entries()) {
+        const st = r.newSequence();
+        let out = await r.forward(st, p);
+        collect(alone, b, out.rows!);
+        for (let i = 0; i < steps; i++) {
+          const next = sampleToken(out.logits, 0, Math.random);
+          alone[b]!.tokens.push(next);
+          out = await r.forward(st, [next]);
+          collect(alone, b, out.rows!);
+        }
+      }
+      const together: Run[] = prompts.map(() => ({ experts: [], weights: [], tokens: [] }));
+      const bst = r.newBatch(prompts.length);
+      let outs = await r.forwardBatch(bst, prompts);
+      outs.forEach((o, b) => collect(together, b, o.rows!));
+      for (let i = 0; i < steps; i++) {
+        const next = outs.map((o) => sampleToken(o.logits, 0, Math.random));
+        next.forEach((n, b) => together[b]!.tokens.push(n));
+        outs = await r.forwardBatch(bst, next.map((n) => [n]));
+        outs.forEach((o, b) => collect(together, b, o.rows!));
+      }
+      for (let b = 0; b < prompts.length; b++) {
+        assert.deepEqual(together[b]!.tokens, alone[b]!.tokens, `sequence ${b}: greedy tokens in the batch`);
+        assert.equal(together[b]!.experts.length, prompts[b]!.length + steps);
+        together[b]!.experts.forEach((row, t) => {
+          for (let l = 0; l < L; l++) {
+            const a = row.slice(l * K, (l + 1) * K);
+            const want = alone[b]!.experts[t]!.slice(l * K, (l + 1) * K);
+            assert.ok(sameSet(a, want), `sequence ${b} token ${t} layer ${l}: batch ${a} vs alone ${want}`);
+          }
+          row.forEach((_, j) => assert.ok(Math.abs(together[b]!.weights[t]![j]! - alone[b]!.weights[t]![j]!) < 1e-4, `sequence ${b} token ${t}: weight`));
+        });
+      }
+    } finally {
+      await r.close();
+    }
+  });
+}
