@@ -42,10 +42,35 @@ REQUIRED = {"mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v3", "gpt_os
 MOE_ONLY = {"llama4", "deepseek_v2"}
 # The default run: one family per routing pattern (MOESCOPE_ALL_FAMILIES=1: every MoE class transformers ships).
 FAMILIES = {"mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2", "deepseek_v3", "gpt_oss", "llama4", "dbrx",
-            "granitemoe", "granitemoeshared", "afmoe", "glm4_moe_lite", "flex_olmo", "minimax", "hy_v3", "inkling_mm_model"}
+            "granitemoe", "granitemoeshared", "afmoe", "glm4_moe_lite", "flex_olmo", "minimax", "hy_v3", "inkling_mm_model", "jetmoe"}
 ALL = os.environ.get("MOESCOPE_ALL_FAMILIES") == "1"
 INPUTS = [[int(x) for x in torch.randint(3, tm.VOCAB, (11,), generator=torch.Generator().manual_seed(11))]]
 KEEP = os.environ.get("MOESCOPE_EXPORT_DIR")
+
+def _ffn(c, name):  # type: ignore[no-untyped-def]
+    f = c.ffn_config
+    return f[name] if isinstance(f, dict) else getattr(f, name)
+
+
+# What inspect must say about each router, from the model's own configuration (not from moescope's output).
+EXPECTED = {
+    # Llama-4: top-k on raw logits, scattered into [tokens, E] and put through a sigmoid; no renormalisation
+    "llama4": lambda c, e: {"kind": "topk-sigmoid", "scoring": "sigmoid", "renormalize": False, "mixing.layout": "dense"},
+    # DBRX: moe_normalize_expert_weights = 1 → weights divided by their L1 norm; the eager loop cannot be followed
+    "dbrx": lambda c, e: {"renormalize": None, "mixing.status": "not-followed"} if e == "torchscript-eager"
+    else {"kind": "softmax-topk", "renormalize": _ffn(c, "moe_normalize_expert_weights") == 1, "mixing.status": "followed"},
+    # DeepSeek-V2 group_limited_greedy: groups scored by their max
+    "deepseek_v2": lambda c, e: {"groups": {"count": c.n_group, "topk": c.topk_group}, "kind": "softmax-group-topk",
+                                 "renormalize": False, "scalingFactor": None if c.routed_scaling_factor == 1 else c.routed_scaling_factor},
+    "deepseek_v3": lambda c, e: {"groups": {"count": c.n_group, "topk": c.topk_group}, "kind": "sigmoid-group-topk",
+                                 "renormalize": bool(c.norm_topk_prob), "scalingFactor": c.routed_scaling_factor},
+    "gpt_oss": lambda c, e: {"kind": "topk-softmax", "scoring": "softmax", "renormalize": True},
+    "mixtral": lambda c, e: {"kind": "softmax-topk", "renormalize": True, "scalingFactor": None},
+    "qwen2_moe": lambda c, e: {"renormalize": bool(c.norm_topk_prob), "sharedExpert.gated": True},
+    "qwen3_moe": lambda c, e: {"renormalize": bool(c.norm_topk_prob)},
+    "olmoe": lambda c, e: {"renormalize": bool(c.norm_topk_prob)},
+    "granitemoeshared": lambda c, e: {"sharedExpert.gated": False},  # its shared_mlp, found by name
+}
 
 # inspect --json routers per (family, exporter), for the exporters-agree test below.
 INSPECTED: dict[tuple[str, str], list[dict]] = {}
@@ -246,6 +271,21 @@ def test_onnx_export_routing_equals_pytorch(model_type: str, cls: type, exporter
     ins = subprocess.run(["node", str(CLI), "inspect", str(path), "--json"], capture_output=True, text=True, timeout=120)
     assert ins.returncode == 0, ins.stderr
     INSPECTED[(model_type, exporter)] = json.loads(ins.stdout)["routers"]
+    want_fields = EXPECTED.get(model_type, lambda c, e: {})(built.model.config, exporter)
+    for r in INSPECTED[(model_type, exporter)]:
+        for key, want in want_fields.items():
+            got = r
+            for part in key.split("."):
+                got = got[part] if isinstance(got, dict) else None
+            assert got == want, f"{model_type} ({exporter}) layer {r['layer']}: inspect says {key} = {got!r}, the model has {want!r}"
+
+    # Each router's identity — its layer and what it routes — is the PyTorch module's (JetMoE: an attention and an
+    # MLP router in every layer).
+    for r, layer in zip(INSPECTED[(model_type, exporter)], routed):
+        m = re.search(r"(?:layers|blocks|h)\.(\d+)\.", layer.name)
+        if m:
+            assert r["identity"]["layer"] == int(m.group(1)), f"{layer.name}: identity {r['identity']}"
+        assert r["identity"]["role"] == ("attention" if "attention" in layer.name or ".attn" in layer.name else "mlp"), f"{layer.name}: identity {r['identity']}"
 
     summary: list[str] = []
     for i, s in enumerate(INPUTS):

@@ -124,9 +124,12 @@ async function runStats(file: string, flags: StatsFlags): Promise<string> {
     return formatStatsText(result, {
       file,
       model: stream.meta.model,
-      notes: unfollowed.map(
-        (r) => `layer ${r.layer}: weights not followed to the mixing (${r.mixingNote ?? 'no reason recorded'}); its selection is the model's, its weights are NaN`,
-      ),
+      notes: [
+        ...routerIdentityNote(stream.meta.routers),
+        ...unfollowed.map(
+          (r) => `layer ${r.layer}: weights not followed to the mixing (${r.mixingNote ?? 'no reason recorded'}); its selection is the model's, its weights are NaN`,
+        ),
+      ],
       truncatedNote: cut
         ? `trace cut short: ${cut.rowsLost ?? 'some'} rows lost at byte ${cut.atByte}; metrics cover the complete rows`
         : unclosed
@@ -201,4 +204,11 @@ async function datasetStats(arg: string, flags: StatsFlags): Promise<string> {
       ...ds.notes.filter((n) => !n.includes('(--skip-bad)')),
     ],
   });
+}
+
+/** When several routers share a model layer (JetMoE: attention and MLP routers), which router each stream layer is. */
+function routerIdentityNote(routers: import('../core/stream.js').RouterSummary[]): string[] {
+  const differs = routers.some((r) => (r.role !== undefined && r.role !== 'mlp') || (r.modelLayer !== undefined && r.modelLayer !== null && r.modelLayer !== r.layer));
+  if (!differs) return [];
+  return [`routers: ${routers.map((r) => `${r.layer} = layer ${r.modelLayer ?? '?'} ${r.role ?? 'mlp'}`).join(', ')}`];
 }

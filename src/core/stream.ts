@@ -20,6 +20,13 @@ export interface RouterSummary {
   mixing?: 'followed' | 'not-followed' | 'derived';
   /** Why the weights were not followed to the mixing (or what on the way is unclassified). */
   mixingNote?: string | null;
+  /**
+   * Which router of the model this is when `layer` alone does not say: the model's own layer (null when the graph
+   * names none) and what it routes ("mlp", "attention"). Absent in older traces and imports: then `layer` is the
+   * model's layer and the router an MLP router.
+   */
+  modelLayer?: number | null;
+  role?: string;
 }
 
 /** Describes where a stream of routing batches comes from; the trace stores it as schema metadata. */

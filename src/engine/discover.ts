@@ -39,6 +39,12 @@ export interface DerivedSelection {
 export interface RouterInfo {
   /** The model's own layer index. */
   layer: number;
+  /**
+   * Which router this is: the model's layer (null when the graph names none) and what it routes ("mlp", or
+   * "attention" for mixture-of-attention-heads routers such as JetMoE's). `layer` above is the stream's key; it
+   * equals identity.layer unless several routers share a layer.
+   */
+  identity: { layer: number | null; role: 'mlp' | 'attention'; source: 'name' | 'metadata' | 'initializer' | 'order' };
   /** Where the layer index came from: node name, exporter metadata, initializer name, or capture order. */
   layerSource: 'name' | 'metadata' | 'initializer' | 'order';
   experts: number;
@@ -245,6 +251,15 @@ export function nodeLayer(n: OnnxNode): { layer: number; source: 'name' | 'metad
   return null;
 }
 
+/**
+ * What a router routes, from its module scope: "attention" for mixture-of-attention-heads routers (JetMoE's
+ * `self_attention.router`), "mlp" for expert MLPs (the usual case: `mlp`, `block_sparse_moe`, `feed_forward`, `ffn`).
+ */
+function roleOf(c: Candidate): 'mlp' | 'attention' {
+  const scope = [c.selectionNode, c.gate?.node].filter((n): n is OnnxNode => !!n).map(nodeScope).join(' ') + ` ${c.info.tensors.gateWeight ?? ''}`;
+  return /(?:^|[^A-Za-z])(?:self_)?(?:attn|attention)(?:[^A-Za-z]|$)/i.test(scope) ? 'attention' : 'mlp';
+}
+
 /** Textual scope of a node (name plus dynamo's name scopes), for shared-expert attribution. */
 function nodeScope(n: OnnxNode): string {
   const md = n.metadata_props.find((p) => p.key === 'pkg.torch.onnx.name_scopes');
@@ -254,7 +269,7 @@ function nodeScope(n: OnnxNode): string {
 interface Candidate {
   layer: { layer: number; source: RouterInfo['layerSource'] } | null;
   order: number;
-  info: Omit<RouterInfo, 'layer' | 'layerSource' | 'sharedExpert' | 'expertBytes'>;
+  info: Omit<RouterInfo, 'layer' | 'layerSource' | 'identity' | 'sharedExpert' | 'expertBytes'>;
   gate: Gate | null;
   selectionNode: OnnxNode;
 }
@@ -549,22 +564,29 @@ export function discoverRouters(m: LoadedModel): ModelRouting {
       if (l !== null) c.layer = { layer: l, source: 'initializer' };
     }
   }
+  // A router's identity is (layer, role): JetMoE has an attention router and an MLP router in every layer.
+  const roles = candidates.map((c) => roleOf(c));
   const named = candidates.every((c) => c.layer !== null) && new Set(candidates.map((c) => c.layer!.layer)).size === candidates.length;
+  const identified = candidates.every((c) => c.layer !== null) && new Set(candidates.map((c, i) => `${c.layer!.layer}/${roles[i]}`)).size === candidates.length;
   const routers: RouterInfo[] = candidates.map((c, i) => {
+    // Streams key routers by one number: the model's layer when layers name routers uniquely, else graph order
+    // (then `identity` still says which layer and role each router is).
     const layer = named ? c.layer! : { layer: i, source: 'order' as const };
+    const modelLayer = named || identified ? c.layer!.layer : null;
     return {
       layer: layer.layer,
       layerSource: layer.source,
+      identity: { layer: modelLayer, role: roles[i]!, source: identified ? c.layer!.source : 'order' },
       ...c.info,
-      sharedExpert: named ? sharedExpertOf(g, layerOfNode, layer.layer) : null,
-      expertBytes: expertBytesOf(g, layerOfNode, named ? layer.layer : null, c),
+      sharedExpert: modelLayer !== null && roles[i] === 'mlp' ? sharedExpertOf(g, layerOfNode, modelLayer) : null,
+      expertBytes: expertBytesOf(g, layerOfNode, modelLayer, c),
     };
   });
   routers.sort((a, b) => a.layer - b.layer);
   const allLayers = new Set(layerOfNode.values());
-  const routed = new Set(routers.map((r) => r.layer));
+  const routed = new Set(routers.map((r) => r.identity.layer ?? -1));
   const numLayers = allLayers.size ? Math.max(...allLayers) + 1 : null;
-  const denseLayers = named && numLayers !== null ? [...Array(numLayers).keys()].filter((l) => allLayers.has(l) && !routed.has(l)) : [];
+  const denseLayers = (named || identified) && numLayers !== null ? [...Array(numLayers).keys()].filter((l) => allLayers.has(l) && !routed.has(l)) : [];
   return { routers, denseLayers, numLayers };
 }
 

@@ -11,6 +11,7 @@ import { loadModel, toNum } from './onnx-model.js';
 /** One router in the inspect JSON. Field order and names are part of the documented format. */
 export interface InspectRouter {
   layer: number;
+  identity: RouterInfo['identity'];
   experts: number;
   topK: number;
   scoring: RouterInfo['scoring'];
@@ -71,6 +72,7 @@ export function inspectModel(path: string, opts: InspectOptions = {}): InspectRe
     denseLayers: found.denseLayers,
     routers: found.routers.map((r) => ({
       layer: r.layer,
+      identity: r.identity,
       experts: r.experts,
       topK: r.topK,
       scoring: r.scoring,
@@ -108,10 +110,11 @@ export function formatInspect(r: InspectReport): string {
   const dense = r.denseLayers.length ? `; dense layers ${r.denseLayers.join(', ')}` : '';
   out.push(`  ${r.routers.length} MoE layer${r.routers.length === 1 ? '' : 's'}${r.numLayers !== null ? ` of ${r.numLayers}` : ''}${dense}`);
   out.push('');
-  const rows: string[][] = [['layer', 'kind', 'experts', 'k', 'scoring', 'selection', 'renorm', 'scale', 'groups', 'bias', 'shared expert', 'expert size', 'weights']];
+  const rows: string[][] = [['layer', 'router', 'kind', 'experts', 'k', 'scoring', 'selection', 'renorm', 'scale', 'groups', 'bias', 'shared expert', 'expert size', 'weights']];
   for (const x of r.routers)
     rows.push([
       String(x.layer),
+      `${x.identity.layer ?? '?'} ${x.identity.role}`,
       x.kind,
       String(x.experts),
       String(x.topK),
@@ -141,7 +144,9 @@ export function formatInspect(r: InspectReport): string {
       out.push(`  L${x.layer}: weights not followed to the mixing (${x.mixing.note}); the selection is recorded, its weights are not.`);
     else if (x.mixing.note) out.push(`  L${x.layer}*: ${x.mixing.note}: scoring/renormalisation reported as unknown where it matters.`);
   }
-  if (r.routers.some((x) => x.layerSource === 'order'))
+  if (r.routers.some((x) => x.layerSource === 'order' && x.identity.layer !== null))
+    out.push("  note: several routers share a layer; the stream numbers them in graph order, `router` says which layer and role each is.");
+  else if (r.routers.some((x) => x.layerSource === 'order'))
     out.push('  note: the graph does not name its layers; layer numbers are the routers\' order in the graph.');
   return out.join('\n');
 }

@@ -151,7 +151,7 @@ export class ModelRunner {
 
   /** Router summaries as streams record them. */
   routerSummaries(): RouterSummary[] {
-    return this.routing.routers.map((r) => ({ layer: r.layer, experts: r.experts, topK: r.topK, scoring: r.scoring, kind: r.kind, expertBytes: r.expertBytes, mixing: r.mixing.status, mixingNote: r.mixing.note }));
+    return this.routing.routers.map((r) => ({ layer: r.layer, experts: r.experts, topK: r.topK, scoring: r.scoring, kind: r.kind, expertBytes: r.expertBytes, mixing: r.mixing.status, mixingNote: r.mixing.note, modelLayer: r.identity.layer, role: r.identity.role }));
   }
 
   streamMeta(devices: string[]): StreamMeta {

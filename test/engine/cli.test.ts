@@ -32,7 +32,7 @@ test('inspect --json: one entry per MoE layer with the documented fields (DeepSe
   assert.equal(j.kvCache, false);
   assert.deepEqual(j.routers.map((x: { layer: number }) => x.layer), [1, 2]);
   const r1 = j.routers[0];
-  assert.deepEqual(Object.keys(r1), ['layer', 'experts', 'topK', 'scoring', 'kind', 'selection', 'renormalize', 'scalingFactor', 'bias', 'groups', 'sharedExpert', 'expertBytes', 'layerSource', 'node', 'tensors', 'mixing']);
+  assert.deepEqual(Object.keys(r1), ['layer', 'identity', 'experts', 'topK', 'scoring', 'kind', 'selection', 'renormalize', 'scalingFactor', 'bias', 'groups', 'sharedExpert', 'expertBytes', 'layerSource', 'node', 'tensors', 'mixing']);
   assert.equal(r1.experts, 16);
   assert.equal(r1.topK, 4);
   assert.equal(r1.scoring, 'sigmoid');
@@ -40,6 +40,7 @@ test('inspect --json: one entry per MoE layer with the documented fields (DeepSe
   assert.deepEqual(r1.groups, { count: 4, topk: 2 });
   assert.deepEqual(Object.keys(r1.tensors), ['logits', 'ids', 'weights', 'gateWeight']);
   // the weights are followed to the Mul that applies them to the experts; the bias is the initializer itself
+  assert.deepEqual(r1.identity, { layer: 1, role: 'mlp', source: 'name' });
   assert.equal(r1.mixing.status, 'followed');
   assert.equal(r1.mixing.layout, 'selection');
   assert.equal(r1.renormalize, true);
