@@ -138,18 +138,19 @@ function jsTerm(x: number, m: number): number {
 
 /**
  * jsDivergence of an L·E matrix's rows (a window's counts, evaluated again and again) from a fixed reference,
- * bit for bit the same value: each expert's two terms are kept with the count they were computed for and
- * recomputed only when that count (or the row's total) has changed, so an evaluation costs E additions plus two
- * logarithms per expert whose count moved since the last one.
+ * bit for bit the same value. An expert's two terms depend only on its count (the row totals being fixed), so
+ * they are kept per expert for the last few counts it had — SLOTS entries indexed by the count's low bits, as a
+ * window's count moves by a few between evaluations — and an evaluation costs E additions plus two logarithms
+ * per count not seen lately.
  */
 export class JsDivergenceFromReference {
+  private static readonly SLOTS = 8;
   private readonly reference: Int32Array;
   private readonly experts: number;
   private readonly refSums: Float64Array;
   private readonly rowSums: Float64Array;
-  private readonly counts: Float64Array;
-  private readonly pTerms: Float64Array;
-  private readonly qTerms: Float64Array;
+  /** Per expert, SLOTS × (count, p term, q term); count −1 = empty. */
+  private readonly memo: Float64Array;
 
   /** `reference` is copied: rows of E counts, one per layer. */
   constructor(reference: Int32Array, experts: number) {
@@ -159,38 +160,39 @@ export class JsDivergenceFromReference {
     this.refSums = new Float64Array(layers);
     for (let l = 0; l < layers; l++) for (let i = 0; i < experts; i++) this.refSums[l]! += this.reference[l * experts + i]!;
     this.rowSums = new Float64Array(layers).fill(NaN);
-    this.counts = new Float64Array(reference.length);
-    this.pTerms = new Float64Array(reference.length);
-    this.qTerms = new Float64Array(reference.length);
+    this.memo = new Float64Array(reference.length * JsDivergenceFromReference.SLOTS * 3).fill(-1);
   }
 
   /** jsDivergence(counts, l·E, reference, l·E, E). */
   divergence(counts: Int32Array, l: number): number {
     const e = this.experts;
+    const S = JsDivergenceFromReference.SLOTS;
     const base = l * e;
     let sa = 0;
     for (let i = 0; i < e; i++) sa += counts[base + i]!;
     const sb = this.refSums[l]!;
     if (sa <= 0 || sb <= 0) return NaN;
-    const fresh = sa !== this.rowSums[l];
-    this.rowSums[l] = sa;
-    const cached = this.counts;
-    const pt = this.pTerms;
-    const qt = this.qTerms;
+    const memo = this.memo;
+    if (sa !== this.rowSums[l]) {
+      // Another row total: every kept term of the row is stale.
+      memo.fill(-1, base * S * 3, (base + e) * S * 3);
+      this.rowSums[l] = sa;
+    }
     let js = 0;
     for (let i = base, end = base + e; i < end; i++) {
       const c = counts[i]!;
-      if (fresh || c !== cached[i]) {
+      const k = (i * S + (c & (S - 1))) * 3;
+      if (memo[k] !== c) {
         const p = c / sa;
         const q = this.reference[i]! / sb;
         const m = 0.5 * (p + q);
         // jsTerm, written out: a call per term here costs as much as the logarithm.
-        pt[i] = p > 0 ? 0.5 * p * Math.log2(p / m) : 0;
-        qt[i] = q > 0 ? 0.5 * q * Math.log2(q / m) : 0;
-        cached[i] = c;
+        memo[k] = c;
+        memo[k + 1] = p > 0 ? 0.5 * p * Math.log2(p / m) : 0;
+        memo[k + 2] = q > 0 ? 0.5 * q * Math.log2(q / m) : 0;
       }
-      js += pt[i]!;
-      js += qt[i]!;
+      js += memo[k + 1]!;
+      js += memo[k + 2]!;
     }
     return Math.max(0, js);
   }
