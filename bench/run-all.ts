@@ -14,6 +14,7 @@
  *   8 first frame and first heatmap of `npm start` / `replay` in a PTY     bench/startup.ts
  *   9 `stats` over a 16-partition dataset: DuckDB vs stream vs polars      bench/scale.ts (+ scale_polars.py)
  *     — only when asked (`--only 9`, `--scale-tokens N`, default 10M): its dataset takes long to make once
+ *  10 whole `stats` / `check` commands vs numpy and DuckDB peers           bench/commands.ts (+ stats_*.py)
  *
  * Every bench runs as a child process (its own heap, JIT and peak RSS); a bench that is missing prints "not
  * available", one that fails prints FAILED with its last words — neither stops the others. The N-token trace
@@ -49,6 +50,7 @@ import {
 } from './common.js';
 import type { ColdStartResult } from './cold-start.js';
 import type { StartupResult } from './startup.js';
+import type { CommandsResult } from './commands.js';
 import type { IngestResult } from './ingest.js';
 import type { RssStreamResult } from './rss-stream.js';
 
@@ -59,8 +61,8 @@ const PROFILE = flag(argv, '--profile') || (!QUICK && !flag(argv, '--no-profile'
 const RECORD = flag(argv, '--record') || (!QUICK && !flag(argv, '--no-record'));
 const ONLY = strArg(argv, '--only')?.split(',').map(Number) ?? null;
 const SCALE = QUICK
-  ? { statsRuns: 1, ingestRounds: 3, ingestTokens: 2_000, plainRounds: 3, plainTokens: 5_000, engine: ['--reps', '3', '--tokens', '24'], coldRuns: 8 }
-  : { statsRuns: 3, ingestRounds: 5, ingestTokens: 12_000, plainRounds: 3, plainTokens: 20_000, engine: [] as string[], coldRuns: 20 };
+  ? { commandRounds: 1, statsRuns: 1, ingestRounds: 3, ingestTokens: 2_000, plainRounds: 3, plainTokens: 5_000, engine: ['--reps', '3', '--tokens', '24'], coldRuns: 8 }
+  : { commandRounds: 3, statsRuns: 3, ingestRounds: 5, ingestTokens: 12_000, plainRounds: 3, plainTokens: 20_000, engine: [] as string[], coldRuns: 20 };
 const L = 58;
 const E = 256;
 const K = 8;
@@ -424,6 +426,39 @@ function startupRows(): void {
     });
 }
 
+// ── 10. whole commands vs peers ─────────────────────────────────────────────────────────────────────────────
+
+function commandRows(trace: string): void {
+  const what = (s: string) => `whole command: ${s} (${fmtInt(TOKENS)} tokens), CPU time`;
+  const script = benchScript('commands');
+  if (!script) return missing(10, what('stats'), '≤ 1.0× numpy analyses', 'commands');
+  progress(`10 whole commands vs numpy / DuckDB peers: ${SCALE.commandRounds} interleaved rounds`);
+  const r = runChild(process.execPath, [script, '--trace', trace, '--rounds', String(SCALE.commandRounds), '--json'], { timeout: 3_600_000 });
+  const res = lastJsonLine<CommandsResult>(r.stdout);
+  if (!res) return failed(10, what('stats'), '≤ 1.0× numpy analyses', failure('commands.js', r));
+  const v = (name: string) => res.variants.find((x) => x.name.startsWith(name))!;
+  const ms = (name: string) => `${fmtSummary(v(name).cpu, 0, ' ms')} CPU (wall ${fmtSummary(v(name).wall, 0, ' ms')})`;
+  const ratio = (name: string) => res.ratios.find((x) => x.name === name)!;
+  const bad = res.disagreement.length > 0;
+  const profile = { script: join(PACKAGE_ROOT, 'dist', 'src', 'cli.js'), args: ['stats', trace, '--json'] };
+  const rowFor = (name: string, vs: string, baseline: string, goal: number, cmd: string) => {
+    const x = ratio(name);
+    row({
+      n: 10,
+      what: what(`\`${cmd}\` / ${vs}`),
+      goal: `≤ ${goal.toFixed(1)}×`,
+      result: `${fmtSummary(x.cpu, 2, '×')} (wall ${fmtSummary(x.wall, 2, '×')}); ${cmd} ${ms(cmd === 'stats' ? 'moescope stats' : 'moescope check')}`,
+      baseline,
+      verdict: bad ? 'FAILED' : x.cpu.median <= goal ? 'met' : 'MISSED',
+      ...(cmd === 'stats' ? { profile } : { profile: { script: profile.script, args: ['check', trace, '--max-maxvio', '1e9'] } }),
+    });
+  };
+  rowFor('stats / numpy analyses peer', 'numpy analyses peer', `numpy analyses peer ${ms('numpy analyses')}: load metrics, co-activation, capacity, collapse windows`, 1.0, 'stats');
+  rowFor('stats / numpy counting peer', 'numpy counting peer', `numpy counting ${ms('numpy counting')}; DuckDB over Parquet ${ms('DuckDB')} (stats / DuckDB ${fmtSummary(ratio('stats / DuckDB counting peer').cpu, 2, '×')})`, 1.5, 'stats');
+  rowFor('check / numpy counting peer', 'numpy counting peer', `numpy counting ${ms('numpy counting')}`, 1.0, 'check');
+  rows[rows.length - 3]!.notes.push(...(bad ? res.disagreement.slice(0, 5).map((d) => `NUMBERS DISAGREE: ${d}`) : res.agreement));
+}
+
 // ── Table ──────────────────────────────────────────────────────────────────────────────────────────────────────
 
 function table(): string {
@@ -490,7 +525,7 @@ function main(): void {
       : `node ${relative(process.cwd(), process.argv[1]!)}${argv.length ? ` ${argv.join(' ')}` : ''}`;
   process.stderr.write(`moescope benchmarks — ${QUICK ? 'QUICK' : 'full'} scale; ${machineLine()}; ${loadBefore}\n`);
 
-  const needsShared = want(1) || want(5) || want(6);
+  const needsShared = want(1) || want(5) || want(6) || want(10);
   let shared: string | null = null;
   if (needsShared) {
     try {
@@ -508,6 +543,7 @@ function main(): void {
   if (want(7)) coldRow();
   if (want(8)) startupRows();
   if (want(9)) scaleRow();
+  if (want(10) && shared) commandRows(shared);
   rows.sort((a, b) => a.n - b.n);
 
   if (PROFILE)

@@ -5,14 +5,17 @@
  * `node dist/src/cli.js`, and `replay` of the bundled demo trace — and, as the same-run floor, a Node process that
  * prints at once. Runs alternate between the commands; the summary is min / median / max over the runs.
  *
- *   node dist/bench/startup.js [--runs 5] [--json]
+ *   node dist/bench/startup.js [--runs 5] [--json] [--earlier-cli PATH]
+ *
+ * --earlier-cli adds the live demo of another build (its dist/src/cli.js, beside its own package.json and
+ * fixtures) to the rotation, for a before / after measured in the same run.
  *
  * Goals (issue 17): first frame ≤ 0.5 s, first heatmap ≤ 2 s on the bundled model, medians.
  */
 import xterm from '@xterm/headless';
 import { spawn } from 'node-pty';
 import { join } from 'node:path';
-import { BENCH_DIR, flag, fmtSummary, isMain, loadLine, machineLine, numArg, summarise, type Summary } from './common.js';
+import { BENCH_DIR, flag, fmtSummary, isMain, loadLine, machineLine, numArg, strArg, summarise, type Summary } from './common.js';
 
 const ROOT = join(BENCH_DIR, '..', '..');
 const CLI = join(ROOT, 'dist', 'src', 'cli.js');
@@ -104,6 +107,8 @@ export interface StartupResult {
 
 async function main(): Promise<void> {
   const runs = numArg(process.argv, '--runs', 5);
+  const earlier = strArg(process.argv, '--earlier-cli');
+  if (earlier) VARIANTS.push({ name: 'earlier build: node cli.js (live demo)', cmd: process.execPath, args: [earlier] });
   const first: number[][] = VARIANTS.map(() => []);
   const heat: number[][] = VARIANTS.map(() => []);
   // One warm-up round (page cache), then rounds with the order rotating.

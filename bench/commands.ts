@@ -1,0 +1,250 @@
+/**
+ * Whole commands as users run them, against peers that compute the same thing from the same file (issue 17):
+ *
+ *   moescope stats TRACE --json        vs  numpy analyses peer (bench/stats_analyses_numpy.py): load metrics,
+ *                                          co-activation, capacity drops, collapse windows — what stats prints
+ *                                          but repeat rates and specialisation
+ *                                      vs  numpy counting peer (bench/stats_numpy.py): load metrics only
+ *                                      vs  DuckDB counting peer (bench/stats_duckdb.py) over the Parquet export
+ *   moescope check TRACE …             vs  the numpy counting peer (check computes the load metrics)
+ *
+ *   node dist/bench/commands.js [--tokens N | --trace FILE] [--rounds 3] [--json] [--earlier-cli PATH]
+ *
+ * Each is a separate process, timed from outside: wall time, and the CPU time (user + sys) the shell's `times`
+ * reports for it — on a shared machine the CPU time is the figure that carries over. Rounds are interleaved, the
+ * order rotating. Every peer's numbers (from the first round) are checked against moescope's on the same file
+ * (exit 1 when they disagree). The trace is the cached synthetic one of bench/stats.ts (Zipf 1.1, seed 1); the Parquet export
+ * is made once beside it with `moescope export`. python/tests/test_stats_analyses.py checks the numpy analyses peer
+ * against `stats --json` on small traces. Peers need python3 with numpy + pyarrow (+ duckdb for its row):
+ * $PYTHON, else python3 on PATH. --earlier-cli adds `stats` of another build (its dist/src/cli.js) to the rounds,
+ * for a before/after in the same run.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { BENCH_DIR, cached, cacheDir, fmtInt, fmtSummary, flag, isMain, loadLine, machineLine, numArg, strArg, summarise, type Summary } from './common.js';
+import { openTrace } from '../src/trace/index.js';
+import { synthesize, type SynthSpec } from '../src/trace/synth.js';
+
+const ROOT = join(BENCH_DIR, '..', '..');
+const CLI = join(ROOT, 'dist', 'src', 'cli.js');
+const PY_DIR = join(ROOT, 'bench');
+const PYTHON = process.env.PYTHON ?? 'python3';
+const CHECK_ARGS = ['--max-maxvio', '1e9', '--format', 'json'];
+
+interface Timed {
+  wallMs: number;
+  cpuMs: number;
+  stdout: string;
+}
+
+/** Runs argv in `sh -c` with stdout to a file; `times` then prints the shell's and its children's CPU time. */
+function timed(argv: readonly string[], out: string): Timed {
+  const q = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
+  const t0 = performance.now();
+  const r = spawnSync('sh', ['-c', `${argv.map(q).join(' ')} > ${q(out)} || exit $?; times`], { encoding: 'utf8', maxBuffer: 16 * 2 ** 20 });
+  const wallMs = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} exited ${r.status}: ${(r.stderr || '').trim().split('\n').slice(-3).join(' | ')}`);
+  // `times`: two lines "XmY.YYYs XmY.YYYs" — the shell, then its children (user, sys).
+  const lines = r.stdout.trim().split('\n');
+  const secs = (s: string) => {
+    const m = /(\d+)m([\d.]+)s/.exec(s);
+    return m ? Number(m[1]) * 60 + Number(m[2]) : NaN;
+  };
+  const [u, s] = lines[lines.length - 1]!.trim().split(/\s+/);
+  return { wallMs, cpuMs: (secs(u!) + secs(s!)) * 1000, stdout: readFileSync(out, 'utf8') };
+}
+
+interface Variant {
+  name: string;
+  argv: string[];
+  /** What it computes, for the table. */
+  computes: string;
+}
+
+export interface CommandsResult {
+  tokens: number;
+  rounds: number;
+  variants: { name: string; computes: string; wall: Summary; cpu: Summary }[];
+  /** CPU-time ratios, median (min–max) over rounds, of the pairs the issue sets goals for. */
+  ratios: { name: string; goal: number; cpu: Summary; wall: Summary }[];
+  agreement: string[];
+  disagreement: string[];
+}
+
+function sharedTrace(tokens: number): string {
+  const spec: SynthSpec = { layers: 58, experts: 256, topK: 8, tokens, skew: { kind: 'zipf', s: 1.1 }, collapse: null, logits: false, seed: 1 };
+  return cached(`moescope-bench-stats-${tokens}x58x256x8.arrows`, spec, (p) => synthesize(p, spec), (p) => {
+    const t = openTrace(p);
+    const ok = t.complete && t.tokenCount === tokens;
+    t.close();
+    return ok;
+  }).path;
+}
+
+/** The Parquet export beside the trace, made again when older than it. */
+function parquetOf(trace: string): string {
+  const pq = `${trace}.parquet`;
+  if (!existsSync(pq) || statSync(pq).mtimeMs < statSync(trace).mtimeMs) {
+    rmSync(pq, { force: true });
+    const r = spawnSync(process.execPath, [CLI, 'export', trace, '--parquet', pq], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`moescope export --parquet failed: ${r.stderr.trim()}`);
+  }
+  return pq;
+}
+
+const close = (a: number | null, b: number | null, rel = 1e-9) =>
+  a === null || b === null ? a === b : Math.abs(a - b) <= rel * Math.max(1, Math.abs(a), Math.abs(b));
+
+interface StatsOut {
+  tokens: number;
+  layers: {
+    load: number[]; cv: number; maxVio: number; entropy: number; deadExperts: number;
+    capacity: { droppedPerExpert: number[]; probs: Record<string, number>; position: Record<string, number> };
+    coactivation: { a: number; b: number; ratio: number; together: number }[] | null;
+  }[];
+  capacity: { batches: number; droppedShare: number };
+  warnings: { rule: string; layerIndex: number; expert: number | null; firstToken: number; clearedAt: number | null; window: { start: number; end: number }; value: number }[];
+  warningsSuppressed: number;
+}
+interface CountOut { tokens?: number; load: number[]; cv: number[]; maxVio: number[]; entropy: number[]; dead: number[] }
+interface AnalysesOut extends CountOut {
+  capacity: { batches: number; droppedShare: number; layers: { droppedPerExpert: number[]; probs: Record<string, number>; position: Record<string, number> }[] };
+  coactivation: StatsOut['layers'][number]['coactivation'][] | null;
+  fired: Record<string, number> | null;
+  warnings: Record<string, StatsOut['warnings']> | null;
+}
+
+/** Differences between moescope's load metrics and a counting peer's (empty when they agree). */
+function compareCounts(s: StatsOut, c: CountOut, who: string): string[] {
+  const bad: string[] = [];
+  if (c.tokens !== undefined && c.tokens !== s.tokens) bad.push(`${who}: tokens ${c.tokens} vs ${s.tokens}`);
+  const load = s.layers.flatMap((l) => l.load);
+  if (load.length !== c.load.length || load.some((x, i) => x !== c.load[i])) bad.push(`${who}: load counts differ`);
+  s.layers.forEach((l, i) => {
+    for (const [k, v] of [['cv', l.cv], ['maxVio', l.maxVio], ['entropy', l.entropy], ['dead', l.deadExperts]] as const)
+      if (!close(v, c[k][i]!)) bad.push(`${who}: layer ${i} ${k} ${v} vs ${c[k][i]}`);
+  });
+  return bad;
+}
+
+/** Differences between `stats --json` and the numpy analyses peer. */
+function compareAnalyses(s: StatsOut, p: AnalysesOut): string[] {
+  const bad = compareCounts(s, p, 'numpy analyses');
+  if (s.capacity.batches !== p.capacity.batches) bad.push(`capacity batches ${s.capacity.batches} vs ${p.capacity.batches}`);
+  if (!close(s.capacity.droppedShare, p.capacity.droppedShare)) bad.push(`capacity dropped share ${s.capacity.droppedShare} vs ${p.capacity.droppedShare}`);
+  s.layers.forEach((l, i) => {
+    const c = p.capacity.layers[i]!;
+    if (l.capacity.droppedPerExpert.some((x, e) => x !== c.droppedPerExpert[e])) bad.push(`layer ${i} drops per expert differ`);
+    for (const pol of ['probs', 'position'] as const)
+      for (const k of Object.keys(c[pol]))
+        if (!close(l.capacity[pol][k]!, c[pol][k]!)) bad.push(`layer ${i} ${pol} ${k} ${l.capacity[pol][k]} vs ${c[pol][k]}`);
+    if (p.coactivation && JSON.stringify(l.coactivation) !== JSON.stringify(p.coactivation[i])) bad.push(`layer ${i} co-activation top pairs differ`);
+  });
+  if (p.warnings && p.fired) {
+    const fired = Object.values(p.fired).reduce((a, b) => a + b, 0);
+    if (fired !== s.warnings.length + s.warningsSuppressed) bad.push(`warnings fired ${s.warnings.length} + ${s.warningsSuppressed} suppressed vs ${fired}`);
+    for (const [rule, list] of Object.entries(p.warnings)) {
+      const ours = s.warnings.filter((w) => w.rule === rule);
+      if (ours.length !== list.length) {
+        bad.push(`${rule}: ${ours.length} warnings kept vs ${list.length}`);
+        continue;
+      }
+      const k = ours.findIndex((w, i) => {
+        const o = list[i]!;
+        return w.layerIndex !== o.layerIndex || w.expert !== o.expert || w.firstToken !== o.firstToken || w.clearedAt !== o.clearedAt ||
+          w.window.start !== o.window.start || w.window.end !== o.window.end || !close(w.value, o.value);
+      });
+      if (k >= 0) bad.push(`${rule} warning ${k}: ${JSON.stringify(ours[k])} vs ${JSON.stringify(list[k])}`);
+    }
+  }
+  return bad;
+}
+
+export function runCommands(trace: string, rounds: number, log: (s: string) => void = () => {}, earlierCli?: string): CommandsResult {
+  const t = openTrace(trace);
+  const tokens = t.tokenCount;
+  const { layers, experts, topK } = t.schema;
+  t.close();
+  const parquet = parquetOf(trace);
+  const variants: Variant[] = [
+    { name: 'moescope stats --json', argv: [process.execPath, CLI, 'stats', trace, '--json'], computes: 'everything stats prints' },
+    { name: 'numpy analyses peer', argv: [PYTHON, join(PY_DIR, 'stats_analyses_numpy.py'), trace], computes: 'load metrics, co-activation, capacity, collapse windows' },
+    { name: 'numpy counting peer', argv: [PYTHON, join(PY_DIR, 'stats_numpy.py'), trace], computes: 'load counts + CV/MaxVio/entropy/dead' },
+    { name: 'DuckDB counting peer (Parquet)', argv: [PYTHON, join(PY_DIR, 'stats_duckdb.py'), parquet, String(layers.length), String(experts), String(topK)], computes: 'load counts + CV/MaxVio/entropy/dead, SQL' },
+    { name: 'moescope check', argv: [process.execPath, CLI, 'check', trace, ...CHECK_ARGS], computes: 'load metrics against thresholds' },
+  ];
+  if (earlierCli) variants.push({ name: 'earlier build: stats --json', argv: [process.execPath, earlierCli, 'stats', trace, '--json'], computes: `everything stats prints (${earlierCli})` });
+  const out = (i: number) => join(cacheDir(), `commands-out-${process.pid}-${i}.json`);
+  const wall: number[][] = variants.map(() => []);
+  const cpu: number[][] = variants.map(() => []);
+  const outputs: string[] = [];
+  try {
+    for (let r = 0; r < rounds; r++) {
+      for (let j = 0; j < variants.length; j++) {
+        const v = (j + r) % variants.length;
+        log(`round ${r + 1}/${rounds}: ${variants[v]!.name}`);
+        const x = timed(variants[v]!.argv, out(v));
+        wall[v]!.push(x.wallMs);
+        cpu[v]!.push(x.cpuMs);
+        if (r === 0) outputs[v] = x.stdout;
+      }
+    }
+  } finally {
+    variants.forEach((_, i) => rmSync(out(i), { force: true }));
+  }
+  const stats = JSON.parse(outputs[0]!) as StatsOut;
+  const analyses = JSON.parse(outputs[1]!) as AnalysesOut;
+  const counting = JSON.parse(outputs[2]!) as CountOut;
+  const duck = JSON.parse(outputs[3]!) as CountOut;
+  const check = JSON.parse(outputs[4]!) as { passed: boolean; tokens: number };
+  const disagreement = [...compareAnalyses(stats, analyses), ...compareCounts(stats, counting, 'numpy counting'), ...compareCounts(stats, duck, 'DuckDB')];
+  if (!check.passed || check.tokens !== tokens) disagreement.push(`check: passed ${check.passed}, tokens ${check.tokens}`);
+  if (earlierCli && outputs[5] !== outputs[0]) disagreement.push('the earlier build\'s stats --json differs from this one\'s');
+  const warned = stats.warnings.length + stats.warningsSuppressed;
+  const agreement = disagreement.length
+    ? []
+    : [
+        `numbers agree (first round): load counts identical in all four; CV/MaxVio/entropy/dead within 1e-9; capacity drops per expert identical, ` +
+          `dropped weight and tokens hit within 1e-9; co-activation top pairs identical; ${fmtInt(warned)} collapse warnings fired on both sides, ` +
+          `the kept ones equal (rule, layer, expert, window, first token, cleared at; value within 1e-9)`,
+      ];
+  const ratio = (a: number, b: number, what: number[][]) => summarise(what[a]!.map((x, i) => x / what[b]![i]!));
+  return {
+    tokens,
+    rounds,
+    variants: variants.map((v, i) => ({ name: v.name, computes: v.computes, wall: summarise(wall[i]!), cpu: summarise(cpu[i]!) })),
+    ratios: [
+      { name: 'stats / numpy analyses peer', goal: 1.0, cpu: ratio(0, 1, cpu), wall: ratio(0, 1, wall) },
+      { name: 'stats / numpy counting peer', goal: 1.5, cpu: ratio(0, 2, cpu), wall: ratio(0, 2, wall) },
+      { name: 'stats / DuckDB counting peer', goal: NaN, cpu: ratio(0, 3, cpu), wall: ratio(0, 3, wall) },
+      { name: 'check / numpy counting peer', goal: 1.0, cpu: ratio(4, 2, cpu), wall: ratio(4, 2, wall) },
+      ...(earlierCli ? [{ name: 'stats / earlier build\'s stats', goal: NaN, cpu: ratio(0, 5, cpu), wall: ratio(0, 5, wall) }] : []),
+    ],
+    agreement,
+    disagreement,
+  };
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const rounds = numArg(argv, '--rounds', 3);
+  const given = strArg(argv, '--trace');
+  const trace = given ?? sharedTrace(numArg(argv, '--tokens', 1_000_000));
+  const res = runCommands(trace, rounds, (s) => process.stderr.write(`· ${s}\n`), strArg(argv, '--earlier-cli'));
+  console.log(`${machineLine()}\n${loadLine()}\nwhole commands on ${trace} (${fmtInt(res.tokens)} tokens), ${rounds} interleaved rounds, min / median / max:`);
+  for (const v of res.variants)
+    console.log(`  ${v.name.padEnd(32)} cpu ${fmtSummary(v.cpu, 0, ' ms').padEnd(26)} wall ${fmtSummary(v.wall, 0, ' ms').padEnd(26)} ${v.computes}`);
+  for (const r of res.ratios)
+    console.log(`  ${r.name.padEnd(32)} cpu ${fmtSummary(r.cpu, 2, '×').padEnd(26)} wall ${fmtSummary(r.wall, 2, '×').padEnd(26)} ${Number.isNaN(r.goal) ? '' : `goal ≤ ${r.goal}× ${r.cpu.median <= r.goal ? 'met' : 'MISSED'} (cpu)`}`);
+  for (const a of res.agreement) console.log(a);
+  for (const d of res.disagreement.slice(0, 10)) console.log(`DISAGREE: ${d}`);
+  if (flag(argv, '--json')) console.log(JSON.stringify(res));
+  process.exitCode = res.disagreement.length ? 1 : 0;
+}
+
+if (isMain(import.meta.url))
+  main().catch((e) => {
+    console.error(e instanceof Error ? e.message : e);
+    process.exit(1);
+  });
