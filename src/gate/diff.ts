@@ -12,91 +12,65 @@ import { totalVariation } from '../stats/drift.js';
 import { fmtCount } from '../core/number-format.js';
 import type { DiffThresholds, GateConfig } from './config.js';
 import type { RoutingStream } from '../core/routing-stream.js';
-import { concatBatches, layerPositions, selectRows, subsetBatch, subsetCounts, subsetSchema } from './subset.js';
+import { layerPositions, subsetBatch, subsetCounts, subsetSchema } from './subset.js';
+import { TokenAligner, type AlignSummary } from './token-align.js';
 import { judge, type Column, type GateResult, type Row, type Verdict } from './verdict.js';
-
-/** Tokens fed to the agreement accumulator at a time (bounds the aligned copies). */
-const ALIGN_CHUNK = 4096;
 
 interface Side {
   source: RoutingStream;
   positions: number[];
   schema: RoutingSchema;
   stats: RoutingStats;
-  /** All tokens, common layers only, logits dropped (for alignment); null when agreement is impossible. */
-  kept: RoutingBatch[] | null;
 }
 
-async function readSide(source: RoutingStream, common: number[], keep: boolean): Promise<Side> {
+function sideOf(source: RoutingStream, common: number[]): Side {
   const positions = layerPositions(source.schema, common, source.label);
   const schema: RoutingSchema = { ...subsetSchema(source.schema, positions), hasLogits: false };
-  const stats = new RoutingStats(schema, { window: 0, collapse: false });
-  // A count trace has no tokens to align: its side adds its counts to the same load matrix, agreement is skipped.
-  const kept: RoutingBatch[] | null = keep && source.kind === 'tokens' ? [] : null;
-  const L = source.schema.layers.length;
-  for await (const item of source.items()) {
-    if (item.kind === 'counts') {
-      stats.addCounts(subsetCounts(item.batch, L, positions));
-      continue;
-    }
-    if (item.kind !== 'tokens') continue;
-    const b = item.batch;
-    const sub = subsetBatch(b, source.schema, positions);
-    const narrowed: RoutingBatch = { ...sub, logits: null };
-    stats.add(narrowed);
-    // subsetBatch returns the reader's batch when every layer is kept: copy so its buffer (with logits) can go.
-    if (kept) kept.push(sub === b ? { ...narrowed, experts: b.experts.slice(), weights: b.weights.slice() } : narrowed);
-  }
-  return { source, positions, schema, stats, kept };
+  return { source, positions, schema, stats: new RoutingStats(schema, { window: 0, collapse: false }) };
 }
 
 /**
- * Pairs of token indices (base, new) holding the same token in the same context: per sequence id, tokens in
- * position order while positions and token ids agree; the first difference ends the pairing for that sequence
- * (everything after it sees a different prefix).
+ * Reads both traces once, in step (the side with fewer tokens read goes next), so tokens the traces share meet
+ * while both are in flight: the loads go into each side's RoutingStats, the identical tokens through the aligner
+ * into the agreement accumulator, and nothing else is kept. A count trace adds its counts to its load matrix;
+ * agreement needs tokens on both sides.
  */
-export function identicalTokens(a: RoutingBatch, b: RoutingBatch): { ia: Int32Array; ib: Int32Array } {
-  const bySeq = (x: RoutingBatch) => {
-    const m = new Map<number, number[]>();
-    for (let i = 0; i < x.length; i++) {
-      const s = x.seq[i]!;
-      let l = m.get(s);
-      if (!l) m.set(s, (l = []));
-      l.push(i);
+async function readBoth(a: Side, b: Side, align: boolean): Promise<{ result: AgreementResult; summary: AlignSummary } | null> {
+  const acc = align ? new RouterAgreement(a.schema, b.schema) : null;
+  const aligner = acc
+    ? new TokenAligner([a.schema, b.schema], (x, y) => {
+        acc.addA(x);
+        acc.addB(y);
+      })
+    : null;
+  const sides = [a, b] as const;
+  const its = sides.map((s) => s.source.items()[Symbol.asyncIterator]());
+  const done = [false, false];
+  const read = [0, 0];
+  while (!done[0] || !done[1]) {
+    const i: 0 | 1 = done[0] ? 1 : done[1] ? 0 : read[0]! <= read[1]! ? 0 : 1;
+    const next = await its[i]!.next();
+    if (next.done) {
+      done[i] = true;
+      continue;
     }
-    for (const l of m.values()) l.sort((p, q) => x.pos[p]! - x.pos[q]! || p - q);
-    return m;
-  };
-  const sa = bySeq(a);
-  const sb = bySeq(b);
-  const ia: number[] = [];
-  const ib: number[] = [];
-  for (const [seq, la] of sa) {
-    const lb = sb.get(seq);
-    if (!lb) continue;
-    const n = Math.min(la.length, lb.length);
-    for (let j = 0; j < n; j++) {
-      const p = la[j]!;
-      const q = lb[j]!;
-      if (a.pos[p] !== b.pos[q] || a.tokenId[p] !== b.tokenId[q]) break;
-      ia.push(p);
-      ib.push(q);
+    const item = next.value;
+    const side = sides[i];
+    const L = side.source.schema.layers.length;
+    if (item.kind === 'counts') {
+      side.stats.addCounts(subsetCounts(item.batch, L, side.positions));
+      read[i] += item.batch.length;
+      continue;
     }
+    if (item.kind !== 'tokens') continue;
+    const sub = subsetBatch(item.batch, side.source.schema, side.positions);
+    const narrowed: RoutingBatch = { ...sub, logits: null };
+    side.stats.add(narrowed);
+    aligner?.add(i, narrowed);
+    read[i] += narrowed.length;
   }
-  return { ia: Int32Array.from(ia), ib: Int32Array.from(ib) };
-}
-
-function agreementOf(a: Side, b: Side): { result: AgreementResult; baseTokens: number } | null {
-  const A = concatBatches(a.kept!, a.schema);
-  const B = concatBatches(b.kept!, b.schema);
-  const { ia, ib } = identicalTokens(A, B);
-  if (ia.length === 0) return null;
-  const acc = new RouterAgreement(a.schema, b.schema);
-  for (let s = 0; s < ia.length; s += ALIGN_CHUNK) {
-    acc.addA(selectRows(A, a.schema, ia.subarray(s, s + ALIGN_CHUNK)));
-    acc.addB(selectRows(B, b.schema, ib.subarray(s, s + ALIGN_CHUNK)));
-  }
-  return { result: acc.result(), baseTokens: A.length };
+  if (!acc || !aligner) return null;
+  return { summary: aligner.finish(), result: acc.result() };
 }
 
 const COLUMNS: Column[] = [
@@ -139,12 +113,20 @@ export async function runDiff(base: RoutingStream, next: RoutingStream, cfg: Gat
   if (onlyA.length) notes.push(`MoE layers only in ${base.label}, not compared: ${onlyA.join(', ')}`);
   if (onlyB.length) notes.push(`MoE layers only in ${next.label}, not compared: ${onlyB.join(', ')}`);
 
-  const a = await readSide(base, common, true);
-  const b = await readSide(next, common, true);
+  const a = sideOf(base, common);
+  const b = sideOf(next, common);
+  const anyCounts = base.kind === 'counts' || next.kind === 'counts';
+  const aligned = await readBoth(a, b, !anyCounts);
   if (a.stats.tokens === 0) throw new UserError(`${base.label} holds no tokens: nothing to compare`);
   if (b.stats.tokens === 0) throw new UserError(`${next.label} holds no tokens: nothing to compare`);
-  const anyCounts = base.kind === 'counts' || next.kind === 'counts';
-  const agreement = anyCounts ? null : agreementOf(a, b);
+  const agreement = aligned && aligned.summary.pairs > 0 ? { result: aligned.result, baseTokens: a.stats.tokens } : null;
+  if (aligned) {
+    const [ua, ub] = aligned.summary.unordered;
+    const say = (n: number, label: string) =>
+      notes.push(`${fmtCount(n)} sequence${n === 1 ? ' of ' + label + ' goes' : 's of ' + label + ' go'} back in position: identical tokens after that point are not paired`);
+    if (ua) say(ua, base.label);
+    if (ub) say(ub, next.label);
+  }
   if (anyCounts) notes.push('router agreement not computed: a count trace holds load counts per step, no per-token routing');
   else if (!agreement) notes.push('router agreement not computed: the traces hold no identical tokens (same sequence, position and token id, in the same context)');
   const { limits, origin } = limitsFrom(cfg);
