@@ -78,6 +78,8 @@ const CODEC: TextCodec = {
   path: null,
   encode: () => [],
   decode: (ids) => ids.map((id) => `<${id}>`).join(''),
+  decodeRaw: (ids) => ids.map((id) => `<${id}>`).join(''),
+  cleanUp: null,
   tokenText: (id) => `<${id}>`,
   eos: new Set<number>(),
 };

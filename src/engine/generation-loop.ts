@@ -9,7 +9,7 @@ import { encodeF16 } from '../core/f16.js';
 import { UserError } from '../core/errors.js';
 import type { RoutingRows } from './capture.js';
 import type { ModelRunner } from './runner.js';
-import type { TextCodec } from './tokenizer.js';
+import { CLEAN_UP_OPENERS, CLEAN_UP_REACH, type TextCodec } from './tokenizer.js';
 
 export interface PromptSpec {
   /** Prompt text (needs a tokenizer). */
@@ -75,22 +75,67 @@ export const NO_CONTROL: LoopControl = { stopped: () => false, waitWhilePaused: 
 /**
  * Incremental detokenisation in constant time per token (transformers' TextStreamer scheme): decode a short window
  * of recent tokens, emit what it adds, and hold text back while it ends in an incomplete UTF-8 character.
+ * Windows are decoded raw: the tokenizer's clean-up (a space removed before "," or "'m") changes a window's length
+ * depending on where it starts, which lost characters ("'essage" for "'message"). The clean-up is applied to the
+ * raw stream instead, holding back the text from a space that a rule could still reach, so the pieces add up to
+ * decoding the whole sequence at once; `flush` gives the rest at the end.
  */
 export class TextStream {
   private readonly ids: number[] = [];
   private prefix = 0;
   private read = 0;
+  /** Raw text not given out yet: the clean-up may still delete a space in it. */
+  private held = '';
   constructor(private readonly codec: TextCodec) {}
 
   push(id: number): string {
     this.ids.push(id);
-    const before = this.codec.decode(this.ids.slice(this.prefix, this.read));
-    const now = this.codec.decode(this.ids.slice(this.prefix));
+    const before = this.codec.decodeRaw(this.ids.slice(this.prefix, this.read));
+    const now = this.codec.decodeRaw(this.ids.slice(this.prefix));
     if (now.length <= before.length || now.endsWith('\uFFFD')) return '';
     this.prefix = this.read;
     this.read = this.ids.length;
-    return now.slice(before.length);
+    return this.release(now.slice(before.length));
   }
+
+  /** The text still held back, at the end of the sequence (an incomplete UTF-8 character comes out as U+FFFD). */
+  flush(): string {
+    const before = this.codec.decodeRaw(this.ids.slice(this.prefix, this.read));
+    const now = this.codec.decodeRaw(this.ids.slice(this.prefix));
+    const rest = this.held + (now.length > before.length ? now.slice(before.length) : '');
+    this.held = '';
+    this.prefix = this.read = this.ids.length;
+    return this.codec.cleanUp ? this.codec.cleanUp(rest) : rest;
+  }
+
+  private release(raw: string): string {
+    const clean = this.codec.cleanUp;
+    if (!clean) return raw;
+    const text = this.held + raw;
+    const cut = cleanCut(text);
+    this.held = text.slice(cut);
+    return clean(text.slice(0, cut));
+  }
+}
+
+/**
+ * The longest prefix of `text` that cleans up the same alone as followed by anything: no space in its last
+ * CLEAN_UP_REACH characters is one a rule could start at (followed by nothing yet, or by a character a rule
+ * continues with). Rules only delete spaces and each starts at one, so cleaning the prefix and the rest apart
+ * gives the same text as cleaning them together; a space further back has the whole reach of a rule after it.
+ */
+export function cleanCut(text: string): number {
+  let c = text.length;
+  search: while (c > 0) {
+    for (let s = c - 1; s >= Math.max(0, c - CLEAN_UP_REACH); s--) {
+      if (text[s] === ' ' && (s + 1 >= c || CLEAN_UP_OPENERS.has(text[s + 1]!))) {
+        c = s;
+        continue search;
+      }
+    }
+    return c;
+  }
+  return 0;
 }
 
 /** Wall-clock time in ns since the Unix epoch. */
@@ -229,6 +274,11 @@ export async function runGeneration(
           stop = 'eos';
           break;
         }
+      }
+      const held = stream.flush();
+      if (held) {
+        text += held;
+        emit({ type: 'text', seq: s, tokenId: generated[generated.length - 1]!, delta: held });
       }
       const rest = codec.decode(generated);
       if (rest.startsWith(text) && rest.length > text.length) {

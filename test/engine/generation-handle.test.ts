@@ -13,6 +13,7 @@ import { BUNDLED_MODEL, BUNDLED_PROMPTS } from '../../src/core/paths.js';
 import { UserError } from '../../src/core/errors.js';
 import { startGeneration, type HandleEvent } from '../../src/engine/generation-handle.js';
 import { loadPrompts } from '../../src/engine/prompts.js';
+import { loadTextCodec } from '../../src/engine/tokenizer.js';
 import { jsDivergence } from '../../src/stats/index.js';
 import { DomainSpecialisation } from '../../src/stats/specialisation.js';
 import { modelPath, reference } from './helpers.js';
@@ -40,6 +41,7 @@ test('demo prompts: one prompt batch then one batch per generated token, per seq
   assert.equal(batches.length, demo.length * (1 + 6));
   const ref = reference('tiny-moe');
   const domains = new DomainSpecialisation(info.schema);
+  const codec = await loadTextCodec(info.meta.tokenizer!);
   for (let s = 0; s < demo.length; s++) {
     const [prompt, ...gen] = batches.slice(s * 7, (s + 1) * 7) as [RoutingBatch, ...RoutingBatch[]];
     const seqResult = summary.sequences[s]!;
@@ -69,6 +71,8 @@ test('demo prompts: one prompt batch then one batch per generated token, per seq
     // text events add up to the decoded text
     const text = events.filter((e) => e.type === 'text' && e.seq === s).map((e) => (e as { delta: string }).delta).join('');
     assert.equal(text, seqResult.text);
+    // … and to the tokenizer decoding the generated ids at once (its own decode, clean-up included)
+    assert.equal(text, codec.decode(seqResult.generatedIds));
     assert.equal(seqResult.generatedIds.length, 6);
   }
   assert.ok(events.some((e) => e.type === 'memory' && e.sample.gpus === null && e.sample.hostRssBytes > 0), 'memory samples say "no GPU"');
