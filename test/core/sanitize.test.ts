@@ -1,13 +1,15 @@
 /**
  * Data never reaches the terminal as escape sequences (src/core/sanitize.ts): unit cases, then whole commands on a
  * trace whose model name, device names, tags and tokens carry an OSC title sequence, a CSI, a C1 CSI, a carriage
- * return and a bidi override.
+ * return and a bidi override; and replay --no-ui keeps its errors on stderr, out of the summary it prints.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cutMiddle, oneLine, quoteValue, sanitizeJson, sanitizeLine, sanitizeText } from '../../src/core/sanitize.js';
 import { TraceWriter } from '../../src/trace/writer.js';
-import { makeBatch, SCHEMA, tempDir } from '../trace/helpers.js';
+import { makeBatch, META, SCHEMA, tempDir } from '../trace/helpers.js';
+import { BUNDLED_MODEL } from '../../src/core/paths.js';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { moescope } from '../trace/cli.js';
 
 const HOSTILE = 'evil\x1b]0;pwned\x07\x1b[2J\u009b31m\rX\u202eabc\u2066';
@@ -85,4 +87,34 @@ test('an error naming a hostile, huge argument is one short, terminal-safe line'
   assert.equal(r.stderr.split('\n').length, 2, r.stderr);
   assert.ok(r.stderr.length <= 420, `${r.stderr.length} chars`);
   assert.doesNotMatch(r.stderr, RAW);
+});
+
+test('run --no-ui on the bundled model prints a hostile prompt and the generated text without raw controls', () => {
+  const r = moescope('run', BUNDLED_MODEL, '--no-ui', '--prompt', `hi ${HOSTILE} there`, '--max-tokens', '4');
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stdout, RAW, r.stdout.slice(0, 400));
+  assert.doesNotMatch(r.stderr, RAW);
+  assert.match(r.stdout, /hi evil\\x1b\]0;pwned\\x07/); // shown, not hidden
+});
+
+test('replay --no-ui says what is wrong on stderr, not stdout: a cut trace (summary + one line, exit 2), a non-trace', (t) => {
+  const { path } = tempDir(t);
+  const whole = path('whole.arrows');
+  const w = TraceWriter.create(whole, { schema: SCHEMA, meta: META, batchTokens: 64 });
+  for (let i = 0; i < 4; i++) w.write(makeBatch(SCHEMA, 64, i * 64));
+  w.close();
+  const cut = path('cut.arrows');
+  writeFileSync(cut, readFileSync(whole).subarray(0, statSync(whole).size - 300));
+  const r = moescope('replay', cut, '--no-ui');
+  assert.equal(r.code, 2);
+  assert.match(r.stdout, /cut short/); // the summary of the complete tokens, naming the cut
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0]!, /^moescope: .*cut\.arrows: the trace is cut short: .* tokens lost; the summary covers its complete tokens$/);
+  const junk = path('junk.arrows');
+  writeFileSync(junk, 'not a trace at all\n');
+  const j = moescope('replay', junk, '--no-ui');
+  assert.equal(j.code, 2);
+  assert.equal(j.stdout, '');
+  assert.match(j.stderr, /^moescope: .*junk\.arrows: not an Arrow IPC stream trace\n$/);
 });
