@@ -7,6 +7,7 @@
  * `complete: false` (still being written, or its writer was killed). `follow()` tails a growing trace.
  */
 import { closeSync, fstatSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { openSeekableInput } from '../core/input.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RecordBatch } from 'apache-arrow/ipc/metadata/message';
@@ -79,6 +80,8 @@ export class TraceReader {
   private memCache: TimedMemorySample[] = [];
   private scratch: Buffer | null = null;
   private memScanned = 0;
+  /** Batch index by fingerprint of the batches read so far (see `checkRepeat`). */
+  private fingerprints = new Map<string, number>();
 
   /** Use openTrace(). */
   constructor(path: string) {
@@ -245,6 +248,7 @@ export class TraceReader {
     const { buf, rb, where } = this.readMessage(index, opts);
     const view = new BodyView(buf.subarray(this.bodyOffset[index]! - this.metaOffset[index]!), rb, where);
     const { batch, mem } = decodeBatch(view, this.ctx, true);
+    this.checkRepeat(index, batch.length, [batch.seq, batch.pos, batch.tokenId, batch.tNs, batch.rank, batch.step]);
     const firstToken = this.firstToken[index]!;
     return { index, firstToken, batch, memory: mem ? samplesOf(mem, firstToken, where) : [] };
   }
@@ -255,7 +259,28 @@ export class TraceReader {
     if (!info) throw new UserError(`${this.path} is a token trace, not a count trace`);
     const { buf, rb, where } = this.readMessage(index, {});
     const view = new BodyView(buf.subarray(this.bodyOffset[index]! - this.metaOffset[index]!), rb, where);
-    return decodeCountBatch(view, this.ctx, info.axis, info.bins);
+    const b = decodeCountBatch(view, this.ctx, info.axis, info.bins);
+    this.checkRepeat(index, b.length, [b.step, b.tNs, b.counts]);
+    return b;
+  }
+
+  /**
+   * Refuses a batch that repeats an earlier one: the same rows (sequence, position, token id, capture time — and
+   * rank and step where the trace has them; a count batch's steps, times and counts), which no recorder writes but
+   * a doubled write or a careless concatenation does. Read on, it would count those tokens twice.
+   */
+  private checkRepeat(index: number, rows: number, columns: (ArrayBufferView | null | undefined)[]): void {
+    if (rows === 0) return;
+    const h = createHash('sha1');
+    for (const c of columns) if (c) h.update(new Uint8Array(c.buffer, c.byteOffset, c.byteLength));
+    const key = h.digest('base64');
+    const first = this.fingerprints.get(key);
+    if (first === undefined) this.fingerprints.set(key, index);
+    else if (first !== index)
+      throw new UserError(
+        `${this.path}: batch ${index} repeats batch ${first} (the same ${rows} ${this.kind === 'counts' ? 'steps' : 'tokens'}, the same capture times): ` +
+          'the trace holds them twice (a doubled write or concatenated copies); it would count them twice',
+      );
   }
 
   /** Every complete record batch of a count trace, in order. */

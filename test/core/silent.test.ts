@@ -2,7 +2,7 @@
  * Silent wrong results become loud: ±Inf router logits fail a z-loss gate instead of dropping out of it; export
  * --jsonl round-trips ±Inf and NaN; importers refuse what they would otherwise misread (misspelt keys, repeated
  * expert ids, empty arrays); Parquet holds the full uint32 range of seq / pos; a trace that ended without being
- * closed says so in stats, plan and report.
+ * closed says so in stats, plan and report; a trace holding a batch twice is refused by every command that reads it.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -105,4 +105,34 @@ test('a trace that ended without being closed says so in stats, plan and report'
   const j = JSON.parse(moescope('stats', tr, '--json').stdout);
   assert.equal(j.closed, false);
   assert.ok(readFileSync(path('r.html')).length > 0);
+});
+
+test('a trace holding the same batch twice is refused (one line, exit 2) instead of counting its tokens twice', (t) => {
+  const { path } = tempDir(t);
+  const schema: RoutingSchema = { layers: [0, 1], experts: 8, topK: 2, scoring: 'softmax', hasLogits: false };
+  const twice = path('twice.arrows');
+  const w = TraceWriter.create(twice, { schema, meta: META, batchTokens: 100 });
+  const a = makeBatch(schema, 100, 0);
+  w.write(a);
+  w.write(makeBatch(schema, 100, 100));
+  w.write(a); // the first batch again: the same tokens, the same capture times
+  w.close();
+  for (const argv of [['stats', twice], ['stats', twice, '--json'], ['check', twice, '--max-cv', '10'], ['diff', twice, twice], ['replay', twice, '--no-ui'], ['export', twice, '--jsonl', path('o.jsonl')]]) {
+    const r = moescope(...argv);
+    assert.equal(r.code, 2, `${argv.join(' ')}: ${r.stdout.slice(0, 300)}`);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, `${argv.join(' ')}: ${r.stderr}`);
+    assert.match(lines[0]!, /^moescope: .*twice\.arrows: batch 2 repeats batch 0 \(the same 100 tokens/, argv.join(' '));
+  }
+  // The same tokens in a batch of their own with other capture times (a second run over the same prompt) are data.
+  const rerun = path('rerun.arrows');
+  const w2 = TraceWriter.create(rerun, { schema, meta: META, batchTokens: 100 });
+  w2.write(a);
+  const again = makeBatch(schema, 100, 0);
+  for (let i = 0; i < again.length; i++) again.tNs[i] = again.tNs[i]! + 10_000_000_000n;
+  w2.write(again);
+  w2.close();
+  const ok = moescope('stats', rerun, '--json');
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal((JSON.parse(ok.stdout) as { tokens: number }).tokens, 200);
 });
