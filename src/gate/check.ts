@@ -19,10 +19,9 @@ const COLUMNS: Record<MetricKey, Column> = Object.fromEntries(
   GATED.map((m) => [m.key, { key: m.key, label: m.label, digits: m.digits }]),
 ) as Record<MetricKey, Column>;
 
-/** Rows (token × layer) whose float16 router logits hold +Inf or -Inf, per layer. */
+/** Rows (token × layer) whose float16 router logits hold +Inf, per layer (their z-loss is +Inf). */
 class InfiniteLogits {
   readonly positive: Float64Array;
-  rows = 0;
   constructor(
     private readonly L: number,
     private readonly E: number,
@@ -34,17 +33,12 @@ class InfiniteLogits {
     if (!logits) return;
     const { L, E } = this;
     for (let r = 0; r < b.length * L; r++) {
-      let pos = false;
-      let any = false;
       for (let i = r * E, end = i + E; i < end; i++) {
-        const h = logits[i]!;
-        if ((h & 0x7fff) === 0x7c00) {
-          any = true;
-          if (h === 0x7c00) pos = true;
+        if (logits[i] === 0x7c00) {
+          this.positive[r % L]!++;
+          break;
         }
       }
-      if (any) this.rows++;
-      if (pos) this.positive[r % L]!++;
     }
   }
 }
@@ -97,6 +91,7 @@ function verdictsFor(
   limits: Thresholds,
   origin: Partial<Record<string, string>>,
   values: Record<MetricKey, number | null>,
+  undefinedBecause: Partial<Record<MetricKey, string>> = {},
 ): Verdict[] {
   const out: Verdict[] = [];
   for (const rule of rules) {
@@ -112,6 +107,7 @@ function verdictsFor(
       value: value ?? NaN,
       limit,
       bound: rule.bound,
+      ...(undefinedBecause[rule.metric] ? { undefinedBecause: undefinedBecause[rule.metric] } : {}),
     }));
   }
   return out;
@@ -149,16 +145,22 @@ export async function runCheck(source: RoutingStream, cfg: GateConfig, opts: { t
     const values = layerValues(m);
     // logsumexp over a row with a +Inf logit is +Inf: the layer's z-loss is infinite, not the mean of the rest.
     if (inf && inf.positive[i]! > 0) values.zLoss = Infinity;
+    // Rows with a NaN or −Inf logit were left out of the mean: it is not the layer's z-loss, and a limit on it fails.
+    else if ((m.nonFiniteLogitRows ?? 0) > 0) values.zLoss = NaN;
     rows.push({ layer: m.layer, values });
     const { limits, origin } = limitsFor(cfg, m.layer);
-    verdicts.push(...verdictsFor(RULES, m.layer, limits, origin, values));
+    const why = Number.isNaN(values.zLoss) && (m.nonFiniteLogitRows ?? 0) > 0 ? { zLoss: `${fmtCount(m.nonFiniteLogitRows!)} token rows have NaN/−Inf logits` } : {};
+    verdicts.push(...verdictsFor(RULES, m.layer, limits, origin, values, why));
   }
   const overall = overallValues(snap.global);
   if (inf && inf.positive.some((n) => n > 0)) overall.zLoss = Infinity; // a mean over layers with an infinite one
+  const nonFiniteRows = snap.global.nonFiniteLogitRows ?? 0;
+  if (!(overall.zLoss === Infinity) && nonFiniteRows > 0) overall.zLoss = NaN;
   rows.push({ layer: null, values: overall });
   const where = cfg.source ?? 'config';
   const overallOrigin = Object.fromEntries(Object.keys(cfg.overall).map((k) => [k, `${where} overall.${k}`]));
-  verdicts.push(...verdictsFor(RULES, null, cfg.overall, overallOrigin, overall));
+  const overallWhy = Number.isNaN(overall.zLoss) && nonFiniteRows > 0 ? { zLoss: `${fmtCount(nonFiniteRows)} token rows have NaN/−Inf logits` } : {};
+  verdicts.push(...verdictsFor(RULES, null, cfg.overall, overallOrigin, overall, overallWhy));
 
   const columns = GATED.filter((m) => !m.needsLogits || schema.hasLogits).map((m) => COLUMNS[m.key as MetricKey]);
   const passed = verdicts.every((v) => v.pass);
@@ -166,8 +168,14 @@ export async function runCheck(source: RoutingStream, cfg: GateConfig, opts: { t
   if (source.meta?.model) facts.push(['model', source.meta.model]);
   if (counts) facts.push(['steps', `${fmtCount(stats.steps)} (a count trace: load counts per step, no per-token data)`]);
   else facts.push(['tokens', fmtCount(stats.tokens)]);
-  if (inf && inf.rows > 0)
-    facts.push(['non-finite logits', `${fmtCount(inf.rows)} token-layer rows with ±Inf router logits (z-loss is infinite where a logit is +Inf)`]);
+  if (nonFiniteRows > 0)
+    facts.push([
+      'non-finite logits',
+      `${fmtCount(nonFiniteRows)} token-layer rows with NaN/±Inf router logits, left out of the logit metrics (layers ${snap.layers
+        .filter((m) => (m.nonFiniteLogitRows ?? 0) > 0)
+        .map((m) => m.layer)
+        .join(', ')}): z-loss is infinite where a logit is +Inf, undefined where one is NaN or −Inf, and a z-loss limit fails there`,
+    ]);
   facts.push(['routing', describeSchema(full)]);
   if (cfg.layers) facts.push(['layers checked', schema.layers.join(', ')]);
   if (cfg.source) facts.push(['config', cfg.source]);

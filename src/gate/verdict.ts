@@ -19,6 +19,8 @@ export interface Verdict {
   limit: number;
   bound: 'max' | 'min';
   pass: boolean;
+  /** Why `value` is undefined when it is NaN (default: no assignments reached it). */
+  undefinedBecause?: string;
 }
 
 export interface Column {

@@ -50,6 +50,8 @@ export function defaultAnalysisOptions(schema: RoutingSchema): AnalysisOptions {
 }
 
 export interface StatsLayerJson extends Omit<LayerMetrics, 'share'> {
+  /** Token rows with a NaN or ±Inf routing weight: first choices (GShard, repeat, capacity's order) treat them as the lowest. */
+  nonFiniteWeightRows: number;
   capacity: Omit<LayerCapacity, 'layer'>;
   repeat: { firstChoice: number | null; topTwoOverlap: number | null };
   coactivation: CoactivationPair[] | null;
@@ -79,6 +81,8 @@ export interface StatsJson {
     randomTopTwoOverlap: number | null;
   };
   coactivation: { randomRatio: number } | null;
+  /** Token rows (one token at one layer) with NaN or ±Inf values, over all layers; logitRows null without logits. */
+  nonFinite: { logitRows: number | null; weightRows: number };
   domains: DomainResult[];
   vocabulary: VocabResult | null;
   lossFree: LossFreeResult | null;
@@ -143,6 +147,7 @@ export class TraceAnalysis {
       const { layer: _layer, ...capacity } = cap.layers[l]!;
       return {
         ...rest,
+        nonFiniteWeightRows: rep.layers[l]!.nonFiniteWeightRows,
         capacity,
         repeat: { firstChoice: rep.layers[l]!.firstChoice, topTwoOverlap: rep.layers[l]!.topTwoOverlap },
         coactivation: this.coact ? this.coact.topPairs(l, this.options.coactivationPairs) : null,
@@ -180,6 +185,7 @@ export class TraceAnalysis {
         randomTopTwoOverlap: rep.randomTopTwoOverlap,
       },
       coactivation: this.coact ? { randomRatio: randomCoactivation(this.schema.experts, this.schema.topK) } : null,
+      nonFinite: { logitRows: snap.global.nonFiniteLogitRows, weightRows: rep.layers.reduce((a, x) => a + x.nonFiniteWeightRows, 0) },
       domains: this.domains.result(),
       vocabulary: this.vocab ? this.vocab.result() : null,
       lossFree: this.lossFree && this.lossFree.tokens > 0 ? this.lossFree.result() : null,

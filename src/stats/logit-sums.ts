@@ -27,6 +27,11 @@ export interface LogitsMetrics {
   tokenEntropy: number | null;
   /** Mean score gap between the K-th and (K+1)-th expert. */
   routerMargin: number | null;
+  /**
+   * Token rows with a NaN or ±Inf among their logits (not a row whose logits are all NaN: that is how a token
+   * without captured logits is recorded). Every metric above leaves them out; in `global`, the sum over layers.
+   */
+  nonFiniteLogitRows: number | null;
 }
 
 export const NO_LOGITS: LogitsMetrics = {
@@ -38,6 +43,7 @@ export const NO_LOGITS: LogitsMetrics = {
   zLoss: null,
   tokenEntropy: null,
   routerMargin: null,
+  nonFiniteLogitRows: null,
 };
 
 /** What LogitSums reads of a batch (the worker hands it views of its ring slots). */
@@ -45,7 +51,8 @@ export type LogitsRows = Pick<RoutingBatch, 'length' | 'seq' | 'experts' | 'weig
 
 /**
  * Per-layer sums over the tokens whose logits were captured (rows with a NaN logit are skipped — the batch
- * builder writes NaN for a token whose logits are missing).
+ * builder writes NaN for a token whose logits are missing). Rows skipped for a NaN or ±Inf among finite logits
+ * (an overflow, a broken kernel) are counted, so the metrics can say what they left out.
  */
 export class LogitSums {
   private readonly L: number;
@@ -78,6 +85,8 @@ export class LogitSums {
   private readonly seqRows: Float64Array;
   private readonly seqLossSum: Float64Array;
   private readonly seqDone: Float64Array;
+  /** Rows left out for a NaN or ±Inf among finite logits, per layer. */
+  private readonly nonFinite: Float64Array;
   /** Scratch of the reader: probClosed + seqProb (not shared). */
   private probTotal: Float64Array | null = null;
 
@@ -85,7 +94,7 @@ export class LogitSums {
   static size(schema: RoutingSchema): number {
     const L = schema.layers.length;
     const le = L * schema.experts;
-    return 1 + 9 * L + (schema.scoring === 'softmax' ? 6 : 7) * le;
+    return 1 + 10 * L + (schema.scoring === 'softmax' ? 6 : 7) * le;
   }
 
   /**
@@ -118,6 +127,7 @@ export class LogitSums {
     this.seqRows = l1();
     this.seqLossSum = l1();
     this.seqDone = l1();
+    this.nonFinite = l1();
   }
 
   /** Adds a batch whose logits hold L·E values per token (the caller checks). */
@@ -138,7 +148,10 @@ export class LogitSums {
         const base = l * E;
         // Σ_t prob goes into the open sequence's sums only; the run's total is the closed sequences' plus these
         // (probSum()), which saves a second per-expert accumulation per row.
-        if (!kernel.add(logits, (t * L + l) * E, l, seqProb, softAcc, base)) continue;
+        if (!kernel.add(logits, (t * L + l) * E, l, seqProb, softAcc, base)) {
+          if (!allNaN(logits, (t * L + l) * E, E)) this.nonFinite[l]!++;
+          continue;
+        }
         rows[l]!++;
         seqRows[l]!++;
         for (let j = 0; j < K; j++) hfCount[base + rank[j]!]!++;
@@ -185,7 +198,8 @@ export class LogitSums {
   layer(l: number): LogitsMetrics {
     const { E, K } = this;
     const T = this.rows[l]!;
-    if (T === 0) return NO_LOGITS;
+    const nonFinite = this.nonFinite[l]!;
+    if (T === 0) return nonFinite > 0 ? { ...NO_LOGITS, nonFiniteLogitRows: nonFinite } : NO_LOGITS;
     const base = l * E;
     // The open sequence counts as a finished one in the snapshot (it may still grow).
     const open = this.seqRows[l]!;
@@ -201,6 +215,7 @@ export class LogitSums {
       zLoss: this.zSum[l]! / T,
       tokenEntropy: this.entSum[l]! / T,
       routerMargin: this.marginRows[l]! > 0 ? this.marginSum[l]! / this.marginRows[l]! : null,
+      nonFiniteLogitRows: nonFinite,
     };
   }
 
@@ -223,4 +238,13 @@ export class LogitSums {
     }
     return E * s;
   }
+}
+
+/** Whether the E float16 logits at `offset` are all NaN (a token recorded without logits). */
+function allNaN(logits: Uint16Array, offset: number, E: number): boolean {
+  for (let i = offset, end = offset + E; i < end; i++) {
+    const h = logits[i]!;
+    if ((h & 0x7c00) !== 0x7c00 || (h & 0x03ff) === 0) return false;
+  }
+  return true;
 }

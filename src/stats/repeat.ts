@@ -14,6 +14,8 @@ export interface LayerRepeat {
   firstChoice: number | null;
   /** Share of consecutive pairs whose top-2 sets share an expert; null when K < 2. */
   topTwoOverlap: number | null;
+  /** Token rows with a NaN or ±Inf routing weight (their first choice falls back to a slot's position). */
+  nonFiniteWeightRows: number;
 }
 
 export interface RepeatResult {
@@ -35,6 +37,7 @@ export class RepeatRate {
   private pairs = 0;
   private readonly same1: Float64Array;
   private readonly overlap2: Float64Array;
+  private readonly nonFinite: Float64Array;
 
   constructor(schema: RoutingSchema) {
     this.schema = schema;
@@ -46,6 +49,7 @@ export class RepeatRate {
     this.cur2 = new Int32Array(this.L);
     this.same1 = new Float64Array(this.L);
     this.overlap2 = new Float64Array(this.L);
+    this.nonFinite = new Float64Array(this.L);
   }
 
   add(b: RoutingBatch): void {
@@ -57,8 +61,10 @@ export class RepeatRate {
         let w2 = -Infinity;
         let e1 = -1;
         let e2 = -1;
+        let bad = false;
         for (let j = 0; j < K; j++) {
           const w = F16_TO_F32[b.weights[o + j]!]!;
+          if (w - w !== 0) bad = true; // NaN or ±Inf: this scan reads every weight, so it counts them too
           const x = b.experts[o + j]!;
           if (w > w1) {
             w2 = w1;
@@ -70,6 +76,7 @@ export class RepeatRate {
             e2 = x;
           }
         }
+        if (bad) this.nonFinite[l]!++;
         this.cur1[l] = e1 >= 0 ? e1 : b.experts[o]!; // all weights NaN: the first slot, as firstChoice says
         this.cur2[l] = e2;
       }
@@ -102,6 +109,7 @@ export class RepeatRate {
         pairs: n,
         firstChoice: n > 0 ? this.same1[l]! / n : null,
         topTwoOverlap: n > 0 && this.K >= 2 ? this.overlap2[l]! / n : null,
+        nonFiniteWeightRows: this.nonFinite[l]!,
       })),
       randomFirstChoice: 1 / E,
       randomTopTwoOverlap: this.K >= 2 && E >= 2 ? randomTopTwoOverlap(E) : null,

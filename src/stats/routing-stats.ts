@@ -286,6 +286,7 @@ export class RoutingStats {
         zLoss: mean((m) => m.zLoss),
         tokenEntropy: mean((m) => m.tokenEntropy),
         routerMargin: mean((m) => m.routerMargin),
+        nonFiniteLogitRows: layers.some((m) => m.nonFiniteLogitRows !== null) ? layers.reduce((a, m) => a + (m.nonFiniteLogitRows ?? 0), 0) : null,
         cv: mean((m) => m.cv)!,
         maxVio: mean((m) => m.maxVio)!,
         maxVioWorst: layers.reduce((a, m) => Math.max(a, m.maxVio), -Infinity),

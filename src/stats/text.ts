@@ -59,10 +59,22 @@ export function formatStatsText(s: StatsJson, ctx: TextContext): string {
     ['', ...cols.map((m) => m.convention)],
     ['bal.', ...cols.map((m) => balancedText(m, E, K, s.topN))],
   ];
-  const rows = s.layers.map((m) => [String(m.layer), ...cols.map((c) => num(c.layer(m), c.digits))]);
-  rows.push(['mean', ...cols.map((c) => (c.layerMean ? num(c.layerMean(g), c.digits) : ''))]);
+  // A logit column over rows with NaN / ±Inf logits left out carries † and the count below the table.
+  const badLogits = (n: number | null | undefined) => (n ?? 0) > 0;
+  const mark = (c: (typeof cols)[number], bad: boolean, text: string) => (bad && c.needsLogits ? `${text} †` : text);
+  const rows = s.layers.map((m) => [String(m.layer), ...cols.map((c) => mark(c, badLogits(m.nonFiniteLogitRows), num(c.layer(m), c.digits)))]);
+  rows.push(['mean', ...cols.map((c) => (c.layerMean ? mark(c, badLogits(g.nonFiniteLogitRows), num(c.layerMean(g), c.digits)) : ''))]);
   out.push(...table(head, rows));
   out.push(`  (dead: total over layers; worst layer MaxVio ${num(g.maxVioWorst)})`);
+  const nf = s.nonFinite;
+  const logitNote = badLogits(nf.logitRows) ? `${count(nf.logitRows!)} token rows with NaN/±Inf router logits left out` : null;
+  const weightNote = nf.weightRows > 0 ? `${count(nf.weightRows)} token rows with NaN/±Inf routing weights (their first choice is a slot's position)` : null;
+  if (logitNote)
+    out.push(
+      `  † ${logitNote}: ${s.layers.filter((m) => badLogits(m.nonFiniteLogitRows)).map((m) => `layer ${m.layer} ${count(m.nonFiniteLogitRows!)}`).join(', ')}`,
+    );
+  if (weightNote)
+    out.push(`  ‡ ${weightNote}: ${s.layers.filter((m) => m.nonFiniteWeightRows > 0).map((m) => `layer ${m.layer} ${count(m.nonFiniteWeightRows)}`).join(', ')}`);
   out.push('');
   out.push('Auxiliary losses, without their coefficients');
   const losses: [string, number | null, string][] = [
@@ -75,7 +87,11 @@ export function formatStatsText(s: StatsJson, ctx: TextContext): string {
     ['Router z-loss, mean logsumexp² (ST-MoE)', g.zLoss, 'lower = smaller logits'],
   ];
   const lw = Math.max(...losses.map((l) => l[0].length));
-  for (const [name, v, bal] of losses) out.push(`  ${name.padEnd(lw)}  ${num(v).padStart(8)}   ${bal}`);
+  for (const [name, v, bal] of losses) {
+    // Every loss reads the logits; GShard's first-choice counts read the weights too.
+    const notes = [logitNote ? `† ${logitNote}` : null, weightNote && name.startsWith('GShard') ? `‡ ${count(nf.weightRows)} with NaN/±Inf weights` : null];
+    out.push(`  ${name.padEnd(lw)}  ${num(v).padStart(8)}   ${[bal, ...notes].filter(Boolean).join('; ')}`);
+  }
   if (!schema.hasLogits) out.push('  (the trace has no router logits: record with logits to get the losses)');
   const b = g.balancedness as { devices: number; sglang: number; vllm: number } | null | undefined;
   if (b) {
@@ -88,7 +104,8 @@ export function formatStatsText(s: StatsJson, ctx: TextContext): string {
   out.push(`Capacity factor ${c.capacityFactor}, batches of ${count(c.batchTokens)} tokens (capacity = ⌈T·K/E·cf⌉ per expert)`);
   out.push(`  dropped ${pct(c.droppedShare, 2)} of assignments (mean over layers below)`);
   out.push(
-    `  probs policy (keep highest weights):  weight lost ${pct(c.probs.droppedWeightShare, 2)}, tokens hit ${pct(c.probs.tokensAffected)}, tokens with all K dropped ${pct(c.probs.tokensFullyDropped)}`,
+    `  probs policy (keep highest weights):  weight lost ${pct(c.probs.droppedWeightShare, 2)}, tokens hit ${pct(c.probs.tokensAffected)}, tokens with all K dropped ${pct(c.probs.tokensFullyDropped)}` +
+      (weightNote ? `; ‡ ${count(nf.weightRows)} token rows with NaN/±Inf weights` : ''),
   );
   out.push(
     `  position policy (keep earliest):      weight lost ${pct(c.position.droppedWeightShare, 2)}, tokens hit ${pct(c.position.tokensAffected)}, tokens with all K dropped ${pct(c.position.tokensFullyDropped)}`,
@@ -96,7 +113,10 @@ export function formatStatsText(s: StatsJson, ctx: TextContext): string {
   const r = s.repeat;
   out.push('');
   out.push(`Consecutive tokens (${count(r.pairs)} pairs; Mixtral's measure)`);
-  out.push(`  same first choice ${pct(r.firstChoice)} (random ${pct(r.randomFirstChoice)})   top-2 overlap ${pct(r.topTwoOverlap)} (random ${pct(r.randomTopTwoOverlap)})`);
+  out.push(
+    `  same first choice ${pct(r.firstChoice)} (random ${pct(r.randomFirstChoice)})   top-2 overlap ${pct(r.topTwoOverlap)} (random ${pct(r.randomTopTwoOverlap)})` +
+      (weightNote ? `; ‡ ${count(nf.weightRows)} token rows with NaN/±Inf weights` : ''),
+  );
   if (s.coactivation) {
     const best = s.layers
       .flatMap((m) => (m.coactivation ?? []).slice(0, 1).map((p) => ({ layer: m.layer, ...p })))

@@ -2,7 +2,8 @@
  * Silent wrong results become loud: ±Inf router logits fail a z-loss gate instead of dropping out of it; export
  * --jsonl round-trips ±Inf and NaN; importers refuse what they would otherwise misread (misspelt keys, repeated
  * expert ids, empty arrays); Parquet holds the full uint32 range of seq / pos; a trace that ended without being
- * closed says so in stats, plan and report; a trace holding a batch twice is refused by every command that reads it.
+ * closed says so in stats, plan and report; NaN / −Inf logits and NaN weights are counted next to the metrics they
+ * leave out, and fail a z-loss gate; a trace holding a batch twice is refused by every command that reads it.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -41,6 +42,58 @@ test('check --max-z-loss fails on a trace whose logits overflowed to +Inf (and n
   const j = moescope('check', tr, '--max-z-loss', '10', '--format', 'json');
   assert.equal(j.code, 1);
   assert.equal(JSON.parse(j.stdout).passed, false);
+});
+
+/** NaN among finite logits on every 10th token of layer 1, −Inf on token 0 of layer 0, NaN weights on every 20th token
+ * of layer 0, and token 5 recorded without logits (all NaN: not captured, not counted). */
+function traceWithNaN(path: string): void {
+  const w = TraceWriter.create(path, { schema: LOGITS, meta: META });
+  const b = makeBatch(LOGITS, 200, 0);
+  for (let t = 0; t < 200; t += 10) b.logits![(t * 2 + 1) * 8 + 3] = NAN;
+  b.logits![(0 * 2 + 0) * 8 + 5] = NINF;
+  for (let t = 0; t < 200; t += 20) b.weights[(t * 2 + 0) * 2 + 1] = NAN;
+  b.logits!.fill(NAN, (5 * 2 + 0) * 8, (5 * 2 + 2) * 8);
+  w.write(b);
+  w.close();
+}
+
+test('stats counts NaN / ±Inf logits and weights next to the metrics they leave out (text and JSON)', (t) => {
+  const { path } = tempDir(t);
+  const tr = path('nan.arrows');
+  traceWithNaN(tr);
+  const j = moescope('stats', tr, '--json');
+  assert.equal(j.code, 0, j.stderr);
+  const s = JSON.parse(j.stdout) as {
+    layers: { nonFiniteLogitRows: number; nonFiniteWeightRows: number; zLoss: number }[];
+    global: { nonFiniteLogitRows: number };
+    nonFinite: { logitRows: number; weightRows: number };
+  };
+  assert.deepEqual(s.layers.map((l) => l.nonFiniteLogitRows), [1, 20]);
+  assert.deepEqual(s.layers.map((l) => l.nonFiniteWeightRows), [10, 0]);
+  assert.deepEqual(s.nonFinite, { logitRows: 21, weightRows: 10 });
+  assert.equal(s.global.nonFiniteLogitRows, 21);
+  assert.ok(Number.isFinite(s.layers[1]!.zLoss)); // over the rows left
+  const text = moescope('stats', tr);
+  assert.equal(text.code, 0);
+  const zRow = text.stdout.split('\n').find((l) => /^\s+1\s/.test(l))!;
+  assert.match(zRow, /†/, 'layer 1\'s logit columns carry the mark');
+  assert.match(text.stdout, /† 21 token rows with NaN\/±Inf router logits left out: layer 0 1, layer 1 20/);
+  assert.match(text.stdout, /‡ 10 token rows with NaN\/±Inf routing weights .*: layer 0 10/);
+  assert.match(text.stdout, /Router z-loss.*† 21 token rows/);
+  assert.match(text.stdout, /same first choice .*‡ 10 token rows with NaN\/±Inf weights/);
+});
+
+test('check --max-z-loss fails (does not pass on the rest) where NaN or −Inf logits were left out', (t) => {
+  const { path } = tempDir(t);
+  const tr = path('nan.arrows');
+  traceWithNaN(tr);
+  const r = moescope('check', tr, '--max-z-loss', '1000');
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stdout, /FAIL layer 0: router z-loss \(ST-MoE\) is undefined \(1 token rows have NaN\/−Inf logits\)/);
+  assert.match(r.stdout, /FAIL layer 1: .*\(20 token rows have NaN\/−Inf logits\)/);
+  assert.match(r.stdout, /non-finite logits +21 token-layer rows/);
+  // Gates that do not read logits still pass.
+  assert.equal(moescope('check', tr, '--max-cv', '10').code, 0);
 });
 
 test('export --jsonl → import jsonl keeps ±Inf and NaN bit for bit', (t) => {

@@ -162,6 +162,9 @@ test('the token is checked before any data is read; a hello over 4 KiB, a bad he
 test('unix socket: producers connect, a reconnecting rank continues; a stale socket is replaced, a regular file never', async (ctx) => {
   const p = tmp(ctx);
   synthesize(p('a.arrows'), { ...SPEC, tokens: 1200 });
+  // What the rank sends when it comes back: new tokens (re-sending the same batch would be a duplicate, which
+  // every reader of the recorded trace refuses).
+  synthesize(p('a2.arrows'), { ...SPEC, tokens: 1200, seed: SPEC.seed + 1 });
   writeFileSync(p('file.sock'), 'not a socket');
   const bad = await startListener(['--no-ui', '--unix', p('file.sock')]).catch((e: Error) => e);
   assert.ok(bad instanceof Error);
@@ -173,7 +176,7 @@ test('unix socket: producers connect, a reconnecting rank continues; a stale soc
   const a = produce({ connect: l.address, rank: 0, world: 1, trace: p('a.arrows'), eos: false });
   assert.equal(await a.exited, 0, a.stdout() + a.stderr());
   await until(() => /rank 0 disconnected without end-of-stream/.test(l.stderr()), 5000, 'disconnect');
-  const b = produce({ connect: l.address, rank: 0, world: 1, trace: p('a.arrows') });
+  const b = produce({ connect: l.address, rank: 0, world: 1, trace: p('a2.arrows') });
   assert.equal(await b.exited, 0, b.stdout() + b.stderr());
   assert.equal(await l.exited, 2);
   assert.match(l.stderr(), /rank 0\/1 connected from .* again/);
