@@ -124,7 +124,7 @@ export class TextStream {
  * continues with). Rules only delete spaces and each starts at one, so cleaning the prefix and the rest apart
  * gives the same text as cleaning them together; a space further back has the whole reach of a rule after it.
  */
-export function cleanCut(text: string): number {
+function cleanCut(text: string): number {
   let c = text.length;
   search: while (c > 0) {
     for (let s = c - 1; s >= Math.max(0, c - CLEAN_UP_REACH); s--) {

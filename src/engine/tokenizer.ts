@@ -44,7 +44,7 @@ export const CLEAN_UP_REACH = Math.max(...CLEAN_UP.map(([from]) => from.length -
 /** Characters that can follow the space a rule starts at (a space too: deleting it brings the next one up). */
 export const CLEAN_UP_OPENERS: ReadonlySet<string> = new Set([' ', ...CLEAN_UP.map(([from]) => from[1]!)]);
 
-export function cleanUpTokenization(raw: string): string {
+function cleanUpTokenization(raw: string): string {
   let s = raw;
   for (const [from, to] of CLEAN_UP) s = s.replaceAll(from, to);
   return s;
