@@ -177,7 +177,7 @@ test('fuzz: mutated ONNX models through inspect and run --no-ui end in exit 0, o
     rmSync(caseDir, { recursive: true, force: true });
     mkdirSync(caseDir);
     copyFileSync(join(BUNDLED_MODEL, '..', 'tokenizer.json'), join(caseDir, 'tokenizer.json'));
-    // Even cases: the graph changed and re-encoded; odd: the bytes of its structure mutated.
+    // Cases 0, 1 of every 4: the graph changed and re-encoded; 2, 3: the bytes of its structure (both commands get both).
     writeFileSync(model, i % 4 < 2 ? mutateGraph(decoded, rng) : mutateStructure(seed, weights, rng));
     const argv = commands[i % commands.length]!(model);
     const r = await runCli(argv);
