@@ -10,7 +10,17 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { BENCH_DIR, flag, fmtSummary, interleave, isMain, numArg, runChild, summarise, type Summary } from './common.js';
+import {
+  BENCH_DIR,
+  flag,
+  fmtSummary,
+  interleave,
+  isMain,
+  numArg,
+  runChild,
+  summarise,
+  type Summary,
+} from './common.js';
 
 export interface ColdStartResult {
   runs: number;
@@ -24,7 +34,10 @@ export interface ColdStartResult {
 export function coldStart(runs: number): ColdStartResult {
   const cli = join(BENCH_DIR, '..', 'src', 'cli.js');
   if (!existsSync(cli)) throw new Error(`${cli} not built`);
-  const cmds: string[][] = [['-e', '0'], [cli, '--help']];
+  const cmds: string[][] = [
+    ['-e', '0'],
+    [cli, '--help'],
+  ];
   const ms = interleave(['node -e 0', 'moescope --help'], runs, (v) => {
     const r = runChild(process.execPath, cmds[v]!, { env: { ...process.env, NODE_OPTIONS: '' } });
     if (r.status !== 0 || (v === 1 && !r.stdout.includes('Usage: moescope')))
@@ -32,7 +45,13 @@ export function coldStart(runs: number): ColdStartResult {
     return r.ms;
   });
   const [node, help] = ms as [number[], number[]];
-  return { runs, node: summarise(node), help: summarise(help), added: summarise(help.map((h, i) => h - node[i]!)), cli };
+  return {
+    runs,
+    node: summarise(node),
+    help: summarise(help),
+    added: summarise(help.map((h, i) => h - node[i]!)),
+    cli,
+  };
 }
 
 function main(): void {

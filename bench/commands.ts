@@ -22,7 +22,21 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { BENCH_DIR, cached, cacheDir, fmtInt, fmtSummary, flag, isMain, loadLine, machineLine, numArg, strArg, summarise, type Summary } from './common.js';
+import {
+  BENCH_DIR,
+  cached,
+  cacheDir,
+  fmtInt,
+  fmtSummary,
+  flag,
+  isMain,
+  loadLine,
+  machineLine,
+  numArg,
+  strArg,
+  summarise,
+  type Summary,
+} from './common.js';
 import { openTrace } from '../src/trace/index.js';
 import { synthesize, type SynthSpec } from '../src/trace/synth.js';
 
@@ -42,9 +56,15 @@ interface Timed {
 function timed(argv: readonly string[], out: string): Timed {
   const q = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
   const t0 = performance.now();
-  const r = spawnSync('sh', ['-c', `${argv.map(q).join(' ')} > ${q(out)} || exit $?; times`], { encoding: 'utf8', maxBuffer: 16 * 2 ** 20 });
+  const r = spawnSync('sh', ['-c', `${argv.map(q).join(' ')} > ${q(out)} || exit $?; times`], {
+    encoding: 'utf8',
+    maxBuffer: 16 * 2 ** 20,
+  });
   const wallMs = performance.now() - t0;
-  if (r.status !== 0) throw new Error(`${argv.join(' ')} exited ${r.status}: ${(r.stderr || '').trim().split('\n').slice(-3).join(' | ')}`);
+  if (r.status !== 0)
+    throw new Error(
+      `${argv.join(' ')} exited ${r.status}: ${(r.stderr || '').trim().split('\n').slice(-3).join(' | ')}`,
+    );
   // `times`: two lines "XmY.YYYs XmY.YYYs" — the shell, then its children (user, sys).
   const lines = r.stdout.trim().split('\n');
   const secs = (s: string) => {
@@ -73,13 +93,27 @@ export interface CommandsResult {
 }
 
 function sharedTrace(tokens: number): string {
-  const spec: SynthSpec = { layers: 58, experts: 256, topK: 8, tokens, skew: { kind: 'zipf', s: 1.1 }, collapse: null, logits: false, seed: 1 };
-  return cached(`moescope-bench-stats-${tokens}x58x256x8.arrows`, spec, (p) => synthesize(p, spec), (p) => {
-    const t = openTrace(p);
-    const ok = t.complete && t.tokenCount === tokens;
-    t.close();
-    return ok;
-  }).path;
+  const spec: SynthSpec = {
+    layers: 58,
+    experts: 256,
+    topK: 8,
+    tokens,
+    skew: { kind: 'zipf', s: 1.1 },
+    collapse: null,
+    logits: false,
+    seed: 1,
+  };
+  return cached(
+    `moescope-bench-stats-${tokens}x58x256x8.arrows`,
+    spec,
+    (p) => synthesize(p, spec),
+    (p) => {
+      const t = openTrace(p);
+      const ok = t.complete && t.tokenCount === tokens;
+      t.close();
+      return ok;
+    },
+  ).path;
 }
 
 /** The Parquet export beside the trace, made again when older than it. */
@@ -99,17 +133,40 @@ const close = (a: number | null, b: number | null, rel = 1e-9) =>
 interface StatsOut {
   tokens: number;
   layers: {
-    load: number[]; cv: number; maxVio: number; entropy: number; deadExperts: number;
+    load: number[];
+    cv: number;
+    maxVio: number;
+    entropy: number;
+    deadExperts: number;
     capacity: { droppedPerExpert: number[]; probs: Record<string, number>; position: Record<string, number> };
     coactivation: { a: number; b: number; ratio: number; together: number }[] | null;
   }[];
   capacity: { batches: number; droppedShare: number };
-  warnings: { rule: string; layerIndex: number; expert: number | null; firstToken: number; clearedAt: number | null; window: { start: number; end: number }; value: number }[];
+  warnings: {
+    rule: string;
+    layerIndex: number;
+    expert: number | null;
+    firstToken: number;
+    clearedAt: number | null;
+    window: { start: number; end: number };
+    value: number;
+  }[];
   warningsSuppressed: number;
 }
-interface CountOut { tokens?: number; load: number[]; cv: number[]; maxVio: number[]; entropy: number[]; dead: number[] }
+interface CountOut {
+  tokens?: number;
+  load: number[];
+  cv: number[];
+  maxVio: number[];
+  entropy: number[];
+  dead: number[];
+}
 interface AnalysesOut extends CountOut {
-  capacity: { batches: number; droppedShare: number; layers: { droppedPerExpert: number[]; probs: Record<string, number>; position: Record<string, number> }[] };
+  capacity: {
+    batches: number;
+    droppedShare: number;
+    layers: { droppedPerExpert: number[]; probs: Record<string, number>; position: Record<string, number> }[];
+  };
   coactivation: StatsOut['layers'][number]['coactivation'][] | null;
   fired: Record<string, number> | null;
   warnings: Record<string, StatsOut['warnings']> | null;
@@ -122,7 +179,12 @@ function compareCounts(s: StatsOut, c: CountOut, who: string): string[] {
   const load = s.layers.flatMap((l) => l.load);
   if (load.length !== c.load.length || load.some((x, i) => x !== c.load[i])) bad.push(`${who}: load counts differ`);
   s.layers.forEach((l, i) => {
-    for (const [k, v] of [['cv', l.cv], ['maxVio', l.maxVio], ['entropy', l.entropy], ['dead', l.deadExperts]] as const)
+    for (const [k, v] of [
+      ['cv', l.cv],
+      ['maxVio', l.maxVio],
+      ['entropy', l.entropy],
+      ['dead', l.deadExperts],
+    ] as const)
       if (!close(v, c[k][i]!)) bad.push(`${who}: layer ${i} ${k} ${v} vs ${c[k][i]}`);
   });
   return bad;
@@ -131,19 +193,25 @@ function compareCounts(s: StatsOut, c: CountOut, who: string): string[] {
 /** Differences between `stats --json` and the numpy analyses peer. */
 function compareAnalyses(s: StatsOut, p: AnalysesOut): string[] {
   const bad = compareCounts(s, p, 'numpy analyses');
-  if (s.capacity.batches !== p.capacity.batches) bad.push(`capacity batches ${s.capacity.batches} vs ${p.capacity.batches}`);
-  if (!close(s.capacity.droppedShare, p.capacity.droppedShare)) bad.push(`capacity dropped share ${s.capacity.droppedShare} vs ${p.capacity.droppedShare}`);
+  if (s.capacity.batches !== p.capacity.batches)
+    bad.push(`capacity batches ${s.capacity.batches} vs ${p.capacity.batches}`);
+  if (!close(s.capacity.droppedShare, p.capacity.droppedShare))
+    bad.push(`capacity dropped share ${s.capacity.droppedShare} vs ${p.capacity.droppedShare}`);
   s.layers.forEach((l, i) => {
     const c = p.capacity.layers[i]!;
-    if (l.capacity.droppedPerExpert.some((x, e) => x !== c.droppedPerExpert[e])) bad.push(`layer ${i} drops per expert differ`);
+    if (l.capacity.droppedPerExpert.some((x, e) => x !== c.droppedPerExpert[e]))
+      bad.push(`layer ${i} drops per expert differ`);
     for (const pol of ['probs', 'position'] as const)
       for (const k of Object.keys(c[pol]))
-        if (!close(l.capacity[pol][k]!, c[pol][k]!)) bad.push(`layer ${i} ${pol} ${k} ${l.capacity[pol][k]} vs ${c[pol][k]}`);
-    if (p.coactivation && JSON.stringify(l.coactivation) !== JSON.stringify(p.coactivation[i])) bad.push(`layer ${i} co-activation top pairs differ`);
+        if (!close(l.capacity[pol][k]!, c[pol][k]!))
+          bad.push(`layer ${i} ${pol} ${k} ${l.capacity[pol][k]} vs ${c[pol][k]}`);
+    if (p.coactivation && JSON.stringify(l.coactivation) !== JSON.stringify(p.coactivation[i]))
+      bad.push(`layer ${i} co-activation top pairs differ`);
   });
   if (p.warnings && p.fired) {
     const fired = Object.values(p.fired).reduce((a, b) => a + b, 0);
-    if (fired !== s.warnings.length + s.warningsSuppressed) bad.push(`warnings fired ${s.warnings.length} + ${s.warningsSuppressed} suppressed vs ${fired}`);
+    if (fired !== s.warnings.length + s.warningsSuppressed)
+      bad.push(`warnings fired ${s.warnings.length} + ${s.warningsSuppressed} suppressed vs ${fired}`);
     for (const [rule, list] of Object.entries(p.warnings)) {
       const ours = s.warnings.filter((w) => w.rule === rule);
       if (ours.length !== list.length) {
@@ -152,8 +220,15 @@ function compareAnalyses(s: StatsOut, p: AnalysesOut): string[] {
       }
       const k = ours.findIndex((w, i) => {
         const o = list[i]!;
-        return w.layerIndex !== o.layerIndex || w.expert !== o.expert || w.firstToken !== o.firstToken || w.clearedAt !== o.clearedAt ||
-          w.window.start !== o.window.start || w.window.end !== o.window.end || !close(w.value, o.value);
+        return (
+          w.layerIndex !== o.layerIndex ||
+          w.expert !== o.expert ||
+          w.firstToken !== o.firstToken ||
+          w.clearedAt !== o.clearedAt ||
+          w.window.start !== o.window.start ||
+          w.window.end !== o.window.end ||
+          !close(w.value, o.value)
+        );
       });
       if (k >= 0) bad.push(`${rule} warning ${k}: ${JSON.stringify(ours[k])} vs ${JSON.stringify(list[k])}`);
     }
@@ -161,20 +236,50 @@ function compareAnalyses(s: StatsOut, p: AnalysesOut): string[] {
   return bad;
 }
 
-export function runCommands(trace: string, rounds: number, log: (s: string) => void = () => {}, earlierCli?: string): CommandsResult {
+export function runCommands(
+  trace: string,
+  rounds: number,
+  log: (s: string) => void = () => {},
+  earlierCli?: string,
+): CommandsResult {
   const t = openTrace(trace);
   const tokens = t.tokenCount;
   const { layers, experts, topK } = t.schema;
   t.close();
   const parquet = parquetOf(trace);
   const variants: Variant[] = [
-    { name: 'moescope stats --json', argv: [process.execPath, CLI, 'stats', trace, '--json'], computes: 'everything stats prints' },
-    { name: 'numpy analyses peer', argv: [PYTHON, join(PY_DIR, 'stats_analyses_numpy.py'), trace], computes: 'load metrics, co-activation, capacity, collapse windows' },
-    { name: 'numpy counting peer', argv: [PYTHON, join(PY_DIR, 'stats_numpy.py'), trace], computes: 'load counts + CV/MaxVio/entropy/dead' },
-    { name: 'DuckDB counting peer (Parquet)', argv: [PYTHON, join(PY_DIR, 'stats_duckdb.py'), parquet, String(layers.length), String(experts), String(topK)], computes: 'load counts + CV/MaxVio/entropy/dead, SQL' },
-    { name: 'moescope check', argv: [process.execPath, CLI, 'check', trace, ...CHECK_ARGS], computes: 'load metrics against thresholds' },
+    {
+      name: 'moescope stats --json',
+      argv: [process.execPath, CLI, 'stats', trace, '--json'],
+      computes: 'everything stats prints',
+    },
+    {
+      name: 'numpy analyses peer',
+      argv: [PYTHON, join(PY_DIR, 'stats_analyses_numpy.py'), trace],
+      computes: 'load metrics, co-activation, capacity, collapse windows',
+    },
+    {
+      name: 'numpy counting peer',
+      argv: [PYTHON, join(PY_DIR, 'stats_numpy.py'), trace],
+      computes: 'load counts + CV/MaxVio/entropy/dead',
+    },
+    {
+      name: 'DuckDB counting peer (Parquet)',
+      argv: [PYTHON, join(PY_DIR, 'stats_duckdb.py'), parquet, String(layers.length), String(experts), String(topK)],
+      computes: 'load counts + CV/MaxVio/entropy/dead, SQL',
+    },
+    {
+      name: 'moescope check',
+      argv: [process.execPath, CLI, 'check', trace, ...CHECK_ARGS],
+      computes: 'load metrics against thresholds',
+    },
   ];
-  if (earlierCli) variants.push({ name: 'earlier build: stats --json', argv: [process.execPath, earlierCli, 'stats', trace, '--json'], computes: `everything stats prints (${earlierCli})` });
+  if (earlierCli)
+    variants.push({
+      name: 'earlier build: stats --json',
+      argv: [process.execPath, earlierCli, 'stats', trace, '--json'],
+      computes: `everything stats prints (${earlierCli})`,
+    });
   const out = (i: number) => join(cacheDir(), `commands-out-${process.pid}-${i}.json`);
   const wall: number[][] = variants.map(() => []);
   const cpu: number[][] = variants.map(() => []);
@@ -198,9 +303,15 @@ export function runCommands(trace: string, rounds: number, log: (s: string) => v
   const counting = JSON.parse(outputs[2]!) as CountOut;
   const duck = JSON.parse(outputs[3]!) as CountOut;
   const check = JSON.parse(outputs[4]!) as { passed: boolean; tokens: number };
-  const disagreement = [...compareAnalyses(stats, analyses), ...compareCounts(stats, counting, 'numpy counting'), ...compareCounts(stats, duck, 'DuckDB')];
-  if (!check.passed || check.tokens !== tokens) disagreement.push(`check: passed ${check.passed}, tokens ${check.tokens}`);
-  if (earlierCli && outputs[5] !== outputs[0]) disagreement.push('the earlier build\'s stats --json differs from this one\'s');
+  const disagreement = [
+    ...compareAnalyses(stats, analyses),
+    ...compareCounts(stats, counting, 'numpy counting'),
+    ...compareCounts(stats, duck, 'DuckDB'),
+  ];
+  if (!check.passed || check.tokens !== tokens)
+    disagreement.push(`check: passed ${check.passed}, tokens ${check.tokens}`);
+  if (earlierCli && outputs[5] !== outputs[0])
+    disagreement.push("the earlier build's stats --json differs from this one's");
   const warned = stats.warnings.length + stats.warningsSuppressed;
   const agreement = disagreement.length
     ? []
@@ -213,13 +324,20 @@ export function runCommands(trace: string, rounds: number, log: (s: string) => v
   return {
     tokens,
     rounds,
-    variants: variants.map((v, i) => ({ name: v.name, computes: v.computes, wall: summarise(wall[i]!), cpu: summarise(cpu[i]!) })),
+    variants: variants.map((v, i) => ({
+      name: v.name,
+      computes: v.computes,
+      wall: summarise(wall[i]!),
+      cpu: summarise(cpu[i]!),
+    })),
     ratios: [
       { name: 'stats / numpy analyses peer', goal: 1.0, cpu: ratio(0, 1, cpu), wall: ratio(0, 1, wall) },
       { name: 'stats / numpy counting peer', goal: 1.5, cpu: ratio(0, 2, cpu), wall: ratio(0, 2, wall) },
       { name: 'stats / DuckDB counting peer', goal: NaN, cpu: ratio(0, 3, cpu), wall: ratio(0, 3, wall) },
       { name: 'check / numpy counting peer', goal: 1.0, cpu: ratio(4, 2, cpu), wall: ratio(4, 2, wall) },
-      ...(earlierCli ? [{ name: 'stats / earlier build\'s stats', goal: NaN, cpu: ratio(0, 5, cpu), wall: ratio(0, 5, wall) }] : []),
+      ...(earlierCli
+        ? [{ name: "stats / earlier build's stats", goal: NaN, cpu: ratio(0, 5, cpu), wall: ratio(0, 5, wall) }]
+        : []),
     ],
     agreement,
     disagreement,
@@ -232,11 +350,17 @@ async function main(): Promise<void> {
   const given = strArg(argv, '--trace');
   const trace = given ?? sharedTrace(numArg(argv, '--tokens', 1_000_000));
   const res = runCommands(trace, rounds, (s) => process.stderr.write(`· ${s}\n`), strArg(argv, '--earlier-cli'));
-  console.log(`${machineLine()}\n${loadLine()}\nwhole commands on ${trace} (${fmtInt(res.tokens)} tokens), ${rounds} interleaved rounds, min / median / max:`);
+  console.log(
+    `${machineLine()}\n${loadLine()}\nwhole commands on ${trace} (${fmtInt(res.tokens)} tokens), ${rounds} interleaved rounds, min / median / max:`,
+  );
   for (const v of res.variants)
-    console.log(`  ${v.name.padEnd(32)} cpu ${fmtSummary(v.cpu, 0, ' ms').padEnd(26)} wall ${fmtSummary(v.wall, 0, ' ms').padEnd(26)} ${v.computes}`);
+    console.log(
+      `  ${v.name.padEnd(32)} cpu ${fmtSummary(v.cpu, 0, ' ms').padEnd(26)} wall ${fmtSummary(v.wall, 0, ' ms').padEnd(26)} ${v.computes}`,
+    );
   for (const r of res.ratios)
-    console.log(`  ${r.name.padEnd(32)} cpu ${fmtSummary(r.cpu, 2, '×').padEnd(26)} wall ${fmtSummary(r.wall, 2, '×').padEnd(26)} ${Number.isNaN(r.goal) ? '' : `goal ≤ ${r.goal}× ${r.cpu.median <= r.goal ? 'met' : 'MISSED'} (cpu)`}`);
+    console.log(
+      `  ${r.name.padEnd(32)} cpu ${fmtSummary(r.cpu, 2, '×').padEnd(26)} wall ${fmtSummary(r.wall, 2, '×').padEnd(26)} ${Number.isNaN(r.goal) ? '' : `goal ≤ ${r.goal}× ${r.cpu.median <= r.goal ? 'met' : 'MISSED'} (cpu)`}`,
+    );
   for (const a of res.agreement) console.log(a);
   for (const d of res.disagreement.slice(0, 10)) console.log(`DISAGREE: ${d}`);
   if (flag(argv, '--json')) console.log(JSON.stringify(res));

@@ -47,7 +47,9 @@ export function fmtInt(x: number): string {
 
 /** sha1 of a load matrix (Float64 counts): equal counts, equal digest — to compare counts across processes. */
 export function loadSha1(load: Float64Array): string {
-  return createHash('sha1').update(new Uint8Array(load.buffer, load.byteOffset, load.byteLength)).digest('hex');
+  return createHash('sha1')
+    .update(new Uint8Array(load.buffer, load.byteOffset, load.byteLength))
+    .digest('hex');
 }
 
 // ── Interleaving ─────────────────────────────────────────────────────────────────────────────────────────────
@@ -57,7 +59,12 @@ export function loadSha1(load: Float64Array): string {
  * burst of load from another process lands on all variants alike. `run` returns one sample (whatever the caller
  * measures); the result holds each variant's samples in round order. Round -1 is a warm-up and is not kept.
  */
-export function interleave<T>(names: readonly string[], rounds: number, run: (variant: number, round: number) => T, warmup = true): T[][] {
+export function interleave<T>(
+  names: readonly string[],
+  rounds: number,
+  run: (variant: number, round: number) => T,
+  warmup = true,
+): T[][] {
   const out: T[][] = names.map(() => []);
   for (let r = warmup ? -1 : 0; r < rounds; r++) {
     for (let j = 0; j < names.length; j++) {
@@ -108,7 +115,13 @@ export interface ChildResult {
 
 /** "stats.js exited 1: <last lines>", "ui.js was killed (SIGABRT): …", "… timed out: …". */
 export function failure(name: string, r: ChildResult): string {
-  const how = r.error?.includes('ETIMEDOUT') ? 'timed out' : r.signal ? `was killed (${r.signal})` : r.error ? `could not run (${r.error})` : `exited ${r.status}`;
+  const how = r.error?.includes('ETIMEDOUT')
+    ? 'timed out'
+    : r.signal
+      ? `was killed (${r.signal})`
+      : r.error
+        ? `could not run (${r.error})`
+        : `exited ${r.status}`;
   return `${name} ${how}: ${tail(r.stdout + r.stderr)}`;
 }
 
@@ -177,7 +190,12 @@ export function cacheDir(): string {
  * A file in the cache made by `make(path)` once and reused while `spec` (recorded beside it as <file>.spec.json)
  * is unchanged and `valid(path)` holds. Returns the path and whether it was made now.
  */
-export function cached(name: string, spec: unknown, make: (path: string) => void, valid: (path: string) => boolean): { path: string; made: boolean } {
+export function cached(
+  name: string,
+  spec: unknown,
+  make: (path: string) => void,
+  valid: (path: string) => boolean,
+): { path: string; made: boolean } {
   const path = join(cacheDir(), name);
   const specPath = `${path}.spec.json`;
   const want = JSON.stringify(spec);
@@ -228,7 +246,9 @@ export function topFrames(dir: string, n = 8): { totalMs: number; frames: Frame[
       const dt = (p.timeDeltas[i] ?? 0) / 1000;
       const cf = byId.get(id)!.callFrame;
       const file = cf.url ? cf.url.replace(/^file:\/\//, '').replace(/.*\/(dist[^/]*\/|node_modules\/)/, '$1') : '';
-      const key = file ? `${cf.functionName || '(anonymous)'} (${file}:${cf.lineNumber + 1})` : cf.functionName || '(anonymous)';
+      const key = file
+        ? `${cf.functionName || '(anonymous)'} (${file}:${cf.lineNumber + 1})`
+        : cf.functionName || '(anonymous)';
       self.set(key, (self.get(key) ?? 0) + dt);
       total += dt;
     });
@@ -244,11 +264,19 @@ export function topFrames(dir: string, n = 8): { totalMs: number; frames: Frame[
  * Runs a Node script under --cpu-prof and summarises where its time went (Node children it spawns are not
  * profiled: Node 20 refuses --cpu-prof in NODE_OPTIONS). The profiles are deleted afterwards.
  */
-export function profileScript(script: string, args: readonly string[], env: NodeJS.ProcessEnv = {}, n = 8): { totalMs: number; frames: Frame[]; status: number | null } {
+export function profileScript(
+  script: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+  n = 8,
+): { totalMs: number; frames: Frame[]; status: number | null } {
   const dir = join(cacheDir(), `profile-${process.pid}-${Date.now()}`);
   mkdirSync(dir, { recursive: true });
   try {
-    const r = runChild(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, script, ...args], { env: { ...process.env, ...env }, timeout: 600_000 });
+    const r = runChild(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, script, ...args], {
+      env: { ...process.env, ...env },
+      timeout: 600_000,
+    });
     return { ...topFrames(dir, n), status: r.status };
   } finally {
     rmSync(dir, { recursive: true, force: true });

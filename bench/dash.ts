@@ -70,7 +70,16 @@ async function child(steps: number, frames: number, cols: number, rows: number):
   let meta;
   try {
     const path = join(dir, 'pool.arrows');
-    synthesize(path, { layers: LAYERS, experts: EXPERTS, topK: TOP_K, tokens: pool, skew: { kind: 'zipf', s: 1.1 }, collapse: { layer: 20, expert: 7, from: 0.5 }, logits: false, seed: 1 });
+    synthesize(path, {
+      layers: LAYERS,
+      experts: EXPERTS,
+      topK: TOP_K,
+      tokens: pool,
+      skew: { kind: 'zipf', s: 1.1 },
+      collapse: { layer: 20, expert: 7, from: 0.5 },
+      logits: false,
+      seed: 1,
+    });
     const t = openTrace(path);
     all = t.readRange(0, pool);
     schema = t.schema;
@@ -81,7 +90,11 @@ async function child(steps: number, frames: number, cols: number, rows: number):
   }
   const placement = contiguousSpec(schema, GPUS);
   // stepTokens = tokens per step: one history point per step, as the issue's "one point per step".
-  const model = new HistoryModel(schema, meta, { window: 512, stepTokens: TOKENS_PER_STEP, placement: placement!.placement });
+  const model = new HistoryModel(schema, meta, {
+    window: 512,
+    stepTokens: TOKENS_PER_STEP,
+    placement: placement!.placement,
+  });
   const t0 = 1_780_000_000_000;
   let pos = 0;
   let step = 0;
@@ -94,7 +107,13 @@ async function child(steps: number, frames: number, cols: number, rows: number):
     if (step % 10 === 0)
       model.addMemory({
         tNs,
-        gpus: Array.from({ length: GPUS }, (_, g) => ({ index: g, name: 'H200', usedBytes: (60 + g + (step % 7)) * 2 ** 30, totalBytes: 141 * 2 ** 30, utilization: 80 })),
+        gpus: Array.from({ length: GPUS }, (_, g) => ({
+          index: g,
+          name: 'H200',
+          usedBytes: (60 + g + (step % 7)) * 2 ** 30,
+          totalBytes: 141 * 2 ** 30,
+          utilization: 80,
+        })),
         hostRssBytes: process.memoryUsage().rss,
         ortBytes: null,
       });
@@ -107,11 +126,19 @@ async function child(steps: number, frames: number, cols: number, rows: number):
 
   // The store and publisher the command uses; the feed is a live one the bench never starts (steps go in by hand).
   const feed = new StreamFeed(memoryStream('bench', schema, [], meta), model, 'live');
-  const store = createTuiStore({ model, feed, source: { kind: 'live', label: 'bench', recording: null, placement }, term: { columns: cols, rows } });
+  const store = createTuiStore({
+    model,
+    feed,
+    source: { kind: 'live', label: 'bench', recording: null, placement },
+    term: { columns: cols, rows },
+  });
   const pub = startPublishing(store, model, feed, 1000);
   pub.stop(); // frames are published by hand below
   const tty = new FakeTty(cols, rows);
-  const screen = createScreen({ output: tty as unknown as NodeJS.WriteStream, input: new FakeStdin() as unknown as NodeJS.ReadStream });
+  const screen = createScreen({
+    output: tty as unknown as NodeJS.WriteStream,
+    input: new FakeStdin() as unknown as NodeJS.ReadStream,
+  });
   const dash = new Dashboard(screen, { color: true, thresholds: { maxVio: 1.5, cv: 1, balancedness: 0.8 } });
   const ui = { metric: 'cv' as const, help: false, heatTop: 0 };
   const parts = { store: [] as number[], history: [] as number[], widgets: [] as number[], render: [] as number[] };
@@ -157,7 +184,12 @@ async function child(steps: number, frames: number, cols: number, rows: number):
     cpuMs: median(cpu),
     points,
     feedMs,
-    parts: { store: median(parts.store), history: median(parts.history), widgets: median(parts.widgets), render: median(parts.render) },
+    parts: {
+      store: median(parts.store),
+      history: median(parts.history),
+      widgets: median(parts.widgets),
+      render: median(parts.render),
+    },
     rssMiB: mem.rss / 2 ** 20,
     heapMiB: mem.heapUsed / 2 ** 20,
   };
@@ -172,14 +204,30 @@ async function main(): Promise<void> {
     process.exit(0);
   }
   const lengths = arg('--steps', '3600,86400').split(',').map(Number);
-  console.log(`dash frame: ${LAYERS} layers × ${EXPERTS} experts top-${TOP_K}, ${GPUS} GPUs, ${cols}×${rows}, ${frames} frames; one process per run length`);
+  console.log(
+    `dash frame: ${LAYERS} layers × ${EXPERTS} experts top-${TOP_K}, ${GPUS} GPUs, ${cols}×${rows}, ${frames} frames; one process per run length`,
+  );
   console.log('steps (run length)      points  feed s   frame median ms  p90 ms  CPU ms   RSS MiB  heap MiB');
   const results: Result[] = [];
   for (const steps of lengths) {
-    const r = spawnSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--child', '--steps', String(steps), '--frames', String(frames), '--size', `${cols}x${rows}`], {
-      encoding: 'utf8',
-      maxBuffer: 1 << 24,
-    });
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--expose-gc',
+        fileURLToPath(import.meta.url),
+        '--child',
+        '--steps',
+        String(steps),
+        '--frames',
+        String(frames),
+        '--size',
+        `${cols}x${rows}`,
+      ],
+      {
+        encoding: 'utf8',
+        maxBuffer: 1 << 24,
+      },
+    );
     const line = r.stdout.trim().split('\n').pop() ?? '';
     if (r.status !== 0 || !line.startsWith('{')) {
       console.log(`${steps}: FAILED ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
@@ -194,11 +242,15 @@ async function main(): Promise<void> {
     );
   }
   for (const x of results)
-    console.log(`  ${x.steps} steps, median ms per part: store frame ${x.parts.store.toFixed(1)}, history view ${x.parts.history.toFixed(1)}, widgets ${x.parts.widgets.toFixed(1)}, blessed render ${x.parts.render.toFixed(1)}`);
+    console.log(
+      `  ${x.steps} steps, median ms per part: store frame ${x.parts.store.toFixed(1)}, history view ${x.parts.history.toFixed(1)}, widgets ${x.parts.widgets.toFixed(1)}, blessed render ${x.parts.render.toFixed(1)}`,
+    );
   if (results.length === 0) return;
   const worst = Math.max(...results.map((r) => r.medianMs));
   const worstCpu = Math.max(...results.map((r) => r.cpuMs));
-  console.log(`goal: ≤ 33 ms a frame — ${worst <= 33 ? 'met' : 'NOT met'} (worst median ${worst.toFixed(1)} ms wall, ${worstCpu.toFixed(1)} ms CPU; load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores)`);
+  console.log(
+    `goal: ≤ 33 ms a frame — ${worst <= 33 ? 'met' : 'NOT met'} (worst median ${worst.toFixed(1)} ms wall, ${worstCpu.toFixed(1)} ms CPU; load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores)`,
+  );
   if (results.length >= 2) {
     const a = results[0]!;
     const b = results[results.length - 1]!;

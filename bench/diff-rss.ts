@@ -17,7 +17,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { synthesize, type SynthSpec } from '../src/trace/synth.js';
-import { cached, flag, fmtInt, fmtSummary, interleave, isMain, loadLine, machineLine, numArg, strArg, summarise, type Summary } from './common.js';
+import {
+  cached,
+  flag,
+  fmtInt,
+  fmtSummary,
+  interleave,
+  isMain,
+  loadLine,
+  machineLine,
+  numArg,
+  strArg,
+  summarise,
+  type Summary,
+} from './common.js';
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 /** Prints the process's peak RSS (KiB) to the file named in MOESCOPE_BENCH_RSS when it exits. */
@@ -55,9 +68,16 @@ function main(): void {
   const tokens = numArg(argv, '--tokens', 250_000);
   const rounds = numArg(argv, '--rounds', 3);
   const old = strArg(argv, '--old');
-  if (old && !existsSync(join(old, 'src/cli.js'))) throw new Error(`--old ${old}: no src/cli.js there (give a dist/ folder)`);
+  if (old && !existsSync(join(old, 'src/cli.js')))
+    throw new Error(`--old ${old}: no src/cli.js there (give a dist/ folder)`);
   const traces = [false, true].map(
-    (c) => cached(`moescope-bench-diff-${tokens}-${c ? 'new' : 'base'}.arrows`, spec(tokens, c), (p) => synthesize(p, spec(tokens, c)), () => true).path,
+    (c) =>
+      cached(
+        `moescope-bench-diff-${tokens}-${c ? 'new' : 'base'}.arrows`,
+        spec(tokens, c),
+        (p) => synthesize(p, spec(tokens, c)),
+        () => true,
+      ).path,
   );
   const [base, next] = traces as [string, string];
   const tmp = mkdtempSync(join(tmpdir(), 'moescope-diff-rss-'));
@@ -66,7 +86,12 @@ function main(): void {
     { name: 'diff', cli: CLI, args: ['diff', base, next, '--format', 'json'] },
     { name: 'stats (one trace)', cli: CLI, args: ['stats', base, '--json'] },
   ];
-  if (old) variants.push({ name: 'diff, --old build', cli: join(old, 'src/cli.js'), args: ['diff', base, next, '--format', 'json'] });
+  if (old)
+    variants.push({
+      name: 'diff, --old build',
+      cli: join(old, 'src/cli.js'),
+      args: ['diff', base, next, '--format', 'json'],
+    });
   const outputs = new Map<string, string>();
   try {
     const runs = interleave(
@@ -81,7 +106,8 @@ function main(): void {
           env: { ...process.env, MOESCOPE_BENCH_RSS: rssFile },
         });
         const ms = performance.now() - t0;
-        if (r.status !== 0) throw new Error(`${v.name} exited ${r.status}: ${String(r.stderr).trim().split('\n').slice(-3).join(' | ')}`);
+        if (r.status !== 0)
+          throw new Error(`${v.name} exited ${r.status}: ${String(r.stderr).trim().split('\n').slice(-3).join(' | ')}`);
         outputs.set(v.name, r.stdout);
         return { rssMiB: Number(readFileSync(rssFile, 'utf8')) / 1024, ms };
       },
@@ -91,7 +117,11 @@ function main(): void {
     const res: DiffRssResult = {
       tokens,
       traceMiB: statSync(base).size / 2 ** 20,
-      variants: variants.map((v, i) => ({ name: v.name, rssMiB: summarise(runs[i]!.map((x) => x.rssMiB)), ms: summarise(runs[i]!.map((x) => x.ms)) })),
+      variants: variants.map((v, i) => ({
+        name: v.name,
+        rssMiB: summarise(runs[i]!.map((x) => x.rssMiB)),
+        ms: summarise(runs[i]!.map((x) => x.ms)),
+      })),
       identicalTokens: diffJson.identicalTokens ?? null,
       sameAsOld: old ? outputs.get('diff') === outputs.get('diff, --old build') : null,
       goalMiB: 512,
@@ -99,10 +129,16 @@ function main(): void {
       load: loadLine(),
     };
     res.met = res.variants[0]!.rssMiB.median < res.goalMiB;
-    console.log(`diff of two ${fmtInt(tokens)}-token traces (58 × 256, top-8, ${res.traceMiB.toFixed(0)} MiB each); ${machineLine()}; ${res.load}`);
-    for (const v of res.variants) console.log(`  ${v.name.padEnd(20)} peak RSS ${fmtSummary(v.rssMiB, 0, ' MiB')}   wall ${fmtSummary(v.ms, 0, ' ms')}`);
+    console.log(
+      `diff of two ${fmtInt(tokens)}-token traces (58 × 256, top-8, ${res.traceMiB.toFixed(0)} MiB each); ${machineLine()}; ${res.load}`,
+    );
+    for (const v of res.variants)
+      console.log(
+        `  ${v.name.padEnd(20)} peak RSS ${fmtSummary(v.rssMiB, 0, ' MiB')}   wall ${fmtSummary(v.ms, 0, ' ms')}`,
+      );
     console.log(`  identical tokens paired: ${res.identicalTokens === null ? '?' : fmtInt(res.identicalTokens)}`);
-    if (res.sameAsOld !== null) console.log(`  --old build's JSON output equal to ours: ${res.sameAsOld ? 'yes' : 'NO'}`);
+    if (res.sameAsOld !== null)
+      console.log(`  --old build's JSON output equal to ours: ${res.sameAsOld ? 'yes' : 'NO'}`);
     console.log(`  goal: diff peak RSS < ${res.goalMiB} MiB — ${res.met ? 'met' : 'MISSED'}`);
     if (flag(argv, '--json')) console.log(JSON.stringify(res));
   } finally {

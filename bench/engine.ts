@@ -59,9 +59,21 @@ async function main(): Promise<void> {
   const prompt = loadPrompts(BUNDLED_PROMPTS)[0]!;
   const open = async (name: string, o: { instrument?: boolean; logits?: boolean }): Promise<Variant> => {
     const runner = await ModelRunner.open({ model: args.model, threads: args.threads, ...o });
-    return { name, runner, steps: [], st: runner.newSequence(), logits: new Float32Array(0), generated: [], batches: 0 };
+    return {
+      name,
+      runner,
+      steps: [],
+      st: runner.newSequence(),
+      logits: new Float32Array(0),
+      generated: [],
+      batches: 0,
+    };
   };
-  const variants = [await open('baseline', { instrument: false }), await open('capture', {}), await open('capture+logits', { logits: true })];
+  const variants = [
+    await open('baseline', { instrument: false }),
+    await open('capture', {}),
+    await open('capture+logits', { logits: true }),
+  ];
   const ids = variants[0]!.runner.codec.encode(prompt.text!);
 
   const step = async (v: Variant, pos: number) => {
@@ -86,7 +98,8 @@ async function main(): Promise<void> {
     }
     const before = variants.map((v) => v.steps.length);
     for (let t = 0; t < args.tokens; t++) {
-      for (let i = 0; i < variants.length; i++) await step(variants[(t + i + rep + 1) % variants.length]!, ids.length + t);
+      for (let i = 0; i < variants.length; i++)
+        await step(variants[(t + i + rep + 1) % variants.length]!, ids.length + t);
     }
     if (rep < 0) variants.forEach((v, i) => v.steps.splice(before[i]!)); // warm-up round: not counted
   }
@@ -102,7 +115,9 @@ async function main(): Promise<void> {
       `  ${v.name.padEnd(15)} ${r.toFixed(1).padStart(8)} tok/s  ratio ${ratio.toFixed(3)}  overhead ${((1 / ratio - 1) * 100).toFixed(1).padStart(5)}%  (${v.batches} batches)\n`,
     );
   }
-  process.stdout.write(`  greedy tokens identical across variants: ${same ? 'yes' : 'NO'}; goal: capture overhead ≤ 5%\n`);
+  process.stdout.write(
+    `  greedy tokens identical across variants: ${same ? 'yes' : 'NO'}; goal: capture overhead ≤ 5%\n`,
+  );
   for (const v of variants) await v.runner.close();
 }
 

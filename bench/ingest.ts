@@ -28,7 +28,18 @@ import type { TextCodec } from '../src/engine/tokenizer.js';
 import { RoutingStats } from '../src/stats/index.js';
 import { createBatchReducer } from '../src/stats/live-logits.js';
 import { TraceWriter, openTrace } from '../src/trace/index.js';
-import { flag, fmtInt, fmtSummary, interleave, isMain, loadSha1, numArg, strArg, summarise, type Summary } from './common.js';
+import {
+  flag,
+  fmtInt,
+  fmtSummary,
+  interleave,
+  isMain,
+  loadSha1,
+  numArg,
+  strArg,
+  summarise,
+  type Summary,
+} from './common.js';
 
 export const DEEPSEEK_V3 = { layers: 58, firstMoeLayer: 3, experts: 256, topK: 8 } as const;
 const SEQ_LEN = 512;
@@ -62,7 +73,9 @@ class RowPool {
         const o = (t * L + l) * E;
         for (let e = 0; e < E; e++) logits[o + e] = logPop[l * E + e]! + 2 - Math.log(-Math.log(rand() || 1e-12));
         for (let e = 0; e < E; e++) idx[e] = e;
-        const top = Array.from(idx).sort((a, b) => logits[o + b]! - logits[o + a]!).slice(0, K);
+        const top = Array.from(idx)
+          .sort((a, b) => logits[o + b]! - logits[o + a]!)
+          .slice(0, K);
         const sig = top.map((e) => 1 / (1 + Math.exp(-logits[o + e]!)));
         const sum = sig.reduce((a, b) => a + b, 0);
         top.forEach((e, k) => {
@@ -167,7 +180,12 @@ export interface IngestResult {
   ok: boolean;
 }
 
-export function runIngest(opts: { rounds: number; roundTokens: number; logits: boolean; trace: string | null }): IngestResult {
+export function runIngest(opts: {
+  rounds: number;
+  roundTokens: number;
+  logits: boolean;
+  trace: string | null;
+}): IngestResult {
   const L = DEEPSEEK_V3.layers;
   const schema: RoutingSchema = {
     layers: Array.from({ length: L }, (_, i) => DEEPSEEK_V3.firstMoeLayer + i),
@@ -183,7 +201,13 @@ export function runIngest(opts: { rounds: number; roundTokens: number; logits: b
   const reduce = createBatchReducer(schema);
   const writer = TraceWriter.create(path, {
     schema,
-    meta: { model: 'bench/ingest (synthetic DeepSeek-V3 routing)', routers: [], tokenizer: null, devices: ['cpu'], source: 'run' },
+    meta: {
+      model: 'bench/ingest (synthetic DeepSeek-V3 routing)',
+      routers: [],
+      tokenizer: null,
+      devices: ['cpu'],
+      source: 'run',
+    },
   });
   const producers = [new Producer(schema, pool), new Producer(schema, pool)];
   interface Sample {
@@ -265,11 +289,18 @@ function main(): void {
     trace: strArg(argv, '--trace') ?? null,
   });
   const out = (s: string) => process.stdout.write(s + '\n');
-  out(`live ingest — ${r.schema}; batches of 1–${MAX_BATCH} tokens; ${r.rounds} interleaved rounds × ${fmtInt(r.roundTokens)} tokens per variant`);
+  out(
+    `live ingest — ${r.schema}; batches of 1–${MAX_BATCH} tokens; ${r.rounds} interleaved rounds × ${fmtInt(r.roundTokens)} tokens per variant`,
+  );
   out(`  producer alone          ${fmtSummary(r.producer, 0)} tok/s`);
   out(`  producer + ingest       ${fmtSummary(r.endToEnd, 0)} tok/s   time ratio ${fmtSummary(r.ratio, 2)}×`);
-  out(`  ingest (stats + trace)  ${fmtSummary(r.ingest, 0)} tok/s   (stats.add ${(r.statsShare * 100).toFixed(0)}%, writer.write ${(r.writerShare * 100).toFixed(0)}%)  goal ≥ 10,000`);
-  if (r.reducer) out(`  engine-worker logits     ${fmtSummary(r.reducer, 0)} tok/s   (live-logits.ts reducer, runs beside the model, not in ingest)`);
+  out(
+    `  ingest (stats + trace)  ${fmtSummary(r.ingest, 0)} tok/s   (stats.add ${(r.statsShare * 100).toFixed(0)}%, writer.write ${(r.writerShare * 100).toFixed(0)}%)  goal ≥ 10,000`,
+  );
+  if (r.reducer)
+    out(
+      `  engine-worker logits     ${fmtSummary(r.reducer, 0)} tok/s   (live-logits.ts reducer, runs beside the model, not in ingest)`,
+    );
   out(
     `  tokens: produced ${fmtInt(r.produced)}, stats ${fmtInt(r.statsTokens)}, writer ${fmtInt(r.writerTokens)}, trace ${fmtInt(r.traceTokens)}` +
       ` (${r.traceComplete ? 'complete' : 'NOT complete'}, ${(r.traceBytes / 2 ** 30).toFixed(2)} GiB) — ${r.ok ? 'none dropped' : 'MISMATCH'}`,

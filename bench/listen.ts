@@ -24,12 +24,35 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openTrace } from '../src/trace/index.js';
 import { synthesize } from '../src/trace/synth.js';
-import { cached, flag, fmtInt, fmtSummary, isMain, machineLine, numArg, strArg, summarise, topFrames, type Frame, type Summary } from './common.js';
+import {
+  cached,
+  flag,
+  fmtInt,
+  fmtSummary,
+  isMain,
+  machineLine,
+  numArg,
+  strArg,
+  summarise,
+  topFrames,
+  type Frame,
+  type Summary,
+} from './common.js';
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const PRODUCER = fileURLToPath(new URL('../test/listen/producer.js', import.meta.url));
 const TRACE_TOKENS = 8192;
-const SPEC = { layers: 58, experts: 256, topK: 8, tokens: TRACE_TOKENS, skew: { kind: 'zipf' as const, s: 1.1 }, collapse: null, logits: false, seed: 11, stepTokens: 1024 };
+const SPEC = {
+  layers: 58,
+  experts: 256,
+  topK: 8,
+  tokens: TRACE_TOKENS,
+  skew: { kind: 'zipf' as const, s: 1.1 },
+  collapse: null,
+  logits: false,
+  seed: 11,
+  stepTokens: 1024,
+};
 
 export interface ListenBenchResult {
   producers: number;
@@ -45,7 +68,15 @@ export interface ListenBenchResult {
   mainThread: Summary | null;
   /** The same three figures for `--baseline DIST`'s listener, same rounds. */
   baseline: { dist: string; listen: Summary; capacity: Summary | null; mainThread: Summary | null } | null;
-  counts: { sent: number; listener: number; perRank: number[]; trace: number; traceComplete: boolean; traceRanks: number[]; loadsEqual: boolean }[];
+  counts: {
+    sent: number;
+    listener: number;
+    perRank: number[];
+    trace: number;
+    traceComplete: boolean;
+    traceRanks: number[];
+    loadsEqual: boolean;
+  }[];
   traceBytes: number;
   ok: boolean;
   goal: number;
@@ -54,7 +85,11 @@ export interface ListenBenchResult {
   load: string;
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((res) => {
     const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let stdout = '';
@@ -67,7 +102,10 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<
 
 function producers(address: string, n: number, trace: string, loops: number): Promise<unknown>[] {
   return Array.from({ length: n }, (_, rank) =>
-    run(process.execPath, [PRODUCER, JSON.stringify({ connect: address, rank, world: n, trace, loops, chunk: 1 << 20 })]).then((r) => {
+    run(process.execPath, [
+      PRODUCER,
+      JSON.stringify({ connect: address, rank, world: n, trace, loops, chunk: 1 << 20 }),
+    ]).then((r) => {
       if (r.code !== 0) throw new Error(`producer ${rank} exited ${r.code}: ${r.stdout}${r.stderr}`);
     }),
   );
@@ -156,13 +194,19 @@ export async function runListenBench(o: {
 }): Promise<ListenBenchResult> {
   const baseCli = o.baseline ? resolve(o.baseline, 'src/cli.js') : null;
   if (baseCli && !existsSync(baseCli)) throw new Error(`--baseline ${o.baseline}: no src/cli.js there`);
-  const src = cached('listen-ds-8192', SPEC, (p) => synthesize(p, SPEC), (p) => statSync(p).size > 0).path;
+  const src = cached(
+    'listen-ds-8192',
+    SPEC,
+    (p) => synthesize(p, SPEC),
+    (p) => statSync(p).size > 0,
+  ).path;
   const t = openTrace(src);
   const L = t.schema.layers.length;
   const E = t.schema.experts;
   const K = t.schema.topK;
   const srcCounts = new Float64Array(L * E);
-  for (const b of t.batches()) for (let i = 0; i < b.experts.length; i++) srcCounts[Math.floor(i / K) % L * E + b.experts[i]!]!++;
+  for (const b of t.batches())
+    for (let i = 0; i < b.experts.length; i++) srcCounts[(Math.floor(i / K) % L) * E + b.experts[i]!]!++;
   t.close();
   const tokens = o.producers * o.loops * TRACE_TOKENS;
   const listen: number[] = [];
@@ -192,16 +236,27 @@ export async function runListenBench(o: {
         if (l.cpuS) into.capacity.push(tokens / l.cpuS);
         if (l.mainS) into.mainThread.push(tokens / l.mainS);
         const listener = Number(/([\d,]+) tokens from \d+ ranks/.exec(l.stdout)?.[1]?.replace(/,/g, '') ?? NaN);
-        const perRank = [...l.stdout.matchAll(/^\s+(\d+)\s+\S+\s+\d+\s+([\d,]+)\s/gm)].map((m) => Number(m[2]!.replace(/,/g, '')));
+        const perRank = [...l.stdout.matchAll(/^\s+(\d+)\s+\S+\s+\d+\s+([\d,]+)\s/gm)].map((m) =>
+          Number(m[2]!.replace(/,/g, '')),
+        );
         const m = openTrace(out);
         const traceRanks = new Array<number>(o.producers).fill(0);
         const merged = new Float64Array(L * E);
         for (const b of m.batches(0, { reuse: true })) {
           for (let i = 0; i < b.length; i++) traceRanks[b.rank![i]!]!++;
-          if (r === 0) for (let i = 0; i < b.experts.length; i++) merged[Math.floor(i / K) % L * E + b.experts[i]!]!++;
+          if (r === 0)
+            for (let i = 0; i < b.experts.length; i++) merged[(Math.floor(i / K) % L) * E + b.experts[i]!]!++;
         }
         const loadsEqual = r !== 0 || merged.every((x, i) => x === srcCounts[i]! * o.producers * o.loops);
-        counts.push({ sent: tokens, listener, perRank, trace: m.tokenCount, traceComplete: m.complete, traceRanks, loadsEqual });
+        counts.push({
+          sent: tokens,
+          listener,
+          perRank,
+          trace: m.tokenCount,
+          traceComplete: m.complete,
+          traceRanks,
+          loadsEqual,
+        });
         m.close();
         traceBytes = statSync(out).size;
         rmSync(out, { force: true });
@@ -247,7 +302,9 @@ export async function runListenBench(o: {
       goal: 100_000,
       met,
       profile,
-      load: loadavg().map((x) => x.toFixed(1)).join(' '),
+      load: loadavg()
+        .map((x) => x.toFixed(1))
+        .join(' '),
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -265,16 +322,22 @@ async function main(): Promise<void> {
     baseline: strArg(argv, '--baseline') ?? null,
   });
   const out = (s: string) => process.stdout.write(s + '\n');
-  out(`listener ingest — ${r.producers} producers × ${fmtInt(r.tokensPerRound / r.producers)} tokens, 58 MoE layers × 256 experts, top-8, no logits; ${r.rounds} interleaved rounds; ${machineLine()}; load ${r.load}`);
-  out(`  moescope listen --no-ui --record   ${fmtSummary(r.listen, 0)} tok/s merged   goal ≥ ${fmtInt(r.goal)}: ${r.met ? 'met' : 'MISSED'}`);
+  out(
+    `listener ingest — ${r.producers} producers × ${fmtInt(r.tokensPerRound / r.producers)} tokens, 58 MoE layers × 256 experts, top-8, no logits; ${r.rounds} interleaved rounds; ${machineLine()}; load ${r.load}`,
+  );
+  out(
+    `  moescope listen --no-ui --record   ${fmtSummary(r.listen, 0)} tok/s merged   goal ≥ ${fmtInt(r.goal)}: ${r.met ? 'met' : 'MISSED'}`,
+  );
   out(`  discard server (transport alone)   ${fmtSummary(r.discard, 0)} tok/s`);
   if (r.capacity) out(`  listener CPU (user + sys)          ${fmtSummary(r.capacity, 0)} tokens per CPU-second`);
   if (r.mainThread) out(`  listener main thread CPU           ${fmtSummary(r.mainThread, 0)} tokens per CPU-second`);
   if (r.baseline) {
     out(`  baseline ${r.baseline.dist}, same rounds:`);
     out(`    listen --no-ui --record          ${fmtSummary(r.baseline.listen, 0)} tok/s merged`);
-    if (r.baseline.capacity) out(`    listener CPU (user + sys)        ${fmtSummary(r.baseline.capacity, 0)} tokens per CPU-second`);
-    if (r.baseline.mainThread) out(`    listener main thread CPU         ${fmtSummary(r.baseline.mainThread, 0)} tokens per CPU-second`);
+    if (r.baseline.capacity)
+      out(`    listener CPU (user + sys)        ${fmtSummary(r.baseline.capacity, 0)} tokens per CPU-second`);
+    if (r.baseline.mainThread)
+      out(`    listener main thread CPU         ${fmtSummary(r.baseline.mainThread, 0)} tokens per CPU-second`);
   }
   for (const c of r.counts)
     out(
@@ -282,7 +345,8 @@ async function main(): Promise<void> {
         `(${c.traceComplete ? 'complete' : 'NOT complete'}, per rank ${c.traceRanks.map(fmtInt).join('/')})${c.loadsEqual ? '' : ' LOADS DIFFER'}`,
     );
   out(`  merged trace ${(r.traceBytes / 2 ** 20).toFixed(0)} MiB per round — ${r.ok ? 'none lost' : 'MISMATCH'}`);
-  if (r.profile) for (const f of r.profile.frames) out(`    ${(f.selfShare * 100).toFixed(1).padStart(5)}%  ${f.frame}`);
+  if (r.profile)
+    for (const f of r.profile.frames) out(`    ${(f.selfShare * 100).toFixed(1).padStart(5)}%  ${f.frame}`);
   if (flag(argv, '--json')) out(JSON.stringify(r));
   process.exitCode = r.ok ? 0 : 1;
 }

@@ -61,8 +61,26 @@ const PROFILE = flag(argv, '--profile') || (!QUICK && !flag(argv, '--no-profile'
 const RECORD = flag(argv, '--record') || (!QUICK && !flag(argv, '--no-record'));
 const ONLY = strArg(argv, '--only')?.split(',').map(Number) ?? null;
 const SCALE = QUICK
-  ? { commandRounds: 1, statsRuns: 1, ingestRounds: 3, ingestTokens: 2_000, plainRounds: 3, plainTokens: 5_000, engine: ['--reps', '3', '--tokens', '24'], coldRuns: 8 }
-  : { commandRounds: 3, statsRuns: 3, ingestRounds: 5, ingestTokens: 12_000, plainRounds: 3, plainTokens: 20_000, engine: [] as string[], coldRuns: 20 };
+  ? {
+      commandRounds: 1,
+      statsRuns: 1,
+      ingestRounds: 3,
+      ingestTokens: 2_000,
+      plainRounds: 3,
+      plainTokens: 5_000,
+      engine: ['--reps', '3', '--tokens', '24'],
+      coldRuns: 8,
+    }
+  : {
+      commandRounds: 3,
+      statsRuns: 3,
+      ingestRounds: 5,
+      ingestTokens: 12_000,
+      plainRounds: 3,
+      plainTokens: 20_000,
+      engine: [] as string[],
+      coldRuns: 20,
+    };
 const L = 58;
 const E = 256;
 const K = 8;
@@ -89,7 +107,15 @@ const row = (r: Omit<Row, 'notes'> & { notes?: string[] }): void => {
   rows.push({ notes: [], ...r });
 };
 const missing = (n: number, what: string, goal: string, name: string): void =>
-  row({ n, what, goal, result: 'not available', baseline: '—', verdict: 'not available', notes: [`bench/${name}.ts is not built (dist/bench/${name}.js missing)`] });
+  row({
+    n,
+    what,
+    goal,
+    result: 'not available',
+    baseline: '—',
+    verdict: 'not available',
+    notes: [`bench/${name}.ts is not built (dist/bench/${name}.js missing)`],
+  });
 const failed = (n: number, what: string, goal: string, why: string): void =>
   row({ n, what, goal, result: 'FAILED', baseline: '—', verdict: 'FAILED', notes: [why] });
 const num = (re: RegExp, s: string): number | null => {
@@ -100,7 +126,16 @@ const num = (re: RegExp, s: string): number | null => {
 // ── The shared N-token trace (bench/stats.ts's file name and spec, so stats.ts reuses it through TMPDIR) ──────
 
 function sharedTrace(): string {
-  const spec: SynthSpec = { layers: L, experts: E, topK: K, tokens: TOKENS, skew: { kind: 'zipf', s: 1.1 }, collapse: null, logits: false, seed: 1 };
+  const spec: SynthSpec = {
+    layers: L,
+    experts: E,
+    topK: K,
+    tokens: TOKENS,
+    skew: { kind: 'zipf', s: 1.1 },
+    collapse: null,
+    logits: false,
+    seed: 1,
+  };
   const t0 = performance.now();
   const { path, made } = cached(
     `moescope-bench-stats-${TOKENS}x${L}x${E}x${K}.arrows`,
@@ -116,7 +151,9 @@ function sharedTrace(): string {
       return ok;
     },
   );
-  progress(`${made ? 'made' : 'reusing'} ${path}${made ? ` in ${((performance.now() - t0) / 1000).toFixed(0)} s` : ''}`);
+  progress(
+    `${made ? 'made' : 'reusing'} ${path}${made ? ` in ${((performance.now() - t0) / 1000).toFixed(0)} s` : ''}`,
+  );
   return path;
 }
 
@@ -157,7 +194,15 @@ function statsRow(): void {
   }
   const o = summarise(ours);
   if (numpyMissing || theirs.length === 0) {
-    row({ n: 1, what, goal, result: `${fmtSummary(o, 0, ' ms')}`, baseline: 'numpy: not available', verdict: 'not available', notes: [numpyMissing ?? 'python3 + numpy + pyarrow not found'] });
+    row({
+      n: 1,
+      what,
+      goal,
+      result: `${fmtSummary(o, 0, ' ms')}`,
+      baseline: 'numpy: not available',
+      verdict: 'not available',
+      notes: [numpyMissing ?? 'python3 + numpy + pyarrow not found'],
+    });
     return;
   }
   const rt = summarise(ratios);
@@ -185,8 +230,23 @@ function ingestRows(): { trace: string; ingest: IngestResult } | null {
   }
   removeStaleIngestTraces();
   const trace = join(cacheDir(), `ingest-${process.pid}.arrows`);
-  progress(`2 live ingest with logits: ${SCALE.ingestRounds} interleaved rounds × ${fmtInt(SCALE.ingestTokens)} tokens`);
-  const r = runChild(process.execPath, [script, '--rounds', String(SCALE.ingestRounds), '--round-tokens', String(SCALE.ingestTokens), '--trace', trace, '--json'], { timeout: 900_000 });
+  progress(
+    `2 live ingest with logits: ${SCALE.ingestRounds} interleaved rounds × ${fmtInt(SCALE.ingestTokens)} tokens`,
+  );
+  const r = runChild(
+    process.execPath,
+    [
+      script,
+      '--rounds',
+      String(SCALE.ingestRounds),
+      '--round-tokens',
+      String(SCALE.ingestTokens),
+      '--trace',
+      trace,
+      '--json',
+    ],
+    { timeout: 900_000 },
+  );
   const res = lastJsonLine<IngestResult>(r.stdout);
   if (!res) {
     rmSync(trace, { force: true });
@@ -204,14 +264,30 @@ function ingestRows(): { trace: string; ingest: IngestResult } | null {
     notes: [
       `${res.ok ? 'no token dropped' : 'TOKENS DROPPED'}: ${counts}`,
       `ingest time: stats.add ${(res.statsShare * 100).toFixed(0)}%, writer.write ${(res.writerShare * 100).toFixed(0)}%; trace ${(res.traceBytes / 2 ** 30).toFixed(2)} GiB`,
-      ...(res.reducer ? [`logits scored in the engine worker (live-logits.ts, not in ingest): ${fmtSummary(res.reducer, 0)} tok/s there`] : []),
+      ...(res.reducer
+        ? [
+            `logits scored in the engine worker (live-logits.ts, not in ingest): ${fmtSummary(res.reducer, 0)} tok/s there`,
+          ]
+        : []),
     ],
     profile: { script, args: ['--rounds', '1', '--round-tokens', '2000'] },
   });
 
   // The same stream without logits (what `moescope run --record` does by default): context for row 2.
   progress(`2b live ingest without logits: ${SCALE.plainRounds} rounds × ${fmtInt(SCALE.plainTokens)} tokens`);
-  const p = runChild(process.execPath, [script, '--no-logits', '--rounds', String(SCALE.plainRounds), '--round-tokens', String(SCALE.plainTokens), '--json'], { timeout: 600_000 });
+  const p = runChild(
+    process.execPath,
+    [
+      script,
+      '--no-logits',
+      '--rounds',
+      String(SCALE.plainRounds),
+      '--round-tokens',
+      String(SCALE.plainTokens),
+      '--json',
+    ],
+    { timeout: 600_000 },
+  );
   const pr = lastJsonLine<IngestResult>(p.stdout);
   if (pr)
     row({
@@ -221,7 +297,9 @@ function ingestRows(): { trace: string; ingest: IngestResult } | null {
       result: `ingest ${fmtSummary(pr.ingest, 0)} tok/s; end-to-end ${fmtSummary(pr.endToEnd, 0)} tok/s`,
       baseline: `producer alone ${fmtSummary(pr.producer, 0)} tok/s`,
       verdict: !pr.ok ? 'FAILED' : pr.ingest.median >= 10_000 ? 'met' : 'MISSED',
-      notes: [`${pr.ok ? 'no token dropped' : 'TOKENS DROPPED'}: produced ${fmtInt(pr.produced)}, stats ${fmtInt(pr.statsTokens)}, trace ${fmtInt(pr.traceTokens)}`],
+      notes: [
+        `${pr.ok ? 'no token dropped' : 'TOKENS DROPPED'}: produced ${fmtInt(pr.produced)}, stats ${fmtInt(pr.statsTokens)}, trace ${fmtInt(pr.traceTokens)}`,
+      ],
       profile: { script, args: ['--no-logits', '--rounds', '1', '--round-tokens', '5000'] },
     });
   else failed(2, '  the same stream without logits', goal, failure('ingest.js --no-logits', p));
@@ -264,7 +342,9 @@ function rssRows(shared: string | null, ingested: { trace: string; ingest: Inges
         what: sizeWhat,
         goal: '≤ 1.1',
         result: `${ratio.toFixed(4)}`,
-        baseline: sizes ? `${(Number(sizes[1]) / 1024).toFixed(2)} GiB file / ${(Number(sizes[3]) / 1024).toFixed(2)} GiB raw, ${fmtInt(Number(sizes[2]))} tokens` : '—',
+        baseline: sizes
+          ? `${(Number(sizes[1]) / 1024).toFixed(2)} GiB file / ${(Number(sizes[3]) / 1024).toFixed(2)} GiB raw, ${fmtInt(Number(sizes[2]))} tokens`
+          : '—',
         verdict: ratio <= 1.1 ? 'met' : 'MISSED',
       });
       const read = num(/plain sequential read[^:]*:\s*(\d+) ms/, out);
@@ -277,7 +357,8 @@ function rssRows(shared: string | null, ingested: { trace: string; ingest: Inges
           baseline: `stream ${m[2]} ms = ${m[3]}× a plain read${read !== null ? ` (${read} ms)` : ''}`,
           verdict: Number(m[4]) < 512 ? 'met' : 'MISSED',
         });
-      if (rss.length === 0) failed(6, 'peak RSS streaming the trace', goal, `unrecognised trace-size.js output: ${tail(out)}`);
+      if (rss.length === 0)
+        failed(6, 'peak RSS streaming the trace', goal, `unrecognised trace-size.js output: ${tail(out)}`);
     }
   }
   // rss-stream.ts: the trace recorded by the ingest bench (with logits) streamed back, its counts checked.
@@ -316,7 +397,8 @@ function engineRow(): void {
   progress(`3 engine overhead (bench/engine.ts ${SCALE.engine.join(' ')})`);
   const r = runChild(process.execPath, [script, ...SCALE.engine], { timeout: 600_000 });
   const v = new Map<string, { tps: number; overhead: number }>();
-  for (const m of r.stdout.matchAll(/^\s+(\S+)\s+([\d.]+) tok\/s\s+ratio [\d.]+\s+overhead\s+(-?[\d.]+)%/gm)) v.set(m[1]!, { tps: Number(m[2]), overhead: Number(m[3]) });
+  for (const m of r.stdout.matchAll(/^\s+(\S+)\s+([\d.]+) tok\/s\s+ratio [\d.]+\s+overhead\s+(-?[\d.]+)%/gm))
+    v.set(m[1]!, { tps: Number(m[2]), overhead: Number(m[3]) });
   const base = v.get('baseline');
   const cap = v.get('capture');
   if (r.status !== 0 || !base || !cap) return failed(3, what, goal, failure('engine.js', r));
@@ -330,7 +412,10 @@ function engineRow(): void {
     result: `capture ${cap.overhead.toFixed(1)}%${logits ? `; with logits ${logits.overhead.toFixed(1)}%` : ''}`,
     baseline: `uninstrumented ${base.tps.toFixed(0)} tok/s, lockstep (median step)`,
     verdict: cap.overhead <= 5 ? 'met' : 'MISSED',
-    notes: [header ? `engine.ts: ${header}` : '', same ? `greedy tokens identical across variants: ${same}` : ''].filter(Boolean),
+    notes: [
+      header ? `engine.ts: ${header}` : '',
+      same ? `greedy tokens identical across variants: ${same}` : '',
+    ].filter(Boolean),
     profile: { script, args: ['--reps', '3', '--tokens', '32'] },
   });
 }
@@ -371,10 +456,17 @@ function uiRow(): void {
       goal,
       result: `data frame ${data.median.toFixed(1)} ms (p90 ${data.p90.toFixed(1)})${cursor ? `; cursor ${cursor.median.toFixed(1)} ms` : ''}`,
       baseline:
-        (naive ? `naive Ink heatmap ${naive.median.toFixed(1)} ms (p90 ${naive.p90.toFixed(1)}); ${(data.median / naive.median).toFixed(2)}× of it` : '—') +
-        (peer ? `; blessed (moescope dash's grid) ${peer.median.toFixed(1)} ms, ${(data.median / peer.median).toFixed(2)}× of it` : ''),
+        (naive
+          ? `naive Ink heatmap ${naive.median.toFixed(1)} ms (p90 ${naive.p90.toFixed(1)}); ${(data.median / naive.median).toFixed(2)}× of it`
+          : '—') +
+        (peer
+          ? `; blessed (moescope dash's grid) ${peer.median.toFixed(1)} ms, ${(data.median / peer.median).toFixed(2)}× of it`
+          : ''),
       verdict: data.median <= 33 ? 'met' : 'MISSED',
-      notes: found === 1 ? [/^ingest: .*/m.exec(r.stdout)?.[0] ?? '', `${size[1]}: heatmap ${size[2]}`].filter(Boolean) : [`${size[1]}: heatmap ${size[2]}`],
+      notes:
+        found === 1
+          ? [/^ingest: .*/m.exec(r.stdout)?.[0] ?? '', `${size[1]}: heatmap ${size[2]}`].filter(Boolean)
+          : [`${size[1]}: heatmap ${size[2]}`],
       profile: { script, args: ['--frames', '20', '--naive-frames', '2', '--size', size[1]!.replace('×', 'x')] },
     });
   }
@@ -433,7 +525,9 @@ function commandRows(trace: string): void {
   const script = benchScript('commands');
   if (!script) return missing(10, what('stats'), '≤ 1.0× numpy analyses', 'commands');
   progress(`10 whole commands vs numpy / DuckDB peers: ${SCALE.commandRounds} interleaved rounds`);
-  const r = runChild(process.execPath, [script, '--trace', trace, '--rounds', String(SCALE.commandRounds), '--json'], { timeout: 3_600_000 });
+  const r = runChild(process.execPath, [script, '--trace', trace, '--rounds', String(SCALE.commandRounds), '--json'], {
+    timeout: 3_600_000,
+  });
   const res = lastJsonLine<CommandsResult>(r.stdout);
   if (!res) return failed(10, what('stats'), '≤ 1.0× numpy analyses', failure('commands.js', r));
   const v = (name: string) => res.variants.find((x) => x.name.startsWith(name))!;
@@ -450,13 +544,29 @@ function commandRows(trace: string): void {
       result: `${fmtSummary(x.cpu, 2, '×')} (wall ${fmtSummary(x.wall, 2, '×')}); ${cmd} ${ms(cmd === 'stats' ? 'moescope stats' : 'moescope check')}`,
       baseline,
       verdict: bad ? 'FAILED' : x.cpu.median <= goal ? 'met' : 'MISSED',
-      ...(cmd === 'stats' ? { profile } : { profile: { script: profile.script, args: ['check', trace, '--max-maxvio', '1e9'] } }),
+      ...(cmd === 'stats'
+        ? { profile }
+        : { profile: { script: profile.script, args: ['check', trace, '--max-maxvio', '1e9'] } }),
     });
   };
-  rowFor('stats / numpy analyses peer', 'numpy analyses peer', `numpy analyses peer ${ms('numpy analyses')}: load metrics, co-activation, capacity, collapse windows`, 1.0, 'stats');
-  rowFor('stats / numpy counting peer', 'numpy counting peer', `numpy counting ${ms('numpy counting')}; DuckDB over Parquet ${ms('DuckDB')} (stats / DuckDB ${fmtSummary(ratio('stats / DuckDB counting peer').cpu, 2, '×')})`, 1.5, 'stats');
+  rowFor(
+    'stats / numpy analyses peer',
+    'numpy analyses peer',
+    `numpy analyses peer ${ms('numpy analyses')}: load metrics, co-activation, capacity, collapse windows`,
+    1.0,
+    'stats',
+  );
+  rowFor(
+    'stats / numpy counting peer',
+    'numpy counting peer',
+    `numpy counting ${ms('numpy counting')}; DuckDB over Parquet ${ms('DuckDB')} (stats / DuckDB ${fmtSummary(ratio('stats / DuckDB counting peer').cpu, 2, '×')})`,
+    1.5,
+    'stats',
+  );
   rowFor('check / numpy counting peer', 'numpy counting peer', `numpy counting ${ms('numpy counting')}`, 1.0, 'check');
-  rows[rows.length - 3]!.notes.push(...(bad ? res.disagreement.slice(0, 5).map((d) => `NUMBERS DISAGREE: ${d}`) : res.agreement));
+  rows[rows.length - 3]!.notes.push(
+    ...(bad ? res.disagreement.slice(0, 5).map((d) => `NUMBERS DISAGREE: ${d}`) : res.agreement),
+  );
 }
 
 // ── Table ──────────────────────────────────────────────────────────────────────────────────────────────────────
@@ -479,7 +589,9 @@ function profiles(): string {
   const out: string[] = [];
   for (const r of rows) {
     if (!r.frames) continue;
-    out.push(`Row ${r.n} (${r.what.trim()}) missed its goal; \`node --cpu-prof\` of a smaller run, self time of the hottest functions (${r.frames.totalMs.toFixed(0)} ms sampled):`);
+    out.push(
+      `Row ${r.n} (${r.what.trim()}) missed its goal; \`node --cpu-prof\` of a smaller run, self time of the hottest functions (${r.frames.totalMs.toFixed(0)} ms sampled):`,
+    );
     out.push('```');
     for (const f of r.frames.frames) out.push(`${(f.selfShare * 100).toFixed(1).padStart(5)}%  ${f.frame}`);
     out.push('```');
@@ -495,11 +607,14 @@ function scaleRow(): void {
   const script = benchScript('scale');
   if (!script) return missing(9, what, goal, 'scale');
   progress(`9 scale: ${fmtInt(SCALE_TOKENS)} tokens (the dataset is made once and cached)`);
-  const r = runChild(process.execPath, [script, '--tokens', String(SCALE_TOKENS), '--json'], { timeout: 6 * 3_600_000 });
+  const r = runChild(process.execPath, [script, '--tokens', String(SCALE_TOKENS), '--json'], {
+    timeout: 6 * 3_600_000,
+  });
   const res = lastJsonLine<import('./scale.js').ScaleResult>(r.stdout);
   if (!res) return failed(9, what, goal, failure('scale.js', r));
   const med = (xs: number[]) => summarise(xs).median;
-  const met = res.agree && res.speedupVsStream >= 1.8 && res.vsPolars !== null && res.vsPolars <= 1 && res.memory.ratio < 1.5;
+  const met =
+    res.agree && res.speedupVsStream >= 1.8 && res.vsPolars !== null && res.vsPolars <= 1 && res.memory.ratio < 1.5;
   row({
     n: 9,
     what,
@@ -557,7 +672,7 @@ function main(): void {
   const minutes = (performance.now() - t0) / 60_000;
   const scale =
     `scale: ${QUICK ? 'QUICK' : 'full'} — stats trace ${fmtInt(TOKENS)} tokens × ${L} layers × ${E} experts × top-${K}` +
-    ` (${(TOKENS * L * K / 1e6).toFixed(0)} M assignments); ingest ${SCALE.ingestRounds} × ${fmtInt(SCALE.ingestTokens)} tokens per variant with logits` +
+    ` (${((TOKENS * L * K) / 1e6).toFixed(0)} M assignments); ingest ${SCALE.ingestRounds} × ${fmtInt(SCALE.ingestTokens)} tokens per variant with logits` +
     ` (+ a warm-up round), ${SCALE.plainRounds} × ${fmtInt(SCALE.plainTokens)} without; cold start ${SCALE.coldRuns} runs each`;
   const report = [
     `machine: ${machineLine()}`,
@@ -581,7 +696,9 @@ function main(): void {
   const bad = rows.filter((r) => r.verdict === 'FAILED').length;
   const missed = rows.filter((r) => r.verdict === 'MISSED').length;
   const na = rows.filter((r) => r.verdict === 'not available').length;
-  process.stdout.write(`\n${rows.length - bad - missed - na} met, ${missed} missed, ${na} not available, ${bad} failed\n`);
+  process.stdout.write(
+    `\n${rows.length - bad - missed - na} met, ${missed} missed, ${na} not available, ${bad} failed\n`,
+  );
   process.exitCode = bad ? 1 : 0;
 }
 
@@ -594,7 +711,10 @@ function record(report: string): void {
   const old = existsSync(file) ? readFileSync(file, 'utf8') : '';
   const i = old.indexOf('<!-- run-all:begin');
   const j = old.indexOf(end);
-  const text = i >= 0 && j > i ? old.slice(0, i) + block + old.slice(j + end.length) : `# Benchmark results\n\n## Last run\n\n${block}\n\n## Analysis\n\n(none yet)\n`;
+  const text =
+    i >= 0 && j > i
+      ? old.slice(0, i) + block + old.slice(j + end.length)
+      : `# Benchmark results\n\n## Last run\n\n${block}\n\n## Analysis\n\n(none yet)\n`;
   writeFileSync(file, text);
   process.stderr.write(`· recorded in ${file}\n`);
 }

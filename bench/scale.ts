@@ -18,7 +18,20 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../src/core/paths.js';
-import { cacheDir, fmtInt, interleave, isMain, machineLine, loadLine, numArg, flag, runChild, summarise, fmtSummary, tail } from './common.js';
+import {
+  cacheDir,
+  fmtInt,
+  interleave,
+  isMain,
+  machineLine,
+  loadLine,
+  numArg,
+  flag,
+  runChild,
+  summarise,
+  fmtSummary,
+  tail,
+} from './common.js';
 
 const L = 58;
 const E = 256;
@@ -38,10 +51,19 @@ export interface ScaleResult {
 }
 
 /** Runs a command under /usr/bin/time: wall seconds, peak RSS in MB, stdout. */
-function timed(cmd: string, args: string[]): { seconds: number; rssMB: number; stdout: string; ok: boolean; why: string } {
+function timed(
+  cmd: string,
+  args: string[],
+): { seconds: number; rssMB: number; stdout: string; ok: boolean; why: string } {
   const r = runChild('/usr/bin/time', ['-f', '@@TIME %e %M', cmd, ...args], { timeout: 3_600_000 });
   const m = /@@TIME ([\d.]+) (\d+)/.exec(r.stderr);
-  return { seconds: m ? Number(m[1]) : r.ms / 1000, rssMB: m ? Number(m[2]) / 1024 : NaN, stdout: r.stdout, ok: r.status === 0, why: tail(r.stderr.replace(/@@TIME.*/, ''), 3) };
+  return {
+    seconds: m ? Number(m[1]) : r.ms / 1000,
+    rssMB: m ? Number(m[2]) / 1024 : NaN,
+    stdout: r.stdout,
+    ok: r.status === 0,
+    why: tail(r.stderr.replace(/@@TIME.*/, ''), 3),
+  };
 }
 
 function progress(s: string): void {
@@ -61,16 +83,43 @@ export function dataset(tokens: number, partitions: number): { arrow: string; pa
   const t0 = performance.now();
   for (let r = 0; r < partitions; r++) {
     progress(`synth rank ${r + 1}/${partitions}: ${fmtInt(per)} tokens`);
-    const s = runChild(process.execPath, [CLI, 'synth', '-o', join(arrow, `rank-${String(r).padStart(2, '0')}.arrows`), '--layers', String(L), '--experts', String(E), '--top-k', String(K),
-      '--tokens', String(per), '--skew', 'zipf:1.1', '--seed', String(r + 1), '--rank', String(r), '--step-tokens', '4096']);
+    const s = runChild(process.execPath, [
+      CLI,
+      'synth',
+      '-o',
+      join(arrow, `rank-${String(r).padStart(2, '0')}.arrows`),
+      '--layers',
+      String(L),
+      '--experts',
+      String(E),
+      '--top-k',
+      String(K),
+      '--tokens',
+      String(per),
+      '--skew',
+      'zipf:1.1',
+      '--seed',
+      String(r + 1),
+      '--rank',
+      String(r),
+      '--step-tokens',
+      '4096',
+    ]);
     if (s.status !== 0) throw new Error(`synth failed: ${tail(s.stderr)}`);
   }
   const t1 = performance.now();
   progress(`export --parquet --partition-by rank (${((t1 - t0) / 1000).toFixed(0)} s of synth so far)`);
-  const files = readdirSync(arrow).sort().map((f) => join(arrow, f));
-  const x = runChild(process.execPath, [CLI, 'export', ...files, '--parquet', parquet, '--partition-by', 'rank'], { timeout: 6 * 3_600_000 });
+  const files = readdirSync(arrow)
+    .sort()
+    .map((f) => join(arrow, f));
+  const x = runChild(process.execPath, [CLI, 'export', ...files, '--parquet', parquet, '--partition-by', 'rank'], {
+    timeout: 6 * 3_600_000,
+  });
   if (x.status !== 0) throw new Error(`export failed: ${tail(x.stderr)}`);
-  writeFileSync(done, JSON.stringify({ synthSeconds: (t1 - t0) / 1000, exportSeconds: (performance.now() - t1) / 1000 }));
+  writeFileSync(
+    done,
+    JSON.stringify({ synthSeconds: (t1 - t0) / 1000, exportSeconds: (performance.now() - t1) / 1000 }),
+  );
   return { arrow, parquet };
 }
 
@@ -100,14 +149,22 @@ export function runScale(tokens: number, partitions: number, rounds: number): Sc
   const med = (xs: number[]) => summarise(xs).median;
   // Memory against size: DuckDB over a quarter of the partitions, then all of them.
   const quarter = Math.max(1, Math.floor(partitions / 4));
-  const some = readdirSync(parquet).sort().slice(0, quarter).map((d) => join(parquet, d));
+  const some = readdirSync(parquet)
+    .sort()
+    .slice(0, quarter)
+    .map((d) => join(parquet, d));
   const qglob = some.length === 1 ? some[0]! : `${parquet}/rank=[0-${quarter - 1}]/*.parquet`;
   progress(`duckdb over ${quarter} of ${partitions} partitions (memory vs size)`);
   const q = quarter < 10 ? timed(process.execPath, [CLI, 'stats', qglob, '--engine', 'duckdb', '--json']) : null;
   const quarterMB = q?.ok ? q.rssMB : NaN;
   const allMB = med(rss(0));
   const ref = maxVio.stream ?? [];
-  const agree = variants.every((v) => maxVio[v] !== undefined && maxVio[v]!.length === ref.length && maxVio[v]!.every((x, i) => Math.abs(x - ref[i]!) <= 1e-9));
+  const agree = variants.every(
+    (v) =>
+      maxVio[v] !== undefined &&
+      maxVio[v]!.length === ref.length &&
+      maxVio[v]!.every((x, i) => Math.abs(x - ref[i]!) <= 1e-9),
+  );
   return {
     tokens,
     partitions,
@@ -131,15 +188,23 @@ if (isMain(import.meta.url)) {
   const r = runScale(tokens, partitions, rounds);
   const s = (xs: number[]) => fmtSummary(summarise(xs), 2, ' s');
   const m = (xs: number[]) => fmtSummary(summarise(xs), 0, ' MB');
-  console.log(`dataset: ${fmtInt(r.tokens)} tokens × ${L} layers × ${E} experts × top-${K}, ${r.partitions} partitions`);
+  console.log(
+    `dataset: ${fmtInt(r.tokens)} tokens × ${L} layers × ${E} experts × top-${K}, ${r.partitions} partitions`,
+  );
   console.log(`duckdb  ${s(r.seconds.duckdb)}  peak RSS ${m(r.rssMB.duckdb)}`);
   console.log(`stream  ${s(r.seconds.stream)}  peak RSS ${m(r.rssMB.stream)}`);
   console.log(`polars  ${s(r.seconds.polars)}  peak RSS ${m(r.rssMB.polars)}`);
-  console.log(`duckdb speed-up over stream: ${r.speedupVsStream.toFixed(2)}× (goal ≥ 1.8×) — ${r.speedupVsStream >= 1.8 ? 'met' : 'MISSED'}`);
-  console.log(`duckdb time / polars time: ${r.vsPolars === null ? 'n/a' : r.vsPolars.toFixed(2) + '×'} (goal ≤ 1.0×) — ${r.vsPolars !== null && r.vsPolars <= 1 ? 'met' : 'MISSED'}`);
-  console.log(`duckdb peak RSS, ¼ of the partitions → all: ${r.memory.quarterMB.toFixed(0)} → ${r.memory.allMB.toFixed(0)} MB (${r.memory.ratio.toFixed(2)}×; goal: independent of size)`);
+  console.log(
+    `duckdb speed-up over stream: ${r.speedupVsStream.toFixed(2)}× (goal ≥ 1.8×) — ${r.speedupVsStream >= 1.8 ? 'met' : 'MISSED'}`,
+  );
+  console.log(
+    `duckdb time / polars time: ${r.vsPolars === null ? 'n/a' : r.vsPolars.toFixed(2) + '×'} (goal ≤ 1.0×) — ${r.vsPolars !== null && r.vsPolars <= 1 ? 'met' : 'MISSED'}`,
+  );
+  console.log(
+    `duckdb peak RSS, ¼ of the partitions → all: ${r.memory.quarterMB.toFixed(0)} → ${r.memory.allMB.toFixed(0)} MB (${r.memory.ratio.toFixed(2)}×; goal: independent of size)`,
+  );
   console.log(`numbers agree (MaxVio per layer, 1e-9): ${r.agree ? 'yes' : 'NO'}`);
-  console.log('spark: not measured (pyspark is not installable from this machine\'s package indexes; docs/scale.md)');
+  console.log("spark: not measured (pyspark is not installable from this machine's package indexes; docs/scale.md)");
   for (const n of r.notes) console.log(`note: ${n}`);
   if (flag(argv, '--json')) console.log(JSON.stringify(r));
   if (!r.agree) process.exitCode = 1;

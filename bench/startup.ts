@@ -15,7 +15,18 @@
 import xterm from '@xterm/headless';
 import { spawn } from 'node-pty';
 import { join } from 'node:path';
-import { BENCH_DIR, flag, fmtSummary, isMain, loadLine, machineLine, numArg, strArg, summarise, type Summary } from './common.js';
+import {
+  BENCH_DIR,
+  flag,
+  fmtSummary,
+  isMain,
+  loadLine,
+  machineLine,
+  numArg,
+  strArg,
+  summarise,
+  type Summary,
+} from './common.js';
 
 const ROOT = join(BENCH_DIR, '..', '..');
 const CLI = join(ROOT, 'dist', 'src', 'cli.js');
@@ -31,7 +42,12 @@ interface Variant {
 
 const VARIANTS: Variant[] = [
   // The floor: a Node process that writes a moescope-looking line at once (what starting Node costs here).
-  { name: 'node -e (prints at once)', cmd: process.execPath, args: ['-e', "process.stdout.write('moescope live floor\\n'); setTimeout(() => {}, 60000)"], floor: true },
+  {
+    name: 'node -e (prints at once)',
+    cmd: process.execPath,
+    args: ['-e', "process.stdout.write('moescope live floor\\n'); setTimeout(() => {}, 60000)"],
+    floor: true,
+  },
   { name: 'npm start (live demo)', cmd: 'npm', args: ['start', '--silent'] },
   { name: 'node dist/src/cli.js (live demo)', cmd: process.execPath, args: [CLI] },
   { name: 'replay tiny-moe-demo.arrows', cmd: process.execPath, args: [CLI, 'replay', DEMO_TRACE] },
@@ -75,7 +91,8 @@ async function once(v: Variant): Promise<{ first: number; heatmap: number }> {
             term.write(d, () => {
               const b = term.buffer.active;
               let screen = '';
-              for (let y = 0; y < rows; y++) screen += (b.getLine(b.viewportY + y)?.translateToString(true) ?? '') + '\n';
+              for (let y = 0; y < rows; y++)
+                screen += (b.getLine(b.viewportY + y)?.translateToString(true) ?? '') + '\n';
               if (Number.isNaN(first) && FIRST_FRAME.test(screen)) {
                 first = at;
                 if (v.floor) {
@@ -108,7 +125,8 @@ export interface StartupResult {
 async function main(): Promise<void> {
   const runs = numArg(process.argv, '--runs', 5);
   const earlier = strArg(process.argv, '--earlier-cli');
-  if (earlier) VARIANTS.push({ name: 'earlier build: node cli.js (live demo)', cmd: process.execPath, args: [earlier] });
+  if (earlier)
+    VARIANTS.push({ name: 'earlier build: node cli.js (live demo)', cmd: process.execPath, args: [earlier] });
   const first: number[][] = VARIANTS.map(() => []);
   const heat: number[][] = VARIANTS.map(() => []);
   // One warm-up round (page cache), then rounds with the order rotating.
@@ -122,14 +140,23 @@ async function main(): Promise<void> {
       }
     }
   }
-  const out: StartupResult[] = VARIANTS.map((v, i) => ({ name: v.name, floor: v.floor === true, first: summarise(first[i]!), heatmap: summarise(heat[i]!) }));
+  const out: StartupResult[] = VARIANTS.map((v, i) => ({
+    name: v.name,
+    floor: v.floor === true,
+    first: summarise(first[i]!),
+    heatmap: summarise(heat[i]!),
+  }));
   console.log(`${machineLine()}\n${loadLine()}\nstartup in a pseudo-terminal, ${runs} runs each (min / median / max):`);
   for (const o of out) {
     if (o.floor) {
-      console.log(`  ${o.name.padEnd(34)} first frame ${fmtSummary(o.first, 0, ' ms')}   (the floor: starting Node here)`);
+      console.log(
+        `  ${o.name.padEnd(34)} first frame ${fmtSummary(o.first, 0, ' ms')}   (the floor: starting Node here)`,
+      );
       continue;
     }
-    console.log(`  ${o.name.padEnd(34)} first frame ${fmtSummary(o.first, 0, ' ms')}   first heatmap ${fmtSummary(o.heatmap, 0, ' ms')}`);
+    console.log(
+      `  ${o.name.padEnd(34)} first frame ${fmtSummary(o.first, 0, ' ms')}   first heatmap ${fmtSummary(o.heatmap, 0, ' ms')}`,
+    );
     console.log(
       `  ${''.padEnd(34)} goals: first frame ≤ 500 ms ${o.first.median <= 500 ? 'met' : 'NOT met'}; first heatmap ≤ 2000 ms ${o.heatmap.median <= 2000 ? 'met' : 'NOT met'}`,
     );

@@ -32,8 +32,19 @@ const file = join(tmpdir(), `moescope-bench-stats-${TOKENS}x${L}x${E}x${K}.arrow
 
 if (!existsSync(file)) {
   const t0 = performance.now();
-  synthesize(file, { layers: L, experts: E, topK: K, tokens: TOKENS, skew: { kind: 'zipf', s: 1.1 }, collapse: null, logits: false, seed: 1 });
-  console.log(`synth: ${TOKENS.toLocaleString('en-US')} tokens in ${((performance.now() - t0) / 1000).toFixed(1)} s → ${file}`);
+  synthesize(file, {
+    layers: L,
+    experts: E,
+    topK: K,
+    tokens: TOKENS,
+    skew: { kind: 'zipf', s: 1.1 },
+    collapse: null,
+    logits: false,
+    seed: 1,
+  });
+  console.log(
+    `synth: ${TOKENS.toLocaleString('en-US')} tokens in ${((performance.now() - t0) / 1000).toFixed(1)} s → ${file}`,
+  );
 }
 
 // moescope: the trace reader + the same counting loop RoutingStats.add runs, then the per-layer metrics.
@@ -60,20 +71,39 @@ for (let l = 0; l < L; l++) {
 const metricsMs = performance.now() - t2;
 const totalMs = performance.now() - t0;
 
-const py = spawnSync('python3', [join(PACKAGE_ROOT, 'bench', 'stats_numpy.py'), file], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
+const py = spawnSync('python3', [join(PACKAGE_ROOT, 'bench', 'stats_numpy.py'), file], {
+  encoding: 'utf8',
+  maxBuffer: 64 * 2 ** 20,
+});
 const fmt = (ms: number) => `${(ms / 1000).toFixed(3)} s`;
-console.log(`trace: ${tokens.toLocaleString('en-US')} tokens × ${L} layers × ${E} experts × top-${K} (${(tokens * L * K / 1e6).toFixed(0)} M assignments)`);
-console.log(`moescope: total ${fmt(totalMs)} (read + count + metrics), count ${fmt(countMs)}, metrics ${fmt(metricsMs)}`);
+console.log(
+  `trace: ${tokens.toLocaleString('en-US')} tokens × ${L} layers × ${E} experts × top-${K} (${((tokens * L * K) / 1e6).toFixed(0)} M assignments)`,
+);
+console.log(
+  `moescope: total ${fmt(totalMs)} (read + count + metrics), count ${fmt(countMs)}, metrics ${fmt(metricsMs)}`,
+);
 let ok = true;
 if (py.status !== 0) {
-  console.log(`numpy baseline unavailable (python3 + numpy + pyarrow needed): ${(py.stderr || py.error?.message || '').trim().split('\n').pop()}`);
+  console.log(
+    `numpy baseline unavailable (python3 + numpy + pyarrow needed): ${(py.stderr || py.error?.message || '').trim().split('\n').pop()}`,
+  );
 } else {
   const np = JSON.parse(py.stdout) as {
-    tokens: number; totalSeconds: number; countSeconds: number; load: number[];
-    cv: number[]; maxVio: number[]; entropy: number[]; dead: number[];
+    tokens: number;
+    totalSeconds: number;
+    countSeconds: number;
+    load: number[];
+    cv: number[];
+    maxVio: number[];
+    entropy: number[];
+    dead: number[];
   };
-  console.log(`numpy:    total ${fmt(np.totalSeconds * 1000)} (read + count + metrics), count ${fmt(np.countSeconds * 1000)}`);
-  console.log(`ratio moescope / numpy: total ${(totalMs / (np.totalSeconds * 1000)).toFixed(2)}×, count ${(countMs / (np.countSeconds * 1000)).toFixed(2)}× (goal ≤ 1.0×)`);
+  console.log(
+    `numpy:    total ${fmt(np.totalSeconds * 1000)} (read + count + metrics), count ${fmt(np.countSeconds * 1000)}`,
+  );
+  console.log(
+    `ratio moescope / numpy: total ${(totalMs / (np.totalSeconds * 1000)).toFixed(2)}×, count ${(countMs / (np.countSeconds * 1000)).toFixed(2)}× (goal ≤ 1.0×)`,
+  );
   const diffs: string[] = [];
   if (np.tokens !== tokens) diffs.push(`tokens ${tokens} vs ${np.tokens}`);
   if (np.load.some((c, i) => c !== load[i])) diffs.push('load counts differ');
@@ -82,7 +112,11 @@ if (py.status !== 0) {
       if (Math.abs(v - np[k][l]!) > 1e-9 * Math.max(1, Math.abs(v))) diffs.push(`layer ${l} ${k}: ${v} vs ${np[k][l]}`);
     });
   ok = diffs.length === 0;
-  console.log(ok ? 'numbers agree: load counts identical, CV/MaxVio/entropy/dead equal within 1e-9' : `MISMATCH: ${diffs.slice(0, 5).join('; ')}`);
+  console.log(
+    ok
+      ? 'numbers agree: load counts identical, CV/MaxVio/entropy/dead equal within 1e-9'
+      : `MISMATCH: ${diffs.slice(0, 5).join('; ')}`,
+  );
 }
 if (!argv.includes('--keep')) rmSync(file, { force: true });
 process.exit(ok ? 0 : 1);

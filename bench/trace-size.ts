@@ -68,15 +68,28 @@ function main(): void {
   try {
     if (!given || !existsSync(path)) {
       const t0 = performance.now();
-      synthesize(path, { layers: L, experts: E, topK: K, tokens, skew: { kind: 'zipf', s: 1.1 }, collapse: null, logits: false, seed: 1 });
-      console.log(`synth: ${tokens} tokens × ${L} layers × top-${K} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      synthesize(path, {
+        layers: L,
+        experts: E,
+        topK: K,
+        tokens,
+        skew: { kind: 'zipf', s: 1.1 },
+        collapse: null,
+        logits: false,
+        seed: 1,
+      });
+      console.log(
+        `synth: ${tokens} tokens × ${L} layers × top-${K} in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      );
     }
     const t = openTrace(path);
     const n = t.tokenCount;
     t.close();
     const size = statSync(path).size;
     const raw = n * L * K * (2 + 2);
-    console.log(`trace: ${(size / 2 ** 20).toFixed(1)} MiB for ${n} tokens; raw payload ${(raw / 2 ** 20).toFixed(1)} MiB`);
+    console.log(
+      `trace: ${(size / 2 ** 20).toFixed(1)} MiB for ${n} tokens; raw payload ${(raw / 2 ** 20).toFixed(1)} MiB`,
+    );
     console.log(`size ratio (file / raw ids+weights): ${(size / raw).toFixed(4)}  (target ≤ 1.1)`);
     child('--read-child', path); // warm the page cache so both runs below read from memory alike
     const read = child('--read-child', path);
@@ -84,8 +97,12 @@ function main(): void {
     const reuse = child('--stream-reuse-child', path);
     const mib = (kb: number) => (kb / 1024).toFixed(0);
     console.log(`plain sequential read of the file (8 MiB blocks): ${read.ms!.toFixed(0)} ms`);
-    console.log(`batches():                ${stream.ms!.toFixed(0)} ms = ${(stream.ms! / read.ms!).toFixed(2)}× plain read, peak RSS ${mib(stream.maxRssKb!)} MiB (target < 512)`);
-    console.log(`batches(0, {reuse:true}): ${reuse.ms!.toFixed(0)} ms = ${(reuse.ms! / read.ms!).toFixed(2)}× plain read, peak RSS ${mib(reuse.maxRssKb!)} MiB`);
+    console.log(
+      `batches():                ${stream.ms!.toFixed(0)} ms = ${(stream.ms! / read.ms!).toFixed(2)}× plain read, peak RSS ${mib(stream.maxRssKb!)} MiB (target < 512)`,
+    );
+    console.log(
+      `batches(0, {reuse:true}): ${reuse.ms!.toFixed(0)} ms = ${(reuse.ms! / read.ms!).toFixed(2)}× plain read, peak RSS ${mib(reuse.maxRssKb!)} MiB`,
+    );
   } finally {
     if (!given) rmSync(path, { force: true });
   }

@@ -42,7 +42,11 @@ function buildBefore(rev: string): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'moescope-before-'));
   execFileSync('sh', ['-c', `git -C "${REPO}" archive ${rev} | tar -x -C "${dir}"`]);
   symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
-  execFileSync(process.execPath, [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(dir, 'tsconfig.json')], { stdio: 'inherit' });
+  execFileSync(
+    process.execPath,
+    [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(dir, 'tsconfig.json')],
+    { stdio: 'inherit' },
+  );
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
@@ -57,22 +61,33 @@ function main(): void {
   try {
     const scripts = [join(beforeDir, 'dist', 'bench', 'ui.js'), join(BENCH_DIR, 'ui.js')];
     for (const s of scripts) if (!existsSync(s)) throw new Error(`${s} not built`);
-    const names = ['before (7aeb447: debug-mode Ink, markers, ScreenWriter)', 'after (Ink standard renderer + heatmap layer)'];
-    console.log(`${machineLine()}\n${loadLine()}\nTUI frame at ${size}, 58 × 256 top-8, ${rounds} rounds × ${frames} frames, builds alternating`);
+    const names = [
+      'before (7aeb447: debug-mode Ink, markers, ScreenWriter)',
+      'after (Ink standard renderer + heatmap layer)',
+    ];
+    console.log(
+      `${machineLine()}\n${loadLine()}\nTUI frame at ${size}, 58 × 256 top-8, ${rounds} rounds × ${frames} frames, builds alternating`,
+    );
     const rows = interleave(
       names,
       rounds,
       (v) => {
-        const r = runChild(process.execPath, [scripts[v]!, '--frames', String(frames), '--naive-frames', '3', '--size', size], {
-          env: { ...process.env, CI: 'false' },
-          timeout: 600_000,
-        });
+        const r = runChild(
+          process.execPath,
+          [scripts[v]!, '--frames', String(frames), '--naive-frames', '3', '--size', size],
+          {
+            env: { ...process.env, CI: 'false' },
+            timeout: 600_000,
+          },
+        );
         if (r.status !== 0) throw new Error(failure(scripts[v]!, r));
         return parse(r.stdout);
       },
       false,
     );
-    console.log('\nbuild                                                        data ms  cursor ms  naive ms  data ÷ naive  bytes/frame');
+    console.log(
+      '\nbuild                                                        data ms  cursor ms  naive ms  data ÷ naive  bytes/frame',
+    );
     rows.forEach((rs, v) => {
       const d = median(rs.map((r) => r.data));
       const c = median(rs.map((r) => r.cursor));
@@ -81,7 +96,9 @@ function main(): void {
       console.log(
         `${names[v]!.padEnd(60)} ${d.toFixed(1).padStart(7)} ${c.toFixed(1).padStart(10)} ${n.toFixed(1).padStart(9)} ${(d / n).toFixed(3).padStart(13)} ${String(Math.round(b)).padStart(12)}   goal ≤ 33 ms: ${d <= 33 && c <= 33 ? 'met' : 'NOT met'}`,
       );
-      console.log(`  rounds: data ${rs.map((r) => r.data.toFixed(1)).join(', ')}; cursor ${rs.map((r) => r.cursor.toFixed(1)).join(', ')}`);
+      console.log(
+        `  rounds: data ${rs.map((r) => r.data.toFixed(1)).join(', ')}; cursor ${rs.map((r) => r.cursor.toFixed(1)).join(', ')}`,
+      );
     });
   } finally {
     built?.cleanup();

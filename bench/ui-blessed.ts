@@ -20,7 +20,10 @@ export interface BlessedHeatmap {
 
 export function blessedHeatmap(cols: number, rows: number): BlessedHeatmap {
   const tty = new FakeTty(cols, rows);
-  const screen = createScreen({ output: tty as unknown as NodeJS.WriteStream, input: new FakeStdin() as unknown as NodeJS.ReadStream });
+  const screen = createScreen({
+    output: tty as unknown as NodeJS.WriteStream,
+    input: new FakeStdin() as unknown as NodeJS.ReadStream,
+  });
   const grid = new HeatGrid(screen, { top: 0, left: 0, width: cols, height: rows }, 'load');
   const scale = new HeatScale(true);
   const program = (screen as unknown as { program: { flush(): void } }).program;

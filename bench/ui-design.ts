@@ -26,7 +26,15 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { frames: 40, sizes: [[160, 50], [300, 70]], layers: 58, experts: 256 };
+  const a: Args = {
+    frames: 40,
+    sizes: [
+      [160, 50],
+      [300, 70],
+    ],
+    layers: 58,
+    experts: 256,
+  };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i + 1] ?? '';
     if (argv[i] === '--frames') a.frames = Number(v);
@@ -63,10 +71,11 @@ async function main(): Promise<void> {
     );
     const levels = Array.from({ length: visRows }, () => new Uint8Array(width));
     let seed = 12345;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
     const step = () => {
       for (const row of levels)
-        for (let i = 0; i < row.length; i++) row[i] = Math.min(HEAT_LEVELS - 1, Math.max(0, row[i]! + Math.round((rnd() - 0.5) * 6)));
+        for (let i = 0; i < row.length; i++)
+          row[i] = Math.min(HEAT_LEVELS - 1, Math.max(0, row[i]! + Math.round((rnd() - 0.5) * 6)));
     };
     for (const row of levels) for (let i = 0; i < row.length; i++) row[i] = Math.floor(rnd() * HEAT_LEVELS);
 
@@ -97,7 +106,9 @@ async function main(): Promise<void> {
       function Heatmap(): React.ReactElement {
         const [n, set] = React.useState(0);
         setFrame = set;
-        const rowsOut = painted ? levels.map((row, r) => `L${String(r).padStart(2)} ` + cache.row(`r${r}`, row, theme)) : [];
+        const rowsOut = painted
+          ? levels.map((row, r) => `L${String(r).padStart(2)} ` + cache.row(`r${r}`, row, theme))
+          : [];
         useLayoutEffect(() => {
           if (painted) layer.paint(1, rowsOut);
         }, [n]);
@@ -107,7 +118,9 @@ async function main(): Promise<void> {
           h(Text, { bold: true }, `heatmap ${args.layers} × ${args.experts}`),
           ...(painted
             ? [h(Box, { key: 'box', height: levels.length, width: width + 4 })]
-            : levels.map((row, r) => h(Text, { key: r, wrap: 'truncate' }, `L${String(r).padStart(2)} `, renderHeatRow(row, theme)))),
+            : levels.map((row, r) =>
+                h(Text, { key: r, wrap: 'truncate' }, `L${String(r).padStart(2)} `, renderHeatRow(row, theme)),
+              )),
         );
       }
       const inst = render(h(Heatmap), {

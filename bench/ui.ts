@@ -30,7 +30,15 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { frames: 40, naiveFrames: 8, sizes: [[160, 50], [300, 70]], incremental: false };
+  const a: Args = {
+    frames: 40,
+    naiveFrames: 8,
+    sizes: [
+      [160, 50],
+      [300, 70],
+    ],
+    incremental: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i + 1] ?? '';
     if (argv[i] === '--frames') a.frames = Number(v);
@@ -69,7 +77,16 @@ async function main(): Promise<void> {
   try {
     const path = join(dir, 'big.arrows');
     const tokens = 8192;
-    synthesize(path, { layers: 58, experts: 256, topK: 8, tokens, skew: { kind: 'zipf', s: 1.1 }, collapse: { layer: 20, expert: 7, from: 0.5 }, logits: false, seed: 1 });
+    synthesize(path, {
+      layers: 58,
+      experts: 256,
+      topK: 8,
+      tokens,
+      skew: { kind: 'zipf', s: 1.1 },
+      collapse: { layer: 20, expert: 7, from: 0.5 },
+      logits: false,
+      seed: 1,
+    });
     const trace = openTrace(path);
     const all = trace.readRange(0, tokens);
     trace.close();
@@ -81,7 +98,9 @@ async function main(): Promise<void> {
       const t0 = performance.now();
       for (let i = 0; i < tokens; i += 64) m.add(sliceBatch(all, schema, i, Math.min(tokens, i + 64)));
       const ms = performance.now() - t0;
-      console.log(`ingest: ${tokens} tokens of 58 × 256 top-8 in ${ms.toFixed(0)} ms = ${((ms * 1000) / tokens).toFixed(1)} µs/token (${Math.round((tokens / ms) * 1000)} tokens/s)`);
+      console.log(
+        `ingest: ${tokens} tokens of 58 × 256 top-8 in ${ms.toFixed(0)} ms = ${((ms * 1000) / tokens).toFixed(1)} µs/token (${Math.round((tokens / ms) * 1000)} tokens/s)`,
+      );
     }
 
     const theme = makeTheme('ansi256');
@@ -96,7 +115,12 @@ async function main(): Promise<void> {
         if (pos === 0) model.reset();
       };
       feedMore(2048);
-      const store = createTuiStore({ model, feed, source: { kind: 'live', label: 'bench', recording: null, placement: null }, term: { columns: cols, rows } });
+      const store = createTuiStore({
+        model,
+        feed,
+        source: { kind: 'live', label: 'bench', recording: null, placement: null },
+        term: { columns: cols, rows },
+      });
       const pub = startPublishing(store, model, feed, 1000);
       pub.stop(); // frames are published by hand below
       const tty = new FakeTty(cols, rows);
@@ -184,12 +208,24 @@ async function main(): Promise<void> {
         `\n${cols}×${rows}: heatmap ${g.vp.layers} of 58 layers × ${g.vp.columns} columns (${g.vp.bin} expert${g.vp.bin > 1 ? 's' : ''}/column)`,
       );
       console.log('frame                      median ms   p90 ms   ÷ naive');
-      console.log(`naive Ink heatmap           ${base.toFixed(1).padStart(8)} ${p90(naive).toFixed(1).padStart(8)}     1.000`);
-      console.log(`moescope, data frame        ${median(data).toFixed(1).padStart(8)} ${p90(data).toFixed(1).padStart(8)} ${(median(data) / base).toFixed(3).padStart(9)}   (${Math.round(bytes / args.frames)} bytes/frame)`);
-      console.log(`blessed, same heatmap       ${median(blessedTimes).toFixed(1).padStart(8)} ${p90(blessedTimes).toFixed(1).padStart(8)} ${(median(blessedTimes) / base).toFixed(3).padStart(9)}   (${peer.rows} rows × ${peer.columns} columns, ${Math.round(peer.bytes / args.frames)} bytes/frame; interleaved with the data frames)`);
-      console.log(`moescope, cursor move       ${median(cursor).toFixed(1).padStart(8)} ${p90(cursor).toFixed(1).padStart(8)} ${(median(cursor) / base).toFixed(3).padStart(9)}`);
-      console.log(`  of which Ink's layout and output (median): ${median(inkTimes).toFixed(1)} ms; incremental rendering ${args.incremental ? 'on' : 'off'}`);
-      console.log(`goal: ≤ 33 ms per frame (the UI draws ≤ 15 frames/s) — ${median(data) <= 33 ? 'met' : 'NOT met'} here`);
+      console.log(
+        `naive Ink heatmap           ${base.toFixed(1).padStart(8)} ${p90(naive).toFixed(1).padStart(8)}     1.000`,
+      );
+      console.log(
+        `moescope, data frame        ${median(data).toFixed(1).padStart(8)} ${p90(data).toFixed(1).padStart(8)} ${(median(data) / base).toFixed(3).padStart(9)}   (${Math.round(bytes / args.frames)} bytes/frame)`,
+      );
+      console.log(
+        `blessed, same heatmap       ${median(blessedTimes).toFixed(1).padStart(8)} ${p90(blessedTimes).toFixed(1).padStart(8)} ${(median(blessedTimes) / base).toFixed(3).padStart(9)}   (${peer.rows} rows × ${peer.columns} columns, ${Math.round(peer.bytes / args.frames)} bytes/frame; interleaved with the data frames)`,
+      );
+      console.log(
+        `moescope, cursor move       ${median(cursor).toFixed(1).padStart(8)} ${p90(cursor).toFixed(1).padStart(8)} ${(median(cursor) / base).toFixed(3).padStart(9)}`,
+      );
+      console.log(
+        `  of which Ink's layout and output (median): ${median(inkTimes).toFixed(1)} ms; incremental rendering ${args.incremental ? 'on' : 'off'}`,
+      );
+      console.log(
+        `goal: ≤ 33 ms per frame (the UI draws ≤ 15 frames/s) — ${median(data) <= 33 ? 'met' : 'NOT met'} here`,
+      );
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -43,7 +43,8 @@ export async function runCli(argv: string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help')
+        return 0;
       return 2; // commander already printed the error and the usage hint
     }
     if (isUserError(e)) {
@@ -56,4 +57,3 @@ export async function runCli(argv: string[]): Promise<number> {
     return 3;
   }
 }
-

@@ -31,24 +31,67 @@ export function registerDash(program: Command): void {
     .description('long-run dashboard: balance over time per layer, load grid, tokens per device, VRAM, rate, warnings')
     .argument('[source]', 'an ONNX MoE model (model.onnx, or its folder) to run live, or an Arrow trace (.arrows)')
     .option('--follow', 'trace: keep reading as it grows')
-    .option('--listen <port>', 'instead of SOURCE: receive PyTorch ranks (moescope_probe) on this TCP port, as `moescope listen`', intArg('--listen', 0, 65535))
-    .option('--watch <url>', "instead of SOURCE: an SGLang server's Prometheus /metrics, as `moescope watch` (load per layer × GPU each interval)")
+    .option(
+      '--listen <port>',
+      'instead of SOURCE: receive PyTorch ranks (moescope_probe) on this TCP port, as `moescope listen`',
+      intArg('--listen', 0, 65535),
+    )
+    .option(
+      '--watch <url>',
+      "instead of SOURCE: an SGLang server's Prometheus /metrics, as `moescope watch` (load per layer × GPU each interval)",
+    )
     .option('--interval <s>', '--watch: seconds between scrapes', floatArg('--interval', 0.05), 5)
-    .option('--samples <n>', '--watch: stop reading after N intervals (the dashboard stays until q)', intArg('--samples', 1))
+    .option(
+      '--samples <n>',
+      '--watch: stop reading after N intervals (the dashboard stays until q)',
+      intArg('--samples', 1),
+    )
     .option('--host <addr>', '--listen: address to listen on (anything but loopback needs --token)', '127.0.0.1')
     .option('--token <t>', '--listen: shared secret every producer must send (default: $MOESCOPE_TOKEN)')
-    .option('--devices <d>', 'assume experts are placed contiguously over D devices (tokens per device, balancedness)', intArg('--devices', 1), 1)
+    .option(
+      '--devices <d>',
+      'assume experts are placed contiguously over D devices (tokens per device, balancedness)',
+      intArg('--devices', 1),
+      1,
+    )
     .option('--plan <file>', 'expert placement from `moescope plan --json`')
-    .option('--window <w>', 'tokens of the sliding window (balance values, heat grid, collapse rules)', intArg('--window', 1), 512)
-    .option('--max-maxvio <x>', 'MaxVio limit drawn on the chart (the collapse rule\'s)', floatArg('--max-maxvio', 0), 1.5)
+    .option(
+      '--window <w>',
+      'tokens of the sliding window (balance values, heat grid, collapse rules)',
+      intArg('--window', 1),
+      512,
+    )
+    .option(
+      '--max-maxvio <x>',
+      "MaxVio limit drawn on the chart (the collapse rule's)",
+      floatArg('--max-maxvio', 0),
+      1.5,
+    )
     .option('--max-cv <x>', 'CV limit drawn on the chart', floatArg('--max-cv', 0))
-    .option('--min-balancedness <x>', 'balancedness limit drawn on the chart (0 … 1)', floatArg('--min-balancedness', 0))
-    .option('--prompts <file>', 'model: prompts file, JSONL or one per line (default: the bundled prompts), looped until q')
+    .option(
+      '--min-balancedness <x>',
+      'balancedness limit drawn on the chart (0 … 1)',
+      floatArg('--min-balancedness', 0),
+    )
+    .option(
+      '--prompts <file>',
+      'model: prompts file, JSONL or one per line (default: the bundled prompts), looped until q',
+    )
     .option('--max-tokens <n>', 'model: tokens to generate per prompt', intArg('--max-tokens', 0), 48)
-    .option('--ep <provider>', 'model: execution provider cpu, cuda or webgpu', choiceArg('--ep', ['cpu', 'cuda', 'webgpu'] as const), 'cpu')
+    .option(
+      '--ep <provider>',
+      'model: execution provider cpu, cuda or webgpu',
+      choiceArg('--ep', ['cpu', 'cuda', 'webgpu'] as const),
+      'cpu',
+    )
     .option('--device-id <n>', 'model: GPU index for cuda', intArg('--device-id', 0), 0)
     .option('--logits', 'model: capture router logits too')
-    .option('--colormap <m>', 'heat grid colours, both colour-blind safe: viridis or cividis', choiceArg('--colormap', ['viridis', 'cividis'] as const), 'viridis')
+    .option(
+      '--colormap <m>',
+      'heat grid colours, both colour-blind safe: viridis or cividis',
+      choiceArg('--colormap', ['viridis', 'cividis'] as const),
+      'viridis',
+    )
     .option('--no-color', 'draw without colour (also when NO_COLOR is set)')
     .addHelpText(
       'after',
@@ -59,16 +102,33 @@ export function registerDash(program: Command): void {
     .action(async (source: string | undefined, f: DashFlags) => {
       const { UserError } = await import('../core/errors.js');
       const { interactive } = await import('../views/entry.js');
-      if (!interactive()) throw new UserError('dash needs a terminal (stdin and stdout a TTY); use `moescope stats` or `replay --no-ui` for text');
-      if (f.minBalancedness !== undefined && f.minBalancedness > 1) throw new UserError(`--min-balancedness must be between 0 and 1, got ${f.minBalancedness}`);
+      if (!interactive())
+        throw new UserError(
+          'dash needs a terminal (stdin and stdout a TTY); use `moescope stats` or `replay --no-ui` for text',
+        );
+      if (f.minBalancedness !== undefined && f.minBalancedness > 1)
+        throw new UserError(`--min-balancedness must be between 0 and 1, got ${f.minBalancedness}`);
       const thresholds = { maxVio: f.maxMaxvio, cv: f.maxCv ?? null, balancedness: f.minBalancedness ?? null };
-      const common = { thresholds, devices: f.devices, plan: f.plan, window: f.window, color: f.color, colormap: f.colormap };
+      const common = {
+        thresholds,
+        devices: f.devices,
+        plan: f.plan,
+        window: f.window,
+        color: f.color,
+        colormap: f.colormap,
+      };
       const dash = await import('../dash/index.js');
-      const given = [source !== undefined && 'SOURCE', f.listen !== undefined && '--listen PORT', f.watch !== undefined && '--watch URL'].filter(Boolean);
-      if (given.length > 1) throw new UserError(`give one of SOURCE, --listen PORT or --watch URL, not ${given.join(' and ')}`);
+      const given = [
+        source !== undefined && 'SOURCE',
+        f.listen !== undefined && '--listen PORT',
+        f.watch !== undefined && '--watch URL',
+      ].filter(Boolean);
+      if (given.length > 1)
+        throw new UserError(`give one of SOURCE, --listen PORT or --watch URL, not ${given.join(' and ')}`);
       if (f.listen !== undefined) return dashListen(f.listen, f, common);
       if (f.watch !== undefined) return dashWatch(f.watch, f, common);
-      if (source === undefined) throw new UserError('dash needs a SOURCE (a model or a trace), --listen PORT or --watch URL');
+      if (source === undefined)
+        throw new UserError('dash needs a SOURCE (a model or a trace), --listen PORT or --watch URL');
       const model = await modelPath(source);
       if (model === null) {
         const { openTrace, traceStream } = await import('../trace/index.js');
@@ -105,7 +165,11 @@ export function registerDash(program: Command): void {
 }
 
 /** `dash --listen PORT`: the listener (src/listen) as the source; its log lines go to the status bar. */
-async function dashListen(port: number, f: DashFlags, common: Omit<import('../dash/index.js').DashboardOptions, 'stream' | 'kind'>): Promise<void> {
+async function dashListen(
+  port: number,
+  f: DashFlags,
+  common: Omit<import('../dash/index.js').DashboardOptions, 'stream' | 'kind'>,
+): Promise<void> {
   const { Listener } = await import('../listen/listener.js');
   const { listenStream } = await import('../listen/stream.js');
   const dash = await import('../dash/index.js');
@@ -117,13 +181,21 @@ async function dashListen(port: number, f: DashFlags, common: Omit<import('../da
   listener.on('log', (line) => show(line));
   const stop = () => void listener.stop();
   process.on('SIGINT', stop);
-  show(`listening on tcp://${listener.address} (${f.token || process.env.MOESCOPE_TOKEN ? 'token required' : 'no token'}); waiting for the first rank (moescope_probe.attach)`);
+  show(
+    `listening on tcp://${listener.address} (${f.token || process.env.MOESCOPE_TOKEN ? 'token required' : 'no token'}); waiting for the first rank (moescope_probe.attach)`,
+  );
   try {
     // The dashboard needs the stream's schema: it comes with the first producer.
     const live = await Promise.race([streamP, listener.done.then(() => null)]);
     if (live === null) return;
     process.off('SIGINT', stop); // the dashboard owns ctrl-c (q quits)
-    await dash.runDashboard({ ...common, stream: live, label: `listen · ${listener.address}`, kind: 'live', onFeed: (feed) => (show = (line) => feed.note(line)) });
+    await dash.runDashboard({
+      ...common,
+      stream: live,
+      label: `listen · ${listener.address}`,
+      kind: 'live',
+      onFeed: (feed) => (show = (line) => feed.note(line)),
+    });
   } finally {
     process.off('SIGINT', stop);
     await listener.stop();
@@ -134,7 +206,11 @@ async function dashListen(port: number, f: DashFlags, common: Omit<import('../da
  * `dash --watch URL`: a server's EPLB counts per layer × GPU (src/serving/watch.ts) as a count stream: the same model
  * (RoutingModel.addCounts, as `watch` and `replay` of a count trace feed it), one history point per interval.
  */
-async function dashWatch(url: string, f: DashFlags, common: Omit<import('../dash/index.js').DashboardOptions, 'stream' | 'kind'>): Promise<void> {
+async function dashWatch(
+  url: string,
+  f: DashFlags,
+  common: Omit<import('../dash/index.js').DashboardOptions, 'stream' | 'kind'>,
+): Promise<void> {
   const { openWatchStream } = await import('../serving/watch.js');
   const { printable } = await import('../serving/client.js');
   const dash = await import('../dash/index.js');
@@ -145,7 +221,13 @@ async function dashWatch(url: string, f: DashFlags, common: Omit<import('../dash
     samples: f.samples ?? null,
     onWaiting: (m) => process.stderr.write(`moescope dash: ${m}\n`),
   });
-  await dash.runDashboard({ ...common, stream, kind: 'live', countsPerDevice: true, label: `watch ${printable(stream.metricsUrl)}` });
+  await dash.runDashboard({
+    ...common,
+    stream,
+    kind: 'live',
+    countsPerDevice: true,
+    label: `watch ${printable(stream.metricsUrl)}`,
+  });
 }
 
 /** The model file SOURCE names (a .onnx file, or a folder holding model.onnx), or null for a trace. */

@@ -23,7 +23,10 @@ export async function isDataset(arg: string, flags: DatasetFlags): Promise<boole
   const { isDatasetArg } = await import('../scale/inputs.js');
   if (isDatasetArg(arg)) return true;
   const given = DATASET_ONLY.filter((k) => flags[k] !== undefined);
-  if (given.length) throw new UserError(`${arg} is one Arrow trace: ${given.map((k) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())).join(', ')} apply to a folder, a glob or Parquet`);
+  if (given.length)
+    throw new UserError(
+      `${arg} is one Arrow trace: ${given.map((k) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())).join(', ')} apply to a folder, a glob or Parquet`,
+    );
   return false;
 }
 

@@ -13,18 +13,36 @@ interface DemoFlags {
 /** Bare `moescope`: the live demo on the bundled model over the bundled prompts, looping. */
 export function registerDemo(program: Command): void {
   program
-    .option('--ep <provider>', 'execution provider for the demo model: cpu, cuda or webgpu', choiceArg('--ep', ['cpu', 'cuda', 'webgpu'] as const), 'cpu')
+    .option(
+      '--ep <provider>',
+      'execution provider for the demo model: cpu, cuda or webgpu',
+      choiceArg('--ep', ['cpu', 'cuda', 'webgpu'] as const),
+      'cpu',
+    )
     .option('--max-tokens <n>', 'tokens the demo generates per prompt', intArg('--max-tokens', 0), 48)
-    .option('--devices <d>', 'assume experts are placed contiguously over D devices (Devices view)', intArg('--devices', 1), 1)
+    .option(
+      '--devices <d>',
+      'assume experts are placed contiguously over D devices (Devices view)',
+      intArg('--devices', 1),
+      1,
+    )
     .option('--plan <file>', 'expert placement from `moescope plan --json` (Devices view)')
-    .option('--colormap <m>', 'heatmap colours, both colour-blind safe: viridis or cividis', choiceArg('--colormap', ['viridis', 'cividis'] as const), 'viridis')
+    .option(
+      '--colormap <m>',
+      'heatmap colours, both colour-blind safe: viridis or cividis',
+      choiceArg('--colormap', ['viridis', 'cividis'] as const),
+      'viridis',
+    )
     .option('--no-color', 'draw without colour (also when NO_COLOR is set)')
     .action(async (f: DemoFlags) => {
       // The first frame goes up before anything heavy is imported (src/views/loading-screen.ts); an error while
       // loading gives the screen back before it is printed.
       const screen = await import('../views/loading-screen.js');
       if (screen.onTerminal())
-        screen.drawLoadingScreen('live demo · bundled tiny-moe', `loading the bundled tiny-moe model (onnxruntime, ${f.ep}, in a worker thread)…`);
+        screen.drawLoadingScreen(
+          'live demo · bundled tiny-moe',
+          `loading the bundled tiny-moe model (onnxruntime, ${f.ep}, in a worker thread)…`,
+        );
       try {
         await demo(f);
       } finally {
@@ -56,9 +74,18 @@ async function demo(f: DemoFlags): Promise<void> {
   await tui;
   const placement = f.plan ? views.readPlanFile(f.plan, stream.schema) : views.contiguousSpec(stream.schema, f.devices);
   if (live) {
-    await views.runLiveTui({ stream, label: stream.label, placement, color: f.color, colormap: f.colormap, postedLogits: true });
+    await views.runLiveTui({
+      stream,
+      label: stream.label,
+      placement,
+      color: f.color,
+      colormap: f.colormap,
+      postedLogits: true,
+    });
     return;
   }
   const model = await views.collectLive(stream, { postedLogits: true });
-  (await import('../core/sanitize.js')).printText(views.formatSummary(model, { title: 'demo (no terminal: one pass over the bundled prompts)' }, placement));
+  (await import('../core/sanitize.js')).printText(
+    views.formatSummary(model, { title: 'demo (no terminal: one pass over the bundled prompts)' }, placement),
+  );
 }

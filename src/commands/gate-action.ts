@@ -41,7 +41,9 @@ function emit(r: GateResult, o: OutputOptions, inputs: readonly string[]): numbe
   const text = formatResult(r, o.format);
   if (o.output) {
     writeOutputFile(o.output, text, { inputs, what: '--output' });
-    printText(`moescope ${r.command}: ${r.passed ? 'PASS' : 'FAIL'}, ${summaryLine(r)} (${o.format} written to ${o.output})\n`);
+    printText(
+      `moescope ${r.command}: ${r.passed ? 'PASS' : 'FAIL'}, ${summaryLine(r)} (${o.format} written to ${o.output})\n`,
+    );
   } else if (o.format === 'json') {
     printJson(text);
   } else {
@@ -68,10 +70,15 @@ async function checkSeriesCommand(trace: string, o: CheckOptions): Promise<numbe
   const { RULES } = await import('../gate/rules.js');
   for (const r of RULES)
     if ((o as unknown as Record<string, unknown>)[r.key] !== undefined)
-      throw new UserError(`${trace} holds a balancedness series (no per-expert loads): ${r.flag} does not apply; use --min-balancedness`);
-  if (o.layers !== undefined || o.config !== undefined) throw new UserError(`${trace} holds a balancedness series: --layers and --config do not apply`);
-  if (o.minBalancedness === undefined) throw new UserError(`${trace} holds a balancedness series: give --min-balancedness X`);
-  if (o.minBalancedness > 1) throw new UserError(`--min-balancedness must be between 0 and 1, got ${o.minBalancedness}`);
+      throw new UserError(
+        `${trace} holds a balancedness series (no per-expert loads): ${r.flag} does not apply; use --min-balancedness`,
+      );
+  if (o.layers !== undefined || o.config !== undefined)
+    throw new UserError(`${trace} holds a balancedness series: --layers and --config do not apply`);
+  if (o.minBalancedness === undefined)
+    throw new UserError(`${trace} holds a balancedness series: give --min-balancedness X`);
+  if (o.minBalancedness > 1)
+    throw new UserError(`--min-balancedness must be between 0 and 1, got ${o.minBalancedness}`);
   return emit(checkSeries(trace, readSeriesTrace(trace), o.minBalancedness), o, [trace]);
 }
 
@@ -82,7 +89,9 @@ export async function checkCommand(trace: string | undefined, o: CheckOptions): 
     if (!isDatasetArg(trace) && traceKind(trace) === 'series') return checkSeriesCommand(trace, o);
   }
   if (o.minBalancedness !== undefined)
-    throw new UserError('--min-balancedness reads a balancedness series (`moescope import log`); for tokens or counts, `moescope plan` gives balancedness per placement');
+    throw new UserError(
+      '--min-balancedness reads a balancedness series (`moescope import log`); for tokens or counts, `moescope plan` gives balancedness per placement',
+    );
   // Validate the config and flags before opening anything, so usage errors come first.
   const cfg = withFlags(loadConfig(o.config), o);
   const inputs = [trace, o.model, o.prompts, o.config].filter((p): p is string => p !== undefined);

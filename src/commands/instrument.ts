@@ -24,11 +24,16 @@ export function registerInstrument(program: Command): void {
         [OUTPUTS.logits]: `float32 [tokens, ${plan.blocks.logits}×${E}]`,
         [OUTPUTS.mix]: `float32 [tokens, ${plan.blocks.mix}×${E}]`,
       };
-      const lines = [`wrote ${path}: ${plan.routers.length} MoE layers (${plan.routers.map((r) => r.layer).join(', ')}), outputs added:`];
+      const lines = [
+        `wrote ${path}: ${plan.routers.length} MoE layers (${plan.routers.map((r) => r.layer).join(', ')}), outputs added:`,
+      ];
       for (const f of plan.fetch) lines.push(`  ${f}  ${shapes[f]}`);
       lines.push('  column blocks in layer order; layout in docs/engine.md');
       const derived = plan.routers.filter((r) => r.selection === 'derived').map((r) => r.layer);
-      if (derived.length) lines.push(`  layers ${derived.join(', ')}: fused MoE op, selection derived from the logits following its attributes`);
+      if (derived.length)
+        lines.push(
+          `  layers ${derived.join(', ')}: fused MoE op, selection derived from the logits following its attributes`,
+        );
       for (const l of linked) lines.push(`  linked external data ${l}`);
       (await import('../core/sanitize.js')).printText(lines.join('\n') + '\n');
     });

@@ -60,7 +60,9 @@ export async function runListen(o: ListenSessionOptions): Promise<void> {
   process.on('SIGHUP', stop);
   if (o.exitWhenIdle != null) listener.exitWhenIdle(o.exitWhenIdle);
   const where = o.unix ? `unix:${listener.address}` : `tcp://${listener.address}`;
-  err(`listening on ${where} (${o.token ? 'token required' : 'no token'}); ranks connect with moescope_probe.attach(model, "${where}")`);
+  err(
+    `listening on ${where} (${o.token ? 'token required' : 'no token'}); ranks connect with moescope_probe.attach(model, "${where}")`,
+  );
 
   let writer: TraceWriter | null = null;
   let sinks: Sinks | null = null;
@@ -82,7 +84,8 @@ export async function runListen(o: ListenSessionOptions): Promise<void> {
       }));
       w.closeOnExit({ signals: [] }); // an exit without close() still ends the file cleanly
       stream = tapStream(live, (item: StreamItem) => {
-        if (item.kind === 'tokens') w.write(item.batch, { checked: true }); // the listener checked every batch
+        if (item.kind === 'tokens')
+          w.write(item.batch, { checked: true }); // the listener checked every batch
         else if (item.kind === 'memory') w.writeMemory(item.sample);
       });
     }
@@ -107,14 +110,17 @@ export async function runListen(o: ListenSessionOptions): Promise<void> {
       schema: live.schema,
     });
     let last = { tokens: 0, t: performance.now() };
-    timer = setInterval(() => {
-      const now = performance.now();
-      const d = s.tokens - last.tokens;
-      const rate = d / ((now - last.t) / 1000);
-      last = { tokens: s.tokens, t: now };
-      if (d === 0 && listener.connected === 0) return;
-      out(`[${clock()}] ${intervalLine(listener, s, d, rate)}\n`);
-    }, (o.interval ?? 10) * 1000);
+    timer = setInterval(
+      () => {
+        const now = performance.now();
+        const d = s.tokens - last.tokens;
+        const rate = d / ((now - last.t) / 1000);
+        last = { tokens: s.tokens, t: now };
+        if (d === 0 && listener.connected === 0) return;
+        out(`[${clock()}] ${intervalLine(listener, s, d, rate)}\n`);
+      },
+      (o.interval ?? 10) * 1000,
+    );
     for await (const item of stream.items()) {
       if (item.kind !== 'tokens') continue;
       s.ranks.add(item.batch);
@@ -139,7 +145,10 @@ function intervalLine(l: Listener, s: Sinks, delta: number, rate: number): strin
     `${l.connected} rank${l.connected === 1 ? '' : 's'} connected`,
     `${fmt(s.tokens)} tokens (+${fmt(delta)}, ${fmt(Math.round(rate))} tok/s)`,
   ];
-  if (steps.length) parts.push(`step ${Math.min(...steps)}${Math.max(...steps) !== Math.min(...steps) ? `…${Math.max(...steps)}` : ''}`);
+  if (steps.length)
+    parts.push(
+      `step ${Math.min(...steps)}${Math.max(...steps) !== Math.min(...steps) ? `…${Math.max(...steps)}` : ''}`,
+    );
   parts.push(`${fmt(dropped)} steps dropped`);
   if (s.tokens > 0) {
     const E = s.schema.experts;
@@ -162,7 +171,9 @@ function finalSummary(l: Listener, s: Sinks | null, writer: TraceWriter | null, 
     lines.push(`moescope listen: no producer sent a stream${ranks.length ? ` (${ranks.length} connected)` : ''}`);
     return lines.join('\n') + '\n';
   }
-  lines.push(`moescope listen: ${fmt(l.tokens)} tokens from ${ranks.length} rank${ranks.length === 1 ? '' : 's'} · ${describeSchema(s.schema)}`);
+  lines.push(
+    `moescope listen: ${fmt(l.tokens)} tokens from ${ranks.length} rank${ranks.length === 1 ? '' : 's'} · ${describeSchema(s.schema)}`,
+  );
   const rows: string[][] = [['rank', 'host', 'pid', 'tokens', 'steps dropped', 'last step', 'connections', 'ended']];
   for (const r of ranks)
     rows.push([
@@ -194,17 +205,32 @@ function finalSummary(l: Listener, s: Sinks | null, writer: TraceWriter | null, 
         .join('  ');
       const cv = loadCv(load, li * E, E);
       const maxVio = loadMaxVio(load, li * E, E);
-      body.push([String(layer), top, cv.toFixed(2), maxVio.toFixed(2), ...s.ranks.ranks().map((r) => s.ranks.maxVio(r.rank, li).toFixed(2))]);
+      body.push([
+        String(layer),
+        top,
+        cv.toFixed(2),
+        maxVio.toFixed(2),
+        ...s.ranks.ranks().map((r) => s.ranks.maxVio(r.rank, li).toFixed(2)),
+      ]);
     });
     lines.push(...table(body));
   }
-  if (writer) lines.push(`recorded ${writer.path}: ${fmt(writer.tokensWritten)} tokens (merged, every row tagged with its rank)`);
-  if (problems > 0) lines.push(`${problems} connection problem${problems === 1 ? '' : 's'} (see the lines above); exit status 2`);
+  if (writer)
+    lines.push(`recorded ${writer.path}: ${fmt(writer.tokensWritten)} tokens (merged, every row tagged with its rank)`);
+  if (problems > 0)
+    lines.push(`${problems} connection problem${problems === 1 ? '' : 's'} (see the lines above); exit status 2`);
   return lines.join('\n') + '\n';
 }
 
 function table(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   // Numbers right-aligned; text (the second column, the last) left-aligned.
-  return rows.map((r) => '  ' + r.map((c, i) => (i === 1 || i === r.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd());
+  return rows.map(
+    (r) =>
+      '  ' +
+      r
+        .map((c, i) => (i === 1 || i === r.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+  );
 }

@@ -24,9 +24,18 @@ export function registerListen(program: Command): void {
     .option('--token <t>', 'shared secret every producer must send (default: $MOESCOPE_TOKEN)')
     .option('--record <trace>', 'record every rank into ONE merged trace (.arrows), rows tagged with their rank')
     .option('--no-ui', 'log lines and a summary instead of the TUI (also without a terminal)')
-    .option('--exit-when-idle <s>', 'exit S seconds after the last producer disconnected', floatArg('--exit-when-idle', 0))
+    .option(
+      '--exit-when-idle <s>',
+      'exit S seconds after the last producer disconnected',
+      floatArg('--exit-when-idle', 0),
+    )
     .option('--interval <s>', 'seconds between summary lines without the TUI', floatArg('--interval', 0.1), 10)
-    .option('--devices <d>', 'assume experts are placed contiguously over D devices (Devices view)', intArg('--devices', 1), 1)
+    .option(
+      '--devices <d>',
+      'assume experts are placed contiguously over D devices (Devices view)',
+      intArg('--devices', 1),
+      1,
+    )
     .option('--no-color', 'draw without colour (also when NO_COLOR is set)')
     .addHelpText(
       'after',

@@ -3,10 +3,16 @@ import type { Command } from 'commander';
 export function registerMerge(program: Command): void {
   program
     .command('merge')
-    .description("merge per-rank traces into one (rows tagged with their rank, ordered by step and time)")
+    .description('merge per-rank traces into one (rows tagged with their rank, ordered by step and time)')
     .argument('<traces...>', 'per-rank traces (.arrows); without a rank column they are ranks 0, 1, … in order')
-    .requiredOption('-o, --output <trace>', 'merged trace to write; never one of the inputs; written only if the merge succeeds')
-    .addHelpText('after', '\nRanks holding different layers (pipeline stages) are refused: docs/live.md § Merging ranks.')
+    .requiredOption(
+      '-o, --output <trace>',
+      'merged trace to write; never one of the inputs; written only if the merge succeeds',
+    )
+    .addHelpText(
+      'after',
+      '\nRanks holding different layers (pipeline stages) are refused: docs/live.md § Merging ranks.',
+    )
     .action(async (traces: string[], o: { output: string }) => {
       const { mergeTraces } = await import('../listen/merge.js');
       const { describeSchema } = await import('../core/batch.js');

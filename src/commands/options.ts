@@ -32,11 +32,15 @@ export function choiceArg<T extends string>(name: string, choices: readonly T[])
 /** "5,17,3" → [5, 17, 3]. */
 export function intListArg(name: string): (v: string) => number[] {
   return (v: string) => {
-    const parts = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+    const parts = v
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
     if (parts.length === 0 || parts.some((p) => !/^\d+$/.test(p)))
       throw new InvalidArgumentError(`${name} must be a comma-separated list of non-negative integers, got "${v}".`);
     const out = parts.map(Number);
-    if (out.some((n) => !Number.isSafeInteger(n))) throw new InvalidArgumentError(`${name} holds a number too large to be an id.`);
+    if (out.some((n) => !Number.isSafeInteger(n)))
+      throw new InvalidArgumentError(`${name} holds a number too large to be an id.`);
     return out;
   };
 }
@@ -62,9 +66,20 @@ function sizeArg(name: string): (v: string) => string {
 /** Adds the dataset flags to a command (`stats`, `check`, `diff`, `report`, `plan`). */
 export function datasetOptions(cmd: Command): Command {
   return cmd
-    .option('--engine <e>', 'for a folder or glob of traces: stream (one process) or duckdb (default past one file; docs/scale.md)', choiceArg('--engine', ['stream', 'duckdb'] as const))
-    .option('--skip-bad', 'a folder or glob: leave out corrupt or foreign files (listed in the result) instead of refusing')
+    .option(
+      '--engine <e>',
+      'for a folder or glob of traces: stream (one process) or duckdb (default past one file; docs/scale.md)',
+      choiceArg('--engine', ['stream', 'duckdb'] as const),
+    )
+    .option(
+      '--skip-bad',
+      'a folder or glob: leave out corrupt or foreign files (listed in the result) instead of refusing',
+    )
     .option('--step-window <n>', 'a folder or glob: steps per count row (default 1)', intArg('--step-window', 1))
-    .option('--memory-limit <size>', 'DuckDB memory limit; beyond it DuckDB spills to disk (default 1GB)', sizeArg('--memory-limit'))
+    .option(
+      '--memory-limit <size>',
+      'DuckDB memory limit; beyond it DuckDB spills to disk (default 1GB)',
+      sizeArg('--memory-limit'),
+    )
     .option('--threads <n>', 'DuckDB threads (default: every core)', intArg('--threads', 1, 1024));
 }

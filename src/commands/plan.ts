@@ -32,11 +32,10 @@ export function registerPlan(program: Command): void {
     .option('--json', 'print phy2log, log2phy, logcnt and balancedness as JSON')
     .addHelpText(
       'after',
-      '\nBefore: experts on GPUs contiguously (expert e on GPU ⌊e·P/E⌋), no replicas. After: EPLB\'s placement.\n' +
+      "\nBefore: experts on GPUs contiguously (expert e on GPU ⌊e·P/E⌋), no replicas. After: EPLB's placement.\n" +
         'Balancedness = mean GPU load ÷ busiest GPU load, as SGLang and vLLM compute it (docs/placement.md).',
     );
-  datasetOptions(cmd)
-    .action(async (trace: string | undefined, flags: PlanFlags) => runPlan(trace, flags));
+  datasetOptions(cmd).action(async (trace: string | undefined, flags: PlanFlags) => runPlan(trace, flags));
 }
 
 interface Loads {
@@ -54,14 +53,19 @@ async function runPlan(trace: string | undefined, flags: PlanFlags): Promise<voi
     throw new UserError('plan needs either a trace or --weights FILE.json (not both)');
   const { isDataset } = await import('./dataset-action.js');
   const input =
-    trace === undefined ? await loadsFromWeights(flags.weights!) : (await isDataset(trace, flags)) ? await loadsFromDataset(trace, flags) : await loadsFromTrace(trace);
+    trace === undefined
+      ? await loadsFromWeights(flags.weights!)
+      : (await isDataset(trace, flags))
+        ? await loadsFromDataset(trace, flags)
+        : await loadsFromTrace(trace);
   const { comparePlacements, eplbAdvice } = await import('../stats/eplb-plan.js');
   const { replicas, groups, nodes, gpus } = flags;
   const cmp = comparePlacements(input.loads, { replicas, groups, nodes, gpus });
   const advice = eplbAdvice(cmp);
   const { printJson, printText } = await import('../core/sanitize.js');
   // cli.tsx drains stdout before exiting and ends quietly on EPIPE
-  if (flags.json) printJson(`${JSON.stringify(planJson(input, cmp, advice))}
+  if (flags.json)
+    printJson(`${JSON.stringify(planJson(input, cmp, advice))}
 `);
   else printText(formatPlan(input, cmp, advice));
 }
@@ -75,7 +79,9 @@ async function loadsFromWeights(file: string): Promise<Loads> {
     text = readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(code === 'ENOENT' ? `${file}: no such weights file` : `cannot read ${file}: ${describeError(e)}`);
+    throw new UserError(
+      code === 'ENOENT' ? `${file}: no such weights file` : `cannot read ${file}: ${describeError(e)}`,
+    );
   }
   let data: unknown;
   try {
@@ -104,7 +110,12 @@ async function loadsFromDataset(arg: string, flags: PlanFlags): Promise<Loads> {
   const b = c.table.toBatch();
   const counts = new Float64Array(L * experts);
   addCountRows(b.counts, b.length, L, experts, counts);
-  return { source: arg, layers: [...layers], loads: layers.map((_, l) => counts.slice(l * experts, (l + 1) * experts)), note: datasetNote(c) };
+  return {
+    source: arg,
+    layers: [...layers],
+    loads: layers.map((_, l) => counts.slice(l * experts, (l + 1) * experts)),
+    note: datasetNote(c),
+  };
 }
 
 /** Expert selections per layer over every complete token of the trace (read as a RoutingStream): the load a server would have seen. */
@@ -124,12 +135,15 @@ async function loadsFromTrace(path: string): Promise<Loads> {
     const counts = new Float64Array(L * experts);
     for await (const item of stream.items())
       if (item.kind === 'counts') addCountRows(item.batch.counts, item.batch.length, L, experts, counts);
-      else if (item.kind === 'tokens') countAssignments(item.batch.experts, 0, item.batch.length, L, topK, experts, counts);
+      else if (item.kind === 'tokens')
+        countAssignments(item.batch.experts, 0, item.batch.length, L, topK, experts, counts);
     const loads = layers.map((_, l) => counts.slice(l * experts, (l + 1) * experts));
     const unit = info ? 'steps' : 'tokens';
     const { complete, truncated } = await stream.end();
     const { flagTruncated, noteUnclosed } = await import('./truncation.js');
-    const note = truncated ? `${path} is cut short: counted its ${rows} complete ${unit}` : (noteUnclosed(path, { complete, truncated, tokenCount: rows }) ?? undefined);
+    const note = truncated
+      ? `${path} is cut short: counted its ${rows} complete ${unit}`
+      : (noteUnclosed(path, { complete, truncated, tokenCount: rows }) ?? undefined);
     flagTruncated(path, truncated, rows);
     return { source: path, layers: [...layers], loads, ...(note ? { note } : {}) };
   } finally {
@@ -226,7 +240,9 @@ function formatPlan(input: Loads, c: Comparison, advice: Advice): string {
     out.push(`load per GPU, summed over ${L === 1 ? 'the layer' : `${L} layers`}:`);
     out.push(`  GPU  node  ${pad('before', wl)}  ${pad('after', wl)}`);
     for (let g = 0; g < gpus; g++)
-      out.push(`  ${pad(String(g), 3)}  ${pad(String(Math.floor(g / perNode)), 4)}  ${pad(load(b[g]!), wl)}  ${pad(load(a[g]!), wl)}`);
+      out.push(
+        `  ${pad(String(g), 3)}  ${pad(String(Math.floor(g / perNode)), 4)}  ${pad(load(b[g]!), wl)}  ${pad(load(a[g]!), wl)}`,
+      );
   } else {
     const ext = (s: Summary) =>
       `busiest GPU ${s.busiestGpu} (${load(s.gpuTotals[s.busiestGpu]!)}), ` +

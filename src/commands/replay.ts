@@ -21,8 +21,17 @@ export function registerReplay(program: Command): void {
     .option('--speed <x>', 'playback speed ×0.25 … ×64 (1 = as recorded)', floatArg('--speed', 0.25), 1)
     .option('--devices <d>', 'assume experts are placed contiguously over D devices', intArg('--devices', 1), 1)
     .option('--plan <file>', 'expert placement from `moescope plan --json` (Devices view)')
-    .option('--window <w>', 'tokens of the sliding window (heatmap and collapse rules; default 512, as in stats and report)', intArg('--window', 1))
-    .option('--colormap <m>', 'heatmap colours, both colour-blind safe: viridis or cividis', choiceArg('--colormap', ['viridis', 'cividis'] as const), 'viridis')
+    .option(
+      '--window <w>',
+      'tokens of the sliding window (heatmap and collapse rules; default 512, as in stats and report)',
+      intArg('--window', 1),
+    )
+    .option(
+      '--colormap <m>',
+      'heatmap colours, both colour-blind safe: viridis or cividis',
+      choiceArg('--colormap', ['viridis', 'cividis'] as const),
+      'viridis',
+    )
     .option('--no-ui', 'print a summary instead of the TUI (also without a terminal)')
     .option('--no-color', 'draw without colour (also when NO_COLOR is set)')
     .action(async (trace: string, f: ReplayFlags) => {
@@ -31,7 +40,8 @@ export function registerReplay(program: Command): void {
       // The first frame goes up before Arrow and Ink are imported (src/views/loading-screen.ts); an error while
       // opening gives the screen back before it is printed.
       const screen = await import('../views/loading-screen.js');
-      if (f.ui !== false && screen.onTerminal()) screen.drawLoadingScreen(`${f.follow ? 'follow' : 'replay'} ${trace}`, 'opening the trace…');
+      if (f.ui !== false && screen.onTerminal())
+        screen.drawLoadingScreen(`${f.follow ? 'follow' : 'replay'} ${trace}`, 'opening the trace…');
       try {
         const { openTrace, traceStream } = await import('../trace/index.js');
         const { runReplay } = await import('../views/index.js');
@@ -46,7 +56,19 @@ export function registerReplay(program: Command): void {
           },
         };
         const stream = traceStream(reader, { follow: f.follow });
-        await runReplay({ stream, file, counts: reader.countInfo, follow: f.follow, speed: f.speed, devices: f.devices, plan: f.plan, window: f.window, colormap: f.colormap, ui: f.ui, color: f.color });
+        await runReplay({
+          stream,
+          file,
+          counts: reader.countInfo,
+          follow: f.follow,
+          speed: f.speed,
+          devices: f.devices,
+          plan: f.plan,
+          window: f.window,
+          colormap: f.colormap,
+          ui: f.ui,
+          color: f.color,
+        });
       } finally {
         screen.leaveLoadingScreen();
       }

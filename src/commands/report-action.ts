@@ -16,7 +16,8 @@ export interface ReportOptions extends DatasetFlags {
 
 /** The report of a balancedness series (a server log imported with `import log`). */
 async function seriesReport(trace: string, o: ReportOptions): Promise<string> {
-  if (o.devices !== undefined || o.window !== undefined) throw new UserError(`${trace} holds a balancedness series: --devices and --window do not apply`);
+  if (o.devices !== undefined || o.window !== undefined)
+    throw new UserError(`${trace} holds a balancedness series: --devices and --window do not apply`);
   const { readSeriesTrace } = await import('../trace/series.js');
   const { summariseSeries } = await import('../gate/series-check.js');
   const { renderSeriesHtml } = await import('../report/html/series.js');
@@ -24,7 +25,8 @@ async function seriesReport(trace: string, o: ReportOptions): Promise<string> {
   const s = readSeriesTrace(trace);
   const lines: { label: string; values: Float64Array; colour: string }[] = [];
   if (s.values.balancedness) lines.push({ label: 'balancedness', values: s.values.balancedness, colour: THEME.bar });
-  if (s.values.balancedness_last_100) lines.push({ label: 'last 100-pass average', values: s.values.balancedness_last_100, colour: THEME.balanced });
+  if (s.values.balancedness_last_100)
+    lines.push({ label: 'last 100-pass average', values: s.values.balancedness_last_100, colour: THEME.balanced });
   return renderSeriesHtml(
     {
       subject: trace,
@@ -42,7 +44,10 @@ export async function reportCommand(trace: string, o: ReportOptions): Promise<vo
   const { traceKind } = await import('../trace/series.js');
   const notes: string[] = [];
   const { isDatasetArg } = await import('../scale/inputs.js');
-  const html = !isDatasetArg(trace) && traceKind(trace) === 'series' ? await seriesReport(trace, o) : await tokenReport(trace, o, notes);
+  const html =
+    !isDatasetArg(trace) && traceKind(trace) === 'series'
+      ? await seriesReport(trace, o)
+      : await tokenReport(trace, o, notes);
   writeOutputFile(o.output, html, { inputs: [trace], what: 'report' });
   printText(`moescope report: wrote ${o.output} (${(html.length / 1024).toFixed(0)} KiB)\n`);
   for (const n of notes) printError(`note: ${n}`); // e.g. a trace that ended without being closed

@@ -4,14 +4,26 @@ import type { RunFlags } from './run.js';
 export async function runServer(model: string | undefined, f: RunFlags): Promise<void> {
   const { UserError } = await import('../core/errors.js');
   if (model !== undefined) throw new UserError(`give either a MODEL or --server, not both (got ${model})`);
-  for (const [flag, v] of [['--input-ids', f.inputIds], ['--logits', f.logits], ['--tokenizer', f.tokenizer]] as const)
-    if (v !== undefined) throw new UserError(`${flag} does not go with --server (the server tokenizes; servers return expert ids only)`);
+  for (const [flag, v] of [
+    ['--input-ids', f.inputIds],
+    ['--logits', f.logits],
+    ['--tokenizer', f.tokenizer],
+  ] as const)
+    if (v !== undefined)
+      throw new UserError(`${flag} does not go with --server (the server tokenizes; servers return expert ids only)`);
   if (f.ep !== 'cpu') throw new UserError('--ep does not go with --server (the server runs the model)');
   if (f.prompt !== undefined && f.prompts !== undefined) throw new UserError('give one of --prompt and --prompts.');
-  if (f.greedy && f.temperature !== undefined && f.temperature > 0) throw new UserError('--greedy and --temperature > 0 contradict each other; choose one.');
+  if (f.greedy && f.temperature !== undefined && f.temperature > 0)
+    throw new UserError('--greedy and --temperature > 0 contradict each other; choose one.');
   const { BUNDLED_PROMPTS } = await import('../core/paths.js');
   const { loadPrompts } = await import('../engine/prompts.js');
-  const prompts = f.prompt !== undefined ? [{ text: f.prompt, tag: null }] : loadPrompts(f.prompts ?? BUNDLED_PROMPTS).map((p) => ({ text: 'text' in p ? String(p.text) : '', tag: p.tag ?? null }));
+  const prompts =
+    f.prompt !== undefined
+      ? [{ text: f.prompt, tag: null }]
+      : loadPrompts(f.prompts ?? BUNDLED_PROMPTS).map((p) => ({
+          text: 'text' in p ? String(p.text) : '',
+          tag: p.tag ?? null,
+        }));
   const { openServerStream, printable } = await import('../serving/client.js');
   const views = f.ui ? await import('../views/index.js') : null;
   const live = views?.interactive() ?? false;
@@ -33,8 +45,13 @@ export async function runServer(model: string | undefined, f: RunFlags): Promise
     onServed: live
       ? undefined
       : (e) => {
-          out(`\n[${e.seq}${e.tag ? ' ' + printable(e.tag) : ''}] ${printable(e.prompt)}\n→ ${printable(e.text ?? '')}\n`);
-          const counts = e.promptTokens !== null && e.generatedTokens !== null ? `${e.promptTokens} prompt + ${e.generatedTokens} generated tokens, ` : '';
+          out(
+            `\n[${e.seq}${e.tag ? ' ' + printable(e.tag) : ''}] ${printable(e.prompt)}\n→ ${printable(e.text ?? '')}\n`,
+          );
+          const counts =
+            e.promptTokens !== null && e.generatedTokens !== null
+              ? `${e.promptTokens} prompt + ${e.generatedTokens} generated tokens, `
+              : '';
           out(`  (${counts}${e.routedTokens} routed, ${(e.ms / 1000).toFixed(2)} s)\n`);
         },
   });
@@ -55,7 +72,13 @@ export async function runServer(model: string | undefined, f: RunFlags): Promise
   const label = `${served.api} server · ${printable((served.meta.model ?? '').split('/').pop() || f.server!)}`;
   try {
     if (live && views) {
-      await views.runLiveTui({ stream, label, recording: f.record ?? null, placement: views.contiguousSpec(served.schema, f.devices), color: f.color });
+      await views.runLiveTui({
+        stream,
+        label,
+        recording: f.record ?? null,
+        placement: views.contiguousSpec(served.schema, f.devices),
+        color: f.color,
+      });
       return;
     }
     const { collectLive, formatSummary, contiguousSpec } = await import('../views/index.js');
@@ -63,7 +86,14 @@ export async function runServer(model: string | undefined, f: RunFlags): Promise
     process.once('SIGINT', onInt);
     try {
       const modelView = await collectLive(stream);
-      out('\n' + formatSummary(modelView, { title: `run --server ${printable(f.server!)}`, notes: [] }, contiguousSpec(served.schema, f.devices)));
+      out(
+        '\n' +
+          formatSummary(
+            modelView,
+            { title: `run --server ${printable(f.server!)}`, notes: [] },
+            contiguousSpec(served.schema, f.devices),
+          ),
+      );
     } finally {
       process.off('SIGINT', onInt);
     }

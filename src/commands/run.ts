@@ -33,17 +33,37 @@ export type { RunFlags };
 export function registerRun(program: Command): void {
   program
     .command('run')
-    .description('generate with an ONNX MoE model token by token, or against an SGLang / vLLM server (--server), and capture its routing live')
+    .description(
+      'generate with an ONNX MoE model token by token, or against an SGLang / vLLM server (--server), and capture its routing live',
+    )
     .argument('[model]', 'path to an ONNX MoE export (model.onnx; external data beside it is found); not with --server')
     .option('--prompt <text>', 'prompt text')
-    .option('--prompts <file>', 'prompts file: JSONL {"text": …, "domain": …} or one prompt per line (default: the bundled demo prompts)')
+    .option(
+      '--prompts <file>',
+      'prompts file: JSONL {"text": …, "domain": …} or one prompt per line (default: the bundled demo prompts)',
+    )
     .option('--input-ids <ids>', 'token ids instead of text, e.g. 5,17,3', intListArg('--input-ids'))
-    .option('--max-tokens <n>', 'tokens to generate per prompt (0 = run the prompt only)', intArg('--max-tokens', 0), 32)
-    .option('--batch <n>', 'sequences per forward pass: prompts run N at a time, left-padded into one batch (routing and greedy output as with 1)', intArg('--batch', 1, 1024), 1)
+    .option(
+      '--max-tokens <n>',
+      'tokens to generate per prompt (0 = run the prompt only)',
+      intArg('--max-tokens', 0),
+      32,
+    )
+    .option(
+      '--batch <n>',
+      'sequences per forward pass: prompts run N at a time, left-padded into one batch (routing and greedy output as with 1)',
+      intArg('--batch', 1, 1024),
+      1,
+    )
     .option('--greedy', 'greedy decoding (the default)')
     .option('--temperature <t>', 'sample with this temperature', floatArg('--temperature', 0))
     .option('--seed <s>', 'seed for sampling', intArg('--seed', 0), 0)
-    .option('--ep <provider>', 'execution provider: cpu, cuda or webgpu (cuda needs the CUDA build, see README)', choiceArg('--ep', ['cpu', 'cuda', 'webgpu'] as const), 'cpu')
+    .option(
+      '--ep <provider>',
+      'execution provider: cpu, cuda or webgpu (cuda needs the CUDA build, see README)',
+      choiceArg('--ep', ['cpu', 'cuda', 'webgpu'] as const),
+      'cpu',
+    )
     .option('--device-id <n>', 'GPU index for cuda', intArg('--device-id', 0), 0)
     .option('--tokenizer <file>', 'tokenizer.json (default: the one beside the model)')
     .option('--record <trace>', 'record the routing to an Arrow trace (.arrows)')
@@ -51,13 +71,33 @@ export function registerRun(program: Command): void {
     .option('--devices <d>', 'assume experts are placed contiguously over D devices', intArg('--devices', 1), 1)
     .option('--no-ui', 'print the text and a routing summary instead of the TUI')
     .option('--no-color', 'draw without colour')
-    .option('--server <url>', 'generate on a running SGLang or vLLM server started with --enable-return-routed-experts (docs/serving.md)')
+    .option(
+      '--server <url>',
+      'generate on a running SGLang or vLLM server started with --enable-return-routed-experts (docs/serving.md)',
+    )
     .option('--model <name>', '--server: the served model (vLLM needs it when it serves several)')
-    .option('--api <kind>', '--server: sglang or vllm (default: whichever answers)', choiceArg('--api', ['sglang', 'vllm'] as const))
-    .option('--layers <n>', "--server: layers in SGLang's flat routing payload, when the response does not say", intArg('--layers', 1))
+    .option(
+      '--api <kind>',
+      '--server: sglang or vllm (default: whichever answers)',
+      choiceArg('--api', ['sglang', 'vllm'] as const),
+    )
+    .option(
+      '--layers <n>',
+      "--server: layers in SGLang's flat routing payload, when the response does not say",
+      intArg('--layers', 1),
+    )
     .option('--top-k <k>', '--server: experts per token, when the response does not say', intArg('--top-k', 1))
-    .option('--experts <e>', '--server: experts per layer (default: largest id in the first response + 1)', intArg('--experts', 1))
-    .option('--scoring <s>', '--server: the router scoring, softmax or sigmoid (servers do not say)', choiceArg('--scoring', ['softmax', 'sigmoid'] as const), 'softmax')
+    .option(
+      '--experts <e>',
+      '--server: experts per layer (default: largest id in the first response + 1)',
+      intArg('--experts', 1),
+    )
+    .option(
+      '--scoring <s>',
+      '--server: the router scoring, softmax or sigmoid (servers do not say)',
+      choiceArg('--scoring', ['softmax', 'sigmoid'] as const),
+      'softmax',
+    )
     .option('--timeout <s>', '--server: seconds to wait for each response', intArg('--timeout', 1), 300)
     .action(async (model: string | undefined, flags: RunFlags) => {
       if (flags.server !== undefined) {
@@ -66,7 +106,13 @@ export function registerRun(program: Command): void {
       }
       const { UserError } = await import('../core/errors.js');
       if (model === undefined) throw new UserError('run needs a MODEL (an ONNX export) or --server URL');
-      for (const [flag, v] of [['--model', flags.model], ['--api', flags.api], ['--layers', flags.layers], ['--top-k', flags.topK], ['--experts', flags.experts]] as const)
+      for (const [flag, v] of [
+        ['--model', flags.model],
+        ['--api', flags.api],
+        ['--layers', flags.layers],
+        ['--top-k', flags.topK],
+        ['--experts', flags.experts],
+      ] as const)
         if (v !== undefined) throw new UserError(`${flag} goes with --server URL`);
       // The TUI needs a terminal on both ends; piped or redirected, run prints what --no-ui prints.
       const views = flags.ui ? await import('../views/index.js') : null;
@@ -81,7 +127,8 @@ async function generationOptions(model: string, f: RunFlags) {
   const { BUNDLED_PROMPTS } = await import('../core/paths.js');
   const sources = [f.prompt !== undefined, f.prompts !== undefined, f.inputIds !== undefined].filter(Boolean).length;
   if (sources > 1) throw new UserError('give one of --prompt, --prompts and --input-ids.');
-  if (f.greedy && f.temperature !== undefined && f.temperature > 0) throw new UserError('--greedy and --temperature > 0 contradict each other; choose one.');
+  if (f.greedy && f.temperature !== undefined && f.temperature > 0)
+    throw new UserError('--greedy and --temperature > 0 contradict each other; choose one.');
   const engine = await import('../engine/index.js');
   const prompts =
     f.inputIds !== undefined
@@ -132,7 +179,14 @@ async function runLive(model: string, f: RunFlags, views: typeof import('../view
     writer = w;
   }
   try {
-    await views.runLiveTui({ stream, label: live.label, recording: f.record ?? null, placement: views.contiguousSpec(live.schema, f.devices), color: f.color, postedLogits: reducer !== undefined });
+    await views.runLiveTui({
+      stream,
+      label: live.label,
+      recording: f.record ?? null,
+      placement: views.contiguousSpec(live.schema, f.devices),
+      color: f.color,
+      postedLogits: reducer !== undefined,
+    });
   } finally {
     writer?.close();
   }
@@ -158,7 +212,9 @@ async function runPlain(model: string, f: RunFlags): Promise<void> {
   const onInt = () => void h.stop();
   process.once('SIGINT', onInt);
 
-  out(`${model}: ${describeSchema(info.schema)} · ${info.kvCache ? 'KV-cache decode' : 'full recompute per token'} · ${info.meta.devices.join(', ')}\n`);
+  out(
+    `${model}: ${describeSchema(info.schema)} · ${info.kvCache ? 'KV-cache decode' : 'full recompute per token'} · ${info.meta.devices.join(', ')}\n`,
+  );
   let promptTokens = 0;
   let generatedTokens = 0;
   try {
@@ -181,7 +237,10 @@ async function runPlain(model: string, f: RunFlags): Promise<void> {
           break;
         case 'sequence-end': {
           const r = e.result;
-          const rate = r.generatedIds.length && r.decodeMs > 0 ? `, ${((r.generatedIds.length * 1000) / r.decodeMs).toFixed(1)} tok/s` : '';
+          const rate =
+            r.generatedIds.length && r.decodeMs > 0
+              ? `, ${((r.generatedIds.length * 1000) / r.decodeMs).toFixed(1)} tok/s`
+              : '';
           const stop = r.stop === 'eos' ? ', stopped at end-of-sequence' : r.stop === 'stopped' ? ', interrupted' : '';
           out(`\n  (${r.promptIds.length} prompt + ${r.generatedIds.length} generated tokens${rate}${stop})\n`);
           break;
@@ -220,8 +279,11 @@ async function runPlain(model: string, f: RunFlags): Promise<void> {
   if (f.devices > 1) {
     const per = deviceLoads(loads, contiguousPlacement(E, f.devices));
     rows[0]!.push(`load on ${f.devices} devices`);
-    per.forEach((d, l) => rows[l + 1]!.push(Array.from(loadShares(d, 0, f.devices), (s) => `${(100 * s).toFixed(0)}%`).join(' / ')));
+    per.forEach((d, l) =>
+      rows[l + 1]!.push(Array.from(loadShares(d, 0, f.devices), (s) => `${(100 * s).toFixed(0)}%`).join(' / ')),
+    );
   }
-  for (const line of formatTable(rows, { align: rows[0]!.map((_, i) => (i === 0 ? 'right' : 'left')) })) out(line + '\n');
+  for (const line of formatTable(rows, { align: rows[0]!.map((_, i) => (i === 0 ? 'right' : 'left')) }))
+    out(line + '\n');
   if (f.record) out(`recorded ${f.record}\n`);
 }

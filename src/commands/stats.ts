@@ -24,15 +24,42 @@ export function registerStats(program: Command): void {
     .argument('<trace>', 'Arrow trace (.arrows), or a folder / quoted glob of Arrow and Parquet traces (docs/scale.md)')
     .option('--json', 'print the stable JSON form (docs/metrics.md § The stats JSON)')
     .option('--devices <d>', 'balancedness over D devices (contiguous placement)', intArg('--devices', 1))
-    .option('--window <w>', 'sliding window in tokens for collapse detection (0 = off; default 512, as in report and the TUI)', intArg('--window', 0), DEFAULT_COLLAPSE_WINDOW)
-    .option('--capacity-factor <cf>', 'capacity factor of the capacity simulation', floatArg('--capacity-factor', 0), 1.25)
-    .option('--batch-tokens <n>', 'tokens per simulated batch (capacity, loss-free bias updates)', intArg('--batch-tokens', 1), 4096)
+    .option(
+      '--window <w>',
+      'sliding window in tokens for collapse detection (0 = off; default 512, as in report and the TUI)',
+      intArg('--window', 0),
+      DEFAULT_COLLAPSE_WINDOW,
+    )
+    .option(
+      '--capacity-factor <cf>',
+      'capacity factor of the capacity simulation',
+      floatArg('--capacity-factor', 0),
+      1.25,
+    )
+    .option(
+      '--batch-tokens <n>',
+      'tokens per simulated batch (capacity, loss-free bias updates)',
+      intArg('--batch-tokens', 1),
+      4096,
+    )
     .option('--bias-rate <u>', 'bias update rate of the DeepSeek loss-free replay', floatArg('--bias-rate', 0), 0.001)
-    .option('--vocab-layer <i>', 'MoE layer index (0-based) for vocabulary specialisation (default: last)', intArg('--vocab-layer', 0))
-    .option('--warn-hot <share>', 'hot-expert threshold: share of a layer\'s assignments (default 3/E)', floatArg('--warn-hot', 0))
+    .option(
+      '--vocab-layer <i>',
+      'MoE layer index (0-based) for vocabulary specialisation (default: last)',
+      intArg('--vocab-layer', 0),
+    )
+    .option(
+      '--warn-hot <share>',
+      "hot-expert threshold: share of a layer's assignments (default 3/E)",
+      floatArg('--warn-hot', 0),
+    )
     .option('--warn-entropy <h>', 'low load-entropy threshold, normalised (default 0.8)', floatArg('--warn-entropy', 0))
     .option('--warn-maxvio <v>', 'MaxVio threshold (default 1.5)', floatArg('--warn-maxvio', 0))
-    .option('--warn-drift <bits>', 'drift threshold, JS divergence from the first window in bits (default 0.05)', floatArg('--warn-drift', 0));
+    .option(
+      '--warn-drift <bits>',
+      'drift threshold, JS divergence from the first window in bits (default 0.05)',
+      floatArg('--warn-drift', 0),
+    );
   datasetOptions(cmd)
     .action(async (file: string, flags: StatsFlags) => {
       const { isDataset } = await import('./dataset-action.js');
@@ -44,7 +71,7 @@ export function registerStats(program: Command): void {
     .addHelpText(
       'after',
       '\nA trace cut short is analysed over its complete tokens, then reported on stderr with exit code 2.\n' +
-        'A folder or glob (quoted: \'runs/*.parquet\') is counted per (step window, layer, expert) by --engine\n' +
+        "A folder or glob (quoted: 'runs/*.parquet') is counted per (step window, layer, expert) by --engine\n" +
         '(duckdb past one file) and measured from those counts: the count-defined metrics (docs/scale.md).',
     );
 }
@@ -54,17 +81,25 @@ export function registerStats(program: Command): void {
  * this composes them). A second pass, when an analysis needs one, re-reads the file through the stream's `seek`.
  */
 async function runStats(file: string, flags: StatsFlags): Promise<string> {
-  const [{ openTrace, traceStream }, { tokenBatches }, { TraceAnalysis, defaultAnalysisOptions }, { formatStatsText }, { balancedness }, { contiguousPlacement }, { UserError }, { logitsScorer }] =
-    await Promise.all([
-      import('../trace/index.js'),
-      import('../core/routing-stream.js'),
-      import('../stats/analysis.js'),
-      import('../stats/text.js'),
-      import('../stats/balancedness.js'),
-      import('../stats/placement.js'),
-      import('../core/errors.js'),
-      import('../stats/logits-thread.js'),
-    ]);
+  const [
+    { openTrace, traceStream },
+    { tokenBatches },
+    { TraceAnalysis, defaultAnalysisOptions },
+    { formatStatsText },
+    { balancedness },
+    { contiguousPlacement },
+    { UserError },
+    { logitsScorer },
+  ] = await Promise.all([
+    import('../trace/index.js'),
+    import('../core/routing-stream.js'),
+    import('../stats/analysis.js'),
+    import('../stats/text.js'),
+    import('../stats/balancedness.js'),
+    import('../stats/placement.js'),
+    import('../core/errors.js'),
+    import('../stats/logits-thread.js'),
+  ]);
   const stream = traceStream(openTrace(file));
   try {
     if (stream.kind === 'counts') return await countStats(stream, file, flags);
@@ -115,7 +150,9 @@ async function runStats(file: string, flags: StatsFlags): Promise<string> {
             truncated: cut !== null,
             closed: complete,
             // only when some router's weights were not followed to the mixing (the JSON is otherwise unchanged)
-            ...(unfollowed.length ? { weightsNotFollowed: unfollowed.map((r) => ({ layer: r.layer, note: r.mixingNote ?? null })) } : {}),
+            ...(unfollowed.length
+              ? { weightsNotFollowed: unfollowed.map((r) => ({ layer: r.layer, note: r.mixingNote ?? null })) }
+              : {}),
           },
           null,
           2,
@@ -127,7 +164,8 @@ async function runStats(file: string, flags: StatsFlags): Promise<string> {
       notes: [
         ...routerIdentityNote(stream.meta.routers),
         ...unfollowed.map(
-          (r) => `layer ${r.layer}: weights not followed to the mixing (${r.mixingNote ?? 'no reason recorded'}); its selection is the model's, its weights are NaN`,
+          (r) =>
+            `layer ${r.layer}: weights not followed to the mixing (${r.mixingNote ?? 'no reason recorded'}); its selection is the model's, its weights are NaN`,
         ),
       ],
       truncatedNote: cut
@@ -142,7 +180,11 @@ async function runStats(file: string, flags: StatsFlags): Promise<string> {
 }
 
 /** `moescope stats` on a count trace: the metrics counts define, by the same formulas (stats/count-analysis.ts). */
-async function countStats(stream: import('../core/routing-stream.js').RoutingStream, file: string, flags: StatsFlags): Promise<string> {
+async function countStats(
+  stream: import('../core/routing-stream.js').RoutingStream,
+  file: string,
+  flags: StatsFlags,
+): Promise<string> {
   const [{ CountAnalysis }, { formatCountStatsText }, { flagTruncated }] = await Promise.all([
     import('../stats/count-analysis.js'),
     import('../stats/count-text.js'),
@@ -162,7 +204,9 @@ async function countStats(stream: import('../core/routing-stream.js').RoutingStr
     file,
     model: stream.meta.model,
     source: stream.meta.source,
-    truncatedNote: cut ? `trace cut short: ${cut.rowsLost ?? 'some'} rows lost at byte ${cut.atByte}; metrics cover the complete rows` : null,
+    truncatedNote: cut
+      ? `trace cut short: ${cut.rowsLost ?? 'some'} rows lost at byte ${cut.atByte}; metrics cover the complete rows`
+      : null,
   });
 }
 
@@ -176,10 +220,14 @@ async function datasetStats(arg: string, flags: StatsFlags): Promise<string> {
   const c = await countDatasetArg(arg, flags);
   const { ds, table } = c;
   const batch = table.toBatch();
-  const analysis = new CountAnalysis(ds.schema, { axis: 'expert', bins: ds.schema.experts, topKKnown: true }, {
-    totalSteps: batch.length,
-    ...(flags.devices !== undefined ? { devices: flags.devices } : {}),
-  });
+  const analysis = new CountAnalysis(
+    ds.schema,
+    { axis: 'expert', bins: ds.schema.experts, topKKnown: true },
+    {
+      totalSteps: batch.length,
+      ...(flags.devices !== undefined ? { devices: flags.devices } : {}),
+    },
+  );
   if (batch.length) analysis.add(batch);
   const result = analysis.result();
   const tokens = ds.files.reduce((a, f) => a + f.rows, 0);
@@ -199,16 +247,17 @@ async function datasetStats(arg: string, flags: StatsFlags): Promise<string> {
     source: ds.meta.source,
     truncatedNote: null,
     subject: `dataset of ${ds.files.length} files (${parquet} Parquet, ${ds.files.length - parquet} Arrow), counted by ${c.engine} in ${c.seconds.toFixed(2)} s, ${dataset.stepWindow === 1 ? 'one row per step' : `rows of ${dataset.stepWindow} steps`}`,
-    extra: [
-      ...ds.skipped.map((s) => `skipped ${s.reason}`),
-      ...ds.notes.filter((n) => !n.includes('(--skip-bad)')),
-    ],
+    extra: [...ds.skipped.map((s) => `skipped ${s.reason}`), ...ds.notes.filter((n) => !n.includes('(--skip-bad)'))],
   });
 }
 
 /** When several routers share a model layer (JetMoE: attention and MLP routers), which router each stream layer is. */
 function routerIdentityNote(routers: import('../core/stream.js').RouterSummary[]): string[] {
-  const differs = routers.some((r) => (r.role !== undefined && r.role !== 'mlp') || (r.modelLayer !== undefined && r.modelLayer !== null && r.modelLayer !== r.layer));
+  const differs = routers.some(
+    (r) =>
+      (r.role !== undefined && r.role !== 'mlp') ||
+      (r.modelLayer !== undefined && r.modelLayer !== null && r.modelLayer !== r.layer),
+  );
   if (!differs) return [];
   return [`routers: ${routers.map((r) => `${r.layer} = layer ${r.modelLayer ?? '?'} ${r.role ?? 'mlp'}`).join(', ')}`];
 }

@@ -119,10 +119,17 @@ export async function runWatch(url: string, f: WatchFlags): Promise<void> {
   const bal = balancednessOfDeviceLoads(rows);
   out(`\nover ${n} interval${n === 1 ? '' : 's'}: share of each GPU's assignments per layer\n`);
   const shown = Math.min(R, 16);
-  const table: string[][] = [['layer', ...Array.from({ length: shown }, (_, r) => `gpu${r}`), ...(R > shown ? ['…'] : []), 'balancedness']];
+  const table: string[][] = [
+    ['layer', ...Array.from({ length: shown }, (_, r) => `gpu${r}`), ...(R > shown ? ['…'] : []), 'balancedness'],
+  ];
   stream.schema.layers.forEach((layer, l) => {
     const t = rows[l]!.reduce((a, b) => a + b, 0);
-    table.push([String(layer), ...Array.from({ length: shown }, (_, r) => (t > 0 ? `${((100 * rows[l]![r]!) / t).toFixed(1)}%` : '–')), ...(R > shown ? ['…'] : []), fmt(bal.perLayer[l]!, 3)]);
+    table.push([
+      String(layer),
+      ...Array.from({ length: shown }, (_, r) => (t > 0 ? `${((100 * rows[l]![r]!) / t).toFixed(1)}%` : '–')),
+      ...(R > shown ? ['…'] : []),
+      fmt(bal.perLayer[l]!, 3),
+    ]);
   });
   const w = table[0]!.map((_, c) => Math.max(...table.map((r) => r[c]!.length)));
   for (const r of table) out('  ' + r.map((c, i) => c.padStart(w[i]!)).join('  ') + '\n');

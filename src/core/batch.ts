@@ -144,7 +144,10 @@ export class RoutingBatchBuilder {
   private reset(): void {
     this.n = 0;
     this.anyTag = false;
-    this.cols = { ...allocBatch(this.schema, this.capacity, this.columns), tag: new Array<string | null>(this.capacity) };
+    this.cols = {
+      ...allocBatch(this.schema, this.capacity, this.columns),
+      tag: new Array<string | null>(this.capacity),
+    };
   }
 
   push(r: TokenRouting): void {

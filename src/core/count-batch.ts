@@ -34,15 +34,21 @@ export function allocCountBatch(n: number, layers: number, axis: CountAxis, bins
 export function checkCountBatch(b: CountBatch, layers: number): void {
   const n = b.length;
   if (!Number.isInteger(n) || n < 0) throw new RangeError(`CountBatch.length must be an integer ≥ 0, got ${n}`);
-  if (b.axis !== 'expert' && b.axis !== 'device') throw new RangeError(`CountBatch.axis must be expert or device, got ${String(b.axis)}`);
-  if (!Number.isInteger(b.bins) || b.bins < 1) throw new RangeError(`CountBatch.bins must be an integer ≥ 1, got ${b.bins}`);
+  if (b.axis !== 'expert' && b.axis !== 'device')
+    throw new RangeError(`CountBatch.axis must be expert or device, got ${String(b.axis)}`);
+  if (!Number.isInteger(b.bins) || b.bins < 1)
+    throw new RangeError(`CountBatch.bins must be an integer ≥ 1, got ${b.bins}`);
   if (b.step.length !== n) throw new RangeError(`CountBatch.step has ${b.step.length} elements, expected ${n}`);
   if (b.tNs.length !== n) throw new RangeError(`CountBatch.tNs has ${b.tNs.length} elements, expected ${n}`);
   const want = n * layers * b.bins;
-  if (b.counts.length !== want) throw new RangeError(`CountBatch.counts has ${b.counts.length} elements, expected ${want} (${n} rows × ${layers} layers × ${b.bins} bins)`);
+  if (b.counts.length !== want)
+    throw new RangeError(
+      `CountBatch.counts has ${b.counts.length} elements, expected ${want} (${n} rows × ${layers} layers × ${b.bins} bins)`,
+    );
   const c = b.counts;
   for (let i = 0; i < c.length; i++) {
     const v = c[i]!;
-    if (!(v >= 0) || v === Infinity) throw new RangeError(`CountBatch.counts[${i}] is ${v}; counts must be finite numbers ≥ 0`);
+    if (!(v >= 0) || v === Infinity)
+      throw new RangeError(`CountBatch.counts[${i}] is ${v}; counts must be finite numbers ≥ 0`);
   }
 }

@@ -40,12 +40,12 @@ export function f32ToF16(value: number): number {
     const half = 1 << (shift - 1);
     const rest = mant & ((1 << shift) - 1);
     let m = mant >>> shift;
-    if (rest > half || (rest === half && (m & 1))) m++;
+    if (rest > half || (rest === half && m & 1)) m++;
     return sign | m;
   }
   let m = mant >>> 13;
   const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && (m & 1))) {
+  if (rest > 0x1000 || (rest === 0x1000 && m & 1)) {
     m++;
     if (m === 0x400) {
       m = 0;
@@ -67,7 +67,11 @@ export function f16ToF32(bits: number): number {
  * — all but zeros, tiny numbers, overflow, Inf and NaN — are rounded in one step (see below); the rest, and other
  * inputs, go through f32ToF16.
  */
-export function encodeF16(src: ArrayLike<number>, dst: Uint16Array = new Uint16Array(src.length), offset = 0): Uint16Array {
+export function encodeF16(
+  src: ArrayLike<number>,
+  dst: Uint16Array = new Uint16Array(src.length),
+  offset = 0,
+): Uint16Array {
   const n = src.length;
   if (!(src instanceof Float32Array)) {
     for (let i = 0; i < n; i++) dst[offset + i] = f32ToF16(src[i]!);

@@ -53,7 +53,8 @@ function spool(src: number, path: string): number {
   unlinkSync(tmp); // anonymous from now on: removed by the kernel when closed
   try {
     const buf = Buffer.allocUnsafe(1 << 20);
-    for (let n; (n = readSync(src, buf, 0, buf.length, null)) > 0; ) for (let at = 0; at < n; ) at += writeSync(out, buf, at, n - at);
+    for (let n; (n = readSync(src, buf, 0, buf.length, null)) > 0; )
+      for (let at = 0; at < n; ) at += writeSync(out, buf, at, n - at);
   } catch (e) {
     closeSync(out);
     throw new UserError(`cannot read ${path}: ${describeError(e)}`);

@@ -142,7 +142,10 @@ export class OutputFile {
     this.tempPath =
       target.kind === 'special'
         ? target.real
-        : join(dirname(target.real), `.${basename(target.real)}.${process.pid}.${randomBytes(3).toString('hex')}.partial`);
+        : join(
+            dirname(target.real),
+            `.${basename(target.real)}.${process.pid}.${randomBytes(3).toString('hex')}.partial`,
+          );
     // The signal handlers go in before the file exists: a signal arriving in between would otherwise take the
     // default action and leave the temporary file behind (handlers run only when the event loop next turns, by
     // which time the file is registered below).

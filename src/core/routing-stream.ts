@@ -147,7 +147,12 @@ export async function* tokenBatches(stream: RoutingStream): AsyncGenerator<Routi
 }
 
 /** A stream over token batches already in memory (tests, models run to completion); seekable. */
-export function memoryStream(label: string, schema: RoutingSchema, batches: readonly RoutingBatch[], meta?: StreamMeta): RoutingStream {
+export function memoryStream(
+  label: string,
+  schema: RoutingSchema,
+  batches: readonly RoutingBatch[],
+  meta?: StreamMeta,
+): RoutingStream {
   const items: TokensItem[] = [];
   let n = 0;
   for (const batch of batches) {
@@ -176,7 +181,12 @@ export function memoryStream(label: string, schema: RoutingSchema, batches: read
           else {
             const from = fromToken - it.firstToken;
             const memory = it.memory.filter((m) => m.token >= fromToken);
-            yield { kind: 'tokens', batch: sliceBatch(it.batch, schema, from, it.batch.length), firstToken: fromToken, memory };
+            yield {
+              kind: 'tokens',
+              batch: sliceBatch(it.batch, schema, from, it.batch.length),
+              firstToken: fromToken,
+              memory,
+            };
           }
         }
       },

@@ -7,7 +7,12 @@
 /** Width of one code point in a terminal: 0 for combining and zero-width marks, 2 for East Asian wide and emoji. */
 function charWidth(cp: number): number {
   if (cp === 0x200b || cp === 0x200c || cp === 0x200d || cp === 0xfeff) return 0;
-  if ((cp >= 0x0300 && cp <= 0x036f) || (cp >= 0x1ab0 && cp <= 0x1aff) || (cp >= 0x20d0 && cp <= 0x20ff) || (cp >= 0xfe20 && cp <= 0xfe2f))
+  if (
+    (cp >= 0x0300 && cp <= 0x036f) ||
+    (cp >= 0x1ab0 && cp <= 0x1aff) ||
+    (cp >= 0x20d0 && cp <= 0x20ff) ||
+    (cp >= 0xfe20 && cp <= 0xfe2f)
+  )
     return 0;
   if (cp >= 0xfe00 && cp <= 0xfe0f) return 0; // variation selectors
   if (

@@ -18,7 +18,14 @@ import type { Scoring } from './batch.js';
  * values into val (NaN stored as -Infinity). Requires r ≤ n, idx.length ≥ r, val.length ≥ r.
  * Insertion into a short sorted list: most values fail the first comparison.
  */
-export function rankTopInto(v: ArrayLike<number>, from: number, n: number, idx: Int32Array, val: Float64Array, r = idx.length): void {
+export function rankTopInto(
+  v: ArrayLike<number>,
+  from: number,
+  n: number,
+  idx: Int32Array,
+  val: Float64Array,
+  r = idx.length,
+): void {
   let filled = 0;
   for (let e = 0; e < n; e++) {
     let x = v[from + e]!;

@@ -115,7 +115,8 @@ export function createScreen(opts: ScreenOptions = {}): Screen {
     title: opts.title,
   });
   if (opts.color === false) {
-    const program = (screen as unknown as { program: { _owrite(t: string): unknown; write(t: string): unknown } }).program;
+    const program = (screen as unknown as { program: { _owrite(t: string): unknown; write(t: string): unknown } })
+      .program;
     const write = program._owrite.bind(program);
     program._owrite = program.write = (t: string) => write(stripColour(t));
   }
@@ -210,7 +211,8 @@ export function fastCanvas(ctx: DrawilleContext): void {
   ctx.clearRect = (x0, y0, w, h) => {
     const m = ctx._matrix;
     const identity = m[0] === 1 && m[1] === 0 && m[2] === 0 && m[3] === 1 && m[4] === 0 && m[5] === 0;
-    if (!identity || x0 > 0 || y0 > 0 || x0 + w < canvas.width || y0 + h < canvas.height) return clearRect(x0, y0, w, h);
+    if (!identity || x0 > 0 || y0 > 0 || x0 + w < canvas.width || y0 + h < canvas.height)
+      return clearRect(x0, y0, w, h);
     if (ansi) return void (canvas.content as unknown as unknown[]).fill(null);
     canvas.content.fill(0);
     canvas.colors.fill(null);
@@ -220,7 +222,10 @@ export function fastCanvas(ctx: DrawilleContext): void {
 }
 
 /** drawille's frame() with one colour escape per run of cells of one colour (see fastCanvas). */
-export function brailleFrame(canvas: Pick<DrawilleCanvas, 'width' | 'content' | 'colors' | 'chars'>, delimiter = '\n'): string {
+export function brailleFrame(
+  canvas: Pick<DrawilleCanvas, 'width' | 'content' | 'colors' | 'chars'>,
+  delimiter = '\n',
+): string {
   const out: string[] = [];
   const perRow = canvas.width / 2;
   let color: string | null = null; // the colour escape in effect (null: the default)
@@ -237,7 +242,8 @@ export function brailleFrame(canvas: Pick<DrawilleCanvas, 'width' | 'content' | 
       if (color !== null) out.push('\x1b[39m');
       color = null;
       out.push(ch);
-    } else if (v === 0) out.push(' '); // a blank looks the same in any foreground colour
+    } else if (v === 0)
+      out.push(' '); // a blank looks the same in any foreground colour
     else {
       const c = canvas.colors[i] || '\x1b[39m';
       if (c !== color) {
@@ -289,18 +295,20 @@ export class LineChart {
   readonly widget: ContribWidget;
   constructor(screen: Screen, place: Place, label: string, color: boolean) {
     const { contrib } = load();
-    this.widget = renderOnChange(contrib.line({
-      ...place,
-      label: ` ${label} `,
-      border: BORDER,
-      showLegend: true,
-      legend: { width: 22 },
-      style: { line: 'yellow', text: color ? 'green' : 'white', baseline: 'white', border: { fg: 'cyan' } },
-      xLabelPadding: 3,
-      xPadding: 5,
-      numYLabels: 4,
-      tags: true,
-    }));
+    this.widget = renderOnChange(
+      contrib.line({
+        ...place,
+        label: ` ${label} `,
+        border: BORDER,
+        showLegend: true,
+        legend: { width: 22 },
+        style: { line: 'yellow', text: color ? 'green' : 'white', baseline: 'white', border: { fg: 'cyan' } },
+        xLabelPadding: 3,
+        xPadding: 5,
+        numYLabels: 4,
+        tags: true,
+      }),
+    );
     screen.append(this.widget);
   }
 
@@ -317,7 +325,9 @@ export class LineChart {
     const o = (this.widget as unknown as { options: { minY: number; maxY: number } }).options;
     o.maxY = max > 0 ? max * 1.15 : 1;
     o.minY = 0;
-    this.widget.setData(series.map((s) => ({ title: s.title, x: x.slice(), y: finiteSeries(s.values), style: { line: s.color } })));
+    this.widget.setData(
+      series.map((s) => ({ title: s.title, x: x.slice(), y: finiteSeries(s.values), style: { line: s.color } })),
+    );
   }
 }
 
@@ -346,18 +356,20 @@ export class BarChart {
     // Bar width from the space: contrib places bars at fixed offsets and does not wrap.
     const inner = typeof place.width === 'number' ? place.width - 2 : 40;
     const spacing = Math.max(4, Math.floor((inner - 2) / Math.max(1, bars)));
-    this.widget = renderOnChange(contrib.bar({
-      ...place,
-      label: ` ${label} `,
-      border: BORDER,
-      barWidth: Math.max(1, spacing - 3),
-      barSpacing: spacing,
-      xOffset: 1,
-      maxHeight: 1,
-      barBgColor: 'cyan',
-      tags: true,
-      style: { border: { fg: 'cyan' } },
-    }));
+    this.widget = renderOnChange(
+      contrib.bar({
+        ...place,
+        label: ` ${label} `,
+        border: BORDER,
+        barWidth: Math.max(1, spacing - 3),
+        barSpacing: spacing,
+        xOffset: 1,
+        maxHeight: 1,
+        barBgColor: 'cyan',
+        tags: true,
+        style: { border: { fg: 'cyan' } },
+      }),
+    );
     screen.append(this.widget);
   }
   setLabel(label: string): void {
@@ -377,7 +389,17 @@ export class Gauge {
   readonly widget: ContribWidget & { setPercent(p: number): void };
   constructor(screen: Screen, place: Place, label: string) {
     const { contrib } = load();
-    this.widget = renderOnChange(contrib.gauge({ ...place, label: ` ${label} `, border: BORDER, tags: true, stroke: 'green', fill: 'white', style: { border: { fg: 'cyan' } } }));
+    this.widget = renderOnChange(
+      contrib.gauge({
+        ...place,
+        label: ` ${label} `,
+        border: BORDER,
+        tags: true,
+        stroke: 'green',
+        fill: 'white',
+        style: { border: { fg: 'cyan' } },
+      }),
+    );
     screen.append(this.widget);
   }
   setLabel(label: string): void {
@@ -397,7 +419,13 @@ export class Sparklines {
   readonly widget: ContribWidget;
   constructor(screen: Screen, place: Place, label: string) {
     const { contrib } = load();
-    this.widget = contrib.sparkline({ ...place, label: ` ${label} `, border: BORDER, tags: true, style: { fg: 'cyan', titleFg: 'white', border: { fg: 'cyan' } } });
+    this.widget = contrib.sparkline({
+      ...place,
+      label: ` ${label} `,
+      border: BORDER,
+      tags: true,
+      style: { fg: 'cyan', titleFg: 'white', border: { fg: 'cyan' } },
+    });
     screen.append(this.widget);
   }
   /** One titled sparkline per series, each its newest values that fit the width. */
@@ -459,7 +487,10 @@ export class LogPane {
     const rows = this.rows;
     const last = Math.max(0, this.lines.length - rows);
     const top = Math.min(this.top ?? last, last);
-    const text = this.lines.slice(top, top + rows).map(plain).join('\n');
+    const text = this.lines
+      .slice(top, top + rows)
+      .map(plain)
+      .join('\n');
     if (text === this.shown) return;
     this.shown = text;
     this.widget.setContent(text);
@@ -493,7 +524,13 @@ export class HeatGrid {
 
   constructor(screen: Screen, place: Place, label: string, onScroll?: (dir: 1 | -1) => void) {
     const { blessed } = load();
-    this.widget = blessed.box({ ...place, label: ` ${label} `, border: BORDER, tags: true, style: { border: { fg: 'cyan' } } });
+    this.widget = blessed.box({
+      ...place,
+      label: ` ${label} `,
+      border: BORDER,
+      tags: true,
+      style: { border: { fg: 'cyan' } },
+    });
     // blessed draws the border and label, then the cells go straight into its screen buffer.
     const w = this.widget as unknown as { render(): { xi: number; xl: number; yi: number; yl: number } | undefined };
     const base = w.render.bind(w);
@@ -511,7 +548,10 @@ export class HeatGrid {
 
   /** Inner size in cells. */
   get inner(): { columns: number; rows: number } {
-    return { columns: Math.max(0, (this.widget.width as number) - 2), rows: Math.max(0, (this.widget.height as number) - 2) };
+    return {
+      columns: Math.max(0, (this.widget.width as number) - 2),
+      rows: Math.max(0, (this.widget.height as number) - 2),
+    };
   }
 
   setLabel(label: string): void {

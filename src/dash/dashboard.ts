@@ -11,7 +11,20 @@ import type { BalanceMetric, HistoryView, MetricHistory } from '../store/history
 import { binnedRelLoad } from '../store/selectors.js';
 import type { SourceInfo } from '../store/app-store.js';
 import { HeatScale } from './heat.js';
-import { BarChart, Gauge, HeatGrid, LineChart, LogPane, Sparklines, box, plain, type Box, type HeatCells, type LineSeries, type Screen } from './blessed.js';
+import {
+  BarChart,
+  Gauge,
+  HeatGrid,
+  LineChart,
+  LogPane,
+  Sparklines,
+  box,
+  plain,
+  type Box,
+  type HeatCells,
+  type LineSeries,
+  type Screen,
+} from './blessed.js';
 
 /** The smallest terminal the dashboard draws in. */
 type CollapseWarning = Frame['warnings'][number];
@@ -114,7 +127,9 @@ export class Dashboard {
     if (cols < MIN_COLUMNS || rows < MIN_ROWS) {
       if (this.w) this.invalidate();
       this.tooSmall ??= box(this.screen, { top: 0, left: 0, width: '100%', height: '100%' }, '', { border: false });
-      this.tooSmall.setContent(`moescope dash needs a terminal of at least ${MIN_COLUMNS}×${MIN_ROWS}; this one is ${cols}×${rows}.`);
+      this.tooSmall.setContent(
+        `moescope dash needs a terminal of at least ${MIN_COLUMNS}×${MIN_ROWS}; this one is ${cols}×${rows}.`,
+      );
       return;
     }
     if (this.tooSmall) this.invalidate();
@@ -147,22 +162,54 @@ export class Dashboard {
     else {
       const gh = Math.floor(botH / gpus);
       for (let g = 0; g < gpus; g++)
-        gauges.push(new Gauge(s, { top: topH + midH + g * gh, left: 0, width: memW, height: g === gpus - 1 ? botH - g * gh : gh }, `GPU ${g}`));
+        gauges.push(
+          new Gauge(
+            s,
+            { top: topH + midH + g * gh, left: 0, width: memW, height: g === gpus - 1 ? botH - g * gh : gh },
+            `GPU ${g}`,
+          ),
+        );
     }
     const spark = new Sparklines(s, { top: topH + midH, left: memW, width: sparkW, height: botH }, 'rate · memory');
-    const log = new LogPane(s, { top: topH + midH, left: memW + sparkW, width: cols - memW - sparkW, height: botH }, 'warnings', LOG_LINES);
+    const log = new LogPane(
+      s,
+      { top: topH + midH, left: memW + sparkW, width: cols - memW - sparkW, height: botH },
+      'warnings',
+      LOG_LINES,
+    );
     const status = box(s, { top: h, left: 0, width: cols, height: 1 }, '', { border: false });
-    return { maxVio, second, heat, bars, gauges, noGpu, spark, log, status, help: null, tooSmall: null, gpus, barCount };
+    return {
+      maxVio,
+      second,
+      heat,
+      bars,
+      gauges,
+      noGpu,
+      spark,
+      log,
+      status,
+      help: null,
+      tooSmall: null,
+      gpus,
+      barCount,
+    };
   }
 
   private fill(w: Widgets, input: DashInput, cols: number): void {
-    const { frame, history, ui, feed, source } = input;
+    const { frame, history, ui, source } = input;
     const x = xLabels(history);
     const t = this.opts.thresholds;
     // Balance over time: the worst layers and the limit.
     this.chart(w.maxVio, 'MaxVio', history.maxVio, x, t.maxVio, history);
     const second = ui.metric === 'balancedness' && history.balancedness ? history.balancedness : history.cv;
-    this.chart(w.second, second.metric === 'cv' ? 'CV' : 'balancedness (SGLang)', second, x, second.metric === 'cv' ? t.cv : t.balancedness, history);
+    this.chart(
+      w.second,
+      second.metric === 'cv' ? 'CV' : 'balancedness (SGLang)',
+      second,
+      x,
+      second.metric === 'cv' ? t.cv : t.balancedness,
+      history,
+    );
 
     // Heat grid: layers × experts of the frame's scope, binned to the width like the overview.
     this.heat(w.heat, frame, ui.heatTop, input.counts ?? null);
@@ -181,13 +228,18 @@ export class Dashboard {
         g.set(gpu.usedShare);
       });
     } else if (w.noGpu) {
-      w.noGpu.setContent(mem.samples === 0 ? 'no memory samples in this source' : 'no GPU (the source reports host memory only)');
+      w.noGpu.setContent(
+        mem.samples === 0 ? 'no memory samples in this source' : 'no GPU (the source reports host memory only)',
+      );
     }
     const rss = mem.hostRssBytes;
     // A count stream has no tokens: its history's x is the assignments counted, so the rate is assignments/s.
     const rate = input.counts ? lastFinite(history.rate) : frame.tokensPerSecond;
     w.spark.set(
-      [`${input.counts ? 'assignments/s' : 'tok/s'} ${rate === null ? '—' : rate.toFixed(1)}`, `host RSS ${fmtBytes(rss)}`],
+      [
+        `${input.counts ? 'assignments/s' : 'tok/s'} ${rate === null ? '—' : rate.toFixed(1)}`,
+        `host RSS ${fmtBytes(rss)}`,
+      ],
       [history.rate, history.memory?.rss ?? []],
     );
 
@@ -220,10 +272,21 @@ export class Dashboard {
     return line;
   }
 
-  private chart(c: LineChart, name: string, m: MetricHistory, x: string[], limit: number | null, h: HistoryView): void {
+  private chart(
+    c: LineChart,
+    name: string,
+    m: MetricHistory,
+    x: string[],
+    limit: number | null,
+    _h: HistoryView,
+  ): void {
     const worst = m.worst.map((s) => `L${s.layer} ${fmt(s.latest)}`).join(', ');
     c.setLabel(`${name} over time · worst ${worst || '—'}`);
-    const series: LineSeries[] = m.worst.map((s, i) => ({ title: `L${s.layer}`, values: s.values, color: SERIES_COLORS[i % SERIES_COLORS.length]! }));
+    const series: LineSeries[] = m.worst.map((s, i) => ({
+      title: `L${s.layer}`,
+      values: s.values,
+      color: SERIES_COLORS[i % SERIES_COLORS.length]!,
+    }));
     if (limit !== null) series.push({ title: `limit ${limit}`, values: x.map(() => limit), color: LIMIT_COLOR });
     if (series.length === 0 || x.length === 0) return;
     c.set(x, series);
@@ -239,11 +302,17 @@ export class Dashboard {
         : `last ${fmtInt(frame.range.end - frame.range.start)} tokens`;
     const shown = cells.rows < L ? ` · layers ${first + 1}–${first + cells.rows} of ${L} (↑↓)` : '';
     const bin = Math.ceil(frame.experts / Math.max(1, g.inner.columns - cells.labelWidth));
-    g.setLabel(`load ÷ uniform · ${L} layers × ${frame.experts} ${counts?.bins ?? 'experts'}${bin > 1 ? ` (${bin}/column, busiest)` : ''} · ${scope}${shown}`);
+    g.setLabel(
+      `load ÷ uniform · ${L} layers × ${frame.experts} ${counts?.bins ?? 'experts'}${bin > 1 ? ` (${bin}/column, busiest)` : ''} · ${scope}${shown}`,
+    );
     g.set(cells);
   }
 
-  private barData(frame: Frame, cols: number, stream: DashInput['counts'] | null = null): { label: string; titles: string[]; values: number[] } {
+  private barData(
+    frame: Frame,
+    cols: number,
+    stream: DashInput['counts'] | null = null,
+  ): { label: string; titles: string[]; values: number[] } {
     const fit = Math.max(1, Math.floor((cols * 0.4 - 4) / 5));
     if (stream?.bins === 'GPUs' && frame.devices) {
       const d = frame.devices.loads.slice(0, fit);
@@ -287,8 +356,24 @@ export class Dashboard {
       return;
     }
     if (w.help) return;
-    const lines = [`Keys · source: ${kind}`, '', ...DASH_KEYS.map((k) => `${k.keys.padEnd(12)} ${k.action}`), '', 'press ? to close'];
-    w.help = box(this.screen, { top: 'center', left: 'center', width: Math.min(84, (this.screen.width as number) - 4), height: lines.length + 2 }, 'keys', { tags: false });
+    const lines = [
+      `Keys · source: ${kind}`,
+      '',
+      ...DASH_KEYS.map((k) => `${k.keys.padEnd(12)} ${k.action}`),
+      '',
+      'press ? to close',
+    ];
+    w.help = box(
+      this.screen,
+      {
+        top: 'center',
+        left: 'center',
+        width: Math.min(84, (this.screen.width as number) - 4),
+        height: lines.length + 2,
+      },
+      'keys',
+      { tags: false },
+    );
     w.help.setContent(lines.join('\n'));
     w.help.setFront();
   }
@@ -299,7 +384,12 @@ export class Dashboard {
  * a layer, each column the busiest expert of its bin (store's binnedRelLoad, as the overview), few experts drawn
  * several cells wide.
  */
-export function heatCells(frame: Frame, scale: HeatScale, inner: { columns: number; rows: number }, top = 0): { cells: HeatCells; first: number } {
+export function heatCells(
+  frame: Frame,
+  scale: HeatScale,
+  inner: { columns: number; rows: number },
+  top = 0,
+): { cells: HeatCells; first: number } {
   const L = frame.layerIds.length;
   const E = frame.experts;
   const labels = frame.layerIds.map((id) => `L${id}`);
@@ -354,7 +444,9 @@ function clock(ms: number): string {
   const hh = Math.floor(s / 3600);
   const mm = Math.floor((s % 3600) / 60);
   const ss = s % 60;
-  return hh > 0 ? `${hh}:${String(mm).padStart(2, '0')}:${String(ss).padStart(2, '0')}` : `${mm}:${String(ss).padStart(2, '0')}`;
+  return hh > 0
+    ? `${hh}:${String(mm).padStart(2, '0')}:${String(ss).padStart(2, '0')}`
+    : `${mm}:${String(ss).padStart(2, '0')}`;
 }
 
 function compact(n: number): string {
@@ -387,7 +479,9 @@ function statusLine(input: DashInput, cols: number): string {
   const parts = [
     `moescope dash ${source.kind} ${plain(label)}`,
     state,
-    input.counts ? `${fmtInt(input.counts.steps)} interval${input.counts.steps === 1 ? '' : 's'}` : `${fmtInt(frame.tokens)} tokens`,
+    input.counts
+      ? `${fmtInt(input.counts.steps)} interval${input.counts.steps === 1 ? '' : 's'}`
+      : `${fmtInt(frame.tokens)} tokens`,
     range,
     `${history.points} points × ${history.span} step${history.span > 1 ? 's' : ''}`,
     ...(input.notice ? [plain(input.notice)] : []),

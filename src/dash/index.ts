@@ -56,7 +56,11 @@ export async function runDashboard(o: DashboardOptions): Promise<void> {
       : o.plan
         ? readPlanFile(o.plan, stream.schema)
         : contiguousSpec(stream.schema, o.devices ?? 1);
-    const model = new HistoryModel(stream.schema, stream.meta, { window: o.window, placement: placement?.placement ?? null, counts });
+    const model = new HistoryModel(stream.schema, stream.meta, {
+      window: o.window,
+      placement: placement?.placement ?? null,
+      counts,
+    });
     let feed: Feed;
     if (o.kind === 'replay') {
       // Read everything: the player seeks in slices (one now, then one per tick), so the screen stays responsive.

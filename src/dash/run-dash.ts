@@ -111,7 +111,8 @@ export async function runDash(opts: RunDashOptions): Promise<void> {
   });
   screen.key(['space'], () => {
     // A recorded trace is read whole: there is nothing to freeze (and the player would start over at its end).
-    if (opts.source.kind === 'replay') actions().setMessage('space freezes live and --follow sources; a trace is read whole');
+    if (opts.source.kind === 'replay')
+      actions().setMessage('space freezes live and --follow sources; a trace is read whole');
     else actions().togglePause();
   });
   screen.key(['w'], () => actions().windowKey());

@@ -58,7 +58,8 @@ export class RoutingReader {
     this.schema = schema;
     this.scratch = new Float64Array(schema.experts);
     const L = schema.layers.length;
-    this.direct = plan.blocks.select === L && plan.outputs.every((o, l) => o.select === l && (!schema.hasLogits || o.logits === l));
+    this.direct =
+      plan.blocks.select === L && plan.outputs.every((o, l) => o.select === l && (!schema.hasLogits || o.logits === l));
   }
 
   /** Rows [from, to) of a pass over `tokens` tokens (batch 1). */
@@ -101,7 +102,18 @@ export class RoutingReader {
         } else {
           const mixAt = o.mix !== null ? (src * M + o.mix) * E : 0;
           const mixRow = mix && o.mix !== null ? mix.subarray(mixAt, mixAt + E) : null;
-          deriveRow(lg!, (src * G + o.logits!) * E, E, r.derived!, mixRow, 0, rows.experts, rows.weights, dst, this.scratch);
+          deriveRow(
+            lg!,
+            (src * G + o.logits!) * E,
+            E,
+            r.derived!,
+            mixRow,
+            0,
+            rows.experts,
+            rows.weights,
+            dst,
+            this.scratch,
+          );
         }
       }
     });

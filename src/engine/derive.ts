@@ -52,11 +52,20 @@ export function deriveRow(
     weights[outOff + j] = mix ? mix[mixOff + best]! : p;
     picked += p;
   }
-  if (d.normalize && !mix && picked > 0) for (let j = 0; j < d.k; j++) weights[outOff + j] = weights[outOff + j]! / picked;
+  if (d.normalize && !mix && picked > 0)
+    for (let j = 0; j < d.k; j++) weights[outOff + j] = weights[outOff + j]! / picked;
 }
 
 /** Sparsemixer (inference form, transformers' PhimoeSparseMoeBlock / onnxruntime's sparse_mixer). */
-function sparseMixerRow(logits: Float32Array, off: number, E: number, ids: Int32Array, weights: Float32Array, outOff: number, scratch: Float64Array): void {
+function sparseMixerRow(
+  logits: Float32Array,
+  off: number,
+  E: number,
+  ids: Int32Array,
+  weights: Float32Array,
+  outOff: number,
+  scratch: Float64Array,
+): void {
   const pick = (masked: (e: number) => boolean): { id: number; weight: number } => {
     let id = -1;
     for (let e = 0; e < E; e++) if (!masked(e) && (id < 0 || logits[off + e]! > logits[off + id]!)) id = e;

@@ -10,7 +10,16 @@
 import type { Scoring } from '../core/batch.js';
 import { UserError } from '../core/errors.js';
 import { followToMixing, type MixingFollow, type WeightsLayout } from './mixing.js';
-import { attr, attrInt, GraphIndex, tensorBytes, toNum, type LoadedModel, type OnnxNode, type OnnxTensor } from './onnx-model.js';
+import {
+  attr,
+  attrInt,
+  type GraphIndex,
+  tensorBytes,
+  toNum,
+  type LoadedModel,
+  type OnnxNode,
+  type OnnxTensor,
+} from './onnx-model.js';
 
 export type RouterKind =
   | 'softmax-topk'
@@ -256,7 +265,11 @@ export function nodeLayer(n: OnnxNode): { layer: number; source: 'name' | 'metad
  * `self_attention.router`), "mlp" for expert MLPs (the usual case: `mlp`, `block_sparse_moe`, `feed_forward`, `ffn`).
  */
 function roleOf(c: Candidate): 'mlp' | 'attention' {
-  const scope = [c.selectionNode, c.gate?.node].filter((n): n is OnnxNode => !!n).map(nodeScope).join(' ') + ` ${c.info.tensors.gateWeight ?? ''}`;
+  const scope =
+    [c.selectionNode, c.gate?.node]
+      .filter((n): n is OnnxNode => !!n)
+      .map(nodeScope)
+      .join(' ') + ` ${c.info.tensors.gateWeight ?? ''}`;
   return /(?:^|[^A-Za-z])(?:self_)?(?:attn|attention)(?:[^A-Za-z]|$)/i.test(scope) ? 'attention' : 'mlp';
 }
 
@@ -281,7 +294,12 @@ function idsClosure(g: GraphIndex, ids: string): Set<string> {
   while (stack.length && out.size < 64) {
     const t = stack.pop()!;
     for (const c of g.consumersOf(t))
-      if (['Reshape', 'Cast', 'Unsqueeze', 'Squeeze', 'Flatten', 'Identity'].includes(c.op_type) && c.input[0] === t && c.output[0] && !out.has(c.output[0])) {
+      if (
+        ['Reshape', 'Cast', 'Unsqueeze', 'Squeeze', 'Flatten', 'Identity'].includes(c.op_type) &&
+        c.input[0] === t &&
+        c.output[0] &&
+        !out.has(c.output[0])
+      ) {
         out.add(c.output[0]);
         stack.push(c.output[0]);
       }
@@ -294,10 +312,14 @@ function idsClosure(g: GraphIndex, ids: string): Set<string> {
  * selected ids. `router` is every tensor from the logits to the selection.
  */
 function mixingOf(g: GraphIndex, values: string[], ids: Set<string>, router: Set<string>): MixingFollow {
-  const seeds: { tensor: string; layout: 'sel' | 'dense' }[] = values.map((t) => ({ tensor: t, layout: 'sel' as const }));
+  const seeds: { tensor: string; layout: 'sel' | 'dense' }[] = values.map((t) => ({
+    tensor: t,
+    layout: 'sel' as const,
+  }));
   for (const i of ids)
     for (const c of g.consumersOf(i))
-      if (c.op_type === 'GatherElements' && c.input[1] === i && router.has(c.input[0]!) && c.output[0]) seeds.push({ tensor: c.output[0], layout: 'sel' });
+      if (c.op_type === 'GatherElements' && c.input[1] === i && router.has(c.input[0]!) && c.output[0])
+        seeds.push({ tensor: c.output[0], layout: 'sel' });
   return followToMixing(g, seeds, router, ids);
 }
 
@@ -315,7 +337,11 @@ function initializerBehind(g: GraphIndex, t: string): string | null {
 }
 
 function mixingInfo(mix: MixingFollow): RouterInfo['mixing'] {
-  const note = mix.reason ?? (mix.unclassified.length ? `unclassified on the way to the mixing: ${[...new Set(mix.unclassified)].join(', ')}` : null);
+  const note =
+    mix.reason ??
+    (mix.unclassified.length
+      ? `unclassified on the way to the mixing: ${[...new Set(mix.unclassified)].join(', ')}`
+      : null);
   return { status: mix.tensor ? 'followed' : 'not-followed', layout: mix.layout, node: mix.node, note };
 }
 
@@ -325,7 +351,16 @@ function graphRouter(
   gate: Gate,
   selectionNode: OnnxNode,
   orderNode: OnnxNode,
-  f: { topK: number; scoring: RouterInfo['scoring']; kind: RouterKind; ids: string; mix: MixingFollow; renormalize?: boolean | null; bias?: string | null; groups?: RouterInfo['groups'] },
+  f: {
+    topK: number;
+    scoring: RouterInfo['scoring'];
+    kind: RouterKind;
+    ids: string;
+    mix: MixingFollow;
+    renormalize?: boolean | null;
+    bias?: string | null;
+    groups?: RouterInfo['groups'];
+  },
 ): Candidate {
   return {
     layer: null,
@@ -362,7 +397,9 @@ function topkRouters(g: GraphIndex, topks: OnnxNode[], gate: Gate): Candidate | 
   // The selection is the last TopK of the chain: no other TopK of this gate downstream of it.
   const feeds = (t: OnnxNode, o: OnnxNode) => t.output.some((x) => x !== '' && g.reaches(x, (n) => n === o) !== null);
   const downstreamFree = topks.filter((t) => !topks.some((o) => o !== t && feeds(t, o)));
-  const sel = (downstreamFree.length ? downstreamFree : topks).reduce((a, b) => (g.order.get(a)! > g.order.get(b)! ? a : b));
+  const sel = (downstreamFree.length ? downstreamFree : topks).reduce((a, b) =>
+    g.order.get(a)! > g.order.get(b)! ? a : b,
+  );
   const k = topkK(g, sel);
   if (k === null || k < 1 || k > gate.experts) return null;
   const ids = sel.output[1];
@@ -378,12 +415,25 @@ function topkRouters(g: GraphIndex, topks: OnnxNode[], gate: Gate): Candidate | 
   const before: 'softmax' | 'sigmoid' | null = ops.has('Sigmoid') ? 'sigmoid' : ops.has('Softmax') ? 'softmax' : null;
   const scoring: RouterInfo['scoring'] = before ?? mix.scoring ?? 'unknown';
   // Group-limited routing (DeepSeek-V2/V3): earlier TopKs (or a ReduceMax) of the same gate score groups, then pick groups.
-  const groups = groupsOf(g, topks.filter((t) => t !== sel), path, gate.experts);
+  const groups = groupsOf(
+    g,
+    topks.filter((t) => t !== sel),
+    path,
+    gate.experts,
+  );
   const kind: RouterKind = groups
-    ? scoring === 'sigmoid' ? 'sigmoid-group-topk' : 'softmax-group-topk'
-    : before === 'softmax' ? 'softmax-topk'
-      : before === 'sigmoid' ? 'sigmoid-topk'
-        : mix.scoring === 'softmax' ? 'topk-softmax' : mix.scoring === 'sigmoid' ? 'topk-sigmoid' : 'topk-unknown';
+    ? scoring === 'sigmoid'
+      ? 'sigmoid-group-topk'
+      : 'softmax-group-topk'
+    : before === 'softmax'
+      ? 'softmax-topk'
+      : before === 'sigmoid'
+        ? 'sigmoid-topk'
+        : mix.scoring === 'softmax'
+          ? 'topk-softmax'
+          : mix.scoring === 'sigmoid'
+            ? 'topk-sigmoid'
+            : 'topk-unknown';
   // The score-correction bias: an Add on the selection path whose other input is an initializer (named).
   let biasName: string | null = null;
   for (const n of path) {
@@ -402,7 +452,12 @@ function topkRouters(g: GraphIndex, topks: OnnxNode[], gate: Gate): Candidate | 
  * Group-limited routing: the scores reshaped into groups, each group scored (top-2 sum: DeepSeek-V3; max:
  * DeepSeek-V2's group_limited_greedy), a TopK choosing groups, then a mask and the final TopK.
  */
-function groupsOf(g: GraphIndex, intermediates: OnnxNode[], path: Set<OnnxNode>, experts: number): RouterInfo['groups'] {
+function groupsOf(
+  g: GraphIndex,
+  intermediates: OnnxNode[],
+  path: Set<OnnxNode>,
+  experts: number,
+): RouterInfo['groups'] {
   const reshapeBefore = (t: OnnxNode) => {
     let p = g.producer.get(t.input[0]!);
     while (p && p.op_type === 'Cast') p = g.producer.get(p.input[0]!);
@@ -411,7 +466,11 @@ function groupsOf(g: GraphIndex, intermediates: OnnxNode[], path: Set<OnnxNode>,
   const countFrom = (shape: number[] | null): number => {
     if (!shape || shape.length < 2) return 0;
     const last = shape[shape.length - 1]!;
-    return last > 0 && experts % last === 0 ? experts / last : shape[shape.length - 2]! > 0 ? shape[shape.length - 2]! : 0;
+    return last > 0 && experts % last === 0
+      ? experts / last
+      : shape[shape.length - 2]! > 0
+        ? shape[shape.length - 2]!
+        : 0;
   };
   if (!intermediates.length) return null;
   // V3: a TopK inside the groups (fed by the Reshape into groups), then the group-choosing TopK.
@@ -422,7 +481,7 @@ function groupsOf(g: GraphIndex, intermediates: OnnxNode[], path: Set<OnnxNode>,
     for (const n of g.nodes) {
       if (n.op_type !== 'ReduceMax') continue;
       const r = g.producer.get(n.input[0]!);
-      if (!r || r.op_type !== 'Reshape') continue;
+      if (r?.op_type !== 'Reshape') continue;
       if (!intermediates.some((t) => g.reaches(n.output[0]!, (x) => x === t, 40) !== null)) continue;
       if (![...path].some((p) => p.output.includes(r.input[0]!)) && !path.has(g.producer.get(r.input[0]!)!)) {
         // the reshaped tensor must be the router's scores (on the path, or the scores the path starts from)
@@ -454,19 +513,39 @@ function argmaxRouters(g: GraphIndex, argmaxes: OnnxNode[], gate: Gate): Candida
       : undefined;
     const router = routerTensors(gate, pathNodes(g, gate.logits, last.input[0]!));
     for (const ge of gathers) if (ge) router.add(ge.output[0]!);
-    const mix = wcat ? mixingOf(g, [wcat.output[0]!], idsClosure(g, cat.output[0]!), router) : followToMixing(g, [], router, new Set());
+    const mix = wcat
+      ? mixingOf(g, [wcat.output[0]!], idsClosure(g, cat.output[0]!), router)
+      : followToMixing(g, [], router, new Set());
     // Sparsemixer: each weight is a softmax over the experts within a jitter band of the pick — not renormalised over the selection.
-    return graphRouter(g, gate, cat, last, { topK: argmaxes.length, scoring: 'softmax', kind: 'sparsemixer', ids: cat.output[0]!, mix, renormalize: mix.tensor ? false : null });
+    return graphRouter(g, gate, cat, last, {
+      topK: argmaxes.length,
+      scoring: 'softmax',
+      kind: 'sparsemixer',
+      ids: cat.output[0]!,
+      mix,
+      renormalize: mix.tensor ? false : null,
+    });
   }
   const am = argmaxes[0]!;
   const path = pathNodes(g, gate.logits, am.input[0]!);
-  const scoring: RouterInfo['scoring'] = [...path].some((n) => n.op_type === 'Sigmoid') ? 'sigmoid' : [...path].some((n) => n.op_type === 'Softmax') ? 'softmax' : 'unknown';
+  const scoring: RouterInfo['scoring'] = [...path].some((n) => n.op_type === 'Sigmoid')
+    ? 'sigmoid'
+    : [...path].some((n) => n.op_type === 'Softmax')
+      ? 'softmax'
+      : 'unknown';
   const router = routerTensors(gate, path);
   const ge = g.consumersOf(am.output[0]!).find((c) => c.op_type === 'GatherElements' && c.input[1] === am.output[0]);
   const rmax = g.consumersOf(am.input[0]!).find((c) => c.op_type === 'ReduceMax');
   const values = [ge?.output[0], rmax?.output[0]].filter((x): x is string => !!x);
   const mix = mixingOf(g, values, idsClosure(g, am.output[0]!), router);
-  return graphRouter(g, gate, am, am, { topK: 1, scoring, kind: 'switch-top1', ids: am.output[0]!, mix, renormalize: mix.tensor ? false : null });
+  return graphRouter(g, gate, am, am, {
+    topK: 1,
+    scoring,
+    kind: 'switch-top1',
+    ids: am.output[0]!,
+    mix,
+    renormalize: mix.tensor ? false : null,
+  });
 }
 
 function fusedRouter(g: GraphIndex, n: OnnxNode): Candidate | null {
@@ -474,7 +553,7 @@ function fusedRouter(g: GraphIndex, n: OnnxNode): Candidate | null {
   if (!logits) return null;
   const fc1 = g.initializers.get(n.input[2] ?? '');
   const gate = gateOf(g, logits);
-  const experts = fc1 ? toNum(fc1.dims[0]) : gate?.experts ?? 0;
+  const experts = fc1 ? toNum(fc1.dims[0]) : (gate?.experts ?? 0);
   if (experts < 2) return null;
   const sparseMixer = attrInt(n, 'use_sparse_mixer', 0) === 1;
   const k = sparseMixer ? 2 : attrInt(n, 'k', 1);
@@ -529,7 +608,9 @@ export function discoverRouters(m: LoadedModel): ModelRouting {
       if (frontier.some((t) => indexOutputs.has(t))) return true;
       frontier = frontier.flatMap((t) => {
         const p = g.producer.get(t);
-        return p && ['Reshape', 'Cast', 'Flatten', 'Unsqueeze', 'Squeeze', 'View', 'Identity'].includes(p.op_type) ? [p.input[0]!] : [];
+        return p && ['Reshape', 'Cast', 'Flatten', 'Unsqueeze', 'Squeeze', 'View', 'Identity'].includes(p.op_type)
+          ? [p.input[0]!]
+          : [];
       });
     }
     return false;
@@ -566,8 +647,12 @@ export function discoverRouters(m: LoadedModel): ModelRouting {
   }
   // A router's identity is (layer, role): JetMoE has an attention router and an MLP router in every layer.
   const roles = candidates.map((c) => roleOf(c));
-  const named = candidates.every((c) => c.layer !== null) && new Set(candidates.map((c) => c.layer!.layer)).size === candidates.length;
-  const identified = candidates.every((c) => c.layer !== null) && new Set(candidates.map((c, i) => `${c.layer!.layer}/${roles[i]}`)).size === candidates.length;
+  const named =
+    candidates.every((c) => c.layer !== null) &&
+    new Set(candidates.map((c) => c.layer!.layer)).size === candidates.length;
+  const identified =
+    candidates.every((c) => c.layer !== null) &&
+    new Set(candidates.map((c, i) => `${c.layer!.layer}/${roles[i]}`)).size === candidates.length;
   const routers: RouterInfo[] = candidates.map((c, i) => {
     // Streams key routers by one number: the model's layer when layers name routers uniquely, else graph order
     // (then `identity` still says which layer and role each router is).
@@ -586,7 +671,10 @@ export function discoverRouters(m: LoadedModel): ModelRouting {
   const allLayers = new Set(layerOfNode.values());
   const routed = new Set(routers.map((r) => r.identity.layer ?? -1));
   const numLayers = allLayers.size ? Math.max(...allLayers) + 1 : null;
-  const denseLayers = (named || identified) && numLayers !== null ? [...Array(numLayers).keys()].filter((l) => allLayers.has(l) && !routed.has(l)) : [];
+  const denseLayers =
+    (named || identified) && numLayers !== null
+      ? [...Array(numLayers).keys()].filter((l) => allLayers.has(l) && !routed.has(l))
+      : [];
   return { routers, denseLayers, numLayers };
 }
 
@@ -627,7 +715,12 @@ function sharedExpertOf(g: GraphIndex, layerOfNode: Map<OnnxNode, number>, layer
 }
 
 /** Bytes of one routed expert: initializers shaped [E, …] used in the router's layer, divided by E. */
-function expertBytesOf(g: GraphIndex, layerOfNode: Map<OnnxNode, number>, layer: number | null, c: Candidate): number | null {
+function expertBytesOf(
+  g: GraphIndex,
+  layerOfNode: Map<OnnxNode, number>,
+  layer: number | null,
+  c: Candidate,
+): number | null {
   const E = c.info.experts;
   const n = c.selectionNode;
   if (n.op_type === 'MoE' || n.op_type === 'QMoE') {
@@ -670,7 +763,12 @@ function routersInSubgraphs(g: GraphIndex): boolean {
   const visit = (nodes: OnnxNode[], depth: number): boolean =>
     nodes.some((n) =>
       n.attribute.some((a) =>
-        [a.g, ...(a.graphs ?? [])].some((sub) => sub && (sub.node.some((x) => depth > 0 && ['TopK', 'ArgMax', 'MoE', 'QMoE'].includes(x.op_type)) || visit(sub.node, depth + 1))),
+        [a.g, ...(a.graphs ?? [])].some(
+          (sub) =>
+            sub &&
+            (sub.node.some((x) => depth > 0 && ['TopK', 'ArgMax', 'MoE', 'QMoE'].includes(x.op_type)) ||
+              visit(sub.node, depth + 1)),
+        ),
       ),
     );
   return visit(g.nodes, 1);

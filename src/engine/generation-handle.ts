@@ -10,7 +10,13 @@ import { UserError } from '../core/errors.js';
 import type { MemorySample } from '../core/memory.js';
 import type { StreamMeta } from '../core/stream.js';
 import type { RouterInfo } from './discover.js';
-import { runGeneration, type GenerateOptions, type GenerationEvent, type LoopControl, type SequenceResult } from './generation-loop.js';
+import {
+  runGeneration,
+  type GenerateOptions,
+  type GenerationEvent,
+  type LoopControl,
+  type SequenceResult,
+} from './generation-loop.js';
 import { MemorySampler } from './memory.js';
 import { ModelRunner, type RunnerOptions } from './runner.js';
 
@@ -70,13 +76,22 @@ async function devicesOf(r: ModelRunner, nvidiaSmi: string | null | undefined): 
 }
 
 /** Open the model and generate, reporting through `post` (used by the worker and by in-process runs). */
-export async function openAndRun(req: WorkerRequest, control: LoopControl, post: (m: WorkerMessage, transfer?: ArrayBuffer[]) => void): Promise<void> {
+export async function openAndRun(
+  req: WorkerRequest,
+  control: LoopControl,
+  post: (m: WorkerMessage, transfer?: ArrayBuffer[]) => void,
+): Promise<void> {
   const runner = await ModelRunner.open(req);
   let sequences: SequenceResult[];
   try {
     post({
       type: 'ready',
-      info: { schema: runner.schema, meta: runner.streamMeta(await devicesOf(runner, req.nvidiaSmi)), routers: runner.routing.routers, kvCache: runner.kv !== null },
+      info: {
+        schema: runner.schema,
+        meta: runner.streamMeta(await devicesOf(runner, req.nvidiaSmi)),
+        routers: runner.routing.routers,
+        kvCache: runner.kv !== null,
+      },
     });
     const reduce = req.reducer ? await loadReducer(req.reducer, runner.schema) : null;
     sequences = await runGeneration(
@@ -162,7 +177,9 @@ export class GenerationHandle extends EventEmitter {
           });
           break;
         case 'error': {
-          const err = m.user ? new UserError(m.message) : Object.assign(new Error(m.message), { stack: m.stack ?? undefined });
+          const err = m.user
+            ? new UserError(m.message)
+            : Object.assign(new Error(m.message), { stack: m.stack ?? undefined });
           this.finish();
           readyRej(err);
           doneRej(err);
@@ -176,15 +193,24 @@ export class GenerationHandle extends EventEmitter {
       w.on('message', onMessage);
       w.on('error', (e) => onMessage({ type: 'error', message: e.message, user: false, stack: e.stack ?? null }));
       w.on('exit', (code) => {
-        if (!this.finished && !this.ending) onMessage({ type: 'error', message: `inference worker exited with code ${code}`, user: false, stack: null });
+        if (!this.finished && !this.ending)
+          onMessage({ type: 'error', message: `inference worker exited with code ${code}`, user: false, stack: null });
       });
     } else {
       const control: LoopControl = {
         stopped: () => this.stoppedFlag,
-        waitWhilePaused: () => new Promise<void>((res) => setImmediate(() => (this.innerPaused && !this.stoppedFlag ? (this.wake = res) : res()))),
+        waitWhilePaused: () =>
+          new Promise<void>((res) =>
+            setImmediate(() => (this.innerPaused && !this.stoppedFlag ? (this.wake = res) : res())),
+          ),
       };
       openAndRun(req, control, onMessage).catch((e: unknown) =>
-        onMessage({ type: 'error', message: e instanceof Error ? e.message : String(e), user: e instanceof UserError, stack: (e as Error)?.stack ?? null }),
+        onMessage({
+          type: 'error',
+          message: e instanceof Error ? e.message : String(e),
+          user: e instanceof UserError,
+          stack: (e as Error)?.stack ?? null,
+        }),
       );
     }
   }

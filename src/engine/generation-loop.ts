@@ -180,7 +180,15 @@ export function sampleToken(logits: Float32Array, temperature: number, rand: () 
  * The RoutingBatch of `rows` (already laid out like the batch columns): built directly, one allocation per
  * column, float16 through src/core/f16. Token i has id ids[i] and position firstPos + i.
  */
-export function batchFromRows(rows: RoutingRows, seq: number, firstPos: number, ids: number[], isPrompt: boolean, tag: string | null, codec: TextCodec): RoutingBatch {
+export function batchFromRows(
+  rows: RoutingRows,
+  seq: number,
+  firstPos: number,
+  ids: number[],
+  isPrompt: boolean,
+  tag: string | null,
+  codec: TextCodec,
+): RoutingBatch {
   const n = rows.n;
   const pos = new Uint32Array(n);
   for (let t = 0; t < n; t++) pos[t] = firstPos + t;
@@ -206,7 +214,8 @@ export async function runGeneration(
   control: LoopControl = NO_CONTROL,
 ): Promise<SequenceResult[]> {
   if (opts.prompts.length === 0) throw new UserError('no prompts to run.');
-  if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0) throw new UserError(`max tokens must be a non-negative integer, got ${opts.maxTokens}.`);
+  if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0)
+    throw new UserError(`max tokens must be a non-negative integer, got ${opts.maxTokens}.`);
   const rand = seededRandom(opts.seed ?? 0);
   const temperature = opts.temperature ?? 0;
   const stopAtEos = opts.stopAtEos ?? true;
@@ -219,11 +228,18 @@ export async function runGeneration(
   });
   let seq = opts.firstSeq ?? 0;
 
-  const toBatch = (rows: RoutingRows, s: number, firstPos: number, ids: number[], isPrompt: boolean, tag: string | null) =>
-    batchFromRows(rows, s, firstPos, ids, isPrompt, tag, codec);
+  const toBatch = (
+    rows: RoutingRows,
+    s: number,
+    firstPos: number,
+    ids: number[],
+    isPrompt: boolean,
+    tag: string | null,
+  ) => batchFromRows(rows, s, firstPos, ids, isPrompt, tag, codec);
 
   const B = opts.batch ?? 1;
-  if (!Number.isInteger(B) || B < 1 || B > 1024) throw new UserError(`batch must be an integer 1…1024, got ${opts.batch}.`);
+  if (!Number.isInteger(B) || B < 1 || B > 1024)
+    throw new UserError(`batch must be an integer 1…1024, got ${opts.batch}.`);
   if (B > 1) {
     do {
       for (let at = 0; at < encoded.length; at += B) {
@@ -287,7 +303,17 @@ export async function runGeneration(
         text = rest;
         emit({ type: 'text', seq: s, tokenId: generated[generated.length - 1]!, delta: tail });
       }
-      const result: SequenceResult = { seq: s, tag: p.tag, prompt: p.text, promptIds: p.ids, generatedIds: generated, text, stop, promptMs, decodeMs };
+      const result: SequenceResult = {
+        seq: s,
+        tag: p.tag,
+        prompt: p.text,
+        promptIds: p.ids,
+        generatedIds: generated,
+        text,
+        stop,
+        promptMs,
+        decodeMs,
+      };
       if (!opts.loop) results.push(result); // the live demo loops forever: keep nothing
       emit({ type: 'sequence-end', result });
       if (stop === 'stopped') return results;
@@ -307,17 +333,30 @@ async function runGroup(
   rand: () => number,
   emit: (e: GenerationEvent) => void,
   control: LoopControl,
-  toBatch: (rows: RoutingRows, s: number, firstPos: number, ids: number[], isPrompt: boolean, tag: string | null) => RoutingBatch,
+  toBatch: (
+    rows: RoutingRows,
+    s: number,
+    firstPos: number,
+    ids: number[],
+    isPrompt: boolean,
+    tag: string | null,
+  ) => RoutingBatch,
 ): Promise<SequenceResult[]> {
   const codec = runner.codec;
   const n = group.length;
-  const events: GenerationEvent[][] = group.map((p, b) => [{ type: 'sequence-start', seq: seqs[b]!, tag: p.tag, prompt: p.text, promptIds: p.ids }]);
+  const events: GenerationEvent[][] = group.map((p, b) => [
+    { type: 'sequence-start', seq: seqs[b]!, tag: p.tag, prompt: p.text, promptIds: p.ids },
+  ]);
   const st = runner.newBatch(n);
   let t0 = performance.now();
-  let outs = await runner.forwardBatch(st, group.map((p) => p.ids));
+  let outs = await runner.forwardBatch(
+    st,
+    group.map((p) => p.ids),
+  );
   const promptMs = performance.now() - t0;
   outs.forEach((o, b) => {
-    if (o.rows) events[b]!.push({ type: 'batch', batch: toBatch(o.rows, seqs[b]!, 0, group[b]!.ids, true, group[b]!.tag) });
+    if (o.rows)
+      events[b]!.push({ type: 'batch', batch: toBatch(o.rows, seqs[b]!, 0, group[b]!.ids, true, group[b]!.tag) });
   });
   const generated: number[][] = group.map(() => []);
   const texts = group.map(() => '');
@@ -331,7 +370,9 @@ async function runGroup(
       break;
     }
     // A finished sequence keeps its place in the batch (fed its last token again); its rows are dropped.
-    const next = outs.map((o, b) => (stop[b] === null ? sampleToken(o.logits, temperature, rand) : st.ids[b]![st.ids[b]!.length - 1]!));
+    const next = outs.map((o, b) =>
+      stop[b] === null ? sampleToken(o.logits, temperature, rand) : st.ids[b]![st.ids[b]!.length - 1]!,
+    );
     next.forEach((id, b) => {
       if (stop[b] !== null) return;
       generated[b]!.push(id);
@@ -340,11 +381,18 @@ async function runGroup(
       events[b]!.push({ type: 'text', seq: seqs[b]!, tokenId: id, delta });
     });
     t0 = performance.now();
-    outs = await runner.forwardBatch(st, next.map((id) => [id]));
+    outs = await runner.forwardBatch(
+      st,
+      next.map((id) => [id]),
+    );
     decodeMs += performance.now() - t0;
     outs.forEach((o, b) => {
       if (stop[b] !== null) return;
-      if (o.rows) events[b]!.push({ type: 'batch', batch: toBatch(o.rows, seqs[b]!, st.ids[b]!.length - 1, [next[b]!], false, group[b]!.tag) });
+      if (o.rows)
+        events[b]!.push({
+          type: 'batch',
+          batch: toBatch(o.rows, seqs[b]!, st.ids[b]!.length - 1, [next[b]!], false, group[b]!.tag),
+        });
       if (stopAtEos && codec.eos.has(next[b]!)) stop[b] = 'eos';
     });
   }
@@ -352,7 +400,12 @@ async function runGroup(
   group.forEach((p, b) => {
     const rest = codec.decode(generated[b]!);
     if (rest.startsWith(texts[b]!) && rest.length > texts[b]!.length) {
-      events[b]!.push({ type: 'text', seq: seqs[b]!, tokenId: generated[b]![generated[b]!.length - 1]!, delta: rest.slice(texts[b]!.length) });
+      events[b]!.push({
+        type: 'text',
+        seq: seqs[b]!,
+        tokenId: generated[b]![generated[b]!.length - 1]!,
+        delta: rest.slice(texts[b]!.length),
+      });
       texts[b] = rest;
     }
     const result: SequenceResult = {

@@ -7,7 +7,10 @@ import type { RoutingStream, StreamEnd, StreamItem } from '../core/routing-strea
 import type { GenerationHandle, GenerationInfo } from './generation-handle.js';
 
 /** Waits for the model to open (rejects with a UserError on bad input), then streams its routing. */
-export async function generationStream(h: GenerationHandle, label: string): Promise<RoutingStream & { info: GenerationInfo }> {
+export async function generationStream(
+  h: GenerationHandle,
+  label: string,
+): Promise<RoutingStream & { info: GenerationInfo }> {
   let info: GenerationInfo;
   try {
     info = await h.ready;
@@ -32,7 +35,9 @@ export async function generationStream(h: GenerationHandle, label: string): Prom
       let next = 0;
       for await (const e of h) {
         if (e.type === 'batch') {
-          yield e.derived === undefined ? { kind: 'tokens', batch: e.batch, firstToken: next, memory: [] } : { kind: 'tokens', batch: e.batch, firstToken: next, memory: [], derived: e.derived };
+          yield e.derived === undefined
+            ? { kind: 'tokens', batch: e.batch, firstToken: next, memory: [] }
+            : { kind: 'tokens', batch: e.batch, firstToken: next, memory: [], derived: e.derived };
           next += e.batch.length;
         } else if (e.type === 'memory') yield { kind: 'memory', sample: e.sample };
       }

@@ -13,11 +13,42 @@
  */
 export { inspectModel, formatInspect, type InspectReport, type InspectRouter, type InspectOptions } from './inspect.js';
 export { generationStream } from './generation-stream.js';
-export { startGeneration, GenerationHandle, type GenerationOptions, type GenerationInfo, type GenerationSummary, type HandleEvent } from './generation-handle.js';
-export { runGeneration, sampleToken, seededRandom, type PromptSpec, type GenerateOptions, type GenerationEvent, type SequenceResult, type StopReason, type LoopControl } from './generation-loop.js';
+export {
+  startGeneration,
+  GenerationHandle,
+  type GenerationOptions,
+  type GenerationInfo,
+  type GenerationSummary,
+  type HandleEvent,
+} from './generation-handle.js';
+export {
+  runGeneration,
+  sampleToken,
+  seededRandom,
+  type PromptSpec,
+  type GenerateOptions,
+  type GenerationEvent,
+  type SequenceResult,
+  type StopReason,
+  type LoopControl,
+} from './generation-loop.js';
 export { ModelRunner, type RunnerOptions, type SequenceState, type ForwardResult } from './runner.js';
-export { discoverRouters, requireRouters, PATTERNS_TRIED, type RouterInfo, type RouterKind, type ModelRouting, type DerivedSelection } from './discover.js';
-export { instrumentModel, writeInstrumented, OUTPUT_PREFIX, type CapturePlan, type RouterOutputs } from './instrument.js';
+export {
+  discoverRouters,
+  requireRouters,
+  PATTERNS_TRIED,
+  type RouterInfo,
+  type RouterKind,
+  type ModelRouting,
+  type DerivedSelection,
+} from './discover.js';
+export {
+  instrumentModel,
+  writeInstrumented,
+  OUTPUT_PREFIX,
+  type CapturePlan,
+  type RouterOutputs,
+} from './instrument.js';
 export { loadModel, resolveModelPath, type LoadedModel } from './onnx-model.js';
 export { schemaFor, type RoutingRows } from './capture.js';
 export { MemorySampler, parseNvidiaSmi, NVIDIA_SMI_ARGS, type MemorySamplerOptions } from './memory.js';

@@ -63,7 +63,9 @@ export function inspectModel(path: string, opts: InspectOptions = {}): InspectRe
     format: {
       irVersion: toNum(m.model.ir_version),
       opsets,
-      producer: m.model.producer_name ? `${m.model.producer_name}${m.model.producer_version ? ' ' + m.model.producer_version : ''}` : null,
+      producer: m.model.producer_name
+        ? `${m.model.producer_name}${m.model.producer_version ? ' ' + m.model.producer_version : ''}`
+        : null,
       externalData: m.externalFiles,
     },
     inputs,
@@ -100,17 +102,40 @@ function table(rows: string[][]): string[] {
 /** The human-readable form. */
 export function formatInspect(r: InspectReport): string {
   const out: string[] = [];
-  const opsets = Object.entries(r.format.opsets).map(([d, v]) => (d === 'ai.onnx' ? `opset ${v}` : `${d} ${v}`)).join(', ');
+  const opsets = Object.entries(r.format.opsets)
+    .map(([d, v]) => (d === 'ai.onnx' ? `opset ${v}` : `${d} ${v}`))
+    .join(', ');
   out.push(`${r.model}`);
   out.push(
     `  IR ${r.format.irVersion}, ${opsets}${r.format.producer ? `, by ${r.format.producer}` : ''}` +
       `${r.format.externalData.length ? `, external data ${r.format.externalData.join(', ')}` : ''}`,
   );
-  out.push(`  inputs: ${r.inputs.filter((n) => !n.startsWith('past')).join(', ')}${r.kvCache ? ' + KV cache (past_key_values.*)' : ' (no KV cache: full recompute per token)'}`);
+  out.push(
+    `  inputs: ${r.inputs.filter((n) => !n.startsWith('past')).join(', ')}${r.kvCache ? ' + KV cache (past_key_values.*)' : ' (no KV cache: full recompute per token)'}`,
+  );
   const dense = r.denseLayers.length ? `; dense layers ${r.denseLayers.join(', ')}` : '';
-  out.push(`  ${r.routers.length} MoE layer${r.routers.length === 1 ? '' : 's'}${r.numLayers !== null ? ` of ${r.numLayers}` : ''}${dense}`);
+  out.push(
+    `  ${r.routers.length} MoE layer${r.routers.length === 1 ? '' : 's'}${r.numLayers !== null ? ` of ${r.numLayers}` : ''}${dense}`,
+  );
   out.push('');
-  const rows: string[][] = [['layer', 'router', 'kind', 'experts', 'k', 'scoring', 'selection', 'renorm', 'scale', 'groups', 'bias', 'shared expert', 'expert size', 'weights']];
+  const rows: string[][] = [
+    [
+      'layer',
+      'router',
+      'kind',
+      'experts',
+      'k',
+      'scoring',
+      'selection',
+      'renorm',
+      'scale',
+      'groups',
+      'bias',
+      'shared expert',
+      'expert size',
+      'weights',
+    ],
+  ];
   for (const x of r.routers)
     rows.push([
       String(x.layer),
@@ -141,12 +166,17 @@ export function formatInspect(r: InspectReport): string {
   }
   for (const x of r.routers) {
     if (x.mixing.status === 'not-followed')
-      out.push(`  L${x.layer}: weights not followed to the mixing (${x.mixing.note}); the selection is recorded, its weights are not.`);
-    else if (x.mixing.note) out.push(`  L${x.layer}*: ${x.mixing.note}: scoring/renormalisation reported as unknown where it matters.`);
+      out.push(
+        `  L${x.layer}: weights not followed to the mixing (${x.mixing.note}); the selection is recorded, its weights are not.`,
+      );
+    else if (x.mixing.note)
+      out.push(`  L${x.layer}*: ${x.mixing.note}: scoring/renormalisation reported as unknown where it matters.`);
   }
   if (r.routers.some((x) => x.layerSource === 'order' && x.identity.layer !== null))
-    out.push("  note: several routers share a layer; the stream numbers them in graph order, `router` says which layer and role each is.");
+    out.push(
+      '  note: several routers share a layer; the stream numbers them in graph order, `router` says which layer and role each is.',
+    );
   else if (r.routers.some((x) => x.layerSource === 'order'))
-    out.push('  note: the graph does not name its layers; layer numbers are the routers\' order in the graph.');
+    out.push("  note: the graph does not name its layers; layer numbers are the routers' order in the graph.");
   return out.join('\n');
 }

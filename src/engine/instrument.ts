@@ -15,7 +15,12 @@ import { appendToModel, DataType, type AppendNode, type LoadedModel } from './on
 
 /** Names moescope adds (a namespace no exporter uses). */
 export const OUTPUT_PREFIX = 'moescope/';
-export const OUTPUTS = { ids: 'moescope/ids', weights: 'moescope/weights', logits: 'moescope/logits', mix: 'moescope/mix_weights' } as const;
+export const OUTPUTS = {
+  ids: 'moescope/ids',
+  weights: 'moescope/weights',
+  logits: 'moescope/logits',
+  mix: 'moescope/mix_weights',
+} as const;
 export const INSTRUMENT_METADATA_KEY = 'moescope.instrumented';
 
 /** Where one router's routing sits in the added outputs (column blocks, in router order). */
@@ -46,7 +51,11 @@ export interface InstrumentOptions {
 }
 
 /** The instrumented model's bytes and what to fetch from a session built on them. */
-export function instrumentModel(m: LoadedModel, routing: ModelRouting, opts: InstrumentOptions): { bytes: Buffer; plan: CapturePlan } {
+export function instrumentModel(
+  m: LoadedModel,
+  routing: ModelRouting,
+  opts: InstrumentOptions,
+): { bytes: Buffer; plan: CapturePlan } {
   const nodes: AppendNode[] = [];
   const outputs: RouterOutputs[] = [];
   const cols = { ids: [] as string[], weights: [] as string[], logits: [] as string[], mix: [] as string[] };
@@ -56,7 +65,13 @@ export function instrumentModel(m: LoadedModel, routing: ModelRouting, opts: Ins
     if (!name) {
       name = `${OUTPUT_PREFIX}shape_${width}`;
       shapeConsts.set(width, name);
-      nodes.push({ name, op_type: 'Constant', input: [], output: [name], attribute: [{ name: 'value', type: 4, t: { dims: [2], data_type: DataType.INT64, int64_data: [-1, width] } }] });
+      nodes.push({
+        name,
+        op_type: 'Constant',
+        input: [],
+        output: [name],
+        attribute: [{ name: 'value', type: 4, t: { dims: [2], data_type: DataType.INT64, int64_data: [-1, width] } }],
+      });
     }
     return name;
   };
@@ -64,7 +79,13 @@ export function instrumentModel(m: LoadedModel, routing: ModelRouting, opts: Ins
   const block = (layer: number, what: string, tensor: string, to: number, width: number): string => {
     const cast = `${OUTPUT_PREFIX}L${layer}/${what}`;
     const flat = `${cast}_2d`;
-    nodes.push({ name: cast, op_type: 'Cast', input: [tensor], output: [cast], attribute: [{ name: 'to', type: 2, i: to }] });
+    nodes.push({
+      name: cast,
+      op_type: 'Cast',
+      input: [tensor],
+      output: [cast],
+      attribute: [{ name: 'to', type: 2, i: to }],
+    });
     nodes.push({ name: flat, op_type: 'Reshape', input: [cast, shape(width)], output: [flat] });
     return flat;
   };
@@ -83,18 +104,36 @@ export function instrumentModel(m: LoadedModel, routing: ModelRouting, opts: Ins
           const dense = block(r.layer, 'weights_dense', r.tensors.weights, DataType.FLOAT, r.experts);
           const ids64 = block(r.layer, 'ids64', r.tensors.ids, DataType.INT64, r.topK);
           const picked = `${OUTPUT_PREFIX}L${r.layer}/weights`;
-          nodes.push({ name: picked, op_type: 'GatherElements', input: [dense, ids64], output: [picked], attribute: [{ name: 'axis', type: 2, i: 1 }] });
+          nodes.push({
+            name: picked,
+            op_type: 'GatherElements',
+            input: [dense, ids64],
+            output: [picked],
+            attribute: [{ name: 'axis', type: 2, i: 1 }],
+          });
           cols.weights.push(picked);
         } else cols.weights.push(block(r.layer, 'weights', r.tensors.weights, DataType.FLOAT, r.topK));
       } else {
         // No mixing-weights tensor in the graph: a NaN block of the same shape keeps the columns aligned.
         if (!nanConst) {
           nanConst = `${OUTPUT_PREFIX}nan`;
-          nodes.push({ name: nanConst, op_type: 'Constant', input: [], output: [nanConst], attribute: [{ name: 'value_float', type: 1, f: NaN }] });
+          nodes.push({
+            name: nanConst,
+            op_type: 'Constant',
+            input: [],
+            output: [nanConst],
+            attribute: [{ name: 'value_float', type: 1, f: NaN }],
+          });
         }
         const asFloat = `${OUTPUT_PREFIX}L${r.layer}/ids_float`;
         const nan = `${OUTPUT_PREFIX}L${r.layer}/weights_nan`;
-        nodes.push({ name: asFloat, op_type: 'Cast', input: [ids], output: [asFloat], attribute: [{ name: 'to', type: 2, i: DataType.FLOAT }] });
+        nodes.push({
+          name: asFloat,
+          op_type: 'Cast',
+          input: [ids],
+          output: [asFloat],
+          attribute: [{ name: 'to', type: 2, i: DataType.FLOAT }],
+        });
         nodes.push({ name: nan, op_type: 'Mul', input: [asFloat, nanConst], output: [nan] });
         cols.weights.push(nan);
       }
@@ -112,7 +151,13 @@ export function instrumentModel(m: LoadedModel, routing: ModelRouting, opts: Ins
   const fetch: string[] = [];
   const concat = (name: string, inputs: string[]) => {
     if (!inputs.length) return;
-    nodes.push({ name, op_type: 'Concat', input: inputs, output: [name], attribute: [{ name: 'axis', type: 2, i: 1 }] });
+    nodes.push({
+      name,
+      op_type: 'Concat',
+      input: inputs,
+      output: [name],
+      attribute: [{ name: 'axis', type: 2, i: 1 }],
+    });
     fetch.push(name);
   };
   concat(OUTPUTS.ids, cols.ids);
@@ -127,12 +172,19 @@ export function instrumentModel(m: LoadedModel, routing: ModelRouting, opts: Ins
   };
   // A model instrumented before (by `moescope instrument`) already has these outputs: add nothing twice.
   if (m.graph.outputs.has(OUTPUTS.ids) || m.graph.outputs.has(OUTPUTS.logits)) return reuse(m, routing, opts, plan);
-  const metadata = { [INSTRUMENT_METADATA_KEY]: JSON.stringify({ outputs: fetch, routers: outputs, logits: opts.logits }) };
+  const metadata = {
+    [INSTRUMENT_METADATA_KEY]: JSON.stringify({ outputs: fetch, routers: outputs, logits: opts.logits }),
+  };
   return { bytes: appendToModel(m.bytes, { nodes, outputs: fetch, metadata }), plan };
 }
 
 /** The plan for a model that already carries moescope's outputs, laid out as when it was instrumented. */
-function reuse(m: LoadedModel, routing: ModelRouting, opts: InstrumentOptions, plan: CapturePlan): { bytes: Buffer; plan: CapturePlan } {
+function reuse(
+  m: LoadedModel,
+  routing: ModelRouting,
+  opts: InstrumentOptions,
+  plan: CapturePlan,
+): { bytes: Buffer; plan: CapturePlan } {
   const entry = m.model.metadata_props.find((p) => p.key === INSTRUMENT_METADATA_KEY);
   let storedLogits = false;
   try {
@@ -141,17 +193,26 @@ function reuse(m: LoadedModel, routing: ModelRouting, opts: InstrumentOptions, p
     storedLogits = false;
   }
   if (opts.logits && !storedLogits)
-    throw new UserError(`${m.path} was instrumented without router logits; instrument the original model with --logits.`);
+    throw new UserError(
+      `${m.path} was instrumented without router logits; instrument the original model with --logits.`,
+    );
   if (storedLogits && !opts.logits) {
     // Same layout as stored (every router has a logits block); fetch the logits only if a derived router needs them.
-    const full = instrumentModel({ ...m, graph: { ...m.graph, outputs: new Set<string>() } as LoadedModel['graph'] }, routing, { logits: true }).plan;
+    const full = instrumentModel(
+      { ...m, graph: { ...m.graph, outputs: new Set<string>() } as LoadedModel['graph'] },
+      routing,
+      { logits: true },
+    ).plan;
     const needed = full.routers.some((r) => r.selection === 'derived');
     for (const [i, o] of full.outputs.entries()) if (full.routers[i]!.selection === 'graph') o.logits = null;
     if (!needed) full.fetch = full.fetch.filter((f) => f !== OUTPUTS.logits);
     plan = full;
   }
   const missing = plan.fetch.filter((f) => !m.graph.outputs.has(f));
-  if (missing.length) throw new UserError(`${m.path} was instrumented by another moescope version (missing ${missing.join(', ')}); instrument the original model.`);
+  if (missing.length)
+    throw new UserError(
+      `${m.path} was instrumented by another moescope version (missing ${missing.join(', ')}); instrument the original model.`,
+    );
   return { bytes: m.bytes, plan };
 }
 

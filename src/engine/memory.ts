@@ -6,7 +6,10 @@
 import { execFile } from 'node:child_process';
 import type { GpuMemory, MemorySample } from '../core/memory.js';
 
-export const NVIDIA_SMI_ARGS = ['--query-gpu=index,name,memory.used,memory.total,utilization.gpu', '--format=csv,noheader,nounits'];
+export const NVIDIA_SMI_ARGS = [
+  '--query-gpu=index,name,memory.used,memory.total,utilization.gpu',
+  '--format=csv,noheader,nounits',
+];
 const MIB = 1024 * 1024;
 
 /** Parse `nvidia-smi --query-gpu=index,name,memory.used,memory.total,utilization.gpu --format=csv,noheader,nounits`. */
@@ -24,7 +27,13 @@ export function parseNvidiaSmi(text: string): GpuMemory[] {
     const u = num(used);
     const t = num(total);
     if (i === null || u === null || t === null) throw new Error(`unexpected nvidia-smi line: ${line}`);
-    gpus.push({ index: i, name: f.slice(1, f.length - 3).join(', '), usedBytes: u * MIB, totalBytes: t * MIB, utilization: num(util) });
+    gpus.push({
+      index: i,
+      name: f.slice(1, f.length - 3).join(', '),
+      usedBytes: u * MIB,
+      totalBytes: t * MIB,
+      utilization: num(util),
+    });
   }
   return gpus;
 }
@@ -54,7 +63,12 @@ export class MemorySampler {
 
   async sample(): Promise<MemorySample> {
     const gpus = await this.gpus();
-    return { tNs: BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6)), gpus, hostRssBytes: process.memoryUsage.rss(), ortBytes: null };
+    return {
+      tNs: BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6)),
+      gpus,
+      hostRssBytes: process.memoryUsage.rss(),
+      ortBytes: null,
+    };
   }
 
   private async gpus(): Promise<GpuMemory[] | null> {

@@ -57,7 +57,12 @@ const MAX_STEPS = 400;
  * scores at the selected ids) to the mixing. `router` holds the tensors of the router itself (logits to selection);
  * `ids` the selected ids and what is computed from them by reshapes/casts.
  */
-export function followToMixing(g: GraphIndex, seeds: { tensor: string; layout: 'sel' | 'dense' }[], router: Set<string>, ids: Set<string>): MixingFollow {
+export function followToMixing(
+  g: GraphIndex,
+  seeds: { tensor: string; layout: 'sel' | 'dense' }[],
+  router: Set<string>,
+  ids: Set<string>,
+): MixingFollow {
   const states = new Map<string, State>();
   const queue: string[] = [];
   const push = (t: string, s: State) => {
@@ -66,7 +71,16 @@ export function followToMixing(g: GraphIndex, seeds: { tensor: string; layout: '
     queue.push(t);
   };
   for (const s of seeds)
-    push(s.tensor, { layout: s.layout, canonical: s.tensor, canonicalLayout: s.layout, scoring: null, renorm: false, scaling: 1, unclassified: [], changedSinceCanonical: false });
+    push(s.tensor, {
+      layout: s.layout,
+      canonical: s.tensor,
+      canonicalLayout: s.layout,
+      scoring: null,
+      renorm: false,
+      scaling: 1,
+      unclassified: [],
+      changedSinceCanonical: false,
+    });
   const stops: string[] = [];
   const memo = new Map<string, boolean>();
   /** Computed from constants, shapes and router tensors only (a normaliser, a mask, a scale): not an expert's activations. */
@@ -79,7 +93,9 @@ export function followToMixing(g: GraphIndex, seeds: { tensor: string; layout: '
     if (!p) return false; // a graph input
     if (depth > 12) return false;
     memo.set(t, false);
-    const r = ['Shape', 'Size', 'Constant', 'ConstantOfShape', 'Range'].includes(p.op_type) || p.input.every((x) => x === '' || routerOnly(x, depth + 1));
+    const r =
+      ['Shape', 'Size', 'Constant', 'ConstantOfShape', 'Range'].includes(p.op_type) ||
+      p.input.every((x) => x === '' || routerOnly(x, depth + 1));
     memo.set(t, r);
     return r;
   };
@@ -91,8 +107,10 @@ export function followToMixing(g: GraphIndex, seeds: { tensor: string; layout: '
       for (const x of frontier) {
         const p = g.producer.get(x);
         if (!p) continue;
-        if (p.op_type.startsWith('Reduce') && states.has(p.input[0]!)) return p.op_type === 'ReduceSum' || p.op_type === 'ReduceL1' ? 'sum' : 'other';
-        if (['Add', 'Cast', 'Clip', 'Max', 'Unsqueeze', 'Reshape', 'Expand', 'Identity', 'Abs'].includes(p.op_type)) next.push(...p.input.filter((i) => i !== ''));
+        if (p.op_type.startsWith('Reduce') && states.has(p.input[0]!))
+          return p.op_type === 'ReduceSum' || p.op_type === 'ReduceL1' ? 'sum' : 'other';
+        if (['Add', 'Cast', 'Clip', 'Max', 'Unsqueeze', 'Reshape', 'Expand', 'Identity', 'Abs'].includes(p.op_type))
+          next.push(...p.input.filter((i) => i !== ''));
       }
       frontier = next;
     }
@@ -114,7 +132,9 @@ export function followToMixing(g: GraphIndex, seeds: { tensor: string; layout: '
       // A value op: the result is the new canonical tensor, unless the layout was permuted (then the canonical
       // tensor no longer holds what the mixing receives).
       const valueChanged = (patch: Partial<State>): State =>
-        s.layout === 'perm' ? { ...s, ...patch, changedSinceCanonical: true } : { ...s, ...patch, canonical: out, canonicalLayout: s.layout, changedSinceCanonical: false };
+        s.layout === 'perm'
+          ? { ...s, ...patch, changedSinceCanonical: true }
+          : { ...s, ...patch, canonical: out, canonicalLayout: s.layout, changedSinceCanonical: false };
       if (LAYOUT_OPS.has(op) && c.input[0] === t) {
         push(out, s);
         continue;
@@ -133,7 +153,8 @@ export function followToMixing(g: GraphIndex, seeds: { tensor: string; layout: '
         if (op !== 'Mul') continue;
         const k = scalar(others[0]!);
         if (k !== null) push(out, valueChanged({ scaling: s.scaling * k }));
-        else if (others.every((x) => states.has(x))) continue; // a product of two walked tensors (a mask applied twice): not a weight
+        else if (others.every((x) => states.has(x)))
+          continue; // a product of two walked tensors (a mask applied twice): not a weight
         else push(out, valueChanged({ unclassified: [...s.unclassified, `Mul by ${describe(g, others[0]!)}`] }));
         continue;
       }
@@ -143,13 +164,23 @@ export function followToMixing(g: GraphIndex, seeds: { tensor: string; layout: '
         else {
           const n = normaliser(c.input[1]!);
           if (n === 'sum') push(out, valueChanged({ renorm: true }));
-          else push(out, valueChanged({ unclassified: [...s.unclassified, n === 'other' ? 'Div by a norm other than the sum' : `Div by ${describe(g, c.input[1]!)}`] }));
+          else
+            push(
+              out,
+              valueChanged({
+                unclassified: [
+                  ...s.unclassified,
+                  n === 'other' ? 'Div by a norm other than the sum' : `Div by ${describe(g, c.input[1]!)}`,
+                ],
+              }),
+            );
         }
         continue;
       }
       if (op === 'Softmax' && c.input[0] === t) {
         const axis = attrInt(c, 'axis', -1);
-        if (s.layout === 'perm' || axis === 0) push(out, valueChanged({ unclassified: [...s.unclassified, 'Softmax over another axis'] }));
+        if (s.layout === 'perm' || axis === 0)
+          push(out, valueChanged({ unclassified: [...s.unclassified, 'Softmax over another axis'] }));
         else push(out, valueChanged({ scoring: s.scoring ?? 'softmax', renorm: true }));
         continue;
       }
@@ -161,7 +192,13 @@ export function followToMixing(g: GraphIndex, seeds: { tensor: string; layout: '
         push(out, { ...s, layout: 'sel', canonical: out, canonicalLayout: 'sel', changedSinceCanonical: false });
         continue;
       }
-      if ((op === 'ScatterElements' || op === 'Scatter') && c.input[2] === t && ids.has(c.input[1]!) && s.layout === 'sel' && routerOnly(c.input[0]!)) {
+      if (
+        (op === 'ScatterElements' || op === 'Scatter') &&
+        c.input[2] === t &&
+        ids.has(c.input[1]!) &&
+        s.layout === 'sel' &&
+        routerOnly(c.input[0]!)
+      ) {
         push(out, { ...s, layout: 'dense', canonical: out, canonicalLayout: 'dense', changedSinceCanonical: false });
         continue;
       }
@@ -171,17 +208,54 @@ export function followToMixing(g: GraphIndex, seeds: { tensor: string; layout: '
         else stops.push(`${op} with a tensor that is not the router's`);
         continue;
       }
-      if (['Shape', 'Size', 'ReduceSum', 'ReduceL1', 'ReduceL2', 'ReduceMax', 'ReduceMean', 'Equal', 'Greater', 'Less', 'ArgMax', 'TopK', 'NonZero'].includes(op)) continue; // side branches
+      if (
+        [
+          'Shape',
+          'Size',
+          'ReduceSum',
+          'ReduceL1',
+          'ReduceL2',
+          'ReduceMax',
+          'ReduceMean',
+          'Equal',
+          'Greater',
+          'Less',
+          'ArgMax',
+          'TopK',
+          'NonZero',
+        ].includes(op)
+      )
+        continue; // side branches
       stops.push(op);
     }
   }
   if (!found) {
-    const why = stops.length ? `the weights go through ${[...new Set(stops)].slice(0, 4).join(', ')} before any mixing the engine can follow` : 'no Mul applies the selected weights to the experts';
-    return { tensor: null, layout: null, node: null, scoring: null, renormalize: null, scaling: null, unclassified: [], reason: why };
+    const why = stops.length
+      ? `the weights go through ${[...new Set(stops)].slice(0, 4).join(', ')} before any mixing the engine can follow`
+      : 'no Mul applies the selected weights to the experts';
+    return {
+      tensor: null,
+      layout: null,
+      node: null,
+      scoring: null,
+      renormalize: null,
+      scaling: null,
+      unclassified: [],
+      reason: why,
+    };
   }
   const { node, s } = found;
   if (s.changedSinceCanonical)
-    return { tensor: null, layout: null, node: node.name || node.op_type, scoring: null, renormalize: null, scaling: null, unclassified: s.unclassified, reason: 'the weights are changed after a transpose, in a layout the engine cannot map back to the selection' };
+    return {
+      tensor: null,
+      layout: null,
+      node: node.name || node.op_type,
+      scoring: null,
+      renormalize: null,
+      scaling: null,
+      unclassified: s.unclassified,
+      reason: 'the weights are changed after a transpose, in a layout the engine cannot map back to the selection',
+    };
   const scaling = Math.abs(s.scaling - 1) < 1e-7 ? null : shortestFloat32(s.scaling);
   return {
     tensor: s.canonical,

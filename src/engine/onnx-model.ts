@@ -92,8 +92,28 @@ export const DataType = {
 
 /** Bytes per element (packed 4-bit types count as ½). */
 const ELEM_BYTES: Record<number, number> = {
-  1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 14: 8, 15: 16, 16: 2,
-  17: 1, 18: 1, 19: 1, 20: 1, 21: 0.5, 22: 0.5, 23: 0.5,
+  1: 4,
+  2: 1,
+  3: 1,
+  4: 2,
+  5: 2,
+  6: 4,
+  7: 8,
+  9: 1,
+  10: 2,
+  11: 8,
+  12: 4,
+  13: 8,
+  14: 8,
+  15: 16,
+  16: 2,
+  17: 1,
+  18: 1,
+  19: 1,
+  20: 1,
+  21: 0.5,
+  22: 0.5,
+  23: 0.5,
 };
 
 export function toNum(v: Int64 | undefined | null): number {
@@ -116,7 +136,16 @@ function types(): ProtoTypes {
 }
 
 const GRAPH_FIELD = 7;
-const GRAPH_REPEATED = ['node', 'initializer', 'input', 'output', 'value_info', 'sparse_initializer', 'quantization_annotation', 'metadata_props'];
+const GRAPH_REPEATED = [
+  'node',
+  'initializer',
+  'input',
+  'output',
+  'value_info',
+  'sparse_initializer',
+  'quantization_annotation',
+  'metadata_props',
+];
 
 /**
  * Decode with protobuf's merge semantics for the graph field. protobufjs replaces an embedded message that occurs
@@ -224,7 +253,8 @@ export function loadModel(path: string): LoadedModel {
   }
   for (const loc of externalFiles) {
     const p = isAbsolute(loc) ? loc : join(dir, loc);
-    if (!existsSync(p)) throw new UserError(`${path} keeps its weights in external data "${loc}", which is missing beside it.`);
+    if (!existsSync(p))
+      throw new UserError(`${path} keeps its weights in external data "${loc}", which is missing beside it.`);
   }
   return { path: file, dir, bytes, model, graph: new GraphIndex(model.graph!, dir), externalFiles };
 }
@@ -288,7 +318,7 @@ export class GraphIndex {
     const init = this.initializers.get(name);
     if (init) return tensorValues(init, this.dir);
     const p = this.producer.get(name);
-    if (!p || p.op_type !== 'Constant') return null;
+    if (p?.op_type !== 'Constant') return null;
     const a = p.attribute[0];
     if (!a) return null;
     if (a.name === 'value' && a.t) return tensorValues(a.t, this.dir);
@@ -331,7 +361,7 @@ const MAX_CONST_ELEMENTS = 1 << 16;
 function tensorValues(t: OnnxTensor, dir: string): number[] | null {
   const n = t.dims.reduce<number>((a, d) => a * toNum(d), 1);
   if (n > MAX_CONST_ELEMENTS) return null;
-  let raw = t.raw_data && t.raw_data.length ? t.raw_data : null;
+  let raw = t.raw_data?.length ? t.raw_data : null;
   const loc = externalLocation(t);
   if (loc) {
     const get = (k: string) => toNum(Number(t.external_data.find((e) => e.key === k)?.value ?? 0));

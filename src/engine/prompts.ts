@@ -19,9 +19,11 @@ export function parsePrompts(text: string, label: string): PromptSpec[] {
         throw new UserError(`${label} line ${i + 1}: invalid JSON (${describeError(e)}).`);
       }
       const rec = o as { text?: unknown; domain?: unknown; tag?: unknown };
-      if (typeof rec.text !== 'string' || rec.text === '') throw new UserError(`${label} line ${i + 1}: needs a non-empty "text" string.`);
+      if (typeof rec.text !== 'string' || rec.text === '')
+        throw new UserError(`${label} line ${i + 1}: needs a non-empty "text" string.`);
       const tag = rec.domain ?? rec.tag ?? null;
-      if (tag !== null && typeof tag !== 'string') throw new UserError(`${label} line ${i + 1}: "domain" must be a string.`);
+      if (tag !== null && typeof tag !== 'string')
+        throw new UserError(`${label} line ${i + 1}: "domain" must be a string.`);
       out.push({ text: rec.text, tag });
     } else out.push({ text: line, tag: null });
   });
@@ -34,7 +36,9 @@ export function loadPrompts(path: string): PromptSpec[] {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new UserError(`cannot read prompts file ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : describeError(e)}`);
+    throw new UserError(
+      `cannot read prompts file ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : describeError(e)}`,
+    );
   }
   return parsePrompts(text, path);
 }

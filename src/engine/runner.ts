@@ -107,22 +107,30 @@ export class ModelRunner {
     this.reader = init.plan ? new RoutingReader(init.plan, init.schema) : null;
     const s = init.session;
     this.inputNames = new Set(s.inputNames);
-    this.logitsName = s.outputNames.includes('logits') ? 'logits' : s.outputNames.find((o) => !o.startsWith('moescope/') && !o.startsWith('present'))!;
-    if (!this.inputNames.has('input_ids')) throw new UserError(`${init.modelPath} has no input_ids input; moescope runs causal language models.`);
+    this.logitsName = s.outputNames.includes('logits')
+      ? 'logits'
+      : s.outputNames.find((o) => !o.startsWith('moescope/') && !o.startsWith('present'))!;
+    if (!this.inputNames.has('input_ids'))
+      throw new UserError(`${init.modelPath} has no input_ids input; moescope runs causal language models.`);
     const meta = new Map(s.inputMetadata.map((m) => [m.name, m]));
     const pastInputs = s.inputNames.filter((n) => n.startsWith('past_key_values.') || n.startsWith('past.'));
     if (pastInputs.length) {
       this.kv = pastInputs.map((input) => {
         const suffix = input.replace(/^past_key_values\.|^past\./, '');
-        const output = ['present.', 'present_key_values.'].map((p) => p + suffix).find((o) => s.outputNames.includes(o));
+        const output = ['present.', 'present_key_values.']
+          .map((p) => p + suffix)
+          .find((o) => s.outputNames.includes(o));
         if (!output) throw new UserError(`${init.modelPath} takes ${input} but has no matching present output.`);
         const md = meta.get(input);
-        if (!md || !md.isTensor) throw new UserError(`${init.modelPath}: input ${input} is not a tensor.`);
+        if (!md?.isTensor) throw new UserError(`${init.modelPath}: input ${input} is not a tensor.`);
         return { input, output, type: md.type, shape: [...md.shape] };
       });
     } else this.kv = null;
     for (const name of s.inputNames) {
-      if (!['input_ids', 'attention_mask', 'position_ids', 'token_type_ids', 'use_cache_branch'].includes(name) && !pastInputs.includes(name))
+      if (
+        !['input_ids', 'attention_mask', 'position_ids', 'token_type_ids', 'use_cache_branch'].includes(name) &&
+        !pastInputs.includes(name)
+      )
         throw new UserError(`${init.modelPath} has an input moescope does not know how to feed: ${name}.`);
     }
     this.fetches = [this.logitsName, ...(this.kv?.map((k) => k.output) ?? []), ...(init.plan?.fetch ?? [])];
@@ -146,16 +154,43 @@ export class ModelRunner {
       label: o.model,
       threads: o.threads,
     });
-    return new ModelRunner({ modelPath: m.path, routing, schema, plan: instrumented?.plan ?? null, codec, session, ep, deviceId, ort: await loadOrt() });
+    return new ModelRunner({
+      modelPath: m.path,
+      routing,
+      schema,
+      plan: instrumented?.plan ?? null,
+      codec,
+      session,
+      ep,
+      deviceId,
+      ort: await loadOrt(),
+    });
   }
 
   /** Router summaries as streams record them. */
   routerSummaries(): RouterSummary[] {
-    return this.routing.routers.map((r) => ({ layer: r.layer, experts: r.experts, topK: r.topK, scoring: r.scoring, kind: r.kind, expertBytes: r.expertBytes, mixing: r.mixing.status, mixingNote: r.mixing.note, modelLayer: r.identity.layer, role: r.identity.role }));
+    return this.routing.routers.map((r) => ({
+      layer: r.layer,
+      experts: r.experts,
+      topK: r.topK,
+      scoring: r.scoring,
+      kind: r.kind,
+      expertBytes: r.expertBytes,
+      mixing: r.mixing.status,
+      mixingNote: r.mixing.note,
+      modelLayer: r.identity.layer,
+      role: r.identity.role,
+    }));
   }
 
   streamMeta(devices: string[]): StreamMeta {
-    return { model: this.modelPath, routers: this.routerSummaries(), tokenizer: this.codec.path, devices, source: 'run' };
+    return {
+      model: this.modelPath,
+      routers: this.routerSummaries(),
+      tokenizer: this.codec.path,
+      devices,
+      source: 'run',
+    };
   }
 
   newSequence(): SequenceState {
@@ -176,11 +211,27 @@ export class ModelRunner {
       for (let i = 0; i < n; i++) a[i] = BigInt(vals(i));
       return a;
     };
-    feeds.input_ids = new ort.Tensor('int64', i64((i) => fed[i]!, S), [1, S]);
-    if (this.inputNames.has('attention_mask')) feeds.attention_mask = new ort.Tensor('int64', i64(() => 1, total), [1, total]);
-    if (this.inputNames.has('position_ids')) feeds.position_ids = new ort.Tensor('int64', i64((i) => pastLen + i, S), [1, S]);
-    if (this.inputNames.has('token_type_ids')) feeds.token_type_ids = new ort.Tensor('int64', new BigInt64Array(S), [1, S]);
-    if (this.inputNames.has('use_cache_branch')) feeds.use_cache_branch = new ort.Tensor('bool', new Uint8Array([pastLen > 0 ? 1 : 0]), [1]);
+    feeds.input_ids = new ort.Tensor(
+      'int64',
+      i64((i) => fed[i]!, S),
+      [1, S],
+    );
+    if (this.inputNames.has('attention_mask'))
+      feeds.attention_mask = new ort.Tensor(
+        'int64',
+        i64(() => 1, total),
+        [1, total],
+      );
+    if (this.inputNames.has('position_ids'))
+      feeds.position_ids = new ort.Tensor(
+        'int64',
+        i64((i) => pastLen + i, S),
+        [1, S],
+      );
+    if (this.inputNames.has('token_type_ids'))
+      feeds.token_type_ids = new ort.Tensor('int64', new BigInt64Array(S), [1, S]);
+    if (this.inputNames.has('use_cache_branch'))
+      feeds.use_cache_branch = new ort.Tensor('bool', new Uint8Array([pastLen > 0 ? 1 : 0]), [1]);
     if (this.kv) {
       for (const k of this.kv) feeds[k.input] = st.past?.[k.input] ?? this.emptyPast(k);
     }
@@ -189,7 +240,9 @@ export class ModelRunner {
       out = await this.session.run(feeds, this.fetches);
     } catch (e) {
       // Bad token ids, shapes the export cannot take, provider failures: name the model and the cause.
-      throw new UserError(`onnxruntime failed running ${this.modelPath} on ${S} tokens: ${describeError(e).replace(/\s+/g, ' ').slice(0, 300)}`);
+      throw new UserError(
+        `onnxruntime failed running ${this.modelPath} on ${S} tokens: ${describeError(e).replace(/\s+/g, ' ').slice(0, 300)}`,
+      );
     }
     const lg = out[this.logitsName]!;
     const V = lg.dims[lg.dims.length - 1]!;
@@ -215,9 +268,11 @@ export class ModelRunner {
    */
   async forwardBatch(st: BatchState, ids: number[][]): Promise<ForwardResult[]> {
     const N = st.ids.length;
-    if (ids.length !== N || ids.some((x) => x.length === 0)) throw new Error('forwardBatch() needs tokens for every sequence');
+    if (ids.length !== N || ids.some((x) => x.length === 0))
+      throw new Error('forwardBatch() needs tokens for every sequence');
     const first = st.pads.length === 0;
-    if (!first && ids.some((x) => x.length !== 1)) throw new Error('after the first pass, forwardBatch() feeds one token per sequence');
+    if (!first && ids.some((x) => x.length !== 1))
+      throw new Error('after the first pass, forwardBatch() feeds one token per sequence');
     if (first) {
       const longest = Math.max(...ids.map((x) => x.length));
       st.pads = ids.map((x) => longest - x.length);
@@ -247,14 +302,18 @@ export class ModelRunner {
     const feeds: Record<string, Tensor> = { input_ids: new ort.Tensor('int64', input, [N, S]) };
     if (this.inputNames.has('attention_mask')) feeds.attention_mask = new ort.Tensor('int64', mask, [N, total]);
     if (this.inputNames.has('position_ids')) feeds.position_ids = new ort.Tensor('int64', pos, [N, S]);
-    if (this.inputNames.has('token_type_ids')) feeds.token_type_ids = new ort.Tensor('int64', new BigInt64Array(N * S), [N, S]);
-    if (this.inputNames.has('use_cache_branch')) feeds.use_cache_branch = new ort.Tensor('bool', new Uint8Array([pastLen > 0 ? 1 : 0]), [1]);
+    if (this.inputNames.has('token_type_ids'))
+      feeds.token_type_ids = new ort.Tensor('int64', new BigInt64Array(N * S), [N, S]);
+    if (this.inputNames.has('use_cache_branch'))
+      feeds.use_cache_branch = new ort.Tensor('bool', new Uint8Array([pastLen > 0 ? 1 : 0]), [1]);
     if (this.kv) for (const k of this.kv) feeds[k.input] = st.past?.[k.input] ?? this.emptyPast(k, N);
     let out: InferenceSession.ReturnType;
     try {
       out = await this.session.run(feeds, this.fetches);
     } catch (e) {
-      throw new UserError(`onnxruntime failed running ${this.modelPath} on ${N} sequences × ${S} tokens: ${describeError(e).replace(/\s+/g, ' ').slice(0, 300)}`);
+      throw new UserError(
+        `onnxruntime failed running ${this.modelPath} on ${N} sequences × ${S} tokens: ${describeError(e).replace(/\s+/g, ' ').slice(0, 300)}`,
+      );
     }
     const lg = out[this.logitsName]!;
     const V = lg.dims[lg.dims.length - 1]!;

@@ -39,7 +39,8 @@ export interface SessionRequest {
 export async function createSession(req: SessionRequest): Promise<InferenceSession> {
   if (!(EXECUTION_PROVIDERS as readonly string[]).includes(req.ep))
     throw new UserError(`unknown execution provider "${req.ep}"; use one of ${EXECUTION_PROVIDERS.join(', ')}.`);
-  if (!Number.isInteger(req.deviceId) || req.deviceId < 0) throw new UserError(`--device-id must be a non-negative integer, got ${req.deviceId}.`);
+  if (!Number.isInteger(req.deviceId) || req.deviceId < 0)
+    throw new UserError(`--device-id must be a non-negative integer, got ${req.deviceId}.`);
   const ort = await loadOrt();
   const provider: InferenceSession.ExecutionProviderConfig =
     req.ep === 'cuda' ? { name: 'cuda', deviceId: req.deviceId } : req.ep === 'webgpu' ? { name: 'webgpu' } : 'cpu';
@@ -65,6 +66,8 @@ function providerError(req: Pick<SessionRequest, 'ep' | 'label'>, message: strin
       `the CUDA execution provider could not start (${msg}): it needs onnxruntime-node's CUDA build (npm install onnxruntime-node --onnxruntime-node-install=cuda12) with CUDA 12 and cuDNN 9 libraries; or run with --ep cpu.`,
     );
   if (req.ep === 'webgpu' && /webgpu|adapter|dawn|vulkan/i.test(msg))
-    return new UserError(`the WebGPU execution provider could not start (${msg.replace(/^.*?(Failed to get a WebGPU adapter)/, '$1')}); run with --ep cpu.`);
+    return new UserError(
+      `the WebGPU execution provider could not start (${msg.replace(/^.*?(Failed to get a WebGPU adapter)/, '$1')}); run with --ep cpu.`,
+    );
   return new UserError(`onnxruntime could not load ${req.label}: ${msg.slice(0, 400)}`);
 }

@@ -50,7 +50,8 @@ function cleanUpTokenization(raw: string): string {
   return s;
 }
 
-const EOS_TOKENS = /^(<\|endoftext\|>|<\/s>|<eos>|<\|end_of_text\|>|<\|im_end\|>|<\|eot_id\|>|<\|end\|>|<｜end▁of▁sentence｜>)$/;
+const EOS_TOKENS =
+  /^(<\|endoftext\|>|<\/s>|<eos>|<\|end_of_text\|>|<\|im_end\|>|<\|eot_id\|>|<\|end\|>|<｜end▁of▁sentence｜>)$/;
 
 /** tokenizer.json next to the model, or the explicit file; null when neither exists and none was asked for. */
 export function findTokenizer(modelPath: string, explicit: string | null | undefined): string | null {
@@ -112,7 +113,9 @@ function idCodec(): TextCodec {
   return {
     path: null,
     encode: () => {
-      throw new UserError('no tokenizer: put tokenizer.json beside the model, pass --tokenizer FILE, or give token ids with --input-ids.');
+      throw new UserError(
+        'no tokenizer: put tokenizer.json beside the model, pass --tokenizer FILE, or give token ids with --input-ids.',
+      );
     },
     decode: (ids) => ids.map((i) => `<${i}>`).join(''),
     decodeRaw: (ids) => ids.map((i) => `<${i}>`).join(''),

@@ -10,7 +10,7 @@ import { GATED } from '../stats/catalogue.js';
 import { hasCheckRules, type GateConfig } from './config.js';
 import { layerPositions, subsetBatch, subsetCounts, subsetSchema } from './subset.js';
 import { RULES, type MetricKey, type RuleSpec, type Thresholds } from './rules.js';
-import { tokenBatches, type RoutingStream } from '../core/routing-stream.js';
+import type { RoutingStream } from '../core/routing-stream.js';
 import { judge, type Column, type GateResult, type Row, type Verdict } from './verdict.js';
 import { fmtCount } from '../core/number-format.js';
 
@@ -49,11 +49,16 @@ function layerValues(m: LayerMetrics): Record<MetricKey, number | null> {
 
 /** The whole-model row: RoutingStats' `global` as the catalogue aggregates it (null where it has none). */
 function overallValues(g: GlobalMetrics): Record<MetricKey, number | null> {
-  return Object.fromEntries(GATED.map((x) => [x.key, x.global ? x.global(g) : null])) as Record<MetricKey, number | null>;
+  return Object.fromEntries(GATED.map((x) => [x.key, x.global ? x.global(g) : null])) as Record<
+    MetricKey,
+    number | null
+  >;
 }
 
 /** Rules whose metric has no whole-model aggregate. */
-const NO_OVERALL: ReadonlySet<MetricKey> = new Set(GATED.filter((m) => m.global === null).map((m) => m.key as MetricKey));
+const NO_OVERALL: ReadonlySet<MetricKey> = new Set(
+  GATED.filter((m) => m.global === null).map((m) => m.key as MetricKey),
+);
 
 function validateAgainst(cfg: GateConfig, source: RoutingStream): void {
   const { schema } = source;
@@ -62,13 +67,22 @@ function validateAgainst(cfg: GateConfig, source: RoutingStream): void {
   for (const id of cfg.perLayer.keys()) layerPositions(schema, [id], `${where} perLayer`);
   for (const rule of RULES) {
     if (cfg.overall[rule.key] !== undefined && NO_OVERALL.has(rule.metric))
-      throw new UserError(`${where}: overall.${rule.key} is not defined for the model as a whole (set it in thresholds or perLayer)`);
+      throw new UserError(
+        `${where}: overall.${rule.key} is not defined for the model as a whole (set it in thresholds or perLayer)`,
+      );
     if (!rule.needsLogits || schema.hasLogits) continue;
-    const set = cfg.thresholds[rule.key] !== undefined || cfg.overall[rule.key] !== undefined ||
+    const set =
+      cfg.thresholds[rule.key] !== undefined ||
+      cfg.overall[rule.key] !== undefined ||
       [...cfg.perLayer.values()].some((t) => t[rule.key] !== undefined);
     if (set && source.kind === 'counts')
-      throw new UserError(`${rule.flag} needs per-token router logits, and ${source.label} is a count trace (load counts per step, no per-token data)`);
-    if (set) throw new UserError(`${rule.flag} needs router logits, and ${source.label} has none (record with logits, e.g. \`moescope run --record … --logits\`)`);
+      throw new UserError(
+        `${rule.flag} needs per-token router logits, and ${source.label} is a count trace (load counts per step, no per-token data)`,
+      );
+    if (set)
+      throw new UserError(
+        `${rule.flag} needs router logits, and ${source.label} has none (record with logits, e.g. \`moescope run --record … --logits\`)`,
+      );
   }
 }
 
@@ -78,7 +92,8 @@ function limitsFor(cfg: GateConfig, layer: number): { limits: Thresholds; origin
   const where = cfg.source ?? 'config';
   const flagged = cfg.flagged;
   for (const rule of RULES) {
-    if (cfg.thresholds[rule.key] !== undefined) origin[rule.key] = flagged.has(rule.key) ? rule.flag : `${where} thresholds.${rule.key}`;
+    if (cfg.thresholds[rule.key] !== undefined)
+      origin[rule.key] = flagged.has(rule.key) ? rule.flag : `${where} thresholds.${rule.key}`;
   }
   const own = cfg.perLayer.get(layer) ?? {};
   for (const k of Object.keys(own)) origin[k] = `${where} perLayer.${layer}.${k}`;
@@ -98,30 +113,43 @@ function verdictsFor(
     const limit = limits[rule.key];
     if (limit === undefined) continue;
     const value = values[rule.metric];
-    out.push(judge({
-      id: rule.id,
-      label: rule.label,
-      source: origin[rule.key] ?? rule.flag,
-      layer,
-      column: rule.metric,
-      value: value ?? NaN,
-      limit,
-      bound: rule.bound,
-      ...(undefinedBecause[rule.metric] ? { undefinedBecause: undefinedBecause[rule.metric] } : {}),
-    }));
+    out.push(
+      judge({
+        id: rule.id,
+        label: rule.label,
+        source: origin[rule.key] ?? rule.flag,
+        layer,
+        column: rule.metric,
+        value: value ?? NaN,
+        limit,
+        bound: rule.bound,
+        ...(undefinedBecause[rule.metric] ? { undefinedBecause: undefinedBecause[rule.metric] } : {}),
+      }),
+    );
   }
   return out;
 }
 
 /** threads: the caller may block (a command, not a view): score large routers' logits in a worker. */
-export async function runCheck(source: RoutingStream, cfg: GateConfig, opts: { threads?: boolean } = {}): Promise<GateResult> {
+export async function runCheck(
+  source: RoutingStream,
+  cfg: GateConfig,
+  opts: { threads?: boolean } = {},
+): Promise<GateResult> {
   if (!hasCheckRules(cfg))
-    throw new UserError('no thresholds to check: give limits such as --max-maxvio 1.5 --max-dead 0, or a config file (docs/ci.md)');
+    throw new UserError(
+      'no thresholds to check: give limits such as --max-maxvio 1.5 --max-dead 0, or a config file (docs/ci.md)',
+    );
   validateAgainst(cfg, source);
   const full = source.schema;
   const positions = cfg.layers ? layerPositions(full, cfg.layers, '--layers') : full.layers.map((_, i) => i);
   const schema = subsetSchema(full, positions);
-  const stats = new RoutingStats(schema, { window: 0, collapse: false, topN: 1, logits: logitsScorer(schema, opts.threads ?? false) });
+  const stats = new RoutingStats(schema, {
+    window: 0,
+    collapse: false,
+    topN: 1,
+    logits: logitsScorer(schema, opts.threads ?? false),
+  });
   // Router logits that overflowed (float16 ±Inf) drop out of every logit metric; a gate must not pass on that.
   const inf = schema.hasLogits ? new InfiniteLogits(schema.layers.length, schema.experts) : null;
   // Token batches and count batches (a count trace) fill the same load counts: one formula for both.
@@ -131,11 +159,11 @@ export async function runCheck(source: RoutingStream, cfg: GateConfig, opts: { t
       const part = subsetBatch(item.batch, full, positions);
       stats.add(part);
       inf?.add(part);
-    }
-    else if (item.kind === 'counts') stats.addCounts(subsetCounts(item.batch, L, positions));
+    } else if (item.kind === 'counts') stats.addCounts(subsetCounts(item.batch, L, positions));
   }
   const counts = source.kind === 'counts';
-  if (stats.tokens === 0) throw new UserError(`${source.label} holds no ${counts ? 'counts' : 'tokens'}: nothing to check`);
+  if (stats.tokens === 0)
+    throw new UserError(`${source.label} holds no ${counts ? 'counts' : 'tokens'}: nothing to check`);
   const snap = stats.snapshot('run');
   stats.close();
 
@@ -149,24 +177,31 @@ export async function runCheck(source: RoutingStream, cfg: GateConfig, opts: { t
     else if ((m.nonFiniteLogitRows ?? 0) > 0) values.zLoss = NaN;
     rows.push({ layer: m.layer, values });
     const { limits, origin } = limitsFor(cfg, m.layer);
-    const why = Number.isNaN(values.zLoss) && (m.nonFiniteLogitRows ?? 0) > 0 ? { zLoss: `${fmtCount(m.nonFiniteLogitRows!)} token rows have NaN/−Inf logits` } : {};
+    const why =
+      Number.isNaN(values.zLoss) && (m.nonFiniteLogitRows ?? 0) > 0
+        ? { zLoss: `${fmtCount(m.nonFiniteLogitRows!)} token rows have NaN/−Inf logits` }
+        : {};
     verdicts.push(...verdictsFor(RULES, m.layer, limits, origin, values, why));
   }
   const overall = overallValues(snap.global);
-  if (inf && inf.positive.some((n) => n > 0)) overall.zLoss = Infinity; // a mean over layers with an infinite one
+  if (inf?.positive.some((n) => n > 0)) overall.zLoss = Infinity; // a mean over layers with an infinite one
   const nonFiniteRows = snap.global.nonFiniteLogitRows ?? 0;
   if (!(overall.zLoss === Infinity) && nonFiniteRows > 0) overall.zLoss = NaN;
   rows.push({ layer: null, values: overall });
   const where = cfg.source ?? 'config';
   const overallOrigin = Object.fromEntries(Object.keys(cfg.overall).map((k) => [k, `${where} overall.${k}`]));
-  const overallWhy = Number.isNaN(overall.zLoss) && nonFiniteRows > 0 ? { zLoss: `${fmtCount(nonFiniteRows)} token rows have NaN/−Inf logits` } : {};
+  const overallWhy =
+    Number.isNaN(overall.zLoss) && nonFiniteRows > 0
+      ? { zLoss: `${fmtCount(nonFiniteRows)} token rows have NaN/−Inf logits` }
+      : {};
   verdicts.push(...verdictsFor(RULES, null, cfg.overall, overallOrigin, overall, overallWhy));
 
   const columns = GATED.filter((m) => !m.needsLogits || schema.hasLogits).map((m) => COLUMNS[m.key as MetricKey]);
   const passed = verdicts.every((v) => v.pass);
   const facts: [string, string][] = [];
   if (source.meta?.model) facts.push(['model', source.meta.model]);
-  if (counts) facts.push(['steps', `${fmtCount(stats.steps)} (a count trace: load counts per step, no per-token data)`]);
+  if (counts)
+    facts.push(['steps', `${fmtCount(stats.steps)} (a count trace: load counts per step, no per-token data)`]);
   else facts.push(['tokens', fmtCount(stats.tokens)]);
   if (nonFiniteRows > 0)
     facts.push([
@@ -174,7 +209,9 @@ export async function runCheck(source: RoutingStream, cfg: GateConfig, opts: { t
       `${fmtCount(nonFiniteRows)} token-layer rows with NaN/±Inf router logits, left out of the logit metrics (layers ${snap.layers
         .filter((m) => (m.nonFiniteLogitRows ?? 0) > 0)
         .map((m) => m.layer)
-        .join(', ')}): z-loss is infinite where a logit is +Inf, undefined where one is NaN or −Inf, and a z-loss limit fails there`,
+        .join(
+          ', ',
+        )}): z-loss is infinite where a logit is +Inf, undefined where one is NaN or −Inf, and a z-loss limit fails there`,
     ]);
   facts.push(['routing', describeSchema(full)]);
   if (cfg.layers) facts.push(['layers checked', schema.layers.join(', ')]);
@@ -191,7 +228,13 @@ export async function runCheck(source: RoutingStream, cfg: GateConfig, opts: { t
     passed,
     data: {
       tokens: stats.tokens,
-      schema: { layers: full.layers, experts: full.experts, topK: full.topK, scoring: full.scoring, hasLogits: full.hasLogits },
+      schema: {
+        layers: full.layers,
+        experts: full.experts,
+        topK: full.topK,
+        scoring: full.scoring,
+        hasLogits: full.hasLogits,
+      },
       layersChecked: schema.layers,
       config: cfg.source,
     },

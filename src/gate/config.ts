@@ -72,7 +72,8 @@ function checkLimit(value: Json, where: string, path: string, integer: boolean, 
   if (typeof value !== 'number' || !Number.isFinite(value))
     throw new UserError(`${where}: ${path} must be a number, got ${describe(value)}`);
   if (value < 0) throw new UserError(`${where}: ${path} must be ≥ 0, got ${value}`);
-  if (integer && !Number.isInteger(value)) throw new UserError(`${where}: ${path} must be a whole number, got ${value}`);
+  if (integer && !Number.isInteger(value))
+    throw new UserError(`${where}: ${path} must be a whole number, got ${value}`);
   if (value > upper) throw new UserError(`${where}: ${path} must be ≤ ${upper}, got ${value}`);
   return value;
 }
@@ -103,7 +104,8 @@ export function parseConfig(raw: unknown, where: string): GateConfig {
   if (raw.overall !== undefined) cfg.overall = parseThresholds(raw.overall, where, 'overall');
   if (raw.perLayer !== undefined) {
     const pl = raw.perLayer;
-    if (!isObject(pl)) throw new UserError(`${where}: perLayer must be an object keyed by layer id, got ${describe(pl)}`);
+    if (!isObject(pl))
+      throw new UserError(`${where}: perLayer must be an object keyed by layer id, got ${describe(pl)}`);
     for (const [k, v] of Object.entries(pl)) {
       cfg.perLayer.set(parseLayerId(k, where, 'perLayer'), parseThresholds(v, where, `perLayer.${k}`));
     }
@@ -111,7 +113,9 @@ export function parseConfig(raw: unknown, where: string): GateConfig {
   if (raw.layers !== undefined) {
     const l = raw.layers;
     if (!Array.isArray(l) || l.length === 0 || l.some((x) => typeof x !== 'number' || !Number.isInteger(x) || x < 0))
-      throw new UserError(`${where}: layers must be a non-empty list of layer ids (non-negative integers), got ${JSON.stringify(l)}`);
+      throw new UserError(
+        `${where}: layers must be a non-empty list of layer ids (non-negative integers), got ${JSON.stringify(l)}`,
+      );
     cfg.layers = l as number[];
   }
   if (raw.diff !== undefined) {
@@ -120,7 +124,8 @@ export function parseConfig(raw: unknown, where: string): GateConfig {
     rejectUnknown(d, DIFF_KEYS, where, 'diff.');
     if (d.maxDrift !== undefined) cfg.diff.maxDrift = checkLimit(d.maxDrift, where, 'diff.maxDrift', false, 1);
     if (d.maxTv !== undefined) cfg.diff.maxTv = checkLimit(d.maxTv, where, 'diff.maxTv', false, 1);
-    if (d.minAgreement !== undefined) cfg.diff.minAgreement = checkLimit(d.minAgreement, where, 'diff.minAgreement', false, 1);
+    if (d.minAgreement !== undefined)
+      cfg.diff.minAgreement = checkLimit(d.minAgreement, where, 'diff.minAgreement', false, 1);
   }
   return cfg;
 }
@@ -196,7 +201,11 @@ export type DiffFlags = DiffThresholds & { layers?: number[] };
 export function withDiffFlags(cfg: GateConfig, flags: DiffFlags): GateConfig {
   const diff: DiffThresholds = { ...cfg.diff };
   const flagged = new Set(cfg.flagged);
-  const names: Record<keyof DiffThresholds, string> = { maxDrift: '--max-drift', maxTv: '--max-tv', minAgreement: '--min-agreement' };
+  const names: Record<keyof DiffThresholds, string> = {
+    maxDrift: '--max-drift',
+    maxTv: '--max-tv',
+    minAgreement: '--min-agreement',
+  };
   for (const k of DIFF_KEYS) {
     const v = flags[k];
     if (v === undefined) continue;

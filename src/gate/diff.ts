@@ -35,7 +35,11 @@ function sideOf(source: RoutingStream, common: number[]): Side {
  * into the agreement accumulator, and nothing else is kept. A count trace adds its counts to its load matrix;
  * agreement needs tokens on both sides.
  */
-async function readBoth(a: Side, b: Side, align: boolean): Promise<{ result: AgreementResult; summary: AlignSummary } | null> {
+async function readBoth(
+  a: Side,
+  b: Side,
+  align: boolean,
+): Promise<{ result: AgreementResult; summary: AlignSummary } | null> {
   const acc = align ? new RouterAgreement(a.schema, b.schema) : null;
   const aligner = acc
     ? new TokenAligner([a.schema, b.schema], (x, y) => {
@@ -84,7 +88,11 @@ const COLUMNS: Column[] = [
 
 function limitsFrom(cfg: GateConfig): { limits: DiffThresholds; origin: Record<string, string> } {
   const where = cfg.source ?? 'config';
-  const flags: Record<keyof DiffThresholds, string> = { maxDrift: '--max-drift', maxTv: '--max-tv', minAgreement: '--min-agreement' };
+  const flags: Record<keyof DiffThresholds, string> = {
+    maxDrift: '--max-drift',
+    maxTv: '--max-tv',
+    minAgreement: '--min-agreement',
+  };
   const origin: Record<string, string> = {};
   for (const k of Object.keys(cfg.diff) as (keyof DiffThresholds)[])
     origin[k] = cfg.flagged.has(`diff.${k}`) ? flags[k] : `${where} diff.${k}`;
@@ -99,10 +107,14 @@ export async function runDiff(base: RoutingStream, next: RoutingStream, cfg: Gat
   const sa = base.schema;
   const sb = next.schema;
   if (sa.experts !== sb.experts)
-    throw new UserError(`${base.label} routes over ${sa.experts} experts per layer, ${next.label} over ${sb.experts}: their loads cannot be compared`);
+    throw new UserError(
+      `${base.label} routes over ${sa.experts} experts per layer, ${next.label} over ${sb.experts}: their loads cannot be compared`,
+    );
   let common = sa.layers.filter((l) => sb.layers.includes(l));
   if (common.length === 0)
-    throw new UserError(`${base.label} (MoE layers ${sa.layers.join(', ')}) and ${next.label} (${sb.layers.join(', ')}) share no MoE layer`);
+    throw new UserError(
+      `${base.label} (MoE layers ${sa.layers.join(', ')}) and ${next.label} (${sb.layers.join(', ')}) share no MoE layer`,
+    );
   if (cfg.layers) {
     layerPositions({ ...sa, layers: common }, cfg.layers, '--layers (layers both traces hold)');
     common = common.filter((l) => cfg.layers!.includes(l));
@@ -119,21 +131,30 @@ export async function runDiff(base: RoutingStream, next: RoutingStream, cfg: Gat
   const aligned = await readBoth(a, b, !anyCounts);
   if (a.stats.tokens === 0) throw new UserError(`${base.label} holds no tokens: nothing to compare`);
   if (b.stats.tokens === 0) throw new UserError(`${next.label} holds no tokens: nothing to compare`);
-  const agreement = aligned && aligned.summary.pairs > 0 ? { result: aligned.result, baseTokens: a.stats.tokens } : null;
+  const agreement =
+    aligned && aligned.summary.pairs > 0 ? { result: aligned.result, baseTokens: a.stats.tokens } : null;
   if (aligned) {
     const [ua, ub] = aligned.summary.unordered;
     const say = (n: number, label: string) =>
-      notes.push(`${fmtCount(n)} sequence${n === 1 ? ' of ' + label + ' goes' : 's of ' + label + ' go'} back in position: identical tokens after that point are not paired`);
+      notes.push(
+        `${fmtCount(n)} sequence${n === 1 ? ' of ' + label + ' goes' : 's of ' + label + ' go'} back in position: identical tokens after that point are not paired`,
+      );
     if (ua) say(ua, base.label);
     if (ub) say(ub, next.label);
   }
-  if (anyCounts) notes.push('router agreement not computed: a count trace holds load counts per step, no per-token routing');
-  else if (!agreement) notes.push('router agreement not computed: the traces hold no identical tokens (same sequence, position and token id, in the same context)');
+  if (anyCounts)
+    notes.push('router agreement not computed: a count trace holds load counts per step, no per-token routing');
+  else if (!agreement)
+    notes.push(
+      'router agreement not computed: the traces hold no identical tokens (same sequence, position and token id, in the same context)',
+    );
   const { limits, origin } = limitsFrom(cfg);
   if (limits.minAgreement !== undefined && anyCounts)
     throw new UserError(`${origin.minAgreement} needs per-token routing in both traces; a count trace has none`);
   if (limits.minAgreement !== undefined && !agreement)
-    throw new UserError(`${origin.minAgreement} needs both traces to hold the same tokens (record both on the same prompts); these share none`);
+    throw new UserError(
+      `${origin.minAgreement} needs both traces to hold the same tokens (record both on the same prompts); these share none`,
+    );
 
   const E = sa.experts;
   const rows: Row[] = [];
@@ -154,18 +175,39 @@ export async function runDiff(base: RoutingStream, next: RoutingStream, cfg: Gat
         maxVioNew: loadMaxVio(b.stats.load, base, E),
       },
     });
-    const v = (id: string, label: string, column: string, value: number, limit: number | undefined, bound: 'max' | 'min', key: string) => {
-      if (limit !== undefined) verdicts.push(judge({ id, label, source: origin[key]!, layer, column, value, limit, bound }));
+    const v = (
+      id: string,
+      label: string,
+      column: string,
+      value: number,
+      limit: number | undefined,
+      bound: 'max' | 'min',
+      key: string,
+    ) => {
+      if (limit !== undefined)
+        verdicts.push(judge({ id, label, source: origin[key]!, layer, column, value, limit, bound }));
     };
     v('max-drift', 'load drift, Jensen–Shannon (bits)', 'js', js, limits.maxDrift, 'max', 'maxDrift');
     v('max-tv', 'load drift, total variation', 'tv', tv, limits.maxTv, 'max', 'maxTv');
-    if (ag) v('min-agreement', 'router agreement |TopK ∩ TopK| / K', 'agreement', ag.overlap ?? NaN, limits.minAgreement, 'min', 'minAgreement');
+    if (ag)
+      v(
+        'min-agreement',
+        'router agreement |TopK ∩ TopK| / K',
+        'agreement',
+        ag.overlap ?? NaN,
+        limits.minAgreement,
+        'min',
+        'minAgreement',
+      );
   });
 
   const facts: [string, string][] = [
     ['base', `${base.label} — ${sideText(base, a.stats)}, ${describeSchema(sa)}`],
     ['new', `${next.label} — ${sideText(next, b.stats)}, ${describeSchema(sb)}`],
-    ['identical tokens', agreement ? `${fmtCount(agreement.result.tokens)} of ${fmtCount(agreement.baseTokens)} in base` : 'none'],
+    [
+      'identical tokens',
+      agreement ? `${fmtCount(agreement.result.tokens)} of ${fmtCount(agreement.baseTokens)} in base` : 'none',
+    ],
     ['TV', 'total variation ½ Σ |p − q| of the expert shares (0 same … 1 disjoint)'],
     ['JS', 'Jensen–Shannon divergence of the expert shares, base 2 (0 same … 1 disjoint)'],
     ['agreement', 'mean |TopK_base ∩ TopK_new| / K on identical tokens (OLMoE router saturation; 1 = same experts)'],

@@ -13,6 +13,12 @@ export interface ModelSourceOptions {
 
 export async function modelSource(model: string, prompts: string, o: ModelSourceOptions): Promise<RoutingStream> {
   const engine = await import('../engine/index.js');
-  const h = engine.startGeneration({ model, prompts: engine.loadPrompts(prompts), maxTokens: o.maxTokens, logits: o.logits, memoryIntervalMs: 0 });
+  const h = engine.startGeneration({
+    model,
+    prompts: engine.loadPrompts(prompts),
+    maxTokens: o.maxTokens,
+    logits: o.logits,
+    memoryIntervalMs: 0,
+  });
   return engine.generationStream(h, `${model} over ${prompts}`);
 }

@@ -38,10 +38,18 @@ export function summariseSeries(s: Series): SeriesSummary {
   return { steps: s.length, measured: n, mean: n ? sum / n : NaN, min: n ? min : NaN, last, last1000 };
 }
 
-export function checkSeries(subject: string, s: Series, minBalancedness: number, source = '--min-balancedness'): GateResult {
+export function checkSeries(
+  subject: string,
+  s: Series,
+  minBalancedness: number,
+  source = '--min-balancedness',
+): GateResult {
   const sum = summariseSeries(s);
   const producer = s.header.series.producer === 'sglang' ? 'SGLang' : 'vLLM';
-  const convention = producer === 'SGLang' ? 'mean over layers of (mean + 1e-5) / (max + 1e-5) per pass' : 'Σ mean / Σ max over layers per step';
+  const convention =
+    producer === 'SGLang'
+      ? 'mean over layers of (mean + 1e-5) / (max + 1e-5) per pass'
+      : 'Σ mean / Σ max over layers per step';
   const verdict = judge({
     id: 'min-balancedness',
     label: `balancedness, mean over the logged steps (${producer}: ${convention})`,
@@ -67,7 +75,17 @@ export function checkSeries(subject: string, s: Series, minBalancedness: number,
       { key: 'last', label: 'last', digits: 3 },
       ...(sum.last1000 !== null ? [{ key: 'last1000', label: 'last 1000-pass avg', digits: 3 }] : []),
     ],
-    rows: [{ layer: null, values: { mean: sum.mean, min: sum.min, last: sum.last, ...(sum.last1000 !== null ? { last1000: sum.last1000 } : {}) } }],
+    rows: [
+      {
+        layer: null,
+        values: {
+          mean: sum.mean,
+          min: sum.min,
+          last: sum.last,
+          ...(sum.last1000 !== null ? { last1000: sum.last1000 } : {}),
+        },
+      },
+    ],
     verdicts: [verdict],
     notes: sum.measured < sum.steps ? [`${sum.steps - sum.measured} steps have no balancedness value`] : [],
     passed: verdict.pass,

@@ -13,7 +13,9 @@ export async function traceSource(path: string): Promise<RoutingStream> {
   if (cut) {
     t.close();
     const lost = cut.rowsLost === null ? 'an unknown number of' : String(cut.rowsLost);
-    throw new UserError(`${path} is truncated at byte ${cut.atByte} (${lost} tokens lost); re-record it, or gate on a complete trace`);
+    throw new UserError(
+      `${path} is truncated at byte ${cut.atByte} (${lost} tokens lost); re-record it, or gate on a complete trace`,
+    );
   }
   return traceStream(t);
 }

@@ -101,11 +101,18 @@ export class TokenAligner {
   private pairs = 0;
   private readonly unordered: [number, number] = [0, 0];
 
-  constructor(schemas: [RoutingSchema, RoutingSchema], onPairs: (a: RoutingBatch, b: RoutingBatch) => void, chunk = 4096) {
+  constructor(
+    schemas: [RoutingSchema, RoutingSchema],
+    onPairs: (a: RoutingBatch, b: RoutingBatch) => void,
+    chunk = 4096,
+  ) {
     this.chunk = chunk;
     this.onPairs = onPairs;
     this.pools = [0, 1].map((s) => new RowPool(schemas[s]!.layers.length * schemas[s]!.topK)) as [RowPool, RowPool];
-    this.out = [0, 1].map((s) => allocBatch({ ...schemas[s]!, hasLogits: false }, chunk)) as [RoutingBatch, RoutingBatch];
+    this.out = [0, 1].map((s) => allocBatch({ ...schemas[s]!, hasLogits: false }, chunk)) as [
+      RoutingBatch,
+      RoutingBatch,
+    ];
   }
 
   add(side: 0 | 1, b: RoutingBatch): void {
@@ -115,7 +122,16 @@ export class TokenAligner {
       const pos = b.pos[t]!;
       let st = this.seqs.get(seq);
       if (!st) {
-        st = { side, pos: [], tokenId: [], slot: [], head: 0, lastPos: [-1, -1], unordered: [false, false], broken: false };
+        st = {
+          side,
+          pos: [],
+          tokenId: [],
+          slot: [],
+          head: 0,
+          lastPos: [-1, -1],
+          unordered: [false, false],
+          broken: false,
+        };
         this.seqs.set(seq, st);
       }
       // Order is checked on ended sequences too: a trace out of position order is named even where it cost no pair.
@@ -147,7 +163,11 @@ export class TokenAligner {
   /** Flushes the last pairs; call once after both traces ended. */
   finish(): AlignSummary {
     this.flush();
-    return { pairs: this.pairs, unordered: [...this.unordered], heldPeak: [this.pools[0].capacity, this.pools[1].capacity] };
+    return {
+      pairs: this.pairs,
+      unordered: [...this.unordered],
+      heldPeak: [this.pools[0].capacity, this.pools[1].capacity],
+    };
   }
 
   /** Pairs the waiting token `slot` of the other side with row `t` of `b` (from `side`). */

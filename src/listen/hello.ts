@@ -31,15 +31,21 @@ export function parseHello(line: Buffer): Hello {
   } catch {
     throw new HelloError('the first line is not a moescope hello (not JSON)');
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new HelloError('the first line is not a moescope hello (not a JSON object)');
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new HelloError('the first line is not a moescope hello (not a JSON object)');
   const o = raw as Record<string, unknown>;
   if (o.moescope === undefined) throw new HelloError('the first line is not a moescope hello (no "moescope" field)');
   if (o.moescope !== PROTOCOL_VERSION)
-    throw new HelloError(`protocol version ${JSON.stringify(o.moescope)} is not supported (this listener speaks ${PROTOCOL_VERSION})`);
-  if (o.token !== null && o.token !== undefined && typeof o.token !== 'string') throw new HelloError('"token" must be a string or null');
-  if (!isInt(o.rank) || o.rank < 0 || o.rank > 0xffff) throw new HelloError(`"rank" must be an integer 0…65535, got ${JSON.stringify(o.rank)}`);
+    throw new HelloError(
+      `protocol version ${JSON.stringify(o.moescope)} is not supported (this listener speaks ${PROTOCOL_VERSION})`,
+    );
+  if (o.token !== null && o.token !== undefined && typeof o.token !== 'string')
+    throw new HelloError('"token" must be a string or null');
+  if (!isInt(o.rank) || o.rank < 0 || o.rank > 0xffff)
+    throw new HelloError(`"rank" must be an integer 0…65535, got ${JSON.stringify(o.rank)}`);
   const world = o.world ?? o.rank + 1;
-  if (!isInt(world) || world < 1 || world <= o.rank) throw new HelloError(`"world" must be an integer above rank ${o.rank}, got ${JSON.stringify(o.world)}`);
+  if (!isInt(world) || world < 1 || world <= o.rank)
+    throw new HelloError(`"world" must be an integer above rank ${o.rank}, got ${JSON.stringify(o.world)}`);
   const host = typeof o.host === 'string' ? printable(o.host, 255) : '?';
   const pid = isInt(o.pid) ? o.pid : -1;
   return { token: (o.token as string | null | undefined) ?? null, rank: o.rank, world, host, pid };

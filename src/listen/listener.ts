@@ -148,7 +148,9 @@ export class Listener {
     await new Promise<void>((res, rej) => {
       server.once('error', (e: NodeJS.ErrnoException) => {
         const where = unix ?? `${host}:${this.opts.port ?? DEFAULT_PORT}`;
-        rej(new UserError(`cannot listen on ${where}: ${e.code === 'EADDRINUSE' ? 'address already in use' : e.message}`));
+        rej(
+          new UserError(`cannot listen on ${where}: ${e.code === 'EADDRINUSE' ? 'address already in use' : e.message}`),
+        );
       });
       if (unix) server.listen(unix, () => res());
       else server.listen(this.opts.port ?? DEFAULT_PORT, host, () => res());
@@ -244,7 +246,10 @@ export class Listener {
     this.conns.add(c);
     let head: Buffer[] = [];
     let headBytes = 0;
-    const timer = setTimeout(() => this.refuse(c, `no hello within ${this.helloTimeoutMs / 1000} s`), this.helloTimeoutMs);
+    const timer = setTimeout(
+      () => this.refuse(c, `no hello within ${this.helloTimeoutMs / 1000} s`),
+      this.helloTimeoutMs,
+    );
     timer.unref();
     const onHead = (data: Buffer) => {
       if (c.closedWhy !== null) return;
@@ -296,7 +301,7 @@ export class Listener {
       return this.refuse(c, hello.token === null ? 'this listener needs a token (MOESCOPE_TOKEN)' : 'wrong token');
     }
     const prev = this.live.get(hello.rank);
-    if (prev && prev.hello) {
+    if (prev?.hello) {
       if (prev.hello.host === hello.host && prev.hello.pid === hello.pid) {
         // The same process reconnecting while its old connection still looks open (a network cut): the new one wins.
         this.log(`rank ${hello.rank} reconnected; closing its previous connection`);
@@ -305,7 +310,10 @@ export class Listener {
         this.live.delete(hello.rank);
       } else {
         c.hello = hello;
-        return this.refuse(c, `rank ${hello.rank} is already connected (${printable(prev.hello.host)}:${prev.hello.pid}); each rank connects once`);
+        return this.refuse(
+          c,
+          `rank ${hello.rank} is already connected (${printable(prev.hello.host)}:${prev.hello.pid}); each rank connects once`,
+        );
       }
     }
     c.hello = hello;
@@ -338,7 +346,9 @@ export class Listener {
         bytes: 0,
         error: null,
       });
-    this.log(`rank ${hello.rank}/${hello.world} connected from ${printable(hello.host)} (pid ${hello.pid}, ${c.peer})${st ? ' again' : ''}`);
+    this.log(
+      `rank ${hello.rank}/${hello.world} connected from ${printable(hello.host)} (pid ${hello.pid}, ${c.peer})${st ? ' again' : ''}`,
+    );
     this.events.emit('ranks');
     c.socket.write(answer(true));
     c.socket.on('data', (d: Buffer) => this.onData(c, d));
@@ -362,7 +372,8 @@ export class Listener {
           if (b.length === 0) continue;
           if (b.rank) {
             for (let i = 0; i < b.length; i++)
-              if (b.rank[i] !== rank) throw new ProtocolError(`its rows say rank ${b.rank[i]} but its hello said rank ${rank}`);
+              if (b.rank[i] !== rank)
+                throw new ProtocolError(`its rows say rank ${b.rank[i]} but its hello said rank ${rank}`);
           } else b.rank = new Uint16Array(b.length).fill(rank);
           if (b.dropped) for (let i = 0; i < b.length; i++) st.dropped += b.dropped[i]!;
           if (b.step) {
@@ -397,7 +408,8 @@ export class Listener {
       const row = memory[i]!.row;
       if (row > from) this.events.emit('batch', { batch: sliceBatch(b, schema, from, row), rank });
       from = row;
-      for (; i < memory.length && memory[i]!.row === row; i++) this.events.emit('memory', { sample: memory[i]!.sample, rank });
+      for (; i < memory.length && memory[i]!.row === row; i++)
+        this.events.emit('memory', { sample: memory[i]!.sample, rank });
     }
     this.events.emit('batch', { batch: from === 0 ? b : sliceBatch(b, schema, from, b.length), rank });
   }
@@ -408,7 +420,9 @@ export class Listener {
       this.reference = { schema, meta: { ...meta, source: 'listen', world: Math.max(world, meta.world ?? 1) }, rank };
       this.events.emit('stream', { schema: this.reference.schema, meta: this.reference.meta });
       this.resolveReady({ schema: this.reference.schema, meta: this.reference.meta });
-      this.log(`stream: ${describeSchema(schema)} (from rank ${rank}${meta.model ? `, ${printable(meta.model)}` : ''})`);
+      this.log(
+        `stream: ${describeSchema(schema)} (from rank ${rank}${meta.model ? `, ${printable(meta.model)}` : ''})`,
+      );
       return null;
     }
     const d = schemaDisagreement(this.reference.schema, schema);
@@ -441,7 +455,10 @@ export class Listener {
         const n = c.tokens.toLocaleString('en-US');
         if (p.complete) this.log(`rank ${h.rank} finished (${n} tokens)`);
         else {
-          const lost = p.pendingBytes > 0 ? `; the ${p.pendingBytes.toLocaleString('en-US')} bytes of its last, incomplete batch are lost` : '';
+          const lost =
+            p.pendingBytes > 0
+              ? `; the ${p.pendingBytes.toLocaleString('en-US')} bytes of its last, incomplete batch are lost`
+              : '';
           st.error = 'disconnected without end-of-stream';
           this.log(`rank ${h.rank} disconnected without end-of-stream (${n} tokens kept${lost})`);
         }
@@ -452,7 +469,8 @@ export class Listener {
   }
 
   private checkIdle(): void {
-    if (this.idleSeconds === null || this.stopped || !this.everConnected || this.conns.size > 0 || this.idleTimer) return;
+    if (this.idleSeconds === null || this.stopped || !this.everConnected || this.conns.size > 0 || this.idleTimer)
+      return;
     this.idleTimer = setTimeout(() => {
       this.idleTimer = null;
       if (this.conns.size === 0) void this.stop();

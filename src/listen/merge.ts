@@ -12,7 +12,14 @@
  * merge taking from each input the longest run of rows that comes before every other input's next row (the
  * writer copies runs with typed-array `set`s).
  */
-import { NO_STEP, OPTIONAL_COLUMNS, sliceBatch, type OptionalColumn, type RoutingBatch, type RoutingSchema } from '../core/batch.js';
+import {
+  NO_STEP,
+  OPTIONAL_COLUMNS,
+  sliceBatch,
+  type OptionalColumn,
+  type RoutingBatch,
+  type RoutingSchema,
+} from '../core/batch.js';
 import { UserError } from '../core/errors.js';
 import { resolveOutput } from '../core/output.js';
 import { openTrace, type TraceReader } from '../trace/reader.js';
@@ -20,7 +27,8 @@ import { TraceWriter } from '../trace/writer.js';
 import type { TimedMemorySample } from '../trace/memory-json.js';
 
 const range = (ids: number[]) => {
-  if (ids.length > 1 && ids.every((x, i) => i === 0 || x === ids[i - 1]! + 1)) return `${ids[0]}…${ids[ids.length - 1]}`;
+  if (ids.length > 1 && ids.every((x, i) => i === 0 || x === ids[i - 1]! + 1))
+    return `${ids[0]}…${ids[ids.length - 1]}`;
   return ids.length > 8 ? `${ids.slice(0, 8).join(',')},…` : ids.join(',');
 };
 
@@ -34,7 +42,8 @@ export function schemaDisagreement(a: RoutingSchema, b: RoutingSchema): string |
   if (a.experts !== b.experts) return `${b.experts} experts per layer, the others ${a.experts}`;
   if (a.topK !== b.topK) return `top-${b.topK}, the others top-${a.topK}`;
   if (a.scoring !== b.scoring) return `${b.scoring} scoring, the others ${a.scoring}`;
-  if (a.hasLogits !== b.hasLogits) return b.hasLogits ? 'it sends logits, the others do not' : 'it sends no logits, the others do';
+  if (a.hasLogits !== b.hasLogits)
+    return b.hasLogits ? 'it sends logits, the others do not' : 'it sends no logits, the others do';
   return null;
 }
 
@@ -141,7 +150,9 @@ export function mergeTraces(inputs: string[], output: string): MergeResult {
       for (const r of rs) {
         const j = owner.get(r);
         if (j !== undefined)
-          throw new UserError(`${inputs[j]} and ${inputs[i]} both hold rank ${r}; merge combines the different ranks of one run`);
+          throw new UserError(
+            `${inputs[j]} and ${inputs[i]} both hold rank ${r}; merge combines the different ranks of one run`,
+          );
         owner.set(r, i);
       }
     });
@@ -149,10 +160,14 @@ export function mergeTraces(inputs: string[], output: string): MergeResult {
     const byStep = traces.every((t) => t.columns.includes('step'));
     const anyStep = traces.some((t) => t.columns.includes('step'));
     const columns: OptionalColumn[] = OPTIONAL_COLUMNS.filter(
-      (c) => c === 'rank' || (c === 'step' && anyStep) || (c === 'dropped' && traces.some((t) => t.columns.includes('dropped'))),
+      (c) =>
+        c === 'rank' ||
+        (c === 'step' && anyStep) ||
+        (c === 'dropped' && traces.some((t) => t.columns.includes('dropped'))),
     );
     const notes: string[] = [];
-    if (anyStep && !byStep) notes.push('some inputs have no step column: their rows have a null step and the merge is ordered by time');
+    if (anyStep && !byStep)
+      notes.push('some inputs have no step column: their rows have a null step and the merge is ordered by time');
     const world = Math.max(owner.size, ...traces.map((t) => t.meta.world ?? 0), Math.max(...owner.keys()) + 1);
     const writer = TraceWriter.create(output, {
       schema: ref.schema,
@@ -200,7 +215,9 @@ export function mergeTraces(inputs: string[], output: string): MergeResult {
         perInput: cursors.map((c, i) => ({ path: inputs[i]!, tokens: c.tokens, ranks: ranksOf[i]! })),
         schema: ref.schema,
         notes,
-        truncated: traces.flatMap((t, i) => (t.truncated ? [{ path: inputs[i]!, cut: t.truncated, tokens: t.tokenCount }] : [])),
+        truncated: traces.flatMap((t, i) =>
+          t.truncated ? [{ path: inputs[i]!, cut: t.truncated, tokens: t.tokenCount }] : [],
+        ),
       };
     } catch (e) {
       writer.abort();

@@ -151,7 +151,9 @@ export class IpcStreamParser {
       }
       const body = message.bodyLength;
       if (!Number.isSafeInteger(body) || body < 0 || body > this.maxBodyBytes)
-        throw new ProtocolError(`${this.who}: a message body of ${body} bytes exceeds the limit of ${this.maxBodyBytes}`);
+        throw new ProtocolError(
+          `${this.who}: a message body of ${body} bytes exceeds the limit of ${this.maxBodyBytes}`,
+        );
       need.body = body;
     }
     const total = need.prefix + need.meta + need.body;

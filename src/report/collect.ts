@@ -6,7 +6,14 @@
  */
 import type { RoutingSchema } from '../core/batch.js';
 import { UserError } from '../core/errors.js';
-import { DEFAULT_COLLAPSE_WINDOW, DomainSpecialisation, RoutingStats, type CollapseWarning, type GlobalMetrics, type LayerMetrics } from '../stats/index.js';
+import {
+  DEFAULT_COLLAPSE_WINDOW,
+  DomainSpecialisation,
+  RoutingStats,
+  type CollapseWarning,
+  type GlobalMetrics,
+  type LayerMetrics,
+} from '../stats/index.js';
 import { balancedness, type Balancedness } from '../stats/balancedness.js';
 import { logitsScorer } from '../stats/logits-thread.js';
 import { contiguousPlacement, slotDevice } from '../stats/placement.js';
@@ -80,7 +87,10 @@ export async function collectReport(source: RoutingStream, opts: CollectOptions 
   if (opts.devices !== undefined) {
     const p = contiguousPlacement(E, opts.devices);
     const map = p.phy2log[0]!;
-    const result = balancedness(snap.layers.map((m) => m.load), p);
+    const result = balancedness(
+      snap.layers.map((m) => m.load),
+      p,
+    );
     // Which experts each device holds, read off the placement's own slot → device rule.
     const ranges: [number, number][] = Array.from({ length: opts.devices }, () => [Infinity, -Infinity]);
     for (let s = 0; s < map.length; s++) {

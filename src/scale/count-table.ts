@@ -22,7 +22,9 @@ export class CountTable {
     let m = this.rows.get(step);
     if (!m) {
       if ((this.rows.size + 1) * this.layers * this.experts > MAX_CELLS)
-        throw new UserError(`more than ${this.rows.size} step windows of ${this.layers} × ${this.experts} counts: give a larger --step-window`);
+        throw new UserError(
+          `more than ${this.rows.size} step windows of ${this.layers} × ${this.experts} counts: give a larger --step-window`,
+        );
       m = new Float64Array(this.layers * this.experts);
       this.rows.set(step, m);
     }
@@ -31,8 +33,10 @@ export class CountTable {
 
   /** Adds `n` assignments of expert `e` in MoE layer `l` during window `step`; refuses ids the schema lacks. */
   add(step: number, l: number, e: number, n: number): void {
-    if (!(l >= 0 && l < this.layers)) throw new UserError(`layer ${l} out of range: the schema has ${this.layers} MoE layers`);
-    if (!(e >= 0 && e < this.experts)) throw new UserError(`expert id ${e} out of range: the schema has ${this.experts} experts per layer`);
+    if (!(l >= 0 && l < this.layers))
+      throw new UserError(`layer ${l} out of range: the schema has ${this.layers} MoE layers`);
+    if (!(e >= 0 && e < this.experts))
+      throw new UserError(`expert id ${e} out of range: the schema has ${this.experts} experts per layer`);
     this.window(step)[l * this.experts + e]! += n;
   }
 

@@ -54,7 +54,14 @@ function probe(path: string): Probe {
   if (looksLikeParquet(path) || /\.parquet$/i.test(path)) {
     const info = readParquetTraceInfo(path);
     return {
-      file: { path, format: 'parquet', rows: info.rows, hasStep: info.columns.includes('step'), hasLogits: info.columns.includes('logits'), bytes: info.bytes },
+      file: {
+        path,
+        format: 'parquet',
+        rows: info.rows,
+        hasStep: info.columns.includes('step'),
+        hasLogits: info.columns.includes('logits'),
+        bytes: info.bytes,
+      },
       schema: info.header.schema,
       meta: info.header.meta,
       note: null,
@@ -64,9 +71,19 @@ function probe(path: string): Probe {
   try {
     if (t.kind !== 'tokens') throw new UserError(`${path} is a count trace: a dataset is made of token traces`);
     const cut = t.truncated;
-    if (cut) throw new UserError(`${path} is truncated at byte ${cut.atByte} (${cut.rowsLost ?? 'an unknown number of'} tokens lost)`);
+    if (cut)
+      throw new UserError(
+        `${path} is truncated at byte ${cut.atByte} (${cut.rowsLost ?? 'an unknown number of'} tokens lost)`,
+      );
     return {
-      file: { path, format: 'arrow', rows: t.tokenCount, hasStep: t.columns.includes('step'), hasLogits: t.schema.hasLogits, bytes: t.fileBytes },
+      file: {
+        path,
+        format: 'arrow',
+        rows: t.tokenCount,
+        hasStep: t.columns.includes('step'),
+        hasLogits: t.schema.hasLogits,
+        bytes: t.fileBytes,
+      },
       schema: t.schema,
       meta: t.meta,
       note: t.complete ? null : `${path} has no end-of-stream marker: its ${t.tokenCount} complete tokens were counted`,
@@ -76,7 +93,8 @@ function probe(path: string): Probe {
   }
 }
 
-const shape = (s: RoutingSchema) => `${s.layers.length} MoE layers (${s.layers.join(',')}) × ${s.experts} experts, top-${s.topK}, ${s.scoring}`;
+const shape = (s: RoutingSchema) =>
+  `${s.layers.length} MoE layers (${s.layers.join(',')}) × ${s.experts} experts, top-${s.topK}, ${s.scoring}`;
 
 export function openDataset(arg: string, opts: OpenDatasetOptions = {}): Dataset {
   const paths = datasetFiles(arg);
@@ -86,7 +104,9 @@ export function openDataset(arg: string, opts: OpenDatasetOptions = {}): Dataset
   let first: Probe | null = null;
   const bad = (path: string, reason: string) => {
     if (!opts.skipBad)
-      throw new UserError(`${reason}${paths.length > 1 ? ` (--skip-bad computes from the other files and lists this one)` : ''}`);
+      throw new UserError(
+        `${reason}${paths.length > 1 ? ` (--skip-bad computes from the other files and lists this one)` : ''}`,
+      );
     skipped.push({ path, reason });
   };
   for (const path of paths) {
@@ -106,7 +126,13 @@ export function openDataset(arg: string, opts: OpenDatasetOptions = {}): Dataset
     files.push(p.file);
     if (p.note) notes.push(p.note);
   }
-  if (!first) throw new UserError(`${arg}: no readable moescope trace among its ${paths.length} files (${skipped.length} skipped)`);
-  if (skipped.length) notes.push(`${skipped.length} of ${paths.length} files skipped (--skip-bad): ${skipped.map((s) => s.reason).join('; ')}`);
+  if (!first)
+    throw new UserError(
+      `${arg}: no readable moescope trace among its ${paths.length} files (${skipped.length} skipped)`,
+    );
+  if (skipped.length)
+    notes.push(
+      `${skipped.length} of ${paths.length} files skipped (--skip-bad): ${skipped.map((s) => s.reason).join('; ')}`,
+    );
   return { label: arg, files, skipped, schema: { ...first.schema, hasLogits: false }, meta: first.meta, notes };
 }

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError, describeError } from '../core/errors.js';
-import { CountTable } from './count-table.js';
+import type { CountTable } from './count-table.js';
 import type { Dataset } from './dataset.js';
 import { COUNTS_SQL, renderSql, sqlString } from './sql.js';
 
@@ -22,7 +22,12 @@ export interface DuckDbOptions {
 export const DEFAULT_MEMORY_LIMIT = '1GB';
 
 /** Counts the dataset's Parquet files with DuckDB into `table`. */
-export async function duckdbCounts(ds: Dataset, window: number, table: CountTable, opts: DuckDbOptions = {}): Promise<void> {
+export async function duckdbCounts(
+  ds: Dataset,
+  window: number,
+  table: CountTable,
+  opts: DuckDbOptions = {},
+): Promise<void> {
   const files = ds.files.filter((f) => f.format === 'parquet');
   if (files.length === 0) return;
   let duck: typeof import('@duckdb/node-api');
@@ -45,7 +50,12 @@ export async function duckdbCounts(ds: Dataset, window: number, table: CountTabl
     const con = await instance.connect();
     try {
       const source = `read_parquet([${files.map((f) => sqlString(f.path)).join(', ')}], union_by_name = true, hive_partitioning = false)`;
-      const sql = renderSql(COUNTS_SQL, { source, hasStep: files.some((f) => f.hasStep), window, topK: ds.schema.topK });
+      const sql = renderSql(COUNTS_SQL, {
+        source,
+        hasStep: files.some((f) => f.hasStep),
+        window,
+        topK: ds.schema.topK,
+      });
       let reader;
       try {
         reader = await con.runAndReadAll(sql);
@@ -54,7 +64,8 @@ export async function duckdbCounts(ds: Dataset, window: number, table: CountTabl
       }
       // Integer columns arrive as bigint or number depending on their DuckDB type: Number() takes either.
       const [steps, layers, experts, n] = reader.getColumns() as (number | bigint)[][];
-      for (let i = 0; i < n!.length; i++) table.add(Number(steps![i]), Number(layers![i]), Number(experts![i]), Number(n![i]));
+      for (let i = 0; i < n!.length; i++)
+        table.add(Number(steps![i]), Number(layers![i]), Number(experts![i]), Number(n![i]));
     } finally {
       con.closeSync();
     }

@@ -31,7 +31,8 @@ export interface CountOptions extends DuckDbOptions {
 /** The count records of a dataset, computed by the engine. */
 export async function countDataset(ds: Dataset, opts: CountOptions): Promise<CountTable> {
   const window = opts.window ?? 1;
-  if (!Number.isSafeInteger(window) || window < 1) throw new UserError(`--step-window must be an integer ≥ 1, got ${window}`);
+  if (!Number.isSafeInteger(window) || window < 1)
+    throw new UserError(`--step-window must be an integer ≥ 1, got ${window}`);
   if (opts.engine === 'stream') {
     const { streamCounts } = await import('./stream-engine.js');
     return streamCounts(ds, window);

@@ -41,7 +41,9 @@ export function datasetFiles(arg: string): string[] {
   }
   const files = isDir ? walk(arg, () => true) : globFiles(arg);
   if (files.length === 0)
-    throw new UserError(isDir ? `${arg} holds no .parquet or .arrows files` : `${arg} matches no .parquet or .arrows files`);
+    throw new UserError(
+      isDir ? `${arg} holds no .parquet or .arrows files` : `${arg} matches no .parquet or .arrows files`,
+    );
   return files.sort();
 }
 
@@ -105,7 +107,13 @@ export function globRegExp(glob: string): RegExp {
       const end = glob.indexOf(']', i + 1);
       if (end < 0) re += '\\[';
       else {
-        re += '[' + glob.slice(i + 1, end).replace(/^!/, '^').replace(/\\/g, '\\\\') + ']';
+        re +=
+          '[' +
+          glob
+            .slice(i + 1, end)
+            .replace(/^!/, '^')
+            .replace(/\\/g, '\\\\') +
+          ']';
         i = end;
       }
     } else re += c.replace(/[.+^${}()|\\]/g, '\\$&');

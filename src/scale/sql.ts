@@ -35,7 +35,8 @@ export interface SqlParams {
 
 /** The SQL text with its placeholders filled. */
 export function renderSql(sql: string, p: SqlParams): string {
-  if (!Number.isSafeInteger(p.window) || p.window < 1) throw new RangeError(`window must be an integer ≥ 1, got ${p.window}`);
+  if (!Number.isSafeInteger(p.window) || p.window < 1)
+    throw new RangeError(`window must be an integer ≥ 1, got ${p.window}`);
   if (!Number.isSafeInteger(p.topK) || p.topK < 1) throw new RangeError(`topK must be an integer ≥ 1, got ${p.topK}`);
   return sql
     .replaceAll('{source}', p.source)

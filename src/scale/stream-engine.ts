@@ -64,17 +64,23 @@ async function countParquet(f: DatasetFile, ds: Dataset, window: number, table: 
   const columns = f.hasStep ? ['experts', 'step'] : ['experts'];
   for (let rowStart = 0; rowStart < f.rows; rowStart += PARQUET_ROWS) {
     const rowEnd = Math.min(f.rows, rowStart + PARQUET_ROWS);
-    const rows = (await parquetReadObjects({ file, metadata, columns, rowStart, rowEnd })) as { experts: number[]; step?: number | null }[];
+    const rows = (await parquetReadObjects({ file, metadata, columns, rowStart, rowEnd })) as {
+      experts: number[];
+      step?: number | null;
+    }[];
     // Never loop on a promise the data does not keep: rows missing where the footer put them are corruption.
-    if (rows.length !== rowEnd - rowStart) throw new UserError(`rows ${rowStart}…${rowEnd - 1} hold ${rows.length} rows: the file is corrupt`);
+    if (rows.length !== rowEnd - rowStart)
+      throw new UserError(`rows ${rowStart}…${rowEnd - 1} hold ${rows.length} rows: the file is corrupt`);
     for (const r of rows) {
       const ids = r.experts;
-      if (!Array.isArray(ids) || ids.length !== LK) throw new UserError(`a row's experts list has ${Array.isArray(ids) ? ids.length : 'no'} ids, expected ${LK}`);
+      if (!Array.isArray(ids) || ids.length !== LK)
+        throw new UserError(`a row's experts list has ${Array.isArray(ids) ? ids.length : 'no'} ids, expected ${LK}`);
       const s = r.step ?? 0;
       const m = table.window(Math.floor(Number(s) / window) * window);
       for (let i = 0; i < LK; i++) {
         const e = ids[i]!;
-        if (!(e >= 0 && e < E)) throw new UserError(`expert id ${e} out of range: the schema has ${E} experts per layer`);
+        if (!(e >= 0 && e < E))
+          throw new UserError(`expert id ${e} out of range: the schema has ${E} experts per layer`);
         m[Math.floor(i / K) * E + e]!++;
       }
     }

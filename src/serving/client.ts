@@ -15,7 +15,7 @@ import { RoutingBatchBuilder, type Scoring } from '../core/batch.js';
 import { UserError, describeError } from '../core/errors.js';
 import { sanitizeLine } from '../core/sanitize.js';
 import type { RoutingStream, StreamEnd, StreamItem } from '../core/routing-stream.js';
-import { parseResponse, type ServedRequest, type ServerApi } from './responses.js';
+import { parseResponse, type ServerApi } from './responses.js';
 import { requestTokens, servedMeta, servedSchema, type ServedSchema } from './tokens.js';
 
 export interface ServerPrompt {
@@ -64,7 +64,8 @@ export function normalizeUrl(url: string): URL {
   } catch {
     throw new UserError(`--server ${printable(url)} is not a URL (e.g. http://127.0.0.1:30000)`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UserError(`--server ${printable(url)}: only http and https servers`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new UserError(`--server ${printable(url)}: only http and https servers`);
   if (!u.pathname.endsWith('/')) u.pathname += '/';
   return u;
 }
@@ -74,7 +75,10 @@ const MAX_ANSWER_BYTES = 256 << 20;
 
 async function request(url: URL, body: unknown | undefined, timeoutMs: number, signal?: AbortSignal): Promise<string> {
   const ctrl = new AbortController();
-  const timer = setTimeout(() => ctrl.abort(new Error(`no answer within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+  const timer = setTimeout(
+    () => ctrl.abort(new Error(`no answer within ${Math.round(timeoutMs / 1000)} s`)),
+    timeoutMs,
+  );
   const onAbort = () => ctrl.abort(signal!.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
   const where = printable(url.href);
@@ -96,15 +100,20 @@ async function request(url: URL, body: unknown | undefined, timeoutMs: number, s
       throw failed(e);
     }
     const declared = Number(res.headers.get('content-length') ?? NaN);
-    if (declared > MAX_ANSWER_BYTES) throw new UserError(`${where}: an answer of ${declared} bytes is beyond what moescope reads`);
+    if (declared > MAX_ANSWER_BYTES)
+      throw new UserError(`${where}: an answer of ${declared} bytes is beyond what moescope reads`);
     let text: string;
     try {
       text = await res.text();
     } catch (e) {
       throw failed(e);
     }
-    if (text.length > MAX_ANSWER_BYTES) throw new UserError(`${where}: an answer of ${text.length} characters is beyond what moescope reads`);
-    if (!res.ok) throw new UserError(`${where}: HTTP ${res.status}${text ? `: ${printable(text.split('\n')[0]!.slice(0, 200))}` : ''}`);
+    if (text.length > MAX_ANSWER_BYTES)
+      throw new UserError(`${where}: an answer of ${text.length} characters is beyond what moescope reads`);
+    if (!res.ok)
+      throw new UserError(
+        `${where}: HTTP ${res.status}${text ? `: ${printable(text.split('\n')[0]!.slice(0, 200))}` : ''}`,
+      );
     return text;
   } finally {
     clearTimeout(timer);
@@ -118,7 +127,12 @@ export function requestText(url: URL, timeoutMs: number, signal?: AbortSignal): 
 }
 
 /** HTTP GET or POST of JSON, with a timeout; a UserError naming the URL for anything but a 2xx JSON answer. */
-async function requestJson(url: URL, body: unknown | undefined, timeoutMs: number, signal?: AbortSignal): Promise<unknown> {
+async function requestJson(
+  url: URL,
+  body: unknown | undefined,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<unknown> {
   const text = await request(url, body, timeoutMs, signal);
   try {
     return JSON.parse(text);
@@ -160,21 +174,35 @@ async function detectServer(
   if (o.api !== 'vllm') {
     const r = await info('get_model_info');
     if (!(r instanceof Error) && r && typeof r === 'object' && 'model_path' in r)
-      return { api: 'sglang', model: o.model ?? (typeof r.model_path === 'string' ? r.model_path : null), ...shapeFromInfo(r as Record<string, unknown>) };
-    if (o.api === 'sglang') throw r instanceof Error ? r : new UserError(`${printable(base.href)}get_model_info: not an SGLang server`);
+      return {
+        api: 'sglang',
+        model: o.model ?? (typeof r.model_path === 'string' ? r.model_path : null),
+        ...shapeFromInfo(r as Record<string, unknown>),
+      };
+    if (o.api === 'sglang')
+      throw r instanceof Error ? r : new UserError(`${printable(base.href)}get_model_info: not an SGLang server`);
   }
   const r = await info('v1/models');
   if (r instanceof Error) {
     if (o.api === 'vllm') throw r;
-    throw new UserError(`${printable(base.href)}: neither an SGLang (GET /get_model_info) nor a vLLM (GET /v1/models) server answered (${r.message})`);
+    throw new UserError(
+      `${printable(base.href)}: neither an SGLang (GET /get_model_info) nor a vLLM (GET /v1/models) server answered (${r.message})`,
+    );
   }
-  const data = r && typeof r === 'object' && Array.isArray((r as { data?: unknown }).data) ? ((r as { data: { id?: unknown }[] }).data) : [];
+  const data =
+    r && typeof r === 'object' && Array.isArray((r as { data?: unknown }).data)
+      ? (r as { data: { id?: unknown }[] }).data
+      : [];
   const ids = data.map((d) => d?.id).filter((x): x is string => typeof x === 'string');
   if (o.model !== undefined) {
-    if (ids.length && !ids.includes(o.model)) throw new UserError(`the server serves ${ids.map(printable).join(', ')}, not --model ${printable(o.model)}`);
+    if (ids.length && !ids.includes(o.model))
+      throw new UserError(`the server serves ${ids.map(printable).join(', ')}, not --model ${printable(o.model)}`);
     return { api: 'vllm', model: o.model };
   }
-  if (ids.length !== 1) throw new UserError(`the server serves ${ids.length ? ids.map(printable).join(', ') : 'no model it names'}: give --model NAME`);
+  if (ids.length !== 1)
+    throw new UserError(
+      `the server serves ${ids.length ? ids.map(printable).join(', ') : 'no model it names'}: give --model NAME`,
+    );
   return { api: 'vllm', model: ids[0]! };
 }
 
@@ -188,7 +216,15 @@ function requestBody(api: ServerApi, model: string | null, p: ServerPrompt, o: S
       logprob_start_len: 0,
       return_text_in_logprobs: true,
     };
-  return { model, prompt: p.text, max_tokens: o.maxTokens, temperature: o.temperature, return_token_ids: true, logprobs: 0, prompt_logprobs: 0 };
+  return {
+    model,
+    prompt: p.text,
+    max_tokens: o.maxTokens,
+    temperature: o.temperature,
+    return_token_ids: true,
+    logprobs: 0,
+    prompt_logprobs: 0,
+  };
 }
 
 /** What a polled source says of itself before its data. */
@@ -236,7 +272,9 @@ export interface ServerStream extends RoutingStream {
  * before any screen is taken over — because the schema (layers, k, E) comes from that first response. Later
  * prompts are asked as the consumer pulls; close() aborts the request in flight.
  */
-export async function openServerStream(o: ServerRunOptions & { onServed?: (e: ServedEvent) => void }): Promise<ServerStream> {
+export async function openServerStream(
+  o: ServerRunOptions & { onServed?: (e: ServedEvent) => void },
+): Promise<ServerStream> {
   const timeout = o.timeoutMs ?? 300_000;
   const base = normalizeUrl(o.url);
   const info = await detectServer(base, o, Math.min(timeout, 30_000));
@@ -252,14 +290,26 @@ export async function openServerStream(o: ServerRunOptions & { onServed?: (e: Se
     const answer = await requestJson(new URL(path, base), requestBody(api, model, p, o), timeout, abort.signal);
     const ms = performance.now() - t0;
     const req = parseResponse(answer, { layers, topK }, `${printable(base.href)}${path} (prompt ${seq})`)[0]!;
-    if (req.api !== api) throw new UserError(`${printable(base.href)}${path}: the answer is a ${req.api} response, the server looked like ${api}`);
+    if (req.api !== api)
+      throw new UserError(
+        `${printable(base.href)}${path}: the answer is a ${req.api} response, the server looked like ${api}`,
+      );
     return { req, ms, tNs: BigInt(Date.now()) * 1_000_000n };
   };
   if (o.prompts.length === 0) throw new UserError('no prompts to send');
   const first = await ask(0);
   const s: ServedSchema = servedSchema([first.req], { experts: o.experts, scoring: o.scoring });
-  if (o.experts === undefined) s.notes.push('later requests must stay below that; give --experts when the model has more');
-  const head = { api, label: `${api} server ${printable(base.href)}`, schema: s.schema, meta: servedMeta(api, model, 'server'), kind: 'tokens' as const, tokens: null, notes: s.notes };
+  if (o.experts === undefined)
+    s.notes.push('later requests must stay below that; give --experts when the model has more');
+  const head = {
+    api,
+    label: `${api} server ${printable(base.href)}`,
+    schema: s.schema,
+    meta: servedMeta(api, model, 'server'),
+    kind: 'tokens' as const,
+    tokens: null,
+    notes: s.notes,
+  };
   return polledStream(head, abort, async function* (closed) {
     let next = 0;
     for (let seq = 0; seq < o.prompts.length && !closed(); seq++) {

@@ -9,7 +9,13 @@ import { resolveOutput } from '../core/output.js';
 import { UserError, describeError } from '../core/errors.js';
 import { openInput, parseLine, readLines } from '../trace/import/lines.js';
 import type { RoutingStream } from '../core/routing-stream.js';
-import { TokenItems, importStream, writeImport, type ImportEvent, type ImportResult } from '../trace/import/import-stream.js';
+import {
+  TokenItems,
+  importStream,
+  writeImport,
+  type ImportEvent,
+  type ImportResult,
+} from '../trace/import/import-stream.js';
 import { parseResponse, type ServedRequest } from './responses.js';
 import { requestTokens, servedMeta, servedSchema } from './tokens.js';
 
@@ -61,13 +67,21 @@ export function routedExpertsStream(files: string[], o: RoutedExpertsOptions): R
 }
 
 /** Imports saved responses into the trace `output`, written only if the whole import succeeds. */
-export async function importRoutedExperts(files: string[], output: string, o: RoutedExpertsOptions): Promise<ImportResult> {
+export async function importRoutedExperts(
+  files: string[],
+  output: string,
+  o: RoutedExpertsOptions,
+): Promise<ImportResult> {
   if (files.length === 0) throw new UserError('no input files');
   resolveOutput(output, files, '--output'); // never an input (same inode through any path), never a folder
   return writeImport(routedExpertsStream(files, o), output, files);
 }
 
-function* routedExpertsEvents(files: string[], o: RoutedExpertsOptions, notes: string[]): Generator<ImportEvent, void, undefined> {
+function* routedExpertsEvents(
+  files: string[],
+  o: RoutedExpertsOptions,
+  notes: string[],
+): Generator<ImportEvent, void, undefined> {
   const reqs: ServedRequest[] = [];
   for (const file of files)
     for (const r of responses(file)) {
@@ -84,7 +98,10 @@ function* routedExpertsEvents(files: string[], o: RoutedExpertsOptions, notes: s
   yield { kind: 'open', schema: s.schema, meta: servedMeta([...apis].join('+'), null, 'import:routed-experts') };
   notes.push(...s.notes);
   const missing = reqs.filter((r) => r.ids === null).length;
-  if (missing) notes.push(`${missing} of ${reqs.length} requests carry no token ids (ask with return_logprob / return_token_ids for the Tokens pane)`);
+  if (missing)
+    notes.push(
+      `${missing} of ${reqs.length} requests carry no token ids (ask with return_logprob / return_token_ids for the Tokens pane)`,
+    );
   const tokens = new TokenItems(s.schema);
   for (const [seq, r] of reqs.entries())
     for (const t of requestTokens(r, seq, s, 0n)) {

@@ -35,14 +35,23 @@ export function parseMetricsPage(text: string, where: string): Sample[] {
   try {
     families = parsePrometheus(lines.join('\n') + '\n') as typeof families;
   } catch (e) {
-    throw new UserError(`${where}: not a Prometheus text page (${e instanceof Error ? e.message.split('\n')[0] : String(e)})`);
+    throw new UserError(
+      `${where}: not a Prometheus text page (${e instanceof Error ? e.message.split('\n')[0] : String(e)})`,
+    );
   }
   const out: Sample[] = [];
   for (const f of families)
     for (const m of f.metrics) {
       const v = (m.value ?? '').trim();
-      if (!NUMBER.test(v)) throw new UserError(`${where}: sample ${JSON.stringify(f.name).slice(0, 80)} has value ${JSON.stringify(v).slice(0, 40)}, not a number`);
-      out.push({ name: f.name, labels: m.labels ?? {}, value: Number(v.replace(/^([+-]?)inf$/i, '$1Infinity').replace(/^nan$/i, 'NaN')) });
+      if (!NUMBER.test(v))
+        throw new UserError(
+          `${where}: sample ${JSON.stringify(f.name).slice(0, 80)} has value ${JSON.stringify(v).slice(0, 40)}, not a number`,
+        );
+      out.push({
+        name: f.name,
+        labels: m.labels ?? {},
+        value: Number(v.replace(/^([+-]?)inf$/i, '$1Infinity').replace(/^nan$/i, 'NaN')),
+      });
     }
   return out;
 }
@@ -77,10 +86,14 @@ export function decodeEplb(samples: Sample[], tNs: bigint, where: string): EplbS
     if (s.name === `${GPU}_bucket`) {
       const layer = Number(s.labels.layer);
       if (!Number.isSafeInteger(layer) || layer < 0 || String(layer) !== s.labels.layer)
-        throw new UserError(`${where}: ${GPU} has layer label ${JSON.stringify(s.labels.layer ?? null).slice(0, 40)}, not a layer index`);
+        throw new UserError(
+          `${where}: ${GPU} has layer label ${JSON.stringify(s.labels.layer ?? null).slice(0, 40)}, not a layer index`,
+        );
       const le = s.labels.le === '+Inf' ? Infinity : Number(s.labels.le);
-      if (Number.isNaN(le)) throw new UserError(`${where}: ${GPU} has bucket le=${JSON.stringify(s.labels.le ?? null).slice(0, 40)}`);
-      if (!Number.isFinite(s.value) || s.value < 0) throw new UserError(`${where}: ${GPU} layer ${layer} le=${s.labels.le} holds ${s.value}, not a count`);
+      if (Number.isNaN(le))
+        throw new UserError(`${where}: ${GPU} has bucket le=${JSON.stringify(s.labels.le ?? null).slice(0, 40)}`);
+      if (!Number.isFinite(s.value) || s.value < 0)
+        throw new UserError(`${where}: ${GPU} layer ${layer} le=${s.labels.le} holds ${s.value}, not a count`);
       let m = byLayer.get(layer);
       if (!m) byLayer.set(layer, (m = new Map()));
       m.set(le, (m.get(le) ?? 0) + s.value); // several processes' series of one layer add up
@@ -100,9 +113,12 @@ export function decodeEplb(samples: Sample[], tNs: bigint, where: string): EplbS
     const les = [...byLayer.get(layers[0]!)!.keys()].filter(Number.isFinite).sort((a, b) => a - b);
     ranks = les.length;
     if (ranks === 0 || ranks > 65536 || les.some((le, r) => le !== r))
-      throw new UserError(`${where}: ${GPU} buckets are le=${les.slice(0, 8).join(',')}${les.length > 8 ? ',…' : ''}, expected GPU ranks 0,1,…`);
+      throw new UserError(
+        `${where}: ${GPU} buckets are le=${les.slice(0, 8).join(',')}${les.length > 8 ? ',…' : ''}, expected GPU ranks 0,1,…`,
+      );
   }
-  if (layers.length * ranks > 1 << 24) throw new UserError(`${where}: ${layers.length} layers × ${ranks} GPUs is beyond what moescope reads`);
+  if (layers.length * ranks > 1 << 24)
+    throw new UserError(`${where}: ${layers.length} layers × ${ranks} GPUs is beyond what moescope reads`);
   const totals = new Float64Array(layers.length * ranks);
   layers.forEach((layer, l) => {
     const m = byLayer.get(layer)!;
@@ -110,14 +126,17 @@ export function decodeEplb(samples: Sample[], tNs: bigint, where: string): EplbS
     for (let r = 0; r < ranks; r++) {
       const cum = m.get(r);
       if (cum === undefined) throw new UserError(`${where}: ${GPU} layer ${layer} lacks the bucket of GPU ${r}`);
-      if (cum < prev) throw new UserError(`${where}: ${GPU} layer ${layer} buckets are not cumulative (le=${r} < le=${r - 1})`);
+      if (cum < prev)
+        throw new UserError(`${where}: ${GPU} layer ${layer} buckets are not cumulative (le=${r} < le=${r - 1})`);
       totals[l * ranks + r] = cum - prev;
       prev = cum;
     }
-    if (m.size !== ranks + (m.has(Infinity) ? 1 : 0)) throw new UserError(`${where}: ${GPU} layer ${layer} has ${m.size} buckets, the first layer ${ranks}`);
+    if (m.size !== ranks + (m.has(Infinity) ? 1 : 0))
+      throw new UserError(`${where}: ${GPU} layer ${layer} has ${m.size} buckets, the first layer ${ranks}`);
   });
   const vllm: Record<string, number> = {};
-  for (const [k, { s, n }] of vllmSum) vllm[k] = k.endsWith('_total') || k.endsWith('_count') || k.endsWith('_sum') ? s : s / n;
+  for (const [k, { s, n }] of vllmSum)
+    vllm[k] = k.endsWith('_total') || k.endsWith('_count') || k.endsWith('_sum') ? s : s / n;
   const balancedness = balSum !== null && balCount !== null ? { sum: balSum, count: balCount } : null;
   const created = Float64Array.from(layers, (l) => createdOf.get(String(l)) ?? NaN);
   return { tNs, layers, ranks, totals, created, balancedness, vllm };
@@ -157,8 +176,14 @@ export class EplbIntervals {
       this.ranks = s.ranks;
       return null;
     }
-    if (s.ranks !== this.ranks || s.layers.length !== this.layers.length || s.layers.some((l, i) => l !== this.layers[i]))
-      throw new UserError(`${where}: the page now has ${s.layers.length} layers × ${s.ranks} GPUs, it had ${this.layers.length} × ${this.ranks} (a different deployment?)`);
+    if (
+      s.ranks !== this.ranks ||
+      s.layers.length !== this.layers.length ||
+      s.layers.some((l, i) => l !== this.layers[i])
+    )
+      throw new UserError(
+        `${where}: the page now has ${s.layers.length} layers × ${s.ranks} GPUs, it had ${this.layers.length} × ${this.ranks} (a different deployment?)`,
+      );
     const R = this.ranks;
     const counts = new Float64Array(s.totals.length);
     const resets: number[] = [];
@@ -166,7 +191,8 @@ export class EplbIntervals {
       let reset = s.created[l] !== p.created[l] && !Number.isNaN(s.created[l]!) && !Number.isNaN(p.created[l]!);
       for (let r = 0; r < R; r++) if (s.totals[l * R + r]! < p.totals[l * R + r]!) reset = true;
       if (reset) resets.push(layer);
-      for (let r = 0; r < R; r++) counts[l * R + r] = reset ? s.totals[l * R + r]! : s.totals[l * R + r]! - p.totals[l * R + r]!;
+      for (let r = 0; r < R; r++)
+        counts[l * R + r] = reset ? s.totals[l * R + r]! : s.totals[l * R + r]! - p.totals[l * R + r]!;
     });
     let balancednessMean: number | null = null;
     if (s.balancedness && p.balancedness) {

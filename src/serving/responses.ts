@@ -75,18 +75,24 @@ function responseApi(o: unknown): ServerApi | null {
 function align(r: Omit<ServedRequest, 'start'>, what: string): ServedRequest {
   let start = 0;
   // vLLM's generate endpoint returns the completion's ids only: with no start offset, rows = P + C − 1 gives P.
-  if (r.promptLen === null && r.outputLen !== null && r.routing.rows + 1 >= r.outputLen) r = { ...r, promptLen: r.routing.rows + 1 - r.outputLen };
+  if (r.promptLen === null && r.outputLen !== null && r.routing.rows + 1 >= r.outputLen)
+    r = { ...r, promptLen: r.routing.rows + 1 - r.outputLen };
   if (r.promptLen !== null && r.outputLen !== null) {
     const span = Math.max(r.promptLen + r.outputLen - 1, 0);
     if (r.routing.rows > span)
-      throw new UserError(`${what}: ${r.routing.rows} routed tokens, more than the ${r.promptLen} prompt + ${r.outputLen} generated − 1 the response counts`);
+      throw new UserError(
+        `${what}: ${r.routing.rows} routed tokens, more than the ${r.promptLen} prompt + ${r.outputLen} generated − 1 the response counts`,
+      );
     start = span - r.routing.rows;
   }
   return { ...r, start };
 }
 
 function sglangRequest(o: Obj, meta: Obj, payload: unknown, opts: ResponseOptions, what: string): ServedRequest {
-  if (typeof payload !== 'string') throw new UserError(`${what}: routed_experts must be a base64 string, got ${payload === null ? 'null' : typeof payload}`);
+  if (typeof payload !== 'string')
+    throw new UserError(
+      `${what}: routed_experts must be a base64 string, got ${payload === null ? 'null' : typeof payload}`,
+    );
   const input = logprobTokens(meta.input_token_logprobs);
   const output = logprobTokens(meta.output_token_logprobs);
   const outIds = intList(o.output_ids) ?? output?.ids ?? null;
@@ -101,11 +107,20 @@ function sglangRequest(o: Obj, meta: Obj, payload: unknown, opts: ResponseOption
       : promptLen !== null && outputLen !== null
         ? Math.max(promptLen + outputLen - 1 - startLen, 0)
         : undefined;
-  const routing = decodeSglangRouted(payload, meta.routed_experts_dtype, { rows, layers: opts.layers, topK: opts.topK }, what);
+  const routing = decodeSglangRouted(
+    payload,
+    meta.routed_experts_dtype,
+    { rows, layers: opts.layers, topK: opts.topK },
+    what,
+  );
   const promptKnown = input !== null && promptLen !== null && input.ids.length === promptLen;
   const ids = promptKnown && outIds ? [...input.ids, ...outIds] : null;
-  const texts = promptKnown && output && ids && output.ids.length === outIds!.length ? [...input.texts, ...output.texts] : null;
-  return align({ api: 'sglang', routing, promptLen, outputLen, ids, texts, text: typeof o.text === 'string' ? o.text : null }, what);
+  const texts =
+    promptKnown && output && ids && output.ids.length === outIds!.length ? [...input.texts, ...output.texts] : null;
+  return align(
+    { api: 'sglang', routing, promptLen, outputLen, ids, texts, text: typeof o.text === 'string' ? o.text : null },
+    what,
+  );
 }
 
 /** vLLM prompt_logprobs: [null, {"<id>": {decoded_token}}, …] → the prompt token texts. */
@@ -121,8 +136,10 @@ function promptTexts(v: unknown, ids: number[]): (string | null)[] | null {
 /** Completion token texts: completions API logprobs.tokens, chat API logprobs.content[].token. */
 function outputTexts(lp: unknown, n: number): (string | null)[] | null {
   if (!isObj(lp)) return null;
-  if (Array.isArray(lp.tokens) && lp.tokens.length === n) return lp.tokens.map((t) => (typeof t === 'string' ? t : null));
-  if (Array.isArray(lp.content) && lp.content.length === n) return lp.content.map((c) => (isObj(c) && typeof c.token === 'string' ? c.token : null));
+  if (Array.isArray(lp.tokens) && lp.tokens.length === n)
+    return lp.tokens.map((t) => (typeof t === 'string' ? t : null));
+  if (Array.isArray(lp.content) && lp.content.length === n)
+    return lp.content.map((c) => (isObj(c) && typeof c.token === 'string' ? c.token : null));
   return null;
 }
 
@@ -138,8 +155,10 @@ function vllmRequests(o: Obj, what: string): ServedRequest[] {
         throw new UserError(`${at}: no routed_experts (start vLLM with --enable-return-routed-experts)`);
     }
     const parts: RoutedExperts[] = [];
-    if (o.prompt_routed_experts !== undefined && o.prompt_routed_experts !== null) parts.push(decodeVllmRouted(o.prompt_routed_experts, `${what} prompt_routed_experts`));
-    if (c.routed_experts !== undefined && c.routed_experts !== null) parts.push(decodeVllmRouted(c.routed_experts, `${at} routed_experts`));
+    if (o.prompt_routed_experts !== undefined && o.prompt_routed_experts !== null)
+      parts.push(decodeVllmRouted(o.prompt_routed_experts, `${what} prompt_routed_experts`));
+    if (c.routed_experts !== undefined && c.routed_experts !== null)
+      parts.push(decodeVllmRouted(c.routed_experts, `${at} routed_experts`));
     const routing = concatRouted(parts, at);
     const promptIds = intList(c.prompt_token_ids) ?? intList(o.prompt_token_ids);
     const outIds = intList(c.token_ids);
@@ -148,7 +167,8 @@ function vllmRequests(o: Obj, what: string): ServedRequest[] {
     const ids = promptIds && outIds ? [...promptIds, ...outIds] : null;
     const pt = promptIds ? promptTexts(c.prompt_logprobs ?? o.prompt_logprobs, promptIds) : null;
     const ot = outIds ? outputTexts(c.logprobs, outIds.length) : null;
-    const texts = ids && (pt || ot) ? [...(pt ?? promptIds!.map(() => null)), ...(ot ?? outIds!.map(() => null))] : null;
+    const texts =
+      ids && (pt || ot) ? [...(pt ?? promptIds!.map(() => null)), ...(ot ?? outIds!.map(() => null))] : null;
     const msg = isObj(c.message) ? c.message.content : undefined;
     const text = typeof c.text === 'string' ? c.text : typeof msg === 'string' ? msg : null;
     out.push(align({ api: 'vllm', routing, promptLen, outputLen, ids, texts, text }, at));
@@ -160,13 +180,18 @@ function vllmRequests(o: Obj, what: string): ServedRequest[] {
 export function parseResponse(o: unknown, opts: ResponseOptions, what: string): ServedRequest[] {
   const api = responseApi(o);
   if (api === null) {
-    if (isObj(o) && isObj(o.meta_info)) throw new UserError(`${what}: an SGLang response without meta_info.routed_experts (start the server with --enable-return-routed-experts and ask with return_routed_experts)`);
+    if (isObj(o) && isObj(o.meta_info))
+      throw new UserError(
+        `${what}: an SGLang response without meta_info.routed_experts (start the server with --enable-return-routed-experts and ask with return_routed_experts)`,
+      );
     throw new UserError(`${what}: not an SGLang or vLLM response with routed experts`);
   }
   const r = o as Obj;
   if (api === 'vllm') return vllmRequests(r, what);
-  if (isObj(r.meta_info) && 'routed_experts' in r.meta_info) return [sglangRequest(r, r.meta_info, r.meta_info.routed_experts, opts, what)];
-  if (isObj(r.sglext)) return [sglangRequest(r, { ...(isObj(r.usage) ? r.usage : {}), ...r.sglext }, r.sglext.routed_experts, opts, what)];
+  if (isObj(r.meta_info) && 'routed_experts' in r.meta_info)
+    return [sglangRequest(r, r.meta_info, r.meta_info.routed_experts, opts, what)];
+  if (isObj(r.sglext))
+    return [sglangRequest(r, { ...(isObj(r.usage) ? r.usage : {}), ...r.sglext }, r.sglext.routed_experts, opts, what)];
   return (r.choices as unknown[]).map((c, i) => {
     const meta = (c as Obj).meta_info as Obj;
     return sglangRequest(c as Obj, meta, meta.routed_experts, opts, `${what} choice ${i}`);
@@ -188,10 +213,11 @@ export function routedLayers(r: RoutedExperts): boolean[] {
     }
     for (let t = 0; t < rows && !out[l]; t++) {
       const o = (t * L + l) * K;
-      for (let k = 0; k < K; k++) if (ids[o + k]! > 0) {
-        out[l] = true;
-        break;
-      }
+      for (let k = 0; k < K; k++)
+        if (ids[o + k]! > 0) {
+          out[l] = true;
+          break;
+        }
     }
   }
   return out;

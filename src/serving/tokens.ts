@@ -32,14 +32,19 @@ export function servedSchema(reqs: ServedRequest[], o: SchemaOptions): ServedSch
   for (const r of reqs) {
     if (r.routing.rows === 0) continue;
     if (r.routing.layers !== L || r.routing.topK !== K)
-      throw new UserError(`responses differ in shape: ${L} layers × top-${K} and ${r.routing.layers} × top-${r.routing.topK}`);
+      throw new UserError(
+        `responses differ in shape: ${L} layers × top-${K} and ${r.routing.layers} × top-${r.routing.topK}`,
+      );
     routedLayers(r.routing).forEach((x, l) => (routed[l] ||= x));
     for (const id of r.routing.ids) if (id > maxId) maxId = id;
   }
   const keep = routed.flatMap((x, l) => (x ? [l] : []));
   if (keep.length === 0) throw new UserError('the responses hold no routed layer (every selection is empty)');
   const notes: string[] = [];
-  if (keep.length < L) notes.push(`${L - keep.length} of ${L} layers hold no routing (dense layers) and are left out: ${routed.flatMap((x, l) => (x ? [] : [l])).join(',')}`);
+  if (keep.length < L)
+    notes.push(
+      `${L - keep.length} of ${L} layers hold no routing (dense layers) and are left out: ${routed.flatMap((x, l) => (x ? [] : [l])).join(',')}`,
+    );
   let E = o.experts;
   if (E === undefined) {
     E = maxId + 1;
@@ -48,7 +53,12 @@ export function servedSchema(reqs: ServedRequest[], o: SchemaOptions): ServedSch
   if (E > 65536) throw new UserError(`expert id ${maxId} is beyond the 65,536 experts a trace holds`);
   if (K > E) throw new UserError(`top-${K} exceeds the ${E} experts`);
   notes.push('servers return expert ids only: every weight is 1/K');
-  return { schema: { layers: keep, experts: E, topK: K, scoring: o.scoring, hasLogits: false }, keep, payloadLayers: L, notes };
+  return {
+    schema: { layers: keep, experts: E, topK: K, scoring: o.scoring, hasLogits: false },
+    keep,
+    payloadLayers: L,
+    notes,
+  };
 }
 
 /** Each routed row of a request as a token of `s`'s schema. */
@@ -56,7 +66,9 @@ export function* requestTokens(req: ServedRequest, seq: number, s: ServedSchema,
   const { rows, layers: L, topK: K, ids } = req.routing;
   if (rows === 0) return;
   if (L !== s.payloadLayers || K !== s.schema.topK)
-    throw new UserError(`request ${seq}: ${L} layers × top-${K}, the earlier responses had ${s.payloadLayers} × top-${s.schema.topK}`);
+    throw new UserError(
+      `request ${seq}: ${L} layers × top-${K}, the earlier responses had ${s.payloadLayers} × top-${s.schema.topK}`,
+    );
   const E = s.schema.experts;
   const w = new Array<number>(s.keep.length * K).fill(1 / K);
   for (let i = 0; i < rows; i++) {
@@ -66,7 +78,9 @@ export function* requestTokens(req: ServedRequest, seq: number, s: ServedSchema,
       for (let k = 0; k < K; k++) {
         const id = ids[(i * L + l) * K + k]!;
         if (id < 0 || id >= E)
-          throw new UserError(`request ${seq} token ${pos} layer ${l}: expert id ${id} is outside 0…${E - 1}${id >= E ? ' (give --experts)' : ''}`);
+          throw new UserError(
+            `request ${seq} token ${pos} layer ${l}: expert id ${id} is outside 0…${E - 1}${id >= E ? ' (give --experts)' : ''}`,
+          );
         experts[j * K + k] = id;
       }
     });

@@ -53,7 +53,14 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 /** One row of load counts: an interval's counts per layer × GPU. */
 function intervalBatch(i: EplbInterval, ranks: number): CountBatch {
-  return { length: 1, step: Float64Array.of(i.step), tNs: BigInt64Array.of(i.tNs), axis: 'device', bins: ranks, counts: i.counts };
+  return {
+    length: 1,
+    step: Float64Array.of(i.step),
+    tNs: BigInt64Array.of(i.tNs),
+    axis: 'device',
+    bins: ranks,
+    counts: i.counts,
+  };
 }
 
 /**
@@ -79,13 +86,22 @@ export async function openWatchStream(o: WatchOptions): Promise<WatchStream> {
         `${where}: no sglang:eplb_gpu_physical_count in ${tries} scrapes — start SGLang with --enable-metrics and ` +
           `SGLANG_EPLB_HEATMAP_COLLECTION_INTERVAL=N (N > 0), and send it traffic${Object.keys(first.vllm).length ? '; vLLM publishes no per-GPU counts' : ''}`,
       );
-    if (tries === 1) o.onWaiting?.(`${where} has no sglang:eplb_gpu_physical_count yet (SGLang fills it every SGLANG_EPLB_HEATMAP_COLLECTION_INTERVAL passes); waiting`);
+    if (tries === 1)
+      o.onWaiting?.(
+        `${where} has no sglang:eplb_gpu_physical_count yet (SGLang fills it every SGLANG_EPLB_HEATMAP_COLLECTION_INTERVAL passes); waiting`,
+      );
     await sleep(o.intervalMs, abort.signal);
     first = await scrape();
     tries++;
   }
   intervals.push(first, where);
-  const schema: RoutingSchema = { layers: first.layers, experts: first.ranks, topK: 1, scoring: 'softmax', hasLogits: false };
+  const schema: RoutingSchema = {
+    layers: first.layers,
+    experts: first.ranks,
+    topK: 1,
+    scoring: 'softmax',
+    hasLogits: false,
+  };
   const meta: StreamMeta = { model: null, routers: [], tokenizer: null, devices: [], source: 'watch:sglang' };
   const head = {
     metricsUrl: url.href,

@@ -118,7 +118,8 @@ export class RouterAgreement {
       overlap: n > 0 ? this.overlapSum[l]! / n : null,
       firstChoice: n > 0 ? this.firstSame[l]! / n : null,
     }));
-    const mean = (f: (x: LayerAgreement) => number | null) => (n > 0 ? layers.reduce((s, x) => s + f(x)!, 0) / layers.length : null);
+    const mean = (f: (x: LayerAgreement) => number | null) =>
+      n > 0 ? layers.reduce((s, x) => s + f(x)!, 0) / layers.length : null;
     return { tokens: n, layers, overlap: mean((x) => x.overlap), firstChoice: mean((x) => x.firstChoice) };
   }
 }

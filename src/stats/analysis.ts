@@ -111,12 +111,17 @@ export class TraceAnalysis {
       ...(options.topN !== undefined ? { topN: options.topN } : {}),
       ...(options.logits !== undefined ? { logits: options.logits } : {}),
     });
-    this.capacity = new CapacitySim(schema, { capacityFactor: options.capacityFactor, batchTokens: options.batchTokens });
+    this.capacity = new CapacitySim(schema, {
+      capacityFactor: options.capacityFactor,
+      batchTokens: options.batchTokens,
+    });
     this.coact = options.coactivationPairs > 0 && schema.topK > 1 ? new Coactivation(schema) : null;
     this.repeat = new RepeatRate(schema);
     this.domains = new DomainSpecialisation(schema);
     this.vocab = options.vocabLayer === null ? null : new VocabSpecialisation(schema, options.vocabLayer);
-    this.lossFree = schema.hasLogits ? new LossFreeBalancer(schema, { rate: options.biasRate, stepTokens: options.batchTokens }) : null;
+    this.lossFree = schema.hasLogits
+      ? new LossFreeBalancer(schema, { rate: options.biasRate, stepTokens: options.batchTokens })
+      : null;
   }
 
   add(b: RoutingBatch): CollapseWarning[] {
@@ -185,7 +190,10 @@ export class TraceAnalysis {
         randomTopTwoOverlap: rep.randomTopTwoOverlap,
       },
       coactivation: this.coact ? { randomRatio: randomCoactivation(this.schema.experts, this.schema.topK) } : null,
-      nonFinite: { logitRows: snap.global.nonFiniteLogitRows, weightRows: rep.layers.reduce((a, x) => a + x.nonFiniteWeightRows, 0) },
+      nonFinite: {
+        logitRows: snap.global.nonFiniteLogitRows,
+        weightRows: rep.layers.reduce((a, x) => a + x.nonFiniteWeightRows, 0),
+      },
       domains: this.domains.result(),
       vocabulary: this.vocab ? this.vocab.result() : null,
       lossFree: this.lossFree && this.lossFree.tokens > 0 ? this.lossFree.result() : null,

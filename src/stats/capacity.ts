@@ -156,7 +156,12 @@ export class CapacitySim {
       });
       layers.push({
         layer: this.schema.layers[l]!,
-        capacity: capacityFor(Math.min(this.options.batchTokens, Math.max(this.tokens, 1)), this.K, E, this.options.capacityFactor),
+        capacity: capacityFor(
+          Math.min(this.options.batchTokens, Math.max(this.tokens, 1)),
+          this.K,
+          E,
+          this.options.capacityFactor,
+        ),
         droppedShare: perLayerAssign > 0 ? d / perLayerAssign : 0,
         droppedPerExpert: Array.from(this.dropped.subarray(l * E, (l + 1) * E)),
         probs: policy(0),

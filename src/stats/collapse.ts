@@ -96,7 +96,8 @@ export class CollapseDetector {
       if (typeof v === 'number' && !(Number.isFinite(v) && v >= 0))
         throw new UserError(`collapse rule ${k} must be a non-negative number, got ${v}`);
     }
-    if (!Number.isInteger(rules.stride) || rules.stride < 1) throw new UserError(`collapse stride must be a positive integer, got ${rules.stride}`);
+    if (!Number.isInteger(rules.stride) || rules.stride < 1)
+      throw new UserError(`collapse stride must be a positive integer, got ${rules.stride}`);
     this.rules = rules;
     this.layerIds = layerIds;
     this.experts = experts;
@@ -139,7 +140,8 @@ export class CollapseDetector {
         for (let e = 0, i = base; e < E; e++, i++) {
           const c = counts[i]!;
           const f = flags[i]!;
-          if (dead && (c === 0 || (f & DEAD_ACTIVE) !== 0)) this.check(fired, w, 'dead-expert', l, e, c === 0, c / mean >= h, c, 0);
+          if (dead && (c === 0 || (f & DEAD_ACTIVE) !== 0))
+            this.check(fired, w, 'dead-expert', l, e, c === 0, c / mean >= h, c, 0);
           if (hotShare !== null) {
             const share = c / total;
             if (share > hotShare || (f & HOT_ACTIVE) !== 0)
@@ -149,7 +151,17 @@ export class CollapseDetector {
       }
       if (r.minEntropy !== null) {
         const ent = w.entropy(l);
-        this.check(fired, w, 'low-entropy', l, null, ent < r.minEntropy, ent > r.minEntropy + h * (1 - r.minEntropy), ent, r.minEntropy);
+        this.check(
+          fired,
+          w,
+          'low-entropy',
+          l,
+          null,
+          ent < r.minEntropy,
+          ent > r.minEntropy + h * (1 - r.minEntropy),
+          ent,
+          r.minEntropy,
+        );
       }
       if (r.maxVio !== null) {
         const mv = loadMaxVio(w.counts, base, E);
@@ -209,7 +221,13 @@ export class CollapseDetector {
   }
 }
 
-function describeWarning(rule: CollapseRuleName, layer: number, expert: number | null, value: number, threshold: number): string {
+function describeWarning(
+  rule: CollapseRuleName,
+  layer: number,
+  expert: number | null,
+  value: number,
+  threshold: number,
+): string {
   const where = expert === null ? `layer ${layer}` : `layer ${layer} expert ${expert}`;
   switch (rule) {
     case 'dead-expert':

@@ -122,9 +122,13 @@ export class CountAnalysis {
     this.W = this.L * info.bins;
     this.total = opts.totalSteps;
     if (info.axis === 'expert') {
-      this.stats = new RoutingStats({ ...schema, hasLogits: false }, { window: 0, collapse: false, ...(opts.topN !== undefined ? { topN: opts.topN } : {}) });
+      this.stats = new RoutingStats(
+        { ...schema, hasLogits: false },
+        { window: 0, collapse: false, ...(opts.topN !== undefined ? { topN: opts.topN } : {}) },
+      );
       if (opts.devices !== undefined) {
-        if (opts.devices > schema.experts) throw new UserError(`--devices ${opts.devices} is more than the ${schema.experts} experts per layer`);
+        if (opts.devices > schema.experts)
+          throw new UserError(`--devices ${opts.devices} is more than the ${schema.experts} experts per layer`);
         this.placement = contiguousPlacement(schema.experts, opts.devices);
         this.placementFrom = 'contiguous';
       } else if (info.placement) {
@@ -136,7 +140,8 @@ export class CountAnalysis {
       }
       this.deviceSum = null;
     } else {
-      if (opts.devices !== undefined) throw new UserError('--devices applies to per-expert counts; this trace counts per device already');
+      if (opts.devices !== undefined)
+        throw new UserError('--devices applies to per-expert counts; this trace counts per device already');
       this.stats = null;
       this.placement = null;
       this.placementFrom = 'counts';
@@ -163,7 +168,8 @@ export class CountAnalysis {
       if (this.quarter > 0 && idx >= this.total - this.quarter) for (let j = 0; j < W; j++) this.last[j]! += row[j]!;
       const perLayer = Array.from({ length: this.L }, (_, l) => row.subarray(l * bins, (l + 1) * bins));
       if (this.deviceSum) this.stepBal.push(balancednessOfDeviceLoads(perLayer).sglang);
-      else if (this.placement) this.stepBal.push(balancednessOfDeviceLoads(deviceLoads(perLayer, this.placement)).sglang);
+      else if (this.placement)
+        this.stepBal.push(balancednessOfDeviceLoads(deviceLoads(perLayer, this.placement)).sglang);
     }
     this.rows += b.length;
   }
@@ -176,7 +182,11 @@ export class CountAnalysis {
     let global: CountStatsJson['global'] = null;
     let devices: CountDevicesJson | null = null;
     const perStep = this.stepBal.length
-      ? { mean: this.stepBal.reduce((a, x) => a + x, 0) / this.stepBal.length, min: Math.min(...this.stepBal), last: this.stepBal[this.stepBal.length - 1]! }
+      ? {
+          mean: this.stepBal.reduce((a, x) => a + x, 0) / this.stepBal.length,
+          min: Math.min(...this.stepBal),
+          last: this.stepBal[this.stepBal.length - 1]!,
+        }
       : null;
     if (this.stats) {
       const snap = this.stats.snapshot('run');
@@ -209,7 +219,17 @@ export class CountAnalysis {
     } else {
       const rows = Array.from({ length: this.L }, (_, l) => this.deviceSum!.subarray(l * bins, (l + 1) * bins));
       const b = balancednessOfDeviceLoads(rows);
-      devices = { placement: 'counts', devices: bins, slots: null, replicatedExperts: null, sglang: b.sglang, vllm: b.vllm, perLayer: b.perLayer, totals: deviceTotals(rows), perStep };
+      devices = {
+        placement: 'counts',
+        devices: bins,
+        slots: null,
+        replicatedExperts: null,
+        sglang: b.sglang,
+        vllm: b.vllm,
+        perLayer: b.perLayer,
+        totals: deviceTotals(rows),
+        perStep,
+      };
     }
     let drift: CountStatsJson['drift'] = null;
     if (this.quarter > 0 && this.rows === this.total) {

@@ -73,7 +73,9 @@ export function formatCountStatsText(s: CountStatsJson, ctx: CountTextContext): 
     out.push(`  SGLang convention (mean over layers of (mean+1e-5)/(max+1e-5)): ${num(d.sglang)}`);
     out.push(`  vLLM convention (Σ mean ÷ Σ max over layers):                 ${num(d.vllm)}`);
     if (d.perStep)
-      out.push(`  per step, SGLang convention (as its "[Expert Balancedness]" log): mean ${num(d.perStep.mean)}, worst ${num(d.perStep.min)}, last ${num(d.perStep.last)}`);
+      out.push(
+        `  per step, SGLang convention (as its "[Expert Balancedness]" log): mean ${num(d.perStep.mean)}, worst ${num(d.perStep.min)}, last ${num(d.perStep.last)}`,
+      );
     const total = d.totals.reduce((a, x) => a + x, 0);
     if (d.devices <= 16 && total > 0)
       out.push(`  share per device: ${d.totals.map((t, i) => `${i}:${((t / total) * 100).toFixed(1)}%`).join(' ')}`);
@@ -83,10 +85,16 @@ export function formatCountStatsText(s: CountStatsJson, ctx: CountTextContext): 
     out.push('');
   }
   if (s.drift) {
-    out.push(`Drift: JS divergence (bits) of each layer's load, first ${s.drift.steps} steps vs last ${s.drift.steps}: mean ${num(s.drift.mean, 4)}, worst ${num(s.drift.worst, 4)}`);
+    out.push(
+      `Drift: JS divergence (bits) of each layer's load, first ${s.drift.steps} steps vs last ${s.drift.steps}: mean ${num(s.drift.mean, 4)}, worst ${num(s.drift.worst, 4)}`,
+    );
     out.push('');
   }
-  out.push(ctx.subject ? 'Not computed from counts (they need per-token routing):' : 'Not in this trace (it holds load counts per step, no per-token routing):');
+  out.push(
+    ctx.subject
+      ? 'Not computed from counts (they need per-token routing):'
+      : 'Not in this trace (it holds load counts per step, no per-token routing):',
+  );
   for (const m of s.needsTokens) out.push(`  - ${m}`);
   return `${out.join('\n')}\n`;
 }

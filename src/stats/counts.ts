@@ -62,7 +62,13 @@ export function countAssignments(
  * `out[l·bins + b]` (the same L·E layout countAssignments fills), so load metrics read one matrix whichever kind
  * of record fed it. Returns Σ of the first layer's counts (= tokens × K, the assignments of one layer).
  */
-export function addCountRows(counts: Float64Array, rows: number, layers: number, bins: number, out: Float64Array): number {
+export function addCountRows(
+  counts: Float64Array,
+  rows: number,
+  layers: number,
+  bins: number,
+  out: Float64Array,
+): number {
   const W = layers * bins;
   let firstLayer = 0;
   for (let r = 0, i = 0; r < rows; r++) {

@@ -16,7 +16,10 @@ export class DeviceMap {
 
   constructor(placement: Placement, layers: number, experts: number) {
     // deviceLoads on zero loads checks the shapes (and throws a UserError where they disagree) once, here.
-    deviceLoads(Array.from({ length: layers }, () => new Float64Array(experts)), placement);
+    deviceLoads(
+      Array.from({ length: layers }, () => new Float64Array(experts)),
+      placement,
+    );
     this.devices = placement.devices;
     this.layers = layers;
     this.experts = experts;

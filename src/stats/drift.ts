@@ -11,7 +11,13 @@ import { loadShares } from './load.js';
  * largest share of assignments that would have to move to another expert to turn one distribution into the other.
  * NaN when either load is all zero.
  */
-export function totalVariation(a: ArrayLike<number>, aOff: number, b: ArrayLike<number>, bOff: number, e: number): number {
+export function totalVariation(
+  a: ArrayLike<number>,
+  aOff: number,
+  b: ArrayLike<number>,
+  bOff: number,
+  e: number,
+): number {
   const p = loadShares(a, aOff, e);
   const q = loadShares(b, bOff, e);
   let sp = 0;

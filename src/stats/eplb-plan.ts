@@ -104,7 +104,8 @@ export interface EplbAdvice {
 export function eplbAdvice(c: PlanComparison, minGain = 0.05): EplbAdvice {
   const speedup = c.after.maxOverMean > 0 ? c.before.maxOverMean / c.after.maxOverMean : NaN;
   const f = (v: number) => v.toFixed(3);
-  const load = `the busiest GPU carries ${c.before.maxOverMean.toFixed(2)}× the mean load without EPLB, ` +
+  const load =
+    `the busiest GPU carries ${c.before.maxOverMean.toFixed(2)}× the mean load without EPLB, ` +
     `${c.after.maxOverMean.toFixed(2)}× with it (balancedness ${f(c.before.sglang)} → ${f(c.after.sglang)}, SGLang convention)`;
   if (!Number.isFinite(speedup)) return { turnOn: false, speedup, text: 'no load to balance: nothing to decide' };
   const turnOn = speedup >= 1 + minGain;

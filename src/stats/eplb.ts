@@ -160,7 +160,13 @@ interface RawPlan {
  * node's experts are contiguous, node n owning [n·E/N, (n+1)·E/N)), phy (a node's replicas, before packing),
  * pphy (final slot: node, then GPU, then rank on the GPU).
  */
-function rebalanceHierarchical(w: Float64Array[], numPhy: number, groups: number, nodes: number, gpus: number): RawPlan {
+function rebalanceHierarchical(
+  w: Float64Array[],
+  numPhy: number,
+  groups: number,
+  nodes: number,
+  gpus: number,
+): RawPlan {
   const experts = w[0]!.length;
   const groupSize = experts / groups;
   const groupsPerNode = groups / nodes;

@@ -28,7 +28,8 @@ export class BucketHistory {
   private readonly finite: Uint32Array;
 
   constructor(channels: number, capacity = 256) {
-    if (!Number.isInteger(channels) || channels < 0) throw new RangeError(`channels must be a whole number ≥ 0, got ${channels}`);
+    if (!Number.isInteger(channels) || channels < 0)
+      throw new RangeError(`channels must be a whole number ≥ 0, got ${channels}`);
     const cap = Math.max(2, Math.floor(capacity / 2) * 2); // even, so a full history halves exactly
     this.channels = channels;
     this.capacity = cap;

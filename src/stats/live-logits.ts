@@ -36,5 +36,11 @@ export function createBatchReducer(schema: RoutingSchema): (b: RoutingBatch) => 
 /** Whether a value posted with a batch is a LogitsSnapshot (it crossed a thread: check its shape). */
 export function isLogitsSnapshot(x: unknown, layers: number): x is LogitsSnapshot {
   const s = x as LogitsSnapshot | null;
-  return typeof s === 'object' && s !== null && typeof s.tokens === 'number' && Array.isArray(s.layers) && s.layers.length === layers;
+  return (
+    typeof s === 'object' &&
+    s !== null &&
+    typeof s.tokens === 'number' &&
+    Array.isArray(s.layers) &&
+    s.layers.length === layers
+  );
 }

@@ -112,7 +112,13 @@ export function loadShares(load: ArrayLike<number>, offset: number, e: number): 
  * Jensen–Shannon divergence between two load distributions, base 2 (0 = identical shares, 1 = disjoint).
  * Used as the drift measure of the collapse detector.
  */
-export function jsDivergence(a: ArrayLike<number>, aOff: number, b: ArrayLike<number>, bOff: number, e: number): number {
+export function jsDivergence(
+  a: ArrayLike<number>,
+  aOff: number,
+  b: ArrayLike<number>,
+  bOff: number,
+  e: number,
+): number {
   let sa = 0;
   let sb = 0;
   for (let i = 0; i < e; i++) {
@@ -158,7 +164,8 @@ export class JsDivergenceFromReference {
     this.experts = experts;
     const layers = Math.floor(reference.length / experts);
     this.refSums = new Float64Array(layers);
-    for (let l = 0; l < layers; l++) for (let i = 0; i < experts; i++) this.refSums[l]! += this.reference[l * experts + i]!;
+    for (let l = 0; l < layers; l++)
+      for (let i = 0; i < experts; i++) this.refSums[l]! += this.reference[l * experts + i]!;
     this.rowSums = new Float64Array(layers).fill(NaN);
     this.memo = new Float64Array(reference.length * JsDivergenceFromReference.SLOTS * 3).fill(-1);
   }

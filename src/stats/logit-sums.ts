@@ -106,7 +106,8 @@ export class LogitSums {
     const E = (this.E = schema.experts);
     this.K = schema.topK;
     this.scoring = schema.scoring;
-    if (memory.length !== LogitSums.size(schema)) throw new RangeError(`LogitSums needs ${LogitSums.size(schema)} values, got ${memory.length}`);
+    if (memory.length !== LogitSums.size(schema))
+      throw new RangeError(`LogitSums needs ${LogitSums.size(schema)} values, got ${memory.length}`);
     let at = 0;
     const take = (n: number) => memory.subarray(at, (at += n));
     const le = () => take(L * E);
@@ -132,7 +133,23 @@ export class LogitSums {
 
   /** Adds a batch whose logits hold L·E values per token (the caller checks). */
   add(b: LogitsRows): void {
-    const { L, E, K, rows, seqRows, hfCount, count, seqCount, top1, zSum, entSum, marginSum, marginRows, seqProb, softAcc } = this;
+    const {
+      L,
+      E,
+      K,
+      rows,
+      seqRows,
+      hfCount,
+      count,
+      seqCount,
+      top1,
+      zSum,
+      entSum,
+      marginSum,
+      marginRows,
+      seqProb,
+      softAcc,
+    } = this;
     const logits = b.logits!;
     const experts = b.experts;
     // The kernel (≈ 2.5 MiB of tables on first use) is made by the adding side only.

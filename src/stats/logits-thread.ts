@@ -71,7 +71,8 @@ function ringLayout(schema: RoutingSchema): RingLayout {
   const perToken = 4 + 2 * 2 * L * schema.topK + 2 * L * schema.experts;
   const tokens = Math.max(1, Math.floor(SLOT_BYTES / perToken));
   const align8 = (n: number) => Math.ceil(n / 8) * 8;
-  const slotBytes = 8 + align8(4 * tokens) + 2 * align8(2 * tokens * L * schema.topK) + align8(2 * tokens * L * schema.experts);
+  const slotBytes =
+    8 + align8(4 * tokens) + 2 * align8(2 * tokens * L * schema.topK) + align8(2 * tokens * L * schema.experts);
   return { tokens, slotBytes, bytes: CTRL_BYTES + MESSAGE_BYTES + SLOTS * slotBytes };
 }
 
@@ -121,7 +122,9 @@ export function serveRing(data: LogitsWorkerData, consume: (slot: SlotViews) => 
       Atomics.notify(ctrl, READ);
     }
   } catch (err) {
-    const text = new TextEncoder().encode(String(err instanceof Error ? (err.stack ?? err.message) : err)).subarray(0, MESSAGE_BYTES);
+    const text = new TextEncoder()
+      .encode(String(err instanceof Error ? (err.stack ?? err.message) : err))
+      .subarray(0, MESSAGE_BYTES);
     new Uint8Array(data.ring, CTRL_BYTES, MESSAGE_BYTES).set(text);
     Atomics.store(ctrl, FAILED, 1);
     Atomics.notify(ctrl, READ);

@@ -7,6 +7,12 @@ const data = workerData as LogitsWorkerData;
 const sums = new LogitSums(data.schema, new Float64Array(data.sums));
 serveRing(data, (slot) => {
   // The slot's views are longer than its rows; LogitSums reads only `length` tokens.
-  const rows: LogitsRows = { length: slot.count[0]!, seq: slot.seq, experts: slot.experts, weights: slot.weights, logits: slot.logits };
+  const rows: LogitsRows = {
+    length: slot.count[0]!,
+    seq: slot.seq,
+    experts: slot.experts,
+    weights: slot.weights,
+    logits: slot.logits,
+  };
   sums.add(rows);
 });

@@ -72,7 +72,8 @@ export class LossFreeBalancer {
 
   constructor(schema: RoutingSchema, options: LossFreeOptions) {
     if (!schema.hasLogits) throw new UserError('loss-free balancing needs router logits; this stream has none');
-    if (!(options.rate > 0) || !Number.isFinite(options.rate)) throw new UserError(`bias update rate must be a positive number, got ${options.rate}`);
+    if (!(options.rate > 0) || !Number.isFinite(options.rate))
+      throw new UserError(`bias update rate must be a positive number, got ${options.rate}`);
     if (!Number.isInteger(options.stepTokens) || options.stepTokens < 1)
       throw new UserError(`bias update step must be a positive number of tokens, got ${options.stepTokens}`);
     this.schema = schema;

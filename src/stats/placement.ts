@@ -91,8 +91,7 @@ export function deviceLoads(loads: LayerLoads, placement: Placement): Float64Arr
   const out: Float64Array[] = [];
   for (let l = 0; l < layers; l++) {
     const map = layerMap(placement, l);
-    if (map.length !== slots)
-      throw new UserError(`placement layer ${l} has ${map.length} slots, layer 0 has ${slots}`);
+    if (map.length !== slots) throw new UserError(`placement layer ${l} has ${map.length} slots, layer 0 has ${slots}`);
     const load = loads[l]!;
     const cnt = replicaCounts(map, experts);
     for (let e = 0; e < experts; e++)

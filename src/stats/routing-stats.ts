@@ -112,7 +112,8 @@ export class RoutingStats {
     const L = schema.layers.length;
     const E = schema.experts;
     const K = schema.topK;
-    if (L < 1 || E < 1 || K < 1 || K > E) throw new UserError(`invalid routing schema: ${L} layers, ${E} experts, top-${K}`);
+    if (L < 1 || E < 1 || K < 1 || K > E)
+      throw new UserError(`invalid routing schema: ${L} layers, ${E} experts, top-${K}`);
     this.schema = schema;
     this.layers = L;
     this.experts = E;
@@ -161,11 +162,16 @@ export class RoutingStats {
    * counts must be created with `window: 0` and a schema without logits.
    */
   addCounts(b: CountBatch): void {
-    if (b.axis !== 'expert') throw new UserError(`load counts per ${b.axis} have no expert ids: expert metrics need counts per expert`);
-    if (b.bins !== this.experts) throw new UserError(`count rows have ${b.bins} experts per layer; the schema has ${this.experts}`);
+    if (b.axis !== 'expert')
+      throw new UserError(`load counts per ${b.axis} have no expert ids: expert metrics need counts per expert`);
+    if (b.bins !== this.experts)
+      throw new UserError(`count rows have ${b.bins} experts per layer; the schema has ${this.experts}`);
     if (this.window || this.logitSums) throw new Error('RoutingStats fed counts needs window: 0 and no logits');
     const W = this.layers * this.experts;
-    if (b.counts.length !== b.length * W) throw new UserError(`count batch has ${b.counts.length} counts for ${b.length} rows; the schema needs ${this.layers}×${this.experts} per row`);
+    if (b.counts.length !== b.length * W)
+      throw new UserError(
+        `count batch has ${b.counts.length} counts for ${b.length} rows; the schema needs ${this.layers}×${this.experts} per row`,
+      );
     this.countedAssignments += addCountRows(b.counts, b.length, this.layers, this.experts, this.load);
     this.countRows += b.length;
   }
@@ -184,10 +190,14 @@ export class RoutingStats {
     const L = this.layers;
     const K = this.topK;
     if (batch.experts.length !== N * L * K)
-      throw new UserError(`batch has ${batch.experts.length} expert ids for ${N} tokens; the schema needs ${L}×${K} per token`);
+      throw new UserError(
+        `batch has ${batch.experts.length} expert ids for ${N} tokens; the schema needs ${L}×${K} per token`,
+      );
     const logits = this.logitSums ? batch.logits : null;
     if (logits && logits.length !== N * L * this.experts)
-      throw new UserError(`batch has ${logits.length} logits for ${N} tokens; the schema needs ${L}×${this.experts} per token`);
+      throw new UserError(
+        `batch has ${logits.length} logits for ${N} tokens; the schema needs ${L}×${this.experts} per token`,
+      );
     countAssignments(batch.experts, 0, N, L, K, this.experts, this.load);
     const fired: CollapseWarning[] = [];
     const w = this.window;
@@ -267,7 +277,13 @@ export class RoutingStats {
       return s / layers.length;
     };
     const run = scope === 'run';
-    const pooledHf = !run ? null : this.postedMode ? (this.posted?.pooledHfAuxLoss ?? null) : this.logitSums ? this.syncedLogitSums().pooledHfAuxLoss() : null;
+    const pooledHf = !run
+      ? null
+      : this.postedMode
+        ? (this.posted?.pooledHfAuxLoss ?? null)
+        : this.logitSums
+          ? this.syncedLogitSums().pooledHfAuxLoss()
+          : null;
     const range = run ? { start: 0, end: this.tokens } : { start: this.window!.start, end: this.window!.end };
     return {
       scope,
@@ -286,7 +302,9 @@ export class RoutingStats {
         zLoss: mean((m) => m.zLoss),
         tokenEntropy: mean((m) => m.tokenEntropy),
         routerMargin: mean((m) => m.routerMargin),
-        nonFiniteLogitRows: layers.some((m) => m.nonFiniteLogitRows !== null) ? layers.reduce((a, m) => a + (m.nonFiniteLogitRows ?? 0), 0) : null,
+        nonFiniteLogitRows: layers.some((m) => m.nonFiniteLogitRows !== null)
+          ? layers.reduce((a, m) => a + (m.nonFiniteLogitRows ?? 0), 0)
+          : null,
         cv: mean((m) => m.cv)!,
         maxVio: mean((m) => m.maxVio)!,
         maxVioWorst: layers.reduce((a, m) => Math.max(a, m.maxVio), -Infinity),

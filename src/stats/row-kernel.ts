@@ -102,7 +102,8 @@ export class RowSumsKernel {
   private readonly slack: Float64Array;
 
   constructor(experts: number, topK: number, scoring: Scoring, streams = 1) {
-    if (!(experts >= 1 && experts <= MAX_EXPERTS)) throw new RangeError(`${experts} experts: expected 1…${MAX_EXPERTS}`);
+    if (!(experts >= 1 && experts <= MAX_EXPERTS))
+      throw new RangeError(`${experts} experts: expected 1…${MAX_EXPERTS}`);
     if (!tablesFilled) fillTables();
     this.experts = experts;
     this.topK = topK;
@@ -121,7 +122,14 @@ export class RowSumsKernel {
    * probAcc[base + e] and — sigmoid routers only, where it differs from prob — its softmax into softAcc[base + e];
    * sets rank, lse, entropy and margin. False, and nothing added, when a logit is NaN or infinite.
    */
-  add(logits: Uint16Array, offset: number, stream: number, probAcc: Float64Array, softAcc: Float64Array | null, base: number): boolean {
+  add(
+    logits: Uint16Array,
+    offset: number,
+    stream: number,
+    probAcc: Float64Array,
+    softAcc: Float64Array | null,
+    base: number,
+  ): boolean {
     const E = this.experts;
     const sig = this.scoring === 'sigmoid';
     const t = this.hint[stream]!;
@@ -140,7 +148,8 @@ export class RowSumsKernel {
     this.adapt(stream, few, c);
     const max = this.rankVal[0]!;
     // Outside the safe range, or with so many experts near it that Σeˣ overflowed: the exact path.
-    if (!(max >= SAFE_MIN && max <= SAFE_MAX && z < Infinity)) return this.addExact(logits, offset, probAcc, softAcc, base);
+    if (!(max >= SAFE_MIN && max <= SAFE_MAX && z < Infinity))
+      return this.addExact(logits, offset, probAcc, softAcc, base);
     const invZ = 1 / z;
     if (sig) {
       const invS = 1 / a; // a ≥ σ(max) > 0 in the safe range
@@ -176,7 +185,13 @@ export class RowSumsKernel {
   }
 
   /** A row outside the safe range: RowScorer's exact path, its arrays added into the accumulators. */
-  private addExact(logits: Uint16Array, offset: number, probAcc: Float64Array, softAcc: Float64Array | null, base: number): boolean {
+  private addExact(
+    logits: Uint16Array,
+    offset: number,
+    probAcc: Float64Array,
+    softAcc: Float64Array | null,
+    base: number,
+  ): boolean {
     const ex = this.exact;
     if (!ex.score(logits, offset)) return false;
     const E = this.experts;
@@ -230,7 +245,14 @@ function pass1Softmax(E: number, t: number): number {
   return c;
 }
 
-function pass2Sigmoid(E: number, probAcc: Float64Array, softAcc: Float64Array, base: number, invS: number, invZ: number): void {
+function pass2Sigmoid(
+  E: number,
+  probAcc: Float64Array,
+  softAcc: Float64Array,
+  base: number,
+  invS: number,
+  invZ: number,
+): void {
   for (let i = 0; i < E; i++) {
     const k = ROW[i]! * 4;
     probAcc[base + i]! += LUT[k + 2]! * invS;

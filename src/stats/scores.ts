@@ -98,7 +98,13 @@ export class RowScorer {
  * The score the router ranks experts by, per expert, into out: softmax probability, or the raw sigmoid (what
  * DeepSeek-V3 adds its balancing bias to). False when a logit is NaN or infinite.
  */
-export function routerScores(logits: Uint16Array, offset: number, E: number, scoring: Scoring, out: Float64Array): boolean {
+export function routerScores(
+  logits: Uint16Array,
+  offset: number,
+  E: number,
+  scoring: Scoring,
+  out: Float64Array,
+): boolean {
   const max = decodeLogits(logits, offset, E, out);
   if (Number.isNaN(max)) return false;
   if (scoring === 'sigmoid') {

@@ -70,7 +70,9 @@ export class DomainSpecialisation {
         tokens,
         layers: this.schema.layers.map((layer, l) => {
           const share = Array.from(counts.subarray(l * E, (l + 1) * E), (c) => c / tokens);
-          const ranked = share.map((s, expert) => ({ expert, share: s })).sort((a, b) => b.share - a.share || a.expert - b.expert);
+          const ranked = share
+            .map((s, expert) => ({ expert, share: s }))
+            .sort((a, b) => b.share - a.share || a.expert - b.expert);
           return { layer, share, top: ranked.slice(0, top), specialisation: ranked[0]!.share / uniform };
         }),
       };
@@ -108,7 +110,9 @@ export class VocabSpecialisation {
 
   constructor(schema: RoutingSchema, layerIndex: number) {
     if (!Number.isInteger(layerIndex) || layerIndex < 0 || layerIndex >= schema.layers.length)
-      throw new UserError(`vocabulary layer must be an MoE layer index 0…${schema.layers.length - 1}, got ${layerIndex}`);
+      throw new UserError(
+        `vocabulary layer must be an MoE layer index 0…${schema.layers.length - 1}, got ${layerIndex}`,
+      );
     this.schema = schema;
     this.layerIndex = layerIndex;
   }
@@ -150,7 +154,9 @@ export class VocabSpecialisation {
       meanMaxShare: wsum > 0 ? wmax / wsum : null,
       experts: lists.map((tokens, expert) => ({
         expert,
-        tokens: tokens.sort((a, b) => b.share - a.share || b.count - a.count || a.tokenId - b.tokenId).slice(0, perExpert),
+        tokens: tokens
+          .sort((a, b) => b.share - a.share || b.count - a.count || a.tokenId - b.tokenId)
+          .slice(0, perExpert),
       })),
     };
   }

@@ -62,19 +62,38 @@ export function formatStatsText(s: StatsJson, ctx: TextContext): string {
   // A logit column over rows with NaN / ±Inf logits left out carries † and the count below the table.
   const badLogits = (n: number | null | undefined) => (n ?? 0) > 0;
   const mark = (c: (typeof cols)[number], bad: boolean, text: string) => (bad && c.needsLogits ? `${text} †` : text);
-  const rows = s.layers.map((m) => [String(m.layer), ...cols.map((c) => mark(c, badLogits(m.nonFiniteLogitRows), num(c.layer(m), c.digits)))]);
-  rows.push(['mean', ...cols.map((c) => (c.layerMean ? mark(c, badLogits(g.nonFiniteLogitRows), num(c.layerMean(g), c.digits)) : ''))]);
+  const rows = s.layers.map((m) => [
+    String(m.layer),
+    ...cols.map((c) => mark(c, badLogits(m.nonFiniteLogitRows), num(c.layer(m), c.digits))),
+  ]);
+  rows.push([
+    'mean',
+    ...cols.map((c) => (c.layerMean ? mark(c, badLogits(g.nonFiniteLogitRows), num(c.layerMean(g), c.digits)) : '')),
+  ]);
   out.push(...table(head, rows));
   out.push(`  (dead: total over layers; worst layer MaxVio ${num(g.maxVioWorst)})`);
   const nf = s.nonFinite;
-  const logitNote = badLogits(nf.logitRows) ? `${count(nf.logitRows!)} token rows with NaN/±Inf router logits left out` : null;
-  const weightNote = nf.weightRows > 0 ? `${count(nf.weightRows)} token rows with NaN/±Inf routing weights (their first choice is a slot's position)` : null;
+  const logitNote = badLogits(nf.logitRows)
+    ? `${count(nf.logitRows!)} token rows with NaN/±Inf router logits left out`
+    : null;
+  const weightNote =
+    nf.weightRows > 0
+      ? `${count(nf.weightRows)} token rows with NaN/±Inf routing weights (their first choice is a slot's position)`
+      : null;
   if (logitNote)
     out.push(
-      `  † ${logitNote}: ${s.layers.filter((m) => badLogits(m.nonFiniteLogitRows)).map((m) => `layer ${m.layer} ${count(m.nonFiniteLogitRows!)}`).join(', ')}`,
+      `  † ${logitNote}: ${s.layers
+        .filter((m) => badLogits(m.nonFiniteLogitRows))
+        .map((m) => `layer ${m.layer} ${count(m.nonFiniteLogitRows!)}`)
+        .join(', ')}`,
     );
   if (weightNote)
-    out.push(`  ‡ ${weightNote}: ${s.layers.filter((m) => m.nonFiniteWeightRows > 0).map((m) => `layer ${m.layer} ${count(m.nonFiniteWeightRows)}`).join(', ')}`);
+    out.push(
+      `  ‡ ${weightNote}: ${s.layers
+        .filter((m) => m.nonFiniteWeightRows > 0)
+        .map((m) => `layer ${m.layer} ${count(m.nonFiniteWeightRows)}`)
+        .join(', ')}`,
+    );
   out.push('');
   out.push('Auxiliary losses, without their coefficients');
   const losses: [string, number | null, string][] = [
@@ -89,7 +108,10 @@ export function formatStatsText(s: StatsJson, ctx: TextContext): string {
   const lw = Math.max(...losses.map((l) => l[0].length));
   for (const [name, v, bal] of losses) {
     // Every loss reads the logits; GShard's first-choice counts read the weights too.
-    const notes = [logitNote ? `† ${logitNote}` : null, weightNote && name.startsWith('GShard') ? `‡ ${count(nf.weightRows)} with NaN/±Inf weights` : null];
+    const notes = [
+      logitNote ? `† ${logitNote}` : null,
+      weightNote && name.startsWith('GShard') ? `‡ ${count(nf.weightRows)} with NaN/±Inf weights` : null,
+    ];
     out.push(`  ${name.padEnd(lw)}  ${num(v).padStart(8)}   ${[bal, ...notes].filter(Boolean).join('; ')}`);
   }
   if (!schema.hasLogits) out.push('  (the trace has no router logits: record with logits to get the losses)');
@@ -97,11 +119,15 @@ export function formatStatsText(s: StatsJson, ctx: TextContext): string {
   if (b) {
     out.push('');
     out.push(`Balancedness over ${b.devices} devices, contiguous placement (1 = even; mean/max device load)`);
-    out.push(`  SGLang (mean over layers of ratios) ${num(b.sglang)}   vLLM (ratio of sums over layers) ${num(b.vllm)}`);
+    out.push(
+      `  SGLang (mean over layers of ratios) ${num(b.sglang)}   vLLM (ratio of sums over layers) ${num(b.vllm)}`,
+    );
   }
   const c = s.capacity;
   out.push('');
-  out.push(`Capacity factor ${c.capacityFactor}, batches of ${count(c.batchTokens)} tokens (capacity = ⌈T·K/E·cf⌉ per expert)`);
+  out.push(
+    `Capacity factor ${c.capacityFactor}, batches of ${count(c.batchTokens)} tokens (capacity = ⌈T·K/E·cf⌉ per expert)`,
+  );
   out.push(`  dropped ${pct(c.droppedShare, 2)} of assignments (mean over layers below)`);
   out.push(
     `  probs policy (keep highest weights):  weight lost ${pct(c.probs.droppedWeightShare, 2)}, tokens hit ${pct(c.probs.tokensAffected)}, tokens with all K dropped ${pct(c.probs.tokensFullyDropped)}` +
@@ -130,12 +156,17 @@ export function formatStatsText(s: StatsJson, ctx: TextContext): string {
   if (s.lossFree) {
     const lf = s.lossFree;
     out.push('');
-    out.push(`DeepSeek loss-free balancing replayed (u = ${lf.rate}, update every ${count(lf.stepTokens)} tokens, ${lf.steps} updates)`);
-    if (lf.steps === 0) out.push(`  the trace is shorter than one update step: no bias update happened (lower --batch-tokens)`);
+    out.push(
+      `DeepSeek loss-free balancing replayed (u = ${lf.rate}, update every ${count(lf.stepTokens)} tokens, ${lf.steps} updates)`,
+    );
+    if (lf.steps === 0)
+      out.push(`  the trace is shorter than one update step: no bias update happened (lower --batch-tokens)`);
     const moved = lf.layers.map((x) => x.changedShare).filter((x): x is number => x !== null);
     out.push(
       `  MaxVio: recorded ${num(g.maxVio)} → during the updates ${num(lf.maxVioOnline)} → with the final bias ${num(lf.maxVioFinal)}` +
-        (moved.length ? `; the final bias moves ${pct(moved.reduce((a, x) => a + x, 0) / moved.length)} of assignments` : ''),
+        (moved.length
+          ? `; the final bias moves ${pct(moved.reduce((a, x) => a + x, 0) / moved.length)} of assignments`
+          : ''),
     );
   }
   if (s.domains.length > 0) {
@@ -162,17 +193,22 @@ export function formatStatsText(s: StatsJson, ctx: TextContext): string {
       `Collapse warnings over a ${count(s.window.tokens)}-token window: ${count(s.warnings.length + s.warningsSuppressed)}` +
         ` (${count(active)} still active${s.warningsSuppressed ? `, ${count(s.warningsSuppressed)} beyond the per-rule limit counted only` : ''})`,
     );
-    if (s.tokens < s.window.tokens) out.push(`  the window never filled (${count(s.tokens)} tokens): no rule was evaluated (lower --window)`);
+    if (s.tokens < s.window.tokens)
+      out.push(`  the window never filled (${count(s.tokens)} tokens): no rule was evaluated (lower --window)`);
     const byRule = new Map<string, CollapseWarning[]>();
     for (const w of s.warnings) byRule.set(w.rule, [...(byRule.get(w.rule) ?? []), w]);
     for (const [rule, list] of byRule) {
       const layers = new Set(list.map((w) => w.layer));
-      out.push(`  ${rule}: ${count(list.length)} in ${layers.size} layer${layers.size === 1 ? '' : 's'}, threshold ${Number(list[0]!.threshold.toPrecision(4))}`);
+      out.push(
+        `  ${rule}: ${count(list.length)} in ${layers.size} layer${layers.size === 1 ? '' : 's'}, threshold ${Number(list[0]!.threshold.toPrecision(4))}`,
+      );
       // The earliest few, then the latest: a collapse that starts late in a noisy run stays visible.
       const shown = list.length <= 4 ? list : [...list.slice(0, 3), list[list.length - 1]!];
       for (const w of shown) {
         if (w === list[list.length - 1] && list.length > 4) out.push('    …');
-        out.push(`    token ${count(w.firstToken)}: ${w.message}${w.clearedAt !== null ? ` (cleared at ${count(w.clearedAt)})` : ''}`);
+        out.push(
+          `    token ${count(w.firstToken)}: ${w.message}${w.clearedAt !== null ? ` (cleared at ${count(w.clearedAt)})` : ''}`,
+        );
       }
     }
   }

@@ -8,7 +8,12 @@
  * t_last − t_{i₀} ≤ spanMs (consecutive from the newest); rate = (end − 1 − i₀) · 1000 / (t_last − t_{i₀}), i.e. the
  * intervals between those tokens per second. null with fewer than two tokens or when they share one timestamp.
  */
-export function recentTokenRate(timeMs: (i: number) => number, start: number, end: number, spanMs: number): number | null {
+export function recentTokenRate(
+  timeMs: (i: number) => number,
+  start: number,
+  end: number,
+  spanMs: number,
+): number | null {
   if (end - start < 2) return null;
   const last = timeMs(end - 1);
   let i = end - 1;

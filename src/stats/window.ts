@@ -28,7 +28,8 @@ export class WindowCounts {
   private next = 0;
 
   constructor(size: number, layers: number, experts: number, topK: number) {
-    if (!Number.isInteger(size) || size < 1) throw new UserError(`window must be a positive number of tokens, got ${size}`);
+    if (!Number.isInteger(size) || size < 1)
+      throw new UserError(`window must be a positive number of tokens, got ${size}`);
     this.size = size;
     this.layers = layers;
     this.experts = experts;

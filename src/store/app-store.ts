@@ -299,7 +299,13 @@ export function startPublishing(store: TuiStore, model: RoutingModel, feed: Feed
 }
 
 function sameSelection(a: Selection, b: Selection): boolean {
-  return a.scope === b.scope && a.layer === b.layer && a.token === b.token && a.placement === b.placement && a.tokenSpan === b.tokenSpan;
+  return (
+    a.scope === b.scope &&
+    a.layer === b.layer &&
+    a.token === b.token &&
+    a.placement === b.placement &&
+    a.tokenSpan === b.tokenSpan
+  );
 }
 
 function sameFeed(a: FeedState, b: FeedState): boolean {

@@ -87,7 +87,11 @@ export class ReplayPlayer implements Feed {
   private cappedMs = 0;
 
   /** `stream` must be seekable (a trace file); the player reads it through `stream.seek`. */
-  constructor(stream: RoutingStream, model: RoutingModel, opts: { speed?: number; playing?: boolean; now?: () => number } = {}) {
+  constructor(
+    stream: RoutingStream,
+    model: RoutingModel,
+    opts: { speed?: number; playing?: boolean; now?: () => number } = {},
+  ) {
     if (!stream.seek) throw new Error(`${stream.label} cannot be replayed: it is not seekable`);
     this.trace = stream.seek;
     this.schema = stream.schema;
@@ -230,7 +234,8 @@ export class ReplayPlayer implements Feed {
   private chunkAt(token: number): TokensItem | null {
     const c = this.chunk;
     if (c && token >= c.firstToken && token < c.firstToken + c.batch.length) return c;
-    if (!this.iter || !c || token !== c.firstToken + c.batch.length) this.iter = this.trace.chunks(token)[Symbol.iterator]();
+    if (!this.iter || !c || token !== c.firstToken + c.batch.length)
+      this.iter = this.trace.chunks(token)[Symbol.iterator]();
     const n = this.iter.next();
     this.chunk = n.done ? null : n.value;
     return this.chunk;
@@ -282,7 +287,8 @@ abstract class PushFeed implements Feed {
   protected readonly model: RoutingModel;
   private playing = true;
   /** `derived`: what the producer computed up to the batch's end (see RoutingModel.add); applied with its last row. */
-  private pending: ({ batch: RoutingBatch; derived?: unknown } | { memory: MemorySample } | { counts: CountBatch })[] = [];
+  private pending: ({ batch: RoutingBatch; derived?: unknown } | { memory: MemorySample } | { counts: CountBatch })[] =
+    [];
   private pendingTokens = 0;
   protected received = 0;
   protected ended = false;
@@ -450,7 +456,12 @@ export class StreamFeed extends PushFeed {
    * @param file when following a trace: how its end looks now (the reader's live state), so a writer that stopped
    * or died mid-batch is reported (`watch`).
    */
-  constructor(stream: RoutingStream, model: RoutingModel, kind: 'live' | 'follow', opts: { file?: FileProbe; watch?: FollowWatch } = {}) {
+  constructor(
+    stream: RoutingStream,
+    model: RoutingModel,
+    kind: 'live' | 'follow',
+    opts: { file?: FileProbe; watch?: FollowWatch } = {},
+  ) {
     super(model);
     this.stream = stream;
     this.kind = kind;

@@ -290,10 +290,16 @@ function rankRows(model: RoutingModel, layer: number, spec: PlacementSpec | null
       const loads = Array.from({ length: L }, (_, l) => x.counts.subarray(l * E, (l + 1) * E));
       onDevices = deviceShares(balancedness(loads, spec.placement).devices).shares;
     }
-    return { rank: x.rank, tokens: x.tokens, busiest: b.expert, busiestShare: b.share, maxVio: r.maxVio(x.rank, layer), deviceShares: onDevices };
+    return {
+      rank: x.rank,
+      tokens: x.tokens,
+      busiest: b.expert,
+      busiestShare: b.share,
+      maxVio: r.maxVio(x.rank, layer),
+      deviceShares: onDevices,
+    };
   });
 }
-
 
 /**
  * The tokens around the anchor (the selected token, or the newest) copied out of the ring: a frame is a snapshot,
@@ -306,7 +312,14 @@ function copyStream(model: RoutingModel, l: number, token: number | null, span: 
   const to = Math.min(r.end, anchor + span);
   const out: StreamToken[] = [];
   for (let i = from; i < to; i++)
-    out.push({ index: i, text: r.token(i), expert: model.firstChoiceOf(i, l), isPrompt: r.isPromptAt(i), seq: r.seqOf(i), tag: r.tagOf(i) });
+    out.push({
+      index: i,
+      text: r.token(i),
+      expert: model.firstChoiceOf(i, l),
+      isPrompt: r.isPromptAt(i),
+      seq: r.seqOf(i),
+      tag: r.tagOf(i),
+    });
   return out;
 }
 
@@ -425,8 +438,12 @@ function tokenDetail(model: RoutingModel, i: number): TokenDetail {
 function memoryView(model: RoutingModel): MemoryView {
   const samples = model.memory.toArray();
   const latest = samples[samples.length - 1] ?? null;
-  const gpus = latest?.gpus ? latest.gpus.map((g) => ({ ...g, usedShare: memoryUsedShare(g.usedBytes, g.totalBytes) })) : null;
-  const gpuHistory = (gpus ?? []).map((g) => samples.map((s) => s.gpus?.find((x) => x.index === g.index)?.usedBytes ?? 0));
+  const gpus = latest?.gpus
+    ? latest.gpus.map((g) => ({ ...g, usedShare: memoryUsedShare(g.usedBytes, g.totalBytes) }))
+    : null;
+  const gpuHistory = (gpus ?? []).map((g) =>
+    samples.map((s) => s.gpus?.find((x) => x.index === g.index)?.usedBytes ?? 0),
+  );
   const n = samples.length;
   const intervalMs = n >= 2 ? meanSampleIntervalMs(samples[0]!.tNs, samples[n - 1]!.tNs, n) : null;
   return {
@@ -449,7 +466,8 @@ function deviceSummary(model: RoutingModel, counts: Float64Array, spec: Placemen
   const b = balancedness(loads, placement);
   const shares = deviceShares(b.devices);
   const sizes = model.meta.routers.map((r) => r.expertBytes ?? null);
-  const bytes = sizes.length === L && sizes.every((s): s is number => s !== null) ? deviceWeightBytes(placement, sizes) : null;
+  const bytes =
+    sizes.length === L && sizes.every((s): s is number => s !== null) ? deviceWeightBytes(placement, sizes) : null;
   const slots = deviceSlotsPerLayer(placement, L);
   return {
     devices: D,

@@ -99,7 +99,9 @@ export class RoutingHistory {
     this.balance = new BucketHistory(3 * layers, this.points);
     this.step = new Float64Array(3 * layers).fill(NaN);
     this.deviceMap = this.placement ? new DeviceMap(this.placement, layers, experts) : null;
-    this.devLoads = this.placement ? Array.from({ length: layers }, () => new Float64Array(this.placement!.devices)) : [];
+    this.devLoads = this.placement
+      ? Array.from({ length: layers }, () => new Float64Array(this.placement!.devices))
+      : [];
   }
 
   clear(): void {

@@ -15,8 +15,36 @@
  */
 export { RoutingModel, DEFAULT_WINDOW, WINDOW_SIZES, type ModelOptions } from './model.js';
 export { TokenRing, SampleRing } from './ring.js';
-export { buildFrame, type Frame, type Selection, type LayerDetail, type TokenDetail, type DeviceSummary, type MemoryView } from './frame.js';
-export { ReplayPlayer, StreamFeed, LiveFeed, nextSpeed, SPEEDS, MAX_BUFFERED_TOKENS, type Feed, type FeedState } from './feeds.js';
-export { createTuiStore, startPublishing, PANES, type TuiStore, type TuiState, type UiState, type SourceInfo, type Pane, type Actions, type Publisher } from './app-store.js';
+export {
+  buildFrame,
+  type Frame,
+  type Selection,
+  type LayerDetail,
+  type TokenDetail,
+  type DeviceSummary,
+  type MemoryView,
+} from './frame.js';
+export {
+  ReplayPlayer,
+  StreamFeed,
+  LiveFeed,
+  nextSpeed,
+  SPEEDS,
+  MAX_BUFFERED_TOKENS,
+  type Feed,
+  type FeedState,
+} from './feeds.js';
+export {
+  createTuiStore,
+  startPublishing,
+  PANES,
+  type TuiStore,
+  type TuiState,
+  type UiState,
+  type SourceInfo,
+  type Pane,
+  type Actions,
+  type Publisher,
+} from './app-store.js';
 export { binnedRelLoad, binLoad, type StreamToken } from './selectors.js';
 export { contiguousSpec, readPlanFile, type PlacementSpec } from './placement-spec.js';

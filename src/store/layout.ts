@@ -78,7 +78,15 @@ export function cellEdge(vp: Pick<HeatmapViewport, 'columns' | 'span'>, c: numbe
  * @param cells terminal columns available for cells; @param rows rows available for layers; zoom = experts per
  * column requested (0 = fit the width). Columns share the whole width, so a few experts get wide cells.
  */
-function heatmapViewport(experts: number, layers: number, cells: number, rows: number, zoom: number, cursorExpert: number, cursorLayer: number): HeatmapViewport {
+function heatmapViewport(
+  experts: number,
+  layers: number,
+  cells: number,
+  rows: number,
+  zoom: number,
+  cursorExpert: number,
+  cursorLayer: number,
+): HeatmapViewport {
   const width = Math.max(1, cells);
   const fitBin = Math.max(1, Math.ceil(experts / width));
   const bin = zoom > 0 ? Math.min(zoom, fitBin) : fitBin;
@@ -143,7 +151,11 @@ export interface FrameShape {
   experts: number;
 }
 
-export function overviewLayout(shape: FrameShape, term: Term, ui: { zoom: number; layer: number; expert: number }): OverviewLayout {
+export function overviewLayout(
+  shape: FrameShape,
+  term: Term,
+  ui: { zoom: number; layer: number; expert: number },
+): OverviewLayout {
   const scr = screenOf(term);
   const width = scr.columns;
   const E = shape.experts;

@@ -7,7 +7,14 @@ import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
 import type { CountBatch } from '../core/routing-stream.js';
 import type { MemorySample } from '../core/memory.js';
 import type { StreamMeta } from '../core/stream.js';
-import { DEFAULT_COLLAPSE_WINDOW, RankLoads, RoutingStats, WindowCounts, type CollapseRules, type CollapseWarning } from '../stats/index.js';
+import {
+  DEFAULT_COLLAPSE_WINDOW,
+  RankLoads,
+  RoutingStats,
+  WindowCounts,
+  type CollapseRules,
+  type CollapseWarning,
+} from '../stats/index.js';
 import { Coactivation } from '../stats/coactivation.js';
 import { firstChoice } from '../stats/choice.js';
 import { SampleRing, TokenRing } from './ring.js';
@@ -44,7 +51,8 @@ const MAX_COACT_COUNTERS = 32 * 1024 * 1024;
 export class RoutingModel {
   readonly schema: RoutingSchema;
   readonly meta: StreamMeta;
-  readonly options: Required<Omit<ModelOptions, 'collapse' | 'logits' | 'counts'>> & Pick<ModelOptions, 'collapse' | 'logits'>;
+  readonly options: Required<Omit<ModelOptions, 'collapse' | 'logits' | 'counts'>> &
+    Pick<ModelOptions, 'collapse' | 'logits'>;
   /** Fed load counts (a count stream) rather than tokens. */
   readonly countsOnly: boolean;
   /** Count rows (steps) added. */

@@ -29,18 +29,24 @@ export function readPlanFile(path: string, schema: RoutingSchema): PlacementSpec
   }
   const o = raw as { gpus?: unknown; phy2log?: unknown; policy?: unknown };
   if (typeof o !== 'object' || o === null || !Number.isInteger(o.gpus) || !Array.isArray(o.phy2log))
-    throw new UserError(`${path}: not a placement plan (expected "gpus" and "phy2log" as written by moescope plan --json)`);
+    throw new UserError(
+      `${path}: not a placement plan (expected "gpus" and "phy2log" as written by moescope plan --json)`,
+    );
   const maps = o.phy2log as unknown[];
   const L = schema.layers.length;
   if (maps.length !== 1 && maps.length !== L)
     throw new UserError(`${path}: the plan has ${maps.length} layers, the stream has ${L} MoE layers`);
   const phy2log = maps.map((m, l) => {
-    if (!Array.isArray(m) || m.some((x) => !Number.isInteger(x))) throw new UserError(`${path}: phy2log of layer ${l} is not a list of expert ids`);
+    if (!Array.isArray(m) || m.some((x) => !Number.isInteger(x)))
+      throw new UserError(`${path}: phy2log of layer ${l} is not a list of expert ids`);
     replicaCounts(m as number[], schema.experts); // throws on an id ≥ E
     return Int32Array.from(m as number[]);
   });
   const gpus = o.gpus as number;
   if (gpus < 1 || phy2log.some((m) => m.length !== phy2log[0]!.length || m.length < gpus))
     throw new UserError(`${path}: every layer needs the same number of slots, at least one per GPU`);
-  return { placement: { devices: gpus, phy2log }, label: `${path.slice(path.lastIndexOf('/') + 1)}${typeof o.policy === 'string' ? ` (EPLB ${o.policy})` : ''}` };
+  return {
+    placement: { devices: gpus, phy2log },
+    label: `${path.slice(path.lastIndexOf('/') + 1)}${typeof o.policy === 'string' ? ` (EPLB ${o.policy})` : ''}`,
+  };
 }

@@ -11,7 +11,14 @@ export type { StreamToken } from './frame.js';
  * load of its busiest expert (stats' groupPeak, so a hot expert is never averaged away when zoomed out). NaN: no
  * data yet. Which experts fall in column c is layout, decided here.
  */
-export function binnedRelLoad(frame: Frame, l: number, first: number, bin: number, columns: number, out = new Float32Array(columns)): Float32Array {
+export function binnedRelLoad(
+  frame: Frame,
+  l: number,
+  first: number,
+  bin: number,
+  columns: number,
+  out = new Float32Array(columns),
+): Float32Array {
   const E = frame.experts;
   const base = l * E;
   for (let c = 0; c < columns; c++) {
@@ -22,7 +29,12 @@ export function binnedRelLoad(frame: Frame, l: number, first: number, bin: numbe
 }
 
 /** Assignments of experts [a, b) of layer l in the frame's scope, their share of the layer's, and the busiest of them. */
-export function binLoad(frame: Frame, l: number, a: number, b: number): { count: number; share: number; busiest: number; busiestRel: number } {
+export function binLoad(
+  frame: Frame,
+  l: number,
+  a: number,
+  b: number,
+): { count: number; share: number; busiest: number; busiestRel: number } {
   const base = l * frame.experts;
   const g = groupLoad(frame.counts, base, frame.experts, a, b);
   return { ...g, busiestRel: frame.relLoad[base + g.busiest]! };

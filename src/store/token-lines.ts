@@ -67,16 +67,29 @@ function wrapTokens(tokens: readonly StreamToken[], width: number, mono: boolean
  * The lines on screen: the newest `rows` when following (token null), else a window keeping the selected token in
  * view. Memoised on its arguments: the pane and the key handler ask for the same frame's lines.
  */
-export function tokenLines(frame: Frame, width: number, rows: number, token: number | null, mono: boolean): TokenLine[] {
+export function tokenLines(
+  frame: Frame,
+  width: number,
+  rows: number,
+  token: number | null,
+  mono: boolean,
+): TokenLine[] {
   const hit = cache.get(frame);
   if (hit && hit.width === width && hit.rows === rows && hit.token === token && hit.mono === mono) return hit.lines;
   const lines = wrapTokens(frame.stream, width, mono);
   let at = lines.length - 1;
-  if (token !== null) for (let i = 0; i < lines.length; i++) if (lines[i]!.items.some((it) => it.index === token)) at = i;
-  const win = token === null ? { first: Math.max(0, lines.length - rows), count: Math.min(rows, lines.length) } : scrollWindow(lines.length, rows, at);
+  if (token !== null)
+    for (let i = 0; i < lines.length; i++) if (lines[i]!.items.some((it) => it.index === token)) at = i;
+  const win =
+    token === null
+      ? { first: Math.max(0, lines.length - rows), count: Math.min(rows, lines.length) }
+      : scrollWindow(lines.length, rows, at);
   const shown = lines.slice(win.first, win.first + win.count);
   cache.set(frame, { width, rows, token, mono, lines: shown });
   return shown;
 }
 
-const cache = new WeakMap<Frame, { width: number; rows: number; token: number | null; mono: boolean; lines: TokenLine[] }>();
+const cache = new WeakMap<
+  Frame,
+  { width: number; rows: number; token: number | null; mono: boolean; lines: TokenLine[] }
+>();

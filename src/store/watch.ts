@@ -54,8 +54,22 @@ export class WatchModel {
     readonly gpus: number,
   ) {
     const schema = { layers, experts: gpus, topK: 1, scoring: 'softmax' as const, hasLogits: false };
-    this.model = new RoutingModel(schema, { model: null, routers: [], tokenizer: null, devices: [], source: 'watch' }, { counts: true });
-    this.snap = { layers, gpus, intervals: 0, last: null, total: null, history: [], serverMean: null, ended: false, error: null };
+    this.model = new RoutingModel(
+      schema,
+      { model: null, routers: [], tokenizer: null, devices: [], source: 'watch' },
+      { counts: true },
+    );
+    this.snap = {
+      layers,
+      gpus,
+      intervals: 0,
+      last: null,
+      total: null,
+      history: [],
+      serverMean: null,
+      ended: false,
+      error: null,
+    };
   }
 
   add(b: CountBatch, serverMean: number | null = null): void {
@@ -69,7 +83,14 @@ export class WatchModel {
     }
     this.model.addCounts(b);
     const total = loadsOf(this.model.stats.load, L, G);
-    this.snap = { ...this.snap, intervals: this.model.steps, last, total, history, serverMean: serverMean ?? this.snap.serverMean };
+    this.snap = {
+      ...this.snap,
+      intervals: this.model.steps,
+      last,
+      total,
+      history,
+      serverMean: serverMean ?? this.snap.serverMean,
+    };
     this.version++;
   }
 

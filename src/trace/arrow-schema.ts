@@ -97,9 +97,12 @@ function validateCountInfo(h: TraceHeader, file: string): void {
   };
   if (typeof c !== 'object' || c === null) bad('no "counts" record');
   if (c!.axis !== 'expert' && c!.axis !== 'device') bad(`counts.axis must be expert or device, got ${String(c!.axis)}`);
-  if (!Number.isInteger(c!.bins) || c!.bins < 1 || c!.bins > 1 << 20) bad(`counts.bins must be 1…${1 << 20}, got ${c!.bins}`);
-  if (c!.axis === 'expert' && c!.bins !== h.schema.experts) bad(`counts.bins (${c!.bins}) must equal the schema's ${h.schema.experts} experts`);
-  if (typeof c!.topKKnown !== 'boolean' || typeof c!.expertsKnown !== 'boolean') bad('counts.topKKnown / expertsKnown must be booleans');
+  if (!Number.isInteger(c!.bins) || c!.bins < 1 || c!.bins > 1 << 20)
+    bad(`counts.bins must be 1…${1 << 20}, got ${c!.bins}`);
+  if (c!.axis === 'expert' && c!.bins !== h.schema.experts)
+    bad(`counts.bins (${c!.bins}) must equal the schema's ${h.schema.experts} experts`);
+  if (typeof c!.topKKnown !== 'boolean' || typeof c!.expertsKnown !== 'boolean')
+    bad('counts.topKKnown / expertsKnown must be booleans');
   const p = c!.placement;
   if (p !== undefined && p !== null) {
     if (!Number.isInteger(p.devices) || p.devices < 1) bad('counts.placement.devices must be an integer ≥ 1');
@@ -107,8 +110,11 @@ function validateCountInfo(h: TraceHeader, file: string): void {
       bad('counts.placement.phy2log must hold one map, or one per MoE layer');
     const S = p.phy2log[0]!.length;
     for (const m of p.phy2log) {
-      if (!Array.isArray(m) || m.length !== S || S < p.devices) bad('counts.placement.phy2log maps must all have the same number (≥ devices) of slots');
-      for (const e of m) if (!Number.isInteger(e) || e < 0 || e >= h.schema.experts) bad(`counts.placement.phy2log holds ${String(e)}, not an expert id`);
+      if (!Array.isArray(m) || m.length !== S || S < p.devices)
+        bad('counts.placement.phy2log maps must all have the same number (≥ devices) of slots');
+      for (const e of m)
+        if (!Number.isInteger(e) || e < 0 || e >= h.schema.experts)
+          bad(`counts.placement.phy2log holds ${String(e)}, not an expert id`);
     }
   }
 }
@@ -137,10 +143,13 @@ export function validateSchema(s: RoutingSchema): void {
     throw new UserError(`invalid routing schema: ${why}`);
   };
   if (!Array.isArray(s.layers) || s.layers.length === 0) bad('no MoE layers');
-  if (s.layers.some((l) => !Number.isInteger(l) || l < 0 || l > 0x7fffffff)) bad(`layer ids must be non-negative integers`);
-  if (!Number.isInteger(s.experts) || s.experts < 1 || s.experts > 65536) bad(`experts must be 1…65536, got ${s.experts}`);
+  if (s.layers.some((l) => !Number.isInteger(l) || l < 0 || l > 0x7fffffff))
+    bad(`layer ids must be non-negative integers`);
+  if (!Number.isInteger(s.experts) || s.experts < 1 || s.experts > 65536)
+    bad(`experts must be 1…65536, got ${s.experts}`);
   if (!Number.isInteger(s.topK) || s.topK < 1 || s.topK > s.experts) bad(`topK must be 1…${s.experts}, got ${s.topK}`);
-  if (s.scoring !== 'softmax' && s.scoring !== 'sigmoid') bad(`scoring must be softmax or sigmoid, got ${String(s.scoring)}`);
+  if (s.scoring !== 'softmax' && s.scoring !== 'sigmoid')
+    bad(`scoring must be softmax or sigmoid, got ${String(s.scoring)}`);
   checkShape(s.layers.length, s.experts, s.topK, bad);
 }
 
@@ -193,7 +202,13 @@ export function arrowSchemaFor(header: TraceHeader, columns: readonly OptionalCo
 }
 
 /** What a column must be; the reader checks every trace against this before mapping buffers. */
-function expectType(f: Field | undefined, name: string, ok: (t: DataType) => boolean, want: string, file: string): Field {
+function expectType(
+  f: Field | undefined,
+  name: string,
+  ok: (t: DataType) => boolean,
+  want: string,
+  file: string,
+): Field {
   if (!f) throw new UserError(`${file}: not a moescope trace (no "${name}" column)`);
   if (!ok(f.type)) throw new UserError(`${file}: column "${name}" is ${typeName(f.type)}, expected ${want}`);
   return f;
@@ -226,7 +241,9 @@ export function parseTraceSchema(arrow: Schema, file: string): TraceHeader {
     throw new UserError(`${file}: the "${META_KEY}" schema metadata is not valid JSON`);
   }
   if (typeof h === 'object' && h !== null && (h as { kind?: unknown }).kind === 'series')
-    throw new UserError(`${file} holds a balancedness series (moescope import log), not routing: read it with check --min-balancedness or report`);
+    throw new UserError(
+      `${file} holds a balancedness series (moescope import log), not routing: read it with check --min-balancedness or report`,
+    );
   if (typeof h !== 'object' || h === null || typeof h.format !== 'number' || !h.schema || !h.meta)
     throw new UserError(`${file}: the "${META_KEY}" schema metadata lacks format/schema/meta`);
   if (h.format > TRACE_FORMAT_VERSION)
@@ -238,9 +255,13 @@ export function parseTraceSchema(arrow: Schema, file: string): TraceHeader {
   if (!Array.isArray(m.routers) || !Array.isArray(m.devices) || typeof m.source !== 'string')
     throw new UserError(`${file}: the "${META_KEY}" schema metadata's meta lacks routers/devices/source`);
   if (m.routers.length !== h.schema.layers.length)
-    throw new UserError(`${file}: the trace names ${m.routers.length} routers for ${h.schema.layers.length} MoE layers`);
+    throw new UserError(
+      `${file}: the trace names ${m.routers.length} routers for ${h.schema.layers.length} MoE layers`,
+    );
   if (h.kind !== undefined && h.kind !== 'tokens' && h.kind !== 'counts')
-    throw new UserError(`${file}: unknown trace kind ${JSON.stringify(h.kind)} (this moescope reads "tokens", "counts" and "series")`);
+    throw new UserError(
+      `${file}: unknown trace kind ${JSON.stringify(h.kind)} (this moescope reads "tokens", "counts" and "series")`,
+    );
   if (h.kind === 'counts') return parseCountColumns(h, arrow, file);
   const s = h.schema;
   const L = s.layers.length;
@@ -257,12 +278,33 @@ export function parseTraceSchema(arrow: Schema, file: string): TraceHeader {
     'timestamp[ns] or int64',
     file,
   );
-  expectType(by.get(COL.experts), COL.experts, isFixedOf(L * s.topK, isInt(16, false)), `fixed_size_list<uint16>[${L * s.topK}]`, file);
-  expectType(by.get(COL.weights), COL.weights, isFixedOf(L * s.topK, isHalf), `fixed_size_list<halffloat>[${L * s.topK}]`, file);
+  expectType(
+    by.get(COL.experts),
+    COL.experts,
+    isFixedOf(L * s.topK, isInt(16, false)),
+    `fixed_size_list<uint16>[${L * s.topK}]`,
+    file,
+  );
+  expectType(
+    by.get(COL.weights),
+    COL.weights,
+    isFixedOf(L * s.topK, isHalf),
+    `fixed_size_list<halffloat>[${L * s.topK}]`,
+    file,
+  );
   const logits = by.get(COL.logits);
   if (s.hasLogits !== (logits !== undefined))
-    throw new UserError(`${file}: header says hasLogits=${s.hasLogits} but the "logits" column is ${logits ? 'present' : 'absent'}`);
-  if (logits) expectType(logits, COL.logits, isFixedOf(L * s.experts, isHalf), `fixed_size_list<halffloat>[${L * s.experts}]`, file);
+    throw new UserError(
+      `${file}: header says hasLogits=${s.hasLogits} but the "logits" column is ${logits ? 'present' : 'absent'}`,
+    );
+  if (logits)
+    expectType(
+      logits,
+      COL.logits,
+      isFixedOf(L * s.experts, isHalf),
+      `fixed_size_list<halffloat>[${L * s.experts}]`,
+      file,
+    );
   for (const name of [COL.tag, COL.mem]) {
     const f = by.get(name);
     if (f) expectType(f, name, DataType.isUtf8, 'utf8', file);

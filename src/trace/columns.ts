@@ -2,7 +2,14 @@
  * Preallocated RoutingBatch columns that rows of other batches are copied into (typed-array `set`, no
  * per-element loops): the writer's pending batch, readRange's concatenation, the importers' accumulation.
  */
-import { NO_STEP, allocBatch, sliceBatch, type OptionalColumn, type RoutingBatch, type RoutingSchema } from '../core/batch.js';
+import {
+  NO_STEP,
+  allocBatch,
+  sliceBatch,
+  type OptionalColumn,
+  type RoutingBatch,
+  type RoutingSchema,
+} from '../core/batch.js';
 
 export class ColumnsBuffer {
   readonly capacity: number;
@@ -24,7 +31,11 @@ export class ColumnsBuffer {
     this.capacity = capacity;
     this.lk = schema.layers.length * schema.topK;
     this.le = schema.layers.length * schema.experts;
-    this.cols = { ...allocBatch(schema, capacity, columns), length: 0, tag: new Array<string | null>(capacity).fill(null) };
+    this.cols = {
+      ...allocBatch(schema, capacity, columns),
+      length: 0,
+      tag: new Array<string | null>(capacity).fill(null),
+    };
     this.mem = new Array<string | null>(capacity).fill(null);
   }
 

@@ -16,7 +16,13 @@ import type { StreamMeta } from '../core/stream.js';
 import { UserError, describeError } from '../core/errors.js';
 import { moescopeVersion } from '../core/version.js';
 import { OutputFile, resolveOutput } from '../core/output.js';
-import { TRACE_FORMAT_VERSION, arrowCountSchemaFor, routersFor, type CountTraceInfo, type TraceHeader } from './arrow-schema.js';
+import {
+  TRACE_FORMAT_VERSION,
+  arrowCountSchemaFor,
+  routersFor,
+  type CountTraceInfo,
+  type TraceHeader,
+} from './arrow-schema.js';
 import { MessageBody } from './encode.js';
 import { EOS_BYTES, frameMessage, writevAll } from './ipc.js';
 

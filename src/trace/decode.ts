@@ -170,9 +170,17 @@ export function decodeCountBatch(view: BodyView, ctx: DecodeContext, axis: Count
   const counts = view.listOf(slot(ctx, COUNT_COL.counts), Float64Array, n, w, COUNT_COL.counts);
   for (let i = 0; i < counts.length; i++) {
     const v = counts[i]!;
-    if (!(v >= 0) || v === Infinity) view.corrupt(`count ${v} in row ${Math.floor(i / w)} (counts must be finite numbers ≥ 0)`);
+    if (!(v >= 0) || v === Infinity)
+      view.corrupt(`count ${v} in row ${Math.floor(i / w)} (counts must be finite numbers ≥ 0)`);
   }
-  return { length: n, step, tNs: view.fixed(slot(ctx, COUNT_COL.tNs), BigInt64Array, n, COUNT_COL.tNs), axis, bins, counts };
+  return {
+    length: n,
+    step,
+    tNs: view.fixed(slot(ctx, COUNT_COL.tNs), BigInt64Array, n, COUNT_COL.tNs),
+    axis,
+    bins,
+    counts,
+  };
 }
 
 /** The RoutingBatch of a body; `mem` cells too when asked. */

@@ -113,7 +113,8 @@ export function checkBatch(b: RoutingBatch, s: RoutingSchema, columns: readonly 
   if (b.step && b.step.length !== n) bad('step', b.step.length, n);
   if (b.rank && b.rank.length !== n) bad('rank', b.rank.length, n);
   if (b.dropped && b.dropped.length !== n) bad('dropped', b.dropped.length, n);
-  if (columns.includes('rank') && !b.rank) throw new RangeError('RoutingBatch has no rank, but the trace has a rank column');
+  if (columns.includes('rank') && !b.rank)
+    throw new RangeError('RoutingBatch has no rank, but the trace has a rank column');
   const ex = b.experts;
   const E = s.experts;
   if ((E & (E - 1)) === 0) {

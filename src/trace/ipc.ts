@@ -15,7 +15,7 @@ import type { Schema } from 'apache-arrow/schema';
 import { ByteBuffer } from 'flatbuffers';
 import { Message as FbMessage } from 'apache-arrow/fb/message';
 import { Schema as FbSchema } from 'apache-arrow/fb/schema';
-import { Field as FbField } from 'apache-arrow/fb/field';
+import type { Field as FbField } from 'apache-arrow/fb/field';
 import { RecordBatch as FbRecordBatch } from 'apache-arrow/fb/record-batch';
 import { DictionaryBatch as FbDictionaryBatch } from 'apache-arrow/fb/dictionary-batch';
 import { UserError } from '../core/errors.js';
@@ -110,7 +110,11 @@ export function scanMessageAt(fd: number, start: number, fileSize: number, file:
  * header declares must be a non-negative safe integer, every buffer must lie inside the body, no field node may
  * have more nulls than rows. `at` is the message's byte offset (for the message).
  */
-export function decodeMessage(meta: Uint8Array, file: string, at: number): { message: Message; header: Schema | RecordBatch | null } {
+export function decodeMessage(
+  meta: Uint8Array,
+  file: string,
+  at: number,
+): { message: Message; header: Schema | RecordBatch | null } {
   const corrupt = (why: string): never => {
     throw new UserError(`${file}: corrupt trace: ${why} in the message at byte ${at}`);
   };
@@ -130,10 +134,26 @@ export function decodeMessage(meta: Uint8Array, file: string, at: number): { mes
     const rb = header as RecordBatch;
     if (!Number.isSafeInteger(rb.length) || rb.length < 0) corrupt(`bad row count ${rb.length}`);
     for (const [i, b] of rb.buffers.entries())
-      if (!(Number.isSafeInteger(b.offset) && Number.isSafeInteger(b.length) && b.offset >= 0 && b.length >= 0 && b.offset + b.length <= body))
+      if (
+        !(
+          Number.isSafeInteger(b.offset) &&
+          Number.isSafeInteger(b.length) &&
+          b.offset >= 0 &&
+          b.length >= 0 &&
+          b.offset + b.length <= body
+        )
+      )
         corrupt(`buffer ${i} lies outside the body`);
     for (const [i, n] of rb.nodes.entries())
-      if (!(Number.isSafeInteger(n.length) && Number.isSafeInteger(n.nullCount) && n.length >= 0 && n.nullCount >= 0 && n.nullCount <= n.length))
+      if (
+        !(
+          Number.isSafeInteger(n.length) &&
+          Number.isSafeInteger(n.nullCount) &&
+          n.length >= 0 &&
+          n.nullCount >= 0 &&
+          n.nullCount <= n.length
+        )
+      )
         corrupt(`bad field node ${i}`);
   }
   return { message, header };
@@ -149,7 +169,9 @@ function vectorLengthProblem(meta: Uint8Array): string | null {
   const M = meta.byteLength;
   let budget = Math.floor(M / 4); // fields (with children) a schema of M bytes can hold
   const check = (what: string, n: number, bytesEach = 4): string | null =>
-    !Number.isInteger(n) || n < 0 || n * bytesEach > M ? `${what} count ${n} does not fit in its ${M}-byte header` : null;
+    !Number.isInteger(n) || n < 0 || n * bytesEach > M
+      ? `${what} count ${n} does not fit in its ${M}-byte header`
+      : null;
   try {
     const msg = FbMessage.getRootAsMessage(new ByteBuffer(meta));
     const top = check('metadata', msg.customMetadataLength());
@@ -175,7 +197,10 @@ function vectorLengthProblem(meta: Uint8Array): string | null {
       case MessageHeader.Schema: {
         const sc = msg.header(new FbSchema()) as FbSchema | null;
         if (sc === null) return null;
-        const own = check('field', sc.fieldsLength()) ?? check('schema metadata', sc.customMetadataLength()) ?? check('feature', sc.featuresLength(), 8);
+        const own =
+          check('field', sc.fieldsLength()) ??
+          check('schema metadata', sc.customMetadataLength()) ??
+          check('feature', sc.featuresLength(), 8);
         if (own) return own;
         for (let i = 0; i < sc.fieldsLength(); i++) {
           const p = field(sc.fields(i), 0);

@@ -17,8 +17,15 @@ function count(t: DataType, file: string): { nodes: number; buffers: number } {
   if (DataType.isNull(t)) return { nodes: 1, buffers: 0 };
   if (DataType.isDictionary(t)) throw new UserError(`${file}: dictionary-encoded columns are not supported in traces`);
   if (
-    DataType.isInt(t) || DataType.isFloat(t) || DataType.isBool(t) || DataType.isDecimal(t) || DataType.isDate(t) ||
-    DataType.isTime(t) || DataType.isTimestamp(t) || DataType.isInterval(t) || DataType.isDuration(t) ||
+    DataType.isInt(t) ||
+    DataType.isFloat(t) ||
+    DataType.isBool(t) ||
+    DataType.isDecimal(t) ||
+    DataType.isDate(t) ||
+    DataType.isTime(t) ||
+    DataType.isTimestamp(t) ||
+    DataType.isInterval(t) ||
+    DataType.isDuration(t) ||
     DataType.isFixedSizeBinary(t)
   )
     return { nodes: 1, buffers: 2 };

@@ -22,6 +22,11 @@ export function memoryFromJson(text: string, where: string): MemorySample[] {
   return list.map((r) => {
     const o = r as { tNs: string | number; gpus: GpuMemory[] | null; hostRssBytes: number; ortBytes: number | null };
     if (typeof o !== 'object' || o === null || o.tNs === undefined) throw new Error(`${where}: mem cell lacks tNs`);
-    return { tNs: BigInt(o.tNs), gpus: o.gpus ?? null, hostRssBytes: o.hostRssBytes ?? 0, ortBytes: o.ortBytes ?? null };
+    return {
+      tNs: BigInt(o.tNs),
+      gpus: o.gpus ?? null,
+      hostRssBytes: o.hostRssBytes ?? 0,
+      ortBytes: o.ortBytes ?? null,
+    };
   });
 }

@@ -50,9 +50,11 @@ export function readParquetTraceInfo(path: string): ParquetTraceInfo {
     if (size < 12) throw new UserError(`${path}: not a Parquet file (${size} bytes)`);
     const tail = Buffer.alloc(8);
     readSync(fd, tail, 0, 8, size - 8);
-    if (tail.readUInt32LE(4) !== MAGIC) throw new UserError(`${path}: not a readable Parquet file (no PAR1 footer: cut short or another format)`);
+    if (tail.readUInt32LE(4) !== MAGIC)
+      throw new UserError(`${path}: not a readable Parquet file (no PAR1 footer: cut short or another format)`);
     const len = tail.readUInt32LE(0);
-    if (len > size - 12 || len > MAX_FOOTER) throw new UserError(`${path}: corrupt Parquet footer (declares ${len} bytes in a ${size}-byte file)`);
+    if (len > size - 12 || len > MAX_FOOTER)
+      throw new UserError(`${path}: corrupt Parquet footer (declares ${len} bytes in a ${size}-byte file)`);
     const buf = Buffer.alloc(len + 8);
     readSync(fd, buf, 0, len + 8, size - 8 - len);
     let meta: ReturnType<typeof parquetMetadata>;
@@ -62,7 +64,10 @@ export function readParquetTraceInfo(path: string): ParquetTraceInfo {
       throw new UserError(`${path}: corrupt Parquet footer (${describeError(e)})`);
     }
     const raw = meta.key_value_metadata?.find((kv) => kv.key === META_KEY)?.value;
-    if (raw === undefined) throw new UserError(`${path}: Parquet without moescope's "${META_KEY}" metadata (not written by moescope export --parquet)`);
+    if (raw === undefined)
+      throw new UserError(
+        `${path}: Parquet without moescope's "${META_KEY}" metadata (not written by moescope export --parquet)`,
+      );
     let h: TraceHeader;
     try {
       h = JSON.parse(raw) as TraceHeader;
@@ -71,8 +76,12 @@ export function readParquetTraceInfo(path: string): ParquetTraceInfo {
     }
     if (typeof h !== 'object' || h === null || typeof h.format !== 'number' || !h.schema || !h.meta)
       throw new UserError(`${path}: the "${META_KEY}" Parquet metadata lacks format/schema/meta`);
-    if (h.format > TRACE_FORMAT_VERSION) throw new UserError(`${path}: trace format ${h.format} is newer than this moescope understands (${TRACE_FORMAT_VERSION})`);
-    if (h.kind !== undefined && h.kind !== 'tokens') throw new UserError(`${path} holds ${String(h.kind)}, not per-token routing: a dataset is made of token traces`);
+    if (h.format > TRACE_FORMAT_VERSION)
+      throw new UserError(
+        `${path}: trace format ${h.format} is newer than this moescope understands (${TRACE_FORMAT_VERSION})`,
+      );
+    if (h.kind !== undefined && h.kind !== 'tokens')
+      throw new UserError(`${path} holds ${String(h.kind)}, not per-token routing: a dataset is made of token traces`);
     try {
       validateSchema(h.schema);
     } catch (e) {
@@ -90,7 +99,9 @@ export function readParquetTraceInfo(path: string): ParquetTraceInfo {
     const rows = Number(meta.num_rows);
     const inGroups = meta.row_groups.reduce((a, g) => a + Number(g.num_rows), 0);
     if (!Number.isSafeInteger(rows) || rows < 0 || rows !== inGroups)
-      throw new UserError(`${path}: corrupt Parquet footer (declares ${String(meta.num_rows)} rows, its row groups hold ${inGroups})`);
+      throw new UserError(
+        `${path}: corrupt Parquet footer (declares ${String(meta.num_rows)} rows, its row groups hold ${inGroups})`,
+      );
     return { path, header: h, rows, rowGroups: meta.row_groups.length, columns, bytes: size };
   } finally {
     closeSync(fd);

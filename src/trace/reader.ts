@@ -89,7 +89,8 @@ export class TraceReader {
     try {
       this.fd = openSeekableInput(path, 'trace'); // folders refused; a pipe is buffered to an unlinked file
     } catch (e) {
-      if (e instanceof UserError && /: no such file$/.test(e.message)) throw new TraceNotReadyError(`${path}: no such trace`);
+      if (e instanceof UserError && /: no such file$/.test(e.message))
+        throw new TraceNotReadyError(`${path}: no such trace`);
       throw e;
     }
     try {
@@ -99,9 +100,11 @@ export class TraceReader {
       preadFully(fd, magic, 0);
       const start = magic.toString('latin1') === ARROW_FILE_MAGIC ? 8 : 0; // Arrow file format: stream after magic
       const first = this.looksLikeStream(start) ? scanMessageAt(fd, start, this.size, path) : null;
-      if (this.size === 0) throw new TraceNotReadyError(`${path}: empty file (a trace being created has no schema yet)`);
+      if (this.size === 0)
+        throw new TraceNotReadyError(`${path}: empty file (a trace being created has no schema yet)`);
       if (first === null || first.kind === 'eos') throw new UserError(`${path}: not an Arrow IPC stream trace`);
-      if (first.kind === 'partial') throw new TraceNotReadyError(`${path}: trace cut short inside its schema (${this.size} bytes)`);
+      if (first.kind === 'partial')
+        throw new TraceNotReadyError(`${path}: trace cut short inside its schema (${this.size} bytes)`);
       if (!first.message.isSchema()) throw new UserError(`${path}: not an Arrow IPC stream trace (no schema first)`);
       this.arrowSchema = first.header as Schema;
       this.header = parseTraceSchema(this.arrowSchema, path);
@@ -205,7 +208,9 @@ export class TraceReader {
         // Every row holds at least its 4-byte seq: a header claiming more rows than that is corrupt (checked here,
         // before any count or allocation trusts it).
         if (rb.length * 4 > m.bodyLength)
-          throw new UserError(`${this.path}: corrupt trace: a batch at byte ${m.start} claims ${rb.length} rows in ${m.bodyLength} bytes`);
+          throw new UserError(
+            `${this.path}: corrupt trace: a batch at byte ${m.start} claims ${rb.length} rows in ${m.bodyLength} bytes`,
+          );
         if (rb.compression) throw new UserError(`${this.path}: compressed record batches are not supported in traces`);
         this.metaOffset.push(m.metaOffset);
         this.bodyOffset.push(m.bodyOffset);
@@ -300,10 +305,12 @@ export class TraceReader {
     const size = end - metaStart;
     let buf: Buffer;
     if (opts.reuse) {
-      if (!this.scratch || this.scratch.byteLength < size) this.scratch = Buffer.allocUnsafeSlow(Math.max(size, 1 << 20));
+      if (!this.scratch || this.scratch.byteLength < size)
+        this.scratch = Buffer.allocUnsafeSlow(Math.max(size, 1 << 20));
       buf = this.scratch.subarray(0, size);
     } else buf = Buffer.allocUnsafeSlow(size);
-    if (preadFully(fd, buf, metaStart) !== buf.byteLength) throw new UserError(`${this.path}: trace shrank while being read`);
+    if (preadFully(fd, buf, metaStart) !== buf.byteLength)
+      throw new UserError(`${this.path}: trace shrank while being read`);
     const rb = decodeMessage(buf.subarray(0, bodyStart - metaStart), this.path, metaStart).header as RecordBatch;
     if (rb.length !== this.rows[index]) throw new UserError(`${this.path}: trace changed while being read`);
     return { buf, rb, where: `${this.path} (batch ${index})` };
@@ -330,7 +337,8 @@ export class TraceReader {
     const n = end - start;
     let out: ColumnsBuffer | null = null; // only when the range spans batches
     for (const c of this.chunks(start)) {
-      if (out === null && n <= c.batch.length) return n === c.batch.length ? c.batch : sliceBatch(c.batch, this.schema, 0, n);
+      if (out === null && n <= c.batch.length)
+        return n === c.batch.length ? c.batch : sliceBatch(c.batch, this.schema, 0, n);
       out ??= new ColumnsBuffer(this.schema, n, this.columns);
       out.append(c.batch, 0, Math.min(c.batch.length, n - out.length));
       if (out.length === n) break;

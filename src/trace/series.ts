@@ -9,7 +9,19 @@
  */
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { writeOutputFile } from '../core/output.js';
-import { Field, Float64, Int64, RecordBatch, Schema, Struct, Table, TimestampNanosecond, makeData, tableFromIPC, tableToIPC } from 'apache-arrow';
+import {
+  Field,
+  Float64,
+  Int64,
+  RecordBatch,
+  Schema,
+  Struct,
+  Table,
+  TimestampNanosecond,
+  makeData,
+  tableFromIPC,
+  tableToIPC,
+} from 'apache-arrow';
 import { MessageHeader } from 'apache-arrow/enum';
 import type { Schema as ArrowSchema } from 'apache-arrow/schema';
 import { UserError, describeError } from '../core/errors.js';
@@ -24,7 +36,8 @@ export const SERIES_COLUMNS = {
   balancedness_last_10: "SGLang's last_10_average_balancedness",
   balancedness_last_100: "SGLang's last_100_average_balancedness",
   balancedness_last_1000: "SGLang's last_1000_average_balancedness",
-  assignments: "SGLang's gpu_physical_count_sum: assignments (token × expert choices) over all layers and GPUs in the pass",
+  assignments:
+    "SGLang's gpu_physical_count_sum: assignments (token × expert choices) over all layers and GPUs in the pass",
   avg_tokens: "vLLM's avg_tokens: mean tokens per EP rank",
   max_tokens: "vLLM's max_tokens: tokens on the busiest EP rank",
 } as const;
@@ -54,7 +67,10 @@ export interface Series {
 }
 
 /** Writes a series trace atomically (a temporary file renamed into place). */
-export function writeSeriesTrace(path: string, s: Omit<Series, 'header'> & { producer: 'sglang' | 'vllm'; meta: StreamMeta; inputs?: readonly string[] }): void {
+export function writeSeriesTrace(
+  path: string,
+  s: Omit<Series, 'header'> & { producer: 'sglang' | 'vllm'; meta: StreamMeta; inputs?: readonly string[] },
+): void {
   const columns = (Object.keys(SERIES_COLUMNS) as SeriesColumn[]).filter((c) => s.values[c] !== undefined);
   const header: SeriesHeader = {
     format: TRACE_FORMAT_VERSION,
@@ -85,7 +101,9 @@ export function writeSeriesTrace(path: string, s: Omit<Series, 'header'> & { pro
       return makeData({ type: new Float64(), length: n, nullCount: nulls, nullBitmap: valid, data: v });
     }),
   ];
-  const table = new Table(schema, [new RecordBatch(schema, makeData({ type: new Struct(fields), length: n, children }))]);
+  const table = new Table(schema, [
+    new RecordBatch(schema, makeData({ type: new Struct(fields), length: n, children })),
+  ]);
   writeOutputFile(path, tableToIPC(table, 'stream'), { inputs: s.inputs ?? [], what: 'output' });
 }
 
@@ -138,7 +156,9 @@ export function readSeriesTrace(path: string): Series {
   } catch (e) {
     if (e instanceof UserError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(code === 'ENOENT' ? `${path}: no such file` : `${path}: not a readable series trace (${describeError(e)})`);
+    throw new UserError(
+      code === 'ENOENT' ? `${path}: no such file` : `${path}: not a readable series trace (${describeError(e)})`,
+    );
   }
   const raw = table.schema.metadata.get(META_KEY);
   let header: SeriesHeader;
@@ -147,8 +167,12 @@ export function readSeriesTrace(path: string): Series {
   } catch {
     throw new UserError(`${path}: the "${META_KEY}" metadata is not JSON`);
   }
-  if (!header || header.kind !== 'series' || !Array.isArray(header.series?.columns)) throw new UserError(`${path}: not a series trace`);
-  if (header.format > TRACE_FORMAT_VERSION) throw new UserError(`${path}: series format ${header.format} is newer than this moescope reads (${TRACE_FORMAT_VERSION})`);
+  if (header?.kind !== 'series' || !Array.isArray(header.series?.columns))
+    throw new UserError(`${path}: not a series trace`);
+  if (header.format > TRACE_FORMAT_VERSION)
+    throw new UserError(
+      `${path}: series format ${header.format} is newer than this moescope reads (${TRACE_FORMAT_VERSION})`,
+    );
   const n = table.numRows;
   const stepCol = table.getChild('step');
   const tCol = table.getChild('t_ns');

@@ -23,9 +23,15 @@ export interface TraceStreamOptions {
 }
 
 /** The header JSON exactly as the file stores it. */
-const recordedHeader = (reader: TraceReader): string => reader.arrowSchema.metadata.get(META_KEY) ?? JSON.stringify(reader.header);
+const recordedHeader = (reader: TraceReader): string =>
+  reader.arrowSchema.metadata.get(META_KEY) ?? JSON.stringify(reader.header);
 
-const asItem = (c: TraceChunk): TokensItem => ({ kind: 'tokens', batch: c.batch, firstToken: c.firstToken, memory: c.memory });
+const asItem = (c: TraceChunk): TokensItem => ({
+  kind: 'tokens',
+  batch: c.batch,
+  firstToken: c.firstToken,
+  memory: c.memory,
+});
 
 /** The stream over an open trace; closing the stream closes the reader. */
 export function traceStream(reader: TraceReader, opts: TraceStreamOptions = {}): RoutingStream {
@@ -35,8 +41,14 @@ export function traceStream(reader: TraceReader, opts: TraceStreamOptions = {}):
   const abort = new AbortController();
   const notes: string[] = [];
   if (!follow && !reader.complete && !reader.truncated)
-    notes.push(`${label} has no end-of-stream marker: its recorder was killed or is still writing; ${reader.tokenCount} complete tokens were read`);
-  const fileEnd = (error: string | null = null): StreamEnd => ({ complete: reader.complete, truncated: reader.truncated, error });
+    notes.push(
+      `${label} has no end-of-stream marker: its recorder was killed or is still writing; ${reader.tokenCount} complete tokens were read`,
+    );
+  const fileEnd = (error: string | null = null): StreamEnd => ({
+    complete: reader.complete,
+    truncated: reader.truncated,
+    error,
+  });
   let settle: (e: StreamEnd) => void = () => {};
   const ended: Promise<StreamEnd> = follow ? new Promise((res) => (settle = res)) : Promise.resolve(fileEnd());
   const seek: TokenSeek = {
@@ -63,7 +75,8 @@ export function traceStream(reader: TraceReader, opts: TraceStreamOptions = {}):
         return;
       }
       try {
-        for await (const c of reader.follow({ fromToken: 0, pollMs: opts.pollMs, signal: abort.signal })) yield asItem(c);
+        for await (const c of reader.follow({ fromToken: 0, pollMs: opts.pollMs, signal: abort.signal }))
+          yield asItem(c);
         settle(fileEnd());
       } catch (e) {
         settle(fileEnd(e instanceof Error ? e.message : String(e)));
@@ -91,8 +104,14 @@ function countTraceStream(reader: TraceReader, opts: TraceStreamOptions): Routin
   const abort = new AbortController();
   const notes: string[] = [];
   if (!follow && !reader.complete && !reader.truncated)
-    notes.push(`${label} has no end-of-stream marker: its recorder was killed or is still writing; ${reader.rowCount} complete steps were read`);
-  const fileEnd = (error: string | null = null): StreamEnd => ({ complete: reader.complete, truncated: reader.truncated, error });
+    notes.push(
+      `${label} has no end-of-stream marker: its recorder was killed or is still writing; ${reader.rowCount} complete steps were read`,
+    );
+  const fileEnd = (error: string | null = null): StreamEnd => ({
+    complete: reader.complete,
+    truncated: reader.truncated,
+    error,
+  });
   let settle: (e: StreamEnd) => void = () => {};
   const ended: Promise<StreamEnd> = follow ? new Promise((res) => (settle = res)) : Promise.resolve(fileEnd());
   return {

@@ -73,7 +73,8 @@ export function parseCollapse(spec: string, layers: number, experts: number): Co
     return n;
   };
   for (const k of kv.keys())
-    if (!['layer', 'expert', 'from'].includes(k)) throw new UserError(`--collapse: unknown key "${k}" (layer, expert, from)`);
+    if (!['layer', 'expert', 'from'].includes(k))
+      throw new UserError(`--collapse: unknown key "${k}" (layer, expert, from)`);
   const c = { layer: num('layer'), expert: num('expert'), from: num('from', 0) };
   if (!Number.isInteger(c.layer) || c.layer < 0 || c.layer >= layers)
     throw new UserError(`--collapse layer must be 0…${layers - 1}, got ${c.layer}`);
@@ -91,7 +92,7 @@ function popularity(spec: SynthSpec, rng: Rng): Float64Array {
     const perm = rng.permutation(E);
     let sum = 0;
     for (let r = 0; r < E; r++) {
-      const w = spec.skew.kind === 'uniform' ? 1 : Math.pow(r + 1, -spec.skew.s);
+      const w = spec.skew.kind === 'uniform' ? 1 : (r + 1) ** -spec.skew.s;
       p[l * E + perm[r]!] = w;
       sum += w;
     }
@@ -196,7 +197,13 @@ function* synthSteps(path: string, spec: SynthSpec): Generator<TraceWriter, Synt
   if (!Number.isSafeInteger(N) || N < 1) throw new UserError(`--tokens must be a positive integer, got ${N}`);
   checkRoom(path, spec);
   const scoring = spec.scoring ?? 'softmax';
-  const schema: RoutingSchema = { layers: Array.from({ length: L }, (_, i) => i), experts: E, topK: K, scoring, hasLogits: spec.logits };
+  const schema: RoutingSchema = {
+    layers: Array.from({ length: L }, (_, i) => i),
+    experts: E,
+    topK: K,
+    scoring,
+    hasLogits: spec.logits,
+  };
   const rng = new Rng(spec.seed);
   const p = popularity(spec, rng);
   const logp = p.map(Math.log);
@@ -204,7 +211,10 @@ function* synthSteps(path: string, spec: SynthSpec): Generator<TraceWriter, Synt
   const seqLen = spec.seqLen ?? 512;
   const collapseFrom = spec.collapse ? Math.floor(spec.collapse.from * N) : Infinity;
   const C = defaultBatchTokens(schema);
-  const columns = [...(spec.stepTokens != null ? (['step'] as const) : []), ...(spec.rank != null ? (['rank'] as const) : [])];
+  const columns = [
+    ...(spec.stepTokens != null ? (['step'] as const) : []),
+    ...(spec.rank != null ? (['rank'] as const) : []),
+  ];
   const batch = allocBatch(schema, C, columns);
   if (batch.rank) batch.rank.fill(spec.rank!);
   const stamp = new Uint32Array(E);

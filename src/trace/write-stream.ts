@@ -24,7 +24,11 @@ export interface WriteStreamOptions {
   live?: boolean;
 }
 
-export async function writeStreamTrace(stream: RoutingStream, path: string, opts: WriteStreamOptions = {}): Promise<WrittenTrace> {
+export async function writeStreamTrace(
+  stream: RoutingStream,
+  path: string,
+  opts: WriteStreamOptions = {},
+): Promise<WrittenTrace> {
   try {
     if (stream.kind === 'counts') return { kind: 'counts', rows: await writeCounts(stream, path, opts.inputs) };
     return { kind: 'tokens', rows: await writeTokens(stream, path, opts.inputs, opts.live ?? false) };
@@ -33,8 +37,19 @@ export async function writeStreamTrace(stream: RoutingStream, path: string, opts
   }
 }
 
-async function writeTokens(stream: RoutingStream, path: string, inputs: readonly string[] | undefined, live: boolean): Promise<number> {
-  const w = TraceWriter.create(path, { schema: stream.schema, meta: stream.meta, atomic: !live, columns: stream.columns ?? [], inputs });
+async function writeTokens(
+  stream: RoutingStream,
+  path: string,
+  inputs: readonly string[] | undefined,
+  live: boolean,
+): Promise<number> {
+  const w = TraceWriter.create(path, {
+    schema: stream.schema,
+    meta: stream.meta,
+    atomic: !live,
+    columns: stream.columns ?? [],
+    inputs,
+  });
   try {
     for await (const item of stream.items()) {
       if (item.kind === 'tokens') writeItem(w, item);

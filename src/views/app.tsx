@@ -33,12 +33,19 @@ const CLEAR_SCREEN = '\x1b[H\x1b[2J';
 function Root() {
   const store = useContext(StoreCtx)!;
   const { heat } = useView();
-  const { pane, help, prompt, term, redraws } = useTui((s) => ({ pane: s.ui.pane, help: s.ui.help, prompt: s.ui.prompt !== null, term: s.term, redraws: s.redraws }));
+  const { pane, help, prompt, term, redraws } = useTui((s) => ({
+    pane: s.ui.pane,
+    help: s.ui.help,
+    prompt: s.ui.prompt !== null,
+    term: s.term,
+    redraws: s.redraws,
+  }));
   useInput((input, key) => handleInput(inputEvents(input, key), store.getState));
   // ctrl-L: Ink's own way to write outside its frame clears its lines, writes ours and draws the whole frame
   // again; the heatmap layer repaints after it. (A resize is run-tui's: the frame changes size.)
   const { write } = useStdout();
   const first = useRef(true);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: redraws is the trigger (ctrl-L), not read in the effect
   useEffect(() => {
     if (first.current) {
       first.current = false;
@@ -48,7 +55,8 @@ function Root() {
     write(CLEAR_SCREEN);
   }, [redraws, write, heat]);
   const scr = screenOf(term);
-  if (scr.tooSmall) return <TooSmall columns={term.columns} rows={term.rows} needColumns={MIN_COLUMNS} needRows={MIN_ROWS} />;
+  if (scr.tooSmall)
+    return <TooSmall columns={term.columns} rows={term.rows} needColumns={MIN_COLUMNS} needRows={MIN_ROWS} />;
   let body: React.ReactNode;
   if (help) body = <HelpOverlay width={scr.columns} height={scr.body} />;
   else if (pane === 'overview') body = <Overview />;

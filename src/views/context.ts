@@ -18,7 +18,10 @@ export interface ViewContext {
 }
 
 /** A view context; the heatmap layer writes to `out` (the terminal; tests and benchmarks pass their own). */
-export function makeViewContext(theme: Theme = makeTheme('ansi256'), out: { write(s: string): unknown } = { write: () => true }): ViewContext {
+export function makeViewContext(
+  theme: Theme = makeTheme('ansi256'),
+  out: { write(s: string): unknown } = { write: () => true },
+): ViewContext {
   return { theme, heatRows: new HeatRowCache(), heat: new HeatmapLayer(out) };
 }
 

@@ -33,7 +33,12 @@ export function renderHeatRow(levels: Uint8Array, theme: Theme, cursor = -1, spa
       continue;
     }
     if (lv !== cur) {
-      out += lv === NO_DATA ? SGR_RESET + SGR_DIM : cur === NO_DATA ? SGR_RESET + theme.heatEscape[lv]! : theme.heatEscape[lv]!;
+      out +=
+        lv === NO_DATA
+          ? SGR_RESET + SGR_DIM
+          : cur === NO_DATA
+            ? SGR_RESET + theme.heatEscape[lv]!
+            : theme.heatEscape[lv]!;
       cur = lv;
     }
     out += cellWidth === 1 ? glyph : glyph.repeat(cellWidth);

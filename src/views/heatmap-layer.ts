@@ -109,7 +109,8 @@ export class HeatmapLayer {
 
   private erase(): void {
     let out = '';
-    for (let i = 0; i < this.shown.length; i++) if (this.shown[i] !== undefined) out += `\x1b[${this.top + i + 1};1H\x1b[2K`;
+    for (let i = 0; i < this.shown.length; i++)
+      if (this.shown[i] !== undefined) out += `\x1b[${this.top + i + 1};1H\x1b[2K`;
     this.shown = [];
     this.write(out, true);
   }
@@ -160,7 +161,11 @@ export class InkStdout extends EventEmitter {
   get destroyed(): boolean {
     return this.real.destroyed;
   }
-  write(chunk: string | Uint8Array, encodingOrCb?: BufferEncoding | ((err?: Error | null) => void), cb?: (err?: Error | null) => void): boolean {
+  write(
+    chunk: string | Uint8Array,
+    encodingOrCb?: BufferEncoding | ((err?: Error | null) => void),
+    cb?: (err?: Error | null) => void,
+  ): boolean {
     const done = typeof encodingOrCb === 'function' ? encodingOrCb : cb;
     const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
     const ok = this.real.write(text);

@@ -40,7 +40,13 @@ export function handleInput(events: InputEvent[], get: () => TuiState): void {
 }
 
 function tokenGrid(s: TuiState) {
-  const lines = tokenLines(s.frame, s.term.columns, tokenStreamRows(s.term, s.frame.token !== null), s.ui.token, s.mono);
+  const lines = tokenLines(
+    s.frame,
+    s.term.columns,
+    tokenStreamRows(s.term, s.frame.token !== null),
+    s.ui.token,
+    s.mono,
+  );
   return lines.filter((x) => x.items.length > 0).map((x) => x.items.map((it) => ({ index: it.index, col: it.col })));
 }
 
@@ -202,7 +208,8 @@ function handleKey(name: string, s: TuiState): void {
     case 'pageUp':
     case 'pageDown': {
       const d = b.action === 'pageUp' ? -1 : 1;
-      if (pane === 'overview') return a.selectLayer(Math.max(0, Math.min(L - 1, ui.layer + d * Math.max(1, overview().vp.layers - 1))));
+      if (pane === 'overview')
+        return a.selectLayer(Math.max(0, Math.min(L - 1, ui.layer + d * Math.max(1, overview().vp.layers - 1))));
       if (pane === 'warnings') return a.moveWarning(d * Math.max(1, warningListRows(s.term) - 1));
       if (pane === 'tokens') return moveTokenLine(d * Math.max(1, tokenGrid(s).length - 1));
       if (pane === 'layer') return a.selectExpert(ui.expert + d * layerBarsLayout(frame.experts, s.term).rows);
@@ -264,7 +271,8 @@ function handleMouse(e: Extract<InputEvent, { kind: 'mouse' }>, s: TuiState): vo
         while (c + 1 < lay.vp.columns && cellEdge(lay.vp, c + 1) <= cx) c++;
         expert = Math.min(frame.experts - 1, lay.vp.firstExpert + c * lay.vp.bin);
       }
-      if (layer === s.ui.layer && Math.floor(expert / lay.vp.bin) === Math.floor(s.ui.expert / lay.vp.bin)) return a.setPane('layer');
+      if (layer === s.ui.layer && Math.floor(expert / lay.vp.bin) === Math.floor(s.ui.expert / lay.vp.bin))
+        return a.setPane('layer');
       a.selectLayer(layer);
       a.selectExpert(expert);
       return;
@@ -283,7 +291,13 @@ function handleMouse(e: Extract<InputEvent, { kind: 'mouse' }>, s: TuiState): vo
     }
     case 'tokens': {
       if (s.ui.tokenDetail) return;
-      const lines = tokenLines(frame, s.term.columns, tokenStreamRows(s.term, frame.token !== null), s.ui.token, s.mono);
+      const lines = tokenLines(
+        frame,
+        s.term.columns,
+        tokenStreamRows(s.term, frame.token !== null),
+        s.ui.token,
+        s.mono,
+      );
       const line = lines[y - scr.bodyTop - 1];
       const it = line?.items.find((t) => x >= t.col && x < t.col + t.width);
       if (!it) return;

@@ -64,44 +64,210 @@ export interface Binding {
 }
 
 export const BINDINGS: readonly Binding[] = [
-  { action: 'help', names: ['?'], label: '?', description: 'show / hide this list of keys', group: 'General', hint: 'all', short: 'keys' },
-  { action: 'quit', names: ['q', 'ctrl-c'], label: 'q', description: 'quit (restores the terminal)', group: 'General', hint: 'all', short: 'quit' },
-  { action: 'nextPane', names: ['tab'], label: 'tab', description: 'next / previous pane', group: 'General', hint: 'all', short: 'pane', row: 'pane' },
+  {
+    action: 'help',
+    names: ['?'],
+    label: '?',
+    description: 'show / hide this list of keys',
+    group: 'General',
+    hint: 'all',
+    short: 'keys',
+  },
+  {
+    action: 'quit',
+    names: ['q', 'ctrl-c'],
+    label: 'q',
+    description: 'quit (restores the terminal)',
+    group: 'General',
+    hint: 'all',
+    short: 'quit',
+  },
+  {
+    action: 'nextPane',
+    names: ['tab'],
+    label: 'tab',
+    description: 'next / previous pane',
+    group: 'General',
+    hint: 'all',
+    short: 'pane',
+    row: 'pane',
+  },
   { action: 'prevPane', names: ['backtab'], label: 'S-tab', description: '', group: 'General', row: 'pane' },
-  { action: 'pane1', names: ['1'], label: '1', description: 'Overview Layer Tokens Warnings Devices', group: 'General', row: 'panes' },
+  {
+    action: 'pane1',
+    names: ['1'],
+    label: '1',
+    description: 'Overview Layer Tokens Warnings Devices',
+    group: 'General',
+    row: 'panes',
+  },
   { action: 'pane2', names: ['2'], label: '2', description: '', group: 'General', row: 'panes' },
   { action: 'pane3', names: ['3'], label: '3', description: '', group: 'General', row: 'panes' },
   { action: 'pane4', names: ['4'], label: '4', description: '', group: 'General', row: 'panes' },
   { action: 'pane5', names: ['5'], label: '5', description: '', group: 'General', row: 'panes' },
-  { action: 'open', names: ['enter'], label: 'enter', description: 'open layer / token routing / warning', group: 'General', hint: ['overview', 'tokens', 'warnings'], short: 'open' },
-  { action: 'back', names: ['escape'], label: 'esc', description: 'back (overlay, prompt, detail, pane)', group: 'General', hint: ['layer', 'tokens', 'warnings', 'devices'], short: 'back' },
+  {
+    action: 'open',
+    names: ['enter'],
+    label: 'enter',
+    description: 'open layer / token routing / warning',
+    group: 'General',
+    hint: ['overview', 'tokens', 'warnings'],
+    short: 'open',
+  },
+  {
+    action: 'back',
+    names: ['escape'],
+    label: 'esc',
+    description: 'back (overlay, prompt, detail, pane)',
+    group: 'General',
+    hint: ['layer', 'tokens', 'warnings', 'devices'],
+    short: 'back',
+  },
   { action: 'redraw', names: ['ctrl-l'], label: 'C-l', description: 'redraw the screen', group: 'General' },
 
-  { action: 'pause', names: ['space'], label: 'space', description: 'pause/play · live: freeze (buffers)', group: 'Playback', hint: 'all', short: 'pause' },
-  { action: 'slower', names: ['['], label: '[', description: 'replay slower / faster ×¼…×64', group: 'Playback', row: 'speed' },
+  {
+    action: 'pause',
+    names: ['space'],
+    label: 'space',
+    description: 'pause/play · live: freeze (buffers)',
+    group: 'Playback',
+    hint: 'all',
+    short: 'pause',
+  },
+  {
+    action: 'slower',
+    names: ['['],
+    label: '[',
+    description: 'replay slower / faster ×¼…×64',
+    group: 'Playback',
+    row: 'speed',
+  },
   { action: 'faster', names: [']'], label: ']', description: '', group: 'Playback', row: 'speed' },
-  { action: 'stepBack', names: [','], label: ',', description: 'step one token back / forward', group: 'Playback', row: 'step' },
+  {
+    action: 'stepBack',
+    names: [','],
+    label: ',',
+    description: 'step one token back / forward',
+    group: 'Playback',
+    row: 'step',
+  },
   { action: 'stepForward', names: ['.'], label: '.', description: '', group: 'Playback', row: 'step' },
-  { action: 'start', names: ['g', 'home'], label: 'g', description: 'go to start / end (live: newest)', group: 'Playback', row: 'ends' },
+  {
+    action: 'start',
+    names: ['g', 'home'],
+    label: 'g',
+    description: 'go to start / end (live: newest)',
+    group: 'Playback',
+    row: 'ends',
+  },
   { action: 'end', names: ['G', 'end'], label: 'G', description: '', group: 'Playback', row: 'ends' },
   { action: 'seek', names: [':'], label: ':', description: 'seek to token N or N% (replay)', group: 'Playback' },
 
-  { action: 'up', names: ['up', 'k'], label: '↑↓←→', description: 'move (layer, expert, token, row)', group: 'Navigation', hint: ['overview', 'warnings'], short: 'move', shortIn: { overview: 'layer', warnings: 'warning' }, hintLabel: '↑↓', row: 'move' },
+  {
+    action: 'up',
+    names: ['up', 'k'],
+    label: '↑↓←→',
+    description: 'move (layer, expert, token, row)',
+    group: 'Navigation',
+    hint: ['overview', 'warnings'],
+    short: 'move',
+    shortIn: { overview: 'layer', warnings: 'warning' },
+    hintLabel: '↑↓',
+    row: 'move',
+  },
   { action: 'down', names: ['down', 'j'], label: 'hjkl', description: '', group: 'Navigation', row: 'move' },
-  { action: 'left', names: ['left', 'h'], label: '', description: '', group: 'Navigation', hint: ['overview', 'layer', 'tokens'], short: 'move', shortIn: { overview: 'expert', layer: 'expert', tokens: 'token' }, hintLabel: '←→', row: 'move' },
+  {
+    action: 'left',
+    names: ['left', 'h'],
+    label: '',
+    description: '',
+    group: 'Navigation',
+    hint: ['overview', 'layer', 'tokens'],
+    short: 'move',
+    shortIn: { overview: 'expert', layer: 'expert', tokens: 'token' },
+    hintLabel: '←→',
+    row: 'move',
+  },
   { action: 'right', names: ['right', 'l'], label: '', description: '', group: 'Navigation', row: 'move' },
-  { action: 'pageUp', names: ['pageup'], label: 'pgup', description: 'page up / down', group: 'Navigation', row: 'page' },
+  {
+    action: 'pageUp',
+    names: ['pageup'],
+    label: 'pgup',
+    description: 'page up / down',
+    group: 'Navigation',
+    row: 'page',
+  },
   { action: 'pageDown', names: ['pagedown'], label: 'pgdn', description: '', group: 'Navigation', row: 'page' },
-  { action: 'prevLayer', names: ['<'], label: '<', description: 'previous / next layer (any pane)', group: 'Navigation', hint: ['tokens', 'layer'], short: 'layer', hintLabel: '<>', row: 'layer' },
+  {
+    action: 'prevLayer',
+    names: ['<'],
+    label: '<',
+    description: 'previous / next layer (any pane)',
+    group: 'Navigation',
+    hint: ['tokens', 'layer'],
+    short: 'layer',
+    hintLabel: '<>',
+    row: 'layer',
+  },
   { action: 'nextLayer', names: ['>'], label: '>', description: '', group: 'Navigation', row: 'layer' },
 
-  { action: 'zoomIn', names: ['+', '='], label: '+', description: 'zoom in / out on experts', group: 'Heatmap', panes: ['overview'], hint: ['overview'], short: 'zoom', hintLabel: '+-', row: 'zoom' },
-  { action: 'zoomOut', names: ['-', '_'], label: '-', description: '', group: 'Heatmap', panes: ['overview'], row: 'zoom' },
-  { action: 'window', names: ['w'], label: 'w', description: 'sliding window (again: resize)', group: 'Heatmap', hint: ['overview', 'layer'], short: 'window' },
-  { action: 'cumulative', names: ['c'], label: 'c', description: 'cumulative (whole run)', group: 'Heatmap', hint: ['overview', 'layer'], short: 'cumulative' },
+  {
+    action: 'zoomIn',
+    names: ['+', '='],
+    label: '+',
+    description: 'zoom in / out on experts',
+    group: 'Heatmap',
+    panes: ['overview'],
+    hint: ['overview'],
+    short: 'zoom',
+    hintLabel: '+-',
+    row: 'zoom',
+  },
+  {
+    action: 'zoomOut',
+    names: ['-', '_'],
+    label: '-',
+    description: '',
+    group: 'Heatmap',
+    panes: ['overview'],
+    row: 'zoom',
+  },
+  {
+    action: 'window',
+    names: ['w'],
+    label: 'w',
+    description: 'sliding window (again: resize)',
+    group: 'Heatmap',
+    hint: ['overview', 'layer'],
+    short: 'window',
+  },
+  {
+    action: 'cumulative',
+    names: ['c'],
+    label: 'c',
+    description: 'cumulative (whole run)',
+    group: 'Heatmap',
+    hint: ['overview', 'layer'],
+    short: 'cumulative',
+  },
 
-  { action: 'search', names: ['/'], label: '/', description: 'search token text', group: 'Tokens', hint: ['tokens'], short: 'search' },
-  { action: 'searchNext', names: ['n'], label: 'n', description: 'next / previous match', group: 'Tokens', row: 'match' },
+  {
+    action: 'search',
+    names: ['/'],
+    label: '/',
+    description: 'search token text',
+    group: 'Tokens',
+    hint: ['tokens'],
+    short: 'search',
+  },
+  {
+    action: 'searchNext',
+    names: ['n'],
+    label: 'n',
+    description: 'next / previous match',
+    group: 'Tokens',
+    row: 'match',
+  },
   { action: 'searchPrev', names: ['N'], label: 'N', description: '', group: 'Tokens', row: 'match' },
 ];
 
@@ -156,7 +322,7 @@ export function resolve(name: string, pane: Pane): Binding | null {
 
 /** Bindings shown in the hint bar of a pane, in table order. */
 function hintsFor(pane: Pane): Binding[] {
-  return BINDINGS.filter((b) => b.hint === 'all' || (b.hint && b.hint.includes(pane)));
+  return BINDINGS.filter((b) => b.hint === 'all' || b.hint?.includes(pane));
 }
 
 const PANE_TITLES: Record<Pane, string> = {
@@ -166,7 +332,6 @@ const PANE_TITLES: Record<Pane, string> = {
   warnings: 'Warnings',
   devices: 'Devices',
 };
-
 
 /** A hint as the hint bar shows it. */
 export interface Hint {
@@ -219,7 +384,9 @@ export function tabSpans(activeWarnings: number): { pane: Pane; label: string; s
 }
 
 /** What one read of the terminal holds: keys, in order, and mouse reports. */
-export type InputEvent = { kind: 'key'; name: string } | { kind: 'mouse'; button: number; column: number; row: number; release: boolean };
+export type InputEvent =
+  | { kind: 'key'; name: string }
+  | { kind: 'mouse'; button: number; column: number; row: number; release: boolean };
 
 /** A key name for one character read on its own within a longer chunk. */
 function charKeyName(ch: string): string | null {
@@ -245,9 +412,20 @@ const MOUSE = /^\[<(\d+);(\d+);(\d+)([Mm])$/;
  */
 export function inputEvents(input: string, key: Key): InputEvent[] {
   const m = MOUSE.exec(input);
-  if (m) return [{ kind: 'mouse', button: Number(m[1]), column: Number(m[2]), row: Number(m[3]), release: m[4] === 'm' }];
+  if (m)
+    return [{ kind: 'mouse', button: Number(m[1]), column: Number(m[2]), row: Number(m[3]), release: m[4] === 'm' }];
   const special =
-    key.upArrow || key.downArrow || key.leftArrow || key.rightArrow || key.pageUp || key.pageDown || key.home || key.end || key.ctrl || key.meta || key.tab;
+    key.upArrow ||
+    key.downArrow ||
+    key.leftArrow ||
+    key.rightArrow ||
+    key.pageUp ||
+    key.pageDown ||
+    key.home ||
+    key.end ||
+    key.ctrl ||
+    key.meta ||
+    key.tab;
   if ([...input].length <= 1 || special) {
     const name = keyName(input, key);
     return name === null ? [] : [{ kind: 'key', name }];

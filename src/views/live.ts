@@ -33,7 +33,10 @@ export interface LiveTuiOptions {
  */
 export async function runLiveTui(opts: LiveTuiOptions): Promise<void> {
   const { stream } = opts;
-  const model = new RoutingModel(stream.schema, stream.meta, { window: opts.window, logits: opts.postedLogits ? 'posted' : 'here' });
+  const model = new RoutingModel(stream.schema, stream.meta, {
+    window: opts.window,
+    logits: opts.postedLogits ? 'posted' : 'here',
+  });
   const feed = new StreamFeed(stream, model, 'live');
   opts.onFeed?.(feed);
   const runTui = await loadRunTui();
@@ -53,8 +56,14 @@ export async function runLiveTui(opts: LiveTuiOptions): Promise<void> {
 }
 
 /** Without a terminal: feeds everything the stream yields into a model and returns it when the stream ends. */
-export async function collectLive(stream: RoutingStream, opts: { window?: number; postedLogits?: boolean } = {}): Promise<RoutingModel> {
-  const model = new RoutingModel(stream.schema, stream.meta, { window: opts.window, logits: opts.postedLogits ? 'posted' : 'here' });
+export async function collectLive(
+  stream: RoutingStream,
+  opts: { window?: number; postedLogits?: boolean } = {},
+): Promise<RoutingModel> {
+  const model = new RoutingModel(stream.schema, stream.meta, {
+    window: opts.window,
+    logits: opts.postedLogits ? 'posted' : 'here',
+  });
   for await (const item of stream.items()) {
     if (item.kind === 'tokens') {
       for (const m of item.memory) model.addMemory(m.sample);

@@ -31,7 +31,11 @@ export interface ReplayOptions {
   window?: number;
   out?: NodeJS.WritableStream;
   /** A count trace's header (`counts`): what a bin is, and the placement the counts were measured under. */
-  counts?: { axis: 'expert' | 'device'; bins: number; placement?: { devices: number; phy2log: number[][] } | null } | null;
+  counts?: {
+    axis: 'expert' | 'device';
+    bins: number;
+    placement?: { devices: number; phy2log: number[][] } | null;
+  } | null;
 }
 
 export async function runReplay(opts: ReplayOptions): Promise<void> {
@@ -39,18 +43,25 @@ export async function runReplay(opts: ReplayOptions): Promise<void> {
   if (stream.kind === 'counts') return replayCounts(opts);
   try {
     const model = new RoutingModel(stream.schema, stream.meta, { window: opts.window });
-    const placement = opts.plan ? readPlanFile(opts.plan, stream.schema) : contiguousSpec(stream.schema, opts.devices ?? 1);
+    const placement = opts.plan
+      ? readPlanFile(opts.plan, stream.schema)
+      : contiguousSpec(stream.schema, opts.devices ?? 1);
     const notes: string[] = [];
     if (file.truncated)
-      notes.push(`the trace is cut short: ${fmtInt(file.truncated.bytesPresent)} bytes of its last batch present${file.truncated.rowsLost ? `, ${fmtInt(file.truncated.rowsLost)} tokens lost` : ''}`);
-    else if (!file.complete && !opts.follow) notes.push('no end-of-stream marker: the recorder is still writing or was killed (use --follow to tail it)');
+      notes.push(
+        `the trace is cut short: ${fmtInt(file.truncated.bytesPresent)} bytes of its last batch present${file.truncated.rowsLost ? `, ${fmtInt(file.truncated.rowsLost)} tokens lost` : ''}`,
+      );
+    else if (!file.complete && !opts.follow)
+      notes.push('no end-of-stream marker: the recorder is still writing or was killed (use --follow to tail it)');
     if (opts.ui === false || !interactive()) {
       const all = stream.seek;
       for (const c of all ? all.chunks(0) : []) {
         for (const m of c.memory) model.addMemory(m.sample);
         model.add(c.batch);
       }
-      (opts.out ?? process.stdout).write(sanitizeText(formatSummary(model, { title: `replay ${stream.label}`, notes }, placement)));
+      (opts.out ?? process.stdout).write(
+        sanitizeText(formatSummary(model, { title: `replay ${stream.label}`, notes }, placement)),
+      );
       if (file.truncated) {
         // The summary's note names the cut; stderr says it too, so a script that reads stderr sees why it got 2.
         printError(`${stream.label}: ${notes[0]}; the summary covers its complete tokens`);
@@ -58,8 +69,11 @@ export async function runReplay(opts: ReplayOptions): Promise<void> {
       }
       return;
     }
-    if (stream.tokens === 0 && !opts.follow) throw new UserError(`${stream.label}: the trace has no tokens (use --follow to wait for them)`);
-    const feed = opts.follow ? new StreamFeed(stream, model, 'follow', { file }) : new ReplayPlayer(stream, model, { speed: opts.speed ?? 1 });
+    if (stream.tokens === 0 && !opts.follow)
+      throw new UserError(`${stream.label}: the trace has no tokens (use --follow to wait for them)`);
+    const feed = opts.follow
+      ? new StreamFeed(stream, model, 'follow', { file })
+      : new ReplayPlayer(stream, model, { speed: opts.speed ?? 1 });
     await replayTui(opts, { model, feed, placement }, notes);
   } finally {
     stream.close();
@@ -85,7 +99,10 @@ async function replayCounts(opts: ReplayOptions): Promise<void> {
     const placement = opts.plan
       ? readPlanFile(opts.plan, schema)
       : perDevice
-        ? { placement: { devices: info.bins, phy2log: [Int32Array.from(identity(info.bins))] }, label: 'counted per device' }
+        ? {
+            placement: { devices: info.bins, phy2log: [Int32Array.from(identity(info.bins))] },
+            label: 'counted per device',
+          }
         : recorded && (opts.devices ?? 1) <= 1
           ? {
               placement: { devices: recorded.devices, phy2log: recorded.phy2log.map((m) => Int32Array.from(m)) },
@@ -97,8 +114,12 @@ async function replayCounts(opts: ReplayOptions): Promise<void> {
         ? `count trace: load per step × layer × device (no expert ids); columns are devices`
         : 'count trace: load counts per step, no per-token data (no token window, Tokens pane or debugger)',
     ];
-    if (file.truncated) notes.push(`the trace is cut short: ${fmtInt(file.truncated.bytesPresent)} bytes of its last batch present${file.truncated.rowsLost ? `, ${fmtInt(file.truncated.rowsLost)} steps lost` : ''}`);
-    else if (!file.complete && !opts.follow) notes.push('no end-of-stream marker: the recorder is still writing or was killed (use --follow to tail it)');
+    if (file.truncated)
+      notes.push(
+        `the trace is cut short: ${fmtInt(file.truncated.bytesPresent)} bytes of its last batch present${file.truncated.rowsLost ? `, ${fmtInt(file.truncated.rowsLost)} steps lost` : ''}`,
+      );
+    else if (!file.complete && !opts.follow)
+      notes.push('no end-of-stream marker: the recorder is still writing or was killed (use --follow to tail it)');
     if (opts.ui === false || !interactive()) {
       for await (const item of stream.items()) if (item.kind === 'counts') model.addCounts(item.batch);
       (opts.out ?? process.stdout).write(formatSummary(model, { title: `replay ${stream.label}`, notes }, placement));
@@ -121,7 +142,12 @@ async function replayTui(
   await runTui({
     model: view.model,
     feed: view.feed,
-    source: { kind: opts.follow ? 'follow' : 'replay', label: opts.stream.label, recording: null, placement: view.placement },
+    source: {
+      kind: opts.follow ? 'follow' : 'replay',
+      label: opts.stream.label,
+      recording: null,
+      placement: view.placement,
+    },
     color: opts.color,
     colormap: opts.colormap,
     ui: notes.length > 0 ? { message: notes.join('; ') } : undefined,

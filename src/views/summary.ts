@@ -18,7 +18,11 @@ export interface SummaryHeader {
   notes?: string[];
 }
 
-export function formatSummary(model: RoutingModel, header: SummaryHeader, placement: PlacementSpec | null = null): string {
+export function formatSummary(
+  model: RoutingModel,
+  header: SummaryHeader,
+  placement: PlacementSpec | null = null,
+): string {
   const f = buildFrame(model, { scope: 'run', layer: 0, token: null, placement, countSequences: true });
   const schema: RoutingSchema = model.schema;
   const meta: StreamMeta = model.meta;
@@ -26,11 +30,15 @@ export function formatSummary(model: RoutingModel, header: SummaryHeader, placem
   out.push(`moescope ${header.title}`);
   out.push(`  ${describeSchema(schema)}${meta.model ? ` · model ${meta.model}` : ''} · source ${meta.source}`);
   const seqs = f.sequences ?? 0;
-  if (model.countsOnly) out.push(`  ${fmtInt(model.steps)} steps of load counts · ${fmtInt(Math.round(f.tokens))} tokens (assignments ÷ top-${schema.topK}) · ${fmtDuration(f.elapsedMs)} of stream time`);
-  else out.push(
-    `  ${fmtInt(f.tokens)} tokens${f.ring.start === 0 ? ` in ${seqs} sequence${seqs === 1 ? '' : 's'}` : ''} · ${fmtDuration(f.elapsedMs)} of stream time` +
-      (f.tokensPerSecond !== null ? ` · ${fmtNum(f.tokensPerSecond, 1)} tok/s at the end` : ''),
-  );
+  if (model.countsOnly)
+    out.push(
+      `  ${fmtInt(model.steps)} steps of load counts · ${fmtInt(Math.round(f.tokens))} tokens (assignments ÷ top-${schema.topK}) · ${fmtDuration(f.elapsedMs)} of stream time`,
+    );
+  else
+    out.push(
+      `  ${fmtInt(f.tokens)} tokens${f.ring.start === 0 ? ` in ${seqs} sequence${seqs === 1 ? '' : 's'}` : ''} · ${fmtDuration(f.elapsedMs)} of stream time` +
+        (f.tokensPerSecond !== null ? ` · ${fmtNum(f.tokensPerSecond, 1)} tok/s at the end` : ''),
+    );
   for (const n of header.notes ?? []) out.push(`  ${n}`);
   if (f.tokens === 0) {
     out.push('  no tokens');
@@ -39,12 +47,26 @@ export function formatSummary(model: RoutingModel, header: SummaryHeader, placem
   out.push('');
   out.push('  balance over the whole run (docs/metrics.md)');
   // Labels and digits from the metric catalogue (src/stats/catalogue.ts).
-  const [cv, maxVio, entropy, dead] = ['cv', 'maxVio', 'entropy', 'dead'].map(metric) as [MetricSpec, MetricSpec, MetricSpec, MetricSpec];
+  const [cv, maxVio, entropy, dead] = ['cv', 'maxVio', 'entropy', 'dead'].map(metric) as [
+    MetricSpec,
+    MetricSpec,
+    MetricSpec,
+    MetricSpec,
+  ];
   const rows: string[][] = [['layer', cv.label, maxVio.label, entropy.label, dead.label, 'busiest expert']];
   f.layerIds.forEach((id, l) => {
-    rows.push([`L${id}`, fmtNum(f.cv[l], cv.digits), fmtNum(f.maxVio[l], maxVio.digits), fmtNum(f.entropy[l], entropy.digits), fmtNum(f.dead[l], dead.digits), `e${f.busiest[l]} ${fmtPct(f.busiestShare[l])}`]);
+    rows.push([
+      `L${id}`,
+      fmtNum(f.cv[l], cv.digits),
+      fmtNum(f.maxVio[l], maxVio.digits),
+      fmtNum(f.entropy[l], entropy.digits),
+      fmtNum(f.dead[l], dead.digits),
+      `e${f.busiest[l]} ${fmtPct(f.busiestShare[l])}`,
+    ]);
   });
-  out.push(...formatTable(rows, { align: rows[0]!.map((_, i) => (i === 0 || i === rows[0]!.length - 1 ? 'left' : 'right')) }));
+  out.push(
+    ...formatTable(rows, { align: rows[0]!.map((_, i) => (i === 0 || i === rows[0]!.length - 1 ? 'left' : 'right')) }),
+  );
   out.push('');
   if (model.countsOnly) out.push('  collapse detection needs per-token data: a count trace has none');
   else if (f.detectorWindow === 0) out.push('  collapse detection off');
@@ -53,14 +75,21 @@ export function formatSummary(model: RoutingModel, header: SummaryHeader, placem
       `  no collapse warnings (rules over ${fmtInt(f.detectorWindow)}-token windows${f.tokens < f.detectorWindow ? '; the stream is shorter than one window' : ''})`,
     );
   else {
-    out.push(`  collapse warnings: ${f.warnings.length} fired, ${f.activeWarnings} still active (rules over ${fmtInt(f.detectorWindow)}-token windows), newest first`);
+    out.push(
+      `  collapse warnings: ${f.warnings.length} fired, ${f.activeWarnings} still active (rules over ${fmtInt(f.detectorWindow)}-token windows), newest first`,
+    );
     for (const w of f.warnings.slice(0, 10))
-      out.push(`    token ${fmtInt(w.firstToken).padStart(7)}  ${w.rule.padEnd(11)}  ${w.message}${w.clearedAt !== null ? ` (cleared at ${fmtInt(w.clearedAt)})` : ''}`);
-    if (f.warnings.length > 10) out.push(`    … ${f.warnings.length - 10} more (moescope stats TRACE --json lists all)`);
+      out.push(
+        `    token ${fmtInt(w.firstToken).padStart(7)}  ${w.rule.padEnd(11)}  ${w.message}${w.clearedAt !== null ? ` (cleared at ${fmtInt(w.clearedAt)})` : ''}`,
+      );
+    if (f.warnings.length > 10)
+      out.push(`    … ${f.warnings.length - 10} more (moescope stats TRACE --json lists all)`);
   }
   if (f.devices) {
     out.push('');
-    out.push(`  placement ${f.devices.label} over ${f.devices.devices} devices: balancedness SGLang ${fmtNum(f.devices.sglang, 3)}, vLLM ${fmtNum(f.devices.vllm, 3)}`);
+    out.push(
+      `  placement ${f.devices.label} over ${f.devices.devices} devices: balancedness SGLang ${fmtNum(f.devices.sglang, 3)}, vLLM ${fmtNum(f.devices.vllm, 3)}`,
+    );
     out.push('    ' + f.devices.loads.map((d) => `dev${d.device} ${fmtPct(d.loadShare)}`).join('  '));
   }
   return out.join('\n') + '\n';

@@ -83,7 +83,9 @@ export function makeTheme(mode: ColorMode, map: SequentialMap = 'viridis'): Them
   const cmap = SEQUENTIAL_MAPS[map];
   // Level 0 is "no assignment at all": a neutral dark grey, darker than the map's darkest colour, so an idle expert
   // stands apart from a merely cold one; levels 1 … HEAT_LEVELS-1 span the map.
-  const heatRgb = Array.from({ length: HEAT_LEVELS }, (_, i) => (i === 0 ? IDLE_RGB : sample(cmap, (i - 1) / (HEAT_LEVELS - 2))));
+  const heatRgb = Array.from({ length: HEAT_LEVELS }, (_, i) =>
+    i === 0 ? IDLE_RGB : sample(cmap, (i - 1) / (HEAT_LEVELS - 2)),
+  );
   const color = mode !== 'none';
   const expertCache = new Map<number, { ink: string | undefined; esc: string }>();
   const expert = (id: number, experts: number) => {
@@ -104,7 +106,11 @@ export function makeTheme(mode: ColorMode, map: SequentialMap = 'viridis'): Them
     error: inkColor(UI_RGB.error, mode),
     ok: inkColor(UI_RGB.ok, mode),
     muted: inkColor(UI_RGB.muted, mode),
-    esc: { accent: fgEscape(UI_RGB.accent, mode), warn: fgEscape(UI_RGB.warn, mode), muted: fgEscape(UI_RGB.muted, mode) },
+    esc: {
+      accent: fgEscape(UI_RGB.accent, mode),
+      warn: fgEscape(UI_RGB.warn, mode),
+      muted: fgEscape(UI_RGB.muted, mode),
+    },
     heatEscape: heatRgb.map((c) => fgEscape(c, mode)),
     heatInk: heatRgb.map((c) => inkColor(c, mode)),
     heatGlyph: heatRgb.map((_, i) => (color ? '█' : GLYPH_RAMP[glyphIndexOf(i)]!)),

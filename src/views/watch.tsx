@@ -24,7 +24,17 @@ const ENTER_ALT = '\x1b[?1049h\x1b[?7l\x1b[H\x1b[2J\x1b[?25l';
 const LEAVE_ALT = '\x1b[0m\x1b[?25h\x1b[?7h\x1b[?1049l';
 const CHALK_LEVEL = { none: 1, ansi256: 2, truecolor: 3 } as const;
 
-function Heatmap({ loads, snap, theme, width }: { loads: WatchLoads; snap: WatchSnapshot; theme: Theme; width: number }) {
+function Heatmap({
+  loads,
+  snap,
+  theme,
+  width,
+}: {
+  loads: WatchLoads;
+  snap: WatchSnapshot;
+  theme: Theme;
+  width: number;
+}) {
   const labelW = Math.max(...snap.layers.map((l) => `L${l}`.length)) + 1;
   const cell = Math.max(1, Math.min(6, Math.floor((width - labelW - 16) / snap.gpus)));
   const shown = Math.min(snap.gpus, Math.floor((width - labelW - 16) / cell));
@@ -53,7 +63,17 @@ function Heatmap({ loads, snap, theme, width }: { loads: WatchLoads; snap: Watch
   );
 }
 
-function WatchApp({ model, label, intervalS, theme }: { model: WatchModel; label: string; intervalS: number; theme: Theme }) {
+function WatchApp({
+  model,
+  label,
+  intervalS,
+  theme,
+}: {
+  model: WatchModel;
+  label: string;
+  intervalS: number;
+  theme: Theme;
+}) {
   const { exit } = useApp();
   const { stdout } = useStdout();
   const [snap, setSnap] = useState<WatchSnapshot>(model.snapshot());
@@ -82,7 +102,8 @@ function WatchApp({ model, label, intervalS, theme }: { model: WatchModel; label
   return (
     <Box flexDirection="column">
       <Text>
-        <Text bold>moescope watch {sanitizeLine(label)}</Text> <Text color={snap.error ? theme.error : theme.accent}>{state}</Text> │ {snap.intervals} intervals │{' '}
+        <Text bold>moescope watch {sanitizeLine(label)}</Text>{' '}
+        <Text color={snap.error ? theme.error : theme.accent}>{state}</Text> │ {snap.intervals} intervals │{' '}
         {snap.layers.length} layers × {snap.gpus} GPUs │ every {intervalS} s
       </Text>
       <Text> </Text>
@@ -90,17 +111,23 @@ function WatchApp({ model, label, intervalS, theme }: { model: WatchModel; label
         Load per GPU ÷ even share · {scope === 'last' ? 'last interval' : 'whole watch'}
         {loads ? ` · ${Math.round(loads.assignments).toLocaleString('en-US')} assignments` : ''}
       </Text>
-      {loads ? <Heatmap loads={loads} snap={snap} theme={theme} width={width} /> : <Text color={theme.muted}>waiting for the first interval…</Text>}
+      {loads ? (
+        <Heatmap loads={loads} snap={snap} theme={theme} width={width} />
+      ) : (
+        <Text color={theme.muted}>waiting for the first interval…</Text>
+      )}
       <Text> </Text>
       <Text bold>Balancedness over time (SGLang: mean over layers of (mean + 1e-5) / (max + 1e-5))</Text>
       <Text>
-        <Text color={theme.accent}>{sparkline(snap.history, Math.max(10, Math.min(snap.history.length, width - 24)), 1)}</Text>
+        <Text color={theme.accent}>
+          {sparkline(snap.history, Math.max(10, Math.min(snap.history.length, width - 24)), 1)}
+        </Text>
         {snap.history.length ? ` now ${snap.history[snap.history.length - 1]!.toFixed(3)}` : ' –'}
         {snap.serverMean !== null ? ` · server ${snap.serverMean.toFixed(3)}` : ''}
       </Text>
       {snap.error ? <Text color={theme.error}>{sanitizeLine(snap.error)}</Text> : null}
       <Text> </Text>
-      <Text color={theme.muted}>q quit  c last interval / whole watch</Text>
+      <Text color={theme.muted}>q quit c last interval / whole watch</Text>
     </Box>
   );
 }
@@ -116,7 +143,10 @@ export async function runWatchTui(o: WatchTuiOptions): Promise<void> {
   process.stdout.write(ENTER_ALT);
   process.once('exit', restore);
   try {
-    const app = render(<WatchApp model={o.model} label={o.label} intervalS={o.intervalS} theme={theme} />, { exitOnCtrlC: false, patchConsole: false });
+    const app = render(<WatchApp model={o.model} label={o.label} intervalS={o.intervalS} theme={theme} />, {
+      exitOnCtrlC: false,
+      patchConsole: false,
+    });
     await app.waitUntilExit();
   } finally {
     process.off('exit', restore);

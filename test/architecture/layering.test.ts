@@ -27,7 +27,20 @@ const ALLOWED: Record<string, readonly string[]> = {
   gate: ['core', 'engine', 'trace', 'stats'],
   report: ['core', 'engine', 'trace', 'stats', 'gate'],
   scale: ['core', 'trace', 'stats'],
-  commands: ['core', 'engine', 'trace', 'stats', 'store', 'views', 'dash', 'gate', 'report', 'serving', 'listen', 'scale'],
+  commands: [
+    'core',
+    'engine',
+    'trace',
+    'stats',
+    'store',
+    'views',
+    'dash',
+    'gate',
+    'report',
+    'serving',
+    'listen',
+    'scale',
+  ],
 };
 
 function sourceFiles(dir: string): string[] {
@@ -57,8 +70,16 @@ test('the import scanner sees static, dynamic and re-export imports', () => {
 });
 
 test('every folder of src/ is in the layering, and no file imports a folder above it', () => {
-  const folders = new Set(readdirSync(SRC, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name));
-  assert.deepEqual([...folders].filter((f) => !(f in ALLOWED)), [], 'a new folder of src/ needs a place in the layering (and in docs/architecture.md)');
+  const folders = new Set(
+    readdirSync(SRC, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name),
+  );
+  assert.deepEqual(
+    [...folders].filter((f) => !(f in ALLOWED)),
+    [],
+    'a new folder of src/ needs a place in the layering (and in docs/architecture.md)',
+  );
   const broken: string[] = [];
   for (const file of sourceFiles(SRC)) {
     const from = folderOf(file);
@@ -70,7 +91,8 @@ test('every folder of src/ is in the layering, and no file imports a folder abov
         broken.push(`${relative(ROOT, file)} imports ${spec}, outside the src/ folders`);
         continue;
       }
-      if (to !== from && !ALLOWED[from]!.includes(to)) broken.push(`${relative(ROOT, file)} (${from}) imports ${spec} (${to})`);
+      if (to !== from && !ALLOWED[from]!.includes(to))
+        broken.push(`${relative(ROOT, file)} (${from}) imports ${spec} (${to})`);
     }
   }
   assert.deepEqual(broken, []);

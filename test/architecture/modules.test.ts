@@ -15,7 +15,13 @@ const SRC = join(ROOT, 'src');
 /** Folders of src/ (src/ itself as ''), each with its .ts / .tsx files. */
 function tree(dir: string, out = new Map<string, string[]>()): Map<string, string[]> {
   const entries = readdirSync(dir, { withFileTypes: true });
-  out.set(relative(SRC, dir), entries.filter((e) => e.isFile() && /\.tsx?$/.test(e.name)).map((e) => e.name).sort());
+  out.set(
+    relative(SRC, dir),
+    entries
+      .filter((e) => e.isFile() && /\.tsx?$/.test(e.name))
+      .map((e) => e.name)
+      .sort(),
+  );
   for (const e of entries) if (e.isDirectory()) tree(join(dir, e.name), out);
   return out;
 }
@@ -49,9 +55,11 @@ test('docs/architecture.md lists every folder and file of src/, and nothing that
     for (const f of files) if (!rows.has(f)) problems.push(`src/${folder ? `${folder}/` : ''}${f} is not listed`);
     for (const [f, what] of rows) {
       if (!files.includes(f)) problems.push(`src/${folder ? `${folder}/` : ''}${f} is listed but does not exist`);
-      else if (what === '') problems.push(`src/${folder ? `${folder}/` : ''}${f} is listed without saying what it holds`);
+      else if (what === '')
+        problems.push(`src/${folder ? `${folder}/` : ''}${f} is listed without saying what it holds`);
     }
   }
-  for (const folder of docs.keys()) if (!actual.has(folder)) problems.push(`src/${folder}/ is listed but does not exist`);
+  for (const folder of docs.keys())
+    if (!actual.has(folder)) problems.push(`src/${folder}/ is listed but does not exist`);
   assert.deepEqual(problems, [], 'docs/architecture.md § Modules, file by file: one line per file, under its folder');
 });

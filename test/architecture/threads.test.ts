@@ -43,7 +43,9 @@ function closure(entries: string[]): Map<string, string> {
 test('nothing the TUI loads waits with Atomics.wait or starts the logits worker', () => {
   const mods = closure(['views/index.js', 'views/run-tui.js', 'store/index.js']);
   assert.ok(mods.size > 20, `the closure reached the TUI's modules (${mods.size})`);
-  const bad = [...mods].filter(([, text]) => /Atomics\.wait\b|new LogitsThread\b|logits-worker/.test(text)).map(([f]) => relative(ROOT, f));
+  const bad = [...mods]
+    .filter(([, text]) => /Atomics\.wait\b|new LogitsThread\b|logits-worker/.test(text))
+    .map(([f]) => relative(ROOT, f));
   assert.deepEqual(bad, []);
 });
 

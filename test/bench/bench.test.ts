@@ -28,7 +28,11 @@ test('interleave rotates which variant goes first and drops the warm-up round', 
     return r;
   });
   assert.deepEqual(order, ['-1:a', '-1:b', '-1:c', '0:a', '0:b', '0:c', '1:b', '1:c', '1:a', '2:c', '2:a', '2:b']);
-  assert.deepEqual(out, [[0, 1, 2], [0, 1, 2], [0, 1, 2]]);
+  assert.deepEqual(out, [
+    [0, 1, 2],
+    [0, 1, 2],
+    [0, 1, 2],
+  ]);
 });
 
 test('lastJsonLine finds the result line after human-readable output', () => {
@@ -66,7 +70,11 @@ test('topFrames sums self time per function over every profile in a folder', () 
       id,
       callFrame: { functionName, url: 'file:///x/dist/src/stats/scores.js', lineNumber: line },
     });
-    const profile = { nodes: [frame(1, '(root)', 0), frame(2, 'score', 43), frame(3, 'add', 9)], samples: [2, 2, 3, 2], timeDeltas: [1000, 2000, 1000, 4000] };
+    const profile = {
+      nodes: [frame(1, '(root)', 0), frame(2, 'score', 43), frame(3, 'add', 9)],
+      samples: [2, 2, 3, 2],
+      timeDeltas: [1000, 2000, 1000, 4000],
+    };
     writeFileSync(join(dir, 'a.cpuprofile'), JSON.stringify(profile));
     writeFileSync(join(dir, 'b.cpuprofile'), JSON.stringify({ ...profile, samples: [3], timeDeltas: [2000] }));
     const r = topFrames(dir, 5);

@@ -8,7 +8,21 @@ function run(...args: string[]) {
   return spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
 }
 
-const COMMANDS = ['run', 'replay', 'dash', 'inspect', 'instrument', 'stats', 'check', 'diff', 'report', 'plan', 'import', 'export', 'synth'];
+const COMMANDS = [
+  'run',
+  'replay',
+  'dash',
+  'inspect',
+  'instrument',
+  'stats',
+  'check',
+  'diff',
+  'report',
+  'plan',
+  'import',
+  'export',
+  'synth',
+];
 
 test('--help lists every subcommand and exits 0', () => {
   const r = run('--help');

@@ -17,7 +17,21 @@ test('commands on a truncated trace: complete tokens used, one error line, exit 
   const dir = mkdtempSync(join(tmpdir(), 'moescope-cut-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const whole = join(dir, 'whole.arrows');
-  const made = run('synth', '--layers', '3', '--experts', '8', '--top-k', '2', '--tokens', '150000', '--seed', '3', '-o', whole);
+  const made = run(
+    'synth',
+    '--layers',
+    '3',
+    '--experts',
+    '8',
+    '--top-k',
+    '2',
+    '--tokens',
+    '150000',
+    '--seed',
+    '3',
+    '-o',
+    whole,
+  );
   assert.equal(made.status, 0, made.stderr);
   const cut = join(dir, 'cut.arrows');
   copyFileSync(whole, cut);
@@ -27,7 +41,10 @@ test('commands on a truncated trace: complete tokens used, one error line, exit 
   assert.equal(stats.status, 2, stats.stderr);
   const lines = stats.stderr.trim().split('\n');
   assert.equal(lines.length, 1, stats.stderr);
-  assert.match(lines[0]!, /^moescope: .*cut\.arrows is truncated at byte \d+ \(\d+ tokens lost\); the output covers its (\d+) complete tokens$/);
+  assert.match(
+    lines[0]!,
+    /^moescope: .*cut\.arrows is truncated at byte \d+ \(\d+ tokens lost\); the output covers its (\d+) complete tokens$/,
+  );
   const complete = Number(/covers its (\d+)/.exec(lines[0]!)![1]);
   const json = JSON.parse(stats.stdout) as { tokens: number; truncated: boolean };
   assert.equal(json.truncated, true);

@@ -33,23 +33,52 @@ test('a JSONL header declaring 1e8, 1e308 or 2^32 layers is refused at once', (t
 
 test('synth refuses absurd shapes and sizes before writing, and leaves nothing', (t) => {
   const { dir, path } = tempDir(t);
-  oneLine2(moescope('synth', '-o', path('a.arrows'), '--layers', '100000', '--experts', '65536'), /MoE layers must be 1…4096/, 'layers');
-  oneLine2(moescope('synth', '-o', path('a.arrows'), '--layers', '4096', '--experts', '65536'), /values per token/, 'L×E');
-  oneLine2(moescope('synth', '-o', path('a.arrows'), '--layers', '64', '--experts', '4096', '--tokens', '100000000', '--logits'), /would take about .* GiB .* free there/, 'size');
+  oneLine2(
+    moescope('synth', '-o', path('a.arrows'), '--layers', '100000', '--experts', '65536'),
+    /MoE layers must be 1…4096/,
+    'layers',
+  );
+  oneLine2(
+    moescope('synth', '-o', path('a.arrows'), '--layers', '4096', '--experts', '65536'),
+    /values per token/,
+    'L×E',
+  );
+  oneLine2(
+    moescope(
+      'synth',
+      '-o',
+      path('a.arrows'),
+      '--layers',
+      '64',
+      '--experts',
+      '4096',
+      '--tokens',
+      '100000000',
+      '--logits',
+    ),
+    /would take about .* GiB .* free there/,
+    'size',
+  );
   assert.deepEqual(readdirSync(dir), []);
 });
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const)
   test(`an interrupted synth (${sig}) removes its temporary file`, async (t) => {
     const { dir, path } = tempDir(t);
-    const child = spawn(process.execPath, [CLI, 'synth', '-o', path('big.arrows'), '--layers', '8', '--experts', '64', '--tokens', '5000000', '--logits'], { stdio: 'ignore' });
+    const child = spawn(
+      process.execPath,
+      [CLI, 'synth', '-o', path('big.arrows'), '--layers', '8', '--experts', '64', '--tokens', '5000000', '--logits'],
+      { stdio: 'ignore' },
+    );
     const t0 = Date.now();
     while (!readdirSync(dir).some((f) => f.endsWith('.partial'))) {
       assert.ok(Date.now() - t0 < 20_000, 'no .partial appeared');
       await new Promise((r) => setTimeout(r, 20));
     }
     child.kill(sig);
-    const [code, signal] = await new Promise<[number | null, string | null]>((r) => child.on('exit', (c, s) => r([c, s])));
+    const [code, signal] = await new Promise<[number | null, string | null]>((r) =>
+      child.on('exit', (c, s) => r([c, s])),
+    );
     assert.ok(signal === sig || code !== 0, `ended with ${code} ${signal}`);
     assert.deepEqual(readdirSync(dir), []);
   });
@@ -69,13 +98,19 @@ test('a folder as input is one line and exit 2; a pipe or FIFO is read', (t) => 
   ])
     oneLine2(moescope(...argv), /folder|EISDIR/, argv.join(' '));
   // stats <(cat t.arrows): the trace comes through /dev/fd/N, a pipe.
-  const viaPipe = spawnSync('bash', ['-c', `"${process.execPath}" "${CLI}" stats <(cat "${trace}") --json`], { encoding: 'utf8' });
+  const viaPipe = spawnSync('bash', ['-c', `"${process.execPath}" "${CLI}" stats <(cat "${trace}") --json`], {
+    encoding: 'utf8',
+  });
   assert.equal(viaPipe.status, 0, viaPipe.stderr);
   const direct = moescope('stats', trace, '--json');
   assert.deepEqual(JSON.parse(viaPipe.stdout).layers, JSON.parse(direct.stdout).layers);
   const fifo = path('fifo');
   assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
-  const viaFifo = spawnSync('bash', ['-c', `cat "${trace}" > "${fifo}" & "${process.execPath}" "${CLI}" stats "${fifo}" --json`], { encoding: 'utf8', timeout: 30_000 });
+  const viaFifo = spawnSync(
+    'bash',
+    ['-c', `cat "${trace}" > "${fifo}" & "${process.execPath}" "${CLI}" stats "${fifo}" --json`],
+    { encoding: 'utf8', timeout: 30_000 },
+  );
   assert.equal(viaFifo.status, 0, viaFifo.stderr);
   assert.deepEqual(JSON.parse(viaFifo.stdout).layers, JSON.parse(direct.stdout).layers);
   assert.ok(readFileSync(trace).length > 0);

@@ -14,7 +14,8 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 test('package.json denies onnxruntime-node its install script; npm prints no config warning here', () => {
   const pkg = JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8')) as { allowScripts?: Record<string, boolean> };
   assert.equal(pkg.allowScripts?.['onnxruntime-node'], false);
-  if (existsSync(`${ROOT}.npmrc`)) assert.doesNotMatch(readFileSync(`${ROOT}.npmrc`, 'utf8'), /onnxruntime-node-install/);
+  if (existsSync(`${ROOT}.npmrc`))
+    assert.doesNotMatch(readFileSync(`${ROOT}.npmrc`, 'utf8'), /onnxruntime-node-install/);
   const r = spawnSync('npm', ['config', 'get', 'registry'], { cwd: ROOT, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.doesNotMatch(r.stderr, /Unknown project config|will stop working/);

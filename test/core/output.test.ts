@@ -4,7 +4,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { OutputFile, resolveOutput, writeOutputFile } from '../../src/core/output.js';
@@ -76,8 +87,14 @@ test('an output through a symlink writes the file it points to; an existing file
   assert.equal(readFileSync(path('keep.txt'), 'utf8'), 'new');
 
   symlinkSync('missing', path('dangling'));
-  assert.throws(() => resolveOutput(path('dangling')), (e) => e instanceof UserError && /missing file/.test(e.message));
-  assert.throws(() => resolveOutput(path('nowhere/x.txt')), (e) => e instanceof UserError && /does not exist/.test(e.message));
+  assert.throws(
+    () => resolveOutput(path('dangling')),
+    (e) => e instanceof UserError && /missing file/.test(e.message),
+  );
+  assert.throws(
+    () => resolveOutput(path('nowhere/x.txt')),
+    (e) => e instanceof UserError && /does not exist/.test(e.message),
+  );
   assert.deepEqual(partials(dir), []);
   assert.deepEqual(partials(path('out')), []);
 });

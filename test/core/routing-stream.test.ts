@@ -9,7 +9,13 @@ import { copyFileSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RoutingSchema } from '../../src/core/batch.js';
 import { BUNDLED_MODEL, BUNDLED_PROMPTS } from '../../src/core/paths.js';
-import { memoryStream, tapStream, tokenBatches, type RoutingStream, type StreamItem } from '../../src/core/routing-stream.js';
+import {
+  memoryStream,
+  tapStream,
+  tokenBatches,
+  type RoutingStream,
+  type StreamItem,
+} from '../../src/core/routing-stream.js';
 import { generationStream } from '../../src/engine/generation-stream.js';
 import { startGeneration } from '../../src/engine/generation-handle.js';
 import { loadPrompts } from '../../src/engine/prompts.js';
@@ -22,7 +28,8 @@ async function all(s: RoutingStream): Promise<StreamItem[]> {
   return out;
 }
 
-const tokenIds = (items: StreamItem[]) => items.flatMap((it) => (it.kind === 'tokens' ? Array.from(it.batch.tokenId) : []));
+const tokenIds = (items: StreamItem[]) =>
+  items.flatMap((it) => (it.kind === 'tokens' ? Array.from(it.batch.tokenId) : []));
 
 test('a recorded trace streams every token once, in order, with its memory samples, and ends complete', async () => {
   const reader = openTrace(DEMO_TRACE);
@@ -42,7 +49,10 @@ test('a recorded trace streams every token once, in order, with its memory sampl
     assert.equal(it.firstToken, next);
     next += it.batch.length;
   }
-  assert.equal(items.reduce((n, it) => n + (it.kind === 'tokens' ? it.memory.length : 0), 0), memory);
+  assert.equal(
+    items.reduce((n, it) => n + (it.kind === 'tokens' ? it.memory.length : 0), 0),
+    memory,
+  );
   assert.deepEqual(await s.end(), { complete: true, truncated: null, error: null });
   // Random access: from any token, the same tokens as the stream.
   const from = 37;
@@ -58,7 +68,12 @@ test('a trace without end-of-stream marker gets a note; a cut one reports the tr
     const schema: RoutingSchema = { layers: [0], experts: 4, topK: 1, scoring: 'softmax', hasLogits: false };
     const p = join(dir, 'open.arrows');
     const w = TraceWriter.create(p, { schema, meta: META, batchTokens: 2 });
-    for (const b of batches(schema, Array.from({ length: 6 }, (_, i) => ({ experts: [[i % 4]] })), 2)) w.write(b);
+    for (const b of batches(
+      schema,
+      Array.from({ length: 6 }, (_, i) => ({ experts: [[i % 4]] })),
+      2,
+    ))
+      w.write(b);
     w.flush();
     copyFileSync(p, join(dir, 'copy.arrows'));
     w.close();
@@ -87,7 +102,11 @@ test('a followed trace yields batches as they are written and ends at the end-of
     const schema: RoutingSchema = { layers: [0], experts: 4, topK: 1, scoring: 'softmax', hasLogits: false };
     const p = join(dir, 'grow.arrows');
     const w = TraceWriter.create(p, { schema, meta: META, batchTokens: 2 });
-    const bs = batches(schema, Array.from({ length: 6 }, (_, i) => ({ experts: [[i % 4]] })), 2);
+    const bs = batches(
+      schema,
+      Array.from({ length: 6 }, (_, i) => ({ experts: [[i % 4]] })),
+      2,
+    );
     w.write(bs[0]!);
     w.flush();
     const s = traceStream(openTrace(p), { follow: true, pollMs: 10 });
@@ -132,9 +151,21 @@ test('a followed trace closed by its consumer stops waiting', async () => {
   }
 });
 
-test('the engine streams the bundled model: the same tokens as its events, memory samples, a clean end', { timeout: 120_000 }, async () => {
+test('the engine streams the bundled model: the same tokens as its events, memory samples, a clean end', {
+  timeout: 120_000,
+}, async () => {
   const prompts = loadPrompts(BUNDLED_PROMPTS).slice(0, 2);
-  const s = await generationStream(startGeneration({ model: BUNDLED_MODEL, prompts, maxTokens: 3, nvidiaSmi: null, threads: 1, memoryIntervalMs: 1000 }), 'tiny');
+  const s = await generationStream(
+    startGeneration({
+      model: BUNDLED_MODEL,
+      prompts,
+      maxTokens: 3,
+      nvidiaSmi: null,
+      threads: 1,
+      memoryIntervalMs: 1000,
+    }),
+    'tiny',
+  );
   assert.equal(s.label, 'tiny');
   assert.deepEqual(s.schema, s.info.schema);
   assert.equal(s.tokens, null);
@@ -142,7 +173,10 @@ test('the engine streams the bundled model: the same tokens as its events, memor
   const items = await all(s);
   const toks = items.filter((it) => it.kind === 'tokens');
   assert.equal(toks.length, prompts.length * (1 + 3)); // a prompt batch, then one per generated token
-  assert.ok(items.some((it) => it.kind === 'memory'), 'at least the final memory sample');
+  assert.ok(
+    items.some((it) => it.kind === 'memory'),
+    'at least the final memory sample',
+  );
   let next = 0;
   for (const it of toks) {
     if (it.kind !== 'tokens') continue;
@@ -153,16 +187,39 @@ test('the engine streams the bundled model: the same tokens as its events, memor
 });
 
 test('a model that cannot be opened rejects before any stream exists', async () => {
-  await assert.rejects(generationStream(startGeneration({ model: '/nonexistent/model.onnx', prompts: [{ text: 'x', tag: null }], maxTokens: 0, nvidiaSmi: null }), 'x'), /nonexistent/);
+  await assert.rejects(
+    generationStream(
+      startGeneration({
+        model: '/nonexistent/model.onnx',
+        prompts: [{ text: 'x', tag: null }],
+        maxTokens: 0,
+        nvidiaSmi: null,
+      }),
+      'x',
+    ),
+    /nonexistent/,
+  );
 });
 
 test('memory streams seek inside a batch; tapStream sees every item; tokenBatches skips memory samples', async () => {
   const schema: RoutingSchema = { layers: [0, 1], experts: 4, topK: 2, scoring: 'softmax', hasLogits: false };
-  const bs = batches(schema, Array.from({ length: 10 }, (_, i) => ({ experts: [[i % 4, (i + 1) % 4], [0, 1]] })), 4);
+  const bs = batches(
+    schema,
+    Array.from({ length: 10 }, (_, i) => ({
+      experts: [
+        [i % 4, (i + 1) % 4],
+        [0, 1],
+      ],
+    })),
+    4,
+  );
   const s = memoryStream('mem', schema, bs, META);
   assert.equal(s.tokens, 10);
   const firsts = [...s.seek!.chunks(5)].map((c) => [c.firstToken, c.batch.length]);
-  assert.deepEqual(firsts, [[5, 3], [8, 2]]);
+  assert.deepEqual(firsts, [
+    [5, 3],
+    [8, 2],
+  ]);
   const tapped: number[] = [];
   const t = tapStream(s, (it) => it.kind === 'tokens' && tapped.push(it.batch.length));
   const got: number[] = [];

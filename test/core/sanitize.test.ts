@@ -110,7 +110,10 @@ test('replay --no-ui says what is wrong on stderr, not stdout: a cut trace (summ
   assert.match(r.stdout, /cut short/); // the summary of the complete tokens, naming the cut
   const lines = r.stderr.trim().split('\n');
   assert.equal(lines.length, 1, r.stderr);
-  assert.match(lines[0]!, /^moescope: .*cut\.arrows: the trace is cut short: .* tokens lost; the summary covers its complete tokens$/);
+  assert.match(
+    lines[0]!,
+    /^moescope: .*cut\.arrows: the trace is cut short: .* tokens lost; the summary covers its complete tokens$/,
+  );
   const junk = path('junk.arrows');
   writeFileSync(junk, 'not a trace at all\n');
   const j = moescope('replay', junk, '--no-ui');

@@ -68,15 +68,21 @@ test('stats counts NaN / ±Inf logits and weights next to the metrics they leave
     global: { nonFiniteLogitRows: number };
     nonFinite: { logitRows: number; weightRows: number };
   };
-  assert.deepEqual(s.layers.map((l) => l.nonFiniteLogitRows), [1, 20]);
-  assert.deepEqual(s.layers.map((l) => l.nonFiniteWeightRows), [10, 0]);
+  assert.deepEqual(
+    s.layers.map((l) => l.nonFiniteLogitRows),
+    [1, 20],
+  );
+  assert.deepEqual(
+    s.layers.map((l) => l.nonFiniteWeightRows),
+    [10, 0],
+  );
   assert.deepEqual(s.nonFinite, { logitRows: 21, weightRows: 10 });
   assert.equal(s.global.nonFiniteLogitRows, 21);
   assert.ok(Number.isFinite(s.layers[1]!.zLoss)); // over the rows left
   const text = moescope('stats', tr);
   assert.equal(text.code, 0);
   const zRow = text.stdout.split('\n').find((l) => /^\s+1\s/.test(l))!;
-  assert.match(zRow, /†/, 'layer 1\'s logit columns carry the mark');
+  assert.match(zRow, /†/, "layer 1's logit columns carry the mark");
   assert.match(text.stdout, /† 21 token rows with NaN\/±Inf router logits left out: layer 0 1, layer 1 20/);
   assert.match(text.stdout, /‡ 10 token rows with NaN\/±Inf routing weights .*: layer 0 10/);
   assert.match(text.stdout, /Router z-loss.*† 21 token rows/);
@@ -105,7 +111,11 @@ test('export --jsonl → import jsonl keeps ±Inf and NaN bit for bit', (t) => {
   assert.equal(back.code, 0, back.stderr);
   const a = openTrace(tr).readRange(0, 200);
   const b = openTrace(path('back.arrows')).readRange(0, 200);
-  const same = (x: Uint16Array, y: Uint16Array) => x.every((h, i) => Object.is(F16_TO_F32[h], F16_TO_F32[y[i]!]) || (Number.isNaN(F16_TO_F32[h]) && Number.isNaN(F16_TO_F32[y[i]!])));
+  const same = (x: Uint16Array, y: Uint16Array) =>
+    x.every(
+      (h, i) =>
+        Object.is(F16_TO_F32[h], F16_TO_F32[y[i]!]) || (Number.isNaN(F16_TO_F32[h]) && Number.isNaN(F16_TO_F32[y[i]!])),
+    );
   assert.ok(same(a.logits!, b.logits!), 'logits');
   assert.ok(same(a.weights, b.weights), 'weights');
   assert.equal(F16_TO_F32[b.logits![(0 * 2 + 1) * 8 + 3]!], Infinity);
@@ -116,9 +126,27 @@ test('export --jsonl → import jsonl keeps ±Inf and NaN bit for bit', (t) => {
 test('importers refuse what they would misread: misspelt keys, repeated ids, no tokens', (t) => {
   const { path } = tempDir(t);
   const cases: [string, string, string | Buffer, string[], RegExp][] = [
-    ['jsonl', 'key.jsonl', '{"moescope":1,"layers":1,"experts":4,"topK":2,"scoring":"softmax"}\n{"experts":[[0,1]],"weightsx":[[0.9,0.1]]}\n', [], /unknown key "weightsx" on a token line \(did you mean "weights"\?\)/],
-    ['jsonl', 'rep.jsonl', '{"moescope":1,"layers":1,"experts":4,"topK":2,"scoring":"softmax"}\n{"experts":[[3,3]]}\n', [], /repeats an id/],
-    ['megatron', 'rep-m.jsonl', '{"step":0,"stage":"pre_dispatch","block":"decoder","layer":2,"rank":0,"num_tokens":1,"topk":2,"top_indices":[[3,3]]}\n', [], /repeats an expert id/],
+    [
+      'jsonl',
+      'key.jsonl',
+      '{"moescope":1,"layers":1,"experts":4,"topK":2,"scoring":"softmax"}\n{"experts":[[0,1]],"weightsx":[[0.9,0.1]]}\n',
+      [],
+      /unknown key "weightsx" on a token line \(did you mean "weights"\?\)/,
+    ],
+    [
+      'jsonl',
+      'rep.jsonl',
+      '{"moescope":1,"layers":1,"experts":4,"topK":2,"scoring":"softmax"}\n{"experts":[[3,3]]}\n',
+      [],
+      /repeats an id/,
+    ],
+    [
+      'megatron',
+      'rep-m.jsonl',
+      '{"step":0,"stage":"pre_dispatch","block":"decoder","layer":2,"rank":0,"num_tokens":1,"topk":2,"top_indices":[[3,3]]}\n',
+      [],
+      /repeats an expert id/,
+    ],
     ['jsonl', 'empty.jsonl', '{"moescope":1,"layers":1,"experts":4,"topK":2,"scoring":"softmax"}\n', [], /no tokens/],
     ['npy', 'empty.npy', npy('<f4', [0, 2, 8], new Float32Array(0)), ['--top-k', '2'], /holds no tokens/],
   ];
@@ -141,7 +169,14 @@ test('Parquet export holds seq and pos up to 2^32 − 1 (uint32, as pyarrow read
   w.close();
   const r = moescope('export', path('big.arrows'), '--parquet', path('big.parquet'));
   assert.equal(r.code, 0, r.stderr);
-  const py = spawnSync('python3', ['-c', `import pyarrow.parquet as pq; t = pq.read_table(${JSON.stringify(path('big.parquet'))}); print(t.schema.field('seq').type, t.column('seq')[0].as_py(), t.column('pos')[0].as_py())`], { encoding: 'utf8' });
+  const py = spawnSync(
+    'python3',
+    [
+      '-c',
+      `import pyarrow.parquet as pq; t = pq.read_table(${JSON.stringify(path('big.parquet'))}); print(t.schema.field('seq').type, t.column('seq')[0].as_py(), t.column('pos')[0].as_py())`,
+    ],
+    { encoding: 'utf8' },
+  );
   if (py.status !== 0 && /No module named/.test(py.stderr)) return t.skip('pyarrow not installed');
   assert.equal(py.stdout.trim(), 'uint32 4000000000 4294967295');
 });
@@ -150,7 +185,11 @@ test('a trace that ended without being closed says so in stats, plan and report'
   const { path } = tempDir(t);
   const tr = path('open.arrows');
   traceWithInf(tr, false); // flushed, never closed: no end-of-stream marker
-  for (const argv of [['stats', tr], ['plan', tr, '--replicas', '10', '--gpus', '2'], ['report', tr, '-o', path('r.html')]]) {
+  for (const argv of [
+    ['stats', tr],
+    ['plan', tr, '--replicas', '10', '--gpus', '2'],
+    ['report', tr, '-o', path('r.html')],
+  ]) {
     const r = moescope(...argv);
     assert.equal(r.code, 0, `${argv[0]}: ${r.stderr}`);
     assert.match(r.stderr, /^moescope: note: .*(ended without being closed|no end-of-stream marker)/m, argv[0]);
@@ -170,12 +209,23 @@ test('a trace holding the same batch twice is refused (one line, exit 2) instead
   w.write(makeBatch(schema, 100, 100));
   w.write(a); // the first batch again: the same tokens, the same capture times
   w.close();
-  for (const argv of [['stats', twice], ['stats', twice, '--json'], ['check', twice, '--max-cv', '10'], ['diff', twice, twice], ['replay', twice, '--no-ui'], ['export', twice, '--jsonl', path('o.jsonl')]]) {
+  for (const argv of [
+    ['stats', twice],
+    ['stats', twice, '--json'],
+    ['check', twice, '--max-cv', '10'],
+    ['diff', twice, twice],
+    ['replay', twice, '--no-ui'],
+    ['export', twice, '--jsonl', path('o.jsonl')],
+  ]) {
     const r = moescope(...argv);
     assert.equal(r.code, 2, `${argv.join(' ')}: ${r.stdout.slice(0, 300)}`);
     const lines = r.stderr.trim().split('\n');
     assert.equal(lines.length, 1, `${argv.join(' ')}: ${r.stderr}`);
-    assert.match(lines[0]!, /^moescope: .*twice\.arrows: batch 2 repeats batch 0 \(the same 100 tokens/, argv.join(' '));
+    assert.match(
+      lines[0]!,
+      /^moescope: .*twice\.arrows: batch 2 repeats batch 0 \(the same 100 tokens/,
+      argv.join(' '),
+    );
   }
   // The same tokens in a batch of their own with other capture times (a second run over the same prompt) are data.
   const rerun = path('rerun.arrows');

@@ -23,8 +23,17 @@ function cells(frame: string): string[] {
 
 test("the dashboard's braille frame shows what drawille's own frame shows, with far fewer escapes", () => {
   // The real canvas contrib draws on, with lines in three colours, a gap, and text written over it (axis labels).
-  const Context = require('drawille-canvas-blessed-contrib') as new (w: number, h: number) => {
-    _canvas: { frame(): string; width: number; content: Uint8Array; colors: (string | null)[]; chars: (string | null)[] };
+  const Context = require('drawille-canvas-blessed-contrib') as new (
+    w: number,
+    h: number,
+  ) => {
+    _canvas: {
+      frame(): string;
+      width: number;
+      content: Uint8Array;
+      colors: (string | null)[];
+      chars: (string | null)[];
+    };
     strokeStyle: string;
     fillStyle: string;
     beginPath(): void;

@@ -10,7 +10,8 @@ import { openTrace } from '../../src/trace/index.js';
 import { meta, modelPath, reference, sameSet } from './helpers.js';
 
 const cli = new URL('../../src/cli.js', import.meta.url).pathname;
-const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+const run = (...args: string[]) =>
+  spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
 const tmp = mkdtempSync(join(tmpdir(), 'moescope-cli-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -30,9 +31,30 @@ test('inspect --json: one entry per MoE layer with the documented fields (DeepSe
   assert.deepEqual(j.denseLayers, [0]);
   assert.equal(j.numLayers, 3);
   assert.equal(j.kvCache, false);
-  assert.deepEqual(j.routers.map((x: { layer: number }) => x.layer), [1, 2]);
+  assert.deepEqual(
+    j.routers.map((x: { layer: number }) => x.layer),
+    [1, 2],
+  );
   const r1 = j.routers[0];
-  assert.deepEqual(Object.keys(r1), ['layer', 'identity', 'experts', 'topK', 'scoring', 'kind', 'selection', 'renormalize', 'scalingFactor', 'bias', 'groups', 'sharedExpert', 'expertBytes', 'layerSource', 'node', 'tensors', 'mixing']);
+  assert.deepEqual(Object.keys(r1), [
+    'layer',
+    'identity',
+    'experts',
+    'topK',
+    'scoring',
+    'kind',
+    'selection',
+    'renormalize',
+    'scalingFactor',
+    'bias',
+    'groups',
+    'sharedExpert',
+    'expertBytes',
+    'layerSource',
+    'node',
+    'tensors',
+    'mixing',
+  ]);
   assert.equal(r1.experts, 16);
   assert.equal(r1.topK, 4);
   assert.equal(r1.scoring, 'sigmoid');
@@ -77,7 +99,10 @@ test('instrument -o: the saved model exposes the router outputs, and running it 
   const out = join(tmp, 'inst.onnx');
   const r = run('instrument', modelPath('external-data'), '-o', out, '--logits');
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /2 MoE layers \(0, 1\), outputs added:\n  moescope\/ids  int32 \[tokens, 2×2\]\n  moescope\/weights  float32 \[tokens, 2×2\]\n  moescope\/logits  float32 \[tokens, 2×8\]/);
+  assert.match(
+    r.stdout,
+    /2 MoE layers \(0, 1\), outputs added:\n {2}moescope\/ids {2}int32 \[tokens, 2×2\]\n {2}moescope\/weights {2}float32 \[tokens, 2×2\]\n {2}moescope\/logits {2}float32 \[tokens, 2×8\]/,
+  );
   assert.ok(existsSync(join(tmp, 'model.onnx.data')), 'external data placed beside the copy');
   const ref = reference('external-data');
   const runner = await ModelRunner.open({ model: out, logits: true, threads: 1 });
@@ -86,7 +111,10 @@ test('instrument -o: the saved model exposes the router outputs, and running it 
     const { rows } = await runner.forward(runner.newSequence(), ref.inputIds[0]!);
     const L = 2;
     for (let t = 0; t < rows!.n; t++)
-      for (let l = 0; l < L; l++) assert.ok(sameSet(rows!.experts.subarray((t * L + l) * 2, (t * L + l + 1) * 2), ref.routing[0]!.experts[l]![t]!));
+      for (let l = 0; l < L; l++)
+        assert.ok(
+          sameSet(rows!.experts.subarray((t * L + l) * 2, (t * L + l + 1) * 2), ref.routing[0]!.experts[l]![t]!),
+        );
   } finally {
     await runner.close();
   }
@@ -96,11 +124,23 @@ test('instrument -o: the saved model exposes the router outputs, and running it 
 test('run --no-ui --input-ids --max-tokens 0 --record: prompt only, summary per MoE layer, a trace that reads back', () => {
   const trace = join(tmp, 'run.arrows');
   const ids = reference('tiny-switch').inputIds[0]!;
-  const r = run('run', modelPath('tiny-switch'), '--no-ui', '--input-ids', ids.join(','), '--max-tokens', '0', '--record', trace, '--logits');
+  const r = run(
+    'run',
+    modelPath('tiny-switch'),
+    '--no-ui',
+    '--input-ids',
+    ids.join(','),
+    '--max-tokens',
+    '0',
+    '--record',
+    trace,
+    '--logits',
+  );
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /3 MoE layers × 8 experts, top-1 softmax, with logits · KV-cache decode · cpu/);
   assert.match(r.stdout, new RegExp(`routing: ${ids.length} tokens \\(${ids.length} prompt, 0 generated\\)`));
-  for (const l of meta('tiny-switch').moeLayers) assert.match(r.stdout, new RegExp(`^\\s+${l}\\s+e\\d+ \\d+\\.\\d%`, 'm'));
+  for (const l of meta('tiny-switch').moeLayers)
+    assert.match(r.stdout, new RegExp(`^\\s+${l}\\s+e\\d+ \\d+\\.\\d%`, 'm'));
   const t = openTrace(trace);
   try {
     assert.equal(t.complete, true);
@@ -139,7 +179,8 @@ test('run --batch 4 records every sequence as run --batch 1 does: same tokens, p
     assert.deepEqual(Array.from(y.isPrompt), Array.from(x.isPrompt));
     const K = ta.schema.topK;
     const L = ta.schema.layers.length;
-    for (let i = 0; i < ta.tokenCount * L; i++) assert.ok(sameSet(y.experts.subarray(i * K, (i + 1) * K), x.experts.subarray(i * K, (i + 1) * K)), `row ${i}`);
+    for (let i = 0; i < ta.tokenCount * L; i++)
+      assert.ok(sameSet(y.experts.subarray(i * K, (i + 1) * K), x.experts.subarray(i * K, (i + 1) * K)), `row ${i}`);
     assert.deepEqual(Array.from(y.weights), Array.from(x.weights)); // float16 in the trace: equal to its precision
   } finally {
     ta.close();
@@ -150,7 +191,9 @@ test('run --batch 4 records every sequence as run --batch 1 does: same tokens, p
   assert.match(bad.stderr, /--batch must be ≥ 1/);
 });
 
-test('run --prompts FILE streams the text of each prompt; Ctrl-C stops cleanly and still prints the summary', { timeout: 60_000 }, async () => {
+test('run --prompts FILE streams the text of each prompt; Ctrl-C stops cleanly and still prints the summary', {
+  timeout: 60_000,
+}, async () => {
   const prompts = join(tmp, 'p.jsonl');
   writeFileSync(prompts, '{"text": "def main():", "domain": "code"}\n\nThe cat sat on the\n');
   const r = run('run', modelPath('tiny-moe'), '--no-ui', '--prompts', prompts, '--max-tokens', '4');
@@ -159,11 +202,18 @@ test('run --prompts FILE streams the text of each prompt; Ctrl-C stops cleanly a
   assert.match(r.stdout, /\[1\] The cat sat on the\n→ /);
   assert.match(r.stdout, /\(\d+ prompt \+ 4 generated tokens, [\d.]+ tok\/s\)/);
   writeFileSync(join(tmp, 'bad.jsonl'), '{"domain": "code"}\n');
-  assertUserError(run('run', modelPath('tiny-moe'), '--no-ui', '--prompts', join(tmp, 'bad.jsonl')), /line 1: needs a non-empty "text"/);
+  assertUserError(
+    run('run', modelPath('tiny-moe'), '--no-ui', '--prompts', join(tmp, 'bad.jsonl')),
+    /line 1: needs a non-empty "text"/,
+  );
 
   // SIGINT mid-run (the demo prompts, looping would never end): the run stops, the trace is complete.
   const trace = join(tmp, 'int.arrows');
-  const child = spawn(process.execPath, [cli, 'run', modelPath('tiny-moe'), '--no-ui', '--max-tokens', '100000', '--record', trace], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [cli, 'run', modelPath('tiny-moe'), '--no-ui', '--max-tokens', '100000', '--record', trace],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let stdout = '';
   child.stdout.on('data', (d: Buffer) => {
     stdout += d.toString();

@@ -5,7 +5,9 @@ import { deriveRow } from '../../src/engine/derive.js';
 import { ModelRunner } from '../../src/engine/runner.js';
 import { hasFixture, modelPath, reference } from './helpers.js';
 
-test('sparsemixer (use_sparse_mixer=1) derived from the logits equals Phi-MoE\'s own ArgMax-pair selection and weights', { skip: !hasFixture('hf-phimoe') && 'hf-phimoe not generated' }, async () => {
+test("sparsemixer (use_sparse_mixer=1) derived from the logits equals Phi-MoE's own ArgMax-pair selection and weights", {
+  skip: !hasFixture('hf-phimoe') && 'hf-phimoe not generated',
+}, async () => {
   const r = await ModelRunner.open({ model: modelPath('hf-phimoe'), logits: true, threads: 1 });
   try {
     const { experts: E, topK: K } = r.schema;
@@ -18,7 +20,18 @@ test('sparsemixer (use_sparse_mixer=1) derived from the logits equals Phi-MoE\'s
       const { rows } = await r.forward(r.newSequence(), input);
       for (let t = 0; t < rows!.n; t++)
         for (let l = 0; l < L; l++) {
-          deriveRow(rows!.logits!, (t * L + l) * E, E, { k: 2, normalize: false, sparseMixer: true, weightsTensor: null }, null, 0, ids, w, 0, scratch);
+          deriveRow(
+            rows!.logits!,
+            (t * L + l) * E,
+            E,
+            { k: 2, normalize: false, sparseMixer: true, weightsTensor: null },
+            null,
+            0,
+            ids,
+            w,
+            0,
+            scratch,
+          );
           const o = (t * L + l) * K;
           assert.deepEqual(Array.from(ids), Array.from(rows!.experts.subarray(o, o + K)), `token ${t} layer ${l}`);
           for (let j = 0; j < K; j++) assert.ok(Math.abs(w[j]! - rows!.weights[o + j]!) < 1e-5);
@@ -42,6 +55,17 @@ test('softmax top-k: ties go to the lower index; renormalisation; QMoE mixing we
   assert.ok(Math.abs(w[0]! - Math.exp(3) / z) < 1e-6);
   deriveRow(logits, 0, 4, { k: 2, normalize: true, sparseMixer: false, weightsTensor: null }, null, 0, ids, w, 0, s);
   assert.deepEqual(Array.from(w), [0.5, 0.5]);
-  deriveRow(logits, 0, 4, { k: 2, normalize: true, sparseMixer: false, weightsTensor: 'x' }, Float32Array.from([0.1, 0.2, 0.3, 0.4]), 0, ids, w, 0, s);
+  deriveRow(
+    logits,
+    0,
+    4,
+    { k: 2, normalize: true, sparseMixer: false, weightsTensor: 'x' },
+    Float32Array.from([0.1, 0.2, 0.3, 0.4]),
+    0,
+    ids,
+    w,
+    0,
+    s,
+  );
   assert.deepEqual(Array.from(w), [Math.fround(0.2), Math.fround(0.3)]);
 });

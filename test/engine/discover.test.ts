@@ -10,10 +10,15 @@ import { decodeModel, encodeModel, loadModel } from '../../src/engine/onnx-model
 import { hasFixture, meta, modelPath, MOE_FIXTURES } from './helpers.js';
 
 for (const name of MOE_FIXTURES) {
-  test(`discovery finds every MoE layer of ${name} with its experts, k and scoring`, { skip: !hasFixture(name) && `${name} not generated yet` }, () => {
+  test(`discovery finds every MoE layer of ${name} with its experts, k and scoring`, {
+    skip: !hasFixture(name) && `${name} not generated yet`,
+  }, () => {
     const m = meta(name);
     const found = discoverRouters(loadModel(modelPath(name)));
-    assert.deepEqual(found.routers.map((r) => r.layer), m.moeLayers);
+    assert.deepEqual(
+      found.routers.map((r) => r.layer),
+      m.moeLayers,
+    );
     for (const r of found.routers) {
       assert.equal(r.experts, m.experts, `layer ${r.layer} experts`);
       assert.equal(r.topK, m.topK, `layer ${r.layer} k`);
@@ -47,7 +52,10 @@ test('DeepSeek-V3: the selection is the last TopK of the group-limited chain, wi
 test('dynamo exports: layer index from node metadata; Qwen2-MoE: gated shared expert; OLMoE: no renormalisation', () => {
   const q3 = discoverRouters(loadModel(modelPath('hf-qwen3-moe')));
   assert.ok(q3.routers.every((r) => r.layerSource === 'metadata' && r.renormalize && /^node_topk/.test(r.node)));
-  assert.deepEqual(q3.routers.map((r) => r.tensors.gateWeight), ['model.layers.0.mlp.gate.weight', 'model.layers.1.mlp.gate.weight']);
+  assert.deepEqual(
+    q3.routers.map((r) => r.tensors.gateWeight),
+    ['model.layers.0.mlp.gate.weight', 'model.layers.1.mlp.gate.weight'],
+  );
   const q2 = discoverRouters(loadModel(modelPath('hf-qwen2-moe')));
   assert.ok(q2.routers.every((r) => r.sharedExpert?.gated === true && r.renormalize === false));
   const olmoe = discoverRouters(loadModel(modelPath('hf-olmoe')));
@@ -77,14 +85,19 @@ test('a dense model has no router: the error names the patterns tried', () => {
   assert.equal(discoverRouters(m).routers.length, 0);
   assert.throws(
     () => requireRouters(m, 'dense/model.onnx'),
-    (e: unknown) => e instanceof UserError && /no MoE router found in dense\/model\.onnx/.test(e.message) && PATTERNS_TRIED.every((p) => e.message.includes(p)) && !e.message.includes('\n'),
+    (e: unknown) =>
+      e instanceof UserError &&
+      /no MoE router found in dense\/model\.onnx/.test(e.message) &&
+      PATTERNS_TRIED.every((p) => e.message.includes(p)) &&
+      !e.message.includes('\n'),
   );
 });
 
 test('bad files are one-line user errors: missing, empty, corrupt, truncated, external data missing', () => {
   const dir = mkdtempSync(join(tmpdir(), 'moescope-engine-'));
   try {
-    const oneLine = (re: RegExp) => (e: unknown) => e instanceof UserError && re.test(e.message) && !e.message.includes('\n');
+    const oneLine = (re: RegExp) => (e: unknown) =>
+      e instanceof UserError && re.test(e.message) && !e.message.includes('\n');
     assert.throws(() => loadModel(join(dir, 'nope.onnx')), oneLine(/model not found/));
     writeFileSync(join(dir, 'empty.onnx'), '');
     assert.throws(() => loadModel(join(dir, 'empty.onnx')), oneLine(/is empty/));
@@ -94,7 +107,10 @@ test('bad files are one-line user errors: missing, empty, corrupt, truncated, ex
     writeFileSync(join(dir, 'half.onnx'), good.subarray(0, good.length >> 1));
     assert.throws(() => loadModel(join(dir, 'half.onnx')), oneLine(/not a valid ONNX model/));
     copyFileSync(modelPath('external-data'), join(dir, 'model.onnx'));
-    assert.throws(() => loadModel(join(dir, 'model.onnx')), oneLine(/external data "model\.onnx\.data", which is missing/));
+    assert.throws(
+      () => loadModel(join(dir, 'model.onnx')),
+      oneLine(/external data "model\.onnx\.data", which is missing/),
+    );
     assert.throws(() => loadModel(dir), oneLine(/external data/), 'a directory resolves to its model.onnx');
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -110,7 +126,10 @@ test('instrumenting appends outputs without re-encoding: original bytes are a pr
   assert.deepEqual(plan.blocks, { select: 2, logits: 2, mix: 0 });
   const merged = decodeModel(bytes, 'instrumented');
   const outs = merged.graph!.output.map((o) => o.name);
-  assert.deepEqual(outs.slice(0, m.model.graph!.output.length), m.model.graph!.output.map((o) => o.name));
+  assert.deepEqual(
+    outs.slice(0, m.model.graph!.output.length),
+    m.model.graph!.output.map((o) => o.name),
+  );
   assert.ok(plan.fetch.every((f) => outs.includes(f)));
   // dynamo's node metadata (which onnx-proto 1.10 would drop) is still there after the merge
   const gemm = merged.graph!.node.find((n) => n.name === 'node_linear_4')!;
@@ -121,16 +140,25 @@ test('instrumenting appends outputs without re-encoding: original bytes are a pr
     writeFileSync(join(dir, 'inst.onnx'), bytes);
     const again = loadModel(join(dir, 'inst.onnx'));
     const routing2 = discoverRouters(again);
-    assert.deepEqual(routing2.routers.map((r) => r.tensors), routing.routers.map((r) => r.tensors));
+    assert.deepEqual(
+      routing2.routers.map((r) => r.tensors),
+      routing.routers.map((r) => r.tensors),
+    );
     const twice = instrumentModel(again, routing2, { logits: true });
     assert.equal(twice.bytes.length, bytes.length);
     assert.deepEqual(twice.plan, plan);
     // without logits the same file serves ids and weights; asking for logits it was not built with is an error
-    assert.deepEqual(instrumentModel(again, routing2, { logits: false }).plan.fetch, ['moescope/ids', 'moescope/weights']);
+    assert.deepEqual(instrumentModel(again, routing2, { logits: false }).plan.fetch, [
+      'moescope/ids',
+      'moescope/weights',
+    ]);
     const noLogits = join(dir, 'inst-nologits.onnx');
     writeFileSync(noLogits, instrumentModel(m, routing, { logits: false }).bytes);
     const m3 = loadModel(noLogits);
-    assert.throws(() => instrumentModel(m3, discoverRouters(m3), { logits: true }), (e: unknown) => e instanceof UserError && /without router logits/.test(e.message));
+    assert.throws(
+      () => instrumentModel(m3, discoverRouters(m3), { logits: true }),
+      (e: unknown) => e instanceof UserError && /without router logits/.test(e.message),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -152,10 +180,18 @@ test('a merged decoder (layers inside If subgraphs) gets a message saying so, no
     opset_import: [{ domain: '', version: 18 }],
     graph: {
       name: 'merged',
-      node: [{ op_type: 'If', name: 'branch', input: ['use_cache_branch'], output: ['ids'], attribute: [
-        { name: 'then_branch', type: 5, g: branch('with_past') },
-        { name: 'else_branch', type: 5, g: branch('no_past') },
-      ] }],
+      node: [
+        {
+          op_type: 'If',
+          name: 'branch',
+          input: ['use_cache_branch'],
+          output: ['ids'],
+          attribute: [
+            { name: 'then_branch', type: 5, g: branch('with_past') },
+            { name: 'else_branch', type: 5, g: branch('no_past') },
+          ],
+        },
+      ],
       initializer: [
         { name: 'w', dims: [4, 8], data_type: 1, raw_data: new Uint8Array(4 * 8 * 4) },
         { name: 'k', dims: [1], data_type: 7, int64_data: [2] },
@@ -168,7 +204,10 @@ test('a merged decoder (layers inside If subgraphs) gets a message saying so, no
   try {
     writeFileSync(join(dir, 'merged.onnx'), bytes);
     const m = loadModel(join(dir, 'merged.onnx'));
-    assert.throws(() => requireRouters(m, 'merged.onnx'), (e: unknown) => e instanceof UserError && /inside If\/Loop subgraphs \(a merged decoder\)/.test(e.message));
+    assert.throws(
+      () => requireRouters(m, 'merged.onnx'),
+      (e: unknown) => e instanceof UserError && /inside If\/Loop subgraphs \(a merged decoder\)/.test(e.message),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

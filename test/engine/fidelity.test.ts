@@ -12,7 +12,9 @@ import { hasFixture, meta, modelPath, MOE_FIXTURES, reference, sameSet } from '.
 const TOL = 1e-4;
 
 for (const name of MOE_FIXTURES) {
-  test(`${name}: captured routing equals PyTorch's for every token and layer`, { skip: !hasFixture(name) && `${name} not generated yet` }, async () => {
+  test(`${name}: captured routing equals PyTorch's for every token and layer`, {
+    skip: !hasFixture(name) && `${name} not generated yet`,
+  }, async () => {
     const ref = reference(name);
     const r = await ModelRunner.open({ model: modelPath(name), logits: true, threads: 1 });
     try {
@@ -40,7 +42,9 @@ for (const name of MOE_FIXTURES) {
               if (at >= 0) maxW = Math.max(maxW, Math.abs(rows!.weights[o + j]! - wantW[at]!));
             }
             const wantL = ref.routing[i]!.logits?.[l]?.[t];
-            if (wantL) for (let e = 0; e < E; e++) maxLogit = Math.max(maxLogit, Math.abs(rows!.logits![(t * L + l) * E + e]! - wantL[e]!));
+            if (wantL)
+              for (let e = 0; e < E; e++)
+                maxLogit = Math.max(maxLogit, Math.abs(rows!.logits![(t * L + l) * E + e]! - wantL[e]!));
           }
         }
       }
@@ -103,7 +107,9 @@ for (const name of ['tiny-moe', 'tiny-deepseek', 'hf-mixtral'].filter(hasFixture
 
 /** Several sequences per forward pass (left-padded, as servers batch requests): each sequence's routing — prompt
  * and decoded tokens — equals the routing of that sequence run alone, and so do its greedy tokens. */
-for (const name of ['tiny-moe', 'tiny-deepseek', 'tiny-switch', 'hf-mixtral', 'hf-qwen3-moe', 'hf-deepseek-v3'].filter(hasFixture)) {
+for (const name of ['tiny-moe', 'tiny-deepseek', 'tiny-switch', 'hf-mixtral', 'hf-qwen3-moe', 'hf-deepseek-v3'].filter(
+  hasFixture,
+)) {
   test(`${name}: a batch of sequences of different lengths routes each exactly as it routes alone`, async () => {
     const ref = reference(name);
     const r = await ModelRunner.open({ model: modelPath(name), logits: true, threads: 1 });
@@ -138,7 +144,10 @@ for (const name of ['tiny-moe', 'tiny-deepseek', 'tiny-switch', 'hf-mixtral', 'h
       for (let i = 0; i < steps; i++) {
         const next = outs.map((o) => sampleToken(o.logits, 0, Math.random));
         next.forEach((n, b) => together[b]!.tokens.push(n));
-        outs = await r.forwardBatch(bst, next.map((n) => [n]));
+        outs = await r.forwardBatch(
+          bst,
+          next.map((n) => [n]),
+        );
         outs.forEach((o, b) => collect(together, b, o.rows!));
       }
       for (let b = 0; b < prompts.length; b++) {
@@ -150,7 +159,12 @@ for (const name of ['tiny-moe', 'tiny-deepseek', 'tiny-switch', 'hf-mixtral', 'h
             const want = alone[b]!.experts[t]!.slice(l * K, (l + 1) * K);
             assert.ok(sameSet(a, want), `sequence ${b} token ${t} layer ${l}: batch ${a} vs alone ${want}`);
           }
-          row.forEach((_, j) => assert.ok(Math.abs(together[b]!.weights[t]![j]! - alone[b]!.weights[t]![j]!) < 1e-4, `sequence ${b} token ${t}: weight`));
+          row.forEach((_, j) =>
+            assert.ok(
+              Math.abs(together[b]!.weights[t]![j]! - alone[b]!.weights[t]![j]!) < 1e-4,
+              `sequence ${b} token ${t}: weight`,
+            ),
+          );
         });
       }
     } finally {

@@ -26,8 +26,18 @@ async function collect(h: AsyncIterable<HandleEvent>): Promise<HandleEvent[]> {
 
 const demo = loadPrompts(BUNDLED_PROMPTS);
 
-test('demo prompts: one prompt batch then one batch per generated token, per sequence, tagged by domain', { timeout: 60_000 }, async (t) => {
-  const h = startGeneration({ model: BUNDLED_MODEL, prompts: demo, maxTokens: 6, logits: true, stopAtEos: false, nvidiaSmi: null, threads: 1 });
+test('demo prompts: one prompt batch then one batch per generated token, per sequence, tagged by domain', {
+  timeout: 60_000,
+}, async (t) => {
+  const h = startGeneration({
+    model: BUNDLED_MODEL,
+    prompts: demo,
+    maxTokens: 6,
+    logits: true,
+    stopAtEos: false,
+    nvidiaSmi: null,
+    threads: 1,
+  });
   const info = await h.ready;
   assert.deepEqual(info.schema, { layers: [0, 1, 2, 3], experts: 8, topK: 2, scoring: 'softmax', hasLogits: true });
   assert.equal(info.kvCache, true);
@@ -37,7 +47,9 @@ test('demo prompts: one prompt batch then one batch per generated token, per seq
   const events = await collect(h);
   const summary = await h.done;
   assert.equal(summary.sequences.length, demo.length);
-  const batches = events.filter((e): e is Extract<HandleEvent, { type: 'batch' }> => e.type === 'batch').map((e) => e.batch);
+  const batches = events
+    .filter((e): e is Extract<HandleEvent, { type: 'batch' }> => e.type === 'batch')
+    .map((e) => e.batch);
   assert.equal(batches.length, demo.length * (1 + 6));
   const ref = reference('tiny-moe');
   const domains = new DomainSpecialisation(info.schema);
@@ -57,7 +69,10 @@ test('demo prompts: one prompt batch then one batch per generated token, per seq
     for (let t = 0; t < prompt.length; t++)
       for (let l = 0; l < 4; l++) {
         const got = [prompt.experts[(t * 4 + l) * 2]!, prompt.experts[(t * 4 + l) * 2 + 1]!].sort();
-        assert.deepEqual(got, [...ref.routing[s]!.experts[l]![t]!].sort((a, b) => a - b));
+        assert.deepEqual(
+          got,
+          [...ref.routing[s]!.experts[l]![t]!].sort((a, b) => a - b),
+        );
       }
     // one batch per generated token, positions continuing the prompt
     gen.forEach((b, i) => {
@@ -69,13 +84,19 @@ test('demo prompts: one prompt batch then one batch per generated token, per seq
     });
     for (const b of [prompt, ...gen]) domains.add(b);
     // text events add up to the decoded text
-    const text = events.filter((e) => e.type === 'text' && e.seq === s).map((e) => (e as { delta: string }).delta).join('');
+    const text = events
+      .filter((e) => e.type === 'text' && e.seq === s)
+      .map((e) => (e as { delta: string }).delta)
+      .join('');
     assert.equal(text, seqResult.text);
     // … and to the tokenizer decoding the generated ids at once (its own decode, clean-up included)
     assert.equal(text, codec.decode(seqResult.generatedIds));
     assert.equal(seqResult.generatedIds.length, 6);
   }
-  assert.ok(events.some((e) => e.type === 'memory' && e.sample.gpus === null && e.sample.hostRssBytes > 0), 'memory samples say "no GPU"');
+  assert.ok(
+    events.some((e) => e.type === 'memory' && e.sample.gpus === null && e.sample.hostRssBytes > 0),
+    'memory samples say "no GPU"',
+  );
 
   // The trained demo model routes code, prose and maths differently: Jensen–Shannon divergence (base 2, src/stats)
   // between the domains' expert-share distributions, per layer and domain pair, prompts + 6 generated tokens each.
@@ -85,25 +106,49 @@ test('demo prompts: one prompt batch then one batch per generated token, per seq
   // 0.12, the mean over all pairs and layers is above 0.18, the mean of the closest pair per layer above 0.13.
   // Domain-blind routing of this many tokens (~150 per domain) gives about 0.01 from sampling noise alone.
   const res = domains.result();
-  assert.deepEqual(res.map((r) => r.tag), ['code', 'math', 'prose']);
+  assert.deepEqual(
+    res.map((r) => r.tag),
+    ['code', 'math', 'prose'],
+  );
   const js: number[][] = [];
   for (let l = 0; l < 4; l++) {
     const row: number[] = [];
     for (let a = 0; a < 3; a++)
-      for (let b = a + 1; b < 3; b++) row.push(jsDivergence(res[a]!.layers[l]!.share, 0, res[b]!.layers[l]!.share, 0, 8));
+      for (let b = a + 1; b < 3; b++)
+        row.push(jsDivergence(res[a]!.layers[l]!.share, 0, res[b]!.layers[l]!.share, 0, 8));
     js.push(row);
   }
-  t.diagnostic(`JS divergence between domains (code-math, code-prose, math-prose) per layer: ${js.map((r) => r.map((x) => x.toFixed(3)).join(' ')).join(' · ')}`);
+  t.diagnostic(
+    `JS divergence between domains (code-math, code-prose, math-prose) per layer: ${js.map((r) => r.map((x) => x.toFixed(3)).join(' ')).join(' · ')}`,
+  );
   const all = js.flat();
-  assert.ok(js.every((r) => Math.max(...r) > 0.12), `a differing pair in every layer: ${js}`);
+  assert.ok(
+    js.every((r) => Math.max(...r) > 0.12),
+    `a differing pair in every layer: ${js}`,
+  );
   assert.ok(all.reduce((a, b) => a + b, 0) / all.length > 0.18, `mean ${all}`);
   assert.ok(js.reduce((a, r) => a + Math.min(...r), 0) / js.length > 0.13, `closest pairs ${js}`);
 });
 
-test('max-tokens 0 runs the prompt only; --input-ids without text works; in-process mode gives the same routing', { timeout: 60_000 }, async () => {
+test('max-tokens 0 runs the prompt only; --input-ids without text works; in-process mode gives the same routing', {
+  timeout: 60_000,
+}, async () => {
   const ids = reference('tiny-moe').inputIds[1]!;
-  const viaWorker = startGeneration({ model: BUNDLED_MODEL, prompts: [{ ids }], maxTokens: 0, nvidiaSmi: null, memoryIntervalMs: 0 });
-  const inProcess = startGeneration({ model: BUNDLED_MODEL, prompts: [{ ids }], maxTokens: 0, nvidiaSmi: null, memoryIntervalMs: 0, worker: false });
+  const viaWorker = startGeneration({
+    model: BUNDLED_MODEL,
+    prompts: [{ ids }],
+    maxTokens: 0,
+    nvidiaSmi: null,
+    memoryIntervalMs: 0,
+  });
+  const inProcess = startGeneration({
+    model: BUNDLED_MODEL,
+    prompts: [{ ids }],
+    maxTokens: 0,
+    nvidiaSmi: null,
+    memoryIntervalMs: 0,
+    worker: false,
+  });
   const [a, b] = await Promise.all([collect(viaWorker), collect(inProcess)]);
   const ba = a.filter((e) => e.type === 'batch');
   const bb = b.filter((e) => e.type === 'batch');
@@ -121,7 +166,16 @@ test('max-tokens 0 runs the prompt only; --input-ids without text works; in-proc
 
 test('loop cycles through the prompts until stop(); pause() holds generation', { timeout: 60_000 }, async (t) => {
   const prompts = demo.slice(0, 2);
-  const h = startGeneration({ model: BUNDLED_MODEL, prompts, maxTokens: 2, loop: true, nvidiaSmi: null, memoryIntervalMs: 0, stopAtEos: false, buffer: false });
+  const h = startGeneration({
+    model: BUNDLED_MODEL,
+    prompts,
+    maxTokens: 2,
+    loop: true,
+    nvidiaSmi: null,
+    memoryIntervalMs: 0,
+    stopAtEos: false,
+    buffer: false,
+  });
   t.after(() => h.stop()); // a failed assertion must not leave the worker generating (the test process would hang)
   await h.ready;
   const seqs = new Set<number>();
@@ -152,7 +206,9 @@ test('loop cycles through the prompts until stop(); pause() holds generation', {
   assert.deepEqual([...seqs].slice(0, 5), [0, 1, 2, 3, 4], 'sequence ids keep counting across loops');
 });
 
-test('errors reach the caller as one-line UserErrors: missing model, dense model; without a tokenizer ids still work', { timeout: 60_000 }, async () => {
+test('errors reach the caller as one-line UserErrors: missing model, dense model; without a tokenizer ids still work', {
+  timeout: 60_000,
+}, async () => {
   const bad = startGeneration({ model: '/nonexistent/model.onnx', prompts: [{ text: 'x' }], maxTokens: 1 });
   await assert.rejects(bad.ready, (e: unknown) => e instanceof UserError && /model not found/.test(e.message));
   const dense = startGeneration({ model: modelPath('dense'), prompts: [{ ids: [1, 2] }], maxTokens: 1, worker: false });
@@ -160,9 +216,23 @@ test('errors reach the caller as one-line UserErrors: missing model, dense model
   const dir = mkdtempSync(join(tmpdir(), 'moescope-engine-'));
   try {
     copyFileSync(modelPath('hf-mixtral'), join(dir, 'model.onnx'));
-    const text = startGeneration({ model: join(dir, 'model.onnx'), prompts: [{ text: 'hello' }], maxTokens: 1, worker: false, memoryIntervalMs: 0 });
-    await assert.rejects(text.done, (e: unknown) => e instanceof UserError && /no tokenizer/.test(e.message) && /--input-ids/.test(e.message));
-    const ids = startGeneration({ model: join(dir, 'model.onnx'), prompts: [{ ids: [5, 17, 3] }], maxTokens: 2, memoryIntervalMs: 0 });
+    const text = startGeneration({
+      model: join(dir, 'model.onnx'),
+      prompts: [{ text: 'hello' }],
+      maxTokens: 1,
+      worker: false,
+      memoryIntervalMs: 0,
+    });
+    await assert.rejects(
+      text.done,
+      (e: unknown) => e instanceof UserError && /no tokenizer/.test(e.message) && /--input-ids/.test(e.message),
+    );
+    const ids = startGeneration({
+      model: join(dir, 'model.onnx'),
+      prompts: [{ ids: [5, 17, 3] }],
+      maxTokens: 2,
+      memoryIntervalMs: 0,
+    });
     const info = await ids.ready;
     assert.equal(info.meta.tokenizer, null);
     const events = await collect(ids);

@@ -38,7 +38,11 @@ test('sampler: runs the injected command with the query arguments, at most once 
     assert.ok(b.tNs >= a.tNs);
     assert.ok(a.hostRssBytes > 10 * MIB);
     assert.equal(a.ortBytes, null);
-    assert.deepEqual(readFileSync(calls, 'utf8').trim().split('\n'), [NVIDIA_SMI_ARGS.join(' ')], 'one call within the interval');
+    assert.deepEqual(
+      readFileSync(calls, 'utf8').trim().split('\n'),
+      [NVIDIA_SMI_ARGS.join(' ')],
+      'one call within the interval',
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -51,7 +55,10 @@ test('no GPU: a missing or failing nvidia-smi gives gpus null (not zeros), and i
   try {
     const calls = join(dir, 'calls');
     const failing = join(dir, 'nvidia-smi');
-    writeFileSync(failing, `#!/bin/sh\necho x >> ${calls}\necho "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver." >&2\nexit 9\n`);
+    writeFileSync(
+      failing,
+      `#!/bin/sh\necho x >> ${calls}\necho "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver." >&2\nexit 9\n`,
+    );
     chmodSync(failing, 0o755);
     const s = new MemorySampler({ nvidiaSmi: failing, minIntervalMs: 0 });
     assert.equal((await s.sample()).gpus, null);

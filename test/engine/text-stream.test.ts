@@ -23,7 +23,7 @@ test('streamed pieces of text the clean-up touches add up to the whole decode', 
   const codec = await loadTextCodec(TOKENIZER);
   for (const text of [
     "Say 'message' to me",
-    'Hello , world ! I \'m here . Are you ? We \'re , they \'ve , it \'s — don\'t , can n\'t',
+    "Hello , world ! I 'm here . Are you ? We 're , they 've , it 's — don't , can n't",
     "a ' b ' c  .  , !",
     'naïve café 日本語 🙂 — ends with a space ',
   ]) {
@@ -43,9 +43,11 @@ test('random token sequences (seeded) stream to the whole decode, no piece lost 
   // Ids whose text is punctuation, a contraction or starts with a space are where windows and clean-up meet.
   const probe = codec.encode(" , . ! ? ' 'm 's 've 're n't the a message  I you");
   let seed = 7;
-  const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
   for (let r = 0; r < 300; r++) {
-    const ids = Array.from({ length: 1 + Math.floor(rand() * 40) }, () => (rand() < 0.5 ? probe[Math.floor(rand() * probe.length)]! : Math.floor(rand() * 1000)));
+    const ids = Array.from({ length: 1 + Math.floor(rand() * 40) }, () =>
+      rand() < 0.5 ? probe[Math.floor(rand() * probe.length)]! : Math.floor(rand() * 1000),
+    );
     assert.equal(streamed(codec, ids).text, codec.decode(ids), `ids ${ids.join(',')}`);
   }
 });

@@ -35,7 +35,11 @@ class Runner {
   private pending: { id: number; resolve: (r: Reply | string) => void } | null = null;
 
   private start(): Worker {
-    const w = new Worker(new URL('./worker.js', import.meta.url), { resourceLimits: { maxOldGenerationSizeMb: HEAP_MB }, stdout: true, stderr: true });
+    const w = new Worker(new URL('./worker.js', import.meta.url), {
+      resourceLimits: { maxOldGenerationSizeMb: HEAP_MB },
+      stdout: true,
+      stderr: true,
+    });
     w.on('message', (r: Reply) => {
       if (this.worker === w && this.pending?.id === r.id) this.settle(r);
     });
@@ -65,7 +69,10 @@ class Runner {
   run(id: number, argv: string[]): Promise<Reply | string> {
     const w = this.worker ?? this.start();
     return new Promise((resolve) => {
-      const timer = setTimeout(() => this.settle(`no answer within ${CASE_MS} ms (hang or runaway allocation)`), CASE_MS);
+      const timer = setTimeout(
+        () => this.settle(`no answer within ${CASE_MS} ms (hang or runaway allocation)`),
+        CASE_MS,
+      );
       this.pending = {
         id,
         resolve: (r) => {
@@ -90,9 +97,11 @@ export function judge(r: Reply | string): string | null {
   if (![0, 1, 2].includes(r.code)) return `exit ${r.code}: ${r.stderr.slice(0, 600)}`;
   if (/\n\s+at |internal error|uncaught/.test(r.stderr)) return `a stack or internal error: ${r.stderr.slice(0, 600)}`;
   const lines = r.stderr.split('\n').filter((l) => l !== '');
-  if (lines.some((l) => !l.startsWith('moescope: '))) return `stderr line without "moescope: ": ${r.stderr.slice(0, 600)}`;
+  if (lines.some((l) => !l.startsWith('moescope: ')))
+    return `stderr line without "moescope: ": ${r.stderr.slice(0, 600)}`;
   if (lines.some((l) => l.length > 420)) return `stderr line of ${Math.max(...lines.map((l) => l.length))} chars`;
-  if (/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/.test(r.stderr + r.stdout)) return 'raw control characters in the output';
+  if (/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/.test(r.stderr + r.stdout))
+    return 'raw control characters in the output';
   const errors = lines.filter((l) => !l.startsWith('moescope: note: '));
   if (r.code === 2 && errors.length !== 1) return `exit 2 with ${errors.length} error lines: ${r.stderr.slice(0, 600)}`;
   if (r.ms > CASE_MS) return `took ${r.ms.toFixed(0)} ms`;
@@ -100,7 +109,9 @@ export function judge(r: Reply | string): string | null {
   return null;
 }
 
-test('fuzz: mutated traces, JSONL / Megatron / npy imports, check configs and plan weights end in 0/1/2 with one short line', { timeout: 600_000 }, async (t) => {
+test('fuzz: mutated traces, JSONL / Megatron / npy imports, check configs and plan weights end in 0/1/2 with one short line', {
+  timeout: 600_000,
+}, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'moescope-fuzz-'));
   const seedTrace = join(dir, 'seed.arrows');
   writeSeedTrace(seedTrace);
@@ -120,7 +131,10 @@ test('fuzz: mutated traces, JSONL / Megatron / npy imports, check configs and pl
         const r = await runner.run(n++, cmd(seedPath, ctx));
         const why = judge(r);
         assert.equal(why, null, `${target.name} seed: ${why}`);
-        assert.ok(typeof r !== 'string' && r.code <= 1, `${target.name} seed: exit ${(r as Reply).code} ${(r as Reply).stderr}`);
+        assert.ok(
+          typeof r !== 'string' && r.code <= 1,
+          `${target.name} seed: exit ${(r as Reply).code} ${(r as Reply).stderr}`,
+        );
       }
       counts[target.name] = {};
       for (let i = 0; i < CASES; i++) {
@@ -142,5 +156,9 @@ test('fuzz: mutated traces, JSONL / Megatron / npy imports, check configs and pl
   }
   t.diagnostic(`exit codes per target: ${JSON.stringify(counts)}`);
   if (failures.length === 0) rmSync(dir, { recursive: true, force: true });
-  assert.deepEqual(failures, [], `${failures.length} fuzz cases failed (mutants kept in ${dir}):\n${failures.join('\n')}`);
+  assert.deepEqual(
+    failures,
+    [],
+    `${failures.length} fuzz cases failed (mutants kept in ${dir}):\n${failures.join('\n')}`,
+  );
 });

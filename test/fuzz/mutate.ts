@@ -5,13 +5,32 @@
  * JSON-aware edits (extreme numbers, renamed / deleted keys, wrong types, escape sequences, huge strings) and
  * line-level ones (duplicate, delete, swap, cut).
  */
-import { Rng } from '../../src/trace/rng.js';
+import type { Rng } from '../../src/trace/rng.js';
 
 const INT32 = [0, -1, 0x7fffffff, -0x80000000, 0x10000, 100_000_000, 0xffff, 7];
 const INT64: bigint[] = [2n ** 53n + 1n, 2n ** 63n - 1n, -1n, 2n ** 32n, 10n ** 12n, 2n ** 62n];
 const JSON_VALUES: unknown[] = [
-  1e308, -1, 4294967296, 100000000, 65536, 0, -0, 1.5, 9007199254740993, 1e-320, 'x', null, [], {}, true,
-  'evil\u001b]0;title\u0007\u202e', 'NaN', 'Infinity', [[3, 3]], [1e308],
+  1e308,
+  -1,
+  4294967296,
+  100000000,
+  65536,
+  0,
+  -0,
+  1.5,
+  // biome-ignore lint/correctness/noPrecisionLoss: 2^53 + 1 on purpose: an id no float64 holds exactly
+  9007199254740993,
+  1e-320,
+  'x',
+  null,
+  [],
+  {},
+  true,
+  'evil\u001b]0;title\u0007\u202e',
+  'NaN',
+  'Infinity',
+  [[3, 3]],
+  [1e308],
 ];
 
 function pick<T>(rng: Rng, xs: readonly T[]): T {
@@ -21,7 +40,8 @@ function pick<T>(rng: Rng, xs: readonly T[]): T {
 /** Offsets of the Arrow IPC messages (continuation markers) in `b`: where metadata lives. */
 function messageStarts(b: Uint8Array): number[] {
   const out: number[] = [];
-  for (let i = 0; i + 8 <= b.length; i += 8) if (b[i] === 0xff && b[i + 1] === 0xff && b[i + 2] === 0xff && b[i + 3] === 0xff) out.push(i);
+  for (let i = 0; i + 8 <= b.length; i += 8)
+    if (b[i] === 0xff && b[i + 1] === 0xff && b[i + 2] === 0xff && b[i + 3] === 0xff) out.push(i);
   return out;
 }
 
@@ -76,9 +96,14 @@ export function mutateBinary(seed: Uint8Array, rng: Rng): Uint8Array {
 type Json = unknown;
 
 /** Every (parent, key) in a JSON value. */
-function slots(v: Json, out: [Record<string, Json> | Json[], string | number][] = []): [Record<string, Json> | Json[], string | number][] {
+function slots(
+  v: Json,
+  out: [Record<string, Json> | Json[], string | number][] = [],
+): [Record<string, Json> | Json[], string | number][] {
   if (Array.isArray(v)) v.forEach((x, i) => (out.push([v, i]), slots(x, out)));
-  else if (v && typeof v === 'object') for (const k of Object.keys(v)) out.push([v as Record<string, Json>, k]), slots((v as Record<string, Json>)[k], out);
+  else if (v && typeof v === 'object')
+    for (const k of Object.keys(v))
+      out.push([v as Record<string, Json>, k]), slots((v as Record<string, Json>)[k], out);
   return out;
 }
 
@@ -93,7 +118,8 @@ function mutateJson(doc: Json, rng: Rng): Json {
       rec[key] = pick(rng, JSON_VALUES);
       break;
     case 2:
-      if (Array.isArray(parent)) parent.splice(key as number, 0, parent[key as number]); // repeat an element
+      if (Array.isArray(parent))
+        parent.splice(key as number, 0, parent[key as number]); // repeat an element
       else {
         rec[`${key}x`] = rec[key]; // a misspelt key
         delete rec[key];

@@ -133,10 +133,15 @@ function mutateGraph(seed: OnnxModel, rng: Rng): Uint8Array {
   return encodeModel(m);
 }
 
-function runCli(argv: string[]): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string; ms: number }> {
+function runCli(
+  argv: string[],
+): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string; ms: number }> {
   const t0 = performance.now();
   return new Promise((resolve) => {
-    const c = spawn(process.execPath, [CLI, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    const c = spawn(process.execPath, [CLI, ...argv], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1' },
+    });
     let stdout = '';
     let stderr = '';
     c.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -149,7 +154,9 @@ function runCli(argv: string[]): Promise<{ code: number | null; signal: string |
   });
 }
 
-test('fuzz: mutated ONNX models through inspect and run --no-ui end in exit 0, or one line and exit 2', { timeout: 600_000 }, async (t) => {
+test('fuzz: mutated ONNX models through inspect and run --no-ui end in exit 0, or one line and exit 2', {
+  timeout: 600_000,
+}, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'moescope-fuzz-onnx-'));
   const seed = readFileSync(BUNDLED_MODEL);
   const weights = weightRanges(seed);
@@ -187,7 +194,8 @@ test('fuzz: mutated ONNX models through inspect and run --no-ui end in exit 0, o
     if (r.signal) why = r.ms >= CASE_MS ? `no end within ${CASE_MS} ms` : `killed by ${r.signal}`;
     else if (r.code !== 0 && r.code !== 2) why = `exit ${r.code}`;
     else if (/\n\s+at |internal error|uncaught/i.test(r.stderr)) why = 'a stack or internal error';
-    else if (r.code === 2 && (lines.length !== 1 || !lines[0]!.startsWith('moescope: ') || lines[0]!.length > 420)) why = `exit 2 with ${lines.length} error lines`;
+    else if (r.code === 2 && (lines.length !== 1 || !lines[0]!.startsWith('moescope: ') || lines[0]!.length > 420))
+      why = `exit 2 with ${lines.length} error lines`;
     else if (r.code === 0 && lines.length > 0) why = 'exit 0 with an error line';
     if (r.code === 2) errors.add(lines[0]!.replace(/\/\S+/g, 'PATH').slice(0, 100));
     if (why) failures.push(`onnx:${i} moescope ${argv.join(' ')}\n    ${why}: ${r.stderr.slice(0, 400)}`);
@@ -197,5 +205,9 @@ test('fuzz: mutated ONNX models through inspect and run --no-ui end in exit 0, o
   for (let i = 0; i < CASES; i += 2) await Promise.all([one(i), i + 1 < CASES ? one(i + 1) : Promise.resolve()]);
   t.diagnostic(`exit codes: ${JSON.stringify(codes)}; errors: ${[...errors].join(' | ')}`);
   if (failures.length === 0) rmSync(dir, { recursive: true, force: true });
-  assert.deepEqual(failures, [], `${failures.length} ONNX fuzz cases failed (mutants kept in ${dir}):\n${failures.join('\n')}`);
+  assert.deepEqual(
+    failures,
+    [],
+    `${failures.length} ONNX fuzz cases failed (mutants kept in ${dir}):\n${failures.join('\n')}`,
+  );
 });

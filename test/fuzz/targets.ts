@@ -68,7 +68,16 @@ export function writeSeedTrace(path: string): void {
 }
 
 const rec = (step: number, layer: number, rank: number, rows: number[][]) =>
-  JSON.stringify({ step, stage: 'pre_dispatch', block: 'decoder', layer, rank, num_tokens: rows.length, topk: 2, top_indices: rows });
+  JSON.stringify({
+    step,
+    stage: 'pre_dispatch',
+    block: 'decoder',
+    layer,
+    rank,
+    num_tokens: rows.length,
+    topk: 2,
+    top_indices: rows,
+  });
 
 export const TARGETS: FuzzTarget[] = [
   {
@@ -103,14 +112,33 @@ export const TARGETS: FuzzTarget[] = [
     ext: 'jsonl',
     kind: 'text',
     seed: () =>
-      [rec(0, 2, 0, [[0, 1], [2, 3]]), rec(0, 5, 0, [[4, 5], [6, 7]]), rec(1, 2, 0, [[1, 0]]), rec(1, 5, 0, [[5, 4]])].join('\n') + '\n',
-    commands: [(f, c) => ['import', 'megatron', f, '-o', c.out('m.arrows')], (f, c) => ['import', 'megatron', f, '--experts', '8', '-o', c.out('m.arrows')]],
+      [
+        rec(0, 2, 0, [
+          [0, 1],
+          [2, 3],
+        ]),
+        rec(0, 5, 0, [
+          [4, 5],
+          [6, 7],
+        ]),
+        rec(1, 2, 0, [[1, 0]]),
+        rec(1, 5, 0, [[5, 4]]),
+      ].join('\n') + '\n',
+    commands: [
+      (f, c) => ['import', 'megatron', f, '-o', c.out('m.arrows')],
+      (f, c) => ['import', 'megatron', f, '--experts', '8', '-o', c.out('m.arrows')],
+    ],
   },
   {
     name: 'npy',
     ext: 'npy',
     kind: 'binary',
-    seed: () => npy('<f4', [6, 2, 8], Float32Array.from({ length: 96 }, (_, i) => Math.sin(i) * 3)),
+    seed: () =>
+      npy(
+        '<f4',
+        [6, 2, 8],
+        Float32Array.from({ length: 96 }, (_, i) => Math.sin(i) * 3),
+      ),
     commands: [(f, c) => ['import', 'npy', f, '--top-k', '2', '-o', c.out('n.arrows')]],
   },
   {
@@ -119,7 +147,10 @@ export const TARGETS: FuzzTarget[] = [
     ext: 'json',
     kind: 'text',
     seed: () => readFileSync(join(SERVING_FIXTURES, 'vllm-completion.json'), 'utf8'),
-    commands: [(f, c) => ['import', 'routed-experts', f, '-o', c.out('r.arrows')], (f, c) => ['import', 'routed-experts', f, '--top-k', '2', '-o', c.out('r.arrows')]],
+    commands: [
+      (f, c) => ['import', 'routed-experts', f, '-o', c.out('r.arrows')],
+      (f, c) => ['import', 'routed-experts', f, '--top-k', '2', '-o', c.out('r.arrows')],
+    ],
   },
   {
     name: 'routed-experts-sglang',
@@ -133,7 +164,11 @@ export const TARGETS: FuzzTarget[] = [
     name: 'server-log',
     ext: 'log',
     kind: 'text',
-    seed: () => readFileSync(join(SERVING_FIXTURES, 'logs', 'sglang.log'), 'utf8').split('\n').slice(0, 24).join('\n') + '\n',
+    seed: () =>
+      readFileSync(join(SERVING_FIXTURES, 'logs', 'sglang.log'), 'utf8')
+        .split('\n')
+        .slice(0, 24)
+        .join('\n') + '\n',
     commands: [(f, c) => ['import', 'log', f, '-o', c.out('s.arrows')]],
   },
   {
@@ -181,14 +216,24 @@ export const TARGETS: FuzzTarget[] = [
         layers: [0, 2, 5],
         diff: { maxDrift: 0.5, maxTv: 0.9, minAgreement: 0 },
       }),
-    commands: [(f, c) => ['check', c.trace, '--config', f], (f, c) => ['diff', c.trace, c.trace, '--config', f, '--format', 'markdown']],
+    commands: [
+      (f, c) => ['check', c.trace, '--config', f],
+      (f, c) => ['diff', c.trace, c.trace, '--config', f, '--format', 'markdown'],
+    ],
   },
   {
     name: 'weights',
     ext: 'json',
     kind: 'text',
-    seed: () => JSON.stringify([[5, 1, 0, 9, 3, 3, 2, 7], [1, 1, 1, 1, 8, 2, 0, 4]]),
-    commands: [(f) => ['plan', '--weights', f, '--replicas', '12', '--gpus', '4'], (f) => ['plan', '--weights', f, '--replicas', '16', '--gpus', '4', '--groups', '2', '--nodes', '2', '--json']],
+    seed: () =>
+      JSON.stringify([
+        [5, 1, 0, 9, 3, 3, 2, 7],
+        [1, 1, 1, 1, 8, 2, 0, 4],
+      ]),
+    commands: [
+      (f) => ['plan', '--weights', f, '--replicas', '12', '--gpus', '4'],
+      (f) => ['plan', '--weights', f, '--replicas', '16', '--gpus', '4', '--groups', '2', '--nodes', '2', '--json'],
+    ],
   },
 ];
 

@@ -34,7 +34,10 @@ async function check(path: string, cfg: GateConfig) {
 }
 
 test('a balanced trace passes every limit, each verdict carrying the value RoutingStats computes', async () => {
-  const r = await check(balanced, flags({ maxMaxvio: 0.5, maxCv: 0.2, maxDead: 0, minEntropy: 0.95, maxHotShare: 0.2 }));
+  const r = await check(
+    balanced,
+    flags({ maxMaxvio: 0.5, maxCv: 0.2, maxDead: 0, minEntropy: 0.95, maxHotShare: 0.2 }),
+  );
   assert.equal(r.passed, true);
   assert.equal(r.verdicts.length, 4 * 5);
   // The gate reads the numbers of src/stats, not numbers of its own.
@@ -71,7 +74,10 @@ test('per-layer overrides replace the shared limit; --layers narrows what is che
 
   const only = await check(collapsed, flags({ maxMaxvio: 0.5, layers: [0, 1] }));
   assert.equal(only.passed, true);
-  assert.deepEqual(only.rows.map((x) => x.layer), [0, 1, null]);
+  assert.deepEqual(
+    only.rows.map((x) => x.layer),
+    [0, 1, null],
+  );
 });
 
 test('overall limits judge the whole-model row (mean over the checked layers, dead experts summed)', async () => {
@@ -84,7 +90,10 @@ test('overall limits judge the whole-model row (mean over the checked layers, de
   const mean = layerRows.reduce((s, x) => s + x.values.maxVio!, 0) / layerRows.length;
   assert.ok(Math.abs(row.values.maxVio! - mean) < 1e-12);
   assert.equal(row.values.dead, 1);
-  await assert.rejects(check(collapsed, parseConfig({ overall: { maxHotShare: 0.5 } }, 'c.json')), /overall\.maxHotShare is not defined/);
+  await assert.rejects(
+    check(collapsed, parseConfig({ overall: { maxHotShare: 0.5 } }, 'c.json')),
+    /overall\.maxHotShare is not defined/,
+  );
 });
 
 test('z-loss is judged from logits, and asking for it on a trace without logits is bad input', async () => {
@@ -94,15 +103,27 @@ test('z-loss is judged from logits, and asking for it on a trace without logits 
   assert.equal(r.passed, false);
   assert.ok(r.columns.some((c) => c.key === 'zLoss'));
   assert.ok(r.verdicts.every((v) => v.value > 1));
-  await assert.rejects(check(balanced, flags({ maxZLoss: 1 })), (e: unknown) =>
-    e instanceof UserError && /--max-z-loss needs router logits, and .*balanced\.arrows has none/.test(e.message));
+  await assert.rejects(
+    check(balanced, flags({ maxZLoss: 1 })),
+    (e: unknown) =>
+      e instanceof UserError && /--max-z-loss needs router logits, and .*balanced\.arrows has none/.test(e.message),
+  );
 });
 
 test('bad input: no limits, an unknown layer, an empty trace', async () => {
   await assert.rejects(check(balanced, emptyConfig()), /no thresholds to check/);
-  await assert.rejects(check(balanced, flags({ maxCv: 1, layers: [9] })), /there is no MoE layer 9 \(MoE layers: 0, 1, 2, 3\)/);
-  await assert.rejects(check(balanced, parseConfig({ thresholds: { maxCv: 1 }, perLayer: { '7': { maxCv: 2 } } }, 'c.json')), /c\.json perLayer: there is no MoE layer 7/);
-  await assert.rejects(runCheck(memoryStream('empty', schemaOf(BALANCED), []), flags({ maxCv: 1 })), /empty holds no tokens/);
+  await assert.rejects(
+    check(balanced, flags({ maxCv: 1, layers: [9] })),
+    /there is no MoE layer 9 \(MoE layers: 0, 1, 2, 3\)/,
+  );
+  await assert.rejects(
+    check(balanced, parseConfig({ thresholds: { maxCv: 1 }, perLayer: { '7': { maxCv: 2 } } }, 'c.json')),
+    /c\.json perLayer: there is no MoE layer 7/,
+  );
+  await assert.rejects(
+    runCheck(memoryStream('empty', schemaOf(BALANCED), []), flags({ maxCv: 1 })),
+    /empty holds no tokens/,
+  );
 });
 
 test('a trace whose recorder has not finished is checked on its whole batches, with a note saying so', async () => {
@@ -114,7 +135,10 @@ test('a trace whose recorder has not finished is checked on its whole batches, w
     const r = await check(path, flags({ maxCv: 1 }));
     assert.equal(r.passed, true);
     assert.equal(r.data.tokens, 512);
-    assert.match(r.notes.join('\n'), /open\.arrows has no end-of-stream marker: its recorder was killed or is still writing; 512 complete tokens were read/);
+    assert.match(
+      r.notes.join('\n'),
+      /open\.arrows has no end-of-stream marker: its recorder was killed or is still writing; 512 complete tokens were read/,
+    );
   } finally {
     w.close();
   }

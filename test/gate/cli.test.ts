@@ -15,13 +15,21 @@ let collapsed = '';
 let other = '';
 
 function run(args: string[], cwd = t.dir) {
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', cwd, env: { ...process.env, NO_COLOR: '1' } });
+  const r = spawnSync(process.execPath, [cli, ...args], {
+    encoding: 'utf8',
+    cwd,
+    env: { ...process.env, NO_COLOR: '1' },
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 before(() => {
   balanced = writeTrace(t.path('balanced.arrows'), { tokens: 2000 });
-  collapsed = writeTrace(t.path('collapsed.arrows'), { tokens: 2000, collapse: { layer: 2, expert: 5, from: 0.5 }, dead: { 3: [7] } });
+  collapsed = writeTrace(t.path('collapsed.arrows'), {
+    tokens: 2000,
+    collapse: { layer: 2, expert: 5, from: 0.5 },
+    dead: { 3: [7] },
+  });
   other = writeTrace(t.path('other-tokens.arrows'), { tokens: 2000, tokenSeed: 99, routeSeed: 7 });
 });
 after(() => t.cleanup());
@@ -50,7 +58,10 @@ test('check exits 2 on bad input, with one line and no stack trace', () => {
     [['check', balanced, '--max-hot-share', '2'], /--max-hot-share must be ≤ 1, got 2/],
     [['check', balanced, '--max-cv', '1', '--layers', '1,x'], /--layers must be a comma-separated list/],
     [['check', balanced, '--max-cv', '1', '--layers', '8'], /there is no MoE layer 8/],
-    [['check', balanced, '--max-cv', '1', '--format', 'xml'], /--format must be one of text, json, junit, github, markdown/],
+    [
+      ['check', balanced, '--max-cv', '1', '--format', 'xml'],
+      /--format must be one of text, json, junit, github, markdown/,
+    ],
     [['check', balanced, '--max-z-loss', '1'], /needs router logits/],
     [['check', balanced, '--config', 'absent.json'], /config file not found: absent\.json/],
   ];
@@ -71,7 +82,10 @@ test('check exits 2 on bad input, with one line and no stack trace', () => {
 test('check reads moescope.config.json from the working directory, and reports a bad one as exit 2', () => {
   const dir = tempDir();
   try {
-    writeFileSync(dir.path('moescope.config.json'), JSON.stringify({ thresholds: { maxMaxvio: 0.5 }, perLayer: { '2': { maxMaxvio: 10 } } }));
+    writeFileSync(
+      dir.path('moescope.config.json'),
+      JSON.stringify({ thresholds: { maxMaxvio: 0.5 }, perLayer: { '2': { maxMaxvio: 10 } } }),
+    );
     const r = run(['check', collapsed], dir.dir);
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /config\s+moescope\.config\.json/);
@@ -80,7 +94,10 @@ test('check reads moescope.config.json from the working directory, and reports a
     writeFileSync(dir.path('moescope.config.json'), JSON.stringify({ thresholds: { maxMaxVio: 0.5 } }));
     const bad = run(['check', collapsed], dir.dir);
     assert.equal(bad.status, 2);
-    assert.equal(bad.stderr.trim(), 'moescope: moescope.config.json: unknown key thresholds.maxMaxVio (did you mean "maxMaxvio"?)');
+    assert.equal(
+      bad.stderr.trim(),
+      'moescope: moescope.config.json: unknown key thresholds.maxMaxVio (did you mean "maxMaxvio"?)',
+    );
   } finally {
     dir.cleanup();
   }
@@ -98,7 +115,10 @@ test('check --format json is the stable JSON form', () => {
   assert.equal(doc.rows[4].layer, null);
   assert.equal(doc.verdicts.length, 12);
   const failed = doc.verdicts.filter((v: { pass: boolean }) => !v.pass);
-  assert.deepEqual(failed.map((v: { rule: string; layer: number }) => `${v.layer}:${v.rule}`).sort(), ['2:max-maxvio', '3:max-dead']);
+  assert.deepEqual(failed.map((v: { rule: string; layer: number }) => `${v.layer}:${v.rule}`).sort(), [
+    '2:max-maxvio',
+    '3:max-dead',
+  ]);
   const mv = failed.find((v: { rule: string }) => v.rule === 'max-maxvio');
   assert.equal(mv.value, doc.rows[2].maxVio);
   assert.equal(mv.limit, 0.5);
@@ -113,13 +133,19 @@ test('check --format junit is well-formed JUnit XML with one testcase per layer 
   assert.equal(root.attrs.tests, '12');
   assert.equal(root.attrs.failures, '2');
   const suites = childrenNamed(root, 'testsuite');
-  assert.deepEqual(suites.map((s) => s.attrs.name), [0, 1, 2, 3].map((l) => `moescope check layer ${l}`));
+  assert.deepEqual(
+    suites.map((s) => s.attrs.name),
+    [0, 1, 2, 3].map((l) => `moescope check layer ${l}`),
+  );
   let cases = 0;
   let failures = 0;
   for (const s of suites) {
     const tc = childrenNamed(s, 'testcase');
     assert.equal(String(tc.length), s.attrs.tests);
-    assert.deepEqual(tc.map((c) => c.attrs.name), ['max-maxvio', 'max-dead', 'min-entropy']);
+    assert.deepEqual(
+      tc.map((c) => c.attrs.name),
+      ['max-maxvio', 'max-dead', 'min-entropy'],
+    );
     const f = tc.filter((c) => childrenNamed(c, 'failure').length === 1);
     assert.equal(String(f.length), s.attrs.failures);
     cases += tc.length;
@@ -138,7 +164,10 @@ test('check --format github prints one ::error per broken limit and a ::notice s
   const lines = bad.stdout.trim().split('\n');
   const errors = lines.filter((l) => l.startsWith('::error '));
   assert.equal(errors.length, 2);
-  assert.match(errors[0]!, /^::error title=moescope check%3A max-maxvio \(layer 2\)::.*collapsed\.arrows: layer 2: MaxVio/);
+  assert.match(
+    errors[0]!,
+    /^::error title=moescope check%3A max-maxvio \(layer 2\)::.*collapsed\.arrows: layer 2: MaxVio/,
+  );
   assert.match(lines[lines.length - 1]!, /^::notice title=moescope check::.*2 of 12 checks failed$/);
   const ok = run(['check', balanced, ...LIMITS, '--format', 'github']);
   assert.equal(ok.status, 0);
@@ -175,7 +204,10 @@ test('diff: identical traces pass; a collapse breaks --max-drift (exit 1); forma
 
   const drift = run(['diff', balanced, collapsed, '--max-drift', '0.01']);
   assert.equal(drift.status, 1, drift.stdout + drift.stderr);
-  assert.match(drift.stdout, /^FAIL layer 2: load drift, Jensen–Shannon \(bits\) = [\d.]+ > limit 0\.01 \(--max-drift\)$/m);
+  assert.match(
+    drift.stdout,
+    /^FAIL layer 2: load drift, Jensen–Shannon \(bits\) = [\d.]+ > limit 0\.01 \(--max-drift\)$/m,
+  );
 
   const json = JSON.parse(run(['diff', balanced, collapsed, '--max-drift', '0.01', '--format', 'json']).stdout);
   assert.equal(json.command, 'diff');
@@ -187,8 +219,14 @@ test('diff: identical traces pass; a collapse breaks --max-drift (exit 1); forma
   const junit = parseXml(run(['diff', balanced, collapsed, '--max-drift', '0.01', '--format', 'junit']).stdout);
   assert.equal(junit.attrs.tests, '4');
   assert.equal(childrenNamed(junit, 'testsuite').flatMap((s) => childrenNamed(s, 'testcase')).length, 4);
-  assert.match(run(['diff', balanced, collapsed, '--max-drift', '0.01', '--format', 'github']).stdout, /^::error title=moescope diff%3A max-drift \(layer 2\)::/m);
-  assert.match(run(['diff', balanced, collapsed, '--format', 'markdown']).stdout, /^\| layer \| TV \| JS \(bits\) \| agreement \| same 1st \| MaxVio base \| MaxVio new \|$/m);
+  assert.match(
+    run(['diff', balanced, collapsed, '--max-drift', '0.01', '--format', 'github']).stdout,
+    /^::error title=moescope diff%3A max-drift \(layer 2\)::/m,
+  );
+  assert.match(
+    run(['diff', balanced, collapsed, '--format', 'markdown']).stdout,
+    /^\| layer \| TV \| JS \(bits\) \| agreement \| same 1st \| MaxVio base \| MaxVio new \|$/m,
+  );
 });
 
 test('diff without identical tokens reports no agreement; asking for it then is bad input; other mismatches exit 2', () => {
@@ -211,7 +249,11 @@ test('check --model --prompts gates the routing the model computes, the same num
   const model = join(FIXTURES, 'models', 'tiny-moe', 'model.onnx');
   const prompts = join(FIXTURES, 'prompts', 'demo.jsonl');
   const recorded = t.path('tiny.arrows');
-  const rec = spawnSync(process.execPath, [cli, 'run', model, '--prompts', prompts, '--max-tokens', '0', '--no-ui', '--record', recorded], { encoding: 'utf8' });
+  const rec = spawnSync(
+    process.execPath,
+    [cli, 'run', model, '--prompts', prompts, '--max-tokens', '0', '--no-ui', '--record', recorded],
+    { encoding: 'utf8' },
+  );
   assert.equal(rec.status, 0, rec.stderr);
   const live = run(['check', '--model', model, '--prompts', prompts, '--max-cv', '5', '--format', 'json']);
   assert.equal(live.status, 0, live.stderr);
@@ -228,20 +270,29 @@ test('check --model --prompts gates the routing the model computes, the same num
   assert.equal(missing.status, 2);
   assert.match(missing.stderr, /nope\.onnx/);
   assert.match(run(['check', '--model', model, '--max-cv', '1']).stderr, /--model needs --prompts FILE/);
-  assert.match(run(['check', recorded, '--max-tokens', '4', '--max-cv', '1']).stderr, /--max-tokens applies to --model only/);
+  assert.match(
+    run(['check', recorded, '--max-tokens', '4', '--max-cv', '1']).stderr,
+    /--max-tokens applies to --model only/,
+  );
 });
 
 test('a collapse planted by `moescope synth` fails check on that layer and shows as drift in diff', () => {
   const base = t.path('synth-base.arrows');
   const planted = t.path('synth-collapse.arrows');
   const synth = (out: string, ...extra: string[]) =>
-    assert.equal(run(['synth', '-o', out, '--layers', '4', '--experts', '8', '--tokens', '4000', '--seed', '3', ...extra]).status, 0);
+    assert.equal(
+      run(['synth', '-o', out, '--layers', '4', '--experts', '8', '--tokens', '4000', '--seed', '3', ...extra]).status,
+      0,
+    );
   synth(base);
   synth(planted, '--collapse', 'layer=1,expert=3,from=0.5');
   const r = run(['check', planted, '--max-maxvio', '1', '--format', 'json']);
   assert.equal(r.status, 1);
   const failed = JSON.parse(r.stdout).verdicts.filter((v: { pass: boolean }) => !v.pass);
-  assert.deepEqual(failed.map((v: { layer: number }) => v.layer), [1]);
+  assert.deepEqual(
+    failed.map((v: { layer: number }) => v.layer),
+    [1],
+  );
   assert.equal(run(['check', base, '--max-maxvio', '1']).status, 0);
   const d = JSON.parse(run(['diff', base, planted, '--format', 'json']).stdout);
   const tv = d.rows.map((x: { tv: number }) => x.tv);

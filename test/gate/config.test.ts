@@ -6,7 +6,10 @@ import { loadConfig, parseConfig, withDiffFlags, withFlags, hasCheckRules } from
 import { tempDir } from './fixtures.js';
 
 const bad = (raw: unknown, re: RegExp) =>
-  assert.throws(() => parseConfig(raw, 'moescope.config.json'), (e: unknown) => e instanceof UserError && re.test(e.message));
+  assert.throws(
+    () => parseConfig(raw, 'moescope.config.json'),
+    (e: unknown) => e instanceof UserError && re.test(e.message),
+  );
 
 test('a full config parses into thresholds, overall, per-layer limits, layers and diff limits', () => {
   const cfg = parseConfig(
@@ -60,8 +63,10 @@ test('loadConfig: explicit file must exist; the default file is optional; invali
     assert.equal(found.thresholds.maxCv, 0.5);
 
     writeFileSync(t.path('broken.json'), '{\n  "thresholds": {\n    "maxCv": 0.5,\n  }\n}\n');
-    assert.throws(() => loadConfig('broken.json', t.dir), (e: unknown) =>
-      e instanceof UserError && /^broken\.json is not valid JSON at line 4, column 3/.test(e.message));
+    assert.throws(
+      () => loadConfig('broken.json', t.dir),
+      (e: unknown) => e instanceof UserError && /^broken\.json is not valid JSON at line 4, column 3/.test(e.message),
+    );
   } finally {
     t.cleanup();
   }

@@ -20,16 +20,26 @@ test('diff of two 60k-token DeepSeek-scale traces (110 MiB each) peaks under 300
   const dir = mkdtempSync(join(tmpdir(), 'moescope-diff-mem-'));
   try {
     const spec = (collapse: boolean): SynthSpec => ({
-      layers: 58, experts: 256, topK: 8, tokens: 60_000, skew: { kind: 'zipf', s: 1.1 },
-      collapse: collapse ? { layer: 3, expert: 5, from: 0.5 } : null, logits: false, seed: 5,
+      layers: 58,
+      experts: 256,
+      topK: 8,
+      tokens: 60_000,
+      skew: { kind: 'zipf', s: 1.1 },
+      collapse: collapse ? { layer: 3, expert: 5, from: 0.5 } : null,
+      logits: false,
+      seed: 5,
     });
     synthesize(join(dir, 'a.arrows'), spec(false));
     synthesize(join(dir, 'b.arrows'), spec(true));
     const rss = join(dir, 'rss');
-    const r = spawnSync(process.execPath, ['--import', HOOK, CLI, 'diff', join(dir, 'a.arrows'), join(dir, 'b.arrows'), '--format', 'json'], {
-      encoding: 'utf8',
-      env: { ...process.env, RSS_FILE: rss },
-    });
+    const r = spawnSync(
+      process.execPath,
+      ['--import', HOOK, CLI, 'diff', join(dir, 'a.arrows'), join(dir, 'b.arrows'), '--format', 'json'],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, RSS_FILE: rss },
+      },
+    );
     assert.equal(r.status, 0, r.stderr);
     const out = JSON.parse(r.stdout) as { identicalTokens: number; rows: { layer: number; agreement: number }[] };
     // Same seed: identical tokens until the collapse (half way) changes the draws; every sequence before it pairs.

@@ -19,7 +19,8 @@ test('identical tokens: same sequence, position and token id, until the first di
   // Sequences 2 and 3 are stored in the other order in b: pairing goes by sequence id, not by row order.
   const rows = Array.from({ length: 64 }, (_, i) => 64 + i);
   const swapped = rows.map((r) => (r < 96 ? r + 32 : r - 32));
-  const take = (src: typeof a, order: number[]) => order.map((r) => [src.seq[r]!, src.pos[r]!, src.tokenId[r]!] as const);
+  const take = (src: typeof a, order: number[]) =>
+    order.map((r) => [src.seq[r]!, src.pos[r]!, src.tokenId[r]!] as const);
   for (const [i, [s, p, id]] of take(a, swapped).entries()) {
     b.seq[rows[i]!] = s;
     b.pos[rows[i]!] = p;
@@ -42,7 +43,9 @@ test('a sequence that goes back in position ends its pairing there, with a note'
   }
   const r = await runDiff(memoryStream('a', schema, [a]), memoryStream('b', schema, [b]), emptyConfig());
   assert.equal(r.data.identicalTokens, 64);
-  assert.deepEqual(r.notes, ['1 sequence of b goes back in position: identical tokens after that point are not paired']);
+  assert.deepEqual(r.notes, [
+    '1 sequence of b goes back in position: identical tokens after that point are not paired',
+  ]);
 });
 
 test('router agreement is 1 for the same routing and near K/E for independent routing of the same tokens', async () => {
@@ -66,11 +69,23 @@ test('layers only in one trace are left out with a note; --layers narrows the co
   const a: TraceSpec = { tokens: 500, layers: [0, 1, 2, 3] };
   const b: TraceSpec = { tokens: 500, layers: [1, 2, 3, 4] };
   const r = await runDiff(source('a', a), source('b', b), emptyConfig());
-  assert.deepEqual(r.rows.map((x) => x.layer), [1, 2, 3]);
+  assert.deepEqual(
+    r.rows.map((x) => x.layer),
+    [1, 2, 3],
+  );
   assert.ok(r.notes.includes('MoE layers only in a, not compared: 0'));
   assert.ok(r.notes.includes('MoE layers only in b, not compared: 4'));
   const only = await runDiff(source('a', a), source('b', b), { ...emptyConfig(), layers: [2] });
-  assert.deepEqual(only.rows.map((x) => x.layer), [2]);
-  await assert.rejects(runDiff(source('a', a), source('b', b), { ...emptyConfig(), layers: [0] }), /there is no MoE layer 0/);
-  await assert.rejects(runDiff(source('a', { tokens: 10, layers: [0] }), source('b', { tokens: 10, layers: [1] }), emptyConfig()), /share no MoE layer/);
+  assert.deepEqual(
+    only.rows.map((x) => x.layer),
+    [2],
+  );
+  await assert.rejects(
+    runDiff(source('a', a), source('b', b), { ...emptyConfig(), layers: [0] }),
+    /there is no MoE layer 0/,
+  );
+  await assert.rejects(
+    runDiff(source('a', { tokens: 10, layers: [0] }), source('b', { tokens: 10, layers: [1] }), emptyConfig()),
+    /share no MoE layer/,
+  );
 });

@@ -34,7 +34,13 @@ export interface TraceSpec {
   model?: string;
 }
 
-export const META: StreamMeta = { model: 'fixture-moe', routers: [], tokenizer: null, devices: ['cpu'], source: 'test' };
+export const META: StreamMeta = {
+  model: 'fixture-moe',
+  routers: [],
+  tokenizer: null,
+  devices: ['cpu'],
+  source: 'test',
+};
 
 /** Uniform numbers in (0, 1) from the trace module's seeded generator. */
 export function rng(seed: number): () => number {
@@ -43,7 +49,13 @@ export function rng(seed: number): () => number {
 }
 
 export function schemaOf(spec: TraceSpec): RoutingSchema {
-  return { layers: spec.layers ?? [0, 1, 2, 3], experts: spec.experts ?? 8, topK: spec.topK ?? 2, scoring: 'softmax', hasLogits: spec.logits ?? false };
+  return {
+    layers: spec.layers ?? [0, 1, 2, 3],
+    experts: spec.experts ?? 8,
+    topK: spec.topK ?? 2,
+    scoring: 'softmax',
+    hasLogits: spec.logits ?? false,
+  };
 }
 
 /** The routing of `spec` as batches of at most 256 tokens. */
@@ -79,7 +91,8 @@ export function makeBatches(spec: TraceSpec): RoutingBatch[] {
       weights.push(...chosen.map((_, j) => (j === 0 ? 0.7 : 0.3 / (K - 1))));
       if (spec.logits) {
         const s = spec.logitScale ?? 1;
-        for (let e = 0; e < E; e++) logits.push(s * ((chosen.includes(e) ? 2 - chosen.indexOf(e) * 0.5 : 0) + (routeRand() - 0.5)));
+        for (let e = 0; e < E; e++)
+          logits.push(s * ((chosen.includes(e) ? 2 - chosen.indexOf(e) * 0.5 : 0) + (routeRand() - 0.5)));
       }
     }
     b.push({

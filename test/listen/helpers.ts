@@ -18,16 +18,20 @@ function track(child: ChildProcess): Proc {
   let err = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const exited = new Promise<number | null>((res) => child.on('close', (code, signal) => res(code ?? (signal ? -1 : null))));
+  const exited = new Promise<number | null>((res) =>
+    child.on('close', (code, signal) => res(code ?? (signal ? -1 : null))),
+  );
   return { child, stdout: () => out, stderr: () => err, exited };
 }
 
 /** Starts `moescope listen ARGS` and waits for its "listening on" line; returns the process and its address. */
-export async function startListener(
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<Proc & { address: string }> {
-  const p = track(spawn(process.execPath, [CLI, 'listen', ...args], { env: { ...process.env, ...env, CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] }));
+export async function startListener(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Proc & { address: string }> {
+  const p = track(
+    spawn(process.execPath, [CLI, 'listen', ...args], {
+      env: { ...process.env, ...env, CI: 'true' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   const address = await new Promise<string>((res, rej) => {
     const t = setInterval(() => {
       const m = /listening on (\S+)/.exec(p.stderr());
@@ -59,8 +63,15 @@ export async function until(cond: () => boolean, ms = 10_000, what = 'condition'
 }
 
 /** Assignment counts L·E of every token of a batch list (the independent reference: a plain loop). */
-export function countsOf(batches: Iterable<{ length: number; experts: Uint16Array }>, L: number, E: number, K: number): Float64Array {
+export function countsOf(
+  batches: Iterable<{ length: number; experts: Uint16Array }>,
+  L: number,
+  E: number,
+  K: number,
+): Float64Array {
   const c = new Float64Array(L * E);
-  for (const b of batches) for (let t = 0; t < b.length; t++) for (let l = 0; l < L; l++) for (let k = 0; k < K; k++) c[l * E + b.experts[(t * L + l) * K + k]!]!++;
+  for (const b of batches)
+    for (let t = 0; t < b.length; t++)
+      for (let l = 0; l < L; l++) for (let k = 0; k < K; k++) c[l * E + b.experts[(t * L + l) * K + k]!]!++;
   return c;
 }

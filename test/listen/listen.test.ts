@@ -13,7 +13,16 @@ import { synthesize, type SynthSpec } from '../../src/trace/synth.js';
 import { countsOf, produce, startListener, until } from './helpers.js';
 import { traceMessages } from './producer.js';
 
-const SPEC: SynthSpec = { layers: 4, experts: 8, topK: 2, tokens: 3000, skew: { kind: 'zipf', s: 1 }, collapse: null, logits: false, seed: 1 };
+const SPEC: SynthSpec = {
+  layers: 4,
+  experts: 8,
+  topK: 2,
+  tokens: 3000,
+  skew: { kind: 'zipf', s: 1 },
+  collapse: null,
+  logits: false,
+  seed: 1,
+};
 
 function tmp(ctx: { after: (fn: () => void) => void }) {
   const dir = mkdtempSync(join(tmpdir(), 'moescope-listen-'));
@@ -41,8 +50,20 @@ test('two ranks over TCP → one merged trace: every token of both, tagged with 
   const p = tmp(ctx);
   synthesize(p('r0.arrows'), { ...SPEC, seed: 1, stepTokens: 100 });
   synthesize(p('r1.arrows'), { ...SPEC, seed: 2, tokens: 2500, stepTokens: 100 });
-  const l = await startListener(['--no-ui', '--port', '0', '--record', p('all.arrows'), '--exit-when-idle', '0.5', '--interval', '0.2']);
-  const producers = [0, 1].map((rank) => produce({ connect: `${l.address}`, rank, world: 2, trace: p(`r${rank}.arrows`), chunk: 7001 }));
+  const l = await startListener([
+    '--no-ui',
+    '--port',
+    '0',
+    '--record',
+    p('all.arrows'),
+    '--exit-when-idle',
+    '0.5',
+    '--interval',
+    '0.2',
+  ]);
+  const producers = [0, 1].map((rank) =>
+    produce({ connect: `${l.address}`, rank, world: 2, trace: p(`r${rank}.arrows`), chunk: 7001 }),
+  );
   for (const q of producers) assert.equal(await q.exited, 0, q.stderr());
   assert.equal(await l.exited, 0, l.stderr());
   const merged = readAll(p('all.arrows'));
@@ -60,8 +81,14 @@ test('two ranks over TCP → one merged trace: every token of both, tagged with 
     const src = readAll(p(`r${rank}.arrows`)).batch;
     const rows = ranks.flatMap((r, i) => (r === rank ? [i] : []));
     const lk = 4 * 2;
-    assert.deepEqual(rows.map((i) => b.seq[i]), [...src.seq]);
-    assert.deepEqual(rows.map((i) => b.step![i]), [...src.step!]);
+    assert.deepEqual(
+      rows.map((i) => b.seq[i]),
+      [...src.seq],
+    );
+    assert.deepEqual(
+      rows.map((i) => b.step![i]),
+      [...src.step!],
+    );
     assert.deepEqual(
       rows.flatMap((i) => [...b.experts.subarray(i * lk, i * lk + lk)]),
       [...src.experts],
@@ -84,18 +111,49 @@ test('a wrong token, garbage, a disagreeing schema and a killed producer: one li
   synthesize(p('deep.arrows'), { ...SPEC, layers: 2, seed: 6 });
   synthesize(p('killed-1.arrows'), { ...SPEC, tokens: 6000, seed: 7 });
   rebatch(p('killed-1.arrows'), p('killed.arrows'), 1000); // 6 record batches of 1000 tokens (~51 KB each)
-  const l = await startListener(['--no-ui', '--port', '0', '--token', 's3cret', '--record', p('all.arrows'), '--exit-when-idle', '0.5']);
+  const l = await startListener([
+    '--no-ui',
+    '--port',
+    '0',
+    '--token',
+    's3cret',
+    '--record',
+    p('all.arrows'),
+    '--exit-when-idle',
+    '0.5',
+  ]);
   // The good rank connects first and holds its stream open while the bad ones come and go.
-  const good = produce({ connect: l.address, rank: 0, world: 6, token: 's3cret', trace: p('good.arrows'), holdMs: 4000 });
+  const good = produce({
+    connect: l.address,
+    rank: 0,
+    world: 6,
+    token: 's3cret',
+    trace: p('good.arrows'),
+    holdMs: 4000,
+  });
   await until(() => /rank 0\/6 connected/.test(l.stderr()), 10_000, 'rank 0');
   const wrong = produce({ connect: l.address, rank: 1, world: 6, token: 'guess', trace: p('good.arrows') });
-  const garbage = produce({ connect: l.address, rank: 2, world: 6, token: 's3cret', rawBase64: Buffer.from('hello world, this is not arrow at all '.repeat(50)).toString('base64') });
+  const garbage = produce({
+    connect: l.address,
+    rank: 2,
+    world: 6,
+    token: 's3cret',
+    rawBase64: Buffer.from('hello world, this is not arrow at all '.repeat(50)).toString('base64'),
+  });
   const experts = produce({ connect: l.address, rank: 3, world: 6, token: 's3cret', trace: p('other.arrows') });
   const layers = produce({ connect: l.address, rank: 4, world: 6, token: 's3cret', trace: p('deep.arrows') });
   // Killed inside its third record batch: the first two (2000 tokens) are complete.
   const m = traceMessages(p('killed.arrows'));
   const cut = m.schema.length + m.batches[0]!.length + m.batches[1]!.length + (m.batches[2]!.length >> 1);
-  const killed = produce({ connect: l.address, rank: 5, world: 6, token: 's3cret', trace: p('killed.arrows'), killAfterBytes: cut, chunk: 4096 });
+  const killed = produce({
+    connect: l.address,
+    rank: 5,
+    world: 6,
+    token: 's3cret',
+    trace: p('killed.arrows'),
+    killAfterBytes: cut,
+    chunk: 4096,
+  });
   assert.equal(await wrong.exited, 3);
   assert.match(wrong.stdout(), /"ok":false,"error":"wrong token"/);
   assert.equal(await killed.exited, -1);
@@ -105,29 +163,44 @@ test('a wrong token, garbage, a disagreeing schema and a killed producer: one li
   const err = l.stderr();
   assert.equal(code, 2, err);
   const lines = err.trim().split('\n');
-  const about = (rank: number) => lines.filter((x) => new RegExp(`rank ${rank}\\b`).test(x) && !/connected from/.test(x));
+  const about = (rank: number) =>
+    lines.filter((x) => new RegExp(`rank ${rank}\\b`).test(x) && !/connected from/.test(x));
   assert.equal(about(1).length, 1, err);
   assert.match(about(1)[0]!, /^moescope listen: refused rank 1 \(.*\): wrong token$/);
   assert.equal(about(2).length, 1, err);
   assert.match(about(2)[0]!, /rank 2: not an Arrow IPC stream .*; connection closed$/);
   assert.equal(about(3).length, 1, err);
-  assert.match(about(3)[0]!, /rank 3: its routing schema differs from rank 0's: 16 experts per layer, the others 8; connection closed$/);
+  assert.match(
+    about(3)[0]!,
+    /rank 3: its routing schema differs from rank 0's: 16 experts per layer, the others 8; connection closed$/,
+  );
   assert.equal(about(4).length, 1, err);
-  assert.match(about(4)[0]!, /rank 4: its routing schema differs from rank 0's: it routes MoE layers 0…1, the others 0…3 \(pipeline stages are not merged/);
+  assert.match(
+    about(4)[0]!,
+    /rank 4: its routing schema differs from rank 0's: it routes MoE layers 0…1, the others 0…3 \(pipeline stages are not merged/,
+  );
   assert.equal(about(5).length, 1, err);
-  assert.match(about(5)[0]!, /rank 5 disconnected without end-of-stream \(\d[\d,]* tokens kept; the [\d,]+ bytes of its last, incomplete batch are lost\)/);
+  assert.match(
+    about(5)[0]!,
+    /rank 5 disconnected without end-of-stream \(\d[\d,]* tokens kept; the [\d,]+ bytes of its last, incomplete batch are lost\)/,
+  );
   assert.ok(!/at .*\.js:\d+/.test(err), 'no stack trace');
   const merged = readAll(p('all.arrows'));
   const ranks = [...merged.batch.rank!];
   assert.equal(ranks.filter((r) => r === 0).length, 3000, 'every token of the good rank');
   assert.deepEqual([...new Set(ranks)].sort(), [0, 5]);
-  const kept = Number(/rank 5 disconnected without end-of-stream \(([\d,]+) tokens kept/.exec(err)![1]!.replace(/,/g, ''));
+  const kept = Number(
+    /rank 5 disconnected without end-of-stream \(([\d,]+) tokens kept/.exec(err)![1]!.replace(/,/g, ''),
+  );
   assert.equal(kept, 2000, 'the killed rank’s complete batches are kept');
   assert.equal(ranks.filter((r) => r === 5).length, kept);
   // …and they are exactly its first `kept` tokens.
   const src = openTrace(p('killed.arrows')).readRange(0, kept);
   const rows = ranks.flatMap((r, i) => (r === 5 ? [i] : []));
-  assert.deepEqual(rows.map((i) => merged.batch.tokenId[i]), [...src.tokenId]);
+  assert.deepEqual(
+    rows.map((i) => merged.batch.tokenId[i]),
+    [...src.tokenId],
+  );
   assert.match(l.stdout(), /connection problems \(see the lines above\); exit status 2/);
 });
 
@@ -140,7 +213,12 @@ test('the token is checked before any data is read; a hello over 4 KiB, a bad he
   const eager = produce({ connect: l.address, rank: 0, world: 1, token: 'nope', trace: p('a.arrows'), eager: true });
   await eager.exited;
   await until(() => /refused rank 0 .*wrong token/.test(l.stderr()), 5000, 'refusal');
-  const big = produce({ connect: l.address, rank: 0, world: 1, helloLine: JSON.stringify({ moescope: 1, token: 'tok', rank: 0, pad: 'x'.repeat(5000) }) });
+  const big = produce({
+    connect: l.address,
+    rank: 0,
+    world: 1,
+    helloLine: JSON.stringify({ moescope: 1, token: 'tok', rank: 0, pad: 'x'.repeat(5000) }),
+  });
   assert.equal(await big.exited, 3);
   assert.match(big.stdout(), /hello line longer than 4096 bytes/);
   const notjson = produce({ connect: l.address, rank: 0, world: 1, helloLine: 'GET / HTTP/1.1' });
@@ -187,5 +265,8 @@ test('unix socket: producers connect, a reconnecting rank continues; a stale soc
 test('a non-loopback address needs a token: one line, exit 2', async () => {
   const l = await startListener(['--no-ui', '--host', '0.0.0.0', '--port', '0']).catch((e: Error) => e);
   assert.ok(l instanceof Error);
-  assert.match(l.message, /exited 2 .*moescope: --host 0\.0\.0\.0 is not a loopback address: anyone who can reach it could send data, so give --token T \(or MOESCOPE_TOKEN\)\n$/s);
+  assert.match(
+    l.message,
+    /exited 2 .*moescope: --host 0\.0\.0\.0 is not a loopback address: anyone who can reach it could send data, so give --token T \(or MOESCOPE_TOKEN\)\n$/s,
+  );
 });

@@ -14,7 +14,16 @@ import { moescope } from '../trace/cli.js';
 import { META, SCHEMA, makeBatch, withColumns } from '../trace/helpers.js';
 import { countsOf } from './helpers.js';
 
-const SPEC: SynthSpec = { layers: 3, experts: 8, topK: 2, tokens: 900, skew: { kind: 'uniform' }, collapse: null, logits: false, seed: 1 };
+const SPEC: SynthSpec = {
+  layers: 3,
+  experts: 8,
+  topK: 2,
+  tokens: 900,
+  skew: { kind: 'uniform' },
+  collapse: null,
+  logits: false,
+  seed: 1,
+};
 
 function tmp(ctx: { after: (fn: () => void) => void }) {
   const dir = mkdtempSync(join(tmpdir(), 'moescope-merge-'));
@@ -29,14 +38,20 @@ test('merge: ranks 0,1,2 in order given; rows by step then time; loads are the s
   synthesize(p('c.arrows'), { ...SPEC, seed: 3, tokens: 333, stepTokens: 10 });
   const r = moescope('merge', p('a.arrows'), p('b.arrows'), p('c.arrows'), '-o', p('all.arrows'));
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /wrote .*all\.arrows: 1933 tokens, 3 MoE layers × 8 experts, top-2 softmax · .*a\.arrows \(rank 0\): 900, .*b\.arrows \(rank 1\): 700, .*c\.arrows \(rank 2\): 333/);
+  assert.match(
+    r.stdout,
+    /wrote .*all\.arrows: 1933 tokens, 3 MoE layers × 8 experts, top-2 softmax · .*a\.arrows \(rank 0\): 900, .*b\.arrows \(rank 1\): 700, .*c\.arrows \(rank 2\): 333/,
+  );
   const t = openTrace(p('all.arrows'));
   assert.deepEqual(t.columns, ['step', 'rank']);
   assert.equal(t.meta.source, 'merge');
   assert.equal(t.meta.world, 3);
   const m = t.readRange(0, t.tokenCount);
   const steps = [...m.step!];
-  assert.ok(steps.every((s, i) => i === 0 || s >= steps[i - 1]!), 'non-decreasing steps');
+  assert.ok(
+    steps.every((s, i) => i === 0 || s >= steps[i - 1]!),
+    'non-decreasing steps',
+  );
   const srcs = ['a', 'b', 'c'].map((x) => {
     const s = openTrace(p(`${x}.arrows`));
     const b = s.readRange(0, s.tokenCount);
@@ -45,7 +60,11 @@ test('merge: ranks 0,1,2 in order given; rows by step then time; loads are the s
   });
   for (let rank = 0; rank < 3; rank++) {
     const rows = [...m.rank!].flatMap((x, i) => (x === rank ? [i] : []));
-    assert.deepEqual(rows.map((i) => m.tokenId[i]), [...srcs[rank]!.tokenId], `rank ${rank} rows in their order`);
+    assert.deepEqual(
+      rows.map((i) => m.tokenId[i]),
+      [...srcs[rank]!.tokenId],
+      `rank ${rank} rows in their order`,
+    );
   }
   assert.deepEqual([...countsOf([m], 3, 8, 2)], [...countsOf(srcs, 3, 8, 2)]);
   // Step 3 holds rank 0's tokens 300…399, rank 1's 150…199 and rank 2's 30…39 (synth: token g at g ms), in time order.
@@ -57,7 +76,12 @@ test('merge: ranks 0,1,2 in order given; rows by step then time; loads are the s
 test('merge: traces that carry ranks keep them; memory samples and null steps survive', (ctx) => {
   const p = tmp(ctx);
   for (const rank of [3, 1]) {
-    const w = TraceWriter.create(p(`r${rank}.arrows`), { schema: SCHEMA, meta: META, batchTokens: 8, columns: ['step', 'rank', 'dropped'] });
+    const w = TraceWriter.create(p(`r${rank}.arrows`), {
+      schema: SCHEMA,
+      meta: META,
+      batchTokens: 8,
+      columns: ['step', 'rank', 'dropped'],
+    });
     w.write(withColumns(makeBatch(SCHEMA, 10, 0), 0, rank));
     w.writeMemory({ tNs: BigInt(rank), gpus: null, hostRssBytes: rank, ortBytes: null });
     w.write(withColumns(makeBatch(SCHEMA, 20, 10), 10, rank));
@@ -70,10 +94,14 @@ test('merge: traces that carry ranks keep them; memory samples and null steps su
   const b = t.readRange(0, 60);
   assert.deepEqual([...new Set(b.rank!)].sort(), [1, 3]);
   assert.equal([...b.step!].filter((s) => s === NO_STEP).length, 2, 'the null steps stay null');
-  assert.equal([...b.dropped!].reduce((x, y) => x + y, 0), 2 * withColumns(makeBatch(SCHEMA, 30, 0), 0, 0).dropped!.reduce((x, y) => x + y, 0));
+  assert.equal(
+    [...b.dropped!].reduce((x, y) => x + y, 0),
+    2 * withColumns(makeBatch(SCHEMA, 30, 0), 0, 0).dropped!.reduce((x, y) => x + y, 0),
+  );
   const mem = t.memorySamples();
   assert.deepEqual(mem.map((m) => m.sample.hostRssBytes).sort(), [1, 3]);
-  for (const m of mem) assert.equal(b.tokenId[m.token], makeBatch(SCHEMA, 1, 10).tokenId[0], 'each sample rides on its rank’s token 10');
+  for (const m of mem)
+    assert.equal(b.tokenId[m.token], makeBatch(SCHEMA, 1, 10).tokenId[0], 'each sample rides on its rank’s token 10');
   t.close();
 });
 
@@ -87,7 +115,10 @@ test('merge refuses, in one line and exit 2: pipeline stages, other experts, one
   synthesize(p('r1b.arrows'), { ...SPEC, rank: 1, seed: 9 });
   const before = readFileSync(p('a.arrows'));
   const cases: [string[], RegExp][] = [
-    [[p('a.arrows'), p('stage.arrows')], /stage\.arrows cannot be merged with .*a\.arrows: it routes MoE layers 0…1, the others 0…2 \(pipeline stages are not merged/],
+    [
+      [p('a.arrows'), p('stage.arrows')],
+      /stage\.arrows cannot be merged with .*a\.arrows: it routes MoE layers 0…1, the others 0…2 \(pipeline stages are not merged/,
+    ],
     [[p('a.arrows'), p('wide.arrows')], /wide\.arrows cannot be merged with .*: 16 experts per layer, the others 8/],
     [[p('r1.arrows'), p('r1b.arrows')], /r1\.arrows and .*r1b\.arrows both hold rank 1/],
     [[p('a.arrows'), p('r1.arrows')], /r1\.arrows has a rank column but .*a\.arrows does not/],
@@ -117,7 +148,10 @@ test('merge of a trace cut short: its complete tokens are merged, one line names
   const r = moescope('merge', p('ok.arrows'), p('cut.arrows'), '-o', p('m.arrows'));
   assert.equal(r.code, 2, r.stderr);
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-  assert.match(r.stderr, /cut\.arrows is truncated at byte \d+ \(10 tokens lost\); the output covers its 20 complete tokens/);
+  assert.match(
+    r.stderr,
+    /cut\.arrows is truncated at byte \d+ \(10 tokens lost\); the output covers its 20 complete tokens/,
+  );
   const t = openTrace(p('m.arrows'));
   assert.equal(t.tokenCount, 25);
   assert.ok(t.complete);

@@ -11,7 +11,12 @@ import { countsOf } from './helpers.js';
 function sample(ctx: { after: (fn: () => void) => void }): { bytes: Buffer; path: string } {
   const tmp = tempDir(ctx);
   const path = tmp.path('s.arrows');
-  const w = TraceWriter.create(path, { schema: { ...SCHEMA, hasLogits: true }, meta: META, batchTokens: 7, columns: ['step', 'dropped'] });
+  const w = TraceWriter.create(path, {
+    schema: { ...SCHEMA, hasLogits: true },
+    meta: META,
+    batchTokens: 7,
+    columns: ['step', 'dropped'],
+  });
   w.write(withColumns(makeBatch({ ...SCHEMA, hasLogits: true }, 30, 0, { tags: true }), 0, 0));
   w.writeMemory({ tNs: 5n, gpus: null, hostRssBytes: 1, ortBytes: null });
   w.write(makeBatch({ ...SCHEMA, hasLogits: true }, 5, 30));
@@ -42,8 +47,14 @@ test('parser: byte by byte, in odd chunks or all at once, the same schema, batch
     assert.equal(ev[0]!.kind, 'schema');
     assert.equal(ev[ev.length - 1]!.kind, 'eos');
     const batches = ev.flatMap((e) => (e.kind === 'batch' ? [e] : []));
-    assert.deepEqual(batches.map((b) => plain(b.batch)), want);
-    assert.deepEqual(batches.flatMap((b, i) => b.memory.map((m) => [i, m.row, m.sample.tNs])), [[4, 2, 5n]]); // token 30 = batch 4 (7 rows each), row 2
+    assert.deepEqual(
+      batches.map((b) => plain(b.batch)),
+      want,
+    );
+    assert.deepEqual(
+      batches.flatMap((b, i) => b.memory.map((m) => [i, m.row, m.sample.tNs])),
+      [[4, 2, 5n]],
+    ); // token 30 = batch 4 (7 rows each), row 2
   }
   t.close();
 });
@@ -51,9 +62,15 @@ test('parser: byte by byte, in odd chunks or all at once, the same schema, batch
 test('parser: garbage, oversized messages, a second schema and bytes after EOS are ProtocolErrors', (ctx) => {
   const { bytes } = sample(ctx);
   const bad = (b: Buffer, re: RegExp, max?: number) =>
-    assert.throws(() => new IpcStreamParser('rank 9', max).push(b), (e: unknown) => e instanceof ProtocolError && re.test(e.message));
+    assert.throws(
+      () => new IpcStreamParser('rank 9', max).push(b),
+      (e: unknown) => e instanceof ProtocolError && re.test(e.message),
+    );
   bad(Buffer.from('GET / HTTP/1.1\r\n\r\n'), /rank 9: not an Arrow IPC stream \(message header of \d+ bytes\)/);
-  bad(Buffer.from([0xff, 0xff, 0xff, 0xff, 16, 0, 0, 0, ...new Array(16).fill(0x41)]), /unreadable message header|not an Arrow|does not start with a schema message/);
+  bad(
+    Buffer.from([0xff, 0xff, 0xff, 0xff, 16, 0, 0, 0, ...new Array(16).fill(0x41)]),
+    /unreadable message header|not an Arrow|does not start with a schema message/,
+  );
   const schemaEnd = 8 + bytes.readInt32LE(4);
   bad(Buffer.concat([bytes.subarray(0, schemaEnd), bytes.subarray(0, schemaEnd)]), /a second schema message/);
   bad(bytes, /exceeds the limit of 64/, 64);
@@ -68,7 +85,10 @@ test('parser: garbage, oversized messages, a second schema and bytes after EOS a
   w8.close();
   const narrow = readFileSync(tmp.path('n.arrows'));
   const wideBytes = readFileSync(tmp.path('w.arrows'));
-  const mixed = Buffer.concat([narrow.subarray(0, 8 + narrow.readInt32LE(4)), wideBytes.subarray(8 + wideBytes.readInt32LE(4))]);
+  const mixed = Buffer.concat([
+    narrow.subarray(0, 8 + narrow.readInt32LE(4)),
+    wideBytes.subarray(8 + wideBytes.readInt32LE(4)),
+  ]);
   bad(mixed, /rank 9: RoutingBatch has expert id 15 ≥ 8 experts|expert id/);
 });
 
@@ -78,7 +98,13 @@ test('RankLoads: per-rank counts of a merged stream sum to the stream’s counts
   const r = new RankLoads(3, 8, 2);
   r.add(a);
   r.add(b);
-  assert.deepEqual(r.ranks().map((x) => [x.rank, x.tokens]), [[0, 25], [2, 40]]);
+  assert.deepEqual(
+    r.ranks().map((x) => [x.rank, x.tokens]),
+    [
+      [0, 25],
+      [2, 40],
+    ],
+  );
   assert.deepEqual([...r.total()], [...countsOf([a, b], 3, 8, 2)]);
   assert.deepEqual([...r.ranks()[1]!.counts], [...countsOf([a], 3, 8, 2)]);
   const s = r.shares(2, 1);

@@ -91,7 +91,16 @@ async function main(): Promise<void> {
   const o = JSON.parse(process.argv[2]!) as ProducerOptions;
   const s = await connect(o.connect);
   s.on('error', () => {});
-  const hello = o.helloLine ?? JSON.stringify({ moescope: 1, token: o.token ?? null, rank: o.rank, world: o.world, host: hostname(), pid: process.pid });
+  const hello =
+    o.helloLine ??
+    JSON.stringify({
+      moescope: 1,
+      token: o.token ?? null,
+      rank: o.rank,
+      world: o.world,
+      host: hostname(),
+      pid: process.pid,
+    });
   s.write(hello + '\n');
   const parts: Buffer[] = [];
   if (o.rawBase64 !== undefined) parts.push(Buffer.from(o.rawBase64, 'base64'));

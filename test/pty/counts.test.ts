@@ -17,13 +17,19 @@ test('replay of a count trace: heatmap of the counts, Devices view under the rec
   const out = join(dir, 'pass.arrows');
   const src = join(FIXTURES, 'sglang', 'per_pass');
   const files = readdirSync(src).map((f) => join(src, f));
-  const imp = spawnSync(process.execPath, [CLI, 'import', 'sglang', ...files, '-o', out, '--top-k', '2'], { encoding: 'utf8' });
+  const imp = spawnSync(process.execPath, [CLI, 'import', 'sglang', ...files, '-o', out, '--top-k', '2'], {
+    encoding: 'utf8',
+  });
   assert.equal(imp.status, 0, imp.stderr);
   const s = PtySession.start(['replay', out], { cols: 120, rows: 36 });
   t.after(() => s.kill());
   // The load metrics of the counts (the frame is complete once the last layer's row carries them).
   let screen = await s.waitFor(
-    (x) => /cumulative: all 63 tokens/.test(x) && /L2 █+\s+0\.64\s+1\.16\s+0\.907/.test(x) && /L3 .+0\.46\s+0\.84\s+0\.953/.test(x) && /count trace: load counts per step/.test(x),
+    (x) =>
+      /cumulative: all 63 tokens/.test(x) &&
+      /L2 █+\s+0\.64\s+1\.16\s+0\.907/.test(x) &&
+      /L3 .+0\.46\s+0\.84\s+0\.953/.test(x) &&
+      /count trace: load counts per step/.test(x),
     30_000,
   );
   assert.match(screen, /Load per expert · 3 layers × 8 experts/);

@@ -15,7 +15,14 @@ const run = promisify(execFile);
 const GiB = 1024 ** 3;
 const MODEL = join(process.cwd(), 'fixtures', 'models', 'tiny-moe');
 
-const TITLES = [/MaxVio over time · worst L\d/, /CV over time · worst L\d/, /load ÷ uniform · 4 layers × 8 experts/, /tokens per/, /rate · memory/, /warnings · \d+/];
+const TITLES = [
+  /MaxVio over time · worst L\d/,
+  /CV over time · worst L\d/,
+  /load ÷ uniform · 4 layers × 8 experts/,
+  /tokens per/,
+  /rate · memory/,
+  /warnings · \d+/,
+];
 
 /** The demo trace with a GPU's memory recorded beside it (the GPU name carries escape sequences and tags). */
 async function traceWithGpu(dir: string): Promise<{ path: string; used: number; total: number }> {
@@ -31,7 +38,15 @@ async function traceWithGpu(dir: string): Promise<{ path: string; used: number; 
     w.write(b);
     w.writeMemory({
       tNs: b.tNs[b.length - 1]!,
-      gpus: [{ index: 0, name: 'H200\x1b[31m\x1b]0;pwned\x07{red-fg}x', usedBytes: used - (a === 0 ? GiB : 0), totalBytes: total, utilization: 50 }],
+      gpus: [
+        {
+          index: 0,
+          name: 'H200\x1b[31m\x1b]0;pwned\x07{red-fg}x',
+          usedBytes: used - (a === 0 ? GiB : 0),
+          totalBytes: total,
+          utilization: 50,
+        },
+      ],
       hostRssBytes: 300 * 1024 ** 2,
       ortBytes: null,
     });
@@ -47,7 +62,9 @@ test('dash on a trace: every chart, the limit line, a VRAM gauge equal to the re
   const { path, used, total } = await traceWithGpu(dir);
   const s = PtySession.start(['dash', path, '--devices', '4'], { cols: 140, rows: 44 });
   t.after(() => s.kill());
-  let screen = await s.waitFor((x) => TITLES.every((r) => r.test(x)) && /■ end/.test(x) && /token [\d,]+ · layer \d/.test(x) && /\? keys/.test(x));
+  let screen = await s.waitFor(
+    (x) => TITLES.every((r) => r.test(x)) && /■ end/.test(x) && /token [\d,]+ · layer \d/.test(x) && /\? keys/.test(x),
+  );
   assert.equal(s.bufferType(), 'alternate');
   assert.match(screen, /limit 1\.5/, 'the MaxVio limit is a series of the chart');
   assert.match(screen, /tokens per device, % · balancedness \d\.\d\d/);
@@ -86,7 +103,11 @@ test('dash on a live run of the bundled model: charts fill in, warnings arrive, 
   const s = PtySession.start(['dash', MODEL, '--max-tokens', '24', '--window', '128'], { cols: 120, rows: 40 });
   t.after(() => s.kill());
   // Memory is sampled once a second; the warnings need a full window (128 tokens).
-  let screen = await s.waitFor((x) => TITLES.every((r) => r.test(x)) && /● live/.test(x) && /token [\d,]+ · layer \d/.test(x) && /host RSS \d/.test(x), 60_000);
+  let screen = await s.waitFor(
+    (x) =>
+      TITLES.every((r) => r.test(x)) && /● live/.test(x) && /token [\d,]+ · layer \d/.test(x) && /host RSS \d/.test(x),
+    60_000,
+  );
   assert.match(screen, /limit 1\.5/);
   assert.match(screen, /moescope dash live run · tiny-moe/);
   assert.match(screen, /host RSS \d+\.\d MiB/);
@@ -136,11 +157,21 @@ test('dash --listen: two producer ranks stream in; tokens per rank, charts and w
   t.after(() => s.kill());
   await s.waitFor(/listening on tcp:\/\/127\.0\.0\.1:\d+/);
   const address = /listening on (tcp:\/\/127\.0\.0\.1:\d+)/.exec(s.screen())![1]!;
-  const producers = [0, 1].map((rank) => produce({ connect: address, rank, world: 2, trace: DEMO_TRACE, holdMs: 20_000 }));
+  const producers = [0, 1].map((rank) =>
+    produce({ connect: address, rank, world: 2, trace: DEMO_TRACE, holdMs: 20_000 }),
+  );
   t.after(() => producers.forEach((p) => p.child.kill()));
-  const screen = await s.waitFor((x) => TITLES.every((r) => r.test(x)) && /tokens per rank/.test(x) && /r0\s+r1/.test(x) && /token [\d,]+ · layer \d/.test(x) &&
+  const screen = await s.waitFor(
+    (x) =>
+      TITLES.every((r) => r.test(x)) &&
+      /tokens per rank/.test(x) &&
+      /r0\s+r1/.test(x) &&
+      /token [\d,]+ · layer \d/.test(x) &&
       // the status line too: a frame arrives in several writes, so wait for all of it rather than its first rows
-      /moescope dash live listen · 127\.0\.0\.1:\d+/.test(x) && /1,438 tokens/.test(x), 30_000);
+      /moescope dash live listen · 127\.0\.0\.1:\d+/.test(x) &&
+      /1,438 tokens/.test(x),
+    30_000,
+  );
   assert.match(screen, /moescope dash live listen · 127\.0\.0\.1:\d+/);
   assert.match(screen, /1,438 tokens/, 'both ranks, 719 tokens each');
   assert.match(screen, /limit 1\.5/);
@@ -151,7 +182,9 @@ test('dash --listen: two producer ranks stream in; tokens per rank, charts and w
 test('dash --watch: a loopback SGLang /metrics — balance charts, layer × GPU grid, GPU shares and balancedness as the page generator computed them', async (t) => {
   const { readFileSync } = await import('node:fs');
   const { SERVING, serve } = await import('../serving/fake-servers.js');
-  const expected = JSON.parse(readFileSync(join(SERVING, 'metrics', 'expected.json'), 'utf8')) as { intervals: { counts: number[][]; countsBalancedness: number }[] };
+  const expected = JSON.parse(readFileSync(join(SERVING, 'metrics', 'expected.json'), 'utf8')) as {
+    intervals: { counts: number[][]; countsBalancedness: number }[];
+  };
   const pages = Array.from({ length: 5 }, (_, i) => readFileSync(join(SERVING, 'metrics', `page-${i}.txt`), 'utf8'));
   let next = 0;
   const srv = await serve({
@@ -162,11 +195,18 @@ test('dash --watch: a loopback SGLang /metrics — balance charts, layer × GPU 
   });
   t.after(() => srv.close());
   // One interval: the whole watch is interval 1, whose balancedness and GPU shares the page generator recorded.
-  const s = PtySession.start(['dash', '--watch', srv.url, '--interval', '0.2', '--samples', '1'], { cols: 140, rows: 44 });
+  const s = PtySession.start(['dash', '--watch', srv.url, '--interval', '0.2', '--samples', '1'], {
+    cols: 140,
+    rows: 44,
+  });
   t.after(() => s.kill());
   const want = expected.intervals[0]!;
   const screen = await s.waitFor(
-    (x) => /■ end/.test(x) && /load ÷ uniform · 3 layers × 4 GPUs · all 1 interval /.test(x) && /assignments per GPU, % · balancedness/.test(x) && /\? keys/.test(x),
+    (x) =>
+      /■ end/.test(x) &&
+      /load ÷ uniform · 3 layers × 4 GPUs · all 1 interval /.test(x) &&
+      /assignments per GPU, % · balancedness/.test(x) &&
+      /\? keys/.test(x),
     30_000,
   );
   assert.match(screen, /MaxVio over time · worst L\d/);
@@ -174,7 +214,11 @@ test('dash --watch: a loopback SGLang /metrics — balance charts, layer × GPU 
   assert.match(screen, /limit 1\.5/);
   assert.match(screen, /moescope dash live watch http:\/\/127\.0\.0\.1:\d+\/metrics/);
   assert.match(screen, /│ 1 interval │/);
-  assert.match(screen, new RegExp(`balancedness ${want.countsBalancedness.toFixed(2)}`), 'SGLang balancedness of the interval, as the page generator computed it');
+  assert.match(
+    screen,
+    new RegExp(`balancedness ${want.countsBalancedness.toFixed(2)}`),
+    'SGLang balancedness of the interval, as the page generator computed it',
+  );
   // Each GPU's share of all assignments (over the layers), from the generator's counts.
   const perGpu = [0, 1, 2, 3].map((g) => want.counts.reduce((a, row) => a + row[g]!, 0));
   const all = perGpu.reduce((a, b) => a + b, 0);

@@ -46,7 +46,13 @@ export class PtySession {
     delete env.NO_COLOR;
     delete env.FORCE_COLOR;
     Object.assign(env, { TERM: 'xterm-256color', COLORTERM: '', CI: 'false' }, opts.env ?? {});
-    this.proc = ptySpawn(process.execPath, [CLI, ...args], { name: 'xterm-256color', cols, rows, cwd: process.cwd(), env });
+    this.proc = ptySpawn(process.execPath, [CLI, ...args], {
+      name: 'xterm-256color',
+      cols,
+      rows,
+      cwd: process.cwd(),
+      env,
+    });
     this.proc.onData((d) => {
       this.raw += d;
       this.parsed = this.parsed.then(() => new Promise<void>((r) => this.term.write(d, r)));
@@ -77,7 +83,12 @@ export class PtySession {
 
   /** Waits until the screen matches; fails with the screen when it does not within the timeout. */
   async waitFor(what: RegExp | string | ((screen: string) => boolean), timeoutMs = 15_000): Promise<string> {
-    const test = typeof what === 'function' ? what : typeof what === 'string' ? (s: string) => s.includes(what) : (s: string) => what.test(s);
+    const test =
+      typeof what === 'function'
+        ? what
+        : typeof what === 'string'
+          ? (s: string) => s.includes(what)
+          : (s: string) => what.test(s);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       await this.parsed;

@@ -78,7 +78,10 @@ test('40×12: the too-small message is shown whole, wrapped to the width', async
     .split('\n')
     .map((l) => l.trim())
     .join(' ');
-  assert.match(text, /moescope needs a terminal of at least 80×24; this one is 40×12\. Enlarge it, or press q to quit\./);
+  assert.match(
+    text,
+    /moescope needs a terminal of at least 80×24; this one is 40×12\. Enlarge it, or press q to quit\./,
+  );
   assert.ok(screen.split('\n').every((l) => l.length <= 40));
   s.press('q');
   assert.equal((await s.exited).exitCode, 0);
@@ -88,14 +91,33 @@ test('80×24 at DeepSeek scale: metric columns and key hints that do not fit are
   const { dir, cleanup } = tempDir();
   t.after(cleanup);
   const trace = join(dir, 'big.arrows');
-  await run(process.execPath, [CLI, 'synth', '-o', trace, '--layers', '58', '--experts', '256', '--top-k', '8', '--tokens', '400', '--skew', 'zipf:1.1']);
+  await run(process.execPath, [
+    CLI,
+    'synth',
+    '-o',
+    trace,
+    '--layers',
+    '58',
+    '--experts',
+    '256',
+    '--top-k',
+    '8',
+    '--tokens',
+    '400',
+    '--skew',
+    'zipf:1.1',
+  ]);
   const s = PtySession.start(['replay', trace], { cols: 80, rows: 24 });
   t.after(() => s.kill());
   // A frame reaches the terminal in several writes (Ink's, then the heatmap's): wait for all of it.
   const screen = await s.waitFor((x) => /■ end/.test(x) && /\+\d+ more: \?/.test(x) && /^ *L14 /m.test(x), 30_000);
   assert.match(screen, /^Load per expert · MaxVio, entropy columns need \d+ columns/m);
   assert.match(screen, /^ *L\d+ .*\d\.\d\d$/m, 'the CV column stays');
-  assert.match(screen, /^L\d+ experts? [\d–]+.* CV [\d.—]+ · MaxVio [\d.—]+ · entropy [\d.—]+/m, 'the cursor line carries the dropped metrics');
+  assert.match(
+    screen,
+    /^L\d+ experts? [\d–]+.* CV [\d.—]+ · MaxVio [\d.—]+ · entropy [\d.—]+/m,
+    'the cursor line carries the dropped metrics',
+  );
   const lines = screen.split('\n');
   assert.match(lines[22]!, /\? keys\s+q quit.*\+\d+ more: \?/);
   s.press('q');
@@ -109,7 +131,10 @@ test('250×70: the heatmap uses the space — every row and the full width', asy
   const lines = screen.split('\n');
   const heat = lines.filter((l) => /█{20}/.test(l));
   assert.ok(heat.length >= 55, `heatmap lines: ${heat.length} of 70`);
-  assert.ok(heat.some((l) => l.lastIndexOf('█') > 200), 'cells reach across the width');
+  assert.ok(
+    heat.some((l) => l.lastIndexOf('█') > 200),
+    'cells reach across the width',
+  );
   assert.match(lines[68]!, /\? keys/);
   s.press('q');
   assert.equal((await s.exited).exitCode, 0);

@@ -29,7 +29,9 @@ test('replay journey: heatmap, layer, token, keys, resize 160×50 → 80×24, q 
   s.press('j');
   await s.waitFor(/▶L1/);
   s.press(KEY.enter);
-  screen = await s.waitFor((x) => /Layer L1 \(MoE layer 2 of 4\)/.test(x) && /router margin/.test(x) && /\? keys/.test(x));
+  screen = await s.waitFor(
+    (x) => /Layer L1 \(MoE layer 2 of 4\)/.test(x) && /router margin/.test(x) && /\? keys/.test(x),
+  );
   assert.match(screen, /CV \d\.\d\d · MaxVio/);
   assert.match(screen, /co-activation/);
   assert.match(screen, /router margin/);
@@ -55,7 +57,13 @@ test('replay journey: heatmap, layer, token, keys, resize 160×50 → 80×24, q 
   screen = await s.waitFor((x) => {
     const ls = x.split('\n');
     // The frame is one row shorter than the terminal (Ink's renderer, docs/tui.md): hints on row 23 of 24.
-    return ls.length === 24 && /^moescope replay/.test(ls[0]!) && /\? keys/.test(ls[22]!) && ls[23] === '' && /Load per expert/.test(x);
+    return (
+      ls.length === 24 &&
+      /^moescope replay/.test(ls[0]!) &&
+      /\? keys/.test(ls[22]!) &&
+      ls[23] === '' &&
+      /Load per expert/.test(x)
+    );
   });
   assert.ok(!/Load per expert.*Load per expert/s.test(screen), 'no leftovers of the 160-column frame');
 
@@ -76,7 +84,9 @@ test('replay journey: heatmap, layer, token, keys, resize 160×50 → 80×24, q 
 test('NO_COLOR=1: no colour escapes anywhere, the glyph ramp instead', async (t) => {
   const s = PtySession.start(['replay', DEMO_TRACE, '--speed', '64'], { cols: 100, rows: 30, env: { NO_COLOR: '1' } });
   t.after(() => s.kill());
-  const screen = await s.waitFor((x) => /■ end/.test(x) && /idle ░/.test(x) && /L2\s+[ ░▒▓█◆]/.test(x) && /\? keys/.test(x));
+  const screen = await s.waitFor(
+    (x) => /■ end/.test(x) && /idle ░/.test(x) && /L2\s+[ ░▒▓█◆]/.test(x) && /\? keys/.test(x),
+  );
   assert.match(screen, /"\s" idle ░ <½ ▒ ½–2 ▓ 2–4 █ ≥4/);
   assert.match(screen, /L2\s+[ ░▒▓█◆]+/);
   s.press('3');
@@ -92,7 +102,10 @@ test('live demo: the bundled model streams in; space freezes it; q stops the eng
   await s.waitFor(/loading the bundled tiny-moe model|● live/, 10_000);
   await s.waitFor(/● live │ [\d,]+ tokens/, 30_000);
   const loading = s.raw.indexOf('loading the bundled tiny-moe model');
-  assert.ok(loading >= 0 && loading < s.raw.indexOf('Load per expert'), 'a first frame says what is loading, before the heatmap');
+  assert.ok(
+    loading >= 0 && loading < s.raw.indexOf('Load per expert'),
+    'a first frame says what is loading, before the heatmap',
+  );
   await s.waitFor(/L3\s+[█◆]/);
   assert.ok(s.raw.includes('\x1b[38;2;'), 'truecolor when COLORTERM says so');
   s.press(' ');
@@ -107,7 +120,9 @@ test('live demo: the bundled model streams in; space freezes it; q stops the eng
 });
 
 test('without a terminal: replay prints a plain summary', async () => {
-  const { stdout } = await run(process.execPath, [CLI, 'replay', DEMO_TRACE], { env: { ...process.env, NO_COLOR: '' } });
+  const { stdout } = await run(process.execPath, [CLI, 'replay', DEMO_TRACE], {
+    env: { ...process.env, NO_COLOR: '' },
+  });
   assert.match(stdout, /^moescope replay .*tiny-moe-demo\.arrows/);
   assert.match(stdout, /balance over the whole run/);
   assert.doesNotMatch(stdout, /\x1b/);

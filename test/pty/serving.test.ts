@@ -10,15 +10,26 @@ import { SERVING, SGLANG_MODEL_INFO, fixture, json, serve } from '../serving/fak
 import { KEY, PtySession } from './harness.js';
 
 test('run --server: the served routing live — heatmap, Tokens pane with the prompt and the generated text, debugger', async (t) => {
-  const srv = await serve({ 'GET /get_model_info': json(SGLANG_MODEL_INFO), 'POST /generate': json(fixture('sglang-generate.json')) });
+  const srv = await serve({
+    'GET /get_model_info': json(SGLANG_MODEL_INFO),
+    'POST /generate': json(fixture('sglang-generate.json')),
+  });
   t.after(() => srv.close());
-  const s = PtySession.start(['run', '--server', srv.url, '--prompt', 'The expert router', '--top-k', '2'], { cols: 120, rows: 36 });
+  const s = PtySession.start(['run', '--server', srv.url, '--prompt', 'The expert router', '--top-k', '2'], {
+    cols: 120,
+    rows: 36,
+  });
   t.after(() => s.kill());
-  let screen = await s.waitFor((x) => /sglang server · moe-4l ■ ended/.test(x) && /L3\s+[█◆]/.test(x) && /\? keys/.test(x), 30_000);
+  let screen = await s.waitFor(
+    (x) => /sglang server · moe-4l ■ ended/.test(x) && /L3\s+[█◆]/.test(x) && /\? keys/.test(x),
+    30_000,
+  );
   assert.match(screen, /Load per expert · 3 layers × 8 experts/);
   assert.match(screen, /│ 8 tokens/);
   s.press('3');
-  screen = await s.waitFor((x) => /Tokens · coloured by first-choice expert/.test(x) && /router/.test(x) && /eight/.test(x));
+  screen = await s.waitFor(
+    (x) => /Tokens · coloured by first-choice expert/.test(x) && /router/.test(x) && /eight/.test(x),
+  );
   assert.match(screen, /The.*expert.*router.*picks/s, 'the prompt tokens as the server tokenized them');
   s.press(KEY.left);
   await s.waitFor(/token \d “/);

@@ -16,7 +16,9 @@ import { tempDir, writeTrace } from '../gate/fixtures.js';
 const cli = new URL('../../src/cli.js', import.meta.url).pathname;
 
 function findChromium(): string | null {
-  const candidates = [process.env.MOESCOPE_CHROMIUM, 'chromium', 'chromium-browser', 'google-chrome'].filter((c): c is string => !!c);
+  const candidates = [process.env.MOESCOPE_CHROMIUM, 'chromium', 'chromium-browser', 'google-chrome'].filter(
+    (c): c is string => !!c,
+  );
   for (const c of candidates) {
     const r = spawnSync(c, ['--version'], { encoding: 'utf8', timeout: 20_000 });
     if (r.status === 0 && /chrom/i.test(r.stdout)) return c;
@@ -25,7 +27,8 @@ function findChromium(): string | null {
 }
 
 const chromium = findChromium();
-const MISSING = 'chromium not found: install it (`apt-get install -y chromium` on Debian) to run the browser rendering test';
+const MISSING =
+  'chromium not found: install it (`apt-get install -y chromium` on Debian) to run the browser rendering test';
 // CI sets MOESCOPE_REQUIRE_CHROMIUM=1 so a missing browser fails the run instead of skipping silently.
 const SKIP = chromium || process.env.MOESCOPE_REQUIRE_CHROMIUM === '1' ? false : MISSING;
 
@@ -35,9 +38,21 @@ function headless(args: string[]): string {
   try {
     const r = spawnSync(
       chromium!,
-      ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync', '--disable-extensions', '--hide-scrollbars', '--force-device-scale-factor=1',
-        `--user-data-dir=${profile}`, ...args],
+      [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--disable-extensions',
+        '--hide-scrollbars',
+        '--force-device-scale-factor=1',
+        `--user-data-dir=${profile}`,
+        ...args,
+      ],
       { encoding: 'utf8', timeout: 60_000, maxBuffer: 64 * 1024 * 1024 },
     );
     assert.equal(r.status, 0, `chromium failed: ${r.stderr.slice(-2000)}`);
@@ -82,13 +97,18 @@ test('Chromium builds the heatmap with one cell per layer and expert bin', { ski
   const dom = headless(['--dump-dom', `file://${report}`]);
   const svg = /<svg class="heatmap" data-heatmap="load"[\s\S]*?<\/svg>/.exec(dom);
   assert.ok(svg, 'the load heatmap is in the DOM Chromium built');
-  const cells = [...svg[0].matchAll(/<rect class="cell"[^>]*data-layer="(\d+)"[^>]*data-bin="(\d+)"/g)].map((m) => `${m[1]}/${m[2]}`);
+  const cells = [...svg[0].matchAll(/<rect class="cell"[^>]*data-layer="(\d+)"[^>]*data-bin="(\d+)"/g)].map(
+    (m) => `${m[1]}/${m[2]}`,
+  );
   assert.equal(cells.length, LAYERS.length * EXPERTS);
   assert.equal(new Set(cells).size, cells.length, 'no cell drawn twice');
-  for (const l of LAYERS) for (let e = 0; e < EXPERTS; e++) assert.ok(cells.includes(`${l}/${e}`), `cell layer ${l} expert ${e}`);
+  for (const l of LAYERS)
+    for (let e = 0; e < EXPERTS; e++) assert.ok(cells.includes(`${l}/${e}`), `cell layer ${l} expert ${e}`);
 });
 
-test('every cell is laid out in a grid and painted in its colour; the collapsed expert is the brightest', { skip: SKIP }, () => {
+test('every cell is laid out in a grid and painted in its colour; the collapsed expert is the brightest', {
+  skip: SKIP,
+}, () => {
   // A copy with a probe script measuring the laid-out cells (the report itself allows no script: CSP).
   const probe = t.path('probe.html');
   const html = readFileSync(report, 'utf8')
@@ -125,7 +145,10 @@ const pre = document.createElement('pre'); pre.id = 'probe'; pre.textContent = J
   headless([`--screenshot=${shot}`, `--window-size=1280,${height}`, `file://${report}`]);
   const png = decodePng(readFileSync(shot));
   const rgb = (hex: string) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
-  const luminance = (hex: string) => { const [r, g, b] = rgb(hex); return 0.2126 * r! + 0.7152 * g! + 0.0722 * b!; };
+  const luminance = (hex: string) => {
+    const [r, g, b] = rgb(hex);
+    return 0.2126 * r! + 0.7152 * g! + 0.0722 * b!;
+  };
   const painted = new Map<string, string>();
   for (const b of boxes) {
     const got = pixelHex(png, b.x + b.w / 2, b.y + b.h / 2);

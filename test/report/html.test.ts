@@ -20,13 +20,18 @@ async function render(spec: TraceSpec, opts: { devices?: number } = {}) {
 function cells(html: string, id: string): Record<string, string>[] {
   const svg = new RegExp(`<svg class="heatmap" data-heatmap="${id}"[\\s\\S]*?</svg>`).exec(html);
   assert.ok(svg, `heatmap ${id} present`);
-  return [...svg[0].matchAll(/<rect class="cell"([^>]*)>/g)].map((m) => Object.fromEntries([...m[1]!.matchAll(/([\w-]+)="([^"]*)"/g)].map((a) => [a[1]!, a[2]!])));
+  return [...svg[0].matchAll(/<rect class="cell"([^>]*)>/g)].map((m) =>
+    Object.fromEntries([...m[1]!.matchAll(/([\w-]+)="([^"]*)"/g)].map((a) => [a[1]!, a[2]!])),
+  );
 }
 
 test('the report is self-contained: no scripts, no external loads, a CSP that forbids them, escaped text', async () => {
   const { html } = await render({ tokens: 800 });
   assert.match(html, /^<!doctype html>/);
-  assert.match(html, /<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">/);
+  assert.match(
+    html,
+    /<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">/,
+  );
   assert.doesNotMatch(html, /<script|<link|<img|<iframe|@import|url\((?!#)/i);
   assert.doesNotMatch(html, /\s(src|href)="(?!#)/, 'only in-page links');
   assert.match(html, /<title>moescope report — trace &lt;&quot;x&quot;&gt;\.arrows<\/title>/);
@@ -55,7 +60,10 @@ test('the load heatmap has one cell per layer and expert, coloured by the share 
 });
 
 test('256 experts are drawn as 128 bins of 2; each bin holds the sum of its experts', async () => {
-  assert.deepEqual(expertBins(256).slice(0, 2), [{ first: 0, last: 1 }, { first: 2, last: 3 }]);
+  assert.deepEqual(expertBins(256).slice(0, 2), [
+    { first: 0, last: 1 },
+    { first: 2, last: 3 },
+  ]);
   assert.equal(expertBins(256).length, 128);
   assert.equal(expertBins(100).length, 100);
   assert.deepEqual(expertBins(300).at(-1), { first: 297, last: 299 });
@@ -87,6 +95,9 @@ test('metrics table, warnings, placement and domains follow the data', async () 
   // Tag i prefers expert i in the fixture: the specialisation table says so.
   assert.match(rich.html, /<td class="l">code<\/td><td>800<\/td><td [^>]*>expert 0 · /);
   assert.match(rich.html, /<td class="l">prose<\/td><td>800<\/td><td [^>]*>expert 1 · /);
-  await assert.rejects(render({ tokens: 100 }, { devices: 9 }), /--devices must be between 1 and the 8 experts per layer, got 9/);
+  await assert.rejects(
+    render({ tokens: 100 }, { devices: 9 }),
+    /--devices must be between 1 and the 8 experts per layer, got 9/,
+  );
   await assert.rejects(collectReport(memoryStream('empty', schemaOf({ tokens: 0 }), []), {}), /empty holds no tokens/);
 });

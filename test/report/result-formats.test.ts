@@ -10,7 +10,16 @@ const NASTY = 'runs/50%<&>"quoted"|pipe\nnext line.arrows';
 
 function result(values: number[]): GateResult {
   const verdicts = values.map((v, i) =>
-    judge({ id: 'max-cv', label: 'CV of expert load', source: '--max-cv', layer: i, column: 'cv', value: v, limit: 0.5, bound: 'max' }),
+    judge({
+      id: 'max-cv',
+      label: 'CV of expert load',
+      source: '--max-cv',
+      layer: i,
+      column: 'cv',
+      value: v,
+      limit: 0.5,
+      bound: 'max',
+    }),
   );
   return {
     command: 'check',
@@ -29,7 +38,10 @@ test('an undefined metric (NaN) never passes and prints as n/a; JSON writes null
   const r = result([0.1, NaN]);
   assert.equal(r.passed, false);
   assert.equal(r.verdicts[1]!.pass, false);
-  assert.match(formatResult(r, 'text'), /FAIL layer 1: CV of expert load is undefined \(no assignments\), limit ≤ 0\.5 \(--max-cv\)/);
+  assert.match(
+    formatResult(r, 'text'),
+    /FAIL layer 1: CV of expert load is undefined \(no assignments\), limit ≤ 0\.5 \(--max-cv\)/,
+  );
   assert.match(formatResult(r, 'text'), /^1\s+n\/a!$/m);
   const doc = JSON.parse(formatResult(r, 'json'));
   assert.equal(doc.rows[1].cv, null);
@@ -53,7 +65,10 @@ test('GitHub annotations escape %, CR and LF (and : , in properties) so one mess
   const out = formatResult(result([0.9]), 'github');
   const lines = out.trim().split('\n');
   assert.equal(lines.length, 3, out); // one error, one warning (the note), one notice
-  assert.match(lines[0]!, /^::error title=moescope check%3A max-cv \(layer 0\)::runs\/50%25<&>"quoted"\|pipe%0Anext line\.arrows: layer 0/);
+  assert.match(
+    lines[0]!,
+    /^::error title=moescope check%3A max-cv \(layer 0\)::runs\/50%25<&>"quoted"\|pipe%0Anext line\.arrows: layer 0/,
+  );
   assert.match(lines[1]!, /^::warning title=moescope check::note with \| pipe/);
 });
 

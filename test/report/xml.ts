@@ -16,11 +16,16 @@ function decodeEntities(s: string, where: number): string {
   return s.replace(/&([^;]*);?/g, (m, body: string) => {
     if (!m.endsWith(';')) throw new Error(`unterminated entity at ${where}`);
     switch (body) {
-      case 'amp': return '&';
-      case 'lt': return '<';
-      case 'gt': return '>';
-      case 'quot': return '"';
-      case 'apos': return "'";
+      case 'amp':
+        return '&';
+      case 'lt':
+        return '<';
+      case 'gt':
+        return '>';
+      case 'quot':
+        return '"';
+      case 'apos':
+        return "'";
     }
     const num = /^#(x[0-9a-fA-F]+|[0-9]+)$/.exec(body);
     if (!num) throw new Error(`unknown entity &${body}; at ${where}`);
@@ -33,7 +38,11 @@ export function parseXml(src: string): XmlElement {
   if (src.startsWith('<?xml')) {
     const end = src.indexOf('?>');
     if (end < 0) throw new Error('unterminated XML declaration');
-    if (!/^<\?xml version="1\.[0-9]"( encoding="[A-Za-z0-9._-]+")?( standalone="(yes|no)")?\s*\?>$/.test(src.slice(0, end + 2)))
+    if (
+      !/^<\?xml version="1\.[0-9]"( encoding="[A-Za-z0-9._-]+")?( standalone="(yes|no)")?\s*\?>$/.test(
+        src.slice(0, end + 2),
+      )
+    )
       throw new Error(`bad XML declaration: ${src.slice(0, end + 2)}`);
     i = end + 2;
   }
@@ -59,7 +68,8 @@ export function parseXml(src: string): XmlElement {
         if (src[i] !== '>') throw new Error(`bad closing tag at ${i}`);
         i++;
         const open = stack.pop();
-        if (!open || open.name !== m[0]) throw new Error(`</${m[0]}> does not close <${open?.name ?? '(nothing)'}> at ${i}`);
+        if (!open || open.name !== m[0])
+          throw new Error(`</${m[0]}> does not close <${open?.name ?? '(nothing)'}> at ${i}`);
         continue;
       }
       i++;

@@ -28,7 +28,9 @@ const TOKENS = 2_500;
 const STEP_TOKENS = 400;
 
 /** Three ranks' traces (Arrow) and their Parquet exports, in arrow/ and parquet/ of a temporary folder. */
-async function makeDataset(t: { after: (fn: () => void) => void }): Promise<{ dir: string; arrow: string; parquet: string }> {
+async function makeDataset(t: {
+  after: (fn: () => void) => void;
+}): Promise<{ dir: string; arrow: string; parquet: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'moescope-scale-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const arrow = join(dir, 'arrow');
@@ -37,7 +39,18 @@ async function makeDataset(t: { after: (fn: () => void) => void }): Promise<{ di
   mkdirSync(parquet);
   for (let r = 0; r < RANKS; r++) {
     const a = join(arrow, `rank-${r}.arrows`);
-    synthesize(a, { layers: L, experts: E, topK: K, tokens: TOKENS + r * 100, skew: { kind: 'zipf', s: 1.2 }, collapse: null, logits: false, seed: r + 1, rank: r, stepTokens: STEP_TOKENS });
+    synthesize(a, {
+      layers: L,
+      experts: E,
+      topK: K,
+      tokens: TOKENS + r * 100,
+      skew: { kind: 'zipf', s: 1.2 },
+      collapse: null,
+      logits: false,
+      seed: r + 1,
+      rank: r,
+      stepTokens: STEP_TOKENS,
+    });
     await exportTrace(a, { parquet: join(parquet, `rank-${r}.parquet`) });
   }
   return { dir, arrow, parquet };
@@ -93,7 +106,9 @@ test('stream (Arrow and Parquet) and DuckDB give the same count records, and the
     assert.ok(Math.abs((want.global[k] as number) - (got.global![k] as number)) <= 1e-9, `global ${k}`);
 });
 
-test('numpy counts the Parquet dataset as the engines do', { skip: !HAVE_PYARROW && 'python3 with pyarrow not found' }, async (t) => {
+test('numpy counts the Parquet dataset as the engines do', {
+  skip: !HAVE_PYARROW && 'python3 with pyarrow not found',
+}, async (t) => {
   const { parquet } = await makeDataset(t);
   const duck = matrix(await countDataset(openDataset(parquet), { engine: 'duckdb' }));
   const code = `
@@ -128,7 +143,8 @@ test('stats on a folder and on a glob; a corrupt or foreign file is named in one
   // A cut copy, a file that is not Parquet at all, and a Parquet file moescope did not write.
   const bad = join(dir, 'bad');
   mkdirSync(bad);
-  for (let r = 0; r < RANKS; r++) writeFileSync(join(bad, `rank-${r}.parquet`), readFileSync(join(parquet, `rank-${r}.parquet`)));
+  for (let r = 0; r < RANKS; r++)
+    writeFileSync(join(bad, `rank-${r}.parquet`), readFileSync(join(parquet, `rank-${r}.parquet`)));
   writeFileSync(join(bad, 'rank-1.parquet'), readFileSync(join(parquet, 'rank-1.parquet')).subarray(0, 3000));
   const refused = moescope('stats', bad);
   assert.equal(refused.code, 2);
@@ -139,13 +155,25 @@ test('stats on a folder and on a glob; a corrupt or foreign file is named in one
   const skipped = moescope('stats', bad, '--skip-bad', '--json');
   assert.equal(skipped.code, 0, skipped.stderr);
   const s = JSON.parse(skipped.stdout);
-  assert.deepEqual(s.dataset.skipped.map((x: { path: string }) => x.path), [join(bad, 'notes.parquet'), join(bad, 'rank-1.parquet')]);
+  assert.deepEqual(
+    s.dataset.skipped.map((x: { path: string }) => x.path),
+    [join(bad, 'notes.parquet'), join(bad, 'rank-1.parquet')],
+  );
   assert.equal(s.tokens, TOKENS + TOKENS + 200);
   const text = moescope('stats', bad, '--skip-bad');
   assert.match(text.stdout, /skipped .*notes\.parquet/);
   assert.match(text.stdout, /skipped .*rank-1\.parquet/);
   // A file of another model is refused the same way (a dataset has one routing schema).
-  synthesize(join(bad, 'other.arrows'), { layers: 2, experts: E, topK: K, tokens: 10, skew: { kind: 'uniform' }, collapse: null, logits: false, seed: 0 });
+  synthesize(join(bad, 'other.arrows'), {
+    layers: 2,
+    experts: E,
+    topK: K,
+    tokens: 10,
+    skew: { kind: 'uniform' },
+    collapse: null,
+    logits: false,
+    seed: 0,
+  });
   const other = moescope('check', bad, '--skip-bad', '--max-maxvio', '100');
   assert.equal(other.code, 0, other.stderr);
   assert.match(other.stdout + other.stderr, /other\.arrows/);

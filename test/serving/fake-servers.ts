@@ -76,11 +76,25 @@ export const SGLANG_MODEL_INFO = {
 /** vLLM's GET /v1/models (openai/models/protocol.py ModelList / ModelCard). */
 export const VLLM_MODELS = {
   object: 'list',
-  data: [{ id: 'tiny-moe', object: 'model', created: 1764866400, owned_by: 'vllm', root: 'tiny-moe', parent: null, max_model_len: 2048, permission: [] }],
+  data: [
+    {
+      id: 'tiny-moe',
+      object: 'model',
+      created: 1764866400,
+      owned_by: 'vllm',
+      root: 'tiny-moe',
+      parent: null,
+      max_model_len: 2048,
+      permission: [],
+    },
+  ],
 };
 
 /** The CLI, asynchronously (the fake servers live in this process, so a synchronous child would block them). */
-export function moescopeAsync(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function moescopeAsync(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } });
     let stdout = '';

@@ -15,7 +15,16 @@ import { SERVING } from './fake-servers.js';
 const DIR = join(SERVING, 'logs');
 const EXPECTED = JSON.parse(readFileSync(join(DIR, 'expected.json'), 'utf8')) as Record<
   string,
-  { steps: number; first: number; last: number; mean: number; min: number; lastValue: number; last1000?: number; t0?: number }
+  {
+    steps: number;
+    first: number;
+    last: number;
+    mean: number;
+    min: number;
+    lastValue: number;
+    last1000?: number;
+    t0?: number;
+  }
 >;
 
 test('import log: SGLang "[Expert Balancedness]" lines → a series trace, steps, times and values as printed', (ctx) => {
@@ -27,8 +36,17 @@ test('import log: SGLang "[Expert Balancedness]" lines → a series trace, steps
   const want = EXPECTED['sglang.log']!;
   assert.equal(s.length, want.steps);
   assert.equal(s.header.series.producer, 'sglang');
-  assert.deepEqual(s.header.series.columns, ['balancedness', 'balancedness_last_10', 'balancedness_last_100', 'balancedness_last_1000', 'assignments']);
-  assert.deepEqual([...s.step], Array.from({ length: 120 }, (_, i) => i));
+  assert.deepEqual(s.header.series.columns, [
+    'balancedness',
+    'balancedness_last_10',
+    'balancedness_last_100',
+    'balancedness_last_1000',
+    'assignments',
+  ]);
+  assert.deepEqual(
+    [...s.step],
+    Array.from({ length: 120 }, (_, i) => i),
+  );
   assert.equal(s.tNs[0], BigInt(want.t0!) * 1_000_000_000n);
   assert.equal(s.tNs[2], BigInt(want.t0! + 1) * 1_000_000_000n, 'pass 2 logged a second later');
   const b = s.values.balancedness!;
@@ -43,7 +61,10 @@ test('import log: vLLM "EPLB step:" lines of both shapes; steps numbered where t
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /no year: the rows carry no time/);
   const s = readSeriesTrace(out);
-  assert.deepEqual([...s.step], Array.from({ length: 40 }, (_, i) => i + 1));
+  assert.deepEqual(
+    [...s.step],
+    Array.from({ length: 40 }, (_, i) => i + 1),
+  );
   assert.deepEqual(s.header.series.columns, ['balancedness', 'avg_tokens', 'max_tokens']);
   const b = s.values.balancedness!;
   assert.ok(Math.abs(b.reduce((a, x) => a + x, 0) / b.length - EXPECTED['vllm.log']!.mean) < 1e-12);
@@ -61,7 +82,10 @@ test('check --min-balancedness over a log: pass, fail (exit 1), JSON and GitHub 
   assert.match(pass.stdout, new RegExp(want.mean.toFixed(3).replace('.', '\\.')));
   const fail = moescope('check', out, '--min-balancedness', '0.8', '--format', 'json');
   assert.equal(fail.code, 1, fail.stdout + fail.stderr);
-  const j = JSON.parse(fail.stdout) as { passed: boolean; verdicts: { rule: string; value: number; limit: number; pass: boolean }[] };
+  const j = JSON.parse(fail.stdout) as {
+    passed: boolean;
+    verdicts: { rule: string; value: number; limit: number; pass: boolean }[];
+  };
   assert.equal(j.passed, false);
   assert.equal(j.verdicts[0]!.rule, 'min-balancedness');
   assert.ok(Math.abs(j.verdicts[0]!.value - want.mean) < 1e-12);
@@ -83,11 +107,17 @@ test('import log / check on it: bad input → one line, exit 2', (ctx) => {
     [['import', 'log', empty, '-o', tmp.path('x.arrows')], /no SGLang .* or vLLM .* lines found \(1 lines name them/],
     [['import', 'log', mixed, '-o', tmp.path('x.arrows')], /mixed\.log:129: a vllm line in a sglang log/],
     [['import', 'log', tmp.path('missing.log'), '-o', tmp.path('x.arrows')], /no such file/],
-    [['import', 'log', join(DIR, 'vllm.log'), '-o', tmp.path('x.arrows'), '--top-k', '2'], /--top-k does not go with import log/],
+    [
+      ['import', 'log', join(DIR, 'vllm.log'), '-o', tmp.path('x.arrows'), '--top-k', '2'],
+      /--top-k does not go with import log/,
+    ],
     [['check', series, '--max-cv', '1'], /balancedness series .* --max-cv does not apply/],
     [['check', series], /give --min-balancedness/],
     [['check', series, '--min-balancedness', '2'], /between 0 and 1/],
-    [['check', join(SERVING, '..', 'traces', 'tiny-moe-demo.arrows'), '--min-balancedness', '0.5'], /--min-balancedness reads a balancedness series/],
+    [
+      ['check', join(SERVING, '..', 'traces', 'tiny-moe-demo.arrows'), '--min-balancedness', '0.5'],
+      /--min-balancedness reads a balancedness series/,
+    ],
   ];
   for (const [args, want] of cases) {
     const r = moescope(...args);

@@ -14,7 +14,8 @@ import { moescope } from '../trace/cli.js';
 import { tempDir } from '../trace/helpers.js';
 
 const DIR = join(FIXTURES, 'serving');
-const importRx = (files: string[], out: string, o: { layers?: number; topK?: number }) => importRoutedExperts(files, out, { ...o, scoring: 'softmax' });
+const importRx = (files: string[], out: string, o: { layers?: number; topK?: number }) =>
+  importRoutedExperts(files, out, { ...o, scoring: 'softmax' });
 interface Expected {
   flags?: { layers?: number; topK?: number };
   tokens: number;
@@ -35,7 +36,8 @@ function traceCounts(path: string) {
     const { layers, experts, topK } = t.schema;
     const L = layers.length;
     const counts = layers.map(() => new Array<number>(experts).fill(0));
-    for (let i = 0; i < b.length; i++) for (let l = 0; l < L; l++) for (let k = 0; k < topK; k++) counts[l]![b.experts[(i * L + l) * topK + k]!]!++;
+    for (let i = 0; i < b.length; i++)
+      for (let l = 0; l < L; l++) for (let k = 0; k < topK; k++) counts[l]![b.experts[(i * L + l) * topK + k]!]!++;
     return { t, b, counts };
   } finally {
     t.close();
@@ -49,10 +51,20 @@ for (const file of Object.keys(EXPECTED)) {
     const r = await importRx([join(DIR, file)], out, want.flags ?? {});
     assert.equal(r.tokens, want.tokens);
     const { t, b, counts } = traceCounts(out);
-    assert.deepEqual(t.schema, { layers: want.layers, experts: want.experts, topK: want.topK, scoring: 'softmax', hasLogits: false });
+    assert.deepEqual(t.schema, {
+      layers: want.layers,
+      experts: want.experts,
+      topK: want.topK,
+      scoring: 'softmax',
+      hasLogits: false,
+    });
     assert.deepEqual(counts, want.counts);
     if (want.ids) assert.deepEqual([...b.tokenId], want.ids);
-    if (want.texts) assert.deepEqual(b.token, want.texts.map((x) => x ?? ''));
+    if (want.texts)
+      assert.deepEqual(
+        b.token,
+        want.texts.map((x) => x ?? ''),
+      );
     assert.match(t.meta.source, /^import:routed-experts:(sglang|vllm)$/);
   });
 }
@@ -60,12 +72,18 @@ for (const file of Object.keys(EXPECTED)) {
 test('SGLang: prompt tokens are marked, positions run over prompt + completion − 1, dense layer 0 is left out', async (ctx) => {
   const out = tempDir(ctx).path('sg.arrows');
   const r = await importRx([join(DIR, 'sglang-generate.json')], out, { topK: 2 });
-  assert.ok(r.notes.some((n) => /1 of 4 layers hold no routing.*: 0$/.test(n)), r.notes.join('\n'));
+  assert.ok(
+    r.notes.some((n) => /1 of 4 layers hold no routing.*: 0$/.test(n)),
+    r.notes.join('\n'),
+  );
   const { b } = traceCounts(out);
   assert.deepEqual([...b.isPrompt], [1, 1, 1, 1, 1, 0, 0, 0]);
   assert.deepEqual([...b.pos], [0, 1, 2, 3, 4, 5, 6, 7]);
   const w = [...b.weights];
-  assert.ok(w.every((h) => h === w[0]), 'every weight is 1/K');
+  assert.ok(
+    w.every((h) => h === w[0]),
+    'every weight is 1/K',
+  );
 });
 
 test('SGLang flat payload without token counts: --layers or --top-k decides, nothing → one clear error', async (ctx) => {
@@ -78,7 +96,10 @@ test('SGLang flat payload without token counts: --layers or --top-k decides, not
   delete sg.output_ids;
   const src = tmp.path('nocounts.json');
   writeFileSync(src, JSON.stringify(sg));
-  await assert.rejects(() => importRx([src], tmp.path('a.arrows'), {}), (e: unknown) => e instanceof UserError && /give both --layers and --top-k/.test(e.message));
+  await assert.rejects(
+    () => importRx([src], tmp.path('a.arrows'), {}),
+    (e: unknown) => e instanceof UserError && /give both --layers and --top-k/.test(e.message),
+  );
   await assert.rejects(() => importRx([src], tmp.path('a.arrows'), { layers: 4 }), /give both --layers and --top-k/);
   const r = await importRx([src], tmp.path('b.arrows'), { layers: 4, topK: 2 });
   assert.equal(r.tokens, EXPECTED['sglang-generate.json']!.tokens);
@@ -88,23 +109,88 @@ test('SGLang flat payload without token counts: --layers or --top-k decides, not
   writeFileSync(src, JSON.stringify(withCounts));
   const r2 = await importRx([src], tmp.path('c.arrows'), { topK: 2 });
   assert.equal(r2.tokens, 8);
-  await assert.rejects(() => importRx([src], tmp.path('d.arrows'), { layers: 3 }), /8 ids per token is not a multiple of 3 layers/);
+  await assert.rejects(
+    () => importRx([src], tmp.path('d.arrows'), { layers: 3 }),
+    /8 ids per token is not a multiple of 3 layers/,
+  );
 });
 
 test('the CLI: ambiguous SGLang payload, hostile and foreign input → one line, exit 2, no output left behind', (ctx) => {
   const tmp = tempDir(ctx);
   const out = tmp.path('x.arrows');
   const cases: [string, string, RegExp][] = [
-    ['ambiguous.json', readFileSync(join(DIR, 'sglang-generate.json'), 'utf8'), /ids per token is layers × top-k.*--layers or --top-k/],
-    ['notb64.json', JSON.stringify({ meta_info: { prompt_tokens: 2, completion_tokens: 2, routed_experts: '\u001b[31m!!' } }), /is not base64/],
-    ['short.json', JSON.stringify({ meta_info: { prompt_tokens: 2, completion_tokens: 2, routed_experts: Buffer.from([1, 2, 3]).toString('base64') } }), /not a whole number of int32/],
-    ['rows.json', JSON.stringify({ meta_info: { prompt_tokens: 2, completion_tokens: 2, routed_experts: Buffer.alloc(4 * 7).toString('base64') } }), /not a whole number per token over 3 tokens/],
-    ['dtype.json', JSON.stringify({ meta_info: { prompt_tokens: 1, completion_tokens: 2, routed_experts: 'AAAA', routed_experts_dtype: 'float32' } }), /not an integer dtype/],
+    [
+      'ambiguous.json',
+      readFileSync(join(DIR, 'sglang-generate.json'), 'utf8'),
+      /ids per token is layers × top-k.*--layers or --top-k/,
+    ],
+    [
+      'notb64.json',
+      JSON.stringify({ meta_info: { prompt_tokens: 2, completion_tokens: 2, routed_experts: '\u001b[31m!!' } }),
+      /is not base64/,
+    ],
+    [
+      'short.json',
+      JSON.stringify({
+        meta_info: {
+          prompt_tokens: 2,
+          completion_tokens: 2,
+          routed_experts: Buffer.from([1, 2, 3]).toString('base64'),
+        },
+      }),
+      /not a whole number of int32/,
+    ],
+    [
+      'rows.json',
+      JSON.stringify({
+        meta_info: { prompt_tokens: 2, completion_tokens: 2, routed_experts: Buffer.alloc(4 * 7).toString('base64') },
+      }),
+      /not a whole number per token over 3 tokens/,
+    ],
+    [
+      'dtype.json',
+      JSON.stringify({
+        meta_info: { prompt_tokens: 1, completion_tokens: 2, routed_experts: 'AAAA', routed_experts_dtype: 'float32' },
+      }),
+      /not an integer dtype/,
+    ],
     ['nomoe.json', JSON.stringify({ text: 'hi', meta_info: { prompt_tokens: 1 } }), /--enable-return-routed-experts/],
     ['foreign.json', JSON.stringify({ hello: 'world' }), /not an SGLang or vLLM response with routed experts/],
-    ['npy.json', JSON.stringify({ choices: [{ routed_experts: Buffer.from('\x93NUMPY\x01\x00\x46\x00' + "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1), }".padEnd(70), 'latin1').toString('base64') }] }), /not a little-endian integer type/],
-    ['huge.json', JSON.stringify({ choices: [{ routed_experts: { encoding: 'base64', dtype: 'int32', shape: [1e6, 1e6, 8], data: Buffer.alloc(8).toString('base64') } }] }), /do not fill shape/],
-    ['lists.json', JSON.stringify({ choices: [{ routed_experts: [[[1, 2]], [[3]]] }] }), /token 1 layer 0 has 1 ids, expected 2/],
+    [
+      'npy.json',
+      JSON.stringify({
+        choices: [
+          {
+            routed_experts: Buffer.from(
+              '\x93NUMPY\x01\x00\x46\x00' + "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1), }".padEnd(70),
+              'latin1',
+            ).toString('base64'),
+          },
+        ],
+      }),
+      /not a little-endian integer type/,
+    ],
+    [
+      'huge.json',
+      JSON.stringify({
+        choices: [
+          {
+            routed_experts: {
+              encoding: 'base64',
+              dtype: 'int32',
+              shape: [1e6, 1e6, 8],
+              data: Buffer.alloc(8).toString('base64'),
+            },
+          },
+        ],
+      }),
+      /do not fill shape/,
+    ],
+    [
+      'lists.json',
+      JSON.stringify({ choices: [{ routed_experts: [[[1, 2]], [[3]]] }] }),
+      /token 1 layer 0 has 1 ids, expected 2/,
+    ],
     ['broken.jsonl', '{"choices": [{"routed_experts": [[[1, 2]]]}]}\n{"choices": [', /broken\.jsonl:2: not valid JSON/],
   ];
   for (const [name, body, want] of cases) {

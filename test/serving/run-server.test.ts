@@ -21,7 +21,8 @@ function counts(path: string) {
     const { layers, experts, topK } = t.schema;
     const L = layers.length;
     const c = layers.map(() => new Array<number>(experts).fill(0));
-    for (let i = 0; i < b.length; i++) for (let l = 0; l < L; l++) for (let k = 0; k < topK; k++) c[l]![b.experts[(i * L + l) * topK + k]!]!++;
+    for (let i = 0; i < b.length; i++)
+      for (let l = 0; l < L; l++) for (let k = 0; k < topK; k++) c[l]![b.experts[(i * L + l) * topK + k]!]!++;
     return { t, b, c };
   } finally {
     t.close();
@@ -30,12 +31,28 @@ function counts(path: string) {
 
 test('run --server on SGLang: /generate asked for routing and logprobs per prompt; text, tokens and loads arrive', async (ctx) => {
   const tmp = tempDir(ctx);
-  const srv = await serve({ 'GET /get_model_info': json(SGLANG_MODEL_INFO), 'POST /generate': json(fixture('sglang-generate.json')) });
+  const srv = await serve({
+    'GET /get_model_info': json(SGLANG_MODEL_INFO),
+    'POST /generate': json(fixture('sglang-generate.json')),
+  });
   ctx.after(() => srv.close());
   const prompts = tmp.path('p.jsonl');
   writeFileSync(prompts, '{"text": "The expert router", "domain": "prose"}\n{"text": "2+2=", "domain": "math"}\n');
   const out = tmp.path('live.arrows');
-  const r = await moescopeAsync(['run', '--server', srv.url, '--prompts', prompts, '--top-k', '2', '--max-tokens', '4', '--no-ui', '--record', out]);
+  const r = await moescopeAsync([
+    'run',
+    '--server',
+    srv.url,
+    '--prompts',
+    prompts,
+    '--top-k',
+    '2',
+    '--max-tokens',
+    '4',
+    '--no-ui',
+    '--record',
+    out,
+  ]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(srv.bodies.length, 2);
   assert.deepEqual(srv.bodies[0], {
@@ -49,14 +66,23 @@ test('run --server on SGLang: /generate asked for routing and logprobs per promp
       return_text_in_logprobs: true,
     },
   });
-  assert.match(r.stdout, /\[0 prose\] The expert router\n→ {2}two of eight\.\n {2}\(5 prompt \+ 4 generated tokens, 8 routed/);
-  assert.match(r.stdout, /moescope run --server http:\/\/127\.0\.0\.1:\d+\/?\n {2}3 MoE layers × 8 experts, top-2 softmax · model tiny\/moe-4l · source server:sglang/);
+  assert.match(
+    r.stdout,
+    /\[0 prose\] The expert router\n→ {2}two of eight\.\n {2}\(5 prompt \+ 4 generated tokens, 8 routed/,
+  );
+  assert.match(
+    r.stdout,
+    /moescope run --server http:\/\/127\.0\.0\.1:\d+\/?\n {2}3 MoE layers × 8 experts, top-2 softmax · model tiny\/moe-4l · source server:sglang/,
+  );
   assert.match(r.stdout, /16 tokens in 2 sequences/);
   assert.match(r.stderr, /1 of 4 layers hold no routing/);
   const want = EXPECTED['sglang-generate.json']!;
   const { t, b, c } = counts(out);
   assert.equal(t.tokenCount, 2 * want.tokens);
-  assert.deepEqual(c, want.counts.map((row) => row.map((x) => 2 * x)));
+  assert.deepEqual(
+    c,
+    want.counts.map((row) => row.map((x) => 2 * x)),
+  );
   assert.deepEqual(b.token.slice(0, 8), want.texts);
   assert.deepEqual([...b.tokenId.slice(0, 8)], want.ids);
   assert.deepEqual([...b.seq], [...new Array(8).fill(0), ...new Array(8).fill(1)]);
@@ -67,10 +93,26 @@ test('run --server on SGLang: /generate asked for routing and logprobs per promp
 
 test('run --server on vLLM: /v1/completions with the model, token ids and logprobs; the .npy routing decodes', async (ctx) => {
   const tmp = tempDir(ctx);
-  const srv = await serve({ 'GET /v1/models': json(VLLM_MODELS), 'POST /v1/completions': json(fixture('vllm-completion.json')) });
+  const srv = await serve({
+    'GET /v1/models': json(VLLM_MODELS),
+    'POST /v1/completions': json(fixture('vllm-completion.json')),
+  });
   ctx.after(() => srv.close());
   const out = tmp.path('v.arrows');
-  const r = await moescopeAsync(['run', '--server', srv.url + '/', '--prompt', 'Each token goes', '--temperature', '0.7', '--max-tokens', '5', '--no-ui', '--record', out]);
+  const r = await moescopeAsync([
+    'run',
+    '--server',
+    srv.url + '/',
+    '--prompt',
+    'Each token goes',
+    '--temperature',
+    '0.7',
+    '--max-tokens',
+    '5',
+    '--no-ui',
+    '--record',
+    out,
+  ]);
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(srv.bodies[0]!.body, {
     model: 'tiny-moe',
@@ -86,7 +128,10 @@ test('run --server on vLLM: /v1/completions with the model, token ids and logpro
   const { t, b, c } = counts(out);
   assert.deepEqual(c, want.counts);
   assert.deepEqual([...b.tokenId], want.ids);
-  assert.deepEqual(b.token, want.texts.map((x) => x ?? ''));
+  assert.deepEqual(
+    b.token,
+    want.texts.map((x) => x ?? ''),
+  );
   assert.deepEqual([...b.isPrompt], [1, 1, 1, 1, 0, 0, 0, 0]);
   assert.equal(t.meta.model, 'tiny-moe');
 });
@@ -99,9 +144,18 @@ test('run --server: a server that is not there, errors, no routing, ambiguity, a
     'GET /get_model_info': json(SGLANG_MODEL_INFO),
     'POST /generate': json({ text: 'x', meta_info: { prompt_tokens: 2, completion_tokens: 1, id: 'a' } }),
   });
-  const sgOk = await serve({ 'GET /get_model_info': json(SGLANG_MODEL_INFO), 'POST /generate': json(fixture('sglang-generate.json')) });
-  const err = await serve({ 'GET /get_model_info': json(SGLANG_MODEL_INFO), 'POST /generate': json({ error: { message: 'boom\u001b[2J' } }, 500) });
-  const vl = await serve({ 'GET /v1/models': json(VLLM_MODELS), 'POST /v1/completions': json(fixture('vllm-completion.json')) });
+  const sgOk = await serve({
+    'GET /get_model_info': json(SGLANG_MODEL_INFO),
+    'POST /generate': json(fixture('sglang-generate.json')),
+  });
+  const err = await serve({
+    'GET /get_model_info': json(SGLANG_MODEL_INFO),
+    'POST /generate': json({ error: { message: 'boom\u001b[2J' } }, 500),
+  });
+  const vl = await serve({
+    'GET /v1/models': json(VLLM_MODELS),
+    'POST /v1/completions': json(fixture('vllm-completion.json')),
+  });
   const other = await serve({ 'GET /': json({ hello: 1 }) });
   ctx.after(() => Promise.all([sg, sgOk, err, vl, other].map((s) => s.close())));
   const cases: [string[], RegExp][] = [

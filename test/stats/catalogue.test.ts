@@ -40,22 +40,43 @@ test('every balanced formula of the docs evaluates to the balanced value the out
   for (const m of METRICS) {
     assert.equal(m.balanced === null, m.balancedFormula === null, m.key);
     if (!m.balanced || !m.balancedFormula) continue;
-    const f = new Function('E', 'K', 'N', `return ${m.balancedFormula.replace('⌈', 'Math.ceil(').replace('⌉', ')').replaceAll('·', '*')};`) as (E: number, K: number, N: number) => number;
-    for (const [E, K, N] of [[8, 2, 2], [64, 6, 6], [256, 8, 1]] as const) assert.equal(f(E, K, N), m.balanced(E, K, N), `${m.key} at E=${E} K=${K}`);
+    const f = new Function(
+      'E',
+      'K',
+      'N',
+      `return ${m.balancedFormula.replace('⌈', 'Math.ceil(').replace('⌉', ')').replaceAll('·', '*')};`,
+    ) as (E: number, K: number, N: number) => number;
+    for (const [E, K, N] of [
+      [8, 2, 2],
+      [64, 6, 6],
+      [256, 8, 1],
+    ] as const)
+      assert.equal(f(E, K, N), m.balanced(E, K, N), `${m.key} at E=${E} K=${K}`);
   }
 });
 
-test('`check` takes exactly the catalogue\'s gated metrics, as flags and as config keys', () => {
+test("`check` takes exactly the catalogue's gated metrics, as flags and as config keys", () => {
   const help = spawnSync(process.execPath, [CLI, 'check', '--help'], { encoding: 'utf8' }).stdout;
   // --min-balancedness limits a balancedness series from a server log (import log), not a per-layer metric.
-  const flags = [...help.matchAll(/--(max|min)-[a-z-]+/g)].map((m) => m[0]).filter((f) => f !== '--max-tokens' && f !== '--min-balancedness');
-  assert.deepEqual(flags, GATED.map((m) => m.gate.flag));
+  const flags = [...help.matchAll(/--(max|min)-[a-z-]+/g)]
+    .map((m) => m[0])
+    .filter((f) => f !== '--max-tokens' && f !== '--min-balancedness');
+  assert.deepEqual(
+    flags,
+    GATED.map((m) => m.gate.flag),
+  );
   const flat = help.replace(/\s+/g, ' '); // commander wraps long help lines
-  for (const m of GATED) assert.ok(flat.includes(`${m.gate.flag} ${m.gate.integer ? '<n>' : '<x>'} ${m.gate.help}`), m.gate.flag);
+  for (const m of GATED)
+    assert.ok(flat.includes(`${m.gate.flag} ${m.gate.integer ? '<n>' : '<x>'} ${m.gate.help}`), m.gate.flag);
   const dir = mkdtempSync(join(tmpdir(), 'moescope-catalogue-'));
   try {
     const path = join(dir, 'moescope.config.json');
-    writeFileSync(path, JSON.stringify({ thresholds: Object.fromEntries(GATED.map((m) => [m.gate.key, m.gate.bound === 'min' ? 0 : 1])) }));
+    writeFileSync(
+      path,
+      JSON.stringify({
+        thresholds: Object.fromEntries(GATED.map((m) => [m.gate.key, m.gate.bound === 'min' ? 0 : 1])),
+      }),
+    );
     const cfg = loadConfig(path);
     assert.deepEqual(Object.keys(cfg.thresholds).sort(), GATED.map((m) => m.gate.key).sort());
     writeFileSync(path, JSON.stringify({ thresholds: { maxNotAMetric: 1 } }));
@@ -65,21 +86,33 @@ test('`check` takes exactly the catalogue\'s gated metrics, as flags and as conf
   }
 });
 
-test('the report\'s metrics table and the stats text table show the catalogue\'s labels, balanced values and digits', async () => {
+test("the report's metrics table and the stats text table show the catalogue's labels, balanced values and digits", async () => {
   const src = await traceSource(DEMO_TRACE); // 4 layers × 8 experts, top-2, with logits
   const data = await collectReport(src);
   src.close();
   const html = renderReportHtml(data, { moescopeVersion: 'test', generatedAt: new Date(0) });
-  const table = html.slice(html.indexOf('<table class="metrics">'), html.indexOf('</table>', html.indexOf('<table class="metrics">')));
+  const table = html.slice(
+    html.indexOf('<table class="metrics">'),
+    html.indexOf('</table>', html.indexOf('<table class="metrics">')),
+  );
   const heads = [...table.matchAll(/<th title="[^"]*">([^<]*)<small>([^<]*)<\/small>/g)].map((m) => [m[1], m[2]]);
   const shown = METRICS.filter((m) => m.report);
   assert.deepEqual(
     heads,
-    shown.map((m) => [m.key === 'topN' ? `top-${data.topN} share` : m.label, balancedText(m, 8, 2, data.topN) ? `balanced ${balancedText(m, 8, 2, data.topN)}` : '&nbsp;']),
+    shown.map((m) => [
+      m.key === 'topN' ? `top-${data.topN} share` : m.label,
+      balancedText(m, 8, 2, data.topN) ? `balanced ${balancedText(m, 8, 2, data.topN)}` : '&nbsp;',
+    ]),
   );
   const text = spawnSync(process.execPath, [CLI, 'stats', DEMO_TRACE], { encoding: 'utf8' }).stdout;
   const header = text.split('\n').find((l) => l.trim().startsWith('layer'))!;
-  assert.deepEqual(header.trim().split(/\s{2,}/).slice(1), METRICS.filter((m) => m.text).map((m) => m.short.replace('{N}', '2')));
+  assert.deepEqual(
+    header
+      .trim()
+      .split(/\s{2,}/)
+      .slice(1),
+    METRICS.filter((m) => m.text).map((m) => m.short.replace('{N}', '2')),
+  );
   // Every getter reads a real value off a real stream with logits.
   const t = traceStream(openTrace(DEMO_TRACE));
   const stats = new RoutingStats(t.schema);
@@ -90,7 +123,14 @@ test('the report\'s metrics table and the stats text table show the catalogue\'s
     assert.equal(typeof m.layer(snap.layers[0]!), 'number', `${m.key} per layer`);
     if (m.global) assert.equal(typeof m.global(snap.global), 'number', `${m.key} overall`);
     const digits = m.digits;
-    const cell = table.match(/<tbody><tr><td class="l">\d+<\/td>((?:<td>[^<]*<\/td>)+)/)![1]!.split('</td>')[shown.indexOf(m)];
-    if (m.report) assert.match(cell!, digits === 0 ? /^<td>\d+$/ : new RegExp(`^<td>-?\\d+\\.\\d{${digits}}$`), `${m.key} printed with ${digits} digits`);
+    const cell = table.match(/<tbody><tr><td class="l">\d+<\/td>((?:<td>[^<]*<\/td>)+)/)![1]!.split('</td>')[
+      shown.indexOf(m)
+    ];
+    if (m.report)
+      assert.match(
+        cell!,
+        digits === 0 ? /^<td>\d+$/ : new RegExp(`^<td>-?\\d+\\.\\d{${digits}}$`),
+        `${m.key} printed with ${digits} digits`,
+      );
   }
 });

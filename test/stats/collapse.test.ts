@@ -17,10 +17,19 @@ import { buildBatches } from './helpers.js';
 
 const schema: RoutingSchema = { layers: [7], experts: 4, topK: 1, scoring: 'softmax', hasLogits: false };
 
-function stream(ids: number[], collapse: Partial<CollapseRules>, chunk: number): { stats: RoutingStats; fired: CollapseWarning[] } {
+function stream(
+  ids: number[],
+  collapse: Partial<CollapseRules>,
+  chunk: number,
+): { stats: RoutingStats; fired: CollapseWarning[] } {
   const stats = new RoutingStats(schema, { window: 8, collapse: { stride: 1, ...collapse } });
   const fired: CollapseWarning[] = [];
-  for (const b of buildBatches(schema, ids.map((e) => ({ experts: [[e]] })), chunk)) fired.push(...stats.add(b));
+  for (const b of buildBatches(
+    schema,
+    ids.map((e) => ({ experts: [[e]] })),
+    chunk,
+  ))
+    fired.push(...stats.add(b));
   return { stats, fired };
 }
 
@@ -30,7 +39,8 @@ test('each rule fires at the first token where it holds, with its layer, expert,
   for (const chunk of [64, 5, 1]) {
     const { stats, fired } = stream(ids, {}, chunk);
     assert.deepEqual(fired, stats.warnings, 'add() returns what fired, in order');
-    const first = (rule: string, expert: number | null = null) => stats.warnings.find((w) => w.rule === rule && w.expert === expert);
+    const first = (rule: string, expert: number | null = null) =>
+      stats.warnings.find((w) => w.rule === rule && w.expert === expert);
     assert.equal(first('low-entropy')!.firstToken, 19);
     assert.ok(Math.abs(first('low-entropy')!.value - 0.7743974) < 1e-6);
     assert.equal(first('low-entropy')!.threshold, 0.8);
@@ -50,7 +60,8 @@ test('each rule fires at the first token where it holds, with its layer, expert,
     assert.equal(hot.layerIndex, 0);
     assert.equal(stats.warnings.filter((w) => w.rule === 'dead-expert' && w.expert === 0).length, 0);
     // Round-robin again from token 40: everything clears, nothing is still active.
-    for (const w of stats.warnings) assert.ok(w.clearedAt !== null && w.clearedAt >= 40, `${w.rule} cleared at ${w.clearedAt}`);
+    for (const w of stats.warnings)
+      assert.ok(w.clearedAt !== null && w.clearedAt >= 40, `${w.rule} cleared at ${w.clearedAt}`);
     assert.equal(stats.detector!.activeWarnings().length, 0);
     assert.equal(stats.warnings.filter((w) => w.rule === 'hot-expert').length, 1);
   }
@@ -58,9 +69,11 @@ test('each rule fires at the first token where it holds, with its layer, expert,
 
 test('hysteresis: a share hovering at the threshold fires once; without hysteresis it fires on every crossing', () => {
   // Window 8: after the warm-up, expert 0's share alternates 6/8 and 7/8 around a threshold of 0.8.
-  const pattern = Array.from({ length: 80 }, (_, t) => (t < 8 ? t % 4 : t % 8 === 0 || (t % 16 === 9) ? 1 : 0));
+  const pattern = Array.from({ length: 80 }, (_, t) => (t < 8 ? t % 4 : t % 8 === 0 || t % 16 === 9 ? 1 : 0));
   const rules = { dead: false, minEntropy: null, maxVio: null, drift: null, hotShare: 0.8 };
-  const withH = stream(pattern, { ...rules, hysteresis: 0.1 }, 80).stats.warnings.filter((w) => w.rule === 'hot-expert');
+  const withH = stream(pattern, { ...rules, hysteresis: 0.1 }, 80).stats.warnings.filter(
+    (w) => w.rule === 'hot-expert',
+  );
   const noH = stream(pattern, { ...rules, hysteresis: 0 }, 80).stats.warnings.filter((w) => w.rule === 'hot-expert');
   assert.equal(withH.length, 1);
   assert.ok(noH.length > 2, `without hysteresis: ${noH.length}`);
@@ -68,8 +81,15 @@ test('hysteresis: a share hovering at the threshold fires once; without hysteres
 
 test('rules can be turned off and thresholds overridden', () => {
   const { stats } = stream(ids, { dead: false, hotShare: null, minEntropy: null, drift: null, maxVio: 2.5 }, 64);
-  assert.deepEqual(stats.warnings.map((w) => w.rule), ['max-vio']);
+  assert.deepEqual(
+    stats.warnings.map((w) => w.rule),
+    ['max-vio'],
+  );
   assert.equal(stats.warnings[0]!.firstToken, 23); // c0 = 8 → MaxVio 3 > 2.5 first when the window is all expert 0
   const off = new RoutingStats(schema, { window: 8, collapse: false });
-  for (const b of buildBatches(schema, ids.map((e) => ({ experts: [[e]] })))) assert.deepEqual(off.add(b), []);
+  for (const b of buildBatches(
+    schema,
+    ids.map((e) => ({ experts: [[e]] })),
+  ))
+    assert.deepEqual(off.add(b), []);
 });

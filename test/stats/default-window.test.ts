@@ -49,18 +49,32 @@ test('stats, report and the TUI model give the same warnings on one trace with t
   assert.equal(rep.warnings.length, stats.warnings.length);
   assert.equal(model.stats.warnings.length, stats.warnings.length);
   // Each result names the window next to the warnings.
-  assert.match(cli('stats', DEMO_TRACE), new RegExp(`Collapse warnings over a ${DEFAULT_COLLAPSE_WINDOW}-token window: ${stats.warnings.length}`));
-  assert.match(cli('replay', DEMO_TRACE, '--no-ui'), new RegExp(`collapse warnings: ${stats.warnings.length} fired.*rules over ${DEFAULT_COLLAPSE_WINDOW}-token windows`));
+  assert.match(
+    cli('stats', DEMO_TRACE),
+    new RegExp(`Collapse warnings over a ${DEFAULT_COLLAPSE_WINDOW}-token window: ${stats.warnings.length}`),
+  );
+  assert.match(
+    cli('replay', DEMO_TRACE, '--no-ui'),
+    new RegExp(
+      `collapse warnings: ${stats.warnings.length} fired.*rules over ${DEFAULT_COLLAPSE_WINDOW}-token windows`,
+    ),
+  );
 });
 
 test('--window overrides the default in all three', async () => {
   const w = 128;
-  const stats = JSON.parse(cli('stats', DEMO_TRACE, '--json', '--window', String(w))) as { window: { tokens: number }; warnings: unknown[] };
+  const stats = JSON.parse(cli('stats', DEMO_TRACE, '--json', '--window', String(w))) as {
+    window: { tokens: number };
+    warnings: unknown[];
+  };
   const rep = await report(w);
   const model = await tuiModel(w);
   assert.equal(stats.window.tokens, w);
   assert.equal(rep.window, w);
   assert.equal(rep.warnings.length, stats.warnings.length);
   assert.equal(model.stats.warnings.length, stats.warnings.length);
-  assert.match(cli('replay', DEMO_TRACE, '--no-ui', '--window', String(w)), new RegExp(`rules over ${w}-token windows`));
+  assert.match(
+    cli('replay', DEMO_TRACE, '--no-ui', '--window', String(w)),
+    new RegExp(`rules over ${w}-token windows`),
+  );
 });

@@ -8,8 +8,17 @@ import { deviceShares, deviceSlotsPerLayer, deviceTotals, deviceWeightBytes } fr
 
 test('device totals sum each device over layers; shares and ratios to the even share 1/D', () => {
   // Two layers on 2 devices: (30, 10) and (10, 30) → totals (40, 40); (60, 20) alone → 0.75 / 0.25.
-  assert.deepEqual(deviceTotals([[30, 10], [10, 30]]), [40, 40]);
-  const even = deviceShares([[30, 10], [10, 30]]);
+  assert.deepEqual(
+    deviceTotals([
+      [30, 10],
+      [10, 30],
+    ]),
+    [40, 40],
+  );
+  const even = deviceShares([
+    [30, 10],
+    [10, 30],
+  ]);
   assert.deepEqual(even, { totals: [40, 40], total: 80, shares: [0.5, 0.5], relative: [1, 1] });
   const skew = deviceShares([Float64Array.from([60, 20])]);
   assert.deepEqual(skew.shares, [0.75, 0.25]);

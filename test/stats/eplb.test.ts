@@ -42,7 +42,7 @@ const REF = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'test/stats/reference/epl
   sorts: { keys: number[]; order: number[] }[];
 };
 
-test('reproduces the worked example of DeepSeek\'s EPLB README', () => {
+test("reproduces the worked example of DeepSeek's EPLB README", () => {
   const r = rebalanceExperts(README_WEIGHT, 16, 4, 2, 8);
   assert.equal(r.policy, 'hierarchical');
   assert.deepEqual(r.phy2log, README_PHY2LOG);
@@ -72,7 +72,10 @@ test('visits items in torch.sort(descending=True) order, ties included', () => {
   assert.deepEqual(Array.from(introsortDescending([1, 3, 1, 3, 2])), [1, 3, 4, 0, 2]);
   // Beyond 16 it is not stable: the order the original relies on is not index order.
   const keys = [3, ...new Array<number>(16).fill(1), 2, 2, 2];
-  assert.deepEqual(Array.from(introsortDescending(keys)), [0, 19, 18, 17, 10, 16, 15, 14, 13, 12, 11, 9, 8, 7, 6, 5, 4, 3, 2, 1]);
+  assert.deepEqual(
+    Array.from(introsortDescending(keys)),
+    [0, 19, 18, 17, 10, 16, 15, 14, 13, 12, 11, 9, 8, 7, 6, 5, 4, 3, 2, 1],
+  );
 });
 
 test('the plan is a valid placement: every slot filled, counts and inverse maps consistent', () => {
@@ -85,7 +88,10 @@ test('the plan is a valid placement: every slot filled, counts and inverse maps 
     const cnt = new Array<number>(E).fill(0);
     r.phy2log[l]!.forEach((e) => cnt[e]!++);
     assert.deepEqual(cnt, r.logcnt[l]);
-    assert.equal(cnt.reduce((a, b) => a + b), c.replicas);
+    assert.equal(
+      cnt.reduce((a, b) => a + b),
+      c.replicas,
+    );
     for (let e = 0; e < E; e++) {
       const slots = r.log2phy[l]![e]!.filter((p) => p >= 0);
       assert.equal(slots.length, cnt[e]);
@@ -151,7 +157,10 @@ test('comparePlacements: before/after summary for the README example', () => {
   assert.deepEqual(c.after.gpuTotals, [294.5, 266, 245.5, 285, 270.5, 283.5, 274.5, 269.5]);
   assert.equal(c.before.busiestGpu, 4);
   assert.equal(c.before.idlestGpu, 7);
-  assert.deepEqual(c.worstBefore.map((x) => x.index), [1, 0]);
+  assert.deepEqual(
+    c.worstBefore.map((x) => x.index),
+    [1, 0],
+  );
   assert.ok(Math.abs(c.after.perLayer[0]! - (1033 / 8 + 1e-5) / (156 + 1e-5)) < 1e-12);
 });
 
@@ -225,7 +234,16 @@ test('moescope plan TRACE counts expert selections per layer from the trace', ()
       // Layer 1 favours experts 0 and 1; layer 3 spreads by token.
       const sel = [t % 3 === 0 ? 0 : 1, 2 + (t % 6), t % 8, (t + 3) % 8];
       for (let j = 0; j < 4; j++) expected[j >> 1]![sel[j]!]!++;
-      b.push({ seq: 0, pos: t, tokenId: t, token: `t${t}`, isPrompt: false, tNs: 0n, experts: sel, weights: [0.5, 0.5, 0.5, 0.5] });
+      b.push({
+        seq: 0,
+        pos: t,
+        tokenId: t,
+        token: `t${t}`,
+        isPrompt: false,
+        tNs: 0n,
+        experts: sel,
+        weights: [0.5, 0.5, 0.5, 0.5],
+      });
     }
     w.write(b.finish());
     w.close();
@@ -258,14 +276,26 @@ test('moescope plan: bad input is one line on stderr and exit 2', () => {
     };
     const readme = f('w.json', JSON.stringify(README_WEIGHT));
     const cases: [string[], RegExp][] = [
-      [['--weights', join(dir, 'missing.json'), '--replicas', '16', '--gpus', '8'], /missing\.json: no such weights file/],
+      [
+        ['--weights', join(dir, 'missing.json'), '--replicas', '16', '--gpus', '8'],
+        /missing\.json: no such weights file/,
+      ],
       [['--replicas', '16', '--gpus', '8'], /either a trace or --weights/],
       [[join(dir, 'x.arrows'), '--weights', readme, '--replicas', '16', '--gpus', '8'], /either a trace or --weights/],
-      [['--weights', f('rag.json', '[[1,2,3],[1,2]]'), '--replicas', '4', '--gpus', '2'], /rag\.json: expert loads are ragged/],
+      [
+        ['--weights', f('rag.json', '[[1,2,3],[1,2]]'), '--replicas', '4', '--gpus', '2'],
+        /rag\.json: expert loads are ragged/,
+      ],
       [['--weights', f('bad.json', '[[1,2'), '--replicas', '4', '--gpus', '2'], /bad\.json: not valid JSON/],
-      [['--weights', f('obj.json', '{"a":[1]}'), '--replicas', '4', '--gpus', '2'], /expected \[\[load per logical expert\] per layer\]/],
+      [
+        ['--weights', f('obj.json', '{"a":[1]}'), '--replicas', '4', '--gpus', '2'],
+        /expected \[\[load per logical expert\] per layer\]/,
+      ],
       [['--weights', f('str.json', '[[1,"x"]]'), '--replicas', '4', '--gpus', '2'], /expert 1 is "x"/],
-      [['--weights', readme, '--replicas', '8', '--gpus', '8'], /replicas \(8\) must be ≥ the number of experts \(12\)/],
+      [
+        ['--weights', readme, '--replicas', '8', '--gpus', '8'],
+        /replicas \(8\) must be ≥ the number of experts \(12\)/,
+      ],
       [['--weights', readme, '--replicas', '20', '--gpus', '8'], /replicas \(20\) must be a multiple of gpus \(8\)/],
       [['--weights', readme, '--replicas', '16', '--gpus', '8', '--groups', '5'], /groups \(5\) must divide/],
       [[join(dir, 'none.arrows'), '--replicas', '16', '--gpus', '8'], /none\.arrows: no such trace/],

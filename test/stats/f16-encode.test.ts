@@ -20,7 +20,9 @@ function assertSameAsScalar(src: Float32Array, what: string): void {
     const want = f32ToF16(src[i]!);
     if (fast[i] !== want) {
       const bits = new Uint32Array(src.buffer, src.byteOffset, src.length)[i]!;
-      assert.fail(`${what}: float32 0x${bits.toString(16)} (${src[i]}) → 0x${fast[i]!.toString(16)}, f32ToF16 gives 0x${want.toString(16)}`);
+      assert.fail(
+        `${what}: float32 0x${bits.toString(16)} (${src[i]}) → 0x${fast[i]!.toString(16)}, f32ToF16 gives 0x${want.toString(16)}`,
+      );
     }
   }
 }
@@ -38,9 +40,27 @@ test('every float32 exponent × every kept float16 mantissa × the rounding-crit
 
 test('named boundaries: zeros, subnormals, the largest half, overflow, Inf and NaN', () => {
   const values = [
-    0, -0, 2 ** -24, -(2 ** -24), 2 ** -25 /* tie to 0 */, 3 * 2 ** -26, 2 ** -14 /* smallest normal */,
-    2 ** -14 - 2 ** -25, 65504 /* largest half */, 65519 /* rounds to 65504 */, 65520 /* rounds to Inf */, -65520,
-    1e6, -1e30, Infinity, -Infinity, NaN, 1, -1, 1 + 2 ** -11 /* tie: stays 1 */, 1 + 3 * 2 ** -11 /* tie: up */,
+    0,
+    -0,
+    2 ** -24,
+    -(2 ** -24),
+    2 ** -25 /* tie to 0 */,
+    3 * 2 ** -26,
+    2 ** -14 /* smallest normal */,
+    2 ** -14 - 2 ** -25,
+    65504 /* largest half */,
+    65519 /* rounds to 65504 */,
+    65520 /* rounds to Inf */,
+    -65520,
+    1e6,
+    -1e30,
+    Infinity,
+    -Infinity,
+    NaN,
+    1,
+    -1,
+    1 + 2 ** -11 /* tie: stays 1 */,
+    1 + 3 * 2 ** -11 /* tie: up */,
   ];
   const src = Float32Array.from(values);
   assertSameAsScalar(src, 'named');

@@ -68,7 +68,13 @@ export interface ReferenceCase {
     randomTopTwoOverlap: number;
     domains: Record<string, number[][]>;
     vocabMeanMaxShare: number;
-    lossFree: { bias: number[][]; maxVioOnline: number[]; loadFinal: number[][]; maxVioFinal: number[]; changedShare: number[] };
+    lossFree: {
+      bias: number[][];
+      maxVioOnline: number[];
+      loadFinal: number[][];
+      maxVioFinal: number[];
+      changedShare: number[];
+    };
   };
 }
 

@@ -9,7 +9,7 @@ import { BucketHistory, bucketRates, worstChannels } from '../../src/stats/histo
 
 function lcg(seed: number): () => number {
   let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
 }
 
 test('buckets tile the steps in order; mean and max of each equal those of its raw steps', () => {
@@ -31,13 +31,17 @@ test('buckets tile the steps in order; mean and max of each equal those of its r
       assert.equal(h.x1[b], next + n - 1);
       assert.equal(h.t1[b], 1000 + (next + n - 1) * 10);
       for (let c = 0; c < 3; c++) {
-        const vals = raw.slice(next, next + n).map((r) => r[c]!).filter((v) => Number.isFinite(v));
+        const vals = raw
+          .slice(next, next + n)
+          .map((r) => r[c]!)
+          .filter((v) => Number.isFinite(v));
         const mean = vals.length ? vals.reduce((a, v) => a + v, 0) / vals.length : NaN;
         const max = vals.length ? Math.max(...vals) : NaN;
         const gotMean = h.means(c)[b]!;
         const gotMax = h.maxima(c)[b]!;
         if (Number.isNaN(mean)) assert.ok(Number.isNaN(gotMean));
-        else assert.ok(Math.abs(gotMean - mean) < 1e-9 * Math.max(1, Math.abs(mean)), `mean of bucket ${b} channel ${c}`);
+        else
+          assert.ok(Math.abs(gotMean - mean) < 1e-9 * Math.max(1, Math.abs(mean)), `mean of bucket ${b} channel ${c}`);
         if (Number.isNaN(max)) assert.ok(Number.isNaN(gotMax));
         else assert.equal(gotMax, max);
       }
@@ -93,9 +97,20 @@ test('DeviceMap gives the loads deviceLoads gives, with replicas and per-layer m
   const rand = lcg(3);
   const L = 3;
   const E = 6;
-  const placement = { devices: 3, phy2log: [Int32Array.from([0, 1, 2, 3, 4, 5, 0, 1, 2]), Int32Array.from([5, 4, 3, 2, 1, 0, 5, 5, 5]), Int32Array.from([0, 0, 1, 2, 3, 4, 5, 1, 2])] };
+  const placement = {
+    devices: 3,
+    phy2log: [
+      Int32Array.from([0, 1, 2, 3, 4, 5, 0, 1, 2]),
+      Int32Array.from([5, 4, 3, 2, 1, 0, 5, 5, 5]),
+      Int32Array.from([0, 0, 1, 2, 3, 4, 5, 1, 2]),
+    ],
+  };
   const counts = Float64Array.from({ length: L * E }, () => Math.floor(rand() * 100));
   const m = new DeviceMap(placement, L, E);
-  const ref = deviceLoads(Array.from({ length: L }, (_, l) => counts.subarray(l * E, (l + 1) * E)), placement);
-  for (let l = 0; l < L; l++) assert.deepEqual(Array.from(m.layerInto(counts, l, new Float64Array(3))), Array.from(ref[l]!));
+  const ref = deviceLoads(
+    Array.from({ length: L }, (_, l) => counts.subarray(l * E, (l + 1) * E)),
+    placement,
+  );
+  for (let l = 0; l < L; l++)
+    assert.deepEqual(Array.from(m.layerInto(counts, l, new Float64Array(3))), Array.from(ref[l]!));
 });

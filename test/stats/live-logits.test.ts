@@ -28,10 +28,22 @@ function randomBatches(schema: RoutingSchema, sizes: number[], seed: number): Ro
       const logits = Float32Array.from({ length: L * E }, () => 4 * rand() - 2);
       const experts: number[] = [];
       for (let l = 0; l < L; l++) {
-        const order = Array.from({ length: E }, (_, e) => e).sort((a, c) => logits[l * E + c]! - logits[l * E + a]! || a - c);
+        const order = Array.from({ length: E }, (_, e) => e).sort(
+          (a, c) => logits[l * E + c]! - logits[l * E + a]! || a - c,
+        );
         experts.push(...order.slice(0, K));
       }
-      b.push({ seq: Math.floor(t / 37), pos: t % 37, tokenId: t, token: 'x', isPrompt: false, tNs: BigInt(t), experts, weights: experts.map(() => 1 / K), logits: t % 53 === 0 ? null : logits });
+      b.push({
+        seq: Math.floor(t / 37),
+        pos: t % 37,
+        tokenId: t,
+        token: 'x',
+        isPrompt: false,
+        tNs: BigInt(t),
+        experts,
+        weights: experts.map(() => 1 / K),
+        logits: t % 53 === 0 ? null : logits,
+      });
     }
     return b.finish();
   });
@@ -53,10 +65,21 @@ for (const scoring of ['softmax', 'sigmoid'] as const) {
   });
 }
 
-test('the engine posts logits metrics with its batches: the TUI model shows what scoring them here gives', { timeout: 120_000 }, async () => {
+test('the engine posts logits metrics with its batches: the TUI model shows what scoring them here gives', {
+  timeout: 120_000,
+}, async () => {
   const prompts = loadPrompts(BUNDLED_PROMPTS).slice(0, 3);
   const s = await generationStream(
-    startGeneration({ model: BUNDLED_MODEL, prompts, maxTokens: 4, logits: true, nvidiaSmi: null, threads: 1, memoryIntervalMs: 0, reducer: LIVE_LOGITS_REDUCER }),
+    startGeneration({
+      model: BUNDLED_MODEL,
+      prompts,
+      maxTokens: 4,
+      logits: true,
+      nvidiaSmi: null,
+      threads: 1,
+      memoryIntervalMs: 0,
+      reducer: LIVE_LOGITS_REDUCER,
+    }),
     'tiny',
   );
   const posted = new RoutingModel(s.schema, META, { logits: 'posted' });

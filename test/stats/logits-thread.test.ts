@@ -41,7 +41,9 @@ function stream(scoring: Scoring, sizes: number[], seed: number): { schema: Rout
       for (let l = 0; l < L; l++) {
         for (let e = 0; e < E; e++) logits[l * E + e] = -0.05 * ((e * (l + 3)) % E) + 3 * rand();
         // The recorded selection: the top-K of the logits (ties to the lower index).
-        const order = Array.from({ length: E }, (_, e) => e).sort((a, c) => logits[l * E + c]! - logits[l * E + a]! || a - c);
+        const order = Array.from({ length: E }, (_, e) => e).sort(
+          (a, c) => logits[l * E + c]! - logits[l * E + a]! || a - c,
+        );
         for (let j = 0; j < K; j++) {
           experts[l * K + j] = order[j]!;
           weights[l * K + j] = (K - j) / ((K * (K + 1)) / 2);
@@ -80,12 +82,15 @@ for (const scoring of ['sigmoid', 'softmax'] as Scoring[]) {
     try {
       batches.forEach((b, i) => {
         assert.deepEqual(threaded.add(b), inline.add(b));
-        if (i % 20 === 0 || i === 60) assert.deepEqual(threaded.snapshot('run'), inline.snapshot('run'), `after batch ${i}`);
+        if (i % 20 === 0 || i === 60)
+          assert.deepEqual(threaded.snapshot('run'), inline.snapshot('run'), `after batch ${i}`);
       });
       const snap = threaded.snapshot('run');
       assert.deepEqual(snap, inline.snapshot('run'));
       // The comparison means something: every logits metric is there.
-      for (const m of snap.layers) for (const v of [m.hfAuxLoss, m.seqAuxLoss, m.zLoss, m.tokenEntropy, m.routerMargin]) assert.equal(typeof v, 'number');
+      for (const m of snap.layers)
+        for (const v of [m.hfAuxLoss, m.seqAuxLoss, m.zLoss, m.tokenEntropy, m.routerMargin])
+          assert.equal(typeof v, 'number');
       for (let l = 0; l < L; l++) assert.deepEqual(threaded.layerMetrics(l), inline.layerMetrics(l));
     } finally {
       threaded.close();
@@ -111,9 +116,15 @@ test('a batch with the wrong number of logits is refused before anything is coun
   const stats = new RoutingStats(schema, { logits: new LogitsThread(schema) });
   try {
     const b = batches[0]!;
-    assert.throws(() => stats.add({ ...b, logits: b.logits!.subarray(0, b.logits!.length - 1) }), (e) => e instanceof UserError && /logits for 10 tokens/.test(e.message));
+    assert.throws(
+      () => stats.add({ ...b, logits: b.logits!.subarray(0, b.logits!.length - 1) }),
+      (e) => e instanceof UserError && /logits for 10 tokens/.test(e.message),
+    );
     assert.equal(stats.tokens, 0);
-    assert.equal(stats.load.reduce((a, c) => a + c, 0), 0);
+    assert.equal(
+      stats.load.reduce((a, c) => a + c, 0),
+      0,
+    );
     assert.equal(stats.snapshot('run').global.zLoss, null);
   } finally {
     stats.close();

@@ -1,15 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { UserError } from '../../src/core/errors.js';
-import {
-  checkLoads,
-  contiguousPlacement,
-  deviceLoads,
-  replicaCounts,
-  slotDevice,
-} from '../../src/stats/placement.js';
+import { checkLoads, contiguousPlacement, deviceLoads, replicaCounts, slotDevice } from '../../src/stats/placement.js';
 
-const devicesOf = (slots: number, devices: number) => Array.from({ length: slots }, (_, s) => slotDevice(s, slots, devices));
+const devicesOf = (slots: number, devices: number) =>
+  Array.from({ length: slots }, (_, s) => slotDevice(s, slots, devices));
 
 test('contiguous placement puts expert e on device ⌊e·D/E⌋', () => {
   assert.deepEqual(devicesOf(12, 8), [0, 0, 1, 2, 2, 3, 4, 4, 5, 6, 6, 7]);
@@ -22,16 +17,19 @@ test('contiguous placement puts expert e on device ⌊e·D/E⌋', () => {
   assert.deepEqual(Array.from(contiguousPlacement(5, 2).phy2log[0]!), [0, 1, 2, 3, 4]);
 });
 
-test('device loads under the contiguous placement sum each device\'s experts', () => {
+test("device loads under the contiguous placement sum each device's experts", () => {
   const loads = [
     [1, 2, 3, 4, 5, 6, 7, 8],
     [8, 0, 0, 0, 0, 0, 0, 8],
   ];
   const d = deviceLoads(loads, contiguousPlacement(8, 4));
-  assert.deepEqual(d.map((r) => Array.from(r)), [
-    [3, 7, 11, 15],
-    [8, 0, 0, 8],
-  ]);
+  assert.deepEqual(
+    d.map((r) => Array.from(r)),
+    [
+      [3, 7, 11, 15],
+      [8, 0, 0, 8],
+    ],
+  );
   // Some devices empty.
   assert.deepEqual(Array.from(deviceLoads([[5, 5]], contiguousPlacement(2, 4))[0]!), [5, 0, 5, 0]);
 });
@@ -51,21 +49,34 @@ test('one map per layer, or one shared by all layers', () => {
     [2, 4],
   ];
   const shared = deviceLoads(loads, { devices: 2, phy2log: [[0, 1]] });
-  assert.deepEqual(shared.map((r) => Array.from(r)), [
-    [4, 2],
-    [2, 4],
-  ]);
-  const perLayer = deviceLoads(loads, { devices: 2, phy2log: [[0, 1], [1, 0]] });
-  assert.deepEqual(perLayer.map((r) => Array.from(r)), [
-    [4, 2],
-    [4, 2],
-  ]);
+  assert.deepEqual(
+    shared.map((r) => Array.from(r)),
+    [
+      [4, 2],
+      [2, 4],
+    ],
+  );
+  const perLayer = deviceLoads(loads, {
+    devices: 2,
+    phy2log: [
+      [0, 1],
+      [1, 0],
+    ],
+  });
+  assert.deepEqual(
+    perLayer.map((r) => Array.from(r)),
+    [
+      [4, 2],
+      [4, 2],
+    ],
+  );
 });
 
 test('a zero-load expert may have no slot; a loaded one may not', () => {
   assert.deepEqual(Array.from(deviceLoads([[3, 0]], { devices: 1, phy2log: [[0]] })[0]!), [3]);
-  assert.throws(() => deviceLoads([[3, 1]], { devices: 1, phy2log: [[0]] }), (e: unknown) =>
-    e instanceof UserError && /expert 1 of layer 0 has load 1 but no slot/.test(e.message),
+  assert.throws(
+    () => deviceLoads([[3, 1]], { devices: 1, phy2log: [[0]] }),
+    (e: unknown) => e instanceof UserError && /expert 1 of layer 0 has load 1 but no slot/.test(e.message),
   );
 });
 
@@ -79,7 +90,40 @@ test('bad shapes and values are UserErrors naming the problem', () => {
   bad(() => checkLoads([[1, -1]]), /expert 1 is -1/);
   bad(() => checkLoads([[1, Infinity]]), /expert 1 is Infinity/);
   bad(() => deviceLoads([[1, 2]], { devices: 1, phy2log: [[0, 2]] }), /slot 1 holds expert 2, but there are 2 experts/);
-  bad(() => deviceLoads([[1, 2], [1, 2], [1, 2]], { devices: 1, phy2log: [[0, 1], [0, 1]] }), /placement has 2 layers, loads have 3/);
-  bad(() => deviceLoads([[1, 2], [1, 2]], { devices: 1, phy2log: [[0, 1], [0, 1, 1]] }), /layer 1 has 3 slots/);
+  bad(
+    () =>
+      deviceLoads(
+        [
+          [1, 2],
+          [1, 2],
+          [1, 2],
+        ],
+        {
+          devices: 1,
+          phy2log: [
+            [0, 1],
+            [0, 1],
+          ],
+        },
+      ),
+    /placement has 2 layers, loads have 3/,
+  );
+  bad(
+    () =>
+      deviceLoads(
+        [
+          [1, 2],
+          [1, 2],
+        ],
+        {
+          devices: 1,
+          phy2log: [
+            [0, 1],
+            [0, 1, 1],
+          ],
+        },
+      ),
+    /layer 1 has 3 slots/,
+  );
   bad(() => contiguousPlacement(8, 0), /devices must be a whole number ≥ 1/);
 });

@@ -14,16 +14,36 @@ function randomTokens(schema: RoutingSchema, T: number, seed: number): TokenSpec
   const { experts: E, topK: K } = schema;
   const L = schema.layers.length;
   return Array.from({ length: T }, (_, t) => {
-    const logits = Array.from({ length: L }, () => Array.from({ length: E }, (_, e) => Math.round((r() * 4 - e * 0.2) * 64) / 64));
-    const experts = logits.map((row) => row.map((v, e) => [v, e] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, K).map((x) => x[1]));
+    const logits = Array.from({ length: L }, () =>
+      Array.from({ length: E }, (_, e) => Math.round((r() * 4 - e * 0.2) * 64) / 64),
+    );
+    const experts = logits.map((row) =>
+      row
+        .map((v, e) => [v, e] as const)
+        .sort((a, b) => b[0] - a[0] || a[1] - b[1])
+        .slice(0, K)
+        .map((x) => x[1]),
+    );
     const weights = experts.map((ids) => ids.map((_, j) => 1 / (j + 2)));
     return { seq: Math.floor(t / 10), pos: t % 10, tokenId: t % 5, experts, weights, logits };
   });
 }
 
 const BALANCE_KEYS = [
-  'cv', 'maxVio', 'entropy', 'deadExperts', 'topNShare', 'coverage90', 'hfAuxLoss', 'switchAuxLoss', 'gshardAuxLoss',
-  'seqAuxLoss', 'importanceLoss', 'zLoss', 'tokenEntropy', 'routerMargin',
+  'cv',
+  'maxVio',
+  'entropy',
+  'deadExperts',
+  'topNShare',
+  'coverage90',
+  'hfAuxLoss',
+  'switchAuxLoss',
+  'gshardAuxLoss',
+  'seqAuxLoss',
+  'importanceLoss',
+  'zLoss',
+  'tokenEntropy',
+  'routerMargin',
 ] as const;
 
 function run(schema: RoutingSchema, tokens: TokenSpec[], chunk = 13): RoutingStats {
@@ -50,7 +70,8 @@ for (const scoring of ['softmax', 'sigmoid'] as Scoring[]) {
     const b = run(schema, relabelled).snapshot();
     a.layers.forEach((la, l) => {
       const lb = b.layers[l]!;
-      for (const k of BALANCE_KEYS) assert.ok(close(lb[k] as number, la[k] as number, 1e-9), `${k}: ${la[k]} vs ${lb[k]}`);
+      for (const k of BALANCE_KEYS)
+        assert.ok(close(lb[k] as number, la[k] as number, 1e-9), `${k}: ${la[k]} vs ${lb[k]}`);
       la.load.forEach((c, e) => assert.equal(lb.load[perm[e]!], c));
       assert.notEqual(la.cv, 0, 'the data must not be balanced already');
     });
@@ -126,7 +147,20 @@ test('load metrics of a small case worked out by hand', () => {
 
 test('without logits the logits metrics are null, and the load metrics are still there', () => {
   const schema: RoutingSchema = { layers: [0, 1], experts: 4, topK: 2, scoring: 'softmax', hasLogits: false };
-  const s = run(schema, [{ experts: [[0, 1], [2, 3]] }, { experts: [[0, 2], [2, 1]] }]);
+  const s = run(schema, [
+    {
+      experts: [
+        [0, 1],
+        [2, 3],
+      ],
+    },
+    {
+      experts: [
+        [0, 2],
+        [2, 1],
+      ],
+    },
+  ]);
   const snap = s.snapshot();
   assert.equal(snap.global.hfAuxLoss, null);
   assert.equal(snap.global.zLoss, null);
@@ -138,5 +172,8 @@ test('without logits the logits metrics are null, and the load metrics are still
 test('an expert id beyond the schema is a UserError, not a count in the next layer', () => {
   const schema: RoutingSchema = { layers: [0, 1], experts: 4, topK: 1, scoring: 'softmax', hasLogits: false };
   const s = new RoutingStats(schema);
-  assert.throws(() => s.add(buildBatches(schema, [{ experts: [[4], [0]] }])[0]!), (e) => isUserError(e) && /expert id 4/.test((e as Error).message));
+  assert.throws(
+    () => s.add(buildBatches(schema, [{ experts: [[4], [0]] }])[0]!),
+    (e) => isUserError(e) && /expert id 4/.test((e as Error).message),
+  );
 });

@@ -43,7 +43,19 @@ for (const c of referenceCases()) {
         assert.deepEqual(got.load, el.load, `layer ${l} load`);
         assert.equal(got.deadExperts, el.deadExperts, `layer ${l} dead`);
         assert.equal(got.coverage90, el.coverage90, `layer ${l} coverage90`);
-        for (const key of ['cv', 'maxVio', 'entropy', 'topNShare', 'switchAuxLoss', 'gshardAuxLoss', 'seqAuxLoss', 'importanceLoss', 'zLoss', 'tokenEntropy', 'routerMargin'] as const)
+        for (const key of [
+          'cv',
+          'maxVio',
+          'entropy',
+          'topNShare',
+          'switchAuxLoss',
+          'gshardAuxLoss',
+          'seqAuxLoss',
+          'importanceLoss',
+          'zLoss',
+          'tokenEntropy',
+          'routerMargin',
+        ] as const)
           assertClose(got[key], el[key] as number, `layer ${l} ${key}`, 1e-8);
         assertClose(got.hfAuxLoss, el.hfAuxLoss as number, `layer ${l} hfAuxLoss (torch float32)`, 1e-5);
         const cap = ex.capacity[l]!;
@@ -66,9 +78,16 @@ for (const c of referenceCases()) {
       assert.equal(r.repeat.pairs, ex.repeat[0]!.pairs);
       assertClose(r.repeat.randomTopTwoOverlap, ex.randomTopTwoOverlap, 'random top-2 overlap');
       const tags = Object.keys(ex.domains).sort();
-      assert.deepEqual(r.domains.map((d) => d.tag), tags);
+      assert.deepEqual(
+        r.domains.map((d) => d.tag),
+        tags,
+      );
       for (const d of r.domains)
-        d.layers.forEach((dl, l) => dl.share.forEach((s, e) => assertClose(s, ex.domains[d.tag]![l]![e]!, `domain ${d.tag} layer ${l} expert ${e}`)));
+        d.layers.forEach((dl, l) =>
+          dl.share.forEach((s, e) =>
+            assertClose(s, ex.domains[d.tag]![l]![e]!, `domain ${d.tag} layer ${l} expert ${e}`),
+          ),
+        );
       assertClose(r.vocabulary!.meanMaxShare, ex.vocabMeanMaxShare, 'vocabulary mean max share');
     });
   }
@@ -87,7 +106,8 @@ for (const c of referenceCases()) {
         }
       const top = co.topPairs(l, 1)[0]!;
       let best = -1;
-      for (let i = 0; i < E; i++) for (let j = 0; j < E; j++) if (i !== j && m[i]![j] !== null) best = Math.max(best, m[i]![j]!);
+      for (let i = 0; i < E; i++)
+        for (let j = 0; j < E; j++) if (i !== j && m[i]![j] !== null) best = Math.max(best, m[i]![j]!);
       assertClose(top.ratio, best, `layer ${l} top pair`);
     });
   });

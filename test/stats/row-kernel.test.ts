@@ -30,7 +30,8 @@ const ROWS: Record<string, Gen> = {
   'beyond: max > 700 (exact path)': (r, E) => Array.from({ length: E }, () => 650 + r() * 300),
   'near the float16 limit (exact path)': (r, E) => Array.from({ length: E }, (_, e) => (e % 2 ? 65504 : -65504) * r()),
   'very negative: max < −600 (exact path)': (r, E) => Array.from({ length: E }, () => -1000 + r() * 300),
-  'max at −590, rest far below (eˣ underflows)': (r, E) => Array.from({ length: E }, (_, e) => (e === 3 ? -590 : -800 + r() * 120)),
+  'max at −590, rest far below (eˣ underflows)': (r, E) =>
+    Array.from({ length: E }, (_, e) => (e === 3 ? -590 : -800 + r() * 120)),
   'one spike': (r, E) => Array.from({ length: E }, (_, e) => (e === E >> 1 ? 30 : r() - 0.5)),
   'tiny: subnormal float16 values': (r, E) => Array.from({ length: E }, () => (r() - 0.5) * 1e-6),
   'signed zeros': (r, E) => Array.from({ length: E }, (_, e) => (e % 3 === 0 ? -0 : e % 3 === 1 ? 0 : -r())),
@@ -54,7 +55,10 @@ function compareRow(k: RowSumsKernel, ex: RowScorer, row: Uint16Array, stream: n
   const okX = ex.score(row, 0);
   assert.equal(okK, okX, `${what}: accepted`);
   if (!okX) {
-    assert.ok(prob.every((v) => v === 0), `${what}: a rejected row adds nothing`);
+    assert.ok(
+      prob.every((v) => v === 0),
+      `${what}: a rejected row adds nothing`,
+    );
     return false;
   }
   assert.deepEqual(Array.from(k.rank), Array.from(ex.rank), `${what}: rank`);

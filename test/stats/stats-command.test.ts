@@ -34,7 +34,19 @@ before(() => {
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('stats --json gives the documented JSON with the numbers of the reference', () => {
-  const r = cli('stats', tracePath, '--json', '--devices', '4', '--capacity-factor', '1', '--batch-tokens', '16', '--bias-rate', '0.01');
+  const r = cli(
+    'stats',
+    tracePath,
+    '--json',
+    '--devices',
+    '4',
+    '--capacity-factor',
+    '1',
+    '--batch-tokens',
+    '16',
+    '--bias-rate',
+    '0.01',
+  );
   assert.equal(r.status, 0, r.stderr);
   const j = JSON.parse(r.stdout) as StatsJson & { truncated: boolean };
   const ex = ref.expected;
@@ -68,7 +80,10 @@ test('the JSON equals what the library computes from the same batches, logits me
   for (const b of batches) a.add(b);
   for (const b of batches) a.route(b);
   const lib = JSON.parse(JSON.stringify(a.result({ balancedness: null }))) as StatsJson;
-  assert.deepEqual({ ...j, truncated: undefined, closed: undefined }, { ...lib, truncated: undefined, closed: undefined });
+  assert.deepEqual(
+    { ...j, truncated: undefined, closed: undefined },
+    { ...lib, truncated: undefined, closed: undefined },
+  );
   assert.ok(j.warnings.length > 0, 'the skewed layer trips a rule with a 16-token window');
   assert.equal(j.global.balancedness, null);
 });
@@ -76,7 +91,21 @@ test('the JSON equals what the library computes from the same batches, logits me
 test('stats prints a readable table with conventions and balanced values', () => {
   const r = cli('stats', tracePath);
   assert.equal(r.status, 0, r.stderr);
-  for (const s of ['64 tokens', '3 MoE layers × 8 experts, top-2 softmax', 'MaxVio', 'HF load_balancing_loss_func', 'balanced = K = 2', 'Switch / Megatron', 'z-loss', 'Capacity factor 1.25', 'probs policy', 'position policy', 'same first choice', 'loss-free', 'code (40 tokens)'])
+  for (const s of [
+    '64 tokens',
+    '3 MoE layers × 8 experts, top-2 softmax',
+    'MaxVio',
+    'HF load_balancing_loss_func',
+    'balanced = K = 2',
+    'Switch / Megatron',
+    'z-loss',
+    'Capacity factor 1.25',
+    'probs policy',
+    'position policy',
+    'same first choice',
+    'loss-free',
+    'code (40 tokens)',
+  ])
     assert.ok(r.stdout.includes(s), `missing "${s}" in:\n${r.stdout}`);
   assert.match(r.stdout, /^\s+5\s+1\.563\s+0\.\d{3}\s/m, 'layer 5 (the skewed one) shows MaxVio 1.5625');
 });

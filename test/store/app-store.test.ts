@@ -10,13 +10,24 @@ import { DEMO_TRACE, META, batches } from './helpers.js';
 
 const schema: RoutingSchema = { layers: [0, 1, 2], experts: 4, topK: 2, scoring: 'softmax', hasLogits: false };
 const words = ['The', ' cat', ' sat', ' on', ' the', ' mat', '.', ' The', ' end'];
-const toks = words.map((text) => ({ text, experts: [[0, 1], [1, 2], [2, 3]] }));
+const toks = words.map((text) => ({
+  text,
+  experts: [
+    [0, 1],
+    [1, 2],
+    [2, 3],
+  ],
+}));
 
 function setup() {
   const model = new RoutingModel(schema, META, { window: 4 });
   const feed = new LiveFeed(model);
   for (const b of batches(schema, toks)) feed.push(b);
-  const store = createTuiStore({ model, feed, source: { kind: 'live', label: 'test', recording: null, placement: null } });
+  const store = createTuiStore({
+    model,
+    feed,
+    source: { kind: 'live', label: 'test', recording: null, placement: null },
+  });
   return { model, feed, store };
 }
 
@@ -77,7 +88,17 @@ test('pause freezes a live source; the frame does not change until resumed', asy
   try {
     store.getState().actions.togglePause();
     assert.equal(store.getState().feed.playing, false);
-    feed.push(batches(schema, [{ experts: [[3, 2], [0, 1], [1, 0]] }])[0]!);
+    feed.push(
+      batches(schema, [
+        {
+          experts: [
+            [3, 2],
+            [0, 1],
+            [1, 0],
+          ],
+        },
+      ])[0]!,
+    );
     pub.flush();
     assert.equal(store.getState().frame.tokens, 9);
     assert.equal(store.getState().feed.buffered, 1);
@@ -99,7 +120,17 @@ test('frames are published at most fps times a second while data streams in, and
     });
     const t0 = Date.now();
     while (Date.now() - t0 < 450) {
-      feed.push(batches(schema, [{ experts: [[0, 1], [1, 2], [2, 3]] }])[0]!);
+      feed.push(
+        batches(schema, [
+          {
+            experts: [
+              [0, 1],
+              [1, 2],
+              [2, 3],
+            ],
+          },
+        ])[0]!,
+      );
       await new Promise((r) => setTimeout(r, 5));
     }
     await new Promise((r) => setTimeout(r, 120));
@@ -120,7 +151,11 @@ test('replay keys: step pauses; seek to a token; start and end', () => {
   try {
     const model = new RoutingModel(t.schema, t.meta);
     const feed = new ReplayPlayer(traceStream(t), model, { playing: true });
-    const store = createTuiStore({ model, feed, source: { kind: 'replay', label: 'x', recording: null, placement: null } });
+    const store = createTuiStore({
+      model,
+      feed,
+      source: { kind: 'replay', label: 'x', recording: null, placement: null },
+    });
     const a = store.getState().actions;
     a.step(1);
     assert.equal(store.getState().feed.playing, false);

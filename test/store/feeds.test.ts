@@ -126,7 +126,12 @@ test('follow: tails a trace while it is being written, and ends at its end-of-st
     const path = join(dir, 'grow.arrows');
     const schema: RoutingSchema = { layers: [0, 1], experts: 4, topK: 2, scoring: 'softmax', hasLogits: false };
     const w = TraceWriter.create(path, { schema, meta: META, batchTokens: 2 });
-    const toks = Array.from({ length: 6 }, (_, i) => ({ experts: [[i % 4, (i + 1) % 4], [0, 1]] }));
+    const toks = Array.from({ length: 6 }, (_, i) => ({
+      experts: [
+        [i % 4, (i + 1) % 4],
+        [0, 1],
+      ],
+    }));
     const bs = batches(schema, toks, 2);
     w.write(bs[0]!);
     w.flush();
@@ -157,7 +162,10 @@ test('a frozen live view resumes on its own rather than hold back more than MAX_
   const m = new RoutingModel(schema, META);
   const f = new LiveFeed(m);
   f.setPlaying(false);
-  const half = batches(schema, Array.from({ length: MAX_BUFFERED_TOKENS / 2 + 1 }, () => ({ experts: [[0]] })))[0]!;
+  const half = batches(
+    schema,
+    Array.from({ length: MAX_BUFFERED_TOKENS / 2 + 1 }, () => ({ experts: [[0]] })),
+  )[0]!;
   f.push(half);
   assert.equal(m.tokens, 0);
   assert.equal(f.state().notice, null);
@@ -171,7 +179,12 @@ test('follow: says when the writer stopped without its end-of-stream marker, and
   const { dir, cleanup } = tempDir();
   try {
     const schema: RoutingSchema = { layers: [0, 1], experts: 4, topK: 2, scoring: 'softmax', hasLogits: false };
-    const toks = Array.from({ length: 6 }, (_, i) => ({ experts: [[i % 4, (i + 1) % 4], [0, 1]] }));
+    const toks = Array.from({ length: 6 }, (_, i) => ({
+      experts: [
+        [i % 4, (i + 1) % 4],
+        [0, 1],
+      ],
+    }));
     const bs = batches(schema, toks, 2);
     const watch = { stallMs: 300, partialMs: 150, checkMs: 20 };
     const waitFor = async (pred: () => boolean, what: string) => {
@@ -190,7 +203,11 @@ test('follow: says when the writer stopped without its end-of-stream marker, and
     f.start();
     await waitFor(() => m.tokens === 2, 'the first batch');
     assert.equal(f.state().notice, null, 'not yet');
-    await waitFor(() => /no new tokens for \d+ s and no end-of-stream marker: the writer may have stopped/.test(f.state().notice ?? ''), 'stall notice');
+    await waitFor(
+      () =>
+        /no new tokens for \d+ s and no end-of-stream marker: the writer may have stopped/.test(f.state().notice ?? ''),
+      'stall notice',
+    );
     w.write(bs[1]!);
     w.flush();
     await waitFor(() => m.tokens === 4 && f.state().notice === null, 'the notice clears when tokens arrive');
@@ -210,7 +227,13 @@ test('follow: says when the writer stopped without its end-of-stream marker, and
     const m2 = new RoutingModel(schema, META);
     const f2 = new StreamFeed(traceStream(t2, { follow: true, pollMs: 10 }), m2, 'follow', { file: t2, watch });
     f2.start();
-    await waitFor(() => /a partial batch \([\d,]+ bytes\) has sat at the end for \d+ s: the writer may have died mid-write/.test(f2.state().notice ?? ''), 'partial notice');
+    await waitFor(
+      () =>
+        /a partial batch \([\d,]+ bytes\) has sat at the end for \d+ s: the writer may have died mid-write/.test(
+          f2.state().notice ?? '',
+        ),
+      'partial notice',
+    );
     assert.equal(m2.tokens, 2, 'every complete token is shown');
     f2.stop();
   } finally {

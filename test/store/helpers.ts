@@ -42,7 +42,9 @@ export function batches(schema: RoutingSchema, tokens: Tok[], chunk = tokens.len
       isPrompt: t.isPrompt ?? false,
       tNs: BigInt(Math.round((t.ms ?? i) * 1e6)) + 1_700_000_000_000_000_000n,
       experts: t.experts.flat(),
-      weights: t.weights ? t.weights.flat() : t.experts.flat().map((_, j) => (j % schema.topK === 0 ? 0.75 : 0.25 / Math.max(1, schema.topK - 1))),
+      weights: t.weights
+        ? t.weights.flat()
+        : t.experts.flat().map((_, j) => (j % schema.topK === 0 ? 0.75 : 0.25 / Math.max(1, schema.topK - 1))),
       logits: t.logits ? t.logits.flat() : null,
       tag: t.tag ?? null,
     });

@@ -23,7 +23,10 @@ function cv(c: number[]): number {
 
 test('a step per stepTokens tokens, with MaxVio and CV of the window at that step, however the batches are cut', () => {
   // layer 3 routes token i to expert i % 4 (balanced); layer 7 sends 3 of 4 tokens to expert 0
-  const toks: Tok[] = Array.from({ length: 64 }, (_, i) => ({ experts: [[i % 4], [i % 4 === 3 ? 1 : 0]], ms: i * 100 }));
+  const toks: Tok[] = Array.from({ length: 64 }, (_, i) => ({
+    experts: [[i % 4], [i % 4 === 3 ? 1 : 0]],
+    ms: i * 100,
+  }));
   for (const chunk of [64, 5, 1]) {
     const m = new HistoryModel(schema, META, { window: 16, stepTokens: 8, collapse: false });
     for (const b of batches(schema, toks, chunk)) m.add(b);
@@ -44,7 +47,12 @@ test('a step per stepTokens tokens, with MaxVio and CV of the window at that ste
 
 test('balancedness per layer over a placement: mean device load / max device load (SGLang), lowest first', () => {
   const toks: Tok[] = Array.from({ length: 32 }, (_, i) => ({ experts: [[i % 4], [i % 2]] }));
-  const m = new HistoryModel(schema, META, { window: 32, stepTokens: 32, collapse: false, placement: contiguousPlacement(4, 2) });
+  const m = new HistoryModel(schema, META, {
+    window: 32,
+    stepTokens: 32,
+    collapse: false,
+    placement: contiguousPlacement(4, 2),
+  });
   for (const b of batches(schema, toks)) m.add(b);
   const v = m.history.view(schema.layers, 2);
   assert.ok(v.balancedness);
@@ -56,8 +64,18 @@ test('balancedness per layer over a placement: mean device load / max device loa
 
 test('memory points: GPU used bytes and host RSS; a reset (replay seeking back) clears the history', () => {
   const m = new HistoryModel(schema, META, { window: 4, stepTokens: 1, collapse: false });
-  m.addMemory({ tNs: 1_000_000n, gpus: [{ index: 0, name: 'g', usedBytes: 100, totalBytes: 1000, utilization: null }], hostRssBytes: 7, ortBytes: null });
-  m.addMemory({ tNs: 2_000_000n, gpus: [{ index: 0, name: 'g', usedBytes: 300, totalBytes: 1000, utilization: null }], hostRssBytes: 9, ortBytes: null });
+  m.addMemory({
+    tNs: 1_000_000n,
+    gpus: [{ index: 0, name: 'g', usedBytes: 100, totalBytes: 1000, utilization: null }],
+    hostRssBytes: 7,
+    ortBytes: null,
+  });
+  m.addMemory({
+    tNs: 2_000_000n,
+    gpus: [{ index: 0, name: 'g', usedBytes: 300, totalBytes: 1000, utilization: null }],
+    hostRssBytes: 9,
+    ortBytes: null,
+  });
   for (const b of batches(schema, [{ experts: [[0], [1]] }, { experts: [[1], [2]] }])) m.add(b);
   const v = m.history.view(schema.layers);
   assert.deepEqual(v.memory?.gpus[0]?.used, [100, 300]);
@@ -71,7 +89,11 @@ test('memory points: GPU used bytes and host RSS; a reset (replay seeking back) 
 
 test('memory of the history does not grow with the run: 200,000 steps keep at most 256 points', () => {
   const m = new HistoryModel(schema, META, { window: 16, stepTokens: 1, collapse: false });
-  const bs = batches(schema, Array.from({ length: 1000 }, (_, i) => ({ experts: [[i % 4], [0]] })), 1);
+  const bs = batches(
+    schema,
+    Array.from({ length: 1000 }, (_, i) => ({ experts: [[i % 4], [0]] })),
+    1,
+  );
   for (let r = 0; r < 200; r++) for (const b of bs) m.add(b);
   const v = m.history.view(schema.layers);
   assert.equal(v.steps, 200_000);

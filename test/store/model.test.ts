@@ -16,10 +16,7 @@ const schema: RoutingSchema = { layers: [1, 3], experts: 4, topK: 2, scoring: 's
 const toks = Array.from({ length: 6 }, (_, i) => ({
   text: ` w${i}`,
   seq: i < 4 ? 0 : 1,
-  experts: [
-    [0, 1],
-    i < 3 ? [2, 3] : [3, 2],
-  ],
+  experts: [[0, 1], i < 3 ? [2, 3] : [3, 2]],
 }));
 
 test('frame: load ÷ uniform per expert, NaN before any token, per-layer metrics from src/stats', () => {
@@ -86,7 +83,11 @@ test('with logits: token margin and entropy are the stats RowScorer values; hist
   const s: RoutingSchema = { layers: [0], experts: 4, topK: 1, scoring: 'softmax', hasLogits: true };
   const logits = [[2, 1, 0, -1]];
   const m = new RoutingModel(s, META);
-  for (const b of batches(s, [{ experts: [[0]], logits }, { experts: [[0]], logits }])) m.add(b);
+  for (const b of batches(s, [
+    { experts: [[0]], logits },
+    { experts: [[0]], logits },
+  ]))
+    m.add(b);
   const f = buildFrame(m, { scope: 'run', layer: 0, token: 1, placement: null });
   const sc = new RowScorer(4, 1, 'softmax');
   sc.score(Uint16Array.from(logits[0]!.map(f32ToF16)), 0);
@@ -95,7 +96,10 @@ test('with logits: token margin and entropy are the stats RowScorer values; hist
   const h = f.layer!.margins!;
   assert.equal(h.total, 2);
   assert.deepEqual(h.range, { start: 0, end: 2 });
-  assert.equal(h.counts.reduce((a, b) => a + b, 0), 2);
+  assert.equal(
+    h.counts.reduce((a, b) => a + b, 0),
+    2,
+  );
 });
 
 test('binning keeps the busiest expert of each column; binLoad sums counts and shares', () => {
@@ -139,7 +143,7 @@ test('reset forgets tokens, warnings and time; the ring drops the oldest tokens 
   assert.equal(buildFrame(m, { scope: 'run', layer: 0, token: 3, placement: null }).token, null);
 });
 
-test('a plan file from EPLB: replicas split their expert\'s load; balancedness matches the planner\'s own', async () => {
+test("a plan file from EPLB: replicas split their expert's load; balancedness matches the planner's own", async () => {
   const { writeFileSync } = await import('node:fs');
   const { join } = await import('node:path');
   const { openTrace } = await import('../../src/trace/index.js');
@@ -156,7 +160,10 @@ test('a plan file from EPLB: replicas split their expert\'s load; balancedness m
   const { dir, cleanup } = tempDir();
   try {
     const path = join(dir, 'plan.json');
-    writeFileSync(path, JSON.stringify({ gpus: 2, policy: cmp.plan.policy, phy2log: cmp.plan.phy2log.map((r) => Array.from(r)) }));
+    writeFileSync(
+      path,
+      JSON.stringify({ gpus: 2, policy: cmp.plan.policy, phy2log: cmp.plan.phy2log.map((r) => Array.from(r)) }),
+    );
     const spec = readPlanFile(path, m.schema);
     assert.match(spec.label, /^plan\.json \(EPLB /);
     const f = buildFrame(m, { scope: 'run', layer: 0, token: null, placement: spec });
@@ -176,7 +183,13 @@ test('a plan file from EPLB: replicas split their expert\'s load; balancedness m
 
 test('a frame is a snapshot: tokens arriving after it was built (the ring wrapping over the ones it shows) do not change it', () => {
   const m = new RoutingModel(schema, META, { ringTokens: 8 }); // held: the largest window (4096) at least
-  const words = Array.from({ length: 8 }, (_, i) => ({ text: ` w${i}`, experts: [[i % 4, (i + 1) % 4], [3, 2]] }));
+  const words = Array.from({ length: 8 }, (_, i) => ({
+    text: ` w${i}`,
+    experts: [
+      [i % 4, (i + 1) % 4],
+      [3, 2],
+    ],
+  }));
   for (const b of batches(schema, words)) m.add(b);
   const f = buildFrame(m, { scope: 'run', layer: 0, token: 5, placement: null, tokenSpan: 100 });
   const shown = JSON.stringify({ stream: f.stream, token: f.token, ring: f.ring, counts: Array.from(f.counts) });
@@ -184,7 +197,13 @@ test('a frame is a snapshot: tokens arriving after it was built (the ring wrappi
     f.stream.map((t) => t.text),
     words.map((w) => w.text),
   );
-  const later = Array.from({ length: 4200 }, (_, i) => ({ text: ` later${i}`, experts: [[3, 2], [0, 1]] }));
+  const later = Array.from({ length: 4200 }, (_, i) => ({
+    text: ` later${i}`,
+    experts: [
+      [3, 2],
+      [0, 1],
+    ],
+  }));
   for (const b of batches(schema, later)) m.add(b);
   assert.ok(!m.ring.has(5), 'the ring has moved past the tokens the frame shows');
   assert.equal(JSON.stringify({ stream: f.stream, token: f.token, ring: f.ring, counts: Array.from(f.counts) }), shown);

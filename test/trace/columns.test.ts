@@ -15,7 +15,12 @@ import { META, SCHEMA, makeBatch, plain, tempDir, withColumns } from './helpers.
 test('step, rank and dropped round-trip across batches; nulls read back as NO_STEP and 0', (ctx) => {
   const tmp = tempDir(ctx);
   const path = tmp.path('cols.arrows');
-  const w = TraceWriter.create(path, { schema: SCHEMA, meta: { ...META, world: 2 }, batchTokens: 16, columns: ['rank', 'step', 'dropped'] });
+  const w = TraceWriter.create(path, {
+    schema: SCHEMA,
+    meta: { ...META, world: 2 },
+    batchTokens: 16,
+    columns: ['rank', 'step', 'dropped'],
+  });
   assert.deepEqual(w.columns, ['step', 'rank', 'dropped']);
   const a = withColumns(makeBatch(SCHEMA, 30, 0), 0, 1);
   const b = makeBatch(SCHEMA, 20, 30); // no optional columns: step null, dropped null …
@@ -63,14 +68,22 @@ test('a trace without the optional columns reads as before: no step, rank or dro
 test('export --jsonl and --parquet carry step, rank and dropped; import jsonl gives them back', async (ctx) => {
   const tmp = tempDir(ctx);
   const src = tmp.path('src.arrows');
-  const w = TraceWriter.create(src, { schema: SCHEMA, meta: META, batchTokens: 16, columns: ['step', 'rank', 'dropped'] });
+  const w = TraceWriter.create(src, {
+    schema: SCHEMA,
+    meta: META,
+    batchTokens: 16,
+    columns: ['step', 'rank', 'dropped'],
+  });
   const b = withColumns(makeBatch(SCHEMA, 40, 0, { tags: true }), 0, 5);
   w.write(b);
   w.close();
   const jsonl = tmp.path('x.jsonl');
   const parquet = tmp.path('x.parquet');
   await exportTrace(src, { jsonl, parquet });
-  const lines = readFileSync(jsonl, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = readFileSync(jsonl, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.deepEqual(lines[0]!.columns, ['step', 'rank', 'dropped']);
   assert.equal(lines[1 + 3]!.step, null);
   assert.equal(lines[1 + 8]!.step, 1);
@@ -101,7 +114,13 @@ test('import jsonl: a token with a column the trace does not hold is an error na
   const head = JSON.stringify({ moescope: 1, layers: 1, experts: 4, topK: 1, scoring: 'softmax' });
   const tok = (o: object) => JSON.stringify({ experts: [[1]], ...o });
   writeFileSync(f, [head, tok({ rank: 0 }), tok({ rank: 1, step: 4 })].join('\n'));
-  await assert.rejects(() => importTrace('jsonl', [f], tmp.path('o.arrows')), /bad\.jsonl:3: "step" given, but the first token had none/);
+  await assert.rejects(
+    () => importTrace('jsonl', [f], tmp.path('o.arrows')),
+    /bad\.jsonl:3: "step" given, but the first token had none/,
+  );
   writeFileSync(f, [head, tok({ rank: 0 }), tok({})].join('\n'));
-  await assert.rejects(() => importTrace('jsonl', [f], tmp.path('o.arrows')), /bad\.jsonl:3: "rank" must be an integer 0…65535 on every token/);
+  await assert.rejects(
+    () => importTrace('jsonl', [f], tmp.path('o.arrows')),
+    /bad\.jsonl:3: "rank" must be an integer 0…65535 on every token/,
+  );
 });

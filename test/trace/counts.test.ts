@@ -27,7 +27,8 @@ function countsOf(batches: RoutingBatch[], schema: RoutingSchema): CountBatch {
   const counts = new Float64Array(n * L * E);
   batches.forEach((b, r) => {
     for (let t = 0; t < b.length; t++)
-      for (let l = 0; l < L; l++) for (let k = 0; k < K; k++) counts[(r * L + l) * E + b.experts[(t * L + l) * K + k]!]!++;
+      for (let l = 0; l < L; l++)
+        for (let k = 0; k < K; k++) counts[(r * L + l) * E + b.experts[(t * L + l) * K + k]!]!++;
   });
   return {
     length: n,
@@ -47,7 +48,13 @@ function writeBoth(tmp: { path: (n: string) => string }) {
   w.close();
   const cb = countsOf(batches, SCHEMA);
   const counts = tmp.path('counts.arrows');
-  const cw = CountTraceWriter.create(counts, { schema: SCHEMA, meta: { ...META, source: 'test:counts' }, axis: 'expert', bins: SCHEMA.experts, batchRows: 3 });
+  const cw = CountTraceWriter.create(counts, {
+    schema: SCHEMA,
+    meta: { ...META, source: 'test:counts' },
+    axis: 'expert',
+    bins: SCHEMA.experts,
+    batchRows: 3,
+  });
   cw.write(cb);
   cw.close();
   return { batches, cb, tokens, counts };
@@ -64,9 +71,18 @@ test('a count trace reads back row for row, and token-only readers refuse it in 
     assert.equal(t.batchCount, 3);
     assert.equal(t.complete, true);
     const rows = [...t.countBatches()];
-    assert.deepEqual(rows.flatMap((b) => [...b.step]), [...cb.step]);
-    assert.deepEqual(rows.flatMap((b) => [...b.tNs]), [...cb.tNs]);
-    assert.deepEqual(rows.flatMap((b) => [...b.counts]), [...cb.counts]);
+    assert.deepEqual(
+      rows.flatMap((b) => [...b.step]),
+      [...cb.step],
+    );
+    assert.deepEqual(
+      rows.flatMap((b) => [...b.tNs]),
+      [...cb.tNs],
+    );
+    assert.deepEqual(
+      rows.flatMap((b) => [...b.counts]),
+      [...cb.counts],
+    );
     assert.throws(() => [...t.batches()], /count trace \(load counts per step, no per-token routing\)/);
   } finally {
     t.close();
@@ -75,10 +91,26 @@ test('a count trace reads back row for row, and token-only readers refuse it in 
 
 test('the writer refuses counts a metric cannot use', (ctx) => {
   const tmp = tempDir(ctx);
-  const cw = CountTraceWriter.create(tmp.path('x.arrows'), { schema: SCHEMA, meta: META, axis: 'expert', bins: 8, atomic: true });
-  const bad: CountBatch = { length: 1, step: new Float64Array([0]), tNs: new BigInt64Array(1), axis: 'expert', bins: 8, counts: new Float64Array(24).fill(NaN) };
+  const cw = CountTraceWriter.create(tmp.path('x.arrows'), {
+    schema: SCHEMA,
+    meta: META,
+    axis: 'expert',
+    bins: 8,
+    atomic: true,
+  });
+  const bad: CountBatch = {
+    length: 1,
+    step: new Float64Array([0]),
+    tNs: new BigInt64Array(1),
+    axis: 'expert',
+    bins: 8,
+    counts: new Float64Array(24).fill(NaN),
+  };
   assert.throws(() => cw.write(bad), /counts must be finite/);
-  assert.throws(() => cw.write({ ...bad, bins: 4, counts: new Float64Array(12) }), /expert × 4, the trace holds expert × 8/);
+  assert.throws(
+    () => cw.write({ ...bad, bins: 4, counts: new Float64Array(12) }),
+    /expert × 4, the trace holds expert × 8/,
+  );
   cw.abort();
 });
 
@@ -94,12 +126,24 @@ test('stats on a count trace gives the load metrics of the token trace it was co
   assert.equal(jb.kind, 'counts');
   assert.equal(jb.steps, 8);
   assert.equal(jb.tokens, ja.tokens);
-  for (const [l, m] of (jb.layers as { load: number[]; cv: number; maxVio: number; entropy: number; deadExperts: number; topNShare: number; coverage90: number }[]).entries()) {
+  for (const [l, m] of (
+    jb.layers as {
+      load: number[];
+      cv: number;
+      maxVio: number;
+      entropy: number;
+      deadExperts: number;
+      topNShare: number;
+      coverage90: number;
+    }[]
+  ).entries()) {
     const r = ja.layers[l];
     assert.deepEqual(m.load, r.load);
-    for (const k of ['cv', 'maxVio', 'entropy', 'deadExperts', 'topNShare', 'coverage90'] as const) assert.equal(m[k], r[k], k);
+    for (const k of ['cv', 'maxVio', 'entropy', 'deadExperts', 'topNShare', 'coverage90'] as const)
+      assert.equal(m[k], r[k], k);
   }
-  for (const k of ['cv', 'maxVio', 'maxVioWorst', 'entropy', 'deadExperts']) assert.equal(jb.global[k], ja.global[k], k);
+  for (const k of ['cv', 'maxVio', 'maxVioWorst', 'entropy', 'deadExperts'])
+    assert.equal(jb.global[k], ja.global[k], k);
   assert.equal(jb.devices.sglang, ja.global.balancedness.sglang);
   assert.equal(jb.devices.vllm, ja.global.balancedness.vllm);
   assert.ok(jb.needsTokens.some((m: string) => /^z-loss/.test(m)));
@@ -141,9 +185,23 @@ test('per-device counts give balancedness straight from the counts', (ctx) => {
   const tmp = tempDir(ctx);
   const path = tmp.path('gpu.arrows');
   const schema: RoutingSchema = { layers: [0, 1], experts: 4, topK: 1, scoring: 'softmax', hasLogits: false };
-  const cw = CountTraceWriter.create(path, { schema, meta: META, axis: 'device', bins: 4, topKKnown: false, expertsKnown: false });
+  const cw = CountTraceWriter.create(path, {
+    schema,
+    meta: META,
+    axis: 'device',
+    bins: 4,
+    topKKnown: false,
+    expertsKnown: false,
+  });
   // Two steps; layer 0 even, layer 1 with one GPU at twice the others.
-  cw.write({ length: 2, step: new Float64Array([1, 2]), tNs: new BigInt64Array(2), axis: 'device', bins: 4, counts: Float64Array.from([5, 5, 5, 5, 2, 1, 1, 1, 5, 5, 5, 5, 2, 1, 1, 1]) });
+  cw.write({
+    length: 2,
+    step: new Float64Array([1, 2]),
+    tNs: new BigInt64Array(2),
+    axis: 'device',
+    bins: 4,
+    counts: Float64Array.from([5, 5, 5, 5, 2, 1, 1, 1, 5, 5, 5, 5, 2, 1, 1, 1]),
+  });
   cw.close();
   const r = cli('stats', path, '--json');
   assert.equal(r.status, 0, r.stderr);
@@ -160,7 +218,9 @@ test('per-device counts give balancedness straight from the counts', (ctx) => {
   assert.match(plan.stderr, /^moescope: .*without expert ids/);
 });
 
-test('the count-trace one-liners in docs/trace-format.md work, and pyarrow reads every column as written', { skip: !HAVE_PYARROW && 'python3 with pyarrow not found' }, (ctx) => {
+test('the count-trace one-liners in docs/trace-format.md work, and pyarrow reads every column as written', {
+  skip: !HAVE_PYARROW && 'python3 with pyarrow not found',
+}, (ctx) => {
   const tmp = tempDir(ctx);
   const { cb, counts } = writeBoth(tmp);
   const ran = runDocOneLiners('count-one-liners', 'counts.arrows', counts);
@@ -175,9 +235,14 @@ test('the count-trace one-liners in docs/trace-format.md work, and pyarrow reads
       for (let r = 0; r < cb.length; r++) s += cb.counts[(r * L + l) * E + e]!;
       assert.equal(summed[l]![e], s);
     }
-  const r = python(`import pyarrow as pa; t = pa.ipc.open_stream(${JSON.stringify(counts)}).read_all(); print(t.column('step').to_pylist(), t.schema.field('t_ns').type, t.schema.field('counts').type)`);
+  const r = python(
+    `import pyarrow as pa; t = pa.ipc.open_stream(${JSON.stringify(counts)}).read_all(); print(t.column('step').to_pylist(), t.schema.field('t_ns').type, t.schema.field('counts').type)`,
+  );
   assert.ok(r.ok, r.err);
-  assert.equal(r.out.trim(), `[100, 101, 102, 103, 104, 105, 106, 107] timestamp[ns] fixed_size_list<item: double not null>[24]`);
+  assert.equal(
+    r.out.trim(),
+    `[100, 101, 102, 103, 104, 105, 106, 107] timestamp[ns] fixed_size_list<item: double not null>[24]`,
+  );
   assert.ok(readFileSync(counts).length > 0);
 });
 
@@ -195,7 +260,10 @@ test('check, diff, report and export read a count trace; per-token rules say the
   assert.deepEqual(jc.verdicts, jt.verdicts);
   const z = cli('check', counts, '--max-z-loss', '1');
   assert.equal(z.status, 2);
-  assert.match(z.stderr, /^moescope: --max-z-loss needs per-token router logits, and .* is a count trace \(load counts per step, no per-token data\)\n$/);
+  assert.match(
+    z.stderr,
+    /^moescope: --max-z-loss needs per-token router logits, and .* is a count trace \(load counts per step, no per-token data\)\n$/,
+  );
   // diff: zero drift between a token trace and its own counts; agreement skipped with a note.
   const d = cli('diff', tokens, counts, '--max-drift', '0', '--format', 'json');
   assert.equal(d.status, 0, d.stdout + d.stderr);
@@ -217,19 +285,26 @@ test('check, diff, report and export read a count trace; per-token rules say the
   const e = cli('export', counts, '--jsonl', jsonl);
   assert.equal(e.status, 0, e.stderr);
   assert.match(e.stdout, /8 steps \(jsonl\)/);
-  const lines = readFileSync(jsonl, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const lines = readFileSync(jsonl, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.equal(lines[0].kind, 'counts');
   assert.equal(lines.length, 9);
   assert.deepEqual(lines[1].counts.flat(), [...writeBoth(tempDir(ctx)).cb.counts.subarray(0, 24)]);
 });
 
-test('export --parquet of a count trace reads back in pyarrow', { skip: !HAVE_PYARROW && 'python3 with pyarrow not found' }, (ctx) => {
+test('export --parquet of a count trace reads back in pyarrow', {
+  skip: !HAVE_PYARROW && 'python3 with pyarrow not found',
+}, (ctx) => {
   const tmp = tempDir(ctx);
   const { cb, counts } = writeBoth(tmp);
   const pq = tmp.path('c.parquet');
   const e = cli('export', counts, '--parquet', pq);
   assert.equal(e.status, 0, e.stderr);
-  const r = python(`import pyarrow.parquet as pq, json; t = pq.read_table(${JSON.stringify(pq)}); print(json.dumps([t.column('step').to_pylist(), [x for row in t.column('counts').to_pylist() for x in row], str(t.schema.field('t_ns').type)]))`);
+  const r = python(
+    `import pyarrow.parquet as pq, json; t = pq.read_table(${JSON.stringify(pq)}); print(json.dumps([t.column('step').to_pylist(), [x for row in t.column('counts').to_pylist() for x in row], str(t.schema.field('t_ns').type)]))`,
+  );
   assert.ok(r.ok, r.err);
   const [steps, flat, tType] = JSON.parse(r.out);
   assert.deepEqual(steps, [...cb.step]);

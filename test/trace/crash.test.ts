@@ -43,7 +43,12 @@ test('a trace cut anywhere reads every complete batch and says what was cut', (c
     [lastStart + 5, 160, false, { rowsLost: null, bytesMissing: null }], // inside the framing
     [lastStart + 40, 160, false, { rowsLost: null, bytesMissing: null }], // inside the flatbuffer header
     [lastEnd - 1, 160, false, { rowsLost: 40, bytesMissing: 1 }], // inside the body
-    [Math.floor((lastStart + lastEnd) / 2) + 50, 160, false, { rowsLost: 40, bytesMissing: lastEnd - (Math.floor((lastStart + lastEnd) / 2) + 50) }],
+    [
+      Math.floor((lastStart + lastEnd) / 2) + 50,
+      160,
+      false,
+      { rowsLost: 40, bytesMissing: lastEnd - (Math.floor((lastStart + lastEnd) / 2) + 50) },
+    ],
     [ends[1]! + 1500, 40, false, { rowsLost: 40, bytesMissing: ends[2]! - ends[1]! - 1500 }],
   ];
   for (const [cut, tokens, complete, trunc] of cases) {
@@ -67,7 +72,9 @@ test('a trace cut anywhere reads every complete batch and says what was cut', (c
 
 /** Starts the recorder child; resolves with it and a getter of the last token count it reported. */
 function startRecorder(path: string, flag?: string) {
-  const child = spawn(process.execPath, [CHILD, path, ...(flag ? [flag] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [CHILD, path, ...(flag ? [flag] : [])], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let reported = 0;
   let buf = '';
   child.stdout.on('data', (d: Buffer) => {
@@ -76,8 +83,8 @@ function startRecorder(path: string, flag?: string) {
     buf = lines.pop()!;
     if (lines.length) reported = Number(lines[lines.length - 1]);
   });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('close', (code, signal) => resolve({ code, signal })), // after stdout drained
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
+    (resolve) => child.on('close', (code, signal) => resolve({ code, signal })), // after stdout drained
   );
   return { child, exited, reported: () => reported };
 }

@@ -41,10 +41,11 @@ async function readJs(path: string): Promise<{ meta: FileMetaData; rows: Record<
   const buf = readFileSync(path);
   const file = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
   const meta = parquetMetadata(file);
-  const rows = (await parquetReadObjects({ file, metadata: meta, parsers: { timestampFromNanoseconds: (n: bigint) => n } })) as Record<
-    string,
-    unknown
-  >[];
+  const rows = (await parquetReadObjects({
+    file,
+    metadata: meta,
+    parsers: { timestampFromNanoseconds: (n: bigint) => n },
+  })) as Record<string, unknown>[];
   return { meta, rows };
 }
 
@@ -70,7 +71,8 @@ function assertRowsEqualTrace(rows: Record<string, unknown>[], tracePath: string
     assert.equal(r.t_ns, b.tNs[i], where);
     assert.deepEqual(r.experts, b.experts.slice(i * lk, (i + 1) * lk), where);
     assert.deepEqual(r.weights, f32(b.weights.slice(i * lk, (i + 1) * lk)), where);
-    if (b.logits) assert.deepEqual(r.logits, f32(b.logits.slice(i * le, (i + 1) * le)), where); // NaN equals NaN here
+    if (b.logits)
+      assert.deepEqual(r.logits, f32(b.logits.slice(i * le, (i + 1) * le)), where); // NaN equals NaN here
     else assert.equal('logits' in r, false);
     assert.equal(r.tag, b.tag ? b.tag[i] : null, where);
     const here = mem.filter((m) => m.token === i).map((m) => m.sample);
@@ -87,14 +89,32 @@ test('export --parquet: every column of every token reads back equal (hyparquet)
   const r = await exportTrace(src, { parquet: out });
   assert.deepEqual(r.results, [{ format: 'parquet', path: out, tokens: 100 }]);
   const { meta, rows } = await readJs(out);
-  assert.deepEqual(Object.keys(rows[0]!), ['seq', 'pos', 'token_id', 'token', 'is_prompt', 't_ns', 'experts', 'weights', 'logits', 'tag', 'mem']);
+  assert.deepEqual(Object.keys(rows[0]!), [
+    'seq',
+    'pos',
+    'token_id',
+    'token',
+    'is_prompt',
+    't_ns',
+    'experts',
+    'weights',
+    'logits',
+    'tag',
+    'mem',
+  ]);
   assertRowsEqualTrace(rows, src);
   assert.equal(rows[5]!.logits && (rows[5]!.logits as number[]).every(Number.isNaN), true);
   assert.match(String(rows[40]!.mem), /"hostRssBytes":10.*"hostRssBytes":11/);
   // One row group per trace batch; the trace header, byte for byte.
-  assert.deepEqual(meta.row_groups.map((g) => Number(g.num_rows)), [32, 32, 32, 4]);
+  assert.deepEqual(
+    meta.row_groups.map((g) => Number(g.num_rows)),
+    [32, 32, 32, 4],
+  );
   const t = openTrace(src);
-  assert.equal(meta.key_value_metadata?.find((kv) => kv.key === 'moescope')?.value, t.arrowSchema.metadata.get('moescope'));
+  assert.equal(
+    meta.key_value_metadata?.find((kv) => kv.key === 'moescope')?.value,
+    t.arrowSchema.metadata.get('moescope'),
+  );
   t.close();
   assert.match(meta.created_by ?? '', /^moescope version \d+\.\d+\.\d+/);
   assert.deepEqual(readdirSync(tmp.dir).sort(), ['run.arrows', 'run.parquet']); // no temp file left
@@ -112,8 +132,21 @@ test('row groups split a batch when it holds more list values than the bound; no
   file.close();
   trace.close();
   const { meta, rows } = await readJs(out);
-  assert.deepEqual(meta.row_groups.map((g) => Number(g.num_rows)), [...[5, 5, 5, 5, 5, 5, 2], ...[5, 5, 5, 5, 5, 5, 2], ...[5, 5, 5, 5, 5, 5, 2], 4]);
-  assert.deepEqual(Object.keys(rows[0]!), ['seq', 'pos', 'token_id', 'token', 'is_prompt', 't_ns', 'experts', 'weights', 'tag']);
+  assert.deepEqual(
+    meta.row_groups.map((g) => Number(g.num_rows)),
+    [...[5, 5, 5, 5, 5, 5, 2], ...[5, 5, 5, 5, 5, 5, 2], ...[5, 5, 5, 5, 5, 5, 2], 4],
+  );
+  assert.deepEqual(Object.keys(rows[0]!), [
+    'seq',
+    'pos',
+    'token_id',
+    'token',
+    'is_prompt',
+    't_ns',
+    'experts',
+    'weights',
+    'tag',
+  ]);
   assertRowsEqualTrace(rows, src);
 });
 
@@ -127,7 +160,10 @@ test('an empty trace exports a valid Parquet file with the schema and no rows', 
   assert.equal(rows.length, 0);
   assert.equal(Number(meta.num_rows), 0);
   assert.deepEqual(
-    meta.schema.slice(1).filter((e) => e.name !== 'list' && e.name !== 'element').map((e) => e.name),
+    meta.schema
+      .slice(1)
+      .filter((e) => e.name !== 'list' && e.name !== 'element')
+      .map((e) => e.name),
     ['seq', 'pos', 'token_id', 'token', 'is_prompt', 't_ns', 'experts', 'weights', 'logits', 'tag'],
   );
 });
@@ -148,10 +184,13 @@ test('moescope export --parquet: bad input exits 2 with one line and leaves no f
   };
   fail([tmp.path('missing.arrows'), '--parquet', tmp.path('m.parquet')], /^moescope: .*missing\.arrows: no such trace/);
   fail([src, '--parquet', tmp.path('no-such-dir/x.parquet')], /^moescope: cannot write .*no-such-dir\/x\.parquet/);
-  fail([src, "--parquet", src], /refusing to overwrite/);
+  fail([src, '--parquet', src], /refusing to overwrite/);
   fail([src, '--parquet', tmp.path('same'), '--jsonl', tmp.path('same')], /--jsonl and --parquet both write/);
   writeFileSync(tmp.path('junk.arrows'), 'not a trace at all');
-  fail([tmp.path('junk.arrows'), '--parquet', tmp.path('j.parquet')], /^moescope: .*junk\.arrows: not an Arrow IPC stream trace/);
+  fail(
+    [tmp.path('junk.arrows'), '--parquet', tmp.path('j.parquet')],
+    /^moescope: .*junk\.arrows: not an Arrow IPC stream trace/,
+  );
 
   // A corrupt memory cell (found after the output was opened): the error is reported, the old output is kept.
   const bad = tmp.path('bad.arrows');
@@ -161,13 +200,21 @@ test('moescope export --parquet: bad input exits 2 with one line and leaves no f
   bytes.write('#', at - 1, 'latin1'); // breaks the JSON, same length
   writeFileSync(bad, bytes);
   writeFileSync(tmp.path('keep.parquet'), 'previous export');
-  fail([bad, '--parquet', tmp.path('keep.parquet')], /^moescope: .*bad\.arrows \(batch 1\): mem cell is not valid JSON/);
+  fail(
+    [bad, '--parquet', tmp.path('keep.parquet')],
+    /^moescope: .*bad\.arrows \(batch 1\): mem cell is not valid JSON/,
+  );
   assert.equal(readFileSync(tmp.path('keep.parquet'), 'utf8'), 'previous export');
-  assert.deepEqual(readdirSync(tmp.dir).filter((f) => f.endsWith('.partial')), []);
+  assert.deepEqual(
+    readdirSync(tmp.dir).filter((f) => f.endsWith('.partial')),
+    [],
+  );
   assert.equal(existsSync(tmp.path('j.parquet')), false);
 });
 
-test('pyarrow reads the export with the documented types and the trace values', { skip: !HAVE_PYARROW && 'python3 with pyarrow not found' }, async (ctx) => {
+test('pyarrow reads the export with the documented types and the trace values', {
+  skip: !HAVE_PYARROW && 'python3 with pyarrow not found',
+}, async (ctx) => {
   const tmp = tempDir(ctx);
   const src = tmp.path('run.arrows');
   record(src, LOGITS, { memory: true });
@@ -211,8 +258,14 @@ print(json.dumps({
   assert.equal(got.meta, t.arrowSchema.metadata.get('moescope'));
   t.close();
   assert.deepEqual(got.experts, [...b.experts]);
-  assert.deepEqual(got.weights, [...b.weights].map((h) => F16_TO_F32[h]));
-  assert.deepEqual(got.logits_nan, [...b.logits!].map((h) => Number.isNaN(F16_TO_F32[h])));
+  assert.deepEqual(
+    got.weights,
+    [...b.weights].map((h) => F16_TO_F32[h]),
+  );
+  assert.deepEqual(
+    got.logits_nan,
+    [...b.logits!].map((h) => Number.isNaN(F16_TO_F32[h])),
+  );
   assert.deepEqual(got.token_id, [...b.tokenId]);
   assert.deepEqual(got.token, b.token);
   assert.deepEqual(got.t_ns, [...b.tNs].map(String));
@@ -220,7 +273,9 @@ print(json.dumps({
   assert.equal(got.row_groups, 4);
 });
 
-test('the Parquet one-liners in docs/trace-format.md work on an export', { skip: !HAVE_PYARROW && 'python3 with pyarrow not found' }, async (ctx) => {
+test('the Parquet one-liners in docs/trace-format.md work on an export', {
+  skip: !HAVE_PYARROW && 'python3 with pyarrow not found',
+}, async (ctx) => {
   const tmp = tempDir(ctx);
   const src = tmp.path('run.arrows');
   record(src, LOGITS);
@@ -229,7 +284,10 @@ test('the Parquet one-liners in docs/trace-format.md work on an export', { skip:
   const ran = runDocOneLiners('parquet one-liners', 'run.parquet', out);
   for (const { line, stdout } of ran) {
     if (line.includes('t.num_rows'))
-      assert.match(stdout, /^100 \['seq', 'pos', 'token_id', 'token', 'is_prompt', 't_ns', 'experts', 'weights', 'logits', 'tag'\]/);
+      assert.match(
+        stdout,
+        /^100 \['seq', 'pos', 'token_id', 'token', 'is_prompt', 't_ns', 'experts', 'weights', 'logits', 'tag'\]/,
+      );
     else if (line.includes('duckdb')) assert.match(stdout, /expert[\s\S]*\b\d+\b/);
     else if (line.includes("['schema']")) assert.match(stdout, /'layers': \[1, 3, 5\], 'experts': 8, 'topK': 2/);
     else assert.ok(stdout.trim().length > 0);

@@ -20,7 +20,12 @@ test('export --jsonl then import jsonl gives back the same trace, bit for bit', 
   const w = TraceWriter.create(src, { schema: LOGITS, meta, batchTokens: 32 });
   const b = makeBatch(LOGITS, 100, 0, { tags: true });
   b.logits!.fill(0x7e00, 5 * 24, 6 * 24); // token 5: logits not captured (NaN)
-  w.writeMemory({ tNs: 3n, gpus: [{ index: 0, name: 'g', usedBytes: 1, totalBytes: 2, utilization: 50 }], hostRssBytes: 9, ortBytes: 4 });
+  w.writeMemory({
+    tNs: 3n,
+    gpus: [{ index: 0, name: 'g', usedBytes: 1, totalBytes: 2, utilization: 50 }],
+    hostRssBytes: 9,
+    ortBytes: 4,
+  });
   w.write(b);
   w.close();
   const jsonl = tmp.path('x.jsonl');
@@ -66,7 +71,10 @@ test('export of a cut trace exports the complete tokens, says so in one line and
   const r = moescope('export', cut, '--jsonl', tmp.path('cut.jsonl'), '--parquet', tmp.path('cut.parquet'));
   assert.equal(r.code, 2, r.stderr);
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-  assert.match(r.stderr, /cut\.arrows is truncated at byte \d+ \(40 tokens lost\); the output covers its 80 complete tokens/);
+  assert.match(
+    r.stderr,
+    /cut\.arrows is truncated at byte \d+ \(40 tokens lost\); the output covers its 80 complete tokens/,
+  );
   assert.equal(readFileSync(tmp.path('cut.jsonl'), 'utf8').trim().split('\n').length, 81);
   const pq = readFileSync(tmp.path('cut.parquet'));
   assert.equal(Number(parquetMetadata(pq.buffer.slice(pq.byteOffset, pq.byteOffset + pq.byteLength)).num_rows), 80);

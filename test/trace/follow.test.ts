@@ -37,7 +37,10 @@ test('follow tails a growing trace and ends at the end-of-stream marker', async 
     assert.deepEqual(plain(c.batch), plain(sliceBatch(expected, SCHEMA, at, at + c.batch.length)));
     at += c.batch.length;
   }
-  assert.deepEqual(got.flatMap((c) => c.memory).map((m) => m.token), [100]);
+  assert.deepEqual(
+    got.flatMap((c) => c.memory).map((m) => m.token),
+    [100],
+  );
   t.close();
 });
 

@@ -10,7 +10,12 @@ export const SCHEMA: RoutingSchema = { layers: [1, 3, 5], experts: 8, topK: 2, s
 export const META: StreamMeta = { model: 'test-model', routers: [], tokenizer: null, devices: ['cpu'], source: 'test' };
 
 /** A batch of `n` tokens whose every value derives from (seed, token index): regenerable for comparison. */
-export function makeBatch(schema: RoutingSchema, n: number, first: number, opts: { tags?: boolean } = {}): RoutingBatch {
+export function makeBatch(
+  schema: RoutingSchema,
+  n: number,
+  first: number,
+  opts: { tags?: boolean } = {},
+): RoutingBatch {
   const L = schema.layers.length;
   const lk = L * schema.topK;
   const le = L * schema.experts;
@@ -31,7 +36,7 @@ export function makeBatch(schema: RoutingSchema, n: number, first: number, opts:
     const t = first + i;
     b.seq[i] = Math.floor(t / 50);
     b.pos[i] = t % 50;
-    b.tokenId[i] = (t * 7919) % 50000 - 3;
+    b.tokenId[i] = ((t * 7919) % 50000) - 3;
     b.token.push(t % 5 === 0 ? `é${t}✓` : ` tok${t}`);
     b.isPrompt[i] = t % 50 < 10 ? 1 : 0;
     b.tNs[i] = 1_700_000_000_000_000_000n + BigInt(t) * 1_000_003n;
@@ -66,7 +71,7 @@ export function plain(b: RoutingBatch) {
     weights: [...b.weights],
     logits: b.logits ? [...b.logits] : null,
     // A batch whose tags are all null reads back with no tag column (null): the same data, so compare it so.
-    tag: b.tag && b.tag.some((x) => x !== null) ? [...b.tag] : null,
+    tag: b.tag?.some((x) => x !== null) ? [...b.tag] : null,
     ...(b.step ? { step: [...b.step] } : {}),
     ...(b.rank ? { rank: [...b.rank] } : {}),
     ...(b.dropped ? { dropped: [...b.dropped] } : {}),
@@ -88,7 +93,12 @@ export function withColumns(b: RoutingBatch, first: number, rank: number, noStep
 }
 
 /** A .npy file as np.save writes it (v1.0 header padded so the data starts 64-aligned). */
-export function npy(dtype: '<f2' | '<f4' | '<f8' | '<i4', shape: number[], data: ArrayBufferView, fortran = false): Buffer {
+export function npy(
+  dtype: '<f2' | '<f4' | '<f8' | '<i4',
+  shape: number[],
+  data: ArrayBufferView,
+  fortran = false,
+): Buffer {
   let header = `{'descr': '${dtype}', 'fortran_order': ${fortran ? 'True' : 'False'}, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
   const pad = 64 - ((10 + header.length + 1) % 64);
   header += ' '.repeat(pad) + '\n';
@@ -96,5 +106,9 @@ export function npy(dtype: '<f2' | '<f4' | '<f8' | '<i4', shape: number[], data:
   pre.write('\x93NUMPY', 0, 'latin1');
   pre[6] = 1;
   pre.writeUInt16LE(header.length, 8);
-  return Buffer.concat([pre, Buffer.from(header, 'latin1'), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
+  return Buffer.concat([
+    pre,
+    Buffer.from(header, 'latin1'),
+    Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+  ]);
 }

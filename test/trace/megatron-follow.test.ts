@@ -12,7 +12,16 @@ import { tempDir } from './helpers.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 const rec = (step: number, layer: number, rank: number, rows: number[][]) =>
-  JSON.stringify({ step, stage: 'pre_dispatch', block: 'decoder', layer, rank, num_tokens: rows.length, topk: 2, top_indices: rows }) + '\n';
+  JSON.stringify({
+    step,
+    stage: 'pre_dispatch',
+    block: 'decoder',
+    layer,
+    rank,
+    num_tokens: rows.length,
+    topk: 2,
+    top_indices: rows,
+  }) + '\n';
 
 /** Tokens the (growing) trace holds now; 0 while it does not exist yet. */
 function tokensIn(path: string): number {
@@ -41,7 +50,9 @@ test('import megatron --follow: steps appear once every rank is past them; SIGIN
   writeFileSync(r0, '');
   writeFileSync(r1, '');
   const out = tmp.path('live.arrows');
-  const child = spawn(process.execPath, [CLI, 'import', 'megatron', r0, r1, '-o', out, '--follow', '--experts', '8'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'import', 'megatron', r0, r1, '-o', out, '--follow', '--experts', '8'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -50,7 +61,17 @@ test('import megatron --follow: steps appear once every rank is past them; SIGIN
   ctx.after(() => child.kill('SIGKILL'));
   await until('the follower to start', () => stderr.includes('Ctrl-C stops'));
 
-  appendFileSync(r0, rec(0, 1, 0, [[0, 1], [2, 3]]) + rec(0, 4, 0, [[4, 5], [6, 7]]));
+  appendFileSync(
+    r0,
+    rec(0, 1, 0, [
+      [0, 1],
+      [2, 3],
+    ]) +
+      rec(0, 4, 0, [
+        [4, 5],
+        [6, 7],
+      ]),
+  );
   appendFileSync(r1, rec(0, 1, 1, [[1, 2]]) + rec(0, 4, 1, [[3, 4]]));
   appendFileSync(r0, rec(1, 1, 0, [[7, 6]]) + rec(1, 4, 0, [[5, 4]]));
   await new Promise((r) => setTimeout(r, 1500));

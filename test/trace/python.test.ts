@@ -21,13 +21,19 @@ function recordSample(path: string) {
   return b;
 }
 
-test('the one-liners in docs/trace-format.md work on a recorded trace', { skip: !HAVE_PYARROW && 'python3 with pyarrow not found' }, (ctx) => {
+test('the one-liners in docs/trace-format.md work on a recorded trace', {
+  skip: !HAVE_PYARROW && 'python3 with pyarrow not found',
+}, (ctx) => {
   const tmp = tempDir(ctx);
   const path = tmp.path('run.arrows');
   recordSample(path);
   const ran = runDocOneLiners('one-liners', 'run.arrows', path);
   for (const { line, stdout } of ran) {
-    if (line.includes('t.num_rows')) assert.match(stdout, /^40 \['seq', 'pos', 'token_id', 'token', 'is_prompt', 't_ns', 'experts', 'weights', 'logits', 'tag', 'mem'\]/);
+    if (line.includes('t.num_rows'))
+      assert.match(
+        stdout,
+        /^40 \['seq', 'pos', 'token_id', 'token', 'is_prompt', 't_ns', 'experts', 'weights', 'logits', 'tag', 'mem'\]/,
+      );
     else assert.ok(stdout.trim().length > 0);
   }
   assert.ok(ran.length >= 1);
@@ -56,7 +62,10 @@ print(json.dumps({
   const row = 17;
   const lk = 6;
   assert.deepEqual(got.experts, [...b.experts.subarray(row * lk, row * lk + lk)]);
-  assert.deepEqual(got.weights, [...b.weights.subarray(row * lk, row * lk + lk)].map((h) => F16_TO_F32[h]));
+  assert.deepEqual(
+    got.weights,
+    [...b.weights.subarray(row * lk, row * lk + lk)].map((h) => F16_TO_F32[h]),
+  );
   assert.equal(got.logits0, F16_TO_F32[b.logits![row * 24]!]);
   assert.equal(got.token, b.token[row]);
   assert.equal(got.tag, b.tag![row]);
@@ -72,7 +81,9 @@ print(json.dumps({
   assert.equal(meta.meta.model, 'test-model');
 });
 
-test('import npy reads what np.save writes and picks what numpy top-k picks', { skip: !has('numpy') && 'python3 with numpy not found' }, async (ctx) => {
+test('import npy reads what np.save writes and picks what numpy top-k picks', {
+  skip: !has('numpy') && 'python3 with numpy not found',
+}, async (ctx) => {
   const tmp = tempDir(ctx);
   const src = tmp.path('logits.npy');
   const r = python(`
@@ -92,7 +103,9 @@ print(json.dumps(np.argsort(-x, axis=-1, kind='stable')[..., :4].tolist()))`);
   t.close();
 });
 
-test('traces rewritten by pyarrow (other batch sizes, validity buffers, Arrow file format) read back the same', { skip: !HAVE_PYARROW && 'python3 with pyarrow not found' }, (ctx) => {
+test('traces rewritten by pyarrow (other batch sizes, validity buffers, Arrow file format) read back the same', {
+  skip: !HAVE_PYARROW && 'python3 with pyarrow not found',
+}, (ctx) => {
   const tmp = tempDir(ctx);
   const path = tmp.path('run.arrows');
   recordSample(path);
@@ -115,10 +128,17 @@ with pa.OSFile('${tmp.path('py.arrow')}', 'wb') as f:
   ours.close();
 });
 
-test('step, rank, dropped: pyarrow reads them (nulls included) and the docs one-liners run on them', { skip: !HAVE_PYARROW && 'python3 with pyarrow not found' }, (ctx) => {
+test('step, rank, dropped: pyarrow reads them (nulls included) and the docs one-liners run on them', {
+  skip: !HAVE_PYARROW && 'python3 with pyarrow not found',
+}, (ctx) => {
   const tmp = tempDir(ctx);
   const path = tmp.path('ranks.arrows');
-  const w = TraceWriter.create(path, { schema: SCHEMA, meta: META, batchTokens: 16, columns: ['step', 'rank', 'dropped'] });
+  const w = TraceWriter.create(path, {
+    schema: SCHEMA,
+    meta: META,
+    batchTokens: 16,
+    columns: ['step', 'rank', 'dropped'],
+  });
   const a = withColumns(makeBatch(SCHEMA, 30, 0), 0, 0);
   const b = withColumns(makeBatch(SCHEMA, 30, 0), 0, 1, -1);
   w.write(a);
@@ -130,7 +150,13 @@ t = pa.ipc.open_stream('${path}').read_all()
 print(json.dumps({'names': t.schema.names, 'types': [str(t.schema.field(c).type) for c in ('step', 'rank', 'dropped')],
   'step': t.column('step').to_pylist(), 'rank': t.column('rank').to_pylist(), 'dropped': t.column('dropped').to_pylist()}))`);
   assert.ok(r.ok, r.err);
-  const got = JSON.parse(r.out) as { names: string[]; types: string[]; step: (number | null)[]; rank: number[]; dropped: (number | null)[] };
+  const got = JSON.parse(r.out) as {
+    names: string[];
+    types: string[];
+    step: (number | null)[];
+    rank: number[];
+    dropped: (number | null)[];
+  };
   assert.deepEqual(got.names.slice(-3), ['step', 'rank', 'dropped']);
   assert.deepEqual(got.types, ['uint32', 'uint16', 'uint32']);
   const nullIf = (v: Uint32Array, none: number) => [...v].map((x) => (x === none ? null : x));
@@ -140,13 +166,26 @@ print(json.dumps({'names': t.schema.names, 'types': [str(t.schema.field(c).type)
   assert.deepEqual(got.dropped, [...nullIf(a.dropped!, 0), ...nullIf(b.dropped!, 0)]);
   const ran = runDocOneLiners('rank one-liners', 'ranks.arrows', path);
   const drops = (v: Uint32Array) => v.reduce((x, y) => x + y, 0);
-  assert.match(ran[0]!.stdout, new RegExp(`rank: \\[\\[0,1\\]\\]\\s+seq_count: \\[\\[30,30\\]\\]\\s+dropped_sum: \\[\\[${drops(a.dropped!)},${drops(b.dropped!)}\\]\\]`));
+  assert.match(
+    ran[0]!.stdout,
+    new RegExp(
+      `rank: \\[\\[0,1\\]\\]\\s+seq_count: \\[\\[30,30\\]\\]\\s+dropped_sum: \\[\\[${drops(a.dropped!)},${drops(b.dropped!)}\\]\\]`,
+    ),
+  );
 });
 
-test('a trace written by pyarrow the way the Python probe writes it (nullable fields, step/rank/dropped) reads back exactly', { skip: !HAVE_PYARROW && 'python3 with pyarrow not found' }, (ctx) => {
+test('a trace written by pyarrow the way the Python probe writes it (nullable fields, step/rank/dropped) reads back exactly', {
+  skip: !HAVE_PYARROW && 'python3 with pyarrow not found',
+}, (ctx) => {
   const tmp = tempDir(ctx);
   const path = tmp.path('probe.arrows');
-  const header = { format: 1, moescope: 'probe-test', createdAt: '2026-01-01T00:00:00.000Z', schema: SCHEMA, meta: { ...META, source: 'probe', world: 2 } };
+  const header = {
+    format: 1,
+    moescope: 'probe-test',
+    createdAt: '2026-01-01T00:00:00.000Z',
+    schema: SCHEMA,
+    meta: { ...META, source: 'probe', world: 2 },
+  };
   const r = python(`
 import json, pyarrow as pa, numpy as np
 L, K, n = 3, 2, 10
@@ -178,7 +217,13 @@ print(json.dumps({'experts': t.column('experts').combine_chunks().values.to_pyli
   assert.deepEqual([...got.experts], want.experts);
   assert.deepEqual([...got.step!], want.step);
   assert.deepEqual([...got.rank!], new Array(20).fill(1));
-  assert.deepEqual([...got.dropped!], want.dropped.map((d) => d ?? 0));
-  assert.deepEqual([...got.dropped!].filter((d) => d > 0), [3, 3]);
+  assert.deepEqual(
+    [...got.dropped!],
+    want.dropped.map((d) => d ?? 0),
+  );
+  assert.deepEqual(
+    [...got.dropped!].filter((d) => d > 0),
+    [3, 3],
+  );
   t.close();
 });

@@ -33,7 +33,10 @@ export function runDocOneLiners(marker: string, placeholder: string, file: strin
   assert.ok(lines.length >= 3);
   const ran: { line: string; stdout: string }[] = [];
   for (const line of lines) {
-    const mods = /import ([\w., ]+?);/.exec(line)![1]!.split(',').map((m) => m.trim().split(' ')[0]!);
+    const mods = /import ([\w., ]+?);/
+      .exec(line)![1]!
+      .split(',')
+      .map((m) => m.trim().split(' ')[0]!);
     if (!mods.every(has)) continue; // polars / duckdb may be absent
     const r = spawnSync('sh', ['-c', line.replaceAll(`'${placeholder}'`, `'${file}'`)], { encoding: 'utf8' });
     assert.equal(r.status, 0, `${line}\n${r.stderr}`);

@@ -9,13 +9,25 @@ import { META, SCHEMA, makeBatch, plain, tempDir } from './helpers.js';
 const LOGITS: RoutingSchema = { ...SCHEMA, hasLogits: true };
 
 /** Writes `total` tokens in writes of varying sizes (1 token … several batches). */
-function record(path: string, schema: RoutingSchema, total: number, batchTokens: number, opts: { tags?: boolean } = {}) {
+function record(
+  path: string,
+  schema: RoutingSchema,
+  total: number,
+  batchTokens: number,
+  opts: { tags?: boolean } = {},
+) {
   const w = TraceWriter.create(path, { schema, meta: META, batchTokens });
   const sizes = [1, 3, batchTokens, 2 * batchTokens + 5, 7, batchTokens - 1];
   let at = 0;
   for (let i = 0; at < total; i++) {
     const n = Math.min(sizes[i % sizes.length]!, total - at);
-    if (i % 4 === 0) w.writeMemory({ tNs: BigInt(at) * 10n, gpus: [{ index: 0, name: 'gpu', usedBytes: at, totalBytes: 1e9, utilization: null }], hostRssBytes: 5, ortBytes: null });
+    if (i % 4 === 0)
+      w.writeMemory({
+        tNs: BigInt(at) * 10n,
+        gpus: [{ index: 0, name: 'gpu', usedBytes: at, totalBytes: 1e9, utilization: null }],
+        hostRssBytes: 5,
+        ortBytes: null,
+      });
     w.write(makeBatch(schema, n, at, opts));
     at += n;
   }
@@ -25,7 +37,10 @@ function record(path: string, schema: RoutingSchema, total: number, batchTokens:
 
 test('round trip: every column reads back bit for bit, in writes of any size', (ctx) => {
   const tmp = tempDir(ctx);
-  for (const [schema, tags] of [[SCHEMA, false], [LOGITS, true]] as const) {
+  for (const [schema, tags] of [
+    [SCHEMA, false],
+    [LOGITS, true],
+  ] as const) {
     const path = tmp.path(`rt-${schema.hasLogits}.arrows`);
     const w = record(path, schema, 1000, 64, { tags });
     const t = openTrace(path);
@@ -34,7 +49,10 @@ test('round trip: every column reads back bit for bit, in writes of any size', (
     assert.equal(t.truncated, null);
     assert.deepEqual(t.schema, schema);
     assert.equal(t.meta.model, 'test-model');
-    assert.deepEqual(t.meta.routers.map((r) => r.layer), schema.layers);
+    assert.deepEqual(
+      t.meta.routers.map((r) => r.layer),
+      schema.layers,
+    );
     assert.equal(t.version, w.header.moescope);
     assert.ok(Math.abs(t.createdAt.getTime() - Date.now()) < 60_000);
     const expected = makeBatch(schema, 1000, 0, { tags });
@@ -55,7 +73,15 @@ test('seeking: readRange, batchIndexOf and batches(from) agree with what was wri
   record(path, LOGITS, 777, 50, { tags: true });
   const expected = makeBatch(LOGITS, 777, 0, { tags: true });
   const t = openTrace(path);
-  for (const [s, e] of [[0, 777], [0, 0], [776, 777], [49, 51], [50, 100], [123, 456], [700, 777]] as const) {
+  for (const [s, e] of [
+    [0, 777],
+    [0, 0],
+    [776, 777],
+    [49, 51],
+    [50, 100],
+    [123, 456],
+    [700, 777],
+  ] as const) {
     assert.deepEqual(plain(t.readRange(s, e)), plain(sliceBatch(expected, LOGITS, s, e)), `range ${s}…${e}`);
   }
   const i = t.batchIndexOf(400);
@@ -72,7 +98,12 @@ test('memory samples ride on the next token and read back from the mem column al
   const tmp = tempDir(ctx);
   const path = tmp.path('mem.arrows');
   const w = TraceWriter.create(path, { schema: SCHEMA, meta: META, batchTokens: 10 });
-  const s = (n: number) => ({ tNs: BigInt(n) + 1_700_000_000_000_000_000n, gpus: null, hostRssBytes: n, ortBytes: n * 2 });
+  const s = (n: number) => ({
+    tNs: BigInt(n) + 1_700_000_000_000_000_000n,
+    gpus: null,
+    hostRssBytes: n,
+    ortBytes: n * 2,
+  });
   w.writeMemory(s(1));
   w.writeMemory(s(2));
   w.write(makeBatch(SCHEMA, 25, 0));
@@ -87,7 +118,10 @@ test('memory samples ride on the next token and read back from the mem column al
     { token: 25, sample: s(3) },
   ]);
   const chunks = [...t.chunks()];
-  assert.deepEqual(chunks.flatMap((c) => c.memory).map((m) => m.token), [0, 0, 25]);
+  assert.deepEqual(
+    chunks.flatMap((c) => c.memory).map((m) => m.token),
+    [0, 0, 25],
+  );
   t.close();
 });
 
@@ -146,7 +180,10 @@ test('not-a-trace files are a UserError naming the file', (ctx) => {
   ];
   for (const [name, content, re] of cases) {
     writeFileSync(tmp.path(name), content);
-    assert.throws(() => openTrace(tmp.path(name)), (e: unknown) => e instanceof UserError && re.test(e.message) && e.message.includes(name));
+    assert.throws(
+      () => openTrace(tmp.path(name)),
+      (e: unknown) => e instanceof UserError && re.test(e.message) && e.message.includes(name),
+    );
   }
   assert.throws(() => openTrace(tmp.path('missing.arrows')), /no such trace/);
   assert.ok(statSync(tmp.dir).isDirectory());
@@ -155,7 +192,14 @@ test('not-a-trace files are a UserError naming the file', (ctx) => {
 test('a background writer (moescope listen) writes the same file as a synchronous one, whatever close() finds in flight', async (ctx) => {
   const tmp = tempDir(ctx);
   const write = (path: string, background: boolean) => {
-    const w = TraceWriter.create(path, { schema: SCHEMA, meta: META, batchTokens: 64, background, createdAt: new Date(0), columns: ['rank'] });
+    const w = TraceWriter.create(path, {
+      schema: SCHEMA,
+      meta: META,
+      batchTokens: 64,
+      background,
+      createdAt: new Date(0),
+      columns: ['rank'],
+    });
     const sizes = [1, 3, 300, 64, 7, 1000, 2, 256];
     let at = 0;
     for (let i = 0; i < 40; i++) {

@@ -17,7 +17,10 @@ const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
 const DIR = join(FIXTURES, 'sglang');
 const expected = JSON.parse(readFileSync(join(DIR, 'expected.json'), 'utf8'));
-const filesOf = (mode: string) => readdirSync(join(DIR, mode)).filter((f) => f.endsWith('.pt')).map((f) => join(DIR, mode, f));
+const filesOf = (mode: string) =>
+  readdirSync(join(DIR, mode))
+    .filter((f) => f.endsWith('.pt'))
+    .map((f) => join(DIR, mode, f));
 /** Layer 0 of the fixture model is dense (no routed tokens): the MoE layers are 1…L−1. */
 const MOE = Array.from({ length: expected.layers - 1 }, (_, i) => i + 1);
 const E: number = expected.logicalExperts;
@@ -32,7 +35,9 @@ function countRows(path: string): { steps: number[]; rows: number[][][] } {
     for (const b of t.countBatches())
       for (let r = 0; r < b.length; r++) {
         steps.push(b.step[r]!);
-        rows.push(Array.from({ length: L }, (_, l) => Array.from(b.counts.subarray((r * L + l) * E, (r * L + l + 1) * E))));
+        rows.push(
+          Array.from({ length: L }, (_, l) => Array.from(b.counts.subarray((r * L + l) * E, (r * L + l + 1) * E))),
+        );
       }
     return { steps, rows };
   } finally {
@@ -48,7 +53,9 @@ test('stat dump: the filled logical_count steps, dense layer left out', (ctx) =>
   assert.match(r.stderr, /2 all-zero buffer steps left out/);
   assert.match(r.stderr, /layer 0 routed no tokens \(dense layers\)/);
   const { rows } = countRows(out);
-  const want = (expected.stat.logicalCount as number[][][]).slice(0, expected.stat.filledSteps).map((s) => MOE.map((l) => s[l]!));
+  const want = (expected.stat.logicalCount as number[][][])
+    .slice(0, expected.stat.filledSteps)
+    .map((s) => MOE.map((l) => s[l]!));
   assert.deepEqual(rows, want);
   const t = openTrace(out);
   assert.deepEqual(t.schema.layers, MOE);
@@ -62,12 +69,18 @@ test('per_pass dumps of two ranks: summed per forward pass, physical → logical
   assert.equal(r.status, 0, r.stderr);
   const { steps, rows } = countRows(out);
   assert.deepEqual(steps, expected.per_pass.forwardPassIds);
-  assert.deepEqual(rows, (expected.per_pass.logicalCount as number[][][]).map((s) => MOE.map((l) => s[l]!)));
+  assert.deepEqual(
+    rows,
+    (expected.per_pass.logicalCount as number[][][]).map((s) => MOE.map((l) => s[l]!)),
+  );
   const t = openTrace(out);
   const p = t.countInfo!.placement!;
   t.close();
   assert.equal(p.devices, expected.ranks);
-  assert.deepEqual(p.phy2log, MOE.map((l) => expected.per_pass.physicalToLogical[l]));
+  assert.deepEqual(
+    p.phy2log,
+    MOE.map((l) => expected.per_pass.physicalToLogical[l]),
+  );
   // stats shows the replicas and the balancedness under that placement.
   const s = cli('stats', out, '--json');
   assert.equal(s.status, 0, s.stderr);
@@ -76,14 +89,21 @@ test('per_pass dumps of two ranks: summed per forward pass, physical → logical
   assert.equal(j.devices.slots, expected.physicalExperts);
   assert.equal(j.devices.replicatedExperts, 2);
   assert.equal(j.tokens, (expected.per_pass.summedLoad[1] as number[]).reduce((a, b) => a + b, 0) / 2);
-  j.layers.forEach((m: { load: number[] }, i: number) => assert.deepEqual(m.load, expected.per_pass.summedLoad[MOE[i]!]));
+  j.layers.forEach((m: { load: number[] }, i: number) =>
+    assert.deepEqual(m.load, expected.per_pass.summedLoad[MOE[i]!]),
+  );
 });
 
 test('per_token dumps of two ranks: every token with its logical experts, in forward-pass then rank order', (ctx) => {
   const out = tempDir(ctx).path('tok.arrows');
   const r = cli('import', 'sglang', ...filesOf('per_token'), '-o', out);
   assert.equal(r.status, 0, r.stderr);
-  const tokens = expected.per_token.tokens as { tokenId: number; position: number; forwardMode: number; experts: number[][] }[];
+  const tokens = expected.per_token.tokens as {
+    tokenId: number;
+    position: number;
+    forwardMode: number;
+    experts: number[][];
+  }[];
   assert.match(r.stdout, new RegExp(`${tokens.length} tokens, 3 MoE layers × 8 experts, top-2`));
   const t = openTrace(out);
   try {
@@ -97,7 +117,10 @@ test('per_token dumps of two ranks: every token with its logical experts, in for
         assert.equal(b.pos[x], want.position);
         assert.equal(b.isPrompt[x], want.forwardMode === 1 ? 1 : 0);
         assert.equal(b.tag![x], want.forwardMode === 1 ? 'extend' : 'decode');
-        assert.deepEqual(Array.from(b.experts.subarray(x * MOE.length * K, (x + 1) * MOE.length * K)), want.experts.flat());
+        assert.deepEqual(
+          Array.from(b.experts.subarray(x * MOE.length * K, (x + 1) * MOE.length * K)),
+          want.experts.flat(),
+        );
       }
     assert.equal(i, tokens.length);
   } finally {
@@ -106,7 +129,9 @@ test('per_token dumps of two ranks: every token with its logical experts, in for
   // The loads of the token trace are the per-pass logical counts SGLang's reader gets from global_physical_count.
   const s = cli('stats', out, '--json');
   assert.equal(s.status, 0, s.stderr);
-  JSON.parse(s.stdout).layers.forEach((m: { load: number[] }, i: number) => assert.deepEqual(m.load, expected.per_token.summedLoad[MOE[i]!]));
+  JSON.parse(s.stdout).layers.forEach((m: { load: number[] }, i: number) =>
+    assert.deepEqual(m.load, expected.per_token.summedLoad[MOE[i]!]),
+  );
 });
 
 test('plan on a stat dump answers "should I turn EPLB on" with balancedness before and after', (ctx) => {
@@ -127,13 +152,19 @@ test('plan on a stat dump answers "should I turn EPLB on" with balancedness befo
   assert.ok(j.after.balancedness.sglang > j.before.balancedness.sglang);
   assert.equal(j.advice.turnOn, true);
   const text = cli('plan', out, '--replicas', '10', '--gpus', '2');
-  assert.match(text.stdout, /should EPLB be on\? turn EPLB on: the busiest GPU carries \d\.\d\d× the mean load without EPLB/);
+  assert.match(
+    text.stdout,
+    /should EPLB be on\? turn EPLB on: the busiest GPU carries \d\.\d\d× the mean load without EPLB/,
+  );
 });
 
 test('hostile and foreign .pt files are refused in one line, executing and writing nothing', (ctx) => {
   const tmp = tempDir(ctx);
   const cases: [string, RegExp][] = [
-    ['os_system.pt', /refused: pickle global posix\.system is not one that expert-distribution dumps hold \(nothing was executed\)/],
+    [
+      'os_system.pt',
+      /refused: pickle global posix\.system is not one that expert-distribution dumps hold \(nothing was executed\)/,
+    ],
     ['huge_shape.pt', /refused: logical_count: shape \[1048576, 1048576, 1024\] has \d+ elements/],
     ['stride0.pt', /refused: logical_count: shape \[1, 100000, 8\] views more elements than its storage holds/],
     ['truncated.pt', /zip archive cut short/],
@@ -150,7 +181,10 @@ test('hostile and foreign .pt files are refused in one line, executing and writi
     assert.match(lines[0]!, /^moescope: /);
     assert.match(lines[0]!, why, name);
     assert.equal(existsSync(out), false);
-    assert.deepEqual(readdirSync(tmp.dir).filter((f) => f.includes('partial')), []);
+    assert.deepEqual(
+      readdirSync(tmp.dir).filter((f) => f.includes('partial')),
+      [],
+    );
   }
   assert.equal(existsSync('/tmp/moescope-sglang-pwned'), false);
   const mixed = cli('import', 'sglang', ...filesOf('stat'), ...filesOf('per_pass'), '-o', tmp.path('mixed.arrows'));

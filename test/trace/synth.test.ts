@@ -8,7 +8,16 @@ import { parseCollapse, parseSkew, synthesize, type SynthSpec } from '../../src/
 import { moescope } from './cli.js';
 import { plain, tempDir } from './helpers.js';
 
-const BASE: SynthSpec = { layers: 4, experts: 32, topK: 4, tokens: 4000, skew: { kind: 'uniform' }, collapse: null, logits: false, seed: 3 };
+const BASE: SynthSpec = {
+  layers: 4,
+  experts: 32,
+  topK: 4,
+  tokens: 4000,
+  skew: { kind: 'uniform' },
+  collapse: null,
+  logits: false,
+  seed: 3,
+};
 
 function loads(path: string, layer: number, from = 0) {
   const t = openTrace(path);
@@ -49,7 +58,11 @@ test('synth: same seed, same routing; skew and a planted collapse show up where 
 
   const uniform = loads(tmp.path('a.arrows'), 0);
   assert.ok(Math.max(...uniform.share) < 2 / 32, `uniform max share ${Math.max(...uniform.share)}`);
-  synthesize(tmp.path('z.arrows'), { ...BASE, skew: { kind: 'zipf', s: 1.2 }, collapse: { layer: 2, expert: 7, from: 0.5 } });
+  synthesize(tmp.path('z.arrows'), {
+    ...BASE,
+    skew: { kind: 'zipf', s: 1.2 },
+    collapse: { layer: 2, expert: 7, from: 0.5 },
+  });
   const zipf = loads(tmp.path('z.arrows'), 0);
   assert.ok(Math.max(...zipf.share) > 3 / 32, `zipf max share ${Math.max(...zipf.share)}`);
   const before = loads(tmp.path('z.arrows'), 2, 0);
@@ -63,13 +76,27 @@ test('synth --logits: the stored selection is exactly selectTopK of the stored l
   const tmp = tempDir(ctx);
   for (const scoring of ['softmax', 'sigmoid'] as const) {
     const p = tmp.path(`${scoring}.arrows`);
-    synthesize(p, { ...BASE, tokens: 300, logits: true, scoring, skew: { kind: 'zipf', s: 1 }, collapse: { layer: 1, expert: 5, from: 0.2 } });
+    synthesize(p, {
+      ...BASE,
+      tokens: 300,
+      logits: true,
+      scoring,
+      skew: { kind: 'zipf', s: 1 },
+      collapse: { layer: 1, expert: 5, from: 0.2 },
+    });
     const t = openTrace(p);
     assert.equal(t.schema.scoring, scoring);
     const b = t.readRange(0, 300);
-    const sel = selectTopK([...b.logits!].map((h) => F16_TO_F32[h]!), 32, 4, scoring);
+    const sel = selectTopK(
+      [...b.logits!].map((h) => F16_TO_F32[h]!),
+      32,
+      4,
+      scoring,
+    );
     assert.deepEqual([...b.experts], [...sel.experts]);
-    const collapsed = b.experts.filter((_, i) => Math.floor(i / 4) % 4 === 1 && Math.floor(i / 16) >= 60 && i % 4 === 0);
+    const collapsed = b.experts.filter(
+      (_, i) => Math.floor(i / 4) % 4 === 1 && Math.floor(i / 16) >= 60 && i % 4 === 0,
+    );
     assert.ok(collapsed.every((e) => e === 5));
     t.close();
   }
@@ -84,7 +111,23 @@ test('synth flags: bad specs are usage errors; the CLI writes the trace it repor
   assert.throws(() => parseCollapse('layer=1,exp=3', 4, 8), /unknown key "exp"/);
   const tmp = tempDir(ctx);
   const out = tmp.path('s.arrows');
-  const r = moescope('synth', '--layers', '3', '--experts', '16', '--top-k', '2', '--tokens', '500', '--skew', 'zipf:1.1', '--collapse', 'layer=1,expert=3,from=0.5', '-o', out);
+  const r = moescope(
+    'synth',
+    '--layers',
+    '3',
+    '--experts',
+    '16',
+    '--top-k',
+    '2',
+    '--tokens',
+    '500',
+    '--skew',
+    'zipf:1.1',
+    '--collapse',
+    'layer=1,expert=3,from=0.5',
+    '-o',
+    out,
+  );
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /wrote .*s\.arrows: 500 tokens, 3 MoE layers × 16 experts, top-2 softmax/);
   assert.equal(openTrace(out).tokenCount, 500);
@@ -95,14 +138,29 @@ test('synth flags: bad specs are usage errors; the CLI writes the trace it repor
 
 test('synth --rank --step-tokens: a trace as one rank records it (rank and step columns), same routing as without', (ctx) => {
   const tmp = tempDir(ctx);
-  const r = moescope('synth', '--tokens', '300', '--seed', '3', '--rank', '5', '--step-tokens', '64', '-o', tmp.path('r.arrows'));
+  const r = moescope(
+    'synth',
+    '--tokens',
+    '300',
+    '--seed',
+    '3',
+    '--rank',
+    '5',
+    '--step-tokens',
+    '64',
+    '-o',
+    tmp.path('r.arrows'),
+  );
   assert.equal(r.code, 0, r.stderr);
   synthesize(tmp.path('p.arrows'), { ...BASE, layers: 4, experts: 8, topK: 2, tokens: 300 });
   const t = openTrace(tmp.path('r.arrows'));
   assert.deepEqual(t.columns, ['step', 'rank']);
   const b = t.readRange(0, 300);
   assert.ok([...b.rank!].every((x) => x === 5));
-  assert.deepEqual([...b.step!], Array.from({ length: 300 }, (_, g) => Math.floor(g / 64)));
+  assert.deepEqual(
+    [...b.step!],
+    Array.from({ length: 300 }, (_, g) => Math.floor(g / 64)),
+  );
   const p = openTrace(tmp.path('p.arrows'));
   assert.deepEqual([...b.experts], [...p.readRange(0, 300).experts]);
   t.close();

@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import { rankTopInto, selectTopK } from '../../src/core/topk.js';
 
 const close = (a: ArrayLike<number>, b: number[], eps = 1e-6) =>
-  assert.ok(b.every((x, i) => Math.abs(a[i]! - x) < eps), `${Array.from(a)} ≈ ${b}`);
+  assert.ok(
+    b.every((x, i) => Math.abs(a[i]! - x) < eps),
+    `${Array.from(a)} ≈ ${b}`,
+  );
 
 test('softmax top-k: the K largest logits, weights = softmax renormalised over the K', () => {
   const s = selectTopK([0, 2, 1, -1], 4, 2, 'softmax');

@@ -17,7 +17,12 @@ function setup(term = { columns: 100, rows: 30 }) {
   const trace = openTrace(DEMO_TRACE);
   const model = new RoutingModel(trace.schema, trace.meta);
   const feed = new ReplayPlayer(traceStream(trace), model, { playing: false });
-  const store = createTuiStore({ model, feed, source: { kind: 'replay', label: 'demo.arrows', recording: null, placement: contiguousSpec(trace.schema, 2) }, term });
+  const store = createTuiStore({
+    model,
+    feed,
+    source: { kind: 'replay', label: 'demo.arrows', recording: null, placement: contiguousSpec(trace.schema, 2) },
+    term,
+  });
   const pub = startPublishing(store, model, feed, 1000);
   feed.seek(600);
   pub.flush();
@@ -109,7 +114,13 @@ test('tokens: select with ←, open the routing with enter, / searches', async (
     assert.match(s.r.text(), /\/License/);
     await s.press('\r');
     const t = s.store.getState().ui.token!;
-    assert.ok(s.store.getState().frame.stream.find((x) => x.index === t)!.text.toLowerCase().includes('license'));
+    assert.ok(
+      s.store
+        .getState()
+        .frame.stream.find((x) => x.index === t)!
+        .text.toLowerCase()
+        .includes('license'),
+    );
   } finally {
     s.done();
   }
@@ -138,7 +149,10 @@ test('playback keys: . steps, : seeks to a percentage, G goes to the end', async
 test('a terminal below 80×24 says which size is needed', async () => {
   const s = setup({ columns: 60, rows: 20 });
   try {
-    assert.match(s.r.text(), /needs a terminal of at least 80×24;\s+this one\s+is\s+60×20\.\s+Enlarge it, or press q to quit\./);
+    assert.match(
+      s.r.text(),
+      /needs a terminal of at least 80×24;\s+this one\s+is\s+60×20\.\s+Enlarge it, or press q to quit\./,
+    );
   } finally {
     s.done();
   }
@@ -194,7 +208,11 @@ test('the warnings cursor stays on its warning while newer warnings push the lis
     await s.press('');
     const after = s.store.getState().frame.warnings;
     assert.ok(after.length > before.length, 'newer warnings arrived');
-    assert.match(s.r.text(), new RegExp(`▶ ${chosen.firstToken.toLocaleString('en-US')}\\s+${chosen.rule}`), 'the cursor is still on it');
+    assert.match(
+      s.r.text(),
+      new RegExp(`▶ ${chosen.firstToken.toLocaleString('en-US')}\\s+${chosen.rule}`),
+      'the cursor is still on it',
+    );
     await s.press('\r');
     assert.equal(s.store.getState().ui.token, chosen.firstToken, 'enter opens the chosen warning');
   } finally {

@@ -24,7 +24,13 @@ function frameOf(s: RoutingSchema, n: number, pick: (t: number, l: number) => nu
 // Layer index 1 sends every token to experts 0 and 1 (4× uniform each); the others spread evenly.
 const small = frameOf(schema, 64, (t, l) => (l === 1 ? [0, 1] : [(2 * t) % 8, (2 * t + 1) % 8]));
 
-function overview(f: { model: RoutingModel; frame: Frame }, ui: Partial<UiState>, width: number, height: number, mode: ColorMode = 'ansi256') {
+function overview(
+  f: { model: RoutingModel; frame: Frame },
+  ui: Partial<UiState>,
+  width: number,
+  height: number,
+  mode: ColorMode = 'ansi256',
+) {
   const store = paneStore(f.model, f.frame, width, height, ui);
   return { store, r: renderView(<Overview />, { store, pane: true, mode }) };
 }
@@ -66,7 +72,13 @@ test('without colour: no colour escapes at all, and the glyph ramp carries the v
 });
 
 test('58 layers × 256 experts: binned to the width, scrolled to the selected layer, zoom shows a range', async () => {
-  const big: RoutingSchema = { layers: Array.from({ length: 58 }, (_, i) => i + 3), experts: 256, topK: 8, scoring: 'sigmoid', hasLogits: false };
+  const big: RoutingSchema = {
+    layers: Array.from({ length: 58 }, (_, i) => i + 3),
+    experts: 256,
+    topK: 8,
+    scoring: 'sigmoid',
+    hasLogits: false,
+  };
   const f = frameOf(big, 40, (t) => Array.from({ length: 8 }, (_, k) => (t * 8 + k) % 256));
   const { r, store } = overview(f, { layer: 40, expert: 200 }, 100, 30);
   const t = r.text();

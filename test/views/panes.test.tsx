@@ -23,7 +23,16 @@ const words = ['def', ' f', '(x', '):\n', '  return', ' x', '\t#', ' done\x07'];
 
 function tokensModel() {
   const m = new RoutingModel(schema, META);
-  const toks = words.map((text, i) => ({ text, seq: i < 4 ? 0 : 1, tag: i < 4 ? 'code' : 'prose', isPrompt: i === 0, experts: [[i % 4, (i + 1) % 4], [3, 2]] }));
+  const toks = words.map((text, i) => ({
+    text,
+    seq: i < 4 ? 0 : 1,
+    tag: i < 4 ? 'code' : 'prose',
+    isPrompt: i === 0,
+    experts: [
+      [i % 4, (i + 1) % 4],
+      [3, 2],
+    ],
+  }));
   for (const b of batches(schema, toks)) m.add(b);
   return m;
 }
@@ -41,7 +50,10 @@ test('tokens: text made visible, sequences under headers, the selected token rou
   assert.match(t, /token 5 “ x”/);
   assert.match(t, /L0: e1 0\.750 {2}e2 0\.250/);
   // The selected token is drawn in inverse video, coloured by its first-choice expert.
-  const line = r.frame().split('\n').find((x) => strip(x).includes('return x'))!;
+  const line = r
+    .frame()
+    .split('\n')
+    .find((x) => strip(x).includes('return x'))!;
   assert.match(line, /\x1b\[7m(\x1b\[[0-9;]*m)* x/);
   assert.ok(colourEscapes(line).length >= 2);
   store.getState().actions.setTokenDetail(true);
@@ -55,7 +67,11 @@ test('tokens: text made visible, sequences under headers, the selected token rou
 test('tokens without colour: the expert as a subscript, no colour escapes', () => {
   const m = tokensModel();
   const f = buildFrame(m, { scope: 'run', layer: 1, token: null, placement: null, tokenSpan: 1000 });
-  const r = renderView(<TokensPane />, { store: paneStore(m, f, 100, 12, { pane: 'tokens', layer: 1 }, true), pane: true, mode: 'none' });
+  const r = renderView(<TokensPane />, {
+    store: paneStore(m, f, 100, 12, { pane: 'tokens', layer: 1 }, true),
+    pane: true,
+    mode: 'none',
+  });
   assert.match(r.text(), /def₃ f₃\(x₃/);
   assert.deepEqual(colourEscapes(r.frame()), []);
   r.unmount();
@@ -85,7 +101,11 @@ test('warnings from the demo trace, newest first, with rule, layer, expert, valu
     .split('\n')
     .filter((x) => /^(▶| ) \d/.test(x))
     .map((x) => Number(x.slice(2, 10).replace(/,/g, '')));
-  assert.deepEqual(tokens, [...tokens].sort((a, b) => b - a), 'newest first');
+  assert.deepEqual(
+    tokens,
+    [...tokens].sort((a, b) => b - a),
+    'newest first',
+  );
   r.unmount();
 });
 
@@ -94,7 +114,13 @@ test('devices: one line per GPU with used/total and a sparkline; no GPU says so'
   const gib = 1024 ** 3;
   const sample = (i: number): MemorySample => ({
     tNs: BigInt(i) * 1_000_000_000n,
-    gpus: Array.from({ length: 8 }, (_, g) => ({ index: g, name: 'NVIDIA H200', usedBytes: (10 + g + i) * gib, totalBytes: 140 * gib, utilization: 50 })),
+    gpus: Array.from({ length: 8 }, (_, g) => ({
+      index: g,
+      name: 'NVIDIA H200',
+      usedBytes: (10 + g + i) * gib,
+      totalBytes: 140 * gib,
+      utilization: 50,
+    })),
     hostRssBytes: 300 * 1024 * 1024,
     ortBytes: null,
   });
@@ -111,7 +137,10 @@ test('devices: one line per GPU with used/total and a sparkline; no GPU says so'
   r.unmount();
   const m2 = tokensModel();
   m2.addMemory({ tNs: 1n, gpus: null, hostRssBytes: 1, ortBytes: null });
-  const r2 = renderView(<DevicesPane />, { store: paneStore(m2, buildFrame(m2, { scope: 'run', layer: 0, token: null, placement: null }), 100, 20), pane: true });
+  const r2 = renderView(<DevicesPane />, {
+    store: paneStore(m2, buildFrame(m2, { scope: 'run', layer: 0, token: null, placement: null }), 100, 20),
+    pane: true,
+  });
   assert.match(r2.text(), /no GPU: running on the CPU/);
   assert.match(r2.text(), /none given: --devices D \(contiguous\) or --plan FILE/);
   r2.unmount();
@@ -123,8 +152,14 @@ test('heatmap layer: writes changed lines at their rows with the cursor kept, re
   const layer = new HeatmapLayer({ write: (x: string) => out.push(x) });
   layer.paint(4, ['aaa', 'bbb', 'ccc']);
   assert.equal(out.length, 1);
-  assert.ok(out[0]!.includes('\x1b7') && out[0]!.endsWith('\x1b8\x1b[?2026l'), 'cursor saved and restored, in a synchronized update');
-  assert.ok(out[0]!.includes('\x1b[5;1H\x1b[0maaa') && out[0]!.includes('\x1b[7;1H\x1b[0mccc'), 'row 4 (0-based) is terminal row 5');
+  assert.ok(
+    out[0]!.includes('\x1b7') && out[0]!.endsWith('\x1b8\x1b[?2026l'),
+    'cursor saved and restored, in a synchronized update',
+  );
+  assert.ok(
+    out[0]!.includes('\x1b[5;1H\x1b[0maaa') && out[0]!.includes('\x1b[7;1H\x1b[0mccc'),
+    'row 4 (0-based) is terminal row 5',
+  );
   layer.afterInkWrite('\x1b[1;1Hstatus\x1b[K'); // the box is new: Ink's first write after it repaints all
   await settle();
   assert.equal(out.length, 2);
@@ -140,7 +175,10 @@ test('heatmap layer: writes changed lines at their rows with the cursor kept, re
   layer.paint(4, ['aaa', 'BBB', 'ccc']); // the same commit's rows: painted once, by the queued repaint
   await settle();
   assert.equal(out.length, 4);
-  assert.ok(['aaa', 'BBB', 'ccc'].every((x) => out[3]!.includes(x)), 'Ink erased lines: all repainted');
+  assert.ok(
+    ['aaa', 'BBB', 'ccc'].every((x) => out[3]!.includes(x)),
+    'Ink erased lines: all repainted',
+  );
   layer.remove();
   assert.ok(out[4]!.includes('\x1b[5;1H\x1b[2K') && out[4]!.includes('\x1b[7;1H\x1b[2K'));
   assert.deepEqual(layer.snapshot().rows, []);

@@ -39,11 +39,18 @@ test('devices pane: one line per rank — its tokens, busiest expert in the sele
   assert.equal(f.ranks![1]!.maxVio, 3);
   const r = renderView(<DevicesPane />, { store: paneStore(m, f, 120, 30), pane: true });
   const text = r.text();
-  assert.match(text, /Ranks · 2 · whole run · layer L2: busiest expert, MaxVio of the rank's own tokens · load on each device, all layers/);
+  assert.match(
+    text,
+    /Ranks · 2 · whole run · layer L2: busiest expert, MaxVio of the rank's own tokens · load on each device, all layers/,
+  );
   assert.match(text, /rank 0\s+20 tok busiest e0 50\.0%\s+MaxVio\s+3\.00\s+d0 88% d1 13%/);
   assert.match(text, /rank 1\s+30 tok busiest e6 50\.0%\s+MaxVio\s+3\.00\s+d0 50% d1 50%/);
   r.unmount();
   const single = new RoutingModel(schema, meta);
   single.add(allocBatch(schema, 5));
-  assert.equal(buildFrame(single, { scope: 'run', layer: 0, token: null, placement: null }).ranks, null, 'no section without ranks');
+  assert.equal(
+    buildFrame(single, { scope: 'run', layer: 0, token: null, placement: null }).ranks,
+    null,
+    'no section without ranks',
+  );
 });

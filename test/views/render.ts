@@ -21,11 +21,20 @@ export function strip(s: string): string {
 /** SGR sequences that set a colour (foreground/background, 16, 256 or truecolor). */
 export function colourEscapes(s: string): string[] {
   // eslint-disable-next-line no-control-regex
-  return (s.match(/\x1b\[[0-9;]*m/g) ?? []).filter((e) => /(^|\[|;)(3[0-79]|4[0-79]|9[0-7]|10[0-7]|38|48)(;|m)/.test(e) && !/\[(39|49)m/.test(e));
+  return (s.match(/\x1b\[[0-9;]*m/g) ?? []).filter(
+    (e) => /(^|\[|;)(3[0-79]|4[0-79]|9[0-7]|10[0-7]|38|48)(;|m)/.test(e) && !/\[(39|49)m/.test(e),
+  );
 }
 
 /** A store showing `frame` in a terminal whose pane is `width` × `height`, for rendering one pane on its own. */
-export function paneStore(model: RoutingModel, frame: Frame, width: number, height: number, ui: Partial<UiState> = {}, mono = false): TuiStore {
+export function paneStore(
+  model: RoutingModel,
+  frame: Frame,
+  width: number,
+  height: number,
+  ui: Partial<UiState> = {},
+  mono = false,
+): TuiStore {
   const store = createTuiStore({
     model,
     feed: new LiveFeed(model),

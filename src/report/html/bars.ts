@@ -46,11 +46,15 @@ export function barsSvg(s: BarsSpec): string {
         `height="${(y(0) - top).toFixed(2)}" fill="${THEME.bar}"><title>${esc(s.labels[i]!)}</title></rect>`,
     );
     if (s.dead[i]) {
-      out.push(`<rect class="dead" x="${(PAD_L + i * bw).toFixed(2)}" y="${y(0) + 2}" width="${Math.max(1, bw - 1).toFixed(2)}" height="4" fill="${THEME.alert}"><title>${esc(s.labels[i]!)}</title></rect>`);
+      out.push(
+        `<rect class="dead" x="${(PAD_L + i * bw).toFixed(2)}" y="${y(0) + 2}" width="${Math.max(1, bw - 1).toFixed(2)}" height="4" fill="${THEME.alert}"><title>${esc(s.labels[i]!)}</title></rect>`,
+      );
     }
   }
   const yb = y(s.balanced);
-  out.push(`<line class="balanced" x1="${PAD_L}" x2="${W - 4}" y1="${yb}" y2="${yb}" stroke="${THEME.balanced}" stroke-width="1.5" stroke-dasharray="4 3"/>`);
+  out.push(
+    `<line class="balanced" x1="${PAD_L}" x2="${W - 4}" y1="${yb}" y2="${yb}" stroke="${THEME.balanced}" stroke-width="1.5" stroke-dasharray="4 3"/>`,
+  );
   out.push(`<line x1="${PAD_L}" x2="${W - 4}" y1="${y(0)}" y2="${y(0)}" stroke="${THEME.rule}"/>`);
   out.push('</svg>');
   return out.join('\n');

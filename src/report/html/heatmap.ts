@@ -56,14 +56,20 @@ export function heatmapSvg(s: HeatmapSpec): string {
   // Row labels: every row when they fit, else every n-th.
   const rowStep = Math.ceil(11 / ch);
   for (let r = 0; r < rows; r += rowStep) {
-    out.push(`<text class="axis" x="${LABEL_W - 6}" y="${TOP + r * ch + ch / 2 + 4}" text-anchor="end">${esc(s.rowLabels[r]!)}</text>`);
+    out.push(
+      `<text class="axis" x="${LABEL_W - 6}" y="${TOP + r * ch + ch / 2 + 4}" text-anchor="end">${esc(s.rowLabels[r]!)}</text>`,
+    );
   }
   out.push('<g class="cells">');
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
       const v = s.values[r]![c]!;
       const fill = Number.isNaN(v) ? THEME.missing : viridis(v / max);
-      const extra = s.attrs ? Object.entries(s.attrs(r, c)).map(([k, x]) => ` data-${k}="${esc(x)}"`).join('') : '';
+      const extra = s.attrs
+        ? Object.entries(s.attrs(r, c))
+            .map(([k, x]) => ` data-${k}="${esc(x)}"`)
+            .join('')
+        : '';
       out.push(
         `<rect class="cell" data-row="${r}" data-col="${c}" data-value="${Number.isNaN(v) ? '' : v}"${extra} ` +
           `x="${LABEL_W + c * cw}" y="${TOP + r * ch}" width="${cw}" height="${ch}" fill="${fill}">` +
@@ -75,10 +81,16 @@ export function heatmapSvg(s: HeatmapSpec): string {
   // Column labels: about every 26 px (room for three digits).
   const colStep = Math.max(1, Math.ceil(26 / cw));
   for (let c = 0; c < cols; c += colStep) {
-    out.push(`<text class="axis" x="${LABEL_W + c * cw + cw / 2}" y="${TOP + gridH + 14}" text-anchor="middle">${esc(s.colLabels[c]!)}</text>`);
+    out.push(
+      `<text class="axis" x="${LABEL_W + c * cw + cw / 2}" y="${TOP + gridH + 14}" text-anchor="middle">${esc(s.colLabels[c]!)}</text>`,
+    );
   }
-  out.push(`<text class="axis-title" x="${LABEL_W + gridW / 2}" y="${TOP + gridH + 32}" text-anchor="middle">${esc(s.colAxis)}</text>`);
-  out.push(`<text class="axis-title" x="12" y="${TOP + gridH / 2}" transform="rotate(-90 12 ${TOP + gridH / 2})" text-anchor="middle">${esc(s.rowAxis)}</text>`);
+  out.push(
+    `<text class="axis-title" x="${LABEL_W + gridW / 2}" y="${TOP + gridH + 32}" text-anchor="middle">${esc(s.colAxis)}</text>`,
+  );
+  out.push(
+    `<text class="axis-title" x="12" y="${TOP + gridH / 2}" transform="rotate(-90 12 ${TOP + gridH / 2})" text-anchor="middle">${esc(s.rowAxis)}</text>`,
+  );
   // Legend.
   const lw = 240;
   out.push(`<g class="legend" transform="translate(${LABEL_W},${legendY})">`);

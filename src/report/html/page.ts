@@ -68,7 +68,11 @@ function facts(d: ReportData): string {
   if (d.model) rows.push(['model', d.model]);
   if (d.source) rows.push(['recorded by', d.source]);
   if (d.computeDevices.length) rows.push(['compute', d.computeDevices.join(', ')]);
-  if (d.counts) rows.push(['steps', `${fmtCount(d.counts.steps)} — a count trace: load counts per step, no per-token data (tokens = assignments ÷ K)`]);
+  if (d.counts)
+    rows.push([
+      'steps',
+      `${fmtCount(d.counts.steps)} — a count trace: load counts per step, no per-token data (tokens = assignments ÷ K)`,
+    ]);
   rows.push(['tokens', fmtCount(d.tokens)]);
   rows.push(['routing', describeSchema(d.schema)]);
   rows.push(['MoE layers', d.schema.layers.join(', ')]);
@@ -92,7 +96,8 @@ function loadHeatmap(d: ReportData, bins: ExpertBin[]): string {
     legend: `share of the layer's top-${d.schema.topK} assignments (balanced: ${pct(balanced)} per ${binSize === 1 ? 'expert' : 'bin'})`,
     format: pct,
     marks: [{ value: balanced, label: 'balanced' }],
-    title: (r, c) => `layer ${d.layers[r]!.layer} · ${binLabel(bins[c]!)} · ${pct(values[r]![c]!)} of assignments (${fmtCount(binValues(d.layers[r]!.load, [bins[c]!])[0]!)})`,
+    title: (r, c) =>
+      `layer ${d.layers[r]!.layer} · ${binLabel(bins[c]!)} · ${pct(values[r]![c]!)} of assignments (${fmtCount(binValues(d.layers[r]!.load, [bins[c]!])[0]!)})`,
     attrs: (r, c) => ({ layer: d.layers[r]!.layer, bin: c, experts: `${bins[c]!.first}-${bins[c]!.last}` }),
   });
   return `<section id="heatmap"><h2>Expert load</h2>
@@ -110,7 +115,9 @@ function loadBars(d: ReportData, bins: ExpertBin[]): string {
     return barsSvg({
       title: `layer ${m.layer} — MaxVio ${fmt(m.maxVio, 2)}, dead ${m.deadExperts}`,
       values: all[i]!,
-      labels: bins.map((b, j) => `layer ${m.layer} · ${binLabel(b)} · ${pct(all[i]![j]!)} (${fmtCount(loads[j]!)} assignments)`),
+      labels: bins.map(
+        (b, j) => `layer ${m.layer} · ${binLabel(b)} · ${pct(all[i]![j]!)} (${fmtCount(loads[j]!)} assignments)`,
+      ),
       dead: loads.map((c) => c === 0),
       max,
       balanced: binSize / E,
@@ -136,7 +143,10 @@ function metricsTable(d: ReportData): string {
     `<tr><td class="l">${m.layer}</td>${cols.map((c) => `<td>${esc(fmt(c.layer(m), c.digits))}</td>`).join('')}</tr>`;
   const total = `<tr class="total"><td class="l">all layers</td>${cols.map((c) => `<td>${esc(c.global ? fmt(c.global(d.global), c.digits) : NO_VALUE)}</td>`).join('')}</tr>`;
   const conventions = cols
-    .map((c) => `<tr><td class="l">${esc(c.header)}</td><td class="l">${esc(c.definition)}</td><td class="l">${esc(c.source)}</td></tr>`)
+    .map(
+      (c) =>
+        `<tr><td class="l">${esc(c.header)}</td><td class="l">${esc(c.definition)}</td><td class="l">${esc(c.source)}</td></tr>`,
+    )
     .join('\n');
   const noLogits = d.schema.hasLogits
     ? ''
@@ -191,12 +201,16 @@ function devices(d: ReportData): string {
     colAxis: 'device',
     legend: 'assignments routed to the device (mid-ramp: the even share)',
     format: (v) => fmtCount(Math.round(v)),
-    title: (row, c) => `layer ${d.layers[row]!.layer} · ${devLabels[c]} · ${fmtCount(Math.round(r.devices[row]![c]!))} assignments`,
+    title: (row, c) =>
+      `layer ${d.layers[row]!.layer} · ${devLabels[c]} · ${fmtCount(Math.round(r.devices[row]![c]!))} assignments`,
     attrs: (row, c) => ({ layer: d.layers[row]!.layer, device: c }),
     maxWidth: 480,
   });
   const rows = d.layers
-    .map((m, i) => `<tr><td class="l">${m.layer}</td><td>${fmtCount(Math.round(r.mean[i]!))}</td><td>${fmtCount(Math.round(r.max[i]!))}</td><td>${fmt(r.perLayer[i]!, 3)}</td></tr>`)
+    .map(
+      (m, i) =>
+        `<tr><td class="l">${m.layer}</td><td>${fmtCount(Math.round(r.mean[i]!))}</td><td>${fmtCount(Math.round(r.max[i]!))}</td><td>${fmt(r.perLayer[i]!, 3)}</td></tr>`,
+    )
     .join('\n');
   return `<section id="devices"><h2>Placement on ${p.devices} devices</h2>
 <p class="note">Contiguous expert-parallel placement (expert e on device ⌊e·D/E⌋, no replicas): ${esc(devLabels.join('; '))}. Balancedness is 1 when every device gets the same load.</p>
@@ -212,32 +226,49 @@ function domainsSection(d: ReportData, bins: ExpertBin[]): string {
   const binSize = bins[0]!.last - bins[0]!.first + 1;
   const doms = d.domains;
   const shown = spreadPick(d.layers.length, MAX_DOMAIN_MAPS);
-  const perLayer = shown.map((l) => ({ layer: d.layers[l]!.layer, values: doms.map((dom) => binValues(dom.layers[l]!.share, bins)) }));
-  const max = scaleMax(perLayer.flatMap((p) => p.values), (binSize * K) / E);
-  const maps = perLayer.map((p) =>
-    `<div><h3>layer ${p.layer}</h3>${heatmapSvg({
-      id: `domain-${p.layer}`,
-      rowLabels: doms.map((x) => x.tag),
-      colLabels: bins.map((b) => String(b.first)),
-      values: p.values,
-      max,
-      rowAxis: 'domain',
-      colAxis: binSize === 1 ? 'expert' : `expert (bins of ${binSize})`,
-      legend: "share of the domain's tokens routed to the expert",
-      format: pct,
-      marks: [{ value: (binSize * K) / E, label: 'uniform' }],
-      title: (r, c) => `${doms[r]!.tag} · layer ${p.layer} · ${binLabel(bins[c]!)} · ${pct(p.values[r]![c]!)} of the domain's tokens`,
-      attrs: (r, c) => ({ domain: doms[r]!.tag, layer: p.layer, bin: c }),
-      maxWidth: 520,
-    })}</div>`,
+  const perLayer = shown.map((l) => ({
+    layer: d.layers[l]!.layer,
+    values: doms.map((dom) => binValues(dom.layers[l]!.share, bins)),
+  }));
+  const max = scaleMax(
+    perLayer.flatMap((p) => p.values),
+    (binSize * K) / E,
+  );
+  const maps = perLayer.map(
+    (p) =>
+      `<div><h3>layer ${p.layer}</h3>${heatmapSvg({
+        id: `domain-${p.layer}`,
+        rowLabels: doms.map((x) => x.tag),
+        colLabels: bins.map((b) => String(b.first)),
+        values: p.values,
+        max,
+        rowAxis: 'domain',
+        colAxis: binSize === 1 ? 'expert' : `expert (bins of ${binSize})`,
+        legend: "share of the domain's tokens routed to the expert",
+        format: pct,
+        marks: [{ value: (binSize * K) / E, label: 'uniform' }],
+        title: (r, c) =>
+          `${doms[r]!.tag} · layer ${p.layer} · ${binLabel(bins[c]!)} · ${pct(p.values[r]![c]!)} of the domain's tokens`,
+        attrs: (r, c) => ({ domain: doms[r]!.tag, layer: p.layer, bin: c }),
+        maxWidth: 520,
+      })}</div>`,
   );
   const rows = doms
-    .map((dom) => `<tr><td class="l">${esc(dom.tag)}</td><td>${fmtCount(dom.tokens)}</td>${dom.layers
-      .map((x) => `<td title="${esc(`top experts: ${x.top.map((t) => `${t.expert} (${pct(t.share)})`).join(', ')}`)}">${x.top[0] ? `expert ${x.top[0].expert} · ${fmt(x.specialisation, 2)}×` : NO_VALUE}</td>`)
-      .join('')}</tr>`)
+    .map(
+      (dom) =>
+        `<tr><td class="l">${esc(dom.tag)}</td><td>${fmtCount(dom.tokens)}</td>${dom.layers
+          .map(
+            (x) =>
+              `<td title="${esc(`top experts: ${x.top.map((t) => `${t.expert} (${pct(t.share)})`).join(', ')}`)}">${x.top[0] ? `expert ${x.top[0].expert} · ${fmt(x.specialisation, 2)}×` : NO_VALUE}</td>`,
+          )
+          .join('')}</tr>`,
+    )
     .join('\n');
   const other = d.otherDomains > 0 ? `<p class="note">${d.otherDomains} less frequent tags are not shown.</p>` : '';
-  const some = shown.length < d.layers.length ? `<p class="note">Heatmaps for ${shown.length} of the ${d.layers.length} layers, evenly spaced; the table lists every layer.</p>` : '';
+  const some =
+    shown.length < d.layers.length
+      ? `<p class="note">Heatmaps for ${shown.length} of the ${d.layers.length} layers, evenly spaced; the table lists every layer.</p>`
+      : '';
   return `<section id="domains"><h2>Domain specialisation</h2>
 <p class="note">OLMoE's domain specialisation (arXiv 2409.02060 §5): for each domain tag, the share of its tokens routed to each expert (top-${K}); uniform routing gives K/E = ${pct(K / E)} per expert. An expert much brighter in one row than in the others specialises in that domain.</p>
 <div class="table-wrap"><table class="domains"><thead><tr><th class="l">domain</th><th>tokens</th>${d.layers
@@ -248,13 +279,30 @@ function domainsSection(d: ReportData, bins: ExpertBin[]): string {
 
 export function renderReportHtml(d: ReportData, opts: PageOptions): string {
   const bins = expertBins(d.schema.experts);
-  const sections = [loadHeatmap(d, bins), loadBars(d, bins), metricsTable(d), warnings(d), devices(d), domainsSection(d, bins)];
-  const links: [string, string][] = [['heatmap', 'Expert load'], ['bars', 'Load per layer'], ['metrics', 'Metrics'], ['warnings', 'Warnings']];
+  const sections = [
+    loadHeatmap(d, bins),
+    loadBars(d, bins),
+    metricsTable(d),
+    warnings(d),
+    devices(d),
+    domainsSection(d, bins),
+  ];
+  const links: [string, string][] = [
+    ['heatmap', 'Expert load'],
+    ['bars', 'Load per layer'],
+    ['metrics', 'Metrics'],
+    ['warnings', 'Warnings'],
+  ];
   if (d.placement) links.push(['devices', 'Placement']);
   if (d.domains) links.push(['domains', 'Domains']);
   const header = `<header><h1>MoE routing report</h1><p class="subject">${esc(d.subject)}</p>${facts(d)}</header>
 <nav>${links.map(([id, t]) => `<a href="#${id}">${esc(t)}</a>`).join('')}</nav>`;
-  return htmlPage(d.subject, opts, `${header}\n${sections.filter((s) => s !== '').join('\n')}`, 'Metric definitions: docs/metrics.md.');
+  return htmlPage(
+    d.subject,
+    opts,
+    `${header}\n${sections.filter((s) => s !== '').join('\n')}`,
+    'Metric definitions: docs/metrics.md.',
+  );
 }
 
 /**

@@ -31,7 +31,8 @@ function path(steps: Float64Array, v: Float64Array, x: (s: number) => number, y:
       if (!Number.isFinite(v[lo]!) || v[j]! < v[lo]!) lo = j;
       if (!Number.isFinite(v[hi]!) || v[j]! > v[hi]!) hi = j;
     }
-    for (const k of lo <= hi ? [lo, hi] : [hi, lo]) if (Number.isFinite(v[k]!)) pts.push(`${x(steps[k]!).toFixed(1)},${y(v[k]!).toFixed(1)}`);
+    for (const k of lo <= hi ? [lo, hi] : [hi, lo])
+      if (Number.isFinite(v[k]!)) pts.push(`${x(steps[k]!).toFixed(1)},${y(v[k]!).toFixed(1)}`);
   }
   return pts.length ? `M${pts.join('L')}` : '';
 }
@@ -49,11 +50,19 @@ function chart(d: SeriesReportData): string {
   const x = (s: number) => L + ((s - s0) / Math.max(s1 - s0, 1)) * (W - L - R);
   const y = (b: number) => T + (1 - Math.min(Math.max(b, 0), 1)) * (H - T - B);
   const ticks = [0, 0.25, 0.5, 0.75, 1]
-    .map((t) => `<line x1="${L}" x2="${W - R}" y1="${y(t)}" y2="${y(t)}" stroke="${THEME.rule}"/><text x="${L - 6}" y="${y(t) + 4}" text-anchor="end">${t}</text>`)
+    .map(
+      (t) =>
+        `<line x1="${L}" x2="${W - R}" y1="${y(t)}" y2="${y(t)}" stroke="${THEME.rule}"/><text x="${L - 6}" y="${y(t) + 4}" text-anchor="end">${t}</text>`,
+    )
     .join('');
-  const lines = d.lines.map((l) => `<path d="${path(d.steps, l.values, x, y)}" fill="none" stroke="${l.colour}" stroke-width="1.5"/>`).join('');
+  const lines = d.lines
+    .map((l) => `<path d="${path(d.steps, l.values, x, y)}" fill="none" stroke="${l.colour}" stroke-width="1.5"/>`)
+    .join('');
   const legend = d.lines
-    .map((l, i) => `<rect x="${L + i * 220}" y="${H - 14}" width="12" height="4" fill="${l.colour}"/><text x="${L + i * 220 + 16}" y="${H - 9}">${esc(l.label)}</text>`)
+    .map(
+      (l, i) =>
+        `<rect x="${L + i * 220}" y="${H - 14}" width="12" height="4" fill="${l.colour}"/><text x="${L + i * 220 + 16}" y="${H - 9}">${esc(l.label)}</text>`,
+    )
     .join('');
   return `<svg role="img" aria-label="balancedness over the logged steps" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}">${ticks}${lines}
 <text x="${L}" y="${H - 22}">step ${esc(fmt(s0, 0))}</text><text x="${W - R}" y="${H - 22}" text-anchor="end">step ${esc(fmt(s1, 0))}</text>${legend}</svg>`;

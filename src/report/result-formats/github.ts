@@ -22,6 +22,8 @@ export function formatGithub(r: GateResult, file?: string): string {
     out.push(`::error ${fileProp}title=${title}::${escapeData(`${r.subject}: ${failureLine(v)}`)}`);
   }
   for (const n of r.notes) out.push(`::warning title=${escapeProperty(`moescope ${r.command}`)}::${escapeData(n)}`);
-  out.push(`::notice title=${escapeProperty(`moescope ${r.command}`)}::${escapeData(`${r.subject}: ${summaryLine(r)}`)}`);
+  out.push(
+    `::notice title=${escapeProperty(`moescope ${r.command}`)}::${escapeData(`${r.subject}: ${summaryLine(r)}`)}`,
+  );
   return out.join('\n') + '\n';
 }

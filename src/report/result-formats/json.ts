@@ -2,7 +2,8 @@
 import type { GateResult } from '../../gate/verdict.js';
 import { moescopeVersion } from '../../core/version.js';
 
-const num = (v: number | null | undefined): number | null => (v === null || v === undefined || !Number.isFinite(v) ? null : v);
+const num = (v: number | null | undefined): number | null =>
+  v === null || v === undefined || !Number.isFinite(v) ? null : v;
 
 export function formatJson(r: GateResult): string {
   const doc = {

@@ -7,14 +7,16 @@ import { failureLine, verdictSentence } from './verdicts.js';
 
 /** XML-escapes text and attribute values, dropping characters XML 1.0 forbids. */
 function xmlEscape(s: string): string {
-  return s
-    // eslint-disable-next-line no-control-regex
-    .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g, '')
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&apos;');
+  return (
+    s
+      // eslint-disable-next-line no-control-regex
+      .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g, '')
+      .replace(/&/g, '&amp;')
+      .replace(/</g, '&lt;')
+      .replace(/>/g, '&gt;')
+      .replace(/"/g, '&quot;')
+      .replace(/'/g, '&apos;')
+  );
 }
 
 export function formatJunit(r: GateResult, timestamp = new Date()): string {
@@ -29,12 +31,16 @@ export function formatJunit(r: GateResult, timestamp = new Date()): string {
   const ts = timestamp.toISOString().slice(0, 19);
   const a = xmlEscape;
   const out: string[] = ['<?xml version="1.0" encoding="UTF-8"?>'];
-  out.push(`<testsuites name="${a(`moescope ${r.command}`)}" tests="${total}" failures="${failed}" errors="0" time="0">`);
+  out.push(
+    `<testsuites name="${a(`moescope ${r.command}`)}" tests="${total}" failures="${failed}" errors="0" time="0">`,
+  );
   let id = 0;
   for (const [scope, vs] of scopes) {
     const f = vs.filter((v) => !v.pass).length;
     const suite = `moescope ${r.command} ${scope}`;
-    out.push(`  <testsuite name="${a(suite)}" id="${id++}" tests="${vs.length}" failures="${f}" errors="0" skipped="0" time="0" timestamp="${ts}">`);
+    out.push(
+      `  <testsuite name="${a(suite)}" id="${id++}" tests="${vs.length}" failures="${f}" errors="0" skipped="0" time="0" timestamp="${ts}">`,
+    );
     if (id === 1) {
       out.push('    <properties>');
       out.push(`      <property name="subject" value="${a(r.subject)}"/>`);
@@ -48,7 +54,9 @@ export function formatJunit(r: GateResult, timestamp = new Date()): string {
         out.push(`${open}/>`);
       } else {
         out.push(`${open}>`);
-        out.push(`      <failure type="threshold" message="${a(verdictSentence(v))}">${a(`${r.subject}: ${failureLine(v)}`)}</failure>`);
+        out.push(
+          `      <failure type="threshold" message="${a(verdictSentence(v))}">${a(`${r.subject}: ${failureLine(v)}`)}</failure>`,
+        );
         out.push('    </testcase>');
       }
     }

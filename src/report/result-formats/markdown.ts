@@ -5,7 +5,11 @@ import { cellKey, failedCells, failures, summaryLine } from './verdicts.js';
 
 /** Text safe inside a Markdown table cell. */
 function mdCell(s: string): string {
-  return s.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\n/g, ' ').replace(/([*_`<>[\]])/g, '\\$1');
+  return s
+    .replace(/\\/g, '\\\\')
+    .replace(/\|/g, '\\|')
+    .replace(/\n/g, ' ')
+    .replace(/([*_`<>[\]])/g, '\\$1');
 }
 
 export function formatMarkdown(r: GateResult): string {
@@ -29,7 +33,9 @@ export function formatMarkdown(r: GateResult): string {
   if (failed.length > 0) {
     out.push('#### Broken limits', '', '| scope | rule | measured | limit | set by |', '|---|---|---:|---:|---|');
     for (const v of failed) {
-      out.push(`| ${scopeName(v.layer)} | ${mdCell(v.label)} | ${fmtValue(v.value)} | ${v.bound === 'max' ? '≤' : '≥'} ${fmtValue(v.limit)} | \`${v.source}\` |`);
+      out.push(
+        `| ${scopeName(v.layer)} | ${mdCell(v.label)} | ${fmtValue(v.value)} | ${v.bound === 'max' ? '≤' : '≥'} ${fmtValue(v.limit)} | \`${v.source}\` |`,
+      );
     }
     out.push('');
   }

@@ -24,4 +24,3 @@ export function formatText(r: GateResult): string {
   out.push(`${r.passed ? 'PASS' : 'FAIL'}: ${summaryLine(r)}.`);
   return out.join('\n') + '\n';
 }
-

@@ -5,7 +5,8 @@ import { fmtValue } from '../../core/number-format.js';
 /** "MaxVio (DeepSeek, global) = 2.31 > limit 1.5"; an undefined value: "… is undefined (no assignments), limit ≤ 1.5" */
 export function verdictSentence(v: Verdict): string {
   const allowed = v.bound === 'max' ? '≤' : '≥';
-  if (Number.isNaN(v.value)) return `${v.label} is undefined (${v.undefinedBecause ?? 'no assignments'}), limit ${allowed} ${fmtValue(v.limit)}`;
+  if (Number.isNaN(v.value))
+    return `${v.label} is undefined (${v.undefinedBecause ?? 'no assignments'}), limit ${allowed} ${fmtValue(v.limit)}`;
   const rel = v.pass ? allowed : v.bound === 'max' ? '>' : '<';
   return `${v.label} = ${fmtValue(v.value)} ${rel} limit ${fmtValue(v.limit)}`;
 }

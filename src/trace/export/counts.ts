@@ -26,12 +26,23 @@ export async function writeCountsJsonl(stream: RoutingStream, out: TextSink): Pr
   const info = countInfoOf(stream);
   const L = s.layers.length;
   const header = JSON.parse(exportHeader(stream)) as unknown;
-  out.line(JSON.stringify({ moescope: 1, kind: 'counts', layers: L, layerIds: s.layers, axis: info.axis, bins: info.bins, header }));
+  out.line(
+    JSON.stringify({
+      moescope: 1,
+      kind: 'counts',
+      layers: L,
+      layerIds: s.layers,
+      axis: info.axis,
+      bins: info.bins,
+      header,
+    }),
+  );
   let rows = 0;
   for await (const b of countBatches(stream)) {
     for (let r = 0; r < b.length; r++) {
       const counts: number[][] = [];
-      for (let l = 0; l < L; l++) counts.push(Array.from(b.counts.subarray((r * L + l) * b.bins, (r * L + l + 1) * b.bins)));
+      for (let l = 0; l < L; l++)
+        counts.push(Array.from(b.counts.subarray((r * L + l) * b.bins, (r * L + l + 1) * b.bins)));
       out.line(JSON.stringify({ step: b.step[r], tNs: b.tNs[r]!.toString(), counts }));
       rows++;
     }
@@ -46,8 +57,19 @@ export async function writeCountsParquet(stream: RoutingStream, out: AtomicFile)
     schema: [
       { name: 'schema', num_children: 3 },
       { name: COUNT_COL.step, repetition_type: 'REQUIRED', type: 'INT64' },
-      { name: COUNT_COL.tNs, repetition_type: 'REQUIRED', type: 'INT64', logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: false, unit: 'NANOS' } },
-      { name: COUNT_COL.counts, repetition_type: 'REQUIRED', num_children: 1, converted_type: 'LIST', logical_type: { type: 'LIST' } },
+      {
+        name: COUNT_COL.tNs,
+        repetition_type: 'REQUIRED',
+        type: 'INT64',
+        logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: false, unit: 'NANOS' },
+      },
+      {
+        name: COUNT_COL.counts,
+        repetition_type: 'REQUIRED',
+        num_children: 1,
+        converted_type: 'LIST',
+        logical_type: { type: 'LIST' },
+      },
       { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
       { name: 'element', repetition_type: 'REQUIRED', type: 'DOUBLE' },
     ],
@@ -59,7 +81,14 @@ export async function writeCountsParquet(stream: RoutingStream, out: AtomicFile)
   for await (const b of countBatches(stream)) {
     const counts = Array.from({ length: b.length }, (_, r) => Array.from(b.counts.subarray(r * W, (r + 1) * W)));
     const step = BigInt64Array.from(b.step, (x) => BigInt(x));
-    void pq.write({ columnData: [{ name: COUNT_COL.step, data: step }, { name: COUNT_COL.tNs, data: b.tNs }, { name: COUNT_COL.counts, data: counts }], rowGroupSize: b.length });
+    void pq.write({
+      columnData: [
+        { name: COUNT_COL.step, data: step },
+        { name: COUNT_COL.tNs, data: b.tNs },
+        { name: COUNT_COL.counts, data: counts },
+      ],
+      rowGroupSize: b.length,
+    });
     rows += b.length;
   }
   void pq.finish();

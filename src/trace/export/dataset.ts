@@ -46,12 +46,14 @@ export function exportDataset(traces: readonly string[], folder: string, key: Pa
   for (const t of traces) {
     const n = stem(t);
     const other = names.get(n);
-    if (other) throw new UserError(`${other} and ${t} would both be written as ${n}.parquet in each partition; rename one`);
+    if (other)
+      throw new UserError(`${other} and ${t} would both be written as ${n}.parquet in each partition; rename one`);
     names.set(n, t);
   }
   try {
     if (statSync(folder).isDirectory()) {
-      if (readdirSync(folder).length > 0) throw new UserError(`${folder} already holds files: give a new or empty folder for the dataset`);
+      if (readdirSync(folder).length > 0)
+        throw new UserError(`${folder} already holds files: give a new or empty folder for the dataset`);
     } else throw new UserError(`${folder} exists and is not a folder`);
   } catch (e) {
     if (e instanceof UserError) throw e;
@@ -70,13 +72,18 @@ export function exportDataset(traces: readonly string[], folder: string, key: Pa
     for (const path of traces) {
       const trace = openTrace(path);
       try {
-        if (trace.kind !== 'tokens') throw new UserError(`${path} is a count trace: --partition-by exports token traces`);
-        if (trace.truncated) throw new UserError(`${path} is truncated at byte ${trace.truncated.atByte}: export it on its own first`);
+        if (trace.kind !== 'tokens')
+          throw new UserError(`${path} is a count trace: --partition-by exports token traces`);
+        if (trace.truncated)
+          throw new UserError(`${path} is truncated at byte ${trace.truncated.atByte}: export it on its own first`);
         const shape = JSON.stringify(trace.schema);
         first ??= shape;
-        if (shape !== first) throw new UserError(`${path} has another routing schema than ${traces[0]}: a dataset holds one model`);
-        if (key.by === 'rank' && !trace.columns.includes('rank')) throw new UserError(`${path} has no rank column: use --partition-by step:N, or export it alone`);
-        if (key.by === 'step' && !trace.columns.includes('step')) throw new UserError(`${path} has no step column: use --partition-by rank, or export it alone`);
+        if (shape !== first)
+          throw new UserError(`${path} has another routing schema than ${traces[0]}: a dataset holds one model`);
+        if (key.by === 'rank' && !trace.columns.includes('rank'))
+          throw new UserError(`${path} has no rank column: use --partition-by step:N, or export it alone`);
+        if (key.by === 'step' && !trace.columns.includes('step'))
+          throw new UserError(`${path} has no step column: use --partition-by rank, or export it alone`);
         tokens += exportOne(trace, stem(path), folder, key, writers, partitions, made);
         for (const { file, w } of writers.values()) {
           w.finish();
@@ -116,7 +123,10 @@ function exportOne(
   const writerOf = (part: string) => {
     let x = writers.get(part);
     if (!x) {
-      if (writers.size >= MAX_OPEN) throw new UserError(`${trace.path} spreads over more than ${MAX_OPEN} partitions: choose a coarser --partition-by`);
+      if (writers.size >= MAX_OPEN)
+        throw new UserError(
+          `${trace.path} spreads over more than ${MAX_OPEN} partitions: choose a coarser --partition-by`,
+        );
       const dir = join(folder, part);
       mkdirSync(dir, { recursive: true });
       const path = join(dir, `${name}.parquet`);
@@ -125,7 +135,16 @@ function exportOne(
         headerJson,
         withMem,
         columns: trace.columns,
-        extraMetadata: [{ key: 'moescope.partition', value: JSON.stringify({ by: key.by, ...(key.by === 'step' ? { steps: key.steps } : {}), value: part.slice(part.indexOf('=') + 1) }) }],
+        extraMetadata: [
+          {
+            key: 'moescope.partition',
+            value: JSON.stringify({
+              by: key.by,
+              ...(key.by === 'step' ? { steps: key.steps } : {}),
+              value: part.slice(part.indexOf('=') + 1),
+            }),
+          },
+        ],
       });
       x = { file, w };
       writers.set(part, x);

@@ -25,7 +25,10 @@ export interface ExportResult {
 type Exporter = (stream: RoutingStream, path: string, inputs: readonly string[]) => Promise<number>;
 
 /** Runs `write` into `sink`, keeping the output only when it completes. */
-async function atomically<S extends { close(): void; abort(): void }>(sink: S, write: (sink: S) => Promise<number>): Promise<number> {
+async function atomically<S extends { close(): void; abort(): void }>(
+  sink: S,
+  write: (sink: S) => Promise<number>,
+): Promise<number> {
   try {
     const n = await write(sink);
     sink.close();
@@ -38,16 +41,26 @@ async function atomically<S extends { close(): void; abort(): void }>(sink: S, w
 
 const EXPORTERS: Record<ExportFormat, Exporter> = {
   jsonl: (stream, path, inputs) =>
-    atomically(new TextSink(path, inputs), (out) => (stream.kind === 'counts' ? writeCountsJsonl(stream, out) : writeJsonl(stream, out))),
+    atomically(new TextSink(path, inputs), (out) =>
+      stream.kind === 'counts' ? writeCountsJsonl(stream, out) : writeJsonl(stream, out),
+    ),
   parquet: (stream, path, inputs) =>
-    atomically(new AtomicFile(path, inputs), (out) => (stream.kind === 'counts' ? writeCountsParquet(stream, out) : writeParquet(stream, out))),
+    atomically(new AtomicFile(path, inputs), (out) =>
+      stream.kind === 'counts' ? writeCountsParquet(stream, out) : writeParquet(stream, out),
+    ),
 };
 
 /** Writes each requested output; returns what was written, notes, and the source's truncation (if cut short). */
 export async function exportTrace(
   tracePath: string,
   outputs: Partial<Record<ExportFormat, string>>,
-): Promise<{ results: ExportResult[]; notes: string[]; truncated: Truncation | null; tokens: number; unit: 'tokens' | 'steps' }> {
+): Promise<{
+  results: ExportResult[];
+  notes: string[];
+  truncated: Truncation | null;
+  tokens: number;
+  unit: 'tokens' | 'steps';
+}> {
   const wanted = (Object.keys(EXPORTERS) as ExportFormat[]).filter((f) => outputs[f] !== undefined);
   if (wanted.length === 0) throw new UserError('say what to write: --jsonl FILE and/or --parquet FILE');
   const seen = new Map<string, ExportFormat>();
@@ -64,10 +77,17 @@ export async function exportTrace(
     const { complete, truncated } = await streams[0]!.end();
     const tokens = streams[0]!.tokens!;
     const notes: string[] = [];
-    if (!truncated && !complete) notes.push(`${tracePath} has no end-of-stream marker (recording interrupted or still running); exporting its ${tokens} tokens`);
+    if (!truncated && !complete)
+      notes.push(
+        `${tracePath} has no end-of-stream marker (recording interrupted or still running); exporting its ${tokens} tokens`,
+      );
     const results: ExportResult[] = [];
     for (const [i, format] of wanted.entries())
-      results.push({ format, path: outputs[format]!, tokens: await EXPORTERS[format](streams[i]!, outputs[format]!, [tracePath]) });
+      results.push({
+        format,
+        path: outputs[format]!,
+        tokens: await EXPORTERS[format](streams[i]!, outputs[format]!, [tracePath]),
+      });
     return { results, notes, truncated, tokens, unit: trace.kind === 'counts' ? 'steps' : 'tokens' };
   } finally {
     trace.close();

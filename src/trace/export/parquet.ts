@@ -52,7 +52,10 @@ class FileByteWriter extends ByteWriter {
 // Unsigned ints by their legacy converted type alone, which every reader maps to uint16/uint32: hyparquet-writer
 // 0.17 serialises the INTEGER logical type's bitWidth as a Thrift i32 where the spec says i8, and pyarrow then
 // rejects the whole footer ("Couldn't deserialize thrift").
-const unsigned = (bitWidth: 16 | 32): Partial<SchemaElement> => ({ type: 'INT32', converted_type: bitWidth === 16 ? 'UINT_16' : 'UINT_32' });
+const unsigned = (bitWidth: 16 | 32): Partial<SchemaElement> => ({
+  type: 'INT32',
+  converted_type: bitWidth === 16 ? 'UINT_16' : 'UINT_32',
+});
 const STRING: Partial<SchemaElement> = { type: 'BYTE_ARRAY', converted_type: 'UTF8', logical_type: { type: 'STRING' } };
 
 /** A standard three-level Parquet LIST of required elements. */
@@ -65,7 +68,11 @@ function list(name: string, element: Partial<SchemaElement>): SchemaElement[] {
 }
 
 /** The Parquet schema of a trace; `mem` only when the trace holds memory samples; then its optional columns. */
-export function parquetSchema(s: RoutingSchema, withMem: boolean, optional: readonly OptionalColumn[] = []): SchemaElement[] {
+export function parquetSchema(
+  s: RoutingSchema,
+  withMem: boolean,
+  optional: readonly OptionalColumn[] = [],
+): SchemaElement[] {
   const req = (name: string, e: Partial<SchemaElement>): SchemaElement => ({ name, repetition_type: 'REQUIRED', ...e });
   const columns: SchemaElement[][] = [
     [req(COL.seq, unsigned(32))],
@@ -189,11 +196,19 @@ export class ParquetTraceWriter {
   }
 
   /** Rows [a, e) of an item's batch (its `mem` cells when the file has that column), in row groups of at most groupValues. */
-  write(c: Pick<TokensItem, 'batch' | 'firstToken' | 'memory'>, a = 0, e = c.batch.length, mem: (string | null)[] | null = this.opts.withMem ? memCells(c) : null): void {
+  write(
+    c: Pick<TokensItem, 'batch' | 'firstToken' | 'memory'>,
+    a = 0,
+    e = c.batch.length,
+    mem: (string | null)[] | null = this.opts.withMem ? memCells(c) : null,
+  ): void {
     for (let i = a; i < e; i += this.groupRows) {
       const j = Math.min(e, i + this.groupRows);
       // Synchronous: FileByteWriter.flush returns nothing, so the writer never defers a row group.
-      void this.pq.write({ columnData: columnData(this.s, c.batch, mem, i, j, this.opts.columns), rowGroupSize: j - i });
+      void this.pq.write({
+        columnData: columnData(this.s, c.batch, mem, i, j, this.opts.columns),
+        rowGroupSize: j - i,
+      });
       this.rows += j - i;
     }
   }
@@ -209,10 +224,19 @@ export class ParquetTraceWriter {
  * The `mem` column is there when the stream holds memory samples; a stream that cannot list them up front (not a
  * trace) gets the column, null where a row carries none.
  */
-export async function writeParquet(stream: RoutingStream, out: AtomicFile, { groupValues = GROUP_VALUES } = {}): Promise<number> {
+export async function writeParquet(
+  stream: RoutingStream,
+  out: AtomicFile,
+  { groupValues = GROUP_VALUES } = {},
+): Promise<number> {
   const listed = stream.seek?.memorySamples?.();
   const withMem = listed === undefined || listed.length > 0;
-  const w = new ParquetTraceWriter(stream.schema, out, { headerJson: exportHeader(stream), withMem, columns: stream.columns ?? [], groupValues });
+  const w = new ParquetTraceWriter(stream.schema, out, {
+    headerJson: exportHeader(stream),
+    withMem,
+    columns: stream.columns ?? [],
+    groupValues,
+  });
   for await (const c of stream.items()) if (c.kind === 'tokens') w.write(c);
   w.finish();
   return w.rows;

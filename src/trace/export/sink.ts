@@ -9,7 +9,10 @@ import { OutputFile } from '../../core/output.js';
 export class AtomicFile {
   private readonly file: OutputFile;
 
-  constructor(readonly path: string, inputs: readonly string[] = []) {
+  constructor(
+    readonly path: string,
+    inputs: readonly string[] = [],
+  ) {
     this.file = OutputFile.create(path, { inputs });
   }
 
@@ -32,7 +35,10 @@ export class TextSink {
   private parts: string[] = [];
   private size = 0;
 
-  constructor(readonly path: string, inputs: readonly string[] = []) {
+  constructor(
+    readonly path: string,
+    inputs: readonly string[] = [],
+  ) {
     this.file = new AtomicFile(path, inputs);
   }
 

@@ -19,7 +19,9 @@ const NUM = '([-+]?(?:\\d+\\.?\\d*(?:[eE][-+]?\\d+)?|nan|inf))';
 const SGLANG = new RegExp(
   `\\[Expert Balancedness\\]\\s+forward_pass_id=(\\d+)\\s+current_pass_balancedness=${NUM}\\s+((?:last_\\d+_average_balancedness=\\S+\\s+)*)gpu_physical_count_sum=${NUM}`,
 );
-const VLLM = new RegExp(`EPLB step:\\s*(?:(\\d+)(?: for model .*?)?:\\s*)?avg_tokens=${NUM}, max_tokens=${NUM}, balancedness=${NUM}`);
+const VLLM = new RegExp(
+  `EPLB step:\\s*(?:(\\d+)(?: for model .*?)?:\\s*)?avg_tokens=${NUM}, max_tokens=${NUM}, balancedness=${NUM}`,
+);
 const WINDOW = /last_(\d+)_average_balancedness=(\S+)/g;
 const STAMP = /^\[(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(?:[.,](\d{1,9}))?/;
 
@@ -61,7 +63,10 @@ export function importEplbLog(files: string[], output: string): LogImportResult 
       }
       const kind = s ? 'sglang' : 'vllm';
       if (producer === null) producer = kind;
-      else if (producer !== kind) throw new UserError(`${file}:${line.no}: a ${kind} line in a ${producer} log; import one server's log at a time`);
+      else if (producer !== kind)
+        throw new UserError(
+          `${file}:${line.no}: a ${kind} line in a ${producer} log; import one server's log at a time`,
+        );
       const i = step.length;
       tNs.push(stampNs(line.text));
       if (s) {
@@ -69,7 +74,8 @@ export function importEplbLog(files: string[], output: string): LogImportResult 
         push('balancedness', i, num(s[2]!));
         for (const w of s[3]!.matchAll(WINDOW)) {
           const key = `balancedness_last_${w[1]}`;
-          if (key === 'balancedness_last_10' || key === 'balancedness_last_100' || key === 'balancedness_last_1000') push(key, i, num(w[2]!));
+          if (key === 'balancedness_last_10' || key === 'balancedness_last_100' || key === 'balancedness_last_1000')
+            push(key, i, num(w[2]!));
         }
         push('assignments', i, num(s[4]!));
       } else {
@@ -81,7 +87,9 @@ export function importEplbLog(files: string[], output: string): LogImportResult 
       if (step.length > 50_000_000) throw new UserError(`${file}: more than 50 million balancedness lines`);
     }
   if (producer === null)
-    throw new UserError(`${files.join(', ')}: no SGLang "[Expert Balancedness]" or vLLM "EPLB step:" lines found${skipped ? ` (${skipped} lines name them but are not in a known shape)` : ''}`);
+    throw new UserError(
+      `${files.join(', ')}: no SGLang "[Expert Balancedness]" or vLLM "EPLB step:" lines found${skipped ? ` (${skipped} lines name them but are not in a known shape)` : ''}`,
+    );
   const n = step.length;
   const values: Partial<Record<SeriesColumn, Float64Array>> = {};
   for (const [c, a] of Object.entries(cols) as [SeriesColumn, number[]][]) {
@@ -99,7 +107,9 @@ export function importEplbLog(files: string[], output: string): LogImportResult 
     values,
   });
   const notes: string[] = [];
-  if (skipped) notes.push(`${skipped} lines mention balancedness in a shape not read (e.g. vLLM's per-layer table); skipped`);
-  if (producer === 'vllm' && tNs.every((t) => t === 0n)) notes.push("vLLM's log prefix has no year: the rows carry no time");
+  if (skipped)
+    notes.push(`${skipped} lines mention balancedness in a shape not read (e.g. vLLM's per-layer table); skipped`);
+  if (producer === 'vllm' && tNs.every((t) => t === 0n))
+    notes.push("vLLM's log prefix has no year: the rows carry no time");
   return { rows: n, producer, notes };
 }

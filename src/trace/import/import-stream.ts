@@ -35,10 +35,16 @@ export interface ImportResult {
 }
 
 /** Writes an importer's stream as the trace `output` (atomically, never over one of `inputs`). */
-export async function writeImport(stream: RoutingStream, output: string, inputs: readonly string[]): Promise<ImportResult> {
+export async function writeImport(
+  stream: RoutingStream,
+  output: string,
+  inputs: readonly string[],
+): Promise<ImportResult> {
   const w = await writeStreamTrace(stream, output, { inputs });
   const notes = stream.notes;
-  return w.kind === 'counts' ? { tokens: 0, kind: 'counts', steps: w.rows, schema: stream.schema, notes } : { tokens: w.rows, schema: stream.schema, notes };
+  return w.kind === 'counts'
+    ? { tokens: 0, kind: 'counts', steps: w.rows, schema: stream.schema, notes }
+    : { tokens: w.rows, schema: stream.schema, notes };
 }
 
 /** The importer knows what it holds: the stream's schema, meta and, for counts, their axis and bins. */
@@ -58,7 +64,11 @@ export type ImportEvent = ImportOpen | StreamItem;
  * The stream of an importer's events. Runs the importer until it yields `open` (errors up to there throw here);
  * `notes` is the importer's array of things the user should know, complete once `items()` has ended.
  */
-export function importStream(label: string, events: Generator<ImportEvent, void, undefined>, notes: string[]): RoutingStream {
+export function importStream(
+  label: string,
+  events: Generator<ImportEvent, void, undefined>,
+  notes: string[],
+): RoutingStream {
   const first = events.next();
   if (first.done || first.value.kind !== 'open') {
     events.return();

@@ -40,7 +40,12 @@ export function importStream(format: ImportFormat, files: string[], o: ImportOpt
       return megatronStream(files, { experts: o.experts, scoring: o.scoring ?? 'softmax', logits: o.logits ?? true });
     case 'npy':
       if (o.topK === undefined) throw new UserError('import npy needs --top-k K (experts selected per token)');
-      return npyStream(files, { topK: o.topK, scoring: o.scoring ?? 'softmax', logits: o.logits ?? true, layerIds: o.layerIds });
+      return npyStream(files, {
+        topK: o.topK,
+        scoring: o.scoring ?? 'softmax',
+        logits: o.logits ?? true,
+        layerIds: o.layerIds,
+      });
     case 'sglang':
       return sglangStream(files, {
         scoring: o.scoring ?? 'softmax',
@@ -51,7 +56,12 @@ export function importStream(format: ImportFormat, files: string[], o: ImportOpt
 }
 
 /** Imports `files` into the trace `output`, written only if the whole import succeeds. */
-export async function importTrace(format: ImportFormat, files: string[], output: string, o: ImportOptions = {}): Promise<ImportResult> {
+export async function importTrace(
+  format: ImportFormat,
+  files: string[],
+  output: string,
+  o: ImportOptions = {},
+): Promise<ImportResult> {
   if (files.length === 0) throw new UserError('no input files');
   resolveOutput(output, files, '--output'); // never an input, never a folder (src/core/output.ts)
   return writeImport(importStream(format, files, o), output, files);

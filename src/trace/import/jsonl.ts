@@ -30,14 +30,16 @@ const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInt
 function parseHeader(raw: unknown, fail: (why: string) => never): Header {
   if (!isObj(raw) || raw.moescope === undefined)
     fail('the first line must be the header {"moescope":1,"layers":L,"experts":E,"topK":K,"scoring":…}');
-  if (raw.moescope !== 1) fail(`unsupported interchange version ${JSON.stringify(raw.moescope)} (this moescope reads 1)`);
+  if (raw.moescope !== 1)
+    fail(`unsupported interchange version ${JSON.stringify(raw.moescope)} (this moescope reads 1)`);
   const L = raw.layers;
   const E = raw.experts;
   const K = raw.topK;
   if (!isInt(L) || L < 1) fail(`header "layers" must be a positive integer, got ${JSON.stringify(L)}`);
   if (!isInt(E) || E < 1 || E > 65536) fail(`header "experts" must be an integer 1…65536, got ${JSON.stringify(E)}`);
   if (!isInt(K) || K < 1 || K > E) fail(`header "topK" must be an integer 1…${E}, got ${JSON.stringify(K)}`);
-  if (!isScoring(raw.scoring)) fail(`header "scoring" must be "softmax" or "sigmoid", got ${JSON.stringify(raw.scoring)}`);
+  if (!isScoring(raw.scoring))
+    fail(`header "scoring" must be "softmax" or "sigmoid", got ${JSON.stringify(raw.scoring)}`);
   checkShape(L, E, K, (why) => fail(`header: ${why}`)); // before allocating anything of size L
   let layers = Array.from({ length: L }, (_, i) => i);
   if (raw.layerIds !== undefined) {
@@ -50,7 +52,9 @@ function parseHeader(raw: unknown, fail: (why: string) => never): Header {
   const devices = Array.isArray(raw.devices) ? raw.devices.filter((d): d is string => typeof d === 'string') : [];
   const cols = raw.columns ?? [];
   if (!Array.isArray(cols) || !cols.every((c) => (OPTIONAL_COLUMNS as readonly unknown[]).includes(c)))
-    fail(`header "columns" must be a list of ${OPTIONAL_COLUMNS.map((c) => `"${c}"`).join(', ')}, got ${JSON.stringify(raw.columns)}`);
+    fail(
+      `header "columns" must be a list of ${OPTIONAL_COLUMNS.map((c) => `"${c}"`).join(', ')}, got ${JSON.stringify(raw.columns)}`,
+    );
   return {
     schema: { layers, experts: E, topK: K, scoring: raw.scoring },
     model: str('model'),
@@ -61,8 +65,17 @@ function parseHeader(raw: unknown, fail: (why: string) => never): Header {
 }
 
 /** An L×n matrix of numbers, flattened layer-major; `check` vets each value. */
-function matrix(v: unknown, L: number, n: number, what: string, fail: (why: string) => never, check: (x: unknown) => boolean, want: string): number[] {
-  if (!Array.isArray(v) || v.length !== L) fail(`"${what}" must be ${L} arrays (one per layer), got ${Array.isArray(v) ? v.length : typeof v}`);
+function matrix(
+  v: unknown,
+  L: number,
+  n: number,
+  what: string,
+  fail: (why: string) => never,
+  check: (x: unknown) => boolean,
+  want: string,
+): number[] {
+  if (!Array.isArray(v) || v.length !== L)
+    fail(`"${what}" must be ${L} arrays (one per layer), got ${Array.isArray(v) ? v.length : typeof v}`);
   const out: number[] = [];
   for (let l = 0; l < L; l++) {
     const row = v[l];
@@ -77,7 +90,19 @@ function matrix(v: unknown, L: number, n: number, what: string, fail: (why: stri
 }
 
 /** Keys a token line may have (docs/trace-format.md § JSONL interchange). */
-const TOKEN_KEYS = new Set(['seq', 'pos', 'tokenId', 'token', 'isPrompt', 'tNs', 'experts', 'weights', 'logits', 'tag', ...OPTIONAL_COLUMNS]);
+const TOKEN_KEYS = new Set([
+  'seq',
+  'pos',
+  'tokenId',
+  'token',
+  'isPrompt',
+  'tNs',
+  'experts',
+  'weights',
+  'logits',
+  'tag',
+  ...OPTIONAL_COLUMNS,
+]);
 
 /** Non-finite values as export --jsonl writes them (JSON has no Infinity / NaN), so the round trip holds. */
 const NON_FINITE: Record<string, number> = { Infinity: Infinity, '-Infinity': -Infinity, NaN: NaN };
@@ -97,18 +122,30 @@ function tokenFrom(
   // A misspelt key ("weightsx") would silently mean its default (weights 1/K): every key must be known.
   for (const k of Object.keys(o))
     if (!TOKEN_KEYS.has(k)) {
-      const near = [...TOKEN_KEYS].find((t) => t.toLowerCase() === k.toLowerCase() || k.startsWith(t) || t.startsWith(k));
+      const near = [...TOKEN_KEYS].find(
+        (t) => t.toLowerCase() === k.toLowerCase() || k.startsWith(t) || t.startsWith(k),
+      );
       fail(`unknown key ${quoteValue(k, 40)} on a token line${near ? ` (did you mean "${near}"?)` : ''}`);
     }
   if (o.experts === undefined && o.logits === undefined) fail('a token needs "experts" (with "weights") or "logits"');
   if ((o.logits !== undefined) !== hasLogits)
-    fail(hasLogits ? 'this token has no "logits" but earlier ones do (all or none)' : 'this token has "logits" but earlier ones do not (all or none)');
+    fail(
+      hasLogits
+        ? 'this token has no "logits" but earlier ones do (all or none)'
+        : 'this token has "logits" but earlier ones do not (all or none)',
+    );
   // null: not captured (exported NaN), as in the trace.
   const logits =
     o.logits !== undefined
-      ? matrix(o.logits, L, E, 'logits', fail, (x) => x === null || finite(x) || nonFinite(x), 'a number, "Infinity", "-Infinity", "NaN" or null').map(
-          (x) => (x === null ? NaN : typeof x === 'string' ? NON_FINITE[x]! : (x as number)),
-        )
+      ? matrix(
+          o.logits,
+          L,
+          E,
+          'logits',
+          fail,
+          (x) => x === null || finite(x) || nonFinite(x),
+          'a number, "Infinity", "-Infinity", "NaN" or null',
+        ).map((x) => (x === null ? NaN : typeof x === 'string' ? NON_FINITE[x]! : (x as number)))
       : null;
   let experts: ArrayLike<number>;
   let weights: ArrayLike<number>;
@@ -120,9 +157,15 @@ function tokenFrom(
     }
     weights =
       o.weights !== undefined
-        ? matrix(o.weights, L, K, 'weights', fail, (x) => finite(x) || nonFinite(x), 'a number, "Infinity", "-Infinity" or "NaN"').map((x) =>
-            typeof x === 'string' ? NON_FINITE[x]! : (x as number),
-          )
+        ? matrix(
+            o.weights,
+            L,
+            K,
+            'weights',
+            fail,
+            (x) => finite(x) || nonFinite(x),
+            'a number, "Infinity", "-Infinity" or "NaN"',
+          ).map((x) => (typeof x === 'string' ? NON_FINITE[x]! : (x as number)))
         : new Array<number>(L * K).fill(1 / K);
   } else {
     if (o.weights !== undefined) fail('"weights" given without "experts"');
@@ -131,19 +174,33 @@ function tokenFrom(
     weights = sel.weights;
   }
   const seq = o.seq ?? 0;
-  if (!isInt(seq) || seq < 0 || seq > 0xffffffff) fail(`"seq" must be a non-negative integer, got ${JSON.stringify(seq)}`);
+  if (!isInt(seq) || seq < 0 || seq > 0xffffffff)
+    fail(`"seq" must be a non-negative integer, got ${JSON.stringify(seq)}`);
   let pos = o.pos;
   if (pos === undefined) pos = nextPos.get(seq) ?? 0;
-  if (!isInt(pos) || pos < 0 || pos > 0xffffffff) fail(`"pos" must be a non-negative integer, got ${JSON.stringify(pos)}`);
+  if (!isInt(pos) || pos < 0 || pos > 0xffffffff)
+    fail(`"pos" must be a non-negative integer, got ${JSON.stringify(pos)}`);
   nextPos.set(seq, pos + 1);
   const tokenId = o.tokenId ?? -1;
-  if (!isInt(tokenId) || tokenId < -2147483648 || tokenId > 2147483647) fail(`"tokenId" must be an int32, got ${JSON.stringify(tokenId)}`);
+  if (!isInt(tokenId) || tokenId < -2147483648 || tokenId > 2147483647)
+    fail(`"tokenId" must be an int32, got ${JSON.stringify(tokenId)}`);
   const token = o.token ?? '';
   if (typeof token !== 'string') fail(`"token" must be a string`);
   const tag = o.tag ?? null;
   if (tag !== null && typeof tag !== 'string') fail(`"tag" must be a string or null`);
   if (o.isPrompt !== undefined && typeof o.isPrompt !== 'boolean') fail(`"isPrompt" must be true or false`);
-  const t: TokenRouting = { seq, pos, tokenId, token, tag, isPrompt: o.isPrompt === true, tNs: parseTNs(o.tNs, fail), experts, weights, logits };
+  const t: TokenRouting = {
+    seq,
+    pos,
+    tokenId,
+    token,
+    tag,
+    isPrompt: o.isPrompt === true,
+    tNs: parseTNs(o.tNs, fail),
+    experts,
+    weights,
+    logits,
+  };
   for (const c of OPTIONAL_COLUMNS)
     if (o[c] !== undefined && !columns.includes(c))
       fail(`"${c}" given, but the first token had none and the header's "columns" does not name it`);
@@ -154,12 +211,14 @@ function tokenFrom(
     t.step = step;
   }
   if (columns.includes('rank')) {
-    if (!isInt(o.rank) || o.rank < 0 || o.rank > 0xffff) fail(`"rank" must be an integer 0…65535 on every token, got ${JSON.stringify(o.rank)}`);
+    if (!isInt(o.rank) || o.rank < 0 || o.rank > 0xffff)
+      fail(`"rank" must be an integer 0…65535 on every token, got ${JSON.stringify(o.rank)}`);
     t.rank = o.rank;
   }
   if (columns.includes('dropped')) {
     const d = o.dropped ?? 0;
-    if (!isInt(d) || d < 0 || d > 0xffffffff) fail(`"dropped" must be an integer 0…4294967295, got ${JSON.stringify(d)}`);
+    if (!isInt(d) || d < 0 || d > 0xffffffff)
+      fail(`"dropped" must be an integer 0…4294967295, got ${JSON.stringify(d)}`);
     t.dropped = d;
   }
   return t;

@@ -88,11 +88,19 @@ interface RankState {
  * (its records give the schema), or with a null stream when following stopped before any decoder step was read;
  * `notes` fills in as the stream ends. The stream ends when `o.signal` aborts, after recording what was read.
  */
-export async function megatronFollowStream(files: string[], o: MegatronFollowOptions): Promise<{ stream: RoutingStream | null; notes: string[]; steps: () => number }> {
+export async function megatronFollowStream(
+  files: string[],
+  o: MegatronFollowOptions,
+): Promise<{ stream: RoutingStream | null; notes: string[]; steps: () => number }> {
   const pollMs = o.pollMs ?? 250;
   const skipped = new Map<string, number>();
   const notes: string[] = [];
-  const ranks: RankState[] = files.map((f) => ({ tail: new Tail(f, openInput(f)), rank: null, steps: new Map(), lastStep: -1 }));
+  const ranks: RankState[] = files.map((f) => ({
+    tail: new Tail(f, openInput(f)),
+    rank: null,
+    steps: new Map(),
+    lastStep: -1,
+  }));
   let schema: RoutingSchema | null = null;
   const sidecars = new Map<string, number>();
   const scratch = { buf: new Uint8Array(0) };
@@ -104,10 +112,17 @@ export async function megatronFollowStream(files: string[], o: MegatronFollowOpt
     const r = parseRecord(st.tail.file, line.no, line.text, skipped);
     if (r === null) return;
     if (st.rank === null) {
-      if (ranks.some((x) => x !== st && x.rank === r.rank)) throw new UserError(`two of the files hold rank ${r.rank}; give each rank's file once`);
+      if (ranks.some((x) => x !== st && x.rank === r.rank))
+        throw new UserError(`two of the files hold rank ${r.rank}; give each rank's file once`);
       st.rank = r.rank;
-    } else if (r.rank !== st.rank) throw new UserError(`${st.tail.file}:${line.no}: rank ${r.rank} in a file of rank ${st.rank}; give one file per rank`);
-    if (r.step < st.lastStep) throw new UserError(`${st.tail.file}:${line.no}: step ${r.step} comes after step ${st.lastStep}; records must be in step order`);
+    } else if (r.rank !== st.rank)
+      throw new UserError(
+        `${st.tail.file}:${line.no}: rank ${r.rank} in a file of rank ${st.rank}; give one file per rank`,
+      );
+    if (r.step < st.lastStep)
+      throw new UserError(
+        `${st.tail.file}:${line.no}: step ${r.step} comes after step ${st.lastStep}; records must be in step order`,
+      );
     st.lastStep = r.step;
     let g = st.steps.get(r.step);
     if (!g) st.steps.set(r.step, (g = []));
@@ -178,7 +193,8 @@ export async function megatronFollowStream(files: string[], o: MegatronFollowOpt
     closed = true;
     for (const st of ranks) st.tail.close();
     for (const fd of sidecars.values()) closeSync(fd);
-    for (const [what, n] of skipped) notes.push(`skipped ${n} records of ${what} (only decoder pre-dispatch routers are imported)`);
+    for (const [what, n] of skipped)
+      notes.push(`skipped ${n} records of ${what} (only decoder pre-dispatch routers are imported)`);
     if (stepsRead === 0) notes.push('no complete decoder step was read: nothing written');
   };
 
@@ -231,7 +247,11 @@ export async function megatronFollowStream(files: string[], o: MegatronFollowOpt
 }
 
 /** Follows the rank files into the trace `output`, written in place so that `replay --follow` can show it. */
-export async function followMegatron(files: string[], output: string, o: MegatronFollowOptions): Promise<MegatronFollowResult> {
+export async function followMegatron(
+  files: string[],
+  output: string,
+  o: MegatronFollowOptions,
+): Promise<MegatronFollowResult> {
   const { stream, notes, steps } = await megatronFollowStream(files, o);
   if (stream === null) return { tokens: 0, steps: 0, schema: null, notes };
   const w = await writeStreamTrace(stream, output, { inputs: files, live: true });

@@ -62,7 +62,8 @@ export function parseRecord(file: string, no: number, text: string, skipped: Map
   const r = parseLine(file, { text, no }) as Record<string, unknown>;
   if (typeof r !== 'object' || r === null || Array.isArray(r)) fail('expected a JSON object (a router trace record)');
   for (const k of ['step', 'layer', 'rank', 'num_tokens', 'topk'] as const)
-    if (!isInt(r[k]) || (r[k] as number) < 0) fail(`"${k}" must be a non-negative integer, got ${JSON.stringify(r[k])}`);
+    if (!isInt(r[k]) || (r[k] as number) < 0)
+      fail(`"${k}" must be a non-negative integer, got ${JSON.stringify(r[k])}`);
   if ((r.rank as number) > 0xffff) fail(`"rank" must be at most 65535, got ${r.rank as number}`);
   if ((r.step as number) >= 0xffffffff) fail(`"step" must be below 2^32 - 1, got ${r.step as number}`);
   const block = r.block ?? 'decoder';
@@ -80,7 +81,9 @@ export function parseRecord(file: string, no: number, text: string, skipped: Map
   for (let i = 0; i < n; i++) {
     const row = rows[i] as unknown;
     if (!Array.isArray(row) || row.length !== k) fail(`top_indices row ${i} must have topk = ${k} ids`);
-    for (const id of row) if (!isInt(id) || id < 0 || id > 65535) fail(`top_indices row ${i} has ${quoteValue(id, 40)}, expected an expert id`);
+    for (const id of row)
+      if (!isInt(id) || id < 0 || id > 65535)
+        fail(`top_indices row ${i} has ${quoteValue(id, 40)}, expected an expert id`);
     // A top-k selection never repeats an expert (import jsonl refuses the same).
     if (new Set(row).size !== k) fail(`top_indices row ${i} repeats an expert id: ${quoteValue(row, 80)}`);
   }
@@ -93,10 +96,20 @@ export function parseRecord(file: string, no: number, text: string, skipped: Map
       fail(`"logit_shape" must be [num_tokens = ${n}, experts], got ${JSON.stringify(shape)}`);
     const E = (shape as number[])[1]!;
     if (E < 1 || E > 65536) fail(`"logit_shape" has ${E} experts`);
-    if ((r.logit_bytes as number) !== n * E * 2) fail(`"logit_bytes" ${r.logit_bytes as number} is not ${n} × ${E} bfloat16 values (${n * E * 2} bytes)`);
+    if ((r.logit_bytes as number) !== n * E * 2)
+      fail(`"logit_bytes" ${r.logit_bytes as number} is not ${n} × ${E} bfloat16 values (${n * E * 2} bytes)`);
     logit = { offset: r.logit_offset as number, bytes: r.logit_bytes as number, experts: E };
   }
-  return { step: r.step as number, layer: r.layer as number, rank: r.rank as number, numTokens: n, topk: k, rows: rows as number[][], line: no, logit };
+  return {
+    step: r.step as number,
+    layer: r.layer as number,
+    rank: r.rank as number,
+    numTokens: n,
+    topk: k,
+    rows: rows as number[][],
+    line: no,
+    logit,
+  };
 }
 
 /** Decoder-block, pre-dispatch records of a file, validated; other records are counted in `skipped`. */
@@ -105,7 +118,10 @@ function* records(file: string, skipped: Map<string, number>): Generator<RouterR
   for (const line of readLines(file)) {
     const r = parseRecord(file, line.no, line.text, skipped);
     if (r === null) continue;
-    if (r.step < lastStep) throw new UserError(`${file}:${line.no}: step ${r.step} comes after step ${lastStep}; records must be in step order`);
+    if (r.step < lastStep)
+      throw new UserError(
+        `${file}:${line.no}: step ${r.step} comes after step ${lastStep}; records must be in step order`,
+      );
     lastStep = r.step;
     yield r;
   }
@@ -154,17 +170,22 @@ function scan(files: string[]): Scan {
       count++;
       if (r.logit) {
         if (logitExperts === null) logitExperts = r.logit.experts;
-        else if (r.logit.experts !== logitExperts) throw new UserError(`${at}: logits of ${r.logit.experts} experts, earlier records have ${logitExperts}`);
+        else if (r.logit.experts !== logitExperts)
+          throw new UserError(`${at}: logits of ${r.logit.experts} experts, earlier records have ${logitExperts}`);
         if (sidecarSize < 0) sidecarSize = fileSize(logitsSidecar(file, r.rank));
         if (r.logit.offset + r.logit.bytes > sidecarSize)
-          throw new UserError(`${at}: logits at bytes ${r.logit.offset}…${r.logit.offset + r.logit.bytes} are beyond the ${sidecarSize} bytes of ${logitsSidecar(file, r.rank)}`);
+          throw new UserError(
+            `${at}: logits at bytes ${r.logit.offset}…${r.logit.offset + r.logit.bytes} are beyond the ${sidecarSize} bytes of ${logitsSidecar(file, r.rank)}`,
+          );
         logitRecords++;
       }
       if (topk === -1) topk = r.topk;
-      else if (r.topk !== topk) throw new UserError(`${at}: topk ${r.topk} differs from the ${topk} of earlier records`);
+      else if (r.topk !== topk)
+        throw new UserError(`${at}: topk ${r.topk} differs from the ${topk} of earlier records`);
       const rank = rankOf.get(file);
       if (rank === undefined) rankOf.set(file, r.rank);
-      else if (rank !== r.rank) throw new UserError(`${at}: rank ${r.rank} in a file of rank ${rank}; give one file per rank`);
+      else if (rank !== r.rank)
+        throw new UserError(`${at}: rank ${r.rank} in a file of rank ${rank}; give one file per rank`);
       layers.add(r.layer);
       for (const row of r.rows)
         for (const id of row)
@@ -176,8 +197,19 @@ function scan(files: string[]): Scan {
   }
   if (topk === -1) throw new UserError(`${files.join(', ')}: no decoder router records found`);
   const ranks = [...rankOf.values()];
-  if (new Set(ranks).size !== ranks.length) throw new UserError(`two of the files hold the same rank; give each rank's file once`);
-  return { layers: [...layers].sort((a, b) => a - b), topk, maxId, maxAt, rankOf, skipped, logitExperts, logitRecords, records: count };
+  if (new Set(ranks).size !== ranks.length)
+    throw new UserError(`two of the files hold the same rank; give each rank's file once`);
+  return {
+    layers: [...layers].sort((a, b) => a - b),
+    topk,
+    maxId,
+    maxAt,
+    rankOf,
+    skipped,
+    logitExperts,
+    logitRecords,
+    records: count,
+  };
 }
 
 function fileSize(path: string): number {
@@ -194,21 +226,45 @@ export function megatronStream(files: string[], opts: MegatronOptions): RoutingS
   return importStream(files.join(', '), megatronEvents(files, opts, notes), notes);
 }
 
-function* megatronEvents(files: string[], opts: MegatronOptions, notes: string[]): Generator<ImportEvent, void, undefined> {
+function* megatronEvents(
+  files: string[],
+  opts: MegatronOptions,
+  notes: string[],
+): Generator<ImportEvent, void, undefined> {
   const s = scan(files);
   const withLogits = opts.logits !== false && s.logitExperts !== null;
   let E = opts.experts ?? s.logitExperts ?? undefined;
-  if (s.logitExperts !== null && E !== s.logitExperts) throw new UserError(`--experts ${E} differs from the ${s.logitExperts} experts of the records' logits`);
+  if (s.logitExperts !== null && E !== s.logitExperts)
+    throw new UserError(`--experts ${E} differs from the ${s.logitExperts} experts of the records' logits`);
   if (E === undefined) E = s.maxId + 1;
-  else if (s.maxId >= E) throw new UserError(`${s.maxAt}: expert id ${s.maxId} ≥ ${opts.experts !== undefined ? '--experts' : 'the logits\' width'} ${E}`);
+  else if (s.maxId >= E)
+    throw new UserError(
+      `${s.maxAt}: expert id ${s.maxId} ≥ ${opts.experts !== undefined ? '--experts' : "the logits' width"} ${E}`,
+    );
   if (s.topk > E) throw new UserError(`topk ${s.topk} exceeds the ${E} experts`);
-  const schema: RoutingSchema = { layers: s.layers, experts: E, topK: s.topk, scoring: opts.scoring, hasLogits: withLogits };
+  const schema: RoutingSchema = {
+    layers: s.layers,
+    experts: E,
+    topK: s.topk,
+    scoring: opts.scoring,
+    hasLogits: withLogits,
+  };
   const columns = ['step', 'rank'] as const;
-  yield { kind: 'open', schema, meta: { model: null, tokenizer: null, devices: [], source: 'import:megatron' }, columns };
-  if (opts.experts === undefined && s.logitExperts === null) notes.push(`experts per layer inferred as ${E} (largest id seen + 1); give --experts to set it`);
-  if (withLogits && s.logitRecords < s.records) notes.push(`${s.records - s.logitRecords} of ${s.records} records have no logits in the sidecar: their tokens' logits are NaN`);
+  yield {
+    kind: 'open',
+    schema,
+    meta: { model: null, tokenizer: null, devices: [], source: 'import:megatron' },
+    columns,
+  };
+  if (opts.experts === undefined && s.logitExperts === null)
+    notes.push(`experts per layer inferred as ${E} (largest id seen + 1); give --experts to set it`);
+  if (withLogits && s.logitRecords < s.records)
+    notes.push(
+      `${s.records - s.logitRecords} of ${s.records} records have no logits in the sidecar: their tokens' logits are NaN`,
+    );
   if (!withLogits && s.logitExperts !== null) notes.push('the records name sidecar logits; --no-logits left them out');
-  for (const [what, n] of s.skipped) notes.push(`skipped ${n} records of ${what} (only decoder pre-dispatch routers are imported)`);
+  for (const [what, n] of s.skipped)
+    notes.push(`skipped ${n} records of ${what} (only decoder pre-dispatch routers are imported)`);
   notes.push('Megatron traces record expert ids only: every weight is 1/K');
   yield* mergeRanks(files, s, schema, new TokenItems(schema, columns));
 }
@@ -221,7 +277,12 @@ function bf16ToF16(bits: number): number {
   return f32ToF16(BF16_F[0]!);
 }
 
-function* mergeRanks(files: string[], s: Scan, schema: RoutingSchema, tokens: TokenItems): Generator<ImportEvent, void, undefined> {
+function* mergeRanks(
+  files: string[],
+  s: Scan,
+  schema: RoutingSchema,
+  tokens: TokenItems,
+): Generator<ImportEvent, void, undefined> {
   const byRank = [...files].sort((a, b) => s.rankOf.get(a)! - s.rankOf.get(b)!).filter((f) => s.rankOf.has(f));
   const sidecars = new Map<string, number>();
   try {
@@ -241,7 +302,7 @@ function* mergeRanks(files: string[], s: Scan, schema: RoutingSchema, tokens: To
 
 function* mergeRanksWith(
   byRank: string[],
-  s: Scan,
+  _s: Scan,
   schema: RoutingSchema,
   tokens: TokenItems,
   sidecars: Map<string, number>,
@@ -289,7 +350,10 @@ export function emitGroup(
   const calls: RouterRecord[][] = schema.layers.map(() => []);
   for (const r of group) {
     const l = layerIndex.get(r.layer);
-    if (l === undefined) throw new UserError(`${file}:${r.line}: layer ${r.layer} was not in the trace's first step (layers ${schema.layers.join(',')})`);
+    if (l === undefined)
+      throw new UserError(
+        `${file}:${r.line}: layer ${r.layer} was not in the trace's first step (layers ${schema.layers.join(',')})`,
+      );
     calls[l]!.push(r);
   }
   const m = calls[0]!.length;
@@ -301,12 +365,16 @@ export function emitGroup(
     );
   const uneven = calls.findIndex((c) => c.length !== m);
   if (uneven >= 0)
-    throw new UserError(`${at}: step ${step}: layer ${schema.layers[uneven]} has ${calls[uneven]!.length} router calls but layer ${schema.layers[0]} has ${m}`);
+    throw new UserError(
+      `${at}: step ${step}: layer ${schema.layers[uneven]} has ${calls[uneven]!.length} router calls but layer ${schema.layers[0]} has ${m}`,
+    );
   for (let j = 0; j < m; j++) {
     const n = calls[0]![j]!.numTokens;
     for (let l = 1; l < L; l++)
       if (calls[l]![j]!.numTokens !== n)
-        throw new UserError(`${file}:${calls[l]![j]!.line}: num_tokens ${calls[l]![j]!.numTokens} differs from layer ${schema.layers[0]}'s ${n} in the same call`);
+        throw new UserError(
+          `${file}:${calls[l]![j]!.line}: num_tokens ${calls[l]![j]!.numTokens} differs from layer ${schema.layers[0]}'s ${n} in the same call`,
+        );
     const b = allocBatch(schema, n, ['step', 'rank']);
     b.tag = new Array<string | null>(n).fill(`rank ${group[0]!.rank}`);
     b.seq.fill(step);
@@ -330,12 +398,15 @@ export function emitGroup(
       for (let l = 0; l < L; l++) {
         const rec = calls[l]![j]!;
         if (!rec.logit || fd === undefined) continue;
-        if (rec.logit.experts !== E) throw new UserError(`${file}:${rec.line}: logits of ${rec.logit.experts} experts, the trace has ${E}`);
+        if (rec.logit.experts !== E)
+          throw new UserError(`${file}:${rec.line}: logits of ${rec.logit.experts} experts, the trace has ${E}`);
         if (scratch.buf.length < rec.logit.bytes) scratch.buf = new Uint8Array(rec.logit.bytes);
         const got = preadFully(fd, scratch.buf.subarray(0, rec.logit.bytes), rec.logit.offset);
-        if (got < rec.logit.bytes) throw new UserError(`${file}:${rec.line}: the logits sidecar ended while reading this record's logits`);
+        if (got < rec.logit.bytes)
+          throw new UserError(`${file}:${rec.line}: the logits sidecar ended while reading this record's logits`);
         const dv = new DataView(scratch.buf.buffer, 0, rec.logit.bytes);
-        for (let i = 0; i < n; i++) for (let e = 0; e < E; e++) b.logits[(i * L + l) * E + e] = bf16ToF16(dv.getUint16((i * E + e) * 2, true));
+        for (let i = 0; i < n; i++)
+          for (let e = 0; e < E; e++) b.logits[(i * L + l) * E + e] = bf16ToF16(dv.getUint16((i * E + e) * 2, true));
       }
     }
     write(b);

@@ -47,7 +47,8 @@ export function parseNpyHeader(bytes: Buffer, file: string): NpyHeader {
   const descr = /'descr':\s*'([^']*)'/.exec(h)?.[1];
   const fortran = /'fortran_order':\s*(True|False)/.exec(h)?.[1];
   const shapeText = /'shape':\s*\(([^)]*)\)/.exec(h)?.[1];
-  if (descr === undefined || fortran === undefined || shapeText === undefined) fail(`unreadable header ${JSON.stringify(h.trim())}`);
+  if (descr === undefined || fortran === undefined || shapeText === undefined)
+    fail(`unreadable header ${JSON.stringify(h.trim())}`);
   const m = /^([<|=])f([248])$/.exec(descr!);
   if (!m) fail(`dtype ${descr} is not supported: need little-endian float16, float32 or float64 ('<f2', '<f4', '<f8')`);
   if (fortran === 'True') fail('Fortran-order arrays are not supported: save with np.ascontiguousarray(x)');
@@ -76,12 +77,22 @@ function* npyEvents(file: string, opts: NpyOptions): Generator<ImportEvent, void
     const item = Number(h.dtype.slice(1));
     const need = h.dataOffset + T * L * E * item;
     const size = fstatSync(fd).size;
-    if (size < need) throw new UserError(`${file}: truncated: shape [${h.shape.join(', ')}] needs ${need} bytes, the file has ${size}`);
+    if (size < need)
+      throw new UserError(
+        `${file}: truncated: shape [${h.shape.join(', ')}] needs ${need} bytes, the file has ${size}`,
+      );
     if (E < 1 || E > 65536) throw new UserError(`${file}: ${E} experts per layer is outside 1…65536`);
-    if (!(opts.topK >= 1 && opts.topK <= E)) throw new UserError(`--top-k must be within 1…${E} for this file, got ${opts.topK}`);
+    if (!(opts.topK >= 1 && opts.topK <= E))
+      throw new UserError(`--top-k must be within 1…${E} for this file, got ${opts.topK}`);
     const layers = opts.layerIds ?? Array.from({ length: L }, (_, i) => i);
     if (layers.length !== L) throw new UserError(`--layer-ids has ${layers.length} ids but ${file} has ${L} layers`);
-    const schema: RoutingSchema = { layers, experts: E, topK: opts.topK, scoring: opts.scoring, hasLogits: opts.logits };
+    const schema: RoutingSchema = {
+      layers,
+      experts: E,
+      topK: opts.topK,
+      scoring: opts.scoring,
+      hasLogits: opts.logits,
+    };
     validateSchema(schema);
     if (T === 0) throw new UserError(`${file} holds no tokens (shape [0, …]): nothing to import`); // as import jsonl refuses an empty file
     yield { kind: 'open', schema, meta: { model: null, tokenizer: null, devices: [], source: 'import:npy' } };
@@ -91,7 +102,15 @@ function* npyEvents(file: string, opts: NpyOptions): Generator<ImportEvent, void
   }
 }
 
-function* convert(fd: number, file: string, h: NpyHeader, T: number, L: number, E: number, schema: RoutingSchema): Generator<ImportEvent, void, undefined> {
+function* convert(
+  fd: number,
+  file: string,
+  h: NpyHeader,
+  T: number,
+  L: number,
+  E: number,
+  schema: RoutingSchema,
+): Generator<ImportEvent, void, undefined> {
   const K = schema.topK;
   const item = Number(h.dtype.slice(1));
   const perToken = L * E * item;
@@ -105,9 +124,11 @@ function* convert(fd: number, file: string, h: NpyHeader, T: number, L: number, 
     preadFully(fd, raw.subarray(0, n * perToken), h.dataOffset + start * perToken);
     // Offsets into a fresh slow buffer stay aligned for any item size.
     const src =
-      h.dtype === 'f2' ? new Uint16Array(raw.buffer, raw.byteOffset, n * L * E)
-      : h.dtype === 'f4' ? new Float32Array(raw.buffer, raw.byteOffset, n * L * E)
-      : new Float64Array(raw.buffer, raw.byteOffset, n * L * E);
+      h.dtype === 'f2'
+        ? new Uint16Array(raw.buffer, raw.byteOffset, n * L * E)
+        : h.dtype === 'f4'
+          ? new Float32Array(raw.buffer, raw.byteOffset, n * L * E)
+          : new Float64Array(raw.buffer, raw.byteOffset, n * L * E);
     const b = allocBatch(schema, n);
     b.tokenId.fill(-1);
     for (let i = 0; i < n; i++) {

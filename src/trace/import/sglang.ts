@@ -47,14 +47,17 @@ function isTensor(v: PyValue | undefined): v is TensorRef {
 
 function modeOf(t: TorchFile, file: string): Mode {
   const root = t.root;
-  if (!(root instanceof Map)) throw new UserError(`${file}: not an SGLang expert-distribution dump (the file holds no dict)`);
+  if (!(root instanceof Map))
+    throw new UserError(`${file}: not an SGLang expert-distribution dump (the file holds no dict)`);
   if (isTensor(dictGet(root, 'logical_count'))) return 'stat';
   const records = dictGet(root, 'records');
   if (Array.isArray(records) && isTensor(dictGet(root, 'last_physical_to_logical_map'))) {
     const first = records.find((r) => r instanceof Map);
     return first && isTensor(dictGet(first, 'topk_ids_of_layer')) ? 'per_token' : 'per_pass';
   }
-  throw new UserError(`${file}: not an SGLang expert-distribution dump (no logical_count, nor records with last_physical_to_logical_map)`);
+  throw new UserError(
+    `${file}: not an SGLang expert-distribution dump (no logical_count, nor records with last_physical_to_logical_map)`,
+  );
 }
 
 /** Dump time from SGLang's file name `expert_distribution_recorder_{time.time()}[_{rank}].pt`, for ordering. */
@@ -71,7 +74,8 @@ function int(v: PyValue | undefined, what: string, file: string): number {
 function tensorOf(t: TorchFile, v: PyValue | undefined, what: string, rank: number, file: string): TensorData {
   if (!isTensor(v)) throw new UserError(`${file}: ${what} is not a tensor`);
   const d = t.tensor(v, what);
-  if (d.shape.length !== rank) throw new UserError(`${file}: ${what} has shape [${d.shape.join(', ')}], expected ${rank} dimensions`);
+  if (d.shape.length !== rank)
+    throw new UserError(`${file}: ${what} has shape [${d.shape.join(', ')}], expected ${rank} dimensions`);
   return d;
 }
 
@@ -79,7 +83,8 @@ function checkCounts(d: TensorData, what: string, file: string): void {
   const v = d.values;
   for (let i = 0; i < v.length; i++) {
     const x = v[i]!;
-    if (!(x >= 0) || !Number.isFinite(x)) throw new UserError(`${file}: ${what} holds ${x}; counts must be finite numbers ≥ 0`);
+    if (!(x >= 0) || !Number.isFinite(x))
+      throw new UserError(`${file}: ${what} holds ${x}; counts must be finite numbers ≥ 0`);
   }
 }
 
@@ -89,7 +94,8 @@ export function sglangStream(files: string[], opts: SglangOptions): RoutingStrea
 }
 
 function* sglangEvents(files: string[], opts: SglangOptions, notes: string[]): Generator<ImportEvent, void, undefined> {
-  if (opts.gpus !== undefined && (!Number.isInteger(opts.gpus) || opts.gpus < 1)) throw new UserError('--gpus must be an integer ≥ 1');
+  if (opts.gpus !== undefined && (!Number.isInteger(opts.gpus) || opts.gpus < 1))
+    throw new UserError('--gpus must be an integer ≥ 1');
   const loaded: Loaded[] = [];
   try {
     for (const file of files) {
@@ -98,7 +104,8 @@ function* sglangEvents(files: string[], opts: SglangOptions, notes: string[]): G
       loaded[loaded.length - 1]!.mode = modeOf(torch, file);
     }
     const modes = [...new Set(loaded.map((l) => l.mode))];
-    if (modes.length > 1) throw new UserError(`the files mix recorder modes (${modes.join(', ')}): import one mode at a time`);
+    if (modes.length > 1)
+      throw new UserError(`the files mix recorder modes (${modes.join(', ')}): import one mode at a time`);
     // Dumps in time order (SGLang names them by time.time()); the order given when names carry no time.
     loaded.sort((a, b) => {
       const ta = dumpTime(a.file);
@@ -134,7 +141,8 @@ function denseNote(all: number, kept: number[]): string | null {
 }
 
 function schemaFor(layers: number[], experts: number, opts: SglangOptions): RoutingSchema {
-  if (opts.topK !== undefined && (opts.topK < 1 || opts.topK > experts)) throw new UserError(`--top-k must be 1…${experts}, got ${opts.topK}`);
+  if (opts.topK !== undefined && (opts.topK < 1 || opts.topK > experts))
+    throw new UserError(`--top-k must be 1…${experts}, got ${opts.topK}`);
   return { layers, experts, topK: opts.topK ?? 1, scoring: opts.scoring, hasLogits: false };
 }
 
@@ -160,12 +168,27 @@ function* countEvents(
     kind: 'open',
     schema,
     meta: META(source, placement ? placement.devices : null),
-    countInfo: { axis: 'expert', bins: E, topKKnown: opts.topK !== undefined, expertsKnown: true, ...(placement ? { placement } : {}) },
+    countInfo: {
+      axis: 'expert',
+      bins: E,
+      topKKnown: opts.topK !== undefined,
+      expertsKnown: true,
+      ...(placement ? { placement } : {}),
+    },
   };
-  const batch: CountBatch = { length: rows.length, step: new Float64Array(rows.length), tNs: new BigInt64Array(rows.length), axis: 'expert', bins: E, counts: new Float64Array(rows.length * L * E) };
+  const batch: CountBatch = {
+    length: rows.length,
+    step: new Float64Array(rows.length),
+    tNs: new BigInt64Array(rows.length),
+    axis: 'expert',
+    bins: E,
+    counts: new Float64Array(rows.length * L * E),
+  };
   rows.forEach((r, i) => {
     batch.step[i] = r.step;
-    schema.layers.forEach((layer, l) => batch.counts.set(r.counts.subarray(layer * E, (layer + 1) * E), (i * L + l) * E));
+    schema.layers.forEach((layer, l) =>
+      batch.counts.set(r.counts.subarray(layer * E, (layer + 1) * E), (i * L + l) * E),
+    );
   });
   yield { kind: 'counts', batch };
 }
@@ -180,10 +203,13 @@ function* importStat(loaded: Loaded[], opts: SglangOptions, notes: string[]): Ge
     checkCounts(d, 'logical_count', file);
     const [S, L, E] = d.shape as [number, number, number];
     if (shape && (shape[1] !== L || shape[2] !== E))
-      throw new UserError(`${file}: logical_count is [·, ${L}, ${E}], the first dump was [·, ${shape[1]}, ${shape[2]}]: different models`);
+      throw new UserError(
+        `${file}: logical_count is [·, ${L}, ${E}], the first dump was [·, ${shape[1]}, ${shape[2]}]: different models`,
+      );
     shape = d.shape;
     const rate = dictGet(root, 'average_utilization_rate_over_window');
-    if (typeof rate === 'number') notes.push(`${basename(file)}: SGLang's average utilization rate over its window: ${rate.toFixed(3)}`);
+    if (typeof rate === 'number')
+      notes.push(`${basename(file)}: SGLang's average utilization rate over its window: ${rate.toFixed(3)}`);
     for (let s = 0; s < S; s++) {
       const counts = d.values.slice(s * L * E, (s + 1) * L * E);
       if (counts.every((x) => x === 0)) {
@@ -194,15 +220,21 @@ function* importStat(loaded: Loaded[], opts: SglangOptions, notes: string[]): Ge
     }
   }
   const [, L, E] = shape as [number, number, number];
-  if (rows.length === 0) throw new UserError(`${loaded.map((l) => l.file).join(', ')}: every logical_count step is zero: nothing was recorded`);
+  if (rows.length === 0)
+    throw new UserError(
+      `${loaded.map((l) => l.file).join(', ')}: every logical_count step is zero: nothing was recorded`,
+    );
   if (empty) notes.push(`${empty} all-zero buffer steps left out (the circular buffer was not full)`);
-  notes.push('stat dumps do not record which buffer row was written last: steps are in buffer order, which is not time order once the buffer has wrapped');
+  notes.push(
+    'stat dumps do not record which buffer row was written last: steps are in buffer order, which is not time order once the buffer has wrapped',
+  );
   const perLayer = new Float64Array(L);
   for (const r of rows) for (let l = 0; l < L; l++) for (let e = 0; e < E; e++) perLayer[l]! += r.counts[l * E + e]!;
   const keep = routedLayers(perLayer);
   const dn = denseNote(L, keep);
   if (dn) notes.push(dn);
-  if (opts.topK === undefined) notes.push('top-k is not in stat dumps: counts are assignments; give --top-k K to count tokens');
+  if (opts.topK === undefined)
+    notes.push('top-k is not in stat dumps: counts are assignments; give --top-k K to count tokens');
   const schema = schemaFor(keep, E, opts);
   const placement = opts.gpus !== undefined ? contiguous(E, opts.gpus) : null;
   yield* countEvents(schema, rows, opts, 'import:sglang:stat', placement);
@@ -219,7 +251,10 @@ interface DetailDump {
   records: Map<PyValue, PyValue>[];
 }
 
-function detailDumps(loaded: Loaded[], notes: string[]): { dumps: DetailDump[]; map: TensorData; L: number; P: number; E: number } {
+function detailDumps(
+  loaded: Loaded[],
+  notes: string[],
+): { dumps: DetailDump[]; map: TensorData; L: number; P: number; E: number } {
   const dumps: DetailDump[] = [];
   let skipped = 0;
   for (const { file, torch } of loaded) {
@@ -242,9 +277,14 @@ function detailDumps(loaded: Loaded[], notes: string[]): { dumps: DetailDump[]; 
   const map = dumps[dumps.length - 1]!.map;
   const [L, P] = map.shape as [number, number];
   for (const d of dumps) {
-    if (d.map.shape[0] !== L || d.map.shape[1] !== P) throw new UserError(`${d.file}: last_physical_to_logical_map is [${d.map.shape.join(', ')}], another dump's is [${L}, ${P}]: different deployments`);
+    if (d.map.shape[0] !== L || d.map.shape[1] !== P)
+      throw new UserError(
+        `${d.file}: last_physical_to_logical_map is [${d.map.shape.join(', ')}], another dump's is [${L}, ${P}]: different deployments`,
+      );
     if (d.map.values.some((v, i) => v !== map.values[i])) {
-      notes.push('the dumps hold different physical → logical maps (EPLB re-placed experts while recording): the last one is used, as SGLang\'s reader does');
+      notes.push(
+        "the dumps hold different physical → logical maps (EPLB re-placed experts while recording): the last one is used, as SGLang's reader does",
+      );
       break;
     }
   }
@@ -252,14 +292,23 @@ function detailDumps(loaded: Loaded[], notes: string[]): { dumps: DetailDump[]; 
   let E = 0;
   for (const v of map.values) {
     if (!Number.isInteger(v) || v < 0 || v >= P)
-      throw new UserError(`${dumps[dumps.length - 1]!.file}: last_physical_to_logical_map holds ${v}, not a logical expert id (0…${P - 1})`);
+      throw new UserError(
+        `${dumps[dumps.length - 1]!.file}: last_physical_to_logical_map holds ${v}, not a logical expert id (0…${P - 1})`,
+      );
     E = Math.max(E, v + 1);
   }
   return { dumps, map, L, P, E };
 }
 
 /** Counts [L, P] of physical slots → [L, E] of logical experts, added into `out` (SGLang's scatter-add). */
-function addLogical(physical: Float64Array, map: Float64Array, L: number, P: number, E: number, out: Float64Array): void {
+function addLogical(
+  physical: Float64Array,
+  map: Float64Array,
+  L: number,
+  P: number,
+  E: number,
+  out: Float64Array,
+): void {
   for (let l = 0; l < L; l++) for (let s = 0; s < P; s++) out[l * E + map[l * P + s]!]! += physical[l * P + s]!;
 }
 
@@ -272,7 +321,11 @@ function devicesFor(P: number, ranks: number, opts: SglangOptions, notes: string
   return D;
 }
 
-function* importPerPass(loaded: Loaded[], opts: SglangOptions, notes: string[]): Generator<ImportEvent, void, undefined> {
+function* importPerPass(
+  loaded: Loaded[],
+  opts: SglangOptions,
+  notes: string[],
+): Generator<ImportEvent, void, undefined> {
   const { dumps, map, L, P, E } = detailDumps(loaded, notes);
   const byPass = new Map<number, { ranks: Set<number>; physical: Float64Array }>();
   const ranks = new Set<number>();
@@ -281,12 +334,22 @@ function* importPerPass(loaded: Loaded[], opts: SglangOptions, notes: string[]):
     for (const r of d.records) {
       const fp = int(dictGet(r, 'forward_pass_id'), 'forward_pass_id', d.file);
       const rank = int(dictGet(r, 'rank'), 'rank', d.file);
-      const gpc = tensorOf(torch, dictGet(r, 'global_physical_count'), `global_physical_count of forward pass ${fp}`, 2, d.file);
-      if (gpc.shape[0] !== L || gpc.shape[1] !== P) throw new UserError(`${d.file}: global_physical_count of forward pass ${fp} is [${gpc.shape.join(', ')}], the map is [${L}, ${P}]`);
+      const gpc = tensorOf(
+        torch,
+        dictGet(r, 'global_physical_count'),
+        `global_physical_count of forward pass ${fp}`,
+        2,
+        d.file,
+      );
+      if (gpc.shape[0] !== L || gpc.shape[1] !== P)
+        throw new UserError(
+          `${d.file}: global_physical_count of forward pass ${fp} is [${gpc.shape.join(', ')}], the map is [${L}, ${P}]`,
+        );
       checkCounts(gpc, `global_physical_count of forward pass ${fp}`, d.file);
       let entry = byPass.get(fp);
       if (!entry) byPass.set(fp, (entry = { ranks: new Set(), physical: new Float64Array(L * P) }));
-      if (entry.ranks.has(rank)) throw new UserError(`${d.file}: forward pass ${fp} of rank ${rank} appears twice (the same dump given twice?)`);
+      if (entry.ranks.has(rank))
+        throw new UserError(`${d.file}: forward pass ${fp} of rank ${rank} appears twice (the same dump given twice?)`);
       entry.ranks.add(rank);
       ranks.add(rank);
       for (let i = 0; i < L * P; i++) entry.physical[i]! += gpc.values[i]!;
@@ -295,22 +358,28 @@ function* importPerPass(loaded: Loaded[], opts: SglangOptions, notes: string[]):
   if (byPass.size === 0) throw new UserError(`${dumps.map((d) => d.file).join(', ')}: no forward-pass records`);
   const partial = [...byPass].filter(([, v]) => v.ranks.size < ranks.size).length;
   if (partial) notes.push(`${partial} forward passes lack some ranks' records (their counts cover the ranks present)`);
-  const rows = [...byPass.keys()].sort((a, b) => a - b).map((fp) => {
-    const counts = new Float64Array(L * E);
-    addLogical(byPass.get(fp)!.physical, map.values, L, P, E, counts);
-    return { step: fp, counts };
-  });
+  const rows = [...byPass.keys()]
+    .sort((a, b) => a - b)
+    .map((fp) => {
+      const counts = new Float64Array(L * E);
+      addLogical(byPass.get(fp)!.physical, map.values, L, P, E, counts);
+      return { step: fp, counts };
+    });
   const perLayer = new Float64Array(L);
   for (const r of rows) for (let i = 0; i < L * E; i++) perLayer[Math.floor(i / E)]! += r.counts[i]!;
   const keep = routedLayers(perLayer);
   const dn = denseNote(L, keep);
   if (dn) notes.push(dn);
-  if (keep.length === 0) throw new UserError(`${dumps.map((d) => d.file).join(', ')}: every count is zero: nothing was recorded`);
-  if (opts.topK === undefined) notes.push('top-k is not in per_pass dumps: counts are assignments; give --top-k K to count tokens');
+  if (keep.length === 0)
+    throw new UserError(`${dumps.map((d) => d.file).join(', ')}: every count is zero: nothing was recorded`);
+  if (opts.topK === undefined)
+    notes.push('top-k is not in per_pass dumps: counts are assignments; give --top-k K to count tokens');
   const schema = schemaFor(keep, E, opts);
   const D = devicesFor(P, ranks.size, opts, notes);
-  const placement = D === null ? null : { devices: D, phy2log: keep.map((l) => Array.from(map.values.subarray(l * P, (l + 1) * P))) };
-  if (placement && P > E) notes.push(`${P - E} redundant expert slots per layer (${P} physical for ${E} logical) on ${D} GPUs`);
+  const placement =
+    D === null ? null : { devices: D, phy2log: keep.map((l) => Array.from(map.values.subarray(l * P, (l + 1) * P))) };
+  if (placement && P > E)
+    notes.push(`${P - E} redundant expert slots per layer (${P} physical for ${E} logical) on ${D} GPUs`);
   yield* countEvents(schema, rows, opts, 'import:sglang:per_pass', placement);
 }
 
@@ -326,7 +395,11 @@ function intList(v: PyValue | undefined, what: string, file: string): number[] {
   return v.map((x) => int(x, what, file));
 }
 
-function* importPerToken(loaded: Loaded[], opts: SglangOptions, notes: string[]): Generator<ImportEvent, void, undefined> {
+function* importPerToken(
+  loaded: Loaded[],
+  opts: SglangOptions,
+  notes: string[],
+): Generator<ImportEvent, void, undefined> {
   const { dumps, map, L, P, E } = detailDumps(loaded, notes);
   const recs: TokenRecord[] = [];
   const seen = new Set<string>();
@@ -335,7 +408,8 @@ function* importPerToken(loaded: Loaded[], opts: SglangOptions, notes: string[])
       const fp = int(dictGet(r, 'forward_pass_id'), 'forward_pass_id', d.file);
       const rank = int(dictGet(r, 'rank'), 'rank', d.file);
       const key = `${fp}/${rank}`;
-      if (seen.has(key)) throw new UserError(`${d.file}: forward pass ${fp} of rank ${rank} appears twice (the same dump given twice?)`);
+      if (seen.has(key))
+        throw new UserError(`${d.file}: forward pass ${fp} of rank ${rank} appears twice (the same dump given twice?)`);
       seen.add(key);
       recs.push({ fp, rank, file: d.file, record: r });
     }
@@ -348,10 +422,19 @@ function* importPerToken(loaded: Loaded[], opts: SglangOptions, notes: string[])
   const routed = new Uint8Array(L);
   let K = 0;
   const idsOf = (r: TokenRecord): TensorData =>
-    tensorOf(torchOf(r.file), dictGet(r.record, 'topk_ids_of_layer'), `topk_ids_of_layer of forward pass ${r.fp}`, 3, r.file);
+    tensorOf(
+      torchOf(r.file),
+      dictGet(r.record, 'topk_ids_of_layer'),
+      `topk_ids_of_layer of forward pass ${r.fp}`,
+      3,
+      r.file,
+    );
   for (const r of recs) {
     const t = idsOf(r);
-    if (t.shape[0] !== L) throw new UserError(`${r.file}: topk_ids_of_layer of forward pass ${r.fp} has ${t.shape[0]} layers, the map ${L}`);
+    if (t.shape[0] !== L)
+      throw new UserError(
+        `${r.file}: topk_ids_of_layer of forward pass ${r.fp} has ${t.shape[0]} layers, the map ${L}`,
+      );
     const [, T, S] = t.shape as [number, number, number];
     for (let l = 0; l < L; l++)
       for (let x = 0; x < T; x++) {
@@ -359,7 +442,10 @@ function* importPerToken(loaded: Loaded[], opts: SglangOptions, notes: string[])
         for (let s = 0; s < S; s++) {
           const v = t.values[(l * T + x) * S + s]!;
           if (v === -1) continue;
-          if (!Number.isInteger(v) || v < 0 || v >= P) throw new UserError(`${r.file}: topk_ids_of_layer of forward pass ${r.fp} holds ${v}, not a physical expert id (0…${P - 1})`);
+          if (!Number.isInteger(v) || v < 0 || v >= P)
+            throw new UserError(
+              `${r.file}: topk_ids_of_layer of forward pass ${r.fp} holds ${v}, not a physical expert id (0…${P - 1})`,
+            );
           valid++;
         }
         if (valid > 0) routed[l] = 1;
@@ -367,14 +453,19 @@ function* importPerToken(loaded: Loaded[], opts: SglangOptions, notes: string[])
       }
   }
   const keep = Array.from({ length: L }, (_, l) => l).filter((l) => routed[l]);
-  if (keep.length === 0) throw new UserError(`${dumps.map((d) => d.file).join(', ')}: every top-k id is -1: nothing was recorded`);
+  if (keep.length === 0)
+    throw new UserError(`${dumps.map((d) => d.file).join(', ')}: every top-k id is -1: nothing was recorded`);
   const dn = denseNote(L, keep);
   if (dn) notes.push(dn);
-  if (opts.topK !== undefined && opts.topK !== K) throw new UserError(`--top-k ${opts.topK}, but the dumps select ${K} experts per token`);
+  if (opts.topK !== undefined && opts.topK !== K)
+    throw new UserError(`--top-k ${opts.topK}, but the dumps select ${K} experts per token`);
   const schema: RoutingSchema = { layers: keep, experts: E, topK: K, scoring: opts.scoring, hasLogits: false };
   const D = devicesFor(P, new Set(recs.map((r) => r.rank)).size, opts, notes);
-  if (D !== null && P > E) notes.push(`${P - E} redundant expert slots per layer: ids are mapped to their logical experts`);
-  notes.push('SGLang records expert ids only: every weight is 1/K; requests are split by extend_seq_lens within a forward pass (seq), position from positions');
+  if (D !== null && P > E)
+    notes.push(`${P - E} redundant expert slots per layer: ids are mapped to their logical experts`);
+  notes.push(
+    'SGLang records expert ids only: every weight is 1/K; requests are split by extend_seq_lens within a forward pass (seq), position from positions',
+  );
 
   let padded = 0;
   let tokens = 0;
@@ -389,11 +480,19 @@ function* importPerToken(loaded: Loaded[], opts: SglangOptions, notes: string[])
     const inputIds = intList(dictGet(r.record, 'input_ids'), 'input_ids', r.file);
     const positions = intList(dictGet(r.record, 'positions'), 'positions', r.file);
     if (inputIds.length !== T || positions.length !== T)
-      throw new UserError(`${r.file}: forward pass ${r.fp} of rank ${r.rank} has ${T} tokens of top-k ids but ${inputIds.length} input_ids, ${positions.length} positions`);
+      throw new UserError(
+        `${r.file}: forward pass ${r.fp} of rank ${r.rank} has ${T} tokens of top-k ids but ${inputIds.length} input_ids, ${positions.length} positions`,
+      );
     const mode = int(dictGet(r.record, 'forward_mode'), 'forward_mode', r.file);
     const lensRaw = dictGet(r.record, 'extend_seq_lens');
-    const lens = lensRaw === null || lensRaw === undefined ? null : intList(lensRaw instanceof PyTuple ? lensRaw.items : lensRaw, 'extend_seq_lens', r.file);
-    if (lens && lens.reduce((a, b) => a + b, 0) !== T) throw new UserError(`${r.file}: forward pass ${r.fp}: extend_seq_lens sum to ${lens.reduce((a, b) => a + b, 0)}, not its ${T} tokens`);
+    const lens =
+      lensRaw === null || lensRaw === undefined
+        ? null
+        : intList(lensRaw instanceof PyTuple ? lensRaw.items : lensRaw, 'extend_seq_lens', r.file);
+    if (lens && lens.reduce((a, b) => a + b, 0) !== T)
+      throw new UserError(
+        `${r.file}: forward pass ${r.fp}: extend_seq_lens sum to ${lens.reduce((a, b) => a + b, 0)}, not its ${T} tokens`,
+      );
     // Request boundaries: extend_seq_lens in an extend pass; one token per request otherwise.
     const starts = new Set<number>();
     if (lens) lens.reduce((at, n) => (starts.add(at), at + n), 0);
@@ -413,14 +512,29 @@ function* importPerToken(loaded: Loaded[], opts: SglangOptions, notes: string[])
         }
         if (k === K) valid++;
         else if (k !== 0)
-          throw new UserError(`${r.file}: forward pass ${r.fp}, token ${x}, layer ${l} has ${k} of the ${K} top-k ids (the rest -1): moescope traces hold K experts per layer`);
+          throw new UserError(
+            `${r.file}: forward pass ${r.fp}, token ${x}, layer ${l} has ${k} of the ${K} top-k ids (the rest -1): moescope traces hold K experts per layer`,
+          );
       });
       if (all === 0) {
         padded++;
         continue;
       }
-      if (valid !== keep.length) throw new UserError(`${r.file}: forward pass ${r.fp}, token ${x} is routed in some MoE layers and -1 in others`);
-      const done = items.push({ seq, pos: positions[x]!, tokenId: inputIds[x]!, token: '', isPrompt: mode === 1, tNs: 0n, experts, weights, tag });
+      if (valid !== keep.length)
+        throw new UserError(
+          `${r.file}: forward pass ${r.fp}, token ${x} is routed in some MoE layers and -1 in others`,
+        );
+      const done = items.push({
+        seq,
+        pos: positions[x]!,
+        tokenId: inputIds[x]!,
+        token: '',
+        isPrompt: mode === 1,
+        tNs: 0n,
+        experts,
+        weights,
+        tag,
+      });
       if (done) yield done;
       tokens++;
     }

@@ -1,5 +1,5 @@
 /** The frame around every pane: status bar, pane tabs, context hints (or the open prompt). */
-import { Box, Text } from 'ink';
+import { Text } from 'ink';
 import { useTui, useView } from '../context.js';
 import { fmtDuration, fmtInt, fmtNum, fmtPct, fmtSpeed } from '../number-text.js';
 import { fitHints, paneHints, tabSpans } from '../keys.js';
@@ -37,7 +37,8 @@ export function StatusBar() {
   const buffered = feed.buffered > 0 ? ` +${fmtInt(feed.buffered)} buffered` : '';
   const rateText = rate !== null ? `${fmtNum(rate, 1)} tok/s` : '— tok/s';
   // A long trace path would push the numbers off a narrow screen: its file name is enough there.
-  const label = width < 130 && source.label.includes('/') ? source.label.slice(source.label.lastIndexOf('/') + 1) : source.label;
+  const label =
+    width < 130 && source.label.includes('/') ? source.label.slice(source.label.lastIndexOf('/') + 1) : source.label;
   return (
     <Text wrap="truncate">
       <Text bold color={theme.accent}>
@@ -54,12 +55,7 @@ export function StatusBar() {
       </Text>
       <Text> │ {rateText}</Text>
       <Text> │ {fmtDuration(elapsed)}</Text>
-      {source.recording ? (
-        <Text color={theme.error}>
-          {' '}
-          │ ● REC {source.recording}
-        </Text>
-      ) : null}
+      {source.recording ? <Text color={theme.error}> │ ● REC {source.recording}</Text> : null}
       {feed.error ? <Text color={theme.error}> │ {feed.error}</Text> : null}
     </Text>
   );
@@ -83,7 +79,11 @@ export function TabBar() {
         const on = t.pane === pane;
         return (
           <Text key={t.pane}>
-            <Text inverse={on} bold={on} color={on ? theme.accent : t.pane === 'warnings' && active > 0 ? theme.warn : undefined}>
+            <Text
+              inverse={on}
+              bold={on}
+              color={on ? theme.accent : t.pane === 'warnings' && active > 0 ? theme.warn : undefined}
+            >
               {t.label}
             </Text>{' '}
           </Text>
@@ -91,14 +91,20 @@ export function TabBar() {
       })}
       <Text color={theme.muted}>
         {' '}
-        layer L{layerId} · {scope === 'window' ? `window ${fmtInt(windowSize)} tok` : 'cumulative'} · {layers}×{experts} top-{topK}
+        layer L{layerId} · {scope === 'window' ? `window ${fmtInt(windowSize)} tok` : 'cumulative'} · {layers}×{experts}{' '}
+        top-{topK}
       </Text>
     </Text>
   );
 }
 
 export function HintBar() {
-  const { pane, help, message, width } = useTui((s) => ({ pane: s.ui.pane, help: s.ui.help, message: s.ui.message ?? s.feed.notice, width: s.term.columns }));
+  const { pane, help, message, width } = useTui((s) => ({
+    pane: s.ui.pane,
+    help: s.ui.help,
+    message: s.ui.message ?? s.feed.notice,
+    width: s.term.columns,
+  }));
   const { theme } = useView();
   if (message) {
     return (

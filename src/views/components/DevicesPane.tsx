@@ -14,7 +14,12 @@ export function DevicesPane() {
   const m = frame.memory;
   const sparkW = width >= 120 ? 30 : 16;
   const barW = width >= 120 ? 20 : 12;
-  const interval = m.intervalMs !== null ? `sampled every ${fmtNum(m.intervalMs / 1000, 1)} s` : m.samples === 1 ? 'one sample' : 'no samples';
+  const interval =
+    m.intervalMs !== null
+      ? `sampled every ${fmtNum(m.intervalMs / 1000, 1)} s`
+      : m.samples === 1
+        ? 'one sample'
+        : 'no samples';
   const d = frame.devices;
   return (
     <Box flexDirection="column" width={width}>
@@ -27,7 +32,9 @@ export function DevicesPane() {
         </Text>
       </Text>
       {m.gpus === null ? (
-        <Text color={theme.muted}>{m.samples === 0 ? 'no memory samples in this source' : 'no GPU: running on the CPU'}</Text>
+        <Text color={theme.muted}>
+          {m.samples === 0 ? 'no memory samples in this source' : 'no GPU: running on the CPU'}
+        </Text>
       ) : (
         m.gpus.map((g, i) => (
           <Text key={g.index} wrap="truncate">
@@ -69,12 +76,13 @@ export function DevicesPane() {
               <Text color={theme.muted}>weights </Text>
               {fmtBytes(x.weightBytes).padEnd(11)}
               <Text color={theme.muted}>load </Text>
-              {fmtPct(x.loadShare).padStart(6)} <Text color={x.relLoad > 1.2 ? theme.warn : theme.accent}>{bar(x.relLoad / 2, barW)}</Text>
+              {fmtPct(x.loadShare).padStart(6)}{' '}
+              <Text color={x.relLoad > 1.2 ? theme.warn : theme.accent}>{bar(x.relLoad / 2, barW)}</Text>
             </Text>
           ))}
           <Text wrap="truncate" color={theme.muted}>
-            balancedness: SGLang {fmtNum(d.sglang, 3)} · vLLM {fmtNum(d.vllm, 3)} (1 = even) · load bar: full at twice the even share
-            (1/{d.devices})
+            balancedness: SGLang {fmtNum(d.sglang, 3)} · vLLM {fmtNum(d.vllm, 3)} (1 = even) · load bar: full at twice
+            the even share (1/{d.devices})
           </Text>
         </>
       ) : null}
@@ -107,7 +115,9 @@ function RanksSection({ frame, width }: { frame: Frame; width: number }) {
           {`e${r.busiest} ${fmtPct(r.busiestShare)}`.padEnd(12)}
           <Text color={theme.muted}>MaxVio </Text>
           <Text color={r.maxVio > 1.5 ? theme.warn : undefined}>{fmtNum(r.maxVio).padStart(6)}</Text>
-          {r.deviceShares && width >= 60 ? <Text color={theme.muted}>{'  ' + r.deviceShares.map((x, i) => `d${i} ${fmtPct(x, 0)}`).join(' ')}</Text> : null}
+          {r.deviceShares && width >= 60 ? (
+            <Text color={theme.muted}>{'  ' + r.deviceShares.map((x, i) => `d${i} ${fmtPct(x, 0)}`).join(' ')}</Text>
+          ) : null}
         </Text>
       ))}
     </>

@@ -20,7 +20,8 @@ export function HelpOverlay({ width, height }: { width: number; height: number }
         <Text color={theme.muted}>
           {' '}
           · source: {kind}
-          {kind === 'replay' ? ' (playback keys apply)' : ' (space freezes the view; data keeps arriving)'} · ? or esc closes
+          {kind === 'replay' ? ' (playback keys apply)' : ' (space freezes the view; data keeps arriving)'} · ? or esc
+          closes
         </Text>
       </Text>
       <Box flexDirection="row">
@@ -49,11 +50,22 @@ export function HelpOverlay({ width, height }: { width: number; height: number }
  * A terminal below the minimum: what is needed and how to leave, wrapped to whatever width there is (at 40×12
  * every word of it shows).
  */
-export function TooSmall({ columns, rows, needColumns, needRows }: { columns: number; rows: number; needColumns: number; needRows: number }) {
+export function TooSmall({
+  columns,
+  rows,
+  needColumns,
+  needRows,
+}: {
+  columns: number;
+  rows: number;
+  needColumns: number;
+  needRows: number;
+}) {
   return (
     <Box flexDirection="column" width={Math.max(1, columns)}>
       <Text wrap="wrap">
-        moescope needs a terminal of at least {needColumns}×{needRows}; this one is {columns}×{rows}. Enlarge it, or press q to quit.
+        moescope needs a terminal of at least {needColumns}×{needRows}; this one is {columns}×{rows}. Enlarge it, or
+        press q to quit.
       </Text>
     </Box>
   );

@@ -10,7 +10,6 @@ import { fmtInt, fmtNum, fmtPct } from '../number-text.js';
 import { bar } from '../glyphs.js';
 import { levelOf } from '../scale.js';
 
-
 export function LayerPane() {
   const { frame, expert, term } = useTui((s) => ({ frame: s.frame, expert: s.ui.expert, term: s.term }));
   const { theme } = useView();
@@ -42,8 +41,8 @@ export function LayerPane() {
       cells.push(
         <Text key={c}>
           <Text inverse={e === expert}>{`e${e}`.padStart(idW)}</Text>{' '}
-          <Text color={theme.heatInk[levelOf(frame.relLoad[d.index * E + e]!)]}>{bar(d.shareOfBusiest[e]!, barW)}</Text> {fmtInt(m.load[e]!).padStart(7)}{' '}
-          {fmtPct(m.share[e]!).padStart(6)}
+          <Text color={theme.heatInk[levelOf(frame.relLoad[d.index * E + e]!)]}>{bar(d.shareOfBusiest[e]!, barW)}</Text>{' '}
+          {fmtInt(m.load[e]!).padStart(7)} {fmtPct(m.share[e]!).padStart(6)}
           {'  '}
         </Text>,
       );
@@ -64,7 +63,8 @@ export function LayerPane() {
         </Text>
         <Text color={theme.muted}>
           {' '}
-          (MoE layer {d.index + 1} of {L}) · {scope} · {fmtInt(m.tokens)} tokens, {fmtInt(assignments)} assignments (top-{frame.topK})
+          (MoE layer {d.index + 1} of {L}) · {scope} · {fmtInt(m.tokens)} tokens, {fmtInt(assignments)} assignments
+          (top-{frame.topK})
         </Text>
       </Text>
       <Text wrap="truncate">
@@ -73,13 +73,16 @@ export function LayerPane() {
         <Text bold color={m.deadExperts > 0 ? theme.warn : undefined}>
           {m.deadExperts}/{E}
         </Text>{' '}
-        · top-{frame.topK} share {fmtPct(m.topNShare)} <Text color={theme.muted}>(uniform {fmtPct(d.uniformTopNShare)})</Text> · 90% of
-        load on {Number.isFinite(m.coverage90) ? m.coverage90 : '—'} experts
+        · top-{frame.topK} share {fmtPct(m.topNShare)}{' '}
+        <Text color={theme.muted}>(uniform {fmtPct(d.uniformTopNShare)})</Text> · 90% of load on{' '}
+        {Number.isFinite(m.coverage90) ? m.coverage90 : '—'} experts
       </Text>
       <LossLine frame={frame} d={d} />
       <Text wrap="truncate" color={theme.muted}>
         load per expert (bar: share relative to the busiest; colour: load ÷ uniform)
-        {pages > 1 ? ` · experts ${first}–${Math.min(E, first + slots) - 1} of ${E}, page ${page + 1}/${pages} (←→ moves)` : ''}
+        {pages > 1
+          ? ` · experts ${first}–${Math.min(E, first + slots) - 1} of ${E}, page ${page + 1}/${pages} (←→ moves)`
+          : ''}
       </Text>
       <Box flexDirection={side ? 'row' : 'column'}>
         <Box flexDirection="column" width={listW} height={listH} flexShrink={0}>
@@ -124,9 +127,10 @@ function LossLine({ frame, d }: { frame: Frame; d: LayerDetail }) {
   }
   return (
     <Text wrap="truncate">
-      aux loss HF <Text bold>{fmtNum(m.hfAuxLoss, 3)}</Text> <Text color={theme.muted}>({frame.topK} at balance)</Text> · Switch{' '}
-      <Text bold>{fmtNum(m.switchAuxLoss, 3)}</Text> · GShard {fmtNum(m.gshardAuxLoss, 3)} · seq {fmtNum(m.seqAuxLoss, 3)} · z-loss{' '}
-      {fmtNum(m.zLoss, 2)} · token entropy {fmtNum(m.tokenEntropy, 3)} · margin {fmtNum(m.routerMargin, 3)}
+      aux loss HF <Text bold>{fmtNum(m.hfAuxLoss, 3)}</Text> <Text color={theme.muted}>({frame.topK} at balance)</Text>{' '}
+      · Switch <Text bold>{fmtNum(m.switchAuxLoss, 3)}</Text> · GShard {fmtNum(m.gshardAuxLoss, 3)} · seq{' '}
+      {fmtNum(m.seqAuxLoss, 3)} · z-loss {fmtNum(m.zLoss, 2)} · token entropy {fmtNum(m.tokenEntropy, 3)} · margin{' '}
+      {fmtNum(m.routerMargin, 3)}
     </Text>
   );
 }
@@ -153,7 +157,17 @@ function Coactivation({ d, frame, rows }: { d: LayerDetail; frame: Frame; rows: 
   );
 }
 
-function Margins({ h, hasLogits, width, compact = false }: { h: Histogram | null; hasLogits: boolean; width: number; compact?: boolean }) {
+function Margins({
+  h,
+  hasLogits,
+  width,
+  compact = false,
+}: {
+  h: Histogram | null;
+  hasLogits: boolean;
+  width: number;
+  compact?: boolean;
+}) {
   const { theme } = useView();
   if (!hasLogits) return null;
   if (!h) return <Text color={theme.muted}>router margin: no tokens with logits yet</Text>;

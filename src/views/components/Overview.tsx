@@ -6,7 +6,13 @@
 import { Box, Text } from 'ink';
 import { useMemo } from 'react';
 import type { Frame } from '../../store/frame.js';
-import { cellEdge, overviewLayout, type HeatmapViewport, type OverviewLayout, type RowMetric } from '../../store/layout.js';
+import {
+  cellEdge,
+  overviewLayout,
+  type HeatmapViewport,
+  type OverviewLayout,
+  type RowMetric,
+} from '../../store/layout.js';
 import { binLoad, binnedRelLoad } from '../../store/selectors.js';
 import { useTui, useView, type ViewContext } from '../context.js';
 import { fmtInt, fmtNum, fmtPct, fmtTimes } from '../number-text.js';
@@ -18,7 +24,13 @@ import { Heatmap } from './Heatmap.js';
 const METRIC_HEAD: Record<RowMetric, string> = { cv: '    CV', maxVio: ' MaxVio', entropy: ' entropy' };
 
 export function Overview() {
-  const { frame, layer, expert, zoom, term } = useTui((s) => ({ frame: s.frame, layer: s.ui.layer, expert: s.ui.expert, zoom: s.ui.zoom, term: s.term }));
+  const { frame, layer, expert, zoom, term } = useTui((s) => ({
+    frame: s.frame,
+    layer: s.ui.layer,
+    expert: s.ui.expert,
+    zoom: s.ui.zoom,
+    term: s.term,
+  }));
   const view = useView();
   const { theme } = view;
   const lay = useMemo(() => overviewLayout(frame, term, { zoom, layer, expert }), [frame, term, zoom, layer, expert]);
@@ -33,7 +45,9 @@ export function Overview() {
       : `cumulative: all ${fmtInt(frame.tokens)} tokens`;
   const layersText = vp.layers < L ? `layers ${vp.firstLayer + 1}–${vp.firstLayer + vp.layers} of ${L}` : `${L} layers`;
   const expertsText =
-    vp.columns * vp.bin < E || vp.firstExpert > 0 ? `experts ${vp.firstExpert}–${Math.min(E, vp.firstExpert + vp.columns * vp.bin) - 1} of ${E}` : `${E} experts`;
+    vp.columns * vp.bin < E || vp.firstExpert > 0
+      ? `experts ${vp.firstExpert}–${Math.min(E, vp.firstExpert + vp.columns * vp.bin) - 1} of ${E}`
+      : `${E} experts`;
   const binText = vp.bin > 1 ? ` · ${vp.bin} experts/column (busiest shown)` : '';
   const dropped =
     lay.droppedMetrics.length > 0
@@ -54,7 +68,9 @@ export function Overview() {
       <Text wrap="truncate">
         {' '.repeat(lay.labelW)}
         {axisLine(vp)}
-        {lay.metrics.length > 0 ? <Text color={theme.muted}>{' ' + lay.metrics.map((m) => METRIC_HEAD[m]).join('')}</Text> : null}
+        {lay.metrics.length > 0 ? (
+          <Text color={theme.muted}>{' ' + lay.metrics.map((m) => METRIC_HEAD[m]).join('')}</Text>
+        ) : null}
       </Text>
       <Heatmap rows={rows} top={lay.heatTop} width={width} />
       <CursorInfo frame={frame} layer={layer} vp={vp} metricsFirst={lay.droppedMetrics.length > 0} />
@@ -80,7 +96,11 @@ function heatLines({ theme, heatRows }: ViewContext, frame: Frame, lay: Overview
     const cells = heatRows.row(`r${r}`, levels, theme, selected ? vp.cursorColumn : -1, vp.span);
     const hasWarning = frame.warnings.some((w) => w.layerIndex === l && w.clearedAt === null);
     const label =
-      (selected ? SGR_BOLD + theme.esc.accent + (theme.mode === 'none' ? SGR_INVERSE : '') : hasWarning ? theme.esc.warn : '') +
+      (selected
+        ? SGR_BOLD + theme.esc.accent + (theme.mode === 'none' ? SGR_INVERSE : '')
+        : hasWarning
+          ? theme.esc.warn
+          : '') +
       (selected ? '▶' : hasWarning ? '!' : ' ') +
       `L${frame.layerIds[l]}`.padStart(labelW - 2) +
       SGR_RESET +
@@ -120,7 +140,17 @@ function axisLine(vp: HeatmapViewport): string {
 }
 
 /** The cell under the cursor; the layer's metrics come first when the rows have no room for them. */
-function CursorInfo({ frame, layer, vp, metricsFirst }: { frame: Frame; layer: number; vp: HeatmapViewport; metricsFirst: boolean }) {
+function CursorInfo({
+  frame,
+  layer,
+  vp,
+  metricsFirst,
+}: {
+  frame: Frame;
+  layer: number;
+  vp: HeatmapViewport;
+  metricsFirst: boolean;
+}) {
   const { theme } = useView();
   const a = vp.firstExpert + vp.cursorColumn * vp.bin;
   const b = Math.min(frame.experts, a + vp.bin);
@@ -154,8 +184,8 @@ function Legend({ frame, width, vp }: { frame: Frame; width: number; vp: Heatmap
   if (theme.mode === 'none') {
     return (
       <Text wrap="truncate" color={theme.muted}>
-        load ÷ uniform share (1/{frame.experts}): "{GLYPH_RAMP[0]}" idle {GLYPH_RAMP[1]} &lt;½ {GLYPH_RAMP[2]} ½–2 {GLYPH_RAMP[3]} 2–4 {GLYPH_RAMP[4]} ≥4 · ◆
-        cursor · · no tokens yet
+        load ÷ uniform share (1/{frame.experts}): "{GLYPH_RAMP[0]}" idle {GLYPH_RAMP[1]} &lt;½ {GLYPH_RAMP[2]} ½–2{' '}
+        {GLYPH_RAMP[3]} 2–4 {GLYPH_RAMP[4]} ≥4 · ◆ cursor · · no tokens yet
       </Text>
     );
   }
@@ -182,7 +212,9 @@ function LatestWarning({ frame }: { frame: Frame }) {
       <Text wrap="truncate" color={theme.ok}>
         ✓ no active collapse warnings{frame.warnings.length > 0 ? ` (${frame.warnings.length} cleared)` : ''}
         <Text color={theme.muted}>
-          {frame.detectorWindow > 0 ? ` · rules checked over ${fmtInt(frame.detectorWindow)}-token windows` : ' · collapse detection off'}
+          {frame.detectorWindow > 0
+            ? ` · rules checked over ${fmtInt(frame.detectorWindow)}-token windows`
+            : ' · collapse detection off'}
         </Text>
       </Text>
     );

@@ -31,7 +31,8 @@ export function TokensPane() {
       <Text bold>Tokens</Text>
       <Text color={theme.muted}>
         {' '}
-        · coloured by first-choice expert in layer L{frame.layerIds[l]} (&lt; &gt; to change) · {fmtInt(held)} recent tokens held
+        · coloured by first-choice expert in layer L{frame.layerIds[l]} (&lt; &gt; to change) · {fmtInt(held)} recent
+        tokens held
         {token === null ? ' · following the newest' : ` · token ${fmtInt(token)} selected`} · dim = prompt
       </Text>
     </Text>
@@ -65,7 +66,19 @@ export function TokensPane() {
   );
 }
 
-function StreamLine({ line, theme, experts, selected, query }: { line: TokenLine; theme: Theme; experts: number; selected: number | null; query: string }) {
+function StreamLine({
+  line,
+  theme,
+  experts,
+  selected,
+  query,
+}: {
+  line: TokenLine;
+  theme: Theme;
+  experts: number;
+  selected: number | null;
+  query: string;
+}) {
   if (line.header !== null) return <Text dimColor>{line.header}</Text>;
   const q = query.toLowerCase();
   return (

@@ -24,7 +24,9 @@ export function WarningsPane() {
           {' '}
           · {frame.activeWarnings} active, {list.length - frame.activeWarnings} cleared
           {frame.suppressedWarnings > 0 ? `, ${fmtInt(frame.suppressedWarnings)} more not kept` : ''} · newest first
-          {frame.detectorWindow > 0 ? ` · rules checked over ${fmtInt(frame.detectorWindow)}-token windows` : ' · detection off'}
+          {frame.detectorWindow > 0
+            ? ` · rules checked over ${fmtInt(frame.detectorWindow)}-token windows`
+            : ' · detection off'}
         </Text>
       </Text>
       <Text color={theme.muted} wrap="truncate">
@@ -39,7 +41,10 @@ export function WarningsPane() {
       <Box flexDirection="column" height={rows}>
         {list.length === 0 ? (
           <Text color={theme.ok}>
-            ✓ no warnings{frame.tokens < frame.detectorWindow ? ` yet (rules start once ${fmtInt(frame.detectorWindow)} tokens have arrived)` : ''}
+            ✓ no warnings
+            {frame.tokens < frame.detectorWindow
+              ? ` yet (rules start once ${fmtInt(frame.detectorWindow)} tokens have arrived)`
+              : ''}
           </Text>
         ) : null}
         {list.slice(win.first, win.first + win.count).map((w, i) => {
@@ -53,7 +58,9 @@ export function WarningsPane() {
               {(w.expert === null ? '—' : `e${w.expert}`).padEnd(8)}
               {fmtValue(w.rule, w.value).padEnd(9)}
               {fmtValue(w.rule, w.threshold).padEnd(9)}
-              <Text color={active ? theme.warn : theme.muted}>{(active ? 'active' : `cleared @${fmtInt(w.clearedAt!)}`).padEnd(18)}</Text>
+              <Text color={active ? theme.warn : theme.muted}>
+                {(active ? 'active' : `cleared @${fmtInt(w.clearedAt!)}`).padEnd(18)}
+              </Text>
               <Text color={theme.muted}>{w.message}</Text>
             </Text>
           );

@@ -15,7 +15,17 @@ const MAX_PICKLE_BYTES = 1 << 30;
 /** Largest tensor read, in elements. */
 const MAX_TENSOR_ELEMENTS = 1 << 30;
 
-export type DType = 'float64' | 'float32' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
+export type DType =
+  | 'float64'
+  | 'float32'
+  | 'float16'
+  | 'bfloat16'
+  | 'int64'
+  | 'int32'
+  | 'int16'
+  | 'int8'
+  | 'uint8'
+  | 'bool';
 
 const STORAGE_DTYPE: Record<string, { dtype: DType; size: number }> = {
   DoubleStorage: { dtype: 'float64', size: 8 },
@@ -48,10 +58,16 @@ export class TorchFile {
     this.zip = new ZipReader(path);
     try {
       const pkl = [...this.zip.entries.keys()].filter((n) => /^[^/]+\/data\.pkl$/.test(n));
-      if (pkl.length !== 1) throw new UserError(`${path}: not a torch.save archive (${pkl.length === 0 ? 'no' : 'several'} <name>/data.pkl entries)`);
+      if (pkl.length !== 1)
+        throw new UserError(
+          `${path}: not a torch.save archive (${pkl.length === 0 ? 'no' : 'several'} <name>/data.pkl entries)`,
+        );
       this.prefix = pkl[0]!.slice(0, -'data.pkl'.length);
-      const order = this.zip.entries.has(`${this.prefix}byteorder`) ? this.zip.readEntry(`${this.prefix}byteorder`, 16).toString('latin1').trim() : 'little';
-      if (order !== 'little') throw new UserError(`${path}: refused: storages are ${order}-endian (only little-endian files are read)`);
+      const order = this.zip.entries.has(`${this.prefix}byteorder`)
+        ? this.zip.readEntry(`${this.prefix}byteorder`, 16).toString('latin1').trim()
+        : 'little';
+      if (order !== 'little')
+        throw new UserError(`${path}: refused: storages are ${order}-endian (only little-endian files are read)`);
       this.root = unpickle(this.zip.readEntry(pkl[0]!, MAX_PICKLE_BYTES), path);
     } catch (e) {
       this.zip.close();
@@ -75,12 +91,14 @@ export class TorchFile {
       if (!Number.isSafeInteger(d) || d < 0) bad(`bad shape [${shape.join(', ')}]`);
       numel *= d;
     }
-    if (numel > MAX_TENSOR_ELEMENTS) bad(`shape [${shape.join(', ')}] has ${numel} elements (at most ${MAX_TENSOR_ELEMENTS} are read)`);
+    if (numel > MAX_TENSOR_ELEMENTS)
+      bad(`shape [${shape.join(', ')}] has ${numel} elements (at most ${MAX_TENSOR_ELEMENTS} are read)`);
     const entryName = `${this.prefix}data/${t.storage.key}`;
     const entry = this.zip.entries.get(entryName);
     if (!entry) bad(`its storage ${t.storage.key} is not in the archive (truncated?)`);
     const storageNumel = Math.floor(entry!.size / size);
-    if (t.storage.numel > storageNumel) bad(`its storage claims ${t.storage.numel} elements, the archive holds ${storageNumel}`);
+    if (t.storage.numel > storageNumel)
+      bad(`its storage claims ${t.storage.numel} elements, the archive holds ${storageNumel}`);
     if (numel > storageNumel) bad(`shape [${shape.join(', ')}] views more elements than its storage holds`);
     // Largest element index the view touches must lie inside the storage.
     let last = offset;
@@ -139,7 +157,8 @@ function reader(dtype: DType, b: Buffer): (i: number) => number {
     case 'int64':
       return (i) => {
         const v = b.readBigInt64LE(i * 8);
-        if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < -BigInt(Number.MAX_SAFE_INTEGER)) throw new UserError('refused: an int64 beyond 2^53');
+        if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < -BigInt(Number.MAX_SAFE_INTEGER))
+          throw new UserError('refused: an int64 beyond 2^53');
         return Number(v);
       };
     case 'int32':

@@ -50,15 +50,26 @@ export type PyValue =
 
 /** A whitelisted callable named by GLOBAL, applied only by REDUCE. */
 export class PyGlobal {
-  constructor(readonly module: string, readonly name: string) {}
+  constructor(
+    readonly module: string,
+    readonly name: string,
+  ) {}
   get qualified(): string {
     return `${this.module}.${this.name}`;
   }
 }
 
 const STORAGE_TYPES = new Set([
-  'DoubleStorage', 'FloatStorage', 'HalfStorage', 'BFloat16Storage', 'LongStorage', 'IntStorage', 'ShortStorage',
-  'CharStorage', 'ByteStorage', 'BoolStorage',
+  'DoubleStorage',
+  'FloatStorage',
+  'HalfStorage',
+  'BFloat16Storage',
+  'LongStorage',
+  'IntStorage',
+  'ShortStorage',
+  'CharStorage',
+  'ByteStorage',
+  'BoolStorage',
 ]);
 
 /** The globals these files use (torch's weights_only allow-list, narrowed to what SGLang's dumps contain). */
@@ -130,7 +141,8 @@ export function unpickle(data: Uint8Array, file: string): PyValue {
     return v;
   };
   const global = (module: string, name: string): PyGlobal => {
-    if (!allowed(module, name)) bad(`pickle global ${module}.${name} is not one that expert-distribution dumps hold (nothing was executed)`);
+    if (!allowed(module, name))
+      bad(`pickle global ${module}.${name} is not one that expert-distribution dumps hold (nothing was executed)`);
     return new PyGlobal(module, name);
   };
   const setItems = (d: PyValue, items: PyValue[]) => {
@@ -153,24 +165,39 @@ export function unpickle(data: Uint8Array, file: string): PyValue {
     const g = fn as PyGlobal;
     const a = (args as PyTuple).items;
     if (g.module === 'collections') {
-      if (a.length > 0 && !(a.length === 1 && (Array.isArray(a[0]) && a[0].length === 0))) bad('OrderedDict with arguments');
+      if (a.length > 0 && !(a.length === 1 && Array.isArray(a[0]) && a[0].length === 0))
+        bad('OrderedDict with arguments');
       return new Map();
     }
     if (g.name === '_rebuild_tensor_v2') {
       if (a.length < 4) bad('_rebuild_tensor_v2 with too few arguments');
       const storage = a[0] as StorageRef;
-      if (!storage || typeof storage !== 'object' || (storage as StorageRef).kind !== 'storage') bad('tensor without a storage');
-      return { kind: 'tensor', storage, offset: asInt(a[1]!, 'offset'), shape: intTuple(a[2]!, 'size'), stride: intTuple(a[3]!, 'stride') };
+      if (!storage || typeof storage !== 'object' || (storage as StorageRef).kind !== 'storage')
+        bad('tensor without a storage');
+      return {
+        kind: 'tensor',
+        storage,
+        offset: asInt(a[1]!, 'offset'),
+        shape: intTuple(a[2]!, 'size'),
+        stride: intTuple(a[3]!, 'stride'),
+      };
     }
     return bad(`calling ${g.qualified} is not allowed`);
   };
   const persistent = (pid: PyValue): StorageRef => {
-    if (!(pid instanceof PyTuple) || pid.items.length !== 5 || pid.items[0] !== 'storage') bad('a persistent id that is not a torch storage');
+    if (!(pid instanceof PyTuple) || pid.items.length !== 5 || pid.items[0] !== 'storage')
+      bad('a persistent id that is not a torch storage');
     const [, type, key, location, numel] = (pid as PyTuple).items;
     if (!(type instanceof PyGlobal) || type.module !== 'torch') bad('storage of an unknown type');
     if (typeof key !== 'string' || !/^[0-9A-Za-z_]{1,64}$/.test(key)) bad('storage with a bad key');
     if (typeof location !== 'string') bad('storage without a location');
-    return { kind: 'storage', type: (type as PyGlobal).name, key: key as string, location: location as string, numel: asInt(numel!, 'storage size') };
+    return {
+      kind: 'storage',
+      type: (type as PyGlobal).name,
+      key: key as string,
+      location: location as string,
+      numel: asInt(numel!, 'storage size'),
+    };
   };
 
   for (;;) {
@@ -375,7 +402,8 @@ export function unpickle(data: Uint8Array, file: string): PyValue {
         // BUILD: only the empty state an OrderedDict may get
         const state = pop();
         const obj = top();
-        if (!(obj instanceof Map) || !(state === null || (state instanceof Map && state.size === 0))) bad('BUILD with object state (not a plain value)');
+        if (!(obj instanceof Map) || !(state === null || (state instanceof Map && state.size === 0)))
+          bad('BUILD with object state (not a plain value)');
         break;
       }
       default:

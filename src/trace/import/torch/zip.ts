@@ -56,7 +56,8 @@ export class ZipReader {
 
   /** Reads exactly `length` bytes at `position`, or fails naming the archive as truncated. */
   private read(position: number, length: number): Buffer {
-    if (position < 0 || length < 0 || position + length > this.size) this.bad(`truncated (needs bytes ${position}…${position + length} of ${this.size})`);
+    if (position < 0 || length < 0 || position + length > this.size)
+      this.bad(`truncated (needs bytes ${position}…${position + length} of ${this.size})`);
     const buf = Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
@@ -135,8 +136,10 @@ export class ZipReader {
         e += 4 + len;
       }
       if (flags & 1) this.bad(`entry ${name} is encrypted`);
-      if (method !== 0 && method !== 8) this.bad(`entry ${name} uses compression method ${method} (stored and deflate are read)`);
-      if (headerOffset + 30 + compressedSize > this.size) this.bad(`truncated (entry ${name} lies past the end of the file)`);
+      if (method !== 0 && method !== 8)
+        this.bad(`entry ${name} uses compression method ${method} (stored and deflate are read)`);
+      if (headerOffset + 30 + compressedSize > this.size)
+        this.bad(`truncated (entry ${name} lies past the end of the file)`);
       this.entries.set(name, { name, method, compressedSize, size, headerOffset });
       p += 46 + nameLen + extraLen + commentLen;
     }
@@ -157,7 +160,8 @@ export class ZipReader {
     }
     // torch.save stores entries uncompressed; a deflated one (an archive re-zipped by hand) may not inflate past
     // MAX_INFLATED bytes whatever its header claims (a zip bomb's header can claim anything).
-    if (e.size > MAX_INFLATED) this.bad(`deflated entry ${name} claims ${e.size} bytes (at most ${MAX_INFLATED} are inflated)`);
+    if (e.size > MAX_INFLATED)
+      this.bad(`deflated entry ${name} claims ${e.size} bytes (at most ${MAX_INFLATED} are inflated)`);
     try {
       const out = inflateRawSync(raw, { maxOutputLength: Math.max(1, e.size) });
       if (out.length !== e.size) this.bad(`entry ${name} inflates to ${out.length} bytes, not ${e.size}`);
