@@ -42,6 +42,8 @@ export interface ScaleResult {
   tokens: number;
   partitions: number;
   seconds: { duckdb: number[]; stream: number[]; polars: number[] };
+  /** CPU seconds (user + sys) of each process: what the load of other processes changes least. */
+  cpu: { duckdb: number[]; stream: number[]; polars: number[] };
   rssMB: { duckdb: number[]; stream: number[]; polars: number[] };
   speedupVsStream: number;
   vsPolars: number | null;
@@ -54,11 +56,12 @@ export interface ScaleResult {
 function timed(
   cmd: string,
   args: string[],
-): { seconds: number; rssMB: number; stdout: string; ok: boolean; why: string } {
-  const r = runChild('/usr/bin/time', ['-f', '@@TIME %e %M', cmd, ...args], { timeout: 3_600_000 });
-  const m = /@@TIME ([\d.]+) (\d+)/.exec(r.stderr);
+): { seconds: number; cpu: number; rssMB: number; stdout: string; ok: boolean; why: string } {
+  const r = runChild('/usr/bin/time', ['-f', '@@TIME %e %M %U %S', cmd, ...args], { timeout: 3_600_000 });
+  const m = /@@TIME ([\d.]+) (\d+) ([\d.]+) ([\d.]+)/.exec(r.stderr);
   return {
     seconds: m ? Number(m[1]) : r.ms / 1000,
+    cpu: m ? Number(m[3]) + Number(m[4]) : NaN,
     rssMB: m ? Number(m[2]) / 1024 : NaN,
     stdout: r.stdout,
     ok: r.status === 0,
@@ -137,15 +140,16 @@ export function runScale(tokens: number, partitions: number, rounds: number): Sc
         : timed(process.execPath, [CLI, 'stats', name === 'duckdb' ? parquet : arrow, '--engine', name, '--json']);
     if (!r.ok) {
       notes.push(`${name} failed: ${r.why}`);
-      return { seconds: NaN, rssMB: NaN };
+      return { seconds: NaN, cpu: NaN, rssMB: NaN };
     }
     const j = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))) as { maxVio?: number[]; layers?: { maxVio: number }[] };
     maxVio[name] = j.maxVio ?? j.layers!.map((l) => l.maxVio);
-    return { seconds: r.seconds, rssMB: r.rssMB };
+    return { seconds: r.seconds, cpu: r.cpu, rssMB: r.rssMB };
   };
   const out = interleave([...variants], rounds, run);
   const secs = (i: number) => out[i]!.map((x) => x.seconds);
   const rss = (i: number) => out[i]!.map((x) => x.rssMB);
+  const cpu = (i: number) => out[i]!.map((x) => x.cpu);
   const med = (xs: number[]) => summarise(xs).median;
   // Memory against size: DuckDB over a quarter of the partitions, then all of them.
   const quarter = Math.max(1, Math.floor(partitions / 4));
@@ -169,6 +173,7 @@ export function runScale(tokens: number, partitions: number, rounds: number): Sc
     tokens,
     partitions,
     seconds: { duckdb: secs(0), stream: secs(1), polars: secs(2) },
+    cpu: { duckdb: cpu(0), stream: cpu(1), polars: cpu(2) },
     rssMB: { duckdb: rss(0), stream: rss(1), polars: rss(2) },
     speedupVsStream: med(secs(1)) / med(secs(0)),
     vsPolars: Number.isFinite(med(secs(2))) ? med(secs(0)) / med(secs(2)) : null,
@@ -191,9 +196,8 @@ if (isMain(import.meta.url)) {
   console.log(
     `dataset: ${fmtInt(r.tokens)} tokens × ${L} layers × ${E} experts × top-${K}, ${r.partitions} partitions`,
   );
-  console.log(`duckdb  ${s(r.seconds.duckdb)}  peak RSS ${m(r.rssMB.duckdb)}`);
-  console.log(`stream  ${s(r.seconds.stream)}  peak RSS ${m(r.rssMB.stream)}`);
-  console.log(`polars  ${s(r.seconds.polars)}  peak RSS ${m(r.rssMB.polars)}`);
+  for (const v of ['duckdb', 'stream', 'polars'] as const)
+    console.log(`${v.padEnd(7)} ${s(r.seconds[v])}  CPU ${s(r.cpu[v])}  peak RSS ${m(r.rssMB[v])}`);
   console.log(
     `duckdb speed-up over stream: ${r.speedupVsStream.toFixed(2)}× (goal ≥ 1.8×) — ${r.speedupVsStream >= 1.8 ? 'met' : 'MISSED'}`,
   );

@@ -71,6 +71,9 @@ test('stream (Arrow and Parquet) and DuckDB give the same count records, and the
   assert.deepEqual(ref.steps, [0, 1, 2, 3, 4, 5, 6]);
   assert.deepEqual(matrix(fromParquet), ref);
   assert.deepEqual(matrix(duck), ref);
+  // Count queries over ranges of 2 steps (0–1, 2–3, 4–5, 6): the same rows.
+  const spans = await countDataset(openDataset(parquet), { engine: 'duckdb', stepSpan: 2 });
+  assert.deepEqual(matrix(spans), ref);
   // Step windows of 3 steps: the same counts, summed three rows at a time.
   const duck3 = matrix(await countDataset(openDataset(parquet), { engine: 'duckdb', window: 3 }));
   assert.deepEqual(duck3.steps, [0, 3, 6]);
@@ -210,10 +213,41 @@ test('glob patterns', () => {
 });
 
 test('docs/scale.md shows the SQL moescope runs, verbatim', async () => {
-  const { COUNTS_SQL } = await import('../../src/scale/sql.js');
+  const { COUNTS_SQL, SLOTS_SQL, STEPS_SQL } = await import('../../src/scale/sql.js');
   const { PACKAGE_ROOT } = await import('../../src/core/paths.js');
   const doc = readFileSync(join(PACKAGE_ROOT, 'docs', 'scale.md'), 'utf8');
-  const block = /<!-- sql:counts -->\n```sql\n([\s\S]*?)\n```/.exec(doc);
-  assert.ok(block, 'docs/scale.md has the sql:counts block');
-  assert.equal(block[1], COUNTS_SQL);
+  for (const [name, sql] of [
+    ['slots', SLOTS_SQL],
+    ['steps', STEPS_SQL],
+    ['counts', COUNTS_SQL],
+  ] as const) {
+    const block = new RegExp(`<!-- sql:${name} -->\\n\`\`\`sql\\n([\\s\\S]*?)\\n\`\`\``).exec(doc);
+    assert.ok(block, `docs/scale.md has the sql:${name} block`);
+    assert.equal(block[1], sql);
+  }
+});
+
+test('DuckDB counts into its dense group-by array (PERFECT_HASH_GROUP_BY), not a hash table', async (t) => {
+  // The speed of the DuckDB engine rests on DuckDB knowing each group key's range (bench/RESULTS.md): the plan of
+  // the count query over a real export must show the dense aggregate, at the engine's bit budget.
+  const { parquet } = await makeDataset(t);
+  const { COUNTS_SQL, SLOTS_SQL, renderSql } = await import('../../src/scale/sql.js');
+  const { PERFECT_BITS, parquetSource, stepSpan } = await import('../../src/scale/duckdb-engine.js');
+  const duck = await import('@duckdb/node-api');
+  const db = await duck.DuckDBInstance.create(':memory:');
+  const con = await db.connect();
+  t.after(() => {
+    con.closeSync();
+    db.closeSync();
+  });
+  const files = [0, 1, 2].map((r) => join(parquet, `rank-${r}.parquet`));
+  const p = { source: parquetSource(files), hasStep: true, topK: K, layers: L };
+  await con.run(`SET perfect_ht_threshold = ${PERFECT_BITS}`);
+  await con.run(renderSql(SLOTS_SQL, p));
+  // DeepSeek-V3's 58 × 256 leave 30 steps per query under 20 bits; this small schema far more.
+  assert.equal(stepSpan(58, 256), 30);
+  const plan = await con.runAndReadAll(`EXPLAIN ${renderSql(COUNTS_SQL, { ...p, first: 0, last: 6 })}`);
+  const text = plan.getRows().flat().join('\n');
+  assert.match(text, /PERFECT_HASH_GROUP_BY/);
+  assert.doesNotMatch(text, /UNNEST/);
 });
