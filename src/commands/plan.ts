@@ -125,6 +125,7 @@ async function loadsFromTrace(path: string): Promise<Loads> {
   const { addCountRows, countAssignments } = await import('../stats/counts.js');
   const stream = traceStream(openTrace(path), { reuse: true }); // counting keeps no batch
   try {
+    (await import('../core/batch.js')).refuseMixedShapes(stream.schema, 'plan');
     const { layers, experts, topK } = stream.schema;
     const L = layers.length;
     const info = stream.countInfo;

@@ -165,6 +165,13 @@ async function runLive(model: string, f: RunFlags, views: typeof import('../view
   const tui = views.loadRunTui().catch(() => null);
   const live = await engine.generationStream(handle, label); // bad input fails here, before the screen is taken over
   await tui;
+  const { refuseMixedShapes } = await import('../core/batch.js');
+  try {
+    refuseMixedShapes(live.schema, 'the live TUI (run --no-ui records and summarises it)');
+  } catch (e) {
+    live.close();
+    throw e;
+  }
   let writer: import('../trace/index.js').TraceWriter | null = null;
   let stream: import('../core/routing-stream.js').RoutingStream = live;
   if (f.record) {
@@ -200,9 +207,11 @@ async function runPlain(model: string, f: RunFlags): Promise<void> {
   const out = (s: string) => printText(s); // generated text and device names are data: sanitised
   const info = await h.ready;
   const { describeSchema } = await import('../core/batch.js');
-  const { RoutingStats, loadShares } = await import('../stats/index.js');
+  const { loadShares } = await import('../stats/index.js');
+  const { ShapedStats } = await import('../stats/shaped-stats.js');
   const { deviceLoads, contiguousPlacement } = await import('../stats/placement.js');
-  const stats = new RoutingStats(info.schema, { window: 0, collapse: false });
+  // Each layer over its own E and K (layers of a model may differ: src/core/shapes.ts).
+  const stats = new ShapedStats(info.schema, { window: 0, collapse: false });
   let writer: import('../trace/index.js').TraceWriter | null = null;
   if (f.record) {
     const { TraceWriter } = await import('../trace/index.js');
@@ -254,8 +263,7 @@ async function runPlain(model: string, f: RunFlags): Promise<void> {
   }
 
   // Routing summary: the busiest experts of each MoE layer, with shares of assignments (src/stats).
-  const E = info.schema.experts;
-  const shown = Math.min(E, Math.max(4, 2 * info.schema.topK), 8);
+  const shown = Math.min(Math.max(4, 2 * info.schema.topK), 8);
   out(`\nrouting: ${promptTokens + generatedTokens} tokens (${promptTokens} prompt, ${generatedTokens} generated)\n`);
   if (stats.tokens === 0) return;
   const { metric } = await import('../stats/catalogue.js');
@@ -271,13 +279,14 @@ async function runPlain(model: string, f: RunFlags): Promise<void> {
     const top = m.share
       .map((s, e) => ({ e, s }))
       .sort((a, b) => b.s - a.s || a.e - b.e)
-      .slice(0, shown)
+      .slice(0, Math.min(shown, m.load.length))
       .map((x) => `e${x.e} ${(100 * x.s).toFixed(1)}%`)
       .join('  ');
     rows.push([String(layer), top, fmt(cv.layer(m), cv.digits), fmt(dead.layer(m), dead.digits)]);
   });
   if (f.devices > 1) {
-    const per = deviceLoads(loads, contiguousPlacement(E, f.devices));
+    // Each layer placed over its own experts (one placement for all when they share E).
+    const per = loads.map((x) => deviceLoads([x], contiguousPlacement(x.length, f.devices))[0]!);
     rows[0]!.push(`load on ${f.devices} devices`);
     per.forEach((d, l) =>
       rows[l + 1]!.push(Array.from(loadShares(d, 0, f.devices), (s) => `${(100 * s).toFixed(0)}%`).join(' / ')),

@@ -90,6 +90,8 @@ async function runStats(file: string, flags: StatsFlags): Promise<string> {
     { contiguousPlacement },
     { UserError },
     { logitsScorer },
+    { expertsAt, describeLayerShapes },
+    { shapeGroups, groupBatch },
   ] = await Promise.all([
     import('../trace/index.js'),
     import('../core/routing-stream.js'),
@@ -99,6 +101,8 @@ async function runStats(file: string, flags: StatsFlags): Promise<string> {
     import('../stats/placement.js'),
     import('../core/errors.js'),
     import('../stats/logits-thread.js'),
+    import('../core/batch.js'),
+    import('../core/shapes.js'),
   ]);
   const stream = traceStream(openTrace(file));
   try {
@@ -107,73 +111,98 @@ async function runStats(file: string, flags: StatsFlags): Promise<string> {
     const L = schema.layers.length;
     if (flags.vocabLayer !== undefined && flags.vocabLayer >= L)
       throw new UserError(`--vocab-layer must be 0…${L - 1} (the trace has ${L} MoE layers), got ${flags.vocabLayer}`);
-    if (flags.devices !== undefined && flags.devices > schema.experts)
-      throw new UserError(`--devices ${flags.devices} is more than the ${schema.experts} experts per layer`);
+    const minE = Math.min(...schema.layers.map((_, l) => expertsAt(schema, l)));
+    if (flags.devices !== undefined && flags.devices > minE)
+      throw new UserError(`--devices ${flags.devices} is more than the ${minE} experts per layer`);
     const collapse: Partial<CollapseRules> = {};
     if (flags.warnHot !== undefined) collapse.hotShare = flags.warnHot;
     if (flags.warnEntropy !== undefined) collapse.minEntropy = flags.warnEntropy;
     if (flags.warnMaxvio !== undefined) collapse.maxVio = flags.warnMaxvio;
     if (flags.warnDrift !== undefined) collapse.drift = flags.warnDrift;
-    const analysis = new TraceAnalysis(schema, {
-      ...defaultAnalysisOptions(schema),
-      window: flags.window,
-      collapse,
-      capacityFactor: flags.capacityFactor,
-      batchTokens: flags.batchTokens,
-      biasRate: flags.biasRate,
-      ...(flags.vocabLayer !== undefined ? { vocabLayer: flags.vocabLayer } : {}),
-      // This command owns its thread and draws nothing: large routers' logits are scored in a worker.
-      logits: logitsScorer(schema, true),
+    // Layers that differ in E or K (src/core/shapes.ts) are analysed one shape at a time, each over its own E and K:
+    // one analysis for a uniform trace, and the batches handed on untouched.
+    const groups = shapeGroups(schema);
+    const mixed = groups.length > 1;
+    const analyses = groups.map((g) => {
+      const vocab = flags.vocabLayer ?? L - 1;
+      const at = g.positions.indexOf(vocab);
+      return new TraceAnalysis(g.schema, {
+        ...defaultAnalysisOptions(g.schema),
+        window: flags.window,
+        collapse,
+        capacityFactor: flags.capacityFactor,
+        batchTokens: flags.batchTokens,
+        biasRate: flags.biasRate,
+        vocabLayer: at >= 0 ? at : null,
+        // This command owns its thread and draws nothing: large routers' logits are scored in a worker.
+        logits: logitsScorer(g.schema, true),
+      });
     });
-    for await (const b of tokenBatches(stream)) analysis.add(b);
-    if (analysis.wantsSecondPass) for (const c of stream.seek!.chunks(0)) analysis.route(c.batch);
-    let extra = {};
-    if (flags.devices !== undefined) {
-      const E = schema.experts;
-      const loads = Array.from({ length: L }, (_, l) => analysis.stats.load.subarray(l * E, (l + 1) * E));
-      const { sglang, vllm, perLayer } = balancedness(loads, contiguousPlacement(E, flags.devices));
-      extra = { balancedness: { devices: flags.devices, placement: 'contiguous', sglang, vllm, perLayer } };
-    } else extra = { balancedness: null };
-    const result = analysis.result(extra);
-    analysis.stats.close();
+    for await (const b of tokenBatches(stream)) analyses.forEach((a, i) => a.add(groupBatch(b, schema, groups[i]!)));
+    if (analyses.some((a) => a.wantsSecondPass))
+      for (const c of stream.seek!.chunks(0))
+        analyses.forEach((a, i) => a.wantsSecondPass && a.route(groupBatch(c.batch, schema, groups[i]!)));
+    const results = analyses.map((analysis, i) => {
+      const g = groups[i]!.schema;
+      let extra = {};
+      if (flags.devices !== undefined) {
+        const E = g.experts;
+        const loads = g.layers.map((_, l) => analysis.stats.load.subarray(l * E, (l + 1) * E));
+        const { sglang, vllm, perLayer } = balancedness(loads, contiguousPlacement(E, flags.devices));
+        extra = { balancedness: { devices: flags.devices, placement: 'contiguous', sglang, vllm, perLayer } };
+      } else extra = { balancedness: null };
+      const result = analysis.result(extra);
+      analysis.stats.close();
+      return result;
+    });
     const { complete, truncated: cut } = await stream.end();
     const tokens = stream.tokens!;
     const { flagTruncated, noteUnclosed } = await import('./truncation.js');
     flagTruncated(file, cut, tokens);
     const unclosed = noteUnclosed(file, { complete, truncated: cut, tokenCount: tokens });
     const unfollowed = stream.meta.routers.filter((r) => r.mixing === 'not-followed');
-    if (flags.json)
-      return (
-        JSON.stringify(
-          {
-            ...result,
-            truncated: cut !== null,
-            closed: complete,
-            // only when some router's weights were not followed to the mixing (the JSON is otherwise unchanged)
-            ...(unfollowed.length
-              ? { weightsNotFollowed: unfollowed.map((r) => ({ layer: r.layer, note: r.mixingNote ?? null })) }
-              : {}),
-          },
-          null,
-          2,
-        ) + '\n'
-      );
-    return formatStatsText(result, {
-      file,
-      model: stream.meta.model,
-      notes: [
-        ...routerIdentityNote(stream.meta.routers),
-        ...unfollowed.map(
-          (r) =>
-            `layer ${r.layer}: weights not followed to the mixing (${r.mixingNote ?? 'no reason recorded'}); its selection is the model's, its weights are NaN`,
-        ),
-      ],
-      truncatedNote: cut
-        ? `trace cut short: ${cut.rowsLost ?? 'some'} rows lost at byte ${cut.atByte}; metrics cover the complete rows`
-        : unclosed
-          ? 'trace ended without being closed (no end-of-stream marker); metrics cover its complete batches'
-          : null,
-    });
+    const status = {
+      truncated: cut !== null,
+      closed: complete,
+      // only when some router's weights were not followed to the mixing (the JSON is otherwise unchanged)
+      ...(unfollowed.length
+        ? { weightsNotFollowed: unfollowed.map((r) => ({ layer: r.layer, note: r.mixingNote ?? null })) }
+        : {}),
+    };
+    if (flags.json) {
+      // Mixed shapes: the whole trace's schema and tokens, then one stats document per shape (docs/metrics.md).
+      const doc = mixed
+        ? { version: results[0]!.version, tokens: results[0]!.tokens, schema, shapes: results, ...status }
+        : { ...results[0]!, ...status };
+      return JSON.stringify(doc, null, 2) + '\n';
+    }
+    const notes = [
+      ...routerIdentityNote(stream.meta.routers),
+      ...unfollowed.map(
+        (r) =>
+          `layer ${r.layer}: weights not followed to the mixing (${r.mixingNote ?? 'no reason recorded'}); its selection is the model's, its weights are NaN`,
+      ),
+    ];
+    const truncatedNote = cut
+      ? `trace cut short: ${cut.rowsLost ?? 'some'} rows lost at byte ${cut.atByte}; metrics cover the complete rows`
+      : unclosed
+        ? 'trace ended without being closed (no end-of-stream marker); metrics cover its complete batches'
+        : null;
+    if (!mixed) return formatStatsText(results[0]!, { file, model: stream.meta.model, notes, truncatedNote });
+    const head = `moescope stats  ${file}: layers differ in experts/k (${describeLayerShapes(schema)}); one section per shape\n\n`;
+    return (
+      head +
+      results
+        .map((r, i) =>
+          formatStatsText(r, {
+            file: `${file} · layers ${groups[i]!.schema.layers.join(', ')}`,
+            model: stream.meta.model,
+            notes: i === 0 ? notes : [],
+            truncatedNote,
+          }),
+        )
+        .join('\n')
+    );
   } finally {
     stream.close();
   }

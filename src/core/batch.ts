@@ -5,18 +5,31 @@
  * trace's Arrow record batches (docs/trace-format.md), so recording and replay copy no data.
  * Layout of the per-token matrices is token-major, then layer, then slot:  index = (t·L + l)·K + k.
  */
+import { UserError } from './errors.js';
 import { f32ToF16 } from './f16.js';
 
 export type Scoring = 'softmax' | 'sigmoid';
 
-/** What every batch of one stream shares: the routed layers and their shape. */
+/**
+ * What every batch of one stream shares: the routed layers and their shape.
+ *
+ * Layers of one model may differ in E and K ("mixed shapes"): then `experts` and `topK` are the largest, and
+ * `layerExperts` / `layerTopK` give each layer its own. The batch stays rectangular (L·K and L·E per token): a
+ * layer's slots past its own K hold NO_EXPERT with weight 0, its logits past its own E hold −Inf. Nothing counts
+ * those slots — every consumer either reads a layer's own E and K (expertsAt / topKAt) or works on uniform
+ * sub-streams (src/core/shapes.ts).
+ */
 export interface RoutingSchema {
   /** The model's own layer index of each MoE layer, in capture order (dense layers are absent). L = layers.length. */
   layers: number[];
-  /** Routed experts per MoE layer (E). */
+  /** Routed experts per MoE layer (E); with layerExperts, the largest. */
   experts: number;
-  /** Experts selected per token per layer (K). */
+  /** Experts selected per token per layer (K); with layerTopK, the largest. */
   topK: number;
+  /** Each layer's own E, when layers differ (absent: every layer has `experts`). */
+  layerExperts?: number[];
+  /** Each layer's own K, when layers differ (absent: every layer has `topK`). */
+  layerTopK?: number[];
   /** How the router turns logits into scores. */
   scoring: Scoring;
   /** Whether batches carry router logits (L·E per token). */
@@ -54,6 +67,58 @@ export interface RoutingBatch {
   rank?: Uint16Array | null;
   /** Whole steps the producer dropped just before this row (0: none; a null cell in the trace). */
   dropped?: Uint32Array | null;
+}
+
+/** Expert id of a slot past its layer's own K (mixed shapes); never a real expert: E ≤ 65535 there. */
+export const NO_EXPERT = 0xffff;
+/** float16 bits of a logit past its layer's own E (mixed shapes): −Inf, probability 0 under softmax and sigmoid. */
+export const NO_LOGIT_F16 = 0xfc00;
+
+/** E of the l-th MoE layer. */
+export function expertsAt(s: RoutingSchema, l: number): number {
+  return s.layerExperts ? s.layerExperts[l]! : s.experts;
+}
+
+/** K of the l-th MoE layer. */
+export function topKAt(s: RoutingSchema, l: number): number {
+  return s.layerTopK ? s.layerTopK[l]! : s.topK;
+}
+
+/** Whether the layers differ in E or K. */
+export function mixedShapes(s: RoutingSchema): boolean {
+  const L = s.layers.length;
+  for (let l = 0; l < L; l++) if (expertsAt(s, l) !== s.experts || topKAt(s, l) !== s.topK) return true;
+  return false;
+}
+
+/**
+ * A schema for layers of the given shapes: uniform when they agree (no per-layer arrays), mixed otherwise.
+ */
+export function schemaOfShapes(
+  layers: number[],
+  shapes: readonly { experts: number; topK: number }[],
+  scoring: Scoring,
+  hasLogits: boolean,
+): RoutingSchema {
+  const experts = Math.max(...shapes.map((x) => x.experts));
+  const topK = Math.max(...shapes.map((x) => x.topK));
+  const s: RoutingSchema = { layers, experts, topK, scoring, hasLogits };
+  if (shapes.some((x) => x.experts !== experts || x.topK !== topK)) {
+    s.layerExperts = shapes.map((x) => x.experts);
+    s.layerTopK = shapes.map((x) => x.topK);
+  }
+  return s;
+}
+
+/** Refuses a schema whose layers differ in E or K, for a command that does not handle them yet. */
+export function refuseMixedShapes(s: RoutingSchema, command: string): void {
+  if (mixedShapes(s))
+    throw new UserError(`layers differ in experts/k (${describeLayerShapes(s)}): not supported by ${command} yet`);
+}
+
+/** "layer 0: 8 experts top-2, layer 1: 4 experts top-1" (each model layer id with its shape). */
+export function describeLayerShapes(s: RoutingSchema): string {
+  return s.layers.map((id, l) => `layer ${id}: ${expertsAt(s, l)} experts top-${topKAt(s, l)}`).join(', ');
 }
 
 /** The optional per-token columns a trace may hold (besides logits, tag and mem). */
@@ -227,5 +292,6 @@ export function sliceBatch(b: RoutingBatch, schema: RoutingSchema, start: number
 }
 
 export function describeSchema(s: RoutingSchema): string {
-  return `${s.layers.length} MoE layers × ${s.experts} experts, top-${s.topK} ${s.scoring}${s.hasLogits ? ', with logits' : ''}`;
+  const shape = mixedShapes(s) ? `(${describeLayerShapes(s)}),` : `× ${s.experts} experts, top-${s.topK}`;
+  return `${s.layers.length} MoE layers ${shape} ${s.scoring}${s.hasLogits ? ', with logits' : ''}`;
 }

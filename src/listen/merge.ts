@@ -15,6 +15,7 @@
 import {
   NO_STEP,
   OPTIONAL_COLUMNS,
+  refuseMixedShapes,
   sliceBatch,
   type OptionalColumn,
   type RoutingBatch,
@@ -127,6 +128,7 @@ export function mergeTraces(inputs: string[], output: string): MergeResult {
   const traces: TraceReader[] = [];
   try {
     for (const f of inputs) traces.push(openTrace(f));
+    for (const t of traces) refuseMixedShapes(t.schema, 'merge');
     const ref = traces[0]!;
     traces.forEach((t, i) => {
       const d = schemaDisagreement(ref.schema, t.schema);

@@ -5,7 +5,7 @@
  * with one line naming it, unless the user asked to skip such files (`--skip-bad`): then they are listed, with
  * why, in the result.
  */
-import type { RoutingSchema } from '../core/batch.js';
+import { refuseMixedShapes, type RoutingSchema } from '../core/batch.js';
 import { UserError, describeError } from '../core/errors.js';
 import type { StreamMeta } from '../core/stream.js';
 import { openTrace } from '../trace/index.js';
@@ -70,6 +70,7 @@ function probe(path: string): Probe {
   const t = openTrace(path);
   try {
     if (t.kind !== 'tokens') throw new UserError(`${path} is a count trace: a dataset is made of token traces`);
+    refuseMixedShapes(t.schema, 'datasets (folders, globs, Parquet)');
     const cut = t.truncated;
     if (cut)
       throw new UserError(

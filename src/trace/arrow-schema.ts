@@ -19,7 +19,14 @@ import {
   Utf8,
 } from 'apache-arrow/type';
 import { Precision, TimeUnit } from 'apache-arrow/enum';
-import { OPTIONAL_COLUMNS, type OptionalColumn, type RoutingSchema, type Scoring } from '../core/batch.js';
+import {
+  expertsAt,
+  OPTIONAL_COLUMNS,
+  type OptionalColumn,
+  type RoutingSchema,
+  type Scoring,
+  topKAt,
+} from '../core/batch.js';
 import type { RouterSummary, StreamMeta } from '../core/stream.js';
 import type { CountInfo } from '../core/routing-stream.js';
 import { UserError } from '../core/errors.js';
@@ -99,6 +106,7 @@ function validateCountInfo(h: TraceHeader, file: string): void {
   if (c!.axis !== 'expert' && c!.axis !== 'device') bad(`counts.axis must be expert or device, got ${String(c!.axis)}`);
   if (!Number.isInteger(c!.bins) || c!.bins < 1 || c!.bins > 1 << 20)
     bad(`counts.bins must be 1…${1 << 20}, got ${c!.bins}`);
+  if (h.schema.layerExperts) bad('a count trace holds layers of one shape (no layerExperts / layerTopK)');
   if (c!.axis === 'expert' && c!.bins !== h.schema.experts)
     bad(`counts.bins (${c!.bins}) must equal the schema's ${h.schema.experts} experts`);
   if (typeof c!.topKKnown !== 'boolean' || typeof c!.expertsKnown !== 'boolean')
@@ -122,10 +130,10 @@ function validateCountInfo(h: TraceHeader, file: string): void {
 /** Routers of the meta, or one summary per schema layer when the producer gave none. */
 export function routersFor(schema: RoutingSchema, meta: StreamMeta): RouterSummary[] {
   if (meta.routers.length === 0) {
-    return schema.layers.map((layer) => ({
+    return schema.layers.map((layer, l) => ({
       layer,
-      experts: schema.experts,
-      topK: schema.topK,
+      experts: expertsAt(schema, l),
+      topK: topKAt(schema, l),
       scoring: schema.scoring,
       kind: meta.source.startsWith('import') ? 'imported' : meta.source === 'synth' ? 'synthetic' : 'unknown',
     }));
@@ -151,6 +159,28 @@ export function validateSchema(s: RoutingSchema): void {
   if (s.scoring !== 'softmax' && s.scoring !== 'sigmoid')
     bad(`scoring must be softmax or sigmoid, got ${String(s.scoring)}`);
   checkShape(s.layers.length, s.experts, s.topK, bad);
+  checkLayerShapes(s, bad);
+}
+
+/**
+ * Per-layer E and K of a mixed-shape schema (src/core/batch.ts): both or neither; one per layer; each layer's K ≤
+ * its E ≤ 65535 (id 65535 is the NO_EXPERT padding); `experts` / `topK` the largest of them. `bad` throws.
+ */
+export function checkLayerShapes(s: RoutingSchema, bad: (why: string) => never): void {
+  const { layerExperts: le, layerTopK: lk } = s;
+  if (le === undefined && lk === undefined) return;
+  if (!Array.isArray(le) || !Array.isArray(lk)) bad('layerExperts and layerTopK come together');
+  const L = s.layers.length;
+  if (le!.length !== L || lk!.length !== L)
+    bad(`layerExperts / layerTopK need one value per MoE layer (${L}), got ${le!.length} / ${lk!.length}`);
+  for (let l = 0; l < L; l++) {
+    const E = le![l];
+    const K = lk![l];
+    if (!Number.isInteger(E) || E! < 1 || E! > 65535) bad(`layerExperts[${l}] must be 1…65535, got ${E}`);
+    if (!Number.isInteger(K) || K! < 1 || K! > E!) bad(`layerTopK[${l}] must be 1…${E}, got ${K}`);
+  }
+  if (Math.max(...le!) !== s.experts) bad(`experts (${s.experts}) must be the largest of layerExperts`);
+  if (Math.max(...lk!) !== s.topK) bad(`topK (${s.topK}) must be the largest of layerTopK`);
 }
 
 /**

@@ -3,7 +3,15 @@
  * arrays of the batch are referenced, not copied; only strings, the is_prompt bitmap and validity bitmaps are built.
  */
 import { BufferRegion, FieldNode, Message, RecordBatch } from 'apache-arrow/ipc/metadata/message';
-import { NO_STEP, type OptionalColumn, type RoutingBatch, type RoutingSchema } from '../core/batch.js';
+import {
+  expertsAt,
+  NO_EXPERT,
+  NO_STEP,
+  type OptionalColumn,
+  type RoutingBatch,
+  type RoutingSchema,
+  topKAt,
+} from '../core/batch.js';
 import { frameMessage } from './ipc.js';
 
 const ZERO_PAD = new Uint8Array(8);
@@ -117,6 +125,7 @@ export function checkBatch(b: RoutingBatch, s: RoutingSchema, columns: readonly 
     throw new RangeError('RoutingBatch has no rank, but the trace has a rank column');
   const ex = b.experts;
   const E = s.experts;
+  if (s.layerExperts) return checkMixedIds(ex, n, s);
   if ((E & (E - 1)) === 0) {
     // E a power of two (256, 64, …): every id < E ⇔ their OR < E — branch-free, this runs on every live batch.
     let or = 0;
@@ -132,6 +141,28 @@ export function checkBatch(b: RoutingBatch, s: RoutingSchema, columns: readonly 
   let max = 0;
   for (let i = 0; i < ex.length; i++) if (ex[i]! > max) max = ex[i]!;
   if (ex.length > 0 && max >= E) throw new RangeError(`RoutingBatch has expert id ${max} ≥ ${E} experts`);
+}
+
+/** Mixed layer shapes: a layer's own K slots hold ids below its own E, the slots past them NO_EXPERT. */
+function checkMixedIds(ex: Uint16Array, n: number, s: RoutingSchema): void {
+  const L = s.layers.length;
+  const K = s.topK;
+  for (let l = 0; l < L; l++) {
+    const e = expertsAt(s, l);
+    const k = topKAt(s, l);
+    for (let t = 0; t < n; t++) {
+      const o = (t * L + l) * K;
+      for (let j = 0; j < K; j++) {
+        const x = ex[o + j]!;
+        if (j < k ? x >= e : x !== NO_EXPERT)
+          throw new RangeError(
+            j < k
+              ? `RoutingBatch has expert id ${x} ≥ ${e} experts of layer ${s.layers[l]}`
+              : `RoutingBatch has expert id ${x} in slot ${j} past layer ${s.layers[l]}'s top-${k} (NO_EXPERT expected)`,
+          );
+      }
+    }
+  }
 }
 
 /** A nullable uint32 column: validity bit set where `valid(value)`. Data under null cells is written as is. */

@@ -5,6 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { expertsAt, NO_EXPERT, topKAt } from '../../src/core/batch.js';
 import { ModelRunner } from '../../src/engine/runner.js';
 import { sampleToken } from '../../src/engine/generation-loop.js';
 import { hasFixture, meta, modelPath, MOE_FIXTURES, reference, sameSet } from './helpers.js';
@@ -21,6 +22,13 @@ for (const name of MOE_FIXTURES) {
       const { topK: K, experts: E } = r.schema;
       const L = r.schema.layers.length;
       assert.deepEqual(r.schema.layers, ref.moeLayers);
+      // Each layer's own E and K (the mixed-shape fixture's differ), as PyTorch's routers have them.
+      const refE = ref.moeLayers.map((_, l) => (Array.isArray(ref.experts) ? ref.experts[l]! : ref.experts));
+      const refK = ref.moeLayers.map((_, l) => (Array.isArray(ref.topK) ? ref.topK[l]! : ref.topK));
+      assert.deepEqual(
+        ref.moeLayers.map((_, l) => [expertsAt(r.schema, l), topKAt(r.schema, l)]),
+        ref.moeLayers.map((_, l) => [refE[l], refK[l]]),
+      );
       let agree = 0;
       let total = 0;
       let maxW = 0;
@@ -30,21 +38,31 @@ for (const name of MOE_FIXTURES) {
         const { rows } = await r.forward(st, ref.inputIds[i]!);
         assert.equal(rows!.n, ref.inputIds[i]!.length);
         for (let l = 0; l < L; l++) {
+          const k = refK[l]!;
+          const e = refE[l]!;
           for (let t = 0; t < rows!.n; t++) {
             const o = (t * L + l) * K;
-            const got = rows!.experts.subarray(o, o + K);
+            const got = rows!.experts.subarray(o, o + k);
             const want = ref.routing[i]!.experts[l]![t]!;
             total++;
             if (sameSet(got, want)) agree++;
+            // Slots past the layer's own K are padding, with no weight; logits past its own E are −Inf.
+            for (let j = k; j < K; j++) {
+              assert.equal(rows!.experts[o + j], NO_EXPERT);
+              assert.equal(rows!.weights[o + j], 0);
+            }
             const wantW = ref.routing[i]!.weights[l]![t]!;
-            for (let j = 0; j < K; j++) {
+            for (let j = 0; j < k; j++) {
               const at = want.indexOf(got[j]!);
               if (at >= 0) maxW = Math.max(maxW, Math.abs(rows!.weights[o + j]! - wantW[at]!));
             }
             const wantL = ref.routing[i]!.logits?.[l]?.[t];
-            if (wantL)
-              for (let e = 0; e < E; e++)
-                maxLogit = Math.max(maxLogit, Math.abs(rows!.logits![(t * L + l) * E + e]! - wantL[e]!));
+            if (wantL) {
+              assert.equal(wantL.length, e);
+              for (let x = 0; x < e; x++)
+                maxLogit = Math.max(maxLogit, Math.abs(rows!.logits![(t * L + l) * E + x]! - wantL[x]!));
+              for (let x = e; x < E; x++) assert.equal(rows!.logits![(t * L + l) * E + x], -Infinity);
+            }
           }
         }
       }
@@ -107,9 +125,15 @@ for (const name of ['tiny-moe', 'tiny-deepseek', 'hf-mixtral'].filter(hasFixture
 
 /** Several sequences per forward pass (left-padded, as servers batch requests): each sequence's routing — prompt
  * and decoded tokens — equals the routing of that sequence run alone, and so do its greedy tokens. */
-for (const name of ['tiny-moe', 'tiny-deepseek', 'tiny-switch', 'hf-mixtral', 'hf-qwen3-moe', 'hf-deepseek-v3'].filter(
-  hasFixture,
-)) {
+for (const name of [
+  'tiny-moe',
+  'tiny-deepseek',
+  'tiny-switch',
+  'hf-mixtral',
+  'hf-qwen3-moe',
+  'hf-deepseek-v3',
+  'hf-mixed-shape',
+].filter(hasFixture)) {
   test(`${name}: a batch of sequences of different lengths routes each exactly as it routes alone`, async () => {
     const ref = reference(name);
     const r = await ModelRunner.open({ model: modelPath(name), logits: true, threads: 1 });

@@ -9,8 +9,9 @@ export interface FixtureMeta {
   exporter: string;
   kvCache: boolean;
   moeLayers: number[];
-  experts: number;
-  topK: number;
+  /** One number, or each MoE layer's own, in layer order (hf-mixed-shape). */
+  experts: number | number[];
+  topK: number | number[];
   scoring?: string;
   numLayers: number;
   nGroup?: number;
@@ -24,8 +25,9 @@ export interface Reference {
   inputIds: number[][];
   domains?: string[];
   moeLayers: number[];
-  experts: number;
-  topK: number;
+  /** One number, or each MoE layer's own (hf-mixed-shape). */
+  experts: number | number[];
+  topK: number | number[];
   routing: { experts: number[][][]; weights: number[][][]; logits?: number[][][] }[];
   generate?: { inputIds: number[]; greedyTokens: number[] };
 }
@@ -59,6 +61,7 @@ export const MOE_FIXTURES = [
   'tiny-moe',
   'tiny-switch',
   'tiny-deepseek',
+  'hf-mixed-shape',
 ];
 
 export function sameSet(a: ArrayLike<number>, b: ArrayLike<number>): boolean {

@@ -1,5 +1,5 @@
 /** `export --jsonl`: the trace as moescope's JSONL interchange format (docs/trace-format.md). */
-import { NO_STEP } from '../../core/batch.js';
+import { expertsAt, NO_STEP, topKAt } from '../../core/batch.js';
 import { F16_TO_F32 } from '../../core/f16.js';
 import type { RoutingStream } from '../../core/routing-stream.js';
 import type { TextSink } from './sink.js';
@@ -21,11 +21,23 @@ function f16Logit(bits: number): number | string | null {
 
 type Cell = number | string | null;
 
-function perLayer(src: Uint16Array, start: number, L: number, n: number, map: (x: number) => Cell): Cell[][] {
+/**
+ * One token's values as L arrays: layer l's block of `stride` values starts at start + l·stride, and only its
+ * first `len(l)` are written (a layer's own K or E: the padding of mixed layer shapes is left out).
+ */
+function perLayer(
+  src: Uint16Array,
+  start: number,
+  L: number,
+  stride: number,
+  len: (l: number) => number,
+  map: (x: number) => Cell,
+): Cell[][] {
   const out: Cell[][] = [];
   for (let l = 0; l < L; l++) {
+    const n = len(l);
     const row: Cell[] = new Array(n);
-    for (let k = 0; k < n; k++) row[k] = map(src[start + l * n + k]!);
+    for (let k = 0; k < n; k++) row[k] = map(src[start + l * stride + k]!);
     out.push(row);
   }
   return out;
@@ -43,6 +55,8 @@ export async function writeJsonl(stream: RoutingStream, out: TextSink): Promise<
       layers: L,
       experts: s.experts,
       topK: s.topK,
+      // Layers that differ: each one's E and K (its arrays below have that many values; experts/topK the largest).
+      ...(s.layerExperts ? { layerExperts: s.layerExperts, layerTopK: s.layerTopK } : {}),
       scoring: s.scoring,
       layerIds: s.layers,
       model: m.model,
@@ -53,6 +67,8 @@ export async function writeJsonl(stream: RoutingStream, out: TextSink): Promise<
     }),
   );
   const id = (x: number) => x;
+  const kOf = (l: number) => topKAt(s, l);
+  const eOf = (l: number) => expertsAt(s, l);
   let tokens = 0;
   for await (const c of stream.items()) {
     if (c.kind !== 'tokens') continue;
@@ -70,10 +86,10 @@ export async function writeJsonl(stream: RoutingStream, out: TextSink): Promise<
         token: b.token[i],
         isPrompt: b.isPrompt[i] === 1,
         tNs: b.tNs[i]!.toString(),
-        experts: perLayer(b.experts, i * L * s.topK, L, s.topK, id),
-        weights: perLayer(b.weights, i * L * s.topK, L, s.topK, f16),
+        experts: perLayer(b.experts, i * L * s.topK, L, s.topK, kOf, id),
+        weights: perLayer(b.weights, i * L * s.topK, L, s.topK, kOf, f16),
       };
-      if (b.logits) o.logits = perLayer(b.logits, i * L * s.experts, L, s.experts, f16Logit);
+      if (b.logits) o.logits = perLayer(b.logits, i * L * s.experts, L, s.experts, eOf, f16Logit);
       const tag = b.tag?.[i];
       if (tag != null) o.tag = tag;
       if (b.step) o.step = b.step[i] === NO_STEP ? null : b.step[i];

@@ -38,6 +38,8 @@ function parseHeader(raw: unknown, fail: (why: string) => never): Header {
   if (!isInt(L) || L < 1) fail(`header "layers" must be a positive integer, got ${JSON.stringify(L)}`);
   if (!isInt(E) || E < 1 || E > 65536) fail(`header "experts" must be an integer 1…65536, got ${JSON.stringify(E)}`);
   if (!isInt(K) || K < 1 || K > E) fail(`header "topK" must be an integer 1…${E}, got ${JSON.stringify(K)}`);
+  if (raw.layerExperts !== undefined || raw.layerTopK !== undefined)
+    fail('layers differ in experts/k (header layerExperts / layerTopK): not supported by import jsonl yet');
   if (!isScoring(raw.scoring))
     fail(`header "scoring" must be "softmax" or "sigmoid", got ${JSON.stringify(raw.scoring)}`);
   checkShape(L, E, K, (why) => fail(`header: ${why}`)); // before allocating anything of size L

@@ -1,0 +1,115 @@
+"""A model whose MoE layers differ in E and K (fixtures/models/hf-mixed-shape: layer 0 8 experts top-2, layer 1 4
+experts top-1) recorded by `moescope run`, read with pyarrow as docs/trace-format.md describes it (per-layer shapes
+in the schema metadata, padding NO_EXPERT = 65535 / weight 0 / logit -Inf), and `stats --json` checked per layer
+against numpy over each layer's own E and K: load, CV, MaxVio, entropy, dead experts and the capacity simulation
+(the numpy peer bench/stats_analyses_numpy.py, one layer at a time). `export --parquet` keeps the trace's layout."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import CLI, ROOT
+
+MODEL = ROOT / "fixtures" / "models" / "hf-mixed-shape" / "model.onnx"
+NO_EXPERT = 65535
+
+
+def run(*args: str) -> str:
+    exe = shutil.which("node")
+    if exe is None or not CLI.exists():
+        pytest.fail(f"the moescope CLI is not built ({CLI}); run `npm run build` first")
+    out = subprocess.run([exe, str(CLI), *args], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def peer():
+    spec = importlib.util.spec_from_file_location("peer", ROOT / "bench" / "stats_analyses_numpy.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def trace(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("mixed") / "t.arrows"
+    run("run", str(MODEL), "--no-ui", "--max-tokens", "4", "--logits", "--record", str(path))
+    return path
+
+
+def read(path: Path):
+    t = ipc.open_stream(str(path)).read_all()
+    schema = json.loads(t.schema.metadata[b"moescope"])["schema"]
+    return t, schema
+
+
+def test_the_trace_is_padded_as_documented(trace: Path) -> None:
+    t, s = read(trace)
+    assert (s["layerExperts"], s["layerTopK"], s["experts"], s["topK"]) == ([8, 4], [2, 1], 8, 2)
+    L, E, K = len(s["layers"]), s["experts"], s["topK"]
+    ex = t.column("experts").combine_chunks().values.to_numpy().reshape(-1, L, K)
+    w = t.column("weights").combine_chunks().values.to_numpy(zero_copy_only=False).reshape(-1, L, K)
+    lg = t.column("logits").combine_chunks().values.to_numpy(zero_copy_only=False).reshape(-1, L, E)
+    for l, (e, k) in enumerate(zip(s["layerExperts"], s["layerTopK"])):
+        assert (ex[:, l, k:] == NO_EXPERT).all() and (w[:, l, k:] == 0).all()
+        assert (ex[:, l, :k] < e).all()
+        assert np.isneginf(lg[:, l, e:]).all() and np.isfinite(lg[:, l, :e]).all()
+        # the weights are softmax probabilities over the layer's own E (norm_topk_prob false): they follow from its logits
+        z = lg[:, l, :e].astype(np.float64)
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        picked = np.take_along_axis(p, ex[:, l, :k].astype(np.int64), axis=1)
+        assert np.allclose(w[:, l, :k].astype(np.float64), picked, atol=2e-3)
+
+
+def test_stats_per_layer_over_its_own_experts(trace: Path) -> None:
+    t, s = read(trace)
+    ours = json.loads(run("stats", str(trace), "--json", "--capacity-factor", "1", "--batch-tokens", "100"))
+    L, K = len(s["layers"]), s["topK"]
+    ex = t.column("experts").combine_chunks().values.to_numpy().reshape(-1, L, K)
+    wb = t.column("weights").combine_chunks().values.to_numpy(zero_copy_only=False).view(np.uint16).reshape(-1, L, K)
+    by_layer = {layer["layer"]: (shape, layer) for shape in ours["shapes"] for layer in shape["layers"]}
+    Capacity = peer().Capacity
+    for l, (e, k) in enumerate(zip(s["layerExperts"], s["layerTopK"])):
+        shape, got = by_layer[s["layers"][l]]
+        assert (shape["schema"]["experts"], shape["schema"]["topK"]) == (e, k)
+        load = np.bincount(ex[:, l, :k].ravel().astype(np.int64), minlength=e).astype(np.float64)
+        assert got["load"] == load.tolist()
+        mean = load.mean()
+        share = load / load.sum()
+        H = -sum(p * math.log(p) for p in share if p > 0) / math.log(e)
+        assert math.isclose(got["cv"], load.std() / mean, rel_tol=1e-12)
+        assert math.isclose(got["maxVio"], (load.max() - mean) / mean, rel_tol=1e-12)
+        assert math.isclose(got["entropy"], H, rel_tol=1e-12)
+        assert got["deadExperts"] == int((load == 0).sum())
+        cap = Capacity(1, e, k, 1.0, 100)
+        cap.add(ex[:, l : l + 1, :k], wb[:, l : l + 1, :k])
+        ref = cap.result()["layers"][0]
+        assert got["capacity"]["droppedPerExpert"] == ref["droppedPerExpert"]
+        for policy in ("probs", "position"):
+            for key, v in ref[policy].items():
+                assert math.isclose(got["capacity"][policy][key], v, rel_tol=1e-9, abs_tol=1e-12), (l, policy, key)
+
+
+def test_parquet_export_keeps_the_layout_and_the_shapes(trace: Path, tmp_path: Path) -> None:
+    out = tmp_path / "t.parquet"
+    run("export", str(trace), "--parquet", str(out))
+    t, s = read(trace)
+    p = pq.read_table(out)
+    header = json.loads(p.schema.metadata[b"moescope"])
+    assert header["schema"]["layerExperts"] == [8, 4] and header["schema"]["layerTopK"] == [2, 1]
+    assert p.column("experts").to_pylist() == [list(x) for x in t.column("experts").to_pylist()]
+    assert np.array_equal(
+        np.array(p.column("logits").to_pylist(), dtype=np.float32),
+        np.array(t.column("logits").to_pylist(), dtype=np.float32),
+    )

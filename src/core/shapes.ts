@@ -1,0 +1,60 @@
+/**
+ * Mixed layer shapes (src/core/batch.ts § RoutingSchema): a stream whose layers differ in E or K split into uniform
+ * sub-streams, one per shape, so every metric runs unchanged over each layer's own E and K and never sees a padded
+ * slot. The split copies the per-layer columns of the group's layers (their own K slots, their own E logits) and
+ * shares the per-token columns.
+ */
+import { expertsAt, type RoutingBatch, type RoutingSchema, topKAt } from './batch.js';
+
+/** Layers of one shape: their positions (0 … L−1) in the stream and the uniform schema over them. */
+export interface ShapeGroup {
+  positions: number[];
+  schema: RoutingSchema;
+}
+
+/** The stream's layers grouped by (E, K), groups in the order their first layer appears; one group when uniform. */
+export function shapeGroups(s: RoutingSchema): ShapeGroup[] {
+  const groups: ShapeGroup[] = [];
+  const key = new Map<string, ShapeGroup>();
+  s.layers.forEach((id, l) => {
+    const E = expertsAt(s, l);
+    const K = topKAt(s, l);
+    const k = `${E}/${K}`;
+    let g = key.get(k);
+    if (!g) {
+      g = { positions: [], schema: { layers: [], experts: E, topK: K, scoring: s.scoring, hasLogits: s.hasLogits } };
+      key.set(k, g);
+      groups.push(g);
+    }
+    g.positions.push(l);
+    g.schema.layers.push(id);
+  });
+  return groups;
+}
+
+/** The batch's routing at the group's layers, in the group's own shape (per-token columns shared, not copied). */
+export function groupBatch(b: RoutingBatch, s: RoutingSchema, g: ShapeGroup): RoutingBatch {
+  const L = s.layers.length;
+  const K = s.topK;
+  const E = s.experts;
+  const M = g.positions.length;
+  const k = g.schema.topK;
+  const e = g.schema.experts;
+  if (M === L && k === K && e === E) return b;
+  const n = b.length;
+  const experts = new Uint16Array(n * M * k);
+  const weights = new Uint16Array(n * M * k);
+  const logits = b.logits ? new Uint16Array(n * M * e) : null;
+  for (let t = 0; t < n; t++)
+    for (let j = 0; j < M; j++) {
+      const src = (t * L + g.positions[j]!) * K;
+      const dst = (t * M + j) * k;
+      experts.set(b.experts.subarray(src, src + k), dst);
+      weights.set(b.weights.subarray(src, src + k), dst);
+      if (logits) {
+        const ls = (t * L + g.positions[j]!) * E;
+        logits.set(b.logits!.subarray(ls, ls + e), (t * M + j) * e);
+      }
+    }
+  return { ...b, experts, weights, logits };
+}

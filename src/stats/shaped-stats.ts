@@ -1,0 +1,46 @@
+/**
+ * RoutingStats over a stream whose layers may differ in E and K: one RoutingStats per shape (src/core/shapes.ts),
+ * each fed its layers in their own shape, so every layer's metrics are over its own E and K. A uniform stream is
+ * one RoutingStats fed the batches untouched.
+ */
+import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
+import { groupBatch, type ShapeGroup, shapeGroups } from '../core/shapes.js';
+import { type LayerMetrics, RoutingStats, type RoutingStatsOptions, type Scope } from './routing-stats.js';
+
+export class ShapedStats {
+  readonly schema: RoutingSchema;
+  readonly groups: ShapeGroup[];
+  readonly stats: RoutingStats[];
+  /** Layer l of the stream is layer `at` of group `group`. */
+  private readonly where: { group: number; at: number }[];
+
+  constructor(schema: RoutingSchema, options: RoutingStatsOptions = {}) {
+    this.schema = schema;
+    this.groups = shapeGroups(schema);
+    this.stats = this.groups.map((g) => new RoutingStats(g.schema, options));
+    this.where = [];
+    this.groups.forEach((g, group) => {
+      g.positions.forEach((l, at) => {
+        this.where[l] = { group, at };
+      });
+    });
+  }
+
+  add(b: RoutingBatch): void {
+    this.stats.forEach((s, i) => s.add(groupBatch(b, this.schema, this.groups[i]!)));
+  }
+
+  get tokens(): number {
+    return this.stats[0]!.tokens;
+  }
+
+  /** Metrics of the l-th MoE layer of the stream, over its own E and K. */
+  layerMetrics(l: number, scope: Scope = 'run'): LayerMetrics {
+    const w = this.where[l]!;
+    return this.stats[w.group]!.layerMetrics(w.at, scope);
+  }
+
+  close(): void {
+    for (const s of this.stats) s.close();
+  }
+}
