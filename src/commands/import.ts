@@ -130,7 +130,7 @@ export function registerImport(program: Command): void {
       }
       const { resolveOutput } = await import('../core/output.js');
       resolveOutput(o.output, files, '--output'); // never an input (same inode through any path), never a folder
-      let stream: import('../core/routing-stream.js').RoutingStream;
+      let stream: import('../trace/import/import-stream.js').ImportedStream;
       if (format === 'routed-experts') {
         const { routedExpertsStream } = await import('../serving/import-responses.js');
         stream = routedExpertsStream(files, { layers: o.layers, topK: o.topK, experts: o.experts, scoring: o.scoring });

@@ -8,15 +8,17 @@ import type { Scoring } from '../core/batch.js';
 import { resolveOutput } from '../core/output.js';
 import { UserError, describeError } from '../core/errors.js';
 import { openInput, parseLine, readLines } from '../trace/import/lines.js';
-import type { RoutingStream } from '../core/routing-stream.js';
 import {
   TokenItems,
   importStream,
   writeImport,
   type ImportEvent,
   type ImportResult,
+  type ImportedStream,
 } from '../trace/import/import-stream.js';
 import { parseResponse, type ServedRequest } from './responses.js';
+import { Duplicates, conflict } from '../trace/import/duplicates.js';
+import { quoteValue } from '../core/sanitize.js';
 import { requestTokens, servedMeta, servedSchema } from './tokens.js';
 
 export interface RoutedExpertsOptions {
@@ -60,10 +62,28 @@ function* responses(file: string): Generator<{ value: unknown; at: string }> {
 }
 
 /** The saved responses' routing as a stream (parsed up front: the schema needs every request's shape). */
-export function routedExpertsStream(files: string[], o: RoutedExpertsOptions): RoutingStream {
+export function routedExpertsStream(files: string[], o: RoutedExpertsOptions): ImportedStream {
   if (files.length === 0) throw new UserError('no input files');
   const notes: string[] = [];
-  return importStream(files.join(', '), routedExpertsEvents(files, o, notes), notes);
+  const dups = new Duplicates(
+    ['duplicate response', 'duplicate responses'],
+    'the same request id as an earlier response, with the same routing and tokens',
+  );
+  return importStream(files.join(', '), routedExpertsEvents(files, o, notes, dups), notes, dups);
+}
+
+/** Whether two responses hold the same request: the same routing, the same tokens at the same positions. */
+function sameRequest(a: ServedRequest, b: ServedRequest): boolean {
+  const same = (x: ArrayLike<number> | null, y: ArrayLike<number> | null) =>
+    x === y ||
+    (x !== null && y !== null && x.length === y.length && Array.prototype.every.call(x, (v, i) => v === y[i]));
+  return (
+    a.start === b.start &&
+    a.routing.layers === b.routing.layers &&
+    a.routing.topK === b.routing.topK &&
+    same(a.routing.ids, b.routing.ids) &&
+    same(a.ids, b.ids)
+  );
 }
 
 /** Imports saved responses into the trace `output`, written only if the whole import succeeds. */
@@ -81,15 +101,31 @@ function* routedExpertsEvents(
   files: string[],
   o: RoutedExpertsOptions,
   notes: string[],
+  dups: Duplicates,
 ): Generator<ImportEvent, void, undefined> {
   const reqs: ServedRequest[] = [];
+  // A request's identity is its id (the responses are held whole anyway: the schema needs every one's shape);
+  // responses without one are each their own request.
+  const byId = new Map<string, ServedRequest>();
   for (const file of files)
     for (const r of responses(file)) {
+      let parsed: ServedRequest[];
       try {
-        reqs.push(...parseResponse(r.value, { layers: o.layers, topK: o.topK }, r.at));
+        parsed = parseResponse(r.value, { layers: o.layers, topK: o.topK }, r.at);
       } catch (e) {
         if (e instanceof UserError) throw e;
         throw new UserError(`${r.at}: ${describeError(e)}`);
+      }
+      for (const q of parsed) {
+        const first = q.id === null ? undefined : byId.get(q.id);
+        if (first === undefined) {
+          if (q.id !== null) byId.set(q.id, q);
+          reqs.push(q);
+          continue;
+        }
+        if (!sameRequest(first, q))
+          throw conflict(r.at, `request ${quoteValue(q.id, 60)}`, 'responses of two runs? import them separately');
+        dups.skip(`${r.at} (request ${quoteValue(q.id, 60)})`, q.routing.rows);
       }
     }
   if (reqs.length === 0) throw new UserError(`${files.join(', ')}: no responses found`);
@@ -102,6 +138,8 @@ function* routedExpertsEvents(
     notes.push(
       `${missing} of ${reqs.length} requests carry no token ids (ask with return_logprob / return_token_ids for the Tokens pane)`,
     );
+  const dn = dups.note();
+  if (dn) notes.push(dn);
   const tokens = new TokenItems(s.schema);
   for (const [seq, r] of reqs.entries())
     for (const t of requestTokens(r, seq, s, 0n)) {

@@ -20,6 +20,8 @@ export type ServerApi = 'sglang' | 'vllm';
 
 export interface ServedRequest {
   api: ServerApi;
+  /** The server's request id (SGLang meta_info.id, vLLM id or request_id; #choice when n > 1), when it says. */
+  id: string | null;
   routing: RoutedExperts;
   /** Sequence position of the first routed row. */
   start: number;
@@ -118,7 +120,16 @@ function sglangRequest(o: Obj, meta: Obj, payload: unknown, opts: ResponseOption
   const texts =
     promptKnown && output && ids && output.ids.length === outIds!.length ? [...input.texts, ...output.texts] : null;
   return align(
-    { api: 'sglang', routing, promptLen, outputLen, ids, texts, text: typeof o.text === 'string' ? o.text : null },
+    {
+      api: 'sglang',
+      id: typeof meta.id === 'string' ? meta.id : typeof o.id === 'string' ? o.id : null,
+      routing,
+      promptLen,
+      outputLen,
+      ids,
+      texts,
+      text: typeof o.text === 'string' ? o.text : null,
+    },
     what,
   );
 }
@@ -171,7 +182,9 @@ function vllmRequests(o: Obj, what: string): ServedRequest[] {
       ids && (pt || ot) ? [...(pt ?? promptIds!.map(() => null)), ...(ot ?? outIds!.map(() => null))] : null;
     const msg = isObj(c.message) ? c.message.content : undefined;
     const text = typeof c.text === 'string' ? c.text : typeof msg === 'string' ? msg : null;
-    out.push(align({ api: 'vllm', routing, promptLen, outputLen, ids, texts, text }, at));
+    const rid = typeof o.id === 'string' ? o.id : typeof o.request_id === 'string' ? o.request_id : null;
+    const id = rid !== null && choices.length > 1 ? `${rid}#${typeof c.index === 'number' ? c.index : i}` : rid;
+    out.push(align({ api: 'vllm', id, routing, promptLen, outputLen, ids, texts, text }, at));
   });
   return out;
 }

@@ -21,6 +21,7 @@ import type { StreamMeta } from '../../core/stream.js';
 import { routersFor, validateSchema } from '../arrow-schema.js';
 import { defaultBatchTokens } from '../writer.js';
 import { writeStreamTrace } from '../write-stream.js';
+import type { Duplicates } from './duplicates.js';
 
 /** What `import` wrote. */
 export interface ImportResult {
@@ -32,19 +33,28 @@ export interface ImportResult {
   schema: RoutingSchema;
   /** Things the user should know (skipped records, inferred values). */
   notes: string[];
+  /** Tokens skipped as duplicates of tokens already imported (src/trace/import/duplicates.ts). */
+  duplicates: number;
+}
+
+/** An importer's stream: a RoutingStream that also says how many duplicate tokens it skipped. */
+export interface ImportedStream extends RoutingStream {
+  /** Tokens skipped as duplicates so far (all of them once items() has ended). */
+  readonly duplicates: number;
 }
 
 /** Writes an importer's stream as the trace `output` (atomically, never over one of `inputs`). */
 export async function writeImport(
-  stream: RoutingStream,
+  stream: ImportedStream,
   output: string,
   inputs: readonly string[],
 ): Promise<ImportResult> {
   const w = await writeStreamTrace(stream, output, { inputs });
   const notes = stream.notes;
+  const duplicates = stream.duplicates;
   return w.kind === 'counts'
-    ? { tokens: 0, kind: 'counts', steps: w.rows, schema: stream.schema, notes }
-    : { tokens: w.rows, schema: stream.schema, notes };
+    ? { tokens: 0, kind: 'counts', steps: w.rows, schema: stream.schema, notes, duplicates }
+    : { tokens: w.rows, schema: stream.schema, notes, duplicates };
 }
 
 /** The importer knows what it holds: the stream's schema, meta and, for counts, their axis and bins. */
@@ -62,13 +72,15 @@ export type ImportEvent = ImportOpen | StreamItem;
 
 /**
  * The stream of an importer's events. Runs the importer until it yields `open` (errors up to there throw here);
- * `notes` is the importer's array of things the user should know, complete once `items()` has ended.
+ * `notes` is the importer's array of things the user should know, complete once `items()` has ended; `dups`, its
+ * count of duplicate tokens skipped.
  */
 export function importStream(
   label: string,
   events: Generator<ImportEvent, void, undefined>,
   notes: string[],
-): RoutingStream {
+  dups: Duplicates | null = null,
+): ImportedStream {
   const first = events.next();
   if (first.done || first.value.kind !== 'open') {
     events.return();
@@ -89,6 +101,9 @@ export function importStream(
     columns: open.columns ?? [],
     ...(open.countInfo ? { countInfo: open.countInfo } : {}),
     notes,
+    get duplicates() {
+      return dups?.tokens ?? 0;
+    },
     async *items() {
       try {
         for (let r = events.next(); !r.done; r = events.next()) {

@@ -5,8 +5,7 @@
 import type { Scoring } from '../../core/batch.js';
 import { UserError } from '../../core/errors.js';
 import { resolveOutput } from '../../core/output.js';
-import type { RoutingStream } from '../../core/routing-stream.js';
-import { writeImport, type ImportResult } from './import-stream.js';
+import { writeImport, type ImportResult, type ImportedStream } from './import-stream.js';
 import { jsonlStream } from './jsonl.js';
 import { megatronStream } from './megatron.js';
 import { npyStream } from './npy.js';
@@ -31,7 +30,7 @@ export interface ImportOptions {
 }
 
 /** The importer of `format` over `files`, as a stream (its files are read as the stream is). */
-export function importStream(format: ImportFormat, files: string[], o: ImportOptions = {}): RoutingStream {
+export function importStream(format: ImportFormat, files: string[], o: ImportOptions = {}): ImportedStream {
   if (files.length === 0) throw new UserError('no input files');
   switch (format) {
     case 'jsonl':

@@ -10,8 +10,8 @@ import { checkShape, isScoring } from '../arrow-schema.js';
 import { memoryFromJson } from '../memory-json.js';
 import { selectTopK } from '../../core/topk.js';
 import { parseLine, readLines, type Line } from './lines.js';
-import type { RoutingStream } from '../../core/routing-stream.js';
-import { TokenItems, importStream, type ImportEvent } from './import-stream.js';
+import { TokenItems, importStream, type ImportEvent, type ImportedStream } from './import-stream.js';
+import { Duplicates, OpenSequences, conflict, contentHash } from './duplicates.js';
 
 interface Header {
   schema: Omit<RoutingSchema, 'hasLogits'>;
@@ -241,11 +241,17 @@ function sameSchema(a: Header['schema'], b: Header['schema']): boolean {
 }
 
 /** Several files concatenate when their headers describe the same routing schema. */
-export function jsonlStream(files: string[]): RoutingStream {
-  return importStream(files.join(', '), jsonlEvents(files), []);
+export function jsonlStream(files: string[]): ImportedStream {
+  const notes: string[] = [];
+  const dups = new Duplicates(
+    ['duplicate token', 'duplicate tokens'],
+    'the same seq, pos, rank and step as an earlier token, with the same routing',
+  );
+  return importStream(files.join(', '), jsonlEvents(files, notes, dups), notes, dups);
 }
 
-function* jsonlEvents(files: string[]): Generator<ImportEvent, void, undefined> {
+function* jsonlEvents(files: string[], notes: string[], dups: Duplicates): Generator<ImportEvent, void, undefined> {
+  const open = new OpenSequences(); // identities of the sequences in flight (src/trace/import/duplicates.ts)
   let first: Header | null = null;
   let hasLogits: boolean | null = null;
   let columns: OptionalColumn[] = [];
@@ -291,12 +297,30 @@ function* jsonlEvents(files: string[]): Generator<ImportEvent, void, undefined> 
         tokens = new TokenItems(schema, columns);
         for (const m of early) tokens.sample(m);
       }
-      const done = tokens!.push(tokenFrom(raw, header, hasLogits, columns, nextPos, fail));
+      const t = tokenFrom(raw, header, hasLogits, columns, nextPos, fail);
+      const seen = open.see(
+        `${t.seq}/${t.rank ?? ''}/${t.step ?? ''}`,
+        t.pos,
+        contentHash(t.tokenId, t.experts, t.weights, t.logits ?? []),
+      );
+      if (seen === 'same') {
+        dups.skip(`${file}:${line.no} (seq ${t.seq}, pos ${t.pos})`);
+        continue;
+      }
+      if (seen === 'different')
+        throw conflict(
+          `${file}:${line.no}`,
+          `seq ${t.seq}, pos ${t.pos}${t.rank !== undefined ? `, rank ${t.rank}` : ''}${t.step !== undefined ? `, step ${t.step}` : ''}`,
+          'give each run its own "seq"',
+        );
+      const done = tokens!.push(t);
       if (done) yield done;
     }
     if (header === null) throw new UserError(`${file}: empty (no header line)`);
   }
   if (tokens === null) throw new UserError(`${files.join(', ')}: no tokens after the header`);
+  const note = dups.note();
+  if (note) notes.push(note);
   const rest = tokens.finish();
   if (rest) yield rest;
 }

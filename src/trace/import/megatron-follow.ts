@@ -16,7 +16,7 @@ import { UserError, describeError } from '../../core/errors.js';
 import type { RoutingStream, StreamEnd } from '../../core/routing-stream.js';
 import { writeStreamTrace } from '../write-stream.js';
 import { openInput } from './lines.js';
-import { emitGroup, logitsSidecar, parseRecord, type RouterRecord } from './megatron.js';
+import { emitGroup, logitsSidecar, megatronDuplicates, parseRecord, type RouterRecord } from './megatron.js';
 
 export interface MegatronFollowOptions {
   experts: number;
@@ -104,6 +104,7 @@ export async function megatronFollowStream(
   let schema: RoutingSchema | null = null;
   const sidecars = new Map<string, number>();
   const scratch = { buf: new Uint8Array(0) };
+  const dups = megatronDuplicates();
   let stepsRead = 0;
   let done = false; // every line read and flushed (following stopped)
   const ready: RoutingBatch[] = []; // batches of recorded steps not yet handed out
@@ -159,7 +160,7 @@ export async function megatronFollowStream(
       for (const st of sorted) {
         const group = st.steps.get(step)!;
         st.steps.delete(step);
-        pos = emitGroup(st.tail.file, group, step, pos, schema!, (b) => ready.push(b), sidecars, scratch);
+        pos = emitGroup(st.tail.file, group, step, pos, schema!, (b) => ready.push(b), sidecars, scratch, dups);
       }
       stepsRead++;
       o.onStep?.(step, pos);
@@ -195,6 +196,8 @@ export async function megatronFollowStream(
     for (const fd of sidecars.values()) closeSync(fd);
     for (const [what, n] of skipped)
       notes.push(`skipped ${n} records of ${what} (only decoder pre-dispatch routers are imported)`);
+    const dn = dups.note();
+    if (dn) notes.push(dn);
     if (stepsRead === 0) notes.push('no complete decoder step was read: nothing written');
   };
 

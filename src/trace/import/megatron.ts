@@ -20,8 +20,8 @@ import { closeSync, fstatSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { preadFully } from '../ipc.js';
 import { openInput, parseLine, readLines } from './lines.js';
-import type { RoutingStream } from '../../core/routing-stream.js';
-import { TokenItems, importStream, type ImportEvent } from './import-stream.js';
+import { Duplicates, contentHash } from './duplicates.js';
+import { TokenItems, importStream, type ImportEvent, type ImportedStream } from './import-stream.js';
 
 export interface RouterRecord {
   step: number;
@@ -221,15 +221,17 @@ function fileSize(path: string): number {
   }
 }
 
-export function megatronStream(files: string[], opts: MegatronOptions): RoutingStream {
+export function megatronStream(files: string[], opts: MegatronOptions): ImportedStream {
   const notes: string[] = [];
-  return importStream(files.join(', '), megatronEvents(files, opts, notes), notes);
+  const dups = megatronDuplicates();
+  return importStream(files.join(', '), megatronEvents(files, opts, notes, dups), notes, dups);
 }
 
 function* megatronEvents(
   files: string[],
   opts: MegatronOptions,
   notes: string[],
+  dups: Duplicates,
 ): Generator<ImportEvent, void, undefined> {
   const s = scan(files);
   const withLogits = opts.logits !== false && s.logitExperts !== null;
@@ -266,7 +268,9 @@ function* megatronEvents(
   for (const [what, n] of s.skipped)
     notes.push(`skipped ${n} records of ${what} (only decoder pre-dispatch routers are imported)`);
   notes.push('Megatron traces record expert ids only: every weight is 1/K');
-  yield* mergeRanks(files, s, schema, new TokenItems(schema, columns));
+  yield* mergeRanks(files, s, schema, new TokenItems(schema, columns), dups);
+  const note = dups.note();
+  if (note) notes.push(note);
 }
 
 /** bfloat16 bits → float16 bits (through float32: a bfloat16 is the top half of a float32). */
@@ -282,6 +286,7 @@ function* mergeRanks(
   s: Scan,
   schema: RoutingSchema,
   tokens: TokenItems,
+  dups: Duplicates,
 ): Generator<ImportEvent, void, undefined> {
   const byRank = [...files].sort((a, b) => s.rankOf.get(a)! - s.rankOf.get(b)!).filter((f) => s.rankOf.has(f));
   const sidecars = new Map<string, number>();
@@ -294,7 +299,7 @@ function* mergeRanks(
           // a rank whose records name no logits has no sidecar; its tokens get NaN logits
         }
       }
-    yield* mergeRanksWith(byRank, s, schema, tokens, sidecars);
+    yield* mergeRanksWith(byRank, s, schema, tokens, sidecars, dups);
   } finally {
     for (const fd of sidecars.values()) closeSync(fd);
   }
@@ -306,6 +311,7 @@ function* mergeRanksWith(
   schema: RoutingSchema,
   tokens: TokenItems,
   sidecars: Map<string, number>,
+  dups: Duplicates,
 ): Generator<ImportEvent, void, undefined> {
   const batches: RoutingBatch[] = []; // one rank's batches of one step (emitGroup allocates each)
   const iters = byRank.map((f) => ({ file: f, it: stepGroups(f), cur: null as RouterRecord[] | null }));
@@ -318,12 +324,57 @@ function* mergeRanksWith(
     let pos = 0;
     for (const x of live) {
       if (x.cur![0]!.step !== step) continue;
-      pos = emitGroup(x.file, x.cur!, step, pos, schema, (b) => batches.push(b), sidecars, scratch);
+      pos = emitGroup(x.file, x.cur!, step, pos, schema, (b) => batches.push(b), sidecars, scratch, dups);
       for (const b of batches) yield* tokens.batch(b);
       batches.length = 0;
       x.cur = x.it.next().value ?? null;
     }
   }
+}
+
+/** Whether two records hold the same expert ids for the same tokens. */
+function sameRows(a: RouterRecord, b: RouterRecord): boolean {
+  if (a.numTokens !== b.numTokens || a.topk !== b.topk) return false;
+  for (let i = 0; i < a.numTokens; i++) {
+    const x = a.rows[i]!;
+    const y = b.rows[i]!;
+    for (let k = 0; k < a.topk; k++) if (x[k] !== y[k]) return false;
+  }
+  return true;
+}
+
+/**
+ * One layer's records of one (step, rank), without those that repeat an earlier one of them: the same layer of the
+ * same step and rank routing the same tokens to the same experts is those tokens again — activation recomputation
+ * runs the router once more in the backward pass (router_trace.py's forward hook fires on it; with
+ * --recompute-method block only the first layers are recomputed), or a record was written twice. Two microbatches
+ * of one step routed identically on a layer would be taken for one; at hundreds of tokens a microbatch, they are
+ * not. Bounded: one step of one rank is in memory here anyway.
+ */
+function withoutRepeats(records: RouterRecord[], repeats: RouterRecord[]): RouterRecord[] {
+  if (records.length < 2) return records;
+  const byHash = new Map<number, RouterRecord[]>();
+  const kept: RouterRecord[] = [];
+  for (const r of records) {
+    const h = contentHash(r.numTokens, r.topk, r.rows.flat());
+    const same = byHash.get(h);
+    if (same?.some((e) => sameRows(e, r))) {
+      repeats.push(r);
+      continue;
+    }
+    if (same) same.push(r);
+    else byHash.set(h, [r]);
+    kept.push(r);
+  }
+  return kept;
+}
+
+/** The duplicate router records of a Megatron import (src/trace/import/duplicates.ts). */
+export function megatronDuplicates(): Duplicates {
+  return new Duplicates(
+    ['duplicate router record', 'duplicate router records'],
+    'the same step, rank and layer as an earlier record, the same experts for every token: activation recomputation re-runs the router, or a record was written twice',
+  );
 }
 
 /**
@@ -339,6 +390,7 @@ export function emitGroup(
   write: (b: RoutingBatch) => void,
   sidecars: Map<string, number>,
   scratch: { buf: Uint8Array },
+  dups: Duplicates | null = null,
 ): number {
   const L = schema.layers.length;
   const K = schema.topK;
@@ -355,6 +407,12 @@ export function emitGroup(
         `${file}:${r.line}: layer ${r.layer} was not in the trace's first step (layers ${schema.layers.join(',')})`,
       );
     calls[l]!.push(r);
+  }
+  if (dups) {
+    const repeats: RouterRecord[] = [];
+    for (let l = 0; l < L; l++) calls[l] = withoutRepeats(calls[l]!, repeats);
+    repeats.sort((a, b) => a.line - b.line);
+    for (const r of repeats) dups.skip(`${file}:${r.line}`, r.numTokens / L);
   }
   const m = calls[0]!.length;
   const missing = schema.layers.filter((_, l) => calls[l]!.length === 0);

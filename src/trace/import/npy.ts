@@ -13,8 +13,7 @@ import { selectTopKInto } from '../../core/topk.js';
 import { defaultBatchTokens } from '../writer.js';
 import { validateSchema } from '../arrow-schema.js';
 import { openInput } from './lines.js';
-import type { RoutingStream } from '../../core/routing-stream.js';
-import { importStream, type ImportEvent } from './import-stream.js';
+import { importStream, type ImportEvent, type ImportedStream } from './import-stream.js';
 
 export interface NpyOptions {
   topK: number;
@@ -62,7 +61,7 @@ export function parseNpyHeader(bytes: Buffer, file: string): NpyHeader {
   return { dtype: `f${m![2]}` as NpyHeader['dtype'], shape, dataOffset: start + hlen };
 }
 
-export function npyStream(files: string[], opts: NpyOptions): RoutingStream {
+export function npyStream(files: string[], opts: NpyOptions): ImportedStream {
   if (files.length !== 1) throw new UserError(`import npy takes one .npy file, got ${files.length}`);
   return importStream(files[0]!, npyEvents(files[0]!, opts), []);
 }

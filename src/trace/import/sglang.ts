@@ -17,8 +17,8 @@ import { basename } from 'node:path';
 import type { RoutingSchema, Scoring } from '../../core/batch.js';
 import type { CountBatch } from '../../core/count-batch.js';
 import { UserError } from '../../core/errors.js';
-import type { RoutingStream } from '../../core/routing-stream.js';
-import { TokenItems, importStream, type ImportEvent } from './import-stream.js';
+import { Duplicates, conflict } from './duplicates.js';
+import { TokenItems, importStream, type ImportEvent, type ImportedStream } from './import-stream.js';
 import { TorchFile, type TensorData } from './torch/load.js';
 import { PyTuple, dictGet, type PyValue, type TensorRef } from './torch/unpickle.js';
 
@@ -88,12 +88,60 @@ function checkCounts(d: TensorData, what: string, file: string): void {
   }
 }
 
-export function sglangStream(files: string[], opts: SglangOptions): RoutingStream {
+export function sglangStream(files: string[], opts: SglangOptions): ImportedStream {
   const notes: string[] = [];
-  return importStream(files.join(', '), sglangEvents(files, opts, notes), notes);
+  const dups = new Duplicates(
+    ['duplicate forward-pass record', 'duplicate forward-pass records'],
+    'the same forward_pass_id and rank as an earlier record, with the same content: the same dump given twice',
+  );
+  return importStream(files.join(', '), sglangEvents(files, opts, notes, dups), notes, dups);
 }
 
-function* sglangEvents(files: string[], opts: SglangOptions, notes: string[]): Generator<ImportEvent, void, undefined> {
+/**
+ * A record whose (forward pass, rank) was seen before: true to skip it (the same content again), a refusal when
+ * its content differs (dumps of two runs, whose forward_pass_ids both start at 0). `content` reads a record's
+ * tensors and lists; only records that collide are read twice. Bounded by the dumps, which are in memory anyway.
+ */
+function repeated(
+  seen: Map<string, { file: string; record: Map<PyValue, PyValue> }>,
+  fp: number,
+  rank: number,
+  file: string,
+  record: Map<PyValue, PyValue>,
+  content: (file: string, record: Map<PyValue, PyValue>) => ArrayLike<number>[],
+  dups: Duplicates,
+  tokens: number,
+): boolean {
+  const key = `${fp}/${rank}`;
+  const first = seen.get(key);
+  if (!first) {
+    seen.set(key, { file, record });
+    return false;
+  }
+  const a = content(first.file, first.record);
+  const b = content(file, record);
+  const same = a.length === b.length && a.every((x, i) => x.length === b[i]!.length && sameValues(x, b[i]!));
+  if (!same)
+    throw conflict(
+      file,
+      `forward pass ${fp} of rank ${rank} (also in ${first.file})`,
+      'dumps of two server runs? import them separately',
+    );
+  dups.skip(`${file} (forward pass ${fp}, rank ${rank})`, tokens);
+  return true;
+}
+
+function sameValues(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return false;
+  return true;
+}
+
+function* sglangEvents(
+  files: string[],
+  opts: SglangOptions,
+  notes: string[],
+  dups: Duplicates,
+): Generator<ImportEvent, void, undefined> {
   if (opts.gpus !== undefined && (!Number.isInteger(opts.gpus) || opts.gpus < 1))
     throw new UserError('--gpus must be an integer ≥ 1');
   const loaded: Loaded[] = [];
@@ -116,9 +164,9 @@ function* sglangEvents(files: string[], opts: SglangOptions, notes: string[]): G
       case 'stat':
         return yield* importStat(loaded, opts, notes);
       case 'per_pass':
-        return yield* importPerPass(loaded, opts, notes);
+        return yield* importPerPass(loaded, opts, notes, dups);
       default:
-        return yield* importPerToken(loaded, opts, notes);
+        return yield* importPerToken(loaded, opts, notes, dups);
     }
   } finally {
     for (const l of loaded) l.torch.close();
@@ -325,22 +373,30 @@ function* importPerPass(
   loaded: Loaded[],
   opts: SglangOptions,
   notes: string[],
+  dups: Duplicates,
 ): Generator<ImportEvent, void, undefined> {
   const { dumps, map, L, P, E } = detailDumps(loaded, notes);
   const byPass = new Map<number, { ranks: Set<number>; physical: Float64Array }>();
   const ranks = new Set<number>();
+  const seen = new Map<string, { file: string; record: Map<PyValue, PyValue> }>();
+  dups.sayTokens = false; // count records: assignments, not tokens
+  const torchOf = (file: string) => loaded.find((l) => l.file === file)!.torch;
+  const countsOf = (file: string, r: Map<PyValue, PyValue>) => {
+    const fp = int(dictGet(r, 'forward_pass_id'), 'forward_pass_id', file);
+    return tensorOf(
+      torchOf(file),
+      dictGet(r, 'global_physical_count'),
+      `global_physical_count of forward pass ${fp}`,
+      2,
+      file,
+    );
+  };
   for (const d of dumps) {
-    const torch = loaded.find((l) => l.file === d.file)!.torch;
     for (const r of d.records) {
       const fp = int(dictGet(r, 'forward_pass_id'), 'forward_pass_id', d.file);
       const rank = int(dictGet(r, 'rank'), 'rank', d.file);
-      const gpc = tensorOf(
-        torch,
-        dictGet(r, 'global_physical_count'),
-        `global_physical_count of forward pass ${fp}`,
-        2,
-        d.file,
-      );
+      if (repeated(seen, fp, rank, d.file, r, (f, x) => [countsOf(f, x).values], dups, 0)) continue;
+      const gpc = countsOf(d.file, r);
       if (gpc.shape[0] !== L || gpc.shape[1] !== P)
         throw new UserError(
           `${d.file}: global_physical_count of forward pass ${fp} is [${gpc.shape.join(', ')}], the map is [${L}, ${P}]`,
@@ -348,14 +404,14 @@ function* importPerPass(
       checkCounts(gpc, `global_physical_count of forward pass ${fp}`, d.file);
       let entry = byPass.get(fp);
       if (!entry) byPass.set(fp, (entry = { ranks: new Set(), physical: new Float64Array(L * P) }));
-      if (entry.ranks.has(rank))
-        throw new UserError(`${d.file}: forward pass ${fp} of rank ${rank} appears twice (the same dump given twice?)`);
       entry.ranks.add(rank);
       ranks.add(rank);
       for (let i = 0; i < L * P; i++) entry.physical[i]! += gpc.values[i]!;
     }
   }
   if (byPass.size === 0) throw new UserError(`${dumps.map((d) => d.file).join(', ')}: no forward-pass records`);
+  const dupNote = dups.note();
+  if (dupNote) notes.push(dupNote);
   const partial = [...byPass].filter(([, v]) => v.ranks.size < ranks.size).length;
   if (partial) notes.push(`${partial} forward passes lack some ranks' records (their counts cover the ranks present)`);
   const rows = [...byPass.keys()]
@@ -399,23 +455,30 @@ function* importPerToken(
   loaded: Loaded[],
   opts: SglangOptions,
   notes: string[],
+  dups: Duplicates,
 ): Generator<ImportEvent, void, undefined> {
   const { dumps, map, L, P, E } = detailDumps(loaded, notes);
   const recs: TokenRecord[] = [];
-  const seen = new Set<string>();
+  const seen = new Map<string, { file: string; record: Map<PyValue, PyValue> }>();
+  const torchOf = (file: string) => loaded.find((l) => l.file === file)!.torch;
+  // A record's content: its top-k ids, input ids and positions (a tensor and two lists).
+  const content = (file: string, r: Map<PyValue, PyValue>): ArrayLike<number>[] => [
+    tensorOf(torchOf(file), dictGet(r, 'topk_ids_of_layer'), 'topk_ids_of_layer', 3, file).values,
+    intList(dictGet(r, 'input_ids'), 'input_ids', file),
+    intList(dictGet(r, 'positions'), 'positions', file),
+  ];
   for (const d of dumps)
     for (const r of d.records) {
       const fp = int(dictGet(r, 'forward_pass_id'), 'forward_pass_id', d.file);
       const rank = int(dictGet(r, 'rank'), 'rank', d.file);
-      const key = `${fp}/${rank}`;
-      if (seen.has(key))
-        throw new UserError(`${d.file}: forward pass ${fp} of rank ${rank} appears twice (the same dump given twice?)`);
-      seen.add(key);
+      const ids = dictGet(r, 'input_ids');
+      if (repeated(seen, fp, rank, d.file, r, content, dups, Array.isArray(ids) ? ids.length : 0)) continue;
       recs.push({ fp, rank, file: d.file, record: r });
     }
   recs.sort((a, b) => a.fp - b.fp || a.rank - b.rank);
   if (recs.length === 0) throw new UserError(`${dumps.map((d) => d.file).join(', ')}: no forward-pass records`);
-  const torchOf = (file: string) => loaded.find((l) => l.file === file)!.torch;
+  const dupNote = dups.note();
+  if (dupNote) notes.push(dupNote);
 
   // First pass: which layers route, and the top-k (valid slots per token), from the ids alone. Each record's ids
   // are read again in the second pass rather than kept: memory holds one record's tensor, not the dump's.
