@@ -32,7 +32,7 @@ export interface ColdStartResult {
 }
 
 export function coldStart(runs: number): ColdStartResult {
-  const cli = join(BENCH_DIR, '..', 'src', 'cli.js');
+  const cli = join(BENCH_DIR, '..', 'bin', 'moescope.js'); // the bundle: what the moescope bin runs
   if (!existsSync(cli)) throw new Error(`${cli} not built`);
   const cmds: string[][] = [
     ['-e', '0'],

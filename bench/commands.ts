@@ -41,7 +41,7 @@ import { openTrace } from '../src/trace/index.js';
 import { synthesize, type SynthSpec } from '../src/trace/synth.js';
 
 const ROOT = join(BENCH_DIR, '..', '..');
-const CLI = join(ROOT, 'dist', 'src', 'cli.js');
+const CLI = join(ROOT, 'dist', 'bin', 'moescope.js'); // the bundle (tools/bundle.mjs): what the bin runs
 const PY_DIR = join(ROOT, 'bench');
 const PYTHON = process.env.PYTHON ?? 'python3';
 const CHECK_ARGS = ['--max-maxvio', '1e9', '--format', 'json'];

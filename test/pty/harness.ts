@@ -12,6 +12,8 @@ type Term = InstanceType<typeof Terminal>;
 
 /** The CLI of the dist folder these tests were compiled into. */
 export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+/** The same CLI bundled (tools/bundle.mjs): what `npm start` and the `moescope` bin run. */
+export const BUNDLED_CLI = fileURLToPath(new URL('../../bin/moescope.js', import.meta.url));
 
 export const KEY = {
   up: '\x1b[A',
@@ -27,6 +29,8 @@ export interface StartOptions {
   cols?: number;
   rows?: number;
   env?: Record<string, string>;
+  /** The script to run (default CLI). */
+  cli?: string;
 }
 
 export class PtySession {
@@ -46,7 +50,7 @@ export class PtySession {
     delete env.NO_COLOR;
     delete env.FORCE_COLOR;
     Object.assign(env, { TERM: 'xterm-256color', COLORTERM: '', CI: 'false' }, opts.env ?? {});
-    this.proc = ptySpawn(process.execPath, [CLI, ...args], {
+    this.proc = ptySpawn(process.execPath, [opts.cli ?? CLI, ...args], {
       name: 'xterm-256color',
       cols,
       rows,
