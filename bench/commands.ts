@@ -7,6 +7,16 @@
  *                                      vs  numpy counting peer (bench/stats_numpy.py): load metrics only
  *                                      vs  DuckDB counting peer (bench/stats_duckdb.py) over the Parquet export
  *   moescope check TRACE …             vs  the numpy counting peer (check computes the load metrics)
+ *   moescope report TRACE -o R.html    vs  stats (goal ≤ 1.5×) and the numpy counting peer (its metrics table is
+ *                                          checked against the peer's numbers)
+ *   moescope replay TRACE --no-ui      vs  stats (goal ≤ 1.5×) and the numpy counting peer (its summary table)
+ *   moescope plan TRACE --replicas 288 --gpus 8 --json
+ *                                      vs  the numpy counting peer (GPU loads before EPLB, from the peer's counts)
+ *   moescope diff TRACE TRACE2 --format json
+ *                                      vs  numpy diff peer (bench/diff_numpy.py): per-layer TV, JS, MaxVio of both
+ *                                          (TRACE2: the same synth recipe, seed 2)
+ *   moescope export TRACE --parquet P  vs  pyarrow writing the same record batches as Parquet
+ *                                          (bench/export_pyarrow.py); both files read back: same rows, same ids
  *
  *   node dist/bench/commands.js [--tokens N | --trace FILE] [--rounds 3] [--json] [--earlier-cli PATH]
  *
@@ -53,13 +63,18 @@ interface Timed {
 }
 
 /** Runs argv in `sh -c` with stdout to a file; `times` then prints the shell's and its children's CPU time. */
-function timed(argv: readonly string[], out: string): Timed {
+function timed(argv: readonly string[], out: string, okStatus = 0): Timed {
   const q = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
   const t0 = performance.now();
-  const r = spawnSync('sh', ['-c', `${argv.map(q).join(' ')} > ${q(out)} || exit $?; times`], {
-    encoding: 'utf8',
-    maxBuffer: 16 * 2 ** 20,
-  });
+  // Exit `okStatus` counts as success too (diff exits 1 when a drift limit is broken: still a complete run).
+  const r = spawnSync(
+    'sh',
+    ['-c', `${argv.map(q).join(' ')} > ${q(out)}; s=$?; [ $s = 0 ] || [ $s = ${okStatus} ] || exit $s; times`],
+    {
+      encoding: 'utf8',
+      maxBuffer: 16 * 2 ** 20,
+    },
+  );
   const wallMs = performance.now() - t0;
   if (r.status !== 0)
     throw new Error(
@@ -80,6 +95,8 @@ interface Variant {
   argv: string[];
   /** What it computes, for the table. */
   computes: string;
+  /** An exit status that is a complete run too (besides 0). */
+  okStatus?: number;
 }
 
 export interface CommandsResult {
@@ -92,19 +109,19 @@ export interface CommandsResult {
   disagreement: string[];
 }
 
-function sharedTrace(tokens: number): string {
+function sharedTrace(tokens: number, seed = 1, layers = 58, experts = 256, topK = 8): string {
   const spec: SynthSpec = {
-    layers: 58,
-    experts: 256,
-    topK: 8,
+    layers,
+    experts,
+    topK,
     tokens,
     skew: { kind: 'zipf', s: 1.1 },
     collapse: null,
     logits: false,
-    seed: 1,
+    seed,
   };
   return cached(
-    `moescope-bench-stats-${tokens}x58x256x8.arrows`,
+    `moescope-bench-stats-${tokens}x${layers}x${experts}x${topK}${seed === 1 ? '' : `-seed${seed}`}.arrows`,
     spec,
     (p) => synthesize(p, spec),
     (p) => {
@@ -236,6 +253,87 @@ function compareAnalyses(s: StatsOut, p: AnalysesOut): string[] {
   return bad;
 }
 
+/** A per-layer table as printed (3 decimals): MaxVio, CV, entropy, dead per layer, in layer order. */
+interface PrintedLayer {
+  maxVio: number;
+  cv: number;
+  entropy: number;
+  dead: number;
+}
+
+/** The metrics table of the HTML report: layer, MaxVio, CV, dead, entropy, … */
+function reportTable(html: string): PrintedLayer[] {
+  const t = html.slice(html.indexOf('<table class="metrics">'));
+  const rows = t.slice(0, t.indexOf('</table>'));
+  return [
+    ...rows.matchAll(
+      /<tr><td class="l">\d+<\/td><td>([^<]*)<\/td><td>([^<]*)<\/td><td>([^<]*)<\/td><td>([^<]*)<\/td>/g,
+    ),
+  ].map((m) => ({ maxVio: Number(m[1]), cv: Number(m[2]), dead: Number(m[3]), entropy: Number(m[4]) }));
+}
+
+/** The balance table of `replay --no-ui` (src/views/summary.ts): `L<n> CV MaxVio entropy dead …`. */
+function summaryTable(text: string): PrintedLayer[] {
+  return [...text.matchAll(/^\s+L\d+\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s/gm)].map((m) => ({
+    cv: Number(m[1]),
+    maxVio: Number(m[2]),
+    entropy: Number(m[3]),
+    dead: Number(m[4]),
+  }));
+}
+
+/** Differences between a printed table (3 decimals) and the counting peer's numbers. */
+function comparePrinted(rows: PrintedLayer[], c: CountOut, who: string): string[] {
+  if (rows.length !== c.cv.length) return [`${who}: ${rows.length} layers printed, the peer has ${c.cv.length}`];
+  const bad: string[] = [];
+  rows.forEach((r, i) => {
+    for (const k of ['cv', 'maxVio', 'entropy'] as const)
+      if (!(Math.abs(r[k] - c[k][i]!) <= 0.0005 + 1e-9)) bad.push(`${who}: layer ${i} ${k} ${r[k]} vs ${c[k][i]}`);
+    if (r.dead !== c.dead[i]) bad.push(`${who}: layer ${i} dead ${r.dead} vs ${c.dead[i]}`);
+  });
+  return bad;
+}
+
+interface DiffOut {
+  base: { tokens: number };
+  new: { tokens: number };
+  rows: { layer: number; tv: number; js: number; maxVioBase: number; maxVioNew: number }[];
+}
+interface DiffPeerOut {
+  tokens: [number, number];
+  tv: number[];
+  js: number[];
+  maxVioBase: number[];
+  maxVioNew: number[];
+}
+
+function compareDiff(d: DiffOut, p: DiffPeerOut): string[] {
+  const bad: string[] = [];
+  if (d.base.tokens !== p.tokens[0] || d.new.tokens !== p.tokens[1])
+    bad.push(`diff tokens ${d.base.tokens}/${d.new.tokens} vs ${p.tokens.join('/')}`);
+  if (d.rows.length !== p.tv.length) return [...bad, `diff: ${d.rows.length} layers vs ${p.tv.length}`];
+  d.rows.forEach((r, i) => {
+    for (const k of ['tv', 'js', 'maxVioBase', 'maxVioNew'] as const)
+      if (!close(r[k], p[k][i]!)) bad.push(`diff layer ${i} ${k} ${r[k]} vs ${p[k][i]}`);
+  });
+  return bad;
+}
+
+/** plan's GPU loads before EPLB (contiguous placement) against the counting peer's load, summed per GPU. */
+function comparePlan(plan: { before: { gpuLoads: number[][] } }, c: CountOut, experts: number, gpus: number): string[] {
+  const per = experts / gpus;
+  const want = plan.before.gpuLoads.map((_, l) =>
+    Array.from({ length: gpus }, (_, g) => {
+      let x = 0;
+      for (let e = g * per; e < (g + 1) * per; e++) x += c.load[l * experts + e]!;
+      return x;
+    }),
+  );
+  return JSON.stringify(want) === JSON.stringify(plan.before.gpuLoads)
+    ? []
+    : ['plan: GPU loads before EPLB differ from the counting peer’s'];
+}
+
 export function runCommands(
   trace: string,
   rounds: number,
@@ -247,6 +345,12 @@ export function runCommands(
   const { layers, experts, topK } = t.schema;
   t.close();
   const parquet = parquetOf(trace);
+  // diff's second trace: the same recipe, another seed (another routing of the same shape).
+  const trace2 = sharedTrace(tokens, 2, layers.length, experts, topK);
+  const html = join(cacheDir(), `commands-report-${process.pid}.html`);
+  const pqOurs = join(cacheDir(), `commands-export-${process.pid}.parquet`);
+  const pqPeer = join(cacheDir(), `commands-export-pyarrow-${process.pid}.parquet`);
+  const GPUS = 8;
   const variants: Variant[] = [
     {
       name: 'moescope stats --json',
@@ -273,6 +377,52 @@ export function runCommands(
       argv: [process.execPath, CLI, 'check', trace, ...CHECK_ARGS],
       computes: 'load metrics against thresholds',
     },
+    {
+      name: 'moescope report',
+      argv: [process.execPath, CLI, 'report', trace, '-o', html],
+      computes: 'everything stats computes, as a self-contained HTML page',
+    },
+    {
+      name: 'moescope replay --no-ui',
+      argv: [process.execPath, CLI, 'replay', trace, '--no-ui'],
+      computes: 'the TUI model over the whole trace, printed as a summary',
+    },
+    {
+      name: 'moescope plan',
+      argv: [
+        process.execPath,
+        CLI,
+        'plan',
+        trace,
+        '--replicas',
+        String(experts + experts / GPUS),
+        '--gpus',
+        String(GPUS),
+        '--json',
+      ],
+      computes: `load counts, EPLB placement over ${GPUS} GPUs, balancedness before / after`,
+    },
+    {
+      name: 'moescope diff',
+      argv: [process.execPath, CLI, 'diff', trace, trace2, '--format', 'json'],
+      computes: 'per-layer drift (TV, JS), MaxVio of both, router agreement on identical tokens',
+      okStatus: 1,
+    },
+    {
+      name: 'numpy diff peer',
+      argv: [PYTHON, join(PY_DIR, 'diff_numpy.py'), trace, trace2],
+      computes: 'per-layer TV, JS, MaxVio of both (no router agreement)',
+    },
+    {
+      name: 'moescope export --parquet',
+      argv: [process.execPath, CLI, 'export', trace, '--parquet', pqOurs],
+      computes: 'the trace as Parquet, one row per token',
+    },
+    {
+      name: 'pyarrow export peer',
+      argv: [PYTHON, join(PY_DIR, 'export_pyarrow.py'), trace, pqPeer],
+      computes: "the trace's record batches written as Parquet by pyarrow",
+    },
   ];
   if (earlierCli)
     variants.push({
@@ -289,7 +439,7 @@ export function runCommands(
       for (let j = 0; j < variants.length; j++) {
         const v = (j + r) % variants.length;
         log(`round ${r + 1}/${rounds}: ${variants[v]!.name}`);
-        const x = timed(variants[v]!.argv, out(v));
+        const x = timed(variants[v]!.argv, out(v), variants[v]!.okStatus);
         wall[v]!.push(x.wallMs);
         cpu[v]!.push(x.cpuMs);
         if (r === 0) outputs[v] = x.stdout;
@@ -298,11 +448,13 @@ export function runCommands(
   } finally {
     variants.forEach((_, i) => rmSync(out(i), { force: true }));
   }
-  const stats = JSON.parse(outputs[0]!) as StatsOut;
-  const analyses = JSON.parse(outputs[1]!) as AnalysesOut;
-  const counting = JSON.parse(outputs[2]!) as CountOut;
-  const duck = JSON.parse(outputs[3]!) as CountOut;
-  const check = JSON.parse(outputs[4]!) as { passed: boolean; tokens: number };
+  const at = (name: string) => variants.findIndex((v) => v.name === name);
+  const output = (name: string) => outputs[at(name)]!;
+  const stats = JSON.parse(output('moescope stats --json')) as StatsOut;
+  const analyses = JSON.parse(output('numpy analyses peer')) as AnalysesOut;
+  const counting = JSON.parse(output('numpy counting peer')) as CountOut;
+  const duck = JSON.parse(output('DuckDB counting peer (Parquet)')) as CountOut;
+  const check = JSON.parse(output('moescope check')) as { passed: boolean; tokens: number };
   const disagreement = [
     ...compareAnalyses(stats, analyses),
     ...compareCounts(stats, counting, 'numpy counting'),
@@ -310,7 +462,21 @@ export function runCommands(
   ];
   if (!check.passed || check.tokens !== tokens)
     disagreement.push(`check: passed ${check.passed}, tokens ${check.tokens}`);
-  if (earlierCli && outputs[5] !== outputs[0])
+  // The rows of the other commands: their printed numbers against the peers' (the files from the last round).
+  disagreement.push(...comparePrinted(reportTable(readFileSync(html, 'utf8')), counting, 'report'));
+  const summary = output('moescope replay --no-ui');
+  disagreement.push(...comparePrinted(summaryTable(summary), counting, 'replay --no-ui'));
+  if (!summary.includes(`${fmtInt(tokens)} tokens`)) disagreement.push('replay --no-ui: token count not printed');
+  disagreement.push(...comparePlan(JSON.parse(output('moescope plan')), counting, experts, GPUS));
+  disagreement.push(...compareDiff(JSON.parse(output('moescope diff')), JSON.parse(output('numpy diff peer'))));
+  const pc = spawnSync(PYTHON, [join(PY_DIR, 'parquet_compare.py'), pqOurs, pqPeer], { encoding: 'utf8' });
+  const pqSame = JSON.parse(pc.stdout || '{}') as { rows?: number[]; expertsEqual?: boolean; bytes?: number[] };
+  if (pqSame.rows?.[0] !== tokens || pqSame.rows?.[1] !== tokens || !pqSame.expertsEqual)
+    disagreement.push(
+      `export --parquet: rows ${pqSame.rows} (want ${tokens}), ids equal ${pqSame.expertsEqual} ${pc.stderr}`,
+    );
+  for (const f of [html, pqOurs, pqPeer]) rmSync(f, { force: true });
+  if (earlierCli && output('earlier build: stats --json') !== output('moescope stats --json'))
     disagreement.push("the earlier build's stats --json differs from this one's");
   const warned = stats.warnings.length + stats.warningsSuppressed;
   const agreement = disagreement.length
@@ -319,8 +485,20 @@ export function runCommands(
         `numbers agree (first round): load counts identical in all four; CV/MaxVio/entropy/dead within 1e-9; capacity drops per expert identical, ` +
           `dropped weight and tokens hit within 1e-9; co-activation top pairs identical; ${fmtInt(warned)} collapse warnings fired on both sides, ` +
           `the kept ones equal (rule, layer, expert, window, first token, cleared at; value within 1e-9)`,
+        `report's metrics table and replay --no-ui's summary (3 decimals) = the counting peer's CV/MaxVio/entropy/dead; ` +
+          `plan's GPU loads before EPLB = the peer's counts summed per GPU; diff's TV/JS/MaxVio per layer = the numpy diff peer's within 1e-9; ` +
+          `both Parquet files read back by pyarrow: ${fmtInt(tokens)} rows, identical expert ids (${pqSame.bytes?.map((b) => `${(b / 2 ** 20).toFixed(0)} MiB`).join(' ours / ')} pyarrow's)`,
       ];
-  const ratio = (a: number, b: number, what: number[][]) => summarise(what[a]!.map((x, i) => x / what[b]![i]!));
+  const ratio = (a: number | string, b: number | string, what: number[][]) => {
+    const [i, j] = [a, b].map((x) => (typeof x === 'number' ? x : at(x))) as [number, number];
+    return summarise(what[i]!.map((x, r) => x / what[j]![r]!));
+  };
+  const pair = (name: string, a: string, b: string, goal = NaN) => ({
+    name,
+    goal,
+    cpu: ratio(a, b, cpu),
+    wall: ratio(a, b, wall),
+  });
   return {
     tokens,
     rounds,
@@ -335,8 +513,15 @@ export function runCommands(
       { name: 'stats / numpy counting peer', goal: 1.5, cpu: ratio(0, 2, cpu), wall: ratio(0, 2, wall) },
       { name: 'stats / DuckDB counting peer', goal: NaN, cpu: ratio(0, 3, cpu), wall: ratio(0, 3, wall) },
       { name: 'check / numpy counting peer', goal: 1.0, cpu: ratio(4, 2, cpu), wall: ratio(4, 2, wall) },
+      pair('report / stats', 'moescope report', 'moescope stats --json', 1.5),
+      pair('replay --no-ui / stats', 'moescope replay --no-ui', 'moescope stats --json', 1.5),
+      pair('report / numpy counting peer', 'moescope report', 'numpy counting peer'),
+      pair('replay --no-ui / numpy counting peer', 'moescope replay --no-ui', 'numpy counting peer'),
+      pair('plan / numpy counting peer', 'moescope plan', 'numpy counting peer'),
+      pair('diff / numpy diff peer', 'moescope diff', 'numpy diff peer'),
+      pair('export --parquet / pyarrow', 'moescope export --parquet', 'pyarrow export peer'),
       ...(earlierCli
-        ? [{ name: "stats / earlier build's stats", goal: NaN, cpu: ratio(0, 5, cpu), wall: ratio(0, 5, wall) }]
+        ? [pair("stats / earlier build's stats", 'moescope stats --json', 'earlier build: stats --json')]
         : []),
     ],
     agreement,
