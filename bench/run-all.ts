@@ -14,7 +14,8 @@
  *   8 first frame and first heatmap of `npm start` / `replay` in a PTY     bench/startup.ts
  *   9 `stats` over a 16-partition dataset: DuckDB vs stream vs polars      bench/scale.ts (+ scale_polars.py)
  *     — only when asked (`--only 9`, `--scale-tokens N`, default 10M): its dataset takes long to make once
- *  10 whole `stats` / `check` commands vs numpy and DuckDB peers           bench/commands.ts (+ stats_*.py)
+ *  10 whole commands (stats, check, report, replay --no-ui, plan, diff,    bench/commands.ts (+ stats_*.py,
+ *     export --parquet) vs numpy, DuckDB and pyarrow peers                 diff_numpy.py, export_pyarrow.py)
  *
  * Every bench runs as a child process (its own heap, JIT and peak RSS); a bench that is missing prints "not
  * available", one that fails prints FAILED with its last words — neither stops the others. The N-token trace
@@ -85,7 +86,8 @@ const L = 58;
 const E = 256;
 const K = 8;
 
-type Verdict = 'met' | 'MISSED' | 'FAILED' | 'not available';
+/** 'measured': a row without a goal (a command against its peer, for the record). */
+type Verdict = 'met' | 'MISSED' | 'FAILED' | 'not available' | 'measured';
 interface Row {
   n: number;
   what: string;
@@ -564,9 +566,28 @@ function commandRows(trace: string): void {
     'stats',
   );
   rowFor('check / numpy counting peer', 'numpy counting peer', `numpy counting ${ms('numpy counting')}`, 1.0, 'check');
-  rows[rows.length - 3]!.notes.push(
-    ...(bad ? res.disagreement.slice(0, 5).map((d) => `NUMBERS DISAGREE: ${d}`) : res.agreement),
-  );
+  const first = rows.length - 3;
+  // The other whole commands: report and replay against stats (the issue's goal), the rest against their peers.
+  const stats = ms('moescope stats');
+  const against = (cmd: string, vs: string, baseline: string, goal: number, args: string[]) => {
+    const x = ratio(`${cmd} / ${vs}`);
+    row({
+      n: 10,
+      what: what(`\`${cmd}\` / ${vs}`),
+      goal: Number.isNaN(goal) ? '—' : `≤ ${goal.toFixed(1)}×`,
+      result: `${fmtSummary(x.cpu, 2, '×')} (wall ${fmtSummary(x.wall, 2, '×')}); ${cmd} ${ms(`moescope ${cmd}`)}`,
+      baseline,
+      verdict: bad ? 'FAILED' : Number.isNaN(goal) ? 'measured' : x.cpu.median <= goal ? 'met' : 'MISSED',
+      ...(args.length ? { profile: { script: profile.script, args } } : {}),
+    });
+  };
+  const counting = `numpy counting ${ms('numpy counting')}`;
+  against('report', 'stats', `stats ${stats}; ${counting}`, 1.5, ['report', trace, '-o', '/dev/null']);
+  against('replay --no-ui', 'stats', `stats ${stats}; ${counting}`, 1.5, ['replay', trace, '--no-ui']);
+  against('plan', 'numpy counting peer', counting, NaN, []);
+  against('diff', 'numpy diff peer', `numpy diff peer ${ms('numpy diff')} (TV, JS, MaxVio; no agreement)`, NaN, []);
+  against('export --parquet', 'pyarrow', `pyarrow writing the same batches ${ms('pyarrow export')}`, NaN, []);
+  rows[first]!.notes.push(...(bad ? res.disagreement.slice(0, 5).map((d) => `NUMBERS DISAGREE: ${d}`) : res.agreement));
 }
 
 // ── Table ──────────────────────────────────────────────────────────────────────────────────────────────────────
@@ -696,8 +717,9 @@ function main(): void {
   const bad = rows.filter((r) => r.verdict === 'FAILED').length;
   const missed = rows.filter((r) => r.verdict === 'MISSED').length;
   const na = rows.filter((r) => r.verdict === 'not available').length;
+  const measured = rows.filter((r) => r.verdict === 'measured').length;
   process.stdout.write(
-    `\n${rows.length - bad - missed - na} met, ${missed} missed, ${na} not available, ${bad} failed\n`,
+    `\n${rows.length - bad - missed - na - measured} met, ${missed} missed, ${measured} without a goal, ${na} not available, ${bad} failed\n`,
   );
   process.exitCode = bad ? 1 : 0;
 }
