@@ -3,7 +3,11 @@
  * two synthetic traces of N tokens (default 250,000, 452 MiB each) with the same tokens and a collapse planted
  * in the new one halfway (so half the tokens pair up for router agreement and the loads drift).
  *
- *   node dist/bench/diff-rss.js [--tokens N] [--rounds 3] [--old DIST] [--json]
+ *   node dist/bench/diff-rss.js [--tokens N] [--rounds 3] [--old DIST] [--disjoint] [--json]
+ *
+ * --disjoint: the new trace's odd sequences get other ids (seq + 2^31), so half the sequences of each trace are in
+ * that trace only — their tokens wait for a partner to the end (held in memory before, spilled past
+ * MOESCOPE_DIFF_HOLD_MIB since; docs/ci.md).
  *
  * Whole commands as users run them, each in its own process, its peak RSS read by an exit hook (--import) from
  * process.resourceUsage(). Rounds interleave, order rotating: `diff` (two traces, one pass each), `stats BASE
@@ -17,6 +21,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { synthesize, type SynthSpec } from '../src/trace/synth.js';
+import { openTrace } from '../src/trace/index.js';
+import { TraceWriter } from '../src/trace/writer.js';
 import {
   cached,
   flag,
@@ -63,6 +69,21 @@ function spec(tokens: number, collapse: boolean): SynthSpec {
   };
 }
 
+/** `from` with its odd sequences renamed (seq + 2^31): those are in this trace only. */
+function renameOdd(from: string, to: string): void {
+  const t = openTrace(from);
+  const w = TraceWriter.create(to, { schema: t.schema, meta: t.meta, atomic: true });
+  try {
+    for (const b of t.batches()) {
+      for (let i = 0; i < b.length; i++) if (b.seq[i]! % 2 === 1) b.seq[i] = b.seq[i]! + 2 ** 31;
+      w.write(b);
+    }
+    w.close();
+  } finally {
+    t.close();
+  }
+}
+
 function main(): void {
   const argv = process.argv.slice(2);
   const tokens = numArg(argv, '--tokens', 250_000);
@@ -79,7 +100,16 @@ function main(): void {
         () => true,
       ).path,
   );
-  const [base, next] = traces as [string, string];
+  const disjoint = flag(argv, '--disjoint');
+  const [base, synthNext] = traces as [string, string];
+  const next = disjoint
+    ? cached(
+        `moescope-bench-diff-${tokens}-new-disjoint.arrows`,
+        { ...spec(tokens, true), renamed: 'odd sequences + 2^31' },
+        (p) => renameOdd(synthNext, p),
+        () => true,
+      ).path
+    : synthNext;
   const tmp = mkdtempSync(join(tmpdir(), 'moescope-diff-rss-'));
   const rssFile = join(tmp, 'rss');
   const variants: { name: string; cli: string; args: string[] }[] = [
@@ -130,7 +160,7 @@ function main(): void {
     };
     res.met = res.variants[0]!.rssMiB.median < res.goalMiB;
     console.log(
-      `diff of two ${fmtInt(tokens)}-token traces (58 × 256, top-8, ${res.traceMiB.toFixed(0)} MiB each); ${machineLine()}; ${res.load}`,
+      `diff of two ${fmtInt(tokens)}-token traces (58 × 256, top-8, ${res.traceMiB.toFixed(0)} MiB each${disjoint ? '; half the sequences in one trace only' : ''}); ${machineLine()}; ${res.load}`,
     );
     for (const v of res.variants)
       console.log(

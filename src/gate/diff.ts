@@ -51,30 +51,34 @@ async function readBoth(
   const its = sides.map((s) => s.source.items()[Symbol.asyncIterator]());
   const done = [false, false];
   const read = [0, 0];
-  while (!done[0] || !done[1]) {
-    const i: 0 | 1 = done[0] ? 1 : done[1] ? 0 : read[0]! <= read[1]! ? 0 : 1;
-    const next = await its[i]!.next();
-    if (next.done) {
-      done[i] = true;
-      continue;
+  try {
+    while (!done[0] || !done[1]) {
+      const i: 0 | 1 = done[0] ? 1 : done[1] ? 0 : read[0]! <= read[1]! ? 0 : 1;
+      const next = await its[i]!.next();
+      if (next.done) {
+        done[i] = true;
+        continue;
+      }
+      const item = next.value;
+      const side = sides[i];
+      const L = side.source.schema.layers.length;
+      if (item.kind === 'counts') {
+        side.stats.addCounts(subsetCounts(item.batch, L, side.positions));
+        read[i] += item.batch.length;
+        continue;
+      }
+      if (item.kind !== 'tokens') continue;
+      const sub = subsetBatch(item.batch, side.source.schema, side.positions);
+      const narrowed: RoutingBatch = { ...sub, logits: null };
+      side.stats.add(narrowed);
+      aligner?.add(i, narrowed);
+      read[i] += narrowed.length;
     }
-    const item = next.value;
-    const side = sides[i];
-    const L = side.source.schema.layers.length;
-    if (item.kind === 'counts') {
-      side.stats.addCounts(subsetCounts(item.batch, L, side.positions));
-      read[i] += item.batch.length;
-      continue;
-    }
-    if (item.kind !== 'tokens') continue;
-    const sub = subsetBatch(item.batch, side.source.schema, side.positions);
-    const narrowed: RoutingBatch = { ...sub, logits: null };
-    side.stats.add(narrowed);
-    aligner?.add(i, narrowed);
-    read[i] += narrowed.length;
+    if (!acc || !aligner) return null;
+    return { summary: aligner.finish(), result: acc.result() };
+  } finally {
+    aligner?.close();
   }
-  if (!acc || !aligner) return null;
-  return { summary: aligner.finish(), result: acc.result() };
 }
 
 const COLUMNS: Column[] = [
@@ -141,6 +145,11 @@ export async function runDiff(base: RoutingStream, next: RoutingStream, cfg: Gat
       );
     if (ua) say(ua, base.label);
     if (ub) say(ub, next.label);
+    const [da, db] = aligned.summary.dropped;
+    if (da + db)
+      notes.push(
+        `${fmtCount(da + db)} sequences stopped pairing where a token could not wait for its partner (the spill file reached its limit)`,
+      );
   }
   if (anyCounts)
     notes.push('router agreement not computed: a count trace holds load counts per step, no per-token routing');
