@@ -43,3 +43,21 @@ export interface StreamMeta {
   /** Number of producer processes (ranks) of a multi-process run, when known. */
   world?: number;
 }
+
+/** How a role reads in a layer label ("attn", "mlp", or the role as given). */
+function roleTag(role: string): string {
+  // A role is read from a file: only a short word is shown as it is (views print labels to terminals and HTML).
+  return role === 'attention' ? 'attn' : /^[A-Za-z_]{1,16}$/.test(role) ? role : '?';
+}
+
+/**
+ * A label for each stream layer (without the "L" / "layer" the views put before it). When the routers have more
+ * than one role (JetMoE: an attention and an MLP router per layer) the stream's layer index says neither the
+ * model's layer nor the router: the label is the model's layer and the role, "1 attn" / "1 mlp" ("?" where the
+ * graph names no layer). Otherwise it is the stream's layer id, as before.
+ */
+export function layerLabels(routers: readonly RouterSummary[], layers: readonly number[]): string[] {
+  const roles = new Set(routers.map((r) => r.role ?? 'mlp'));
+  if (roles.size < 2 || routers.length !== layers.length) return layers.map(String);
+  return routers.map((r) => `${r.modelLayer ?? '?'} ${roleTag(r.role ?? 'mlp')}`);
+}

@@ -343,7 +343,7 @@ export class Dashboard {
     const counts = frame.counts.subarray(worst * E, (worst + 1) * E);
     const shown = E <= fit ? experts : experts.sort((a, b) => counts[b]! - counts[a]! || a - b).slice(0, fit);
     return {
-      label: `tokens per expert · L${frame.layerIds[worst] ?? 0} (worst)${E > fit ? `, busiest ${fit}` : ''}`,
+      label: `tokens per expert · L${frame.layerLabels[worst] ?? 0} (worst)${E > fit ? `, busiest ${fit}` : ''}`,
       titles: shown.map((e) => `e${e}`),
       values: shown.map((e) => counts[e]!),
     };
@@ -392,7 +392,7 @@ export function heatCells(
 ): { cells: HeatCells; first: number } {
   const L = frame.layerIds.length;
   const E = frame.experts;
-  const labels = frame.layerIds.map((id) => `L${id}`);
+  const labels = frame.layerLabels.map((id) => `L${id}`);
   const labelWidth = Math.max(...labels.map((l) => l.length)) + 1;
   const avail = Math.max(1, inner.columns - labelWidth);
   const bin = Math.ceil(E / avail);

@@ -4,6 +4,7 @@
  * specialisation when tokens carry tags (stats/specialisation). Every number is computed by src/stats; this
  * module only feeds it and keeps the results.
  */
+import { layerLabels } from '../core/stream.js';
 import type { RoutingSchema } from '../core/batch.js';
 import { UserError } from '../core/errors.js';
 import {
@@ -40,6 +41,8 @@ export interface ReportData {
   /** Top-N of `topNShare` (K). */
   topN: number;
   layers: LayerMetrics[];
+  /** What follows "layer" for each layer: its id, or its model layer and role when routers differ in role. */
+  layerLabels: string[];
   global: GlobalMetrics;
   /** Sliding window (tokens) the collapse detector ran on; 0 when the trace was too short. */
   window: number;
@@ -114,6 +117,7 @@ export async function collectReport(source: RoutingStream, opts: CollectOptions 
     tokens: stats.tokens,
     topN: snap.topN,
     layers: snap.layers,
+    layerLabels: layerLabels(source.meta?.routers ?? [], schema.layers),
     global: snap.global,
     window: !counts && stats.tokens >= window ? window : 0,
     warnings: stats.warnings,

@@ -5,6 +5,7 @@
  * memory-use.ts …); this module only gathers inputs from the model and copies the results.
  */
 import { F16_TO_F32 } from '../core/f16.js';
+import { layerLabels } from '../core/stream.js';
 import type { GpuMemory } from '../core/memory.js';
 import {
   RowScorer,
@@ -159,6 +160,8 @@ export interface Frame {
   /** Tokens the scope covers: [start, end). */
   range: { start: number; end: number };
   layerIds: readonly number[];
+  /** What the views print after "L" for each layer: its id, or its model layer and role when routers differ in role. */
+  layerLabels: readonly string[];
   experts: number;
   topK: number;
   hasLogits: boolean;
@@ -251,6 +254,7 @@ export function buildFrame(model: RoutingModel, sel: Selection): Frame {
     // A refilled display window counts from 0 internally: its range in stream terms ends at the newest token.
     range: w ? { start: stats.tokens - w.tokens, end: stats.tokens } : { start: 0, end: stats.tokens },
     layerIds: model.schema.layers,
+    layerLabels: layerLabels(model.meta.routers, model.schema.layers),
     experts: E,
     topK: model.topK,
     hasLogits: model.schema.hasLogits,

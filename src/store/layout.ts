@@ -148,6 +148,7 @@ export interface OverviewLayout {
 
 export interface FrameShape {
   layerIds: readonly number[];
+  layerLabels: readonly string[];
   experts: number;
 }
 
@@ -161,7 +162,7 @@ export function overviewLayout(
   const E = shape.experts;
   const L = shape.layerIds.length;
   let labelW = 0;
-  for (const l of shape.layerIds) labelW = Math.max(labelW, `L${l}`.length);
+  for (const l of shape.layerLabels) labelW = Math.max(labelW, `L${l}`.length);
   labelW += 2;
   const minCells = Math.min(E, MIN_CELLS_WITH_METRICS);
   const metrics: RowMetric[] = [];

@@ -54,9 +54,9 @@ export function formatSummary(
     MetricSpec,
   ];
   const rows: string[][] = [['layer', cv.label, maxVio.label, entropy.label, dead.label, 'busiest expert']];
-  f.layerIds.forEach((id, l) => {
+  f.layerLabels.forEach((label, l) => {
     rows.push([
-      `L${id}`,
+      `L${label}`,
       fmtNum(f.cv[l], cv.digits),
       fmtNum(f.maxVio[l], maxVio.digits),
       fmtNum(f.entropy[l], entropy.digits),

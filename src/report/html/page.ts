@@ -87,7 +87,7 @@ function loadHeatmap(d: ReportData, bins: ExpertBin[]): string {
   const max = scaleMax(values, balanced);
   const heat = heatmapSvg({
     id: 'load',
-    rowLabels: d.layers.map((m) => `layer ${m.layer}`),
+    rowLabels: d.layerLabels.map((x) => `layer ${x}`),
     colLabels: bins.map((b) => String(b.first)),
     values,
     max,
@@ -97,7 +97,7 @@ function loadHeatmap(d: ReportData, bins: ExpertBin[]): string {
     format: pct,
     marks: [{ value: balanced, label: 'balanced' }],
     title: (r, c) =>
-      `layer ${d.layers[r]!.layer} · ${binLabel(bins[c]!)} · ${pct(values[r]![c]!)} of assignments (${fmtCount(binValues(d.layers[r]!.load, [bins[c]!])[0]!)})`,
+      `layer ${d.layerLabels[r]} · ${binLabel(bins[c]!)} · ${pct(values[r]![c]!)} of assignments (${fmtCount(binValues(d.layers[r]!.load, [bins[c]!])[0]!)})`,
     attrs: (r, c) => ({ layer: d.layers[r]!.layer, bin: c, experts: `${bins[c]!.first}-${bins[c]!.last}` }),
   });
   return `<section id="heatmap"><h2>Expert load</h2>
@@ -113,10 +113,11 @@ function loadBars(d: ReportData, bins: ExpertBin[]): string {
   const charts = d.layers.map((m, i) => {
     const loads = binValues(m.load, bins);
     return barsSvg({
-      title: `layer ${m.layer} — MaxVio ${fmt(m.maxVio, 2)}, dead ${m.deadExperts}`,
+      title: `layer ${d.layerLabels[i]} — MaxVio ${fmt(m.maxVio, 2)}, dead ${m.deadExperts}`,
       values: all[i]!,
       labels: bins.map(
-        (b, j) => `layer ${m.layer} · ${binLabel(b)} · ${pct(all[i]![j]!)} (${fmtCount(loads[j]!)} assignments)`,
+        (b, j) =>
+          `layer ${d.layerLabels[i]} · ${binLabel(b)} · ${pct(all[i]![j]!)} (${fmtCount(loads[j]!)} assignments)`,
       ),
       dead: loads.map((c) => c === 0),
       max,
@@ -139,8 +140,8 @@ function metricsTable(d: ReportData): string {
       return `<th title="${esc(c.definition)}">${esc(c.key === 'topN' ? `top-${d.topN} share` : c.header)}<small>${bal ? `balanced ${esc(bal)}` : '&nbsp;'}</small></th>`;
     })
     .join('');
-  const row = (m: LayerMetrics) =>
-    `<tr><td class="l">${m.layer}</td>${cols.map((c) => `<td>${esc(fmt(c.layer(m), c.digits))}</td>`).join('')}</tr>`;
+  const row = (m: LayerMetrics, i: number) =>
+    `<tr><td class="l">${esc(d.layerLabels[i]!)}</td>${cols.map((c) => `<td>${esc(fmt(c.layer(m), c.digits))}</td>`).join('')}</tr>`;
   const total = `<tr class="total"><td class="l">all layers</td>${cols.map((c) => `<td>${esc(c.global ? fmt(c.global(d.global), c.digits) : NO_VALUE)}</td>`).join('')}</tr>`;
   const conventions = cols
     .map(
@@ -193,7 +194,7 @@ function devices(d: ReportData): string {
   const max = scaleMax(values, Math.max(...r.mean));
   const heat = heatmapSvg({
     id: 'devices',
-    rowLabels: d.layers.map((m) => `layer ${m.layer}`),
+    rowLabels: d.layerLabels.map((x) => `layer ${x}`),
     colLabels: p.ranges.map((_, i) => String(i)),
     values,
     max,
@@ -202,14 +203,14 @@ function devices(d: ReportData): string {
     legend: 'assignments routed to the device (mid-ramp: the even share)',
     format: (v) => fmtCount(Math.round(v)),
     title: (row, c) =>
-      `layer ${d.layers[row]!.layer} · ${devLabels[c]} · ${fmtCount(Math.round(r.devices[row]![c]!))} assignments`,
+      `layer ${d.layerLabels[row]} · ${devLabels[c]} · ${fmtCount(Math.round(r.devices[row]![c]!))} assignments`,
     attrs: (row, c) => ({ layer: d.layers[row]!.layer, device: c }),
     maxWidth: 480,
   });
   const rows = d.layers
     .map(
-      (m, i) =>
-        `<tr><td class="l">${m.layer}</td><td>${fmtCount(Math.round(r.mean[i]!))}</td><td>${fmtCount(Math.round(r.max[i]!))}</td><td>${fmt(r.perLayer[i]!, 3)}</td></tr>`,
+      (_, i) =>
+        `<tr><td class="l">${esc(d.layerLabels[i]!)}</td><td>${fmtCount(Math.round(r.mean[i]!))}</td><td>${fmtCount(Math.round(r.max[i]!))}</td><td>${fmt(r.perLayer[i]!, 3)}</td></tr>`,
     )
     .join('\n');
   return `<section id="devices"><h2>Placement on ${p.devices} devices</h2>
@@ -272,7 +273,7 @@ function domainsSection(d: ReportData, bins: ExpertBin[]): string {
   return `<section id="domains"><h2>Domain specialisation</h2>
 <p class="note">OLMoE's domain specialisation (arXiv 2409.02060 §5): for each domain tag, the share of its tokens routed to each expert (top-${K}); uniform routing gives K/E = ${pct(K / E)} per expert. An expert much brighter in one row than in the others specialises in that domain.</p>
 <div class="table-wrap"><table class="domains"><thead><tr><th class="l">domain</th><th>tokens</th>${d.layers
-    .map((m) => `<th>layer ${m.layer}<small>top expert · × uniform</small></th>`)
+    .map((_, i) => `<th>layer ${esc(d.layerLabels[i]!)}<small>top expert · × uniform</small></th>`)
     .join('')}</tr></thead><tbody>${rows}</tbody></table></div>${other}${some}
 <div class="grid">${maps.join('\n')}</div></section>`;
 }

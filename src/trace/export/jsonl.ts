@@ -62,6 +62,16 @@ export async function writeJsonl(stream: RoutingStream, out: TextSink): Promise<
       model: m.model,
       tokenizer: m.tokenizer,
       devices: m.devices,
+      // Routers of more than one role (JetMoE): which model layer and role each stream layer is.
+      ...(new Set(m.routers.map((r) => r.role ?? 'mlp')).size > 1
+        ? {
+            routers: m.routers.map((r) => ({
+              layer: r.layer,
+              modelLayer: r.modelLayer ?? null,
+              role: r.role ?? 'mlp',
+            })),
+          }
+        : {}),
       // Optional columns the trace holds (import jsonl recreates them).
       ...(columns.length ? { columns } : {}),
     }),

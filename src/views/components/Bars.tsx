@@ -65,7 +65,7 @@ export function TabBar() {
   const { pane, active, layerId, scope, windowSize, layers, experts, topK } = useTui((s) => ({
     pane: s.ui.pane,
     active: s.frame.activeWarnings,
-    layerId: s.frame.layerIds[Math.min(s.ui.layer, s.frame.layerIds.length - 1)],
+    layerId: s.frame.layerLabels[Math.min(s.ui.layer, s.frame.layerIds.length - 1)],
     scope: s.frame.scope,
     windowSize: s.frame.windowSize,
     layers: s.frame.layerIds.length,

@@ -102,7 +102,7 @@ function heatLines({ theme, heatRows }: ViewContext, frame: Frame, lay: Overview
           ? theme.esc.warn
           : '') +
       (selected ? '▶' : hasWarning ? '!' : ' ') +
-      `L${frame.layerIds[l]}`.padStart(labelW - 2) +
+      `L${frame.layerLabels[l]}`.padStart(labelW - 2) +
       SGR_RESET +
       ' ';
     const metrics = lay.metrics.length > 0 ? theme.esc.muted + ' ' + rowMetrics(frame, l, lay.metrics) + SGR_RESET : '';
@@ -162,7 +162,7 @@ function CursorInfo({
   return (
     <Text wrap="truncate">
       <Text bold color={theme.accent}>
-        L{frame.layerIds[l]} {which}
+        L{frame.layerLabels[l]} {which}
       </Text>
       {metricsFirst ? (
         <>

@@ -31,7 +31,7 @@ export function TokensPane() {
       <Text bold>Tokens</Text>
       <Text color={theme.muted}>
         {' '}
-        · coloured by first-choice expert in layer L{frame.layerIds[l]} (&lt; &gt; to change) · {fmtInt(held)} recent
+        · coloured by first-choice expert in layer L{frame.layerLabels[l]} (&lt; &gt; to change) · {fmtInt(held)} recent
         tokens held
         {token === null ? ' · following the newest' : ` · token ${fmtInt(token)} selected`} · dim = prompt
       </Text>
