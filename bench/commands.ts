@@ -34,7 +34,7 @@ import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   BENCH_DIR,
-  cached,
+  sharedSynthTrace,
   cacheDir,
   fmtInt,
   fmtSummary,
@@ -48,7 +48,6 @@ import {
   type Summary,
 } from './common.js';
 import { openTrace } from '../src/trace/index.js';
-import { synthesize, type SynthSpec } from '../src/trace/synth.js';
 
 const ROOT = join(BENCH_DIR, '..', '..');
 const CLI = join(ROOT, 'dist', 'bin', 'moescope.js'); // the bundle (tools/bundle.mjs): what the bin runs
@@ -110,27 +109,7 @@ export interface CommandsResult {
 }
 
 function sharedTrace(tokens: number, seed = 1, layers = 58, experts = 256, topK = 8): string {
-  const spec: SynthSpec = {
-    layers,
-    experts,
-    topK,
-    tokens,
-    skew: { kind: 'zipf', s: 1.1 },
-    collapse: null,
-    logits: false,
-    seed,
-  };
-  return cached(
-    `moescope-bench-stats-${tokens}x${layers}x${experts}x${topK}${seed === 1 ? '' : `-seed${seed}`}.arrows`,
-    spec,
-    (p) => synthesize(p, spec),
-    (p) => {
-      const t = openTrace(p);
-      const ok = t.complete && t.tokenCount === tokens;
-      t.close();
-      return ok;
-    },
-  ).path;
+  return sharedSynthTrace(tokens, { seed, layers, experts, topK }).path;
 }
 
 /** The Parquet export beside the trace, made again when older than it. */

@@ -10,6 +10,8 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { openTrace } from '../src/trace/index.js';
+import { synthesize, type SynthSpec } from '../src/trace/synth.js';
 
 /** Folder of the compiled benches (dist…/bench): sibling scripts are run from here. */
 export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -212,6 +214,42 @@ export function cached(
   make(path);
   writeFileSync(specPath, want);
   return { path, made: true };
+}
+
+/**
+ * The shared synthetic trace of bench/stats.ts, bench/commands.ts and run-all (Zipf 1.1, no logits; DeepSeek-V3's
+ * 58 × 256 top-8 unless told), made once into the cache and reused. Its file name is the one bench/stats.ts uses
+ * under os.tmpdir(), so stats.ts run with TMPDIR = the cache finds it; seeds other than 1 get their own name.
+ */
+export function sharedSynthTrace(
+  tokens: number,
+  opts: { seed?: number; layers?: number; experts?: number; topK?: number; onMake?: () => void } = {},
+): { path: string; made: boolean } {
+  const { seed = 1, layers = 58, experts = 256, topK = 8 } = opts;
+  const spec: SynthSpec = {
+    layers,
+    experts,
+    topK,
+    tokens,
+    skew: { kind: 'zipf', s: 1.1 },
+    collapse: null,
+    logits: false,
+    seed,
+  };
+  return cached(
+    `moescope-bench-stats-${tokens}x${layers}x${experts}x${topK}${seed === 1 ? '' : `-seed${seed}`}.arrows`,
+    spec,
+    (p) => {
+      opts.onMake?.();
+      synthesize(p, spec);
+    },
+    (p) => {
+      const t = openTrace(p);
+      const ok = t.complete && t.tokenCount === tokens;
+      t.close();
+      return ok;
+    },
+  );
 }
 
 // ── CPU profiles ─────────────────────────────────────────────────────────────────────────────────────────────

@@ -28,11 +28,9 @@
 import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { PACKAGE_ROOT } from '../src/core/paths.js';
-import { openTrace } from '../src/trace/index.js';
-import { synthesize, type SynthSpec } from '../src/trace/synth.js';
 import {
   benchScript,
-  cached,
+  sharedSynthTrace,
   cacheDir,
   failure,
   flag,
@@ -128,31 +126,13 @@ const num = (re: RegExp, s: string): number | null => {
 // ── The shared N-token trace (bench/stats.ts's file name and spec, so stats.ts reuses it through TMPDIR) ──────
 
 function sharedTrace(): string {
-  const spec: SynthSpec = {
+  const t0 = performance.now();
+  const { path, made } = sharedSynthTrace(TOKENS, {
     layers: L,
     experts: E,
     topK: K,
-    tokens: TOKENS,
-    skew: { kind: 'zipf', s: 1.1 },
-    collapse: null,
-    logits: false,
-    seed: 1,
-  };
-  const t0 = performance.now();
-  const { path, made } = cached(
-    `moescope-bench-stats-${TOKENS}x${L}x${E}x${K}.arrows`,
-    spec,
-    (p) => {
-      progress(`synthesizing the ${fmtInt(TOKENS)}-token trace once (cached for later runs)…`);
-      synthesize(p, spec);
-    },
-    (p) => {
-      const t = openTrace(p);
-      const ok = t.complete && t.tokenCount === TOKENS;
-      t.close();
-      return ok;
-    },
-  );
+    onMake: () => progress(`synthesizing the ${fmtInt(TOKENS)}-token trace once (cached for later runs)…`),
+  });
   progress(
     `${made ? 'made' : 'reusing'} ${path}${made ? ` in ${((performance.now() - t0) / 1000).toFixed(0)} s` : ''}`,
   );

@@ -8,9 +8,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import shutil
-import subprocess
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pyarrow as pa
@@ -18,36 +17,28 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import CLI, ROOT
+from conftest import ROOT, run_cli
 
 MODEL = ROOT / "fixtures" / "models" / "hf-mixed-shape" / "model.onnx"
 NO_EXPERT = 65535
 
 
-def run(*args: str) -> str:
-    exe = shutil.which("node")
-    if exe is None or not CLI.exists():
-        pytest.fail(f"the moescope CLI is not built ({CLI}); run `npm run build` first")
-    out = subprocess.run([exe, str(CLI), *args], capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
-
-
-def peer():
+def peer() -> ModuleType:
     spec = importlib.util.spec_from_file_location("peer", ROOT / "bench" / "stats_analyses_numpy.py")
+    assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
 @pytest.fixture(scope="module")
-def trace(tmp_path_factory) -> Path:
+def trace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("mixed") / "t.arrows"
-    run("run", str(MODEL), "--no-ui", "--max-tokens", "4", "--logits", "--record", str(path))
+    run_cli("run", str(MODEL), "--no-ui", "--max-tokens", "4", "--logits", "--record", str(path))
     return path
 
 
-def read(path: Path):
+def read(path: Path) -> tuple[pa.Table, dict]:
     t = ipc.open_stream(str(path)).read_all()
     schema = json.loads(t.schema.metadata[b"moescope"])["schema"]
     return t, schema
@@ -74,7 +65,7 @@ def test_the_trace_is_padded_as_documented(trace: Path) -> None:
 
 def test_stats_per_layer_over_its_own_experts(trace: Path) -> None:
     t, s = read(trace)
-    ours = json.loads(run("stats", str(trace), "--json", "--capacity-factor", "1", "--batch-tokens", "100"))
+    ours = json.loads(run_cli("stats", str(trace), "--json", "--capacity-factor", "1", "--batch-tokens", "100"))
     L, K = len(s["layers"]), s["topK"]
     ex = t.column("experts").combine_chunks().values.to_numpy().reshape(-1, L, K)
     wb = t.column("weights").combine_chunks().values.to_numpy(zero_copy_only=False).view(np.uint16).reshape(-1, L, K)
@@ -103,7 +94,7 @@ def test_stats_per_layer_over_its_own_experts(trace: Path) -> None:
 
 def test_parquet_export_keeps_the_layout_and_the_shapes(trace: Path, tmp_path: Path) -> None:
     out = tmp_path / "t.parquet"
-    run("export", str(trace), "--parquet", str(out))
+    run_cli("export", str(trace), "--parquet", str(out))
     t, s = read(trace)
     p = pq.read_table(out)
     header = json.loads(p.schema.metadata[b"moescope"])

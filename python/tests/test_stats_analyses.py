@@ -4,7 +4,6 @@ policies, and the collapse detector's windowed warnings (dead, hot, low entropy,
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CLI, ROOT
+from conftest import ROOT, run_cli
 
 PEER = ROOT / "bench" / "stats_analyses_numpy.py"
 
@@ -32,21 +31,12 @@ def close(a, b, rel=1e-9) -> bool:
     return abs(a - b) <= rel * max(1.0, abs(a), abs(b))
 
 
-def run(*args: str) -> str:
-    exe = shutil.which("node")
-    if exe is None or not CLI.exists():
-        pytest.fail(f"the moescope CLI is not built ({CLI}); run `npm run build` first")
-    out = subprocess.run([exe, str(CLI), *args], capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_stats_matches_the_numpy_analyses(tmp_path: Path, case: str) -> None:
     synth, opts = CASES[case]
     trace = tmp_path / "t.arrows"
-    run("synth", "-o", str(trace), *synth)
-    ours = json.loads(run("stats", str(trace), "--json", *opts))
+    run_cli("synth", "-o", str(trace), *synth)
+    ours = json.loads(run_cli("stats", str(trace), "--json", *opts))
     peer = subprocess.run([sys.executable, str(PEER), str(trace), *opts], capture_output=True, text=True, check=True)
     ref = json.loads(peer.stdout)
 
