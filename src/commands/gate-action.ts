@@ -11,7 +11,7 @@ import type { RoutingStream } from '../core/routing-stream.js';
 import { runCheck } from '../gate/check.js';
 import { loadConfig, needsLogits, withDiffFlags, withFlags, type ThresholdFlags } from '../gate/config.js';
 import { runDiff } from '../gate/diff.js';
-import { refuseMixed, routingSource } from './dataset-action.js';
+import { routingSource } from './dataset-action.js';
 import type { DatasetFlags } from './options.js';
 import type { GateResult } from '../gate/verdict.js';
 
@@ -56,14 +56,11 @@ async function checkSource(trace: string | undefined, o: CheckOptions, wantLogit
   if (trace !== undefined && o.maxTokens !== undefined) throw new UserError('--max-tokens applies to --model only');
   if (trace !== undefined && (o.model !== undefined || o.prompts !== undefined))
     throw new UserError('give either a TRACE or --model with --prompts, not both');
-  if (trace !== undefined) return refuseMixed(await routingSource(trace, o), 'check');
+  if (trace !== undefined) return routingSource(trace, o);
   if (o.model === undefined) throw new UserError('nothing to check: give a TRACE, or --model MODEL --prompts FILE');
   if (o.prompts === undefined) throw new UserError('--model needs --prompts FILE (the prompts to route)');
   const { modelSource } = await import('../gate/model-source.js');
-  return refuseMixed(
-    await modelSource(o.model, o.prompts, { maxTokens: o.maxTokens ?? 0, logits: wantLogits }),
-    'check',
-  );
+  return modelSource(o.model, o.prompts, { maxTokens: o.maxTokens ?? 0, logits: wantLogits });
 }
 
 /** `check` on a balancedness series from a server log: only --min-balancedness applies. */
@@ -112,9 +109,9 @@ export async function diffCommand(base: string, next: string, o: DiffOptions): P
   const cfg = withDiffFlags(loadConfig(o.config), o);
   const inputs = [base, next, o.config].filter((p): p is string => p !== undefined);
   if (o.output) resolveOutput(o.output, inputs, '--output');
-  const a = refuseMixed(await routingSource(base, o), 'diff');
+  const a = await routingSource(base, o);
   try {
-    const b = refuseMixed(await routingSource(next, o), 'diff');
+    const b = await routingSource(next, o);
     try {
       return emit(await runDiff(a, b, cfg), o, inputs);
     } finally {

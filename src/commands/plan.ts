@@ -45,6 +45,11 @@ interface Loads {
   loads: Float64Array[];
   /** Something the reader should know about the input (a cut-short trace). */
   note?: string;
+  /**
+   * Layers that differ in E or K (src/core/shapes.ts): the shapes, each with the positions of its layers in
+   * `layers`; then each load has its layer's own E and each shape is planned on its own.
+   */
+  shapes?: { experts: number; topK: number; at: number[] }[];
 }
 
 async function runPlan(trace: string | undefined, flags: PlanFlags): Promise<void> {
@@ -60,14 +65,69 @@ async function runPlan(trace: string | undefined, flags: PlanFlags): Promise<voi
         : await loadsFromTrace(trace);
   const { comparePlacements, eplbAdvice } = await import('../stats/eplb-plan.js');
   const { replicas, groups, nodes, gpus } = flags;
-  const cmp = comparePlacements(input.loads, { replicas, groups, nodes, gpus });
-  const advice = eplbAdvice(cmp);
   const { printJson, printText } = await import('../core/sanitize.js');
+  // Layers of different shapes: one plan per shape, each over its layers' own E (a GPU holds slots of every layer,
+  // but EPLB places each layer's experts on its own; the shapes differ only in how many experts there are to place).
+  const parts: Loads[] = input.shapes
+    ? input.shapes.map((sh) => ({
+        source: `${input.source} · ${sh.at.length === 1 ? 'layer' : 'layers'} ${sh.at.map((i) => input.layers[i]).join(', ')} (${sh.experts} experts top-${sh.topK})`,
+        layers: sh.at.map((i) => input.layers[i]!),
+        loads: sh.at.map((i) => input.loads[i]!),
+        ...(input.note ? { note: input.note } : {}),
+      }))
+    : [input];
+  const plans = parts.map((part) => {
+    const cmp = comparePlacements(part.loads, { replicas, groups, nodes, gpus });
+    return { part, cmp, advice: eplbAdvice(cmp) };
+  });
   // cli.tsx drains stdout before exiting and ends quietly on EPIPE
-  if (flags.json)
-    printJson(`${JSON.stringify(planJson(input, cmp, advice))}
-`);
-  else printText(formatPlan(input, cmp, advice));
+  if (!input.shapes) {
+    const { part, cmp, advice } = plans[0]!;
+    if (flags.json) printJson(`${JSON.stringify(planJson(part, cmp, advice))}\n`);
+    else printText(formatPlan(part, cmp, advice));
+    return;
+  }
+  const shapes = input.shapes;
+  if (flags.json) {
+    const doc = {
+      source: input.source,
+      ...(input.note ? { note: input.note } : {}),
+      layers: input.layers,
+      layerExperts: input.layers.map((_, i) => shapes.find((sh) => sh.at.includes(i))!.experts),
+      layerTopK: input.layers.map((_, i) => shapes.find((sh) => sh.at.includes(i))!.topK),
+      // One plan per shape, in the order its first layer appears; each as a uniform trace's plan.
+      shapes: plans.map(({ part, cmp, advice }, i) => ({
+        shape: { experts: shapes[i]!.experts, topK: shapes[i]!.topK },
+        ...(planJson(part, cmp, advice) as object),
+      })),
+    };
+    printJson(`${JSON.stringify(doc)}\n`);
+    return;
+  }
+  const head =
+    `${input.source}: layers differ in experts/k (` +
+    input.layers
+      .map((id, i) => {
+        const sh = shapes.find((x) => x.at.includes(i))!;
+        return `layer ${id}: ${sh.experts} experts top-${sh.topK}`;
+      })
+      .join(', ') +
+    '); one EPLB plan per shape\n\n';
+  printText(head + plans.map(({ part, cmp, advice }) => formatPlan(part, cmp, advice)).join('\n'));
+}
+
+/** The shapes of a mixed schema, positions of their layers (absent when every layer has one shape). */
+async function shapesOf(schema: import('../core/batch.js').RoutingSchema): Promise<Loads['shapes']> {
+  const { shapeGroups } = await import('../core/shapes.js');
+  const groups = shapeGroups(schema);
+  if (groups.length === 1) return undefined;
+  return groups.map((g) => ({ experts: g.schema.experts, topK: g.schema.topK, at: g.positions }));
+}
+
+/** Per-layer loads of L layers from counts laid out L × `width` (the largest E), each cut to its own E. */
+function ownLoads(counts: Float64Array, schema: import('../core/batch.js').RoutingSchema, E: (l: number) => number) {
+  const width = schema.experts;
+  return schema.layers.map((_, l) => counts.slice(l * width, l * width + E(l)));
 }
 
 async function loadsFromWeights(file: string): Promise<Loads> {
@@ -104,17 +164,21 @@ async function loadsFromWeights(file: string): Promise<Loads> {
 async function loadsFromDataset(arg: string, flags: PlanFlags): Promise<Loads> {
   const { countDatasetArg, datasetNote } = await import('./dataset-action.js');
   const { addCountRows } = await import('../stats/counts.js');
+  const { expertsAt } = await import('../core/batch.js');
   const c = await countDatasetArg(arg, flags);
-  const { layers, experts } = c.ds.schema;
+  const schema = c.ds.schema;
+  const { layers, experts } = schema;
   const L = layers.length;
   const b = c.table.toBatch();
   const counts = new Float64Array(L * experts);
   addCountRows(b.counts, b.length, L, experts, counts);
+  const shapes = await shapesOf(schema);
   return {
     source: arg,
     layers: [...layers],
-    loads: layers.map((_, l) => counts.slice(l * experts, (l + 1) * experts)),
+    loads: ownLoads(counts, schema, (l) => expertsAt(schema, l)),
     note: datasetNote(c),
+    ...(shapes ? { shapes } : {}),
   };
 }
 
@@ -125,8 +189,9 @@ async function loadsFromTrace(path: string): Promise<Loads> {
   const { addCountRows, countAssignments } = await import('../stats/counts.js');
   const stream = traceStream(openTrace(path), { reuse: true }); // counting keeps no batch
   try {
-    (await import('../core/batch.js')).refuseMixedShapes(stream.schema, 'plan');
-    const { layers, experts, topK } = stream.schema;
+    const { expertsAt } = await import('../core/batch.js');
+    const schema = stream.schema;
+    const { layers, experts, topK } = schema;
     const L = layers.length;
     const info = stream.countInfo;
     if (info && info.axis !== 'expert')
@@ -134,11 +199,30 @@ async function loadsFromTrace(path: string): Promise<Loads> {
     const rows = stream.tokens!;
     if (rows === 0) throw new UserError(`${path}: the trace holds no complete ${info ? 'steps' : 'tokens'} to count`);
     const counts = new Float64Array(L * experts);
+    const shapes = await shapesOf(schema);
+    const { shapeGroups, groupBatch } = await import('../core/shapes.js');
+    const groups = shapeGroups(schema);
+    const groupCounts = groups.map((g) => new Float64Array(g.schema.layers.length * g.schema.experts));
     for await (const item of stream.items())
       if (item.kind === 'counts') addCountRows(item.batch.counts, item.batch.length, L, experts, counts);
-      else if (item.kind === 'tokens')
-        countAssignments(item.batch.experts, 0, item.batch.length, L, topK, experts, counts);
-    const loads = layers.map((_, l) => counts.slice(l * experts, (l + 1) * experts));
+      else if (item.kind === 'tokens') {
+        if (!shapes) countAssignments(item.batch.experts, 0, item.batch.length, L, topK, experts, counts);
+        // Each shape's layers in their own E and K (src/core/shapes.ts), counted by the one counting loop.
+        else
+          groups.forEach((g, i) => {
+            const own = groupBatch(item.batch, schema, g);
+            const { layers: gl, experts: e, topK: k } = g.schema;
+            countAssignments(own.experts, 0, own.length, gl.length, k, e, groupCounts[i]!);
+          });
+      }
+    groups.forEach((g, i) => {
+      if (!shapes) return;
+      const e = g.schema.experts;
+      g.positions.forEach((l, at) => {
+        for (let x = 0; x < e; x++) counts[l * experts + x]! += groupCounts[i]![at * e + x]!;
+      });
+    });
+    const loads = ownLoads(counts, schema, (l) => expertsAt(schema, l));
     const unit = info ? 'steps' : 'tokens';
     const { complete, truncated } = await stream.end();
     const { flagTruncated, noteUnclosed } = await import('./truncation.js');
@@ -146,7 +230,7 @@ async function loadsFromTrace(path: string): Promise<Loads> {
       ? `${path} is cut short: counted its ${rows} complete ${unit}`
       : (noteUnclosed(path, { complete, truncated, tokenCount: rows }) ?? undefined);
     flagTruncated(path, truncated, rows);
-    return { source: path, layers: [...layers], loads, ...(note ? { note } : {}) };
+    return { source: path, layers: [...layers], loads, ...(note ? { note } : {}), ...(shapes ? { shapes } : {}) };
   } finally {
     stream.close();
   }

@@ -3,7 +3,7 @@ import { UserError } from '../core/errors.js';
 import { resolveOutput, writeOutputFile } from '../core/output.js';
 import { printError, printText } from '../core/sanitize.js';
 import { moescopeVersion } from '../core/version.js';
-import { refuseMixed, routingSource } from './dataset-action.js';
+import { routingSource } from './dataset-action.js';
 import type { DatasetFlags } from './options.js';
 import { collectReport } from '../report/collect.js';
 import { renderReportHtml } from '../report/html/page.js';
@@ -54,7 +54,7 @@ export async function reportCommand(trace: string, o: ReportOptions): Promise<vo
 }
 
 async function tokenReport(trace: string, o: ReportOptions, notes: string[]): Promise<string> {
-  const source = refuseMixed(await routingSource(trace, o), 'report');
+  const source = await routingSource(trace, o);
   notes.push(...source.notes);
   let html: string;
   try {

@@ -246,19 +246,27 @@ async function datasetStats(arg: string, flags: StatsFlags): Promise<string> {
     import('../stats/count-analysis.js'),
     import('../stats/count-text.js'),
   ]);
+  const [{ shapeGroups, groupCounts }, { describeLayerShapes }] = await Promise.all([
+    import('../core/shapes.js'),
+    import('../core/batch.js'),
+  ]);
   const c = await countDatasetArg(arg, flags);
   const { ds, table } = c;
   const batch = table.toBatch();
-  const analysis = new CountAnalysis(
-    ds.schema,
-    { axis: 'expert', bins: ds.schema.experts, topKKnown: true },
-    {
-      totalSteps: batch.length,
-      ...(flags.devices !== undefined ? { devices: flags.devices } : {}),
-    },
-  );
-  if (batch.length) analysis.add(batch);
-  const result = analysis.result();
+  // Layers that differ in E or K (src/core/shapes.ts): one analysis per shape, each over its layers' own experts.
+  const groups = shapeGroups(ds.schema);
+  const results = groups.map((g) => {
+    const analysis = new CountAnalysis(
+      g.schema,
+      { axis: 'expert', bins: g.schema.experts, topKKnown: true },
+      {
+        totalSteps: batch.length,
+        ...(flags.devices !== undefined ? { devices: flags.devices } : {}),
+      },
+    );
+    if (batch.length) analysis.add(groupCounts(batch, ds.schema, g));
+    return analysis.result();
+  });
   const tokens = ds.files.reduce((a, f) => a + f.rows, 0);
   const dataset = {
     engine: c.engine,
@@ -268,16 +276,26 @@ async function datasetStats(arg: string, flags: StatsFlags): Promise<string> {
     skipped: ds.skipped,
     notes: ds.notes,
   };
-  if (flags.json) return JSON.stringify({ ...result, dataset }, null, 2) + '\n';
+  const mixed = groups.length > 1;
+  if (flags.json) {
+    const doc = mixed ? { schema: ds.schema, shapes: results, dataset } : { ...results[0]!, dataset };
+    return JSON.stringify(doc, null, 2) + '\n';
+  }
   const parquet = ds.files.filter((f) => f.format === 'parquet').length;
-  return formatCountStatsText(result, {
-    file: arg,
-    model: ds.meta.model,
-    source: ds.meta.source,
-    truncatedNote: null,
-    subject: `dataset of ${ds.files.length} files (${parquet} Parquet, ${ds.files.length - parquet} Arrow), counted by ${c.engine} in ${c.seconds.toFixed(2)} s, ${dataset.stepWindow === 1 ? 'one row per step' : `rows of ${dataset.stepWindow} steps`}`,
-    extra: [...ds.skipped.map((s) => `skipped ${s.reason}`), ...ds.notes.filter((n) => !n.includes('(--skip-bad)'))],
-  });
+  const text = (i: number) =>
+    formatCountStatsText(results[i]!, {
+      file: mixed ? `${arg} · layers ${groups[i]!.schema.layers.join(', ')}` : arg,
+      model: ds.meta.model,
+      source: ds.meta.source,
+      truncatedNote: null,
+      subject: `dataset of ${ds.files.length} files (${parquet} Parquet, ${ds.files.length - parquet} Arrow), counted by ${c.engine} in ${c.seconds.toFixed(2)} s, ${dataset.stepWindow === 1 ? 'one row per step' : `rows of ${dataset.stepWindow} steps`}`,
+      extra: [...ds.skipped.map((s) => `skipped ${s.reason}`), ...ds.notes.filter((n) => !n.includes('(--skip-bad)'))],
+    });
+  if (!mixed) return text(0);
+  return (
+    `moescope stats  ${arg}: layers differ in experts/k (${describeLayerShapes(ds.schema)}); one section per shape\n\n` +
+    groups.map((_, i) => text(i)).join('\n')
+  );
 }
 
 /** When several routers share a model layer (JetMoE: attention and MLP routers), which router each stream layer is. */

@@ -5,6 +5,7 @@
  * shares the per-token columns.
  */
 import { expertsAt, type RoutingBatch, type RoutingSchema, topKAt } from './batch.js';
+import type { CountBatch } from './routing-stream.js';
 
 /** Layers of one shape: their positions (0 … L−1) in the stream and the uniform schema over them. */
 export interface ShapeGroup {
@@ -57,4 +58,28 @@ export function groupBatch(b: RoutingBatch, s: RoutingSchema, g: ShapeGroup): Ro
       }
     }
   return { ...b, experts, weights, logits };
+}
+
+/**
+ * A count batch (rows × L layers × bins, bins the largest E) at the group's layers, each row `e` bins wide: the
+ * group's own experts; bins past a layer's own E are padding and never read.
+ */
+export function groupCounts(b: CountBatch, s: RoutingSchema, g: ShapeGroup): CountBatch {
+  const L = s.layers.length;
+  const W = b.bins;
+  const M = g.positions.length;
+  const e = b.axis === 'expert' ? g.schema.experts : W;
+  if (M === L && e === W) return b;
+  const counts = new Float64Array(b.length * M * e);
+  for (let r = 0; r < b.length; r++)
+    for (let j = 0; j < M; j++) {
+      const src = (r * L + g.positions[j]!) * W;
+      counts.set(b.counts.subarray(src, src + e), (r * M + j) * e);
+    }
+  return { ...b, bins: e, counts };
+}
+
+/** "8 experts top-2": the shape of a group, as text output names it. */
+export function shapeLabel(s: RoutingSchema): string {
+  return `${s.experts} experts top-${s.topK}`;
 }

@@ -8,6 +8,7 @@ import { RoutingStats, type GlobalMetrics, type LayerMetrics } from '../stats/in
 import { logitsScorer } from '../stats/logits-thread.js';
 import { GATED } from '../stats/catalogue.js';
 import { hasCheckRules, type GateConfig } from './config.js';
+import { groupBatch, groupCounts, shapeGroups, shapeLabel } from '../core/shapes.js';
 import { layerPositions, subsetBatch, subsetCounts, subsetSchema } from './subset.js';
 import { RULES, type MetricKey, type RuleSpec, type Thresholds } from './rules.js';
 import type { RoutingStream } from '../core/routing-stream.js';
@@ -144,35 +145,56 @@ export async function runCheck(
   const full = source.schema;
   const positions = cfg.layers ? layerPositions(full, cfg.layers, '--layers') : full.layers.map((_, i) => i);
   const schema = subsetSchema(full, positions);
-  const stats = new RoutingStats(schema, {
-    window: 0,
-    collapse: false,
-    topN: 1,
-    logits: logitsScorer(schema, opts.threads ?? false),
-  });
-  // Router logits that overflowed (float16 ±Inf) drop out of every logit metric; a gate must not pass on that.
-  const inf = schema.hasLogits ? new InfiniteLogits(schema.layers.length, schema.experts) : null;
+  // Layers that differ in E or K (src/core/shapes.ts) are measured one shape at a time, each over its own E and K;
+  // a uniform stream is one group, its batches handed on untouched.
+  const groups = shapeGroups(schema);
+  const mixed = groups.length > 1;
+  const parts = groups.map((g) => ({
+    g,
+    stats: new RoutingStats(g.schema, {
+      window: 0,
+      collapse: false,
+      topN: 1,
+      logits: logitsScorer(g.schema, opts.threads ?? false),
+    }),
+    // Router logits that overflowed (float16 ±Inf) drop out of every logit metric; a gate must not pass on that.
+    inf: g.schema.hasLogits ? new InfiniteLogits(g.schema.layers.length, g.schema.experts) : null,
+  }));
   // Token batches and count batches (a count trace) fill the same load counts: one formula for both.
   const L = full.layers.length;
   for await (const item of source.items()) {
     if (item.kind === 'tokens') {
       const part = subsetBatch(item.batch, full, positions);
-      stats.add(part);
-      inf?.add(part);
-    } else if (item.kind === 'counts') stats.addCounts(subsetCounts(item.batch, L, positions));
+      for (const p of parts) {
+        const own = groupBatch(part, schema, p.g);
+        p.stats.add(own);
+        p.inf?.add(own);
+      }
+    } else if (item.kind === 'counts') {
+      const part = subsetCounts(item.batch, L, positions);
+      for (const p of parts) p.stats.addCounts(groupCounts(part, schema, p.g));
+    }
   }
   const counts = source.kind === 'counts';
+  const stats = parts[0]!.stats;
   if (stats.tokens === 0)
     throw new UserError(`${source.label} holds no ${counts ? 'counts' : 'tokens'}: nothing to check`);
-  const snap = stats.snapshot('run');
-  stats.close();
+  const snaps = parts.map((p) => p.stats.snapshot('run'));
+  for (const p of parts) p.stats.close();
 
+  // Per layer, in the stream's order, each from its shape's stats.
+  const layerRows: { m: LayerMetrics; infinite: boolean }[] = [];
+  parts.forEach((p, i) =>
+    p.g.positions.forEach((pos, at) => {
+      layerRows[pos] = { m: snaps[i]!.layers[at]!, infinite: (p.inf?.positive[at] ?? 0) > 0 };
+    }),
+  );
   const rows: Row[] = [];
   const verdicts: Verdict[] = [];
-  for (const [i, m] of snap.layers.entries()) {
+  for (const { m, infinite } of layerRows) {
     const values = layerValues(m);
     // logsumexp over a row with a +Inf logit is +Inf: the layer's z-loss is infinite, not the mean of the rest.
-    if (inf && inf.positive[i]! > 0) values.zLoss = Infinity;
+    if (infinite) values.zLoss = Infinity;
     // Rows with a NaN or −Inf logit were left out of the mean: it is not the layer's z-loss, and a limit on it fails.
     else if ((m.nonFiniteLogitRows ?? 0) > 0) values.zLoss = NaN;
     rows.push({ layer: m.layer, values });
@@ -183,18 +205,28 @@ export async function runCheck(
         : {};
     verdicts.push(...verdictsFor(RULES, m.layer, limits, origin, values, why));
   }
-  const overall = overallValues(snap.global);
-  if (inf?.positive.some((n) => n > 0)) overall.zLoss = Infinity; // a mean over layers with an infinite one
-  const nonFiniteRows = snap.global.nonFiniteLogitRows ?? 0;
-  if (!(overall.zLoss === Infinity) && nonFiniteRows > 0) overall.zLoss = NaN;
-  rows.push({ layer: null, values: overall });
+  // The whole-model row: one per shape when layers differ (a mean over layers of different E is no one's metric).
   const where = cfg.source ?? 'config';
   const overallOrigin = Object.fromEntries(Object.keys(cfg.overall).map((k) => [k, `${where} overall.${k}`]));
-  const overallWhy =
-    Number.isNaN(overall.zLoss) && nonFiniteRows > 0
-      ? { zLoss: `${fmtCount(nonFiniteRows)} token rows have NaN/−Inf logits` }
-      : {};
-  verdicts.push(...verdictsFor(RULES, null, cfg.overall, overallOrigin, overall, overallWhy));
+  let nonFiniteRows = 0;
+  parts.forEach((p, i) => {
+    const snap = snaps[i]!;
+    const overall = overallValues(snap.global);
+    if (p.inf?.positive.some((n) => n > 0)) overall.zLoss = Infinity; // a mean over layers with an infinite one
+    const nonFinite = snap.global.nonFiniteLogitRows ?? 0;
+    nonFiniteRows += nonFinite;
+    if (!(overall.zLoss === Infinity) && nonFinite > 0) overall.zLoss = NaN;
+    const shape = mixed ? { shape: shapeLabel(p.g.schema) } : {};
+    rows.push({ layer: null, values: overall, ...shape });
+    const overallWhy =
+      Number.isNaN(overall.zLoss) && nonFinite > 0
+        ? { zLoss: `${fmtCount(nonFinite)} token rows have NaN/−Inf logits` }
+        : {};
+    verdicts.push(
+      ...verdictsFor(RULES, null, cfg.overall, overallOrigin, overall, overallWhy).map((v) => ({ ...v, ...shape })),
+    );
+  });
+  const allLayers = layerRows.map((r) => r.m);
 
   const columns = GATED.filter((m) => !m.needsLogits || schema.hasLogits).map((m) => COLUMNS[m.key as MetricKey]);
   const passed = verdicts.every((v) => v.pass);
@@ -206,7 +238,7 @@ export async function runCheck(
   if (nonFiniteRows > 0)
     facts.push([
       'non-finite logits',
-      `${fmtCount(nonFiniteRows)} token-layer rows with NaN/±Inf router logits, left out of the logit metrics (layers ${snap.layers
+      `${fmtCount(nonFiniteRows)} token-layer rows with NaN/±Inf router logits, left out of the logit metrics (layers ${allLayers
         .filter((m) => (m.nonFiniteLogitRows ?? 0) > 0)
         .map((m) => m.layer)
         .join(
@@ -216,7 +248,12 @@ export async function runCheck(
   facts.push(['routing', describeSchema(full)]);
   if (cfg.layers) facts.push(['layers checked', schema.layers.join(', ')]);
   if (cfg.source) facts.push(['config', cfg.source]);
-  facts.push(['overall row', 'mean over the checked layers; dead experts summed']);
+  facts.push([
+    mixed ? 'overall rows' : 'overall row',
+    mixed
+      ? `one per shape (${groups.map((g) => `${shapeLabel(g.schema)}: layer${g.schema.layers.length > 1 ? 's' : ''} ${g.schema.layers.join(', ')}`).join('; ')}): mean over its checked layers; dead experts summed`
+      : 'mean over the checked layers; dead experts summed',
+  ]);
   return {
     command: 'check',
     subject: source.label,
@@ -234,6 +271,7 @@ export async function runCheck(
         topK: full.topK,
         scoring: full.scoring,
         hasLogits: full.hasLogits,
+        ...(full.layerExperts ? { layerExperts: full.layerExperts, layerTopK: full.layerTopK } : {}),
       },
       layersChecked: schema.layers,
       config: cfg.source,

@@ -5,9 +5,10 @@
  * reads the traces, aligns identical tokens and judges the limits.
  */
 import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
-import { describeSchema } from '../core/batch.js';
+import { describeSchema, expertsAt, mixedShapes, topKAt } from '../core/batch.js';
 import { UserError } from '../core/errors.js';
-import { RouterAgreement, RoutingStats, jsDivergence, loadMaxVio, type AgreementResult } from '../stats/index.js';
+import { RouterAgreement, jsDivergence, loadMaxVio, type AgreementResult } from '../stats/index.js';
+import { ShapedStats } from '../stats/shaped-stats.js';
 import { totalVariation } from '../stats/drift.js';
 import { fmtCount } from '../core/number-format.js';
 import type { DiffThresholds, GateConfig } from './config.js';
@@ -20,13 +21,14 @@ interface Side {
   source: RoutingStream;
   positions: number[];
   schema: RoutingSchema;
-  stats: RoutingStats;
+  /** Loads per layer, each over its own E when layers differ in shape. */
+  stats: ShapedStats;
 }
 
 function sideOf(source: RoutingStream, common: number[]): Side {
   const positions = layerPositions(source.schema, common, source.label);
   const schema: RoutingSchema = { ...subsetSchema(source.schema, positions), hasLogits: false };
-  return { source, positions, schema, stats: new RoutingStats(schema, { window: 0, collapse: false }) };
+  return { source, positions, schema, stats: new ShapedStats(schema, { window: 0, collapse: false }) };
 }
 
 /**
@@ -103,14 +105,48 @@ function limitsFrom(cfg: GateConfig): { limits: DiffThresholds; origin: Record<s
   return { limits: cfg.diff, origin };
 }
 
-function sideText(s: RoutingStream, stats: RoutingStats): string {
+function sideText(s: RoutingStream, stats: ShapedStats): string {
   return s.kind === 'counts' ? `count trace, ${fmtCount(stats.steps)} steps` : `${fmtCount(stats.tokens)} tokens`;
+}
+
+/** layers, experts, topK, and each layer's own E and K when they differ. */
+function shapeData(s: RoutingSchema): Record<string, unknown> {
+  return {
+    layers: s.layers,
+    experts: s.experts,
+    topK: s.topK,
+    ...(s.layerExperts ? { layerExperts: s.layerExperts, layerTopK: s.layerTopK } : {}),
+  };
+}
+
+/**
+ * Layers compared must have one shape on both sides: a load over E experts is not comparable with one over E′, and
+ * where layers differ in shape (src/core/shapes.ts) a k that differs would be a different model. One line names the
+ * first layer that differs.
+ */
+function refuseShapeDifference(base: RoutingStream, next: RoutingStream, common: readonly number[]): void {
+  const sa = base.schema;
+  const sb = next.schema;
+  const mixed = mixedShapes(sa) || mixedShapes(sb);
+  for (const id of common) {
+    const i = sa.layers.indexOf(id);
+    const j = sb.layers.indexOf(id);
+    const ea = expertsAt(sa, i);
+    const eb = expertsAt(sb, j);
+    const ka = topKAt(sa, i);
+    const kb = topKAt(sb, j);
+    if (ea !== eb || (mixed && ka !== kb))
+      throw new UserError(
+        `layer ${id} routes over ${ea} experts top-${ka} in ${base.label}, ${eb} experts top-${kb} in ${next.label}: ` +
+          'the traces differ in layer shapes and their loads cannot be compared',
+      );
+  }
 }
 
 export async function runDiff(base: RoutingStream, next: RoutingStream, cfg: GateConfig): Promise<GateResult> {
   const sa = base.schema;
   const sb = next.schema;
-  if (sa.experts !== sb.experts)
+  if (sa.experts !== sb.experts && !mixedShapes(sa) && !mixedShapes(sb))
     throw new UserError(
       `${base.label} routes over ${sa.experts} experts per layer, ${next.label} over ${sb.experts}: their loads cannot be compared`,
     );
@@ -123,6 +159,7 @@ export async function runDiff(base: RoutingStream, next: RoutingStream, cfg: Gat
     layerPositions({ ...sa, layers: common }, cfg.layers, '--layers (layers both traces hold)');
     common = common.filter((l) => cfg.layers!.includes(l));
   }
+  refuseShapeDifference(base, next, common);
   const notes: string[] = [...base.notes, ...next.notes];
   const onlyA = sa.layers.filter((l) => !common.includes(l) && !cfg.layers);
   const onlyB = sb.layers.filter((l) => !common.includes(l) && !cfg.layers);
@@ -165,13 +202,15 @@ export async function runDiff(base: RoutingStream, next: RoutingStream, cfg: Gat
       `${origin.minAgreement} needs both traces to hold the same tokens (record both on the same prompts); these share none`,
     );
 
-  const E = sa.experts;
   const rows: Row[] = [];
   const verdicts: Verdict[] = [];
   common.forEach((layer, l) => {
-    const base = l * E;
-    const tv = totalVariation(a.stats.load, base, b.stats.load, base, E);
-    const js = jsDivergence(a.stats.load, base, b.stats.load, base, E);
+    // Each layer over its own E (the same on both sides: refuseShapeDifference).
+    const E = expertsAt(a.schema, l);
+    const la = a.stats.load(l);
+    const lb = b.stats.load(l);
+    const tv = totalVariation(la, 0, lb, 0, E);
+    const js = jsDivergence(la, 0, lb, 0, E);
     const ag = agreement?.result.layers[l] ?? null;
     rows.push({
       layer,
@@ -180,8 +219,8 @@ export async function runDiff(base: RoutingStream, next: RoutingStream, cfg: Gat
         js,
         agreement: ag?.overlap ?? null,
         firstChoice: ag?.firstChoice ?? null,
-        maxVioBase: loadMaxVio(a.stats.load, base, E),
-        maxVioNew: loadMaxVio(b.stats.load, base, E),
+        maxVioBase: loadMaxVio(la, 0, E),
+        maxVioNew: loadMaxVio(lb, 0, E),
       },
     });
     const v = (
@@ -231,8 +270,8 @@ export async function runDiff(base: RoutingStream, next: RoutingStream, cfg: Gat
     notes,
     passed: verdicts.every((x) => x.pass),
     data: {
-      base: { trace: base.label, tokens: a.stats.tokens, layers: sa.layers, experts: sa.experts, topK: sa.topK },
-      new: { trace: next.label, tokens: b.stats.tokens, layers: sb.layers, experts: sb.experts, topK: sb.topK },
+      base: { trace: base.label, tokens: a.stats.tokens, ...shapeData(sa) },
+      new: { trace: next.label, tokens: b.stats.tokens, ...shapeData(sb) },
       identicalTokens: agreement?.result.tokens ?? 0,
       agreement: agreement ? { overlap: agreement.result.overlap, firstChoice: agreement.result.firstChoice } : null,
     },

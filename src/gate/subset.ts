@@ -18,8 +18,15 @@ export function layerPositions(schema: RoutingSchema, wanted: readonly number[],
   return out.sort((a, b) => a - b);
 }
 
+/**
+ * The schema of the layers at `positions`. `experts` / `topK` stay the stream's (the batches keep their width); a
+ * mixed stream's per-layer E and K are narrowed with the layers.
+ */
 export function subsetSchema(schema: RoutingSchema, positions: readonly number[]): RoutingSchema {
-  return { ...schema, layers: positions.map((i) => schema.layers[i]!) };
+  const out = { ...schema, layers: positions.map((i) => schema.layers[i]!) };
+  if (schema.layerExperts) out.layerExperts = positions.map((i) => schema.layerExperts![i]!);
+  if (schema.layerTopK) out.layerTopK = positions.map((i) => schema.layerTopK![i]!);
+  return out;
 }
 
 /** The batch with only the layers at `positions` (copies the per-layer columns; per-token columns are shared). */

@@ -12,6 +12,8 @@ export interface Verdict {
   source: string;
   /** Model layer id, or null for the model as a whole. */
   layer: number | null;
+  /** Layers that differ in E or K: which shape's whole-model row ("8 experts top-2"); absent otherwise. */
+  shape?: string;
   /** Key of the table column holding the measured value (for highlighting). */
   column: string;
   /** Measured value; NaN when undefined (e.g. no tokens reached the layer). */
@@ -33,6 +35,8 @@ export interface Column {
 export interface Row {
   /** Model layer id, or null for the whole-model row. */
   layer: number | null;
+  /** Layers that differ in E or K: the whole-model row of this shape ("8 experts top-2"); absent otherwise. */
+  shape?: string;
   /** Values by column key; null = not available (shown as NO_VALUE, "—"). */
   values: Record<string, number | null>;
 }
@@ -53,8 +57,9 @@ export interface GateResult {
   data: Record<string, unknown>;
 }
 
-export function scopeName(layer: number | null): string {
-  return layer === null ? 'overall' : `layer ${layer}`;
+/** "layer 3", "overall", or with layers of different shapes "overall (8 experts top-2)". */
+export function scopeName(layer: number | null, shape?: string): string {
+  return layer !== null ? `layer ${layer}` : shape ? `overall (${shape})` : 'overall';
 }
 
 /** A verdict for one limit: NaN never passes (an undefined metric cannot show the gate holds). */

@@ -15,8 +15,10 @@
 import {
   NO_STEP,
   OPTIONAL_COLUMNS,
-  refuseMixedShapes,
+  expertsAt,
+  mixedShapes,
   sliceBatch,
+  topKAt,
   type OptionalColumn,
   type RoutingBatch,
   type RoutingSchema,
@@ -42,6 +44,12 @@ export function schemaDisagreement(a: RoutingSchema, b: RoutingSchema): string |
     );
   if (a.experts !== b.experts) return `${b.experts} experts per layer, the others ${a.experts}`;
   if (a.topK !== b.topK) return `top-${b.topK}, the others top-${a.topK}`;
+  // Layers that differ in E or K: every layer's own shape must agree too (the same model on every rank).
+  if (mixedShapes(a) || mixedShapes(b)) {
+    const l = a.layers.findIndex((_, i) => expertsAt(a, i) !== expertsAt(b, i) || topKAt(a, i) !== topKAt(b, i));
+    if (l >= 0)
+      return `its layer ${b.layers[l]} routes over ${expertsAt(b, l)} experts top-${topKAt(b, l)}, the others' over ${expertsAt(a, l)} experts top-${topKAt(a, l)}`;
+  }
   if (a.scoring !== b.scoring) return `${b.scoring} scoring, the others ${a.scoring}`;
   if (a.hasLogits !== b.hasLogits)
     return b.hasLogits ? 'it sends logits, the others do not' : 'it sends no logits, the others do';
@@ -128,7 +136,6 @@ export function mergeTraces(inputs: string[], output: string): MergeResult {
   const traces: TraceReader[] = [];
   try {
     for (const f of inputs) traces.push(openTrace(f));
-    for (const t of traces) refuseMixedShapes(t.schema, 'merge');
     const ref = traces[0]!;
     traces.forEach((t, i) => {
       const d = schemaDisagreement(ref.schema, t.schema);

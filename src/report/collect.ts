@@ -5,7 +5,8 @@
  * module only feeds it and keeps the results.
  */
 import { layerLabels } from '../core/stream.js';
-import type { RoutingSchema } from '../core/batch.js';
+import { mixedShapes, type RoutingSchema } from '../core/batch.js';
+import { groupBatch, groupCounts, shapeGroups } from '../core/shapes.js';
 import { UserError } from '../core/errors.js';
 import {
   DEFAULT_COLLAPSE_WINDOW,
@@ -55,6 +56,22 @@ export interface ReportData {
   otherDomains: number;
   /** Set for a count trace (load counts per step): its steps; no window, warnings or domains (no per-token data). */
   counts: { steps: number } | null;
+  /**
+   * Layers that differ in E or K (src/core/shapes.ts): each shape's schema, its layers' positions in `layers`, its
+   * whole-model metrics and domain specialisation (then `global` is the first shape's and `domains` null); null when
+   * every layer has one shape.
+   */
+  shapes: ShapeSummary[] | null;
+}
+
+export interface ShapeSummary {
+  schema: RoutingSchema;
+  /** Positions of the shape's layers in ReportData.layers. */
+  at: number[];
+  global: GlobalMetrics;
+  topN: number;
+  domains: DomainResult[] | null;
+  otherDomains: number;
 }
 
 export interface CollectOptions {
@@ -69,22 +86,38 @@ export interface CollectOptions {
 export async function collectReport(source: RoutingStream, opts: CollectOptions = {}): Promise<ReportData> {
   const schema = source.schema;
   const E = schema.experts;
+  if (opts.devices !== undefined && mixedShapes(schema))
+    throw new UserError(
+      '--devices: the layers differ in experts/k, and the report places one expert count on devices; `moescope plan` places each shape',
+    );
   if (opts.devices !== undefined && (opts.devices < 1 || opts.devices > E))
     throw new UserError(`--devices must be between 1 and the ${E} experts per layer, got ${opts.devices}`);
   const counts = source.kind === 'counts';
   // A count trace has no tokens to slide a window over: its counts fill the same load matrix, nothing else.
   const window = counts ? 0 : (opts.window ?? DEFAULT_COLLAPSE_WINDOW);
-  const stats = new RoutingStats(schema, { window, logits: logitsScorer(schema, opts.threads ?? false) });
-  const domains = new DomainSpecialisation(schema);
+  // Layers that differ in E or K are measured one shape at a time, over their own E and K (one group if uniform).
+  const groups = shapeGroups(schema);
+  const parts = groups.map((g) => ({
+    g,
+    stats: new RoutingStats(g.schema, { window, logits: logitsScorer(g.schema, opts.threads ?? false) }),
+    domains: new DomainSpecialisation(g.schema),
+  }));
   for await (const item of source.items()) {
-    if (item.kind === 'tokens') {
-      stats.add(item.batch);
-      domains.add(item.batch);
-    } else if (item.kind === 'counts') stats.addCounts(item.batch);
+    for (const p of parts) {
+      if (item.kind === 'tokens') {
+        const own = groupBatch(item.batch, schema, p.g);
+        p.stats.add(own);
+        p.domains.add(own);
+      } else if (item.kind === 'counts') p.stats.addCounts(groupCounts(item.batch, schema, p.g));
+    }
   }
+  const stats = parts[0]!.stats;
   if (stats.tokens === 0) throw new UserError(`${source.label} holds no tokens: nothing to report`);
-  const snap = stats.snapshot('run');
-  stats.close();
+  const snaps = parts.map((p) => p.stats.snapshot('run'));
+  for (const p of parts) p.stats.close();
+  const snap = snaps[0]!;
+  const layers: LayerMetrics[] = [];
+  parts.forEach((p, i) => p.g.positions.forEach((pos, at) => (layers[pos] = snaps[i]!.layers[at]!)));
 
   let placement: DevicePlacement | null = null;
   if (opts.devices !== undefined) {
@@ -105,8 +138,28 @@ export async function collectReport(source: RoutingStream, opts: CollectOptions 
     placement = { devices: opts.devices, ranges, result };
   }
 
-  const byTokens = domains.result().sort((a, b) => b.tokens - a.tokens || a.tag.localeCompare(b.tag));
-  const domainList = byTokens.length > 0 ? byTokens.slice(0, MAX_DOMAINS) : null;
+  const domainsOf = (d: DomainSpecialisation) => {
+    const byTokens = d.result().sort((a, b) => b.tokens - a.tokens || a.tag.localeCompare(b.tag));
+    return {
+      domains: byTokens.length > 0 ? byTokens.slice(0, MAX_DOMAINS) : null,
+      otherDomains: Math.max(0, byTokens.length - MAX_DOMAINS),
+    };
+  };
+  const shapes =
+    parts.length > 1
+      ? parts.map((p, i) => ({
+          schema: p.g.schema,
+          at: p.g.positions,
+          global: snaps[i]!.global,
+          topN: snaps[i]!.topN,
+          ...domainsOf(p.domains),
+        }))
+      : null;
+  const own = shapes ? { domains: null, otherDomains: 0 } : domainsOf(parts[0]!.domains);
+  // Warnings of every shape, each naming its layer's position in the stream.
+  const warnings = parts
+    .flatMap((p) => p.stats.warnings.map((w) => ({ ...w, layerIndex: p.g.positions[w.layerIndex]! })))
+    .sort((a, b) => a.window.start - b.window.start);
 
   return {
     subject: source.label,
@@ -116,15 +169,15 @@ export async function collectReport(source: RoutingStream, opts: CollectOptions 
     computeDevices: source.meta?.devices ?? [],
     tokens: stats.tokens,
     topN: snap.topN,
-    layers: snap.layers,
+    layers,
     layerLabels: layerLabels(source.meta?.routers ?? [], schema.layers),
     global: snap.global,
     window: !counts && stats.tokens >= window ? window : 0,
-    warnings: stats.warnings,
-    suppressedWarnings: stats.detector?.suppressed ?? 0,
+    warnings,
+    suppressedWarnings: parts.reduce((n, p) => n + (p.stats.detector?.suppressed ?? 0), 0),
     placement,
-    domains: domainList,
-    otherDomains: Math.max(0, byTokens.length - MAX_DOMAINS),
+    ...own,
     counts: counts ? { steps: stats.steps } : null,
+    shapes,
   };
 }

@@ -5,7 +5,7 @@
  * with one line naming it, unless the user asked to skip such files (`--skip-bad`): then they are listed, with
  * why, in the result.
  */
-import { refuseMixedShapes, type RoutingSchema } from '../core/batch.js';
+import { describeLayerShapes, mixedShapes, type RoutingSchema } from '../core/batch.js';
 import { UserError, describeError } from '../core/errors.js';
 import type { StreamMeta } from '../core/stream.js';
 import { openTrace } from '../trace/index.js';
@@ -70,7 +70,6 @@ function probe(path: string): Probe {
   const t = openTrace(path);
   try {
     if (t.kind !== 'tokens') throw new UserError(`${path} is a count trace: a dataset is made of token traces`);
-    refuseMixedShapes(t.schema, 'datasets (folders, globs, Parquet)');
     const cut = t.truncated;
     if (cut)
       throw new UserError(
@@ -95,7 +94,9 @@ function probe(path: string): Probe {
 }
 
 const shape = (s: RoutingSchema) =>
-  `${s.layers.length} MoE layers (${s.layers.join(',')}) × ${s.experts} experts, top-${s.topK}, ${s.scoring}`;
+  mixedShapes(s)
+    ? `${s.layers.length} MoE layers (${describeLayerShapes(s)}), ${s.scoring}`
+    : `${s.layers.length} MoE layers (${s.layers.join(',')}) × ${s.experts} experts, top-${s.topK}, ${s.scoring}`;
 
 export function openDataset(arg: string, opts: OpenDatasetOptions = {}): Dataset {
   const paths = datasetFiles(arg);

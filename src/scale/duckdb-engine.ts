@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { UserError, describeError } from '../core/errors.js';
 import type { CountTable } from './count-table.js';
 import type { Dataset } from './dataset.js';
-import { COUNTS_SQL, SLOTS_SQL, STEPS_SQL, renderSql, sqlString } from './sql.js';
+import { COUNTS_SQL, SHAPED_SLOTS_SQL, SLOTS_SQL, STEPS_SQL, renderSql, sqlString } from './sql.js';
 
 export interface DuckDbOptions {
   /** Worker threads (default: every core). */
@@ -81,8 +81,14 @@ export async function duckdbCounts(
     const con = await instance.connect();
     try {
       const source = parquetSource(files.map((f) => f.path));
-      const { layers, topK } = ds.schema;
-      const params = { source, hasStep: files.some((f) => f.hasStep), topK, layers: layers.length };
+      const { layers, topK, layerTopK } = ds.schema;
+      const params = {
+        source,
+        hasStep: files.some((f) => f.hasStep),
+        topK,
+        layers: layers.length,
+        ...(layerTopK ? { layerTopK } : {}),
+      };
       const run = async (sql: string) => {
         try {
           return await con.runAndReadAll(sql);
@@ -91,7 +97,8 @@ export async function duckdbCounts(
         }
       };
       await run(`SET perfect_ht_threshold = ${PERFECT_BITS}`);
-      await run(renderSql(SLOTS_SQL, params));
+      // Layers that differ in K: a slot table of their own slots only (padding is never counted).
+      await run(renderSql(layerTopK ? SHAPED_SLOTS_SQL : SLOTS_SQL, params));
       const present = (await run(renderSql(STEPS_SQL, params))).getColumns()[0] as (number | bigint)[];
       const steps = present.map(Number).sort((a, b) => a - b);
       const span = opts.stepSpan ?? stepSpan(layers.length, ds.schema.experts);

@@ -22,6 +22,15 @@ export const SLOTS_SQL = `CREATE TEMP TABLE slots AS
 SELECT i + 1 AS slot, i // {topK} AS layer
 FROM range({slotCount}) AS r(i)`;
 
+/**
+ * The slot table of layers that differ in K (mixed shapes, docs/trace-format.md): only each layer's own K slots; the
+ * padding slots past them (NO_EXPERT) are not in it, so they are never counted. {layerTopK}: each layer's K.
+ */
+export const SHAPED_SLOTS_SQL = `CREATE TEMP TABLE slots AS
+SELECT i + 1 AS slot, i // {topK} AS layer
+FROM range({slotCount}) AS r(i)
+WHERE i % {topK} < [{layerTopK}][i // {topK} + 1]`;
+
 /** The steps present (the engine splits them into ranges of at most STEP_SPAN for the counts). */
 export const STEPS_SQL = `SELECT DISTINCT {step} AS step FROM {source} AS t`;
 
@@ -46,6 +55,8 @@ export interface SqlParams {
   topK: number;
   /** MoE layers (the slot table has layers · topK rows). */
   layers: number;
+  /** Each layer's own K, when layers differ (SHAPED_SLOTS_SQL). */
+  layerTopK?: readonly number[];
   /** The steps counted: {first}…{last} (COUNTS_SQL). */
   first?: number;
   last?: number;
@@ -62,6 +73,7 @@ export function renderSql(sql: string, p: SqlParams): string {
     .replaceAll('{step}', p.hasStep ? 'COALESCE(t.step, 0)' : '0')
     .replaceAll('{topK}', int('topK', p.topK, 1))
     .replaceAll('{slotCount}', int('slots', p.topK * p.layers, 1))
+    .replaceAll('{layerTopK}', (p.layerTopK ?? []).map((k, i) => int(`layerTopK[${i}]`, k, 1)).join(', '))
     .replaceAll('{first}', int('first', p.first ?? 0, 0))
     .replaceAll('{last}', int('last', p.last ?? 0, 0));
 }

@@ -3,10 +3,10 @@
  * (one batch at a time, the counting loop `stats` runs), Parquet exports with hyparquet (one row group at a time).
  * The reference the pushed-down engines are tested against, and the baseline bench/scale.ts measures them by.
  */
-import { NO_STEP } from '../core/batch.js';
+import { expertsAt, NO_STEP, topKAt } from '../core/batch.js';
 import { UserError, describeError } from '../core/errors.js';
 import { openTrace } from '../trace/index.js';
-import { countAssignments } from '../stats/counts.js';
+import { countAssignments, countShapedAssignments } from '../stats/counts.js';
 import { CountTable } from './count-table.js';
 import type { Dataset, DatasetFile } from './dataset.js';
 
@@ -26,14 +26,20 @@ export async function streamCounts(ds: Dataset, window: number): Promise<CountTa
 }
 
 function countArrow(f: DatasetFile, ds: Dataset, window: number, table: CountTable): void {
-  const { layers, experts: E, topK: K } = ds.schema;
+  const s = ds.schema;
+  const { layers, experts: E, topK: K } = s;
   const L = layers.length;
+  // Layers that differ in E or K: each layer's own slots counted (padding never), into rows E wide.
+  const count = s.layerTopK
+    ? (ex: Uint16Array, a: number, e: number, out: Float64Array) =>
+        countShapedAssignments(ex, a, e, K, E, s.layerTopK!, s.layerExperts!, out)
+    : (ex: Uint16Array, a: number, e: number, out: Float64Array) => countAssignments(ex, a, e, L, K, E, out);
   const t = openTrace(f.path);
   try {
     for (const b of t.batches(0, { reuse: true })) {
       const step = b.step;
       if (!step) {
-        countAssignments(b.experts, 0, b.length, L, K, E, table.window(0));
+        count(b.experts, 0, b.length, table.window(0));
         continue;
       }
       // Runs of tokens in one window are counted by one call (a step holds thousands of consecutive tokens).
@@ -42,7 +48,7 @@ function countArrow(f: DatasetFile, ds: Dataset, window: number, table: CountTab
         const w = win(a);
         let e = a + 1;
         while (e < b.length && win(e) === w) e++;
-        countAssignments(b.experts, a, e, L, K, E, table.window(w));
+        count(b.experts, a, e, table.window(w));
         a = e;
       }
     }
@@ -59,6 +65,8 @@ async function countParquet(f: DatasetFile, ds: Dataset, window: number, table: 
   const { layers, experts: E, topK: K } = ds.schema;
   const L = layers.length;
   const LK = L * K;
+  const kOf = layers.map((_, l) => topKAt(ds.schema, l));
+  const eOf = layers.map((_, l) => expertsAt(ds.schema, l));
   const file = await asyncBufferFromFile(f.path);
   const metadata = await parquetMetadataAsync(file);
   const columns = f.hasStep ? ['experts', 'step'] : ['experts'];
@@ -78,10 +86,12 @@ async function countParquet(f: DatasetFile, ds: Dataset, window: number, table: 
       const s = r.step ?? 0;
       const m = table.window(Math.floor(Number(s) / window) * window);
       for (let i = 0; i < LK; i++) {
+        const l = Math.floor(i / K);
+        if (i - l * K >= kOf[l]!) continue; // a padding slot past the layer's own K (mixed shapes)
         const e = ids[i]!;
-        if (!(e >= 0 && e < E))
-          throw new UserError(`expert id ${e} out of range: the schema has ${E} experts per layer`);
-        m[Math.floor(i / K) * E + e]!++;
+        if (!(e >= 0 && e < eOf[l]!))
+          throw new UserError(`expert id ${e} out of range: the schema has ${eOf[l]} experts per layer`);
+        m[l * E + e]!++;
       }
     }
   }

@@ -1,11 +1,11 @@
 /**
  * Router agreement between two traces of the same tokens (two checkpoints, two precisions, two engines):
- * per layer, the mean |TopK_a ∩ TopK_b| / K (OLMoE's "router saturation", arXiv 2409.02060 §5, when b is the
+ * per layer, the mean |TopK_a ∩ TopK_b| / K (each layer's own K when layers differ in shape) (OLMoE's "router saturation", arXiv 2409.02060 §5, when b is the
  * final checkpoint) and the share of tokens whose first choice (highest weight) agrees.
  * Feed the two streams with addA / addB in any batch sizes; tokens are matched in order and must carry the
  * same token ids.
  */
-import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
+import { expertsAt, type RoutingBatch, type RoutingSchema, topKAt } from '../core/batch.js';
 import { UserError } from '../core/errors.js';
 import { firstChoice } from './choice.js';
 
@@ -43,7 +43,7 @@ export class RouterAgreement {
   private stamp = 0;
 
   constructor(a: RoutingSchema, b: RoutingSchema) {
-    if (a.layers.length !== b.layers.length || a.experts !== b.experts)
+    if (a.layers.length !== b.layers.length || a.layers.some((_, l) => expertsAt(a, l) !== expertsAt(b, l)))
       throw new UserError(
         `traces route differently: ${a.layers.length} layers × ${a.experts} experts vs ${b.layers.length} × ${b.experts}`,
       );
@@ -52,7 +52,7 @@ export class RouterAgreement {
     this.L = a.layers.length;
     this.overlapSum = new Float64Array(this.L);
     this.firstSame = new Float64Array(this.L);
-    this.mark = new Int32Array(a.experts);
+    this.mark = new Int32Array(Math.max(a.experts, b.experts));
   }
 
   addA(batch: RoutingBatch): void {
@@ -83,12 +83,15 @@ export class RouterAgreement {
       throw new UserError(
         `traces diverge at token ${this.tokens}: token id ${ba.tokenId[ta]} vs ${bb.tokenId[tb]} — agreement needs the same tokens`,
       );
-    const Ka = this.a.topK;
-    const Kb = this.b.topK;
-    const kmin = Math.min(Ka, Kb);
+    // Slots per layer in the batch (the largest K), and each layer's own K (the slots past it are padding).
+    const Sa = this.a.topK;
+    const Sb = this.b.topK;
     for (let l = 0; l < this.L; l++) {
-      const oa = (ta * this.L + l) * Ka;
-      const ob = (tb * this.L + l) * Kb;
+      const Ka = topKAt(this.a, l);
+      const Kb = topKAt(this.b, l);
+      const kmin = Math.min(Ka, Kb);
+      const oa = (ta * this.L + l) * Sa;
+      const ob = (tb * this.L + l) * Sb;
       const s = ++this.stamp;
       for (let j = 0; j < Ka; j++) this.mark[ba.experts[oa + j]!] = s;
       let common = 0;

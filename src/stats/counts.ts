@@ -58,6 +58,39 @@ export function countAssignments(
 }
 
 /**
+ * countAssignments for layers that differ in E and K (src/core/batch.ts § RoutingSchema): `experts` holds
+ * `slots` ids per layer (the largest K), of which layer l's first `topK[l]` are its own; the rest are NO_EXPERT
+ * padding and never counted. Adds into `out[l·width + e]`, `width` the largest E; throws on an id ≥ the layer's E.
+ */
+export function countShapedAssignments(
+  experts: Uint16Array,
+  from: number,
+  to: number,
+  slots: number,
+  width: number,
+  layerTopK: readonly number[],
+  layerExperts: readonly number[],
+  out: Float64Array,
+): void {
+  const L = layerTopK.length;
+  let bad = -1;
+  let badE = 0;
+  for (let t = from; t < to; t++)
+    for (let l = 0; l < L; l++) {
+      const i = (t * L + l) * slots;
+      const e = layerExperts[l]!;
+      for (let j = 0, k = layerTopK[l]!; j < k; j++) {
+        const x = experts[i + j]!;
+        if (x >= e) {
+          bad = x;
+          badE = e;
+        } else out[l * width + x]!++;
+      }
+    }
+  if (bad >= 0) throw new UserError(`expert id ${bad} out of range: its layer has ${badE} experts`);
+}
+
+/**
  * The count-trace twin of countAssignments: adds `rows` rows of an (r·L + l)·bins + b count matrix into
  * `out[l·bins + b]` (the same L·E layout countAssignments fills), so load metrics read one matrix whichever kind
  * of record fed it. Returns Σ of the first layer's counts (= tokens × K, the assignments of one layer).

@@ -4,7 +4,8 @@
  * one RoutingStats fed the batches untouched.
  */
 import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
-import { groupBatch, type ShapeGroup, shapeGroups } from '../core/shapes.js';
+import { groupBatch, groupCounts, type ShapeGroup, shapeGroups } from '../core/shapes.js';
+import type { CountBatch } from '../core/routing-stream.js';
 import { type LayerMetrics, RoutingStats, type RoutingStatsOptions, type Scope } from './routing-stats.js';
 
 export class ShapedStats {
@@ -30,8 +31,26 @@ export class ShapedStats {
     this.stats.forEach((s, i) => s.add(groupBatch(b, this.schema, this.groups[i]!)));
   }
 
+  /** Load counts per (step, layer, expert), `bins` the largest E: each shape takes its layers' own experts. */
+  addCounts(b: CountBatch): void {
+    this.stats.forEach((s, i) => s.addCounts(groupCounts(b, this.schema, this.groups[i]!)));
+  }
+
   get tokens(): number {
     return this.stats[0]!.tokens;
+  }
+
+  /** Count rows (steps) added with addCounts. */
+  get steps(): number {
+    return this.stats[0]!.steps;
+  }
+
+  /** The run's load of the l-th MoE layer of the stream: its own E counts. */
+  load(l: number): Float64Array {
+    const w = this.where[l]!;
+    const s = this.stats[w.group]!;
+    const E = s.schema.experts;
+    return s.load.subarray(w.at * E, (w.at + 1) * E);
   }
 
   /** Metrics of the l-th MoE layer of the stream, over its own E and K. */

@@ -213,11 +213,12 @@ test('glob patterns', () => {
 });
 
 test('docs/scale.md shows the SQL moescope runs, verbatim', async () => {
-  const { COUNTS_SQL, SLOTS_SQL, STEPS_SQL } = await import('../../src/scale/sql.js');
+  const { COUNTS_SQL, SHAPED_SLOTS_SQL, SLOTS_SQL, STEPS_SQL } = await import('../../src/scale/sql.js');
   const { PACKAGE_ROOT } = await import('../../src/core/paths.js');
   const doc = readFileSync(join(PACKAGE_ROOT, 'docs', 'scale.md'), 'utf8');
   for (const [name, sql] of [
     ['slots', SLOTS_SQL],
+    ['shaped-slots', SHAPED_SLOTS_SQL],
     ['steps', STEPS_SQL],
     ['counts', COUNTS_SQL],
   ] as const) {

@@ -11,7 +11,14 @@ export interface ExpertBin {
 }
 
 export function expertBins(experts: number, maxBins = MAX_BINS): ExpertBin[] {
-  const size = Math.ceil(experts / maxBins);
+  return expertBinsOf(experts, Math.ceil(experts / maxBins));
+}
+
+/**
+ * Bins of `size` consecutive experts over `experts` (the last one shorter): layers of different E (mixed shapes)
+ * binned alike, so a column means the same experts in every row.
+ */
+export function expertBinsOf(experts: number, size: number): ExpertBin[] {
   const out: ExpertBin[] = [];
   for (let first = 0; first < experts; first += size) out.push({ first, last: Math.min(experts, first + size) - 1 });
   return out;

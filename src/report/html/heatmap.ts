@@ -11,7 +11,7 @@ export interface HeatmapSpec {
   rowLabels: string[];
   /** Labels of the columns; only some are printed on the axis when there are many. */
   colLabels: string[];
-  /** values[row][col]; NaN = no data (grey). */
+  /** values[row][col]; NaN = no data (grey). A row shorter than the columns (a layer with fewer experts) ends there. */
   values: number[][];
   /** Colour scale maximum (values ≥ max are yellow); minimum is 0. */
   max: number;
@@ -62,7 +62,7 @@ export function heatmapSvg(s: HeatmapSpec): string {
   }
   out.push('<g class="cells">');
   for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) {
+    for (let c = 0, n = Math.min(cols, s.values[r]!.length); c < n; c++) {
       const v = s.values[r]![c]!;
       const fill = Number.isNaN(v) ? THEME.missing : viridis(v / max);
       const extra = s.attrs

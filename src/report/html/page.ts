@@ -2,13 +2,13 @@
  * The HTML report: one self-contained file — inline CSS and SVG, no scripts, no external resources (a
  * Content-Security-Policy forbids any load) — so it can be attached to a CI run or mailed and opened anywhere.
  */
-import { describeSchema } from '../../core/batch.js';
+import { describeSchema, expertsAt } from '../../core/batch.js';
 import type { CollapseWarning, LayerMetrics } from '../../stats/index.js';
-import type { ReportData } from '../collect.js';
+import type { ReportData, ShapeSummary } from '../collect.js';
 import { THEME } from '../colour.js';
 import { NO_VALUE, fmt, fmtCount } from '../../core/number-format.js';
 import { barsSvg } from './bars.js';
-import { binLabel, binValues, expertBins, type ExpertBin } from './bins.js';
+import { binLabel, binValues, expertBins, expertBinsOf, type ExpertBin } from './bins.js';
 import { METRIC_COLUMNS } from './conventions.js';
 import { esc } from './escape.js';
 import { heatmapSvg } from './heatmap.js';
@@ -79,49 +79,74 @@ function facts(d: ReportData): string {
   return `<dl class="facts">${rows.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('')}</dl>`;
 }
 
-function loadHeatmap(d: ReportData, bins: ExpertBin[]): string {
-  const E = d.schema.experts;
-  const values = d.layers.map((m) => binValues(m.share, bins));
-  const binSize = bins[0]!.last - bins[0]!.first + 1;
-  const balanced = binSize / E;
-  const max = scaleMax(values, balanced);
+/** Each layer's expert bins: its own E in bins of one size (the widest layer's), so columns line up across rows. */
+function layerBins(d: ReportData): ExpertBin[][] {
+  const size = expertBins(d.schema.experts)[0]!;
+  const width = size.last - size.first + 1;
+  return d.layers.map((_, l) => expertBinsOf(expertsAt(d.schema, l), width));
+}
+
+/** "the layer's top-2 assignments", or with layers of different K "the layer's assignments (its own top-k)". */
+function assignmentsOf(d: ReportData): string {
+  return d.shapes
+    ? "the layer's assignments (top-k of its own experts)"
+    : `the layer's top-${d.schema.topK} assignments`;
+}
+
+function loadHeatmap(d: ReportData, bins: ExpertBin[][]): string {
+  const widest = bins.reduce((a, b) => (b.length > a.length ? b : a));
+  const values = d.layers.map((m, l) => binValues(m.share, bins[l]!));
+  const binSize = widest[0]!.last - widest[0]!.first + 1;
+  // The balanced share of a bin: one per expert count (layers of different E balance at different shares).
+  const counts = [...new Set(d.layers.map((_, l) => expertsAt(d.schema, l)))].sort((a, b) => b - a);
+  const balanced = binSize / counts[0]!;
+  const max = scaleMax(values, Math.max(...counts.map((e) => binSize / e)));
+  const per = binSize === 1 ? 'expert' : 'bin';
   const heat = heatmapSvg({
     id: 'load',
     rowLabels: d.layerLabels.map((x) => `layer ${x}`),
-    colLabels: bins.map((b) => String(b.first)),
+    colLabels: widest.map((b) => String(b.first)),
     values,
     max,
     rowAxis: 'MoE layer',
     colAxis: binSize === 1 ? 'expert' : `expert (bins of ${binSize})`,
-    legend: `share of the layer's top-${d.schema.topK} assignments (balanced: ${pct(balanced)} per ${binSize === 1 ? 'expert' : 'bin'})`,
+    legend:
+      counts.length === 1
+        ? `share of ${assignmentsOf(d)} (balanced: ${pct(balanced)} per ${per})`
+        : `share of ${assignmentsOf(d)} (balanced: ${counts.map((e) => `${pct(binSize / e)} per ${per} of ${e}`).join(', ')})`,
     format: pct,
-    marks: [{ value: balanced, label: 'balanced' }],
+    marks:
+      counts.length === 1
+        ? [{ value: balanced, label: 'balanced' }]
+        : counts.map((e) => ({ value: binSize / e, label: `E=${e}` })),
     title: (r, c) =>
-      `layer ${d.layerLabels[r]} · ${binLabel(bins[c]!)} · ${pct(values[r]![c]!)} of assignments (${fmtCount(binValues(d.layers[r]!.load, [bins[c]!])[0]!)})`,
-    attrs: (r, c) => ({ layer: d.layers[r]!.layer, bin: c, experts: `${bins[c]!.first}-${bins[c]!.last}` }),
+      `layer ${d.layerLabels[r]} · ${binLabel(bins[r]![c]!)} · ${pct(values[r]![c]!)} of assignments (${fmtCount(binValues(d.layers[r]!.load, [bins[r]![c]!])[0]!)})`,
+    attrs: (r, c) => ({ layer: d.layers[r]!.layer, bin: c, experts: `${bins[r]![c]!.first}-${bins[r]![c]!.last}` }),
   });
+  const ragged =
+    counts.length > 1 ? ' Layers differ in their number of experts: each row is as long as its layer has experts.' : '';
   return `<section id="heatmap"><h2>Expert load</h2>
-<p class="note">Each cell is the share of a layer's top-${d.schema.topK} assignments that went to an expert${binSize > 1 ? ` bin (${binSize} consecutive experts)` : ''}, over all ${fmtCount(d.tokens)} tokens. Colour: viridis with the balanced share mid-ramp (teal); dark = under-used, yellow = hot. Hover a cell for its numbers.</p>
+<p class="note">Each cell is the share of ${assignmentsOf(d)} that went to an expert${binSize > 1 ? ` bin (${binSize} consecutive experts)` : ''}, over all ${fmtCount(d.tokens)} tokens.${ragged} Colour: viridis with the balanced share mid-ramp (teal); dark = under-used, yellow = hot. Hover a cell for its numbers.</p>
 <div class="table-wrap">${heat}</div></section>`;
 }
 
-function loadBars(d: ReportData, bins: ExpertBin[]): string {
-  const E = d.schema.experts;
-  const binSize = bins[0]!.last - bins[0]!.first + 1;
-  const all = d.layers.map((m) => binValues(m.share, bins));
+function loadBars(d: ReportData, bins: ExpertBin[][]): string {
+  const binSize = bins[0]![0]!.last - bins[0]![0]!.first + 1;
+  const all = d.layers.map((m, l) => binValues(m.share, bins[l]!));
   const max = Math.max(...all.flat(), 1e-12);
   const charts = d.layers.map((m, i) => {
-    const loads = binValues(m.load, bins);
+    const own = bins[i]!;
+    const loads = binValues(m.load, own);
     return barsSvg({
       title: `layer ${d.layerLabels[i]} — MaxVio ${fmt(m.maxVio, 2)}, dead ${m.deadExperts}`,
       values: all[i]!,
-      labels: bins.map(
+      labels: own.map(
         (b, j) =>
           `layer ${d.layerLabels[i]} · ${binLabel(b)} · ${pct(all[i]![j]!)} (${fmtCount(loads[j]!)} assignments)`,
       ),
       dead: loads.map((c) => c === 0),
       max,
-      balanced: binSize / E,
+      balanced: binSize / expertsAt(d.schema, i),
       format: pct,
     });
   });
@@ -130,7 +155,45 @@ function loadBars(d: ReportData, bins: ExpertBin[]): string {
 <div class="grid">${charts.join('\n')}</div></section>`;
 }
 
+/**
+ * The report narrowed to one shape's layers (mixed shapes): its schema, layers, whole-model metrics and domains,
+ * so the per-shape sections are the uniform report's sections over them.
+ */
+function shapeView(d: ReportData, s: ShapeSummary): ReportData {
+  return {
+    ...d,
+    schema: s.schema,
+    layers: s.at.map((i) => d.layers[i]!),
+    layerLabels: s.at.map((i) => d.layerLabels[i]!),
+    global: s.global,
+    topN: s.topN,
+    domains: s.domains,
+    otherDomains: s.otherDomains,
+    shapes: null,
+  };
+}
+
+/** "8 experts top-2 — layers 0, 3" */
+function shapeTitle(d: ReportData): string {
+  const n = d.layers.length;
+  return `${d.schema.experts} experts top-${d.schema.topK} — ${n === 1 ? 'layer' : 'layers'} ${d.layerLabels.join(', ')}`;
+}
+
 function metricsTable(d: ReportData): string {
+  if (d.shapes) {
+    const parts = d.shapes.map((s) => metricsTable(shapeView(d, s)));
+    return parts
+      .map((html, i) =>
+        html
+          .replace(
+            /^<section id="metrics"><h2>Metrics<\/h2>/,
+            `<section id="metrics-${i}"><h2>Metrics: ${esc(shapeTitle(shapeView(d, d.shapes![i]!)))}</h2>`,
+          )
+          .replace('id="conventions"', `id="conventions-${i}"`),
+      )
+      .join('\n')
+      .replace('<section id="metrics-0">', '<section id="metrics">');
+  }
   const E = d.schema.experts;
   const K = d.schema.topK;
   const cols = METRIC_COLUMNS.filter((c) => !c.needsLogits || d.schema.hasLogits);
@@ -221,6 +284,19 @@ function devices(d: ReportData): string {
 }
 
 function domainsSection(d: ReportData, bins: ExpertBin[]): string {
+  if (d.shapes) {
+    const size = bins[0]!.last - bins[0]!.first + 1;
+    return d.shapes
+      .map((s, i) => {
+        const v = shapeView(d, s);
+        const html = domainsSection(v, expertBinsOf(v.schema.experts, size));
+        return html.replace(
+          /^<section id="domains"><h2>Domain specialisation<\/h2>/,
+          `<section id="${i === 0 ? 'domains' : `domains-${i}`}"><h2>Domain specialisation: ${esc(shapeTitle(v))}</h2>`,
+        );
+      })
+      .join('\n');
+  }
   if (!d.domains) return '';
   const E = d.schema.experts;
   const K = d.schema.topK;
@@ -279,14 +355,14 @@ function domainsSection(d: ReportData, bins: ExpertBin[]): string {
 }
 
 export function renderReportHtml(d: ReportData, opts: PageOptions): string {
-  const bins = expertBins(d.schema.experts);
+  const bins = layerBins(d);
   const sections = [
     loadHeatmap(d, bins),
     loadBars(d, bins),
     metricsTable(d),
     warnings(d),
     devices(d),
-    domainsSection(d, bins),
+    domainsSection(d, expertBins(d.schema.experts)),
   ];
   const links: [string, string][] = [
     ['heatmap', 'Expert load'],
@@ -295,7 +371,7 @@ export function renderReportHtml(d: ReportData, opts: PageOptions): string {
     ['warnings', 'Warnings'],
   ];
   if (d.placement) links.push(['devices', 'Placement']);
-  if (d.domains) links.push(['domains', 'Domains']);
+  if (d.domains || d.shapes?.some((s) => s.domains)) links.push(['domains', 'Domains']);
   const header = `<header><h1>MoE routing report</h1><p class="subject">${esc(d.subject)}</p>${facts(d)}</header>
 <nav>${links.map(([id, t]) => `<a href="#${id}">${esc(t)}</a>`).join('')}</nav>`;
   return htmlPage(

@@ -18,7 +18,7 @@ export function formatGithub(r: GateResult, file?: string): string {
   const out: string[] = [];
   const fileProp = file ? `file=${escapeProperty(file)},` : '';
   for (const v of failures(r)) {
-    const title = escapeProperty(`moescope ${r.command}: ${v.id} (${scopeName(v.layer)})`);
+    const title = escapeProperty(`moescope ${r.command}: ${v.id} (${scopeName(v.layer, v.shape)})`);
     out.push(`::error ${fileProp}title=${title}::${escapeData(`${r.subject}: ${failureLine(v)}`)}`);
   }
   for (const n of r.notes) out.push(`::warning title=${escapeProperty(`moescope ${r.command}`)}::${escapeData(n)}`);

@@ -15,11 +15,13 @@ export function formatJson(r: GateResult): string {
     columns: r.columns.map((c) => ({ key: c.key, label: c.label })),
     rows: r.rows.map((row) => ({
       layer: row.layer,
+      ...(row.shape !== undefined ? { shape: row.shape } : {}),
       ...Object.fromEntries(r.columns.map((c) => [c.key, num(row.values[c.key])])),
     })),
     verdicts: r.verdicts.map((v) => ({
       rule: v.id,
       layer: v.layer,
+      ...(v.shape !== undefined ? { shape: v.shape } : {}),
       metric: v.column,
       label: v.label,
       value: num(v.value),

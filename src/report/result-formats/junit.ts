@@ -22,7 +22,7 @@ function xmlEscape(s: string): string {
 export function formatJunit(r: GateResult, timestamp = new Date()): string {
   const scopes = new Map<string, Verdict[]>();
   for (const v of r.verdicts) {
-    const k = scopeName(v.layer);
+    const k = scopeName(v.layer, v.shape);
     if (!scopes.has(k)) scopes.set(k, []);
     scopes.get(k)!.push(v);
   }
@@ -47,7 +47,7 @@ export function formatJunit(r: GateResult, timestamp = new Date()): string {
       for (const [k, v] of r.facts) out.push(`      <property name="${a(k)}" value="${a(v)}"/>`);
       out.push('    </properties>');
     }
-    const classname = `moescope.${r.command}.${scope.replace(/\s+/g, '')}`;
+    const classname = `moescope.${r.command}.${scope.replace(/[^\w-]+/g, '')}`;
     for (const v of vs) {
       const open = `    <testcase classname="${a(classname)}" name="${a(v.id)}" time="0"`;
       if (v.pass) {

@@ -24,9 +24,11 @@ export function formatMarkdown(r: GateResult): string {
   for (const row of r.rows) {
     const cells = r.columns.map((c) => {
       const s = fmt(row.values[c.key], c.digits);
-      return bad.has(cellKey(row.layer, c.key)) ? `**${s}** ❌` : s;
+      return bad.has(cellKey(row.layer, c.key, row.shape)) ? `**${s}** ❌` : s;
     });
-    out.push(`| ${row.layer === null ? '**overall**' : row.layer} | ${cells.join(' | ')} |`);
+    out.push(
+      `| ${row.layer === null ? `**${mdCell(scopeName(null, row.shape))}**` : row.layer} | ${cells.join(' | ')} |`,
+    );
   }
   out.push('');
   const failed = failures(r);
@@ -34,7 +36,7 @@ export function formatMarkdown(r: GateResult): string {
     out.push('#### Broken limits', '', '| scope | rule | measured | limit | set by |', '|---|---|---:|---:|---|');
     for (const v of failed) {
       out.push(
-        `| ${scopeName(v.layer)} | ${mdCell(v.label)} | ${fmtValue(v.value)} | ${v.bound === 'max' ? '≤' : '≥'} ${fmtValue(v.limit)} | \`${v.source}\` |`,
+        `| ${mdCell(scopeName(v.layer, v.shape))} | ${mdCell(v.label)} | ${fmtValue(v.value)} | ${v.bound === 'max' ? '≤' : '≥'} ${fmtValue(v.limit)} | \`${v.source}\` |`,
       );
     }
     out.push('');

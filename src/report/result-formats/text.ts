@@ -1,5 +1,5 @@
 /** Plain text for terminals and CI logs: context, an aligned table (broken limits marked "!"), then each failure. */
-import type { GateResult } from '../../gate/verdict.js';
+import { scopeName, type GateResult } from '../../gate/verdict.js';
 import { fmt } from '../../core/number-format.js';
 import { formatTable } from '../../core/text-table.js';
 import { cellKey, failedCells, failureLine, failures, summaryLine } from './verdicts.js';
@@ -12,8 +12,10 @@ export function formatText(r: GateResult): string {
   const bad = failedCells(r);
   const header = ['layer', ...r.columns.map((c) => c.label)];
   const body = r.rows.map((row) => [
-    row.layer === null ? 'overall' : String(row.layer),
-    ...r.columns.map((c) => fmt(row.values[c.key], c.digits) + (bad.has(cellKey(row.layer, c.key)) ? '!' : ' ')),
+    row.layer === null ? scopeName(null, row.shape) : String(row.layer),
+    ...r.columns.map(
+      (c) => fmt(row.values[c.key], c.digits) + (bad.has(cellKey(row.layer, c.key, row.shape)) ? '!' : ' '),
+    ),
   ]);
   // Headers end in a space where the cells end in "!" or " ", so labels line up with the digits.
   out.push(...formatTable([header.map((h, i) => (i > 0 ? `${h} ` : h)), ...body], { indent: '' }));

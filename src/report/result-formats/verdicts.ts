@@ -13,7 +13,7 @@ export function verdictSentence(v: Verdict): string {
 
 /** "layer 3: MaxVio (DeepSeek, global) = 2.31 > limit 1.5 (--max-maxvio)" */
 export function failureLine(v: Verdict): string {
-  return `${scopeName(v.layer)}: ${verdictSentence(v)} (${v.source})`;
+  return `${scopeName(v.layer, v.shape)}: ${verdictSentence(v)} (${v.source})`;
 }
 
 export function failures(r: GateResult): Verdict[] {
@@ -30,9 +30,9 @@ export function summaryLine(r: GateResult): string {
 
 /** Which (layer, column) cells broke a limit, for highlighting in tables. */
 export function failedCells(r: GateResult): Set<string> {
-  return new Set(failures(r).map((v) => cellKey(v.layer, v.column)));
+  return new Set(failures(r).map((v) => cellKey(v.layer, v.column, v.shape)));
 }
 
-export function cellKey(layer: number | null, column: string): string {
-  return `${layer ?? 'overall'}/${column}`;
+export function cellKey(layer: number | null, column: string, shape?: string): string {
+  return `${scopeName(layer, shape)}/${column}`;
 }

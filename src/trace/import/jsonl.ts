@@ -2,13 +2,21 @@
  * `import jsonl`: moescope's JSONL interchange format (docs/trace-format.md#jsonl-interchange-format).
  * Several files concatenate when their headers describe the same routing schema.
  */
-import { OPTIONAL_COLUMNS, type OptionalColumn, type RoutingSchema, type TokenRouting } from '../../core/batch.js';
+import {
+  expertsAt,
+  NO_EXPERT,
+  OPTIONAL_COLUMNS,
+  type OptionalColumn,
+  type RoutingSchema,
+  type TokenRouting,
+  topKAt,
+} from '../../core/batch.js';
 import type { MemorySample } from '../../core/memory.js';
 import { UserError } from '../../core/errors.js';
 import { quoteValue } from '../../core/sanitize.js';
-import { checkShape, isScoring } from '../arrow-schema.js';
+import { checkLayerShapes, checkShape, isScoring } from '../arrow-schema.js';
 import { memoryFromJson } from '../memory-json.js';
-import { selectTopK } from '../../core/topk.js';
+import { selectTopK, selectTopKInto } from '../../core/topk.js';
 import { parseLine, readLines, type Line } from './lines.js';
 import { TokenItems, importStream, type ImportEvent, type ImportedStream } from './import-stream.js';
 import { Duplicates, OpenSequences, conflict, contentHash } from './duplicates.js';
@@ -38,8 +46,6 @@ function parseHeader(raw: unknown, fail: (why: string) => never): Header {
   if (!isInt(L) || L < 1) fail(`header "layers" must be a positive integer, got ${JSON.stringify(L)}`);
   if (!isInt(E) || E < 1 || E > 65536) fail(`header "experts" must be an integer 1…65536, got ${JSON.stringify(E)}`);
   if (!isInt(K) || K < 1 || K > E) fail(`header "topK" must be an integer 1…${E}, got ${JSON.stringify(K)}`);
-  if (raw.layerExperts !== undefined || raw.layerTopK !== undefined)
-    fail('layers differ in experts/k (header layerExperts / layerTopK): not supported by import jsonl yet');
   if (!isScoring(raw.scoring))
     fail(`header "scoring" must be "softmax" or "sigmoid", got ${JSON.stringify(raw.scoring)}`);
   checkShape(L, E, K, (why) => fail(`header: ${why}`)); // before allocating anything of size L
@@ -57,8 +63,15 @@ function parseHeader(raw: unknown, fail: (why: string) => never): Header {
     fail(
       `header "columns" must be a list of ${OPTIONAL_COLUMNS.map((c) => `"${c}"`).join(', ')}, got ${JSON.stringify(raw.columns)}`,
     );
+  const schema: Header['schema'] = { layers, experts: E, topK: K, scoring: raw.scoring };
+  // Layers that differ in E or K (as export --jsonl writes them): each layer's own, its arrays that long.
+  if (raw.layerExperts !== undefined || raw.layerTopK !== undefined) {
+    schema.layerExperts = raw.layerExperts as number[];
+    schema.layerTopK = raw.layerTopK as number[];
+    checkLayerShapes({ ...schema, hasLogits: false }, (why) => fail(`header: ${why}`));
+  }
   return {
-    schema: { layers, experts: E, topK: K, scoring: raw.scoring },
+    schema,
     model: str('model'),
     tokenizer: str('tokenizer'),
     devices,
@@ -70,7 +83,7 @@ function parseHeader(raw: unknown, fail: (why: string) => never): Header {
 function matrix(
   v: unknown,
   L: number,
-  n: number,
+  n: (l: number) => number,
   what: string,
   fail: (why: string) => never,
   check: (x: unknown) => boolean,
@@ -81,8 +94,8 @@ function matrix(
   const out: number[] = [];
   for (let l = 0; l < L; l++) {
     const row = v[l];
-    if (!Array.isArray(row) || row.length !== n)
-      fail(`${what} of layer ${l} has ${Array.isArray(row) ? row.length : 'no'} values, expected ${n}`);
+    if (!Array.isArray(row) || row.length !== n(l))
+      fail(`${what} of layer ${l} has ${Array.isArray(row) ? row.length : 'no'} values, expected ${n(l)}`);
     for (const x of row) {
       if (!check(x)) fail(`${what} of layer ${l} has ${JSON.stringify(x)}, expected ${want}`);
       out.push(x as number);
@@ -136,44 +149,82 @@ function tokenFrom(
         ? 'this token has no "logits" but earlier ones do (all or none)'
         : 'this token has "logits" but earlier ones do not (all or none)',
     );
+  // Each layer's arrays hold its own E or K values (mixed shapes); the batch pads them to the largest: ids past a
+  // layer's K are NO_EXPERT with weight 0, logits past its E are −Inf (src/core/batch.ts).
+  const eAt = (l: number) => expertsAt(h.schema as RoutingSchema, l);
+  const kAt = (l: number) => topKAt(h.schema as RoutingSchema, l);
+  const mixed = h.schema.layerExperts !== undefined;
+  const pad = (v: number[], len: (l: number) => number, stride: number, fill: number): number[] => {
+    if (!mixed) return v;
+    const out = new Array<number>(L * stride).fill(fill);
+    let i = 0;
+    for (let l = 0; l < L; l++) for (let j = 0; j < len(l); j++) out[l * stride + j] = v[i++]!;
+    return out;
+  };
   // null: not captured (exported NaN), as in the trace.
-  const logits =
+  const ownLogits =
     o.logits !== undefined
       ? matrix(
           o.logits,
           L,
-          E,
+          eAt,
           'logits',
           fail,
           (x) => x === null || finite(x) || nonFinite(x),
           'a number, "Infinity", "-Infinity", "NaN" or null',
         ).map((x) => (x === null ? NaN : typeof x === 'string' ? NON_FINITE[x]! : (x as number)))
       : null;
+  const logits = ownLogits && pad(ownLogits, eAt, E, -Infinity);
   let experts: ArrayLike<number>;
   let weights: ArrayLike<number>;
   if (o.experts !== undefined) {
-    experts = matrix(o.experts, L, K, 'experts', fail, (x) => isInt(x) && x >= 0 && x < E, `an expert id 0…${E - 1}`);
+    const ids = matrix(
+      o.experts,
+      L,
+      kAt,
+      'experts',
+      fail,
+      (x) => isInt(x) && x >= 0 && x < E,
+      `an expert id 0…${E - 1}`,
+    );
+    experts = pad(ids, kAt, K, NO_EXPERT);
     for (let l = 0; l < L; l++) {
-      const ids = (experts as number[]).slice(l * K, l * K + K);
-      if (new Set(ids).size !== K) fail(`experts of layer ${l} repeats an id: ${JSON.stringify(ids)}`);
+      const own = (experts as number[]).slice(l * K, l * K + kAt(l));
+      if (new Set(own).size !== own.length) fail(`experts of layer ${l} repeats an id: ${JSON.stringify(own)}`);
+      const out = own.find((x) => x >= eAt(l));
+      if (out !== undefined) fail(`experts of layer ${l} has ${out}, expected an expert id 0…${eAt(l) - 1}`);
     }
     weights =
       o.weights !== undefined
-        ? matrix(
-            o.weights,
-            L,
+        ? pad(
+            matrix(
+              o.weights,
+              L,
+              kAt,
+              'weights',
+              fail,
+              (x) => finite(x) || nonFinite(x),
+              'a number, "Infinity", "-Infinity" or "NaN"',
+            ).map((x) => (typeof x === 'string' ? NON_FINITE[x]! : (x as number))),
+            kAt,
             K,
-            'weights',
-            fail,
-            (x) => finite(x) || nonFinite(x),
-            'a number, "Infinity", "-Infinity" or "NaN"',
-          ).map((x) => (typeof x === 'string' ? NON_FINITE[x]! : (x as number)))
-        : new Array<number>(L * K).fill(1 / K);
+            0,
+          )
+        : pad(Array.from({ length: L }, (_, l) => new Array<number>(kAt(l)).fill(1 / kAt(l))).flat(), kAt, K, 0);
   } else {
     if (o.weights !== undefined) fail('"weights" given without "experts"');
-    const sel = selectTopK(logits!, E, K, scoring);
-    experts = sel.experts;
-    weights = sel.weights;
+    if (!mixed) {
+      const sel = selectTopK(logits!, E, K, scoring);
+      experts = sel.experts;
+      weights = sel.weights;
+    } else {
+      // Each layer's top-k of its own logits.
+      const ex = new Uint16Array(L * K).fill(NO_EXPERT);
+      const w = new Float32Array(L * K);
+      for (let l = 0; l < L; l++) selectTopKInto(logits!, l * E, eAt(l), kAt(l), scoring, ex, w, l * K);
+      experts = ex;
+      weights = w;
+    }
   }
   const seq = o.seq ?? 0;
   if (!isInt(seq) || seq < 0 || seq > 0xffffffff)
@@ -237,7 +288,14 @@ function parseTNs(v: unknown, fail: (why: string) => never): bigint {
 }
 
 function sameSchema(a: Header['schema'], b: Header['schema']): boolean {
-  return a.experts === b.experts && a.topK === b.topK && a.scoring === b.scoring && a.layers.join() === b.layers.join();
+  return (
+    a.experts === b.experts &&
+    a.topK === b.topK &&
+    a.scoring === b.scoring &&
+    a.layers.join() === b.layers.join() &&
+    String(a.layerExperts) === String(b.layerExperts) &&
+    String(a.layerTopK) === String(b.layerTopK)
+  );
 }
 
 /** Several files concatenate when their headers describe the same routing schema. */
