@@ -104,3 +104,60 @@ def test_parquet_export_keeps_the_layout_and_the_shapes(trace: Path, tmp_path: P
         np.array(p.column("logits").to_pylist(), dtype=np.float32),
         np.array(t.column("logits").to_pylist(), dtype=np.float32),
     )
+
+
+def own_loads(trace: Path) -> tuple[dict, list[np.ndarray]]:
+    """Each layer's load over its own E and K, counted by numpy from the trace's columns."""
+    t, s = read(trace)
+    L, K = len(s["layers"]), s["topK"]
+    ex = t.column("experts").combine_chunks().values.to_numpy().reshape(-1, L, K)
+    return s, [
+        np.bincount(ex[:, l, :k].ravel().astype(np.int64), minlength=e).astype(np.float64)
+        for l, (e, k) in enumerate(zip(s["layerExperts"], s["layerTopK"]))
+    ]
+
+
+def test_check_judges_each_layer_over_its_own_experts(trace: Path) -> None:
+    s, loads = own_loads(trace)
+    doc = json.loads(run_cli("check", str(trace), "--max-maxvio", "100", "--max-dead", "100", "--format", "json"))
+    rows = {r["layer"]: r for r in doc["rows"] if r["layer"] is not None}
+    for l, load in enumerate(loads):
+        got = rows[s["layers"][l]]
+        mean = load.mean()
+        share = load / load.sum()
+        H = -sum(p * math.log(p) for p in share if p > 0) / math.log(len(load))
+        assert math.isclose(got["maxVio"], (load.max() - mean) / mean, rel_tol=1e-12)
+        assert math.isclose(got["cv"], load.std() / mean, rel_tol=1e-12)
+        assert math.isclose(got["entropy"], H, rel_tol=1e-12)
+        assert math.isclose(got["hotShare"], share.max(), rel_tol=1e-12)
+        assert got["dead"] == int((load == 0).sum())
+    # One overall row per shape: here each shape is one layer, so its row is that layer's.
+    overall = [r for r in doc["rows"] if r["layer"] is None]
+    assert [r["shape"] for r in overall] == ["8 experts top-2", "4 experts top-1"]
+    for r, l in zip(overall, s["layers"]):
+        assert r["maxVio"] == rows[l]["maxVio"] and r["dead"] == rows[l]["dead"]
+
+
+def test_plan_places_each_layer_over_its_own_experts(trace: Path) -> None:
+    s, loads = own_loads(trace)
+    doc = json.loads(run_cli("plan", str(trace), "--gpus", "2", "--replicas", "8", "--json"))
+    assert [x["shape"] for x in doc["shapes"]] == [{"experts": 8, "topK": 2}, {"experts": 4, "topK": 1}]
+    for plan, load in zip(doc["shapes"], loads):
+        # before: contiguous, expert e on GPU floor(e * 2 / E)
+        half = len(load) // 2
+        assert plan["before"]["gpuLoads"] == [[load[:half].sum(), load[half:].sum()]]
+        # after: EPLB's slots hold every expert, and the GPUs' loads add up to the layer's assignments
+        assert sorted(set(plan["phy2log"][0])) == list(range(len(load)))
+        assert math.isclose(sum(plan["after"]["gpuLoads"][0]), load.sum(), rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("engine", ["stream", "duckdb"])
+def test_a_dataset_counts_each_layer_over_its_own_experts(trace: Path, tmp_path: Path, engine: str) -> None:
+    s, loads = own_loads(trace)
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "a.arrows").write_bytes(trace.read_bytes())
+    run_cli("export", str(trace), "--parquet", str(tmp_path / "ds" / "b.parquet"))
+    doc = json.loads(run_cli("stats", str(tmp_path / "ds"), "--engine", engine, "--json"))
+    got = {layer["layer"]: layer["load"] for shape in doc["shapes"] for layer in shape["layers"]}
+    for l, load in enumerate(loads):
+        assert got[s["layers"][l]] == (2 * load).tolist()

@@ -5,8 +5,8 @@
  * module only feeds it and keeps the results.
  */
 import { layerLabels } from '../core/stream.js';
-import { mixedShapes, type RoutingSchema } from '../core/batch.js';
-import { groupBatch, groupCounts, shapeGroups } from '../core/shapes.js';
+import { expertsAt, mixedShapes, type RoutingSchema } from '../core/batch.js';
+import { groupBatch, groupCounts, shapeGroups, shapeLabel } from '../core/shapes.js';
 import { UserError } from '../core/errors.js';
 import {
   DEFAULT_COLLAPSE_WINDOW,
@@ -16,7 +16,7 @@ import {
   type GlobalMetrics,
   type LayerMetrics,
 } from '../stats/index.js';
-import { balancedness, type Balancedness } from '../stats/balancedness.js';
+import { balancedness, balancednessOfDeviceLoads, type Balancedness } from '../stats/balancedness.js';
 import { logitsScorer } from '../stats/logits-thread.js';
 import { contiguousPlacement, slotDevice } from '../stats/placement.js';
 import type { RoutingStream } from '../core/routing-stream.js';
@@ -29,7 +29,21 @@ export interface DevicePlacement {
   devices: number;
   /** Expert ids on each device, as [first, last]. */
   ranges: [number, number][];
+  /** Layers that differ in E: each shape's ranges ("8 experts top-2" → ranges); `ranges` are the first shape's. */
+  shapeRanges: { shape: string; ranges: [number, number][] }[] | null;
   result: Balancedness;
+}
+
+/** Which experts each device holds under the contiguous placement, read off the placement's own slot → device rule. */
+function deviceRanges(experts: number, devices: number): [number, number][] {
+  const map = contiguousPlacement(experts, devices).phy2log[0]!;
+  const ranges: [number, number][] = Array.from({ length: devices }, () => [Infinity, -Infinity]);
+  for (let s = 0; s < map.length; s++) {
+    const r = ranges[slotDevice(s, map.length, devices)]!;
+    r[0] = Math.min(r[0], map[s]!);
+    r[1] = Math.max(r[1], map[s]!);
+  }
+  return ranges;
 }
 
 export interface ReportData {
@@ -85,13 +99,12 @@ export interface CollectOptions {
 
 export async function collectReport(source: RoutingStream, opts: CollectOptions = {}): Promise<ReportData> {
   const schema = source.schema;
-  const E = schema.experts;
-  if (opts.devices !== undefined && mixedShapes(schema))
-    throw new UserError(
-      '--devices: the layers differ in experts/k, and the report places one expert count on devices; `moescope plan` places each shape',
-    );
+  // The fewest experts of any layer bound the devices (each layer is placed over its own E).
+  const E = Math.min(...schema.layers.map((_, l) => expertsAt(schema, l)));
   if (opts.devices !== undefined && (opts.devices < 1 || opts.devices > E))
-    throw new UserError(`--devices must be between 1 and the ${E} experts per layer, got ${opts.devices}`);
+    throw new UserError(
+      `--devices must be between 1 and the ${E} experts ${mixedShapes(schema) ? 'of the smallest layer' : 'per layer'}, got ${opts.devices}`,
+    );
   const counts = source.kind === 'counts';
   // A count trace has no tokens to slide a window over: its counts fill the same load matrix, nothing else.
   const window = counts ? 0 : (opts.window ?? DEFAULT_COLLAPSE_WINDOW);
@@ -121,21 +134,24 @@ export async function collectReport(source: RoutingStream, opts: CollectOptions 
 
   let placement: DevicePlacement | null = null;
   if (opts.devices !== undefined) {
-    const p = contiguousPlacement(E, opts.devices);
-    const map = p.phy2log[0]!;
-    const result = balancedness(
-      snap.layers.map((m) => m.load),
-      p,
-    );
-    // Which experts each device holds, read off the placement's own slot → device rule.
-    const ranges: [number, number][] = Array.from({ length: opts.devices }, () => [Infinity, -Infinity]);
-    for (let s = 0; s < map.length; s++) {
-      const d = slotDevice(s, map.length, opts.devices);
-      const r = ranges[d]!;
-      r[0] = Math.min(r[0], map[s]!);
-      r[1] = Math.max(r[1], map[s]!);
-    }
-    placement = { devices: opts.devices, ranges, result };
+    const D = opts.devices;
+    // Each shape's layers placed contiguously over their own E; the device loads of every layer then give both
+    // balancedness conventions over all layers (the same D devices hold every layer).
+    const devices: Float64Array[] = [];
+    parts.forEach((p, i) => {
+      const r = balancedness(
+        snaps[i]!.layers.map((m) => m.load),
+        contiguousPlacement(p.g.schema.experts, D),
+      );
+      p.g.positions.forEach((pos, at) => (devices[pos] = r.devices[at]!));
+    });
+    const result = { ...balancednessOfDeviceLoads(devices), devices };
+    const ranges = deviceRanges(parts[0]!.g.schema.experts, D);
+    const shapeRanges =
+      parts.length > 1
+        ? parts.map((p) => ({ shape: shapeLabel(p.g.schema), ranges: deviceRanges(p.g.schema.experts, D) }))
+        : null;
+    placement = { devices: D, ranges, shapeRanges, result };
   }
 
   const domainsOf = (d: DomainSpecialisation) => {

@@ -171,9 +171,24 @@ test('report on a mixed trace: heatmap rows as wide as each layer’s E, metrics
       new RegExp(`<h2>Metrics: ${part.E} experts top-${part.K} — layers? ${part.layers.join(', ')}</h2>`),
     );
   });
-  const dev = moescope('report', m.mixed, '-o', dir.path('d.html'), '--devices', '2');
-  assert.equal(dev.code, 2);
-  assert.match(dev.stderr, /^moescope: --devices: the layers differ in experts\/k/);
+  // --devices: each layer placed contiguously over its own E; per layer as each shape's own report places it.
+  const placed = (html: string) => {
+    const sec = html.slice(html.indexOf('<section id="devices">'));
+    return metricRows(sec.slice(0, sec.indexOf('</section>')));
+  };
+  ok('report', m.mixed, '-o', dir.path('d.html'), '--devices', '2');
+  const dev = readFileSync(dir.path('d.html'), 'utf8');
+  const rowsOf = new Map(placed(dev).map((r) => [r[0], r]));
+  assert.equal(rowsOf.size, LAYERS.length);
+  m.parts.forEach((part, i) => {
+    ok('report', part.path, '-o', dir.path(`pd${i}.html`), '--devices', '2');
+    for (const r of placed(readFileSync(dir.path(`pd${i}.html`), 'utf8'))) assert.deepEqual(rowsOf.get(r[0]), r);
+  });
+  // SGLang's balancedness over all layers: the mean of the per-layer ratios.
+  const ratios = [...rowsOf.values()].map((r) => Number(r[3]));
+  const sglang = Number(/Balancedness: <b>([\d.]+)<\/b> \(SGLang/.exec(dev)![1]);
+  assert.ok(Math.abs(sglang - ratios.reduce((a, b) => a + b, 0) / ratios.length) <= 0.002, `${sglang} vs ${ratios}`);
+  assert.match(dev, /8 experts top-2: GPU 0 experts 0–3, GPU 1 experts 4–7; 4 experts top-1: GPU 0 experts 0–1/);
 });
 
 test('merge: per-rank mixed traces of one schema merge; a rank of another shape is refused in one line', (t) => {

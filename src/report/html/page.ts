@@ -252,7 +252,15 @@ function devices(d: ReportData): string {
   const p = d.placement;
   if (!p) return '';
   const r = p.result;
-  const devLabels = p.ranges.map(([a, b], i) => `GPU ${i} (experts ${a}–${b})`);
+  const devLabels = p.shapeRanges
+    ? p.ranges.map((_, i) => `GPU ${i}`)
+    : p.ranges.map(([a, b], i) => `GPU ${i} (experts ${a}–${b})`);
+  // Layers that differ in E: each shape's experts per device.
+  const held = p.shapeRanges
+    ? p.shapeRanges
+        .map((s) => `${s.shape}: ${s.ranges.map(([a, b], i) => `GPU ${i} experts ${a}–${b}`).join(', ')}`)
+        .join('; ')
+    : devLabels.join('; ');
   const values = r.devices.map((row) => Array.from(row));
   const max = scaleMax(values, Math.max(...r.mean));
   const heat = heatmapSvg({
@@ -277,7 +285,7 @@ function devices(d: ReportData): string {
     )
     .join('\n');
   return `<section id="devices"><h2>Placement on ${p.devices} devices</h2>
-<p class="note">Contiguous expert-parallel placement (expert e on device ⌊e·D/E⌋, no replicas): ${esc(devLabels.join('; '))}. Balancedness is 1 when every device gets the same load.</p>
+<p class="note">Contiguous expert-parallel placement (expert e on device ⌊e·D/E⌋, no replicas${p.shapeRanges ? ', each layer over its own E' : ''}): ${esc(held)}. Balancedness is 1 when every device gets the same load.</p>
 <p>Balancedness: <b>${fmt(r.sglang, 3)}</b> (SGLang: mean over layers of (mean + 10⁻⁵)/(max + 10⁻⁵)) · <b>${fmt(r.vllm, 3)}</b> (vLLM: Σ mean / Σ max over layers)</p>
 <div class="table-wrap">${heat}</div>
 <div class="table-wrap"><table><thead><tr><th class="l">layer</th><th>mean device load</th><th>busiest device</th><th>balancedness<small>SGLang, 1 = even</small></th></tr></thead><tbody>${rows}</tbody></table></div></section>`;
