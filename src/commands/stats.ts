@@ -15,6 +15,8 @@ interface StatsFlags extends DatasetFlags {
   warnEntropy?: number;
   warnMaxvio?: number;
   warnDrift?: number;
+  /** false with --no-logit-sums. */
+  logitSums?: boolean;
 }
 
 export function registerStats(program: Command): void {
@@ -59,6 +61,10 @@ export function registerStats(program: Command): void {
       '--warn-drift <bits>',
       'drift threshold, JS divergence from the first window in bits (default 0.05)',
       floatArg('--warn-drift', 0),
+    )
+    .option(
+      '--no-logit-sums',
+      'a folder or glob with logits: skip the logits sums (losses, z-loss, margins), count only',
     );
   datasetOptions(cmd)
     .action(async (file: string, flags: StatsFlags) => {
@@ -72,7 +78,8 @@ export function registerStats(program: Command): void {
       'after',
       '\nA trace cut short is analysed over its complete tokens, then reported on stderr with exit code 2.\n' +
         "A folder or glob (quoted: 'runs/*.parquet') is counted per (step window, layer, expert) by --engine\n" +
-        '(duckdb past one file) and measured from those counts: the count-defined metrics (docs/scale.md).',
+        '(duckdb past one file) and measured from those counts: the count-defined metrics; where every file has\n' +
+        'logits, the same engine sums them too (losses, z-loss, entropy, margins; docs/scale.md).',
     );
 }
 
@@ -255,6 +262,12 @@ async function datasetStats(arg: string, flags: StatsFlags): Promise<string> {
   const batch = table.toBatch();
   // Layers that differ in E or K (src/core/shapes.ts): one analysis per shape, each over its layers' own experts.
   const groups = shapeGroups(ds.schema);
+  // Logits sums are for one shape (a mixed-shape trace pads its logits rows): else counts only.
+  const { datasetHasLogits, datasetLogitSums } = await import('../scale/logit-engine.js');
+  const withLogits = flags.logitSums !== false && groups.length === 1 && datasetHasLogits(ds);
+  const t0 = performance.now();
+  const logits = withLogits ? await datasetLogitSums(ds, c.engine, flags) : null;
+  const logitSeconds = (performance.now() - t0) / 1000;
   const results = groups.map((g) => {
     const analysis = new CountAnalysis(
       g.schema,
@@ -262,6 +275,7 @@ async function datasetStats(arg: string, flags: StatsFlags): Promise<string> {
       {
         totalSteps: batch.length,
         ...(flags.devices !== undefined ? { devices: flags.devices } : {}),
+        ...(logits ? { logits } : {}),
       },
     );
     if (batch.length) analysis.add(groupCounts(batch, ds.schema, g));
@@ -275,6 +289,8 @@ async function datasetStats(arg: string, flags: StatsFlags): Promise<string> {
     stepWindow: flags.stepWindow ?? 1,
     skipped: ds.skipped,
     notes: ds.notes,
+    /** Whether the logits metrics were summed by the engine (every file has logits, no --no-logit-sums). */
+    logitSums: logits !== null,
   };
   const mixed = groups.length > 1;
   if (flags.json) {
@@ -288,7 +304,7 @@ async function datasetStats(arg: string, flags: StatsFlags): Promise<string> {
       model: ds.meta.model,
       source: ds.meta.source,
       truncatedNote: null,
-      subject: `dataset of ${ds.files.length} files (${parquet} Parquet, ${ds.files.length - parquet} Arrow), counted by ${c.engine} in ${c.seconds.toFixed(2)} s, ${dataset.stepWindow === 1 ? 'one row per step' : `rows of ${dataset.stepWindow} steps`}`,
+      subject: `dataset of ${ds.files.length} files (${parquet} Parquet, ${ds.files.length - parquet} Arrow), counted by ${c.engine} in ${c.seconds.toFixed(2)} s${logits ? ` (logits summed in ${logitSeconds.toFixed(2)} s)` : ''}, ${dataset.stepWindow === 1 ? 'one row per step' : `rows of ${dataset.stepWindow} steps`}`,
       extra: [...ds.skipped.map((s) => `skipped ${s.reason}`), ...ds.notes.filter((n) => !n.includes('(--skip-bad)'))],
     });
   if (!mixed) return text(0);

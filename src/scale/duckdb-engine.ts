@@ -48,19 +48,23 @@ export function stepSpan(layers: number, experts: number): number {
  * the ranges the dense group-by needs (over a glob, or without union_by_name, DuckDB plans from no statistics and
  * hashes); Hive partition folders are not read as columns (the key is the file's own column).
  */
-export function parquetSource(paths: string[]): string {
-  return `read_parquet([${paths.map(sqlString).join(', ')}], union_by_name = true, hive_partitioning = false)`;
+export function parquetSource(paths: string[], opts: { filename?: boolean } = {}): string {
+  const filename = opts.filename ? ', filename = true' : '';
+  return `read_parquet([${paths.map(sqlString).join(', ')}], union_by_name = true, hive_partitioning = false${filename})`;
 }
 
-/** Counts the dataset's Parquet files with DuckDB into `table`. */
-export async function duckdbCounts(
-  ds: Dataset,
-  window: number,
-  table: CountTable,
-  opts: DuckDbOptions = {},
+/** Runs one statement; a DuckDB error becomes one line naming the dataset. */
+export type RunSql = (sql: string) => Promise<import('@duckdb/node-api').DuckDBResultReader>;
+
+/**
+ * An embedded DuckDB for the duration of `fn`: every core (or `threads`), memory capped at `memoryLimit`, spilling
+ * to a temporary folder of its own that is removed afterwards.
+ */
+export async function withDuckDb(
+  label: string,
+  opts: DuckDbOptions,
+  fn: (run: RunSql) => Promise<void>,
 ): Promise<void> {
-  const files = ds.files.filter((f) => f.format === 'parquet');
-  if (files.length === 0) return;
   let duck: typeof import('@duckdb/node-api');
   try {
     duck = await import('@duckdb/node-api');
@@ -80,39 +84,13 @@ export async function duckdbCounts(
     });
     const con = await instance.connect();
     try {
-      const source = parquetSource(files.map((f) => f.path));
-      const { layers, topK, layerTopK } = ds.schema;
-      const params = {
-        source,
-        hasStep: files.some((f) => f.hasStep),
-        topK,
-        layers: layers.length,
-        ...(layerTopK ? { layerTopK } : {}),
-      };
-      const run = async (sql: string) => {
+      await fn(async (sql: string) => {
         try {
           return await con.runAndReadAll(sql);
         } catch (e) {
-          throw new UserError(`DuckDB could not count ${ds.label}: ${describeError(e).split('\n')[0]}`);
+          throw new UserError(`DuckDB could not count ${label}: ${describeError(e).split('\n')[0]}`);
         }
-      };
-      await run(`SET perfect_ht_threshold = ${PERFECT_BITS}`);
-      // Layers that differ in K: a slot table of their own slots only (padding is never counted).
-      await run(renderSql(layerTopK ? SHAPED_SLOTS_SQL : SLOTS_SQL, params));
-      const present = (await run(renderSql(STEPS_SQL, params))).getColumns()[0] as (number | bigint)[];
-      const steps = present.map(Number).sort((a, b) => a - b);
-      const span = opts.stepSpan ?? stepSpan(layers.length, ds.schema.experts);
-      for (let i = 0; i < steps.length; ) {
-        const first = steps[i]!;
-        while (i < steps.length && steps[i]! - first < span) i++;
-        const reader = await run(renderSql(COUNTS_SQL, { ...params, first, last: steps[i - 1]! }));
-        // Integer columns arrive as bigint or number depending on their DuckDB type: Number() takes either.
-        const [step, layer, expert, n] = reader.getColumns() as (number | bigint)[][];
-        for (let r = 0; r < n!.length; r++) {
-          const s = Number(step![r]);
-          table.add(Math.floor(s / window) * window, Number(layer![r]), Number(expert![r]), Number(n![r]));
-        }
-      }
+      });
     } finally {
       con.closeSync();
     }
@@ -120,4 +98,43 @@ export async function duckdbCounts(
     instance?.closeSync();
     rmSync(spill, { recursive: true, force: true });
   }
+}
+
+/** Counts the dataset's Parquet files with DuckDB into `table`. */
+export async function duckdbCounts(
+  ds: Dataset,
+  window: number,
+  table: CountTable,
+  opts: DuckDbOptions = {},
+): Promise<void> {
+  const files = ds.files.filter((f) => f.format === 'parquet');
+  if (files.length === 0) return;
+  await withDuckDb(ds.label, opts, async (run) => {
+    const source = parquetSource(files.map((f) => f.path));
+    const { layers, topK, layerTopK } = ds.schema;
+    const params = {
+      source,
+      hasStep: files.some((f) => f.hasStep),
+      topK,
+      layers: layers.length,
+      ...(layerTopK ? { layerTopK } : {}),
+    };
+    await run(`SET perfect_ht_threshold = ${PERFECT_BITS}`);
+    // Layers that differ in K: a slot table of their own slots only (padding is never counted).
+    await run(renderSql(layerTopK ? SHAPED_SLOTS_SQL : SLOTS_SQL, params));
+    const present = (await run(renderSql(STEPS_SQL, params))).getColumns()[0] as (number | bigint)[];
+    const steps = present.map(Number).sort((a, b) => a - b);
+    const span = opts.stepSpan ?? stepSpan(layers.length, ds.schema.experts);
+    for (let i = 0; i < steps.length; ) {
+      const first = steps[i]!;
+      while (i < steps.length && steps[i]! - first < span) i++;
+      const reader = await run(renderSql(COUNTS_SQL, { ...params, first, last: steps[i - 1]! }));
+      // Integer columns arrive as bigint or number depending on their DuckDB type: Number() takes either.
+      const [step, layer, expert, n] = reader.getColumns() as (number | bigint)[][];
+      for (let r = 0; r < n!.length; r++) {
+        const s = Number(step![r]);
+        table.add(Math.floor(s / window) * window, Number(layer![r]), Number(expert![r]), Number(n![r]));
+      }
+    }
+  });
 }

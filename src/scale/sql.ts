@@ -82,3 +82,172 @@ export function renderSql(sql: string, p: SqlParams): string {
 export function sqlString(s: string): string {
   return `'${s.replace(/'/g, "''")}'`;
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// The logits sums (traces with a `logits` column): what every logits metric is a formula of (LogitSumRecord,
+// src/stats/logit-sums.ts). One view scores each (token, MoE layer) row of E logits — the row's finiteness, its
+// logsumexp, entropy, K-th minus (K+1)-th margin, the router's probabilities, HF's softmax, the top-K of the
+// logits — in double precision (the Parquet export's float32 logits are the trace's float16 values exactly);
+// three aggregates sum it per layer, per (file, sequence, layer, expert) and per sequence. Nothing but sums leaves
+// the engine: moescope's own formulas (src/stats) make the losses from them. Extra placeholders: {experts} E,
+// {layerCount} L, {bins} the margin histogram's bins (MARGIN_BINS); {source} must have a `filename` column
+// (DuckDB: read_parquet(…, filename = true)).
+
+/** The MoE layers and the experts, as tables to join the token rows with (as the slot table is for counts). */
+export const LOGIT_TABLES_SQL = `CREATE TEMP TABLE moe_layers AS SELECT i AS layer FROM range({layerCount}) AS r(i);
+CREATE TEMP TABLE moe_experts AS SELECT i AS expert FROM range({experts}) AS r(i);
+CREATE TEMP MACRO moe_sigmoid(v) AS CASE WHEN v >= 0 THEN 1 / (1 + exp(-v)) ELSE exp(v) / (1 + exp(v)) END;
+CREATE TEMP MACRO moe_log_sigmoid(v) AS CASE WHEN v >= 0 THEN -ln(1 + exp(-v)) ELSE v - ln(1 + exp(v)) END`;
+
+/**
+ * One row per (token, MoE layer): its logits x (E of them, as double), whether all are finite (`finite`) or all
+ * NaN (`missing`: a token recorded without logits), and — softmax router — logsumexp, entropy / ln E, the margin
+ * between the K-th and (K+1)-th probability, the probabilities, the top-K ids of the logits (ties: lower id), the
+ * recorded experts and the recorded first choice (highest weight, ties: earlier slot). Every exp is of x − max.
+ */
+export const ROUTER_ROWS_SOFTMAX_SQL = `CREATE TEMP VIEW router_rows AS
+WITH cells AS (
+  SELECT
+    t.filename AS file,
+    t.seq AS seq,
+    l.layer AS layer,
+    list_transform(t.logits[l.layer * {experts} + 1 : (l.layer + 1) * {experts}], v -> CAST(v AS DOUBLE)) AS x,
+    t.experts[l.layer * {topK} + 1 : (l.layer + 1) * {topK}] AS chosen,
+    t.weights[l.layer * {topK} + 1 : (l.layer + 1) * {topK}] AS w
+  FROM {source} AS t CROSS JOIN moe_layers AS l
+),
+ranked AS (
+  SELECT *,
+    list_bool_and(list_transform(x, v -> isfinite(v))) AS finite,
+    list_bool_and(list_transform(x, v -> isnan(v))) AS missing,
+    list_max(x) AS m,
+    list_slice(list_sort(list_transform(x, (v, i) -> {'v': -v, 'i': i - 1})), 1, {topK} + 1) AS top
+  FROM cells
+),
+summed AS (
+  SELECT *, list_sum(list_transform(x, v -> exp(v - m))) AS z FROM ranked
+)
+SELECT
+  file, seq, layer, finite, missing,
+  m + ln(z) AS lse,
+  (ln(z) - list_sum(list_transform(x, v -> (v - m) * exp(v - m))) / z) / ln({experts}) AS entropy,
+  (exp(-top[{topK}].v - m) - exp(-top[{topK} + 1].v - m)) / z AS margin,
+  list_transform(x, v -> exp(v - m) / z) AS prob,
+  list_transform(x, v -> exp(v - m) / z) AS soft,
+  list_transform(top[1:{topK}], q -> q.i) AS hf,
+  chosen,
+  chosen[list_position(w, list_max(w))] AS first
+FROM summed`;
+
+/**
+ * The same for a sigmoid router: `prob` is the sigmoid scores normalised to sum 1 (Megatron's and DeepSeek-V3's
+ * convention), `soft` the softmax (HF's), entropy that of `prob`, the margin between the K-th and (K+1)-th sigmoid
+ * score (src/stats/scores.ts).
+ */
+export const ROUTER_ROWS_SIGMOID_SQL = `CREATE TEMP VIEW router_rows AS
+WITH cells AS (
+  SELECT
+    t.filename AS file,
+    t.seq AS seq,
+    l.layer AS layer,
+    list_transform(t.logits[l.layer * {experts} + 1 : (l.layer + 1) * {experts}], v -> CAST(v AS DOUBLE)) AS x,
+    t.experts[l.layer * {topK} + 1 : (l.layer + 1) * {topK}] AS chosen,
+    t.weights[l.layer * {topK} + 1 : (l.layer + 1) * {topK}] AS w
+  FROM {source} AS t CROSS JOIN moe_layers AS l
+),
+ranked AS (
+  SELECT *,
+    list_bool_and(list_transform(x, v -> isfinite(v))) AS finite,
+    list_bool_and(list_transform(x, v -> isnan(v))) AS missing,
+    list_max(x) AS m,
+    list_slice(list_sort(list_transform(x, (v, i) -> {'v': -v, 'i': i - 1})), 1, {topK} + 1) AS top
+  FROM cells
+),
+summed AS (
+  SELECT *,
+    list_sum(list_transform(x, v -> exp(v - m))) AS z,
+    list_sum(list_transform(x, v -> moe_sigmoid(v))) AS s,
+    list_sum(list_transform(x, v -> moe_sigmoid(v) * moe_log_sigmoid(v))) AS sls
+  FROM ranked
+)
+SELECT
+  file, seq, layer, finite, missing,
+  m + ln(z) AS lse,
+  (ln(s) - sls / s) / ln({experts}) AS entropy,
+  moe_sigmoid(-top[{topK}].v) - moe_sigmoid(-top[{topK} + 1].v) AS margin,
+  list_transform(x, v -> moe_sigmoid(v) / s) AS prob,
+  list_transform(x, v -> exp(v - m) / z) AS soft,
+  list_transform(top[1:{topK}], q -> q.i) AS hf,
+  chosen,
+  chosen[list_position(w, list_max(w))] AS first
+FROM summed`;
+
+/**
+ * Per (MoE layer, margin bin): rows with finite logits, Σ logsumexp² (z-loss), Σ entropy, Σ margin, and rows left
+ * out for a NaN or ±Inf among finite logits. `bin` is the margin histogram's bin, ⌊margin·bins⌋ clamped to
+ * 0 … bins − 1 (src/stats/margin-histogram.ts); NULL for rows without a margin (K = E, or non-finite logits).
+ */
+export const LOGIT_LAYER_SQL = `SELECT
+  layer,
+  CASE WHEN finite AND isfinite(margin) THEN least({bins} - 1, greatest(0, floor(margin * {bins}))) END AS bin,
+  count(*) FILTER (WHERE finite) AS rows,
+  sum(lse * lse) FILTER (WHERE finite) AS lse_squared,
+  sum(entropy) FILTER (WHERE finite) AS entropy,
+  sum(margin) FILTER (WHERE finite) AS margin,
+  count(*) FILTER (WHERE NOT finite AND NOT missing) AS non_finite
+FROM router_rows
+GROUP BY 1, 2`;
+
+/**
+ * Per (file, sequence, MoE layer, expert), over rows with finite logits: rows, Σ prob, Σ softmax, recorded
+ * assignments, HF's top-K selections, first choices. A sequence is a seq id within one file (a trace writes each
+ * sequence's tokens together; one that a step partition splits counts once per file).
+ */
+export const LOGIT_SEQUENCES_SQL = `CREATE TEMP TABLE sequence_sums AS
+SELECT
+  r.file, r.seq, r.layer, e.expert,
+  count(*) AS rows,
+  sum(r.prob[e.expert + 1]) AS prob,
+  sum(r.soft[e.expert + 1]) AS soft,
+  count(*) FILTER (WHERE list_contains(r.chosen, e.expert)) AS chosen,
+  count(*) FILTER (WHERE list_contains(r.hf, e.expert)) AS hf,
+  count(*) FILTER (WHERE r.first = e.expert) AS first
+FROM router_rows AS r CROSS JOIN moe_experts AS e
+WHERE r.finite
+GROUP BY ALL`;
+
+/** Per (MoE layer, expert): the sequences' sums summed — the whole dataset's. */
+export const LOGIT_EXPERTS_SQL = `SELECT layer, expert, sum(prob) AS prob, sum(soft) AS soft, sum(chosen) AS chosen,
+  sum(hf) AS hf, sum(first) AS first
+FROM sequence_sums
+GROUP BY 1, 2`;
+
+/**
+ * Per (file, sequence, MoE layer): its rows T and Σ_e chosen_e · prob_e, the one sum DeepSeek's sequence-wise loss
+ * needs per sequence (moescope computes E·dot / (K·T²), switchAuxLossOfDot, and averages over sequences).
+ */
+export const LOGIT_SEQUENCE_DOT_SQL = `SELECT layer, max(rows) AS rows, sum(chosen * prob) AS dot
+FROM sequence_sums
+GROUP BY file, seq, layer`;
+
+export interface LogitSqlParams {
+  source: string;
+  topK: number;
+  experts: number;
+  layers: number;
+  bins: number;
+}
+
+/** A logits SQL text with its placeholders filled. */
+export function renderLogitSql(sql: string, p: LogitSqlParams): string {
+  const int = (name: string, v: number) => {
+    if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${name} must be an integer ≥ 1, got ${v}`);
+    return String(v);
+  };
+  return sql
+    .replaceAll('{source}', p.source)
+    .replaceAll('{topK}', int('topK', p.topK))
+    .replaceAll('{experts}', int('experts', p.experts))
+    .replaceAll('{layerCount}', int('layers', p.layers))
+    .replaceAll('{bins}', int('bins', p.bins));
+}

@@ -20,6 +20,9 @@ import { contiguousPlacement, deviceLoads, type Placement } from './placement.js
 import { deviceTotals } from './device-load.js';
 import { jsDivergence } from './load.js';
 import { METRICS } from './catalogue.js';
+import { marginHistogramOf, type LogitSumRecord } from './logit-sums.js';
+import { logitsSnapshotOf } from './live-logits.js';
+import type { MarginHistogram } from './margin-histogram.js';
 
 const COUNT_STATS_JSON_VERSION = 1;
 
@@ -27,8 +30,8 @@ const COUNT_STATS_JSON_VERSION = 1;
  * What a count trace cannot give: the catalogue's per-layer metrics flagged `needsTokens` (src/stats/catalogue.ts),
  * then the per-token analyses `moescope stats` runs beside them.
  */
-const PER_TOKEN_METRICS: readonly string[] = [
-  ...METRICS.filter((m) => m.needsTokens).map((m) => `${m.label} (${m.convention})`),
+const perTokenMetrics = (withLogits: boolean): string[] => [
+  ...METRICS.filter((m) => m.needsTokens && !(withLogits && m.needsLogits)).map((m) => `${m.label} (${m.convention})`),
   'co-activation of expert pairs',
   'capacity-factor drops',
   'consecutive-token repetition',
@@ -53,6 +56,11 @@ export interface CountAnalysisOptions {
   devices?: number;
   /** N of the top-N share (default K). */
   topN?: number;
+  /**
+   * The logits sums of the same tokens (a dataset's, from an engine: src/scale/logit-engine.ts): the logits metrics
+   * (losses, z-loss, entropy, margins) are then computed from them by the same formulas as from a stream.
+   */
+  logits?: LogitSumRecord;
 }
 
 export type CountLayerMetrics = Omit<LayerMetrics, 'share'>;
@@ -89,8 +97,10 @@ export interface CountStatsJson {
   topN: number;
   /** Per-expert metrics; null for device counts (no expert ids). */
   layers: CountLayerMetrics[] | null;
-  /** The whole-model metrics (the logits ones are null: a count trace has none). */
+  /** The whole-model metrics (the logits ones are null unless the counts came with logits sums). */
   global: GlobalMetrics | null;
+  /** Per layer, the router-margin histogram (from logits sums); null without them. */
+  marginHistograms?: MarginHistogram[] | null;
   devices: CountDevicesJson | null;
   /** JS divergence (bits) of each layer's load over the first quarter of the steps from the last quarter. */
   drift: { steps: number; perLayer: number[]; mean: number; worst: number } | null;
@@ -114,6 +124,7 @@ export class CountAnalysis {
   private rows = 0;
   private assignments = 0;
   private stepBal: number[] = [];
+  private readonly logits: LogitSumRecord | null;
 
   constructor(schema: RoutingSchema, info: CountInfo, opts: CountAnalysisOptions) {
     this.schema = schema;
@@ -121,10 +132,17 @@ export class CountAnalysis {
     this.L = schema.layers.length;
     this.W = this.L * info.bins;
     this.total = opts.totalSteps;
+    this.logits = opts.logits ?? null;
+    if (this.logits && info.axis !== 'expert') throw new Error('logits sums come with per-expert counts');
     if (info.axis === 'expert') {
       this.stats = new RoutingStats(
-        { ...schema, hasLogits: false },
-        { window: 0, collapse: false, ...(opts.topN !== undefined ? { topN: opts.topN } : {}) },
+        { ...schema, hasLogits: this.logits !== null },
+        {
+          window: 0,
+          collapse: false,
+          ...(this.logits ? { logits: 'posted' as const } : {}),
+          ...(opts.topN !== undefined ? { topN: opts.topN } : {}),
+        },
       );
       if (opts.devices !== undefined) {
         if (opts.devices > schema.experts)
@@ -189,6 +207,7 @@ export class CountAnalysis {
         }
       : null;
     if (this.stats) {
+      if (this.logits) this.stats.postLogits(logitsSnapshotOf(this.logits, this.stats.tokens));
       const snap = this.stats.snapshot('run');
       layers = snap.layers.map(({ share: _share, ...m }) => ({ ...m, tokens: this.info.topKKnown ? m.tokens : NaN }));
       const g = snap.global;
@@ -257,7 +276,8 @@ export class CountAnalysis {
       global,
       devices,
       drift,
-      needsTokens: PER_TOKEN_METRICS,
+      ...(this.logits ? { marginHistograms: s.layers.map((_, l) => marginHistogramOf(this.logits!, l)) } : {}),
+      needsTokens: perTokenMetrics(this.logits !== null),
     };
   }
 }

@@ -61,6 +61,29 @@ export function formatCountStatsText(s: CountStatsJson, ctx: CountTextContext): 
     out.push(`  (dead: total over layers; worst layer MaxVio ${num(g.maxVioWorst)})`);
     out.push('');
   }
+  if (s.layers && s.global && s.marginHistograms) {
+    const g = s.global;
+    const E = schema.experts;
+    out.push('Router logits per layer (summed by the engine over every file; docs/metrics.md § Losses, § Router)');
+    const cols = METRICS.filter((m) => m.needsLogits);
+    const head = [
+      ['layer', ...cols.map((m) => m.short.replace('{N}', String(s.topN)))],
+      ['', ...cols.map((m) => m.convention)],
+      ['bal.', ...cols.map((m) => balancedText(m, E, schema.topK, s.topN))],
+    ];
+    const rows = s.layers.map((m) => [String(m.layer), ...cols.map((c) => num(c.layer(m), c.digits))]);
+    rows.push(['mean', ...cols.map((c) => (c.layerMean ? num(c.layerMean(g), c.digits) : ''))]);
+    out.push(...table(head, rows));
+    const pooled = cols.find((c) => c.global && c.layerMean && c.global(g) !== c.layerMean(g));
+    if (pooled)
+      out.push(`  (${pooled.label}, pooled over layers as its source does: ${num(pooled.global!(g), pooled.digits)})`);
+    const bins = s.marginHistograms[0]?.counts.length ?? 0;
+    out.push(`  router-margin histogram, ${bins} bins of [0, 1] (rows per bin, lowest margins first):`);
+    s.marginHistograms.forEach((h, l) =>
+      out.push(`    layer ${s.layers![l]!.layer}: ${h.counts.map(count).join(' ')}`),
+    );
+    out.push('');
+  }
   const d = s.devices;
   if (d) {
     const from =

@@ -6,7 +6,13 @@
  * the numbers are identical, bit for bit; RoutingStats({ logits: 'posted' }).add(batch, snapshot) shows them.
  */
 import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
-import { LogitSums, type LogitsMetrics } from './logit-sums.js';
+import {
+  LogitSums,
+  logitsLayerMetrics,
+  pooledHfAuxLoss,
+  type LogitSumRecord,
+  type LogitsMetrics,
+} from './logit-sums.js';
 
 /** The logits metrics of a stream up to the end of one batch. */
 export interface LogitsSnapshot {
@@ -16,6 +22,15 @@ export interface LogitsSnapshot {
   layers: LogitsMetrics[];
   /** HF's loss pooled over layers (`global.hfAuxLoss`). */
   pooledHfAuxLoss: number | null;
+}
+
+/** The snapshot of a whole run's sums (a dataset's, from an engine: src/scale). */
+export function logitsSnapshotOf(r: LogitSumRecord, tokens: number): LogitsSnapshot {
+  return {
+    tokens,
+    layers: Array.from({ length: r.layers }, (_, l) => logitsLayerMetrics(r, l)),
+    pooledHfAuxLoss: pooledHfAuxLoss(r),
+  };
 }
 
 /** Module URL for GenerationOptions.reducer. */

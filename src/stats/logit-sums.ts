@@ -7,6 +7,7 @@
 import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
 import { firstChoice } from './choice.js';
 import { gshardAuxLoss, hfAuxLoss, importanceLoss, seqAuxLossTerm, switchAuxLoss } from './losses.js';
+import { MARGIN_BINS, marginBin, marginHistogramOfCounts, type MarginHistogram } from './margin-histogram.js';
 import { RowSumsKernel } from './row-kernel.js';
 
 /** Metrics that need router logits: null without them (and in the window scope). */
@@ -45,6 +46,142 @@ export const NO_LOGITS: LogitsMetrics = {
   routerMargin: null,
   nonFiniteLogitRows: null,
 };
+
+/**
+ * The sums every logits metric is a formula of, per MoE layer: what LogitSums accumulates row by row, and what an
+ * engine computes as SQL over a dataset's files (src/scale/logit-sql.ts). logitsLayerMetrics, pooledHfAuxLoss and
+ * marginHistogramOf turn either into metrics, so the formulas exist once. Flat arrays, layer-major: `[l]` for the
+ * per-layer sums, `[l·E + e]` for the per-expert ones, `[l·MARGIN_BINS + b]` for the margin histogram.
+ */
+export interface LogitSumRecord {
+  layers: number;
+  experts: number;
+  topK: number;
+  /** T: rows (token × layer) with finite logits. */
+  rows: Float64Array;
+  /** Σ_t prob[t,e] in the router's convention (scores.ts: softmax, or normalised sigmoid). */
+  prob: Float64Array;
+  /** Σ_t softmax[t,e] (HF's convention) for sigmoid routers; null for softmax routers, where it is `prob`. */
+  soft: Float64Array | null;
+  /** Recorded assignments (the trace's experts), over rows with logits. */
+  count: Float64Array;
+  /** Top-K of the logits (what HF's loss selects; ties to the lower id). */
+  hfCount: Float64Array;
+  /** Recorded first choice (the highest-weight slot; ties to the earlier slot). */
+  top1: Float64Array;
+  /** Σ_t logsumexp(x_t)². */
+  zSum: Float64Array;
+  /** Σ_t entropy(prob_t) / ln E. */
+  entSum: Float64Array;
+  /** Σ_t margin_t (K-th minus (K+1)-th score) and the rows that have one (K < E). */
+  marginSum: Float64Array;
+  marginRows: Float64Array;
+  /** Σ over sequences of the DeepSeek sequence-wise term (seqAuxLossTerm), and the sequences. */
+  seqLossSum: Float64Array;
+  seqs: Float64Array;
+  /** Rows left out for a NaN or ±Inf among finite logits. */
+  nonFinite: Float64Array;
+  /** Margins per bin of marginBin(margin, MARGIN_BINS). */
+  marginHist: Float64Array;
+}
+
+/** A record of zeros (an engine adds into it). */
+export function emptyLogitSumRecord(schema: RoutingSchema): LogitSumRecord {
+  const L = schema.layers.length;
+  const E = schema.experts;
+  const le = () => new Float64Array(L * E);
+  const l1 = () => new Float64Array(L);
+  return {
+    layers: L,
+    experts: E,
+    topK: schema.topK,
+    rows: l1(),
+    prob: le(),
+    soft: schema.scoring === 'softmax' ? null : le(),
+    count: le(),
+    hfCount: le(),
+    top1: le(),
+    zSum: l1(),
+    entSum: l1(),
+    marginSum: l1(),
+    marginRows: l1(),
+    seqLossSum: l1(),
+    seqs: l1(),
+    nonFinite: l1(),
+    marginHist: new Float64Array(L * MARGIN_BINS),
+  };
+}
+
+/** Adds the sums of `from` into `into` (the same schema): files summed apart. */
+export function addLogitSumRecord(into: LogitSumRecord, from: LogitSumRecord): void {
+  const keys = [
+    'rows',
+    'prob',
+    'soft',
+    'count',
+    'hfCount',
+    'top1',
+    'zSum',
+    'entSum',
+    'marginSum',
+    'marginRows',
+    'seqLossSum',
+    'seqs',
+    'nonFinite',
+    'marginHist',
+  ] as const;
+  for (const k of keys) {
+    const a = into[k];
+    const b = from[k];
+    if (!a || !b) continue;
+    for (let i = 0; i < a.length; i++) a[i]! += b[i]!;
+  }
+}
+
+/** The logits metrics of layer l from its sums (docs/metrics.md § Losses, § Router). */
+export function logitsLayerMetrics(r: LogitSumRecord, l: number): LogitsMetrics {
+  const { experts: E, topK: K } = r;
+  const T = r.rows[l]!;
+  const nonFinite = r.nonFinite[l]!;
+  if (T === 0) return nonFinite > 0 ? { ...NO_LOGITS, nonFiniteLogitRows: nonFinite } : NO_LOGITS;
+  const base = l * E;
+  return {
+    hfAuxLoss: hfAuxLoss(r.hfCount, r.soft ?? r.prob, base, E, T),
+    switchAuxLoss: switchAuxLoss(r.count, r.prob, base, E, K, T),
+    gshardAuxLoss: gshardAuxLoss(r.top1, r.prob, base, E, T),
+    seqAuxLoss: r.seqLossSum[l]! / r.seqs[l]!,
+    importanceLoss: importanceLoss(r.prob, base, E),
+    zLoss: r.zSum[l]! / T,
+    tokenEntropy: r.entSum[l]! / T,
+    routerMargin: r.marginRows[l]! > 0 ? r.marginSum[l]! / r.marginRows[l]! : null,
+    nonFiniteLogitRows: nonFinite,
+  };
+}
+
+/** HF's loss exactly as HF pools it: all layers' rows form one matrix. */
+export function pooledHfAuxLoss(r: LogitSumRecord): number | null {
+  const { layers: L, experts: E } = r;
+  let N = 0;
+  for (let l = 0; l < L; l++) N += r.rows[l]!;
+  if (N === 0) return null;
+  const softSum = r.soft ?? r.prob;
+  let s = 0;
+  for (let e = 0; e < E; e++) {
+    let c = 0;
+    let p = 0;
+    for (let l = 0; l < L; l++) {
+      c += r.hfCount[l * E + e]!;
+      p += softSum[l * E + e]!;
+    }
+    s += (c / N) * (p / N);
+  }
+  return E * s;
+}
+
+/** The router-margin histogram of layer l (margin-histogram.ts), from the record's bin counts. */
+export function marginHistogramOf(r: LogitSumRecord, l: number): MarginHistogram {
+  return marginHistogramOfCounts(Array.from(r.marginHist.subarray(l * MARGIN_BINS, (l + 1) * MARGIN_BINS)));
+}
 
 /** What LogitSums reads of a batch (the worker hands it views of its ring slots). */
 export type LogitsRows = Pick<RoutingBatch, 'length' | 'seq' | 'experts' | 'weights' | 'logits'>;
@@ -87,14 +224,18 @@ export class LogitSums {
   private readonly seqDone: Float64Array;
   /** Rows left out for a NaN or ±Inf among finite logits, per layer. */
   private readonly nonFinite: Float64Array;
-  /** Scratch of the reader: probClosed + seqProb (not shared). */
+  /** Margins per (layer, bin of marginBin). */
+  private readonly marginHist: Float64Array;
+  /** Scratch of the reader: probClosed + seqProb, and the sequence sums with the open one (not shared). */
   private probTotal: Float64Array | null = null;
+  private seqLossTotal: Float64Array | null = null;
+  private seqsTotal: Float64Array | null = null;
 
   /** Float64 values of the state of a schema's sums: the size of the `memory` to pass. */
   static size(schema: RoutingSchema): number {
     const L = schema.layers.length;
     const le = L * schema.experts;
-    return 1 + 10 * L + (schema.scoring === 'softmax' ? 6 : 7) * le;
+    return 1 + (10 + MARGIN_BINS) * L + (schema.scoring === 'softmax' ? 6 : 7) * le;
   }
 
   /**
@@ -129,6 +270,7 @@ export class LogitSums {
     this.seqLossSum = l1();
     this.seqDone = l1();
     this.nonFinite = l1();
+    this.marginHist = take(L * MARGIN_BINS);
   }
 
   /** Adds a batch whose logits hold L·E values per token (the caller checks). */
@@ -147,6 +289,7 @@ export class LogitSums {
       entSum,
       marginSum,
       marginRows,
+      marginHist,
       seqProb,
       softAcc,
     } = this;
@@ -184,9 +327,19 @@ export class LogitSums {
         if (!Number.isNaN(kernel.margin)) {
           marginSum[l]! += kernel.margin;
           marginRows[l]!++;
+          marginHist[l * MARGIN_BINS + marginBin(kernel.margin, MARGIN_BINS)]!++;
         }
       }
     }
+  }
+
+  /**
+   * Ends the open sequence, so that the next row starts a new one even with the same seq id (an engine reading
+   * files in turn: a sequence is a seq id within one file).
+   */
+  endSequence(): void {
+    this.closeSequence();
+    this.state[0] = 0;
   }
 
   private closeSequence(): void {
@@ -204,56 +357,52 @@ export class LogitSums {
     seqProb.fill(0);
   }
 
-  /** Σ_t prob[t,e] over every row so far (router convention), rows `from` … `to`−1 of the L·E matrix. */
-  private probSum(from: number, to: number): Float64Array {
-    const p = (this.probTotal ??= new Float64Array(this.L * this.E));
+  /**
+   * The sums so far as a record, valid for layers `from` … `to`−1 (the others' prob and sequence sums are not
+   * filled): the open sequence counts as a finished one (it may still grow). Views of this object's memory and
+   * scratch: read before adding more.
+   */
+  record(from = 0, to = this.L): LogitSumRecord {
+    const { L, E, K } = this;
+    const prob = (this.probTotal ??= new Float64Array(L * E));
+    const seqLossSum = (this.seqLossTotal ??= new Float64Array(L));
+    const seqs = (this.seqsTotal ??= new Float64Array(L));
     const { probClosed, seqProb } = this;
-    for (let i = from * this.E; i < to * this.E; i++) p[i] = probClosed[i]! + seqProb[i]!;
-    return p;
+    for (let i = from * E; i < to * E; i++) prob[i] = probClosed[i]! + seqProb[i]!;
+    for (let l = from; l < to; l++) {
+      const open = this.seqRows[l]!;
+      seqLossSum[l] =
+        this.seqLossSum[l]! + (open > 0 ? seqAuxLossTerm(this.seqCount, this.seqProb, l * E, E, K, open) : 0);
+      seqs[l] = this.seqDone[l]! + (open > 0 ? 1 : 0);
+    }
+    return {
+      layers: L,
+      experts: E,
+      topK: K,
+      rows: this.rows,
+      prob,
+      soft: this.softAcc,
+      count: this.count,
+      hfCount: this.hfCount,
+      top1: this.top1,
+      zSum: this.zSum,
+      entSum: this.entSum,
+      marginSum: this.marginSum,
+      marginRows: this.marginRows,
+      seqLossSum,
+      seqs,
+      nonFinite: this.nonFinite,
+      marginHist: this.marginHist,
+    };
   }
 
   layer(l: number): LogitsMetrics {
-    const { E, K } = this;
-    const T = this.rows[l]!;
-    const nonFinite = this.nonFinite[l]!;
-    if (T === 0) return nonFinite > 0 ? { ...NO_LOGITS, nonFiniteLogitRows: nonFinite } : NO_LOGITS;
-    const base = l * E;
-    // The open sequence counts as a finished one in the snapshot (it may still grow).
-    const open = this.seqRows[l]!;
-    const seqSum = this.seqLossSum[l]! + (open > 0 ? seqAuxLossTerm(this.seqCount, this.seqProb, base, E, K, open) : 0);
-    const seqN = this.seqDone[l]! + (open > 0 ? 1 : 0);
-    const probSum = this.probSum(l, l + 1);
-    return {
-      hfAuxLoss: hfAuxLoss(this.hfCount, this.softAcc ?? probSum, base, E, T),
-      switchAuxLoss: switchAuxLoss(this.count, probSum, base, E, K, T),
-      gshardAuxLoss: gshardAuxLoss(this.top1, probSum, base, E, T),
-      seqAuxLoss: seqSum / seqN,
-      importanceLoss: importanceLoss(probSum, base, E),
-      zLoss: this.zSum[l]! / T,
-      tokenEntropy: this.entSum[l]! / T,
-      routerMargin: this.marginRows[l]! > 0 ? this.marginSum[l]! / this.marginRows[l]! : null,
-      nonFiniteLogitRows: nonFinite,
-    };
+    return logitsLayerMetrics(this.record(l, l + 1), l);
   }
 
   /** HF's loss exactly as HF pools it: all layers' rows form one matrix. */
   pooledHfAuxLoss(): number | null {
-    const { L, E } = this;
-    let N = 0;
-    for (let l = 0; l < L; l++) N += this.rows[l]!;
-    if (N === 0) return null;
-    const softSum = this.softAcc ?? this.probSum(0, L);
-    let s = 0;
-    for (let e = 0; e < E; e++) {
-      let c = 0;
-      let p = 0;
-      for (let l = 0; l < L; l++) {
-        c += this.hfCount[l * E + e]!;
-        p += softSum[l * E + e]!;
-      }
-      s += (c / N) * (p / N);
-    }
-    return E * s;
+    return pooledHfAuxLoss(this.record());
   }
 }
 

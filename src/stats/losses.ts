@@ -29,7 +29,15 @@ export function switchAuxLoss(
 ): number {
   let s = 0;
   for (let e = 0; e < E; e++) s += count[base + e]! * probSum[base + e]!;
-  return (E * s) / (K * T * T);
+  return switchAuxLossOfDot(s, E, K, T);
+}
+
+/**
+ * The Switch / DeepSeek-sequence formula from its one data-dependent sum, dot = Σ_e c_e·(Σ_t p_te): what an
+ * engine that aggregates per sequence in SQL returns (src/scale), so that the formula stays here alone.
+ */
+export function switchAuxLossOfDot(dot: number, E: number, K: number, T: number): number {
+  return (E * dot) / (K * T * T);
 }
 
 /** GShard (DeepSpeed `top2gating`: mean(me·ce)·E²): E · Σ_e (P_e/T)·(c1_e/T), c1 = first-choice counts. = 1 at balance. */
@@ -58,6 +66,11 @@ export function seqAuxLossTerm(
   T: number,
 ): number {
   return switchAuxLoss(count, probSum, base, E, K, T);
+}
+
+/** seqAuxLossTerm from its one data-dependent sum, dot = Σ_i c_i·(Σ_t p_ti) over the sequence (an engine's SQL). */
+export function seqAuxLossFromDot(dot: number, E: number, K: number, T: number): number {
+  return switchAuxLossOfDot(dot, E, K, T);
 }
 
 /** Importance loss (Shazeer et al. 2017): CV² of importance_e = Σ_t p_te, population variance. = 0 at balance. */

@@ -31,6 +31,12 @@ export function marginHistogram(margins: Iterable<number>, bins = MARGIN_BINS): 
     counts[marginBin(m, bins)]!++;
     total++;
   }
+  return marginHistogramOfCounts(counts, total);
+}
+
+/** The histogram of margins already counted into bins (marginBin): LogitSums' and an engine's per-layer counts. */
+export function marginHistogramOfCounts(counts: number[], total = counts.reduce((a, c) => a + c, 0)): MarginHistogram {
+  const bins = counts.length;
   return {
     edges: Array.from({ length: bins + 1 }, (_, i) => i / bins),
     counts,

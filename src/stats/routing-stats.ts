@@ -176,6 +176,15 @@ export class RoutingStats {
     this.countRows += b.length;
   }
 
+  /**
+   * Sets the logits metrics of a stats object fed counts (`logits: 'posted'`): the snapshot an engine's logits sums
+   * give (src/scale, logitsSnapshotOf).
+   */
+  postLogits(snapshot: LogitsSnapshot): void {
+    if (!this.postedMode) throw new Error("postLogits needs a schema with logits and logits: 'posted'");
+    this.posted = snapshot;
+  }
+
   /** Whether logits metrics are being computed. */
   get hasLogits(): boolean {
     return this.logitSums !== null || this.postedMode;
