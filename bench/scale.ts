@@ -11,6 +11,7 @@
  * The numbers of all three must agree (MaxVio per layer to 1e-9), else exit 1.
  *
  *   node dist/bench/scale.js [--tokens N] [--partitions P] [--rounds R] [--json]
+ *   node dist/bench/scale.js --logits [--tokens N] [--partitions P] [--rounds R]   (the logits sums; below)
  *
  * The dataset is made once under the bench cache (bench/common.ts cacheDir) by `moescope synth` and
  * `moescope export --partition-by rank`, and reused.
@@ -74,8 +75,8 @@ function progress(s: string): void {
 }
 
 /** The dataset, made once: P Arrow traces (one per rank) and their partitioned Parquet export. */
-export function dataset(tokens: number, partitions: number): { arrow: string; parquet: string } {
-  const root = join(cacheDir(), `scale-${tokens}x${partitions}-${L}x${E}x${K}`);
+export function dataset(tokens: number, partitions: number, logits = false): { arrow: string; parquet: string } {
+  const root = join(cacheDir(), `scale-${tokens}x${partitions}-${L}x${E}x${K}${logits ? '-logits' : ''}`);
   const arrow = join(root, 'arrow');
   const parquet = join(root, 'parquet');
   const done = join(root, 'complete');
@@ -107,6 +108,7 @@ export function dataset(tokens: number, partitions: number): { arrow: string; pa
       String(r),
       '--step-tokens',
       '4096',
+      ...(logits ? ['--logits', '--scoring', 'sigmoid'] : []),
     ]);
     if (s.status !== 0) throw new Error(`synth failed: ${tail(s.stderr)}`);
   }
@@ -183,7 +185,99 @@ export function runScale(tokens: number, partitions: number, rounds: number): Sc
   };
 }
 
-if (isMain(import.meta.url)) {
+export interface ScaleLogitsResult {
+  tokens: number;
+  partitions: number;
+  variants: string[];
+  seconds: number[][];
+  cpu: number[][];
+  rssMB: number[][];
+  /** Largest relative difference of a logits metric (per layer) between DuckDB and the stream engine. */
+  maxRelDiff: number;
+  histogramsEqual: boolean;
+  agree: boolean;
+  notes: string[];
+}
+
+/**
+ * `--logits`: the logits sums (docs/scale.md § The logits sums) on a DeepSeek-scale dataset whose traces have
+ * logits (sigmoid router, as DeepSeek-V3): `stats` by DuckDB with and without them (--no-logit-sums: the counts'
+ * share), and by the stream engine over the Arrow traces. The losses must agree to 1e-9 relative and the margin
+ * histograms exactly, else exit 1.
+ */
+export function runScaleLogits(tokens: number, partitions: number, rounds: number): ScaleLogitsResult {
+  const { arrow, parquet } = dataset(tokens, partitions, true);
+  const notes: string[] = [];
+  const variants = ['duckdb', 'duckdb --no-logit-sums', 'stream'] as const;
+  type Out = { layers: Record<string, number | null>[]; marginHistograms?: { counts: number[] }[] };
+  const got: Record<string, Out> = {};
+  const run = (v: number) => {
+    const name = variants[v]!;
+    progress(name);
+    const args =
+      name === 'stream'
+        ? [CLI, 'stats', arrow, '--engine', 'stream', '--json']
+        : [CLI, 'stats', parquet, '--engine', 'duckdb', '--json', ...(v === 1 ? ['--no-logit-sums'] : [])];
+    const r = timed(process.execPath, args);
+    if (!r.ok) {
+      notes.push(`${name} failed: ${r.why}`);
+      return { seconds: NaN, cpu: NaN, rssMB: NaN };
+    }
+    got[name] = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))) as Out;
+    return { seconds: r.seconds, cpu: r.cpu, rssMB: r.rssMB };
+  };
+  const out = interleave([...variants], rounds, run);
+  const keys = ['hfAuxLoss', 'switchAuxLoss', 'gshardAuxLoss', 'seqAuxLoss', 'importanceLoss', 'zLoss', 'routerMargin'];
+  let maxRelDiff = 0;
+  const a = got.duckdb;
+  const b = got.stream;
+  if (a && b)
+    a.layers.forEach((la, l) => {
+      for (const k of keys) {
+        const x = la[k]!;
+        const y = b.layers[l]![k]!;
+        const d = Math.abs(x - y) / Math.max(Math.abs(x), Math.abs(y));
+        maxRelDiff = Math.max(maxRelDiff, Number.isFinite(d) ? d : Infinity);
+      }
+    });
+  const histogramsEqual = !!a && JSON.stringify(a.marginHistograms) === JSON.stringify(b?.marginHistograms);
+  return {
+    tokens,
+    partitions,
+    variants: [...variants],
+    seconds: out.map((xs) => xs.map((x) => x.seconds)),
+    cpu: out.map((xs) => xs.map((x) => x.cpu)),
+    rssMB: out.map((xs) => xs.map((x) => x.rssMB)),
+    maxRelDiff,
+    histogramsEqual,
+    agree: !!a && !!b && maxRelDiff <= 1e-9 && histogramsEqual,
+    notes,
+  };
+}
+
+if (isMain(import.meta.url) && process.argv.includes('--logits')) {
+  const argv = process.argv.slice(2);
+  const tokens = numArg(argv, '--tokens', 8_000);
+  const partitions = numArg(argv, '--partitions', 4);
+  const rounds = numArg(argv, '--rounds', 3);
+  console.log(machineLine());
+  console.log(loadLine());
+  const r = runScaleLogits(tokens, partitions, rounds);
+  const s = (xs: number[]) => fmtSummary(summarise(xs), 2, ' s');
+  const m = (xs: number[]) => fmtSummary(summarise(xs), 0, ' MB');
+  console.log(
+    `dataset with logits: ${fmtInt(r.tokens)} tokens × ${L} layers × ${E} experts × top-${K}, sigmoid, ${r.partitions} partitions`,
+  );
+  r.variants.forEach((v, i) =>
+    console.log(`${v.padEnd(23)} ${s(r.seconds[i]!)}  CPU ${s(r.cpu[i]!)}  peak RSS ${m(r.rssMB[i]!)}`),
+  );
+  console.log(`largest relative difference of a loss, DuckDB vs stream: ${r.maxRelDiff.toExponential(2)}`);
+  console.log(`margin histograms equal: ${r.histogramsEqual ? 'yes' : 'NO'}`);
+  console.log(`load after: ${loadLine()}`);
+  for (const n of r.notes) console.log(`note: ${n}`);
+  if (flag(argv, '--json')) console.log(JSON.stringify(r));
+  if (!r.agree) process.exitCode = 1;
+} else if (isMain(import.meta.url)) {
   const argv = process.argv.slice(2);
   const tokens = numArg(argv, '--tokens', 10_000_000);
   const partitions = numArg(argv, '--partitions', 16);

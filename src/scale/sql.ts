@@ -102,8 +102,11 @@ CREATE TEMP MACRO moe_log_sigmoid(v) AS CASE WHEN v >= 0 THEN -ln(1 + exp(-v)) E
 /**
  * One row per (token, MoE layer): its logits x (E of them, as double), whether all are finite (`finite`) or all
  * NaN (`missing`: a token recorded without logits), and — softmax router — logsumexp, entropy / ln E, the margin
- * between the K-th and (K+1)-th probability, the probabilities, the top-K ids of the logits (ties: lower id), the
- * recorded experts and the recorded first choice (highest weight, ties: earlier slot). Every exp is of x − max.
+ * between the K-th and (K+1)-th probability, the probabilities (`prob`; `soft` the same), HF's top-K of the logits
+ * as a 0/1 list over the experts (`hf`; ties to the lower id), the recorded experts and the recorded first choice
+ * (highest weight, ties to the earlier slot). Every exp is of x − max. The K-th and (K+1)-th logits come from a
+ * sort of the values (a sort of (value, id) pairs costs twice the CPU, measured); the ties rule then picks, among
+ * the logits equal to the K-th, the lowest ids.
  */
 export const ROUTER_ROWS_SOFTMAX_SQL = `CREATE TEMP VIEW router_rows AS
 WITH cells AS (
@@ -118,23 +121,34 @@ WITH cells AS (
 ),
 ranked AS (
   SELECT *,
-    list_bool_and(list_transform(x, v -> isfinite(v))) AS finite,
-    list_bool_and(list_transform(x, v -> isnan(v))) AS missing,
+    isfinite(list_sum(x)) AS finite,
     list_max(x) AS m,
-    list_slice(list_sort(list_transform(x, (v, i) -> {'v': -v, 'i': i - 1})), 1, {topK} + 1) AS top
+    list_sort(x, 'DESC')[{topK}:{topK} + 1] AS kth
   FROM cells
 ),
+shifted AS (
+  SELECT *,
+    kth[1] AS a,
+    kth[2] AS b,
+    len(list_filter(x, v -> v > kth[1])) AS above,
+    list_transform(x, v -> exp(v - m)) AS ex
+  FROM ranked
+),
 summed AS (
-  SELECT *, list_sum(list_transform(x, v -> exp(v - m))) AS z FROM ranked
+  SELECT *, list_sum(ex) AS z FROM shifted
 )
 SELECT
-  file, seq, layer, finite, missing,
+  file, seq, layer, finite,
+  CASE WHEN finite THEN false ELSE list_bool_and(list_transform(x, v -> isnan(v))) END AS missing,
   m + ln(z) AS lse,
-  (ln(z) - list_sum(list_transform(x, v -> (v - m) * exp(v - m))) / z) / ln({experts}) AS entropy,
-  (exp(-top[{topK}].v - m) - exp(-top[{topK} + 1].v - m)) / z AS margin,
-  list_transform(x, v -> exp(v - m) / z) AS prob,
-  list_transform(x, v -> exp(v - m) / z) AS soft,
-  list_transform(top[1:{topK}], q -> q.i) AS hf,
+  (ln(z) - list_sum(list_transform(x, (v, i) -> (v - m) * ex[i])) / z) / ln({experts}) AS entropy,
+  (exp(a - m) - exp(b - m)) / z AS margin,
+  list_transform(ex, u -> u / z) AS prob,
+  list_transform(ex, u -> u / z) AS soft,
+  list_transform(x, (v, i) -> CASE
+    WHEN v > a THEN 1
+    WHEN v = a AND len(list_filter(x[1:i - 1], u -> u = a)) < {topK} - above THEN 1
+    ELSE 0 END) AS hf,
   chosen,
   chosen[list_position(w, list_max(w))] AS first
 FROM summed`;
@@ -157,27 +171,41 @@ WITH cells AS (
 ),
 ranked AS (
   SELECT *,
-    list_bool_and(list_transform(x, v -> isfinite(v))) AS finite,
-    list_bool_and(list_transform(x, v -> isnan(v))) AS missing,
+    isfinite(list_sum(x)) AS finite,
     list_max(x) AS m,
-    list_slice(list_sort(list_transform(x, (v, i) -> {'v': -v, 'i': i - 1})), 1, {topK} + 1) AS top
+    list_sort(x, 'DESC')[{topK}:{topK} + 1] AS kth
   FROM cells
+),
+shifted AS (
+  SELECT *,
+    kth[1] AS a,
+    kth[2] AS b,
+    len(list_filter(x, v -> v > kth[1])) AS above,
+    list_transform(x, v -> exp(v - m)) AS ex
+  FROM ranked
+),
+scored AS (
+  SELECT *, list_transform(x, v -> moe_sigmoid(v)) AS sig FROM shifted
 ),
 summed AS (
   SELECT *,
-    list_sum(list_transform(x, v -> exp(v - m))) AS z,
-    list_sum(list_transform(x, v -> moe_sigmoid(v))) AS s,
-    list_sum(list_transform(x, v -> moe_sigmoid(v) * moe_log_sigmoid(v))) AS sls
-  FROM ranked
+    list_sum(ex) AS z,
+    list_sum(sig) AS s,
+    list_sum(list_transform(x, (v, i) -> sig[i] * moe_log_sigmoid(v))) AS sls
+  FROM scored
 )
 SELECT
-  file, seq, layer, finite, missing,
+  file, seq, layer, finite,
+  CASE WHEN finite THEN false ELSE list_bool_and(list_transform(x, v -> isnan(v))) END AS missing,
   m + ln(z) AS lse,
   (ln(s) - sls / s) / ln({experts}) AS entropy,
-  moe_sigmoid(-top[{topK}].v) - moe_sigmoid(-top[{topK} + 1].v) AS margin,
-  list_transform(x, v -> moe_sigmoid(v) / s) AS prob,
-  list_transform(x, v -> exp(v - m) / z) AS soft,
-  list_transform(top[1:{topK}], q -> q.i) AS hf,
+  moe_sigmoid(a) - moe_sigmoid(b) AS margin,
+  list_transform(sig, u -> u / s) AS prob,
+  list_transform(ex, u -> u / z) AS soft,
+  list_transform(x, (v, i) -> CASE
+    WHEN v > a THEN 1
+    WHEN v = a AND len(list_filter(x[1:i - 1], u -> u = a)) < {topK} - above THEN 1
+    ELSE 0 END) AS hf,
   chosen,
   chosen[list_position(w, list_max(w))] AS first
 FROM summed`;
@@ -200,20 +228,31 @@ GROUP BY 1, 2`;
 
 /**
  * Per (file, sequence, MoE layer, expert), over rows with finite logits: rows, Σ prob, Σ softmax, recorded
- * assignments, HF's top-K selections, first choices. A sequence is a seq id within one file (a trace writes each
+ * assignments, HF's top-K selections, first choices — each row's E-long lists unnested side by side (a join with
+ * the expert table would copy the lists E times: several times slower, measured). A sequence is a seq id within one file (a trace writes each
  * sequence's tokens together; one that a step partition splits counts once per file).
  */
 export const LOGIT_SEQUENCES_SQL = `CREATE TEMP TABLE sequence_sums AS
 SELECT
-  r.file, r.seq, r.layer, e.expert,
+  file, seq, layer, expert,
   count(*) AS rows,
-  sum(r.prob[e.expert + 1]) AS prob,
-  sum(r.soft[e.expert + 1]) AS soft,
-  count(*) FILTER (WHERE list_contains(r.chosen, e.expert)) AS chosen,
-  count(*) FILTER (WHERE list_contains(r.hf, e.expert)) AS hf,
-  count(*) FILTER (WHERE r.first = e.expert) AS first
-FROM router_rows AS r CROSS JOIN moe_experts AS e
-WHERE r.finite
+  sum(prob) AS prob,
+  sum(soft) AS soft,
+  sum(chosen) AS chosen,
+  sum(hf) AS hf,
+  sum(first) AS first
+FROM (
+  SELECT
+    file, seq, layer,
+    unnest(range({experts})) AS expert,
+    unnest(prob) AS prob,
+    unnest(soft) AS soft,
+    unnest(list_transform(range({experts}), e -> CAST(list_contains(chosen, e) AS INTEGER))) AS chosen,
+    unnest(hf) AS hf,
+    unnest(list_transform(range({experts}), e -> CAST(first = e AS INTEGER))) AS first
+  FROM router_rows
+  WHERE finite
+)
 GROUP BY ALL`;
 
 /** Per (MoE layer, expert): the sequences' sums summed — the whole dataset's. */

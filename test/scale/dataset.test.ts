@@ -213,7 +213,8 @@ test('glob patterns', () => {
 });
 
 test('docs/scale.md shows the SQL moescope runs, verbatim', async () => {
-  const { COUNTS_SQL, SHAPED_SLOTS_SQL, SLOTS_SQL, STEPS_SQL } = await import('../../src/scale/sql.js');
+  const q = await import('../../src/scale/sql.js');
+  const { COUNTS_SQL, SHAPED_SLOTS_SQL, SLOTS_SQL, STEPS_SQL } = q;
   const { PACKAGE_ROOT } = await import('../../src/core/paths.js');
   const doc = readFileSync(join(PACKAGE_ROOT, 'docs', 'scale.md'), 'utf8');
   for (const [name, sql] of [
@@ -221,6 +222,13 @@ test('docs/scale.md shows the SQL moescope runs, verbatim', async () => {
     ['shaped-slots', SHAPED_SLOTS_SQL],
     ['steps', STEPS_SQL],
     ['counts', COUNTS_SQL],
+    ['logit-tables', q.LOGIT_TABLES_SQL],
+    ['router-rows-softmax', q.ROUTER_ROWS_SOFTMAX_SQL],
+    ['router-rows-sigmoid', q.ROUTER_ROWS_SIGMOID_SQL],
+    ['logit-layer', q.LOGIT_LAYER_SQL],
+    ['logit-sequences', q.LOGIT_SEQUENCES_SQL],
+    ['logit-experts', q.LOGIT_EXPERTS_SQL],
+    ['logit-sequence-dot', q.LOGIT_SEQUENCE_DOT_SQL],
   ] as const) {
     const block = new RegExp(`<!-- sql:${name} -->\\n\`\`\`sql\\n([\\s\\S]*?)\\n\`\`\``).exec(doc);
     assert.ok(block, `docs/scale.md has the sql:${name} block`);
