@@ -27,6 +27,12 @@ export interface RouterSummary {
    */
   modelLayer?: number | null;
   role?: string;
+  /**
+   * Zero-computation experts (LongCat-Flash) among the `experts` ids, found in the model's graph: `identity` (the
+   * token's hidden state, weighted, is their output), `zero` (nothing), `unknown`. Stats balance over the other
+   * experts and report the share of slots routed to these (src/stats/zero-experts.ts). Absent or null: none known.
+   */
+  zeroExperts?: { ids: number[]; kind: string } | null;
 }
 
 /** Describes where a stream of routing batches comes from; the trace stores it as schema metadata. */

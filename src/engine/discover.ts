@@ -10,6 +10,7 @@
 import type { Scoring } from '../core/batch.js';
 import { UserError } from '../core/errors.js';
 import { followToMixing, type MixingFollow, type WeightsLayout } from './mixing.js';
+import { zeroExpertsOf, type ZeroExperts } from './zero-experts.js';
 import {
   attr,
   attrInt,
@@ -100,6 +101,8 @@ export interface RouterInfo {
   sharedExpert: { gated: boolean; bytes: number } | null;
   /** Bytes of one routed expert's weights, when the expert weights could be attributed to this layer. */
   expertBytes: number | null;
+  /** Zero-computation experts among the E the router scores (LongCat-Flash), found at the mixing; null when none. */
+  zeroExperts: ZeroExperts | null;
 }
 
 export interface ModelRouting {
@@ -381,6 +384,7 @@ function graphRouter(
       derived: null,
       mixing: mixingInfo(f.mix),
       node: selectionNode.name || selectionNode.op_type,
+      zeroExperts: zeroExpertsOf(g, f.mix, gate.node, gate.experts),
     },
   };
 }
@@ -578,6 +582,7 @@ function fusedRouter(g: GraphIndex, n: OnnxNode): Candidate | null {
       derived: { k, normalize, sparseMixer, weightsTensor },
       mixing: { status: 'derived', layout: null, node: n.name || n.op_type, note: null },
       node: n.name || n.op_type,
+      zeroExperts: null,
     },
   };
 }
@@ -714,14 +719,15 @@ function sharedExpertOf(g: GraphIndex, layerOfNode: Map<OnnxNode, number>, layer
   return found ? { gated, bytes } : null;
 }
 
-/** Bytes of one routed expert: initializers shaped [E, …] used in the router's layer, divided by E. */
+/** Bytes of one routed expert: initializers shaped [E, …] used in the router's layer, divided by E (the real experts
+ * only, when some compute nothing: LongCat's weights are stacked for its E real experts). */
 function expertBytesOf(
   g: GraphIndex,
   layerOfNode: Map<OnnxNode, number>,
   layer: number | null,
   c: Candidate,
 ): number | null {
-  const E = c.info.experts;
+  const E = c.info.experts - (c.info.zeroExperts?.ids.length ?? 0);
   const n = c.selectionNode;
   if (n.op_type === 'MoE' || n.op_type === 'QMoE') {
     let total = 0;

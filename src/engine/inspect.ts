@@ -27,6 +27,7 @@ export interface InspectRouter {
   node: string;
   tensors: RouterInfo['tensors'];
   mixing: RouterInfo['mixing'];
+  zeroExperts: RouterInfo['zeroExperts'];
 }
 
 export interface InspectReport {
@@ -90,6 +91,7 @@ export function inspectModel(path: string, opts: InspectOptions = {}): InspectRe
       node: r.node,
       tensors: r.tensors,
       mixing: r.mixing,
+      zeroExperts: r.zeroExperts,
     })),
     patternsTried: PATTERNS_TRIED,
   };
@@ -172,6 +174,19 @@ export function formatInspect(r: InspectReport): string {
     else if (x.mixing.note)
       out.push(`  L${x.layer}*: ${x.mixing.note}: scoring/renormalisation reported as unknown where it matters.`);
   }
+  for (const x of r.routers) {
+    const z = x.zeroExperts;
+    if (!z) continue;
+    const what =
+      z.kind === 'identity'
+        ? "their weight scales the token's own hidden state"
+        : z.kind === 'zero'
+          ? 'their weight multiplies nothing'
+          : 'what they compute is unclear from the graph';
+    out.push(
+      `  L${x.layer}: ${z.ids.length} zero-computation experts (${z.kind}): ${idRanges(z.ids)} of ${x.experts} — ${what}; stats balance over the other ${x.experts - z.ids.length}.`,
+    );
+  }
   if (r.routers.some((x) => x.layerSource === 'order' && x.identity.layer !== null))
     out.push(
       '  note: several routers share a layer; the stream numbers them in graph order, `router` says which layer and role each is.',
@@ -179,4 +194,16 @@ export function formatInspect(r: InspectReport): string {
   else if (r.routers.some((x) => x.layerSource === 'order'))
     out.push("  note: the graph does not name its layers; layer numbers are the routers' order in the graph.");
   return out.join('\n');
+}
+
+/** Ascending ids as ranges: "6–7", "0, 3–5". */
+function idRanges(ids: readonly number[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < ids.length; ) {
+    let j = i;
+    while (j + 1 < ids.length && ids[j + 1] === ids[j]! + 1) j++;
+    out.push(j > i ? `${ids[i]}–${ids[j]}` : String(ids[i]));
+    i = j + 1;
+  }
+  return out.join(', ');
 }

@@ -32,6 +32,12 @@ export interface MixingFollow {
   unclassified: string[];
   /** Why the walk did not reach the mixing, when it did not. */
   reason: string | null;
+  /**
+   * The expert ids [start, end) of a slice of the dense weights on the way to the mixing (LongCat-Flash mixes
+   * columns [:E] with the experts' outputs and handles its zero-computation experts' columns elsewhere,
+   * src/engine/zero-experts.ts); null when the mixing receives every expert's column.
+   */
+  range: [number, number] | null;
 }
 
 type Layout = 'sel' | 'dense' | 'perm';
@@ -47,6 +53,8 @@ interface State {
   unclassified: string[];
   /** Ops that changed values since the canonical tensor (0 = canonical is what the mixing sees, reshaped). */
   changedSinceCanonical: boolean;
+  /** Expert columns [start, end) kept by a slice of the dense weights since the canonical tensor. */
+  range: [number, number] | null;
 }
 
 const LAYOUT_OPS = new Set(['Reshape', 'Unsqueeze', 'Squeeze', 'Flatten', 'Identity', 'Cast', 'Expand']);
@@ -80,6 +88,7 @@ export function followToMixing(
       scaling: 1,
       unclassified: [],
       changedSinceCanonical: false,
+      range: null,
     });
   const stops: string[] = [];
   const memo = new Map<string, boolean>();
@@ -138,6 +147,16 @@ export function followToMixing(
       if (LAYOUT_OPS.has(op) && c.input[0] === t) {
         push(out, s);
         continue;
+      }
+      if (op === 'Slice' && c.input[0] === t && s.layout === 'dense' && !s.range) {
+        // A slice of the expert columns: the canonical (unsliced) tensor still holds every selected expert's
+        // weight at its id. Marked 'perm' so a value change after it (which would index the sliced columns) is
+        // refused rather than mapped to the wrong experts.
+        const r = expertColumns(g, c);
+        if (r) {
+          push(out, { ...s, layout: 'perm', range: r });
+          continue;
+        }
       }
       if (op === 'Transpose' && c.input[0] === t) {
         push(out, { ...s, layout: 'perm' });
@@ -242,6 +261,7 @@ export function followToMixing(
       scaling: null,
       unclassified: [],
       reason: why,
+      range: null,
     };
   }
   const { node, s } = found;
@@ -255,6 +275,7 @@ export function followToMixing(
       scaling: null,
       unclassified: s.unclassified,
       reason: 'the weights are changed after a transpose, in a layout the engine cannot map back to the selection',
+      range: null,
     };
   const scaling = Math.abs(s.scaling - 1) < 1e-7 ? null : shortestFloat32(s.scaling);
   return {
@@ -266,7 +287,29 @@ export function followToMixing(
     scaling,
     unclassified: s.unclassified,
     reason: null,
+    range: s.range,
   };
+}
+
+/**
+ * The expert columns [start, end) a Slice keeps of a dense [tokens, E] tensor: constant starts/ends on the last
+ * axis (axes -1 or 1), step 1; null for any other slice. Ends past E (PyTorch writes INT64_MAX for `[:, n:]`) are
+ * clamped by the caller, which knows E.
+ */
+export function expertColumns(g: GraphIndex, n: OnnxNode): [number, number] | null {
+  const one = (i: number, dflt: number | null): number | null => {
+    const t = n.input[i];
+    if (t === undefined || t === '') return dflt;
+    const v = g.constValues(t);
+    return v && v.length === 1 ? v[0]! : null;
+  };
+  const start = one(1, null);
+  const end = one(2, null);
+  const axis = one(3, -1);
+  const step = one(4, 1);
+  if (start === null || end === null || step !== 1 || (axis !== -1 && axis !== 1) || start < 0 || end <= start)
+    return null;
+  return [start, end];
 }
 
 /** The shortest decimal that is the same float32 (graph constants are float32: 1.8, not 1.7999999523162842). */

@@ -180,6 +180,7 @@ export class ModelRunner {
       mixingNote: r.mixing.note,
       modelLayer: r.identity.layer,
       role: r.identity.role,
+      zeroExperts: r.zeroExperts,
     }));
   }
 

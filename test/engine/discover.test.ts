@@ -26,6 +26,9 @@ for (const name of MOE_FIXTURES) {
       if (m.scoring) assert.equal(r.scoring, m.scoring, `layer ${r.layer} scoring`);
       assert.ok(r.tensors.logits, 'logits tensor named');
       assert.ok(r.expertBytes !== null && r.expertBytes > 0, `layer ${r.layer} expert bytes`);
+      // Zero-computation experts: LongCat's from its config and modeling code (ids ≥ n_routed_experts are
+      // nn.Identity), found by following the weights to the mixing; none anywhere else.
+      assert.deepEqual(r.zeroExperts, m.zeroExperts ?? null, `layer ${r.layer} zero experts`);
     }
     // Layers the fixture says are dense (have nodes, no router) are reported as such.
     const dense = [...Array(m.numLayers).keys()].filter((l) => !m.moeLayers.includes(l));

@@ -19,6 +19,8 @@ export interface FixtureMeta {
   nSharedExperts?: number;
   routedScalingFactor?: number;
   normTopkProb?: boolean;
+  /** LongCat-Flash: the router ids ≥ n_routed_experts, and what transformers computes for them (nn.Identity). */
+  zeroExperts?: { ids: number[]; kind: string };
 }
 
 export interface Reference {
@@ -62,6 +64,7 @@ export const MOE_FIXTURES = [
   'tiny-switch',
   'tiny-deepseek',
   'hf-mixed-shape',
+  'hf-longcat-flash',
 ];
 
 export function sameSet(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
