@@ -143,6 +143,7 @@ async function runStats(file: string, flags: StatsFlags): Promise<string> {
         vocabLayer: at >= 0 ? at : null,
         // This command owns its thread and draws nothing: large routers' logits are scored in a worker.
         logits: logitsScorer(g.schema, true),
+        zeroExperts: g.positions.map((l) => stream.meta.routers[l]?.zeroExperts?.ids),
       });
     });
     for await (const b of tokenBatches(stream)) analyses.forEach((a, i) => a.add(groupBatch(b, schema, groups[i]!)));

@@ -35,6 +35,8 @@ export interface AnalysisOptions {
   lossFreeSecondPass: boolean;
   /** Where RoutingStats scores logits (default here; the `stats` command hands it a LogitsThread for large routers). */
   logits?: RoutingStatsOptions['logits'];
+  /** Zero-computation experts per layer (RoutingStatsOptions.zeroExperts). */
+  zeroExperts?: RoutingStatsOptions['zeroExperts'];
 }
 
 export function defaultAnalysisOptions(schema: RoutingSchema): AnalysisOptions {
@@ -110,6 +112,7 @@ export class TraceAnalysis {
       ...(options.collapse ? { collapse: options.collapse } : {}),
       ...(options.topN !== undefined ? { topN: options.topN } : {}),
       ...(options.logits !== undefined ? { logits: options.logits } : {}),
+      ...(options.zeroExperts ? { zeroExperts: options.zeroExperts } : {}),
     });
     this.capacity = new CapacitySim(schema, {
       capacityFactor: options.capacityFactor,

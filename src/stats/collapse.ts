@@ -5,7 +5,8 @@
  * the same WindowCounts the batch command does. Definitions: docs/metrics.md § Collapse detection.
  */
 import { UserError } from '../core/errors.js';
-import { cvFromSums, JsDivergenceFromReference, loadMaxVio } from './load.js';
+import { cvFromSums, JsDivergenceFromReference, loadEntropy, loadMaxVio } from './load.js';
+import { hasZeroExperts, realLoad } from './zero-experts.js';
 import type { WindowCounts } from './window.js';
 
 export type CollapseRuleName = 'dead-expert' | 'hot-expert' | 'low-entropy' | 'max-vio' | 'drift';
@@ -91,7 +92,10 @@ export class CollapseDetector {
   /** Drift from the first full window (set at the first evaluation). */
   private drift: JsDivergenceFromReference | null = null;
 
-  constructor(layerIds: readonly number[], experts: number, rules: CollapseRules) {
+  /** Zero-computation experts (1 per l·E + e; src/stats/zero-experts.ts): left out of every load rule but drift. */
+  readonly zeroMask: Uint8Array | null;
+
+  constructor(layerIds: readonly number[], experts: number, rules: CollapseRules, zeroMask: Uint8Array | null = null) {
     for (const [k, v] of Object.entries(rules)) {
       if (typeof v === 'number' && !(Number.isFinite(v) && v >= 0))
         throw new UserError(`collapse rule ${k} must be a non-negative number, got ${v}`);
@@ -107,6 +111,7 @@ export class CollapseDetector {
     this.activeExpert = { 'dead-expert': slots(le), 'hot-expert': slots(le) };
     this.activeLayer = { 'low-entropy': slots(l), 'max-vio': slots(l), drift: slots(l) };
     this.expertFlags = new Uint8Array(le);
+    this.zeroMask = zeroMask;
   }
 
   /** Warnings currently holding. */
@@ -130,6 +135,10 @@ export class CollapseDetector {
     if (!this.drift && r.drift !== null) this.drift = new JsDivergenceFromReference(w.counts, E);
     for (let l = 0; l < w.layers; l++) {
       const base = l * E;
+      if (hasZeroExperts(this.zeroMask, l, E)) {
+        this.evaluateReal(fired, w, l);
+        continue;
+      }
       if (r.dead || r.hotShare !== null) {
         // check() acts only when a rule holds or its warning is active; testing that here first (with the
         // active flags in a byte array) spares the call for nearly all of the L·E experts.
@@ -173,6 +182,69 @@ export class CollapseDetector {
       }
     }
     return fired;
+  }
+
+  /**
+   * The load rules of a layer with zero-computation experts, over its real experts only: shares of the real
+   * experts' assignments, their entropy and MaxVio (LongCat balances those; the zero experts' share is a metric of
+   * its own). Drift stays over every expert: a change in how often the zero experts are picked is a routing change.
+   */
+  private evaluateReal(fired: CollapseWarning[], w: WindowCounts, l: number): void {
+    const E = this.experts;
+    const r = this.rules;
+    const h = r.hysteresis;
+    const base = l * E;
+    const mask = this.zeroMask!;
+    const real = realLoad(w.counts, base, E, mask, base);
+    let total = 0;
+    for (const c of real) total += c;
+    if (total > 0) {
+      const mean = total / real.length;
+      for (let e = 0; e < E; e++) {
+        if (mask[base + e]) continue;
+        const c = w.counts[base + e]!;
+        const f = this.expertFlags[base + e]!;
+        if (r.dead && (c === 0 || (f & DEAD_ACTIVE) !== 0))
+          this.check(fired, w, 'dead-expert', l, e, c === 0, c / mean >= h, c, 0);
+        if (r.hotShare !== null) {
+          const share = c / total;
+          if (share > r.hotShare || (f & HOT_ACTIVE) !== 0)
+            this.check(
+              fired,
+              w,
+              'hot-expert',
+              l,
+              e,
+              share > r.hotShare,
+              share < r.hotShare * (1 - h),
+              share,
+              r.hotShare,
+            );
+        }
+      }
+      if (r.minEntropy !== null) {
+        const ent = loadEntropy(real, 0, real.length);
+        this.check(
+          fired,
+          w,
+          'low-entropy',
+          l,
+          null,
+          ent < r.minEntropy,
+          ent > r.minEntropy + h * (1 - r.minEntropy),
+          ent,
+          r.minEntropy,
+        );
+      }
+      if (r.maxVio !== null) {
+        const mv = loadMaxVio(real, 0, real.length);
+        this.check(fired, w, 'max-vio', l, null, mv > r.maxVio, mv < r.maxVio * (1 - h), mv, r.maxVio);
+      }
+    }
+    if (r.drift !== null && this.drift) {
+      const d = this.drift.divergence(w.counts, l);
+      this.check(fired, w, 'drift', l, null, d > r.drift, d < r.drift * (1 - h), d, r.drift);
+    }
   }
 
   private check(

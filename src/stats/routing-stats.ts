@@ -15,6 +15,7 @@ import type { LogitsThread } from './logits-thread.js';
 import { isLogitsSnapshot, type LogitsSnapshot } from './live-logits.js';
 import { CollapseDetector, defaultCollapseRules, type CollapseRules, type CollapseWarning } from './collapse.js';
 import { coverageExperts, deadExperts, loadCv, loadEntropy, loadMaxVio, topNShare } from './load.js';
+import { hasZeroExperts, realLoad, zeroExpertMask, zeroShare } from './zero-experts.js';
 
 export type Scope = 'run' | 'window';
 export type { LogitsMetrics } from './logit-sums.js';
@@ -34,6 +35,11 @@ export interface RoutingStatsOptions {
    * RoutingStats itself never starts a thread or waits.
    */
   logits?: 'here' | 'posted' | LogitsThread;
+  /**
+   * Zero-computation experts per layer (LongCat-Flash; the router summaries' `zeroExperts.ids`, in layer order):
+   * the load metrics and collapse rules of those layers cover the real experts only, and `zeroShare` is measured.
+   */
+  zeroExperts?: readonly (readonly number[] | null | undefined)[];
 }
 
 /** Metrics of one layer. */
@@ -55,6 +61,9 @@ export interface LayerMetrics extends LogitsMetrics {
   topNShare: number;
   /** Fewest experts carrying ≥ 90% of assignments. */
   coverage90: number;
+  /** Share of the layer's token-slots routed to zero-computation experts; null when the layer has none. With zero
+   * experts, cv … coverage90 above are over the real experts only (load and share still list every expert). */
+  zeroShare: number | null;
 }
 
 /** Over all layers: the logits metrics are means over layers, except hfAuxLoss (pooled). */
@@ -72,6 +81,8 @@ export interface GlobalMetrics extends LogitsMetrics {
   entropy: number;
   /** Dead (layer, expert) pairs in all. */
   deadExperts: number;
+  /** Mean over the layers that have zero-computation experts of their zeroShare; null when none has. */
+  zeroShare: number | null;
 }
 
 export interface StatsSnapshot {
@@ -96,6 +107,8 @@ export class RoutingStats {
   /** The sliding window, or null when off. */
   readonly window: WindowCounts | null;
   readonly detector: CollapseDetector | null;
+  /** Zero-computation experts, 1 per l·E + e (src/stats/zero-experts.ts); null when no layer has any. */
+  readonly zeroMask: Uint8Array | null;
   private n = 0;
   /** Assignments of the first layer added from count rows (tokens = that ÷ K: every token picks K per layer). */
   private countedAssignments = 0;
@@ -122,9 +135,22 @@ export class RoutingStats {
     this.load = new Float64Array(L * E);
     const w = options.window ?? DEFAULT_COLLAPSE_WINDOW;
     this.window = w > 0 ? new WindowCounts(w, L, E, K) : null;
+    this.zeroMask = zeroExpertMask(options.zeroExperts ?? [], L, E);
+    // The hot-expert threshold's default (3/E) counts the real experts only, as the rule does.
+    let realE = E;
+    for (let l = 0; l < L && this.zeroMask; l++) {
+      let n = 0;
+      for (let e = 0; e < E; e++) if (!this.zeroMask[l * E + e]) n++;
+      realE = Math.min(realE, n);
+    }
     this.detector =
       this.window && options.collapse !== false
-        ? new CollapseDetector(schema.layers, E, { ...defaultCollapseRules(E, w), ...(options.collapse ?? {}) })
+        ? new CollapseDetector(
+            schema.layers,
+            E,
+            { ...defaultCollapseRules(realE, w), ...(options.collapse ?? {}) },
+            this.zeroMask,
+          )
         : null;
     const mode = options.logits ?? 'here';
     this.postedMode = schema.hasLogits && mode === 'posted';
@@ -261,17 +287,23 @@ export class RoutingStats {
     const total = load.reduce((a, b) => a + b, 0);
     const tokens = scope === 'run' ? this.tokens : this.window!.tokens;
     const logits = scope === 'run' ? this.logitsOf(l) : NO_LOGITS;
+    // A layer with zero-computation experts is balanced over its real experts (LongCat's own convention).
+    const zero = hasZeroExperts(this.zeroMask, l, E);
+    const b = zero ? realLoad(m, base, E, this.zeroMask!, base) : m;
+    const o = zero ? 0 : base;
+    const n = zero ? b.length : E;
     return {
       layer: this.schema.layers[l]!,
       tokens,
       load,
       share: load.map((c) => (total > 0 ? c / total : 0)),
-      cv: loadCv(m, base, E),
-      maxVio: loadMaxVio(m, base, E),
-      entropy: loadEntropy(m, base, E),
-      deadExperts: deadExperts(m, base, E),
-      topNShare: topNShare(m, base, E, this.topN),
-      coverage90: coverageExperts(m, base, E, 0.9),
+      cv: loadCv(b, o, n),
+      maxVio: loadMaxVio(b, o, n),
+      entropy: loadEntropy(b, o, n),
+      deadExperts: deadExperts(b, o, n),
+      topNShare: topNShare(b, o, n, this.topN),
+      coverage90: coverageExperts(b, o, n, 0.9),
+      zeroShare: zero ? zeroShare(m, base, E, this.zeroMask!, base) : null,
       ...logits,
     };
   }
@@ -319,7 +351,14 @@ export class RoutingStats {
         maxVioWorst: layers.reduce((a, m) => Math.max(a, m.maxVio), -Infinity),
         entropy: mean((m) => m.entropy)!,
         deadExperts: layers.reduce((a, m) => a + m.deadExperts, 0),
+        zeroShare: meanOfPresent(layers.map((m) => m.zeroShare)),
       },
     };
   }
+}
+
+/** Mean of the values that are there (null when none is). */
+function meanOfPresent(xs: readonly (number | null)[]): number | null {
+  const v = xs.filter((x): x is number => x !== null);
+  return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
 }

@@ -72,6 +72,13 @@ export function formatStatsText(s: StatsJson, ctx: TextContext): string {
   ]);
   out.push(...table(head, rows));
   out.push(`  (dead: total over layers; worst layer MaxVio ${num(g.maxVioWorst)})`);
+  const zero = s.layers.filter((m) => m.zeroShare !== null && m.zeroShare !== undefined);
+  if (zero.length)
+    out.push(
+      `  zero-computation experts (LongCat): the metrics above balance the real experts only; share of slots routed to the zero experts: ${zero
+        .map((m) => `layer ${m.layer} ${pct(m.zeroShare)}`)
+        .join(', ')}`,
+    );
   const nf = s.nonFinite;
   const logitNote = badLogits(nf.logitRows)
     ? `${count(nf.logitRows!)} token rows with NaN/±Inf router logits left out`

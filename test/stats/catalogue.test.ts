@@ -115,7 +115,8 @@ test("the report's metrics table and the stats text table show the catalogue's l
   );
   // Every getter reads a real value off a real stream with logits.
   const t = traceStream(openTrace(DEMO_TRACE));
-  const stats = new RoutingStats(t.schema);
+  // Expert 7 of each layer marked as a zero-computation expert, so the zero-expert share has a value too.
+  const stats = new RoutingStats(t.schema, { zeroExperts: t.schema.layers.map(() => [7]) });
   for await (const it of t.items()) if (it.kind === 'tokens') stats.add(it.batch);
   t.close();
   const snap = stats.snapshot('run');
