@@ -156,6 +156,8 @@ export async function runCheck(
       collapse: false,
       topN: 1,
       logits: logitsScorer(g.schema, opts.threads ?? false),
+      // LongCat's zero-computation experts: the limits judge the real experts' balance, as `stats` reports it.
+      zeroExperts: g.positions.map((p) => source.meta?.routers[positions[p]!]?.zeroExperts?.ids),
     }),
     // Router logits that overflowed (float16 ±Inf) drop out of every logit metric; a gate must not pass on that.
     inf: g.schema.hasLogits ? new InfiniteLogits(g.schema.layers.length, g.schema.experts) : null,

@@ -76,6 +76,9 @@ export interface ReportData {
    * every layer has one shape.
    */
   shapes: ShapeSummary[] | null;
+  /** Zero-computation experts of each layer (LongCat-Flash; the router summaries'), null where none: their columns
+   * are marked, and the layer's metrics balance the other experts. */
+  zeroExperts: ({ ids: number[]; kind: string } | null)[];
 }
 
 export interface ShapeSummary {
@@ -108,11 +111,16 @@ export async function collectReport(source: RoutingStream, opts: CollectOptions 
   const counts = source.kind === 'counts';
   // A count trace has no tokens to slide a window over: its counts fill the same load matrix, nothing else.
   const window = counts ? 0 : (opts.window ?? DEFAULT_COLLAPSE_WINDOW);
+  const zeroExperts = schema.layers.map((_, l) => source.meta?.routers[l]?.zeroExperts ?? null);
   // Layers that differ in E or K are measured one shape at a time, over their own E and K (one group if uniform).
   const groups = shapeGroups(schema);
   const parts = groups.map((g) => ({
     g,
-    stats: new RoutingStats(g.schema, { window, logits: logitsScorer(g.schema, opts.threads ?? false) }),
+    stats: new RoutingStats(g.schema, {
+      window,
+      logits: logitsScorer(g.schema, opts.threads ?? false),
+      zeroExperts: g.positions.map((pos) => zeroExperts[pos]?.ids),
+    }),
     domains: new DomainSpecialisation(g.schema),
   }));
   for await (const item of source.items()) {
@@ -195,5 +203,6 @@ export async function collectReport(source: RoutingStream, opts: CollectOptions 
     ...own,
     counts: counts ? { steps: stats.steps } : null,
     shapes,
+    zeroExperts,
   };
 }

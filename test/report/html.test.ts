@@ -101,3 +101,44 @@ test('metrics table, warnings, placement and domains follow the data', async () 
   );
   await assert.rejects(collectReport(memoryStream('empty', schemaOf({ tokens: 0 }), []), {}), /empty holds no tokens/);
 });
+
+test('zero-computation experts (LongCat): their columns are marked, and a busy identity expert is not a hot expert', async () => {
+  // Layer 0's expert 7 takes most first choices from a fifth of the run on: a hot expert — unless 6 and 7 are the
+  // router's zero-computation experts, as the trace header says for a LongCat-Flash model.
+  const spec: TraceSpec = { tokens: 2000, layers: [0, 1], collapse: { layer: 0, expert: 7, from: 0.2, share: 0.9 } };
+  const schema = schemaOf(spec);
+  const routers = schema.layers.map((layer) => ({
+    layer,
+    experts: 8,
+    topK: 2,
+    scoring: 'softmax' as const,
+    kind: 'softmax-topk',
+    zeroExperts: { ids: [6, 7], kind: 'identity' },
+  }));
+  const meta = { model: 'longcat.onnx', routers, tokenizer: null, devices: [], source: 'run' };
+  const plain = renderReportHtml(await collectReport(memoryStream('t', schema, makeBatches(spec))), OPTS);
+  const data = await collectReport(memoryStream('t', schema, makeBatches(spec), meta));
+  const html = renderReportHtml(data, OPTS);
+  assert.match(plain, /layer 0 expert 7: [\d.]+% of assignments/, 'hot when nothing marks it');
+  assert.doesNotMatch(html, /expert 7: [\d.]+% of assignments/);
+  assert.doesNotMatch(plain, /zero-computation|data-zero/);
+  const heat = cells(html, 'load');
+  assert.deepEqual(
+    heat.filter((c) => c['data-zero']).map((c) => `${c['data-layer']}/${c['data-bin']}/${c['data-zero']}`),
+    ['0/6/identity', '0/7/identity', '1/6/identity', '1/7/identity'],
+  );
+  assert.match(html, />6z</);
+  assert.match(html, />7z</);
+  assert.match(html, /Zero-computation experts \(identity; marked <b>z<\/b>/);
+  // The share shown is the share of the layer's slots on experts 6 and 7, counted here from the batches.
+  let zero = 0;
+  let all = 0;
+  for (const b of makeBatches(spec))
+    for (let t = 0; t < b.length; t++)
+      for (let k = 0; k < 2; k++) {
+        const e = b.experts[t * 4 + k]!; // layer 0 of [tokens, L=2, K=2]
+        all++;
+        if (e >= 6) zero++;
+      }
+  assert.match(html, new RegExp(`layer 0: experts 6, 7, ${((100 * zero) / all).toFixed(1)}% of its slots`));
+});

@@ -79,6 +79,26 @@ function facts(d: ReportData): string {
   return `<dl class="facts">${rows.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('')}</dl>`;
 }
 
+/** Whether every expert of bin b is a zero-computation expert of layer r. */
+function zeroBin(d: ReportData, r: number, b: ExpertBin): boolean {
+  const z = d.zeroExperts[r];
+  if (!z) return false;
+  for (let e = b.first; e <= b.last; e++) if (!z.ids.includes(e)) return false;
+  return true;
+}
+
+/** The note on zero-computation experts (LongCat-Flash), or '' when the trace has none. */
+function zeroNote(d: ReportData): string {
+  const rows = d.layers.map((m, i) => ({ m, z: d.zeroExperts[i], label: d.layerLabels[i]! })).filter((x) => x.z);
+  if (!rows.length) return '';
+  const kinds = [...new Set(rows.map((x) => x.z!.kind))].join(' / ');
+  return `<p class="note zero">Zero-computation experts (${esc(kinds)}; marked <b>z</b> under their columns): ${rows
+    .map((x) => `layer ${esc(x.label)}: experts ${esc(x.z!.ids.join(', '))}, ${pct(x.m.zeroShare ?? NaN)} of its slots`)
+    .join(
+      '; ',
+    )}. Their output is the token itself or nothing, so the balance metrics of these layers (CV, MaxVio, entropy, dead, top-N, coverage) cover the other experts only, as LongCat balances them; the share routed to the zero experts is its own metric (zero-expert share).</p>`;
+}
+
 /** Each layer's expert bins: its own E in bins of one size (the widest layer's), so columns line up across rows. */
 function layerBins(d: ReportData): ExpertBin[][] {
   const size = expertBins(d.schema.experts)[0]!;
@@ -105,7 +125,8 @@ function loadHeatmap(d: ReportData, bins: ExpertBin[][]): string {
   const heat = heatmapSvg({
     id: 'load',
     rowLabels: d.layerLabels.map((x) => `layer ${x}`),
-    colLabels: widest.map((b) => String(b.first)),
+    // A column that is a zero-computation expert in some layer is labelled "z" after its id.
+    colLabels: widest.map((b) => (d.layers.some((_, r) => zeroBin(d, r, b)) ? `${b.first}z` : String(b.first))),
     values,
     max,
     rowAxis: 'MoE layer',
@@ -120,13 +141,18 @@ function loadHeatmap(d: ReportData, bins: ExpertBin[][]): string {
         ? [{ value: balanced, label: 'balanced' }]
         : counts.map((e) => ({ value: binSize / e, label: `E=${e}` })),
     title: (r, c) =>
-      `layer ${d.layerLabels[r]} · ${binLabel(bins[r]![c]!)} · ${pct(values[r]![c]!)} of assignments (${fmtCount(binValues(d.layers[r]!.load, [bins[r]![c]!])[0]!)})`,
-    attrs: (r, c) => ({ layer: d.layers[r]!.layer, bin: c, experts: `${bins[r]![c]!.first}-${bins[r]![c]!.last}` }),
+      `layer ${d.layerLabels[r]} · ${binLabel(bins[r]![c]!)}${zeroBin(d, r, bins[r]![c]!) ? ` (zero-computation, ${d.zeroExperts[r]!.kind})` : ''} · ${pct(values[r]![c]!)} of assignments (${fmtCount(binValues(d.layers[r]!.load, [bins[r]![c]!])[0]!)})`,
+    attrs: (r, c) => ({
+      layer: d.layers[r]!.layer,
+      bin: c,
+      experts: `${bins[r]![c]!.first}-${bins[r]![c]!.last}`,
+      ...(zeroBin(d, r, bins[r]![c]!) ? { zero: d.zeroExperts[r]!.kind } : {}),
+    }),
   });
   const ragged =
     counts.length > 1 ? ' Layers differ in their number of experts: each row is as long as its layer has experts.' : '';
   return `<section id="heatmap"><h2>Expert load</h2>
-<p class="note">Each cell is the share of ${assignmentsOf(d)} that went to an expert${binSize > 1 ? ` bin (${binSize} consecutive experts)` : ''}, over all ${fmtCount(d.tokens)} tokens.${ragged} Colour: viridis with the balanced share mid-ramp (teal); dark = under-used, yellow = hot. Hover a cell for its numbers.</p>
+<p class="note">Each cell is the share of ${assignmentsOf(d)} that went to an expert${binSize > 1 ? ` bin (${binSize} consecutive experts)` : ''}, over all ${fmtCount(d.tokens)} tokens.${ragged} Colour: viridis with the balanced share mid-ramp (teal); dark = under-used, yellow = hot. Hover a cell for its numbers.</p>${zeroNote(d)}
 <div class="table-wrap">${heat}</div></section>`;
 }
 
@@ -138,7 +164,7 @@ function loadBars(d: ReportData, bins: ExpertBin[][]): string {
     const own = bins[i]!;
     const loads = binValues(m.load, own);
     return barsSvg({
-      title: `layer ${d.layerLabels[i]} — MaxVio ${fmt(m.maxVio, 2)}, dead ${m.deadExperts}`,
+      title: `layer ${d.layerLabels[i]} — MaxVio ${fmt(m.maxVio, 2)}, dead ${m.deadExperts}${m.zeroShare !== null ? `, zero experts ${pct(m.zeroShare)} (z: ${d.zeroExperts[i]!.ids.join(', ')})` : ''}`,
       values: all[i]!,
       labels: own.map(
         (b, j) =>
@@ -218,7 +244,7 @@ function metricsTable(d: ReportData): string {
   return `<section id="metrics"><h2>Metrics</h2>
 <p class="note">Per MoE layer over the whole trace (T = ${fmtCount(d.tokens)} tokens, E = ${E} experts, K = ${K}). Each column is labelled with its value at perfect balance; conventions below.</p>
 <div class="table-wrap"><table class="metrics"><thead><tr><th class="l">layer</th>${head}</tr></thead>
-<tbody>${d.layers.map(row).join('\n')}${total}</tbody></table></div>${noLogits}
+<tbody>${d.layers.map(row).join('\n')}${total}</tbody></table></div>${noLogits}${zeroNote(d)}
 <h3 id="conventions">Conventions</h3>
 <div class="table-wrap"><table class="conventions"><thead><tr><th class="l">metric</th><th class="l">definition</th><th class="l">convention / source</th></tr></thead>
 <tbody>${conventions}</tbody></table></div></section>`;
