@@ -31,6 +31,7 @@ const routers = [router(0, 0, 'attention'), router(1, 0, 'mlp'), router(2, 1, 'a
 const meta: StreamMeta = { model: 'jetmoe', routers, tokenizer: null, devices: ['cpu'], source: 'run' };
 const toks = Array.from({ length: 64 }, (_, t) => ({
   experts: schema.layers.map((_, l) => [(t + l) % 8, (t + l + 3) % 8]),
+  tag: t % 2 ? 'code' : 'prose', // domains: the report's per-domain heatmaps get a heading per layer
 }));
 
 test('labels: model layer and role when routers differ in role, the stream ids otherwise', () => {
@@ -65,8 +66,10 @@ test('the HTML report and the JSONL export say which model layer and role each r
   const rep = moescope('report', trace, '-o', html);
   assert.equal(rep.code, 0, rep.stderr);
   const page = readFileSync(html, 'utf8');
-  for (const label of ['layer 0 attn', 'layer 0 mlp', 'layer 1 attn', 'layer 1 mlp'])
+  for (const label of ['layer 0 attn', 'layer 0 mlp', 'layer 1 attn', 'layer 1 mlp']) {
     assert.ok(page.includes(label), label);
+    assert.ok(page.includes(`<h3>${label}</h3>`), `domain heading ${label}`);
+  }
   const out = dir.path('r.jsonl');
   const ex = moescope('export', trace, '--jsonl', out);
   assert.equal(ex.code, 0, ex.stderr);

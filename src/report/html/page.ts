@@ -339,6 +339,8 @@ function domainsSection(d: ReportData, bins: ExpertBin[]): string {
   const shown = spreadPick(d.layers.length, MAX_DOMAIN_MAPS);
   const perLayer = shown.map((l) => ({
     layer: d.layers[l]!.layer,
+    // With several routers per layer (JetMoE: attention and mlp) the label names the model layer and role.
+    label: d.layerLabels[l]!,
     values: doms.map((dom) => binValues(dom.layers[l]!.share, bins)),
   }));
   const max = scaleMax(
@@ -347,7 +349,7 @@ function domainsSection(d: ReportData, bins: ExpertBin[]): string {
   );
   const maps = perLayer.map(
     (p) =>
-      `<div><h3>layer ${p.layer}</h3>${heatmapSvg({
+      `<div><h3>layer ${esc(p.label)}</h3>${heatmapSvg({
         id: `domain-${p.layer}`,
         rowLabels: doms.map((x) => x.tag),
         colLabels: bins.map((b) => String(b.first)),
@@ -359,7 +361,7 @@ function domainsSection(d: ReportData, bins: ExpertBin[]): string {
         format: pct,
         marks: [{ value: (binSize * K) / E, label: 'uniform' }],
         title: (r, c) =>
-          `${doms[r]!.tag} · layer ${p.layer} · ${binLabel(bins[c]!)} · ${pct(p.values[r]![c]!)} of the domain's tokens`,
+          `${doms[r]!.tag} · layer ${p.label} · ${binLabel(bins[c]!)} · ${pct(p.values[r]![c]!)} of the domain's tokens`,
         attrs: (r, c) => ({ domain: doms[r]!.tag, layer: p.layer, bin: c }),
         maxWidth: 520,
       })}</div>`,
