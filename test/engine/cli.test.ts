@@ -54,7 +54,9 @@ test('inspect --json: one entry per MoE layer with the documented fields (DeepSe
     'node',
     'tensors',
     'mixing',
+    'zeroExperts',
   ]);
+  assert.equal(r1.zeroExperts, null, 'DeepSeek-V3 has no zero-computation experts');
   assert.equal(r1.experts, 16);
   assert.equal(r1.topK, 4);
   assert.equal(r1.scoring, 'sigmoid');
