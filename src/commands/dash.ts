@@ -133,12 +133,6 @@ export function registerDash(program: Command): void {
       if (model === null) {
         const { openTrace, traceStream } = await import('../trace/index.js');
         const reader = openTrace(source);
-        try {
-          (await import('../core/batch.js')).refuseMixedShapes(reader.schema, 'dash');
-        } catch (e) {
-          reader.close();
-          throw e;
-        }
         const notice = reader.truncated
           ? 'the trace is cut short: its complete tokens are shown'
           : !reader.complete && !f.follow
@@ -166,7 +160,6 @@ export function registerDash(program: Command): void {
         loop: true,
       });
       const stream = await engine.generationStream(handle, label); // bad input fails here, before the screen is taken over
-      (await import('./dataset-action.js')).refuseMixed(stream, 'dash');
       await dash.runDashboard({ ...common, stream, kind: 'live' });
     });
 }

@@ -6,6 +6,7 @@
 import { basename } from 'node:path';
 import type { RoutingSchema } from '../core/batch.js';
 import { describeSchema } from '../core/batch.js';
+import { groupBatch, type ShapeGroup, shapeGroups } from '../core/shapes.js';
 import { tapStream, type RoutingStream, type StreamItem } from '../core/routing-stream.js';
 import { Listener, MERGED_COLUMNS, type ListenOptions } from '../listen/listener.js';
 import { listenStream } from '../listen/stream.js';
@@ -32,7 +33,9 @@ const clock = () => new Date().toISOString().slice(11, 19);
  * their sum (RankLoads.total), so every assignment is counted once.
  */
 interface Sinks {
-  ranks: RankLoads;
+  /** One RankLoads per layer shape (src/core/shapes.ts: layers that differ in E or K are counted in their own). */
+  ranks: RankLoads[];
+  groups: ShapeGroup[];
   tokens: number;
   schema: RoutingSchema;
 }
@@ -106,7 +109,8 @@ export async function runListen(o: ListenSessionOptions): Promise<void> {
     }
     const s: Sinks = (sinks = {
       tokens: 0,
-      ranks: new RankLoads(live.schema.layers.length, live.schema.experts, live.schema.topK),
+      groups: shapeGroups(live.schema),
+      ranks: shapeGroups(live.schema).map((g) => new RankLoads(g.positions.length, g.schema.experts, g.schema.topK)),
       schema: live.schema,
     });
     let last = { tokens: 0, t: performance.now() };
@@ -123,7 +127,7 @@ export async function runListen(o: ListenSessionOptions): Promise<void> {
     );
     for await (const item of stream.items()) {
       if (item.kind !== 'tokens') continue;
-      s.ranks.add(item.batch);
+      s.ranks.forEach((r, i) => r.add(groupBatch(item.batch, s.schema, s.groups[i]!)));
       s.tokens += item.batch.length;
     }
   } finally {
@@ -135,6 +139,15 @@ export async function runListen(o: ListenSessionOptions): Promise<void> {
   }
   out(finalSummary(listener, sinks, writer, problems));
   if (problems > 0) process.exitCode = 2;
+}
+
+/** Stream layer l's merged load: its shape's counts (over all ranks), where its row starts, its own E. */
+function layerLoad(s: Sinks, l: number): { load: Float64Array; base: number; E: number; part: number; at: number } {
+  const part = s.groups.findIndex((g) => g.positions.includes(l));
+  const g = s.groups[part]!;
+  const at = g.positions.indexOf(l);
+  const E = g.schema.experts;
+  return { load: s.ranks[part]!.total(), base: at * E, E, part, at };
 }
 
 function intervalLine(l: Listener, s: Sinks, delta: number, rate: number): string {
@@ -151,12 +164,11 @@ function intervalLine(l: Listener, s: Sinks, delta: number, rate: number): strin
     );
   parts.push(`${fmt(dropped)} steps dropped`);
   if (s.tokens > 0) {
-    const E = s.schema.experts;
-    const load = s.ranks.total();
     let worst = 0;
     let at = 0;
     for (let l2 = 0; l2 < s.schema.layers.length; l2++) {
-      const v = loadMaxVio(load, l2 * E, E);
+      const x = layerLoad(s, l2);
+      const v = loadMaxVio(x.load, x.base, x.E);
       if (v > worst) [worst, at] = [v, l2];
     }
     parts.push(`worst MaxVio ${worst.toFixed(2)} (layer ${s.schema.layers[at]})`);
@@ -188,29 +200,28 @@ function finalSummary(l: Listener, s: Sinks | null, writer: TraceWriter | null, 
     ]);
   lines.push(...table(rows));
   if (s.tokens > 0) {
-    const E = s.schema.experts;
-    const K = s.schema.topK;
-    const shown = Math.min(E, Math.max(4, 2 * K), 8);
+    const shown = Math.min(Math.min(...s.groups.map((g) => g.schema.experts)), Math.max(4, 2 * s.schema.topK), 8);
     lines.push('', `routing over all ranks (busiest experts, share of assignments; MaxVio per rank: docs/metrics.md)`);
-    const head = ['layer', `top ${shown} experts`, 'cv', 'MaxVio', ...s.ranks.ranks().map((r) => `r${r.rank}`)];
+    const ranks = s.ranks[0]!.ranks();
+    const head = ['layer', `top ${shown} experts`, 'cv', 'MaxVio', ...ranks.map((r) => `r${r.rank}`)];
     const body: string[][] = [head];
-    const load = s.ranks.total();
     s.schema.layers.forEach((layer, li) => {
-      const share = loadShares(load, li * E, E);
+      const { load, base, E, part, at } = layerLoad(s, li);
+      const share = loadShares(load, base, E);
       const top = Array.from(share)
         .map((x, e) => ({ e, x }))
         .sort((a, b) => b.x - a.x || a.e - b.e)
         .slice(0, shown)
         .map((x) => `e${x.e} ${(100 * x.x).toFixed(1)}%`)
         .join('  ');
-      const cv = loadCv(load, li * E, E);
-      const maxVio = loadMaxVio(load, li * E, E);
+      const cv = loadCv(load, base, E);
+      const maxVio = loadMaxVio(load, base, E);
       body.push([
         String(layer),
         top,
         cv.toFixed(2),
         maxVio.toFixed(2),
-        ...s.ranks.ranks().map((r) => s.ranks.maxVio(r.rank, li).toFixed(2)),
+        ...ranks.map((r) => s.ranks[part]!.maxVio(r.rank, at).toFixed(2)),
       ]);
     });
     lines.push(...table(body));

@@ -46,12 +46,6 @@ export function registerReplay(program: Command): void {
         const { openTrace, traceStream } = await import('../trace/index.js');
         const { runReplay } = await import('../views/index.js');
         const reader = openTrace(trace);
-        try {
-          (await import('../core/batch.js')).refuseMixedShapes(reader.schema, 'replay');
-        } catch (e) {
-          reader.close();
-          throw e;
-        }
         // Read live: a followed trace's end changes as its writer appends, stops, or dies mid-batch.
         const file = {
           get complete() {

@@ -165,13 +165,6 @@ async function runLive(model: string, f: RunFlags, views: typeof import('../view
   const tui = views.loadRunTui().catch(() => null);
   const live = await engine.generationStream(handle, label); // bad input fails here, before the screen is taken over
   await tui;
-  const { refuseMixedShapes } = await import('../core/batch.js');
-  try {
-    refuseMixedShapes(live.schema, 'the live TUI (run --no-ui records and summarises it)');
-  } catch (e) {
-    live.close();
-    throw e;
-  }
   let writer: import('../trace/index.js').TraceWriter | null = null;
   let stream: import('../core/routing-stream.js').RoutingStream = live;
   if (f.record) {

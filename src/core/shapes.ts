@@ -83,3 +83,18 @@ export function groupCounts(b: CountBatch, s: RoutingSchema, g: ShapeGroup): Cou
 export function shapeLabel(s: RoutingSchema): string {
   return `${s.experts} experts top-${s.topK}`;
 }
+
+/**
+ * One token's L·K expert ids (the stream's layout) as the group's M·k (its layers, their own k slots), into `out`.
+ */
+export function groupRow(row: Uint16Array, s: RoutingSchema, g: ShapeGroup, out: Uint16Array): Uint16Array {
+  const K = s.topK;
+  const k = g.schema.topK;
+  const M = g.positions.length;
+  if (M === s.layers.length && k === K) return row;
+  for (let j = 0; j < M; j++) {
+    const src = g.positions[j]! * K;
+    out.set(row.subarray(src, src + k), j * k);
+  }
+  return out;
+}

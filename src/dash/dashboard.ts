@@ -8,9 +8,9 @@ import type { SequentialMap } from '../core/palette.js';
 import type { FeedState } from '../store/feeds.js';
 import type { Frame } from '../store/frame.js';
 import type { BalanceMetric, HistoryView, MetricHistory } from '../store/history.js';
-import { binnedRelLoad } from '../store/selectors.js';
+import { binnedRelLoad, layerColumns } from '../store/selectors.js';
 import type { SourceInfo } from '../store/app-store.js';
-import { HeatScale } from './heat.js';
+import { ABSENT_CELL, HeatScale } from './heat.js';
 import {
   BarChart,
   Gauge,
@@ -302,8 +302,10 @@ export class Dashboard {
         : `last ${fmtInt(frame.range.end - frame.range.start)} tokens`;
     const shown = cells.rows < L ? ` · layers ${first + 1}–${first + cells.rows} of ${L} (↑↓)` : '';
     const bin = Math.ceil(frame.experts / Math.max(1, g.inner.columns - cells.labelWidth));
+    const minE = Math.min(...frame.layerExperts);
+    const across = minE < frame.experts ? `${minE}–${frame.experts}` : `${frame.experts}`;
     g.setLabel(
-      `load ÷ uniform · ${L} layers × ${frame.experts} ${counts?.bins ?? 'experts'}${bin > 1 ? ` (${bin}/column, busiest)` : ''} · ${scope}${shown}`,
+      `load ÷ uniform · ${L} layers × ${across} ${counts?.bins ?? 'experts'}${bin > 1 ? ` (${bin}/column, busiest)` : ''} · ${scope}${shown}`,
     );
     g.set(cells);
   }
@@ -336,11 +338,11 @@ export class Dashboard {
     }
     // One device: the busiest experts of the layer with the highest MaxVio now.
     const L = frame.layerIds.length;
-    const E = frame.experts;
     let worst = 0;
     for (let l = 1; l < L; l++) if ((frame.maxVio[l] ?? -1) > (frame.maxVio[worst] ?? -1)) worst = l;
+    const E = frame.layerExperts[worst]!; // the layer's own experts
     const experts = Array.from({ length: E }, (_, e) => e);
-    const counts = frame.counts.subarray(worst * E, (worst + 1) * E);
+    const counts = frame.counts.subarray(worst * frame.experts, worst * frame.experts + E);
     const shown = E <= fit ? experts : experts.sort((a, b) => counts[b]! - counts[a]! || a - b).slice(0, fit);
     return {
       label: `tokens per expert · L${frame.layerLabels[worst] ?? 0} (worst)${E > fit ? `, busiest ${fit}` : ''}`,
@@ -406,8 +408,11 @@ export function heatCells(
   const rel = new Float32Array(bins);
   for (let r = 0; r < rows; r++) {
     binnedRelLoad(frame, first + r, 0, bin, bins, rel);
+    // A layer with fewer experts than the widest: its row ends with them (blank cells, not idle ones).
+    const own = layerColumns(frame, first + r, 0, bin, bins);
     for (let c = 0; c < columns; c++) {
-      const cell = scale.cell(rel[Math.floor(c / cellWidth)]!);
+      const b = Math.floor(c / cellWidth);
+      const cell = b < own ? scale.cell(rel[b]!) : ABSENT_CELL;
       fg[r * columns + c] = cell.fg;
       glyphs[r * columns + c] = cell.glyph;
     }

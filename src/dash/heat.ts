@@ -20,6 +20,9 @@ export interface HeatCell {
   glyph: string;
 }
 
+/** A column past a layer's own experts (layers that differ in E): no expert there, drawn blank. */
+export const ABSENT_CELL: HeatCell = { fg: -1, glyph: ' ' };
+
 export class HeatScale {
   private readonly colors: number[] | null;
 

@@ -15,7 +15,7 @@ import { EventEmitter } from 'node:events';
 import { existsSync, lstatSync, chmodSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, isIPv4, isIPv6, type Server, type Socket } from 'node:net';
 import type { OptionalColumn, RoutingBatch, RoutingSchema } from '../core/batch.js';
-import { describeSchema, mixedShapes, sliceBatch } from '../core/batch.js';
+import { describeSchema, sliceBatch } from '../core/batch.js';
 import type { MemorySample } from '../core/memory.js';
 import type { StreamMeta } from '../core/stream.js';
 import { UserError } from '../core/errors.js';
@@ -416,7 +416,6 @@ export class Listener {
 
   /** Why a producer's schema cannot join the merged stream, or null (the first one sets the reference). */
   private checkSchema(rank: number, schema: RoutingSchema, meta: StreamMeta, world: number): string | null {
-    if (mixedShapes(schema)) return 'layers differ in experts/k: not supported by listen yet';
     if (!this.reference) {
       this.reference = { schema, meta: { ...meta, source: 'listen', world: Math.max(world, meta.world ?? 1) }, rank };
       this.events.emit('stream', { schema: this.reference.schema, meta: this.reference.meta });
@@ -426,6 +425,7 @@ export class Listener {
       );
       return null;
     }
+    // Layers may differ in E and K (mixed shapes): schemaDisagreement compares each layer's own shape.
     const d = schemaDisagreement(this.reference.schema, schema);
     if (d === null) {
       if (world > (this.reference.meta.world ?? 1)) this.reference.meta.world = world;

@@ -75,6 +75,8 @@ const flagOf = (rule: CollapseRuleName): number => (rule === 'dead-expert' ? DEA
 export class CollapseDetector {
   readonly rules: CollapseRules;
   readonly layerIds: readonly number[];
+  /** How a warning's message names each layer: its id, or (routers of several roles) its model layer and role. */
+  readonly layerLabels: readonly string[];
   readonly experts: number;
   /** Every warning fired, oldest first (cleared ones keep their clearedAt). */
   readonly warnings: CollapseWarning[] = [];
@@ -95,7 +97,14 @@ export class CollapseDetector {
   /** Zero-computation experts (1 per l·E + e; src/stats/zero-experts.ts): left out of every load rule but drift. */
   readonly zeroMask: Uint8Array | null;
 
-  constructor(layerIds: readonly number[], experts: number, rules: CollapseRules, zeroMask: Uint8Array | null = null) {
+  constructor(
+    layerIds: readonly number[],
+    experts: number,
+    rules: CollapseRules,
+    zeroMask: Uint8Array | null = null,
+    layerLabels?: readonly string[],
+  ) {
+    this.layerLabels = layerLabels ?? layerIds.map(String);
     for (const [k, v] of Object.entries(rules)) {
       if (typeof v === 'number' && !(Number.isFinite(v) && v >= 0))
         throw new UserError(`collapse rule ${k} must be a non-negative number, got ${v}`);
@@ -281,7 +290,7 @@ export class CollapseDetector {
       threshold,
       firstToken: w.end - 1,
       clearedAt: null,
-      message: describeWarning(rule, this.layerIds[l]!, expert, value, threshold),
+      message: describeWarning(rule, this.layerLabels[l]!, expert, value, threshold),
     };
     slots[slot] = warning;
     if (expert !== null) this.expertFlags[slot]! |= flagOf(rule);
@@ -295,7 +304,7 @@ export class CollapseDetector {
 
 function describeWarning(
   rule: CollapseRuleName,
-  layer: number,
+  layer: string,
   expert: number | null,
   value: number,
   threshold: number,

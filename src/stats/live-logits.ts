@@ -6,6 +6,7 @@
  * the numbers are identical, bit for bit; RoutingStats({ logits: 'posted' }).add(batch, snapshot) shows them.
  */
 import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
+import { groupBatch, shapeGroups } from '../core/shapes.js';
 import {
   LogitSums,
   logitsLayerMetrics,
@@ -38,13 +39,26 @@ export const LIVE_LOGITS_REDUCER = new URL('./live-logits.js', import.meta.url).
 
 /** Called by the engine worker once per run: returns what to post with each batch (null for batches without logits). */
 export function createBatchReducer(schema: RoutingSchema): (b: RoutingBatch) => LogitsSnapshot | null {
-  const sums = schema.hasLogits ? new LogitSums(schema) : null;
+  // Layers that differ in E or K are scored one shape at a time, each over its own E (src/core/shapes.ts); the
+  // pooled HF loss mixes every layer's experts into one distribution, so it has no meaning across shapes.
+  const groups = shapeGroups(schema);
+  const sums = schema.hasLogits ? groups.map((g) => new LogitSums(g.schema)) : null;
+  const where: { g: number; at: number }[] = [];
+  groups.forEach((g, i) => {
+    g.positions.forEach((l, at) => {
+      where[l] = { g: i, at };
+    });
+  });
   let tokens = 0;
   return (b) => {
     tokens += b.length;
     if (!sums || !b.logits) return null;
-    sums.add(b);
-    return { tokens, layers: schema.layers.map((_, l) => sums.layer(l)), pooledHfAuxLoss: sums.pooledHfAuxLoss() };
+    sums.forEach((s, i) => s.add(groupBatch(b, schema, groups[i]!)));
+    return {
+      tokens,
+      layers: schema.layers.map((_, l) => sums[where[l]!.g]!.layer(where[l]!.at)),
+      pooledHfAuxLoss: sums.length === 1 ? sums[0]!.pooledHfAuxLoss() : null,
+    };
   };
 }
 

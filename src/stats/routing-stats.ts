@@ -40,6 +40,11 @@ export interface RoutingStatsOptions {
    * the load metrics and collapse rules of those layers cover the real experts only, and `zeroShare` is measured.
    */
   zeroExperts?: readonly (readonly number[] | null | undefined)[];
+  /**
+   * How collapse warnings name each layer (default its id): where routers differ in role (JetMoE's attention and
+   * MLP routers), the views' labels ("1 attn"), src/core/stream.ts layerLabels.
+   */
+  layerLabels?: readonly string[];
 }
 
 /** Metrics of one layer. */
@@ -150,6 +155,7 @@ export class RoutingStats {
             E,
             { ...defaultCollapseRules(realE, w), ...(options.collapse ?? {}) },
             this.zeroMask,
+            options.layerLabels,
           )
         : null;
     const mode = options.logits ?? 'here';

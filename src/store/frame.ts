@@ -35,7 +35,8 @@ import {
 } from '../stats/index.js';
 import { randomCoactivation, type CoactivationPair } from '../stats/coactivation.js';
 import type { PlacementSpec } from './placement-spec.js';
-import { balancedness } from '../stats/balancedness.js';
+import { balancedness, balancednessOfDeviceLoads } from '../stats/balancedness.js';
+import { deviceLoads, layerMap, type Placement } from '../stats/placement.js';
 import type { RoutingModel } from './model.js';
 
 export interface Selection {
@@ -162,8 +163,16 @@ export interface Frame {
   layerIds: readonly number[];
   /** What the views print after "L" for each layer: its id, or its model layer and role when routers differ in role. */
   layerLabels: readonly string[];
+  /** The largest E and K of any layer (every layer's, when the layers are uniform). */
   experts: number;
   topK: number;
+  /**
+   * Each layer's own E and K. Layers may differ (src/core/batch.ts § RoutingSchema): the L·E arrays below keep E
+   * columns per layer, and a layer's columns past its own E hold no expert (relLoad NaN, counts 0) — views draw
+   * nothing there.
+   */
+  layerExperts: readonly number[];
+  layerTopK: readonly number[];
   hasLogits: boolean;
   /** L·E: each expert's load share ÷ the uniform share 1/E (1 = balanced, 0 = idle); NaN for a layer with no load. */
   relLoad: Float32Array;
@@ -172,7 +181,7 @@ export interface Frame {
   cv: Float32Array;
   maxVio: Float32Array;
   entropy: Float32Array;
-  /** Experts with no assignment, per layer. */
+  /** Experts with no assignment, per layer (of its own E). */
   dead: Int32Array;
   /** Busiest expert per layer and its share of the layer's assignments. */
   busiest: Int32Array;
@@ -223,9 +232,8 @@ export function buildFrame(model: RoutingModel, sel: Selection): Frame {
   // A count stream has no token window: its views show the counts of the whole stream.
   const run = sel.scope === 'run' || model.countsOnly;
   const w = run ? null : model.displayWindow();
-  const src = w ? w.counts : stats.load;
-  const counts = Float64Array.from(src);
-  const relLoad = new Float32Array(L * E);
+  const counts = model.loadCounts(run ? 'run' : 'window');
+  const relLoad = new Float32Array(L * E).fill(Number.NaN);
   const cv = new Float32Array(L);
   const maxVio = new Float32Array(L);
   const entropy = new Float32Array(L);
@@ -233,18 +241,19 @@ export function buildFrame(model: RoutingModel, sel: Selection): Frame {
   const busiest = new Int32Array(L);
   const busiestShare = new Float32Array(L);
   for (let l = 0; l < L; l++) {
+    // Every layer over its own experts: the columns past them are no experts at all.
+    const e = model.layerExperts[l]!;
     const base = l * E;
-    relativeLoadsInto(counts, base, E, relLoad, base);
-    cv[l] = loadCv(counts, base, E);
-    maxVio[l] = loadMaxVio(counts, base, E);
-    entropy[l] = loadEntropy(counts, base, E);
-    dead[l] = deadExperts(counts, base, E);
-    const b = busiestExpert(counts, base, E);
+    relativeLoadsInto(counts, base, e, relLoad, base);
+    cv[l] = loadCv(counts, base, e);
+    maxVio[l] = loadMaxVio(counts, base, e);
+    entropy[l] = loadEntropy(counts, base, e);
+    dead[l] = deadExperts(counts, base, e);
+    const b = busiestExpert(counts, base, e);
     busiest[l] = b.expert;
     busiestShare[l] = b.share;
   }
-  const warnings = stats.warnings.slice().reverse();
-  const det = stats.detector;
+  const warnings = model.warnings.slice().reverse();
   const layer = Math.min(Math.max(0, sel.layer), L - 1);
   return {
     version: model.version,
@@ -257,6 +266,8 @@ export function buildFrame(model: RoutingModel, sel: Selection): Frame {
     layerLabels: layerLabels(model.meta.routers, model.schema.layers),
     experts: E,
     topK: model.topK,
+    layerExperts: model.layerExperts,
+    layerTopK: model.layerTopK,
     hasLogits: model.schema.hasLogits,
     relLoad,
     counts,
@@ -267,8 +278,8 @@ export function buildFrame(model: RoutingModel, sel: Selection): Frame {
     busiest,
     busiestShare,
     warnings,
-    activeWarnings: det ? det.activeWarnings().length : 0,
-    suppressedWarnings: det ? det.suppressed : 0,
+    activeWarnings: model.activeWarnings,
+    suppressedWarnings: model.suppressedWarnings,
     detectorWindow: stats.window ? stats.window.size : 0,
     ring: { start: model.ring.start, end: model.ring.end },
     stream: sel.tokenSpan ? copyStream(model, layer, sel.token, sel.tokenSpan) : [],
@@ -279,30 +290,49 @@ export function buildFrame(model: RoutingModel, sel: Selection): Frame {
     token: sel.token !== null && model.ring.has(sel.token) ? tokenDetail(model, sel.token) : null,
     memory: memoryView(model),
     devices: sel.placement && stats.tokens > 0 ? deviceSummary(model, counts, sel.placement) : null,
-    ranks: model.ranks ? rankRows(model, layer, sel.placement) : null,
+    ranks: model.parts[0]!.ranks ? rankRows(model, layer, sel.placement) : null,
   };
 }
 
 function rankRows(model: RoutingModel, layer: number, spec: PlacementSpec | null): RankRow[] {
-  const r = model.ranks!;
-  const E = model.experts;
   const L = model.layers;
+  const { part, at } = model.partOf(layer);
+  const r = part.ranks!;
+  // Every part counts every row: the same ranks in each, each over its own layers.
+  const byPart = model.parts.map((p) => new Map(p.ranks ? p.ranks.ranks().map((x) => [x.rank, x.counts]) : []));
+  const layerLoad = (rank: number, l: number): Float64Array => {
+    const w = model.where[l]!;
+    const e = model.parts[w.part]!.group.schema.experts;
+    return byPart[w.part]!.get(rank)!.subarray(w.at * e, (w.at + 1) * e);
+  };
+  const e = part.group.schema.experts;
   return r.ranks().map((x) => {
-    const b = busiestExpert(x.counts, layer * E, E);
+    const b = busiestExpert(x.counts, at * e, e);
     let onDevices: number[] | null = null;
     if (spec) {
-      const loads = Array.from({ length: L }, (_, l) => x.counts.subarray(l * E, (l + 1) * E));
-      onDevices = deviceShares(balancedness(loads, spec.placement).devices).shares;
+      const loads = Array.from({ length: L }, (_, l) => layerLoad(x.rank, l));
+      onDevices = deviceShares(placedDeviceLoads(loads, spec.placement)).shares;
     }
     return {
       rank: x.rank,
       tokens: x.tokens,
       busiest: b.expert,
       busiestShare: b.share,
-      maxVio: r.maxVio(x.rank, layer),
+      maxVio: r.maxVio(x.rank, at),
       deviceShares: onDevices,
     };
   });
+}
+
+/**
+ * Per-layer device loads under a placement (stats' deviceLoads). Layers of different E have maps of different
+ * lengths (placement-spec.ts): each is placed on its own.
+ */
+function placedDeviceLoads(loads: Float64Array[], placement: Placement): Float64Array[] {
+  const maps = placement.phy2log;
+  const ragged = maps.length > 1 && maps.some((m) => m.length !== maps[0]!.length);
+  if (!ragged) return balancedness(loads, placement).devices;
+  return loads.map((x, l) => deviceLoads([x], { devices: placement.devices, phy2log: [layerMap(placement, l)] })[0]!);
 }
 
 /**
@@ -340,17 +370,19 @@ function rate(model: RoutingModel): number | null {
 }
 
 function layerDetail(model: RoutingModel, l: number, scope: Selection['scope']): LayerDetail {
-  const stats = model.stats;
-  const w = model.displayWindow();
+  const { part, at } = model.partOf(l);
+  const stats = part.stats;
+  const w = model.displayWindowOf(part);
+  const E = part.group.schema.experts;
+  const K = part.group.schema.topK;
   let metrics: LayerMetrics;
-  if (scope === 'run' || w === stats.window) metrics = stats.layerMetrics(l, scope);
+  if (scope === 'run' || w === stats.window) metrics = stats.layerMetrics(at, scope);
   else {
     // A display window of another length than the detector's: the same load metrics, on its counts.
-    const E = model.experts;
-    const base = l * E;
+    const base = at * E;
     const c = w.counts;
     metrics = {
-      ...stats.layerMetrics(l, 'window'),
+      ...stats.layerMetrics(at, 'window'),
       tokens: w.tokens,
       load: Array.from(c.subarray(base, base + E)),
       share: Array.from(loadShares(c, base, E)),
@@ -366,10 +398,10 @@ function layerDetail(model: RoutingModel, l: number, scope: Selection['scope']):
     index: l,
     metrics,
     assignments: totalLoad(metrics.load, 0, metrics.load.length),
-    uniformTopNShare: uniformTopNShare(stats.topN, model.experts),
+    uniformTopNShare: uniformTopNShare(stats.topN, E),
     shareOfBusiest: fractionsOfPeak(metrics.share),
-    coactivation: model.coact ? model.coact.topPairs(l, 8) : null,
-    coactivationBaseline: randomCoactivation(model.experts, model.topK),
+    coactivation: part.coact ? part.coact.topPairs(at, 8) : null,
+    coactivationBaseline: randomCoactivation(E, K),
     margins: model.schema.hasLogits ? layerMargins(model, l) : null,
   };
 }
@@ -390,15 +422,18 @@ function layerMargins(model: RoutingModel, l: number): Histogram | null {
 
 function scoreLayerMargins(model: RoutingModel, l: number): Histogram | null {
   const r = model.ring;
-  const E = model.experts;
-  if (model.topK >= E) return null;
-  const scorer = new RowScorer(E, model.topK, model.schema.scoring);
+  // The layer's own E and K; its logits sit at l·E of the row (E the largest), padding past its own E.
+  const E = model.layerExperts[l]!;
+  const K = model.layerTopK[l]!;
+  const stride = model.experts;
+  if (K >= E) return null;
+  const scorer = new RowScorer(E, K, model.schema.scoring);
   // Gathers the margins of the newest tokens with logits; binning is stats' marginHistogram.
   const margins: number[] = [];
   let start = r.end;
   for (let i = r.end - 1; i >= r.start && r.hasLogits(i); i--) {
     start = i;
-    if (scorer.score(r.logitsOf(i)!, l * E)) margins.push(scorer.margin);
+    if (scorer.score(r.logitsOf(i)!, l * stride)) margins.push(scorer.margin);
   }
   const h = marginHistogram(margins);
   return h.total === 0 ? null : { ...h, range: { start, end: r.end } };
@@ -407,12 +442,14 @@ function scoreLayerMargins(model: RoutingModel, l: number): Histogram | null {
 function tokenDetail(model: RoutingModel, i: number): TokenDetail {
   const r = model.ring;
   const L = model.layers;
-  const K = model.topK;
-  const E = model.experts;
+  const stride = model.experts;
   const logits = r.logitsOf(i);
-  const scorer = logits ? new RowScorer(E, K, model.schema.scoring) : null;
+  // One scorer per shape: each layer's routing over its own E and K (no padding slot is shown).
+  const scorers = new Map<string, RowScorer>();
   const layers: TokenLayerRouting[] = [];
   for (let l = 0; l < L; l++) {
+    const E = model.layerExperts[l]!;
+    const K = model.layerTopK[l]!;
     const experts: number[] = [];
     const weights: number[] = [];
     for (let k = 0; k < K; k++) {
@@ -421,9 +458,14 @@ function tokenDetail(model: RoutingModel, i: number): TokenDetail {
     }
     let margin: number | null = null;
     let entropy: number | null = null;
-    if (scorer && logits && scorer.score(logits, l * E)) {
-      margin = Number.isFinite(scorer.margin) ? scorer.margin : null;
-      entropy = scorer.entropy;
+    if (logits) {
+      const key = `${E}/${K}`;
+      let scorer = scorers.get(key);
+      if (!scorer) scorers.set(key, (scorer = new RowScorer(E, K, model.schema.scoring)));
+      if (scorer.score(logits, l * stride)) {
+        margin = Number.isFinite(scorer.margin) ? scorer.margin : null;
+        entropy = scorer.entropy;
+      }
     }
     layers.push({ layer: model.schema.layers[l]!, experts, weights, margin, entropy });
   }
@@ -466,9 +508,10 @@ function deviceSummary(model: RoutingModel, counts: Float64Array, spec: Placemen
   const E = model.experts;
   const { placement } = spec;
   const D = placement.devices;
-  const loads = Array.from({ length: L }, (_, l) => counts.subarray(l * E, (l + 1) * E));
-  const b = balancedness(loads, placement);
-  const shares = deviceShares(b.devices);
+  const loads = Array.from({ length: L }, (_, l) => counts.subarray(l * E, l * E + model.layerExperts[l]!));
+  const devLoads = placedDeviceLoads(loads, placement);
+  const b = balancednessOfDeviceLoads(devLoads);
+  const shares = deviceShares(devLoads);
   const sizes = model.meta.routers.map((r) => r.expertBytes ?? null);
   const bytes =
     sizes.length === L && sizes.every((s): s is number => s !== null) ? deviceWeightBytes(placement, sizes) : null;

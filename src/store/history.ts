@@ -12,7 +12,7 @@ import type { CountBatch } from '../core/routing-stream.js';
 import type { StreamMeta } from '../core/stream.js';
 import { loadCv, loadMaxVio, type CollapseWarning } from '../stats/index.js';
 import { balancednessOfDeviceLoads } from '../stats/balancedness.js';
-import type { Placement } from '../stats/placement.js';
+import { layerMap, type Placement } from '../stats/placement.js';
 import { DeviceMap } from '../stats/device-map.js';
 import { BucketHistory, bucketRates, worstChannels } from '../stats/history.js';
 import { RoutingModel, type ModelOptions } from './model.js';
@@ -79,7 +79,10 @@ export interface MemoryHistory {
 
 export class RoutingHistory {
   readonly layers: number;
+  /** Columns per layer in the counts `record` reads (the largest E). */
   readonly experts: number;
+  /** Each layer's own E (layers may differ: its columns past that are no experts). */
+  readonly layerExperts: readonly number[];
   readonly placement: Placement | null;
   readonly points: number;
   /** Channels: MaxVio of each layer, then CV, then balancedness. */
@@ -87,18 +90,26 @@ export class RoutingHistory {
   memory: BucketHistory | null = null;
   private gpuNames: { index: number; name: string }[] = [];
   private readonly step: Float64Array;
-  private readonly deviceMap: DeviceMap | null;
+  /** One map for every layer, or (layers of different E: ragged slot maps) one map per layer. */
+  private readonly deviceMaps: DeviceMap[] | null;
   /** Per layer, its device loads at the current step (reused). */
   private readonly devLoads: Float64Array[];
 
-  constructor(layers: number, experts: number, opts: HistoryOptions = {}) {
+  constructor(layers: number, experts: number, opts: HistoryOptions = {}, layerExperts?: readonly number[]) {
     this.layers = layers;
     this.experts = experts;
+    this.layerExperts = layerExperts ?? new Array<number>(layers).fill(experts);
     this.placement = opts.placement && opts.placement.devices > 1 ? opts.placement : null;
     this.points = opts.points ?? HISTORY_POINTS;
     this.balance = new BucketHistory(3 * layers, this.points);
     this.step = new Float64Array(3 * layers).fill(NaN);
-    this.deviceMap = this.placement ? new DeviceMap(this.placement, layers, experts) : null;
+    const p = this.placement;
+    const uniform = this.layerExperts.every((e) => e === experts);
+    this.deviceMaps = !p
+      ? null
+      : uniform
+        ? [new DeviceMap(p, layers, experts)]
+        : this.layerExperts.map((e, l) => new DeviceMap({ devices: p.devices, phy2log: [layerMap(p, l)] }, 1, e));
     this.devLoads = this.placement
       ? Array.from({ length: layers }, () => new Float64Array(this.placement!.devices))
       : [];
@@ -111,16 +122,20 @@ export class RoutingHistory {
   }
 
   /** Records one step: per-layer MaxVio and CV of `counts` (L·E), balancedness of its device loads. */
-  record(tokens: number, tMs: number, counts: ArrayLike<number>): void {
+  record(tokens: number, tMs: number, counts: Float64Array | Int32Array): void {
     const L = this.layers;
     const E = this.experts;
     const v = this.step;
+    const own = this.layerExperts;
     for (let l = 0; l < L; l++) {
-      v[l] = loadMaxVio(counts, l * E, E);
-      v[L + l] = loadCv(counts, l * E, E);
+      v[l] = loadMaxVio(counts, l * E, own[l]!);
+      v[L + l] = loadCv(counts, l * E, own[l]!);
     }
-    if (this.deviceMap) {
-      for (let l = 0; l < L; l++) this.deviceMap.layerInto(counts, l, this.devLoads[l]!);
+    const maps = this.deviceMaps;
+    if (maps) {
+      if (maps.length === 1) for (let l = 0; l < L; l++) maps[0]!.layerInto(counts, l, this.devLoads[l]!);
+      else
+        for (let l = 0; l < L; l++) maps[l]!.layerInto(counts.subarray(l * E, l * E + own[l]!), 0, this.devLoads[l]!);
       const b = balancednessOfDeviceLoads(this.devLoads);
       for (let l = 0; l < L; l++) v[2 * L + l] = b.perLayer[l]!;
     }
@@ -190,7 +205,7 @@ export class HistoryModel extends RoutingModel {
 
   constructor(schema: RoutingSchema, meta: StreamMeta, options: ModelOptions & HistoryOptions = {}) {
     super(schema, meta, options);
-    this.history = new RoutingHistory(schema.layers.length, schema.experts, options);
+    this.history = new RoutingHistory(schema.layers.length, schema.experts, options, this.layerExperts);
     this.stepTokens = Math.max(1, Math.floor(options.stepTokens ?? this.options.window / 16));
   }
 
@@ -234,8 +249,7 @@ export class HistoryModel extends RoutingModel {
   private assignments = 0;
 
   private recordStep(): void {
-    const w = this.stats.window;
-    this.history.record(this.tokens, this.lastMs ?? 0, w ? w.counts : this.stats.load);
+    this.history.record(this.tokens, this.lastMs ?? 0, this.detectorCounts());
   }
 
   override addMemory(s: MemorySample): void {

@@ -2,11 +2,17 @@
  * RoutingModel: everything the TUI knows about one stream, fed batch by batch — the stats accumulators
  * (src/stats: run and window counts, collapse detector, co-activation), ring buffers of recent tokens and memory
  * samples, and stream timing. Mutable and fast; views never read it directly but through frames (frame.ts).
+ *
+ * A stream whose layers differ in E or K (src/core/batch.ts § RoutingSchema) is measured one shape at a time, as
+ * `stats` does (src/core/shapes.ts): one ShapePart per (E, K), each fed its layers in their own shape, so every
+ * accumulator and metric sees a layer's own experts and never a padding slot. A uniform stream is one part fed the
+ * batches untouched. What the views read is indexed by the stream's layer (0 … L−1) whatever part holds it.
  */
-import type { RoutingBatch, RoutingSchema } from '../core/batch.js';
+import { expertsAt, type RoutingBatch, type RoutingSchema, topKAt } from '../core/batch.js';
+import { groupBatch, groupRow, type ShapeGroup, shapeGroups } from '../core/shapes.js';
 import type { CountBatch } from '../core/routing-stream.js';
 import type { MemorySample } from '../core/memory.js';
-import type { StreamMeta } from '../core/stream.js';
+import { layerLabels, type StreamMeta } from '../core/stream.js';
 import {
   DEFAULT_COLLAPSE_WINDOW,
   RankLoads,
@@ -14,7 +20,10 @@ import {
   WindowCounts,
   type CollapseRules,
   type CollapseWarning,
+  type LayerMetrics,
+  type Scope,
 } from '../stats/index.js';
+import type { LogitsSnapshot } from '../stats/live-logits.js';
 import { Coactivation } from '../stats/coactivation.js';
 import { firstChoice } from '../stats/choice.js';
 import { SampleRing, TokenRing } from './ring.js';
@@ -48,6 +57,17 @@ export const WINDOW_SIZES = [64, 256, 512, 1024, 4096] as const;
 /** Co-activation keeps L·E² counters; above this many it is skipped (the view says so). */
 const MAX_COACT_COUNTERS = 32 * 1024 * 1024;
 
+/** The accumulators of the layers of one shape (E, K), in their own shape. */
+export interface ShapePart {
+  group: ShapeGroup;
+  stats: RoutingStats;
+  coact: Coactivation | null;
+  /** Per-rank load when the stream's rows carry a rank (`listen`, a merged trace); null otherwise. */
+  ranks: RankLoads | null;
+  /** Display window when its length differs from the detector's; null = use stats.window. */
+  ownWindow: WindowCounts | null;
+}
+
 export class RoutingModel {
   readonly schema: RoutingSchema;
   readonly meta: StreamMeta;
@@ -55,21 +75,25 @@ export class RoutingModel {
     Pick<ModelOptions, 'collapse' | 'logits'>;
   /** Fed load counts (a count stream) rather than tokens. */
   readonly countsOnly: boolean;
+  /** Each layer's own E and K (the schema's E and K for every layer of a uniform stream). */
+  readonly layerExperts: readonly number[];
+  readonly layerTopK: readonly number[];
   /** Count rows (steps) added. */
   steps = 0;
-  stats!: RoutingStats;
-  coact!: Coactivation | null;
+  /** One part per shape, in the order their first layer appears (one part for a uniform stream). */
+  parts!: ShapePart[];
+  /** Layer l of the stream is layer `at` of part `part`. */
+  readonly where: readonly { part: number; at: number }[];
+  private readonly groups: ShapeGroup[];
   ring!: TokenRing;
   /** First choice (highest-weight expert) per ring slot per layer, from stats' firstChoice. */
   private first!: Uint16Array;
   readonly memory: SampleRing;
-  /** Display window when its length differs from the detector's; null = use stats.window. */
-  private ownWindow: WindowCounts | null = null;
   private windowSize: number;
+  /** Every collapse warning of every part, in the order they fired (layerIndex: the stream's layer). */
+  warnings: CollapseWarning[] = [];
   /** Bumped by every change; frames remember the version they were built from. */
   version = 0;
-  /** Per-rank load when the stream's rows carry a rank (`listen`, a merged trace); null otherwise. */
-  ranks: RankLoads | null = null;
   /** Capture time (ms since epoch) of the first and the latest token. */
   firstMs: number | null = null;
   lastMs: number | null = null;
@@ -87,41 +111,81 @@ export class RoutingModel {
     this.countsOnly = options.counts ?? false;
     this.windowSize = this.options.window;
     this.memory = new SampleRing(this.options.memorySamples);
+    this.layerExperts = schema.layers.map((_, l) => expertsAt(schema, l));
+    this.layerTopK = schema.layers.map((_, l) => topKAt(schema, l));
+    this.groups = shapeGroups(schema);
+    const where: { part: number; at: number }[] = [];
+    this.groups.forEach((g, part) => {
+      g.positions.forEach((l, at) => {
+        where[l] = { part, at };
+      });
+    });
+    this.where = where;
     this.reset();
   }
 
   get layers(): number {
     return this.schema.layers.length;
   }
+  /** The largest E of any layer (every layer's, when uniform). */
   get experts(): number {
     return this.schema.experts;
   }
+  /** The largest K of any layer (every layer's, when uniform). */
   get topK(): number {
     return this.schema.topK;
   }
+  /** Whether the layers differ in E or K (more than one part). */
+  get mixed(): boolean {
+    return this.parts.length > 1;
+  }
+  /** The first part's stats: the whole stream's when its layers are uniform. */
+  get stats(): RoutingStats {
+    return this.parts[0]!.stats;
+  }
   get tokens(): number {
-    return this.stats.tokens;
+    return this.parts[0]!.stats.tokens;
   }
   get hasCoactivation(): boolean {
-    return this.coact !== null;
+    return this.parts.every((p) => p.coact !== null);
+  }
+
+  /** The part holding stream layer l, and l's index within it. */
+  partOf(l: number): { part: ShapePart; at: number } {
+    const w = this.where[l]!;
+    return { part: this.parts[w.part]!, at: w.at };
   }
 
   /** Forgets everything (replay seeks backwards by resetting and feeding again). */
   reset(): void {
     const { window, ringTokens, collapse, logits } = this.options;
-    const L = this.layers;
-    const E = this.experts;
     const counts = this.countsOnly;
-    this.stats = counts
-      ? new RoutingStats(this.schema, { window: 0, collapse: false })
-      : new RoutingStats(this.schema, { window, collapse, logits: logits ?? 'here' });
-    this.coact = !counts && L * E * E <= MAX_COACT_COUNTERS ? new Coactivation(this.schema) : null;
+    const labels = layerLabels(this.meta.routers, this.schema.layers);
+    this.parts = this.groups.map((g) => {
+      const s = g.schema;
+      const E = s.experts;
+      return {
+        group: g,
+        stats: counts
+          ? new RoutingStats(s, { window: 0, collapse: false })
+          : new RoutingStats(s, {
+              window,
+              collapse,
+              logits: logits ?? 'here',
+              // Warnings name the router as the views do (its model layer and role where roles differ).
+              layerLabels: g.positions.map((l) => labels[l]!),
+            }),
+        coact: !counts && s.layers.length * E * E <= MAX_COACT_COUNTERS ? new Coactivation(s) : null,
+        ranks: null,
+        ownWindow:
+          counts || this.windowSize === window ? null : new WindowCounts(this.windowSize, s.layers.length, E, s.topK),
+      };
+    });
     this.ring = new TokenRing(this.schema, counts ? 1 : Math.max(ringTokens, WINDOW_SIZES[WINDOW_SIZES.length - 1]));
-    this.first = new Uint16Array(this.ring.capacity * L);
-    this.ownWindow = counts || this.windowSize === window ? null : new WindowCounts(this.windowSize, L, E, this.topK);
+    this.first = new Uint16Array(this.ring.capacity * this.layers);
+    this.warnings = [];
     this.steps = 0;
     this.memory.clear();
-    this.ranks = null;
     this.firstMs = null;
     this.lastMs = null;
     this.version++;
@@ -131,18 +195,33 @@ export class RoutingModel {
   add(b: RoutingBatch, derived?: unknown): CollapseWarning[] {
     if (b.length === 0) return [];
     const slot0 = this.ring.end;
-    const fired = this.stats.add(b, derived);
-    this.coact?.add(b);
-    if (b.rank) (this.ranks ??= new RankLoads(this.layers, this.experts, this.topK)).add(b);
+    const fired: CollapseWarning[] = [];
+    for (const p of this.parts) {
+      const g = p.group;
+      const gb = groupBatch(b, this.schema, g);
+      const f = p.stats.add(gb, this.parts.length === 1 ? derived : partSnapshot(derived, g));
+      // The part's detector names the layer by its position in the part: the views want the stream's.
+      for (const w of f) w.layerIndex = g.positions[w.layerIndex]!;
+      fired.push(...f);
+      p.coact?.add(gb);
+      if (b.rank) (p.ranks ??= new RankLoads(g.schema.layers.length, g.schema.experts, g.schema.topK)).add(gb);
+      if (p.ownWindow) {
+        const lk = g.schema.layers.length * g.schema.topK;
+        for (let t = 0; t < b.length; t++) p.ownWindow.push(gb.experts, t * lk);
+      }
+    }
+    // Parts fire in part order within a batch; the stream's order is by token.
+    if (this.parts.length > 1) fired.sort((x, y) => x.firstToken - y.firstToken);
+    for (const w of fired) this.warnings.push(w);
     this.ring.push(b);
     const L = this.layers;
     const K = this.topK;
+    const ks = this.layerTopK;
     const cap = this.ring.capacity;
     for (let t = 0; t < b.length; t++) {
       const s = ((slot0 + t) % cap) * L;
-      for (let l = 0; l < L; l++) this.first[s + l] = firstChoice(b, (t * L + l) * K, K);
+      for (let l = 0; l < L; l++) this.first[s + l] = firstChoice(b, (t * L + l) * K, ks[l]!);
     }
-    if (this.ownWindow) for (let t = 0; t < b.length; t++) this.ownWindow.push(b.experts, t * L * K);
     const t0 = Number(b.tNs[0]! / 1_000_000n);
     const t1 = Number(b.tNs[b.length - 1]! / 1_000_000n);
     if (this.firstMs === null) this.firstMs = t0;
@@ -154,6 +233,7 @@ export class RoutingModel {
   /**
    * Adds count rows to the run counts (RoutingStats.addCounts: the load metrics are the token formulas). Per-device
    * counts go in as the columns of a model whose schema has one "expert" per device (see ModelOptions.counts).
+   * A count stream has one shape (docs/trace-format.md § Count traces): one part.
    */
   addCounts(b: CountBatch): void {
     if (!this.countsOnly) throw new Error('RoutingModel was not created for counts');
@@ -178,26 +258,107 @@ export class RoutingModel {
     return this.first[(i % this.ring.capacity) * this.layers + l]!;
   }
 
-  /** The display window: its counts and token range, or null before any token. */
+  /** A part's display window: its counts and token range. */
+  displayWindowOf(p: ShapePart): WindowCounts {
+    return p.ownWindow ?? p.stats.window!;
+  }
+
+  /** The display window of the (first) part: its token count and range are every part's. */
   displayWindow(): WindowCounts {
-    return this.ownWindow ?? this.stats.window!;
+    return this.displayWindowOf(this.parts[0]!);
+  }
+
+  /** Whether the display window is the detector's own (its metrics come whole from RoutingStats). */
+  get displayIsDetectorWindow(): boolean {
+    return this.parts[0]!.ownWindow === null;
   }
 
   get displayWindowSize(): number {
     return this.windowSize;
   }
 
+  /**
+   * Assignment counts of the scope as one L·E matrix (E the largest): layer l's own experts at l·E … l·E + E_l − 1,
+   * zeros past them (a layer with fewer experts has no expert there: views draw nothing, src/store/frame.ts).
+   * A copy: it stays as it is while the model moves on.
+   */
+  loadCounts(scope: Scope): Float64Array {
+    const run = scope === 'run' || this.countsOnly;
+    if (this.parts.length === 1) {
+      const p = this.parts[0]!;
+      return Float64Array.from(run ? p.stats.load : this.displayWindowOf(p).counts);
+    }
+    return this.padded((p) => (run ? p.stats.load : this.displayWindowOf(p).counts));
+  }
+
+  /**
+   * The detector's window counts (the run's without a window), as loadCounts lays them out: a live view of the
+   * accumulator for a uniform stream (copy before keeping), a copy for mixed shapes.
+   */
+  detectorCounts(): Float64Array | Int32Array {
+    if (this.parts.length === 1) return this.stats.window ? this.stats.window.counts : this.stats.load;
+    return this.padded((p) => p.stats.window?.counts ?? p.stats.load);
+  }
+
+  /** Each part's L_p·E_p matrix placed at its layers' rows of one L·E matrix (E the largest), zeros past a layer's E. */
+  private padded(of: (p: ShapePart) => Float64Array | Int32Array): Float64Array {
+    const E = this.experts;
+    const out = new Float64Array(this.layers * E);
+    for (const p of this.parts) {
+      const src = of(p);
+      const e = p.group.schema.experts;
+      p.group.positions.forEach((l, at) => {
+        out.set(src.subarray(at * e, (at + 1) * e), l * E);
+      });
+    }
+    return out;
+  }
+
+  /** Metrics of stream layer l over its own E and K (RoutingStats.layerMetrics of its part). */
+  layerMetrics(l: number, scope: Scope = 'run'): LayerMetrics {
+    const { part, at } = this.partOf(l);
+    return part.stats.layerMetrics(at, scope);
+  }
+
+  /** Warnings still active, over every part. */
+  get activeWarnings(): number {
+    let n = 0;
+    for (const p of this.parts) n += p.stats.detector ? p.stats.detector.activeWarnings().length : 0;
+    return n;
+  }
+
+  /** Warnings fired but not kept (stats' per-rule limit), over every part. */
+  get suppressedWarnings(): number {
+    let n = 0;
+    for (const p of this.parts) n += p.stats.detector ? p.stats.detector.suppressed : 0;
+    return n;
+  }
+
   /** Changes the display window's length, refilling it from the token ring (the detector keeps its own). */
   setDisplayWindow(size: number): void {
     if (size === this.windowSize || this.countsOnly) return;
     this.windowSize = size;
-    if (size === this.options.window) this.ownWindow = null;
-    else {
-      const w = new WindowCounts(size, this.layers, this.experts, this.topK);
-      const r = this.ring;
-      for (let i = Math.max(r.start, r.end - size); i < r.end; i++) w.push(r.expertsOf(i), 0);
-      this.ownWindow = w;
+    for (const p of this.parts) {
+      if (size === this.options.window) p.ownWindow = null;
+      else {
+        const g = p.group;
+        const M = g.schema.layers.length;
+        const k = g.schema.topK;
+        const w = new WindowCounts(size, M, g.schema.experts, k);
+        const r = this.ring;
+        const row = new Uint16Array(M * k);
+        for (let i = Math.max(r.start, r.end - size); i < r.end; i++)
+          w.push(groupRow(r.expertsOf(i), this.schema, g, row), 0);
+        p.ownWindow = w;
+      }
     }
     this.version++;
   }
+}
+
+/** The producer's logits snapshot of the whole stream (live-logits.ts), cut to one part's layers. */
+function partSnapshot(derived: unknown, g: ShapeGroup): LogitsSnapshot | undefined {
+  const s = derived as LogitsSnapshot | null | undefined;
+  if (!s || typeof s !== 'object' || !Array.isArray(s.layers)) return undefined;
+  return { ...s, layers: g.positions.map((l) => s.layers[l]!) };
 }

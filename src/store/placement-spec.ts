@@ -3,7 +3,7 @@
  * `moescope plan --json` (its phy2log and gpus). The load that follows is computed by src/stats/placement.ts.
  */
 import { readFileSync } from 'node:fs';
-import type { RoutingSchema } from '../core/batch.js';
+import { expertsAt, mixedShapes, type RoutingSchema } from '../core/batch.js';
 import { UserError, describeError } from '../core/errors.js';
 import { contiguousPlacement, replicaCounts, type Placement } from '../stats/placement.js';
 
@@ -16,7 +16,16 @@ export interface PlacementSpec {
 /** Contiguous placement over `devices` (null for one device: nothing to show). */
 export function contiguousSpec(schema: RoutingSchema, devices: number): PlacementSpec | null {
   if (devices <= 1) return null;
-  return { placement: contiguousPlacement(schema.experts, Math.min(devices, schema.experts)), label: 'contiguous' };
+  if (!mixedShapes(schema))
+    return { placement: contiguousPlacement(schema.experts, Math.min(devices, schema.experts)), label: 'contiguous' };
+  // Layers that differ in E: each layer's own experts spread over the same devices (one map per layer, each as
+  // long as its layer's E); no more devices than the smallest layer has experts.
+  const E = schema.layers.map((_, l) => expertsAt(schema, l));
+  const D = Math.min(devices, ...E);
+  return {
+    placement: { devices: D, phy2log: E.map((e) => contiguousPlacement(e, D).phy2log[0]!) },
+    label: 'contiguous',
+  };
 }
 
 /** Reads `moescope plan --json` output: { gpus, phy2log: [[logical expert per slot] per layer] }. */
@@ -31,6 +40,10 @@ export function readPlanFile(path: string, schema: RoutingSchema): PlacementSpec
   if (typeof o !== 'object' || o === null || !Number.isInteger(o.gpus) || !Array.isArray(o.phy2log))
     throw new UserError(
       `${path}: not a placement plan (expected "gpus" and "phy2log" as written by moescope plan --json)`,
+    );
+  if (mixedShapes(schema))
+    throw new UserError(
+      `${path}: a plan for a model whose layers differ in experts/k is not supported yet (use --devices)`,
     );
   const maps = o.phy2log as unknown[];
   const L = schema.layers.length;

@@ -19,13 +19,22 @@ export function binnedRelLoad(
   columns: number,
   out = new Float32Array(columns),
 ): Float32Array {
-  const E = frame.experts;
-  const base = l * E;
+  const base = l * frame.experts;
+  const E = frame.layerExperts[l]!;
   for (let c = 0; c < columns; c++) {
     const a = first + c * bin;
-    out[c] = groupPeak(frame.relLoad, base, a, Math.min(E, a + bin));
+    out[c] = a < E ? groupPeak(frame.relLoad, base, a, Math.min(E, a + bin)) : Number.NaN;
   }
   return out;
+}
+
+/**
+ * Columns of the viewport [first, first + columns·bin) that hold an expert of layer l: all of them, or fewer for a
+ * layer with fewer experts than the widest (mixed shapes: the columns past them are no experts, drawn blank).
+ */
+export function layerColumns(frame: Frame, l: number, first: number, bin: number, columns: number): number {
+  const E = frame.layerExperts[l]!;
+  return Math.max(0, Math.min(columns, Math.ceil((E - first) / bin)));
 }
 
 /** Assignments of experts [a, b) of layer l in the frame's scope, their share of the layer's, and the busiest of them. */
@@ -36,6 +45,6 @@ export function binLoad(
   b: number,
 ): { count: number; share: number; busiest: number; busiestRel: number } {
   const base = l * frame.experts;
-  const g = groupLoad(frame.counts, base, frame.experts, a, b);
+  const g = groupLoad(frame.counts, base, frame.layerExperts[l]!, a, Math.min(b, frame.layerExperts[l]!));
   return { ...g, busiestRel: frame.relLoad[base + g.busiest]! };
 }

@@ -8,6 +8,8 @@ import { cellEdge } from '../store/layout.js';
 
 /** Level of a column with no data yet. */
 export const NO_DATA = 255;
+/** Level of a column that holds no expert of its layer (a layer with fewer experts than the widest): blank. */
+export const ABSENT = 254;
 const CURSOR_GLYPH = '◆';
 const NO_DATA_GLYPH = '·';
 
@@ -22,13 +24,13 @@ export function renderHeatRow(levels: Uint8Array, theme: Theme, cursor = -1, spa
   const n = levels.length;
   for (let i = 0; i < n; i++) {
     const lv = levels[i]!;
-    const glyph = lv === NO_DATA ? NO_DATA_GLYPH : theme.heatGlyph[lv]!;
+    const glyph = lv === NO_DATA ? NO_DATA_GLYPH : lv === ABSENT ? ' ' : theme.heatGlyph[lv]!;
     const cellWidth = span === n ? 1 : cellEdge({ columns: n, span }, i + 1) - cellEdge({ columns: n, span }, i);
     if (i === cursor) {
       const mid = cellWidth >> 1;
       let cell = '';
       for (let j = 0; j < cellWidth; j++) cell += j === mid ? CURSOR_GLYPH : ' ';
-      out += (lv === NO_DATA ? SGR_RESET : theme.heatEscape[lv]!) + SGR_INVERSE + cell + SGR_RESET;
+      out += (lv === NO_DATA || lv === ABSENT ? SGR_RESET : theme.heatEscape[lv]!) + SGR_INVERSE + cell + SGR_RESET;
       cur = -2;
       continue;
     }
@@ -36,9 +38,11 @@ export function renderHeatRow(levels: Uint8Array, theme: Theme, cursor = -1, spa
       out +=
         lv === NO_DATA
           ? SGR_RESET + SGR_DIM
-          : cur === NO_DATA
-            ? SGR_RESET + theme.heatEscape[lv]!
-            : theme.heatEscape[lv]!;
+          : lv === ABSENT
+            ? SGR_RESET
+            : cur === NO_DATA || cur === ABSENT
+              ? SGR_RESET + theme.heatEscape[lv]!
+              : theme.heatEscape[lv]!;
       cur = lv;
     }
     out += cellWidth === 1 ? glyph : glyph.repeat(cellWidth);

@@ -178,13 +178,21 @@ test('check, diff, plan and merge run on the model’s trace, each layer over it
   assert.equal(moescope('stats', merged, '--json').code, 0);
 });
 
-test('replay still refuses a mixed-shape trace in one line with exit 2', { skip }, (t) => {
+test('replay --no-ui summarises a mixed-shape trace, each layer over its own E (stats --json as reference)', {
+  skip,
+}, (t) => {
   const dir = tempDir(t);
   const trace = record(dir);
+  const stats = JSON.parse(moescope('stats', trace, '--json').stdout) as {
+    shapes: { layers: { layer: number; cv: number; deadExperts: number }[] }[];
+  };
   const r = moescope('replay', trace, '--no-ui');
-  assert.equal(r.code, 2, r.stderr);
-  assert.equal(
-    r.stderr,
-    'moescope: layers differ in experts/k (layer 0: 8 experts top-2, layer 1: 4 experts top-1): not supported by replay yet\n',
-  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /layer 0: 8 experts top-2, layer 1: 4 experts top-1/);
+  for (const l of stats.shapes.flatMap((s) => s.layers)) {
+    const row = new RegExp(`^  L${l.layer}\\s+(\\S+)\\s+\\S+\\s+\\S+\\s+(\\d+)`, 'm').exec(r.stdout);
+    assert.ok(row, r.stdout);
+    assert.equal(row[1], l.cv.toFixed(3), `layer ${l.layer} CV`);
+    assert.equal(Number(row[2]), l.deadExperts, `layer ${l.layer} dead`);
+  }
 });

@@ -62,15 +62,17 @@ export function StatusBar() {
 }
 
 export function TabBar() {
-  const { pane, active, layerId, scope, windowSize, layers, experts, topK } = useTui((s) => ({
+  const { pane, active, layerId, scope, windowSize, layers, experts, topK, mixed } = useTui((s) => ({
     pane: s.ui.pane,
     active: s.frame.activeWarnings,
     layerId: s.frame.layerLabels[Math.min(s.ui.layer, s.frame.layerIds.length - 1)],
     scope: s.frame.scope,
     windowSize: s.frame.windowSize,
     layers: s.frame.layerIds.length,
-    experts: s.frame.experts,
-    topK: s.frame.topK,
+    // The selected layer's own shape: layers of a model may differ in E and K.
+    experts: s.frame.layerExperts[Math.min(s.ui.layer, s.frame.layerIds.length - 1)],
+    topK: s.frame.layerTopK[Math.min(s.ui.layer, s.frame.layerIds.length - 1)],
+    mixed: s.frame.layerExperts.some((e, l) => e !== s.frame.experts || s.frame.layerTopK[l] !== s.frame.topK),
   }));
   const { theme } = useView();
   return (
@@ -93,6 +95,7 @@ export function TabBar() {
         {' '}
         layer L{layerId} · {scope === 'window' ? `window ${fmtInt(windowSize)} tok` : 'cumulative'} · {layers}×{experts}{' '}
         top-{topK}
+        {mixed ? ' here (layers differ)' : ''}
       </Text>
     </Text>
   );

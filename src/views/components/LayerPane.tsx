@@ -23,7 +23,10 @@ export function LayerPane() {
     );
   }
   const m = d.metrics;
-  const E = frame.experts;
+  // The layer's own E and K (layers of a model may differ); relLoad keeps the widest layer's E columns per layer.
+  const E = frame.layerExperts[d.index]!;
+  const K = frame.layerTopK[d.index]!;
+  const stride = frame.experts;
   const L = frame.layerIds.length;
   const assignments = d.assignments;
   const g = layerBarsLayout(E, term);
@@ -41,7 +44,9 @@ export function LayerPane() {
       cells.push(
         <Text key={c}>
           <Text inverse={e === expert}>{`e${e}`.padStart(idW)}</Text>{' '}
-          <Text color={theme.heatInk[levelOf(frame.relLoad[d.index * E + e]!)]}>{bar(d.shareOfBusiest[e]!, barW)}</Text>{' '}
+          <Text color={theme.heatInk[levelOf(frame.relLoad[d.index * stride + e]!)]}>
+            {bar(d.shareOfBusiest[e]!, barW)}
+          </Text>{' '}
           {fmtInt(m.load[e]!).padStart(7)} {fmtPct(m.share[e]!).padStart(6)}
           {'  '}
         </Text>,
@@ -63,8 +68,8 @@ export function LayerPane() {
         </Text>
         <Text color={theme.muted}>
           {' '}
-          (MoE layer {d.index + 1} of {L}) · {scope} · {fmtInt(m.tokens)} tokens, {fmtInt(assignments)} assignments
-          (top-{frame.topK})
+          (MoE layer {d.index + 1} of {L}) · {scope} · {fmtInt(m.tokens)} tokens, {fmtInt(assignments)} assignments ({E}{' '}
+          experts, top-{K})
         </Text>
       </Text>
       <Text wrap="truncate">
@@ -73,9 +78,8 @@ export function LayerPane() {
         <Text bold color={m.deadExperts > 0 ? theme.warn : undefined}>
           {m.deadExperts}/{E}
         </Text>{' '}
-        · top-{frame.topK} share {fmtPct(m.topNShare)}{' '}
-        <Text color={theme.muted}>(uniform {fmtPct(d.uniformTopNShare)})</Text> · 90% of load on{' '}
-        {Number.isFinite(m.coverage90) ? m.coverage90 : '—'} experts
+        · top-{K} share {fmtPct(m.topNShare)} <Text color={theme.muted}>(uniform {fmtPct(d.uniformTopNShare)})</Text> ·
+        90% of load on {Number.isFinite(m.coverage90) ? m.coverage90 : '—'} experts
       </Text>
       <LossLine frame={frame} d={d} />
       <Text wrap="truncate" color={theme.muted}>
@@ -127,8 +131,9 @@ function LossLine({ frame, d }: { frame: Frame; d: LayerDetail }) {
   }
   return (
     <Text wrap="truncate">
-      aux loss HF <Text bold>{fmtNum(m.hfAuxLoss, 3)}</Text> <Text color={theme.muted}>({frame.topK} at balance)</Text>{' '}
-      · Switch <Text bold>{fmtNum(m.switchAuxLoss, 3)}</Text> · GShard {fmtNum(m.gshardAuxLoss, 3)} · seq{' '}
+      aux loss HF <Text bold>{fmtNum(m.hfAuxLoss, 3)}</Text>{' '}
+      <Text color={theme.muted}>({frame.layerTopK[d.index]} at balance)</Text> · Switch{' '}
+      <Text bold>{fmtNum(m.switchAuxLoss, 3)}</Text> · GShard {fmtNum(m.gshardAuxLoss, 3)} · seq{' '}
       {fmtNum(m.seqAuxLoss, 3)} · z-loss {fmtNum(m.zLoss, 2)} · token entropy {fmtNum(m.tokenEntropy, 3)} · margin{' '}
       {fmtNum(m.routerMargin, 3)}
     </Text>
@@ -137,7 +142,8 @@ function LossLine({ frame, d }: { frame: Frame; d: LayerDetail }) {
 
 function Coactivation({ d, frame, rows }: { d: LayerDetail; frame: Frame; rows: number }) {
   const { theme } = useView();
-  if (frame.topK < 2) return <Text color={theme.muted}>co-activation: top-1 routing picks one expert per token</Text>;
+  if (frame.layerTopK[d.index]! < 2)
+    return <Text color={theme.muted}>co-activation: top-1 routing picks one expert per token</Text>;
   if (!d.coactivation) return <Text color={theme.muted}>co-activation: too many experts to count pairs</Text>;
   return (
     <Box flexDirection="column">

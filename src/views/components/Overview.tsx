@@ -13,12 +13,13 @@ import {
   type OverviewLayout,
   type RowMetric,
 } from '../../store/layout.js';
-import { binLoad, binnedRelLoad } from '../../store/selectors.js';
+import { binLoad, binnedRelLoad, layerColumns } from '../../store/selectors.js';
 import { useTui, useView, type ViewContext } from '../context.js';
 import { fmtInt, fmtNum, fmtPct, fmtTimes } from '../number-text.js';
 import { SGR_BOLD, SGR_INVERSE, SGR_RESET } from '../../core/palette.js';
 import { LEGEND_STOPS, levelOf } from '../scale.js';
 import { GLYPH_RAMP } from '../theme.js';
+import { ABSENT } from '../heat-rows.js';
 import { Heatmap } from './Heatmap.js';
 
 const METRIC_HEAD: Record<RowMetric, string> = { cv: '    CV', maxVio: ' MaxVio', entropy: ' entropy' };
@@ -39,6 +40,7 @@ export function Overview() {
   const L = frame.layerIds.length;
   const E = frame.experts;
   const width = term.columns;
+  const minE = Math.min(...frame.layerExperts);
   const scopeText =
     frame.scope === 'window'
       ? `window: last ${fmtInt(frame.windowSize)} tokens (${fmtInt(frame.range.end - frame.range.start)} in it)`
@@ -47,7 +49,9 @@ export function Overview() {
   const expertsText =
     vp.columns * vp.bin < E || vp.firstExpert > 0
       ? `experts ${vp.firstExpert}–${Math.min(E, vp.firstExpert + vp.columns * vp.bin) - 1} of ${E}`
-      : `${E} experts`;
+      : minE < E
+        ? `${minE}–${E} experts (each layer its own)`
+        : `${E} experts`;
   const binText = vp.bin > 1 ? ` · ${vp.bin} experts/column (busiest shown)` : '';
   const dropped =
     lay.droppedMetrics.length > 0
@@ -91,7 +95,8 @@ function heatLines({ theme, heatRows }: ViewContext, frame: Frame, lay: Overview
   for (let r = 0; r < vp.layers; r++) {
     const l = vp.firstLayer + r;
     binnedRelLoad(frame, l, vp.firstExpert, vp.bin, vp.columns, binned);
-    for (let c = 0; c < vp.columns; c++) levels[c] = levelOf(binned[c]!);
+    const own = layerColumns(frame, l, vp.firstExpert, vp.bin, vp.columns);
+    for (let c = 0; c < vp.columns; c++) levels[c] = c < own ? levelOf(binned[c]!) : ABSENT;
     const selected = l === layer;
     const cells = heatRows.row(`r${r}`, levels, theme, selected ? vp.cursorColumn : -1, vp.span);
     const hasWarning = frame.warnings.some((w) => w.layerIndex === l && w.clearedAt === null);
@@ -153,8 +158,22 @@ function CursorInfo({
 }) {
   const { theme } = useView();
   const a = vp.firstExpert + vp.cursorColumn * vp.bin;
-  const b = Math.min(frame.experts, a + vp.bin);
   const l = Math.min(layer, frame.layerIds.length - 1);
+  const own = frame.layerExperts[l]!;
+  const b = Math.min(own, a + vp.bin);
+  if (a >= own) {
+    return (
+      <Text wrap="truncate">
+        <Text bold color={theme.accent}>
+          L{frame.layerLabels[l]}
+        </Text>
+        <Text color={theme.muted}>
+          {' '}
+          has {own} experts (top-{frame.layerTopK[l]}): no expert {a}
+        </Text>
+      </Text>
+    );
+  }
   const info = binLoad(frame, l, a, b);
   const which = b - a > 1 ? `experts ${a}–${b - 1} (busiest ${info.busiest})` : `expert ${a}`;
   const metrics = `CV ${fmtNum(frame.cv[l])} · MaxVio ${fmtNum(frame.maxVio[l])} · entropy ${fmtNum(frame.entropy[l], 3)}`;
@@ -184,12 +203,12 @@ function Legend({ frame, width, vp }: { frame: Frame; width: number; vp: Heatmap
   if (theme.mode === 'none') {
     return (
       <Text wrap="truncate" color={theme.muted}>
-        load ÷ uniform share (1/{frame.experts}): "{GLYPH_RAMP[0]}" idle {GLYPH_RAMP[1]} &lt;½ {GLYPH_RAMP[2]} ½–2{' '}
+        load ÷ uniform share (1/{uniformOf(frame)}): "{GLYPH_RAMP[0]}" idle {GLYPH_RAMP[1]} &lt;½ {GLYPH_RAMP[2]} ½–2{' '}
         {GLYPH_RAMP[3]} 2–4 {GLYPH_RAMP[4]} ≥4 · ◆ cursor · · no tokens yet
       </Text>
     );
   }
-  const head = `load ÷ uniform share (1/${frame.experts}), log scale `;
+  const head = `load ÷ uniform share (1/${uniformOf(frame)}), log scale `;
   const tail = vp.bin > 1 ? ' · busiest expert of each column' : '';
   return (
     <Text wrap="truncate">
@@ -228,4 +247,9 @@ function LatestWarning({ frame }: { frame: Frame }) {
       <Text color={theme.muted}> · at token {fmtInt(w.firstToken)} · 4 for all</Text>
     </Text>
   );
+}
+
+/** The E of the uniform share: the experts of every layer, or "E" when layers differ (each its own). */
+function uniformOf(frame: Frame): string {
+  return frame.layerExperts.some((e) => e !== frame.experts) ? 'E of its layer' : String(frame.experts);
 }

@@ -52,7 +52,14 @@ export function TokensPane() {
       {header}
       <Box flexDirection="column" height={rows}>
         {lines.map((line, i) => (
-          <StreamLine key={i} line={line} theme={theme} experts={frame.experts} selected={token} query={query} />
+          <StreamLine
+            key={i}
+            line={line}
+            theme={theme}
+            experts={frame.layerExperts[l]!}
+            selected={token}
+            query={query}
+          />
         ))}
       </Box>
       {frame.token ? (
@@ -156,15 +163,18 @@ function TokenRouting({ t, frame, layer, height }: { t: TokenDetail; frame: Fram
       </Text>
       {t.layers.slice(win.first, win.first + win.count).map((r, i) => {
         const sel = win.first + i === layer;
+        const E = frame.layerExperts[win.first + i]!;
         return (
           <Text key={i} wrap="truncate" inverse={sel}>
             {`${sel ? '▶' : ' '}L${r.layer}`.padEnd(7)}
             {r.experts.map((e, k) => (
               <Text key={k}>
-                <Text color={theme.expertInk(e, frame.experts)}>{`e${e}`.padEnd(8)}</Text>
+                <Text color={theme.expertInk(e, E)}>{`e${e}`.padEnd(8)}</Text>
                 {fmtNum(r.weights[k]!, 3).padEnd(10)}
               </Text>
             ))}
+            {/* a layer of smaller top-k: its own experts only, the columns past them blank */}
+            {' '.repeat(18 * (K - r.experts.length))}
             {fmtNum(r.margin, 3).padEnd(9)}
             {fmtNum(r.entropy, 3)}
           </Text>

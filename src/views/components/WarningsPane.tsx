@@ -16,6 +16,8 @@ export function WarningsPane() {
   // ui.warning counts from the oldest (the list only grows), so the cursor stays on its warning.
   const selected = list.length === 0 ? -1 : list.length - 1 - Math.min(list.length - 1, warning ?? list.length - 1);
   const win = scrollWindow(list.length, rows, Math.max(0, selected));
+  // Wide enough for a label with a role ("L12 attn").
+  const layerW = Math.max(7, ...frame.layerLabels.map((x) => x.length + 3));
   return (
     <Box flexDirection="column" width={term.columns}>
       <Text wrap="truncate">
@@ -32,7 +34,7 @@ export function WarningsPane() {
       <Text color={theme.muted} wrap="truncate">
         {'  token'.padEnd(10)}
         {'rule'.padEnd(13)}
-        {'layer'.padEnd(7)}
+        {'layer'.padEnd(layerW)}
         {'expert'.padEnd(8)}
         {'value'.padEnd(9)}
         {'limit'.padEnd(9)}
@@ -54,7 +56,7 @@ export function WarningsPane() {
             <Text key={i} wrap="truncate" inverse={sel}>
               {(sel ? '▶ ' : '  ') + fmtInt(w.firstToken).padEnd(8)}
               <Text color={active ? theme.warn : theme.muted}>{w.rule.padEnd(13)}</Text>
-              {`L${w.layer}`.padEnd(7)}
+              {`L${frame.layerLabels[w.layerIndex] ?? w.layer}`.padEnd(layerW)}
               {(w.expert === null ? '—' : `e${w.expert}`).padEnd(8)}
               {fmtValue(w.rule, w.value).padEnd(9)}
               {fmtValue(w.rule, w.threshold).padEnd(9)}
