@@ -26,8 +26,9 @@
  * (exit 1 when they disagree). The trace is the cached synthetic one of bench/stats.ts (Zipf 1.1, seed 1); the Parquet export
  * is made once beside it with `moescope export`. python/tests/test_stats_analyses.py checks the numpy analyses peer
  * against `stats --json` on small traces. Peers need python3 with numpy + pyarrow (+ duckdb for its row):
- * $PYTHON, else python3 on PATH. --earlier-cli adds `stats` of another build (its dist/src/cli.js) to the rounds,
- * for a before/after in the same run.
+ * $PYTHON, else python3 on PATH. --earlier-cli adds `stats` and `export --parquet` of another build (its
+ * dist/src/cli.js) to the rounds, for a before/after in the same run (outputs checked equal: the stats JSON, and
+ * the two Parquet files read back by pyarrow).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -329,6 +330,7 @@ export function runCommands(
   const html = join(cacheDir(), `commands-report-${process.pid}.html`);
   const pqOurs = join(cacheDir(), `commands-export-${process.pid}.parquet`);
   const pqPeer = join(cacheDir(), `commands-export-pyarrow-${process.pid}.parquet`);
+  const pqEarlier = join(cacheDir(), `commands-export-earlier-${process.pid}.parquet`);
   const GPUS = 8;
   const variants: Variant[] = [
     {
@@ -404,11 +406,18 @@ export function runCommands(
     },
   ];
   if (earlierCli)
-    variants.push({
-      name: 'earlier build: stats --json',
-      argv: [process.execPath, earlierCli, 'stats', trace, '--json'],
-      computes: `everything stats prints (${earlierCli})`,
-    });
+    variants.push(
+      {
+        name: 'earlier build: stats --json',
+        argv: [process.execPath, earlierCli, 'stats', trace, '--json'],
+        computes: `everything stats prints (${earlierCli})`,
+      },
+      {
+        name: 'earlier build: export --parquet',
+        argv: [process.execPath, earlierCli, 'export', trace, '--parquet', pqEarlier],
+        computes: `the trace as Parquet (${earlierCli})`,
+      },
+    );
   const out = (i: number) => join(cacheDir(), `commands-out-${process.pid}-${i}.json`);
   const wall: number[][] = variants.map(() => []);
   const cpu: number[][] = variants.map(() => []);
@@ -454,9 +463,24 @@ export function runCommands(
     disagreement.push(
       `export --parquet: rows ${pqSame.rows} (want ${tokens}), ids equal ${pqSame.expertsEqual} ${pc.stderr}`,
     );
-  for (const f of [html, pqOurs, pqPeer]) rmSync(f, { force: true });
-  if (earlierCli && output('earlier build: stats --json') !== output('moescope stats --json'))
-    disagreement.push("the earlier build's stats --json differs from this one's");
+  if (earlierCli) {
+    if (output('earlier build: stats --json') !== output('moescope stats --json'))
+      disagreement.push("the earlier build's stats --json differs from this one's");
+    // The two builds' Parquet files hold the same table: same schema, footer metadata and values (pyarrow).
+    const same = spawnSync(
+      PYTHON,
+      [
+        '-c',
+        'import sys, pyarrow.parquet as pq; a, b = (pq.read_table(p) for p in sys.argv[1:]); print(a.equals(b, check_metadata=True))',
+        pqOurs,
+        pqEarlier,
+      ],
+      { encoding: 'utf8' },
+    );
+    if (same.stdout.trim() !== 'True')
+      disagreement.push(`the earlier build's Parquet export differs from this one's ${same.stderr.trim()}`);
+  }
+  for (const f of [html, pqOurs, pqPeer, pqEarlier]) rmSync(f, { force: true });
   const warned = stats.warnings.length + stats.warningsSuppressed;
   const agreement = disagreement.length
     ? []
@@ -500,7 +524,10 @@ export function runCommands(
       pair('diff / numpy diff peer', 'moescope diff', 'numpy diff peer'),
       pair('export --parquet / pyarrow', 'moescope export --parquet', 'pyarrow export peer'),
       ...(earlierCli
-        ? [pair("stats / earlier build's stats", 'moescope stats --json', 'earlier build: stats --json')]
+        ? [
+            pair("stats / earlier build's stats", 'moescope stats --json', 'earlier build: stats --json'),
+            pair("export / earlier build's export", 'moescope export --parquet', 'earlier build: export --parquet'),
+          ]
         : []),
     ],
     agreement,

@@ -10,6 +10,7 @@
  * bounded by one row group's encoding (plain JS arrays: ~100-200 bytes per list element), not by the trace.
  */
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
+import { ListChunkWriter } from './list-chunks.js';
 import { NO_STEP, type OptionalColumn, type RoutingBatch, type RoutingSchema } from '../../core/batch.js';
 import { F16_TO_F32 } from '../../core/f16.js';
 import { moescopeVersion } from '../../core/version.js';
@@ -46,6 +47,13 @@ class FileByteWriter extends ByteWriter {
 
   override finish(): void {
     this.flush();
+  }
+
+  /** Bytes written to the file as they are (the list column chunks), after what is buffered. */
+  writeThrough(bytes: Uint8Array): void {
+    this.flush();
+    this.out.write(bytes);
+    this.offset += bytes.length;
   }
 }
 
@@ -94,19 +102,6 @@ export function parquetSchema(
   return [{ name: 'schema', num_children: columns.length }, ...columns.flat()];
 }
 
-/** Rows [a, b) of a per-token matrix of `width` values each, as one JS array per row (what the encoder takes). */
-function rows(src: Uint16Array, a: number, b: number, width: number, decode: Float32Array | null): number[][] {
-  const out = new Array<number[]>(b - a);
-  for (let i = a; i < b; i++) {
-    const row = new Array<number>(width);
-    const o = i * width;
-    if (decode) for (let j = 0; j < width; j++) row[j] = decode[src[o + j]!]!;
-    else for (let j = 0; j < width; j++) row[j] = src[o + j]!;
-    out[i - a] = row;
-  }
-  return out;
-}
-
 /** The `mem` cell of each row of a chunk: the JSON array of the samples riding on it, as in the trace. */
 export function memCells(c: Pick<TokensItem, 'batch' | 'firstToken' | 'memory'>): (string | null)[] {
   const cells = new Array<string | null>(c.batch.length).fill(null);
@@ -135,16 +130,17 @@ function uint32Values(v: Uint32Array, a: number, e: number): number[] {
   return Array.from(v.subarray(a, e));
 }
 
-function columnData(
-  s: RoutingSchema,
+/** Columns before the lists in the schema: seq, pos, token_id, token, is_prompt, t_ns. */
+const FLAT_BEFORE_LISTS = 6;
+
+/** The flat columns of rows [a, e), for hyparquet-writer (the list columns are list-chunks.ts'). */
+function flatColumns(
   b: RoutingBatch,
   mem: (string | null)[] | null,
   a: number,
   e: number,
   optional: readonly OptionalColumn[],
 ): ColumnSource[] {
-  const L = s.layers.length;
-  const lk = L * s.topK;
   const cols: ColumnSource[] = [
     { name: COL.seq, data: uint32Values(b.seq, a, e) },
     { name: COL.pos, data: uint32Values(b.pos, a, e) },
@@ -152,10 +148,7 @@ function columnData(
     { name: COL.token, data: b.token.slice(a, e) },
     { name: COL.isPrompt, data: Array.from(b.isPrompt.subarray(a, e), (x) => x === 1) },
     { name: COL.tNs, data: b.tNs.subarray(a, e) },
-    { name: COL.experts, data: rows(b.experts, a, e, lk, null) },
-    { name: COL.weights, data: rows(b.weights, a, e, lk, F16_TO_F32) },
   ];
-  if (s.hasLogits) cols.push({ name: COL.logits, data: rows(b.logits!, a, e, L * s.experts, F16_TO_F32) });
   cols.push({ name: COL.tag, data: b.tag ? b.tag.slice(a, e) : new Array(e - a).fill(null) });
   if (mem) cols.push({ name: COL.mem, data: mem.slice(a, e) });
   if (optional.includes('step')) cols.push({ name: COL.step, data: nullable(b.step!, a, e, NO_STEP) });
@@ -170,6 +163,7 @@ function columnData(
  */
 export class ParquetTraceWriter {
   private readonly pq: ParquetWriter;
+  private readonly lists: ListChunkWriter;
   private readonly groupRows: number;
   rows = 0;
 
@@ -185,12 +179,14 @@ export class ParquetTraceWriter {
       extraMetadata?: { key: string; value: string }[];
     },
   ) {
+    const writer = new FileByteWriter(out);
     this.pq = new ParquetWriter({
-      writer: new FileByteWriter(out),
+      writer,
       schema: parquetSchema(s, opts.withMem, opts.columns),
       kvMetadata: [{ key: META_KEY, value: opts.headerJson }, ...(opts.extraMetadata ?? [])],
       createdBy: `moescope version ${moescopeVersion()}`,
     });
+    this.lists = new ListChunkWriter(writer);
     const perRow = s.layers.length * s.topK * 2 + (s.hasLogits ? s.layers.length * s.experts : 0);
     this.groupRows = Math.max(1, Math.floor((opts.groupValues ?? GROUP_VALUES) / perRow));
   }
@@ -202,13 +198,28 @@ export class ParquetTraceWriter {
     e = c.batch.length,
     mem: (string | null)[] | null = this.opts.withMem ? memCells(c) : null,
   ): void {
+    const { s, lists } = this;
+    const b = c.batch;
+    const L = s.layers.length;
+    const lk = L * s.topK;
     for (let i = a; i < e; i += this.groupRows) {
       const j = Math.min(e, i + this.groupRows);
+      // The flat columns through hyparquet-writer, which opens the row group; the list columns after them, straight
+      // from the typed arrays, their chunks put in schema order (a row group's chunks may lie in any file order).
       // Synchronous: FileByteWriter.flush returns nothing, so the writer never defers a row group.
-      void this.pq.write({
-        columnData: columnData(this.s, c.batch, mem, i, j, this.opts.columns),
-        rowGroupSize: j - i,
-      });
+      void this.pq.write({ columnData: flatColumns(b, mem, i, j, this.opts.columns), rowGroupSize: j - i });
+      const listChunks = [
+        lists.ids(COL.experts, b.experts, i * lk, j - i, lk),
+        lists.floats(COL.weights, b.weights, i * lk, j - i, lk, F16_TO_F32),
+      ];
+      if (s.hasLogits)
+        listChunks.push(lists.floats(COL.logits, b.logits!, i * L * s.experts, j - i, L * s.experts, F16_TO_F32));
+      const group = this.pq.row_groups[this.pq.row_groups.length - 1]!;
+      group.columns.splice(FLAT_BEFORE_LISTS, 0, ...listChunks);
+      for (const ch of listChunks) {
+        group.total_byte_size += ch.meta_data!.total_uncompressed_size;
+        group.total_compressed_size = (group.total_compressed_size ?? 0n) + ch.meta_data!.total_compressed_size;
+      }
       this.rows += j - i;
     }
   }
