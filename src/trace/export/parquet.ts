@@ -6,8 +6,9 @@
  * variable-size lists (Parquet has no fixed-size list), flat and layer-major as in the trace.
  *
  * Streaming: one row group per trace batch (split when it holds more than GROUP_VALUES list elements), each
- * encoded and written out before the next batch is read, through a buffer flushed every FLUSH_BYTES. Memory is
- * bounded by one row group's encoding (plain JS arrays: ~100-200 bytes per list element), not by the trace.
+ * encoded and written out before the next batch is read, through a buffer flushed every FLUSH_BYTES. The flat
+ * columns go through hyparquet-writer (which also writes the footer); the list columns through list-chunks.ts,
+ * from the typed arrays (4-8 bytes per list element of scratch), so memory is bounded by a row group, not by the trace.
  */
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import { ListChunkWriter } from './list-chunks.js';
