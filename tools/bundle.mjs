@@ -31,6 +31,8 @@ const ENTRIES = {
   worker: join(SRC, 'engine', 'worker.js'),
   // src/stats/logits-thread.ts: the logits half of RoutingStats.
   'logits-worker': join(SRC, 'stats', 'logits-worker.js'),
+  // src/commands/stats-threads.ts: a layer range of `moescope stats` on another core.
+  'stats-worker': join(SRC, 'commands', 'stats-worker.js'),
   // src/stats/live-logits.ts: the reducer the engine worker imports by URL.
   'live-logits': join(SRC, 'stats', 'live-logits.js'),
 };

@@ -79,7 +79,9 @@ export function registerStats(program: Command): void {
       '\nA trace cut short is analysed over its complete tokens, then reported on stderr with exit code 2.\n' +
         "A folder or glob (quoted: 'runs/*.parquet') is counted per (step window, layer, expert) by --engine\n" +
         '(duckdb past one file) and measured from those counts: the count-defined metrics; where every file has\n' +
-        'logits, the same engine sums them too (losses, z-loss, entropy, margins; docs/scale.md).',
+        'logits, the same engine sums them too (losses, z-loss, entropy, margins; docs/scale.md).\n' +
+        'A large trace without logits is analysed in layer ranges on the cores (MOESCOPE_STATS_WORKERS=N sets the\n' +
+        'worker threads, 0 for one thread); the output is the same (docs/metrics.md).',
     );
 }
 
@@ -99,6 +101,7 @@ async function runStats(file: string, flags: StatsFlags): Promise<string> {
     { logitsScorer },
     { expertsAt, describeLayerShapes },
     { shapeGroups, groupBatch },
+    { SplitAnalysis, statsWorkers },
   ] = await Promise.all([
     import('../trace/index.js'),
     import('../core/routing-stream.js'),
@@ -110,6 +113,7 @@ async function runStats(file: string, flags: StatsFlags): Promise<string> {
     import('../stats/logits-thread.js'),
     import('../core/batch.js'),
     import('../core/shapes.js'),
+    import('./stats-threads.js'),
   ]);
   const stream = traceStream(openTrace(file));
   try {
@@ -133,7 +137,8 @@ async function runStats(file: string, flags: StatsFlags): Promise<string> {
     const analyses = groups.map((g) => {
       const vocab = flags.vocabLayer ?? L - 1;
       const at = g.positions.indexOf(vocab);
-      return new TraceAnalysis(g.schema, {
+      const zeroExperts = g.positions.map((l) => stream.meta.routers[l]?.zeroExperts?.ids);
+      const options = {
         ...defaultAnalysisOptions(g.schema),
         window: flags.window,
         collapse,
@@ -141,28 +146,53 @@ async function runStats(file: string, flags: StatsFlags): Promise<string> {
         batchTokens: flags.batchTokens,
         biasRate: flags.biasRate,
         vocabLayer: at >= 0 ? at : null,
-        // This command owns its thread and draws nothing: large routers' logits are scored in a worker.
-        logits: logitsScorer(g.schema, true),
-        zeroExperts: g.positions.map((l) => stream.meta.routers[l]?.zeroExperts?.ids),
-      });
+        zeroExperts,
+      };
+      // A large trace without logits: its layers in ranges over the cores (stats-threads.ts), the same output.
+      // Zero-computation experts set each layer's collapse defaults from every layer's: such traces stay whole.
+      const workers = zeroExperts.some((z) => z?.length) ? 0 : statsWorkers(g.schema, stream.tokens);
+      if (workers > 0) return new SplitAnalysis(g.schema, options, workers);
+      // This command owns its thread and draws nothing: large routers' logits are scored in a worker.
+      return new TraceAnalysis(g.schema, { ...options, logits: logitsScorer(g.schema, true) });
     });
-    for await (const b of tokenBatches(stream)) analyses.forEach((a, i) => a.add(groupBatch(b, schema, groups[i]!)));
-    if (analyses.some((a) => a.wantsSecondPass))
-      for (const c of stream.seek!.chunks(0))
-        analyses.forEach((a, i) => a.wantsSecondPass && a.route(groupBatch(c.batch, schema, groups[i]!)));
-    const results = analyses.map((analysis, i) => {
-      const g = groups[i]!.schema;
-      let extra = {};
-      if (flags.devices !== undefined) {
-        const E = g.experts;
-        const loads = g.layers.map((_, l) => analysis.stats.load.subarray(l * E, (l + 1) * E));
-        const { sglang, vllm, perLayer } = balancedness(loads, contiguousPlacement(E, flags.devices));
-        extra = { balancedness: { devices: flags.devices, placement: 'contiguous', sglang, vllm, perLayer } };
-      } else extra = { balancedness: null };
-      const result = analysis.result(extra);
+    try {
+      for await (const b of tokenBatches(stream))
+        for (let i = 0; i < analyses.length; i++) {
+          const a = analyses[i]!;
+          const gb = groupBatch(b, schema, groups[i]!);
+          if (a instanceof SplitAnalysis) await a.add(gb);
+          else a.add(gb);
+        }
+      const whole = analyses.filter((a): a is InstanceType<typeof TraceAnalysis> => a instanceof TraceAnalysis);
+      if (whole.some((a) => a.wantsSecondPass))
+        for (const c of stream.seek!.chunks(0))
+          analyses.forEach((a, i) => {
+            if (a instanceof TraceAnalysis && a.wantsSecondPass) a.route(groupBatch(c.batch, schema, groups[i]!));
+          });
+    } catch (e) {
+      for (const a of analyses) if (a instanceof SplitAnalysis) a.close();
+      throw e;
+    }
+    const balance = (E: number, loads: readonly ArrayLike<number>[]) => {
+      if (flags.devices === undefined) return { balancedness: null };
+      const { sglang, vllm, perLayer } = balancedness(loads, contiguousPlacement(E, flags.devices));
+      return { balancedness: { devices: flags.devices, placement: 'contiguous', sglang, vllm, perLayer } };
+    };
+    const results = [];
+    for (const analysis of analyses) {
+      const E = analysis.schema.experts;
+      if (analysis instanceof SplitAnalysis) {
+        try {
+          results.push(await analysis.result((loads) => balance(E, loads)));
+        } finally {
+          analysis.close();
+        }
+        continue;
+      }
+      const loads = analysis.schema.layers.map((_, l) => analysis.stats.load.subarray(l * E, (l + 1) * E));
+      results.push(analysis.result(balance(E, loads)));
       analysis.stats.close();
-      return result;
-    });
+    }
     const { complete, truncated: cut } = await stream.end();
     const tokens = stream.tokens!;
     const { flagTruncated, noteUnclosed } = await import('./truncation.js');

@@ -138,6 +138,11 @@ export class CapacitySim {
     }
   }
 
+  /** Assignments simulated so far, over all layers (the denominator of the overall dropped share). */
+  get assignmentCount(): number {
+    return this.assignments;
+  }
+
   /** Simulates the tokens of the last, partial batch and returns the result. */
   result(): CapacityResult {
     if (this.fill > 0) this.flush();

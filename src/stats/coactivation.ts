@@ -19,6 +19,12 @@ export interface CoactivationPair {
 /** Refuse matrices larger than this many counters (L·E²): 256 M × 4 bytes = 1 GiB. */
 const MAX_COUNTERS = 256 * 1024 * 1024;
 
+/** Refuses a model whose co-activation matrices (all layers) would be too large; the message names the size. */
+export function assertCoactivationFits(schema: RoutingSchema): void {
+  const n = schema.layers.length * schema.experts * schema.experts;
+  if (n > MAX_COUNTERS) throw new UserError(`co-activation needs ${n} counters (L·E²); too large for this model`);
+}
+
 export class Coactivation {
   readonly schema: RoutingSchema;
   /** Pair counts: pairs[(l·E + i)·E + j] = N(i and j) for i ≤ j (upper triangle; diagonal = N(i)). */
@@ -32,7 +38,7 @@ export class Coactivation {
     this.E = schema.experts;
     this.K = schema.topK;
     const n = this.L * this.E * this.E;
-    if (n > MAX_COUNTERS) throw new UserError(`co-activation needs ${n} counters (L·E²); too large for this model`);
+    assertCoactivationFits(schema);
     this.schema = schema;
     this.pairs = new Uint32Array(n);
   }

@@ -66,7 +66,7 @@ export interface CollapseWarning {
 
 /** At most this many warnings of each rule are kept; later ones are only counted (`suppressed`), so a rule that
  * flaps on a skewed trace cannot crowd out the others. */
-const MAX_WARNINGS_PER_RULE = 2_000;
+export const MAX_WARNINGS_PER_RULE = 2_000;
 
 const DEAD_ACTIVE = 1;
 const HOT_ACTIVE = 2;
@@ -121,6 +121,11 @@ export class CollapseDetector {
     this.activeLayer = { 'low-entropy': slots(l), 'max-vio': slots(l), drift: slots(l) };
     this.expertFlags = new Uint8Array(le);
     this.zeroMask = zeroMask;
+  }
+
+  /** Warnings fired per rule, kept or not (what a merge of layer ranges needs to re-apply the kept limit). */
+  firedByRule(): Partial<Record<CollapseRuleName, number>> {
+    return { ...this.kept };
   }
 
   /** Warnings currently holding. */

@@ -317,12 +317,6 @@ export class RoutingStats {
   snapshot(scope: Scope = 'run'): StatsSnapshot {
     const layers: LayerMetrics[] = [];
     for (let l = 0; l < this.layers; l++) layers.push(this.layerMetrics(l, scope));
-    const mean = (f: (m: LayerMetrics) => number | null): number | null => {
-      if (layers.length === 0 || f(layers[0]!) === null) return null;
-      let s = 0;
-      for (const x of layers) s += f(x)!;
-      return s / layers.length;
-    };
     const run = scope === 'run';
     const pooledHf = !run
       ? null
@@ -338,27 +332,7 @@ export class RoutingStats {
       range,
       topN: this.topN,
       layers,
-      global: {
-        tokens: range.end - range.start,
-        hfAuxLoss: pooledHf,
-        hfAuxLossLayerMean: mean((m) => m.hfAuxLoss),
-        switchAuxLoss: mean((m) => m.switchAuxLoss),
-        gshardAuxLoss: mean((m) => m.gshardAuxLoss),
-        seqAuxLoss: mean((m) => m.seqAuxLoss),
-        importanceLoss: mean((m) => m.importanceLoss),
-        zLoss: mean((m) => m.zLoss),
-        tokenEntropy: mean((m) => m.tokenEntropy),
-        routerMargin: mean((m) => m.routerMargin),
-        nonFiniteLogitRows: layers.some((m) => m.nonFiniteLogitRows !== null)
-          ? layers.reduce((a, m) => a + (m.nonFiniteLogitRows ?? 0), 0)
-          : null,
-        cv: mean((m) => m.cv)!,
-        maxVio: mean((m) => m.maxVio)!,
-        maxVioWorst: layers.reduce((a, m) => Math.max(a, m.maxVio), -Infinity),
-        entropy: mean((m) => m.entropy)!,
-        deadExperts: layers.reduce((a, m) => a + m.deadExperts, 0),
-        zeroShare: meanOfPresent(layers.map((m) => m.zeroShare)),
-      },
+      global: globalMetrics(layers, range.end - range.start, pooledHf),
     };
   }
 }
@@ -367,4 +341,46 @@ export class RoutingStats {
 function meanOfPresent(xs: readonly (number | null)[]): number | null {
   const v = xs.filter((x): x is number => x !== null);
   return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
+}
+
+/** The per-layer values `globalMetrics` reads (LayerMetrics, or a layer of the stats JSON). */
+export type LayerMetricsCore = Omit<LayerMetrics, 'share' | 'load' | 'layer' | 'tokens' | 'topNShare' | 'coverage90'>;
+
+/**
+ * The metrics over all layers from the per-layer ones, in layer order (the one definition, for a snapshot and for
+ * a merge of layer ranges): means over layers, the worst MaxVio, sums of dead experts and non-finite rows; the HF
+ * loss pooled over layers comes in as `pooledHf`.
+ */
+export function globalMetrics(
+  layers: readonly LayerMetricsCore[],
+  tokens: number,
+  pooledHf: number | null,
+): GlobalMetrics {
+  const mean = (f: (m: LayerMetricsCore) => number | null): number | null => {
+    if (layers.length === 0 || f(layers[0]!) === null) return null;
+    let s = 0;
+    for (const x of layers) s += f(x)!;
+    return s / layers.length;
+  };
+  return {
+    tokens,
+    hfAuxLoss: pooledHf,
+    hfAuxLossLayerMean: mean((m) => m.hfAuxLoss),
+    switchAuxLoss: mean((m) => m.switchAuxLoss),
+    gshardAuxLoss: mean((m) => m.gshardAuxLoss),
+    seqAuxLoss: mean((m) => m.seqAuxLoss),
+    importanceLoss: mean((m) => m.importanceLoss),
+    zLoss: mean((m) => m.zLoss),
+    tokenEntropy: mean((m) => m.tokenEntropy),
+    routerMargin: mean((m) => m.routerMargin),
+    nonFiniteLogitRows: layers.some((m) => m.nonFiniteLogitRows !== null)
+      ? layers.reduce((a, m) => a + (m.nonFiniteLogitRows ?? 0), 0)
+      : null,
+    cv: mean((m) => m.cv)!,
+    maxVio: mean((m) => m.maxVio)!,
+    maxVioWorst: layers.reduce((a, m) => Math.max(a, m.maxVio), -Infinity),
+    entropy: mean((m) => m.entropy)!,
+    deadExperts: layers.reduce((a, m) => a + m.deadExperts, 0),
+    zeroShare: meanOfPresent(layers.map((m) => m.zeroShare)),
+  };
 }
