@@ -31,9 +31,14 @@ class RouterInfo:
     kind: str  # how the probe reads it: module-topk, module-mask, topk-in-router, topk-in-block
 
 
+NO_EXPERT = 65535
+"""Expert id of a slot past its layer's own top-k (layers that differ in E or K): never a real expert."""
+
+
 @dataclass(frozen=True)
 class TraceLayout:
-    """What the schema depends on."""
+    """What the schema depends on. `experts` / `top_k` are the largest over the routers; each router's own are in
+    `routers` (docs/trace-format.md § Layers that differ in E or K)."""
 
     routers: tuple[RouterInfo, ...]
     experts: int
@@ -48,6 +53,11 @@ class TraceLayout:
     @property
     def layers(self) -> int:
         return len(self.routers)
+
+    @property
+    def mixed(self) -> bool:
+        """Whether the layers differ in E or K (the header then gives each layer's own)."""
+        return any(r.experts != self.experts or r.top_k != self.top_k for r in self.routers)
 
 
 def _fixed(name: str, size: int, child: pa.DataType) -> pa.Field:
@@ -70,17 +80,21 @@ def header_json(layout: TraceLayout, created: Optional[datetime] = None) -> str:
     }
     if layout.world is not None:
         meta["world"] = layout.world
+    schema: dict[str, object] = {
+        "layers": [r.layer for r in layout.routers],
+        "experts": layout.experts,
+        "topK": layout.top_k,
+        "scoring": scoring,
+        "hasLogits": layout.has_logits,
+    }
+    if layout.mixed:
+        schema["layerExperts"] = [r.experts for r in layout.routers]
+        schema["layerTopK"] = [r.top_k for r in layout.routers]
     header = {
         "format": TRACE_FORMAT_VERSION,
         "moescope": __version__,
         "createdAt": when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z",
-        "schema": {
-            "layers": [r.layer for r in layout.routers],
-            "experts": layout.experts,
-            "topK": layout.top_k,
-            "scoring": scoring,
-            "hasLogits": layout.has_logits,
-        },
+        "schema": schema,
         "meta": meta,
     }
     return json.dumps(header, separators=(",", ":"))
@@ -112,7 +126,8 @@ def trace_schema(layout: TraceLayout, created: Optional[datetime] = None) -> pa.
 
 @dataclass
 class Rows:
-    """Columns of n token rows, as NumPy arrays (experts [n, L·K] uint16, weights [n, L·K] float16, …)."""
+    """Columns of n token rows, as NumPy arrays (experts [n, L·K] uint16, weights [n, L·K] float16, …; a layer's
+    slots past its own K hold NO_EXPERT with weight 0, its logits past its own E −Inf)."""
 
     seq: np.ndarray
     pos: np.ndarray

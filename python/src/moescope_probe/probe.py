@@ -224,20 +224,21 @@ class Probe:
     # -- schema ---------------------------------------------------------------------------------------------------
 
     def _layout(self, p: PassCapture) -> TraceLayout:
-        """The trace layout, fixed by the first pass (K is known once the routers have run)."""
-        ks = {h.top_k for h in self.hooks}
-        es = {s.experts for s in self.sites}
-        if len(es) != 1 or len(ks) != 1 or None in ks:
-            detail = ", ".join(f"{s.name}: E={s.experts} K={h.top_k}" for s, h in zip(self.sites, self.hooks))
-            raise ValueError(
-                "moescope-probe: the routers differ in experts or top-k, which one trace cannot hold: " + detail
-            )
-        K = next(iter(ks))
-        assert K is not None
-        E = next(iter(es))
+        """The trace layout, fixed by the first pass (K is known once the routers have run). Routers may differ in
+        E and K: the header then gives each layer's own (docs/trace-format.md § Layers that differ in E or K)."""
+        if any(h.top_k is None for h in self.hooks):
+            detail = ", ".join(s.name for s, h in zip(self.sites, self.hooks) if h.top_k is None)
+            raise ValueError(f"moescope-probe: the first forward pass left the top-k of {detail} unknown")
+        mixed = len({s.experts for s in self.sites}) > 1 or len({h.top_k for h in self.hooks}) > 1
+        big = [s.name for s in self.sites if s.experts > 65535]
+        if mixed and big:  # id 65535 is the padding there (NO_EXPERT)
+            raise ValueError(f"moescope-probe: layers of different shapes hold at most 65535 experts: {', '.join(big)}")
         routers = tuple(
-            RouterInfo(s.layer, s.experts, K, sc, h.kind) for s, h, sc in zip(self.sites, self.hooks, self._scoring)
+            RouterInfo(s.layer, s.experts, int(h.top_k or 0), sc, h.kind)
+            for s, h, sc in zip(self.sites, self.hooks, self._scoring)
         )
+        E = max(r.experts for r in routers)
+        K = max(r.top_k for r in routers)
         return TraceLayout(
             routers=routers,
             experts=E,

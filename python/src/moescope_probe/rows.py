@@ -5,6 +5,9 @@ shape [S, B, H] (Megatron's sequence-first layout) are transposed back. A pass w
 tokens (generation) continues the previous pass's sequences at the cached length; any other pass starts B new
 sequences (seq ids count up over the whole recording). Tokens of a first pass are `is_prompt`; tokens decoded
 on a cache are not.
+
+Layers may differ in E and K (docs/trace-format.md § Layers that differ in E or K): the rows keep the largest K and
+E per layer, and what lies past a layer's own shape is padding — ids NO_EXPERT with weight 0, logits −Inf.
 """
 from __future__ import annotations
 
@@ -13,17 +16,19 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .arrow import Rows
+from .arrow import NO_EXPERT, Rows
 from .capture import LayerCapture, PassCapture
 
 
 class RowBuilder:
     """Keeps the sequence numbering across passes."""
 
-    def __init__(self, layers: int, experts: int, top_k: int, logits: bool) -> None:
-        self.layers = layers
-        self.experts = experts
-        self.top_k = top_k
+    def __init__(self, layer_experts: list[int], layer_top_k: list[int], logits: bool) -> None:
+        self.layers = len(layer_experts)
+        self.layer_experts = layer_experts
+        self.layer_top_k = layer_top_k
+        self.experts = max(layer_experts)
+        self.top_k = max(layer_top_k)
         self.logits = logits
         self.next_seq = 0
         self.last_base = 0
@@ -45,24 +50,29 @@ class RowBuilder:
         B, S = self._batch_shape(p, T)
         order = self._order(by_slot[0].in_shape, B, S, T)
         L, K, E = self.layers, self.top_k, self.experts
-        experts = np.empty((T, L, K), np.uint16)
-        weights = np.empty((T, L, K), np.float16)
-        logits = np.full((T, L, E), np.nan, np.float16) if self.logits else None
+        mixed = len(set(self.layer_experts)) > 1 or len(set(self.layer_top_k)) > 1
+        experts = np.full((T, L, K), NO_EXPERT, np.uint16) if mixed else np.empty((T, L, K), np.uint16)
+        weights = np.zeros((T, L, K), np.float16) if mixed else np.empty((T, L, K), np.float16)
+        logits = np.full((T, L, E), -np.inf, np.float16) if self.logits else None
         for l in range(L):
             c = by_slot[l]
-            if c.ids.shape[1] != K:
-                self._error(f"router {l} selected {c.ids.shape[1]} experts per token, expected {K}; pass skipped")
+            k, e = self.layer_top_k[l], self.layer_experts[l]
+            if c.ids.shape[1] != k:
+                self._error(f"router {l} selected {c.ids.shape[1]} experts per token, expected {k}; pass skipped")
                 return None
             ids = c.ids.numpy()
-            experts[:, l, :] = ids[order] if order is not None else ids
+            experts[:, l, :k] = ids[order] if order is not None else ids
             if c.weights is None:
-                weights[:, l, :] = 1.0 / K
+                weights[:, l, :k] = 1.0 / k
             else:
                 w = c.weights.float().numpy()
-                weights[:, l, :] = w[order] if order is not None else w
-            if logits is not None and c.logits is not None and c.logits.shape == (T, E):
-                lg = c.logits.float().numpy()
-                logits[:, l, :] = lg[order] if order is not None else lg
+                weights[:, l, :k] = w[order] if order is not None else w
+            if logits is not None:
+                if c.logits is not None and c.logits.shape == (T, e):
+                    lg = c.logits.float().numpy()
+                    logits[:, l, :e] = lg[order] if order is not None else lg
+                else:
+                    logits[:, l, :e] = np.nan  # a router that returns no logits: unknown, not padding
         continuing = p.past is not None and p.past > 0 and B == self.last_batch
         base = self.last_base if continuing else self.next_seq
         if not continuing:

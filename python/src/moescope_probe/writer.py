@@ -144,7 +144,11 @@ class Writer:
                 self.stats.errors.append(str(e))
                 raise
             self._schema = trace_schema(self._layout)
-            self._builder = RowBuilder(self._layout.layers, self._layout.experts, self._layout.top_k, self._layout.has_logits)
+            self._builder = RowBuilder(
+                [r.experts for r in self._layout.routers],
+                [r.top_k for r in self._layout.routers],
+                self._layout.has_logits,
+            )
         assert self._builder is not None
         with self._lock:
             dropped, self._pending_dropped = self._pending_dropped, 0
