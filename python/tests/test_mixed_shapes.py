@@ -161,3 +161,52 @@ def test_a_dataset_counts_each_layer_over_its_own_experts(trace: Path, tmp_path:
     got = {layer["layer"]: layer["load"] for shape in doc["shapes"] for layer in shape["layers"]}
     for l, load in enumerate(loads):
         assert got[s["layers"][l]] == (2 * load).tolist()
+
+
+@pytest.mark.parametrize("engine", ["stream", "duckdb"])
+def test_a_datasets_logits_metrics_per_layer_over_its_own_experts(trace: Path, tmp_path: Path, engine: str) -> None:
+    """The logits sums of a mixed-shape dataset (an Arrow trace and its Parquet export: two files of the same
+    tokens), each layer over its own E logits and K slots, against numpy from docs/metrics.md's definitions."""
+    t, s = read(trace)
+    L, E, K = len(s["layers"]), s["experts"], s["topK"]
+    ex = t.column("experts").combine_chunks().values.to_numpy().reshape(-1, L, K)
+    w = t.column("weights").combine_chunks().values.to_numpy(zero_copy_only=False).reshape(-1, L, K)
+    lg = t.column("logits").combine_chunks().values.to_numpy(zero_copy_only=False).reshape(-1, L, E)
+    seq = t.column("seq").to_numpy()
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "a.arrows").write_bytes(trace.read_bytes())
+    run_cli("export", str(trace), "--parquet", str(tmp_path / "ds" / "b.parquet"))
+    doc = json.loads(run_cli("stats", str(tmp_path / "ds"), "--engine", engine, "--json"))
+    assert doc["dataset"]["logitSums"] is True
+    got = {layer["layer"]: layer for shape in doc["shapes"] for layer in shape["layers"]}
+    for l, (e, k) in enumerate(zip(s["layerExperts"], s["layerTopK"])):
+        x = lg[:, l, :e].astype(np.float64)  # the layer's own logits: no -Inf padding in any formula
+        ids = ex[:, l, :k].astype(np.int64)
+        T = x.shape[0]
+        m = x.max(axis=1, keepdims=True)
+        lse = (m + np.log(np.exp(x - m).sum(axis=1, keepdims=True)))[:, 0]
+        p = np.exp(x - lse[:, None])
+        P = p.sum(axis=0)
+        c = np.bincount(ids.ravel(), minlength=e).astype(np.float64)
+        hf = np.bincount(np.argsort(-x, axis=1, kind="stable")[:, :k].ravel(), minlength=e).astype(np.float64)
+        first = ids[np.arange(T), np.argmax(w[:, l, :k].astype(np.float64), axis=1)]
+        c1 = np.bincount(first, minlength=e).astype(np.float64)
+        srt = -np.sort(-p, axis=1)
+        want = {
+            "zLoss": (lse**2).mean(),
+            "tokenEntropy": (-(p * np.log(p)).sum(axis=1) / np.log(e)).mean(),
+            "switchAuxLoss": e / (k * T * T) * (P * c).sum(),
+            "hfAuxLoss": e * ((hf / T) * (P / T)).sum(),
+            "gshardAuxLoss": e * ((P / T) * (c1 / T)).sum(),
+            "importanceLoss": P.var() / P.mean() ** 2,
+            "routerMargin": (srt[:, k - 1] - srt[:, k]).mean(),
+        }
+        seq_terms = []
+        for q in np.unique(seq):
+            r = seq == q
+            n = int(r.sum())
+            cq = np.bincount(ids[r].ravel(), minlength=e).astype(np.float64)
+            seq_terms.append(e / (k * n * n) * (p[r].sum(axis=0) * cq).sum())
+        want["seqAuxLoss"] = float(np.mean(seq_terms))
+        for key, v in want.items():
+            assert math.isclose(got[s["layers"][l]][key], v, rel_tol=1e-9, abs_tol=1e-12), (l, key, got[s["layers"][l]][key], v)

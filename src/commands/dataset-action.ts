@@ -3,7 +3,6 @@
  * docs/scale.md): the files checked, counted by the chosen engine, and handed on as a count stream — or, for one
  * Arrow trace, the trace itself as before.
  */
-import { refuseMixedShapes } from '../core/batch.js';
 import { UserError } from '../core/errors.js';
 import type { RoutingStream } from '../core/routing-stream.js';
 import type { DatasetFlags } from './options.js';
@@ -58,17 +57,6 @@ export async function routingSource(arg: string, flags: DatasetFlags): Promise<R
   }
   const { traceSource } = await import('../gate/source.js');
   return traceSource(arg);
-}
-
-/** The stream, unless its layers differ in E or K and `command` does not handle that yet (then closed, refused). */
-export function refuseMixed(stream: RoutingStream, command: string): RoutingStream {
-  try {
-    refuseMixedShapes(stream.schema, command);
-  } catch (e) {
-    stream.close();
-    throw e;
-  }
-  return stream;
 }
 
 /** One line saying what was counted, by which engine, and what was skipped. */

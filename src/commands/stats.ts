@@ -293,20 +293,20 @@ async function datasetStats(arg: string, flags: StatsFlags): Promise<string> {
   const batch = table.toBatch();
   // Layers that differ in E or K (src/core/shapes.ts): one analysis per shape, each over its layers' own experts.
   const groups = shapeGroups(ds.schema);
-  // Logits sums are for one shape (a mixed-shape trace pads its logits rows): else counts only.
+  // Logits sums: one record per shape group (the engine sums each over its layers' own E and K), in this order.
   const { datasetHasLogits, datasetLogitSums } = await import('../scale/logit-engine.js');
-  const withLogits = flags.logitSums !== false && groups.length === 1 && datasetHasLogits(ds);
+  const withLogits = flags.logitSums !== false && datasetHasLogits(ds);
   const t0 = performance.now();
   const logits = withLogits ? await datasetLogitSums(ds, c.engine, flags) : null;
   const logitSeconds = (performance.now() - t0) / 1000;
-  const results = groups.map((g) => {
+  const results = groups.map((g, i) => {
     const analysis = new CountAnalysis(
       g.schema,
       { axis: 'expert', bins: g.schema.experts, topKKnown: true },
       {
         totalSteps: batch.length,
         ...(flags.devices !== undefined ? { devices: flags.devices } : {}),
-        ...(logits ? { logits } : {}),
+        ...(logits ? { logits: logits[i]! } : {}),
       },
     );
     if (batch.length) analysis.add(groupCounts(batch, ds.schema, g));

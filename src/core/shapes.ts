@@ -33,8 +33,11 @@ export function shapeGroups(s: RoutingSchema): ShapeGroup[] {
   return groups;
 }
 
+/** The per-layer columns a batch is split by (a RoutingBatch, or the rows a logits sum reads). */
+type LayerColumns = Pick<RoutingBatch, 'length' | 'experts' | 'weights' | 'logits'>;
+
 /** The batch's routing at the group's layers, in the group's own shape (per-token columns shared, not copied). */
-export function groupBatch(b: RoutingBatch, s: RoutingSchema, g: ShapeGroup): RoutingBatch {
+export function groupBatch<B extends LayerColumns>(b: B, s: RoutingSchema, g: ShapeGroup): B {
   const L = s.layers.length;
   const K = s.topK;
   const E = s.experts;

@@ -8,8 +8,13 @@
  *    hyparquet, their float32 logits turned back into the float16 they are exactly). A sequence ends with its file.
  *  - `duckdb`: the logits SQL of src/scale/sql.ts over the Parquet files (the Arrow ones streamed beside it):
  *    DuckDB scores each (token, layer) row in double precision and returns only sums — the logits never reach JS.
+ *
+ * Layers that differ in E or K (docs/trace-format.md) are summed one shape at a time (src/core/shapes.ts), each
+ * over its layers' own E logits and K slots, so padding never enters a sum: the stream engine splits each batch by
+ * shape (groupBatch), DuckDB reads the Parquet rows through a projection that keeps the group's own slices.
  */
 import type { RoutingSchema } from '../core/batch.js';
+import { groupBatch, type ShapeGroup, shapeGroups } from '../core/shapes.js';
 import { UserError, describeError } from '../core/errors.js';
 import { f32ToF16 } from '../core/f16.js';
 import { openTrace } from '../trace/index.js';
@@ -43,9 +48,36 @@ export function datasetHasLogits(ds: Dataset): boolean {
 /** The schema the logits sums are kept for (the dataset's, which says hasLogits: false for the count path). */
 const logitSchema = (ds: Dataset): RoutingSchema => ({ ...ds.schema, hasLogits: true });
 
-/** Every file read by moescope itself, in path order. */
-export async function streamLogitSums(ds: Dataset): Promise<LogitSumRecord> {
-  const sums = new LogitSums(logitSchema(ds));
+/** The dataset's layers by shape: one group when uniform; the records below come one per group, in this order. */
+export const logitGroups = (ds: Dataset): ShapeGroup[] => shapeGroups(logitSchema(ds));
+
+/** Sums of each shape group, fed each batch in the group's own shape. */
+class GroupedSums {
+  readonly groups: ShapeGroup[];
+  private readonly sums: LogitSums[];
+  constructor(private readonly schema: RoutingSchema) {
+    this.groups = shapeGroups(schema);
+    this.sums = this.groups.map((g) => new LogitSums(g.schema));
+  }
+  add(b: LogitsRows): void {
+    this.groups.forEach((g, i) => this.sums[i]!.add(groupBatch(b, this.schema, g)));
+  }
+  endSequence(): void {
+    for (const s of this.sums) s.endSequence();
+  }
+  /** Copies: a record's arrays are views of LogitSums' memory and scratch. */
+  records(): LogitSumRecord[] {
+    return this.groups.map((g, i) => {
+      const out = emptyLogitSumRecord(g.schema);
+      addLogitSumRecord(out, this.sums[i]!.record());
+      return out;
+    });
+  }
+}
+
+/** Every file read by moescope itself, in path order: one record per shape group (logitGroups). */
+export async function streamLogitSums(ds: Dataset): Promise<LogitSumRecord[]> {
+  const sums = new GroupedSums(logitSchema(ds));
   for (const f of ds.files) {
     try {
       if (f.format === 'arrow') addArrow(f, sums);
@@ -55,13 +87,10 @@ export async function streamLogitSums(ds: Dataset): Promise<LogitSumRecord> {
     }
     sums.endSequence();
   }
-  // A copy: the record's arrays are views of LogitSums' memory and scratch.
-  const out = emptyLogitSumRecord(ds.schema);
-  addLogitSumRecord(out, sums.record());
-  return out;
+  return sums.records();
 }
 
-function addArrow(f: DatasetFile, sums: LogitSums): void {
+function addArrow(f: DatasetFile, sums: GroupedSums): void {
   const t = openTrace(f.path);
   try {
     for (const b of t.batches(0, { reuse: true })) if (b.logits) sums.add(b);
@@ -73,7 +102,7 @@ function addArrow(f: DatasetFile, sums: LogitSums): void {
 /** Rows per hyparquet read: with logits a row is L·E numbers (14,848 at DeepSeek-V3 scale), so fewer than counts. */
 const PARQUET_ROWS = 256;
 
-async function addParquet(f: DatasetFile, ds: Dataset, sums: LogitSums): Promise<void> {
+async function addParquet(f: DatasetFile, ds: Dataset, sums: GroupedSums): Promise<void> {
   const { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } = await import('hyparquet');
   const { layers, experts: E, topK: K } = ds.schema;
   const LK = layers.length * K;
@@ -112,24 +141,53 @@ async function addParquet(f: DatasetFile, ds: Dataset, sums: LogitSums): Promise
   }
 }
 
-/** The Parquet files' sums by DuckDB (the Arrow files' by the stream engine), added together. */
-export async function duckdbLogitSums(ds: Dataset, opts: DuckDbOptions = {}): Promise<LogitSumRecord> {
-  const out = emptyLogitSumRecord(ds.schema);
+/**
+ * The Parquet files' sums by DuckDB (the Arrow files' by the stream engine), added together: one record per shape
+ * group (logitGroups), each from its own pass of the SQL over the group's slices of the rows.
+ */
+export async function duckdbLogitSums(ds: Dataset, opts: DuckDbOptions = {}): Promise<LogitSumRecord[]> {
+  const groups = logitGroups(ds);
+  const outs = groups.map((g) => emptyLogitSumRecord(g.schema));
   const arrow = ds.files.filter((f) => f.format === 'arrow');
-  if (arrow.length) addLogitSumRecord(out, await streamLogitSums({ ...ds, files: arrow }));
+  if (arrow.length) {
+    const sums = await streamLogitSums({ ...ds, files: arrow });
+    outs.forEach((out, i) => addLogitSumRecord(out, sums[i]!));
+  }
   const files = ds.files.filter((f) => f.format === 'parquet');
-  if (files.length === 0) return out;
-  const { layers, experts: E, topK: K, scoring } = ds.schema;
-  const p = {
-    source: parquetSource(
-      files.map((f) => f.path),
-      { filename: true },
-    ),
-    topK: K,
-    experts: E,
-    layers: layers.length,
-    bins: MARGIN_BINS,
-  };
+  if (files.length === 0) return outs;
+  const source = parquetSource(
+    files.map((f) => f.path),
+    { filename: true },
+  );
+  for (const [i, g] of groups.entries())
+    await duckdbGroupSums(ds, groups.length > 1 ? groupSource(source, ds.schema, g) : source, g, outs[i]!, opts);
+  return outs;
+}
+
+/**
+ * The Parquet rows as one shape group sees them (src/core/shapes.ts groupBatch, in SQL): its layers' own K
+ * experts and weights and own E logits, concatenated — a uniform trace of the group's layers, which the logits SQL
+ * then reads unchanged.
+ */
+export function groupSource(source: string, s: RoutingSchema, g: ShapeGroup): string {
+  const slices = (col: string, width: number, own: number) =>
+    `flatten([${g.positions.map((l) => `${col}[${l * width + 1}:${l * width + own}]`).join(', ')}])`;
+  const { topK: k, experts: e } = g.schema;
+  return (
+    `(SELECT filename, seq, ${slices('experts', s.topK, k)} AS experts, ${slices('weights', s.topK, k)} AS weights,` +
+    ` ${slices('logits', s.experts, e)} AS logits FROM ${source})`
+  );
+}
+
+async function duckdbGroupSums(
+  ds: Dataset,
+  source: string,
+  g: ShapeGroup,
+  out: LogitSumRecord,
+  opts: DuckDbOptions,
+): Promise<void> {
+  const { layers, experts: E, topK: K, scoring } = g.schema;
+  const p = { source, topK: K, experts: E, layers: layers.length, bins: MARGIN_BINS };
   await withDuckDb(ds.label, opts, async (run) => {
     for (const stmt of renderLogitSql(LOGIT_TABLES_SQL, p).split(';\n')) await run(stmt);
     await run(renderLogitSql(scoring === 'sigmoid' ? ROUTER_ROWS_SIGMOID_SQL : ROUTER_ROWS_SOFTMAX_SQL, p));
@@ -161,14 +219,13 @@ export async function duckdbLogitSums(ds: Dataset, opts: DuckDbOptions = {}): Pr
       out.seqs[l]!++;
     }
   });
-  return out;
 }
 
-/** The dataset's logits sums by the engine that counted it. */
+/** The dataset's logits sums by the engine that counted it: one record per shape group (logitGroups). */
 export async function datasetLogitSums(
   ds: Dataset,
   engine: 'stream' | 'duckdb',
   opts: DuckDbOptions = {},
-): Promise<LogitSumRecord> {
+): Promise<LogitSumRecord[]> {
   return engine === 'stream' ? streamLogitSums(ds) : duckdbLogitSums(ds, opts);
 }

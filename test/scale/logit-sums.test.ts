@@ -107,8 +107,8 @@ for (const scoring of ['softmax', 'sigmoid'] as const) {
     const { arrow, steps, ranks } = makeDataset(t, scoring);
     const byStep = openDataset(steps);
     assert.ok(byStep.files.length > RANKS, 'the step partition splits each trace over several files');
-    const stream = await streamLogitSums(byStep);
-    const duck = await duckdbLogitSums(byStep, { threads: 2 });
+    const [stream] = await streamLogitSums(byStep);
+    const [duck] = await duckdbLogitSums(byStep, { threads: 2 });
     sameRecords(stream, duck, `${scoring} step-partitioned`);
     assert.equal(stream.rows[0], RANKS * TOKENS + 300, 'every token of every file has finite logits at every layer');
 
@@ -120,7 +120,7 @@ for (const scoring of ['softmax', 'sigmoid'] as const) {
       tr.close();
     }
     const want = tokens.snapshot('run');
-    const byRank = await duckdbLogitSums(openDataset(ranks), { threads: 1 });
+    const [byRank] = await duckdbLogitSums(openDataset(ranks), { threads: 1 });
     for (let l = 0; l < L; l++) sameMetrics(want.layers[l]!, logitsLayerMetrics(byRank, l), `${scoring} layer ${l}`);
     close(want.global.hfAuxLoss, pooledHfAuxLoss(byRank), `${scoring} pooled HF`);
   });
@@ -132,7 +132,7 @@ test('numpy computes the same losses, z-loss and margin histograms from the Parq
   for (const scoring of ['softmax', 'sigmoid'] as const) {
     const { steps } = makeDataset(t, scoring);
     const ds = openDataset(steps);
-    const duck = await duckdbLogitSums(ds, { threads: 2 });
+    const [duck] = await duckdbLogitSums(ds, { threads: 2 });
     const files = JSON.stringify(ds.files.map((f) => f.path));
     // Written from the definitions (docs/metrics.md § Losses, § Router): softmax / normalised sigmoid, top-K of
     // the logits by a stable sort, first choice = highest weight, a sequence = a seq id within one file.
