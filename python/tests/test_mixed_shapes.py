@@ -161,6 +161,19 @@ def test_a_dataset_counts_each_layer_over_its_own_experts(trace: Path, tmp_path:
     got = {layer["layer"]: layer["load"] for shape in doc["shapes"] for layer in shape["layers"]}
     for l, load in enumerate(loads):
         assert got[s["layers"][l]] == (2 * load).tolist()
+    # check and plan over the dataset judge and place each layer over its own experts, as over the one trace
+    ds = str(tmp_path / "ds")
+    doc = json.loads(run_cli("check", ds, "--engine", engine, "--max-maxvio", "100", "--format", "json"))
+    rows = {r["layer"]: r for r in doc["rows"] if r["layer"] is not None}
+    for l, load in enumerate(loads):
+        mean = load.mean()
+        assert math.isclose(rows[s["layers"][l]]["maxVio"], (load.max() - mean) / mean, rel_tol=1e-12)
+        assert rows[s["layers"][l]]["dead"] == int((load == 0).sum())
+    plan = json.loads(run_cli("plan", ds, "--engine", engine, "--gpus", "2", "--replicas", "8", "--json"))
+    assert [x["shape"] for x in plan["shapes"]] == [{"experts": 8, "topK": 2}, {"experts": 4, "topK": 1}]
+    for p, load in zip(plan["shapes"], loads):
+        half = len(load) // 2
+        assert p["before"]["gpuLoads"] == [[2 * load[:half].sum(), 2 * load[half:].sum()]]
 
 
 @pytest.mark.parametrize("engine", ["stream", "duckdb"])
