@@ -5,7 +5,6 @@
  * trace's Arrow record batches (docs/trace-format.md), so recording and replay copy no data.
  * Layout of the per-token matrices is token-major, then layer, then slot:  index = (t·L + l)·K + k.
  */
-import { UserError } from './errors.js';
 import { f32ToF16 } from './f16.js';
 
 export type Scoring = 'softmax' | 'sigmoid';
@@ -108,12 +107,6 @@ export function schemaOfShapes(
     s.layerTopK = shapes.map((x) => x.topK);
   }
   return s;
-}
-
-/** Refuses a schema whose layers differ in E or K, for a command that does not handle them yet. */
-export function refuseMixedShapes(s: RoutingSchema, command: string): void {
-  if (mixedShapes(s))
-    throw new UserError(`layers differ in experts/k (${describeLayerShapes(s)}): not supported by ${command} yet`);
 }
 
 /** "layer 0: 8 experts top-2, layer 1: 4 experts top-1" (each model layer id with its shape). */

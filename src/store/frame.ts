@@ -325,12 +325,15 @@ function rankRows(model: RoutingModel, layer: number, spec: PlacementSpec | null
 }
 
 /**
- * Per-layer device loads under a placement (stats' deviceLoads). Layers of different E have maps of different
- * lengths (placement-spec.ts): each is placed on its own.
+ * Per-layer device loads under a placement (stats' deviceLoads). Layers of different E (placement-spec.ts) have
+ * loads, and maps, of different lengths — a plan per shape may give them the same number of slots: each layer is
+ * placed on its own.
  */
 function placedDeviceLoads(loads: Float64Array[], placement: Placement): Float64Array[] {
   const maps = placement.phy2log;
-  const ragged = maps.length > 1 && maps.some((m) => m.length !== maps[0]!.length);
+  const ragged =
+    loads.some((x) => x.length !== loads[0]!.length) ||
+    (maps.length > 1 && maps.some((m) => m.length !== maps[0]!.length));
   if (!ragged) return balancedness(loads, placement).devices;
   return loads.map((x, l) => deviceLoads([x], { devices: placement.devices, phy2log: [layerMap(placement, l)] })[0]!);
 }

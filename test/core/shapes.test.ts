@@ -13,7 +13,6 @@ import {
   NO_LOGIT_F16,
   type RoutingBatch,
   type RoutingSchema,
-  refuseMixedShapes,
   schemaOfShapes,
   topKAt,
 } from '../../src/core/batch.js';
@@ -87,11 +86,6 @@ test('a mixed schema: largest E and K, each layer its own; uniform shapes give n
   );
   assert.deepEqual(uniform, { layers: [0, 1], experts: 8, topK: 2, scoring: 'softmax', hasLogits: false });
   assert.equal(mixedShapes(uniform), false);
-  assert.doesNotThrow(() => refuseMixedShapes(uniform, 'x'));
-  assert.throws(
-    () => refuseMixedShapes(MIXED, 'replay'),
-    /^UserError: layers differ in experts\/k \(layer 2: 8 experts top-2, layer 5: 4 experts top-1, layer 7: 8 experts top-2\): not supported by replay yet$/,
-  );
   assert.match(describeSchema(MIXED), /^3 MoE layers \(layer 2: 8 experts top-2, layer 5: 4 experts top-1/);
 });
 
