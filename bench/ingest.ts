@@ -47,7 +47,7 @@ const MAX_BATCH = 64;
 const POOL = 97; // distinct token rows; prime, so the pool cycle never lines up with the batch-size cycle
 
 /** Token rows standing in for a model: skewed per-layer popularity, logits, their top-K and sigmoid weights. */
-class RowPool {
+export class RowPool {
   readonly experts: Int32Array;
   readonly weights: Float32Array;
   readonly logits: Float32Array | null;
@@ -125,6 +125,11 @@ export class Producer {
   }
 
   next(): RoutingBatch {
+    return this.batch(this.rows());
+  }
+
+  /** The router outputs of the next pass, as onnxruntime hands them out (fresh arrays), and its token ids. */
+  rows(): { rows: RoutingRows; ids: number[] } {
     const n = Math.min(this.nextSize(), SEQ_LEN - this.pos);
     const { lk, le, pool } = this;
     const rows: RoutingRows = {
@@ -142,6 +147,12 @@ export class Producer {
       if (rows.logits) rows.logits.set(pool.logits!.subarray(p * le, (p + 1) * le), t * le);
       ids.push((this.tokens + t) % 32000);
     }
+    return { rows, ids };
+  }
+
+  /** Those outputs as the engine posts them (batchFromRows: float16 weights and logits). */
+  batch({ rows, ids }: { rows: RoutingRows; ids: number[] }): RoutingBatch {
+    const n = rows.n;
     const b = batchFromRows(rows, this.seq, this.pos, ids, this.pos === 0, null, CODEC);
     this.tokens += n;
     this.pos += n;

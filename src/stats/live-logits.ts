@@ -54,10 +54,13 @@ export function createBatchReducer(schema: RoutingSchema): (b: RoutingBatch) => 
     tokens += b.length;
     if (!sums || !b.logits) return null;
     sums.forEach((s, i) => s.add(groupBatch(b, schema, groups[i]!)));
+    // One record per shape, every metric read off it: the snapshot is made for every batch (one token each while
+    // decoding), and making a record per layer, then one more for the pooled loss, cost more than the sums.
+    const records = sums.map((s) => s.record());
     return {
       tokens,
-      layers: schema.layers.map((_, l) => sums[where[l]!.g]!.layer(where[l]!.at)),
-      pooledHfAuxLoss: sums.length === 1 ? sums[0]!.pooledHfAuxLoss() : null,
+      layers: schema.layers.map((_, l) => logitsLayerMetrics(records[where[l]!.g]!, where[l]!.at)),
+      pooledHfAuxLoss: sums.length === 1 ? pooledHfAuxLoss(records[0]!) : null,
     };
   };
 }

@@ -165,16 +165,19 @@ export function pooledHfAuxLoss(r: LogitSumRecord): number | null {
   for (let l = 0; l < L; l++) N += r.rows[l]!;
   if (N === 0) return null;
   const softSum = r.soft ?? r.prob;
-  let s = 0;
-  for (let e = 0; e < E; e++) {
-    let c = 0;
-    let p = 0;
-    for (let l = 0; l < L; l++) {
-      c += r.hfCount[l * E + e]!;
-      p += softSum[l * E + e]!;
+  // Per expert, the sums over layers — taken layer by layer along rows of memory, each expert's in layer order
+  // as a loop over l per expert would (the same sums, bit for bit), instead of striding E values per step.
+  const c = new Float64Array(E);
+  const p = new Float64Array(E);
+  for (let l = 0; l < L; l++) {
+    const base = l * E;
+    for (let e = 0; e < E; e++) {
+      c[e]! += r.hfCount[base + e]!;
+      p[e]! += softSum[base + e]!;
     }
-    s += (c / N) * (p / N);
   }
+  let s = 0;
+  for (let e = 0; e < E; e++) s += (c[e]! / N) * (p[e]! / N);
   return E * s;
 }
 

@@ -24,7 +24,7 @@ import {
   type Scope,
 } from '../stats/index.js';
 import type { LogitsSnapshot } from '../stats/live-logits.js';
-import { Coactivation } from '../stats/coactivation.js';
+import { ChunkedCoactivation } from './coact-chunks.js';
 import { firstChoice } from '../stats/choice.js';
 import { SampleRing, TokenRing } from './ring.js';
 
@@ -61,7 +61,7 @@ const MAX_COACT_COUNTERS = 32 * 1024 * 1024;
 export interface ShapePart {
   group: ShapeGroup;
   stats: RoutingStats;
-  coact: Coactivation | null;
+  coact: ChunkedCoactivation | null;
   /** Per-rank load when the stream's rows carry a rank (`listen`, a merged trace); null otherwise. */
   ranks: RankLoads | null;
   /** Display window when its length differs from the detector's; null = use stats.window. */
@@ -175,7 +175,7 @@ export class RoutingModel {
               // Warnings name the router as the views do (its model layer and role where roles differ).
               layerLabels: g.positions.map((l) => labels[l]!),
             }),
-        coact: !counts && s.layers.length * E * E <= MAX_COACT_COUNTERS ? new Coactivation(s) : null,
+        coact: !counts && s.layers.length * E * E <= MAX_COACT_COUNTERS ? new ChunkedCoactivation(s) : null,
         ranks: null,
         ownWindow:
           counts || this.windowSize === window ? null : new WindowCounts(this.windowSize, s.layers.length, E, s.topK),
