@@ -2,7 +2,9 @@
  * Live ingest with logits, end to end, as `moescope run --logits --record` runs it at DeepSeek-V3 scale (58 MoE
  * layers × 256 experts, top-8, sigmoid, WITH router logits): two threads, every stage counted.
  *
- *   node dist/bench/ingest-e2e.js [--tokens 40000] [--rounds 3] [--trace PATH] [--json]
+ *   node dist/bench/ingest-e2e.js [--tokens 40000] [--rounds 3] [--batch N] [--trace PATH] [--json]
+ *
+ * --batch N: every batch N tokens (1: decoding, one forward pass per token) instead of sizes 1–64.
  *
  *   producer thread (a worker, as the engine's)  the router outputs of a pass (fresh float32 arrays, bench/ingest.ts'
  *                                                Producer, batches of 1–64 tokens) → batchFromRows (float16) → the
@@ -12,9 +14,10 @@
  *                                                TraceWriter.write (the recording), then close() at the end
  *
  * tok/s is tokens / wall time from the producer's first batch to the recorded trace closed. CPU is read per thread
- * from /proc/thread-self/schedstat (nanoseconds on a CPU) around every stage, so the figures carry over to a
- * machine with other load: µs of CPU per token per stage, and the process's CPU (every thread: GC helpers, the
- * file system) from process.cpuUsage. The producer runs at most CAP tokens ahead of the consumer (a shared
+ * from /proc/thread-self/schedstat (nanoseconds on a CPU) at the start and end of a round, and for the process
+ * (every thread: GC helpers, the file system) from process.cpuUsage, so the figures carry over to a machine with
+ * other load: µs of CPU per token per thread. Each stage is timed by the wall clock inside its thread (µs per
+ * token; at load this includes waits for a core, so compare stages within one run). The producer runs at most CAP tokens ahead of the consumer (a shared
  * counter), as a model slower than the consumer would. Nothing may be dropped: the worker's count, the model's
  * tokens, the writer's count and the reopened trace's tokenCount must all equal the tokens produced (exit 1
  * otherwise). `digest` is a sha1 over the final logits snapshot and the run's load counts — equal across builds
@@ -30,17 +33,18 @@ import type { RoutingBatch, RoutingSchema } from '../src/core/batch.js';
 import { createBatchReducer, type LogitsSnapshot } from '../src/stats/live-logits.js';
 import { RoutingModel } from '../src/store/model.js';
 import { openTrace, TraceWriter } from '../src/trace/index.js';
-import {
-  DEEPSEEK_V3,
-  Producer,
-  RowPool,
-} from './ingest.js';
+import { DEEPSEEK_V3, Producer, RowPool } from './ingest.js';
 import { flag, fmtInt, fmtSummary, isMain, loadLine, numArg, strArg, summarise, type Summary } from './common.js';
 
 /** Tokens the producer may run ahead of the consumer. */
 const CAP = 4096;
 
-/** CPU nanoseconds of the calling thread so far (Linux: /proc/thread-self/schedstat, first field). */
+/**
+ * CPU nanoseconds of the calling thread so far (Linux: /proc/thread-self/schedstat, first field). The kernel
+ * brings this figure up to date at scheduler events (a tick, a switch, a wake-up), not on every read: exact over
+ * a round, but it cannot split a thread's time between stages — a postMessage (which wakes the other thread) was
+ * charged hundreds of µs that were spent before it. Stages are timed by the wall clock instead.
+ */
 class ThreadClock {
   private readonly fd = openSync('/proc/thread-self/schedstat', 'r');
   private readonly buf = Buffer.alloc(128);
@@ -53,6 +57,9 @@ class ThreadClock {
     closeSync(this.fd);
   }
 }
+
+/** Wall-clock nanoseconds (stages: what a thread spent in each, waits for a core at load included). */
+const wallNs = () => performance.now() * 1e6;
 
 function schemaOf(): RoutingSchema {
   const L = DEEPSEEK_V3.layers;
@@ -68,7 +75,7 @@ function schemaOf(): RoutingSchema {
 interface WorkerDone {
   done: true;
   tokens: number;
-  /** CPU ns of the worker thread in each stage, and in all (the posting and waiting included). */
+  /** Wall ns of the worker thread in each stage; CPU ns of the whole thread (threadNs). */
   rowsNs: number;
   batchNs: number;
   reduceNs: number;
@@ -78,10 +85,10 @@ interface WorkerDone {
 
 /** The producer thread: waits for the go, then produces `tokens` tokens as fast as the consumer takes them. */
 function workerMain(): void {
-  const { tokens, shared } = workerData as { tokens: number; shared: SharedArrayBuffer };
+  const { tokens, shared, batch } = workerData as { tokens: number; shared: SharedArrayBuffer; batch: number | null };
   const ctl = new Int32Array(shared); // [0] go, [1] tokens consumed
   const schema = schemaOf();
-  const p = new Producer(schema, new RowPool(schema, 7));
+  const p = new Producer(schema, new RowPool(schema, 7), batch);
   const reduce = createBatchReducer(schema);
   const clock = new ThreadClock();
   parentPort!.postMessage({ ready: true });
@@ -94,15 +101,15 @@ function workerMain(): void {
   let made = 0;
   while (made < tokens) {
     while (made - Atomics.load(ctl, 1) > CAP) Atomics.wait(ctl, 1, Atomics.load(ctl, 1), 50);
-    const a = clock.ns();
+    const a = wallNs();
     const rows = p.rows();
-    const b0 = clock.ns();
+    const b0 = wallNs();
     const b = p.batch(rows);
-    const c = clock.ns();
+    const c = wallNs();
     const snap = reduce(b);
-    const d = clock.ns();
+    const d = wallNs();
     parentPort!.postMessage({ batch: b, snap }, transferList(b));
-    const e = clock.ns();
+    const e = wallNs();
     rowsNs += b0 - a;
     batchNs += c - b0;
     reduceNs += d - c;
@@ -126,7 +133,10 @@ export interface E2eRound {
   tokens: number;
   wallMs: number;
   tokPerS: number;
-  /** µs of CPU per token: worker stages, consumer stages, and the process as a whole. */
+  /**
+   * µs per token: each stage's wall time inside its thread (rows … post, model, writer, close), and the CPU time of
+   * the producer thread (worker), the consumer thread (main) and the process (every thread).
+   */
   us: {
     rows: number;
     batch: number;
@@ -148,15 +158,19 @@ export interface E2eRound {
   ok: boolean;
 }
 
-function round(tokens: number, path: string, keep: boolean): Promise<E2eRound> {
+function round(tokens: number, batch: number | null, path: string, keep: boolean): Promise<E2eRound> {
   const schema = schemaOf();
   const shared = new SharedArrayBuffer(8);
   const ctl = new Int32Array(shared);
-  const w = new Worker(fileURLToPath(import.meta.url), { workerData: { tokens, shared } });
+  const w = new Worker(fileURLToPath(import.meta.url), { workerData: { tokens, shared, batch } });
   // As `run --logits` builds them: the live views' store with logits posted by the producer, a sync recorder.
-  const model = new RoutingModel(schema, { model: 'bench', routers: [], tokenizer: null, devices: ['cpu'], source: 'run' }, {
-    logits: 'posted',
-  });
+  const model = new RoutingModel(
+    schema,
+    { model: 'bench', routers: [], tokenizer: null, devices: ['cpu'], source: 'run' },
+    {
+      logits: 'posted',
+    },
+  );
   const writer = TraceWriter.create(path, {
     schema,
     meta: {
@@ -188,11 +202,11 @@ function round(tokens: number, path: string, keep: boolean): Promise<E2eRound> {
       }
       if ('batch' in m) {
         const b = m.batch!;
-        const a = clock.ns();
+        const a = wallNs();
         model.add(b, m.snap);
-        const c = clock.ns();
+        const c = wallNs();
         writer.write(b);
-        const d = clock.ns();
+        const d = wallNs();
         modelNs += c - a;
         writerNs += d - c;
         consumed += b.length;
@@ -203,9 +217,9 @@ function round(tokens: number, path: string, keep: boolean): Promise<E2eRound> {
       }
       const done = m as WorkerDone;
       const writerTokens = writer.tokensWritten;
-      const a = clock.ns();
+      const a = wallNs();
       writer.close();
-      const closeNs = clock.ns() - a;
+      const closeNs = wallNs() - a;
       const wallMs = performance.now() - t0;
       const mainNs = clock.ns() - c0;
       const pu = process.cpuUsage(p0);
@@ -222,6 +236,7 @@ function round(tokens: number, path: string, keep: boolean): Promise<E2eRound> {
       const modelTokens = model.stats.tokens;
       const digest = createHash('sha1')
         .update(JSON.stringify(last))
+        .update(JSON.stringify(schema.layers.map((_, l) => model.parts[0]!.coact?.topPairs(l, 8) ?? null)))
         .update(new Uint8Array(model.stats.load.buffer, model.stats.load.byteOffset, model.stats.load.byteLength))
         .digest('hex');
       resolve({
@@ -261,11 +276,16 @@ export interface E2eResult {
   load: string;
 }
 
-export async function runE2e(opts: { tokens: number; rounds: number; trace: string | null }): Promise<E2eResult> {
+export async function runE2e(opts: {
+  tokens: number;
+  rounds: number;
+  batch: number | null;
+  trace: string | null;
+}): Promise<E2eResult> {
   const path = opts.trace ?? join(tmpdir(), `moescope-bench-ingest-e2e-${process.pid}.arrows`);
   const rounds: E2eRound[] = [];
-  await round(Math.min(opts.tokens, 4000), path, false); // warm-up: tables, JIT, file system
-  for (let r = 0; r < opts.rounds; r++) rounds.push(await round(opts.tokens, path, opts.trace !== null));
+  await round(Math.min(opts.tokens, 4000), opts.batch, path, false); // warm-up: tables, JIT, file system
+  for (let r = 0; r < opts.rounds; r++) rounds.push(await round(opts.tokens, opts.batch, path, opts.trace !== null));
   const keys = Object.keys(rounds[0]!.us) as (keyof E2eRound['us'])[];
   return {
     rounds,
@@ -281,21 +301,28 @@ async function main(): Promise<void> {
   const r = await runE2e({
     tokens: numArg(argv, '--tokens', 40_000),
     rounds: numArg(argv, '--rounds', 3),
+    batch: numArg(argv, '--batch', 0) || null,
     trace: strArg(argv, '--trace') ?? null,
   });
   const out = (s: string) => process.stdout.write(`${s}\n`);
   const u = r.us;
   const f = (s: Summary) => fmtSummary(s, 1);
-  out(`live ingest end to end — 58 × 256 top-8 sigmoid with logits, producer thread + consumer thread, ${r.rounds.length} rounds × ${fmtInt(r.rounds[0]!.tokens)} tokens`);
+  out(
+    `live ingest end to end — 58 × 256 top-8 sigmoid with logits, batches of ${argv.includes('--batch') ? numArg(argv, '--batch', 0) : '1–64'} tokens, producer thread + consumer thread, ${r.rounds.length} rounds × ${fmtInt(r.rounds[0]!.tokens)} tokens`,
+  );
   out(`  ${r.load}`);
   out(`  end to end              ${fmtSummary(r.tokPerS, 0)} tok/s   goal ≥ 10,000`);
-  out(`  CPU µs per token (median (min–max) over rounds):`);
-  out(`    producer thread       ${f(u.worker)}  = router outputs ${f(u.rows)} + batch (f16) ${f(u.batch)} + logits reducer ${f(u.reduce)} + post ${f(u.post)}`);
-  out(`    consumer thread       ${f(u.main)}  = store add ${f(u.model)} + trace write ${f(u.writer)} + close ${f(u.close)} (+ message receipt)`);
-  out(`    process, all threads  ${f(u.process)}  (${fmtInt(1e6 / u.process.median)} tokens per CPU-second)`);
+  out(`  µs per token, median (min–max) over rounds — threads: CPU time; stages: wall time inside the thread:`);
+  out(
+    `    producer thread CPU   ${f(u.worker)}; stages: router outputs ${f(u.rows)} + batch (f16) ${f(u.batch)} + logits reducer ${f(u.reduce)} + post ${f(u.post)}`,
+  );
+  out(
+    `    consumer thread CPU   ${f(u.main)}; stages: store add ${f(u.model)} + trace write ${f(u.writer)} + close ${f(u.close)}`,
+  );
+  out(`    process CPU, all threads ${f(u.process)}  (${fmtInt(1e6 / u.process.median)} tokens per CPU-second)`);
   for (const x of r.rounds)
     out(
-      `  round: ${fmtInt(x.tokPerS)} tok/s; tokens worker ${fmtInt(x.tokens)}, store ${fmtInt(x.modelTokens)}, writer ${fmtInt(x.writerTokens)}, trace ${fmtInt(x.traceTokens)} (${x.traceComplete ? 'complete' : 'NOT complete'}, ${(x.traceBytes / 2 ** 30).toFixed(2)} GiB); digest ${x.digest.slice(0, 12)}`,
+      `  round: ${fmtInt(x.tokPerS)} tok/s; tokens worker ${fmtInt(x.tokens)}, store ${fmtInt(x.modelTokens)}, writer ${fmtInt(x.writerTokens)}, trace ${fmtInt(x.traceTokens)} (${x.traceComplete ? 'complete' : 'NOT complete'}, ${(x.traceBytes / 2 ** 30).toFixed(2)} GiB); stats digest ${x.digest.slice(0, 12)}`,
     );
   out(`  ${r.ok ? 'none dropped; the same stats every round' : 'MISMATCH'}`);
   if (flag(argv, '--json')) out(JSON.stringify(r));

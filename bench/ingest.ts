@@ -106,9 +106,11 @@ export class Producer {
   tokens = 0;
   private readonly lk: number;
   private readonly le: number;
+  /** fixed: every batch this many tokens (1: decoding, one pass per token) instead of the 1–64 cycle. */
   constructor(
     readonly schema: RoutingSchema,
     private readonly pool: RowPool,
+    private readonly fixed: number | null = null,
   ) {
     this.lk = schema.layers.length * schema.topK;
     this.le = schema.layers.length * schema.experts;
@@ -116,6 +118,7 @@ export class Producer {
 
   /** Next batch size in 1…64 (xorshift: the same cycle every run). */
   private nextSize(): number {
+    if (this.fixed !== null) return this.fixed;
     let x = this.sizeState;
     x ^= x << 13;
     x ^= x >>> 17;

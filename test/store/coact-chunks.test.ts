@@ -53,6 +53,7 @@ test('co-activation counted in chunks: the same top pairs as a count of every to
     c.add({ length: n, experts: ids.subarray(seen * L * K, (seen + n) * L * K) });
     seen += n;
     if (i % 3 === 0 || seen === total)
-      for (let l = 0; l < L; l++) assert.deepEqual(c.topPairs(l, 6), bruteTopPairs(ids, seen, l, 6), `layer ${l} at ${seen}`);
+      for (let l = 0; l < L; l++)
+        assert.deepEqual(c.topPairs(l, 6), bruteTopPairs(ids, seen, l, 6), `layer ${l} at ${seen}`);
   }
 });
