@@ -1,6 +1,7 @@
 /**
  * The benchmark suite's own machinery: summaries, interleaving, the trace cache, CPU-profile summaries, and the
- * ingest bench's proof that no token was dropped (its live counts against a recount of the trace it wrote).
+ * ingest bench's proof that no token was dropped (its live counts against a recount of the trace it wrote), and the
+ * end-to-end ingest bench's (two threads, every count and the trace agreeing, the same stats every round).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cached, interleave, lastJsonLine, median, summarise, topFrames, fmtSummary } from '../../bench/common.js';
 import { runIngest } from '../../bench/ingest.js';
+import { runE2e } from '../../bench/ingest-e2e.js';
 import { streamTrace } from '../../bench/rss-stream.js';
 
 test('median, min–max and their printing', () => {
@@ -109,5 +111,27 @@ test('ingest accounts for every token: stats, writer and the reopened trace agre
   } finally {
     rmSync(dir, { recursive: true, force: true });
     assert.equal(existsSync(dir), false);
+  }
+});
+
+test('end-to-end ingest accounts for every token across its two threads, and every round has the same stats', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'moescope-bench-ingest-e2e-'));
+  try {
+    const r = await runE2e({ tokens: 200, rounds: 2, batch: null, trace: join(dir, 'e2e.arrows') });
+    assert.equal(r.ok, true);
+    for (const x of r.rounds) {
+      assert.ok(x.tokens >= 200, `a round makes at least the tokens asked for, got ${x.tokens}`);
+      assert.equal(x.modelTokens, x.tokens);
+      assert.equal(x.writerTokens, x.tokens);
+      assert.equal(x.traceTokens, x.tokens);
+      assert.equal(x.traceComplete, true);
+      assert.ok(x.us.worker > 0 && x.us.main > 0 && x.us.process > 0, 'CPU read for both threads and the process');
+    }
+    assert.equal(r.rounds[0]!.digest, r.rounds[1]!.digest, 'the same seeded stream gives the same stats');
+    const one = await runE2e({ tokens: 120, rounds: 1, batch: 1, trace: null });
+    assert.equal(one.ok, true);
+    assert.equal(one.rounds[0]!.tokens, 120, 'batches of one token: exactly the tokens asked for');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
