@@ -27,8 +27,15 @@ export function assertCoactivationFits(schema: RoutingSchema): void {
 
 export class Coactivation {
   readonly schema: RoutingSchema;
-  /** Pair counts: pairs[(l·E + i)·E + j] = N(i and j) for i ≤ j (upper triangle; diagonal = N(i)). */
-  readonly pairs: Uint32Array;
+  /**
+   * Pair counts in the order the pair came in: ordered[(l·E + i)·E + j] counts the tokens whose slot of i comes
+   * before their slot of j, so N(i and j) = ordered[i][j] + ordered[j][i] for i ≠ j. Counting a pair where it
+   * falls, instead of at (min, max), spares a compare-and-swap per pair whose outcome is a coin toss (a mispredicted
+   * branch); the diagonal is unused (an id repeated in a token lands there and is never read).
+   */
+  private readonly ordered: Uint32Array;
+  /** N(i) per layer: chosen[l·E + i]. */
+  private readonly chosen: Uint32Array;
   private readonly L: number;
   private readonly E: number;
   private readonly K: number;
@@ -40,26 +47,31 @@ export class Coactivation {
     const n = this.L * this.E * this.E;
     assertCoactivationFits(schema);
     this.schema = schema;
-    this.pairs = new Uint32Array(n);
+    this.ordered = new Uint32Array(n);
+    this.chosen = new Uint32Array(this.L * this.E);
   }
 
   add(b: RoutingBatch): void {
     const { L, E, K } = this;
     const ex = b.experts;
-    const P = this.pairs;
     const lk = L * K;
+    const EE = E * E;
     // Layer by layer: one layer's E² counters (256 KiB at E = 256) stay in cache while every token of the batch
     // is counted into them, instead of touching all L matrices for each token.
     for (let l = 0; l < L; l++) {
-      const M = P.subarray(l * E * E, (l + 1) * E * E);
+      const M = this.ordered.subarray(l * EE, (l + 1) * EE);
+      const N = this.chosen.subarray(l * E, (l + 1) * E);
+      if (K === 8) {
+        countTopEight(ex, b.length, l * K, lk, E, M, N);
+        continue;
+      }
       for (let t = 0, o = l * K; t < b.length; t++, o += lk) {
-        for (let x = 0; x < K; x++) {
-          const i = ex[o + x]!;
-          M[i * E + i]!++;
-          for (let y = x + 1; y < K; y++) {
-            const j = ex[o + y]!;
-            if (j !== i) M[Math.min(i, j) * E + Math.max(i, j)]!++;
-          }
+        const end = o + K;
+        for (let x = o; x < end; x++) {
+          const i = ex[x]!;
+          N[i]!++;
+          const row = i * E;
+          for (let y = x + 1; y < end; y++) M[row + ex[y]!]!++;
         }
       }
     }
@@ -68,7 +80,9 @@ export class Coactivation {
   /** N(i and j) of layer l (N(i) when i = j). */
   together(l: number, i: number, j: number): number {
     const E = this.E;
-    return i <= j ? this.pairs[(l * E + i) * E + j]! : this.pairs[(l * E + j) * E + i]!;
+    if (i === j) return this.chosen[l * E + i]!;
+    const M = l * E * E;
+    return this.ordered[M + i * E + j]! + this.ordered[M + j * E + i]!;
   }
 
   /** coact(i, j) for layer l (NaN when expert i was never chosen). */
@@ -103,6 +117,74 @@ export class Coactivation {
       }
     }
     return out;
+  }
+}
+
+/**
+ * Coactivation.add for one layer at K = 8 (DeepSeek-V3 / R1, Qwen3, …): the eight ids held in locals and the 28
+ * pairs written out, which V8 runs at about 1.5× the speed of the nested loop (measured on the 100k-token
+ * DeepSeek-scale trace of bench/commands.ts).
+ */
+function countTopEight(
+  ex: Uint16Array,
+  tokens: number,
+  first: number,
+  lk: number,
+  E: number,
+  M: Uint32Array,
+  N: Uint32Array,
+): void {
+  for (let t = 0, o = first; t < tokens; t++, o += lk) {
+    const a0 = ex[o]!;
+    const a1 = ex[o + 1]!;
+    const a2 = ex[o + 2]!;
+    const a3 = ex[o + 3]!;
+    const a4 = ex[o + 4]!;
+    const a5 = ex[o + 5]!;
+    const a6 = ex[o + 6]!;
+    const a7 = ex[o + 7]!;
+    N[a0]!++;
+    N[a1]!++;
+    N[a2]!++;
+    N[a3]!++;
+    N[a4]!++;
+    N[a5]!++;
+    N[a6]!++;
+    N[a7]!++;
+    let r = a0 * E;
+    M[r + a1]!++;
+    M[r + a2]!++;
+    M[r + a3]!++;
+    M[r + a4]!++;
+    M[r + a5]!++;
+    M[r + a6]!++;
+    M[r + a7]!++;
+    r = a1 * E;
+    M[r + a2]!++;
+    M[r + a3]!++;
+    M[r + a4]!++;
+    M[r + a5]!++;
+    M[r + a6]!++;
+    M[r + a7]!++;
+    r = a2 * E;
+    M[r + a3]!++;
+    M[r + a4]!++;
+    M[r + a5]!++;
+    M[r + a6]!++;
+    M[r + a7]!++;
+    r = a3 * E;
+    M[r + a4]!++;
+    M[r + a5]!++;
+    M[r + a6]!++;
+    M[r + a7]!++;
+    r = a4 * E;
+    M[r + a5]!++;
+    M[r + a6]!++;
+    M[r + a7]!++;
+    r = a5 * E;
+    M[r + a6]!++;
+    M[r + a7]!++;
+    M[a6 * E + a7]!++;
   }
 }
 

@@ -5,7 +5,7 @@
  * the same WindowCounts the batch command does. Definitions: docs/metrics.md § Collapse detection.
  */
 import { UserError } from '../core/errors.js';
-import { cvFromSums, JsDivergenceFromReference, loadEntropy, loadMaxVio } from './load.js';
+import { cvFromSums, JsDivergenceFromReference, loadEntropy, loadMaxVio, maxVioFromMax } from './load.js';
 import { hasZeroExperts, realLoad } from './zero-experts.js';
 import type { WindowCounts } from './window.js';
 
@@ -147,22 +147,29 @@ export class CollapseDetector {
     if (total === 0) return fired;
     const mean = total / E;
     if (!this.drift && r.drift !== null) this.drift = new JsDivergenceFromReference(w.counts, E);
+    // The hot rule's share as a count: share = c / total > hotShare exactly when c ≥ hotMin.
+    const hotMin = r.hotShare === null ? Infinity : smallestAbove(total, r.hotShare);
     for (let l = 0; l < w.layers; l++) {
       const base = l * E;
       if (hasZeroExperts(this.zeroMask, l, E)) {
         this.evaluateReal(fired, w, l);
         continue;
       }
+      // One pass over the layer's counts: its largest (MaxVio) and the per-expert rules.
+      const counts = w.counts;
+      let max = 0;
       if (r.dead || r.hotShare !== null) {
         // check() acts only when a rule holds or its warning is active; testing that here first (with the
-        // active flags in a byte array) spares the call for nearly all of the L·E experts.
-        const counts = w.counts;
+        // active flags in a byte array, and the hot share as a count) spares the call for nearly all of the L·E
+        // experts.
         const flags = this.expertFlags;
         const dead = r.dead;
         const hotShare = r.hotShare;
         for (let e = 0, i = base; e < E; e++, i++) {
           const c = counts[i]!;
+          if (c > max) max = c;
           const f = flags[i]!;
+          if (c !== 0 && c < hotMin && f === 0) continue;
           if (dead && (c === 0 || (f & DEAD_ACTIVE) !== 0))
             this.check(fired, w, 'dead-expert', l, e, c === 0, c / mean >= h, c, 0);
           if (hotShare !== null) {
@@ -171,7 +178,7 @@ export class CollapseDetector {
               this.check(fired, w, 'hot-expert', l, e, share > hotShare, share < hotShare * (1 - h), share, hotShare);
           }
         }
-      }
+      } else for (let i = base, end = base + E; i < end; i++) if (counts[i]! > max) max = counts[i]!;
       if (r.minEntropy !== null) {
         const ent = w.entropy(l);
         this.check(
@@ -187,11 +194,12 @@ export class CollapseDetector {
         );
       }
       if (r.maxVio !== null) {
-        const mv = loadMaxVio(w.counts, base, E);
+        // The window's counts of a layer add up to tokens · K (every id < E: RoutingStats checks them).
+        const mv = maxVioFromMax(max, total, E);
         this.check(fired, w, 'max-vio', l, null, mv > r.maxVio, mv < r.maxVio * (1 - h), mv, r.maxVio);
       }
       if (r.drift !== null && this.drift) {
-        const d = this.drift.divergence(w.counts, l);
+        const d = this.drift.divergence(w.counts, l, total);
         this.check(fired, w, 'drift', l, null, d > r.drift, d < r.drift * (1 - h), d, r.drift);
       }
     }
@@ -305,6 +313,14 @@ export class CollapseDetector {
     else this.suppressed++;
     fired.push(warning);
   }
+}
+
+/** The smallest whole c ≥ 0 with c / total > share, as floating-point division decides it (monotone in c). */
+function smallestAbove(total: number, share: number): number {
+  let c = Math.min(total + 1, Math.max(0, Math.floor(share * total)));
+  while (c > 0 && (c - 1) / total > share) c--;
+  while (!(c / total > share) && c <= total) c++;
+  return c;
 }
 
 function describeWarning(

@@ -36,6 +36,11 @@ export function loadMaxVio(load: ArrayLike<number>, offset: number, e: number): 
     s += c;
     if (c > max) max = c;
   }
+  return maxVioFromMax(max, s, e);
+}
+
+/** MaxVio from the largest load and Σc over E experts (shared with the collapse detector's one pass per layer). */
+export function maxVioFromMax(max: number, s: number, e: number): number {
   if (s <= 0) return NaN;
   const mean = s / e;
   return (max - mean) / mean;
@@ -157,6 +162,14 @@ export class JsDivergenceFromReference {
   private readonly rowSums: Float64Array;
   /** Per expert, SLOTS × (count, p term, q term); count −1 = empty. */
   private readonly memo: Float64Array;
+  /**
+   * Per expert, the count at the last evaluation and its two terms, in dense arrays read in expert order: most
+   * experts' counts are where they were, and these hit without touching the memo's scattered slots (2.8 MB at
+   * DeepSeek scale, a cache miss per expert).
+   */
+  private readonly lastCount: Int32Array;
+  private readonly lastP: Float64Array;
+  private readonly lastQ: Float64Array;
 
   /** `reference` is copied: rows of E counts, one per layer. */
   constructor(reference: Int32Array, experts: number) {
@@ -168,26 +181,42 @@ export class JsDivergenceFromReference {
       for (let i = 0; i < experts; i++) this.refSums[l]! += this.reference[l * experts + i]!;
     this.rowSums = new Float64Array(layers).fill(NaN);
     this.memo = new Float64Array(reference.length * JsDivergenceFromReference.SLOTS * 3).fill(-1);
+    this.lastCount = new Int32Array(reference.length).fill(-1);
+    this.lastP = new Float64Array(reference.length);
+    this.lastQ = new Float64Array(reference.length);
   }
 
-  /** jsDivergence(counts, l·E, reference, l·E, E). */
-  divergence(counts: Int32Array, l: number): number {
+  /**
+   * jsDivergence(counts, l·E, reference, l·E, E). `rowSum`, when the caller knows it (a window's tokens · K), is
+   * the row's total, spared a pass over the row.
+   */
+  divergence(counts: Int32Array, l: number, rowSum?: number): number {
     const e = this.experts;
     const S = JsDivergenceFromReference.SLOTS;
     const base = l * e;
     let sa = 0;
-    for (let i = 0; i < e; i++) sa += counts[base + i]!;
+    if (rowSum === undefined) for (let i = 0; i < e; i++) sa += counts[base + i]!;
+    else sa = rowSum;
     const sb = this.refSums[l]!;
     if (sa <= 0 || sb <= 0) return NaN;
     const memo = this.memo;
+    const lastCount = this.lastCount;
+    const lastP = this.lastP;
+    const lastQ = this.lastQ;
     if (sa !== this.rowSums[l]) {
       // Another row total: every kept term of the row is stale.
       memo.fill(-1, base * S * 3, (base + e) * S * 3);
+      lastCount.fill(-1, base, base + e);
       this.rowSums[l] = sa;
     }
     let js = 0;
     for (let i = base, end = base + e; i < end; i++) {
       const c = counts[i]!;
+      if (lastCount[i] === c) {
+        js += lastP[i]!;
+        js += lastQ[i]!;
+        continue;
+      }
       const k = (i * S + (c & (S - 1))) * 3;
       if (memo[k] !== c) {
         const p = c / sa;
@@ -198,8 +227,13 @@ export class JsDivergenceFromReference {
         memo[k + 1] = p > 0 ? 0.5 * p * Math.log2(p / m) : 0;
         memo[k + 2] = q > 0 ? 0.5 * q * Math.log2(q / m) : 0;
       }
-      js += memo[k + 1]!;
-      js += memo[k + 2]!;
+      const pt = memo[k + 1]!;
+      const qt = memo[k + 2]!;
+      lastCount[i] = c;
+      lastP[i] = pt;
+      lastQ[i] = qt;
+      js += pt;
+      js += qt;
     }
     return Math.max(0, js);
   }

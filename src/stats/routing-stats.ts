@@ -246,9 +246,12 @@ export class RoutingStats {
       const lk = L * K;
       const det = this.detector;
       const stride = det ? det.rules.stride : 0;
-      for (let t = 0; t < N; t++) {
-        w.push(batch.experts, t * lk);
-        if (det && w.full && (this.n + t + 1) % stride === 0) for (const x of det.evaluate(w)) fired.push(x);
+      // Runs of tokens up to each evaluation (after every stride-th token of the stream).
+      for (let t = 0; t < N; ) {
+        const m = det ? Math.min(N - t, stride - ((this.n + t) % stride)) : N - t;
+        w.pushTokens(batch.experts, t * lk, m);
+        t += m;
+        if (det && w.full && (this.n + t) % stride === 0) for (const x of det.evaluate(w)) fired.push(x);
       }
     }
     if (logits) {

@@ -134,7 +134,11 @@ export class VocabSpecialisation {
 
   result(perExpert = 5, minCount = 2): VocabResult {
     const E = this.schema.experts;
+    // Per expert its best `perExpert` so far, in order: a token id is in an expert's list once, so the order is
+    // total and this keeps what sorting every (token, expert) pair and cutting would, without the sort.
     const lists: VocabToken[][] = Array.from({ length: E }, () => []);
+    const before = (a: VocabToken, b: VocabToken) =>
+      b.share - a.share || b.count - a.count || a.tokenId - b.tokenId;
     let wsum = 0;
     let wmax = 0;
     for (const [tokenId, acc] of this.byToken) {
@@ -143,7 +147,20 @@ export class VocabSpecialisation {
       for (let e = 0; e < E; e++) {
         const c = acc.experts[e]!;
         if (c > m) m = c;
-        if (c > 0) lists[e]!.push({ tokenId, token: acc.text, count: acc.count, share: c / acc.count });
+        if (c === 0 || perExpert <= 0) continue;
+        const list = lists[e]!;
+        const share = c / acc.count;
+        const last = list[list.length - 1];
+        if (list.length === perExpert && last) {
+          // Cheap rejection first: most pairs rank below the list's last.
+          if (share < last.share || (share === last.share && acc.count < last.count)) continue;
+        }
+        const x: VocabToken = { tokenId, token: acc.text, count: acc.count, share };
+        let k = list.length;
+        while (k > 0 && before(x, list[k - 1]!) < 0) k--;
+        if (k >= perExpert) continue;
+        list.splice(k, 0, x);
+        if (list.length > perExpert) list.pop();
       }
       wsum += acc.count;
       wmax += m;
@@ -152,12 +169,7 @@ export class VocabSpecialisation {
       layer: this.schema.layers[this.layerIndex]!,
       distinctTokens: this.byToken.size,
       meanMaxShare: wsum > 0 ? wmax / wsum : null,
-      experts: lists.map((tokens, expert) => ({
-        expert,
-        tokens: tokens
-          .sort((a, b) => b.share - a.share || b.count - a.count || a.tokenId - b.tokenId)
-          .slice(0, perExpert),
-      })),
+      experts: lists.map((tokens, expert) => ({ expert, tokens })),
     };
   }
 }

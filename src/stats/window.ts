@@ -66,47 +66,72 @@ export class WindowCounts {
 
   /** Slides the window by one token whose L·K expert ids start at experts[offset]. Ids must be < E (checked upstream). */
   push(experts: Uint16Array, offset: number): void {
+    this.pushTokens(experts, offset, 1);
+  }
+
+  /**
+   * Slides the window by n consecutive tokens (token-major, L·K ids each, from experts[offset]): the same counts and
+   * running sums as n calls of push, bit for bit — each layer's sums take the same additions in the same order —
+   * but a layer at a time, its sums in locals, over runs that neither fill the window nor wrap the ring midway.
+   */
+  pushTokens(experts: Uint16Array, offset: number, n: number): void {
     const lk = this.layers * this.topK;
-    const k = this.topK;
-    const E = this.experts;
-    const ring = this.ring;
-    const ro = this.head * lk;
-    if (this.filled === this.size) {
-      for (let l = 0, i = ro; l < this.layers; l++) {
-        const base = l * E;
-        for (let j = 0; j < k; j++, i++) this.dec(l, base + ring[i]!);
-      }
-    } else this.filled++;
-    for (let l = 0, i = 0; l < this.layers; l++) {
-      const base = l * E;
-      for (let j = 0; j < k; j++, i++) {
-        const x = experts[offset + i]!;
-        ring[ro + i] = x;
-        this.inc(l, base + x);
-      }
+    while (n > 0) {
+      const full = this.filled === this.size;
+      let m = Math.min(n, this.size - this.head);
+      if (!full) m = Math.min(m, this.size - this.filled);
+      this.pushRun(experts, offset, m, full);
+      offset += m * lk;
+      n -= m;
     }
-    this.head++;
-    this.next++;
+  }
+
+  private pushRun(experts: Uint16Array, offset: number, m: number, full: boolean): void {
+    const L = this.layers;
+    const K = this.topK;
+    const E = this.experts;
+    const lk = L * K;
+    const ring = this.ring;
+    const counts = this.counts;
+    const xlogx = this.xlogx;
+    for (let l = 0; l < L; l++) {
+      const base = l * E;
+      let sq = this.sumSq[l]!;
+      let xl = this.sumXlogX[l]!;
+      let z = this.zeros[l]!;
+      for (let u = 0, ro = this.head * lk + l * K, src = offset + l * K; u < m; u++, ro += lk, src += lk) {
+        // The oldest token leaves (its ids are where the new one's go in the ring), then the new one enters.
+        if (full)
+          for (let j = 0; j < K; j++) {
+            const idx = base + ring[ro + j]!;
+            const c = counts[idx]!;
+            counts[idx] = c - 1;
+            sq -= 2 * c - 1;
+            xl += xlogx[c - 1]! - xlogx[c]!;
+            if (c === 1) z++;
+          }
+        for (let j = 0; j < K; j++) {
+          const x = experts[src + j]!;
+          ring[ro + j] = x;
+          const idx = base + x;
+          const c = counts[idx]!;
+          counts[idx] = c + 1;
+          sq += 2 * c + 1;
+          xl += xlogx[c + 1]! - xlogx[c]!;
+          if (c === 0) z--;
+        }
+      }
+      this.sumSq[l] = sq;
+      this.sumXlogX[l] = xl;
+      this.zeros[l] = z;
+    }
+    this.head += m;
+    this.next += m;
+    if (!full) this.filled += m;
     if (this.head === this.size) {
       this.head = 0;
       this.resum(); // once per W tokens: clears the rounding the incremental Σ c·ln c picks up
     }
-  }
-
-  private inc(l: number, idx: number): void {
-    const c = this.counts[idx]!;
-    this.counts[idx] = c + 1;
-    this.sumSq[l] += 2 * c + 1;
-    this.sumXlogX[l] += this.xlogx[c + 1]! - this.xlogx[c]!;
-    if (c === 0) this.zeros[l]!--;
-  }
-
-  private dec(l: number, idx: number): void {
-    const c = this.counts[idx]!;
-    this.counts[idx] = c - 1;
-    this.sumSq[l] -= 2 * c - 1;
-    this.sumXlogX[l] += this.xlogx[c - 1]! - this.xlogx[c]!;
-    if (c === 1) this.zeros[l]!++;
   }
 
   private resum(): void {
