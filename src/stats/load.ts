@@ -152,7 +152,8 @@ function jsTerm(x: number, m: number): number {
  * bit for bit the same value. An expert's two terms depend only on its count (the row totals being fixed), so
  * they are kept per expert for the last few counts it had — SLOTS entries indexed by the count's low bits, as a
  * window's count moves by a few between evaluations — and an evaluation costs E additions plus two logarithms
- * per count not seen lately.
+ * per count not seen lately. The slots' counts sit in their own compact array (475 KB at DeepSeek scale, apart from
+ * the terms): the test that hits nearly always reads less memory.
  */
 export class JsDivergenceFromReference {
   private static readonly SLOTS = 8;
@@ -160,16 +161,10 @@ export class JsDivergenceFromReference {
   private readonly experts: number;
   private readonly refSums: Float64Array;
   private readonly rowSums: Float64Array;
-  /** Per expert, SLOTS × (count, p term, q term); count −1 = empty. */
-  private readonly memo: Float64Array;
-  /**
-   * Per expert, the count at the last evaluation and its two terms, in dense arrays read in expert order: most
-   * experts' counts are where they were, and these hit without touching the memo's scattered slots (2.8 MB at
-   * DeepSeek scale, a cache miss per expert).
-   */
-  private readonly lastCount: Int32Array;
-  private readonly lastP: Float64Array;
-  private readonly lastQ: Float64Array;
+  /** Per expert, SLOTS counts (−1 = empty) … */
+  private readonly memoCount: Int32Array;
+  /** … and for each, its (p term, q term). */
+  private readonly memoTerms: Float64Array;
 
   /** `reference` is copied: rows of E counts, one per layer. */
   constructor(reference: Int32Array, experts: number) {
@@ -180,10 +175,8 @@ export class JsDivergenceFromReference {
     for (let l = 0; l < layers; l++)
       for (let i = 0; i < experts; i++) this.refSums[l]! += this.reference[l * experts + i]!;
     this.rowSums = new Float64Array(layers).fill(NaN);
-    this.memo = new Float64Array(reference.length * JsDivergenceFromReference.SLOTS * 3).fill(-1);
-    this.lastCount = new Int32Array(reference.length).fill(-1);
-    this.lastP = new Float64Array(reference.length);
-    this.lastQ = new Float64Array(reference.length);
+    this.memoCount = new Int32Array(reference.length * JsDivergenceFromReference.SLOTS).fill(-1);
+    this.memoTerms = new Float64Array(reference.length * JsDivergenceFromReference.SLOTS * 2);
   }
 
   /**
@@ -199,41 +192,28 @@ export class JsDivergenceFromReference {
     else sa = rowSum;
     const sb = this.refSums[l]!;
     if (sa <= 0 || sb <= 0) return NaN;
-    const memo = this.memo;
-    const lastCount = this.lastCount;
-    const lastP = this.lastP;
-    const lastQ = this.lastQ;
+    const memoCount = this.memoCount;
+    const memoTerms = this.memoTerms;
     if (sa !== this.rowSums[l]) {
       // Another row total: every kept term of the row is stale.
-      memo.fill(-1, base * S * 3, (base + e) * S * 3);
-      lastCount.fill(-1, base, base + e);
+      memoCount.fill(-1, base * S, (base + e) * S);
       this.rowSums[l] = sa;
     }
     let js = 0;
     for (let i = base, end = base + e; i < end; i++) {
       const c = counts[i]!;
-      if (lastCount[i] === c) {
-        js += lastP[i]!;
-        js += lastQ[i]!;
-        continue;
-      }
-      const k = (i * S + (c & (S - 1))) * 3;
-      if (memo[k] !== c) {
+      const k = i * S + (c & (S - 1));
+      if (memoCount[k] !== c) {
         const p = c / sa;
         const q = this.reference[i]! / sb;
         const m = 0.5 * (p + q);
         // jsTerm, written out: a call per term here costs as much as the logarithm.
-        memo[k] = c;
-        memo[k + 1] = p > 0 ? 0.5 * p * Math.log2(p / m) : 0;
-        memo[k + 2] = q > 0 ? 0.5 * q * Math.log2(q / m) : 0;
+        memoCount[k] = c;
+        memoTerms[2 * k] = p > 0 ? 0.5 * p * Math.log2(p / m) : 0;
+        memoTerms[2 * k + 1] = q > 0 ? 0.5 * q * Math.log2(q / m) : 0;
       }
-      const pt = memo[k + 1]!;
-      const qt = memo[k + 2]!;
-      lastCount[i] = c;
-      lastP[i] = pt;
-      lastQ[i] = qt;
-      js += pt;
-      js += qt;
+      js += memoTerms[2 * k]!;
+      js += memoTerms[2 * k + 1]!;
     }
     return Math.max(0, js);
   }
