@@ -115,7 +115,11 @@ async function runStats(file: string, flags: StatsFlags): Promise<string> {
     import('../core/shapes.js'),
     import('./stats-threads.js'),
   ]);
-  const stream = traceStream(openTrace(file));
+  // Every analysis copies what it keeps from a batch (the layer ranges' workers get a copy in shared memory), so
+  // the batches can be read into one reused buffer: no fresh memory per batch to fault in and collect. Not with
+  // logits: the LogitsThread scores a batch after add() has returned.
+  const reader = openTrace(file);
+  const stream = traceStream(reader, { reuse: reader.kind !== 'counts' && !reader.schema.hasLogits });
   try {
     if (stream.kind === 'counts') return await countStats(stream, file, flags);
     const schema = stream.schema;

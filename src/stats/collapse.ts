@@ -170,11 +170,12 @@ export class CollapseDetector {
           if (c > max) max = c;
           const f = flags[i]!;
           if (c !== 0 && c < hotMin && f === 0) continue;
-          if (dead && (c === 0 || (f & DEAD_ACTIVE) !== 0))
+          // check() changes something only when an active warning clears or an inactive rule holds.
+          if (dead && ((f & DEAD_ACTIVE) !== 0 ? c / mean >= h : c === 0))
             this.check(fired, w, 'dead-expert', l, e, c === 0, c / mean >= h, c, 0);
           if (hotShare !== null) {
             const share = c / total;
-            if (share > hotShare || (f & HOT_ACTIVE) !== 0)
+            if ((f & HOT_ACTIVE) !== 0 ? share < hotShare * (1 - h) : share > hotShare)
               this.check(fired, w, 'hot-expert', l, e, share > hotShare, share < hotShare * (1 - h), share, hotShare);
           }
         }
