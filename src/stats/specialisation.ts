@@ -102,11 +102,23 @@ export interface VocabResult {
   experts: { expert: number; tokens: VocabToken[] }[];
 }
 
+/** Token ids per slab of VocabSpecialisation's counters: 2^10. */
+const SLAB_BITS = 10;
+const SLAB_MASK = (1 << SLAB_BITS) - 1;
+
 export class VocabSpecialisation {
   readonly schema: RoutingSchema;
   /** Index of the MoE layer (0 … L−1) analysed. */
   readonly layerIndex: number;
-  private readonly byToken = new Map<number, { text: string; count: number; experts: Uint32Array }>();
+  /**
+   * Where each token id's row is: its text, its count, and E counters in slabs of 2^SLAB_BITS rows (an allocation
+   * per 1,024 token ids, not one each, and nothing copied as the vocabulary grows).
+   */
+  private readonly rowOf = new Map<number, number>();
+  private readonly texts: string[] = [];
+  private readonly tokenIds: number[] = [];
+  private readonly counts: number[] = [];
+  private readonly slabs: Uint32Array[] = [];
 
   constructor(schema: RoutingSchema, layerIndex: number) {
     if (!Number.isInteger(layerIndex) || layerIndex < 0 || layerIndex >= schema.layers.length)
@@ -124,12 +136,24 @@ export class VocabSpecialisation {
     const l = this.layerIndex;
     for (let t = 0; t < b.length; t++) {
       const id = b.tokenId[t]!;
-      let acc = this.byToken.get(id);
-      if (!acc) this.byToken.set(id, (acc = { text: b.token[t] ?? '', count: 0, experts: new Uint32Array(E) }));
-      acc.count++;
+      let row = this.rowOf.get(id);
+      if (row === undefined) row = this.newRow(id, b.token[t] ?? '');
+      this.counts[row]!++;
       const o = (t * L + l) * K;
-      for (let j = 0; j < K; j++) acc.experts[b.experts[o + j]!]!++;
+      const slab = this.slabs[row >>> SLAB_BITS]!;
+      const at = (row & SLAB_MASK) * E;
+      for (let j = 0; j < K; j++) slab[at + b.experts[o + j]!]!++;
     }
+  }
+
+  private newRow(id: number, text: string): number {
+    const row = this.texts.length;
+    if ((row & SLAB_MASK) === 0) this.slabs.push(new Uint32Array((SLAB_MASK + 1) * this.schema.experts));
+    this.counts.push(0);
+    this.rowOf.set(id, row);
+    this.texts.push(text);
+    this.tokenIds.push(id);
+    return row;
   }
 
   result(perExpert = 5, minCount = 2): VocabResult {
@@ -141,33 +165,37 @@ export class VocabSpecialisation {
       b.share - a.share || b.count - a.count || a.tokenId - b.tokenId;
     let wsum = 0;
     let wmax = 0;
-    for (const [tokenId, acc] of this.byToken) {
-      if (acc.count < minCount) continue;
+    for (let row = 0; row < this.texts.length; row++) {
+      const count = this.counts[row]!;
+      if (count < minCount) continue;
+      const tokenId = this.tokenIds[row]!;
+      const slab = this.slabs[row >>> SLAB_BITS]!;
+      const at = (row & SLAB_MASK) * E;
       let m = 0;
       for (let e = 0; e < E; e++) {
-        const c = acc.experts[e]!;
+        const c = slab[at + e]!;
         if (c > m) m = c;
         if (c === 0 || perExpert <= 0) continue;
         const list = lists[e]!;
-        const share = c / acc.count;
+        const share = c / count;
         const last = list[list.length - 1];
         if (list.length === perExpert && last) {
           // Cheap rejection first: most pairs rank below the list's last.
-          if (share < last.share || (share === last.share && acc.count < last.count)) continue;
+          if (share < last.share || (share === last.share && count < last.count)) continue;
         }
-        const x: VocabToken = { tokenId, token: acc.text, count: acc.count, share };
+        const x: VocabToken = { tokenId, token: this.texts[row]!, count, share };
         let k = list.length;
         while (k > 0 && before(x, list[k - 1]!) < 0) k--;
         if (k >= perExpert) continue;
         list.splice(k, 0, x);
         if (list.length > perExpert) list.pop();
       }
-      wsum += acc.count;
+      wsum += count;
       wmax += m;
     }
     return {
       layer: this.schema.layers[this.layerIndex]!,
-      distinctTokens: this.byToken.size,
+      distinctTokens: this.texts.length,
       meanMaxShare: wsum > 0 ? wmax / wsum : null,
       experts: lists.map((tokens, expert) => ({ expert, tokens })),
     };
