@@ -19,6 +19,7 @@
  *                                          (bench/export_pyarrow.py); both files read back: same rows, same ids
  *
  *   node dist/bench/commands.js [--tokens N | --trace FILE] [--rounds 3] [--json] [--earlier-cli PATH]
+ *                               [--only NAME,NAME…]
  *
  * Each is a separate process, timed from outside: wall time, and the CPU time (user + sys) the shell's `times`
  * reports for it — on a shared machine the CPU time is the figure that carries over. Rounds are interleaved, the
@@ -28,7 +29,9 @@
  * against `stats --json` on small traces. Peers need python3 with numpy + pyarrow (+ duckdb for its row):
  * $PYTHON, else python3 on PATH. --earlier-cli adds `stats` and `export --parquet` of another build (its
  * dist/src/cli.js) to the rounds, for a before/after in the same run (outputs checked equal: the stats JSON, and
- * the two Parquet files read back by pyarrow).
+ * the two Parquet files read back by pyarrow). --only keeps the commands whose name contains one of the given
+ * strings (`--only 'stats --json,counting'`: `stats` of both builds and the numpy counting peer), with the checks
+ * and ratios among those.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -319,6 +322,7 @@ export function runCommands(
   rounds: number,
   log: (s: string) => void = () => {},
   earlierCli?: string,
+  only?: readonly string[],
 ): CommandsResult {
   const t = openTrace(trace);
   const tokens = t.tokenCount;
@@ -418,6 +422,12 @@ export function runCommands(
         computes: `the trace as Parquet (${earlierCli})`,
       },
     );
+  // --only: the variants whose name contains one of the given strings (the checks and ratios of the others skipped).
+  if (only?.length) {
+    const keep = variants.filter((v) => only.some((o) => v.name.includes(o)));
+    if (!keep.length) throw new Error(`--only ${only.join(',')} matches no command of this bench`);
+    variants.splice(0, variants.length, ...keep);
+  }
   const out = (i: number) => join(cacheDir(), `commands-out-${process.pid}-${i}.json`);
   const wall: number[][] = variants.map(() => []);
   const cpu: number[][] = variants.map(() => []);
@@ -437,35 +447,49 @@ export function runCommands(
     variants.forEach((_, i) => rmSync(out(i), { force: true }));
   }
   const at = (name: string) => variants.findIndex((v) => v.name === name);
+  const has = (...names: string[]) => names.every((n) => at(n) >= 0);
   const output = (name: string) => outputs[at(name)]!;
-  const stats = JSON.parse(output('moescope stats --json')) as StatsOut;
-  const analyses = JSON.parse(output('numpy analyses peer')) as AnalysesOut;
-  const counting = JSON.parse(output('numpy counting peer')) as CountOut;
-  const duck = JSON.parse(output('DuckDB counting peer (Parquet)')) as CountOut;
-  const check = JSON.parse(output('moescope check')) as { passed: boolean; tokens: number };
-  const disagreement = [
-    ...compareAnalyses(stats, analyses),
-    ...compareCounts(stats, counting, 'numpy counting'),
-    ...compareCounts(stats, duck, 'DuckDB'),
-  ];
-  if (!check.passed || check.tokens !== tokens)
+  const json = <T>(name: string): T | null => (has(name) ? (JSON.parse(output(name)) as T) : null);
+  const stats = json<StatsOut>('moescope stats --json');
+  const analyses = json<AnalysesOut>('numpy analyses peer');
+  const counting = json<CountOut>('numpy counting peer');
+  const duck = json<CountOut>('DuckDB counting peer (Parquet)');
+  const check = json<{ passed: boolean; tokens: number }>('moescope check');
+  const disagreement: string[] = [];
+  /** What was checked, for the agreement line (all of it without --only). */
+  const checked: string[] = [];
+  if (stats && analyses) disagreement.push(...compareAnalyses(stats, analyses));
+  if (stats && counting) disagreement.push(...compareCounts(stats, counting, 'numpy counting'));
+  if (stats && duck) disagreement.push(...compareCounts(stats, duck, 'DuckDB'));
+  if (check && (!check.passed || check.tokens !== tokens))
     disagreement.push(`check: passed ${check.passed}, tokens ${check.tokens}`);
   // The rows of the other commands: their printed numbers against the peers' (the files from the last round).
-  disagreement.push(...comparePrinted(reportTable(readFileSync(html, 'utf8')), counting, 'report'));
-  const summary = output('moescope replay --no-ui');
-  disagreement.push(...comparePrinted(summaryTable(summary), counting, 'replay --no-ui'));
-  if (!summary.includes(`${fmtInt(tokens)} tokens`)) disagreement.push('replay --no-ui: token count not printed');
-  disagreement.push(...comparePlan(JSON.parse(output('moescope plan')), counting, experts, GPUS));
-  disagreement.push(...compareDiff(JSON.parse(output('moescope diff')), JSON.parse(output('numpy diff peer'))));
-  const pc = spawnSync(PYTHON, [join(PY_DIR, 'parquet_compare.py'), pqOurs, pqPeer], { encoding: 'utf8' });
-  const pqSame = JSON.parse(pc.stdout || '{}') as { rows?: number[]; expertsEqual?: boolean; bytes?: number[] };
-  if (pqSame.rows?.[0] !== tokens || pqSame.rows?.[1] !== tokens || !pqSame.expertsEqual)
-    disagreement.push(
-      `export --parquet: rows ${pqSame.rows} (want ${tokens}), ids equal ${pqSame.expertsEqual} ${pc.stderr}`,
-    );
-  if (earlierCli) {
+  if (counting && has('moescope report'))
+    disagreement.push(...comparePrinted(reportTable(readFileSync(html, 'utf8')), counting, 'report'));
+  if (counting && has('moescope replay --no-ui')) {
+    const summary = output('moescope replay --no-ui');
+    disagreement.push(...comparePrinted(summaryTable(summary), counting, 'replay --no-ui'));
+    if (!summary.includes(`${fmtInt(tokens)} tokens`)) disagreement.push('replay --no-ui: token count not printed');
+  }
+  if (counting && has('moescope plan'))
+    disagreement.push(...comparePlan(JSON.parse(output('moescope plan')), counting, experts, GPUS));
+  if (has('moescope diff', 'numpy diff peer'))
+    disagreement.push(...compareDiff(JSON.parse(output('moescope diff')), JSON.parse(output('numpy diff peer'))));
+  let pqSame: { rows?: number[]; expertsEqual?: boolean; bytes?: number[] } = {};
+  if (has('moescope export --parquet', 'pyarrow export peer')) {
+    const pc = spawnSync(PYTHON, [join(PY_DIR, 'parquet_compare.py'), pqOurs, pqPeer], { encoding: 'utf8' });
+    pqSame = JSON.parse(pc.stdout || '{}') as typeof pqSame;
+    if (pqSame.rows?.[0] !== tokens || pqSame.rows?.[1] !== tokens || !pqSame.expertsEqual)
+      disagreement.push(
+        `export --parquet: rows ${pqSame.rows} (want ${tokens}), ids equal ${pqSame.expertsEqual} ${pc.stderr}`,
+      );
+  }
+  if (has('earlier build: stats --json', 'moescope stats --json')) {
     if (output('earlier build: stats --json') !== output('moescope stats --json'))
       disagreement.push("the earlier build's stats --json differs from this one's");
+    else checked.push("the earlier build's stats --json byte-identical to this one's");
+  }
+  if (earlierCli && has('earlier build: export --parquet', 'moescope export --parquet')) {
     // The two builds' Parquet files hold the same table: same schema, footer metadata and values (pyarrow).
     const same = spawnSync(
       PYTHON,
@@ -481,27 +505,36 @@ export function runCommands(
       disagreement.push(`the earlier build's Parquet export differs from this one's ${same.stderr.trim()}`);
   }
   for (const f of [html, pqOurs, pqPeer, pqEarlier]) rmSync(f, { force: true });
-  const warned = stats.warnings.length + stats.warningsSuppressed;
+  const warned = stats ? stats.warnings.length + stats.warningsSuppressed : 0;
+  const full = !only?.length;
   const agreement = disagreement.length
     ? []
-    : [
-        `numbers agree (first round): load counts identical in all four; CV/MaxVio/entropy/dead within 1e-9; capacity drops per expert identical, ` +
-          `dropped weight and tokens hit within 1e-9; co-activation top pairs identical; ${fmtInt(warned)} collapse warnings fired on both sides, ` +
-          `the kept ones equal (rule, layer, expert, window, first token, cleared at; value within 1e-9)`,
-        `report's metrics table and replay --no-ui's summary (3 decimals) = the counting peer's CV/MaxVio/entropy/dead; ` +
-          `plan's GPU loads before EPLB = the peer's counts summed per GPU; diff's TV/JS/MaxVio per layer = the numpy diff peer's within 1e-9; ` +
-          `both Parquet files read back by pyarrow: ${fmtInt(tokens)} rows, identical expert ids (${pqSame.bytes?.map((b) => `${(b / 2 ** 20).toFixed(0)} MiB`).join(' ours / ')} pyarrow's)`,
-      ];
+    : !full
+      ? [
+          `numbers agree (first round): ${[
+            ...(stats && counting
+              ? ['load counts identical; CV/MaxVio/entropy/dead within 1e-9 (numpy counting)']
+              : []),
+            ...(stats && analyses
+              ? [`capacity, co-activation and ${fmtInt(warned)} collapse warnings as the numpy analyses peer's`]
+              : []),
+            ...checked,
+          ].join('; ')}`,
+        ]
+      : [
+          `numbers agree (first round): load counts identical in all four; CV/MaxVio/entropy/dead within 1e-9; capacity drops per expert identical, ` +
+            `dropped weight and tokens hit within 1e-9; co-activation top pairs identical; ${fmtInt(warned)} collapse warnings fired on both sides, ` +
+            `the kept ones equal (rule, layer, expert, window, first token, cleared at; value within 1e-9)`,
+          `report's metrics table and replay --no-ui's summary (3 decimals) = the counting peer's CV/MaxVio/entropy/dead; ` +
+            `plan's GPU loads before EPLB = the peer's counts summed per GPU; diff's TV/JS/MaxVio per layer = the numpy diff peer's within 1e-9; ` +
+            `both Parquet files read back by pyarrow: ${fmtInt(tokens)} rows, identical expert ids (${pqSame.bytes?.map((b) => `${(b / 2 ** 20).toFixed(0)} MiB`).join(' ours / ')} pyarrow's)`,
+        ];
   const ratio = (a: number | string, b: number | string, what: number[][]) => {
     const [i, j] = [a, b].map((x) => (typeof x === 'number' ? x : at(x))) as [number, number];
     return summarise(what[i]!.map((x, r) => x / what[j]![r]!));
   };
-  const pair = (name: string, a: string, b: string, goal = NaN) => ({
-    name,
-    goal,
-    cpu: ratio(a, b, cpu),
-    wall: ratio(a, b, wall),
-  });
+  const pair = (name: string, a: string, b: string, goal = NaN) =>
+    has(a, b) ? [{ name, goal, cpu: ratio(a, b, cpu), wall: ratio(a, b, wall) }] : [];
   return {
     tokens,
     rounds,
@@ -512,23 +545,19 @@ export function runCommands(
       cpu: summarise(cpu[i]!),
     })),
     ratios: [
-      { name: 'stats / numpy analyses peer', goal: 1.0, cpu: ratio(0, 1, cpu), wall: ratio(0, 1, wall) },
-      { name: 'stats / numpy counting peer', goal: 1.5, cpu: ratio(0, 2, cpu), wall: ratio(0, 2, wall) },
-      { name: 'stats / DuckDB counting peer', goal: NaN, cpu: ratio(0, 3, cpu), wall: ratio(0, 3, wall) },
-      { name: 'check / numpy counting peer', goal: 1.0, cpu: ratio(4, 2, cpu), wall: ratio(4, 2, wall) },
-      pair('report / stats', 'moescope report', 'moescope stats --json', 1.5),
-      pair('replay --no-ui / stats', 'moescope replay --no-ui', 'moescope stats --json', 1.5),
-      pair('report / numpy counting peer', 'moescope report', 'numpy counting peer'),
-      pair('replay --no-ui / numpy counting peer', 'moescope replay --no-ui', 'numpy counting peer'),
-      pair('plan / numpy counting peer', 'moescope plan', 'numpy counting peer'),
-      pair('diff / numpy diff peer', 'moescope diff', 'numpy diff peer'),
-      pair('export --parquet / pyarrow', 'moescope export --parquet', 'pyarrow export peer'),
-      ...(earlierCli
-        ? [
-            pair("stats / earlier build's stats", 'moescope stats --json', 'earlier build: stats --json'),
-            pair("export / earlier build's export", 'moescope export --parquet', 'earlier build: export --parquet'),
-          ]
-        : []),
+      ...pair('stats / numpy analyses peer', 'moescope stats --json', 'numpy analyses peer', 1.0),
+      ...pair('stats / numpy counting peer', 'moescope stats --json', 'numpy counting peer', 1.5),
+      ...pair('stats / DuckDB counting peer', 'moescope stats --json', 'DuckDB counting peer (Parquet)'),
+      ...pair('check / numpy counting peer', 'moescope check', 'numpy counting peer', 1.0),
+      ...pair('report / stats', 'moescope report', 'moescope stats --json', 1.5),
+      ...pair('replay --no-ui / stats', 'moescope replay --no-ui', 'moescope stats --json', 1.5),
+      ...pair('report / numpy counting peer', 'moescope report', 'numpy counting peer'),
+      ...pair('replay --no-ui / numpy counting peer', 'moescope replay --no-ui', 'numpy counting peer'),
+      ...pair('plan / numpy counting peer', 'moescope plan', 'numpy counting peer'),
+      ...pair('diff / numpy diff peer', 'moescope diff', 'numpy diff peer'),
+      ...pair('export --parquet / pyarrow', 'moescope export --parquet', 'pyarrow export peer'),
+      ...pair("stats / earlier build's stats", 'moescope stats --json', 'earlier build: stats --json'),
+      ...pair("export / earlier build's export", 'moescope export --parquet', 'earlier build: export --parquet'),
     ],
     agreement,
     disagreement,
@@ -540,7 +569,11 @@ async function main(): Promise<void> {
   const rounds = numArg(argv, '--rounds', 3);
   const given = strArg(argv, '--trace');
   const trace = given ?? sharedTrace(numArg(argv, '--tokens', 1_000_000));
-  const res = runCommands(trace, rounds, (s) => process.stderr.write(`· ${s}\n`), strArg(argv, '--earlier-cli'));
+  const only = strArg(argv, '--only')
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const res = runCommands(trace, rounds, (s) => process.stderr.write(`· ${s}\n`), strArg(argv, '--earlier-cli'), only);
   console.log(
     `${machineLine()}\n${loadLine()}\nwhole commands on ${trace} (${fmtInt(res.tokens)} tokens), ${rounds} interleaved rounds, min / median / max:`,
   );

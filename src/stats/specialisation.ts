@@ -161,8 +161,7 @@ export class VocabSpecialisation {
     // Per expert its best `perExpert` so far, in order: a token id is in an expert's list once, so the order is
     // total and this keeps what sorting every (token, expert) pair and cutting would, without the sort.
     const lists: VocabToken[][] = Array.from({ length: E }, () => []);
-    const before = (a: VocabToken, b: VocabToken) =>
-      b.share - a.share || b.count - a.count || a.tokenId - b.tokenId;
+    const before = (a: VocabToken, b: VocabToken) => b.share - a.share || b.count - a.count || a.tokenId - b.tokenId;
     let wsum = 0;
     let wmax = 0;
     for (let row = 0; row < this.texts.length; row++) {
