@@ -82,6 +82,7 @@ export class CapacitySim {
   private readonly lostPos: Uint16Array; // B: experts each token lost, position policy
   private readonly lostProbs: Uint16Array; // B: the same, probs policy
   private readonly slices: Int32Array; // B·K: positions of over-capacity experts' assignments, grouped by expert
+  private readonly edge: Int32Array; // B·K: one expert's assignments in the bucket where its cut falls
   private readonly hist: Int32Array; // 256: one byte of the order keys
 
   constructor(schema: RoutingSchema, options: CapacityOptions) {
@@ -107,6 +108,7 @@ export class CapacitySim {
     this.lostPos = new Uint16Array(B);
     this.lostProbs = new Uint16Array(B);
     this.slices = new Int32Array(B * this.K);
+    this.edge = new Int32Array(B * this.K);
     this.hist = new Int32Array(256);
   }
 
@@ -199,6 +201,9 @@ export class CapacitySim {
     const lostProbs = this.lostProbs;
     const slices = this.slices;
     const hist = this.hist;
+    const edge = this.edge;
+    // The token of assignment q is q / K: a shift when K is a power of two (not an integer division).
+    const kShift = (K & (K - 1)) === 0 ? 31 - Math.clz32(K) : -1;
     for (let l = 0; l < L; l++) {
       const o = l * bk;
       const ex = this.bufExperts.subarray(o, o + n);
@@ -255,21 +260,34 @@ export class CapacitySim {
           let hi = 0;
           let keep = cap;
           while (hist[hi]! <= keep) keep -= hist[hi++]!;
+          // One pass over the slice: a key in a higher bucket is dropped; the boundary bucket's assignments are set
+          // aside in token order, with a histogram of their low byte.
           hist.fill(0);
+          let nb = 0;
           for (let s = a; s < end; s++) {
-            const k = weightOrderKey(wb[slices[s]!]!);
-            if (k >>> 8 === hi) hist[k & 0xff]!++;
+            const q = slices[s]!;
+            const bits = wb[q]!;
+            const k = weightOrderKey(bits);
+            const kh = k >>> 8;
+            if (kh < hi) continue;
+            if (kh === hi) {
+              hist[k & 0xff]!++;
+              edge[nb++] = q;
+              continue;
+            }
+            lostWeight += F16_TO_F32[bits]!;
+            lostProbs[kShift >= 0 ? q >>> kShift : (q / K) | 0]!++;
           }
           let lo = 0;
           while (hist[lo]! <= keep) keep -= hist[lo++]!;
           // Keys above hi·256 + lo are dropped; of those equal to it, the first `keep` in token order stay.
           const cut = (hi << 8) | lo;
-          for (let s = a; s < end; s++) {
-            const q = slices[s]!;
+          for (let s = 0; s < nb; s++) {
+            const q = edge[s]!;
             const k = weightOrderKey(wb[q]!);
             if (k < cut || (k === cut && keep-- > 0)) continue;
             lostWeight += F16_TO_F32[wb[q]!]!;
-            lostProbs[(q / K) | 0]!++;
+            lostProbs[kShift >= 0 ? q >>> kShift : (q / K) | 0]!++;
           }
           a = end;
         }
