@@ -6,7 +6,7 @@
  *
  * Each batch crosses once: its seq, pos, expert ids and weights are copied into one SharedArrayBuffer that every
  * worker reads, since the trace reader's buffers are not shared memory (one copy for all workers, none transferred:
- * 178 MiB per 100k DeepSeek-scale tokens, ~15 ms of CPU once the buffers are reused, against ~7 s of analyses). Memory stays
+ * 178 MiB per 100k DeepSeek-scale tokens, ~15 ms of CPU once the buffers are reused, against ~5 s of analyses). Memory stays
  * bounded: this thread waits while a worker has MAX_IN_FLIGHT batches not yet analysed, so a slow worker slows the
  * reading down instead of queueing the trace.
  *
