@@ -22,6 +22,9 @@ export class WindowCounts {
   readonly zeros: Int32Array;
   private readonly ring: Uint16Array;
   private readonly xlogx: Float64Array;
+  /** xlogx[c + 1] − xlogx[c] and xlogx[c − 1] − xlogx[c], each the float the slide would compute: one load, not two. */
+  private readonly up: Float64Array;
+  private readonly down: Float64Array;
   private head = 0;
   private filled = 0;
   /** Index (in stream order) of the next token to arrive. */
@@ -43,6 +46,10 @@ export class WindowCounts {
     const maxC = size * topK + 1;
     this.xlogx = new Float64Array(maxC + 1);
     for (let c = 2; c <= maxC; c++) this.xlogx[c] = c * Math.log(c);
+    this.up = new Float64Array(maxC + 1);
+    this.down = new Float64Array(maxC + 1);
+    for (let c = 0; c < maxC; c++) this.up[c] = this.xlogx[c + 1]! - this.xlogx[c]!;
+    for (let c = 1; c <= maxC; c++) this.down[c] = this.xlogx[c - 1]! - this.xlogx[c]!;
   }
 
   /** Tokens currently in the window (≤ size). */
@@ -93,7 +100,8 @@ export class WindowCounts {
     const lk = L * K;
     const ring = this.ring;
     const counts = this.counts;
-    const xlogx = this.xlogx;
+    const up = this.up;
+    const down = this.down;
     for (let l = 0; l < L; l++) {
       const base = l * E;
       let sq = this.sumSq[l]!;
@@ -107,7 +115,7 @@ export class WindowCounts {
             const c = counts[idx]!;
             counts[idx] = c - 1;
             sq -= 2 * c - 1;
-            xl += xlogx[c - 1]! - xlogx[c]!;
+            xl += down[c]!;
             if (c === 1) z++;
           }
         for (let j = 0; j < K; j++) {
@@ -117,7 +125,7 @@ export class WindowCounts {
           const c = counts[idx]!;
           counts[idx] = c + 1;
           sq += 2 * c + 1;
-          xl += xlogx[c + 1]! - xlogx[c]!;
+          xl += up[c]!;
           if (c === 0) z--;
         }
       }
