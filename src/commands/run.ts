@@ -204,7 +204,9 @@ async function runPlain(model: string, f: RunFlags): Promise<void> {
   const { ShapedStats } = await import('../stats/shaped-stats.js');
   const { deviceLoads, contiguousPlacement } = await import('../stats/placement.js');
   // Each layer over its own E and K (layers of a model may differ: src/core/shapes.ts).
-  const stats = new ShapedStats(info.schema, { window: 0, collapse: false });
+  // LongCat's zero-computation experts: balance over the real experts, as `stats` reports it.
+  const zeroIds = info.schema.layers.map((_, l) => info.meta.routers[l]?.zeroExperts?.ids);
+  const stats = new ShapedStats(info.schema, { window: 0, collapse: false, zeroExperts: zeroIds });
   let writer: import('../trace/index.js').TraceWriter | null = null;
   if (f.record) {
     const { TraceWriter } = await import('../trace/index.js');
@@ -273,7 +275,7 @@ async function runPlain(model: string, f: RunFlags): Promise<void> {
       .map((s, e) => ({ e, s }))
       .sort((a, b) => b.s - a.s || a.e - b.e)
       .slice(0, Math.min(shown, m.load.length))
-      .map((x) => `e${x.e} ${(100 * x.s).toFixed(1)}%`)
+      .map((x) => `e${x.e}${zeroIds[l]?.includes(x.e) ? 'z' : ''} ${(100 * x.s).toFixed(1)}%`)
       .join('  ');
     rows.push([String(layer), top, fmt(cv.layer(m), cv.digits), fmt(dead.layer(m), dead.digits)]);
   });
@@ -287,5 +289,20 @@ async function runPlain(model: string, f: RunFlags): Promise<void> {
   }
   for (const line of formatTable(rows, { align: rows[0]!.map((_, i) => (i === 0 ? 'right' : 'left')) }))
     out(line + '\n');
+  // What the trace cannot vouch for: zero experts (z above; balance over the real ones), weights not followed.
+  const zeroLayers = info.schema.layers.flatMap((layer, l) => {
+    const z = stats.layerMetrics(l, 'run').zeroShare;
+    return z === null ? [] : [`layer ${layer} ${(100 * z).toFixed(1)}%`];
+  });
+  if (zeroLayers.length)
+    out(
+      `  z: zero-computation experts; ${cv.label} and ${dead.label} are over the real experts; share of slots routed to the zero experts: ${zeroLayers.join(', ')}\n`,
+    );
+  info.meta.routers.forEach((r, l) => {
+    if (r.mixing === 'not-followed')
+      out(
+        `  warning: layer ${info.schema.layers[l] ?? r.layer}: weights not followed to the mixing (${r.mixingNote || 'no reason recorded'}); its selection is the model's, its weights are unknown (NaN in the trace)\n`,
+      );
+  });
   if (f.record) out(`recorded ${f.record}\n`);
 }

@@ -8,9 +8,9 @@ import type { SequentialMap } from '../core/palette.js';
 import type { FeedState } from '../store/feeds.js';
 import type { Frame } from '../store/frame.js';
 import type { BalanceMetric, HistoryView, MetricHistory } from '../store/history.js';
-import { binnedRelLoad, layerColumns } from '../store/selectors.js';
+import { binnedRelLoad, layerColumns, zeroColumns } from '../store/selectors.js';
 import type { SourceInfo } from '../store/app-store.js';
-import { ABSENT_CELL, HeatScale } from './heat.js';
+import { ABSENT_CELL, HeatScale, ZERO_CELL } from './heat.js';
 import {
   BarChart,
   Gauge,
@@ -250,7 +250,8 @@ export class Dashboard {
       const n = Math.min(LOG_LINES, frame.warnings.length);
       const lines = new Array<string>(n);
       for (let i = 0; i < n; i++) lines[n - 1 - i] = this.logLine(frame.warnings[i]!);
-      w.log.setLines(lines);
+      // Routers whose weights were not followed to the mixing head the log: they hold for the whole run.
+      w.log.setLines([...fidelityLogLines(frame), ...lines]);
       w.log.setLabel(
         input.counts
           ? 'warnings · none on load counts (no collapse detector)'
@@ -304,8 +305,10 @@ export class Dashboard {
     const bin = Math.ceil(frame.experts / Math.max(1, g.inner.columns - cells.labelWidth));
     const minE = Math.min(...frame.layerExperts);
     const across = minE < frame.experts ? `${minE}–${frame.experts}` : `${frame.experts}`;
+    // Zero-computation experts first: the label is cut at the box's width.
+    const zero = frame.zeroShareMean !== null ? ` · z zero-computation, ${fmtShare(frame.zeroShareMean)} of slots` : '';
     g.setLabel(
-      `load ÷ uniform · ${L} layers × ${across} ${counts?.bins ?? 'experts'}${bin > 1 ? ` (${bin}/column, busiest)` : ''} · ${scope}${shown}`,
+      `load ÷ uniform${zero} · ${L} layers × ${across} ${counts?.bins ?? 'experts'}${bin > 1 ? ` (${bin}/column, busiest)` : ''} · ${scope}${shown}`,
     );
     g.set(cells);
   }
@@ -406,18 +409,33 @@ export function heatCells(
   const fg = new Int16Array(rows * columns);
   const glyphs = new Array<string>(rows * columns);
   const rel = new Float32Array(bins);
+  const zero = new Uint8Array(bins);
   for (let r = 0; r < rows; r++) {
     binnedRelLoad(frame, first + r, 0, bin, bins, rel);
+    // Columns of zero-computation experts only (LongCat-Flash): a "z", not on the real experts' scale.
+    zeroColumns(frame, first + r, 0, bin, bins, zero);
     // A layer with fewer experts than the widest: its row ends with them (blank cells, not idle ones).
     const own = layerColumns(frame, first + r, 0, bin, bins);
     for (let c = 0; c < columns; c++) {
       const b = Math.floor(c / cellWidth);
-      const cell = b < own ? scale.cell(rel[b]!) : ABSENT_CELL;
+      const cell = b >= own ? ABSENT_CELL : zero[b] ? ZERO_CELL : scale.cell(rel[b]!);
       fg[r * columns + c] = cell.fg;
       glyphs[r * columns + c] = cell.glyph;
     }
   }
   return { cells: { rows, columns, fg, glyphs, labels: labels.slice(first, first + rows), labelWidth }, first };
+}
+
+/** The log's lines for routers whose weights were not followed to the mixing (named, with why). */
+export function fidelityLogLines(frame: Frame): string[] {
+  return frame.fidelity.unfollowed.map(
+    (u) =>
+      `⚠ L${u.label}: weights not followed to the mixing (${u.note}); the selection is the model's, its weights are unknown`,
+  );
+}
+
+function fmtShare(v: number): string {
+  return Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : '—';
 }
 
 /** The newest finite value of a series, or null. */

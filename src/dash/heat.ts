@@ -22,6 +22,8 @@ export interface HeatCell {
 
 /** A column past a layer's own experts (layers that differ in E): no expert there, drawn blank. */
 export const ABSENT_CELL: HeatCell = { fg: -1, glyph: ' ' };
+/** A column of zero-computation experts only (LongCat-Flash): a grey "z", as the overview marks them. */
+export const ZERO_CELL: HeatCell = { fg: 244, glyph: 'z' };
 
 export class HeatScale {
   private readonly colors: number[] | null;

@@ -79,6 +79,12 @@ export interface ReportData {
   /** Zero-computation experts of each layer (LongCat-Flash; the router summaries'), null where none: their columns
    * are marked, and the layer's metrics balance the other experts. */
   zeroExperts: ({ ids: number[]; kind: string } | null)[];
+  /**
+   * Routers whose weights the engine could not follow to the mixing (StreamMeta `mixing: "not-followed"`): the
+   * position of the layer in `layers` and why. Their selection (everything this report counts) is the model's;
+   * their recorded weights are not.
+   */
+  unfollowed: { layer: number; note: string }[];
 }
 
 export interface ShapeSummary {
@@ -204,5 +210,9 @@ export async function collectReport(source: RoutingStream, opts: CollectOptions 
     counts: counts ? { steps: stats.steps } : null,
     shapes,
     zeroExperts,
+    unfollowed: schema.layers.flatMap((_, l) => {
+      const r = source.meta?.routers[l];
+      return r?.mixing === 'not-followed' ? [{ layer: l, note: r.mixingNote || 'no reason recorded' }] : [];
+    }),
   };
 }

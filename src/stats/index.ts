@@ -73,3 +73,5 @@ export * from './device-load.js';
 export { RankLoads, type RankLoad } from './rank-loads.js';
 export * from './token-rate.js';
 export * from './memory-use.js';
+// Zero-computation experts (LongCat-Flash): the mask, the zero share, balance over the real experts.
+export * from './zero-experts.js';

@@ -14,8 +14,7 @@ import { LogitSums, NO_LOGITS, type LogitsMetrics } from './logit-sums.js';
 import type { LogitsThread } from './logits-thread.js';
 import { isLogitsSnapshot, type LogitsSnapshot } from './live-logits.js';
 import { CollapseDetector, defaultCollapseRules, type CollapseRules, type CollapseWarning } from './collapse.js';
-import { coverageExperts, deadExperts, loadCv, loadEntropy, loadMaxVio, topNShare } from './load.js';
-import { hasZeroExperts, realLoad, zeroExpertMask, zeroShare } from './zero-experts.js';
+import { hasZeroExperts, layerBalance, zeroExpertMask, zeroShare } from './zero-experts.js';
 
 export type Scope = 'run' | 'window';
 export type { LogitsMetrics } from './logit-sums.js';
@@ -298,20 +297,12 @@ export class RoutingStats {
     const logits = scope === 'run' ? this.logitsOf(l) : NO_LOGITS;
     // A layer with zero-computation experts is balanced over its real experts (LongCat's own convention).
     const zero = hasZeroExperts(this.zeroMask, l, E);
-    const b = zero ? realLoad(m, base, E, this.zeroMask!, base) : m;
-    const o = zero ? 0 : base;
-    const n = zero ? b.length : E;
     return {
       layer: this.schema.layers[l]!,
       tokens,
       load,
       share: load.map((c) => (total > 0 ? c / total : 0)),
-      cv: loadCv(b, o, n),
-      maxVio: loadMaxVio(b, o, n),
-      entropy: loadEntropy(b, o, n),
-      deadExperts: deadExperts(b, o, n),
-      topNShare: topNShare(b, o, n, this.topN),
-      coverage90: coverageExperts(b, o, n, 0.9),
+      ...layerBalance(m, base, E, this.topN, this.zeroMask, base),
       zeroShare: zero ? zeroShare(m, base, E, this.zeroMask!, base) : null,
       ...logits,
     };
@@ -340,8 +331,8 @@ export class RoutingStats {
   }
 }
 
-/** Mean of the values that are there (null when none is). */
-function meanOfPresent(xs: readonly (number | null)[]): number | null {
+/** Mean of the values that are there (null when none is): the whole-model zero-expert share from the layers'. */
+export function meanOfPresent(xs: readonly (number | null)[]): number | null {
   const v = xs.filter((x): x is number => x !== null);
   return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
 }

@@ -18,7 +18,17 @@ export class ShapedStats {
   constructor(schema: RoutingSchema, options: RoutingStatsOptions = {}) {
     this.schema = schema;
     this.groups = shapeGroups(schema);
-    this.stats = this.groups.map((g) => new RoutingStats(g.schema, options));
+    // Per-layer options are given in stream layer order: each shape takes its own layers'.
+    const z = options.zeroExperts;
+    const labels = options.layerLabels;
+    this.stats = this.groups.map(
+      (g) =>
+        new RoutingStats(g.schema, {
+          ...options,
+          ...(z ? { zeroExperts: g.positions.map((l) => z[l]) } : {}),
+          ...(labels ? { layerLabels: g.positions.map((l) => labels[l]!) } : {}),
+        }),
+    );
     this.where = [];
     this.groups.forEach((g, group) => {
       g.positions.forEach((l, at) => {

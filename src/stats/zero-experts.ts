@@ -6,6 +6,8 @@
  * metric of its own. Which ids are zero comes from the stream's router summaries (inspect, the trace header).
  */
 import { UserError } from '../core/errors.js';
+import { coverageExperts, deadExperts, loadCv, loadEntropy, loadMaxVio, topNShare } from './load.js';
+import { busiestExpert, relativeLoadsInto, totalLoad } from './relative-load.js';
 
 /**
  * The zero-expert ids of each layer as one L·E mask (1 = zero expert), or null when no layer has any. `ids[l]` is
@@ -74,4 +76,88 @@ export function realLoad(
   const out = new Float64Array(n);
   for (let i = 0, j = 0; i < e; i++) if (!mask[maskOffset + i]) out[j++] = load[offset + i]!;
   return out;
+}
+
+/** The load-balance metrics of one layer (the LayerMetrics fields cv … coverage90). */
+export interface LayerBalance {
+  cv: number;
+  maxVio: number;
+  entropy: number;
+  deadExperts: number;
+  topNShare: number;
+  coverage90: number;
+}
+
+/**
+ * The balance metrics of layer row load[offset … offset+e): over every expert, or — when `mask` marks zero experts
+ * in this layer (mask[maskOffset …]) — over the real experts only. The one definition RoutingStats.layerMetrics and
+ * the live views' frames (src/store/frame.ts) both read, so `stats` and the TUI agree on a LongCat trace.
+ */
+export function layerBalance(
+  load: ArrayLike<number>,
+  offset: number,
+  e: number,
+  topN: number,
+  mask: Uint8Array | null = null,
+  maskOffset = 0,
+): LayerBalance {
+  const zero = mask !== null && anyMarked(mask, maskOffset, e);
+  const b = zero ? realLoad(load, offset, e, mask, maskOffset) : load;
+  const o = zero ? 0 : offset;
+  const n = zero ? b.length : e;
+  return {
+    cv: loadCv(b, o, n),
+    maxVio: loadMaxVio(b, o, n),
+    entropy: loadEntropy(b, o, n),
+    deadExperts: deadExperts(b, o, n),
+    topNShare: topNShare(b, o, n, topN),
+    coverage90: coverageExperts(b, o, n, 0.9),
+  };
+}
+
+/**
+ * Each expert's load relative to the uniform share of the layer's real experts, c_e ÷ (Σ_real c / E_real), written to
+ * out[outOffset …]: 1 = a real expert at balance. Zero experts get the same scale (their columns are marked apart by
+ * the views). Without zero experts in the layer: relativeLoadsInto. NaN for every expert while the real experts
+ * have no load.
+ */
+export function realRelativeLoadsInto<T extends { [i: number]: number }>(
+  load: ArrayLike<number>,
+  offset: number,
+  e: number,
+  mask: Uint8Array | null,
+  maskOffset: number,
+  out: T,
+  outOffset = 0,
+): T {
+  if (mask === null || !anyMarked(mask, maskOffset, e)) return relativeLoadsInto(load, offset, e, out, outOffset);
+  let s = 0;
+  let n = 0;
+  for (let i = 0; i < e; i++)
+    if (!mask[maskOffset + i]) {
+      s += load[offset + i]!;
+      n++;
+    }
+  for (let i = 0; i < e; i++) out[outOffset + i] = s > 0 ? (load[offset + i]! / s) * n : NaN;
+  return out;
+}
+
+/** The busiest real expert of a layer and its share of all the layer's assignments (busiestExpert without zero experts). */
+export function busiestRealExpert(
+  load: ArrayLike<number>,
+  offset: number,
+  e: number,
+  mask: Uint8Array | null,
+  maskOffset: number,
+): { expert: number; share: number } {
+  if (mask === null || !anyMarked(mask, maskOffset, e)) return busiestExpert(load, offset, e);
+  let b = -1;
+  for (let i = 0; i < e; i++) if (!mask[maskOffset + i] && (b < 0 || load[offset + i]! > load[offset + b]!)) b = i;
+  const s = totalLoad(load, offset, e);
+  return { expert: b, share: s > 0 ? load[offset + b]! / s : NaN };
+}
+
+function anyMarked(mask: Uint8Array, offset: number, e: number): boolean {
+  for (let i = offset; i < offset + e; i++) if (mask[i]) return true;
+  return false;
 }

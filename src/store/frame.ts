@@ -10,34 +10,33 @@ import type { GpuMemory } from '../core/memory.js';
 import {
   RowScorer,
   busiestExpert,
-  coverageExperts,
-  deadExperts,
+  busiestRealExpert,
   deviceShares,
   deviceSlotsPerLayer,
   deviceWeightBytes,
   fractionsOfPeak,
-  loadCv,
-  loadEntropy,
-  loadMaxVio,
   loadShares,
   marginHistogram,
   meanSampleIntervalMs,
   memoryUsedShare,
   recentTokenRate,
-  relativeLoadsInto,
-  topNShare,
+  layerBalance,
+  realRelativeLoadsInto,
   totalLoad,
   uniformTopNShare,
+  zeroShare,
+  hasZeroExperts,
   type CollapseWarning,
   type LayerMetrics,
   type MarginHistogram,
   type Scope,
 } from '../stats/index.js';
 import { randomCoactivation, type CoactivationPair } from '../stats/coactivation.js';
+import { meanOfPresent } from '../stats/routing-stats.js';
 import type { PlacementSpec } from './placement-spec.js';
 import { balancedness, balancednessOfDeviceLoads } from '../stats/balancedness.js';
 import { deviceLoads, layerMap, type Placement } from '../stats/placement.js';
-import type { RoutingModel } from './model.js';
+import type { Fidelity, RoutingModel } from './model.js';
 
 export interface Selection {
   scope: Scope;
@@ -82,7 +81,11 @@ export interface TokenLayerRouting {
   /** The model's own layer index. */
   layer: number;
   experts: number[];
+  /** NaN where the weights were not followed to the mixing (weightsKnown false). */
   weights: number[];
+  /** False: the engine could not follow this router's weights to the mixing; the selection is the model's, the
+   * weights are not known (views show that, never a number). */
+  weightsKnown: boolean;
   /** K-th minus (K+1)-th router score; null without logits. */
   margin: number | null;
   /** Routing entropy / ln E; null without logits. */
@@ -178,12 +181,21 @@ export interface Frame {
   relLoad: Float32Array;
   /** L·E assignment counts of the scope. */
   counts: Float64Array;
+  /** Balance per layer: over its own E, or over its real experts when it has zero-computation experts (as `stats`). */
   cv: Float32Array;
   maxVio: Float32Array;
   entropy: Float32Array;
-  /** Experts with no assignment, per layer (of its own E). */
+  /** Experts with no assignment, per layer (of its own E; of its real experts where it has zero experts). */
   dead: Int32Array;
-  /** Busiest expert per layer and its share of the layer's assignments. */
+  /** Experts the dead count and the balance are over, per layer: E, less its zero-computation experts. */
+  balancedExperts: Int32Array;
+  /** Share of each layer's token-slots routed to zero-computation experts (stats' zeroShare); NaN where none. */
+  zeroShare: Float32Array;
+  /** Mean of zeroShare over the layers that have zero experts (stats' whole-model zeroShare); null when none has. */
+  zeroShareMean: number | null;
+  /** Routers whose weights were not followed, the layers' zero experts (src/store/model.ts Fidelity). */
+  fidelity: Fidelity;
+  /** Busiest expert per layer (a real one, where it has zero experts) and its share of the layer's assignments. */
   busiest: Int32Array;
   busiestShare: Float32Array;
   /** Every warning fired, newest first. */
@@ -238,18 +250,27 @@ export function buildFrame(model: RoutingModel, sel: Selection): Frame {
   const maxVio = new Float32Array(L);
   const entropy = new Float32Array(L);
   const dead = new Int32Array(L);
+  const balancedExperts = new Int32Array(L);
+  const zeroShares = new Float32Array(L).fill(Number.NaN);
   const busiest = new Int32Array(L);
   const busiestShare = new Float32Array(L);
+  const fidelity = model.fidelity;
+  const mask = fidelity.zeroMask;
   for (let l = 0; l < L; l++) {
-    // Every layer over its own experts: the columns past them are no experts at all.
+    // Every layer over its own experts: the columns past them are no experts at all. A layer with zero-computation
+    // experts is balanced over its real experts (the same stats functions `moescope stats` reads).
     const e = model.layerExperts[l]!;
     const base = l * E;
-    relativeLoadsInto(counts, base, e, relLoad, base);
-    cv[l] = loadCv(counts, base, e);
-    maxVio[l] = loadMaxVio(counts, base, e);
-    entropy[l] = loadEntropy(counts, base, e);
-    dead[l] = deadExperts(counts, base, e);
-    const b = busiestExpert(counts, base, e);
+    realRelativeLoadsInto(counts, base, e, mask, base, relLoad, base);
+    const bal = layerBalance(counts, base, e, model.layerTopK[l]!, mask, base);
+    cv[l] = bal.cv;
+    maxVio[l] = bal.maxVio;
+    entropy[l] = bal.entropy;
+    dead[l] = bal.deadExperts;
+    const z = fidelity.zeroExperts[l];
+    balancedExperts[l] = z ? e - z.ids.length : e;
+    if (z && mask) zeroShares[l] = zeroShare(counts, base, e, mask, base);
+    const b = busiestRealExpert(counts, base, e, mask, base);
     busiest[l] = b.expert;
     busiestShare[l] = b.share;
   }
@@ -275,6 +296,10 @@ export function buildFrame(model: RoutingModel, sel: Selection): Frame {
     maxVio,
     entropy,
     dead,
+    balancedExperts,
+    zeroShare: zeroShares,
+    zeroShareMean: meanOfPresent(fidelity.zeroExperts.flatMap((z, l) => (z ? [zeroShares[l]!] : []))),
+    fidelity,
     busiest,
     busiestShare,
     warnings,
@@ -384,24 +409,22 @@ function layerDetail(model: RoutingModel, l: number, scope: Selection['scope']):
     // A display window of another length than the detector's: the same load metrics, on its counts.
     const base = at * E;
     const c = w.counts;
+    const zero = stats.zeroMask;
     metrics = {
       ...stats.layerMetrics(at, 'window'),
       tokens: w.tokens,
       load: Array.from(c.subarray(base, base + E)),
       share: Array.from(loadShares(c, base, E)),
-      cv: loadCv(c, base, E),
-      maxVio: loadMaxVio(c, base, E),
-      entropy: loadEntropy(c, base, E),
-      deadExperts: deadExperts(c, base, E),
-      topNShare: topNShare(c, base, E, stats.topN),
-      coverage90: coverageExperts(c, base, E, 0.9),
+      ...layerBalance(c, base, E, stats.topN, zero, base),
+      zeroShare: zero && hasZeroExperts(zero, at, E) ? zeroShare(c, base, E, zero, base) : null,
     };
   }
   return {
     index: l,
     metrics,
     assignments: totalLoad(metrics.load, 0, metrics.load.length),
-    uniformTopNShare: uniformTopNShare(stats.topN, E),
+    // At balance over the experts the metrics are over (the real ones, where the layer has zero experts).
+    uniformTopNShare: uniformTopNShare(stats.topN, E - (model.fidelity.zeroExperts[l]?.ids.length ?? 0)),
     shareOfBusiest: fractionsOfPeak(metrics.share),
     coactivation: part.coact ? part.coact.topPairs(at, 8) : null,
     coactivationBaseline: randomCoactivation(E, K),
@@ -470,7 +493,14 @@ function tokenDetail(model: RoutingModel, i: number): TokenDetail {
         entropy = scorer.entropy;
       }
     }
-    layers.push({ layer: model.schema.layers[l]!, experts, weights, margin, entropy });
+    layers.push({
+      layer: model.schema.layers[l]!,
+      experts,
+      weights,
+      weightsKnown: model.fidelity.weightsKnown[l]!,
+      margin,
+      entropy,
+    });
   }
   return {
     index: i,

@@ -10,7 +10,7 @@ import { sliceBatch, type RoutingBatch, type RoutingSchema } from '../core/batch
 import type { MemorySample } from '../core/memory.js';
 import type { CountBatch } from '../core/routing-stream.js';
 import type { StreamMeta } from '../core/stream.js';
-import { loadCv, loadMaxVio, type CollapseWarning } from '../stats/index.js';
+import { hasZeroExperts, loadCv, loadMaxVio, realLoad, type CollapseWarning } from '../stats/index.js';
 import { balancednessOfDeviceLoads } from '../stats/balancedness.js';
 import { layerMap, type Placement } from '../stats/placement.js';
 import { DeviceMap } from '../stats/device-map.js';
@@ -34,6 +34,8 @@ export interface HistoryOptions {
   stepTokens?: number;
   /** Devices for the balancedness history; null: one device, no balancedness. */
   placement?: Placement | null;
+  /** Zero-computation experts (L·E, 1 = zero; model.ts Fidelity): those layers' MaxVio and CV are over the real experts. */
+  zeroMask?: Uint8Array | null;
 }
 
 export interface LayerSeries {
@@ -92,6 +94,9 @@ export class RoutingHistory {
   private readonly step: Float64Array;
   /** One map for every layer, or (layers of different E: ragged slot maps) one map per layer. */
   private readonly deviceMaps: DeviceMap[] | null;
+  private readonly zeroMask: Uint8Array | null;
+  /** Per layer: whether it has zero-computation experts (then its balance reads the real experts' load). */
+  private readonly zeroLayers: boolean[];
   /** Per layer, its device loads at the current step (reused). */
   private readonly devLoads: Float64Array[];
 
@@ -100,6 +105,9 @@ export class RoutingHistory {
     this.experts = experts;
     this.layerExperts = layerExperts ?? new Array<number>(layers).fill(experts);
     this.placement = opts.placement && opts.placement.devices > 1 ? opts.placement : null;
+    const mask = opts.zeroMask ?? null;
+    this.zeroMask = mask;
+    this.zeroLayers = Array.from({ length: layers }, (_, l) => hasZeroExperts(mask, l, experts));
     this.points = opts.points ?? HISTORY_POINTS;
     this.balance = new BucketHistory(3 * layers, this.points);
     this.step = new Float64Array(3 * layers).fill(NaN);
@@ -128,6 +136,12 @@ export class RoutingHistory {
     const v = this.step;
     const own = this.layerExperts;
     for (let l = 0; l < L; l++) {
+      if (this.zeroLayers[l]) {
+        const real = realLoad(counts, l * E, own[l]!, this.zeroMask!, l * E);
+        v[l] = loadMaxVio(real, 0, real.length);
+        v[L + l] = loadCv(real, 0, real.length);
+        continue;
+      }
       v[l] = loadMaxVio(counts, l * E, own[l]!);
       v[L + l] = loadCv(counts, l * E, own[l]!);
     }
@@ -205,7 +219,12 @@ export class HistoryModel extends RoutingModel {
 
   constructor(schema: RoutingSchema, meta: StreamMeta, options: ModelOptions & HistoryOptions = {}) {
     super(schema, meta, options);
-    this.history = new RoutingHistory(schema.layers.length, schema.experts, options, this.layerExperts);
+    this.history = new RoutingHistory(
+      schema.layers.length,
+      schema.experts,
+      { ...options, zeroMask: this.fidelity.zeroMask },
+      this.layerExperts,
+    );
     this.stepTokens = Math.max(1, Math.floor(options.stepTokens ?? this.options.window / 16));
   }
 

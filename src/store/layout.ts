@@ -4,6 +4,8 @@
  * below and nothing is measured while rendering. Nothing here reads the model or the live ring.
  */
 
+import type { Fidelity } from './model.js';
+
 /** Smallest terminal the TUI lays out in. */
 export const MIN_COLUMNS = 80;
 export const MIN_ROWS = 24;
@@ -150,6 +152,33 @@ export interface FrameShape {
   layerIds: readonly number[];
   layerLabels: readonly string[];
   experts: number;
+  /** What the stream cannot vouch for (src/store/model.ts Fidelity): each kind of flag takes a line below the heatmap. */
+  fidelity?: Pick<Fidelity, 'unfollowed' | 'zeroMask'>;
+}
+
+/**
+ * Lines the overview gives to what the stream cannot vouch for, below the heatmap: one naming the routers whose
+ * weights were not followed to the mixing, one for zero-computation experts.
+ */
+export function fidelityLines(shape: FrameShape): number {
+  const f = shape.fidelity;
+  return f ? (f.unfollowed.length > 0 ? 1 : 0) + (f.zeroMask ? 1 : 0) : 0;
+}
+
+/** Whether the layer pane of layer l gives a line to its flags (weights not followed, zero experts). */
+export function layerFlagRows(shape: FrameShape & { fidelity?: Fidelity }, l: number): number {
+  const f = shape.fidelity;
+  return f && (f.weightsKnown[l] === false || f.zeroExperts[l]) ? 1 : 0;
+}
+
+/** The layer pane's bars for layer l of a frame: its flag line, and room for the "z" after a zero expert's id. */
+export function layerBarsOf(
+  shape: FrameShape & { fidelity?: Fidelity; layerExperts: readonly number[] },
+  l: number,
+  term: Term,
+): LayerBarsLayout {
+  const zero = shape.fidelity?.zeroExperts[l] ? 1 : 0;
+  return layerBarsLayout(shape.layerExperts[l] ?? shape.experts, term, layerFlagRows(shape, l), zero);
 }
 
 export function overviewLayout(
@@ -174,7 +203,7 @@ export function overviewLayout(
   }
   const droppedMetrics = ROW_METRICS.filter((m) => !metrics.includes(m.id)).map((m) => m.id);
   const cells = Math.max(4, width - labelW - metricsW - 1);
-  const rows = Math.max(1, scr.body - OVERVIEW_ABOVE - OVERVIEW_BELOW);
+  const rows = Math.max(1, scr.body - OVERVIEW_ABOVE - OVERVIEW_BELOW - fidelityLines(shape));
   const vp = heatmapViewport(E, L, cells, rows, ui.zoom, ui.expert, ui.layer);
   // Few layers: taller rows, so a small model's heatmap fills the pane rather than a thin strip of it.
   const rowHeight = Math.max(1, Math.floor(rows / Math.max(1, vp.layers)));
@@ -217,13 +246,14 @@ const LAYER_BOTTOM_ROWS = 8;
 export const LAYER_SIDE_W = 58;
 const LAYER_SIDE_MIN_WIDTH = 120;
 
-export function layerBarsLayout(experts: number, term: Term): LayerBarsLayout {
+/** `flagRows`: lines the header gives to the layer's flags (layerFlagRows); `idMark`: columns after an expert's id. */
+export function layerBarsLayout(experts: number, term: Term, flagRows = 0, idMark = 0): LayerBarsLayout {
   const scr = screenOf(term);
   const width = scr.columns;
   const side = width >= LAYER_SIDE_MIN_WIDTH;
-  const listMax = Math.max(1, scr.body - LAYER_HEADER_ROWS - (side ? 0 : LAYER_BOTTOM_ROWS));
+  const listMax = Math.max(1, scr.body - LAYER_HEADER_ROWS - flagRows - (side ? 0 : LAYER_BOTTOM_ROWS));
   const avail = side ? width - LAYER_SIDE_W - 2 : width;
-  const idW = String(experts - 1).length + 1;
+  const idW = String(experts - 1).length + 1 + idMark;
   const fixed = idW + 18;
   const colsNeeded = Math.ceil(experts / listMax);
   const barW = Math.max(8, Math.min(40, Math.floor(avail / colsNeeded) - fixed));

@@ -13,6 +13,7 @@ import { groupBatch, groupRow, type ShapeGroup, shapeGroups } from '../core/shap
 import type { CountBatch } from '../core/routing-stream.js';
 import type { MemorySample } from '../core/memory.js';
 import { layerLabels, type StreamMeta } from '../core/stream.js';
+import { sanitizeLine } from '../core/sanitize.js';
 import {
   DEFAULT_COLLAPSE_WINDOW,
   RankLoads,
@@ -94,6 +95,12 @@ export class RoutingModel {
   warnings: CollapseWarning[] = [];
   /** Bumped by every change; frames remember the version they were built from. */
   version = 0;
+  /**
+   * What the stream says it cannot vouch for, read once from its header: routers whose weights the engine could not
+   * follow to the mixing (their selection is the model's, their weights are not known), and each layer's
+   * zero-computation experts (LongCat-Flash). Texts from the file are sanitised here.
+   */
+  readonly fidelity: Fidelity;
   /** Capture time (ms since epoch) of the first and the latest token. */
   firstMs: number | null = null;
   lastMs: number | null = null;
@@ -121,6 +128,12 @@ export class RoutingModel {
       });
     });
     this.where = where;
+    // Load counts (per device, often) carry no expert ids the header's zero experts could name.
+    this.fidelity = fidelityOf(
+      this.countsOnly ? { ...meta, routers: meta.routers.map(withoutZero) } : meta,
+      schema,
+      this.layerExperts,
+    );
     this.reset();
   }
 
@@ -174,6 +187,8 @@ export class RoutingModel {
               logits: logits ?? 'here',
               // Warnings name the router as the views do (its model layer and role where roles differ).
               layerLabels: g.positions.map((l) => labels[l]!),
+              // LongCat's zero-computation experts: balance over the real experts, as `stats` measures it.
+              zeroExperts: g.positions.map((l) => this.meta.routers[l]?.zeroExperts?.ids),
             }),
         coact: !counts && s.layers.length * E * E <= MAX_COACT_COUNTERS ? new ChunkedCoactivation(s) : null,
         ranks: null,
@@ -354,6 +369,58 @@ export class RoutingModel {
     }
     this.version++;
   }
+}
+
+/** A router whose weights were not followed to the mixing (StreamMeta's `mixing: "not-followed"`). */
+export interface UnfollowedRouter {
+  /** The stream's layer index (0 … L−1). */
+  index: number;
+  /** The views' label of that layer (layerLabels). */
+  label: string;
+  /** Why, from the header (sanitised, one line); "no reason recorded" when the header gives none. */
+  note: string;
+}
+
+export interface Fidelity {
+  /** Routers whose recorded weights are not what the experts were multiplied by, in layer order. */
+  unfollowed: UnfollowedRouter[];
+  /** Per stream layer: whether its recorded weights are the model's (false: not followed, weights unknown). */
+  weightsKnown: boolean[];
+  /** Per stream layer: its zero-computation experts and their kind (sanitised), or null. */
+  zeroExperts: ({ ids: number[]; kind: string } | null)[];
+  /** The same as an L·E mask (E the largest; 1 = zero expert), or null when no layer has any. */
+  zeroMask: Uint8Array | null;
+}
+
+function withoutZero(r: StreamMeta['routers'][number]): StreamMeta['routers'][number] {
+  return { ...r, zeroExperts: null };
+}
+
+function fidelityOf(meta: StreamMeta, schema: RoutingSchema, layerExperts: readonly number[]): Fidelity {
+  const L = schema.layers.length;
+  const labels = layerLabels(meta.routers, schema.layers);
+  // The header's routers are the stream's layers in order (as `stats` reads them).
+  const routers = meta.routers.slice(0, L);
+  const unfollowed: UnfollowedRouter[] = [];
+  const weightsKnown = schema.layers.map(() => true);
+  const zeroExperts: Fidelity['zeroExperts'] = schema.layers.map(() => null);
+  routers.forEach((r, l) => {
+    if (r.mixing === 'not-followed') {
+      weightsKnown[l] = false;
+      unfollowed.push({ index: l, label: labels[l]!, note: sanitizeLine(r.mixingNote || 'no reason recorded') });
+    }
+    const z = r.zeroExperts;
+    if (z && z.ids.length > 0) zeroExperts[l] = { ids: [...z.ids], kind: sanitizeLine(String(z.kind)) };
+  });
+  // The mask over the stream's layout (each layer's ids within its own E: stats checks them, src/stats/zero-experts.ts).
+  const E = schema.experts;
+  let zeroMask: Uint8Array | null = null;
+  zeroExperts.forEach((z, l) => {
+    if (!z) return;
+    zeroMask ??= new Uint8Array(L * E);
+    for (const e of z.ids) if (Number.isInteger(e) && e >= 0 && e < layerExperts[l]!) zeroMask[l * E + e] = 1;
+  });
+  return { unfollowed, weightsKnown, zeroExperts, zeroMask };
 }
 
 /** The producer's logits snapshot of the whole stream (live-logits.ts), cut to one part's layers. */

@@ -48,3 +48,36 @@ export function binLoad(
   const g = groupLoad(frame.counts, base, frame.layerExperts[l]!, a, Math.min(b, frame.layerExperts[l]!));
   return { ...g, busiestRel: frame.relLoad[base + g.busiest]! };
 }
+
+/**
+ * Which columns of the viewport hold only zero-computation experts of layer l (LongCat-Flash): 1 where every expert
+ * of the column is one. The views mark those columns instead of colouring them on the real experts' scale.
+ */
+export function zeroColumns(
+  frame: Frame,
+  l: number,
+  first: number,
+  bin: number,
+  columns: number,
+  out = new Uint8Array(columns),
+): Uint8Array {
+  out.fill(0);
+  const mask = frame.fidelity.zeroMask;
+  if (!mask || !frame.fidelity.zeroExperts[l]) return out;
+  const base = l * frame.experts;
+  const E = frame.layerExperts[l]!;
+  for (let c = 0; c < columns; c++) {
+    const a = first + c * bin;
+    const b = Math.min(E, a + bin);
+    let all = a < b;
+    for (let e = a; e < b && all; e++) if (!mask[base + e]) all = false;
+    out[c] = all ? 1 : 0;
+  }
+  return out;
+}
+
+/** Whether expert e of layer l is a zero-computation expert. */
+export function isZeroExpert(frame: Frame, l: number, e: number): boolean {
+  const mask = frame.fidelity.zeroMask;
+  return mask !== null && e < frame.layerExperts[l]! && mask[l * frame.experts + e] === 1;
+}

@@ -10,8 +10,11 @@ import { cellEdge } from '../store/layout.js';
 export const NO_DATA = 255;
 /** Level of a column that holds no expert of its layer (a layer with fewer experts than the widest): blank. */
 export const ABSENT = 254;
+/** Level of a column that holds only zero-computation experts (LongCat-Flash): a dim "z", not a heat level. */
+export const ZERO = 253;
 const CURSOR_GLYPH = '◆';
 const NO_DATA_GLYPH = '·';
+export const ZERO_GLYPH = 'z';
 
 /**
  * Builds one row: `levels[i]` is a heat level (0 … HEAT_LEVELS-1) or NO_DATA; the row spans `span` terminal columns
@@ -24,23 +27,25 @@ export function renderHeatRow(levels: Uint8Array, theme: Theme, cursor = -1, spa
   const n = levels.length;
   for (let i = 0; i < n; i++) {
     const lv = levels[i]!;
-    const glyph = lv === NO_DATA ? NO_DATA_GLYPH : lv === ABSENT ? ' ' : theme.heatGlyph[lv]!;
+    const glyph =
+      lv === NO_DATA ? NO_DATA_GLYPH : lv === ABSENT ? ' ' : lv === ZERO ? ZERO_GLYPH : theme.heatGlyph[lv]!;
+    const plain = lv === NO_DATA || lv === ABSENT || lv === ZERO;
     const cellWidth = span === n ? 1 : cellEdge({ columns: n, span }, i + 1) - cellEdge({ columns: n, span }, i);
     if (i === cursor) {
       const mid = cellWidth >> 1;
       let cell = '';
       for (let j = 0; j < cellWidth; j++) cell += j === mid ? CURSOR_GLYPH : ' ';
-      out += (lv === NO_DATA || lv === ABSENT ? SGR_RESET : theme.heatEscape[lv]!) + SGR_INVERSE + cell + SGR_RESET;
+      out += (plain ? SGR_RESET : theme.heatEscape[lv]!) + SGR_INVERSE + cell + SGR_RESET;
       cur = -2;
       continue;
     }
     if (lv !== cur) {
       out +=
-        lv === NO_DATA
+        lv === NO_DATA || lv === ZERO
           ? SGR_RESET + SGR_DIM
           : lv === ABSENT
             ? SGR_RESET
-            : cur === NO_DATA || cur === ABSENT
+            : cur === NO_DATA || cur === ABSENT || cur === ZERO
               ? SGR_RESET + theme.heatEscape[lv]!
               : theme.heatEscape[lv]!;
       cur = lv;

@@ -6,7 +6,8 @@
 import type { TuiState } from '../store/app-store.js';
 import {
   cellEdge,
-  layerBarsLayout,
+  layerBarsOf,
+  layerFlagRows,
   nextZoom,
   overviewLayout,
   screenOf,
@@ -201,7 +202,7 @@ function handleKey(name: string, s: TuiState): void {
         const bin = overview().vp.bin;
         return a.selectExpert(Math.floor(ui.expert / bin) * bin + d * bin);
       }
-      if (pane === 'layer') return a.selectExpert(ui.expert + d * layerBarsLayout(frame.experts, s.term).rows);
+      if (pane === 'layer') return a.selectExpert(ui.expert + d * layerBarsOf(frame, ui.layer, s.term).rows);
       if (pane === 'tokens') return moveToken(d);
       return;
     }
@@ -212,7 +213,7 @@ function handleKey(name: string, s: TuiState): void {
         return a.selectLayer(Math.max(0, Math.min(L - 1, ui.layer + d * Math.max(1, overview().vp.layers - 1))));
       if (pane === 'warnings') return a.moveWarning(d * Math.max(1, warningListRows(s.term) - 1));
       if (pane === 'tokens') return moveTokenLine(d * Math.max(1, tokenGrid(s).length - 1));
-      if (pane === 'layer') return a.selectExpert(ui.expert + d * layerBarsLayout(frame.experts, s.term).rows);
+      if (pane === 'layer') return a.selectExpert(ui.expert + d * layerBarsOf(frame, ui.layer, s.term).rows);
       return;
     }
   }
@@ -306,8 +307,9 @@ function handleMouse(e: Extract<InputEvent, { kind: 'mouse' }>, s: TuiState): vo
       return;
     }
     case 'layer': {
-      const g = layerBarsLayout(frame.experts, s.term);
-      const r = y - scr.bodyTop - 4;
+      const l = frame.layer?.index ?? s.ui.layer;
+      const g = layerBarsOf(frame, l, s.term);
+      const r = y - scr.bodyTop - 4 - layerFlagRows(frame, l);
       const c = Math.floor(x / g.entryW);
       if (r < 0 || r >= g.rows || c >= g.perRow || x >= g.listW) return;
       const page = Math.floor(Math.min(s.ui.expert, frame.experts - 1) / g.perPage);

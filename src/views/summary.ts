@@ -4,7 +4,7 @@
  */
 import { describeSchema, type RoutingSchema } from '../core/batch.js';
 import type { StreamMeta } from '../core/stream.js';
-import { buildFrame } from '../store/frame.js';
+import { buildFrame, type Frame } from '../store/frame.js';
 import type { RoutingModel } from '../store/model.js';
 import type { PlacementSpec } from '../store/placement-spec.js';
 import { formatTable } from '../core/text-table.js';
@@ -67,6 +67,7 @@ export function formatSummary(
   out.push(
     ...formatTable(rows, { align: rows[0]!.map((_, i) => (i === 0 || i === rows[0]!.length - 1 ? 'left' : 'right')) }),
   );
+  out.push(...fidelityText(f));
   out.push('');
   if (model.countsOnly) out.push('  collapse detection needs per-token data: a count trace has none');
   else if (f.detectorWindow === 0) out.push('  collapse detection off');
@@ -93,4 +94,25 @@ export function formatSummary(
     out.push('    ' + f.devices.loads.map((d) => `dev${d.device} ${fmtPct(d.loadShare)}`).join('  '));
   }
   return out.join('\n') + '\n';
+}
+
+/**
+ * Lines about what the stream cannot vouch for (the frame's fidelity): zero-computation experts and their share of
+ * the slots (the table's balance is over the real experts), and routers whose weights were not followed to the
+ * mixing, each named with why.
+ */
+export function fidelityText(f: Frame): string[] {
+  const out: string[] = [];
+  const zero = f.fidelity.zeroExperts.flatMap((z, l) => (z ? [{ l, z }] : []));
+  if (zero.length)
+    out.push(
+      `  zero-computation experts (${[...new Set(zero.map((x) => x.z.kind))].join(', ')}): the balance above is over the real experts; share of slots routed to them: ${zero
+        .map(({ l, z }) => `L${f.layerLabels[l]} (experts ${z.ids.join(', ')}) ${fmtPct(f.zeroShare[l])}`)
+        .join(', ')}`,
+    );
+  for (const u of f.fidelity.unfollowed)
+    out.push(
+      `  warning: L${u.label}: weights not followed to the mixing (${u.note}); its selection is the model's, its weights are unknown`,
+    );
+  return out;
 }

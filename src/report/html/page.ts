@@ -49,6 +49,7 @@ dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px;
 dl.facts dt { color: ${THEME.muted}; } dl.facts dd { margin: 0; }
 nav { margin: 12px 0 0; } nav a { margin-right: 14px; }
 p.note { color: ${THEME.muted}; max-width: 80ch; }
+p.unfollowed { color: ${THEME.alert}; max-width: 80ch; }
 table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
 th, td { padding: 3px 8px; border-bottom: 1px solid ${THEME.rule}; text-align: right; vertical-align: top; }
 th { font-weight: 600; } th small { display: block; font-weight: 400; color: ${THEME.muted}; }
@@ -77,6 +78,16 @@ function facts(d: ReportData): string {
   rows.push(['routing', describeSchema(d.schema)]);
   rows.push(['MoE layers', d.schema.layers.join(', ')]);
   return `<dl class="facts">${rows.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('')}</dl>`;
+}
+
+/** The warning about routers whose weights were not followed to the mixing (each named, with why), or ''. */
+function unfollowedNote(d: ReportData): string {
+  if (!d.unfollowed.length) return '';
+  return `<p class="unfollowed"><b>Weights not followed to the mixing</b> in ${d.unfollowed
+    .map((u) => `layer ${esc(d.layerLabels[u.layer]!)} (${esc(u.note)})`)
+    .join(
+      ', ',
+    )}: the engine could not trace what these routers' experts are multiplied by. Their selection — every count in this report — is the model's; their recorded weights are not (NaN in the trace).</p>`;
 }
 
 /** Whether every expert of bin b is a zero-computation expert of layer r. */
@@ -408,7 +419,7 @@ export function renderReportHtml(d: ReportData, opts: PageOptions): string {
   ];
   if (d.placement) links.push(['devices', 'Placement']);
   if (d.domains || d.shapes?.some((s) => s.domains)) links.push(['domains', 'Domains']);
-  const header = `<header><h1>MoE routing report</h1><p class="subject">${esc(d.subject)}</p>${facts(d)}</header>
+  const header = `<header><h1>MoE routing report</h1><p class="subject">${esc(d.subject)}</p>${facts(d)}${unfollowedNote(d)}</header>
 <nav>${links.map(([id, t]) => `<a href="#${id}">${esc(t)}</a>`).join('')}</nav>`;
   return htmlPage(
     d.subject,

@@ -4,7 +4,9 @@
  */
 import { Box, Text } from 'ink';
 import type { Frame, Histogram, LayerDetail } from '../../store/frame.js';
-import { LAYER_SIDE_W, layerBarsLayout } from '../../store/layout.js';
+import { LAYER_SIDE_W, layerBarsOf, layerFlagRows } from '../../store/layout.js';
+import { isZeroExpert } from '../../store/selectors.js';
+import { ZERO_GLYPH } from '../heat-rows.js';
 import { useTui, useView } from '../context.js';
 import { fmtInt, fmtNum, fmtPct } from '../number-text.js';
 import { bar } from '../glyphs.js';
@@ -29,7 +31,7 @@ export function LayerPane() {
   const stride = frame.experts;
   const L = frame.layerIds.length;
   const assignments = d.assignments;
-  const g = layerBarsLayout(E, term);
+  const g = layerBarsOf(frame, d.index, term);
   const { side, idW, barW, perRow, perPage: slots } = g;
   const listH = g.rows;
   const listW = g.listW;
@@ -41,10 +43,15 @@ export function LayerPane() {
     for (let c = 0; c < perRow; c++) {
       const e = first + c * listH + r; // column-major: experts read down, then across
       if (e >= E) break;
+      // A zero-computation expert: "z" after its id, its bar uncoloured (it is not on the real experts' scale).
+      const zero = isZeroExpert(frame, d.index, e);
       cells.push(
         <Text key={c}>
-          <Text inverse={e === expert}>{`e${e}`.padStart(idW)}</Text>{' '}
-          <Text color={theme.heatInk[levelOf(frame.relLoad[d.index * stride + e]!)]}>
+          <Text inverse={e === expert}>{`e${e}${zero ? ZERO_GLYPH : ''}`.padStart(idW)}</Text>{' '}
+          <Text
+            color={zero ? theme.muted : theme.heatInk[levelOf(frame.relLoad[d.index * stride + e]!)]}
+            dimColor={zero}
+          >
             {bar(d.shareOfBusiest[e]!, barW)}
           </Text>{' '}
           {fmtInt(m.load[e]!).padStart(7)} {fmtPct(m.share[e]!).padStart(6)}
@@ -76,11 +83,12 @@ export function LayerPane() {
         CV <Text bold>{fmtNum(m.cv)}</Text> · MaxVio <Text bold>{fmtNum(m.maxVio)}</Text> · entropy{' '}
         <Text bold>{fmtNum(m.entropy, 3)}</Text> <Text color={theme.muted}>(1 = balanced)</Text> · dead{' '}
         <Text bold color={m.deadExperts > 0 ? theme.warn : undefined}>
-          {m.deadExperts}/{E}
+          {m.deadExperts}/{frame.balancedExperts[d.index]}
         </Text>{' '}
         · top-{K} share {fmtPct(m.topNShare)} <Text color={theme.muted}>(uniform {fmtPct(d.uniformTopNShare)})</Text> ·
         90% of load on {Number.isFinite(m.coverage90) ? m.coverage90 : '—'} experts
       </Text>
+      <LayerFlags frame={frame} d={d} />
       <LossLine frame={frame} d={d} />
       <Text wrap="truncate" color={theme.muted}>
         load per expert (bar: share relative to the busiest; colour: load ÷ uniform)
@@ -109,6 +117,37 @@ export function LayerPane() {
         )}
       </Box>
     </Box>
+  );
+}
+
+/** The layer's flags on one line (layerFlagRows): weights not followed to the mixing, zero-computation experts. */
+function LayerFlags({ frame, d }: { frame: Frame; d: LayerDetail }) {
+  const { theme } = useView();
+  if (!layerFlagRows(frame, d.index)) return null;
+  const f = frame.fidelity;
+  const unfollowed = f.unfollowed.find((u) => u.index === d.index);
+  const z = f.zeroExperts[d.index];
+  return (
+    <Text wrap="truncate">
+      {unfollowed ? (
+        <>
+          <Text color={theme.warn} bold>
+            ⚠ weights not followed to the mixing
+          </Text>
+          <Text> ({unfollowed.note})</Text>
+          <Text color={theme.muted}> — the selection is the model's, the weights unknown</Text>
+        </>
+      ) : null}
+      {unfollowed && z ? ' · ' : ''}
+      {z ? (
+        <>
+          <Text>
+            {ZERO_GLYPH} zero-computation experts {z.ids.join(', ')} ({z.kind}): {fmtPct(d.metrics.zeroShare)} of slots
+          </Text>
+          <Text color={theme.muted}> · balance over the {frame.balancedExperts[d.index]} real experts</Text>
+        </>
+      ) : null}
+    </Text>
   );
 }
 

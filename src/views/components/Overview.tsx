@@ -13,13 +13,13 @@ import {
   type OverviewLayout,
   type RowMetric,
 } from '../../store/layout.js';
-import { binLoad, binnedRelLoad, layerColumns } from '../../store/selectors.js';
+import { binLoad, binnedRelLoad, layerColumns, zeroColumns } from '../../store/selectors.js';
 import { useTui, useView, type ViewContext } from '../context.js';
 import { fmtInt, fmtNum, fmtPct, fmtTimes } from '../number-text.js';
 import { SGR_BOLD, SGR_INVERSE, SGR_RESET } from '../../core/palette.js';
 import { LEGEND_STOPS, levelOf } from '../scale.js';
 import { GLYPH_RAMP } from '../theme.js';
-import { ABSENT } from '../heat-rows.js';
+import { ABSENT, ZERO, ZERO_GLYPH } from '../heat-rows.js';
 import { Heatmap } from './Heatmap.js';
 
 const METRIC_HEAD: Record<RowMetric, string> = { cv: '    CV', maxVio: ' MaxVio', entropy: ' entropy' };
@@ -80,6 +80,7 @@ export function Overview() {
       <CursorInfo frame={frame} layer={layer} vp={vp} metricsFirst={lay.droppedMetrics.length > 0} />
       <Legend frame={frame} width={width} vp={vp} />
       <LatestWarning frame={frame} />
+      <FidelityLines frame={frame} />
     </Box>
   );
 }
@@ -89,6 +90,7 @@ function heatLines({ theme, heatRows }: ViewContext, frame: Frame, lay: Overview
   const { vp, labelW, rowHeight } = lay;
   const binned = new Float32Array(vp.columns);
   const levels = new Uint8Array(vp.columns);
+  const zero = new Uint8Array(vp.columns);
   const lines: string[] = [];
   const blank = ' '.repeat(labelW);
   const mid = rowHeight >> 1;
@@ -96,7 +98,8 @@ function heatLines({ theme, heatRows }: ViewContext, frame: Frame, lay: Overview
     const l = vp.firstLayer + r;
     binnedRelLoad(frame, l, vp.firstExpert, vp.bin, vp.columns, binned);
     const own = layerColumns(frame, l, vp.firstExpert, vp.bin, vp.columns);
-    for (let c = 0; c < vp.columns; c++) levels[c] = c < own ? levelOf(binned[c]!) : ABSENT;
+    zeroColumns(frame, l, vp.firstExpert, vp.bin, vp.columns, zero);
+    for (let c = 0; c < vp.columns; c++) levels[c] = c >= own ? ABSENT : zero[c] ? ZERO : levelOf(binned[c]!);
     const selected = l === layer;
     const cells = heatRows.row(`r${r}`, levels, theme, selected ? vp.cursorColumn : -1, vp.span);
     const hasWarning = frame.warnings.some((w) => w.layerIndex === l && w.clearedAt === null);
@@ -175,6 +178,21 @@ function CursorInfo({
     );
   }
   const info = binLoad(frame, l, a, b);
+  if (zeroColumns(frame, l, a, b - a, 1)[0]) {
+    const z = frame.fidelity.zeroExperts[l]!;
+    return (
+      <Text wrap="truncate">
+        <Text bold color={theme.accent}>
+          L{frame.layerLabels[l]} {b - a > 1 ? `experts ${a}–${b - 1}` : `expert ${a}`}
+        </Text>
+        <Text> zero-computation ({z.kind})</Text>
+        <Text color={theme.muted}>
+          {' '}
+          · {fmtInt(info.count)} assignments = {fmtPct(info.share, 2)} of the layer's slots · not in the balance
+        </Text>
+      </Text>
+    );
+  }
   const which = b - a > 1 ? `experts ${a}–${b - 1} (busiest ${info.busiest})` : `expert ${a}`;
   const metrics = `CV ${fmtNum(frame.cv[l])} · MaxVio ${fmtNum(frame.maxVio[l])} · entropy ${fmtNum(frame.entropy[l], 3)}`;
   const load = `load ${fmtTimes(info.busiestRel)} uniform · ${fmtInt(info.count)} assignments = ${fmtPct(info.share, 2)} of the layer`;
@@ -200,11 +218,12 @@ function CursorInfo({
 
 function Legend({ frame, width, vp }: { frame: Frame; width: number; vp: HeatmapViewport }) {
   const { theme } = useView();
+  const zero = frame.fidelity.zeroMask ? ` · ${ZERO_GLYPH} zero-computation expert` : '';
   if (theme.mode === 'none') {
     return (
       <Text wrap="truncate" color={theme.muted}>
         load ÷ uniform share (1/{uniformOf(frame)}): "{GLYPH_RAMP[0]}" idle {GLYPH_RAMP[1]} &lt;½ {GLYPH_RAMP[2]} ½–2{' '}
-        {GLYPH_RAMP[3]} 2–4 {GLYPH_RAMP[4]} ≥4 · ◆ cursor · · no tokens yet
+        {GLYPH_RAMP[3]} 2–4 {GLYPH_RAMP[4]} ≥4 · ◆ cursor · · no tokens yet{zero}
       </Text>
     );
   }
@@ -218,7 +237,10 @@ function Legend({ frame, width, vp }: { frame: Frame; width: number; vp: Heatmap
           <Text color={theme.heatInk[levelOf(s.rel)]}>██</Text> {s.label}{' '}
         </Text>
       ))}
-      <Text color={theme.muted}>{width > head.length + 60 ? tail : ''}</Text>
+      <Text color={theme.muted}>
+        {zero}
+        {width > head.length + 60 + zero.length ? tail : ''}
+      </Text>
     </Text>
   );
 }
@@ -246,6 +268,41 @@ function LatestWarning({ frame }: { frame: Frame }) {
       <Text> · {w.message}</Text>
       <Text color={theme.muted}> · at token {fmtInt(w.firstToken)} · 4 for all</Text>
     </Text>
+  );
+}
+
+/**
+ * What the stream cannot vouch for, one line each (fidelityLines in src/store/layout.ts counts them): routers whose
+ * weights the engine could not follow to the mixing — named, with why — and zero-computation experts with the share
+ * of slots they take.
+ */
+function FidelityLines({ frame }: { frame: Frame }) {
+  const { theme } = useView();
+  const f = frame.fidelity;
+  const zeroLayers = f.zeroExperts.flatMap((z, l) => (z ? [{ l, z }] : []));
+  return (
+    <>
+      {f.unfollowed.length > 0 ? (
+        <Text wrap="truncate">
+          <Text color={theme.warn} bold>
+            ⚠ weights not followed to the mixing
+          </Text>
+          <Text> {f.unfollowed.map((u) => `L${u.label}: ${u.note}`).join(' · ')}</Text>
+          <Text color={theme.muted}> — the selection is the model's; its weights are unknown</Text>
+        </Text>
+      ) : null}
+      {zeroLayers.length > 0 ? (
+        <Text wrap="truncate">
+          <Text bold>{ZERO_GLYPH}</Text>
+          <Text>
+            {' '}
+            zero-computation experts ({[...new Set(zeroLayers.map((x) => x.z.kind))].join(', ')}):{' '}
+            {zeroLayers.map(({ l }) => `L${frame.layerLabels[l]} ${fmtPct(frame.zeroShare[l]!)}`).join(', ')} of slots
+          </Text>
+          <Text color={theme.muted}> · balance (CV, MaxVio, entropy, dead) over the real experts</Text>
+        </Text>
+      ) : null}
+    </>
   );
 }
 

@@ -4,7 +4,7 @@
  * The lines are the store's (src/store/token-lines.ts), drawn as Ink text.
  */
 import { Box, Text } from 'ink';
-import type { Frame, TokenDetail } from '../../store/frame.js';
+import type { Frame, TokenDetail, TokenLayerRouting } from '../../store/frame.js';
 import { screenOf, scrollWindow, tokenStreamRows } from '../../store/layout.js';
 import { tokenLines, type TokenLine } from '../../store/token-lines.js';
 import { useTui, useView } from '../context.js';
@@ -105,9 +105,19 @@ function StreamLine({
   );
 }
 
+/** What the debugger shows for a weight the engine could not follow to the mixing: no number (it is not known). */
+const UNKNOWN_WEIGHT = '?';
+
+function weightText(r: TokenLayerRouting, k: number): string {
+  return r.weightsKnown ? fmtNum(r.weights[k]!, 3) : UNKNOWN_WEIGHT;
+}
+
 function routingText(t: TokenDetail, l: number): string {
   const r = t.layers[l]!;
-  return r.experts.map((e, k) => `e${e} ${fmtNum(r.weights[k]!, 3)}`).join('  ');
+  return (
+    r.experts.map((e, k) => `e${e} ${weightText(r, k)}`).join('  ') +
+    (r.weightsKnown ? '' : ' (weights not followed to the mixing)')
+  );
 }
 
 function TokenHeading({ t, more = '' }: { t: TokenDetail; more?: string }) {
@@ -170,7 +180,7 @@ function TokenRouting({ t, frame, layer, height }: { t: TokenDetail; frame: Fram
             {r.experts.map((e, k) => (
               <Text key={k}>
                 <Text color={theme.expertInk(e, E)}>{`e${e}`.padEnd(8)}</Text>
-                {fmtNum(r.weights[k]!, 3).padEnd(10)}
+                {weightText(r, k).padEnd(10)}
               </Text>
             ))}
             {/* a layer of smaller top-k: its own experts only, the columns past them blank */}
@@ -181,7 +191,8 @@ function TokenRouting({ t, frame, layer, height }: { t: TokenDetail; frame: Fram
         );
       })}
       <Text color={theme.muted} wrap="truncate">
-        ↑↓ layer · ← → previous / next token · esc: back to the stream
+        {t.layers.some((r) => !r.weightsKnown) ? `weight ${UNKNOWN_WEIGHT}: not followed to the mixing · ` : ''}↑↓ layer
+        · ← → previous / next token · esc: back to the stream
         {frame.hasLogits ? '' : ' · margin and entropy need router logits (record with --logits)'}
       </Text>
     </Box>
