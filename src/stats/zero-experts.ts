@@ -78,12 +78,16 @@ export function realLoad(
   return out;
 }
 
-/** The load-balance metrics of one layer (the LayerMetrics fields cv … coverage90). */
-export interface LayerBalance {
+/** The load-balance metrics of one layer the live views draw every frame (LayerMetrics' cv … deadExperts). */
+export interface LoadBalance {
   cv: number;
   maxVio: number;
   entropy: number;
   deadExperts: number;
+}
+
+/** The load-balance metrics of one layer (the LayerMetrics fields cv … coverage90). */
+export interface LayerBalance extends LoadBalance {
   topNShare: number;
   coverage90: number;
 }
@@ -101,17 +105,48 @@ export function layerBalance(
   mask: Uint8Array | null = null,
   maskOffset = 0,
 ): LayerBalance {
-  const zero = mask !== null && anyMarked(mask, maskOffset, e);
-  const b = zero ? realLoad(load, offset, e, mask, maskOffset) : load;
-  const o = zero ? 0 : offset;
-  const n = zero ? b.length : e;
+  const { b, o, n } = balanced(load, offset, e, mask, maskOffset);
+  return {
+    ...loadBalanceOf(b, o, n),
+    topNShare: topNShare(b, o, n, topN),
+    coverage90: coverageExperts(b, o, n, 0.9),
+  };
+}
+
+/**
+ * layerBalance without the top-N share and the 90% coverage (each sorts the layer's load): what a frame draws for
+ * every layer, many times a second.
+ */
+export function loadBalance(
+  load: ArrayLike<number>,
+  offset: number,
+  e: number,
+  mask: Uint8Array | null = null,
+  maskOffset = 0,
+): LoadBalance {
+  const { b, o, n } = balanced(load, offset, e, mask, maskOffset);
+  return loadBalanceOf(b, o, n);
+}
+
+/** The load the balance metrics read: the row itself, or a copy of its real experts' load. */
+function balanced(
+  load: ArrayLike<number>,
+  offset: number,
+  e: number,
+  mask: Uint8Array | null,
+  maskOffset: number,
+): { b: ArrayLike<number>; o: number; n: number } {
+  if (mask === null || !anyMarked(mask, maskOffset, e)) return { b: load, o: offset, n: e };
+  const b = realLoad(load, offset, e, mask, maskOffset);
+  return { b, o: 0, n: b.length };
+}
+
+function loadBalanceOf(b: ArrayLike<number>, o: number, n: number): LoadBalance {
   return {
     cv: loadCv(b, o, n),
     maxVio: loadMaxVio(b, o, n),
     entropy: loadEntropy(b, o, n),
     deadExperts: deadExperts(b, o, n),
-    topNShare: topNShare(b, o, n, topN),
-    coverage90: coverageExperts(b, o, n, 0.9),
   };
 }
 

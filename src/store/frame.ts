@@ -21,6 +21,7 @@ import {
   memoryUsedShare,
   recentTokenRate,
   layerBalance,
+  loadBalance,
   realRelativeLoadsInto,
   totalLoad,
   uniformTopNShare,
@@ -262,7 +263,7 @@ export function buildFrame(model: RoutingModel, sel: Selection): Frame {
     const e = model.layerExperts[l]!;
     const base = l * E;
     realRelativeLoadsInto(counts, base, e, mask, base, relLoad, base);
-    const bal = layerBalance(counts, base, e, model.layerTopK[l]!, mask, base);
+    const bal = loadBalance(counts, base, e, mask, base);
     cv[l] = bal.cv;
     maxVio[l] = bal.maxVio;
     entropy[l] = bal.entropy;

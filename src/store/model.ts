@@ -407,10 +407,15 @@ function fidelityOf(meta: StreamMeta, schema: RoutingSchema, layerExperts: reado
   routers.forEach((r, l) => {
     if (r.mixing === 'not-followed') {
       weightsKnown[l] = false;
-      unfollowed.push({ index: l, label: labels[l]!, note: sanitizeLine(r.mixingNote || 'no reason recorded') });
+      unfollowed.push({
+        index: l,
+        label: labels[l]!,
+        note: sanitizeLine(String(r.mixingNote || 'no reason recorded')),
+      });
     }
     const z = r.zeroExperts;
-    if (z && z.ids.length > 0) zeroExperts[l] = { ids: [...z.ids], kind: sanitizeLine(String(z.kind)) };
+    if (z && Array.isArray(z.ids) && z.ids.length > 0)
+      zeroExperts[l] = { ids: [...z.ids], kind: sanitizeLine(String(z.kind)) };
   });
   // The mask over the stream's layout (each layer's ids within its own E: stats checks them, src/stats/zero-experts.ts).
   const E = schema.experts;
