@@ -253,6 +253,8 @@ export function buildFrame(model: RoutingModel, sel: Selection): Frame {
   const dead = new Int32Array(L);
   const balancedExperts = new Int32Array(L);
   const zeroShares = new Float32Array(L).fill(Number.NaN);
+  // The layers' shares unrounded, for their mean (the whole-model zero share `stats` reports).
+  const zeroShares64: number[] = [];
   const busiest = new Int32Array(L);
   const busiestShare = new Float32Array(L);
   const fidelity = model.fidelity;
@@ -270,7 +272,11 @@ export function buildFrame(model: RoutingModel, sel: Selection): Frame {
     dead[l] = bal.deadExperts;
     const z = fidelity.zeroExperts[l];
     balancedExperts[l] = z ? e - z.ids.length : e;
-    if (z && mask) zeroShares[l] = zeroShare(counts, base, e, mask, base);
+    if (z && mask) {
+      const share = zeroShare(counts, base, e, mask, base);
+      zeroShares[l] = share;
+      zeroShares64.push(share);
+    }
     const b = busiestRealExpert(counts, base, e, mask, base);
     busiest[l] = b.expert;
     busiestShare[l] = b.share;
@@ -299,7 +305,7 @@ export function buildFrame(model: RoutingModel, sel: Selection): Frame {
     dead,
     balancedExperts,
     zeroShare: zeroShares,
-    zeroShareMean: meanOfPresent(fidelity.zeroExperts.flatMap((z, l) => (z ? [zeroShares[l]!] : []))),
+    zeroShareMean: meanOfPresent(zeroShares64),
     fidelity,
     busiest,
     busiestShare,
