@@ -9,10 +9,11 @@
  * With the wall times, the CPU time the command's processes had used when the heatmap appeared (every thread of
  * the process tree, from /proc): on a loaded machine the wall times swing with the other jobs, the CPU does not.
  *
- *   node dist/bench/startup.js [--runs 5] [--json] [--earlier-cli PATH]
+ *   node dist/bench/startup.js [--runs 5] [--json] [--earlier-cli PATH] [--earlier DIR]
  *
  * --earlier-cli adds the live demo of another build (its dist/src/cli.js, beside its own package.json and
- * fixtures) to the rotation, for a before / after measured in the same run.
+ * fixtures) to the rotation, for a before / after measured in the same run. --earlier adds another built checkout
+ * as users start it: `npm start` there, its bundle's live demo and its bundle's replay of the demo trace.
  *
  * Goals (issue 17): first frame ≤ 0.5 s, first heatmap ≤ 2 s on the bundled model, medians.
  */
@@ -43,6 +44,8 @@ interface Variant {
   name: string;
   cmd: string;
   args: string[];
+  /** Where it runs (default: this checkout). */
+  cwd?: string;
   /** Draws no heatmap: done at its first frame. */
   floor?: boolean;
 }
@@ -97,7 +100,7 @@ const FIRST_FRAME = /moescope (live|replay)/;
 /** A heatmap row with data (a layer label followed by cells). */
 const HEATMAP = /^[ !▶]L\d+\s+[█◆▓▒░]/m;
 
-async function once(v: Variant): Promise<{ first: number; heatmap: number; cpu: number }> {
+async function once(v: Variant): Promise<{ first: number; heatmap: number; cpu: number; cpuFirst: number }> {
   const cols = 120;
   const rows = 36;
   const term = new xterm.Terminal({ cols, rows, allowProposedApi: true });
@@ -105,10 +108,11 @@ async function once(v: Variant): Promise<{ first: number; heatmap: number; cpu: 
   for (const [k, val] of Object.entries(process.env)) if (val !== undefined) env[k] = val;
   Object.assign(env, { TERM: 'xterm-256color', CI: 'false', NO_COLOR: '' });
   const t0 = performance.now();
-  const p = spawn(v.cmd, v.args, { name: 'xterm-256color', cols, rows, cwd: ROOT, env });
+  const p = spawn(v.cmd, v.args, { name: 'xterm-256color', cols, rows, cwd: v.cwd ?? ROOT, env });
   let first = NaN;
   let heatmap = NaN;
   let cpu = NaN;
+  let cpuFirst = NaN;
   let parsed = Promise.resolve();
   return await new Promise((resolve, reject) => {
     const timeout = setTimeout(() => finish(new Error(`${v.name}: no heatmap within 60 s`)), 60_000);
@@ -121,7 +125,7 @@ async function once(v: Variant): Promise<{ first: number; heatmap: number; cpu: 
       }
       term.dispose();
       if (e) reject(e);
-      else resolve({ first, heatmap, cpu });
+      else resolve({ first, heatmap, cpu, cpuFirst });
     };
     p.onData((d) => {
       const at = performance.now() - t0;
@@ -135,6 +139,7 @@ async function once(v: Variant): Promise<{ first: number; heatmap: number; cpu: 
                 screen += (b.getLine(b.viewportY + y)?.translateToString(true) ?? '') + '\n';
               if (Number.isNaN(first) && FIRST_FRAME.test(screen)) {
                 first = at;
+                cpuFirst = treeCpuMs(p.pid);
                 if (v.floor) {
                   heatmap = at;
                   cpu = treeCpuMs(p.pid);
@@ -164,16 +169,34 @@ export interface StartupResult {
   heatmap: Summary;
   /** CPU used by the first heatmap (the floor: by its first frame). */
   cpu: Summary;
+  /** CPU used by the first frame (read just after it was seen: a slight over-estimate). */
+  cpuFirst: Summary;
 }
 
 async function main(): Promise<void> {
   const runs = numArg(process.argv, '--runs', 5);
+  const loadAtStart = loadLine();
   const earlier = strArg(process.argv, '--earlier-cli');
   if (earlier)
     VARIANTS.push({ name: 'earlier build: node cli.js (live demo)', cmd: process.execPath, args: [earlier] });
+  const before = strArg(process.argv, '--earlier');
+  if (before) {
+    const bin = join(before, 'dist', 'bin', 'moescope.js');
+    VARIANTS.push(
+      { name: 'earlier: npm start', cmd: 'npm', args: ['start', '--silent'], cwd: before },
+      { name: 'earlier bundle: live demo', cmd: process.execPath, args: [bin], cwd: before },
+      {
+        name: 'earlier bundle: replay',
+        cmd: process.execPath,
+        args: [bin, 'replay', join(before, 'fixtures', 'traces', 'tiny-moe-demo.arrows')],
+        cwd: before,
+      },
+    );
+  }
   const first: number[][] = VARIANTS.map(() => []);
   const heat: number[][] = VARIANTS.map(() => []);
   const cpu: number[][] = VARIANTS.map(() => []);
+  const cpuFirst: number[][] = VARIANTS.map(() => []);
   // One warm-up round (page cache), then rounds with the order rotating.
   for (let r = -1; r < runs; r++) {
     for (let j = 0; j < VARIANTS.length; j++) {
@@ -183,6 +206,7 @@ async function main(): Promise<void> {
         first[v]!.push(x.first);
         heat[v]!.push(x.heatmap);
         cpu[v]!.push(x.cpu);
+        cpuFirst[v]!.push(x.cpuFirst);
       }
     }
   }
@@ -192,8 +216,11 @@ async function main(): Promise<void> {
     first: summarise(first[i]!),
     heatmap: summarise(heat[i]!),
     cpu: summarise(cpu[i]!),
+    cpuFirst: summarise(cpuFirst[i]!),
   }));
-  console.log(`${machineLine()}\n${loadLine()}\nstartup in a pseudo-terminal, ${runs} runs each (min / median / max):`);
+  console.log(
+    `${machineLine()}\nat the start: ${loadAtStart}\nat the end:   ${loadLine()}\nstartup in a pseudo-terminal, ${runs} runs each (min / median / max):`,
+  );
   for (const o of out) {
     if (o.floor) {
       console.log(
@@ -202,7 +229,7 @@ async function main(): Promise<void> {
       continue;
     }
     console.log(
-      `  ${o.name.padEnd(30)} first frame ${fmtSummary(o.first, 0, ' ms')}   first heatmap ${fmtSummary(o.heatmap, 0, ' ms')}, CPU by then ${fmtSummary(o.cpu, 0, ' ms')}`,
+      `  ${o.name.padEnd(30)} first frame ${fmtSummary(o.first, 0, ' ms')}, CPU ${fmtSummary(o.cpuFirst, 0, ' ms')}   first heatmap ${fmtSummary(o.heatmap, 0, ' ms')}, CPU by then ${fmtSummary(o.cpu, 0, ' ms')}`,
     );
     console.log(
       `  ${''.padEnd(30)} goals: first frame ≤ 500 ms ${o.first.median <= 500 ? 'met' : 'NOT met'}; first heatmap ≤ 2000 ms ${o.heatmap.median <= 2000 ? 'met' : 'NOT met'}`,

@@ -8,6 +8,7 @@ import { registerCommands } from './commands/index.js';
 import { describeError, isUserError } from './core/errors.js';
 import { oneLine } from './core/sanitize.js';
 import { moescopeVersion } from './core/version.js';
+import { leaveLoadingScreen } from './views/loading-screen.js';
 
 function buildProgram(): Command {
   const program = new Command('moescope');
@@ -24,7 +25,15 @@ function buildProgram(): Command {
     // The root command (the demo) has its own --ep/--no-color: without positional options commander would hand
     // `run --ep cuda` to the root and run on the CPU.
     .enablePositionalOptions()
-    .configureHelp({ sortSubcommands: false, showGlobalOptions: false });
+    .configureHelp({ sortSubcommands: false, showGlobalOptions: false })
+    // src/cli.tsx draws a loading screen only for arguments commander accepts; should one be up all the same,
+    // the error is printed on the screen the user gets back, not on the alternate one about to vanish.
+    .configureOutput({
+      outputError: (text, write) => {
+        leaveLoadingScreen();
+        write(text);
+      },
+    });
   registerCommands(program);
   return program;
 }
@@ -42,6 +51,7 @@ export async function runCli(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
+    leaveLoadingScreen(); // the actions give it back themselves; this is the net under them
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help')
         return 0;

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { demoLoading } from './first-frame.js';
 import { choiceArg, intArg } from './options.js';
 
 interface DemoFlags {
@@ -35,14 +36,13 @@ export function registerDemo(program: Command): void {
     )
     .option('--no-color', 'draw without colour (also when NO_COLOR is set)')
     .action(async (f: DemoFlags) => {
-      // The first frame goes up before anything heavy is imported (src/views/loading-screen.ts); an error while
-      // loading gives the screen back before it is printed.
+      // The first frame goes up before anything heavy is imported (src/views/loading-screen.ts; src/cli.tsx has
+      // usually drawn the same text already); an error while loading gives the screen back before it is printed.
       const screen = await import('../views/loading-screen.js');
-      if (screen.onTerminal())
-        screen.drawLoadingScreen(
-          'live demo · bundled tiny-moe',
-          `loading the bundled tiny-moe model (onnxruntime, ${f.ep}, in a worker thread)…`,
-        );
+      if (screen.onTerminal()) {
+        const text = demoLoading(f.ep);
+        screen.drawLoadingScreen(text.title, text.what);
+      }
       try {
         await demo(f);
       } finally {

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { replayLoading } from './first-frame.js';
 import { choiceArg, floatArg, intArg } from './options.js';
 
 interface ReplayFlags {
@@ -37,11 +38,13 @@ export function registerReplay(program: Command): void {
     .action(async (trace: string, f: ReplayFlags) => {
       const { UserError } = await import('../core/errors.js');
       if (f.speed > 64) throw new UserError(`--speed must be between 0.25 and 64, got ${f.speed}`);
-      // The first frame goes up before Arrow and Ink are imported (src/views/loading-screen.ts); an error while
-      // opening gives the screen back before it is printed.
+      // The first frame goes up before Arrow and Ink are imported (src/views/loading-screen.ts; src/cli.tsx has
+      // usually drawn the same text already); an error while opening gives the screen back before it is printed.
       const screen = await import('../views/loading-screen.js');
-      if (f.ui !== false && screen.onTerminal())
-        screen.drawLoadingScreen(`${f.follow ? 'follow' : 'replay'} ${trace}`, 'opening the trace…');
+      if (f.ui !== false && screen.onTerminal()) {
+        const text = replayLoading(trace, f.follow === true);
+        screen.drawLoadingScreen(text.title, text.what);
+      }
       try {
         const { openTrace, traceStream } = await import('../trace/index.js');
         const { runReplay } = await import('../views/index.js');

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { modelLabel, runLoading } from './first-frame.js';
 import { choiceArg, floatArg, intArg, intListArg } from './options.js';
 
 interface RunFlags {
@@ -114,21 +115,29 @@ export function registerRun(program: Command): void {
         ['--experts', flags.experts],
       ] as const)
         if (v !== undefined) throw new UserError(`${flag} goes with --server URL`);
-      // The TUI needs a terminal on both ends; piped or redirected, run prints what --no-ui prints.
-      const views = flags.ui ? await import('../views/index.js') : null;
-      if (views?.interactive()) await runLive(model, flags, views);
-      else await runPlain(model, flags);
+      // Checked before the loading screen goes up: bad flags are an error on the normal screen, not a flash.
+      const sources = [flags.prompt, flags.prompts, flags.inputIds].filter((x) => x !== undefined).length;
+      if (sources > 1) throw new UserError('give one of --prompt, --prompts and --input-ids.');
+      if (flags.greedy && flags.temperature !== undefined && flags.temperature > 0)
+        throw new UserError('--greedy and --temperature > 0 contradict each other; choose one.');
+      // The TUI needs a terminal on both ends; piped or redirected, run prints what --no-ui prints. Its first frame
+      // goes up before the views are imported (src/cli.tsx has usually drawn the same text already); an error while
+      // loading (a missing model, a bad prompts file) gives the screen back before it is printed.
+      const screen = flags.ui ? await import('../views/loading-screen.js') : null;
+      if (!screen?.onTerminal()) return runPlain(model, flags);
+      const text = runLoading(model, flags.ep);
+      screen.drawLoadingScreen(text.title, text.what);
+      try {
+        await runLive(model, flags, await import('../views/index.js'));
+      } finally {
+        screen.leaveLoadingScreen();
+      }
     });
 }
 
 /** Prompts and generation options from the flags (shared by both paths). */
 async function generationOptions(model: string, f: RunFlags) {
-  const { UserError } = await import('../core/errors.js');
   const { BUNDLED_PROMPTS } = await import('../core/paths.js');
-  const sources = [f.prompt !== undefined, f.prompts !== undefined, f.inputIds !== undefined].filter(Boolean).length;
-  if (sources > 1) throw new UserError('give one of --prompt, --prompts and --input-ids.');
-  if (f.greedy && f.temperature !== undefined && f.temperature > 0)
-    throw new UserError('--greedy and --temperature > 0 contradict each other; choose one.');
   const engine = await import('../engine/index.js');
   const prompts =
     f.inputIds !== undefined
@@ -156,8 +165,7 @@ async function generationOptions(model: string, f: RunFlags) {
 /** The live TUI over the generation (src/views), recording alongside when asked. */
 async function runLive(model: string, f: RunFlags, views: typeof import('../views/index.js')): Promise<void> {
   const { engine, options } = await generationOptions(model, f);
-  const { basename, dirname } = await import('node:path');
-  const label = `run · ${basename(model) === 'model.onnx' ? basename(dirname(model)) : basename(model)}`;
+  const label = `run · ${modelLabel(model)}`;
   // With logits, the engine worker scores them (src/stats/live-logits.ts): the thread that draws gets L × 8 numbers.
   const reducer = options.logits ? (await import('../stats/live-logits.js')).LIVE_LOGITS_REDUCER : undefined;
   const handle = engine.startGeneration({ ...options, reducer });
