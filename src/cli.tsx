@@ -11,10 +11,9 @@
 import { firstFrame } from './commands/first-frame.js';
 import { drawLoadingScreen, onTerminal } from './views/loading-screen.js';
 
-if (onTerminal()) {
-  const text = firstFrame(process.argv.slice(2));
-  if (text) drawLoadingScreen(text.title, text.what);
-}
+// The arguments first: only an invocation that draws anyway touches process.stdin (onTerminal) this early.
+const text = firstFrame(process.argv.slice(2));
+if (text && onTerminal()) drawLoadingScreen(text.title, text.what);
 
 // A reader that closes the pipe early (`moescope stats T --json | head`) is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
