@@ -13,10 +13,12 @@
  *   (`new URL('./worker.js', import.meta.url)`): a chunk holding that line and the worker's entry must be
  *   siblings. The build fails when a module is referenced that way and is not an entry here.
  * - Packages with native addons or runtime `require`s of their own files stay in node_modules (EXTERNAL).
+ * - WebAssembly modules (dist/src/**\/*.wasm, assembled by tools/wasm.mjs) are copied beside the chunks: the code
+ *   loads them by URL as it loads workers.
  * - tsc's dist/src stays as it is: the library (`import … from 'moescope'`) and the tests use it.
  */
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
@@ -65,9 +67,20 @@ await build({
   logLevel: 'warning',
 });
 
+// The WebAssembly modules, loaded by URL like the workers.
+function* wasmFiles(dir) {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) yield* wasmFiles(p);
+    else if (e.name.endsWith('.wasm')) yield p;
+  }
+}
+for (const f of wasmFiles(SRC)) copyFileSync(f, join(OUT, basename(f)));
+
 // Every `new URL('./x.js', import.meta.url)` in the output must name a file beside it.
 const missing = [];
 for (const f of readdirSync(OUT)) {
+  if (!f.endsWith('.js')) continue;
   const text = readFileSync(join(OUT, f), 'utf8');
   for (const m of text.matchAll(/new URL\(\s*["'](\.\/[^"']+)["']\s*,\s*import\.meta\.url\s*\)/g))
     if (!existsSync(join(OUT, m[1]))) missing.push(`${f} loads ${m[1]}`);

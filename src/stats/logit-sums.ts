@@ -10,6 +10,9 @@ import { gshardAuxLoss, hfAuxLoss, importanceLoss, seqAuxLossTerm, switchAuxLoss
 import { MARGIN_BINS, marginBin, marginHistogramOfCounts, type MarginHistogram } from './margin-histogram.js';
 import { RowSumsKernel } from './row-kernel.js';
 
+/** Logits copied into the kernel's memory at a time (RowSumsKernel.load): 2 MiB, 70 tokens at 58 × 256. */
+const CHUNK_BYTES = 2 << 20;
+
 /** Metrics that need router logits: null without them (and in the window scope). */
 export interface LogitsMetrics {
   /** HF load_balancing_loss_func on this layer alone (K at balance); in `global`, pooled over layers as HF does. */
@@ -301,17 +304,26 @@ export class LogitSums {
     // The kernel (≈ 2.5 MiB of tables on first use) is made by the adding side only.
     const kernel = (this.kernel ??= new RowSumsKernel(E, K, this.scoring, L));
     const rank = kernel.rank;
+    // The kernel adds into its own copy of the open sequence's prob sums (and the softmax sums) and reads the
+    // rows from one copy of CHUNK_BYTES of logits at a time; unbind copies the sums back (before a sequence
+    // closes, which reads them, and at the end).
+    kernel.bind(seqProb, softAcc);
+    const chunk = Math.max(1, Math.floor(CHUNK_BYTES / (2 * L * E)));
     for (let t = 0; t < b.length; t++) {
+      if (t % chunk === 0) kernel.load(logits, t * L * E, Math.min(b.length, t + chunk) * L * E);
       const seq = b.seq[t]! + 1;
       if (seq !== this.state[0]) {
+        kernel.unbind();
         this.closeSequence();
         this.state[0] = seq;
+        kernel.bind(seqProb, softAcc);
+        kernel.load(logits, t * L * E, Math.min(b.length, t + chunk - (t % chunk)) * L * E);
       }
       for (let l = 0; l < L; l++) {
         const base = l * E;
         // Σ_t prob goes into the open sequence's sums only; the run's total is the closed sequences' plus these
         // (probSum()), which saves a second per-expert accumulation per row.
-        if (!kernel.add(logits, (t * L + l) * E, l, seqProb, softAcc, base)) {
+        if (!kernel.addLoaded((t * L + l) * E, l, base)) {
           if (!allNaN(logits, (t * L + l) * E, E)) this.nonFinite[l]!++;
           continue;
         }
@@ -334,6 +346,7 @@ export class LogitSums {
         }
       }
     }
+    kernel.unbind();
   }
 
   /**
