@@ -20,8 +20,9 @@
  * token; at load this includes waits for a core, so compare stages within one run). The producer runs at most CAP tokens ahead of the consumer (a shared
  * counter), as a model slower than the consumer would. Nothing may be dropped: the worker's count, the model's
  * tokens, the writer's count and the reopened trace's tokenCount must all equal the tokens produced (exit 1
- * otherwise). `digest` is a sha1 over the final logits snapshot and the run's load counts — equal across builds
- * when their stats are equal, bit for bit (the producer is seeded).
+ * otherwise), and the last logits snapshot the store got must cover them all. `digest` is a sha1 over that
+ * snapshot and the run's load counts — equal across builds when their stats are equal, bit for bit (the producer
+ * is seeded).
  */
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync, rmSync, statSync } from 'node:fs';
@@ -116,10 +117,21 @@ function workerMain(): void {
     postNs += e - d;
     made += b.length;
   }
+  // The snapshot held back from the last batches (live-logits.ts makes one at most every few ms), as the engine
+  // sends it after its last batch.
+  const f = wallNs();
+  const last = reduce.final();
+  if (last) parentPort!.postMessage({ final: last });
+  reduceNs += wallNs() - f;
   const done: WorkerDone = { done: true, tokens: made, rowsNs, batchNs, reduceNs, postNs, threadNs: clock.ns() - c0 };
   clock.close();
   parentPort!.postMessage(done);
 }
+
+/** What the producer thread posts: ready, a batch with its snapshot (null: held back), the last snapshot, done. */
+type FromWorker =
+  | { ready?: true; batch?: RoutingBatch; snap?: LogitsSnapshot | null; final?: LogitsSnapshot }
+  | WorkerDone;
 
 /** The batch's typed-array buffers, moved to the consumer (as the engine worker posts them). */
 function transferList(b: RoutingBatch): ArrayBuffer[] {
@@ -191,7 +203,7 @@ function round(tokens: number, batch: number | null, path: string, keep: boolean
   let p0 = process.cpuUsage();
   return new Promise((resolve, reject) => {
     w.on('error', reject);
-    w.on('message', (m: { ready?: true; batch?: RoutingBatch; snap?: LogitsSnapshot } | WorkerDone) => {
+    w.on('message', (m: FromWorker) => {
       if ('ready' in m) {
         t0 = performance.now();
         c0 = clock.ns();
@@ -210,9 +222,16 @@ function round(tokens: number, batch: number | null, path: string, keep: boolean
         modelNs += c - a;
         writerNs += d - c;
         consumed += b.length;
-        last = m.snap ?? null;
+        if (m.snap) last = m.snap;
         Atomics.store(ctl, 1, consumed);
         Atomics.notify(ctl, 1);
+        return;
+      }
+      if ('final' in m) {
+        const a = wallNs();
+        model.addDerived(m.final);
+        modelNs += wallNs() - a;
+        last = m.final!;
         return;
       }
       const done = m as WorkerDone;
@@ -261,7 +280,14 @@ function round(tokens: number, batch: number | null, path: string, keep: boolean
         traceComplete,
         traceBytes,
         digest,
-        ok: consumed === n && modelTokens === n && writerTokens === n && traceTokens === n && traceComplete,
+        // The last snapshot the store got must cover every token (the one held back arrives after the batches).
+        ok:
+          consumed === n &&
+          modelTokens === n &&
+          writerTokens === n &&
+          traceTokens === n &&
+          traceComplete &&
+          (last as LogitsSnapshot | null)?.tokens === n,
       });
     });
   });

@@ -65,8 +65,20 @@ export interface TokensItem {
   /**
    * What the producer computed from this batch where its data was, up to the batch's end (the engine worker's
    * logits metrics: src/stats/live-logits.ts); consumers that asked the producer for it read it, others ignore it.
+   * The producer may leave it out of some batches (live-logits.ts makes its snapshot at most every few ms) and
+   * then sends a DerivedItem after its last batch.
    */
   derived?: unknown;
+}
+
+/**
+ * What the producer computed up to the end of the tokens before it, sent on its own after the last batch (when
+ * it held that back from the batch itself): the final live logits metrics. Consumers apply it as a batch's
+ * `derived`; others ignore it.
+ */
+export interface DerivedItem {
+  kind: 'derived';
+  derived: unknown;
 }
 
 export interface CountsItem {
@@ -80,7 +92,7 @@ export interface MemoryItem {
   sample: MemorySample;
 }
 
-export type StreamItem = TokensItem | CountsItem | MemoryItem;
+export type StreamItem = TokensItem | CountsItem | MemoryItem | DerivedItem;
 
 /** An incomplete message at the end of a file. */
 export interface Truncation {

@@ -35,8 +35,9 @@ export interface GenerationOptions extends RunnerOptions, GenerateOptions {
   /**
    * URL of a module exporting `createBatchReducer(schema) → (batch) → result`: run in the inference thread on every
    * batch, its structured-cloneable result travels with the batch as `derived` (e.g. src/stats/live-logits.ts, so
-   * that logits are scored where they are and the thread that draws gets L × 8 numbers). The engine does not know
-   * what it computes.
+   * that logits are scored where they are and the thread that draws gets L × 8 numbers). When the function has a
+   * `final()` method, it is called once after the last batch and a non-null result is sent as a 'derived' event.
+   * The engine does not know what it computes.
    */
   reducer?: string;
 }
@@ -105,6 +106,10 @@ export async function openAndRun(
       },
       control,
     );
+    // The reducer may have held back what it computed from the last batches (live-logits.ts: snapshots at most
+    // every few ms): it goes after them, before 'done'.
+    const last = reduce?.final?.();
+    if (last !== undefined && last !== null) post({ type: 'event', event: { type: 'derived', derived: last } });
   } finally {
     // Release the session before saying 'done': the caller may exit right after, and a thread ended inside
     // onnxruntime's native code takes the process down with it.
@@ -113,8 +118,11 @@ export async function openAndRun(
   post({ type: 'done', sequences });
 }
 
-async function loadReducer(url: string, schema: RoutingSchema): Promise<(b: RoutingBatch) => unknown> {
-  const mod = (await import(url)) as { createBatchReducer?: (schema: RoutingSchema) => (b: RoutingBatch) => unknown };
+/** A reducer: a result per batch, and optionally one more when the run ends (`final`). */
+type Reducer = ((b: RoutingBatch) => unknown) & { final?: () => unknown };
+
+async function loadReducer(url: string, schema: RoutingSchema): Promise<Reducer> {
+  const mod = (await import(url)) as { createBatchReducer?: (schema: RoutingSchema) => Reducer };
   if (typeof mod.createBatchReducer !== 'function') throw new Error(`${url} exports no createBatchReducer`);
   return mod.createBatchReducer(schema);
 }

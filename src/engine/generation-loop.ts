@@ -62,7 +62,9 @@ export type GenerationEvent =
   | { type: 'sequence-start'; seq: number; tag: string | null; prompt: string; promptIds: number[] }
   /** Text appended to the sequence's decoded output by the latest generated token. */
   | { type: 'text'; seq: number; tokenId: number; delta: string }
-  | { type: 'sequence-end'; result: SequenceResult };
+  | { type: 'sequence-end'; result: SequenceResult }
+  /** After the last batch: what the reducer's `final()` returned, when it held something back (see reducer). */
+  | { type: 'derived'; derived: unknown };
 
 export interface LoopControl {
   stopped(): boolean;

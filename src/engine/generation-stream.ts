@@ -40,6 +40,7 @@ export async function generationStream(
             : { kind: 'tokens', batch: e.batch, firstToken: next, memory: [], derived: e.derived };
           next += e.batch.length;
         } else if (e.type === 'memory') yield { kind: 'memory', sample: e.sample };
+        else if (e.type === 'derived') yield { kind: 'derived', derived: e.derived };
       }
       await h.done; // the iterator ends quietly on failure; this rethrows the engine's error
     },

@@ -216,6 +216,11 @@ export class RoutingStats {
     this.posted = snapshot;
   }
 
+  /** The producer's snapshot sent without a batch (`logits: 'posted'`): as `posted` of add(); others ignored. */
+  addPosted(posted: unknown): void {
+    if (this.postedMode && isLogitsSnapshot(posted, this.layers)) this.posted = posted;
+  }
+
   /** Whether logits metrics are being computed. */
   get hasLogits(): boolean {
     return this.logitSums !== null || this.postedMode;

@@ -287,8 +287,12 @@ abstract class PushFeed implements Feed {
   protected readonly model: RoutingModel;
   private playing = true;
   /** `derived`: what the producer computed up to the batch's end (see RoutingModel.add); applied with its last row. */
-  private pending: ({ batch: RoutingBatch; derived?: unknown } | { memory: MemorySample } | { counts: CountBatch })[] =
-    [];
+  private pending: (
+    | { batch: RoutingBatch; derived?: unknown }
+    | { memory: MemorySample }
+    | { counts: CountBatch }
+    | { derived: unknown }
+  )[] = [];
   private pendingTokens = 0;
   protected received = 0;
   protected ended = false;
@@ -341,6 +345,13 @@ abstract class PushFeed implements Feed {
     this.onChange?.();
   }
 
+  /** The producer's `derived` sent after its last batch (a DerivedItem): applied after the batches before it. */
+  protected pushDerived(d: unknown): void {
+    if (this.playing) this.model.addDerived(d);
+    else this.pending.push({ derived: d });
+    this.onChange?.();
+  }
+
   protected pushMemory(s: MemorySample): void {
     if (this.playing) this.model.addMemory(s);
     else this.pending.push({ memory: s });
@@ -384,6 +395,11 @@ abstract class PushFeed implements Feed {
         this.model.addCounts(head.counts);
         this.pending.shift();
         left -= 1;
+        continue;
+      }
+      if ('derived' in head && !('batch' in head)) {
+        this.model.addDerived(head.derived);
+        this.pending.shift();
         continue;
       }
       const b = head.batch;
@@ -508,6 +524,7 @@ export class StreamFeed extends PushFeed {
             this.pushBatch(item.batch, item.derived);
           } else if (item.kind === 'counts') this.pushCounts(item.batch);
           else if (item.kind === 'memory') this.pushMemory(item.sample);
+          else if (item.kind === 'derived') this.pushDerived(item.derived);
         }
         const end = await this.stream.end();
         this.error = end.error;

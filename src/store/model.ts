@@ -246,6 +246,15 @@ export class RoutingModel {
   }
 
   /**
+   * What the producer computed up to the last batch, sent after it (a stream's DerivedItem: the final logits
+   * snapshot the engine worker held back); as `derived` of add() without a batch.
+   */
+  addDerived(derived: unknown): void {
+    for (const p of this.parts) p.stats.addPosted(this.parts.length === 1 ? derived : partSnapshot(derived, p.group));
+    this.version++;
+  }
+
+  /**
    * Adds count rows to the run counts (RoutingStats.addCounts: the load metrics are the token formulas). Per-device
    * counts go in as the columns of a model whose schema has one "expert" per device (see ModelOptions.counts).
    * A count stream has one shape (docs/trace-format.md § Count traces): one part.

@@ -69,6 +69,7 @@ export async function collectLive(
       for (const m of item.memory) model.addMemory(m.sample);
       model.add(item.batch, item.derived);
     } else if (item.kind === 'memory') model.addMemory(item.sample);
+    else if (item.kind === 'derived') model.addDerived(item.derived);
   }
   return model;
 }
