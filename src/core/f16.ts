@@ -2,6 +2,7 @@
  * IEEE-754 half precision, stored as raw bits in Uint16Array — the in-memory form of the trace's
  * `weights` and `logits` columns, so batches map 1:1 onto Arrow Float16 buffers without copies.
  */
+import { readFileSync } from 'node:fs';
 
 const table = new Float32Array(65536);
 (() => {
@@ -60,12 +61,32 @@ export function f16ToF32(bits: number): number {
   return table[bits & 0xffff]!;
 }
 
+/** f16.wat's export: what it does there. */
+interface Encoder {
+  memory: WebAssembly.Memory;
+  encode(src: number, dst: number, steps: number, odd: number): number;
+}
+
+/** Arrays at least this long go through f16.wat (below, copying in and out costs more than it saves). */
+const WASM_MIN = 1024;
+/** The module, loaded on the first long array. */
+let wasm: Encoder | null = null;
+
+function encoder(): Encoder {
+  if (wasm === null) {
+    const bytes = readFileSync(new URL('./f16.wasm', import.meta.url));
+    wasm = new WebAssembly.Instance(new WebAssembly.Module(bytes), {}).exports as unknown as Encoder;
+  }
+  return wasm;
+}
+
 /**
- * Encodes src into dst[offset…] as float16 bits, rounding as f32ToF16 does. The engine hands out Float32Arrays:
- * those are read as raw bits through a Uint32Array view of the same memory (no float → bits round trip per
- * value, which made this the engine's largest capture cost with logits), and the values whose float16 is normal
- * — all but zeros, tiny numbers, overflow, Inf and NaN — are rounded in one step (see below); the rest, and other
- * inputs, go through f32ToF16.
+ * Encodes src into dst[offset…] as float16 bits, rounding as f32ToF16 does. The engine hands out Float32Arrays
+ * (14,848 logits per token at DeepSeek-V3 scale): long ones go to f16.wat, eight values per SIMD step, and the
+ * steps holding a value outside float16's normal range are redone here with f32ToF16; shorter ones, and the last
+ * values, are read as raw bits through a Uint32Array view (no float → bits round trip per value) and the values
+ * whose float16 is normal — all but zeros, tiny numbers, overflow, Inf and NaN — are rounded in one step (see
+ * below); the rest, and other inputs, go through f32ToF16. Every path gives f32ToF16's bits.
  */
 export function encodeF16(
   src: ArrayLike<number>,
@@ -77,8 +98,28 @@ export function encodeF16(
     for (let i = 0; i < n; i++) dst[offset + i] = f32ToF16(src[i]!);
     return dst;
   }
+  let from = 0;
+  const w = n >= WASM_MIN ? encoder() : null;
+  if (w) {
+    // Memory: the float32s at 0, their float16s after them, then the list of odd steps.
+    const steps = n >>> 3;
+    const inBytes = steps * 32;
+    const need = inBytes + steps * 16 + steps * 4;
+    const have = w.memory.buffer.byteLength;
+    if (need > have) w.memory.grow(Math.ceil((need - have) / 65536));
+    const buf = w.memory.buffer;
+    new Float32Array(buf, 0, steps * 8).set(src.subarray(0, steps * 8));
+    const odd = w.encode(0, inBytes, steps, inBytes + steps * 16);
+    dst.set(new Uint16Array(buf, inBytes, steps * 8), offset);
+    if (odd > 0) {
+      const list = new Int32Array(buf, inBytes + steps * 16, odd);
+      for (let j = 0; j < odd; j++)
+        for (let i = list[j]! * 8, end = i + 8; i < end; i++) dst[offset + i] = f32ToF16(src[i]!);
+    }
+    from = steps * 8;
+  }
   const bits = new Uint32Array(src.buffer, src.byteOffset, n);
-  for (let i = 0; i < n; i++) {
+  for (let i = from; i < n; i++) {
     const x = bits[i]!;
     const r = x & 0x7fffffff; // exponent | mantissa
     // float32 exponents 113…142 are float16's 1…30 (normal numbers; 142 may still round up to Inf).

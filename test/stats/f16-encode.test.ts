@@ -1,7 +1,7 @@
 /**
- * encodeF16's fast path (float32 bits read through a Uint32Array view, normal numbers rounded in one step) gives
- * the same bits as the scalar reference f32ToF16 (src/core/f16.ts) — on the boundaries where rounding code goes
- * wrong and on random bit patterns. (In test/stats because the stats engineer owns f16.ts' encoder.)
+ * encodeF16's fast paths (float32 bits read through a Uint32Array view, normal numbers rounded in one step; arrays
+ * of ≥ 1,024 values in WebAssembly, src/core/f16.wat, eight at a time) give the same bits as the scalar reference
+ * f32ToF16 (src/core/f16.ts) — on the boundaries where rounding code goes wrong and on random bit patterns. (In test/stats because the stats engineer owns f16.ts' encoder.)
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -92,6 +92,27 @@ test('random bit patterns and random logits-like values, into an offset of a lar
   for (let i = 0; i < view.length; i++) assert.equal(dst[50 + i], f32ToF16(view[i]!));
   assert.equal(dst[49], 0xffff);
   assert.equal(dst[50 + view.length], 0xffff);
+});
+
+test('long arrays (the WebAssembly path): any length, odd values in any of the eight lanes, views and offsets', () => {
+  const rand = seededRandom(23);
+  const odd = [0, -0, 1e-8, -3e-7, 65520, -1e9, Infinity, -Infinity, NaN, 2 ** -24];
+  for (const n of [1024, 1031, 4095, 14848, 14848 * 3 + 5]) {
+    const src = Float32Array.from({ length: n }, () => (rand() - 0.5) * 16);
+    // A value out of float16's normal range every so often, in every lane position and in the tail.
+    for (let i = 0; i < n; i += 1 + Math.floor(rand() * 97)) src[i] = odd[Math.floor(rand() * odd.length)]!;
+    src[n - 1] = NaN;
+    assertSameAsScalar(src, `n = ${n}`);
+    const view = src.subarray(3, n);
+    const dst = new Uint16Array(n + 10).fill(0xabcd);
+    encodeF16(view, dst, 7);
+    for (let i = 0; i < view.length; i++) {
+      const want = f32ToF16(view[i]!);
+      if (dst[7 + i] !== want) assert.fail(`n = ${n}, view at 3 into offset 7: value ${i} (${view[i]})`);
+    }
+    assert.equal(dst[6], 0xabcd);
+    assert.equal(dst[7 + view.length], 0xabcd);
+  }
 });
 
 test('inputs that are not Float32Array take the scalar path', () => {

@@ -1,6 +1,6 @@
 /**
- * The part of the WebAssembly JS API that row-kernel.ts uses: Node has it as a global, but the ES2023 lib this
- * project compiles against (no DOM) declares none of it.
+ * The part of the WebAssembly JS API that core/f16.ts and stats/row-kernel.ts use: Node has it as a global, but the
+ * ES2023 lib this project compiles against (no DOM) declares none of it.
  */
 declare namespace WebAssembly {
   class Module {
