@@ -69,6 +69,8 @@ interface Encoder {
 
 /** Arrays at least this long go through f16.wat (below, copying in and out costs more than it saves). */
 const WASM_MIN = 1024;
+/** Values per call into f16.wat (a multiple of 8): 64 Ki, 256 KiB of float32s. */
+const WASM_CHUNK = 65536;
 /** The module, loaded on the first long array. */
 let wasm: Encoder | null = null;
 
@@ -101,22 +103,27 @@ export function encodeF16(
   let from = 0;
   const w = n >= WASM_MIN ? encoder() : null;
   if (w) {
-    // Memory: the float32s at 0, their float16s after them, then the list of odd steps.
-    const steps = n >>> 3;
-    const inBytes = steps * 32;
-    const need = inBytes + steps * 16 + steps * 4;
+    // In chunks of WASM_CHUNK values (a prompt pass's logits can be hundreds of MB; the module's memory stays
+    // ~0.9 MiB): the float32s at 0, their float16s after them, then the list of odd steps.
+    const chunkSteps = WASM_CHUNK >>> 3;
+    const need = chunkSteps * (32 + 16 + 4);
     const have = w.memory.buffer.byteLength;
     if (need > have) w.memory.grow(Math.ceil((need - have) / 65536));
     const buf = w.memory.buffer;
-    new Float32Array(buf, 0, steps * 8).set(src.subarray(0, steps * 8));
-    const odd = w.encode(0, inBytes, steps, inBytes + steps * 16);
-    dst.set(new Uint16Array(buf, inBytes, steps * 8), offset);
-    if (odd > 0) {
-      const list = new Int32Array(buf, inBytes + steps * 16, odd);
+    const f32 = new Float32Array(buf, 0, WASM_CHUNK);
+    const u16 = new Uint16Array(buf, chunkSteps * 32, WASM_CHUNK);
+    const list = new Int32Array(buf, chunkSteps * 48, chunkSteps);
+    const stepsAll = n >>> 3;
+    for (let s0 = 0; s0 < stepsAll; s0 += chunkSteps) {
+      const steps = Math.min(chunkSteps, stepsAll - s0);
+      const at = s0 * 8;
+      f32.set(steps === chunkSteps ? src.subarray(at, at + WASM_CHUNK) : src.subarray(at, at + steps * 8));
+      const odd = w.encode(0, chunkSteps * 32, steps, chunkSteps * 48);
+      dst.set(steps === chunkSteps ? u16 : u16.subarray(0, steps * 8), offset + at);
       for (let j = 0; j < odd; j++)
-        for (let i = list[j]! * 8, end = i + 8; i < end; i++) dst[offset + i] = f32ToF16(src[i]!);
+        for (let i = at + list[j]! * 8, end = i + 8; i < end; i++) dst[offset + i] = f32ToF16(src[i]!);
     }
-    from = steps * 8;
+    from = stepsAll * 8;
   }
   const bits = new Uint32Array(src.buffer, src.byteOffset, n);
   for (let i = from; i < n; i++) {

@@ -94,10 +94,11 @@ test('random bit patterns and random logits-like values, into an offset of a lar
   assert.equal(dst[50 + view.length], 0xffff);
 });
 
-test('long arrays (the WebAssembly path): any length, odd values in any of the eight lanes, views and offsets', () => {
+test('long arrays (the WebAssembly path, in chunks): any length, odd values in any lane, views and offsets', () => {
   const rand = seededRandom(23);
   const odd = [0, -0, 1e-8, -3e-7, 65520, -1e9, Infinity, -Infinity, NaN, 2 ** -24];
-  for (const n of [1024, 1031, 4095, 14848, 14848 * 3 + 5]) {
+  // 14,848: one token of DeepSeek-V3 logits; 131,085: across two of the 65,536-value chunks and a tail.
+  for (const n of [1024, 1031, 4095, 14848, 14848 * 3 + 5, 131085]) {
     const src = Float32Array.from({ length: n }, () => (rand() - 0.5) * 16);
     // A value out of float16's normal range every so often, in every lane position and in the tail.
     for (let i = 0; i < n; i += 1 + Math.floor(rand() * 97)) src[i] = odd[Math.floor(rand() * odd.length)]!;
