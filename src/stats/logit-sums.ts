@@ -309,15 +309,20 @@ export class LogitSums {
     // closes, which reads them, and at the end).
     kernel.bind(seqProb, softAcc);
     const chunk = Math.max(1, Math.floor(CHUNK_BYTES / (2 * L * E)));
+    /** Tokens before this one have their rows in the kernel's memory (bind forgets them). */
+    let loadedTo = 0;
     for (let t = 0; t < b.length; t++) {
-      if (t % chunk === 0) kernel.load(logits, t * L * E, Math.min(b.length, t + chunk) * L * E);
       const seq = b.seq[t]! + 1;
       if (seq !== this.state[0]) {
         kernel.unbind();
         this.closeSequence();
         this.state[0] = seq;
         kernel.bind(seqProb, softAcc);
-        kernel.load(logits, t * L * E, Math.min(b.length, t + chunk - (t % chunk)) * L * E);
+        loadedTo = t;
+      }
+      if (t >= loadedTo) {
+        loadedTo = Math.min(b.length, t + chunk);
+        kernel.load(logits, t * L * E, loadedTo * L * E);
       }
       for (let l = 0; l < L; l++) {
         const base = l * E;

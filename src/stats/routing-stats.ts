@@ -262,7 +262,7 @@ export class RoutingStats {
       if (this.thread) this.thread.push(batch);
       else this.logitSums!.add(batch);
     }
-    if (this.postedMode && isLogitsSnapshot(posted, L)) this.posted = posted;
+    this.addPosted(posted);
     this.n += N;
     return fired;
   }
